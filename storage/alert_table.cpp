@@ -1,0 +1,63 @@
+#include "storage/alert_table.hpp"
+
+#include "actors/models/twin_name.hpp"
+#include "storage/key_codec.hpp"
+
+namespace healthtwin::storage {
+
+caf::expected<std::optional<std::string>> alert_table::get(std::string_view patient,
+                                                           std::string_view alert_id) {
+  auto shard = models::shard_of(patient, store_.shards());
+  return store_.get(column::alerts, key_codec::alert_key('a', shard, patient, alert_id));
+}
+
+void alert_table::put(write_batch& batch, std::string_view patient, std::string_view alert_id,
+                      std::string_view record, bool active) {
+  auto shard = models::shard_of(patient, store_.shards());
+  batch.put(column::alerts, key_codec::alert_key('a', shard, patient, alert_id), record);
+  auto index = key_codec::alert_key('x', shard, patient, alert_id);
+  if (active)
+    batch.put(column::alerts, index, {});
+  else
+    batch.erase(column::alerts, index);
+}
+
+void alert_table::put_event(write_batch& batch, uint64_t sequence, std::string_view event) {
+  batch.put(column::alerts, key_codec::alert_event_key(sequence), event);
+}
+
+caf::expected<uint64_t> alert_table::last_event_sequence() {
+  auto last = store_.last_key(column::alerts, "f");
+  if (!last)
+    return last.error();
+  if (!*last || (*last)->empty() || (**last)[0] != 'e')
+    return uint64_t{0};
+  return key_codec::get_u64(std::string_view{**last}.substr(1));
+}
+
+caf::error alert_table::scan_events(uint64_t after,
+                                    const std::function<bool(uint64_t, std::string_view)>& fn) {
+  return store_.scan(column::alerts, key_codec::alert_event_key(after + 1), "f",
+                     [&](std::string_view key, std::string_view value) {
+                       return fn(key_codec::get_u64(key.substr(1)), value);
+                     });
+}
+
+caf::error alert_table::scan_active(const std::function<void(std::string_view)>& fn) {
+  caf::error inner;
+  auto err = store_.scan(column::alerts, "x", "y", [&](std::string_view key, std::string_view) {
+    std::string record_key{key};
+    record_key[0] = 'a';
+    auto v = store_.get(column::alerts, record_key);
+    if (!v) {
+      inner = v.error();
+      return false;
+    }
+    if (*v)
+      fn(**v);
+    return true;
+  });
+  return err ? err : inner;
+}
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+
+#include "storage/store.hpp"
+
+namespace healthtwin::storage {
+
+/// Alert records, the index of active alerts and the alert event log
+/// (column family `alerts`). Records and events are serialized by the
+/// alert hub. Thread-safe.
+class alert_table {
+public:
+  explicit alert_table(store& s) : store_(s) {}
+
+  caf::expected<std::optional<std::string>> get(std::string_view patient,
+                                                std::string_view alert_id);
+
+  /// Adds the record and, atomically with it, marks the alert active or not.
+  void put(write_batch& batch, std::string_view patient, std::string_view alert_id,
+           std::string_view record, bool active);
+
+  /// Adds an event at `sequence` to the event log.
+  static void put_event(write_batch& batch, uint64_t sequence, std::string_view event);
+
+  /// Highest event sequence written; 0 when none.
+  caf::expected<uint64_t> last_event_sequence();
+
+  /// Events with sequence > after, in order, until fn returns false.
+  caf::error scan_events(uint64_t after,
+                         const std::function<bool(uint64_t, std::string_view)>& fn);
+
+  /// Every active alert record.
+  caf::error scan_active(const std::function<void(std::string_view record)>& fn);
+
+private:
+  store& store_;
+};
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,259 @@
+#include "storage/store.hpp"
+
+#include <filesystem>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+
+#include "actors/models/twin_name.hpp"
+#include "healthtwin/internal/records.pb.h"
+#include "storage/store_impl.hpp"
+
+namespace healthtwin::storage {
+
+namespace {
+
+constexpr uint32_t format_version = 1;
+
+// Index = static_cast<size_t>(column).
+constexpr std::array<const char*, column_count> column_names{
+    "default", "log", "registry", "twins", "series", "alerts", "audit"};
+
+rocksdb::ColumnFamilyOptions column_options(column c, const store_settings& s,
+                                            const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  switch (c) {
+    case column::log:
+      // Written once, read once on recovery, then range-deleted: large
+      // memtables, no compression (the data is short-lived), no filters.
+      o.write_buffer_size = s.log_write_buffer_bytes;
+      o.max_write_buffer_number = 4;
+      o.compression = rocksdb::kNoCompression;
+      break;
+    case column::series:
+      // Chunks are already compact; zstd at the bottom level only.
+      o.compression = rocksdb::kLZ4Compression;
+      o.bottommost_compression = rocksdb::kZSTD;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      break;
+    default:
+      // Point lookups by twin name: bloom filters.
+      o.compression = rocksdb::kLZ4Compression;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      break;
+  }
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+caf::error check_meta(store::impl& im, bool& fresh) {
+  std::string value;
+  auto st = im.db->Get(rocksdb::ReadOptions{}, im.cf(column::meta), "meta", &value);
+  if (st.IsNotFound()) {
+    fresh = true;
+    internal::NodeMeta meta;
+    meta.set_format_version(format_version);
+    meta.set_shards(im.settings.shards);
+    meta.set_shard_hash(std::string{models::twin_hash_name});
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return to_error(im.db->Put(wo, im.cf(column::meta), "meta", meta.SerializeAsString()),
+                    "write node meta");
+  }
+  if (!st.ok())
+    return to_error(st, "read node meta");
+  internal::NodeMeta meta;
+  if (!meta.ParseFromString(value))
+    return caf::make_error(errc::corruption, std::string{"node meta record does not parse"});
+  if (meta.format_version() != format_version)
+    return caf::make_error(errc::incompatible,
+                           "data directory has format version " +
+                               std::to_string(meta.format_version()) + ", this build reads " +
+                               std::to_string(format_version));
+  if (meta.shards() != im.settings.shards)
+    return caf::make_error(errc::incompatible,
+                           "data directory was created with shards=" +
+                               std::to_string(meta.shards()) + ", configured shards=" +
+                               std::to_string(im.settings.shards));
+  if (meta.shard_hash() != models::twin_hash_name)
+    return caf::make_error(errc::incompatible,
+                           "data directory uses shard hash " + meta.shard_hash());
+  return caf::none;
+}
+
+}  // namespace
+
+caf::error to_error(const rocksdb::Status& st, std::string_view what) {
+  if (st.ok())
+    return caf::none;
+  std::string ctx{what};
+  ctx += ": " + st.ToString();
+  if (st.IsNoSpace() || st.subcode() == rocksdb::Status::kNoSpace)
+    return caf::make_error(errc::no_space, std::move(ctx));
+  if (st.IsCorruption())
+    return caf::make_error(errc::corruption, std::move(ctx));
+  return caf::make_error(errc::io_error, std::move(ctx));
+}
+
+store::impl::~impl() {
+  if (db) {
+    for (auto* h : columns)
+      if (h)
+        db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+  }
+}
+
+store::store(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+store::~store() = default;
+
+const store_settings& store::settings() const noexcept {
+  return impl_->settings;
+}
+
+caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings) {
+  if (settings.data_dir.empty())
+    return caf::make_error(errc::invalid_settings, std::string{"data_dir is empty"});
+  if (settings.shards == 0 || settings.shards > 65536)
+    return caf::make_error(errc::invalid_settings,
+                           std::string{"shards must be between 1 and 65536"});
+  std::error_code ec;
+  std::filesystem::create_directories(settings.data_dir, ec);
+  if (ec)
+    return caf::make_error(errc::io_error,
+                           "cannot create data_dir " + settings.data_dir + ": " + ec.message());
+
+  auto im = std::make_unique<impl>();
+  im->settings = settings;
+  auto cache = rocksdb::NewLRUCache(settings.block_cache_bytes);
+
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.max_background_jobs = 2;
+  db_opts.bytes_per_sync = 1 << 20;
+  db_opts.keep_log_file_num = 5;
+  db_opts.max_total_wal_size = size_t{512} << 20;
+  // A torn last record (crash mid-write, never acknowledged) is dropped;
+  // damage anywhere else refuses to open instead of silently losing
+  // acknowledged writes behind it.
+  db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (size_t i = 0; i < column_count; ++i)
+    descriptors.emplace_back(column_names[i],
+                             column_options(static_cast<column>(i), settings, cache));
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(db_opts, settings.data_dir, descriptors, &handles, &raw);
+  if (!st.ok())
+    return to_error(st, "open " + settings.data_dir);
+  im->db.reset(raw);
+  for (size_t i = 0; i < handles.size(); ++i)
+    im->columns[i] = handles[i];
+
+  bool fresh = false;
+  if (auto err = check_meta(*im, fresh))
+    return err;
+  return std::unique_ptr<store>(new store(std::move(im)));
+}
+
+caf::error store::write(write_batch& batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync && impl_->settings.sync_wal;
+  return to_error(impl_->db->Write(wo, &batch.internals().batch), "write");
+}
+
+caf::expected<std::optional<std::string>> store::get(column c, std::string_view key) {
+  std::string value;
+  auto st = impl_->db->Get(rocksdb::ReadOptions{}, impl_->cf(c),
+                           rocksdb::Slice{key.data(), key.size()}, &value);
+  if (st.IsNotFound())
+    return std::optional<std::string>{};
+  if (!st.ok())
+    return to_error(st, "get");
+  return std::optional<std::string>{std::move(value)};
+}
+
+caf::error store::scan(column c, std::string_view begin, std::string_view end,
+                       const std::function<bool(std::string_view, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper{end.data(), end.size()};
+  if (!end.empty())
+    ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->cf(c))};
+  for (it->Seek(rocksdb::Slice{begin.data(), begin.size()}); it->Valid(); it->Next()) {
+    auto k = it->key();
+    auto v = it->value();
+    if (!fn(std::string_view{k.data(), k.size()}, std::string_view{v.data(), v.size()}))
+      break;
+  }
+  return to_error(it->status(), "scan");
+}
+
+caf::expected<std::optional<std::string>> store::last_key(column c, std::string_view before) {
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper{before.data(), before.size()};
+  if (!before.empty())
+    ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(ro, impl_->cf(c))};
+  it->SeekToLast();
+  if (auto err = to_error(it->status(), "seek last"))
+    return err;
+  if (!it->Valid())
+    return std::optional<std::string>{};
+  return std::optional<std::string>{it->key().ToString()};
+}
+
+caf::error store::compact(column c) {
+  if (auto err = to_error(impl_->db->Flush(rocksdb::FlushOptions{}, impl_->cf(c)), "flush"))
+    return err;
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return to_error(impl_->db->CompactRange(co, impl_->cf(c), nullptr, nullptr), "compact");
+}
+
+std::string store::describe_stats() const {
+  std::string out;
+  impl_->db->GetProperty("rocksdb.stats", &out);
+  return out;
+}
+
+write_batch::write_batch(store& s) : impl_(std::make_unique<impl>()) {
+  impl_->owner = &s.internals();
+}
+write_batch::~write_batch() = default;
+write_batch::write_batch(write_batch&&) noexcept = default;
+
+void write_batch::put(column c, std::string_view key, std::string_view value) {
+  impl_->batch
+      .Put(impl_->owner->cf(c), rocksdb::Slice{key.data(), key.size()},
+           rocksdb::Slice{value.data(), value.size()})
+      .PermitUncheckedError();  // in-memory append; fails only on size overflow
+}
+
+void write_batch::erase(column c, std::string_view key) {
+  impl_->batch.Delete(impl_->owner->cf(c), rocksdb::Slice{key.data(), key.size()})
+      .PermitUncheckedError();
+}
+
+void write_batch::erase_range(column c, std::string_view begin, std::string_view end) {
+  impl_->batch
+      .DeleteRange(impl_->owner->cf(c), rocksdb::Slice{begin.data(), begin.size()},
+                   rocksdb::Slice{end.data(), end.size()})
+      .PermitUncheckedError();
+}
+
+size_t write_batch::count() const noexcept {
+  return static_cast<size_t>(impl_->batch.Count());
+}
+
+void write_batch::clear() {
+  impl_->batch.Clear();
+}
+
+}  // namespace healthtwin::storage

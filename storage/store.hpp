@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+
+#include "storage/errc.hpp"
+
+namespace healthtwin::storage {
+
+/// How the node's RocksDB is opened. Read once at start; none of these can
+/// change at run time.
+struct store_settings {
+  /// Directory of the node's database; created if missing. Required.
+  std::string data_dir;
+  /// Number of virtual shards. Fixed for the life of a data directory: a
+  /// directory written with another count is refused (errc::incompatible).
+  /// Default 1024.
+  uint32_t shards = 1024;
+  /// fsync the write-ahead log on every commit (group commit amortises it).
+  /// false: an acknowledged write survives a crash of the process (kill -9)
+  /// but not of the machine. Default true.
+  bool sync_wal = true;
+  /// Shared block cache for all column families, bytes. Default 64 MiB.
+  size_t block_cache_bytes = size_t{64} << 20;
+  /// Memtable size of the ingest log column family, bytes. Default 64 MiB.
+  size_t log_write_buffer_bytes = size_t{64} << 20;
+};
+
+class write_batch;
+enum class column : uint8_t;
+
+/// The node's RocksDB: one database, one column family per purpose (log,
+/// registry, twins, series, alerts, audit). Thread-safe; owned by the
+/// composition root and shared by reference with the tables below.
+class store {
+public:
+  /// Opens (or creates) the database; refuses a directory written with
+  /// another shard count or hash, and reports damaged files by name.
+  static caf::expected<std::unique_ptr<store>> open(const store_settings& settings);
+
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  const store_settings& settings() const noexcept;
+  uint32_t shards() const noexcept { return settings().shards; }
+
+  /// Applies a batch atomically. With `sync` the WAL is fsynced first when
+  /// settings().sync_wal is on.
+  caf::error write(write_batch& batch, bool sync);
+
+  /// Reads one value: nullopt when the key is absent.
+  caf::expected<std::optional<std::string>> get(column c, std::string_view key);
+
+  /// Visits keys in [begin, end) in order (end empty = to the end of the
+  /// column family) until `fn` returns false.
+  caf::error scan(column c, std::string_view begin, std::string_view end,
+                  const std::function<bool(std::string_view key, std::string_view value)>& fn);
+
+  /// The last key below `before` (empty = the whole column family), or
+  /// nullopt when there is none.
+  caf::expected<std::optional<std::string>> last_key(column c, std::string_view before = {});
+
+  /// Flushes memtables and compacts a column family (tests, erasure).
+  caf::error compact(column c);
+
+  /// RocksDB's own statistics and properties, for diagnostics.
+  std::string describe_stats() const;
+
+  struct impl;
+  impl& internals() noexcept { return *impl_; }
+
+private:
+  explicit store(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+/// The column families.
+enum class column : uint8_t { meta, log, registry, twins, series, alerts, audit };
+
+/// A set of writes applied atomically by store::write. Not thread-safe.
+class write_batch {
+public:
+  explicit write_batch(store& s);
+  ~write_batch();
+  write_batch(write_batch&&) noexcept;
+
+  void put(column c, std::string_view key, std::string_view value);
+  void erase(column c, std::string_view key);
+  /// Deletes [begin, end) in one tombstone.
+  void erase_range(column c, std::string_view begin, std::string_view end);
+  size_t count() const noexcept;
+  void clear();
+
+  struct impl;
+  impl& internals() noexcept { return *impl_; }
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,33 @@
+#pragma once
+// Private to storage/: the RocksDB handles behind store and write_batch.
+
+#include <array>
+#include <memory>
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/store.hpp"
+
+namespace healthtwin::storage {
+
+inline constexpr size_t column_count = 7;
+
+struct store::impl {
+  store_settings settings;
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, column_count> columns{};
+
+  rocksdb::ColumnFamilyHandle* cf(column c) const { return columns[static_cast<size_t>(c)]; }
+  ~impl();
+};
+
+struct write_batch::impl {
+  store::impl* owner;
+  rocksdb::WriteBatch batch;
+};
+
+/// Converts a RocksDB status to a storage error naming the operation.
+caf::error to_error(const rocksdb::Status& st, std::string_view what);
+
+}  // namespace healthtwin::storage

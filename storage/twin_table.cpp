@@ -1,0 +1,28 @@
+#include "storage/twin_table.hpp"
+
+#include "storage/key_codec.hpp"
+
+namespace healthtwin::storage {
+
+std::string twin_table::key(models::twin_kind kind, std::string_view name) const {
+  return key_codec::twin_key(models::shard_of(name, store_.shards()), kind, name);
+}
+
+caf::expected<std::optional<std::string>> twin_table::get(models::twin_kind kind,
+                                                          std::string_view name) {
+  return store_.get(column_, key(kind, name));
+}
+
+void twin_table::put(write_batch& batch, models::twin_kind kind, std::string_view name,
+                     std::string_view value) {
+  batch.put(column_, key(kind, name), value);
+}
+
+caf::error twin_table::put_now(models::twin_kind kind, std::string_view name,
+                               std::string_view value) {
+  write_batch b{store_};
+  put(b, kind, name, value);
+  return store_.write(b, false);
+}
+
+}  // namespace healthtwin::storage

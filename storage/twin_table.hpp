@@ -1,0 +1,37 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+
+#include "actors/models/twin_name.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::storage {
+
+/// A column family keyed by twin: `registry` (patient and device records)
+/// or `twins` (snapshots). Values are serialized records owned by the
+/// caller. Keys start with the twin's shard. Thread-safe.
+class twin_table {
+public:
+  twin_table(store& s, column c) : store_(s), column_(c) {}
+
+  caf::expected<std::optional<std::string>> get(models::twin_kind kind, std::string_view name);
+
+  void put(write_batch& batch, models::twin_kind kind, std::string_view name,
+           std::string_view value);
+
+  /// Writes one value on its own (not fsynced: snapshots are rebuilt from the
+  /// log, which is).
+  caf::error put_now(models::twin_kind kind, std::string_view name, std::string_view value);
+
+  std::string key(models::twin_kind kind, std::string_view name) const;
+
+private:
+  store& store_;
+  column column_;
+};
+
+}  // namespace healthtwin::storage

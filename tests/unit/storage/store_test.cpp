@@ -1,0 +1,143 @@
+#include "storage/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "storage/alert_table.hpp"
+#include "storage/ingest_log.hpp"
+#include "storage/series_table.hpp"
+#include "storage/twin_table.hpp"
+#include "tests/unit/storage/store_fixture.hpp"
+
+using namespace healthtwin;
+using namespace healthtwin::storage;
+using healthtwin::testing::store_fixture;
+
+using store_test = store_fixture;
+
+TEST_F(store_test, refuses_a_data_dir_written_with_another_shard_count) {
+  db_.reset();
+  store_settings s;
+  s.data_dir = dir_.str();
+  s.shards = shards_ + 1;
+  auto opened = store::open(s);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error(), errc::incompatible);
+  EXPECT_NE(describe(opened.error()).find("shards=16"), std::string::npos)
+      << describe(opened.error());
+}
+
+TEST_F(store_test, refuses_bad_settings_naming_the_field) {
+  store_settings s;
+  s.data_dir = "";
+  auto opened = store::open(s);
+  ASSERT_FALSE(opened);
+  EXPECT_NE(describe(opened.error()).find("data_dir"), std::string::npos);
+  s.data_dir = dir_.str() + "/x";
+  s.shards = 0;
+  opened = store::open(s);
+  ASSERT_FALSE(opened);
+  EXPECT_NE(describe(opened.error()).find("shards"), std::string::npos);
+}
+
+TEST_F(store_test, ingest_log_replays_in_order_after_restart) {
+  for (uint64_t pos = 1; pos <= 300; ++pos) {
+    write_batch b{db()};
+    ingest_log::append(b, pos, "record-" + std::to_string(pos));
+    ASSERT_FALSE(db().write(b, true));
+  }
+  reopen();
+  ingest_log log{db()};
+  EXPECT_EQ(*log.last_position(), 300u);
+  uint64_t expect = 42;
+  ASSERT_FALSE(log.replay(42, [&](uint64_t pos, std::string_view rec) {
+    EXPECT_EQ(pos, expect);
+    EXPECT_EQ(rec, "record-" + std::to_string(pos));
+    ++expect;
+    return true;
+  }));
+  EXPECT_EQ(expect, 301u);
+}
+
+TEST_F(store_test, checkpoint_truncates_the_log_but_positions_keep_growing) {
+  ingest_log log{db()};
+  for (uint64_t pos = 1; pos <= 10; ++pos) {
+    write_batch b{db()};
+    ingest_log::append(b, pos, "r");
+    ASSERT_FALSE(db().write(b, false));
+  }
+  write_batch b{db()};
+  ingest_log::advance_checkpoint(b, 10);
+  ASSERT_FALSE(db().write(b, true));
+  reopen();
+  ingest_log after{db()};
+  EXPECT_EQ(*after.checkpoint(), 10u);
+  EXPECT_EQ(*after.last_position(), 10u);
+  int seen = 0;
+  ASSERT_FALSE(after.replay(0, [&](uint64_t, std::string_view) { return ++seen, true; }));
+  EXPECT_EQ(seen, 0);
+}
+
+TEST_F(store_test, twin_table_keeps_records_per_kind_and_name) {
+  twin_table reg{db(), column::registry};
+  ASSERT_FALSE(reg.put_now(models::twin_kind::patient, "tenants/h/patients/p", "P"));
+  ASSERT_FALSE(reg.put_now(models::twin_kind::device, "tenants/h/devices/p", "D"));
+  reopen();
+  twin_table again{db(), column::registry};
+  EXPECT_EQ(**again.get(models::twin_kind::patient, "tenants/h/patients/p"), "P");
+  EXPECT_EQ(**again.get(models::twin_kind::device, "tenants/h/devices/p"), "D");
+  EXPECT_FALSE(*again.get(models::twin_kind::patient, "tenants/h/patients/q"));
+}
+
+TEST_F(store_test, series_table_reads_a_time_range_of_closed_chunks) {
+  series_table series{db()};
+  const std::string p = "tenants/h/patients/p";
+  for (uint32_t chunk = 0; chunk < 4; ++chunk) {
+    series_chunk_builder b;
+    for (int i = 0; i < 100; ++i)
+      b.append(static_cast<int64_t>(chunk) * 100'000 + i * 1000, chunk * 100 + i);
+    ASSERT_FALSE(series.put_chunk(p, 1, chunk, b.finish()));
+  }
+  std::vector<sample> out;
+  ASSERT_FALSE(series.read(p, 1, 150'000, 250'000, 4, out));
+  ASSERT_EQ(out.size(), 100u);
+  EXPECT_EQ(out.front().time_ms, 150'000);
+  EXPECT_EQ(out.back().time_ms, 249'000);
+  out.clear();
+  ASSERT_FALSE(series.read(p, 1, 0, 1'000'000, 2, out));  // only chunks 0 and 1
+  EXPECT_EQ(out.size(), 200u);
+  out.clear();
+  ASSERT_FALSE(series.read(p, 2, 0, 1'000'000, 4, out));  // other metric
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(store_test, alert_table_tracks_active_alerts_and_events) {
+  alert_table alerts{db()};
+  write_batch b{db()};
+  alerts.put(b, "tenants/h/patients/p", "a1", "rec1", true);
+  alerts.put(b, "tenants/h/patients/p", "a2", "rec2", true);
+  alert_table::put_event(b, 1, "ev1");
+  alert_table::put_event(b, 2, "ev2");
+  ASSERT_FALSE(db().write(b, true));
+  write_batch b2{db()};
+  alerts.put(b2, "tenants/h/patients/p", "a1", "rec1-resolved", false);
+  alert_table::put_event(b2, 3, "ev3");
+  ASSERT_FALSE(db().write(b2, true));
+  reopen();
+  alert_table again{db()};
+  EXPECT_EQ(*again.last_event_sequence(), 3u);
+  std::vector<std::string> active;
+  ASSERT_FALSE(again.scan_active([&](std::string_view r) { active.emplace_back(r); }));
+  EXPECT_EQ(active, std::vector<std::string>{"rec2"});
+  std::vector<uint64_t> seqs;
+  ASSERT_FALSE(again.scan_events(1, [&](uint64_t s, std::string_view) {
+    seqs.push_back(s);
+    return true;
+  }));
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(**again.get("tenants/h/patients/p", "a1"), "rec1-resolved");
+}
+
+TEST_F(store_test, empty_alert_log_has_sequence_zero) {
+  alert_table alerts{db()};
+  EXPECT_EQ(*alerts.last_event_sequence(), 0u);
+}

@@ -1,0 +1,408 @@
+#include "actors/alerts/alert_hub.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/twin_name.hpp"
+#include "healthtwin/internal/records.pb.h"
+#include "storage/alert_table.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::actors {
+
+std::string to_string(alert_errc x) {
+  switch (x) {
+    case alert_errc::not_found: return "not_found";
+    case alert_errc::already_resolved: return "already_resolved";
+    case alert_errc::persist_failed: return "persist_failed";
+  }
+  return "unknown";
+}
+
+bool alert_filter::matches(const alert_record& a) const {
+  return models::tenant_of(a.patient) == tenant && (ward.empty() || a.ward == ward) &&
+         a.level >= min_priority;
+}
+
+// ---- alert_sink --------------------------------------------------------------
+
+void alert_sink::push(const alert_event& e) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return;
+    if (queue_.size() >= capacity_) {
+      overflowed_ = true;
+      closed_ = true;
+      queue_.clear();
+    } else {
+      queue_.push_back(e);
+    }
+  }
+  cv_.notify_one();
+}
+
+std::optional<alert_event> alert_sink::pop(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock{mtx_};
+  cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; });
+  if (queue_.empty())
+    return std::nullopt;
+  auto e = std::move(queue_.front());
+  queue_.pop_front();
+  return e;
+}
+
+void alert_sink::close() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool alert_sink::overflowed() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return overflowed_;
+}
+
+bool alert_sink::closed() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return closed_;
+}
+
+// ---- persisted form ------------------------------------------------------------
+
+namespace {
+
+void to_proto(const alert_record& a, internal::AlertRecord& r) {
+  r.set_name(a.name);
+  r.set_patient(a.patient);
+  r.set_ward(a.ward);
+  r.set_kind(static_cast<uint32_t>(a.kind));
+  r.set_metric(static_cast<uint32_t>(a.subject));
+  r.set_priority(static_cast<uint32_t>(a.level));
+  r.set_state(static_cast<uint32_t>(a.state));
+  r.set_value(a.value);
+  r.set_message(a.message);
+  r.set_raise_time_ms(a.raise_time_ms);
+  r.set_acknowledged_by(a.acknowledged_by);
+  r.set_acknowledge_note(a.acknowledge_note);
+  r.set_acknowledge_time_ms(a.acknowledge_time_ms);
+  r.set_resolve_time_ms(a.resolve_time_ms);
+}
+
+void from_proto(const internal::AlertRecord& r, alert_record& a) {
+  a.name = r.name();
+  a.patient = r.patient();
+  a.ward = r.ward();
+  a.kind = static_cast<models::alert_kind>(r.kind());
+  a.subject = static_cast<models::metric>(r.metric());
+  a.level = static_cast<models::priority>(r.priority());
+  a.state = static_cast<alert_state>(r.state());
+  a.value = r.value();
+  a.message = r.message();
+  a.raise_time_ms = r.raise_time_ms();
+  a.acknowledged_by = r.acknowledged_by();
+  a.acknowledge_note = r.acknowledge_note();
+  a.acknowledge_time_ms = r.acknowledge_time_ms();
+  a.resolve_time_ms = r.resolve_time_ms();
+}
+
+}  // namespace
+
+std::string serialize(const alert_record& a) {
+  internal::AlertRecord r;
+  to_proto(a, r);
+  return r.SerializeAsString();
+}
+
+bool parse(std::string_view bytes, alert_record& out) {
+  internal::AlertRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return false;
+  from_proto(r, out);
+  return true;
+}
+
+std::string serialize(const alert_event& e) {
+  internal::AlertEventRecord r;
+  r.set_sequence(e.sequence);
+  r.set_type(static_cast<uint32_t>(e.type));
+  to_proto(e.alert, *r.mutable_alert());
+  r.set_event_time_ms(e.event_time_ms);
+  return r.SerializeAsString();
+}
+
+bool parse(std::string_view bytes, alert_event& out) {
+  internal::AlertEventRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return false;
+  out.sequence = r.sequence();
+  out.type = static_cast<alert_event_type>(r.type());
+  from_proto(r.alert(), out.alert);
+  out.event_time_ms = r.event_time_ms();
+  return true;
+}
+
+// ---- the hub actor ---------------------------------------------------------------
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Prometheus instruments of the alert hub; no per-patient labels.
+class alert_probe {
+public:
+  explicit alert_probe(prometheus::Registry& reg)
+      : events_(prometheus::BuildCounter()
+                    .Name("healthtwin_alerts_events_total")
+                    .Help("Alert lifecycle events by type")
+                    .Register(reg)),
+        active_(prometheus::BuildGauge()
+                    .Name("healthtwin_alerts_active")
+                    .Help("Alerts not yet resolved, by priority")
+                    .Register(reg)),
+        persist_failures_(prometheus::BuildCounter()
+                              .Name("healthtwin_alerts_persist_failures_total")
+                              .Help("Alert changes the store refused (still fanned out)")
+                              .Register(reg)
+                              .Add({})),
+        subscribers_(prometheus::BuildGauge()
+                         .Name("healthtwin_alerts_subscribers")
+                         .Help("Live alert stream subscribers")
+                         .Register(reg)
+                         .Add({})) {
+    for (auto t : {"raised", "updated", "acknowledged", "resolved"})
+      event_counters_.push_back(&events_.Add({{"type", t}}));
+    for (auto p : {"low", "medium", "high"})
+      active_gauges_.push_back(&active_.Add({{"priority", p}}));
+  }
+
+  void on_event(alert_event_type t) { event_counters_[static_cast<size_t>(t) - 1]->Increment(); }
+  void on_persist_failure() { persist_failures_.Increment(); }
+  void set_active(const alert_counts& c) {
+    active_gauges_[0]->Set(static_cast<double>(c.low));
+    active_gauges_[1]->Set(static_cast<double>(c.medium));
+    active_gauges_[2]->Set(static_cast<double>(c.high));
+  }
+  void set_subscribers(size_t n) { subscribers_.Set(static_cast<double>(n)); }
+
+private:
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Gauge>& active_;
+  prometheus::Counter& persist_failures_;
+  prometheus::Gauge& subscribers_;
+  std::vector<prometheus::Counter*> event_counters_;
+  std::vector<prometheus::Gauge*> active_gauges_;
+};
+
+struct hub_state {
+  static constexpr const char* name = "alert_hub";
+
+  storage::store* store = nullptr;
+  std::unique_ptr<storage::alert_table> table;
+  std::unique_ptr<alert_probe> probe;
+  alert_hub_settings settings;
+  uint64_t last_sequence = 0;
+  std::unordered_map<std::string, alert_record> open;  // active or acknowledged
+  std::deque<alert_record> recent_resolved;
+  std::vector<alert_sink_ptr> sinks;
+
+  alert_counts counts() const {
+    alert_counts c;
+    for (auto& [_, a] : open) {
+      if (a.level == models::priority::high) ++c.high;
+      else if (a.level == models::priority::medium) ++c.medium;
+      else if (a.level == models::priority::low) ++c.low;
+    }
+    return c;
+  }
+
+  // Persists the alert and a new event, then fans the event out. A store
+  // failure is counted and logged but never stops the alert reaching
+  // clinicians.
+  alert_event publish(alert_event_type type, const alert_record& a) {
+    alert_event e{++last_sequence, type, a, now_ms()};
+    storage::write_batch batch{*store};
+    auto id = models::parse_alert_name(a.name);
+    table->put(batch, a.patient, id ? id->id : std::string_view{a.name}, serialize(a),
+               a.state != alert_state::resolved);
+    storage::alert_table::put_event(batch, e.sequence, serialize(e));
+    if (auto err = store->write(batch, true)) {
+      probe->on_persist_failure();
+      spdlog::error("alert hub: persisting an alert event failed: {}", storage::describe(err));
+    }
+    probe->on_event(type);
+    probe->set_active(counts());
+    auto before = sinks.size();
+    sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                               [](const alert_sink_ptr& s) { return s->closed(); }),
+                sinks.end());
+    if (sinks.size() != before)
+      probe->set_subscribers(sinks.size());
+    for (auto& s : sinks)
+      if (s->filter.matches(a))
+        s->push(e);
+    return e;
+  }
+
+  void remember_resolved(alert_record a) {
+    recent_resolved.push_front(std::move(a));
+    while (recent_resolved.size() > settings.recent_resolved)
+      recent_resolved.pop_back();
+  }
+
+  void raise(alert_record a) {
+    if (open.count(a.name))
+      return;
+    auto id = models::parse_alert_name(a.name);
+    if (!id)
+      return;
+    // A replayed twin raises the same alert again: the stored record wins.
+    auto existing = table->get(a.patient, id->id);
+    if (existing && *existing)
+      return;
+    a.state = alert_state::active;
+    open.emplace(a.name, a);
+    publish(alert_event_type::raised, a);
+  }
+
+  void update(const std::string& name, models::priority level, double value) {
+    auto i = open.find(name);
+    if (i == open.end())
+      return;
+    i->second.level = level;
+    i->second.value = value;
+    publish(alert_event_type::updated, i->second);
+  }
+
+  void resolve(const std::string& name, double value, int64_t time_ms) {
+    auto i = open.find(name);
+    if (i == open.end())
+      return;
+    auto a = std::move(i->second);
+    open.erase(i);
+    a.state = alert_state::resolved;
+    a.value = value;
+    a.resolve_time_ms = time_ms;
+    publish(alert_event_type::resolved, a);
+    remember_resolved(std::move(a));
+  }
+
+  caf::expected<alert_record> acknowledge(const std::string& name, const std::string& who,
+                                          const std::string& note) {
+    auto i = open.find(name);
+    if (i == open.end()) {
+      for (auto& r : recent_resolved)
+        if (r.name == name)
+          return caf::make_error(alert_errc::already_resolved);
+      auto id = models::parse_alert_name(name);
+      if (id) {
+        auto stored = table->get(id->patient, id->id);
+        alert_record rec;
+        if (stored && *stored && parse(**stored, rec) && rec.state == alert_state::resolved)
+          return caf::make_error(alert_errc::already_resolved);
+      }
+      return caf::make_error(alert_errc::not_found);
+    }
+    auto& a = i->second;
+    a.state = alert_state::acknowledged;
+    a.acknowledged_by = who;
+    a.acknowledge_note = note;
+    a.acknowledge_time_ms = now_ms();
+    publish(alert_event_type::acknowledged, a);
+    return a;
+  }
+
+  std::vector<alert_record> list(const alert_filter& f, bool include_resolved) const {
+    std::vector<alert_record> out;
+    for (auto& [_, a] : open)
+      if (f.matches(a))
+        out.push_back(a);
+    if (include_resolved)
+      for (auto& a : recent_resolved)
+        if (f.matches(a))
+          out.push_back(a);
+    std::sort(out.begin(), out.end(), [](const alert_record& x, const alert_record& y) {
+      return std::tie(x.raise_time_ms, x.name) > std::tie(y.raise_time_ms, y.name);
+    });
+    return out;
+  }
+
+  std::vector<alert_record> of_patient(const std::string& patient) const {
+    std::vector<alert_record> out;
+    for (auto& [_, a] : open)
+      if (a.patient == patient)
+        out.push_back(a);
+    std::sort(out.begin(), out.end(), [](const alert_record& x, const alert_record& y) {
+      return x.level > y.level || (x.level == y.level && x.raise_time_ms > y.raise_time_ms);
+    });
+    return out;
+  }
+};
+
+caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings settings,
+                        storage::store* store, prometheus::Registry* metrics) {
+  auto& st = self->state;
+  st.store = store;
+  st.settings = settings;
+  st.table = std::make_unique<storage::alert_table>(*store);
+  st.probe = std::make_unique<alert_probe>(*metrics);
+  if (auto last = st.table->last_event_sequence())
+    st.last_sequence = *last;
+  else
+    spdlog::error("alert hub: reading the event log failed: {}", storage::describe(last.error()));
+  auto err = st.table->scan_active([&](std::string_view bytes) {
+    alert_record a;
+    if (parse(bytes, a))
+      st.open.emplace(a.name, std::move(a));
+  });
+  if (err)
+    spdlog::error("alert hub: loading active alerts failed: {}", storage::describe(err));
+  st.probe->set_active(st.counts());
+  return {
+      [=](alert_raise_atom, alert_record& a) { self->state.raise(std::move(a)); },
+      [=](alert_update_atom, const std::string& name, models::priority level, double value,
+          int64_t) { self->state.update(name, level, value); },
+      [=](alert_resolve_atom, const std::string& name, double value, int64_t time_ms) {
+        self->state.resolve(name, value, time_ms);
+      },
+      [=](alert_ack_atom, const std::string& name, const std::string& who,
+          const std::string& note) { return self->state.acknowledge(name, who, note); },
+      [=](alert_list_atom, const alert_filter& f, bool include_resolved) {
+        return self->state.list(f, include_resolved);
+      },
+      [=](alert_list_atom, const std::string& patient) { return self->state.of_patient(patient); },
+      [=](alert_sub_atom, const alert_sink_ptr& sink) {
+        self->state.sinks.push_back(sink);
+        self->state.probe->set_subscribers(self->state.sinks.size());
+        return self->state.last_sequence;
+      },
+      [=](alert_unsub_atom, const alert_sink_ptr& sink) {
+        auto& sinks = self->state.sinks;
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+        self->state.probe->set_subscribers(sinks.size());
+      },
+      [=](alert_count_atom) { return self->state.counts(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
+                           storage::store& store, prometheus::Registry& metrics) {
+  return sys.spawn(alert_hub, settings, &store, &metrics);
+}
+
+}  // namespace healthtwin::actors

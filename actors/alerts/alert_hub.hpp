@@ -1,0 +1,164 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/models/alert_policy.hpp"
+#include "actors/models/metric.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace healthtwin::storage {
+class store;
+}
+
+namespace healthtwin::actors {
+
+/// Lifecycle state of an alert. Numbers equal healthtwin.v1.AlertState.
+enum class alert_state : uint8_t { active = 1, acknowledged = 2, resolved = 3 };
+
+/// What happened to an alert. Numbers equal healthtwin.v1.AlertEventType.
+enum class alert_event_type : uint8_t { raised = 1, updated = 2, acknowledged = 3, resolved = 4 };
+
+/// An alert as the hub keeps and persists it.
+struct alert_record {
+  std::string name;     ///< tenants/{t}/patients/{p}/alerts/{id}
+  std::string patient;  ///< tenants/{t}/patients/{p}
+  std::string ward;
+  models::alert_kind kind = models::alert_kind::threshold;
+  models::metric subject{};  ///< threshold alerts only
+  models::priority level = models::priority::none;
+  alert_state state = alert_state::active;
+  double value = 0;
+  std::string message;
+  int64_t raise_time_ms = 0;
+  std::string acknowledged_by;
+  std::string acknowledge_note;
+  int64_t acknowledge_time_ms = 0;
+  int64_t resolve_time_ms = 0;
+};
+
+struct alert_event {
+  uint64_t sequence = 0;  ///< resume token: strictly increasing per node
+  alert_event_type type = alert_event_type::raised;
+  alert_record alert;
+  int64_t event_time_ms = 0;  ///< node wall clock
+};
+
+/// Which alerts a subscriber or a listing wants.
+struct alert_filter {
+  std::string tenant;  ///< required
+  std::string ward;    ///< empty = all wards
+  models::priority min_priority = models::priority::none;
+  bool matches(const alert_record& a) const;
+};
+
+/// A subscriber's bounded queue of events, filled by the hub and drained by
+/// the subscriber's own thread (a gRPC stream). When the subscriber falls
+/// `capacity` events behind, the sink is closed as overflowed: the client
+/// reconnects with its last resume token and loses nothing.
+/// Thread-safe.
+class alert_sink {
+public:
+  explicit alert_sink(alert_filter f, size_t capacity = 10'000)
+      : filter(std::move(f)), capacity_(capacity) {}
+
+  const alert_filter filter;
+
+  /// Called by the hub; never blocks.
+  void push(const alert_event& e);
+  /// Waits up to `timeout` for the next event; nullopt on timeout or close.
+  std::optional<alert_event> pop(std::chrono::milliseconds timeout);
+  void close();
+  bool overflowed() const;
+  bool closed() const;
+
+private:
+  mutable std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<alert_event> queue_;
+  size_t capacity_;
+  bool overflowed_ = false;
+  bool closed_ = false;
+};
+
+using alert_sink_ptr = std::shared_ptr<alert_sink>;
+
+/// Active alerts per priority, for status and metrics.
+struct alert_counts {
+  uint64_t high = 0;
+  uint64_t medium = 0;
+  uint64_t low = 0;
+};
+
+/// Settings of the alert hub. None can change at run time.
+struct alert_hub_settings {
+  /// Resolved alerts kept in memory for ListAlerts. Default 1,000.
+  size_t recent_resolved = 1000;
+};
+
+// ---- messages the hub handles ----------------------------------------------
+using alert_raise_atom = caf::atom_constant<caf::atom("al_raise")>;
+using alert_update_atom = caf::atom_constant<caf::atom("al_update")>;
+using alert_resolve_atom = caf::atom_constant<caf::atom("al_resolve")>;
+using alert_ack_atom = caf::atom_constant<caf::atom("al_ack")>;
+using alert_list_atom = caf::atom_constant<caf::atom("al_list")>;
+using alert_sub_atom = caf::atom_constant<caf::atom("al_sub")>;
+using alert_unsub_atom = caf::atom_constant<caf::atom("al_unsub")>;
+using alert_count_atom = caf::atom_constant<caf::atom("al_count")>;
+
+/// Spawns the node's alert hub. It owns the lifecycle of every alert:
+/// raised by patient twins, updated and resolved by them, acknowledged by
+/// clinicians; each change is persisted (record + event) before it is
+/// fanned out to subscribers.
+///
+/// Messages:
+///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)
+///  (al_update, name, priority, value, time_ms)  from twins
+///  (al_resolve, name, value, time_ms)           from twins
+///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
+///  (al_list, alert_filter, include_resolved) -> std::vector<alert_record>
+///  (al_list, patient) -> std::vector<alert_record>   active alerts of a patient
+///  (al_sub, alert_sink_ptr) -> uint64_t         last event sequence at subscription
+///  (al_unsub, alert_sink_ptr)
+///  (al_count) -> alert_counts
+/// `store` and `metrics` must outlive the actor.
+caf::actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
+                           storage::store& store, prometheus::Registry& metrics);
+
+/// Errors of the alert hub (category atom "alerts").
+enum class alert_errc : uint8_t {
+  not_found = 1,  ///< no alert of that name
+  already_resolved,
+  persist_failed,  ///< the store refused the write (context says why)
+};
+std::string to_string(alert_errc x);
+
+/// Converts between alert records and their persisted form.
+std::string serialize(const alert_record& a);
+bool parse(std::string_view bytes, alert_record& out);
+std::string serialize(const alert_event& e);
+bool parse(std::string_view bytes, alert_event& out);
+
+}  // namespace healthtwin::actors
+
+CAF_ERROR_CODE_ENUM(healthtwin::actors::alert_errc, "alerts")
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_sink_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_counts)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<healthtwin::actors::alert_record>)

@@ -1,0 +1,743 @@
+#include "actors/ingest/ingest_sequencer.hpp"
+
+#include <array>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/sequence_window.hpp"
+#include "actors/models/twin_name.hpp"
+#include "actors/shard/shard.hpp"
+#include "healthtwin/internal/records.pb.h"
+#include "storage/ingest_log.hpp"
+#include "storage/store.hpp"
+#include "storage/twin_table.hpp"
+
+namespace healthtwin::actors {
+
+std::string to_string(ingest_errc x) {
+  switch (x) {
+    case ingest_errc::overloaded: return "overloaded";
+    case ingest_errc::shutting_down: return "shutting_down";
+    case ingest_errc::already_exists: return "already_exists";
+    case ingest_errc::not_found: return "not_found";
+    case ingest_errc::failed_precondition: return "failed_precondition";
+    case ingest_errc::invalid_argument: return "invalid_argument";
+  }
+  return "unknown";
+}
+
+std::string reading_field(uint32_t group, std::string_view field, uint32_t position) {
+  std::string s = "devices[" + std::to_string(group) + "]";
+  if (!field.empty()) {
+    s += '.';
+    s += field;
+    s += '[' + std::to_string(position) + ']';
+  }
+  return s;
+}
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr uint32_t no_entry = UINT32_MAX;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view reason_label(rejection_reason r) {
+  static constexpr std::array<std::string_view, 12> names{
+      "unspecified",    "invalid_name", "unknown_device",   "invalid_metric",
+      "metric_not_supported", "not_finite", "out_of_range",  "future_timestamp",
+      "invalid_timestamp",    "invalid_sequence", "duplicate", "outside_window"};
+  auto i = static_cast<size_t>(r);
+  return i < names.size() ? names[i] : "unspecified";
+}
+
+/// Prometheus instruments of the ingest path; labels carry no PHI.
+class ingest_probe {
+public:
+  explicit ingest_probe(prometheus::Registry& reg)
+      : accepted_(prometheus::BuildCounter()
+                      .Name("healthtwin_ingest_readings_accepted_total")
+                      .Help("Readings written to the ingest log")
+                      .Register(reg)
+                      .Add({})),
+        rejected_(prometheus::BuildCounter()
+                      .Name("healthtwin_ingest_readings_rejected_total")
+                      .Help("Readings refused one by one, by reason")
+                      .Register(reg)),
+        refused_(prometheus::BuildCounter()
+                     .Name("healthtwin_ingest_requests_refused_total")
+                     .Help("Whole requests refused, by reason")
+                     .Register(reg)),
+        commits_(prometheus::BuildCounter()
+                     .Name("healthtwin_ingest_commits_total")
+                     .Help("Group commits to the ingest log")
+                     .Register(reg)
+                     .Add({})),
+        commit_seconds_(prometheus::BuildHistogram()
+                            .Name("healthtwin_ingest_commit_seconds")
+                            .Help("Time to write one group commit (WAL included)")
+                            .Register(reg)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                         0.25, 1})),
+        position_(prometheus::BuildGauge()
+                      .Name("healthtwin_ingest_log_position")
+                      .Help("Last committed ingest log position")
+                      .Register(reg)
+                      .Add({})),
+        checkpoint_(prometheus::BuildGauge()
+                        .Name("healthtwin_ingest_checkpoint_position")
+                        .Help("Log position covered by twin snapshots (log truncated below)")
+                        .Register(reg)
+                        .Add({})),
+        pending_(prometheus::BuildGauge()
+                     .Name("healthtwin_ingest_pending_work")
+                     .Help("Work handed to twins and not yet applied")
+                     .Register(reg)
+                     .Add({})) {
+    for (uint8_t r = 1; r <= 11; ++r)
+      rejected_by_reason_[r] =
+          &rejected_.Add({{"reason", std::string{reason_label(static_cast<rejection_reason>(r))}}});
+    for (auto r : {"overloaded", "shutting_down", "storage"})
+      refused_by_reason_.emplace(r, &refused_.Add({{"reason", r}}));
+  }
+
+  void on_rejected(rejection_reason r) { rejected_by_reason_[static_cast<size_t>(r)]->Increment(); }
+  void on_refused(const char* why) { refused_by_reason_.at(why)->Increment(); }
+  void on_commit(uint64_t position, size_t readings, double seconds) {
+    accepted_.Increment(static_cast<double>(readings));
+    commits_.Increment();
+    commit_seconds_.Observe(seconds);
+    position_.Set(static_cast<double>(position));
+  }
+  void on_checkpoint(uint64_t position) { checkpoint_.Set(static_cast<double>(position)); }
+  void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
+
+private:
+  prometheus::Counter& accepted_;
+  prometheus::Family<prometheus::Counter>& rejected_;
+  prometheus::Family<prometheus::Counter>& refused_;
+  prometheus::Counter& commits_;
+  prometheus::Histogram& commit_seconds_;
+  prometheus::Gauge& position_;
+  prometheus::Gauge& checkpoint_;
+  prometheus::Gauge& pending_;
+  std::array<prometheus::Counter*, 12> rejected_by_reason_{};
+  std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
+};
+
+/// What the sequencer knows about a device: registry facts and the
+/// authoritative sequence window (rebuilt from snapshot + log on first use).
+struct directory_entry {
+  models::device_type type{};
+  std::string patient;
+  models::sequence_window window;
+  uint64_t commit_stamp = 0;  // commit that last touched this entry
+  uint32_t entry = no_entry;  // its entry index in that commit
+};
+
+struct ingest_job {
+  std::vector<ingest_group> groups;
+  ingest_sequencer::ingest_callback done;
+  ingest_result result;
+};
+
+struct registry_job {
+  registry_command command;
+  ingest_sequencer::registry_callback done;
+};
+
+using job = std::variant<ingest_job, registry_job>;
+
+enum class checkpoint_phase : int { idle, running, succeeded, failed };
+
+}  // namespace
+
+struct ingest_sequencer::impl {
+  impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
+       prometheus::Registry& metrics)
+      : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
+        probe(metrics), shard_slot(shards.size(), -1) {}
+
+  ingest_settings settings;
+  storage::store& store;
+  storage::ingest_log log;
+  storage::registry registry;
+  std::vector<caf::actor> shards;
+  ingest_flow& flow;
+  ingest_probe probe;
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<job> queue;
+  size_t queued_readings = 0;
+  bool stopping = false;
+  std::thread thread;
+
+  std::atomic<uint64_t> position{0};
+  std::atomic<uint64_t> accepted{0};
+  std::unordered_map<std::string, directory_entry> directory;
+
+  // The commit being assembled (sequencer thread only).
+  std::shared_ptr<committed_batch> batch;
+  uint64_t commit_stamp = 0;
+  std::vector<std::pair<directory_entry*, models::sequence_window>> undo;
+  std::vector<ingest_job*> commit_jobs;
+  std::vector<int32_t> shard_slot;
+
+  // Checkpoints.
+  std::atomic<checkpoint_phase> phase{checkpoint_phase::idle};
+  uint64_t checkpoint_target = 0;
+  uint64_t checkpointed = 0;
+  clock::time_point next_checkpoint = clock::now();
+
+  // -- directory ---------------------------------------------------------------
+
+  // nullptr: no such device. Loads registry facts and the window from the
+  // device's snapshot on first use.
+  caf::expected<directory_entry*> lookup(const std::string& name) {
+    auto i = directory.find(name);
+    if (i != directory.end())
+      return &i->second;
+    auto rec = registry.get_device(name);
+    if (!rec)
+      return rec.error();
+    if (!*rec)
+      return static_cast<directory_entry*>(nullptr);
+    directory_entry e;
+    e.type = (*rec)->type;
+    e.patient = (*rec)->patient;
+    storage::twin_table snapshots{store, storage::column::twins};
+    auto snap = snapshots.get(models::twin_kind::device, name);
+    if (!snap)
+      return snap.error();
+    if (*snap) {
+      internal::DeviceSnapshot s;
+      if (!s.ParseFromString(**snap))
+        return caf::make_error(storage::errc::invalid_record,
+                               std::string{"device snapshot does not parse"});
+      std::array<uint64_t, 4> bits{};
+      for (int k = 0; k < s.window().seen_size() && k < 4; ++k)
+        bits[static_cast<size_t>(k)] = s.window().seen(k);
+      e.window = models::sequence_window::restore(s.window().highest(), bits);
+    }
+    return &directory.emplace(name, std::move(e)).first->second;
+  }
+
+  // -- commits -----------------------------------------------------------------
+
+  void begin_commit() {
+    batch = std::make_shared<committed_batch>();
+    ++commit_stamp;
+  }
+
+  void reject(ingest_job& j, const ingest_group& g, const ingest_reading& r, rejection_reason why,
+              std::string_view field, std::string description) {
+    j.result.rejections.push_back(reading_rejection{
+        r.index, reading_field(g.group, field, r.index - g.first_index), why, std::move(description)});
+    probe.on_rejected(why);
+  }
+
+  void add_ingest(ingest_job& j) {
+    // Look every device up first, so a registry read error fails the request
+    // before any of its readings touched a window.
+    std::vector<directory_entry*> entries;
+    entries.reserve(j.groups.size());
+    for (auto& g : j.groups) {
+      auto e = lookup(g.device);
+      if (!e) {
+        j.result.error = e.error();
+        commit_jobs.push_back(&j);
+        return;
+      }
+      entries.push_back(*e);
+    }
+    for (size_t gi = 0; gi < j.groups.size(); ++gi) {
+      auto& g = j.groups[gi];
+      auto* e = entries[gi];
+      for (auto& r : g.readings) {
+        if (!e) {
+          reject(j, g, r, rejection_reason::unknown_device, {}, "no such device: register it first");
+          continue;
+        }
+        if (!models::device_measures(e->type, r.metric)) {
+          reject(j, g, r, rejection_reason::metric_not_supported, "metric",
+                 std::string{models::to_string(r.metric)} + " is not measured by this device type");
+          continue;
+        }
+        if (e->commit_stamp != commit_stamp) {
+          undo.emplace_back(e, e->window);
+          e->commit_stamp = commit_stamp;
+          e->entry = no_entry;
+        }
+        switch (e->window.admit(r.sequence)) {
+          case models::sequence_window::verdict::accept:
+            break;
+          case models::sequence_window::verdict::duplicate:
+            reject(j, g, r, rejection_reason::duplicate, "sequence",
+                   "already accepted (safe to treat as acknowledged)");
+            continue;
+          case models::sequence_window::verdict::too_old:
+            reject(j, g, r, rejection_reason::outside_window, "sequence",
+                   "more than 256 below the highest sequence accepted from this device");
+            continue;
+          case models::sequence_window::verdict::invalid:
+            reject(j, g, r, rejection_reason::invalid_sequence, "sequence", "must be >= 1");
+            continue;
+        }
+        if (e->entry == no_entry) {
+          e->entry = static_cast<uint32_t>(batch->entries.size());
+          batch->entries.push_back(device_entry{g.device, e->patient, {}});
+        }
+        batch->entries[e->entry].readings.push_back(
+            reading{r.sequence, r.time_ms, r.metric, r.value});
+        ++j.result.accepted;
+      }
+    }
+    commit_jobs.push_back(&j);
+  }
+
+  std::string encode(const committed_batch& b) {
+    internal::LogRecord rec;
+    rec.set_receive_time_ms(b.receive_time_ms);
+    for (auto& e : b.entries) {
+      auto* d = rec.add_devices();
+      d->set_device(e.device);
+      d->set_patient(e.patient);
+      auto n = static_cast<int>(e.readings.size());
+      d->mutable_sequence()->Reserve(n);
+      d->mutable_time_ms()->Reserve(n);
+      d->mutable_metric()->Reserve(n);
+      d->mutable_value()->Reserve(n);
+      for (auto& r : e.readings) {
+        d->add_sequence(r.sequence);
+        d->add_time_ms(r.time_ms);
+        d->add_metric(static_cast<uint32_t>(r.metric));
+        d->add_value(r.value);
+      }
+    }
+    return rec.SerializeAsString();
+  }
+
+  void dispatch(const committed_batch_ptr& b) {
+    std::vector<shard_work> works;
+    auto nshards = static_cast<uint32_t>(shards.size());
+    auto slot_of = [&](uint32_t shard) -> shard_work& {
+      auto& s = shard_slot[shard];
+      if (s < 0) {
+        s = static_cast<int32_t>(works.size());
+        works.push_back(shard_work{b, {}, {}});
+      }
+      return works[static_cast<size_t>(s)];
+    };
+    std::vector<uint32_t> touched;
+    for (uint32_t i = 0; i < b->entries.size(); ++i) {
+      auto& e = b->entries[i];
+      auto ds = models::shard_of(e.device, nshards);
+      if (shard_slot[ds] < 0)
+        touched.push_back(ds);
+      slot_of(ds).device_entries.push_back(i);
+      if (!e.patient.empty()) {
+        auto ps = models::shard_of(e.patient, nshards);
+        if (shard_slot[ps] < 0)
+          touched.push_back(ps);
+        slot_of(ps).patient_entries.push_back(i);
+      }
+    }
+    flow.pending.fetch_add(static_cast<int64_t>(touched.size()), std::memory_order_relaxed);
+    for (auto s : touched) {
+      caf::anon_send(shards[s], apply_atom::value, std::move(works[static_cast<size_t>(shard_slot[s])]));
+      shard_slot[s] = -1;
+    }
+  }
+
+  // Writes the commit being assembled, then acknowledges and dispatches it.
+  void flush() {
+    if (!batch->entries.empty()) {
+      auto n = 0u;
+      for (auto& e : batch->entries)
+        n += static_cast<unsigned>(e.readings.size());
+      batch->position = position.load() + 1;
+      batch->receive_time_ms = wall_ms();
+      storage::write_batch wb{store};
+      storage::ingest_log::append(wb, batch->position, encode(*batch));
+      auto t0 = clock::now();
+      if (auto err = store.write(wb, true)) {
+        // Nothing was written: forget the windows' changes and fail every
+        // request of the commit as a whole; callers retry.
+        for (auto it = undo.rbegin(); it != undo.rend(); ++it)
+          it->first->window = it->second;
+        spdlog::error("ingest: group commit failed: {}", storage::describe(err));
+        probe.on_refused("storage");
+        for (auto* j : commit_jobs)
+          j->result = ingest_result{err, 0, {}};
+      } else {
+        position.store(batch->position);
+        accepted.fetch_add(n, std::memory_order_relaxed);
+        probe.on_commit(batch->position, n,
+                        std::chrono::duration<double>(clock::now() - t0).count());
+        dispatch(batch);
+      }
+    }
+    for (auto* j : commit_jobs)
+      j->done(std::move(j->result));
+    commit_jobs.clear();
+    undo.clear();
+    begin_commit();
+  }
+
+  // -- registry ------------------------------------------------------------------
+
+  caf::error write_sync(storage::write_batch& wb) { return store.write(wb, true); }
+
+  void notify_patient(const std::string& patient) {
+    if (patient.empty())
+      return;
+    auto s = models::shard_of(patient, static_cast<uint32_t>(shards.size()));
+    caf::anon_send(shards[s], registry_atom::value, patient);
+  }
+
+  registry_result run(create_patient& c) {
+    registry_result out;
+    auto existing = registry.get_patient(c.patient.name);
+    if (!existing)
+      return out.error = existing.error(), out;
+    if (*existing)
+      return out.error = caf::make_error(ingest_errc::already_exists), out;
+    c.patient.devices.clear();
+    c.patient.create_time_ms = wall_ms();
+    storage::write_batch wb{store};
+    registry.put(wb, c.patient);
+    if ((out.error = write_sync(wb)))
+      return out;
+    out.patient = std::move(c.patient);
+    return out;
+  }
+
+  registry_result run(create_device& c) {
+    registry_result out;
+    auto existing = registry.get_device(c.device.name);
+    if (!existing)
+      return out.error = existing.error(), out;
+    if (*existing)
+      return out.error = caf::make_error(ingest_errc::already_exists), out;
+    c.device.patient.clear();
+    c.device.create_time_ms = wall_ms();
+    storage::write_batch wb{store};
+    registry.put(wb, c.device);
+    if ((out.error = write_sync(wb)))
+      return out;
+    directory.erase(c.device.name);
+    out.device = std::move(c.device);
+    return out;
+  }
+
+  registry_result run(assign_device& c) {
+    registry_result out;
+    auto dev = registry.get_device(c.device);
+    if (!dev)
+      return out.error = dev.error(), out;
+    if (!*dev)
+      return out.error = caf::make_error(ingest_errc::not_found, std::string{"device"}), out;
+    auto& d = **dev;
+    if (d.patient == c.patient) {  // idempotent
+      out.device = d;
+      return out;
+    }
+    if (!c.patient.empty() && !d.patient.empty())
+      return out.error = caf::make_error(ingest_errc::failed_precondition,
+                                         std::string{"device is attached to another patient; "
+                                                     "unassign it first"}),
+             out;
+    storage::write_batch wb{store};
+    std::string changed_patient;
+    if (!c.patient.empty()) {
+      if (models::tenant_of(c.patient) != models::tenant_of(c.device))
+        return out.error = caf::make_error(ingest_errc::invalid_argument,
+                                           std::string{"device and patient belong to different tenants"}),
+               out;
+      auto pat = registry.get_patient(c.patient);
+      if (!pat)
+        return out.error = pat.error(), out;
+      if (!*pat)
+        return out.error = caf::make_error(ingest_errc::not_found, std::string{"patient"}), out;
+      (*pat)->devices.push_back(c.device);
+      registry.put(wb, **pat);
+      changed_patient = c.patient;
+    } else {
+      auto pat = registry.get_patient(d.patient);
+      if (!pat)
+        return out.error = pat.error(), out;
+      if (*pat) {
+        auto& list = (*pat)->devices;
+        list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
+        registry.put(wb, **pat);
+      }
+      changed_patient = d.patient;
+    }
+    d.patient = c.patient;
+    registry.put(wb, d);
+    if ((out.error = write_sync(wb)))
+      return out;
+    if (auto i = directory.find(c.device); i != directory.end())
+      i->second.patient = c.patient;
+    notify_patient(changed_patient);
+    out.device = d;
+    return out;
+  }
+
+  void process(std::vector<job>& jobs) {
+    for (auto& jb : jobs) {
+      if (auto* ij = std::get_if<ingest_job>(&jb)) {
+        add_ingest(*ij);
+      } else {
+        // Registry changes are ordered between commits.
+        flush();
+        auto& rj = std::get<registry_job>(jb);
+        auto result = std::visit([&](auto& cmd) { return run(cmd); }, rj.command);
+        rj.done(std::move(result));
+      }
+    }
+    flush();
+  }
+
+  // -- backpressure and checkpoints -----------------------------------------------
+
+  void wait_for_twins(int64_t limit) {
+    while (flow.pending.load(std::memory_order_relaxed) > limit)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    probe.set_pending(flow.pending.load(std::memory_order_relaxed));
+  }
+
+  void start_checkpoint() {
+    auto round = std::make_shared<checkpoint_round>();
+    round->position = checkpoint_target = position.load();
+    round->shards_left = static_cast<uint32_t>(shards.size());
+    round->on_done = [this](bool ok) {
+      phase = ok ? checkpoint_phase::succeeded : checkpoint_phase::failed;
+      cv.notify_all();
+    };
+    phase = checkpoint_phase::running;
+    for (auto& s : shards)
+      caf::anon_send(s, checkpoint_atom::value, round);
+  }
+
+  void finish_checkpoint() {
+    auto p = phase.load();
+    if (p == checkpoint_phase::failed) {
+      spdlog::warn("checkpoint at log position {} failed (a snapshot write failed); retrying later",
+                   checkpoint_target);
+      phase = checkpoint_phase::idle;
+    } else if (p == checkpoint_phase::succeeded) {
+      storage::write_batch wb{store};
+      storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
+      if (auto err = store.write(wb, true)) {
+        spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
+      } else {
+        checkpointed = checkpoint_target;
+        probe.on_checkpoint(checkpointed);
+      }
+      phase = checkpoint_phase::idle;
+    }
+  }
+
+  void maybe_checkpoint() {
+    finish_checkpoint();
+    if (phase == checkpoint_phase::idle && clock::now() >= next_checkpoint &&
+        position.load() > checkpointed) {
+      next_checkpoint = clock::now() + settings.checkpoint_interval;
+      start_checkpoint();
+    }
+  }
+
+  void run_loop() {
+    begin_commit();
+    for (;;) {
+      std::vector<job> jobs;
+      {
+        std::unique_lock<std::mutex> lock{mtx};
+        cv.wait_for(lock, std::chrono::milliseconds(100), [&] {
+          return !queue.empty() || stopping || phase == checkpoint_phase::succeeded ||
+                 phase == checkpoint_phase::failed;
+        });
+        if (queue.empty() && stopping)
+          break;
+        jobs.swap(queue);
+        queued_readings = 0;
+      }
+      if (!jobs.empty()) {
+        wait_for_twins(settings.max_pending_work);
+        process(jobs);
+      }
+      maybe_checkpoint();
+    }
+  }
+};
+
+ingest_sequencer::ingest_sequencer(const ingest_settings& settings, storage::store& store,
+                                   std::vector<caf::actor> shards, ingest_flow& flow,
+                                   prometheus::Registry& metrics)
+    : impl_(std::make_unique<impl>(settings, store, std::move(shards), flow, metrics)) {}
+
+ingest_sequencer::~ingest_sequencer() {
+  stop();
+}
+
+caf::error ingest_sequencer::recover() {
+  auto& im = *impl_;
+  auto cp = im.log.checkpoint();
+  if (!cp)
+    return cp.error();
+  auto last = im.log.last_position();
+  if (!last)
+    return last.error();
+  im.checkpointed = *cp;
+  im.probe.on_checkpoint(*cp);
+  caf::error failure;
+  uint64_t records = 0, readings = 0;
+  auto t0 = clock::now();
+  auto err = im.log.replay(*cp + 1, [&](uint64_t pos, std::string_view bytes) {
+    internal::LogRecord rec;
+    if (!rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      failure = caf::make_error(storage::errc::corruption,
+                                "ingest log record at position " + std::to_string(pos) +
+                                    " does not parse");
+      return false;
+    }
+    auto b = std::make_shared<committed_batch>();
+    b->position = pos;
+    b->receive_time_ms = rec.receive_time_ms();
+    for (auto& d : rec.devices()) {
+      device_entry e{d.device(), d.patient(), {}};
+      auto n = d.sequence_size();
+      if (d.time_ms_size() != n || d.metric_size() != n || d.value_size() != n) {
+        failure = caf::make_error(storage::errc::corruption,
+                                  "ingest log record at position " + std::to_string(pos) +
+                                      " has arrays of different lengths");
+        return false;
+      }
+      auto entry = im.lookup(e.device);
+      if (!entry) {
+        failure = entry.error();
+        return false;
+      }
+      for (int k = 0; k < n; ++k) {
+        auto m = models::metric_from_number(d.metric(k));
+        if (!m)
+          continue;
+        if (*entry)
+          (*entry)->window.admit(d.sequence(k));  // union with the snapshot's window
+        e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k)});
+      }
+      readings += e.readings.size();
+      b->entries.push_back(std::move(e));
+    }
+    im.dispatch(b);
+    ++records;
+    im.wait_for_twins(im.settings.max_pending_work);
+    return true;
+  });
+  if (err)
+    return err;
+  if (failure)
+    return failure;
+  im.position = *last;
+  im.probe.on_commit(*last, 0, 0);
+  im.wait_for_twins(0);
+  auto secs = std::chrono::duration<double>(clock::now() - t0).count();
+  spdlog::info("recovery: replayed {} log records ({} readings) after checkpoint {} in {:.3f} s",
+               records, readings, *cp, secs);
+  return caf::none;
+}
+
+void ingest_sequencer::start() {
+  impl_->thread = std::thread([this] { impl_->run_loop(); });
+}
+
+void ingest_sequencer::submit(std::vector<ingest_group>&& groups, size_t readings,
+                              ingest_callback done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (!im.stopping && im.queued_readings + readings <= im.settings.max_queued_readings) {
+      im.queued_readings += readings;
+      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}});
+      im.cv.notify_one();
+      return;
+    }
+  }
+  bool stopping = false;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    stopping = im.stopping;
+  }
+  im.probe.on_refused(stopping ? "shutting_down" : "overloaded");
+  done(ingest_result{caf::make_error(stopping ? ingest_errc::shutting_down : ingest_errc::overloaded),
+                     0, {}});
+}
+
+void ingest_sequencer::submit(registry_command&& command, registry_callback done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (!im.stopping) {
+      im.queue.emplace_back(registry_job{std::move(command), std::move(done)});
+      im.cv.notify_one();
+      return;
+    }
+  }
+  registry_result r;
+  r.error = caf::make_error(ingest_errc::shutting_down);
+  done(std::move(r));
+}
+
+void ingest_sequencer::stop() {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (im.stopping)
+      return;
+    im.stopping = true;
+  }
+  im.cv.notify_all();
+  if (!im.thread.joinable())
+    return;  // never started: nothing to drain
+  im.thread.join();
+  im.wait_for_twins(0);
+  // A final checkpoint makes the next start replay nothing.
+  while (im.phase == checkpoint_phase::running)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  im.finish_checkpoint();
+  if (im.position.load() > im.checkpointed) {
+    im.start_checkpoint();
+    while (im.phase == checkpoint_phase::running)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    im.finish_checkpoint();
+  }
+  spdlog::info("ingest stopped at log position {}, checkpoint {}", im.position.load(),
+               im.checkpointed);
+}
+
+uint64_t ingest_sequencer::last_position() const {
+  return impl_->position.load();
+}
+
+uint64_t ingest_sequencer::readings_accepted() const {
+  return impl_->accepted.load();
+}
+
+}  // namespace healthtwin::actors

@@ -1,0 +1,175 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/error.hpp>
+
+#include "actors/models/metric.hpp"
+#include "actors/twin/twin.hpp"
+#include "storage/registry.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace healthtwin::storage {
+class store;
+}
+
+namespace healthtwin::actors {
+
+/// Why a single reading was refused. Numbers equal
+/// healthtwin.v1.RejectionReason.
+enum class rejection_reason : uint8_t {
+  invalid_name = 1,
+  unknown_device = 2,
+  invalid_metric = 3,
+  metric_not_supported = 4,
+  not_finite = 5,
+  out_of_range = 6,
+  future_timestamp = 7,
+  invalid_timestamp = 8,
+  invalid_sequence = 9,
+  duplicate = 10,
+  outside_window = 11,
+};
+
+struct reading_rejection {
+  uint32_t index = 0;   ///< position of the reading in the request
+  std::string field;    ///< e.g. "devices[2].sequence[5]"
+  rejection_reason reason{};
+  std::string description;
+};
+
+/// "devices[group].field[position]"
+std::string reading_field(uint32_t group, std::string_view field, uint32_t position);
+
+/// One reading of an ingest request that passed the stateless checks.
+struct ingest_reading {
+  uint64_t sequence = 0;
+  int64_t time_ms = 0;
+  models::metric metric{};
+  double value = 0;
+  uint32_t index = 0;  ///< position in the request
+};
+
+/// The readings of one device in a request.
+struct ingest_group {
+  std::string device;
+  uint32_t group = 0;        ///< position of the DeviceReadings in the request
+  uint32_t first_index = 0;  ///< request position of the group's first reading
+  std::vector<ingest_reading> readings;
+};
+
+struct ingest_result {
+  caf::error error;  ///< set: nothing of the request was written
+  uint32_t accepted = 0;
+  std::vector<reading_rejection> rejections;
+};
+
+/// Registry mutations, ordered with ingest by the sequencer.
+struct create_patient {
+  storage::patient_record patient;
+};
+struct create_device {
+  storage::device_record device;
+};
+struct assign_device {
+  std::string device;
+  std::string patient;  ///< empty: unassign
+};
+using registry_command = std::variant<create_patient, create_device, assign_device>;
+
+struct registry_result {
+  caf::error error;
+  storage::patient_record patient;  ///< after the change (create_patient)
+  storage::device_record device;    ///< after the change (create_device, assign_device)
+};
+
+/// Errors of ingest and registry commands (category atom "ingest").
+enum class ingest_errc : uint8_t {
+  overloaded = 1,       ///< queue full: retry later
+  shutting_down,        ///< the node is stopping
+  already_exists,       ///< create of an existing patient or device
+  not_found,            ///< unknown patient or device
+  failed_precondition,  ///< e.g. device attached to another patient
+  invalid_argument,     ///< e.g. cross-tenant assignment
+};
+std::string to_string(ingest_errc x);
+
+/// Settings of the sequencer. None can change at run time.
+struct ingest_settings {
+  /// Readings queued but not yet committed before new requests are refused
+  /// with `overloaded`. Default 500,000.
+  size_t max_queued_readings = 500'000;
+  /// Work items handed to twins but not applied before the sequencer stops
+  /// committing (backpressure). Default 100,000.
+  int64_t max_pending_work = 100'000;
+  /// How often twins are snapshotted and the log truncated behind them.
+  /// Default 30 s.
+  std::chrono::milliseconds checkpoint_interval{30'000};
+};
+
+/// The single writer of a node's ingest log. Every ingest request and
+/// registry mutation passes through it in one total order:
+///  1. requests queue up (bounded);
+///  2. its thread takes everything queued, checks each reading against the
+///     registry (device exists, type measures the metric) and the device's
+///     sequence window (duplicates), attributes the device's readings to the
+///     patient it is attached to, and writes one log record for the whole
+///     group (group commit, WAL fsynced per store settings);
+///  3. only then are callers acknowledged and the batch dispatched to the
+///     shards, in log order.
+/// Twins are thus a pure function of the log, and replaying it after a crash
+/// rebuilds them exactly once (see docs/adr/0001-ingest-sequencer.md).
+///
+/// Thread-safe: submit_* may be called from any thread; callbacks run on the
+/// sequencer thread and must not block.
+class ingest_sequencer {
+public:
+  using ingest_callback = std::function<void(ingest_result&&)>;
+  using registry_callback = std::function<void(registry_result&&)>;
+
+  ingest_sequencer(const ingest_settings& settings, storage::store& store,
+                   std::vector<caf::actor> shards, ingest_flow& flow,
+                   prometheus::Registry& metrics);
+  ~ingest_sequencer();
+
+  /// Replays the log after the last checkpoint into the twins and waits
+  /// until they applied it. Call once, before start().
+  caf::error recover();
+
+  /// Starts the sequencer thread.
+  void start();
+
+  /// Queues an ingest request; `done` is called exactly once.
+  void submit(std::vector<ingest_group>&& groups, size_t readings, ingest_callback done);
+
+  /// Queues a registry mutation; `done` is called exactly once.
+  void submit(registry_command&& command, registry_callback done);
+
+  /// Commits everything queued, refuses new requests, waits until twins
+  /// applied all, snapshots every twin and checkpoints the log.
+  void stop();
+
+  /// Last committed log position.
+  uint64_t last_position() const;
+  /// Readings accepted since start.
+  uint64_t readings_accepted() const;
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace healthtwin::actors
+
+CAF_ERROR_CODE_ENUM(healthtwin::actors::ingest_errc, "ingest")

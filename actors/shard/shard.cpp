@@ -1,0 +1,194 @@
+#include "actors/shard/shard.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+namespace healthtwin::actors {
+
+namespace {
+
+/// Prometheus instruments shared by all shards of a node.
+class shard_probe {
+public:
+  explicit shard_probe(prometheus::Registry& reg)
+      : twins_(prometheus::BuildGauge()
+                   .Name("healthtwin_shard_twins_active")
+                   .Help("Twin actors in memory, by kind")
+                   .Register(reg)),
+        devices_(twins_.Add({{"kind", "device"}})),
+        patients_(twins_.Add({{"kind", "patient"}})) {}
+
+  void on_activated(bool device) { (device ? devices_ : patients_).Increment(); }
+  void on_stopped(uint64_t devices, uint64_t patients) {
+    devices_.Decrement(static_cast<double>(devices));
+    patients_.Decrement(static_cast<double>(patients));
+  }
+
+private:
+  prometheus::Family<prometheus::Gauge>& twins_;
+  prometheus::Gauge& devices_;
+  prometheus::Gauge& patients_;
+};
+
+struct twin_slot {
+  caf::actor actor;
+  bool dirty = false;
+};
+
+struct shard_state {
+  static constexpr const char* name = "shard";
+
+  uint32_t index = 0;
+  const twin_context* ctx = nullptr;
+  std::shared_ptr<shard_probe> probe;
+  std::unordered_map<std::string, twin_slot> devices;
+  std::unordered_map<std::string, twin_slot> patients;
+
+  // The checkpoint round in progress (at most one per node at a time).
+  checkpoint_round_ptr round;
+  size_t round_waiting = 0;
+  bool round_ok = true;
+  bool snapshot_all_next = false;  // a snapshot failed: ask every twin next time
+
+  twin_slot& device(caf::actor_system& sys, const std::string& name) {
+    auto [i, fresh] = devices.try_emplace(name);
+    if (fresh) {
+      i->second.actor = spawn_device_twin(sys, name, ctx);
+      probe->on_activated(true);
+    }
+    return i->second;
+  }
+
+  twin_slot& patient(caf::actor_system& sys, const std::string& name) {
+    auto [i, fresh] = patients.try_emplace(name);
+    if (fresh) {
+      i->second.actor = spawn_patient_twin(sys, name, ctx);
+      probe->on_activated(false);
+    }
+    return i->second;
+  }
+
+  void apply(caf::event_based_actor* self, const shard_work& w) {
+    auto& sys = self->system();
+    int64_t sent = 0;
+    for (auto idx : w.device_entries) {
+      auto& slot = device(sys, w.batch->entries[idx].device);
+      slot.dirty = true;
+      self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}});
+      ++sent;
+    }
+    // A patient with several devices in the batch gets one message with all
+    // of them, so it applies the batch as a whole (idempotence by position).
+    auto& entries = w.batch->entries;
+    std::vector<uint32_t> order = w.patient_entries;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return entries[a].patient < entries[b].patient;
+    });
+    for (size_t i = 0; i < order.size();) {
+      auto& name = entries[order[i]].patient;
+      twin_work work{w.batch, {}};
+      for (; i < order.size() && entries[order[i]].patient == name; ++i)
+        work.entries.push_back(order[i]);
+      auto& slot = patient(sys, name);
+      slot.dirty = true;
+      self->send(slot.actor, apply_atom::value, std::move(work));
+      ++sent;
+    }
+    // This message was one unit of pending work; the twins now hold `sent`.
+    ctx->flow->pending.fetch_add(sent - 1, std::memory_order_relaxed);
+  }
+
+  void finish_round() {
+    auto r = std::move(round);
+    round = nullptr;
+    if (!round_ok)
+      r->failed = true;
+    if (r->shards_left.fetch_sub(1) == 1)
+      r->on_done(!r->failed.load());
+  }
+
+  void checkpoint(caf::event_based_actor* self, checkpoint_round_ptr r) {
+    round = std::move(r);
+    round_ok = true;
+    round_waiting = 0;
+    bool all = snapshot_all_next;
+    snapshot_all_next = false;
+    for (auto* table : {&devices, &patients})
+      for (auto& [_, slot] : *table)
+        if (slot.dirty || all) {
+          slot.dirty = false;
+          self->send(slot.actor, snapshot_atom::value);
+          ++round_waiting;
+        }
+    if (round_waiting == 0)
+      finish_round();
+  }
+
+  void snapshot_done(bool ok) {
+    if (!ok) {
+      round_ok = false;
+      snapshot_all_next = true;
+    }
+    if (round && --round_waiting == 0)
+      finish_round();
+  }
+
+  void shutdown(caf::event_based_actor* self) {
+    for (auto* table : {&devices, &patients})
+      for (auto& [_, slot] : *table)
+        self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+    probe->on_stopped(devices.size(), patients.size());
+    devices.clear();
+    patients.clear();
+    self->quit();
+  }
+};
+
+caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
+                    const twin_context* ctx, std::shared_ptr<shard_probe> probe) {
+  self->state.index = index;
+  self->state.ctx = ctx;
+  self->state.probe = std::move(probe);
+  return {
+      [=](apply_atom, const shard_work& w) { self->state.apply(self, w); },
+      [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
+      [=](snapshot_done_atom, bool ok) { self->state.snapshot_done(ok); },
+      [=](device_view_atom, const std::string& name) -> caf::result<caf::message> {
+        return self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
+      },
+      [=](patient_view_atom, const std::string& name) -> caf::result<caf::message> {
+        return self->delegate(self->state.patient(self->system(), name).actor, view_atom::value);
+      },
+      [=](series_atom, const std::string& name, uint8_t m) -> caf::result<caf::message> {
+        return self->delegate(self->state.patient(self->system(), name).actor, series_atom::value,
+                              m);
+      },
+      [=](registry_atom, const std::string& patient) {
+        auto i = self->state.patients.find(patient);
+        if (i != self->state.patients.end())
+          self->send(i->second.actor, registry_atom::value);
+      },
+      [=](count_atom) {
+        return twin_counts{self->state.devices.size(), self->state.patients.size()};
+      },
+      [=](shutdown_atom) { self->state.shutdown(self); },
+  };
+}
+
+}  // namespace
+
+std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
+                                     const twin_context& ctx, prometheus::Registry& metrics) {
+  auto probe = std::make_shared<shard_probe>(metrics);
+  std::vector<caf::actor> out;
+  out.reserve(shards);
+  for (uint32_t i = 0; i < shards; ++i)
+    out.push_back(sys.spawn(shard, i, &ctx, probe));
+  return out;
+}
+
+}  // namespace healthtwin::actors

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/twin/twin.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace healthtwin::actors {
+
+/// What one shard gets from one committed batch: the entries whose device,
+/// and those whose patient, hash to this shard (ascending).
+struct shard_work {
+  committed_batch_ptr batch;
+  std::vector<uint32_t> device_entries;
+  std::vector<uint32_t> patient_entries;
+};
+
+/// Number of live twins of a shard (or a node).
+struct twin_counts {
+  uint64_t devices = 0;
+  uint64_t patients = 0;
+};
+
+// ---- messages a shard handles ------------------------------------------------
+using checkpoint_atom = caf::atom_constant<caf::atom("checkpnt")>;
+using device_view_atom = caf::atom_constant<caf::atom("dev_view")>;
+using patient_view_atom = caf::atom_constant<caf::atom("pat_view")>;
+using count_atom = caf::atom_constant<caf::atom("count")>;
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+
+/// Spawns the node's shard actors, one per virtual shard (index = position).
+/// A shard owns the twins whose names hash to it: it activates them on first
+/// use (transparently to callers), routes work and queries to them, and
+/// tracks which changed since the last checkpoint.
+///
+/// Messages:
+///  (apply, shard_work)                 from the ingest sequencer, in log order
+///  (checkpnt, checkpoint_round_ptr)    snapshot dirty twins, then count down the round
+///  (dev_view, name) -> device_view
+///  (pat_view, name) -> patient_view
+///  (series, name, uint8 metric) -> series_cursor
+///  (registry, patient name)            the registry record changed: reload
+///  (count) -> twin_counts
+///  (shutdown)                          stop every twin, then the shard
+/// `ctx` and `metrics` must outlive the actors.
+std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
+                                     const twin_context& ctx, prometheus::Registry& metrics);
+
+}  // namespace healthtwin::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::shard_work)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_counts)

@@ -1,0 +1,132 @@
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/sequence_window.hpp"
+#include "actors/twin/twin.hpp"
+#include "healthtwin/internal/records.pb.h"
+#include "storage/twin_table.hpp"
+
+namespace healthtwin::actors {
+
+namespace {
+
+using models::twin_kind;
+
+struct device_state {
+  static constexpr const char* name = "device_twin";
+
+  const twin_context* ctx = nullptr;
+  std::string twin_name;
+  uint64_t applied_position = 0;
+  models::sequence_window window;
+  int64_t last_reading_ms = 0;
+  int64_t last_receive_ms = 0;
+  int64_t battery_time_ms = 0;
+  double battery = 0;
+  bool has_battery = false;
+  uint64_t readings_accepted = 0;
+  bool dirty = false;
+
+  void load() {
+    storage::twin_table snapshots{*ctx->store, storage::column::twins};
+    auto bytes = snapshots.get(twin_kind::device, twin_name);
+    if (!bytes) {
+      spdlog::error("device twin: reading snapshot failed: {}", storage::describe(bytes.error()));
+      return;
+    }
+    if (!*bytes)
+      return;
+    internal::DeviceSnapshot s;
+    if (!s.ParseFromString(**bytes)) {
+      spdlog::error("device twin: snapshot does not parse; starting from the log");
+      return;
+    }
+    applied_position = s.applied_lsn();
+    std::array<uint64_t, 4> bits{};
+    for (int i = 0; i < s.window().seen_size() && i < 4; ++i)
+      bits[static_cast<size_t>(i)] = s.window().seen(i);
+    window = models::sequence_window::restore(s.window().highest(), bits);
+    last_reading_ms = s.last_reading_time_ms();
+    last_receive_ms = s.last_receive_time_ms();
+    has_battery = s.has_battery();
+    battery = s.battery_percent();
+    battery_time_ms = s.battery_time_ms();
+    readings_accepted = s.readings_accepted();
+  }
+
+  bool save() {
+    internal::DeviceSnapshot s;
+    s.set_applied_lsn(applied_position);
+    s.mutable_window()->set_highest(window.highest());
+    for (auto w : window.seen_bits())
+      s.mutable_window()->add_seen(w);
+    s.set_last_reading_time_ms(last_reading_ms);
+    s.set_last_receive_time_ms(last_receive_ms);
+    s.set_has_battery(has_battery);
+    s.set_battery_percent(battery);
+    s.set_battery_time_ms(battery_time_ms);
+    s.set_readings_accepted(readings_accepted);
+    storage::twin_table snapshots{*ctx->store, storage::column::twins};
+    if (auto err = snapshots.put_now(twin_kind::device, twin_name, s.SerializeAsString())) {
+      spdlog::error("device twin: writing snapshot failed: {}", storage::describe(err));
+      return false;
+    }
+    dirty = false;
+    return true;
+  }
+
+  // Applying is idempotent: a batch at or below applied_position was
+  // already reflected (replay after a crash).
+  void apply(const twin_work& work) {
+    auto& batch = *work.batch;
+    if (batch.position > applied_position) {
+      for (auto idx : work.entries) {
+        for (auto& r : batch.entries[idx].readings) {
+          if (window.admit(r.sequence) != models::sequence_window::verdict::accept)
+            continue;  // the sequencer admitted it; kept for safety
+          ++readings_accepted;
+          last_reading_ms = std::max(last_reading_ms, r.time_ms);
+          if (r.metric == models::metric::battery && r.time_ms >= battery_time_ms) {
+            battery = r.value;
+            battery_time_ms = r.time_ms;
+            has_battery = true;
+          }
+        }
+      }
+      last_receive_ms = batch.receive_time_ms;
+      applied_position = batch.position;
+      dirty = true;
+    }
+    ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  device_view view() const {
+    return device_view{twin_name,       applied_position, window.highest(), last_reading_ms,
+                       last_receive_ms, has_battery,      battery,          readings_accepted};
+  }
+};
+
+caf::behavior device_twin(caf::stateful_actor<device_state>* self, std::string name,
+                          const twin_context* ctx) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.twin_name = std::move(name);
+  st.load();
+  return {
+      [=](apply_atom, const twin_work& w) { self->state.apply(w); },
+      [=](snapshot_atom) {
+        bool ok = !self->state.dirty || self->state.save();
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
+                   ok);
+      },
+      [=](view_atom) { return self->state.view(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx) {
+  return sys.spawn<caf::lazy_init>(device_twin, std::move(name), ctx);
+}
+
+}  // namespace healthtwin::actors

@@ -1,0 +1,161 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/models/metric.hpp"
+#include "actors/models/news2_score.hpp"
+#include "storage/series_codec.hpp"
+
+namespace healthtwin::storage {
+class store;
+}
+
+namespace healthtwin::actors {
+
+// ---- what twins are fed: committed ingest batches --------------------------
+
+/// One accepted reading.
+struct reading {
+  uint64_t sequence = 0;
+  int64_t time_ms = 0;
+  models::metric metric{};
+  double value = 0;
+};
+
+/// The accepted readings of one device in one batch, attributed to the
+/// patient the device was attached to when they were accepted (may be empty).
+struct device_entry {
+  std::string device;
+  std::string patient;
+  std::vector<reading> readings;
+};
+
+/// One group commit of the ingest sequencer, shared read-only by every twin
+/// it concerns. A device appears at most once per batch.
+struct committed_batch {
+  uint64_t position = 0;          ///< ingest log position
+  int64_t receive_time_ms = 0;    ///< node wall clock at commit
+  std::vector<device_entry> entries;
+};
+
+using committed_batch_ptr = std::shared_ptr<const committed_batch>;
+
+/// Work for one twin: the entries of `batch` that concern it, ascending.
+struct twin_work {
+  committed_batch_ptr batch;
+  std::vector<uint32_t> entries;
+};
+
+/// Counts work handed to shards and twins that is not yet applied; the
+/// ingest sequencer waits when it grows too large (backpressure) and
+/// recovery waits for it to reach zero.
+struct ingest_flow {
+  std::atomic<int64_t> pending{0};
+};
+
+/// A checkpoint in progress: every shard snapshots its dirty twins, the
+/// last one calls on_done(ok). Shared by the sequencer and all shards.
+struct checkpoint_round {
+  uint64_t position = 0;
+  std::atomic<uint32_t> shards_left{0};
+  std::atomic<bool> failed{false};
+  std::function<void(bool ok)> on_done;
+};
+
+using checkpoint_round_ptr = std::shared_ptr<checkpoint_round>;
+
+// ---- what twins answer ------------------------------------------------------
+
+struct device_view {
+  std::string name;
+  uint64_t applied_position = 0;
+  uint64_t last_sequence = 0;
+  int64_t last_reading_time_ms = 0;  ///< device clock
+  int64_t last_receive_time_ms = 0;  ///< node clock
+  bool has_battery = false;
+  double battery_percent = 0;
+  uint64_t readings_accepted = 0;
+};
+
+struct vital_view {
+  models::metric metric{};
+  double value = 0;
+  int64_t time_ms = 0;
+  std::string source_device;
+};
+
+struct patient_view {
+  std::string name;
+  std::string ward;
+  std::string bed;
+  std::vector<std::string> devices;
+  std::vector<vital_view> vitals;
+  models::news2_result news2;
+  uint64_t readings_applied = 0;
+};
+
+/// The part of a patient's series still in memory, and how many chunks of
+/// it are already stored (read those with storage::series_table).
+struct series_cursor {
+  std::vector<storage::sample> open_samples;
+  uint32_t closed_chunks = 0;
+};
+
+// ---- settings and shared context --------------------------------------------
+
+/// Settings of twins. None can change at run time.
+struct twin_settings {
+  /// Samples per stored series chunk. Default 256.
+  uint32_t chunk_samples = 256;
+  /// A chunk is closed once it spans this much device time. Default 10 min.
+  int64_t chunk_span_ms = 10 * 60 * 1000;
+  /// NEWS2 freshness limits.
+  models::news2_settings news2;
+};
+
+/// What every twin of a node shares. Owned by the composition root; must
+/// outlive the actor system.
+struct twin_context {
+  storage::store* store = nullptr;
+  caf::actor alert_hub;
+  ingest_flow* flow = nullptr;
+  twin_settings settings;
+};
+
+// ---- messages ------------------------------------------------------------------
+using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot) -> (snap_done, bool)
+using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
+using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
+using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
+using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
+
+/// Spawns the twin of a device. It activates from its snapshot on its first
+/// message. Handles apply, snapshot (replies snap_done to the sender) and
+/// view -> device_view.
+caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
+
+/// Spawns the twin of a patient. It activates from the registry and its
+/// snapshot on its first message. Handles apply, snapshot, view ->
+/// patient_view, series -> series_cursor, registry. Sends alert changes to
+/// ctx->alert_hub.
+caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
+
+}  // namespace healthtwin::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_work)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::checkpoint_round_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::device_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::patient_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::series_cursor)

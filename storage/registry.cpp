@@ -1,0 +1,72 @@
+#include "storage/registry.hpp"
+
+#include "healthtwin/internal/records.pb.h"
+#include "storage/twin_table.hpp"
+
+namespace healthtwin::storage {
+
+using models::twin_kind;
+
+caf::expected<std::optional<patient_record>> registry::get_patient(std::string_view name) {
+  twin_table t{store_, column::registry};
+  auto bytes = t.get(twin_kind::patient, name);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<patient_record>{};
+  internal::PatientRecord r;
+  if (!r.ParseFromString(**bytes))
+    return caf::make_error(errc::invalid_record, std::string{"patient record does not parse"});
+  patient_record p;
+  p.name = r.name();
+  p.ward = r.ward();
+  p.bed = r.bed();
+  p.spo2_scale2 = r.spo2_scale2();
+  p.devices.assign(r.devices().begin(), r.devices().end());
+  p.create_time_ms = r.create_time_ms();
+  return std::optional<patient_record>{std::move(p)};
+}
+
+caf::expected<std::optional<device_record>> registry::get_device(std::string_view name) {
+  twin_table t{store_, column::registry};
+  auto bytes = t.get(twin_kind::device, name);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<device_record>{};
+  internal::DeviceRecord r;
+  if (!r.ParseFromString(**bytes))
+    return caf::make_error(errc::invalid_record, std::string{"device record does not parse"});
+  auto type = models::device_type_from_number(r.type());
+  if (!type)
+    return caf::make_error(errc::invalid_record, std::string{"device record has an unknown type"});
+  device_record d;
+  d.name = r.name();
+  d.type = *type;
+  d.patient = r.patient();
+  d.create_time_ms = r.create_time_ms();
+  return std::optional<device_record>{std::move(d)};
+}
+
+void registry::put(write_batch& batch, const patient_record& p) {
+  internal::PatientRecord r;
+  r.set_name(p.name);
+  r.set_ward(p.ward);
+  r.set_bed(p.bed);
+  r.set_spo2_scale2(p.spo2_scale2);
+  for (auto& d : p.devices)
+    r.add_devices(d);
+  r.set_create_time_ms(p.create_time_ms);
+  twin_table{store_, column::registry}.put(batch, twin_kind::patient, p.name, r.SerializeAsString());
+}
+
+void registry::put(write_batch& batch, const device_record& d) {
+  internal::DeviceRecord r;
+  r.set_name(d.name);
+  r.set_type(static_cast<uint32_t>(d.type));
+  r.set_patient(d.patient);
+  r.set_create_time_ms(d.create_time_ms);
+  twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, r.SerializeAsString());
+}
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/models/metric.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::storage {
+
+/// A registered patient.
+struct patient_record {
+  std::string name;  ///< tenants/{t}/patients/{p}
+  std::string ward;
+  std::string bed;
+  bool spo2_scale2 = false;
+  std::vector<std::string> devices;  ///< attached devices, in attach order
+  int64_t create_time_ms = 0;
+};
+
+/// A registered device.
+struct device_record {
+  std::string name;  ///< tenants/{t}/devices/{d}
+  models::device_type type = models::device_type::bedside_monitor;
+  std::string patient;  ///< attached patient; empty if none
+  int64_t create_time_ms = 0;
+};
+
+/// Patients and devices (column family `registry`). Reads are safe from any
+/// thread; writes go through a write_batch (the ingest sequencer is the only
+/// writer, so checks and writes do not race).
+class registry {
+public:
+  explicit registry(store& s) : store_(s) {}
+
+  caf::expected<std::optional<patient_record>> get_patient(std::string_view name);
+  caf::expected<std::optional<device_record>> get_device(std::string_view name);
+
+  void put(write_batch& batch, const patient_record& p);
+  void put(write_batch& batch, const device_record& d);
+
+private:
+  store& store_;
+};
+
+}  // namespace healthtwin::storage

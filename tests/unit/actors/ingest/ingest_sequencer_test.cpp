@@ -1,0 +1,240 @@
+#include "actors/ingest/ingest_sequencer.hpp"
+
+#include <gtest/gtest.h>
+
+#include "healthtwin/internal/records.pb.h"
+#include "storage/ingest_log.hpp"
+#include "storage/series_table.hpp"
+#include "tests/unit/actors/ingest/actor_core_fixture.hpp"
+
+using namespace healthtwin;
+using namespace healthtwin::actors;
+using models::metric;
+
+namespace {
+
+const std::string patient_a = "tenants/h1/patients/a";
+const std::string monitor_a = "tenants/h1/devices/mon-a";
+
+ingest_reading r(uint64_t seq, int64_t t, metric m, double v) {
+  return ingest_reading{seq, t, m, v, 0};
+}
+
+}  // namespace
+
+class ingest_sequencer_test : public healthtwin::testing::actor_core_fixture {
+protected:
+  void SetUp() override {
+    actor_core_fixture::SetUp();
+    add_patient(patient_a);
+    add_device(monitor_a, patient_a);
+  }
+};
+
+TEST_F(ingest_sequencer_test, accepted_readings_reach_device_and_patient_twins) {
+  auto res = ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72), r(2, 1000, metric::spo2, 97),
+                                r(3, 2000, metric::heart_rate, 75)});
+  ASSERT_FALSE(res.error);
+  EXPECT_EQ(res.accepted, 3u);
+  EXPECT_TRUE(res.rejections.empty());
+  auto p = patient(patient_a);
+  EXPECT_EQ(p.ward, "ICU-1");
+  EXPECT_EQ(p.readings_applied, 3u);
+  ASSERT_EQ(p.vitals.size(), 2u);
+  EXPECT_EQ(p.vitals[0].metric, metric::heart_rate);
+  EXPECT_EQ(p.vitals[0].value, 75);
+  EXPECT_EQ(p.vitals[0].time_ms, 2000);
+  EXPECT_EQ(p.vitals[0].source_device, monitor_a);
+  EXPECT_EQ(p.devices, std::vector<std::string>{monitor_a});
+  auto d = device(monitor_a);
+  EXPECT_EQ(d.last_sequence, 3u);
+  EXPECT_EQ(d.readings_accepted, 3u);
+  EXPECT_EQ(d.last_reading_time_ms, 2000);
+  EXPECT_GT(d.last_receive_time_ms, 0);
+}
+
+TEST_F(ingest_sequencer_test, duplicates_and_unsupported_metrics_are_rejected_by_field) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72)});
+  auto res = ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72),
+                                r(2, 1000, metric::glucose, 90), r(3, 1000, metric::heart_rate, 73)});
+  EXPECT_EQ(res.accepted, 1u);
+  ASSERT_EQ(res.rejections.size(), 2u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(res.rejections[0].field, "devices[0].sequence[0]");
+  EXPECT_EQ(res.rejections[0].index, 0u);
+  EXPECT_EQ(res.rejections[1].reason, rejection_reason::metric_not_supported);
+  EXPECT_EQ(res.rejections[1].field, "devices[0].metric[1]");
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+}
+
+TEST_F(ingest_sequencer_test, unknown_device_is_rejected_and_nothing_is_written) {
+  auto before = seq_->last_position();
+  auto res = ingest("tenants/h1/devices/ghost", {r(1, 1000, metric::heart_rate, 72)});
+  EXPECT_EQ(res.accepted, 0u);
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::unknown_device);
+  EXPECT_EQ(seq_->last_position(), before);
+}
+
+TEST_F(ingest_sequencer_test, readings_of_an_unassigned_device_update_only_the_device) {
+  add_device("tenants/h1/devices/spare");
+  auto res = ingest("tenants/h1/devices/spare", {r(1, 1000, metric::heart_rate, 72)});
+  EXPECT_EQ(res.accepted, 1u);
+  EXPECT_EQ(device("tenants/h1/devices/spare").readings_accepted, 1u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 0u);
+}
+
+TEST_F(ingest_sequencer_test, registry_refuses_duplicates_cross_tenant_and_double_assignment) {
+  storage::patient_record p;
+  p.name = patient_a;
+  EXPECT_EQ(registry(create_patient{p}).error, ingest_errc::already_exists);
+  add_patient("tenants/h2/patients/b");
+  EXPECT_EQ(registry(assign_device{monitor_a, "tenants/h2/patients/b"}).error,
+            ingest_errc::failed_precondition);
+  add_device("tenants/h1/devices/free");
+  EXPECT_EQ(registry(assign_device{"tenants/h1/devices/free", "tenants/h2/patients/b"}).error,
+            ingest_errc::invalid_argument);
+  EXPECT_EQ(registry(assign_device{"tenants/h1/devices/nope", patient_a}).error,
+            ingest_errc::not_found);
+  // Assigning again to the same patient is a no-op.
+  EXPECT_FALSE(registry(assign_device{monitor_a, patient_a}).error);
+}
+
+TEST_F(ingest_sequencer_test, unassign_stops_attribution_and_updates_the_patient) {
+  ASSERT_FALSE(registry(assign_device{monitor_a, ""}).error);
+  drain();
+  auto res = ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72)});
+  EXPECT_EQ(res.accepted, 1u);
+  auto p = patient(patient_a);
+  EXPECT_EQ(p.readings_applied, 0u);
+  EXPECT_TRUE(p.devices.empty());
+}
+
+TEST_F(ingest_sequencer_test, twins_and_history_survive_a_restart) {
+  for (uint64_t s = 1; s <= 600; ++s)
+    ingest(monitor_a, {r(s, static_cast<int64_t>(s) * 1000, metric::heart_rate, 60 + s % 30)});
+  restart();
+  auto p = patient(patient_a);
+  EXPECT_EQ(p.readings_applied, 600u);
+  EXPECT_EQ(device(monitor_a).last_sequence, 600u);
+  // Duplicates are still recognised after the restart.
+  auto dup = ingest(monitor_a, {r(600, 600'000, metric::heart_rate, 70)});
+  EXPECT_EQ(dup.accepted, 0u);
+  ASSERT_EQ(dup.rejections.size(), 1u);
+  EXPECT_EQ(dup.rejections[0].reason, rejection_reason::duplicate);
+}
+
+// A crash after the log write but before any snapshot: the next start
+// replays the log tail into the twins, and each reading is applied once.
+TEST_F(ingest_sequencer_test, recovery_replays_the_log_tail_exactly_once) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)});
+  stop();  // clean: snapshots + checkpoint at position P
+  reopen();
+  storage::ingest_log log{db()};
+  auto p = *log.last_position();
+  for (uint64_t k = 1; k <= 2; ++k) {
+    internal::LogRecord rec;
+    rec.set_receive_time_ms(5000);
+    auto* d = rec.add_devices();
+    d->set_device(monitor_a);
+    d->set_patient(patient_a);
+    d->add_sequence(1 + k);
+    d->add_time_ms(1000 + static_cast<int64_t>(k) * 1000);
+    d->add_metric(static_cast<uint32_t>(metric::heart_rate));
+    d->add_value(80 + static_cast<double>(k));
+    storage::write_batch wb{db()};
+    storage::ingest_log::append(wb, p + k, rec.SerializeAsString());
+    ASSERT_FALSE(db().write(wb, true));
+  }
+  start();
+  EXPECT_EQ(seq_->last_position(), p + 2);
+  EXPECT_EQ(patient(patient_a).readings_applied, 3u);
+  EXPECT_EQ(device(monitor_a).last_sequence, 3u);
+  // The sequencer's window learned the replayed numbers too.
+  auto dup = ingest(monitor_a, {r(3, 3000, metric::heart_rate, 82)});
+  EXPECT_EQ(dup.rejections.size(), 1u);
+  restart();
+  EXPECT_EQ(patient(patient_a).readings_applied, 3u);
+}
+
+TEST_F(ingest_sequencer_test, clean_stop_checkpoints_and_truncates_the_log) {
+  for (uint64_t s = 1; s <= 5; ++s)
+    ingest(monitor_a, {r(s, static_cast<int64_t>(s) * 1000, metric::heart_rate, 70)});
+  stop();
+  reopen();
+  storage::ingest_log log{db()};
+  EXPECT_EQ(*log.checkpoint(), *log.last_position());
+  int records = 0;
+  ASSERT_FALSE(log.replay(0, [&](uint64_t, std::string_view) { return ++records, true; }));
+  EXPECT_EQ(records, 0);
+  start();
+}
+
+TEST_F(ingest_sequencer_test, periodic_checkpoint_advances_while_running) {
+  stop();
+  settings_.checkpoint_interval = std::chrono::milliseconds(10);
+  start();
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)});
+  storage::ingest_log log{db()};
+  for (int i = 0; i < 500 && *log.checkpoint() < seq_->last_position(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(*log.checkpoint(), seq_->last_position());
+}
+
+// SpO2 88 % crosses the medium threshold limit (<= 90) and scores 3 on NEWS2
+// scale 1, so the NEWS2 low-medium band raises a low-priority alert too.
+TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {
+  ingest(monitor_a, {r(1, 1000, metric::spo2, 97)});
+  ingest(monitor_a, {r(2, 2000, metric::spo2, 88)});
+  ingest(monitor_a, {r(3, 3000, metric::spo2, 87)});  // same conditions: no new alerts
+  auto active = alerts("h1");
+  ASSERT_EQ(active.size(), 2u);
+  auto threshold = active[0].kind == models::alert_kind::threshold ? active[0] : active[1];
+  auto news2 = active[0].kind == models::alert_kind::news2 ? active[0] : active[1];
+  EXPECT_EQ(threshold.subject, metric::spo2);
+  EXPECT_EQ(threshold.level, models::priority::medium);
+  EXPECT_EQ(threshold.state, alert_state::active);
+  EXPECT_EQ(threshold.patient, patient_a);
+  EXPECT_EQ(threshold.ward, "ICU-1");
+  EXPECT_EQ(threshold.raise_time_ms, 2000);
+  EXPECT_EQ(threshold.message, "spo2 low: 88 %");
+  EXPECT_EQ(news2.kind, models::alert_kind::news2);
+  EXPECT_EQ(news2.level, models::priority::low);
+  EXPECT_NE(threshold.name, news2.name);
+  ingest(monitor_a, {r(4, 4000, metric::spo2, 96)});
+  // Alert changes are messages from the twin to the hub: let them arrive.
+  std::vector<alert_record> all;
+  for (int i = 0; i < 200; ++i) {
+    all = alerts("h1");
+    if (all.size() == 2 && all[0].state == alert_state::resolved &&
+        all[1].state == alert_state::resolved)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(all.size(), 2u);
+  for (auto& a : all) {
+    EXPECT_EQ(a.state, alert_state::resolved);
+    EXPECT_EQ(a.resolve_time_ms, 4000);
+  }
+}
+
+TEST_F(ingest_sequencer_test, series_is_persisted_in_chunks_and_open_tail) {
+  stop();
+  ctx_.settings.chunk_samples = 16;
+  start();
+  for (uint64_t s = 1; s <= 40; ++s)
+    ingest(monitor_a, {r(s, static_cast<int64_t>(s) * 1000, metric::heart_rate, 60 + s)});
+  caf::scoped_actor self{*sys_};
+  series_cursor c;
+  self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
+                series_atom::value, patient_a, static_cast<uint8_t>(metric::heart_rate))
+      .receive([&](series_cursor& x) { c = std::move(x); },
+               [&](caf::error& e) { FAIL() << to_string(e); });
+  EXPECT_EQ(c.closed_chunks, 2u);
+  EXPECT_EQ(c.open_samples.size(), 8u);
+  std::vector<storage::sample> closed;
+  storage::series_table series{db()};
+  ASSERT_FALSE(series.read(patient_a, static_cast<uint8_t>(metric::heart_rate), 0, 1'000'000,
+                           c.closed_chunks, closed));
+  EXPECT_EQ(closed.size(), 32u);
+}

@@ -59,6 +59,7 @@ struct shard_state {
     if (fresh) {
       i->second.actor = spawn_device_twin(sys, name, ctx);
       probe->on_activated(true);
+      ctx->counters->devices.fetch_add(1, std::memory_order_relaxed);
     }
     return i->second;
   }
@@ -68,6 +69,7 @@ struct shard_state {
     if (fresh) {
       i->second.actor = spawn_patient_twin(sys, name, ctx);
       probe->on_activated(false);
+      ctx->counters->patients.fetch_add(1, std::memory_order_relaxed);
     }
     return i->second;
   }
@@ -142,6 +144,8 @@ struct shard_state {
       for (auto& [_, slot] : *table)
         self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
     probe->on_stopped(devices.size(), patients.size());
+    ctx->counters->devices.fetch_sub(devices.size(), std::memory_order_relaxed);
+    ctx->counters->patients.fetch_sub(patients.size(), std::memory_order_relaxed);
     devices.clear();
     patients.clear();
     self->quit();

@@ -64,6 +64,12 @@ struct ingest_flow {
   std::atomic<int64_t> pending{0};
 };
 
+/// Live twin actors of a node, maintained by the shards.
+struct twin_counters {
+  std::atomic<uint64_t> devices{0};
+  std::atomic<uint64_t> patients{0};
+};
+
 /// A checkpoint in progress: every shard snapshots its dirty twins, the
 /// last one calls on_done(ok). Shared by the sequencer and all shards.
 struct checkpoint_round {
@@ -130,6 +136,7 @@ struct twin_context {
   storage::store* store = nullptr;
   caf::actor alert_hub;
   ingest_flow* flow = nullptr;
+  twin_counters* counters = nullptr;
   twin_settings settings;
 };
 

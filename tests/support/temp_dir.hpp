@@ -7,7 +7,8 @@
 namespace healthtwin::testing {
 
 /// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
-/// when the object goes away.
+/// when the object goes away (kept when HEALTHTWIN_KEEP_TEST_DIRS is set, to
+/// read node logs after a failure).
 class temp_dir {
 public:
   temp_dir() {
@@ -18,6 +19,8 @@ public:
     path_ = tmpl;
   }
   ~temp_dir() {
+    if (std::getenv("HEALTHTWIN_KEEP_TEST_DIRS"))
+      return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }

@@ -38,6 +38,7 @@ protected:
     ctx_.store = &db();
     ctx_.alert_hub = hub_;
     ctx_.flow = &flow_;
+    ctx_.counters = &counters_;
     shards_ = actors::spawn_shards(*sys_, shards_count(), ctx_, *metrics_);
     seq_ = std::make_unique<actors::ingest_sequencer>(settings_, db(), shards_, flow_, *metrics_);
     auto err = seq_->recover();
@@ -157,6 +158,7 @@ protected:
   std::unique_ptr<caf::actor_system> sys_;
   std::unique_ptr<prometheus::Registry> metrics_;
   actors::ingest_flow flow_;
+  actors::twin_counters counters_;
   actors::twin_context ctx_;
   caf::actor hub_;
   std::vector<caf::actor> shards_;

@@ -1,0 +1,704 @@
+// twinsim: patient simulator and load generator for HealthTwin.
+//
+// Registers N patients (a bedside monitor and an observation chart each,
+// some with a glucose monitor) and streams their vitals over gRPC, paced in
+// real time (--realtime, the demo) or at a set rate / flat out (load tests),
+// unary or streaming, with a set batch size and concurrency. Batches that
+// fail are retried with the same sequence numbers until acknowledged.
+// Prints progress every second and a report at the end.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include "actors/models/twin_name.hpp"
+#include "bench/twinsim/patient_sim.hpp"
+#include "healthtwin/v1/alert.grpc.pb.h"
+#include "healthtwin/v1/cluster.grpc.pb.h"
+#include "healthtwin/v1/ingest.grpc.pb.h"
+#include "healthtwin/v1/registry.grpc.pb.h"
+
+namespace v1 = healthtwin::v1;
+using namespace healthtwin;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<bool> interrupted{false};
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct options {
+  std::string target = "127.0.0.1:50051";
+  std::string tenant = "demo";
+  uint32_t patients = 200;
+  double rate = 0;  // readings/s over all workers; 0 = flat out
+  bool realtime = false;
+  double duration_s = 0;  // 0 = until Ctrl-C
+  uint32_t batch = 1000;
+  uint32_t concurrency = 4;
+  std::string mode = "stream";
+  uint32_t window = 8;  // batches in flight per stream
+  int64_t interval_ms = 1000;
+  int64_t start_offset_s = -1;  // -1: 0 with --realtime, else 24 h
+  double glucose_share = 0.2;
+  double episodes_per_hour = 0.05;
+  uint64_t seed = 1;
+  bool do_register = true;
+  bool watch = false;
+  bool quiet = false;
+  std::string acked_log;
+  std::string report_json;
+};
+
+std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
+
+// ---- statistics ------------------------------------------------------------------
+
+struct stats {
+  std::atomic<uint64_t> sent{0}, acked{0}, rejected{0}, duplicates{0}, retries{0};
+  std::mutex mtx;
+  std::vector<double> latency_ms;  // one per acknowledged batch
+  std::map<std::string, uint64_t> rejected_by_reason;
+
+  void on_ack(double ms, uint64_t readings) {
+    std::lock_guard<std::mutex> g{mtx};
+    latency_ms.push_back(ms);
+    (void)readings;
+  }
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto idx = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, idx == 0 ? 0 : idx - 1)];
+}
+
+// ---- acked readings log (crash test) ------------------------------------------------
+
+class acked_log {
+public:
+  explicit acked_log(const std::string& path) {
+    if (!path.empty())
+      out_.open(path, std::ios::app);
+  }
+  bool enabled() const { return out_.is_open(); }
+  void write(const std::string& lines) {
+    std::lock_guard<std::mutex> g{mtx_};
+    out_ << lines;
+    out_.flush();
+  }
+
+private:
+  std::mutex mtx_;
+  std::ofstream out_;
+};
+
+// ---- a batch in flight -------------------------------------------------------------
+
+struct pending_batch {
+  v1::IngestRequest request;
+  std::vector<std::string> reading_patients;  // per reading (acked log only)
+  uint32_t readings = 0;
+  clock_type::time_point first_sent;
+};
+
+/// Marks a batch acknowledged: counts, latency and (optionally) the acked log.
+void account(const pending_batch& b, const v1::IngestResponse& resp, stats& st, acked_log& log) {
+  std::vector<bool> refused(b.readings, false);
+  uint64_t dup = 0, rej = 0;
+  {
+    std::lock_guard<std::mutex> g{st.mtx};
+    for (auto& r : resp.rejections()) {
+      if (r.reason() == v1::REJECTION_REASON_DUPLICATE) {
+        ++dup;
+        continue;
+      }
+      ++rej;
+      if (r.index() < b.readings)
+        refused[r.index()] = true;
+      ++st.rejected_by_reason[v1::RejectionReason_Name(r.reason())];
+    }
+  }
+  st.acked += b.readings - rej;
+  st.duplicates += dup;
+  st.rejected += rej;
+  st.on_ack(std::chrono::duration<double, std::milli>(clock_type::now() - b.first_sent).count(),
+            b.readings);
+  if (log.enabled()) {
+    std::string lines;
+    uint32_t i = 0;
+    for (auto& d : b.request.devices())
+      for (int k = 0; k < d.sequence_size(); ++k, ++i)
+        if (!refused[i])
+          lines += fmt::format("{} {} {} {}\n", b.reading_patients[i], static_cast<int>(d.metric(k)),
+                               d.time_ms(k), d.value(k));
+    log.write(lines);
+  }
+}
+
+// ---- workload generation -------------------------------------------------------------
+
+struct sim_patient {
+  std::string name;
+  std::string monitor, chart, cgm;  // device names
+  bench::patient_sim sim;
+  uint64_t seq_monitor, seq_chart, seq_cgm;
+};
+
+/// Generates batches for a slice of the patients, tick by tick.
+class batch_source {
+public:
+  batch_source(const options& o, std::vector<sim_patient*> patients, int64_t start_ms)
+      : opt_(o), patients_(std::move(patients)), time_ms_(start_ms) {}
+
+  /// Fills the next batch of up to opt.batch readings (0 = nothing due yet).
+  uint32_t next(pending_batch& b, uint64_t batch_id) {
+    b = pending_batch{};
+    b.request.set_batch_id(batch_id);
+    std::map<std::string, v1::DeviceReadings*> by_device;
+    if (patients_.empty())
+      return 0;
+    while (b.readings < opt_.batch) {
+      if (cursor_ == 0 && opt_.realtime) {
+        auto now = wall_ms();
+        if (now < time_ms_)
+          break;  // next tick not due yet
+      }
+      if (cursor_ >= patients_.size()) {
+        cursor_ = 0;
+        time_ms_ += opt_.interval_ms;
+        continue;
+      }
+      auto& p = *patients_[cursor_++];
+      scratch_.clear();
+      p.sim.step(time_ms_, static_cast<double>(opt_.interval_ms) / 1000.0, scratch_);
+      for (auto& r : scratch_) {
+        auto& device = r.from_chart ? p.chart
+                       : r.metric == models::metric::glucose ? p.cgm
+                                                             : p.monitor;
+        auto& seq = r.from_chart ? p.seq_chart
+                    : r.metric == models::metric::glucose ? p.seq_cgm
+                                                          : p.seq_monitor;
+        auto*& d = by_device[device];
+        if (!d) {
+          d = b.request.add_devices();
+          d->set_device(device);
+        }
+        d->add_sequence(++seq);
+        d->add_time_ms(time_ms_);
+        d->add_metric(static_cast<v1::Metric>(r.metric));
+        d->add_value(r.value);
+        ++b.readings;
+      }
+    }
+    // Reading order in the request is device by device: rebuild per-reading
+    // patient names in that order for the acked log.
+    for (auto& d : b.request.devices()) {
+      auto pn = patient_of(d.device());
+      for (int k = 0; k < d.sequence_size(); ++k)
+        b.reading_patients.push_back(pn);
+    }
+    return b.readings;
+  }
+
+  int64_t sim_time_ms() const { return time_ms_; }
+  bool empty() const { return patients_.empty(); }
+
+private:
+  std::string patient_of(const std::string& device) const {
+    auto pos = device.rfind('/');
+    auto id = device.substr(pos + 1);            // mon-00017
+    auto dash = id.find('-');
+    return models::patient_name(opt_.tenant, "p-" + id.substr(dash + 1));
+  }
+
+  const options& opt_;
+  std::vector<sim_patient*> patients_;
+  int64_t time_ms_;
+  size_t cursor_ = 0;
+  std::vector<bench::sim_reading> scratch_;
+};
+
+bool retryable(grpc::StatusCode c) {
+  return c == grpc::StatusCode::UNAVAILABLE || c == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         c == grpc::StatusCode::RESOURCE_EXHAUSTED || c == grpc::StatusCode::CANCELLED ||
+         c == grpc::StatusCode::ABORTED || c == grpc::StatusCode::INTERNAL ||
+         c == grpc::StatusCode::UNKNOWN;
+}
+
+// ---- workers ----------------------------------------------------------------------------
+
+class worker {
+public:
+  worker(const options& o, std::shared_ptr<grpc::Channel> ch, batch_source src, stats& st,
+         acked_log& log, uint32_t id, clock_type::time_point end)
+      : opt_(o), channel_(std::move(ch)), source_(std::move(src)), stats_(st), log_(log),
+        id_(id), end_(end) {}
+
+  void run() {
+    if (opt_.mode == "unary")
+      run_unary();
+    else
+      run_stream();
+  }
+
+private:
+  bool time_up() const {
+    return interrupted || (opt_.duration_s > 0 && clock_type::now() >= end_);
+  }
+
+  // Paces to the configured rate (per worker share).
+  void pace(uint32_t readings) {
+    if (opt_.rate <= 0)
+      return;
+    auto per_worker = opt_.rate / opt_.concurrency;
+    next_send_ += std::chrono::duration_cast<clock_type::duration>(
+        std::chrono::duration<double>(readings / per_worker));
+    auto now = clock_type::now();
+    if (next_send_ > now)
+      std::this_thread::sleep_until(opt_.duration_s > 0 ? std::min(next_send_, end_) : next_send_);
+    else if (now - next_send_ > 1s)
+      next_send_ = now;  // fell behind: do not burst to catch up
+  }
+
+  bool next_batch(pending_batch& b) {
+    while (!time_up() && !source_.empty()) {
+      if (source_.next(b, (uint64_t{id_} << 40) | ++batch_no_) > 0)
+        return true;
+      std::this_thread::sleep_for(20ms);  // realtime: next tick not due
+    }
+    return false;
+  }
+
+  void run_unary() {
+    auto stub = v1::IngestService::NewStub(channel_);
+    next_send_ = clock_type::now();
+    pending_batch b;
+    while (next_batch(b)) {
+      pace(b.readings);
+      b.first_sent = clock_type::now();
+      stats_.sent += b.readings;
+      for (;;) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+        v1::IngestResponse resp;
+        auto st = stub->Ingest(&ctx, b.request, &resp);
+        if (st.ok()) {
+          account(b, resp, stats_, log_);
+          break;
+        }
+        if (!retryable(st.error_code()) || interrupted) {
+          std::cerr << "ingest failed: " << st.error_message() << "\n";
+          return;
+        }
+        ++stats_.retries;
+        std::this_thread::sleep_for(200ms);
+      }
+    }
+  }
+
+  // One stream at a time; on failure, reconnect and resend every unacked
+  // batch in order (same sequence numbers: the node drops duplicates).
+  void run_stream() {
+    auto stub = v1::IngestService::NewStub(channel_);
+    next_send_ = clock_type::now();
+    std::deque<pending_batch> inflight;
+    bool producing = true;
+    while (producing || !inflight.empty()) {
+      grpc::ClientContext ctx;
+      auto stream = stub->StreamIngest(&ctx);
+      std::mutex mtx;
+      std::condition_variable cv;
+      size_t unacked_sent = 0;  // of inflight, how many were written on this stream
+      bool broken = false;
+      // Resend what is still unacknowledged.
+      for (auto& b : inflight) {
+        if (!stream->Write(b.request)) {
+          broken = true;
+          break;
+        }
+        ++unacked_sent;
+      }
+      std::thread reader([&] {
+        v1::IngestResponse resp;
+        while (stream->Read(&resp)) {
+          std::lock_guard<std::mutex> g{mtx};
+          if (inflight.empty() || inflight.front().request.batch_id() != resp.batch_id())
+            continue;  // not ours (cannot happen: acks are in order)
+          account(inflight.front(), resp, stats_, log_);
+          inflight.pop_front();
+          --unacked_sent;
+          cv.notify_all();
+        }
+        std::lock_guard<std::mutex> g{mtx};
+        broken = true;
+        cv.notify_all();
+      });
+      while (!broken && producing) {
+        {
+          std::unique_lock<std::mutex> lock{mtx};
+          cv.wait_for(lock, 100ms, [&] { return broken || inflight.size() < opt_.window; });
+          if (broken)
+            break;
+          if (inflight.size() >= opt_.window)
+            continue;
+        }
+        pending_batch b;
+        if (!next_batch(b)) {
+          producing = false;
+          break;
+        }
+        pace(b.readings);
+        b.first_sent = clock_type::now();
+        stats_.sent += b.readings;
+        {
+          std::lock_guard<std::mutex> g{mtx};
+          inflight.push_back(std::move(b));
+          ++unacked_sent;
+        }
+        if (!stream->Write(inflight.back().request)) {
+          std::lock_guard<std::mutex> g{mtx};
+          broken = true;
+        }
+      }
+      if (!producing && !broken) {
+        // Wait for the last acks (bounded), then close our side.
+        std::unique_lock<std::mutex> lock{mtx};
+        cv.wait_for(lock, 15s, [&] { return broken || inflight.empty(); });
+      }
+      stream->WritesDone();
+      if (!broken)
+        ctx.TryCancel();
+      reader.join();
+      auto st = stream->Finish();
+      if (inflight.empty())
+        continue;
+      if (interrupted && !producing) {
+        std::cerr << fmt::format("worker {}: {} batches unacknowledged at exit\n", id_, inflight.size());
+        return;
+      }
+      ++stats_.retries;
+      if (!st.ok() && !retryable(st.error_code())) {
+        std::cerr << "ingest stream failed: " << st.error_message() << "\n";
+        return;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  }
+
+  const options& opt_;
+  std::shared_ptr<grpc::Channel> channel_;
+  batch_source source_;
+  stats& stats_;
+  acked_log& log_;
+  uint32_t id_;
+  clock_type::time_point end_;
+  clock_type::time_point next_send_;
+  uint64_t batch_no_ = 0;
+};
+
+// ---- registration -----------------------------------------------------------------------
+
+bool ok_or_exists(const grpc::Status& st, const char* what) {
+  if (st.ok() || st.error_code() == grpc::StatusCode::ALREADY_EXISTS)
+    return true;
+  std::cerr << what << ": " << st.error_message() << "\n";
+  return false;
+}
+
+bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& ch,
+                       const std::vector<sim_patient>& patients) {
+  std::atomic<bool> ok{true};
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < std::max(4u, o.concurrency); ++t)
+    threads.emplace_back([&] {
+      auto stub = v1::RegistryService::NewStub(ch);
+      auto call = [&](auto method, auto& req, auto& resp, const char* what) {
+        for (int attempt = 0;; ++attempt) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+          auto st = ((*stub).*method)(&ctx, req, &resp);
+          if (ok_or_exists(st, what) || attempt > 20 || !retryable(st.error_code()))
+            return ok_or_exists(st, what);
+          std::this_thread::sleep_for(200ms);
+        }
+      };
+      for (size_t i; (i = next++) < patients.size() && ok;) {
+        auto& p = patients[i];
+        v1::CreatePatientRequest cp;
+        cp.set_parent("tenants/" + o.tenant);
+        cp.set_patient_id(patient_id(static_cast<uint32_t>(i)));
+        cp.mutable_patient()->set_ward(fmt::format("ward-{}", i % 10));
+        cp.mutable_patient()->set_bed(std::to_string(i / 10 + 1));
+        v1::Patient pr;
+        bool good = call(&v1::RegistryService::Stub::CreatePatient, cp, pr, "create patient");
+        auto device = [&](const std::string& name, v1::DeviceType type) {
+          auto id = name.substr(name.rfind('/') + 1);
+          v1::CreateDeviceRequest cd;
+          cd.set_parent("tenants/" + o.tenant);
+          cd.set_device_id(id);
+          cd.mutable_device()->set_type(type);
+          v1::Device dr;
+          bool g = call(&v1::RegistryService::Stub::CreateDevice, cd, dr, "create device");
+          v1::AssignDeviceRequest ad;
+          ad.set_device(name);
+          ad.set_patient(p.name);
+          v1::Device ar;
+          return g && call(&v1::RegistryService::Stub::AssignDevice, ad, ar, "assign device");
+        };
+        good = good && device(p.monitor, v1::DEVICE_TYPE_BEDSIDE_MONITOR);
+        good = good && device(p.chart, v1::DEVICE_TYPE_OBSERVATION_CHART);
+        if (!p.cgm.empty())
+          good = good && device(p.cgm, v1::DEVICE_TYPE_GLUCOSE_MONITOR);
+        if (!good)
+          ok = false;
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  return ok;
+}
+
+// ---- demo display --------------------------------------------------------------------------
+
+void watch_alerts(const options& o, const std::shared_ptr<grpc::Channel>& ch) {
+  auto stub = v1::AlertService::NewStub(ch);
+  uint64_t token = 0;
+  while (!interrupted) {
+    grpc::ClientContext ctx;
+    v1::StreamAlertsRequest req;
+    req.set_parent("tenants/" + o.tenant);
+    req.set_resume_after(token);
+    auto reader = stub->StreamAlerts(&ctx, req);
+    std::atomic<bool> stream_done{false};
+    std::thread canceller([&] {
+      while (!interrupted && !stream_done)
+        std::this_thread::sleep_for(100ms);
+      ctx.TryCancel();
+    });
+    v1::AlertEvent e;
+    while (reader->Read(&e)) {
+      token = e.resume_token();
+      auto& a = e.alert();
+      auto type = v1::AlertEventType_Name(e.type()).substr(sizeof("ALERT_EVENT_TYPE_") - 1);
+      auto prio = v1::Priority_Name(a.priority()).substr(sizeof("PRIORITY_") - 1);
+      auto patient = a.patient().substr(a.patient().rfind('/') + 1);
+      std::cout << fmt::format("ALERT {:<12} {:<6} {} {:<7} {}\n", type, prio, patient, a.ward(),
+                               a.message())
+                << std::flush;
+    }
+    stream_done = true;
+    canceller.join();
+    reader->Finish();
+    if (!interrupted)
+      std::this_thread::sleep_for(500ms);
+  }
+}
+
+void print_summary(const std::shared_ptr<grpc::Channel>& ch, uint64_t& last_accepted,
+                   clock_type::time_point& last_time) {
+  auto stub = v1::ClusterService::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+  v1::NodeStatus s;
+  if (!stub->GetNodeStatus(&ctx, {}, &s).ok())
+    return;
+  auto now = clock_type::now();
+  auto secs = std::chrono::duration<double>(now - last_time).count();
+  double rate = secs > 0 ? static_cast<double>(s.readings_accepted() - last_accepted) / secs : 0;
+  last_accepted = s.readings_accepted();
+  last_time = now;
+  std::cout << fmt::format(
+                   "SUMMARY twins: {} patients, {} devices | {:.0f} readings/s ({} total) | "
+                   "active alerts: {} high, {} medium, {} low\n",
+                   s.patient_twins(), s.device_twins(), rate, s.readings_accepted(),
+                   s.alerts_active_high(), s.alerts_active_medium(), s.alerts_active_low())
+            << std::flush;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"twinsim: HealthTwin patient simulator and load generator", "twinsim"};
+  app.add_option("--target", o.target, "node gRPC address")->capture_default_str();
+  app.add_option("--tenant", o.tenant, "tenant id")->capture_default_str();
+  app.add_option("--patients", o.patients, "simulated patients")->check(CLI::Range(1u, 10'000'000u))->capture_default_str();
+  app.add_option("--rate", o.rate, "readings/s over all workers; 0 = flat out")->capture_default_str();
+  app.add_flag("--realtime", o.realtime, "one tick per --interval-ms of wall time, timestamps = now (demo)");
+  app.add_option("--duration", o.duration_s, "seconds to run; 0 = until Ctrl-C")->capture_default_str();
+  app.add_option("--batch", o.batch, "readings per request")->check(CLI::Range(1u, 10'000u))->capture_default_str();
+  app.add_option("--concurrency", o.concurrency, "parallel streams or unary callers")->check(CLI::Range(1u, 1024u))->capture_default_str();
+  app.add_option("--mode", o.mode, "stream or unary")->check(CLI::IsMember({"stream", "unary"}))->capture_default_str();
+  app.add_option("--window", o.window, "batches in flight per stream")->check(CLI::Range(1u, 1024u))->capture_default_str();
+  app.add_option("--interval-ms", o.interval_ms, "simulated time between a patient's readings")->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))->capture_default_str();
+  app.add_option("--start-offset-s", o.start_offset_s, "simulated clock starts this far in the past (-1: 0 with --realtime, else 86400)");
+  app.add_option("--glucose-share", o.glucose_share, "share of patients with a glucose monitor")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--episodes-per-hour", o.episodes_per_hour, "chance per patient-hour of a deterioration episode")->capture_default_str();
+  app.add_option("--seed", o.seed, "random seed")->capture_default_str();
+  app.add_flag("!--no-register", o.do_register, "skip creating patients and devices");
+  app.add_flag("--watch", o.watch, "print alerts as they are raised and a node summary every 2 s");
+  app.add_flag("--quiet", o.quiet, "no progress lines");
+  app.add_option("--acked-log", o.acked_log, "append 'patient metric time_ms value' per acknowledged reading");
+  app.add_option("--report-json", o.report_json, "write the final report as JSON here");
+  CLI11_PARSE(app, argc, argv);
+  o.concurrency = std::min(o.concurrency, o.patients);  // a worker needs patients
+
+  signal(SIGINT, [](int) { interrupted = true; });
+  signal(SIGTERM, [](int) { interrupted = true; });
+  signal(SIGPIPE, SIG_IGN);
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  // Several channels spread the load over more than one HTTP/2 connection.
+  for (uint32_t i = 0; i < std::min(o.concurrency, 4u); ++i) {
+    args.SetInt("healthtwin.channel", static_cast<int>(i));  // distinct channel per worker group
+    channels.push_back(grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+  }
+  auto& control = channels.front();
+  if (!control->WaitForConnected(std::chrono::system_clock::now() + 15s)) {
+    std::cerr << "cannot connect to " << o.target << "\n";
+    return 1;
+  }
+
+  // Sequence numbers continue across runs: start above anything a previous
+  // run could have used (wall clock in microseconds).
+  auto seq_base = static_cast<uint64_t>(wall_ms()) * 1000;
+  std::vector<sim_patient> patients;
+  patients.reserve(o.patients);
+  std::mt19937_64 pick{o.seed};
+  for (uint32_t i = 0; i < o.patients; ++i) {
+    bench::patient_sim::settings s;
+    s.episodes_per_hour = o.episodes_per_hour;
+    s.has_glucose_monitor = std::uniform_real_distribution<double>{0, 1}(pick) < o.glucose_share;
+    auto idx = fmt::format("{:05}", i);
+    patients.push_back(sim_patient{models::patient_name(o.tenant, patient_id(i)),
+                                   models::device_name(o.tenant, "mon-" + idx),
+                                   models::device_name(o.tenant, "chart-" + idx),
+                                   s.has_glucose_monitor ? models::device_name(o.tenant, "cgm-" + idx) : "",
+                                   bench::patient_sim{o.seed * 1'000'003 + i, s}, seq_base, seq_base,
+                                   seq_base});
+  }
+
+  if (o.do_register) {
+    auto t0 = clock_type::now();
+    if (!register_patients(o, control, patients))
+      return 1;
+    if (!o.quiet)
+      std::cout << fmt::format("registered {} patients in {:.1f} s\n", o.patients,
+                               std::chrono::duration<double>(clock_type::now() - t0).count());
+  }
+
+  auto offset = o.start_offset_s >= 0 ? o.start_offset_s : (o.realtime ? 0 : 86'400);
+  auto start_ms = wall_ms() - offset * 1000;
+  stats st;
+  acked_log log{o.acked_log};
+  auto begin = clock_type::now();
+  auto end = begin + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
+
+  std::vector<std::thread> threads;
+  for (uint32_t w = 0; w < o.concurrency; ++w) {
+    std::vector<sim_patient*> slice;
+    for (size_t i = w; i < patients.size(); i += o.concurrency)
+      slice.push_back(&patients[i]);
+    threads.emplace_back([&, w, slice = std::move(slice)]() mutable {
+      worker{o, channels[w % channels.size()], batch_source{o, std::move(slice), start_ms}, st, log, w, end}.run();
+    });
+  }
+  std::thread watcher;
+  if (o.watch)
+    watcher = std::thread([&] { watch_alerts(o, control); });
+
+  // Progress until the workers finish.
+  std::atomic<bool> done{false};
+  std::thread progress([&] {
+    uint64_t last_acked = 0, node_accepted = 0;
+    auto last = clock_type::now(), node_last = last;
+    int tick = 0;
+    while (!done) {
+      std::this_thread::sleep_for(100ms);
+      if (++tick % 10 != 0)
+        continue;
+      auto now = clock_type::now();
+      auto acked = st.acked.load();
+      auto rate = static_cast<double>(acked - last_acked) / std::chrono::duration<double>(now - last).count();
+      last_acked = acked;
+      last = now;
+      if (o.watch && tick % 20 == 0)
+        print_summary(control, node_accepted, node_last);
+      if (o.quiet || o.watch)
+        continue;
+      std::vector<double> lat;
+      {
+        std::lock_guard<std::mutex> g{st.mtx};
+        auto n = std::min<size_t>(st.latency_ms.size(), 2000);
+        lat.assign(st.latency_ms.end() - static_cast<long>(n), st.latency_ms.end());
+      }
+      std::cout << fmt::format("[{:6.1f}s] sent {} acked {} rejected {} | {:.0f} readings/s | ack p50 {:.1f} ms p99 {:.1f} ms\n",
+                               std::chrono::duration<double>(now - begin).count(), st.sent.load(), acked,
+                               st.rejected.load(), rate, percentile(lat, 50), percentile(lat, 99))
+                << std::flush;
+    }
+  });
+  for (auto& t : threads)
+    t.join();
+  auto elapsed = std::chrono::duration<double>(clock_type::now() - begin).count();
+  interrupted = true;
+  done = true;
+  progress.join();
+  if (watcher.joinable())
+    watcher.join();
+
+  std::vector<double> lat;
+  {
+    std::lock_guard<std::mutex> g{st.mtx};
+    lat = st.latency_ms;
+  }
+  auto acked = st.acked.load();
+  auto throughput = elapsed > 0 ? static_cast<double>(acked) / elapsed : 0;
+  std::cout << fmt::format(
+      "\n== twinsim report ==\nmode {} | patients {} | batch {} | concurrency {} | window {} | rate {}\n"
+      "elapsed {:.2f} s\nreadings sent {}\nreadings acked {}\nreadings rejected {}\nduplicates (already acked) {}\n"
+      "retries {}\nthroughput {:.0f} readings/s acknowledged\n"
+      "ack latency per batch: p50 {:.2f} ms  p99 {:.2f} ms  p99.9 {:.2f} ms  max {:.2f} ms ({} batches)\n",
+      o.mode, o.patients, o.batch, o.concurrency, o.window, o.rate == 0 ? std::string{"flat out"} : fmt::format("{:.0f}/s", o.rate),
+      elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.retries.load(), throughput,
+      percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
+  for (auto& [reason, n] : st.rejected_by_reason)
+    std::cout << fmt::format("  rejected {}: {}\n", reason, n);
+  if (!o.report_json.empty()) {
+    std::ofstream out{o.report_json};
+    out << fmt::format(
+        "{{\"mode\":\"{}\",\"patients\":{},\"batch\":{},\"concurrency\":{},\"elapsed_s\":{:.3f},"
+        "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},"
+        "\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f}}}\n",
+        o.mode, o.patients, o.batch, o.concurrency, elapsed, st.sent.load(), acked, st.rejected.load(),
+        st.duplicates.load(), st.retries.load(), throughput, percentile(lat, 50), percentile(lat, 99),
+        percentile(lat, 99.9));
+  }
+  return st.rejected.load() == 0 ? 0 : 5;
+}

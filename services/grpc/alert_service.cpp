@@ -1,0 +1,177 @@
+#include <charconv>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "healthtwin/v1/alert.grpc.pb.h"
+#include "services/grpc/api_convert.hpp"
+#include "services/grpc/service_env.hpp"
+#include "services/grpc/status_mapping.hpp"
+#include "storage/alert_table.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+namespace v1 = healthtwin::v1;
+using grpc::ServerContext;
+using grpc::Status;
+
+class alert_service final : public v1::AlertService::Service {
+public:
+  explicit alert_service(service_env& env) : env_(env) {}
+
+  Status StreamAlerts(ServerContext* call, const v1::StreamAlertsRequest* req,
+                      grpc::ServerWriter<v1::AlertEvent>* writer) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    actors::alert_filter filter;
+    if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+      return st;
+    auto sink = std::make_shared<actors::alert_sink>(filter);
+    auto last = env_.ask<uint64_t>(env_.ctx.alert_hub, env_.settings.call_timeout,
+                                   actors::alert_sub_atom::value, sink);
+    if (!last)
+      return to_status(last.error());
+    auto unsubscribe = [&] {
+      sink->close();
+      caf::anon_send(env_.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
+    };
+    uint64_t sent = req->resume_after();
+    if (req->resume_after() > *last) {
+      unsubscribe();
+      return invalid_argument("resume_after", "is beyond the newest event of this node");
+    }
+    // Replay what the subscriber missed, from the store, then go live: the
+    // hub pushes only events after *last into the sink.
+    if (req->resume_after() > 0) {
+      bool ok = true;
+      storage::alert_table table{*env_.ctx.store};
+      auto err = table.scan_events(req->resume_after(), [&](uint64_t seq, std::string_view bytes) {
+        if (seq > *last)
+          return false;
+        actors::alert_event e;
+        if (!actors::parse(bytes, e))
+          return true;
+        if (filter.matches(e.alert)) {
+          v1::AlertEvent out;
+          to_api(e, &out);
+          ok = writer->Write(out);
+        }
+        sent = seq;
+        return ok;
+      });
+      if (err || !ok) {
+        unsubscribe();
+        return err ? to_status(err) : Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+    }
+    while (!call->IsCancelled() && !env_.stopping) {
+      auto e = sink->pop(std::chrono::milliseconds(200));
+      if (!e) {
+        if (sink->overflowed()) {
+          unsubscribe();
+          return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             "subscriber fell behind; reconnect with resume_after=" +
+                                 std::to_string(sent),
+                             std::chrono::milliseconds(100));
+        }
+        continue;
+      }
+      v1::AlertEvent out;
+      to_api(*e, &out);
+      if (!writer->Write(out))
+        break;
+      sent = e->sequence;
+    }
+    unsubscribe();
+    if (env_.stopping)
+      return retry_later(grpc::StatusCode::UNAVAILABLE,
+                         "node is shutting down; reconnect with resume_after=" + std::to_string(sent),
+                         std::chrono::milliseconds(1000));
+    return Status::OK;
+  }
+
+  Status ListAlerts(ServerContext* call, const v1::ListAlertsRequest* req,
+                    v1::ListAlertsResponse* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    actors::alert_filter filter;
+    if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+      return st;
+    if (req->page_size() < 0 || req->page_size() > 1000)
+      return invalid_argument("page_size", "must be between 0 and 1000");
+    size_t offset = 0;
+    if (!req->page_token().empty()) {
+      auto& t = req->page_token();
+      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), offset);
+      if (ec != std::errc{} || p != t.data() + t.size())
+        return invalid_argument("page_token", "is not a token this service issued");
+    }
+    auto list = env_.ask<std::vector<actors::alert_record>>(
+        env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
+        req->include_resolved());
+    if (!list)
+      return to_status(list.error());
+    size_t page = req->page_size() == 0 ? 100 : static_cast<size_t>(req->page_size());
+    auto first = std::min(offset, list->size());
+    auto end = std::min(list->size(), first + page);
+    for (auto i = first; i < end; ++i)
+      to_api((*list)[i], resp->add_alerts());
+    if (end < list->size())
+      resp->set_next_page_token(std::to_string(end));
+    return Status::OK;
+  }
+
+  Status AcknowledgeAlert(ServerContext* call, const v1::AcknowledgeAlertRequest* req,
+                          v1::Alert* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    std::vector<field_violation> bad;
+    if (!models::parse_alert_name(req->name()))
+      bad.push_back({"name", "must be tenants/{tenant}/patients/{patient}/alerts/{alert}"});
+    if (!valid_label(req->acknowledged_by(), 128))
+      bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
+    if (req->note().size() > 1000)
+      bad.push_back({"note", "must be at most 1000 characters"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
+                                            actors::alert_ack_atom::value, req->name(),
+                                            req->acknowledged_by(), req->note());
+    if (!a)
+      return to_status(a.error(), "alert");
+    to_api(*a, resp);
+    return Status::OK;
+  }
+
+private:
+  Status parse_filter(const std::string& parent, const std::string& ward, v1::Priority min,
+                      actors::alert_filter& out) {
+    std::vector<field_violation> bad;
+    auto tenant = models::parse_tenant_name(parent);
+    if (!tenant)
+      bad.push_back({"parent", "must be tenants/{tenant}"});
+    if (!valid_label(ward, 64, true))
+      bad.push_back({"ward", "must be at most 64 characters without control characters"});
+    if (min < v1::PRIORITY_UNSPECIFIED || min > v1::PRIORITY_HIGH)
+      bad.push_back({"min_priority", "must be a known Priority"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    out.tenant = std::string{*tenant};
+    out.ward = ward;
+    out.min_priority = static_cast<models::priority>(min);
+    return Status::OK;
+  }
+
+  service_env& env_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_alert_service(service_env& env) {
+  return std::make_unique<alert_service>(env);
+}
+
+}  // namespace healthtwin::services

@@ -1,0 +1,117 @@
+#include "services/grpc/api_convert.hpp"
+
+namespace healthtwin::services {
+
+namespace v1 = healthtwin::v1;
+
+void set_timestamp(google::protobuf::Timestamp* ts, int64_t unix_ms) {
+  auto secs = unix_ms / 1000;
+  auto rem = unix_ms % 1000;
+  if (rem < 0) {
+    rem += 1000;
+    --secs;
+  }
+  ts->set_seconds(secs);
+  ts->set_nanos(static_cast<int32_t>(rem * 1'000'000));
+}
+
+int64_t to_ms(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000 + ts.nanos() / 1'000'000;
+}
+
+void to_api(const storage::patient_record& in, v1::Patient* out) {
+  out->set_name(in.name);
+  out->set_ward(in.ward);
+  out->set_bed(in.bed);
+  out->set_spo2_scale2(in.spo2_scale2);
+  for (auto& d : in.devices)
+    out->add_devices(d);
+  set_timestamp(out->mutable_create_time(), in.create_time_ms);
+}
+
+void to_api(const storage::device_record& in, v1::Device* out) {
+  out->set_name(in.name);
+  out->set_type(static_cast<v1::DeviceType>(in.type));
+  out->set_patient(in.patient);
+  set_timestamp(out->mutable_create_time(), in.create_time_ms);
+}
+
+void to_api(const actors::alert_record& in, v1::Alert* out) {
+  out->set_name(in.name);
+  out->set_patient(in.patient);
+  out->set_ward(in.ward);
+  out->set_kind(static_cast<v1::AlertKind>(in.kind));
+  if (in.kind == models::alert_kind::threshold)
+    out->set_metric(static_cast<v1::Metric>(in.subject));
+  out->set_priority(static_cast<v1::Priority>(in.level));
+  out->set_state(static_cast<v1::AlertState>(in.state));
+  out->set_value(in.value);
+  out->set_message(in.message);
+  out->set_raise_time_ms(in.raise_time_ms);
+  out->set_acknowledged_by(in.acknowledged_by);
+  out->set_acknowledge_note(in.acknowledge_note);
+  if (in.acknowledge_time_ms != 0)
+    set_timestamp(out->mutable_acknowledge_time(), in.acknowledge_time_ms);
+  out->set_resolve_time_ms(in.resolve_time_ms);
+}
+
+void to_api(const actors::alert_event& in, v1::AlertEvent* out) {
+  out->set_resume_token(in.sequence);
+  out->set_type(static_cast<v1::AlertEventType>(in.type));
+  to_api(in.alert, out->mutable_alert());
+  set_timestamp(out->mutable_event_time(), in.event_time_ms);
+}
+
+void to_api(const models::news2_result& in, v1::News2* out) {
+  out->set_total(in.total);
+  out->set_complete(in.complete);
+  out->set_band(static_cast<v1::News2Band>(in.band));
+  out->set_spo2_scale2(in.spo2_scale2);
+  out->set_time_ms(in.time_ms);
+  for (auto& p : in.parts) {
+    auto* part = out->add_parts();
+    part->set_parameter(static_cast<v1::News2Parameter>(p.parameter));
+    part->set_score(p.score);
+    part->set_value(p.value);
+    part->set_time_ms(p.time_ms);
+    part->set_missing(p.missing);
+    part->set_stale(p.stale);
+  }
+}
+
+void to_api(const actors::patient_view& in, const std::vector<actors::alert_record>& alerts,
+            v1::PatientTwin* out) {
+  out->set_name(in.name);
+  out->set_ward(in.ward);
+  out->set_bed(in.bed);
+  for (auto& d : in.devices)
+    out->add_devices(d);
+  for (auto& v : in.vitals) {
+    auto* vital = out->add_vitals();
+    vital->set_metric(static_cast<v1::Metric>(v.metric));
+    vital->set_value(v.value);
+    vital->set_time_ms(v.time_ms);
+    vital->set_source_device(v.source_device);
+  }
+  to_api(in.news2, out->mutable_news2());
+  for (auto& a : alerts)
+    to_api(a, out->add_active_alerts());
+  out->set_readings_applied(in.readings_applied);
+}
+
+void to_api(const actors::device_view& in, const storage::device_record& record, bool online,
+            v1::DeviceTwin* out) {
+  out->set_name(record.name);
+  out->set_type(static_cast<v1::DeviceType>(record.type));
+  out->set_patient(record.patient);
+  if (in.last_receive_time_ms != 0)
+    set_timestamp(out->mutable_last_seen_time(), in.last_receive_time_ms);
+  out->set_last_reading_time_ms(in.last_reading_time_ms);
+  out->set_online(online);
+  out->set_has_battery(in.has_battery);
+  out->set_battery_percent(in.battery_percent);
+  out->set_last_sequence(in.last_sequence);
+  out->set_readings_accepted(in.readings_accepted);
+}
+
+}  // namespace healthtwin::services

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+namespace grpc {
+class ServerBuilder;
+}
+
+namespace healthtwin::storage {
+class store;
+}
+
+namespace healthtwin::actors {
+class ingest_sequencer;
+struct twin_counters;
+}  // namespace healthtwin::actors
+
+namespace healthtwin::services {
+
+/// Settings of the public gRPC API. None can change at run time.
+struct api_settings {
+  /// A device is online when its last reading arrived within this window.
+  /// Default 60 s.
+  std::chrono::milliseconds heartbeat_timeout{60'000};
+  /// Longest time a query waits for a twin or the alert hub. Default 5 s
+  /// (a shorter client deadline wins).
+  std::chrono::milliseconds call_timeout{5'000};
+  /// Readings timestamped further ahead of the node's clock are rejected.
+  /// Default 5 min.
+  std::chrono::milliseconds max_clock_skew{5 * 60'000};
+  /// Most readings in one ingest request. Default 10,000.
+  uint32_t max_readings_per_request = 10'000;
+  /// Largest ingest request accepted, bytes. Default 4 MiB (the transport
+  /// refuses anything over 4 times this with RESOURCE_EXHAUSTED).
+  size_t max_request_bytes = size_t{4} << 20;
+  /// Batches a stream may have in flight before reading pauses. Default 16.
+  uint32_t max_stream_in_flight = 16;
+  /// This node's name (ClusterService).
+  std::string node_name = "node-0";
+  /// Number of virtual shards.
+  uint32_t shards = 1024;
+};
+
+/// What the services call into. Everything must outlive the services.
+struct api_context {
+  caf::actor_system* sys = nullptr;
+  storage::store* store = nullptr;
+  actors::ingest_sequencer* sequencer = nullptr;
+  const std::vector<caf::actor>* shards = nullptr;
+  caf::actor alert_hub;
+  actors::twin_counters* counters = nullptr;
+  /// False until recovery finished; calls get UNAVAILABLE meanwhile.
+  const std::atomic<bool>* ready = nullptr;
+};
+
+/// The healthtwin.v1 services: Registry, Ingest (callback API: acks never
+/// hold a thread), Twin, Alert and Cluster. Translates between the public
+/// protobufs and the actors' own messages; validates every field.
+class api_services {
+public:
+  api_services(api_settings settings, api_context context);
+  ~api_services();
+
+  /// Registers every service on `builder`; this object must outlive the
+  /// server built from it.
+  void register_with(grpc::ServerBuilder& builder);
+
+  /// Graceful drain, before grpc::Server::Shutdown: new calls get
+  /// UNAVAILABLE, streams stop reading and end once their accepted batches
+  /// are acknowledged, alert streams end; waits until no call is in progress
+  /// or `grace` has passed. Returns the calls still in progress.
+  int shutdown(std::chrono::milliseconds grace);
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace healthtwin::services

@@ -1,0 +1,266 @@
+#include <deque>
+#include <mutex>
+
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "healthtwin/v1/ingest.grpc.pb.h"
+#include "services/grpc/ingest_validation.hpp"
+#include "services/grpc/service_env.hpp"
+#include "services/grpc/status_mapping.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+namespace v1 = healthtwin::v1;
+
+ingest_limits limits_of(const api_settings& s) {
+  return ingest_limits{s.max_readings_per_request, s.max_request_bytes, s.max_clock_skew.count()};
+}
+
+grpc::Status refusal(const validated_ingest& v) {
+  std::vector<field_violation> bad;
+  for (auto& [field, why] : v.violations)
+    bad.push_back({field, why});
+  return invalid_argument(bad);
+}
+
+// Merges the stateless and the sequencer's rejections, in request order.
+void fill_response(uint64_t batch_id, std::vector<actors::reading_rejection>&& pre,
+                   actors::ingest_result&& r, v1::IngestResponse* out) {
+  out->set_batch_id(batch_id);
+  out->set_accepted(r.accepted);
+  auto& all = pre;
+  all.insert(all.end(), std::make_move_iterator(r.rejections.begin()),
+             std::make_move_iterator(r.rejections.end()));
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
+  out->mutable_rejections()->Reserve(static_cast<int>(all.size()));
+  for (auto& x : all) {
+    auto* rej = out->add_rejections();
+    rej->set_index(x.index);
+    rej->set_field(std::move(x.field));
+    rej->set_reason(static_cast<v1::RejectionReason>(x.reason));
+    rej->set_description(std::move(x.description));
+  }
+}
+
+/// One bidirectional ingest stream: reads batches, submits each to the
+/// sequencer, and writes acks in request order as commits complete. Reading
+/// pauses while max_stream_in_flight batches await their ack. State changes
+/// happen under the mutex; Start*/Finish calls are made after releasing it,
+/// since gRPC may run a reaction inline.
+class ingest_stream final : public grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestResponse>,
+                            public drainable {
+public:
+  explicit ingest_stream(service_env& env) : env_(env) {
+    ++env_.active_calls;
+    {
+      std::lock_guard<std::mutex> guard{env_.streams_mtx};
+      env_.streams.insert(this);
+    }
+    if (!env_.ready()) {
+      finished_ = true;
+      Finish(not_ready());
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  std::function<void()> drain() override {
+    auto a = std::make_shared<actions>(end_reads(std::make_unique<grpc::Status>(retry_later(
+        grpc::StatusCode::UNAVAILABLE, "node is shutting down; resend unacknowledged batches",
+        std::chrono::milliseconds(1000)))));
+    return [this, a] { act(std::move(*a)); };
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      act(end_reads(nullptr));
+      return;
+    }
+    if (env_.stopping) {
+      act(end_reads(std::make_unique<grpc::Status>(retry_later(
+          grpc::StatusCode::UNAVAILABLE, "node is shutting down; resend unacknowledged batches",
+          std::chrono::milliseconds(1000)))));
+      return;
+    }
+    // request_ is only touched by reads, which never overlap.
+    auto v = validate_ingest(request_, service_env::now_ms(), limits_of(env_.settings));
+    if (!v.violations.empty()) {
+      // A malformed batch ends the stream once earlier batches are acked.
+      act(end_reads(std::make_unique<grpc::Status>(refusal(v))));
+      return;
+    }
+    bool read_more;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++outstanding_;
+      read_more = outstanding_ < env_.settings.max_stream_in_flight;
+      read_paused_ = !read_more;
+    }
+    auto batch_id = request_.batch_id();
+    env_.ctx.sequencer->submit(
+        std::move(v.groups), v.readings,
+        [this, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
+          on_committed(batch_id, std::move(pre), std::move(r));
+        });
+    if (read_more)
+      StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    actions a;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      acks_.pop_front();
+      if (!ok) {
+        broken_ = true;
+        acks_.clear();
+      }
+      if (!acks_.empty())
+        a.write = true;
+      else
+        writing_ = false;
+      decide_finish(a);
+    }
+    act(std::move(a));
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    broken_ = true;
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard<std::mutex> guard{env_.streams_mtx};
+      env_.streams.erase(this);
+    }
+    --env_.active_calls;
+    delete this;
+  }
+
+private:
+  struct actions {
+    bool write = false;
+    bool read = false;
+    std::unique_ptr<grpc::Status> finish;
+  };
+
+  void act(actions a) {
+    if (a.write)
+      StartWrite(&acks_.front());  // stable: only OnWriteDone pops it
+    if (a.read)
+      StartRead(&request_);
+    if (a.finish)
+      Finish(*a.finish);
+  }
+
+  // Under mtx_: finish once every read ended and every ack is written.
+  void decide_finish(actions& a) {
+    if (finished_ || !reads_done_ || outstanding_ > 0 || writing_)
+      return;
+    finished_ = true;
+    a.finish = std::make_unique<grpc::Status>(final_status_ ? *final_status_ : grpc::Status::OK);
+  }
+
+  actions end_reads(std::unique_ptr<grpc::Status> status) {
+    actions a;
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (status && !final_status_)
+      final_status_ = std::move(status);
+    reads_done_ = true;
+    decide_finish(a);
+    return a;
+  }
+
+  void on_committed(uint64_t batch_id, std::vector<actors::reading_rejection>&& pre,
+                    actors::ingest_result&& r) {
+    actions a;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      --outstanding_;
+      if (r.error) {
+        // Not written: end the stream with the reason after the acks before
+        // it, rather than skip an ack the client waits for.
+        if (!final_status_)
+          final_status_ = std::make_unique<grpc::Status>(to_status(r.error));
+        reads_done_ = true;
+      } else if (!broken_) {
+        acks_.emplace_back();
+        fill_response(batch_id, std::move(pre), std::move(r), &acks_.back());
+        if (!writing_)
+          writing_ = a.write = true;
+      }
+      if (read_paused_ && !reads_done_ && outstanding_ < env_.settings.max_stream_in_flight) {
+        read_paused_ = false;
+        a.read = true;
+      }
+      decide_finish(a);
+    }
+    act(std::move(a));
+  }
+
+  service_env& env_;
+  std::mutex mtx_;
+  v1::IngestRequest request_;
+  std::deque<v1::IngestResponse> acks_;  // front is being written
+  std::unique_ptr<grpc::Status> final_status_;
+  uint32_t outstanding_ = 0;
+  bool reads_done_ = false;
+  bool read_paused_ = false;
+  bool writing_ = false;
+  bool broken_ = false;
+  bool finished_ = false;
+};
+
+class ingest_service final : public v1::IngestService::CallbackService {
+public:
+  explicit ingest_service(service_env& env) : env_(env) {}
+
+  grpc::ServerUnaryReactor* Ingest(grpc::CallbackServerContext* call,
+                                   const v1::IngestRequest* req,
+                                   v1::IngestResponse* resp) override {
+    auto* reactor = call->DefaultReactor();
+    if (!env_.ready()) {
+      reactor->Finish(not_ready());
+      return reactor;
+    }
+    auto v = validate_ingest(*req, service_env::now_ms(), limits_of(env_.settings));
+    if (!v.violations.empty()) {
+      reactor->Finish(refusal(v));
+      return reactor;
+    }
+    auto batch_id = req->batch_id();
+    ++env_.active_calls;  // until the ack is sent
+    auto* env = &env_;
+    env_.ctx.sequencer->submit(
+        std::move(v.groups), v.readings,
+        [env, reactor, resp, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
+          if (r.error) {
+            reactor->Finish(to_status(r.error));
+          } else {
+            fill_response(batch_id, std::move(pre), std::move(r), resp);
+            reactor->Finish(grpc::Status::OK);
+          }
+          --env->active_calls;
+        });
+    return reactor;
+  }
+
+  grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestResponse>* StreamIngest(
+      grpc::CallbackServerContext*) override {
+    return new ingest_stream(env_);
+  }
+
+private:
+  service_env& env_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_ingest_service(service_env& env) {
+  return std::make_unique<ingest_service>(env);
+}
+
+}  // namespace healthtwin::services

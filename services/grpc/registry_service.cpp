@@ -1,0 +1,171 @@
+#include <future>
+
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "healthtwin/v1/registry.grpc.pb.h"
+#include "services/grpc/api_convert.hpp"
+#include "services/grpc/service_env.hpp"
+#include "services/grpc/status_mapping.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+namespace v1 = healthtwin::v1;
+using grpc::ServerContext;
+using grpc::Status;
+
+class registry_service final : public v1::RegistryService::Service {
+public:
+  explicit registry_service(service_env& env) : env_(env) {}
+
+  Status CreatePatient(ServerContext* call, const v1::CreatePatientRequest* req,
+                       v1::Patient* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    std::vector<field_violation> bad;
+    auto tenant = models::parse_tenant_name(req->parent());
+    if (!tenant)
+      bad.push_back({"parent", "must be tenants/{tenant}"});
+    if (!models::is_valid_id(req->patient_id()))
+      bad.push_back({"patient_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
+    if (!valid_label(req->patient().ward(), 64))
+      bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
+    if (!valid_label(req->patient().bed(), 64, true))
+      bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    storage::patient_record p;
+    p.name = models::patient_name(*tenant, req->patient_id());
+    p.ward = req->patient().ward();
+    p.bed = req->patient().bed();
+    p.spo2_scale2 = req->patient().spo2_scale2();
+    auto r = run(call, actors::create_patient{std::move(p)});
+    if (r.error)
+      return to_status(r.error, "patient");
+    to_api(r.patient, resp);
+    return Status::OK;
+  }
+
+  Status GetPatient(ServerContext*, const v1::GetPatientRequest* req, v1::Patient* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    auto name = models::parse_twin_name(req->name());
+    if (!name || name->kind != models::twin_kind::patient)
+      return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
+    auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
+    if (!rec)
+      return to_status(rec.error());
+    if (!*rec)
+      return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
+    to_api(**rec, resp);
+    return Status::OK;
+  }
+
+  Status CreateDevice(ServerContext* call, const v1::CreateDeviceRequest* req,
+                      v1::Device* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    std::vector<field_violation> bad;
+    auto tenant = models::parse_tenant_name(req->parent());
+    if (!tenant)
+      bad.push_back({"parent", "must be tenants/{tenant}"});
+    if (!models::is_valid_id(req->device_id()))
+      bad.push_back({"device_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
+    auto type = models::device_type_from_number(static_cast<uint32_t>(req->device().type()));
+    if (!type)
+      bad.push_back({"device.type", "must be a known DeviceType other than UNSPECIFIED"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    storage::device_record d;
+    d.name = models::device_name(*tenant, req->device_id());
+    d.type = *type;
+    auto r = run(call, actors::create_device{std::move(d)});
+    if (r.error)
+      return to_status(r.error, "device");
+    to_api(r.device, resp);
+    return Status::OK;
+  }
+
+  Status GetDevice(ServerContext*, const v1::GetDeviceRequest* req, v1::Device* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    auto name = models::parse_twin_name(req->name());
+    if (!name || name->kind != models::twin_kind::device)
+      return invalid_argument("name", "must be tenants/{tenant}/devices/{device}");
+    auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
+    if (!rec)
+      return to_status(rec.error());
+    if (!*rec)
+      return Status(grpc::StatusCode::NOT_FOUND, "device not found");
+    to_api(**rec, resp);
+    return Status::OK;
+  }
+
+  Status AssignDevice(ServerContext* call, const v1::AssignDeviceRequest* req,
+                      v1::Device* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    std::vector<field_violation> bad;
+    auto dev = models::parse_twin_name(req->device());
+    auto pat = models::parse_twin_name(req->patient());
+    if (!dev || dev->kind != models::twin_kind::device)
+      bad.push_back({"device", "must be tenants/{tenant}/devices/{device}"});
+    if (!pat || pat->kind != models::twin_kind::patient)
+      bad.push_back({"patient", "must be tenants/{tenant}/patients/{patient}"});
+    else if (dev && dev->tenant != pat->tenant)
+      bad.push_back({"patient", "must belong to the device's tenant"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    return assign(call, req->device(), req->patient(), resp);
+  }
+
+  Status UnassignDevice(ServerContext* call, const v1::UnassignDeviceRequest* req,
+                        v1::Device* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    auto dev = models::parse_twin_name(req->device());
+    if (!dev || dev->kind != models::twin_kind::device)
+      return invalid_argument("device", "must be tenants/{tenant}/devices/{device}");
+    return assign(call, req->device(), {}, resp);
+  }
+
+private:
+  Status assign(ServerContext* call, const std::string& device, const std::string& patient,
+                v1::Device* resp) {
+    auto r = run(call, actors::assign_device{device, patient});
+    if (r.error)
+      return to_status(r.error);
+    to_api(r.device, resp);
+    return Status::OK;
+  }
+
+  actors::registry_result run(ServerContext* call, actors::registry_command&& cmd) {
+    auto promise = std::make_shared<std::promise<actors::registry_result>>();
+    auto future = promise->get_future();
+    env_.ctx.sequencer->submit(std::move(cmd), [promise](actors::registry_result&& r) {
+      promise->set_value(std::move(r));
+    });
+    if (future.wait_for(env_.timeout(call)) != std::future_status::ready) {
+      actors::registry_result r;
+      r.error = caf::make_error(caf::sec::request_timeout);
+      return r;
+    }
+    return future.get();
+  }
+
+  service_env& env_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_registry_service(service_env& env) {
+  return std::make_unique<registry_service>(env);
+}
+
+}  // namespace healthtwin::services

@@ -1,0 +1,118 @@
+#include "services/grpc/status_mapping.hpp"
+
+#include <caf/sec.hpp>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "storage/errc.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+grpc::Status with_details(grpc::StatusCode code, const std::string& message,
+                          const google::protobuf::Message& detail) {
+  google::rpc::Status st;
+  st.set_code(static_cast<int>(code));
+  st.set_message(message);
+  st.add_details()->PackFrom(detail);
+  return grpc::Status(code, message, st.SerializeAsString());
+}
+
+}  // namespace
+
+grpc::Status invalid_argument(const std::vector<field_violation>& violations) {
+  google::rpc::BadRequest br;
+  std::string message;
+  for (auto& v : violations) {
+    auto* f = br.add_field_violations();
+    f->set_field(v.field);
+    f->set_description(v.description);
+    if (message.empty())
+      message = v.field + ": " + v.description;
+  }
+  if (violations.size() > 1)
+    message += " (and " + std::to_string(violations.size() - 1) + " more)";
+  return with_details(grpc::StatusCode::INVALID_ARGUMENT, message, br);
+}
+
+grpc::Status invalid_argument(std::string field, std::string description) {
+  return invalid_argument(std::vector<field_violation>{{std::move(field), std::move(description)}});
+}
+
+grpc::Status retry_later(grpc::StatusCode code, std::string message,
+                         std::chrono::milliseconds delay) {
+  google::rpc::RetryInfo ri;
+  ri.mutable_retry_delay()->set_seconds(delay.count() / 1000);
+  ri.mutable_retry_delay()->set_nanos(static_cast<int32_t>((delay.count() % 1000) * 1'000'000));
+  return with_details(code, message, ri);
+}
+
+grpc::Status not_ready() {
+  return retry_later(grpc::StatusCode::UNAVAILABLE, "node is recovering; retry shortly",
+                     std::chrono::milliseconds(500));
+}
+
+grpc::Status to_status(const caf::error& e, std::string_view what) {
+  using grpc::StatusCode;
+  std::string subject{what.empty() ? "resource" : what};
+  if (!e)
+    return grpc::Status::OK;
+  if (e.category() == caf::atom("ingest")) {
+    switch (static_cast<actors::ingest_errc>(e.code())) {
+      case actors::ingest_errc::overloaded:
+        return retry_later(StatusCode::RESOURCE_EXHAUSTED, "ingest queue is full",
+                           std::chrono::milliseconds(100));
+      case actors::ingest_errc::shutting_down:
+        return retry_later(StatusCode::UNAVAILABLE, "node is shutting down",
+                           std::chrono::milliseconds(1000));
+      case actors::ingest_errc::already_exists:
+        return grpc::Status(StatusCode::ALREADY_EXISTS, subject + " already exists");
+      case actors::ingest_errc::not_found: {
+        std::string which = subject;
+        if (!e.context().empty() && e.context().match_elements<std::string>())
+          which = e.context().get_as<std::string>(0);
+        return grpc::Status(StatusCode::NOT_FOUND, which + " not found");
+      }
+      case actors::ingest_errc::failed_precondition:
+      case actors::ingest_errc::invalid_argument: {
+        std::string msg = to_string(static_cast<actors::ingest_errc>(e.code()));
+        if (!e.context().empty() && e.context().match_elements<std::string>())
+          msg = e.context().get_as<std::string>(0);
+        return grpc::Status(e.code() == static_cast<uint8_t>(actors::ingest_errc::invalid_argument)
+                                ? StatusCode::INVALID_ARGUMENT
+                                : StatusCode::FAILED_PRECONDITION,
+                            msg);
+      }
+    }
+  }
+  if (e.category() == caf::atom("alerts")) {
+    switch (static_cast<actors::alert_errc>(e.code())) {
+      case actors::alert_errc::not_found:
+        return grpc::Status(StatusCode::NOT_FOUND, subject + " not found");
+      case actors::alert_errc::already_resolved:
+        return grpc::Status(StatusCode::FAILED_PRECONDITION, subject + " is already resolved");
+      case actors::alert_errc::persist_failed:
+        return retry_later(StatusCode::UNAVAILABLE, "could not persist the change",
+                           std::chrono::milliseconds(1000));
+    }
+  }
+  if (e.category() == caf::atom("storage")) {
+    // Never leak storage details (paths) to clients; the node logs them.
+    switch (static_cast<storage::errc>(e.code())) {
+      case storage::errc::no_space:
+        return retry_later(StatusCode::RESOURCE_EXHAUSTED, "node storage is full",
+                           std::chrono::milliseconds(5000));
+      default:
+        return retry_later(StatusCode::UNAVAILABLE, "node storage is failing",
+                           std::chrono::milliseconds(1000));
+    }
+  }
+  if (e == caf::sec::request_timeout)
+    return grpc::Status(StatusCode::DEADLINE_EXCEEDED, "the twin did not answer in time");
+  return grpc::Status(StatusCode::INTERNAL, "internal error");
+}
+
+}  // namespace healthtwin::services

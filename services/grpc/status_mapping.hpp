@@ -1,0 +1,34 @@
+#pragma once
+// Private to services/grpc: the one table from our errors to gRPC statuses.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <grpcpp/support/status.h>
+
+namespace healthtwin::services {
+
+struct field_violation {
+  std::string field;
+  std::string description;
+};
+
+/// INVALID_ARGUMENT with a google.rpc.BadRequest naming each field.
+grpc::Status invalid_argument(const std::vector<field_violation>& violations);
+grpc::Status invalid_argument(std::string field, std::string description);
+
+/// A status with google.rpc.RetryInfo (UNAVAILABLE, RESOURCE_EXHAUSTED).
+grpc::Status retry_later(grpc::StatusCode code, std::string message,
+                         std::chrono::milliseconds delay);
+
+/// Maps any error from storage, the sequencer, the hub or CAF to a status.
+/// `what` names the resource or operation for NOT_FOUND and the like.
+grpc::Status to_status(const caf::error& e, std::string_view what = {});
+
+/// UNAVAILABLE while the node is recovering.
+grpc::Status not_ready();
+
+}  // namespace healthtwin::services

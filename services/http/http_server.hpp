@@ -1,0 +1,47 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/expected.hpp>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace healthtwin::services {
+
+/// Settings of the node's HTTP listener. None can change at run time.
+struct http_settings {
+  /// host:port to listen on; port 0 picks a free port. Default 127.0.0.1:8080.
+  std::string listen = "127.0.0.1:8080";
+  /// Worker threads. Default 2.
+  int threads = 2;
+};
+
+/// The node's HTTP endpoints for operators and probes:
+///   GET /metrics  Prometheus text format (no per-patient labels)
+///   GET /healthz  200 while the process serves
+///   GET /readyz   200 once recovery finished, 503 before and while stopping
+/// Thread-safe; stops when destroyed.
+class http_server {
+public:
+  /// Starts listening; an error names the address that could not be bound.
+  static caf::expected<std::unique_ptr<http_server>> start(const http_settings& settings,
+                                                           prometheus::Registry& metrics,
+                                                           const std::atomic<bool>& ready);
+  ~http_server();
+
+  /// The bound port (useful with port 0).
+  uint16_t port() const noexcept;
+
+  struct impl;
+
+private:
+  explicit http_server(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace healthtwin::services

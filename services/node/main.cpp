@@ -1,0 +1,189 @@
+// The `healthtwin` node binary: the composition root. It reads the
+// configuration, opens the store, starts the actor core, recovers, serves
+// gRPC and HTTP, and on SIGTERM/SIGINT stops in the order that keeps every
+// acknowledged reading: listeners first, then the sequencer (which drains,
+// snapshots and checkpoints), then the actors, then the store.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <caf/all.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/registry.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "actors/shard/shard.hpp"
+#include "services/grpc/api_services.hpp"
+#include "services/http/http_server.hpp"
+#include "services/node/node_config.hpp"
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
+
+using namespace healthtwin;
+
+namespace {
+
+void write_port_file(const std::string& path, int grpc_port, int http_port) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << "{\"grpc\":" << grpc_port << ",\"http\":" << http_port << "}\n";
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg, unsigned threads) {
+  // Work sharing: work stealing collapses on bursts to many actors on small
+  // machines (CAF-0.17-COOKBOOK.md section 6).
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("scheduler.max-throughput", 300);
+  storage::register_error_category(cfg);
+  return cfg;
+}
+
+int run(const node::node_config& cfg) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("healthtwin"));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  storage::store_settings store_settings;
+  store_settings.data_dir = cfg.data_dir;
+  store_settings.shards = cfg.shards;
+  store_settings.sync_wal = cfg.sync_wal;
+  auto opened = storage::store::open(store_settings);
+  if (!opened) {
+    spdlog::critical("cannot open the data directory {}: {}", cfg.data_dir,
+                     storage::describe(opened.error()));
+    return 3;
+  }
+  auto store = std::move(*opened);
+  if (!cfg.sync_wal)
+    spdlog::warn("sync-wal=false: acknowledged readings survive a process crash, not a machine crash");
+
+  prometheus::Registry metrics;
+  std::atomic<bool> ready{false};
+  caf::actor_system_config caf_cfg;
+  int exit_code = 0;
+  {
+    caf::actor_system sys{actor_config(caf_cfg, cfg.scheduler_threads)};
+    actors::ingest_flow flow;
+    actors::twin_counters counters;
+    actors::twin_context ctx;
+    ctx.store = store.get();
+    ctx.flow = &flow;
+    ctx.counters = &counters;
+    ctx.alert_hub = actors::spawn_alert_hub(sys, {}, *store, metrics);
+    auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
+    actors::ingest_settings ingest_settings;
+    ingest_settings.checkpoint_interval = cfg.checkpoint_interval;
+    actors::ingest_sequencer sequencer{ingest_settings, *store, shards, flow, metrics};
+
+    auto stop_actors = [&] {
+      for (auto& s : shards)
+        caf::anon_send(s, actors::shutdown_atom::value);
+      caf::anon_send_exit(ctx.alert_hub, caf::exit_reason::user_shutdown);
+    };
+
+    services::http_settings http_settings;
+    http_settings.listen = cfg.http_listen;
+    auto http = services::http_server::start(http_settings, metrics, ready);
+    if (!http) {
+      spdlog::critical("{}", caf::to_string(http.error()));
+      stop_actors();
+      return 4;
+    }
+
+    services::api_settings api_settings;
+    api_settings.node_name = cfg.node_name;
+    api_settings.shards = cfg.shards;
+    api_settings.heartbeat_timeout = cfg.heartbeat_timeout;
+    api_settings.max_clock_skew = cfg.max_clock_skew;
+    services::api_context api_ctx;
+    api_ctx.sys = &sys;
+    api_ctx.store = store.get();
+    api_ctx.sequencer = &sequencer;
+    api_ctx.shards = &shards;
+    api_ctx.alert_hub = ctx.alert_hub;
+    api_ctx.counters = &counters;
+    api_ctx.ready = &ready;
+    services::api_services api{api_settings, api_ctx};
+
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int grpc_port = 0;
+    spdlog::warn("gRPC and HTTP listeners are plaintext (local development only)");
+    builder.AddListeningPort(cfg.grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(4 * api_settings.max_request_bytes));
+    api.register_with(builder);
+    auto server = builder.BuildAndStart();
+    if (!server || grpc_port == 0) {
+      spdlog::critical("cannot listen for gRPC on {}", cfg.grpc_listen);
+      stop_actors();
+      return 4;
+    }
+    auto* health = server->GetHealthCheckService();
+    health->SetServingStatus(false);
+    spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg.node_name,
+                 grpc_port, (*http)->port());
+
+    if (auto err = sequencer.recover()) {
+      spdlog::critical("recovery failed, refusing to serve: {}", storage::describe(err));
+      server->Shutdown();
+      stop_actors();
+      return 3;
+    }
+    sequencer.start();
+    ready = true;
+    health->SetServingStatus(true);
+    if (!cfg.port_file.empty())
+      write_port_file(cfg.port_file, grpc_port, (*http)->port());
+    spdlog::info("ready: {} virtual shards, data in {}", cfg.shards, cfg.data_dir);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+
+    // Stop taking calls; let in-flight ones (and their acks) finish.
+    ready = false;
+    health->SetServingStatus(false);
+    if (auto left = api.shutdown(std::chrono::seconds(10)))
+      spdlog::warn("{} calls still in progress after 10 s; cancelling them", left);
+    // Nothing is in flight now: idle client connections need not be waited for.
+    server->Shutdown(std::chrono::system_clock::now());
+    server->Wait();
+    // Commit what was queued, let twins apply it, snapshot, checkpoint.
+    sequencer.stop();
+    stop_actors();
+    http->reset();
+  }
+  spdlog::info("stopped cleanly");
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = node::parse_node_config(std::vector<std::string>(argv, argv + argc));
+  if (!parsed.config) {
+    (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.message;
+    return parsed.exit_code;
+  }
+  return run(*parsed.config);
+}

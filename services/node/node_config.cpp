@@ -1,0 +1,126 @@
+#include "services/node/node_config.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+
+#include <CLI/CLI.hpp>
+
+namespace healthtwin::node {
+
+std::optional<std::pair<std::string, uint16_t>> split_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+    return std::nullopt;
+  auto host = s.substr(0, colon);
+  if (host.front() == '[' && host.back() != ']')
+    return std::nullopt;
+  unsigned port = 0;
+  auto* first = s.data() + colon + 1;
+  auto* last = s.data() + s.size();
+  auto [p, ec] = std::from_chars(first, last, port);
+  if (ec != std::errc{} || p != last || port > 65535)
+    return std::nullopt;
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0)
+    return "node-0";
+  return buf;
+}
+
+// CLI11 validator for host:port.
+const CLI::Validator listen_address{[](std::string& s) -> std::string {
+                                      if (!split_host_port(s))
+                                        return "must be host:port with a port of 0-65535, got '" + s + "'";
+                                      return {};
+                                    },
+                                    "HOST:PORT"};
+
+}  // namespace
+
+parse_outcome parse_node_config(const std::vector<std::string>& args) {
+  node_config cfg;
+  cfg.node_name = host_name();
+  CLI::App app{"healthtwin: a HealthTwin node (twins, ingest, alerts) with its RocksDB",
+               "healthtwin"};
+  app.set_version_flag("--version", "healthtwin 0.1.0");
+  app.set_config("--config", "", "TOML or INI file with any of the options below (flags win)");
+  app.allow_config_extras(false);
+
+  int64_t checkpoint_ms = cfg.checkpoint_interval.count();
+  int64_t heartbeat_ms = cfg.heartbeat_timeout.count();
+  int64_t skew_ms = cfg.max_clock_skew.count();
+
+  app.add_option("--node-name", cfg.node_name, "name of this node (default: host name)");
+  app.add_option("--grpc-listen", cfg.grpc_listen, "gRPC API address (port 0: any free port)")
+      ->check(listen_address)
+      ->capture_default_str();
+  app.add_option("--http-listen", cfg.http_listen, "HTTP address for /metrics, /healthz, /readyz")
+      ->check(listen_address)
+      ->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir, "directory of the node's RocksDB")->capture_default_str();
+  app.add_option("--shards", cfg.shards, "virtual shards; fixed for the life of a data directory")
+      ->check(CLI::Range(1u, 65536u))
+      ->capture_default_str();
+  app.add_option("--sync-wal", cfg.sync_wal,
+                 "fsync the write-ahead log before acknowledging (false: survives process "
+                 "crashes only)")
+      ->capture_default_str();
+  app.add_option("--scheduler-threads", cfg.scheduler_threads, "actor scheduler worker threads")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  app.add_option("--checkpoint-interval-ms", checkpoint_ms,
+                 "how often twins are snapshotted and the ingest log truncated")
+      ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--heartbeat-timeout-ms", heartbeat_ms,
+                 "a device is offline after this long without a reading")
+      ->check(CLI::Range(int64_t{1'000}, int64_t{86'400'000}))
+      ->capture_default_str();
+  app.add_option("--max-clock-skew-ms", skew_ms,
+                 "readings timestamped further in the future are rejected")
+      ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--port-file", cfg.port_file,
+                 "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
+  app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  parse_outcome out;
+  try {
+    if (!reversed.empty())
+      reversed.pop_back();  // program name
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream os, es;
+    out.exit_code = app.exit(e, os, es);
+    out.message = os.str() + es.str();
+    if (out.exit_code != 0 && out.exit_code != static_cast<int>(CLI::ExitCodes::Success))
+      out.exit_code = 2;
+    return out;
+  }
+  if (cfg.node_name.empty()) {
+    out.exit_code = 2;
+    out.message = "--node-name: must not be empty\n";
+    return out;
+  }
+  if (cfg.data_dir.empty()) {
+    out.exit_code = 2;
+    out.message = "--data-dir: must not be empty\n";
+    return out;
+  }
+  cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
+  cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);
+  cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);
+  out.config = std::move(cfg);
+  return out;
+}
+
+}  // namespace healthtwin::node

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace healthtwin::node {
+
+/// Everything the `healthtwin` binary reads from its flags and config file.
+/// Only the composition root reads configuration; it hands each module its
+/// own settings struct.
+struct node_config {
+  std::string node_name;                       ///< default: host name
+  std::string grpc_listen = "127.0.0.1:50051";  ///< host:port, port 0 = any free port
+  std::string http_listen = "127.0.0.1:8080";   ///< host:port, port 0 = any free port
+  std::string data_dir = "./data";
+  uint32_t shards = 1024;                        ///< fixed per data directory
+  bool sync_wal = true;                          ///< fsync the WAL before acks
+  unsigned scheduler_threads = 2;                ///< CAF worker threads
+  std::chrono::milliseconds checkpoint_interval{30'000};
+  std::chrono::milliseconds heartbeat_timeout{60'000};
+  std::chrono::milliseconds max_clock_skew{5 * 60'000};
+  std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
+  std::string log_level = "info";
+};
+
+/// Result of parsing: either a config to run with, or an exit code (after
+/// --help/--version, or 2 after an error that was printed).
+struct parse_outcome {
+  std::optional<node_config> config;
+  int exit_code = 0;
+  std::string message;  ///< help text or error, for the caller to print
+};
+
+/// Parses flags and, with --config, a TOML/INI file (flags win). Unknown
+/// keys, malformed values and out-of-range numbers are errors naming the
+/// option.
+parse_outcome parse_node_config(const std::vector<std::string>& args);
+
+/// Splits "host:port" ("[v6]:port" too); nullopt when malformed.
+std::optional<std::pair<std::string, uint16_t>> split_host_port(const std::string& s);
+
+}  // namespace healthtwin::node

@@ -1,0 +1,308 @@
+// End-to-end tests against a real `healthtwin` process: register, ingest,
+// query twins, receive alerts on the stream, acknowledge, restart.
+
+#include <future>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include "tests/integration/api_client.hpp"
+#include "tests/integration/node_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace healthtwin::testing;
+namespace v1 = healthtwin::v1;
+
+namespace {
+
+const std::string patient = "tenants/h1/patients/p1";
+const std::string monitor = "tenants/h1/devices/mon1";
+const std::string chart = "tenants/h1/devices/chart1";
+
+class node_e2e_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    node_ = std::make_unique<node_process>(dir_.path());
+    ASSERT_TRUE(node_->wait_ready()) << node_->log();
+    client_ = std::make_unique<api_client>(node_->channel());
+    ASSERT_TRUE(client_->create_patient("h1", "p1", "ICU-3").ok());
+    ASSERT_TRUE(client_->create_device("h1", "mon1", v1::DEVICE_TYPE_BEDSIDE_MONITOR, patient).ok());
+    ASSERT_TRUE(client_->create_device("h1", "chart1", v1::DEVICE_TYPE_OBSERVATION_CHART, patient).ok());
+  }
+
+  void TearDown() override {
+    if (node_) {
+      EXPECT_EQ(node_->stop(), 0) << node_->log();
+    }
+  }
+
+  void restart() {
+    ASSERT_EQ(node_->stop(), 0) << node_->log();
+    node_ = std::make_unique<node_process>(dir_.path());
+    ASSERT_TRUE(node_->wait_ready()) << node_->log();
+    client_ = std::make_unique<api_client>(node_->channel());
+  }
+
+  // Seven healthy NEWS2 inputs at time t.
+  void ingest_healthy(int64_t t, uint64_t seq) {
+    v1::IngestResponse resp;
+    auto req = api_client::request(monitor, {{seq, t, v1::METRIC_RESPIRATION_RATE, 16},
+                                             {seq + 1, t, v1::METRIC_SPO2, 97},
+                                             {seq + 2, t, v1::METRIC_SYSTOLIC_BP, 122},
+                                             {seq + 3, t, v1::METRIC_HEART_RATE, 72},
+                                             {seq + 4, t, v1::METRIC_TEMPERATURE, 36.9}});
+    auto* d = req.add_devices();
+    d->set_device(chart);
+    for (auto [m, v] : {std::pair{v1::METRIC_CONSCIOUSNESS, 0.0}, {v1::METRIC_OXYGEN_FLOW, 0.0}}) {
+      d->add_sequence(seq + static_cast<uint64_t>(d->sequence_size()) + 1);
+      d->add_time_ms(t);
+      d->add_metric(m);
+      d->add_value(v);
+    }
+    ASSERT_TRUE(client_->send(req, resp).ok());
+    ASSERT_EQ(resp.accepted(), 7u);
+  }
+
+  temp_dir dir_;
+  std::unique_ptr<node_process> node_;
+  std::unique_ptr<api_client> client_;
+};
+
+}  // namespace
+
+TEST_F(node_e2e_test, ingested_vitals_show_in_the_patient_twin_with_a_complete_news2) {
+  auto t = now_ms() - 5000;
+  ingest_healthy(t, 1);
+  auto twin = client_->patient_twin(patient);
+  EXPECT_EQ(twin.ward(), "ICU-3");
+  EXPECT_EQ(twin.devices_size(), 2);
+  auto* hr = find_vital(twin, v1::METRIC_HEART_RATE);
+  ASSERT_NE(hr, nullptr);
+  EXPECT_EQ(hr->value(), 72);
+  EXPECT_EQ(hr->time_ms(), t);
+  EXPECT_EQ(hr->source_device(), monitor);
+  EXPECT_TRUE(twin.news2().complete());
+  EXPECT_EQ(twin.news2().total(), 0u);
+  EXPECT_EQ(twin.news2().band(), v1::NEWS2_BAND_LOW);
+  EXPECT_EQ(twin.news2().parts_size(), 7);
+  EXPECT_EQ(twin.readings_applied(), 7u);
+}
+
+TEST_F(node_e2e_test, news2_names_missing_parameters) {
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{1, now_ms(), v1::METRIC_HEART_RATE, 72}}), resp).ok());
+  auto twin = client_->patient_twin(patient);
+  EXPECT_FALSE(twin.news2().complete());
+  int missing = 0;
+  for (auto& p : twin.news2().parts())
+    missing += p.missing() ? 1 : 0;
+  EXPECT_EQ(missing, 6);
+}
+
+TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
+  grpc::ClientContext sctx;
+  v1::StreamAlertsRequest sreq;
+  sreq.set_parent("tenants/h1");
+  sreq.set_min_priority(v1::PRIORITY_HIGH);
+  auto stream = client_->alerts->StreamAlerts(&sctx, sreq);
+  // Let the subscription register before the reading arrives.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto t = now_ms();
+  ingest_healthy(t - 1000, 1);
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{100, t, v1::METRIC_SPO2, 84}}), resp).ok());
+  v1::AlertEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  EXPECT_EQ(event.type(), v1::ALERT_EVENT_TYPE_RAISED);
+  EXPECT_EQ(event.alert().kind(), v1::ALERT_KIND_THRESHOLD);
+  EXPECT_EQ(event.alert().metric(), v1::METRIC_SPO2);
+  EXPECT_EQ(event.alert().priority(), v1::PRIORITY_HIGH);
+  EXPECT_EQ(event.alert().patient(), patient);
+  EXPECT_EQ(event.alert().ward(), "ICU-3");
+  EXPECT_EQ(event.alert().raise_time_ms(), t);
+  EXPECT_GT(event.resume_token(), 0u);
+
+  grpc::ClientContext actx;
+  api_client::deadline(actx);
+  v1::AcknowledgeAlertRequest ack;
+  ack.set_name(event.alert().name());
+  ack.set_acknowledged_by("nurse-jones");
+  ack.set_note("repositioned probe");
+  v1::Alert acked;
+  ASSERT_TRUE(client_->alerts->AcknowledgeAlert(&actx, ack, &acked).ok());
+  EXPECT_EQ(acked.state(), v1::ALERT_STATE_ACKNOWLEDGED);
+  EXPECT_EQ(acked.acknowledged_by(), "nurse-jones");
+  v1::AlertEvent acked_event;
+  ASSERT_TRUE(stream->Read(&acked_event));
+  EXPECT_EQ(acked_event.type(), v1::ALERT_EVENT_TYPE_ACKNOWLEDGED);
+  EXPECT_GT(acked_event.resume_token(), event.resume_token());
+  sctx.TryCancel();
+
+  // The patient twin lists it among its active alerts.
+  auto twin = client_->patient_twin(patient);
+  bool found = false;
+  for (auto& a : twin.active_alerts())
+    found = found || a.name() == event.alert().name();
+  EXPECT_TRUE(found);
+}
+
+TEST_F(node_e2e_test, stream_resumes_from_a_token_without_gaps_or_duplicates) {
+  auto t = now_ms();
+  ingest_healthy(t - 2000, 1);
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{10, t - 1000, v1::METRIC_HEART_RATE, 160},
+                                                          {11, t, v1::METRIC_HEART_RATE, 72}}),
+                            resp)
+                  .ok());
+  std::vector<v1::AlertEvent> all;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::StreamAlertsRequest req;
+  req.set_parent("tenants/h1");
+  req.set_resume_after(1);  // replays every event after the first
+  auto stream = client_->alerts->StreamAlerts(&ctx, req);
+  v1::AlertEvent e;
+  uint64_t last = 1;
+  while (stream->Read(&e)) {
+    EXPECT_EQ(e.resume_token(), last + 1);  // in order, no gap, no duplicate
+    last = e.resume_token();
+    all.push_back(e);
+    if (e.type() == v1::ALERT_EVENT_TYPE_RESOLVED)
+      break;
+  }
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.back().type(), v1::ALERT_EVENT_TYPE_RESOLVED);
+  ctx.TryCancel();
+}
+
+TEST_F(node_e2e_test, device_twin_reports_battery_sequence_and_online) {
+  v1::IngestResponse resp;
+  auto t = now_ms();
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{5, t, v1::METRIC_BATTERY, 64},
+                                                          {6, t, v1::METRIC_HEART_RATE, 70}}),
+                            resp)
+                  .ok());
+  auto d = client_->device_twin(monitor);
+  EXPECT_EQ(d.type(), v1::DEVICE_TYPE_BEDSIDE_MONITOR);
+  EXPECT_EQ(d.patient(), patient);
+  EXPECT_TRUE(d.online());
+  EXPECT_TRUE(d.has_battery());
+  EXPECT_EQ(d.battery_percent(), 64);
+  EXPECT_EQ(d.last_sequence(), 6u);
+  EXPECT_EQ(d.readings_accepted(), 2u);
+  EXPECT_EQ(d.last_reading_time_ms(), t);
+  auto fresh = client_->device_twin(chart);
+  EXPECT_FALSE(fresh.online());
+}
+
+TEST_F(node_e2e_test, twins_history_and_alerts_survive_a_restart) {
+  auto t0 = now_ms() - 200'000;
+  for (uint64_t i = 0; i < 150; ++i) {
+    v1::IngestResponse resp;
+    ASSERT_TRUE(client_->send(api_client::request(monitor, {{i + 1, t0 + static_cast<int64_t>(i) * 1000,
+                                                             v1::METRIC_HEART_RATE, 60.0 + static_cast<double>(i % 40)}}),
+                              resp)
+                    .ok());
+  }
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{1000, t0 + 150'000, v1::METRIC_SPO2, 80}}), resp).ok());
+  auto before = client_->history(patient, v1::METRIC_HEART_RATE, 0, now_ms());
+  ASSERT_EQ(before.size(), 150u);
+  restart();
+  auto after = client_->history(patient, v1::METRIC_HEART_RATE, 0, now_ms());
+  EXPECT_EQ(after, before);
+  auto twin = client_->patient_twin(patient);
+  EXPECT_EQ(twin.readings_applied(), 151u);
+  EXPECT_EQ(find_vital(twin, v1::METRIC_SPO2)->value(), 80);
+  ASSERT_GE(twin.active_alerts_size(), 1);
+  // A sub-range is answered too.
+  auto mid = client_->history(patient, v1::METRIC_HEART_RATE, t0 + 10'000, t0 + 20'000);
+  EXPECT_EQ(mid.size(), 10u);
+}
+
+TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
+  auto curl = [&](const std::string& path) {
+    auto cmd = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" +
+               std::to_string(node_->http_port()) + path;
+    std::array<char, 64> buf{};
+    std::string out;
+    auto* p = popen(cmd.c_str(), "r");
+    while (fgets(buf.data(), buf.size(), p))
+      out += buf.data();
+    pclose(p);
+    return out;
+  };
+  EXPECT_EQ(curl("/healthz"), "200");
+  EXPECT_EQ(curl("/readyz"), "200");
+  EXPECT_EQ(curl("/metrics"), "200");
+  EXPECT_EQ(curl("/nope"), "404");
+
+  // Standard gRPC health checking reports SERVING: HealthCheckRequest{} is
+  // empty; HealthCheckResponse{status: SERVING} is 08 01.
+  grpc::GenericStub generic{node_->channel()};
+  {
+    grpc::ClientContext hctx;
+    api_client::deadline(hctx);
+    grpc::ByteBuffer request{}, response;
+    grpc::Slice empty{std::string{}};
+    request = grpc::ByteBuffer{&empty, 1};
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&hctx, "/grpc.health.v1.Health/Check", {}, &request, &response,
+                      [&](grpc::Status s) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(response.Dump(&slices).ok());
+    std::string bytes;
+    for (auto& sl : slices)
+      bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+  }
+  // Server reflection lists our services: one ServerReflectionRequest with
+  // list_services (field 7) = "" on the bidi stream, one response back.
+  {
+    grpc::ClientContext rctx;
+    api_client::deadline(rctx);
+    grpc::CompletionQueue cq;
+    auto call = generic.PrepareCall(
+        &rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    void* tag;
+    bool ok;
+    auto step = [&](int id) {
+      EXPECT_TRUE(cq.Next(&tag, &ok));
+      EXPECT_EQ(tag, reinterpret_cast<void*>(id));
+      return ok;
+    };
+    call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(step(1));
+    grpc::Slice req{std::string("\x3a\x00", 2)};
+    grpc::ByteBuffer request{&req, 1};
+    call->Write(request, reinterpret_cast<void*>(2));
+    ASSERT_TRUE(step(2));
+    grpc::ByteBuffer response;
+    call->Read(&response, reinterpret_cast<void*>(3));
+    ASSERT_TRUE(step(3));
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(response.Dump(&slices).ok());
+    std::string bytes;
+    for (auto& sl : slices)
+      bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    EXPECT_NE(bytes.find("healthtwin.v1.IngestService"), std::string::npos);
+    EXPECT_NE(bytes.find("healthtwin.v1.AlertService"), std::string::npos);
+    call->WritesDone(reinterpret_cast<void*>(4));
+    step(4);
+    grpc::Status st;
+    call->Finish(&st, reinterpret_cast<void*>(5));
+    step(5);
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::NodeStatus status;
+  ASSERT_TRUE(client_->cluster->GetNodeStatus(&ctx, {}, &status).ok());
+  EXPECT_TRUE(status.ready());
+  EXPECT_EQ(status.shards(), 64u);
+  EXPECT_EQ(status.node(), "test-node");
+}

@@ -278,12 +278,14 @@ struct hub_state {
     publish(alert_event_type::raised, a);
   }
 
-  void update(const std::string& name, models::priority level, double value) {
+  void update(const std::string& name, models::priority level, double value,
+              std::string message) {
     auto i = open.find(name);
     if (i == open.end())
       return;
     i->second.level = level;
     i->second.value = value;
+    i->second.message = std::move(message);
     publish(alert_event_type::updated, i->second);
   }
 
@@ -374,7 +376,9 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   return {
       [=](alert_raise_atom, alert_record& a) { self->state.raise(std::move(a)); },
       [=](alert_update_atom, const std::string& name, models::priority level, double value,
-          int64_t) { self->state.update(name, level, value); },
+          std::string& message, int64_t) {
+        self->state.update(name, level, value, std::move(message));
+      },
       [=](alert_resolve_atom, const std::string& name, double value, int64_t time_ms) {
         self->state.resolve(name, value, time_ms);
       },

@@ -128,7 +128,7 @@ using alert_count_atom = caf::atom_constant<caf::atom("al_count")>;
 ///
 /// Messages:
 ///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)
-///  (al_update, name, priority, value, time_ms)  from twins
+///  (al_update, name, priority, value, message, time_ms)  from twins
 ///  (al_resolve, name, value, time_ms)           from twins
 ///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
 ///  (al_list, alert_filter, include_resolved) -> std::vector<alert_record>

@@ -201,7 +201,7 @@ struct patient_state {
     }
     if (f.what != change::raised && !id.empty()) {
       self->send(ctx->alert_hub, alert_update_atom::value, twin_name + "/alerts/" + id, f.level,
-                 f.value, time_ms);
+                 f.value, describe(f), time_ms);
       return;
     }
     id = std::to_string(++alerts_raised);

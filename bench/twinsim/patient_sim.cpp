@@ -9,13 +9,19 @@ using models::metric;
 
 patient_sim::patient_sim(uint64_t seed, settings s) : rng_(seed), settings_(s) {
   std::normal_distribution<double> n{0, 1};
-  hr_ = std::clamp(75 + 10 * n(rng_), 55.0, 95.0);
-  rr_ = std::clamp(15 + 2 * n(rng_), 12.0, 19.0);
+  hr_ = std::clamp(75 + 10 * n(rng_), 60.0, 92.0);
+  rr_ = std::clamp(15 + 2 * n(rng_), 13.5, 18.5);
   spo2_ = std::clamp(97.5 + 1 * n(rng_), 95.5, 99.5);
   temp_ = std::clamp(36.8 + 0.3 * n(rng_), 36.2, 37.6);
   sbp_ = std::clamp(125 + 12 * n(rng_), 105.0, 150.0);
   dbp_ = std::clamp(78 + 8 * n(rng_), 60.0, 95.0);
   glucose_ = std::clamp(110 + 20 * n(rng_), 80.0, 160.0);
+  if (s.start_in_episode >= 0) {
+    std::uniform_int_distribution<int> kind{1, s.has_glucose_monitor ? 4 : 3};
+    episode_ = static_cast<episode_kind>(kind(rng_));
+    episode_length_s_ = std::uniform_real_distribution<double>{1800, 5400}(rng_);
+    episode_elapsed_s_ = s.start_in_episode * episode_length_s_;
+  }
 }
 
 void patient_sim::step(int64_t, double dt_s, std::vector<sim_reading>& out) {
@@ -24,8 +30,8 @@ void patient_sim::step(int64_t, double dt_s, std::vector<sim_reading>& out) {
     d += noise(sd * std::sqrt(dt_s)) - d * 0.001 * dt_s;
     d = std::clamp(d, -limit, limit);
   };
-  walk(drift_hr_, 0.05, 8);
-  walk(drift_sbp_, 0.08, 10);
+  walk(drift_hr_, 0.05, 5);
+  walk(drift_sbp_, 0.08, 8);
   walk(drift_temp_, 0.002, 0.4);
 
   // Episodes: start by chance, ramp up over the first 60 %, recover after.
@@ -86,7 +92,7 @@ void patient_sim::step(int64_t, double dt_s, std::vector<sim_reading>& out) {
     out.push_back(sim_reading{m, std::clamp(v, r.min, r.max), chart});
   };
   push(metric::heart_rate, std::round(hr + noise(2)));
-  push(metric::respiration_rate, std::round(rr + noise(0.8)));
+  push(metric::respiration_rate, std::round(rr + noise(0.6)));
   push(metric::spo2, std::round(std::min(100.0, spo2 + noise(0.6))));
   push(metric::temperature, std::round((temp + noise(0.05)) * 10) / 10);
   push(metric::systolic_bp, std::round(sbp + noise(3)));

@@ -31,6 +31,8 @@ public:
     /// Charted observations (ACVPU, oxygen) every this many seconds.
     int64_t chart_interval_s = 600;
     bool has_glucose_monitor = false;
+    /// Start already this far (0..1) into an episode; < 0: stable.
+    double start_in_episode = -1;
   };
 
   patient_sim(uint64_t seed, settings s);

@@ -62,6 +62,7 @@ struct options {
   int64_t start_offset_s = -1;  // -1: 0 with --realtime, else 24 h
   double glucose_share = 0.2;
   double episodes_per_hour = 0.05;
+  double in_episode_share = 0;  // patients that start mid-episode
   uint64_t seed = 1;
   bool do_register = true;
   bool watch = false;
@@ -558,6 +559,7 @@ int main(int argc, char** argv) {
   app.add_option("--start-offset-s", o.start_offset_s, "simulated clock starts this far in the past (-1: 0 with --realtime, else 86400)");
   app.add_option("--glucose-share", o.glucose_share, "share of patients with a glucose monitor")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app.add_option("--episodes-per-hour", o.episodes_per_hour, "chance per patient-hour of a deterioration episode")->capture_default_str();
+  app.add_option("--in-episode-share", o.in_episode_share, "share of patients that start in the middle of a deterioration episode")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app.add_option("--seed", o.seed, "random seed")->capture_default_str();
   app.add_flag("!--no-register", o.do_register, "skip creating patients and devices");
   app.add_flag("--watch", o.watch, "print alerts as they are raised and a node summary every 2 s");
@@ -594,7 +596,10 @@ int main(int argc, char** argv) {
   for (uint32_t i = 0; i < o.patients; ++i) {
     bench::patient_sim::settings s;
     s.episodes_per_hour = o.episodes_per_hour;
-    s.has_glucose_monitor = std::uniform_real_distribution<double>{0, 1}(pick) < o.glucose_share;
+    std::uniform_real_distribution<double> u{0, 1};
+    s.has_glucose_monitor = u(pick) < o.glucose_share;
+    if (u(pick) < o.in_episode_share)
+      s.start_in_episode = 0.3 + 0.4 * u(pick);  // ramping up or near the peak
     auto idx = fmt::format("{:05}", i);
     patients.push_back(sim_patient{models::patient_name(o.tenant, patient_id(i)),
                                    models::device_name(o.tenant, "mon-" + idx),

@@ -46,3 +46,7 @@ if(NOT TARGET civetweb::civetweb)
     IMPORTED_LOCATION "${CIVETWEB_LIBRARY}"
     INTERFACE_INCLUDE_DIRECTORIES "${CIVETWEB_INCLUDE_DIR}")
 endif()
+
+# tcmalloc (gperftools): the node allocates per message and per batch on
+# several threads; see docs/adr/0005-tcmalloc.md. Not with sanitizers.
+find_library(TCMALLOC_LIBRARY NAMES tcmalloc_minimal REQUIRED)

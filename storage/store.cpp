@@ -168,6 +168,12 @@ caf::error store::write(write_batch& batch, bool sync) {
   return to_error(impl_->db->Write(wo, &batch.internals().batch), "write");
 }
 
+caf::error store::sync_wal() {
+  if (!impl_->settings.sync_wal)
+    return caf::none;
+  return to_error(impl_->db->SyncWAL(), "sync WAL");
+}
+
 caf::expected<std::optional<std::string>> store::get(column c, std::string_view key) {
   std::string value;
   auto st = impl_->db->Get(rocksdb::ReadOptions{}, impl_->cf(c),
@@ -215,6 +221,21 @@ caf::error store::compact(column c) {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return to_error(impl_->db->CompactRange(co, impl_->cf(c), nullptr, nullptr), "compact");
+}
+
+store::memory_usage store::memory() const {
+  memory_usage m;
+  uint64_t v = 0;
+  for (auto* cf : impl_->columns) {
+    if (impl_->db->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &v))
+      m.memtables += v;
+    if (impl_->db->GetIntProperty(cf, "rocksdb.estimate-table-readers-mem", &v))
+      m.table_readers += v;
+  }
+  // One cache is shared by every column family.
+  if (impl_->db->GetIntProperty(impl_->columns[0], "rocksdb.block-cache-usage", &v))
+    m.block_cache = v;
+  return m;
 }
 
 std::string store::describe_stats() const {

@@ -55,6 +55,10 @@ public:
   /// settings().sync_wal is on.
   caf::error write(write_batch& batch, bool sync);
 
+  /// Makes every write so far durable (fsyncs the WAL when
+  /// settings().sync_wal is on). Other writers are not blocked meanwhile.
+  caf::error sync_wal();
+
   /// Reads one value: nullopt when the key is absent.
   caf::expected<std::optional<std::string>> get(column c, std::string_view key);
 
@@ -72,6 +76,14 @@ public:
 
   /// RocksDB's own statistics and properties, for diagnostics.
   std::string describe_stats() const;
+
+  /// Memory RocksDB holds, bytes (all column families).
+  struct memory_usage {
+    uint64_t memtables = 0;
+    uint64_t block_cache = 0;
+    uint64_t table_readers = 0;
+  };
+  memory_usage memory() const;
 
   struct impl;
   impl& internals() noexcept { return *impl_; }

@@ -218,6 +218,8 @@ struct hub_state {
   std::unordered_map<std::string, alert_record> open;  // active or acknowledged
   std::deque<alert_record> recent_resolved;
   std::vector<alert_sink_ptr> sinks;
+  std::vector<alert_event> unsynced;  // written, awaiting the group's WAL sync
+  bool flush_scheduled = false;
 
   alert_counts counts() const {
     alert_counts c;
@@ -229,21 +231,34 @@ struct hub_state {
     return c;
   }
 
-  // Persists the alert and a new event, then fans the event out. A store
-  // failure is counted and logged but never stops the alert reaching
-  // clinicians.
-  alert_event publish(alert_event_type type, const alert_record& a) {
+  // Writes the alert and a new event (not yet synced) and queues the event
+  // for fan-out. A store failure is counted and logged but never stops the
+  // alert reaching clinicians.
+  void publish(alert_event_type type, const alert_record& a) {
     alert_event e{++last_sequence, type, a, now_ms()};
     storage::write_batch batch{*store};
     auto id = models::parse_alert_name(a.name);
     table->put(batch, a.patient, id ? id->id : std::string_view{a.name}, serialize(a),
                a.state != alert_state::resolved);
     storage::alert_table::put_event(batch, e.sequence, serialize(e));
-    if (auto err = store->write(batch, true)) {
+    if (auto err = store->write(batch, false)) {
       probe->on_persist_failure();
       spdlog::error("alert hub: persisting an alert event failed: {}", storage::describe(err));
     }
     probe->on_event(type);
+    unsynced.push_back(std::move(e));
+  }
+
+  // Group commit: one WAL sync for every event written since the last
+  // flush, then fan-out. Subscribers never see an event that is not durable.
+  void flush() {
+    flush_scheduled = false;
+    if (unsynced.empty())
+      return;
+    if (auto err = store->sync_wal()) {
+      probe->on_persist_failure();
+      spdlog::error("alert hub: syncing alert events failed: {}", storage::describe(err));
+    }
     probe->set_active(counts());
     auto before = sinks.size();
     sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
@@ -251,10 +266,11 @@ struct hub_state {
                 sinks.end());
     if (sinks.size() != before)
       probe->set_subscribers(sinks.size());
-    for (auto& s : sinks)
-      if (s->filter.matches(a))
-        s->push(e);
-    return e;
+    for (auto& e : unsynced)
+      for (auto& s : sinks)
+        if (s->filter.matches(e.alert))
+          s->push(e);
+    unsynced.clear();
   }
 
   void remember_resolved(alert_record a) {
@@ -324,6 +340,7 @@ struct hub_state {
     a.acknowledge_note = note;
     a.acknowledge_time_ms = now_ms();
     publish(alert_event_type::acknowledged, a);
+    flush();  // durable before the clinician is told it is done
     return a;
   }
 
@@ -373,15 +390,30 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   if (err)
     spdlog::error("alert hub: loading active alerts failed: {}", storage::describe(err));
   st.probe->set_active(st.counts());
+  // After a change, a flush message goes to the back of the mailbox: every
+  // change already queued is handled before the group is synced.
+  auto schedule_flush = [=] {
+    auto& s = self->state;
+    if (!s.flush_scheduled && !s.unsynced.empty()) {
+      s.flush_scheduled = true;
+      self->send(self, alert_flush_atom::value);
+    }
+  };
   return {
-      [=](alert_raise_atom, alert_record& a) { self->state.raise(std::move(a)); },
+      [=](alert_raise_atom, alert_record& a) {
+        self->state.raise(std::move(a));
+        schedule_flush();
+      },
       [=](alert_update_atom, const std::string& name, models::priority level, double value,
           std::string& message, int64_t) {
         self->state.update(name, level, value, std::move(message));
+        schedule_flush();
       },
       [=](alert_resolve_atom, const std::string& name, double value, int64_t time_ms) {
         self->state.resolve(name, value, time_ms);
+        schedule_flush();
       },
+      [=](alert_flush_atom) { self->state.flush(); },
       [=](alert_ack_atom, const std::string& name, const std::string& who,
           const std::string& note) { return self->state.acknowledge(name, who, note); },
       [=](alert_list_atom, const alert_filter& f, bool include_resolved) {
@@ -389,6 +421,7 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
       },
       [=](alert_list_atom, const std::string& patient) { return self->state.of_patient(patient); },
       [=](alert_sub_atom, const alert_sink_ptr& sink) {
+        self->state.flush();  // the subscriber's start token must be durable
         self->state.sinks.push_back(sink);
         self->state.probe->set_subscribers(self->state.sinks.size());
         return self->state.last_sequence;

@@ -120,11 +120,13 @@ using alert_list_atom = caf::atom_constant<caf::atom("al_list")>;
 using alert_sub_atom = caf::atom_constant<caf::atom("al_sub")>;
 using alert_unsub_atom = caf::atom_constant<caf::atom("al_unsub")>;
 using alert_count_atom = caf::atom_constant<caf::atom("al_count")>;
+using alert_flush_atom = caf::atom_constant<caf::atom("al_flush")>;  ///< internal: group commit
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
 /// raised by patient twins, updated and resolved by them, acknowledged by
-/// clinicians; each change is persisted (record + event) before it is
-/// fanned out to subscribers.
+/// clinicians; each change is persisted (record + event) and made durable
+/// before it is fanned out to subscribers (group commit: one WAL sync per
+/// burst of changes).
 ///
 /// Messages:
 ///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)

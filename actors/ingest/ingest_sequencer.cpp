@@ -104,6 +104,12 @@ public:
                         .Help("Log position covered by twin snapshots (log truncated below)")
                         .Register(reg)
                         .Add({})),
+        ack_seconds_(prometheus::BuildHistogram()
+                         .Name("healthtwin_ingest_ack_seconds")
+                         .Help("From a request entering the sequencer queue to its ack")
+                         .Register(reg)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1})),
         pending_(prometheus::BuildGauge()
                      .Name("healthtwin_ingest_pending_work")
                      .Help("Work handed to twins and not yet applied")
@@ -125,6 +131,7 @@ public:
     position_.Set(static_cast<double>(position));
   }
   void on_checkpoint(uint64_t position) { checkpoint_.Set(static_cast<double>(position)); }
+  void on_acked(double seconds) { ack_seconds_.Observe(seconds); }
   void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
 
 private:
@@ -135,6 +142,7 @@ private:
   prometheus::Histogram& commit_seconds_;
   prometheus::Gauge& position_;
   prometheus::Gauge& checkpoint_;
+  prometheus::Histogram& ack_seconds_;
   prometheus::Gauge& pending_;
   std::array<prometheus::Counter*, 12> rejected_by_reason_{};
   std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
@@ -154,6 +162,7 @@ struct ingest_job {
   std::vector<ingest_group> groups;
   ingest_sequencer::ingest_callback done;
   ingest_result result;
+  std::chrono::steady_clock::time_point queued;
 };
 
 struct registry_job {
@@ -393,8 +402,11 @@ struct ingest_sequencer::impl {
         dispatch(batch);
       }
     }
-    for (auto* j : commit_jobs)
+    auto now = clock::now();
+    for (auto* j : commit_jobs) {
+      probe.on_acked(std::chrono::duration<double>(now - j->queued).count());
       j->done(std::move(j->result));
+    }
     commit_jobs.clear();
     undo.clear();
     begin_commit();
@@ -402,115 +414,158 @@ struct ingest_sequencer::impl {
 
   // -- registry ------------------------------------------------------------------
 
-  caf::error write_sync(storage::write_batch& wb) { return store.write(wb, true); }
+  /// Consecutive registry commands commit together: one write batch, one
+  /// fsync. Records written earlier in the group are read from `patients` /
+  /// `devices`; directory updates and twin notifications wait for the write.
+  struct registry_txn {
+    explicit registry_txn(storage::store& s) : batch(s) {}
+    storage::write_batch batch;
+    std::unordered_map<std::string, storage::patient_record> patients;
+    std::unordered_map<std::string, storage::device_record> devices;
+    std::vector<std::string> notify;
+  };
 
-  void notify_patient(const std::string& patient) {
-    if (patient.empty())
-      return;
-    auto s = models::shard_of(patient, static_cast<uint32_t>(shards.size()));
-    caf::anon_send(shards[s], registry_atom::value, patient);
+  caf::expected<std::optional<storage::patient_record>> get_patient(registry_txn& t,
+                                                                    const std::string& name) {
+    if (auto i = t.patients.find(name); i != t.patients.end())
+      return std::optional<storage::patient_record>{i->second};
+    return registry.get_patient(name);
   }
 
-  registry_result run(create_patient& c) {
+  caf::expected<std::optional<storage::device_record>> get_device(registry_txn& t,
+                                                                  const std::string& name) {
+    if (auto i = t.devices.find(name); i != t.devices.end())
+      return std::optional<storage::device_record>{i->second};
+    return registry.get_device(name);
+  }
+
+  void put(registry_txn& t, const storage::patient_record& p) {
+    registry.put(t.batch, p);
+    t.patients[p.name] = p;
+  }
+
+  void put(registry_txn& t, const storage::device_record& d) {
+    registry.put(t.batch, d);
+    t.devices[d.name] = d;
+  }
+
+  static registry_result failed(caf::error e) {
     registry_result out;
-    auto existing = registry.get_patient(c.patient.name);
+    out.error = std::move(e);
+    return out;
+  }
+
+  registry_result run(registry_txn& t, create_patient& c) {
+    auto existing = get_patient(t, c.patient.name);
     if (!existing)
-      return out.error = existing.error(), out;
+      return failed(existing.error());
     if (*existing)
-      return out.error = caf::make_error(ingest_errc::already_exists), out;
+      return failed(caf::make_error(ingest_errc::already_exists));
     c.patient.devices.clear();
     c.patient.create_time_ms = wall_ms();
-    storage::write_batch wb{store};
-    registry.put(wb, c.patient);
-    if ((out.error = write_sync(wb)))
-      return out;
+    put(t, c.patient);
+    registry_result out;
     out.patient = std::move(c.patient);
     return out;
   }
 
-  registry_result run(create_device& c) {
-    registry_result out;
-    auto existing = registry.get_device(c.device.name);
+  registry_result run(registry_txn& t, create_device& c) {
+    auto existing = get_device(t, c.device.name);
     if (!existing)
-      return out.error = existing.error(), out;
+      return failed(existing.error());
     if (*existing)
-      return out.error = caf::make_error(ingest_errc::already_exists), out;
+      return failed(caf::make_error(ingest_errc::already_exists));
     c.device.patient.clear();
     c.device.create_time_ms = wall_ms();
-    storage::write_batch wb{store};
-    registry.put(wb, c.device);
-    if ((out.error = write_sync(wb)))
-      return out;
-    directory.erase(c.device.name);
+    put(t, c.device);
+    registry_result out;
     out.device = std::move(c.device);
     return out;
   }
 
-  registry_result run(assign_device& c) {
-    registry_result out;
-    auto dev = registry.get_device(c.device);
+  registry_result run(registry_txn& t, assign_device& c) {
+    auto dev = get_device(t, c.device);
     if (!dev)
-      return out.error = dev.error(), out;
+      return failed(dev.error());
     if (!*dev)
-      return out.error = caf::make_error(ingest_errc::not_found, std::string{"device"}), out;
-    auto& d = **dev;
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"device"}));
+    auto d = std::move(**dev);
+    registry_result out;
     if (d.patient == c.patient) {  // idempotent
-      out.device = d;
+      out.device = std::move(d);
       return out;
     }
     if (!c.patient.empty() && !d.patient.empty())
-      return out.error = caf::make_error(ingest_errc::failed_precondition,
-                                         std::string{"device is attached to another patient; "
-                                                     "unassign it first"}),
-             out;
-    storage::write_batch wb{store};
-    std::string changed_patient;
-    if (!c.patient.empty()) {
-      if (models::tenant_of(c.patient) != models::tenant_of(c.device))
-        return out.error = caf::make_error(ingest_errc::invalid_argument,
-                                           std::string{"device and patient belong to different tenants"}),
-               out;
-      auto pat = registry.get_patient(c.patient);
-      if (!pat)
-        return out.error = pat.error(), out;
-      if (!*pat)
-        return out.error = caf::make_error(ingest_errc::not_found, std::string{"patient"}), out;
-      (*pat)->devices.push_back(c.device);
-      registry.put(wb, **pat);
-      changed_patient = c.patient;
-    } else {
-      auto pat = registry.get_patient(d.patient);
-      if (!pat)
-        return out.error = pat.error(), out;
-      if (*pat) {
-        auto& list = (*pat)->devices;
+      return failed(caf::make_error(ingest_errc::failed_precondition,
+                                    std::string{"device is attached to another patient; "
+                                                "unassign it first"}));
+    if (!c.patient.empty() && models::tenant_of(c.patient) != models::tenant_of(c.device))
+      return failed(caf::make_error(ingest_errc::invalid_argument,
+                                    std::string{"device and patient belong to different tenants"}));
+    // The patient gaining (assign) or losing (unassign) the device.
+    auto& changed = c.patient.empty() ? d.patient : c.patient;
+    auto pat = get_patient(t, changed);
+    if (!pat)
+      return failed(pat.error());
+    if (!*pat && !c.patient.empty())
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+    if (*pat) {
+      auto& list = (*pat)->devices;
+      if (c.patient.empty())
         list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
-        registry.put(wb, **pat);
-      }
-      changed_patient = d.patient;
+      else
+        list.push_back(c.device);
+      put(t, **pat);
     }
+    t.notify.push_back(changed);
     d.patient = c.patient;
-    registry.put(wb, d);
-    if ((out.error = write_sync(wb)))
-      return out;
-    if (auto i = directory.find(c.device); i != directory.end())
-      i->second.patient = c.patient;
-    notify_patient(changed_patient);
-    out.device = d;
+    put(t, d);
+    out.device = std::move(d);
     return out;
   }
 
-  void process(std::vector<job>& jobs) {
-    for (auto& jb : jobs) {
-      if (auto* ij = std::get_if<ingest_job>(&jb)) {
-        add_ingest(*ij);
+  // Runs registry jobs [first, last) as one commit.
+  void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
+    registry_txn t{store};
+    std::vector<registry_result> results;
+    for (auto i = first; i < last; ++i) {
+      auto& rj = std::get<registry_job>(jobs[i]);
+      results.push_back(std::visit([&](auto& cmd) { return run(t, cmd); }, rj.command));
+    }
+    if (t.batch.count() > 0) {
+      if (auto err = store.write(t.batch, true)) {
+        for (auto& r : results)
+          if (!r.error)
+            r = failed(err);
       } else {
-        // Registry changes are ordered between commits.
-        flush();
-        auto& rj = std::get<registry_job>(jb);
-        auto result = std::visit([&](auto& cmd) { return run(cmd); }, rj.command);
-        rj.done(std::move(result));
+        for (auto& [name, d] : t.devices)
+          if (auto it = directory.find(name); it != directory.end())
+            it->second.patient = d.patient;
+        for (auto& p : t.notify) {
+          auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
+          caf::anon_send(shards[s], registry_atom::value, p);
+        }
       }
+    }
+    for (auto i = first; i < last; ++i)
+      std::get<registry_job>(jobs[i]).done(std::move(results[i - first]));
+  }
+
+  void process(std::vector<job>& jobs) {
+    for (size_t i = 0; i < jobs.size();) {
+      if (auto* ij = std::get_if<ingest_job>(&jobs[i])) {
+        add_ingest(*ij);
+        ++i;
+        continue;
+      }
+      // Registry changes are ordered between commits: flush the readings
+      // queued before them, then commit the run of registry commands.
+      flush();
+      auto last = i;
+      while (last < jobs.size() && std::holds_alternative<registry_job>(jobs[last]))
+        ++last;
+      run_registry(jobs, i, last);
+      i = last;
     }
     flush();
   }
@@ -675,7 +730,7 @@ void ingest_sequencer::submit(std::vector<ingest_group>&& groups, size_t reading
     std::lock_guard<std::mutex> guard{im.mtx};
     if (!im.stopping && im.queued_readings + readings <= im.settings.max_queued_readings) {
       im.queued_readings += readings;
-      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}});
+      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}, clock::now()});
       im.cv.notify_one();
       return;
     }

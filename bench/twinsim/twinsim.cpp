@@ -19,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -54,11 +55,13 @@ struct options {
   double rate = 0;  // readings/s over all workers; 0 = flat out
   bool realtime = false;
   double duration_s = 0;  // 0 = until Ctrl-C
+  double warmup_s = 0;    // latencies are not recorded before this
   uint32_t batch = 1000;
   uint32_t concurrency = 4;
   std::string mode = "stream";
   uint32_t window = 8;  // batches in flight per stream
   int64_t interval_ms = 1000;
+  int64_t linger_ms = 50;  // realtime: send a partial batch after this wait
   int64_t start_offset_s = -1;  // -1: 0 with --realtime, else 24 h
   double glucose_share = 0.2;
   double episodes_per_hour = 0.05;
@@ -66,9 +69,11 @@ struct options {
   uint64_t seed = 1;
   bool do_register = true;
   bool watch = false;
+  bool alert_latency = false;
   bool quiet = false;
   std::string acked_log;
   std::string report_json;
+  uint32_t device_twins = 0;  // memory benchmark mode
 };
 
 std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
@@ -77,14 +82,17 @@ std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
 
 struct stats {
   std::atomic<uint64_t> sent{0}, acked{0}, rejected{0}, duplicates{0}, retries{0};
+  std::atomic<bool> measuring{true};  // false during warm-up
   std::mutex mtx;
   std::vector<double> latency_ms;  // one per acknowledged batch
   std::map<std::string, uint64_t> rejected_by_reason;
+  std::vector<double> alert_latency_ms;  // device time of the raising reading -> event received
 
-  void on_ack(double ms, uint64_t readings) {
+  void on_ack(double ms) {
+    if (!measuring)
+      return;
     std::lock_guard<std::mutex> g{mtx};
     latency_ms.push_back(ms);
-    (void)readings;
   }
 };
 
@@ -145,8 +153,7 @@ void account(const pending_batch& b, const v1::IngestResponse& resp, stats& st, 
   st.acked += b.readings - rej;
   st.duplicates += dup;
   st.rejected += rej;
-  st.on_ack(std::chrono::duration<double, std::milli>(clock_type::now() - b.first_sent).count(),
-            b.readings);
+  st.on_ack(std::chrono::duration<double, std::milli>(clock_type::now() - b.first_sent).count());
   if (log.enabled()) {
     std::string lines;
     uint32_t i = 0;
@@ -174,53 +181,60 @@ public:
   batch_source(const options& o, std::vector<sim_patient*> patients, int64_t start_ms)
       : opt_(o), patients_(std::move(patients)), time_ms_(start_ms) {}
 
-  /// Fills the next batch of up to opt.batch readings (0 = nothing due yet).
-  uint32_t next(pending_batch& b, uint64_t batch_id) {
-    b = pending_batch{};
-    b.request.set_batch_id(batch_id);
-    std::map<std::string, v1::DeviceReadings*> by_device;
+  /// Hands out the next batch: opt.batch readings, or in real time fewer
+  /// once the oldest has waited opt.linger_ms (as a device gateway would).
+  /// Returns 0 when nothing is ready yet. `with_patients`: also record each
+  /// reading's patient (acked log only).
+  uint32_t next(pending_batch& b, uint64_t batch_id, bool with_patients) {
     if (patients_.empty())
       return 0;
-    while (b.readings < opt_.batch) {
-      if (cursor_ == 0 && opt_.realtime) {
-        auto now = wall_ms();
-        if (now < time_ms_)
-          break;  // next tick not due yet
-      }
+    auto& cur = partial_;
+    while (cur.readings < opt_.batch) {
       if (cursor_ >= patients_.size()) {
         cursor_ = 0;
         time_ms_ += opt_.interval_ms;
         continue;
       }
+      // Real time: patient i of n emits at phase i/n of each interval, and
+      // its readings carry that moment as their device time.
+      auto t = time_ms_;
+      if (opt_.realtime) {
+        t += static_cast<int64_t>(cursor_) * opt_.interval_ms / static_cast<int64_t>(patients_.size());
+        if (wall_ms() < t)
+          break;  // not due yet
+      }
+      if (cur.readings == 0)
+        first_ms_ = wall_ms();
       auto& p = *patients_[cursor_++];
       scratch_.clear();
-      p.sim.step(time_ms_, static_cast<double>(opt_.interval_ms) / 1000.0, scratch_);
+      p.sim.step(t, static_cast<double>(opt_.interval_ms) / 1000.0, scratch_);
+      // One DeviceReadings per device of this patient and tick.
+      v1::DeviceReadings* by_kind[3] = {nullptr, nullptr, nullptr};
       for (auto& r : scratch_) {
-        auto& device = r.from_chart ? p.chart
-                       : r.metric == models::metric::glucose ? p.cgm
-                                                             : p.monitor;
-        auto& seq = r.from_chart ? p.seq_chart
-                    : r.metric == models::metric::glucose ? p.seq_cgm
-                                                          : p.seq_monitor;
-        auto*& d = by_device[device];
+        int kind = r.from_chart ? 1 : r.metric == models::metric::glucose ? 2 : 0;
+        auto& device = kind == 1 ? p.chart : kind == 2 ? p.cgm : p.monitor;
+        auto& seq = kind == 1 ? p.seq_chart : kind == 2 ? p.seq_cgm : p.seq_monitor;
+        auto*& d = by_kind[kind];
         if (!d) {
-          d = b.request.add_devices();
+          d = cur.request.add_devices();
           d->set_device(device);
         }
         d->add_sequence(++seq);
-        d->add_time_ms(time_ms_);
+        d->add_time_ms(t);
         d->add_metric(static_cast<v1::Metric>(r.metric));
         d->add_value(r.value);
-        ++b.readings;
+        ++cur.readings;
+        if (with_patients)
+          cur.reading_patients.push_back(p.name);
       }
     }
-    // Reading order in the request is device by device: rebuild per-reading
-    // patient names in that order for the acked log.
-    for (auto& d : b.request.devices()) {
-      auto pn = patient_of(d.device());
-      for (int k = 0; k < d.sequence_size(); ++k)
-        b.reading_patients.push_back(pn);
-    }
+    bool ready = cur.readings >= opt_.batch ||
+                 (cur.readings > 0 && (!opt_.realtime || wall_ms() - first_ms_ >= opt_.linger_ms));
+    if (!ready)
+      return 0;
+    b = std::move(cur);
+    cur = pending_batch{};
+    b.request.set_batch_id(batch_id);
     return b.readings;
   }
 
@@ -228,18 +242,13 @@ public:
   bool empty() const { return patients_.empty(); }
 
 private:
-  std::string patient_of(const std::string& device) const {
-    auto pos = device.rfind('/');
-    auto id = device.substr(pos + 1);            // mon-00017
-    auto dash = id.find('-');
-    return models::patient_name(opt_.tenant, "p-" + id.substr(dash + 1));
-  }
-
   const options& opt_;
   std::vector<sim_patient*> patients_;
   int64_t time_ms_;
   size_t cursor_ = 0;
   std::vector<bench::sim_reading> scratch_;
+  pending_batch partial_;
+  int64_t first_ms_ = 0;
 };
 
 bool retryable(grpc::StatusCode c) {
@@ -286,9 +295,11 @@ private:
 
   bool next_batch(pending_batch& b) {
     while (!time_up() && !source_.empty()) {
-      if (source_.next(b, (uint64_t{id_} << 40) | ++batch_no_) > 0)
+      if (source_.next(b, (uint64_t{id_} << 40) | (batch_no_ + 1), log_.enabled()) > 0) {
+        ++batch_no_;
         return true;
-      std::this_thread::sleep_for(20ms);  // realtime: next tick not due
+      }
+      std::this_thread::sleep_for(1ms);  // realtime: next patient not due
     }
     return false;
   }
@@ -434,7 +445,9 @@ bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& c
   std::atomic<bool> ok{true};
   std::atomic<size_t> next{0};
   std::vector<std::thread> threads;
-  for (uint32_t t = 0; t < std::max(4u, o.concurrency); ++t)
+  // Many callers in parallel: the node commits concurrent registry calls
+  // together (one fsync per group).
+  for (uint32_t t = 0; t < 64; ++t)
     threads.emplace_back([&] {
       auto stub = v1::RegistryService::NewStub(ch);
       auto call = [&](auto method, auto& req, auto& resp, const char* what) {
@@ -485,14 +498,15 @@ bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& c
 
 // ---- demo display --------------------------------------------------------------------------
 
-void watch_alerts(const options& o, const std::shared_ptr<grpc::Channel>& ch) {
+void watch_alerts(const options& o, const std::shared_ptr<grpc::Channel>& ch, stats& st) {
   auto stub = v1::AlertService::NewStub(ch);
-  uint64_t token = 0;
+  std::optional<uint64_t> token;  // none: start live
   while (!interrupted) {
     grpc::ClientContext ctx;
     v1::StreamAlertsRequest req;
     req.set_parent("tenants/" + o.tenant);
-    req.set_resume_after(token);
+    if (token)
+      req.set_resume_after(*token);
     auto reader = stub->StreamAlerts(&ctx, req);
     std::atomic<bool> stream_done{false};
     std::thread canceller([&] {
@@ -504,6 +518,12 @@ void watch_alerts(const options& o, const std::shared_ptr<grpc::Channel>& ch) {
     while (reader->Read(&e)) {
       token = e.resume_token();
       auto& a = e.alert();
+      if (e.type() == v1::ALERT_EVENT_TYPE_RAISED && st.measuring) {
+        std::lock_guard<std::mutex> g{st.mtx};
+        st.alert_latency_ms.push_back(static_cast<double>(wall_ms() - a.raise_time_ms()));
+      }
+      if (!o.watch)
+        continue;
       auto type = v1::AlertEventType_Name(e.type()).substr(sizeof("ALERT_EVENT_TYPE_") - 1);
       auto prio = v1::Priority_Name(a.priority()).substr(sizeof("PRIORITY_") - 1);
       auto patient = a.patient().substr(a.patient().rfind('/') + 1);
@@ -540,6 +560,68 @@ void print_summary(const std::shared_ptr<grpc::Channel>& ch, uint64_t& last_acce
             << std::flush;
 }
 
+/// Memory benchmark mode: registers `n` asset tags (unassigned) and sends one
+/// battery reading from each, so the node holds n live, idle device twins.
+int run_device_twins(const options& o, const std::shared_ptr<grpc::Channel>& ch) {
+  auto name = [&](uint32_t i) { return models::device_name(o.tenant, fmt::format("tag-{:07}", i)); };
+  std::atomic<uint32_t> next{0};
+  std::atomic<bool> ok{true};
+  auto t0 = clock_type::now();
+  auto parallel = [&](auto body) {
+    std::vector<std::thread> threads;
+    for (uint32_t t = 0; t < 64; ++t)
+      threads.emplace_back(body);
+    for (auto& t : threads)
+      t.join();
+  };
+  parallel([&] {
+    auto stub = v1::RegistryService::NewStub(ch);
+    for (uint32_t i; (i = next++) < o.device_twins && ok;) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+      v1::CreateDeviceRequest req;
+      req.set_parent("tenants/" + o.tenant);
+      req.set_device_id(fmt::format("tag-{:07}", i));
+      req.mutable_device()->set_type(v1::DEVICE_TYPE_ASSET_TAG);
+      v1::Device out;
+      if (!ok_or_exists(stub->CreateDevice(&ctx, req, &out), "create device"))
+        ok = false;
+    }
+  });
+  if (!ok)
+    return 1;
+  auto t1 = clock_type::now();
+  std::cout << fmt::format("registered {} devices in {:.1f} s\n", o.device_twins,
+                           std::chrono::duration<double>(t1 - t0).count());
+  next = 0;
+  auto now = wall_ms();
+  parallel([&] {
+    auto stub = v1::IngestService::NewStub(ch);
+    for (uint32_t first; (first = next.fetch_add(1000)) < o.device_twins && ok;) {
+      v1::IngestRequest req;
+      for (auto i = first; i < std::min(o.device_twins, first + 1000); ++i) {
+        auto* d = req.add_devices();
+        d->set_device(name(i));
+        d->add_sequence(static_cast<uint64_t>(now));
+        d->add_time_ms(now);
+        d->add_metric(v1::METRIC_BATTERY);
+        d->add_value(80);
+      }
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 60s);
+      v1::IngestResponse resp;
+      auto st = stub->Ingest(&ctx, req, &resp);
+      if (!st.ok() || resp.rejections_size() > 0) {
+        std::cerr << "ingest failed: " << st.error_message() << "\n";
+        ok = false;
+      }
+    }
+  });
+  std::cout << fmt::format("activated {} device twins in {:.1f} s\n", o.device_twins,
+                           std::chrono::duration<double>(clock_type::now() - t1).count());
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -551,10 +633,12 @@ int main(int argc, char** argv) {
   app.add_option("--rate", o.rate, "readings/s over all workers; 0 = flat out")->capture_default_str();
   app.add_flag("--realtime", o.realtime, "one tick per --interval-ms of wall time, timestamps = now (demo)");
   app.add_option("--duration", o.duration_s, "seconds to run; 0 = until Ctrl-C")->capture_default_str();
+  app.add_option("--warmup", o.warmup_s, "seconds at the start whose latencies are not counted (twins activate)")->capture_default_str();
   app.add_option("--batch", o.batch, "readings per request")->check(CLI::Range(1u, 10'000u))->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "parallel streams or unary callers")->check(CLI::Range(1u, 1024u))->capture_default_str();
   app.add_option("--mode", o.mode, "stream or unary")->check(CLI::IsMember({"stream", "unary"}))->capture_default_str();
   app.add_option("--window", o.window, "batches in flight per stream")->check(CLI::Range(1u, 1024u))->capture_default_str();
+  app.add_option("--linger-ms", o.linger_ms, "real time: send a partial batch once its oldest reading waited this long")->check(CLI::Range(int64_t{0}, int64_t{10'000}))->capture_default_str();
   app.add_option("--interval-ms", o.interval_ms, "simulated time between a patient's readings")->check(CLI::Range(int64_t{10}, int64_t{3'600'000}))->capture_default_str();
   app.add_option("--start-offset-s", o.start_offset_s, "simulated clock starts this far in the past (-1: 0 with --realtime, else 86400)");
   app.add_option("--glucose-share", o.glucose_share, "share of patients with a glucose monitor")->check(CLI::Range(0.0, 1.0))->capture_default_str();
@@ -563,9 +647,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "random seed")->capture_default_str();
   app.add_flag("!--no-register", o.do_register, "skip creating patients and devices");
   app.add_flag("--watch", o.watch, "print alerts as they are raised and a node summary every 2 s");
+  app.add_flag("--alert-latency", o.alert_latency, "measure reading-to-alert latency (needs --realtime device clocks)");
   app.add_flag("--quiet", o.quiet, "no progress lines");
   app.add_option("--acked-log", o.acked_log, "append 'patient metric time_ms value' per acknowledged reading");
   app.add_option("--report-json", o.report_json, "write the final report as JSON here");
+  app.add_option("--device-twins", o.device_twins, "memory benchmark: register N asset tags, send one reading each, exit");
   CLI11_PARSE(app, argc, argv);
   o.concurrency = std::min(o.concurrency, o.patients);  // a worker needs patients
 
@@ -586,6 +672,9 @@ int main(int argc, char** argv) {
     std::cerr << "cannot connect to " << o.target << "\n";
     return 1;
   }
+
+  if (o.device_twins > 0)
+    return run_device_twins(o, control);
 
   // Sequence numbers continue across runs: start above anything a previous
   // run could have used (wall clock in microseconds).
@@ -624,6 +713,8 @@ int main(int argc, char** argv) {
   acked_log log{o.acked_log};
   auto begin = clock_type::now();
   auto end = begin + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration_s));
+  auto warm = begin + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.warmup_s));
+  st.measuring = o.warmup_s <= 0;
 
   std::vector<std::thread> threads;
   for (uint32_t w = 0; w < o.concurrency; ++w) {
@@ -635,8 +726,8 @@ int main(int argc, char** argv) {
     });
   }
   std::thread watcher;
-  if (o.watch)
-    watcher = std::thread([&] { watch_alerts(o, control); });
+  if (o.watch || o.alert_latency)
+    watcher = std::thread([&] { watch_alerts(o, control, st); });
 
   // Progress until the workers finish.
   std::atomic<bool> done{false};
@@ -646,6 +737,8 @@ int main(int argc, char** argv) {
     int tick = 0;
     while (!done) {
       std::this_thread::sleep_for(100ms);
+      if (!st.measuring && clock_type::now() >= warm)
+        st.measuring = true;
       if (++tick % 10 != 0)
         continue;
       auto now = clock_type::now();
@@ -686,24 +779,36 @@ int main(int argc, char** argv) {
   auto acked = st.acked.load();
   auto throughput = elapsed > 0 ? static_cast<double>(acked) / elapsed : 0;
   std::cout << fmt::format(
-      "\n== twinsim report ==\nmode {} | patients {} | batch {} | concurrency {} | window {} | rate {}\n"
+      "\n== twinsim report ==\nmode {} | patients {} | batch {} | concurrency {} | window {} | rate {} | warm-up {} s\n"
       "elapsed {:.2f} s\nreadings sent {}\nreadings acked {}\nreadings rejected {}\nduplicates (already acked) {}\n"
       "retries {}\nthroughput {:.0f} readings/s acknowledged\n"
       "ack latency per batch: p50 {:.2f} ms  p99 {:.2f} ms  p99.9 {:.2f} ms  max {:.2f} ms ({} batches)\n",
-      o.mode, o.patients, o.batch, o.concurrency, o.window, o.rate == 0 ? std::string{"flat out"} : fmt::format("{:.0f}/s", o.rate),
+      o.mode, o.patients, o.batch, o.concurrency, o.window,
+      o.realtime ? fmt::format("real time every {} ms", o.interval_ms) : o.rate == 0 ? std::string{"flat out"} : fmt::format("{:.0f}/s", o.rate),
+      o.warmup_s,
       elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.retries.load(), throughput,
       percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
   for (auto& [reason, n] : st.rejected_by_reason)
     std::cout << fmt::format("  rejected {}: {}\n", reason, n);
+  std::vector<double> alert_lat;
+  {
+    std::lock_guard<std::mutex> g{st.mtx};
+    alert_lat = st.alert_latency_ms;
+  }
+  if (o.alert_latency)
+    std::cout << fmt::format("reading-to-alert latency: p50 {:.1f} ms  p99 {:.1f} ms  max {:.1f} ms ({} alerts)\n",
+                             percentile(alert_lat, 50), percentile(alert_lat, 99), percentile(alert_lat, 100),
+                             alert_lat.size());
   if (!o.report_json.empty()) {
     std::ofstream out{o.report_json};
     out << fmt::format(
         "{{\"mode\":\"{}\",\"patients\":{},\"batch\":{},\"concurrency\":{},\"elapsed_s\":{:.3f},"
         "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},"
-        "\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f}}}\n",
+        "\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f},"
+        "\"alerts\":{},\"alert_p50_ms\":{:.3f},\"alert_p99_ms\":{:.3f}}}\n",
         o.mode, o.patients, o.batch, o.concurrency, elapsed, st.sent.load(), acked, st.rejected.load(),
         st.duplicates.load(), st.retries.load(), throughput, percentile(lat, 50), percentile(lat, 99),
-        percentile(lat, 99.9));
+        percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99));
   }
   return st.rejected.load() == 0 ? 0 : 5;
 }

@@ -36,14 +36,14 @@ public:
       sink->close();
       caf::anon_send(env_.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
     };
-    uint64_t sent = req->resume_after();
-    if (req->resume_after() > *last) {
+    uint64_t sent = req->has_resume_after() ? req->resume_after() : *last;
+    if (req->has_resume_after() && req->resume_after() > *last) {
       unsubscribe();
       return invalid_argument("resume_after", "is beyond the newest event of this node");
     }
     // Replay what the subscriber missed, from the store, then go live: the
     // hub pushes only events after *last into the sink.
-    if (req->resume_after() > 0) {
+    if (req->has_resume_after()) {
       bool ok = true;
       storage::alert_table table{*env_.ctx.store};
       auto err = table.scan_events(req->resume_after(), [&](uint64_t seq, std::string_view bytes) {

@@ -23,6 +23,7 @@ namespace healthtwin::services {
 struct http_server::impl {
   prometheus::Registry* metrics = nullptr;
   const std::atomic<bool>* ready = nullptr;
+  std::function<void()> before_scrape;
   mg_context* ctx = nullptr;
   uint16_t port = 0;
   in_addr wake_addr{htonl(INADDR_LOOPBACK)};  // where the stop waker connects
@@ -71,6 +72,8 @@ int on_metrics(mg_connection* conn, void* data) {
   if (!is_get(conn))
     return reply(conn, 405, "text/plain", "method not allowed\n");
   auto* im = static_cast<http_server::impl*>(data);
+  if (im->before_scrape)
+    im->before_scrape();
   prometheus::TextSerializer serializer;
   return reply(conn, 200, "text/plain; version=0.0.4", serializer.Serialize(im->metrics->Collect()));
 }
@@ -101,9 +104,11 @@ uint16_t http_server::port() const noexcept {
 
 caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settings& settings,
                                                                prometheus::Registry& metrics,
-                                                               const std::atomic<bool>& ready) {
+                                                               const std::atomic<bool>& ready,
+                                                               std::function<void()> before_scrape) {
   mg_init_library(0);
   auto im = std::make_unique<impl>();
+  im->before_scrape = std::move(before_scrape);
   im->metrics = &metrics;
   im->ready = &ready;
   auto threads = std::to_string(settings.threads);

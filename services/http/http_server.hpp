@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,9 +30,12 @@ struct http_settings {
 class http_server {
 public:
   /// Starts listening; an error names the address that could not be bound.
+  /// `before_scrape` (optional) refreshes gauges that are read on demand;
+  /// it runs on an HTTP thread.
   static caf::expected<std::unique_ptr<http_server>> start(const http_settings& settings,
                                                            prometheus::Registry& metrics,
-                                                           const std::atomic<bool>& ready);
+                                                           const std::atomic<bool>& ready,
+                                                           std::function<void()> before_scrape = {});
   ~http_server();
 
   /// The bound port (useful with port 0).

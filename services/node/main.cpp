@@ -15,6 +15,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -100,9 +101,23 @@ int run(const node::node_config& cfg) {
       caf::anon_send_exit(ctx.alert_hub, caf::exit_reason::user_shutdown);
     };
 
+    auto& storage_memory = prometheus::BuildGauge()
+                               .Name("healthtwin_storage_memory_bytes")
+                               .Help("Memory held by RocksDB, by use")
+                               .Register(metrics);
+    auto& memtables = storage_memory.Add({{"use", "memtables"}});
+    auto& block_cache = storage_memory.Add({{"use", "block_cache"}});
+    auto& table_readers = storage_memory.Add({{"use", "table_readers"}});
+    auto refresh_storage_metrics = [&] {
+      auto m = store->memory();
+      memtables.Set(static_cast<double>(m.memtables));
+      block_cache.Set(static_cast<double>(m.block_cache));
+      table_readers.Set(static_cast<double>(m.table_readers));
+    };
+
     services::http_settings http_settings;
     http_settings.listen = cfg.http_listen;
-    auto http = services::http_server::start(http_settings, metrics, ready);
+    auto http = services::http_server::start(http_settings, metrics, ready, refresh_storage_metrics);
     if (!http) {
       spdlog::critical("{}", caf::to_string(http.error()));
       stop_actors();

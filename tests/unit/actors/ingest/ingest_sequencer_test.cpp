@@ -100,6 +100,37 @@ TEST_F(ingest_sequencer_test, registry_refuses_duplicates_cross_tenant_and_doubl
   EXPECT_FALSE(registry(assign_device{monitor_a, patient_a}).error);
 }
 
+// Registry commands queued together commit together; later ones must see
+// what earlier ones of the same group wrote.
+TEST_F(ingest_sequencer_test, registry_commands_in_one_group_see_each_other) {
+  std::vector<std::future<registry_result>> results;
+  auto submit = [&](registry_command cmd) {
+    auto p = std::make_shared<std::promise<registry_result>>();
+    results.push_back(p->get_future());
+    seq_->submit(std::move(cmd), [p](registry_result&& r) { p->set_value(std::move(r)); });
+  };
+  storage::patient_record pat;
+  pat.name = "tenants/h1/patients/g";
+  pat.ward = "W";
+  storage::device_record dev;
+  dev.name = "tenants/h1/devices/g";
+  submit(create_patient{pat});
+  submit(create_device{dev});
+  submit(assign_device{dev.name, pat.name});
+  submit(create_device{dev});  // duplicate of a create still pending
+  EXPECT_FALSE(results[0].get().error);
+  EXPECT_FALSE(results[1].get().error);
+  auto assigned = results[2].get();
+  ASSERT_FALSE(assigned.error) << to_string(assigned.error);
+  EXPECT_EQ(assigned.device.patient, pat.name);
+  EXPECT_EQ(results[3].get().error, ingest_errc::already_exists);
+  auto res = ingest(dev.name, {r(1, 1000, metric::heart_rate, 70)});
+  EXPECT_EQ(res.accepted, 1u);
+  auto view = patient(pat.name);
+  EXPECT_EQ(view.devices, std::vector<std::string>{dev.name});
+  EXPECT_EQ(view.readings_applied, 1u);
+}
+
 TEST_F(ingest_sequencer_test, unassign_stops_attribution_and_updates_the_patient) {
   ASSERT_FALSE(registry(assign_device{monitor_a, ""}).error);
   drain();

@@ -120,10 +120,10 @@ struct shard_state {
     bool all = snapshot_all_next;
     snapshot_all_next = false;
     for (auto* table : {&devices, &patients})
-      for (auto& [_, slot] : *table)
+      for (auto& [name, slot] : *table)
         if (slot.dirty || all) {
           slot.dirty = false;
-          self->send(slot.actor, snapshot_atom::value);
+          self->send(slot.actor, snapshot_atom::value, name);
           ++round_waiting;
         }
     if (round_waiting == 0)

@@ -12,22 +12,24 @@ namespace {
 
 using models::twin_kind;
 
+// A million of these live in a node: the state stays small. The twin does
+// not keep its own name (its shard does): batches name the device, the shard
+// passes the name with snapshot requests, and callers label views.
 struct device_state {
   static constexpr const char* name = "device_twin";
 
   const twin_context* ctx = nullptr;
-  std::string twin_name;
   uint64_t applied_position = 0;
   models::sequence_window window;
   int64_t last_reading_ms = 0;
   int64_t last_receive_ms = 0;
   int64_t battery_time_ms = 0;
   double battery = 0;
-  bool has_battery = false;
   uint64_t readings_accepted = 0;
+  bool has_battery = false;
   bool dirty = false;
 
-  void load() {
+  void load(const std::string& twin_name) {
     storage::twin_table snapshots{*ctx->store, storage::column::twins};
     auto bytes = snapshots.get(twin_kind::device, twin_name);
     if (!bytes) {
@@ -54,7 +56,7 @@ struct device_state {
     readings_accepted = s.readings_accepted();
   }
 
-  bool save() {
+  bool save(const std::string& twin_name) {
     internal::DeviceSnapshot s;
     s.set_applied_lsn(applied_position);
     s.mutable_window()->set_highest(window.highest());
@@ -101,21 +103,20 @@ struct device_state {
   }
 
   device_view view() const {
-    return device_view{twin_name,       applied_position, window.highest(), last_reading_ms,
-                       last_receive_ms, has_battery,      battery,          readings_accepted};
+    return device_view{applied_position, window.highest(), last_reading_ms, last_receive_ms,
+                       has_battery,      battery,          readings_accepted};
   }
 };
 
-caf::behavior device_twin(caf::stateful_actor<device_state>* self, std::string name,
+caf::behavior device_twin(caf::stateful_actor<device_state>* self, const std::string& name,
                           const twin_context* ctx) {
   auto& st = self->state;
   st.ctx = ctx;
-  st.twin_name = std::move(name);
-  st.load();
+  st.load(name);
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(w); },
-      [=](snapshot_atom) {
-        bool ok = !self->state.dirty || self->state.save();
+      [=](snapshot_atom, const std::string& twin_name) {
+        bool ok = !self->state.dirty || self->state.save(twin_name);
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
                    ok);
       },

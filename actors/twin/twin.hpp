@@ -83,8 +83,8 @@ using checkpoint_round_ptr = std::shared_ptr<checkpoint_round>;
 
 // ---- what twins answer ------------------------------------------------------
 
+/// A device twin's state as a query sees it (the caller knows the name).
 struct device_view {
-  std::string name;
   uint64_t applied_position = 0;
   uint64_t last_sequence = 0;
   int64_t last_reading_time_ms = 0;  ///< device clock
@@ -142,15 +142,15 @@ struct twin_context {
 
 // ---- messages ------------------------------------------------------------------
 using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
-using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot) -> (snap_done, bool)
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot, name) -> (snap_done, bool)
 using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
 using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
 
 /// Spawns the twin of a device. It activates from its snapshot on its first
-/// message. Handles apply, snapshot (replies snap_done to the sender) and
-/// view -> device_view.
+/// message. Handles apply, (snapshot, name) (replies snap_done to the
+/// sender) and view -> device_view. It keeps no copy of its name.
 caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
 
 /// Spawns the twin of a patient. It activates from the registry and its

@@ -74,6 +74,7 @@ struct options {
   std::string acked_log;
   std::string report_json;
   uint32_t device_twins = 0;  // memory benchmark mode
+  std::string device_phase = "both";  // register, activate or both
 };
 
 std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
@@ -567,6 +568,7 @@ int run_device_twins(const options& o, const std::shared_ptr<grpc::Channel>& ch)
   std::atomic<uint32_t> next{0};
   std::atomic<bool> ok{true};
   auto t0 = clock_type::now();
+  bool do_register = o.device_phase != "activate", do_activate = o.device_phase != "register";
   auto parallel = [&](auto body) {
     std::vector<std::thread> threads;
     for (uint32_t t = 0; t < 64; ++t)
@@ -574,6 +576,7 @@ int run_device_twins(const options& o, const std::shared_ptr<grpc::Channel>& ch)
     for (auto& t : threads)
       t.join();
   };
+  if (do_register)
   parallel([&] {
     auto stub = v1::RegistryService::NewStub(ch);
     for (uint32_t i; (i = next++) < o.device_twins && ok;) {
@@ -591,8 +594,11 @@ int run_device_twins(const options& o, const std::shared_ptr<grpc::Channel>& ch)
   if (!ok)
     return 1;
   auto t1 = clock_type::now();
-  std::cout << fmt::format("registered {} devices in {:.1f} s\n", o.device_twins,
-                           std::chrono::duration<double>(t1 - t0).count());
+  if (do_register)
+    std::cout << fmt::format("registered {} devices in {:.1f} s\n", o.device_twins,
+                             std::chrono::duration<double>(t1 - t0).count());
+  if (!do_activate)
+    return 0;
   next = 0;
   auto now = wall_ms();
   parallel([&] {
@@ -652,6 +658,7 @@ int main(int argc, char** argv) {
   app.add_option("--acked-log", o.acked_log, "append 'patient metric time_ms value' per acknowledged reading");
   app.add_option("--report-json", o.report_json, "write the final report as JSON here");
   app.add_option("--device-twins", o.device_twins, "memory benchmark: register N asset tags, send one reading each, exit");
+  app.add_option("--device-twins-phase", o.device_phase, "register, activate or both")->check(CLI::IsMember({"register", "activate", "both"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.concurrency = std::min(o.concurrency, o.patients);  // a worker needs patients
 

@@ -1,0 +1,100 @@
+#include "services/node/node_config.hpp"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.hpp"
+
+using namespace healthtwin::node;
+
+namespace {
+
+parse_outcome parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "healthtwin");
+  return parse_node_config(args);
+}
+
+}  // namespace
+
+TEST(node_config, defaults_bind_loopback_and_sync_the_wal) {
+  auto out = parse({});
+  ASSERT_TRUE(out.config);
+  EXPECT_EQ(out.config->grpc_listen, "127.0.0.1:50051");
+  EXPECT_EQ(out.config->http_listen, "127.0.0.1:8080");
+  EXPECT_EQ(out.config->shards, 1024u);
+  EXPECT_TRUE(out.config->sync_wal);
+  EXPECT_FALSE(out.config->node_name.empty());
+}
+
+TEST(node_config, flags_set_every_option) {
+  auto out = parse({"--grpc-listen=127.0.0.1:0", "--http-listen=[::1]:9000", "--data-dir=/tmp/x",
+                    "--shards=64", "--sync-wal=false", "--scheduler-threads=4",
+                    "--checkpoint-interval-ms=1000", "--heartbeat-timeout-ms=5000",
+                    "--max-clock-skew-ms=0", "--node-name=n1", "--port-file=/tmp/p",
+                    "--log-level=debug"});
+  ASSERT_TRUE(out.config) << out.message;
+  auto& c = *out.config;
+  EXPECT_EQ(c.grpc_listen, "127.0.0.1:0");
+  EXPECT_EQ(c.http_listen, "[::1]:9000");
+  EXPECT_EQ(c.data_dir, "/tmp/x");
+  EXPECT_EQ(c.shards, 64u);
+  EXPECT_FALSE(c.sync_wal);
+  EXPECT_EQ(c.scheduler_threads, 4u);
+  EXPECT_EQ(c.checkpoint_interval.count(), 1000);
+  EXPECT_EQ(c.heartbeat_timeout.count(), 5000);
+  EXPECT_EQ(c.max_clock_skew.count(), 0);
+  EXPECT_EQ(c.node_name, "n1");
+  EXPECT_EQ(c.port_file, "/tmp/p");
+  EXPECT_EQ(c.log_level, "debug");
+}
+
+TEST(node_config, config_file_is_read_and_flags_win) {
+  healthtwin::testing::temp_dir dir;
+  auto path = dir.str() + "/node.toml";
+  std::ofstream{path} << "shards = 32\ndata-dir = \"/var/lib/ht\"\nsync-wal = false\n";
+  auto out = parse({"--config=" + path, "--shards=16"});
+  ASSERT_TRUE(out.config) << out.message;
+  EXPECT_EQ(out.config->shards, 16u);
+  EXPECT_EQ(out.config->data_dir, "/var/lib/ht");
+  EXPECT_FALSE(out.config->sync_wal);
+}
+
+TEST(node_config, errors_name_the_option_and_exit_with_2) {
+  auto check = [](parse_outcome out, const std::string& mention) {
+    EXPECT_FALSE(out.config);
+    EXPECT_EQ(out.exit_code, 2);
+    EXPECT_NE(out.message.find(mention), std::string::npos) << out.message;
+  };
+  check(parse({"--shards=0"}), "--shards");
+  check(parse({"--shards=70000"}), "--shards");
+  check(parse({"--grpc-listen=localhost"}), "--grpc-listen");
+  check(parse({"--http-listen=127.0.0.1:99999"}), "--http-listen");
+  check(parse({"--log-level=chatty"}), "--log-level");
+  check(parse({"--checkpoint-interval-ms=5"}), "--checkpoint-interval-ms");
+  check(parse({"--no-such-flag"}), "--no-such-flag");
+  check(parse({"--data-dir="}), "--data-dir");
+  check(parse({"--config=/nonexistent/node.toml"}), "node.toml");
+  healthtwin::testing::temp_dir dir;
+  auto path = dir.str() + "/bad.toml";
+  std::ofstream{path} << "shardz = 3\n";
+  check(parse({"--config=" + path}), "shardz");
+}
+
+TEST(node_config, help_lists_the_options_and_exits_0) {
+  auto out = parse({"--help"});
+  EXPECT_FALSE(out.config);
+  EXPECT_EQ(out.exit_code, 0);
+  for (auto opt : {"--grpc-listen", "--data-dir", "--shards", "--sync-wal", "--config"})
+    EXPECT_NE(out.message.find(opt), std::string::npos) << opt;
+}
+
+TEST(node_config, splits_host_and_port) {
+  EXPECT_EQ(split_host_port("127.0.0.1:50051"), std::make_optional(std::make_pair(std::string{"127.0.0.1"}, uint16_t{50051})));
+  EXPECT_EQ(split_host_port("[::1]:0")->first, "[::1]");
+  EXPECT_FALSE(split_host_port(":80"));
+  EXPECT_FALSE(split_host_port("host:"));
+  EXPECT_FALSE(split_host_port("host:65536"));
+  EXPECT_FALSE(split_host_port("host:8a"));
+  EXPECT_FALSE(split_host_port("[::1:80"));
+}

@@ -50,6 +50,15 @@ std::string twin_key(uint32_t shard, models::twin_kind kind, std::string_view na
   return k;
 }
 
+std::string window_key(uint32_t shard, std::string_view device) {
+  std::string k;
+  k.reserve(3 + device.size());
+  put_u16(k, static_cast<uint16_t>(shard));
+  k.push_back('w');
+  k.append(device);
+  return k;
+}
+
 std::string series_prefix(uint32_t shard, std::string_view patient, uint8_t metric) {
   std::string k;
   k.reserve(8 + patient.size());

@@ -15,7 +15,8 @@ namespace healthtwin::storage {
 ///
 ///   log       position(8)
 ///   registry  shard(2) kind(1) name
-///   twins     shard(2) kind(1) name
+///   twins     shard(2) kind(1) name                   snapshot (kind 'd' / 'p')
+///             shard(2) 'w' name                        device sequence window
 ///   series    shard(2) patient 0x00 metric(1) chunk_no(4)
 ///   alerts    'a' shard(2) patient 0x00 alert_id      alert record
 ///             'x' shard(2) patient 0x00 alert_id      present while active
@@ -31,6 +32,8 @@ uint32_t get_u32(std::string_view in) noexcept;  ///< first 4 bytes; 0 if shorte
 
 std::string log_key(uint64_t position);
 std::string twin_key(uint32_t shard, models::twin_kind kind, std::string_view name);
+/// Key of a device's sequence window (written by the ingest sequencer).
+std::string window_key(uint32_t shard, std::string_view device);
 /// Prefix of every series chunk of one metric of a patient.
 std::string series_prefix(uint32_t shard, std::string_view patient, uint8_t metric);
 std::string series_key(uint32_t shard, std::string_view patient, uint8_t metric,

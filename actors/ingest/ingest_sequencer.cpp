@@ -18,6 +18,7 @@
 #include "actors/shard/shard.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/ingest_log.hpp"
+#include "storage/key_codec.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
 
@@ -152,6 +153,7 @@ private:
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
 struct directory_entry {
   models::device_type type{};
+  bool window_dirty = false;  // changed since the last checkpoint
   std::string patient;
   models::sequence_window window;
   uint64_t commit_stamp = 0;  // commit that last touched this entry
@@ -200,6 +202,9 @@ struct ingest_sequencer::impl {
   std::atomic<uint64_t> position{0};
   std::atomic<uint64_t> accepted{0};
   std::unordered_map<std::string, directory_entry> directory;
+  // Entries whose window changed since the last checkpoint (map nodes are
+  // stable: the directory never erases while running).
+  std::vector<std::pair<const std::string*, directory_entry*>> dirty_windows;
 
   // The commit being assembled (sequencer thread only).
   std::shared_ptr<committed_batch> batch;
@@ -230,21 +235,47 @@ struct ingest_sequencer::impl {
     directory_entry e;
     e.type = (*rec)->type;
     e.patient = (*rec)->patient;
-    storage::twin_table snapshots{store, storage::column::twins};
-    auto snap = snapshots.get(models::twin_kind::device, name);
-    if (!snap)
-      return snap.error();
-    if (*snap) {
-      internal::DeviceSnapshot s;
-      if (!s.ParseFromString(**snap))
+    auto shard = models::shard_of(name, store.shards());
+    auto stored = store.get(storage::column::twins, storage::key_codec::window_key(shard, name));
+    if (!stored)
+      return stored.error();
+    if (*stored) {
+      internal::SequenceWindowState w;
+      if (!w.ParseFromString(**stored))
         return caf::make_error(storage::errc::invalid_record,
-                               std::string{"device snapshot does not parse"});
+                               std::string{"device sequence window does not parse"});
       std::array<uint64_t, 4> bits{};
-      for (int k = 0; k < s.window().seen_size() && k < 4; ++k)
-        bits[static_cast<size_t>(k)] = s.window().seen(k);
-      e.window = models::sequence_window::restore(s.window().highest(), bits);
+      for (int k = 0; k < w.seen_size() && k < 4; ++k)
+        bits[static_cast<size_t>(k)] = w.seen(k);
+      e.window = models::sequence_window::restore(w.highest(), bits);
     }
     return &directory.emplace(name, std::move(e)).first->second;
+  }
+
+  void mark_window_dirty(const std::string& name, directory_entry* e) {
+    if (e->window_dirty)
+      return;
+    e->window_dirty = true;
+    dirty_windows.emplace_back(&directory.find(name)->first, e);
+  }
+
+  // Adds every window changed since the last checkpoint to `wb`.
+  void put_dirty_windows(storage::write_batch& wb) {
+    for (auto [name, e] : dirty_windows) {
+      internal::SequenceWindowState w;
+      w.set_highest(e->window.highest());
+      for (auto bits : e->window.seen_bits())
+        w.add_seen(bits);
+      auto shard = models::shard_of(*name, store.shards());
+      wb.put(storage::column::twins, storage::key_codec::window_key(shard, *name),
+             w.SerializeAsString());
+    }
+  }
+
+  void clear_dirty_windows() {
+    for (auto [name, e] : dirty_windows)
+      e->window_dirty = false;
+    dirty_windows.clear();
   }
 
   // -- commits -----------------------------------------------------------------
@@ -292,6 +323,7 @@ struct ingest_sequencer::impl {
           undo.emplace_back(e, e->window);
           e->commit_stamp = commit_stamp;
           e->entry = no_entry;
+          mark_window_dirty(g.device, e);
         }
         switch (e->window.admit(r.sequence)) {
           case models::sequence_window::verdict::accept:
@@ -598,11 +630,16 @@ struct ingest_sequencer::impl {
                    checkpoint_target);
       phase = checkpoint_phase::idle;
     } else if (p == checkpoint_phase::succeeded) {
+      // The windows the sequencer owns go with the checkpoint: they reflect
+      // every commit up to now (>= the checkpoint); a replay of the log tail
+      // merges into them idempotently.
       storage::write_batch wb{store};
+      put_dirty_windows(wb);
       storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
       if (auto err = store.write(wb, true)) {
         spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
       } else {
+        clear_dirty_windows();
         checkpointed = checkpoint_target;
         probe.on_checkpoint(checkpointed);
       }
@@ -690,12 +727,14 @@ caf::error ingest_sequencer::recover() {
         failure = entry.error();
         return false;
       }
+      if (*entry)
+        im.mark_window_dirty(e.device, *entry);
       for (int k = 0; k < n; ++k) {
         auto m = models::metric_from_number(d.metric(k));
         if (!m)
           continue;
         if (*entry)
-          (*entry)->window.admit(d.sequence(k));  // union with the snapshot's window
+          (*entry)->window.admit(d.sequence(k));  // union with the stored window
         e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k)});
       }
       readings += e.readings.size();

@@ -80,7 +80,7 @@ struct shard_state {
     for (auto idx : w.device_entries) {
       auto& slot = device(sys, w.batch->entries[idx].device);
       slot.dirty = true;
-      self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}});
+      self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
       ++sent;
     }
     // A patient with several devices in the batch gets one message with all
@@ -92,7 +92,7 @@ struct shard_state {
     });
     for (size_t i = 0; i < order.size();) {
       auto& name = entries[order[i]].patient;
-      twin_work work{w.batch, {}};
+      twin_work work{w.batch, {}, ctx};
       for (; i < order.size() && entries[order[i]].patient == name; ++i)
         work.entries.push_back(order[i]);
       auto& slot = patient(sys, name);
@@ -123,7 +123,7 @@ struct shard_state {
       for (auto& [name, slot] : *table)
         if (slot.dirty || all) {
           slot.dirty = false;
-          self->send(slot.actor, snapshot_atom::value, name);
+          self->send(slot.actor, snapshot_atom::value, name, twin_context_ref{ctx});
           ++round_waiting;
         }
     if (round_waiting == 0)

@@ -1,7 +1,8 @@
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/models/sequence_window.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/twin_table.hpp"
@@ -12,15 +13,15 @@ namespace {
 
 using models::twin_kind;
 
-// A million of these live in a node: the state stays small. The twin does
-// not keep its own name (its shard does): batches name the device, the shard
-// passes the name with snapshot requests, and callers label views.
+// A million of these live in a node: the state stays within 64 bytes so
+// that CAF's actor allocation fits tcmalloc's 1,152-byte size class (see
+// docs/benchmarks.md). The twin keeps neither its name nor the node's twin
+// context: the shard passes both with every message that needs them.
 struct device_state {
   static constexpr const char* name = "device_twin";
 
-  const twin_context* ctx = nullptr;
   uint64_t applied_position = 0;
-  models::sequence_window window;
+  uint64_t last_sequence = 0;  // the window itself is the sequencer's
   int64_t last_reading_ms = 0;
   int64_t last_receive_ms = 0;
   int64_t battery_time_ms = 0;
@@ -29,7 +30,7 @@ struct device_state {
   bool has_battery = false;
   bool dirty = false;
 
-  void load(const std::string& twin_name) {
+  void load(const std::string& twin_name, const twin_context* ctx) {
     storage::twin_table snapshots{*ctx->store, storage::column::twins};
     auto bytes = snapshots.get(twin_kind::device, twin_name);
     if (!bytes) {
@@ -44,10 +45,7 @@ struct device_state {
       return;
     }
     applied_position = s.applied_lsn();
-    std::array<uint64_t, 4> bits{};
-    for (int i = 0; i < s.window().seen_size() && i < 4; ++i)
-      bits[static_cast<size_t>(i)] = s.window().seen(i);
-    window = models::sequence_window::restore(s.window().highest(), bits);
+    last_sequence = s.window().highest();
     last_reading_ms = s.last_reading_time_ms();
     last_receive_ms = s.last_receive_time_ms();
     has_battery = s.has_battery();
@@ -56,12 +54,10 @@ struct device_state {
     readings_accepted = s.readings_accepted();
   }
 
-  bool save(const std::string& twin_name) {
+  bool save(const std::string& twin_name, const twin_context* ctx) {
     internal::DeviceSnapshot s;
     s.set_applied_lsn(applied_position);
-    s.mutable_window()->set_highest(window.highest());
-    for (auto w : window.seen_bits())
-      s.mutable_window()->add_seen(w);
+    s.mutable_window()->set_highest(last_sequence);
     s.set_last_reading_time_ms(last_reading_ms);
     s.set_last_receive_time_ms(last_receive_ms);
     s.set_has_battery(has_battery);
@@ -84,8 +80,8 @@ struct device_state {
     if (batch.position > applied_position) {
       for (auto idx : work.entries) {
         for (auto& r : batch.entries[idx].readings) {
-          if (window.admit(r.sequence) != models::sequence_window::verdict::accept)
-            continue;  // the sequencer admitted it; kept for safety
+          // The sequencer admitted each reading exactly once (its window).
+          last_sequence = std::max(last_sequence, r.sequence);
           ++readings_accepted;
           last_reading_ms = std::max(last_reading_ms, r.time_ms);
           if (r.metric == models::metric::battery && r.time_ms >= battery_time_ms) {
@@ -99,24 +95,26 @@ struct device_state {
       applied_position = batch.position;
       dirty = true;
     }
-    ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+    work.ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
   }
 
   device_view view() const {
-    return device_view{applied_position, window.highest(), last_reading_ms, last_receive_ms,
+    return device_view{applied_position, last_sequence, last_reading_ms, last_receive_ms,
                        has_battery,      battery,          readings_accepted};
   }
 };
 
+// CAF's actor_storage<stateful_actor<device_state>> is 1,088 + 64 bytes: one
+// more field would move every device twin into tcmalloc's next size class.
+static_assert(sizeof(device_state) <= 64, "device_state must stay within 64 bytes");
+
 caf::behavior device_twin(caf::stateful_actor<device_state>* self, const std::string& name,
                           const twin_context* ctx) {
-  auto& st = self->state;
-  st.ctx = ctx;
-  st.load(name);
+  self->state.load(name, ctx);
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(w); },
-      [=](snapshot_atom, const std::string& twin_name) {
-        bool ok = !self->state.dirty || self->state.save(twin_name);
+      [=](snapshot_atom, const std::string& twin_name, twin_context_ref c) {
+        bool ok = !self->state.dirty || self->state.save(twin_name, c.ctx);
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
                    ok);
       },

@@ -279,7 +279,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   st.load_registry();
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
-      [=](snapshot_atom, const std::string&) {
+      [=](snapshot_atom, const std::string&, twin_context_ref) {
         bool ok = !self->state.dirty || self->state.save();
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
                    ok);

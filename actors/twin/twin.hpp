@@ -51,10 +51,19 @@ struct committed_batch {
 
 using committed_batch_ptr = std::shared_ptr<const committed_batch>;
 
+struct twin_context;
+
 /// Work for one twin: the entries of `batch` that concern it, ascending.
+/// Carries the node's twin context so that device twins need not store it.
 struct twin_work {
   committed_batch_ptr batch;
   std::vector<uint32_t> entries;
+  const twin_context* ctx = nullptr;
+};
+
+/// The node's twin context as a message element (CAF refuses raw pointers).
+struct twin_context_ref {
+  const twin_context* ctx = nullptr;
 };
 
 /// Counts work handed to shards and twins that is not yet applied; the
@@ -142,7 +151,7 @@ struct twin_context {
 
 // ---- messages ------------------------------------------------------------------
 using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
-using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot, name) -> (snap_done, bool)
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot, name, twin_context_ref) -> (snap_done, bool)
 using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
@@ -162,6 +171,7 @@ caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const tw
 }  // namespace healthtwin::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_work)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_context_ref)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::checkpoint_round_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::device_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::patient_view)

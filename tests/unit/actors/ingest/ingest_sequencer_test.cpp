@@ -155,6 +155,24 @@ TEST_F(ingest_sequencer_test, twins_and_history_survive_a_restart) {
   EXPECT_EQ(dup.rejections[0].reason, rejection_reason::duplicate);
 }
 
+// The sequencer stores each device's whole window with the checkpoint: after
+// a restart a gap is still accepted once and a seen number still refused.
+TEST_F(ingest_sequencer_test, the_whole_sequence_window_survives_a_restart) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71),
+                     r(5, 5000, metric::heart_rate, 74)});
+  restart();
+  auto res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71), r(3, 3000, metric::heart_rate, 72),
+                                r(5, 5000, metric::heart_rate, 74), r(4, 4000, metric::heart_rate, 73)});
+  EXPECT_EQ(res.accepted, 2u);  // 3 and 4 fill the gap
+  ASSERT_EQ(res.rejections.size(), 2u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(res.rejections[0].index, 0u);
+  EXPECT_EQ(res.rejections[1].reason, rejection_reason::duplicate);
+  EXPECT_EQ(res.rejections[1].index, 2u);
+  EXPECT_EQ(device(monitor_a).last_sequence, 5u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 5u);
+}
+
 // A crash after the log write but before any snapshot: the next start
 // replays the log tail into the twins, and each reading is applied once.
 TEST_F(ingest_sequencer_test, recovery_replays_the_log_tail_exactly_once) {

@@ -113,14 +113,14 @@ inline std::string read_file(const std::filesystem::path& p) {
 class node_process {
 public:
   node_process(std::filesystem::path data_dir, std::vector<std::string> extra = {},
-               uint16_t grpc_port = 0)
+               uint16_t grpc_port = 0, uint16_t http_port = 0)
       : dir_(std::move(data_dir)) {
     std::filesystem::create_directories(dir_);
     port_file_ = dir_ / "ports.json";
     std::filesystem::remove(port_file_);
     std::vector<std::string> argv{HEALTHTWIN_NODE_BINARY,
                                   "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
-                                  "--http-listen=127.0.0.1:0",
+                                  "--http-listen=127.0.0.1:" + std::to_string(http_port),
                                   "--data-dir=" + (dir_ / "db").string(),
                                   "--port-file=" + port_file_.string(),
                                   "--shards=64",

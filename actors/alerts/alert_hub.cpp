@@ -96,6 +96,8 @@ void to_proto(const alert_record& a, internal::AlertRecord& r) {
   r.set_acknowledge_note(a.acknowledge_note);
   r.set_acknowledge_time_ms(a.acknowledge_time_ms);
   r.set_resolve_time_ms(a.resolve_time_ms);
+  r.set_device(a.device);
+  r.set_predicted_time_ms(a.predicted_time_ms);
 }
 
 void from_proto(const internal::AlertRecord& r, alert_record& a) {
@@ -113,6 +115,8 @@ void from_proto(const internal::AlertRecord& r, alert_record& a) {
   a.acknowledge_note = r.acknowledge_note();
   a.acknowledge_time_ms = r.acknowledge_time_ms();
   a.resolve_time_ms = r.resolve_time_ms();
+  a.device = r.device();
+  a.predicted_time_ms = r.predicted_time_ms();
 }
 
 }  // namespace
@@ -295,11 +299,12 @@ struct hub_state {
   }
 
   void update(const std::string& name, models::priority level, double value,
-              std::string message) {
+              std::string message, int64_t predicted_ms) {
     auto i = open.find(name);
     if (i == open.end())
       return;
     i->second.level = level;
+    i->second.predicted_time_ms = predicted_ms;
     i->second.value = value;
     i->second.message = std::move(message);
     publish(alert_event_type::updated, i->second);
@@ -405,8 +410,8 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         schedule_flush();
       },
       [=](alert_update_atom, const std::string& name, models::priority level, double value,
-          std::string& message, int64_t) {
-        self->state.update(name, level, value, std::move(message));
+          std::string& message, int64_t predicted_ms) {
+        self->state.update(name, level, value, std::move(message), predicted_ms);
         schedule_flush();
       },
       [=](alert_resolve_atom, const std::string& name, double value, int64_t time_ms) {

@@ -40,7 +40,8 @@ struct alert_record {
   std::string patient;  ///< tenants/{t}/patients/{p}
   std::string ward;
   models::alert_kind kind = models::alert_kind::threshold;
-  models::metric subject{};  ///< threshold alerts only
+  models::metric subject{};  ///< the metric, where the kind has one
+  std::string device;        ///< device alerts, and the source of clinical ones
   models::priority level = models::priority::none;
   alert_state state = alert_state::active;
   double value = 0;
@@ -50,6 +51,7 @@ struct alert_record {
   std::string acknowledge_note;
   int64_t acknowledge_time_ms = 0;
   int64_t resolve_time_ms = 0;
+  int64_t predicted_time_ms = 0;  ///< trend forecasts: predicted crossing (device time)
 };
 
 struct alert_event {
@@ -130,7 +132,7 @@ using alert_flush_atom = caf::atom_constant<caf::atom("al_flush")>;  ///< intern
 ///
 /// Messages:
 ///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)
-///  (al_update, name, priority, value, message, time_ms)  from twins
+///  (al_update, name, priority, value, message, predicted_ms)  from twins
 ///  (al_resolve, name, value, time_ms)           from twins
 ///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
 ///  (al_list, alert_filter, include_resolved) -> std::vector<alert_record>

@@ -1,8 +1,20 @@
 #include "actors/models/alert_policy.hpp"
 
-#include <algorithm>
-
 namespace healthtwin::models {
+
+std::string_view to_string(alert_kind k) noexcept {
+  switch (k) {
+    case alert_kind::threshold: return "threshold";
+    case alert_kind::news2: return "news2";
+    case alert_kind::trend_forecast: return "trend_forecast";
+    case alert_kind::baseline_anomaly: return "baseline_anomaly";
+    case alert_kind::device_offline: return "device_offline";
+    case alert_kind::battery_low: return "battery_low";
+    case alert_kind::signal_quality: return "signal_quality";
+    case alert_kind::device_unassigned: return "device_unassigned";
+  }
+  return "unknown";
+}
 
 priority threshold_limits::level_of(double v, double margin) const noexcept {
   auto below = [&](const std::optional<double>& limit) { return limit && v <= *limit + margin; };
@@ -12,6 +24,20 @@ priority threshold_limits::level_of(double v, double margin) const noexcept {
   if (below(medium_at_or_below) || above(medium_at_or_above))
     return priority::medium;
   return priority::none;
+}
+
+bool threshold_limits::consistent() const noexcept {
+  if (hysteresis < 0)
+    return false;
+  auto le = [](const std::optional<double>& a, const std::optional<double>& b) {
+    return !a || !b || *a <= *b;
+  };
+  auto lt = [](const std::optional<double>& a, const std::optional<double>& b) {
+    return !a || !b || *a < *b;
+  };
+  return le(high_at_or_below, medium_at_or_below) && lt(medium_at_or_below, medium_at_or_above) &&
+         le(medium_at_or_above, high_at_or_above) && lt(high_at_or_below, high_at_or_above) &&
+         lt(medium_at_or_below, high_at_or_above) && lt(high_at_or_below, medium_at_or_above);
 }
 
 std::optional<threshold_limits> default_limits(metric m) noexcept {
@@ -27,7 +53,7 @@ std::optional<threshold_limits> default_limits(metric m) noexcept {
   }
 }
 
-priority alert_policy::priority_of(news2_band b) noexcept {
+priority news2_priority(news2_band b) noexcept {
   switch (b) {
     case news2_band::high: return priority::high;
     case news2_band::medium: return priority::medium;
@@ -37,54 +63,12 @@ priority alert_policy::priority_of(news2_band b) noexcept {
   return priority::none;
 }
 
-std::optional<finding> alert_policy::change_to(alert_kind k, metric m, priority& current,
-                                               priority next, double value) noexcept {
-  if (next == current)
-    return std::nullopt;
-  finding f{k, m, next, current, value, finding::change::raised};
-  if (current == priority::none)
-    f.what = finding::change::raised;
-  else if (next == priority::none)
-    f.what = finding::change::cleared;
-  else if (next > current)
-    f.what = finding::change::escalated;
-  else
-    f.what = finding::change::deescalated;
-  current = next;
-  return f;
-}
-
-std::optional<finding> alert_policy::on_vital(metric m, double value) noexcept {
-  auto limits = default_limits(m);
-  if (!limits)
-    return std::nullopt;
-  auto& current = threshold_levels_[static_cast<size_t>(m)];
-  auto raw = limits->level_of(value);
-  auto next = raw;
-  if (raw < current)  // keep the higher level while within the hysteresis band
-    next = std::max(raw, std::min(current, limits->level_of(value, limits->hysteresis)));
-  return change_to(alert_kind::threshold, m, current, next, value);
-}
-
-std::optional<finding> alert_policy::on_news2(const news2_result& r) noexcept {
-  bool any_three = r.band == news2_band::low_medium ||
-                   std::any_of(r.parts.begin(), r.parts.end(),
-                               [](const news2_part& p) { return p.score == 3; });
-  auto raw = priority_of(r.band);
-  auto next = raw;
-  if (raw < news2_level_) {
-    // Hysteresis of one point: leaving >= 7 needs <= 5, leaving >= 5 needs <= 3.
-    auto with_margin = priority_of(band_of(static_cast<uint8_t>(r.total + 1), any_three));
-    next = std::max(raw, std::min(news2_level_, with_margin));
-  }
-  return change_to(alert_kind::news2, metric{}, news2_level_, next, r.total);
-}
-
-void alert_policy::restore(alert_kind k, metric m, priority level) noexcept {
-  if (k == alert_kind::news2)
-    news2_level_ = level;
-  else if (static_cast<size_t>(m) < threshold_levels_.size())
-    threshold_levels_[static_cast<size_t>(m)] = level;
+finding::change change_of(priority level, priority previous) noexcept {
+  if (previous == priority::none)
+    return finding::change::raised;
+  if (level == priority::none)
+    return finding::change::cleared;
+  return level > previous ? finding::change::escalated : finding::change::deescalated;
 }
 
 }  // namespace healthtwin::models

@@ -1,20 +1,36 @@
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
+#include "actors/models/alert_condition.hpp"
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
 
 namespace healthtwin::models {
 
-/// IEC 60601-1-8 alarm priority. Numbers equal healthtwin.v1.Priority;
-/// `none` means "no alarm condition".
-enum class priority : uint8_t { none = 0, low = 1, medium = 2, high = 3 };
-
 /// What raised an alert. Numbers equal healthtwin.v1.AlertKind.
-enum class alert_kind : uint8_t { threshold = 1, news2 = 2 };
+enum class alert_kind : uint8_t {
+  threshold = 1,          ///< a vital beyond its (per-patient) limit
+  news2 = 2,              ///< NEWS2 in the low-medium, medium or high band
+  trend_forecast = 3,     ///< a vital predicted to cross a threshold soon
+  baseline_anomaly = 4,   ///< far from this patient's own normal
+  device_offline = 5,     ///< no data from a device (technical)
+  battery_low = 6,        ///< device battery (technical)
+  signal_quality = 7,     ///< probe off, frozen signal (technical)
+  device_unassigned = 8,  ///< a device streams without a patient (technical)
+};
+
+inline constexpr uint8_t alert_kind_count = 8;
+
+std::string_view to_string(alert_kind k) noexcept;
+
+/// True for alerts about the patient's condition (not the equipment).
+inline bool is_clinical(alert_kind k) noexcept {
+  return k == alert_kind::threshold || k == alert_kind::news2 || k == alert_kind::trend_forecast ||
+         k == alert_kind::baseline_anomaly;
+}
 
 /// Alarm limits of one metric. A value at or beyond a limit is in that
 /// limit's priority; the highest matching priority wins. To drop to a lower
@@ -28,56 +44,36 @@ struct threshold_limits {
 
   /// Priority of `value` with every limit widened by `margin` towards normal.
   priority level_of(double value, double margin = 0) const noexcept;
+
+  /// True when the limits are ordered (high below <= medium below < medium
+  /// above <= high above) and the hysteresis is >= 0.
+  bool consistent() const noexcept;
 };
 
 /// Population default limits (documented in docs/alerts.md); nullopt for
 /// metrics without threshold alarms.
 std::optional<threshold_limits> default_limits(metric m) noexcept;
 
+/// Priority of a NEWS2 band: high -> high, medium -> medium,
+/// low-medium -> low, low -> none.
+priority news2_priority(news2_band b) noexcept;
+
 /// A change of an alarm condition, to be turned into an alert event.
 struct finding {
   enum class change : uint8_t { raised, escalated, deescalated, cleared };
-  alert_kind kind;
-  metric subject;        ///< the metric for threshold findings
-  priority level;        ///< new priority (none when cleared)
-  priority previous;
-  double value;          ///< the value (or NEWS2 total) behind the change
-  change what;
+  alert_kind kind{};
+  metric subject{};          ///< the metric, where the kind has one
+  priority level{};          ///< new priority (none when cleared)
+  priority previous{};
+  double value = 0;          ///< the value (NEWS2 total, smoothed level) behind it
+  double detail = 0;         ///< z-score (baseline), slope per minute (trend)
+  int64_t predicted_ms = 0;  ///< trend: when the threshold is predicted to be crossed
+  std::string_view device;   ///< source or subject device (valid until the next apply)
+  change what = change::raised;
+  uint8_t index = 0;         ///< tells apart conditions of one kind and metric (trend direction)
 };
 
-/// The alarm conditions of one patient: one per metric with limits, and one
-/// for NEWS2. De-duplicates by construction (a condition that stays in the
-/// same priority produces no finding) and applies hysteresis.
-///
-/// Plain value type; state is a few bytes and goes into the twin snapshot.
-class alert_policy {
-public:
-  /// Evaluates a new latest value of `m`; returns a finding when the
-  /// condition changed priority.
-  std::optional<finding> on_vital(metric m, double value) noexcept;
-
-  /// Evaluates a new NEWS2 result.
-  std::optional<finding> on_news2(const news2_result& r) noexcept;
-
-  /// Current priority of a condition (for snapshots and tests).
-  priority threshold_level(metric m) const noexcept {
-    return threshold_levels_[static_cast<size_t>(m)];
-  }
-  priority news2_level() const noexcept { return news2_level_; }
-
-  /// Restores a condition's priority from a snapshot.
-  void restore(alert_kind k, metric m, priority level) noexcept;
-
-  /// Priority of a NEWS2 band: high -> high, medium -> medium,
-  /// low-medium -> low, low -> none.
-  static priority priority_of(news2_band b) noexcept;
-
-private:
-  static std::optional<finding> change_to(alert_kind k, metric m, priority& current,
-                                          priority next, double value) noexcept;
-
-  std::array<priority, metric_count + 1> threshold_levels_{};
-  priority news2_level_ = priority::none;
-};
+/// The change a (level, previous) pair represents.
+finding::change change_of(priority level, priority previous) noexcept;
 
 }  // namespace healthtwin::models

@@ -1,10 +1,15 @@
+#include <algorithm>
+#include <chrono>
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/models/device_health.hpp"
 #include "actors/models/patient_model.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/twin/patient_settings_record.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/registry.hpp"
@@ -15,11 +20,18 @@ namespace healthtwin::actors {
 
 namespace {
 
+using models::alert_kind;
 using models::metric;
 using models::metric_count;
 using models::twin_kind;
 
-constexpr size_t news2_condition = 0;  // alert_ids index; thresholds use the metric number
+using tick_atom = caf::atom_constant<caf::atom("pt_tick")>;  ///< internal: device health timer
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string_view band_name(models::news2_band b) {
   switch (b) {
@@ -36,6 +48,19 @@ struct series_slot {
   uint32_t chunk_no = 0;
 };
 
+/// The alert a raised condition is tracked under.
+struct open_alert {
+  alert_kind kind{};
+  metric subject{};
+  uint8_t index = 0;
+  std::string device;
+  std::string id;
+
+  bool is(const models::finding& f) const {
+    return kind == f.kind && subject == f.subject && index == f.index && device == f.device;
+  }
+};
+
 struct patient_state {
   static constexpr const char* name = "patient_twin";
 
@@ -43,14 +68,16 @@ struct patient_state {
   std::string twin_name;
   std::string ward;
   std::string bed;
-  bool spo2_scale2 = false;
   std::vector<std::string> devices;
   uint64_t applied_position = 0;
+  models::patient_settings settings;
   models::patient_model model;
+  models::device_health health;
   std::array<series_slot, metric_count + 1> series;
-  std::array<std::string, metric_count + 1> alert_ids;
+  std::vector<open_alert> alerts;
   uint64_t readings_applied = 0;
   uint64_t alerts_raised = 0;
+  int64_t active_since_ms = 0;  // node time of activation: grace for offline devices
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
 
@@ -66,9 +93,10 @@ struct patient_state {
     ward = (*rec)->ward;
     bed = (*rec)->bed;
     devices = (*rec)->devices;
-    if (spo2_scale2 != (*rec)->spo2_scale2) {
-      spo2_scale2 = (*rec)->spo2_scale2;
-      model.set_spo2_scale2(spo2_scale2);
+    health.set_devices(devices, wall_ms());
+    if (settings.spo2_scale2 != (*rec)->spo2_scale2) {
+      settings.spo2_scale2 = (*rec)->spo2_scale2;
+      model.configure(settings);
     }
   }
 
@@ -86,19 +114,26 @@ struct patient_state {
       spdlog::error("patient twin: snapshot does not parse; starting from the log");
       return;
     }
+    if (s.has_settings()) {
+      if (auto bad = from_record(s.settings(), settings))
+        spdlog::error("patient twin: snapshot settings invalid ({}); using defaults", *bad);
+    }
+    model.configure(settings);
+    if (!model.decode(s.model_state()) || !health.decode(s.device_health())) {
+      spdlog::error("patient twin: snapshot model state does not decode; starting from the log");
+      model = models::patient_model{ctx->settings.news2};
+      model.configure(settings);
+      health = models::device_health{};
+      return;
+    }
     applied_position = s.applied_lsn();
     readings_applied = s.readings_applied();
     alerts_raised = s.alerts_raised();
-    for (auto& v : s.vitals())
-      if (auto m = models::metric_from_number(v.metric()))
-        model.restore_vital(*m, v.value(), v.time_ms(), v.source_device());
     for (auto& c : s.conditions()) {
-      auto kind = static_cast<models::alert_kind>(c.kind());
-      auto m = static_cast<metric>(c.metric());
-      model.policy().restore(kind, m, static_cast<models::priority>(c.level()));
-      size_t idx = kind == models::alert_kind::news2 ? news2_condition : c.metric();
-      if (idx < alert_ids.size())
-        alert_ids[idx] = c.alert_id();
+      if (c.kind() == 0 || c.kind() > models::alert_kind_count || c.metric() > metric_count)
+        continue;
+      alerts.push_back(open_alert{static_cast<alert_kind>(c.kind()), static_cast<metric>(c.metric()),
+                                  static_cast<uint8_t>(c.index()), c.device(), c.alert_id()});
     }
     for (auto& c : s.open_chunks()) {
       if (c.metric() == 0 || c.metric() > metric_count)
@@ -108,7 +143,6 @@ struct patient_state {
       if (!storage::series_chunk_builder::restore(c.samples(), slot.open))
         spdlog::error("patient twin: open series chunk does not decode; dropped");
     }
-    model.rescore();
   }
 
   bool save() {
@@ -116,24 +150,18 @@ struct patient_state {
     s.set_applied_lsn(applied_position);
     s.set_readings_applied(readings_applied);
     s.set_alerts_raised(alerts_raised);
+    s.set_model_state(model.encode());
+    s.set_device_health(health.encode());
+    to_record(settings, *s.mutable_settings());
+    for (auto& a : alerts) {
+      auto* c = s.add_conditions();
+      c->set_kind(static_cast<uint32_t>(a.kind));
+      c->set_metric(static_cast<uint32_t>(a.subject));
+      c->set_index(a.index);
+      c->set_device(a.device);
+      c->set_alert_id(a.id);
+    }
     for (uint8_t n = 1; n <= metric_count; ++n) {
-      auto m = static_cast<metric>(n);
-      auto& v = model.latest(m);
-      if (v.present) {
-        auto* out = s.add_vitals();
-        out->set_metric(n);
-        out->set_value(v.value);
-        out->set_time_ms(v.time_ms);
-        out->set_source_device(v.source_device);
-      }
-      auto level = model.policy().threshold_level(m);
-      if (level != models::priority::none) {
-        auto* c = s.add_conditions();
-        c->set_kind(static_cast<uint32_t>(models::alert_kind::threshold));
-        c->set_metric(n);
-        c->set_level(static_cast<uint32_t>(level));
-        c->set_alert_id(alert_ids[n]);
-      }
       auto& slot = series[n];
       if (slot.chunk_no > 0 || !slot.open.empty()) {
         auto* c = s.add_open_chunks();
@@ -141,12 +169,6 @@ struct patient_state {
         c->set_chunk_no(slot.chunk_no);
         c->set_samples(slot.open.body());
       }
-    }
-    if (model.policy().news2_level() != models::priority::none) {
-      auto* c = s.add_conditions();
-      c->set_kind(static_cast<uint32_t>(models::alert_kind::news2));
-      c->set_level(static_cast<uint32_t>(model.policy().news2_level()));
-      c->set_alert_id(alert_ids[news2_condition]);
     }
     storage::twin_table snapshots{*ctx->store, storage::column::twins};
     if (auto err = snapshots.put_now(twin_kind::patient, twin_name, s.SerializeAsString())) {
@@ -174,47 +196,88 @@ struct patient_state {
     slot.open = storage::series_chunk_builder{};
   }
 
-  std::string describe(const models::finding& f) const {
-    if (f.kind == models::alert_kind::news2) {
-      auto& n = model.news2();
-      return fmt::format("NEWS2 {}{}: {}", n.total, n.complete ? "" : " (incomplete: lower bound)",
-                         band_name(n.band));
+  std::string describe(const models::finding& f, int64_t time_ms) const {
+    auto name = models::to_string(f.subject);
+    auto unit = models::unit_of(f.subject);
+    switch (f.kind) {
+      case alert_kind::news2: {
+        auto& n = model.news2();
+        return fmt::format("NEWS2 {}{}: {}", n.total, n.complete ? "" : " (incomplete: lower bound)",
+                           band_name(n.band));
+      }
+      case alert_kind::threshold: {
+        auto& custom = settings.limits[static_cast<size_t>(f.subject)];
+        auto limits = custom ? custom : models::default_limits(f.subject);
+        bool low = limits && limits->medium_at_or_below &&
+                   f.value <= *limits->medium_at_or_below + limits->hysteresis;
+        return fmt::format("{} {}: {:g} {}", name, low ? "low" : "high", f.value, unit);
+      }
+      case alert_kind::trend_forecast: {
+        auto& target = models::forecast_targets[f.index % models::forecast_targets.size()];
+        if (f.what == models::finding::change::cleared)
+          return fmt::format("{} trend towards {} {:g} {} has turned", name,
+                             target.below ? "below" : "above", target.threshold, unit);
+        return fmt::format("{} predicted {} {:g} {} in {} min (now {:.1f}, {:+.2f} {}/min)", name,
+                           target.below ? "below" : "above", target.threshold, unit,
+                           std::max<int64_t>(0, (f.predicted_ms - time_ms + 30'000) / 60'000),
+                           f.value, f.detail, unit);
+      }
+      case alert_kind::baseline_anomaly:
+        return fmt::format("{} {:g} {} is {:.1f} SD from this patient's baseline {:.1f}", name,
+                           f.value, unit, f.detail,
+                           model.baseline(f.subject).mean());
+      case alert_kind::signal_quality:
+        if (f.subject == metric::spo2)
+          return fmt::format("spo2 probe off? reading {:g} %", f.value);
+        return fmt::format("{} signal frozen at {:g} {}", name, f.value, unit);
+      case alert_kind::device_offline:
+        return fmt::format("device {} sends no data ({:.0f} s)", f.device, f.value);
+      case alert_kind::battery_low:
+        return fmt::format("device {} battery {:g} %", f.device, f.value);
+      case alert_kind::device_unassigned: break;
     }
-    auto limits = models::default_limits(f.subject);
-    bool low = limits && limits->medium_at_or_below &&
-               f.value <= *limits->medium_at_or_below + limits->hysteresis;
-    return fmt::format("{} {}: {:g} {}", models::to_string(f.subject), low ? "low" : "high",
-                       f.value, models::unit_of(f.subject));
+    return std::string{models::to_string(f.kind)};
+  }
+
+  // Clinical and data-driven findings get ids from a counter that replay
+  // reproduces; offline findings (timer-driven, not in the log) get ids
+  // from the node clock so that they never collide after a restart.
+  std::string next_id(const models::finding& f, int64_t time_ms) {
+    if (f.kind == alert_kind::device_offline)
+      return fmt::format("off-{}-{}", time_ms, alerts_raised);
+    return std::to_string(++alerts_raised);
   }
 
   void on_finding(caf::event_based_actor* self, const models::finding& f, int64_t time_ms) {
-    size_t idx = f.kind == models::alert_kind::news2 ? news2_condition
-                                                     : static_cast<size_t>(f.subject);
-    auto& id = alert_ids[idx];
+    auto i = std::find_if(alerts.begin(), alerts.end(), [&](const open_alert& a) { return a.is(f); });
+    auto prefix = twin_name + "/alerts/";
     using change = models::finding::change;
     if (f.what == change::cleared) {
-      if (!id.empty())
-        self->send(ctx->alert_hub, alert_resolve_atom::value, twin_name + "/alerts/" + id,
-                   f.value, time_ms);
-      id.clear();
+      if (i != alerts.end()) {
+        self->send(ctx->alert_hub, alert_resolve_atom::value, prefix + i->id, f.value, time_ms);
+        alerts.erase(i);
+      }
       return;
     }
-    if (f.what != change::raised && !id.empty()) {
-      self->send(ctx->alert_hub, alert_update_atom::value, twin_name + "/alerts/" + id, f.level,
-                 f.value, describe(f), time_ms);
+    if (i != alerts.end()) {
+      self->send(ctx->alert_hub, alert_update_atom::value, prefix + i->id, f.level, f.value,
+                 describe(f, time_ms), f.predicted_ms);
       return;
     }
-    id = std::to_string(++alerts_raised);
+    auto id = next_id(f, time_ms);
     alert_record a;
-    a.name = twin_name + "/alerts/" + id;
+    a.name = prefix + id;
     a.patient = twin_name;
     a.ward = ward;
     a.kind = f.kind;
     a.subject = f.subject;
+    a.device = std::string{f.device};
     a.level = f.level;
     a.value = f.value;
-    a.message = describe(f);
+    a.predicted_time_ms = f.predicted_ms;
+    a.message = describe(f, time_ms);
     a.raise_time_ms = time_ms;
+    alerts.push_back(open_alert{f.kind, f.subject, f.index, a.device, std::move(id)});
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
   }
 
@@ -223,21 +286,41 @@ struct patient_state {
     if (batch.position > applied_position) {
       for (auto idx : work.entries) {
         auto& entry = batch.entries[idx];
+        findings.clear();
+        health.on_data(entry.device, batch.receive_time_ms, findings);
+        for (auto& f : findings)
+          on_finding(self, f, batch.receive_time_ms);
         for (auto& r : entry.readings) {
-          if (!models::is_patient_metric(r.metric))
-            continue;
-          append_series(r.metric, r.time_ms, r.value);
           findings.clear();
-          model.apply(r.metric, r.value, r.time_ms, entry.device, findings);
+          if (r.metric == metric::battery) {
+            health.on_battery(entry.device, r.value, r.time_ms, settings, findings);
+          } else {
+            append_series(r.metric, r.time_ms, r.value);
+            model.apply(r.metric, r.value, r.time_ms, entry.device, findings);
+            ++readings_applied;
+          }
           for (auto& f : findings)
             on_finding(self, f, r.time_ms);
-          ++readings_applied;
         }
       }
       applied_position = batch.position;
       dirty = true;
     }
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Device health on the node clock: a device that stops sending is
+  // reported even though no reading arrives to notice it.
+  void tick(caf::event_based_actor* self) {
+    auto now = wall_ms();
+    findings.clear();
+    health.tick(now, active_since_ms, settings, findings);
+    for (auto& f : findings)
+      on_finding(self, f, now);
+    // Offline alerts are not in the log: keep their ids in a snapshot now
+    // so that a restart can still resolve them.
+    if (!findings.empty())
+      save();
   }
 
   patient_view view() const {
@@ -275,10 +358,17 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   st.ctx = ctx;
   st.twin_name = std::move(name);
   st.model = models::patient_model{ctx->settings.news2};
+  st.active_since_ms = wall_ms();
   st.load_snapshot();
   st.load_registry();
+  auto tick_every = std::chrono::milliseconds{ctx->settings.device_tick_ms};
+  self->delayed_send(self, tick_every, tick_atom::value);
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
+      [=](tick_atom) {
+        self->state.tick(self);
+        self->delayed_send(self, tick_every, tick_atom::value);
+      },
       [=](snapshot_atom, const std::string&, twin_context_ref) {
         bool ok = !self->state.dirty || self->state.save();
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,

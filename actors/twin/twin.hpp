@@ -137,6 +137,8 @@ struct twin_settings {
   int64_t chunk_span_ms = 10 * 60 * 1000;
   /// NEWS2 freshness limits.
   models::news2_settings news2;
+  /// How often patient twins check their devices for silence. Default 10 s.
+  int64_t device_tick_ms = 10'000;
 };
 
 /// What every twin of a node shares. Owned by the composition root; must

@@ -41,8 +41,10 @@ void to_api(const actors::alert_record& in, v1::Alert* out) {
   out->set_patient(in.patient);
   out->set_ward(in.ward);
   out->set_kind(static_cast<v1::AlertKind>(in.kind));
-  if (in.kind == models::alert_kind::threshold)
+  if (in.kind != models::alert_kind::news2)
     out->set_metric(static_cast<v1::Metric>(in.subject));
+  out->set_device(in.device);
+  out->set_predicted_time_ms(in.predicted_time_ms);
   out->set_priority(static_cast<v1::Priority>(in.level));
   out->set_state(static_cast<v1::AlertState>(in.state));
   out->set_value(in.value);

@@ -104,13 +104,18 @@ TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
   v1::StreamAlertsRequest sreq;
   sreq.set_parent("tenants/h1");
   sreq.set_min_priority(v1::PRIORITY_HIGH);
+  sctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   auto stream = client_->alerts->StreamAlerts(&sctx, sreq);
   // Let the subscription register before the reading arrives.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto t = now_ms();
-  ingest_healthy(t - 1000, 1);
+  ingest_healthy(t - 10000, 1);
+  // SpO2 <= 85 is HIGH once it has lasted 5 s (data time).
   v1::IngestResponse resp;
-  ASSERT_TRUE(client_->send(api_client::request(monitor, {{100, t, v1::METRIC_SPO2, 84}}), resp).ok());
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{100, t - 6000, v1::METRIC_SPO2, 84},
+                                                          {101, t, v1::METRIC_SPO2, 84}}),
+                            resp)
+                  .ok());
   v1::AlertEvent event;
   ASSERT_TRUE(stream->Read(&event));
   EXPECT_EQ(event.type(), v1::ALERT_EVENT_TYPE_RAISED);
@@ -147,11 +152,14 @@ TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
 }
 
 TEST_F(node_e2e_test, stream_resumes_from_a_token_without_gaps_or_duplicates) {
-  auto t = now_ms();
+  auto t = now_ms() - 100'000;
   ingest_healthy(t - 2000, 1);
+  // HR >= 150 for 5 s raises a HIGH alert; normal for 30 s resolves it.
   v1::IngestResponse resp;
-  ASSERT_TRUE(client_->send(api_client::request(monitor, {{10, t - 1000, v1::METRIC_HEART_RATE, 160},
-                                                          {11, t, v1::METRIC_HEART_RATE, 72}}),
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{10, t, v1::METRIC_HEART_RATE, 160},
+                                                          {11, t + 10'000, v1::METRIC_HEART_RATE, 160},
+                                                          {12, t + 11'000, v1::METRIC_HEART_RATE, 72},
+                                                          {13, t + 45'000, v1::METRIC_HEART_RATE, 72}}),
                             resp)
                   .ok());
   // Alerts follow the ack asynchronously: wait until the HR alert resolved.
@@ -239,14 +247,17 @@ TEST_F(node_e2e_test, twins_history_and_alerts_survive_a_restart) {
                     .ok());
   }
   v1::IngestResponse resp;
-  ASSERT_TRUE(client_->send(api_client::request(monitor, {{1000, t0 + 150'000, v1::METRIC_SPO2, 80}}), resp).ok());
+  ASSERT_TRUE(client_->send(api_client::request(monitor, {{1000, t0 + 150'000, v1::METRIC_SPO2, 80},
+                                                          {1001, t0 + 156'000, v1::METRIC_SPO2, 80}}),
+                            resp)
+                  .ok());
   auto before = client_->history(patient, v1::METRIC_HEART_RATE, 0, now_ms());
   ASSERT_EQ(before.size(), 150u);
   restart();
   auto after = client_->history(patient, v1::METRIC_HEART_RATE, 0, now_ms());
   EXPECT_EQ(after, before);
   auto twin = client_->patient_twin(patient);
-  EXPECT_EQ(twin.readings_applied(), 151u);
+  EXPECT_EQ(twin.readings_applied(), 152u);
   EXPECT_EQ(find_vital(twin, v1::METRIC_SPO2)->value(), 80);
   ASSERT_GE(twin.active_alerts_size(), 1);
   // A sub-range is answered too.

@@ -268,9 +268,15 @@ TEST_F(ingest_sequencer_test, periodic_checkpoint_advances_while_running) {
 // SpO2 88 % crosses the medium threshold limit (<= 90) and scores 3 on NEWS2
 // scale 1, so the NEWS2 low-medium band raises a low-priority alert too.
 TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {
+  // Conditions must last their onset delay (data time): SpO2 <= 90 is
+  // MEDIUM after 15 s; NEWS2 3 in one parameter is LOW after 30 s.
   ingest(monitor_a, {r(1, 1000, metric::spo2, 97)});
   ingest(monitor_a, {r(2, 2000, metric::spo2, 88)});
-  ingest(monitor_a, {r(3, 3000, metric::spo2, 87)});  // same conditions: no new alerts
+  ingest(monitor_a, {r(3, 10000, metric::spo2, 88)});  // too short: nothing yet
+  EXPECT_TRUE(alerts("h1").empty());
+  ingest(monitor_a, {r(4, 17000, metric::spo2, 87)});  // threshold alert
+  ingest(monitor_a, {r(5, 32000, metric::spo2, 87)});  // NEWS2 alert
+  ingest(monitor_a, {r(6, 33000, metric::spo2, 88)});  // same conditions: no new alerts
   auto active = alerts("h1");
   ASSERT_EQ(active.size(), 2u);
   auto threshold = active[0].kind == models::alert_kind::threshold ? active[0] : active[1];
@@ -280,12 +286,16 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   EXPECT_EQ(threshold.state, alert_state::active);
   EXPECT_EQ(threshold.patient, patient_a);
   EXPECT_EQ(threshold.ward, "ICU-1");
-  EXPECT_EQ(threshold.raise_time_ms, 2000);
-  EXPECT_EQ(threshold.message, "spo2 low: 88 %");
+  EXPECT_EQ(threshold.raise_time_ms, 17000);
+  EXPECT_EQ(threshold.message, "spo2 low: 87 %");
+  EXPECT_EQ(threshold.device, monitor_a);
   EXPECT_EQ(news2.kind, models::alert_kind::news2);
   EXPECT_EQ(news2.level, models::priority::low);
   EXPECT_NE(threshold.name, news2.name);
-  ingest(monitor_a, {r(4, 4000, metric::spo2, 96)});
+  // Cleared once normal for the hold time: 30 s (threshold), 60 s (NEWS2).
+  ingest(monitor_a, {r(7, 40000, metric::spo2, 96)});
+  ingest(monitor_a, {r(8, 70000, metric::spo2, 96)});
+  ingest(monitor_a, {r(9, 100000, metric::spo2, 96)});
   // Alert changes are messages from the twin to the hub: let them arrive.
   std::vector<alert_record> all;
   for (int i = 0; i < 200; ++i) {
@@ -298,13 +308,15 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   ASSERT_EQ(all.size(), 2u);
   for (auto& a : all) {
     EXPECT_EQ(a.state, alert_state::resolved);
-    EXPECT_EQ(a.resolve_time_ms, 4000);
+    EXPECT_EQ(a.resolve_time_ms, a.kind == models::alert_kind::threshold ? 70000 : 100000);
   }
 }
 
 TEST_F(ingest_sequencer_test, escalation_updates_priority_and_message) {
-  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 135)});  // medium: >= 130
-  ingest(monitor_a, {r(2, 2000, metric::heart_rate, 155)});  // high: >= 150
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 135)});   // medium: >= 130 ...
+  ingest(monitor_a, {r(2, 31000, metric::heart_rate, 135)});  // ... for 30 s
+  ingest(monitor_a, {r(3, 32000, metric::heart_rate, 155)});  // high: >= 150 ...
+  ingest(monitor_a, {r(4, 37000, metric::heart_rate, 155)});  // ... for 5 s
   // HR >= 131 also scores 3 on NEWS2, which raises its own alert: look at
   // the threshold alert.
   std::vector<alert_record> all;
@@ -321,7 +333,7 @@ TEST_F(ingest_sequencer_test, escalation_updates_priority_and_message) {
   EXPECT_EQ(all[0].level, models::priority::high);
   EXPECT_EQ(all[0].value, 155);
   EXPECT_EQ(all[0].message, "heart_rate high: 155 /min");
-  EXPECT_EQ(all[0].raise_time_ms, 1000);
+  EXPECT_EQ(all[0].raise_time_ms, 31000);
 }
 
 TEST_F(ingest_sequencer_test, series_is_persisted_in_chunks_and_open_tail) {

@@ -1,19 +1,33 @@
 #include "actors/models/patient_model.hpp"
 
+#include <random>
+
 #include <gtest/gtest.h>
 
 using namespace healthtwin::models;
+using change = finding::change;
 
 namespace {
 
-void feed_healthy(patient_model& m, int64_t t, std::vector<finding>& out) {
-  m.apply(metric::respiration_rate, 16, t, "d", out);
-  m.apply(metric::spo2, 97, t, "d", out);
+constexpr int64_t s = 1000;  // one second of data time
+
+// Seven healthy NEWS2 inputs at time t.
+void healthy(patient_model& m, int64_t t, std::vector<finding>& out) {
+  m.apply(metric::respiration_rate, 16, t, "mon", out);
+  m.apply(metric::spo2, 97, t, "mon", out);
   m.apply(metric::oxygen_flow, 0, t, "chart", out);
-  m.apply(metric::systolic_bp, 120, t, "d", out);
-  m.apply(metric::heart_rate, 72, t, "d", out);
+  m.apply(metric::systolic_bp, 120, t, "mon", out);
+  m.apply(metric::heart_rate, 72, t, "mon", out);
   m.apply(metric::consciousness, 0, t, "chart", out);
-  m.apply(metric::temperature, 36.8, t, "d", out);
+  m.apply(metric::temperature, 36.8, t, "mon", out);
+}
+
+std::vector<finding> of_kind(const std::vector<finding>& all, alert_kind k) {
+  std::vector<finding> out;
+  for (auto& f : all)
+    if (f.kind == k)
+      out.push_back(f);
+  return out;
 }
 
 }  // namespace
@@ -34,54 +48,243 @@ TEST(patient_model, older_reading_is_history_only) {
   patient_model m;
   std::vector<finding> out;
   m.apply(metric::spo2, 97, 2000, "d", out);
-  m.apply(metric::spo2, 80, 1000, "d", out);  // late, out of order
+  m.apply(metric::spo2, 80, 1000, "d", out);
   EXPECT_EQ(m.latest(metric::spo2).value, 97);
   EXPECT_TRUE(out.empty());
 }
 
-TEST(patient_model, complete_news2_after_all_seven_inputs) {
+TEST(patient_model, a_threshold_alarm_needs_its_condition_delay) {
   patient_model m;
   std::vector<finding> out;
-  feed_healthy(m, 1000, out);
-  EXPECT_TRUE(m.news2().complete);
-  EXPECT_EQ(m.news2().total, 0);
-  EXPECT_TRUE(out.empty());
+  healthy(m, 0, out);
+  m.apply(metric::spo2, 89, 10 * s, "mon", out);  // medium: 15 s delay
+  m.apply(metric::spo2, 89, 20 * s, "mon", out);
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+  m.apply(metric::spo2, 89, 25 * s, "mon", out);
+  auto t = of_kind(out, alert_kind::threshold);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].subject, metric::spo2);
+  EXPECT_EQ(t[0].level, priority::medium);
+  EXPECT_EQ(t[0].what, change::raised);
+  EXPECT_EQ(t[0].device, "mon");
 }
 
-TEST(patient_model, deterioration_raises_threshold_and_news2_findings) {
+TEST(patient_model, a_motion_artefact_shorter_than_the_delay_never_alarms) {
   patient_model m;
   std::vector<finding> out;
-  feed_healthy(m, 1000, out);
-  m.apply(metric::respiration_rate, 26, 2000, "d", out);  // 3 -> low-medium
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].kind, alert_kind::threshold);
-  EXPECT_EQ(out[0].level, priority::medium);
-  EXPECT_EQ(out[1].kind, alert_kind::news2);
-  EXPECT_EQ(out[1].level, priority::low);
+  healthy(m, 0, out);
+  m.apply(metric::spo2, 84, 5 * s, "mon", out);
+  m.apply(metric::spo2, 86, 8 * s, "mon", out);
+  m.apply(metric::spo2, 97, 11 * s, "mon", out);
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+}
+
+TEST(patient_model, threshold_alarm_clears_after_hysteresis_and_hold) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  for (int64_t t = 5; t <= 30; t += 5)
+    m.apply(metric::heart_rate, 155, t * s, "mon", out);
+  ASSERT_EQ(of_kind(out, alert_kind::threshold).back().level, priority::high);
   out.clear();
-  m.apply(metric::heart_rate, 135, 2000, "d", out);   // +3 -> 6: medium
-  m.apply(metric::systolic_bp, 95, 2000, "d", out);   // +2 -> 8: high
-  EXPECT_EQ(m.news2().total, 8);
-  EXPECT_EQ(m.policy().news2_level(), priority::high);
+  for (int64_t t = 35; t <= 100; t += 5)
+    m.apply(metric::heart_rate, 146, t * s, "mon", out);  // within 5 of 150: stays high
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+  for (int64_t t = 105; t <= 200; t += 5)
+    m.apply(metric::heart_rate, 80, t * s, "mon", out);
+  auto t = of_kind(out, alert_kind::threshold);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].what, change::cleared);
 }
 
-TEST(patient_model, same_readings_give_same_state) {
+TEST(patient_model, per_patient_limits_replace_the_defaults) {
+  patient_model m;
+  patient_settings ps;
+  ps.limits[static_cast<size_t>(metric::spo2)] = threshold_limits{80, 84, std::nullopt, std::nullopt, 2};
+  m.configure(ps);  // a COPD patient whose normal is 86-88 %
+  std::vector<finding> out;
+  for (int64_t t = 0; t <= 60; t += 5)
+    m.apply(metric::spo2, 87, t * s, "mon", out);
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+}
+
+TEST(patient_model, news2_alert_follows_the_band_with_a_delay) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  for (int64_t t = 5; t <= 40; t += 5) {
+    m.apply(metric::respiration_rate, 26, t * s, "mon", out);  // 3
+    m.apply(metric::heart_rate, 135, t * s, "mon", out);       // 3
+    m.apply(metric::systolic_bp, 95, t * s, "mon", out);       // 2
+  }
+  EXPECT_EQ(m.news2().total, 8);
+  auto n = of_kind(out, alert_kind::news2);
+  ASSERT_FALSE(n.empty());
+  EXPECT_EQ(n.back().level, priority::high);
+  EXPECT_EQ(n.back().value, 8);
+}
+
+TEST(patient_model, news2_history_records_changes_and_their_delta) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  m.apply(metric::heart_rate, 95, 30 * 60 * s, "mon", out);  // +1
+  m.apply(metric::heart_rate, 115, 60 * 60 * s, "mon", out);  // 2
+  auto h = m.news2_history();
+  ASSERT_GE(h.size(), 3u);
+  EXPECT_EQ(h.back().total, 2);
+  EXPECT_EQ(m.news2_change(25 * 60 * s), 1);  // from 1 at 30 min
+  EXPECT_EQ(m.news2_change(45 * 60 * s), 2);  // from 0 at 0 min
+  EXPECT_EQ(m.news2_change(90 * 60 * s), std::nullopt);
+}
+
+TEST(patient_model, baseline_anomaly_after_warm_up_and_minimum_duration) {
+  patient_model m;
+  std::vector<finding> out;
+  std::mt19937 rng{7};
+  std::normal_distribution<double> noise{0, 1.5};
+  int64_t t = 0;
+  for (; t < 2 * 3600 * s; t += 5 * s)
+    m.apply(metric::heart_rate, std::round(62 + noise(rng)), t, "mon", out);
+  EXPECT_TRUE(of_kind(out, alert_kind::baseline_anomaly).empty());
+  // 88 /min: within population limits, but far from this patient's 62.
+  auto start = t;
+  for (; t < start + 4 * 60 * s; t += 5 * s)
+    m.apply(metric::heart_rate, 88, t, "mon", out);
+  EXPECT_TRUE(of_kind(out, alert_kind::baseline_anomaly).empty());  // < 5 min
+  for (; t < start + 6 * 60 * s; t += 5 * s)
+    m.apply(metric::heart_rate, 88, t, "mon", out);
+  auto b = of_kind(out, alert_kind::baseline_anomaly);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].level, priority::low);
+  EXPECT_GT(b[0].detail, 4);
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+}
+
+TEST(patient_model, trend_forecast_predicts_falling_spo2_and_retracts_when_it_turns) {
+  patient_model m;
+  std::vector<finding> out;
+  int64_t t = 0;
+  for (; t < 20 * 60 * s; t += 5 * s)
+    m.apply(metric::spo2, 97, t, "mon", out);
+  // 97 falling 0.3 %/min: 90 in ~23 min; alarm within the 15 min horizon.
+  double v = 97;
+  for (; v > 92.5; t += 5 * s) {
+    v -= 0.3 * 5 / 60;
+    m.apply(metric::spo2, v, t, "mon", out);
+  }
+  auto tf = of_kind(out, alert_kind::trend_forecast);
+  ASSERT_EQ(tf.size(), 1u);
+  EXPECT_EQ(tf[0].what, change::raised);
+  EXPECT_EQ(tf[0].level, priority::medium);
+  EXPECT_EQ(tf[0].subject, metric::spo2);
+  EXPECT_GT(tf[0].predicted_ms, tf[0].predicted_ms - 1);
+  EXPECT_LT(tf[0].detail, 0);  // slope
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());  // still above 90
+  out.clear();
+  for (int i = 0; i < 120; ++i, t += 5 * s)
+    m.apply(metric::spo2, 96, t, "mon", out);  // recovered
+  tf = of_kind(out, alert_kind::trend_forecast);
+  ASSERT_EQ(tf.size(), 1u);
+  EXPECT_EQ(tf[0].what, change::cleared);
+}
+
+TEST(patient_model, probe_off_is_a_technical_alarm_and_kept_out_of_the_clinical_models) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  for (int64_t t = 5; t <= 30; t += 5)
+    m.apply(metric::spo2, 0, t * s, "ox", out);
+  EXPECT_EQ(m.latest(metric::spo2).value, 97);  // not scored
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+  EXPECT_TRUE(of_kind(out, alert_kind::news2).empty());
+  auto q = of_kind(out, alert_kind::signal_quality);
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].level, priority::medium);
+  EXPECT_EQ(q[0].device, "ox");
+}
+
+TEST(patient_model, a_frozen_heart_rate_is_reported) {
+  patient_model m;
+  std::vector<finding> out;
+  for (int64_t t = 0; t <= 4 * 60; t += 5)
+    m.apply(metric::heart_rate, 72, t * s, "mon", out);
+  auto q = of_kind(out, alert_kind::signal_quality);
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].subject, metric::heart_rate);
+  EXPECT_EQ(q[0].level, priority::low);
+}
+
+TEST(patient_model, same_readings_give_same_findings_and_state_survives_encoding) {
+  std::mt19937 rng{3};
+  std::normal_distribution<double> noise{0, 2};
   patient_model a, b;
   std::vector<finding> fa, fb;
-  feed_healthy(a, 1000, fa);
-  feed_healthy(b, 1000, fb);
-  a.apply(metric::spo2, 84, 2000, "d", fa);
-  b.apply(metric::spo2, 84, 2000, "d", fb);
-  EXPECT_EQ(fa.size(), fb.size());
-  EXPECT_EQ(a.news2().total, b.news2().total);
+  int64_t t = 0;
+  for (; t < 3600 * s; t += 5 * s) {
+    double hr = std::round(72 + noise(rng) + (t > 3000 * s ? 50 : 0));
+    a.apply(metric::heart_rate, hr, t, "mon", fa);
+    b.apply(metric::heart_rate, hr, t, "mon", fb);
+  }
+  ASSERT_EQ(fa.size(), fb.size());
+  for (size_t i = 0; i < fa.size(); ++i) {
+    EXPECT_EQ(fa[i].kind, fb[i].kind);
+    EXPECT_EQ(fa[i].level, fb[i].level);
+  }
+  // A model restored from its encoding continues exactly as the original.
+  patient_model c;
+  ASSERT_TRUE(c.decode(a.encode()));
+  EXPECT_EQ(c.encode(), a.encode());
+  std::vector<finding> fa2, fc;
+  for (int i = 0; i < 200; ++i, t += 5 * s) {
+    a.apply(metric::heart_rate, 75, t, "mon", fa2);
+    c.apply(metric::heart_rate, 75, t, "mon", fc);
+  }
+  EXPECT_EQ(fa2.size(), fc.size());
+  EXPECT_EQ(a.encode(), c.encode());
+}
+
+TEST(patient_model, malformed_state_is_refused) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  auto bytes = m.encode();
+  patient_model r;
+  EXPECT_FALSE(r.decode(""));
+  EXPECT_FALSE(r.decode(bytes.substr(0, bytes.size() / 2)));
+  EXPECT_FALSE(r.decode(bytes + "x"));
+  EXPECT_FALSE(r.decode(std::string(1, '\x09') + bytes.substr(1)));  // unknown version
+  EXPECT_TRUE(r.decode(bytes));
+}
+
+TEST(patient_model, settings_are_validated_naming_the_field) {
+  patient_settings ok;
+  EXPECT_FALSE(ok.validate());
+  auto bad = ok;
+  bad.baseline_k = 0.5;
+  EXPECT_EQ(bad.validate(), std::string{"baseline_k"});
+  bad = ok;
+  bad.limits[static_cast<size_t>(metric::heart_rate)] = threshold_limits{60, 50, 100, 120, 5};
+  EXPECT_EQ(bad.validate(), std::string{"limits.heart_rate"});
+  bad = ok;
+  bad.limits[static_cast<size_t>(metric::spo2)] = threshold_limits{std::nullopt, 120, std::nullopt, std::nullopt, 1};
+  EXPECT_EQ(bad.validate(), std::string{"limits.spo2"});
+  bad = ok;
+  bad.forecast_horizon_ms = 0;
+  EXPECT_EQ(bad.validate(), std::string{"forecast_horizon_ms"});
+  bad = ok;
+  bad.device_offline_after_ms = 1;
+  EXPECT_EQ(bad.validate(), std::string{"device_offline_after_ms"});
 }
 
 TEST(patient_model, scale_2_setting_rescores) {
   patient_model m;
   std::vector<finding> out;
-  feed_healthy(m, 1000, out);
+  healthy(m, 0, out);
   m.apply(metric::spo2, 90, 1000, "d", out);
   EXPECT_EQ(m.news2().part(news2_parameter::spo2).score, 3);
-  m.set_spo2_scale2(true);
+  patient_settings ps;
+  ps.spo2_scale2 = true;
+  m.configure(ps);
   EXPECT_EQ(m.news2().part(news2_parameter::spo2).score, 0);
 }

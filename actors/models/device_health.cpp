@@ -1,0 +1,148 @@
+#include "actors/models/device_health.hpp"
+
+#include <algorithm>
+
+#include "actors/models/state_codec.hpp"
+
+namespace healthtwin::models {
+
+namespace {
+
+constexpr uint8_t state_version = 1;
+constexpr condition_timing immediate{{0, 0, 0, 0}, 0};
+constexpr double battery_critical = 5;
+constexpr double battery_hysteresis = 5;
+
+finding device_finding(alert_kind k, std::string_view device, double value) {
+  finding f;
+  f.kind = k;
+  f.subject = metric::battery;
+  f.value = value;
+  f.device = device;
+  return f;
+}
+
+void report(alert_condition& c, priority target, int64_t t, finding f, std::vector<finding>& out) {
+  if (auto ch = c.evaluate(target, t, immediate)) {
+    f.level = ch->level;
+    f.previous = ch->previous;
+    f.what = change_of(ch->level, ch->previous);
+    out.push_back(f);
+  }
+}
+
+}  // namespace
+
+device_health::tracked* device_health::find(std::string_view name) noexcept {
+  for (auto& d : devices_)
+    if (d.name == name)
+      return &d;
+  return nullptr;
+}
+
+void device_health::set_devices(const std::vector<std::string>& names, int64_t now_ms) {
+  std::vector<tracked> next;
+  for (auto& n : names) {
+    if (auto* d = find(n)) {
+      next.push_back(std::move(*d));
+    } else {
+      tracked t;
+      t.name = n;
+      t.last_receive_ms = now_ms;
+      next.push_back(std::move(t));
+    }
+  }
+  devices_ = std::move(next);
+}
+
+void device_health::on_data(std::string_view device, int64_t receive_ms, std::vector<finding>& out) {
+  auto* d = find(device);
+  if (!d)
+    return;
+  d->last_receive_ms = std::max(d->last_receive_ms, receive_ms);
+  report(d->offline, priority::none, receive_ms, device_finding(alert_kind::device_offline, d->name, 0),
+         out);
+}
+
+void device_health::on_battery(std::string_view device, double percent, int64_t t,
+                               const patient_settings& s, std::vector<finding>& out) {
+  auto* d = find(device);
+  if (!d)
+    return;
+  d->battery = percent;
+  auto current = d->battery_condition.level();
+  auto level_at = [&](double margin) {
+    if (percent <= battery_critical + margin)
+      return priority::medium;
+    if (percent <= s.battery_low_percent + margin)
+      return priority::low;
+    return priority::none;
+  };
+  auto target = level_at(0);
+  if (target < current)
+    target = std::max(target, std::min(current, level_at(battery_hysteresis)));
+  report(d->battery_condition, target, t, device_finding(alert_kind::battery_low, d->name, percent),
+         out);
+}
+
+void device_health::tick(int64_t now_ms, int64_t not_before_ms, const patient_settings& s,
+                         std::vector<finding>& out) {
+  for (auto& d : devices_) {
+    auto since = std::max(d.last_receive_ms, not_before_ms);
+    bool offline = now_ms - since > s.device_offline_after_ms;
+    report(d.offline, offline ? priority::medium : priority::none, now_ms,
+           device_finding(alert_kind::device_offline, d.name,
+                          static_cast<double>(now_ms - d.last_receive_ms) / 1000.0),
+           out);
+  }
+}
+
+std::string device_health::encode() const {
+  state_writer w;
+  w.put(state_version);
+  w.put(static_cast<uint32_t>(devices_.size()));
+  for (auto& d : devices_) {
+    w.put_string(d.name);
+    w.put(d.last_receive_ms);
+    w.put(d.battery);
+    for (auto* c : {&d.offline, &d.battery_condition}) {
+      auto& s = c->save();
+      w.put(static_cast<uint8_t>(s.active));
+      for (auto v : s.at_least_since)
+        w.put(v);
+      w.put(s.easing_since);
+    }
+  }
+  return w.take();
+}
+
+bool device_health::decode(std::string_view bytes) {
+  state_reader r{bytes};
+  if (r.get<uint8_t>() != state_version)
+    return false;
+  auto n = r.get<uint32_t>();
+  if (n > 1024)
+    return false;
+  std::vector<tracked> devices;
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    tracked d;
+    d.name = r.get_string();
+    d.last_receive_ms = r.get<int64_t>();
+    d.battery = r.get<double>();
+    for (auto* c : {&d.offline, &d.battery_condition}) {
+      alert_condition::state s;
+      s.active = static_cast<priority>(std::min<uint8_t>(r.get<uint8_t>(), 3));
+      for (auto& v : s.at_least_since)
+        v = r.get<int64_t>();
+      s.easing_since = r.get<int64_t>();
+      c->restore(s);
+    }
+    devices.push_back(std::move(d));
+  }
+  if (!r.ok() || !r.done())
+    return false;
+  devices_ = std::move(devices);
+  return true;
+}
+
+}  // namespace healthtwin::models

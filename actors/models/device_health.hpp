@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "actors/models/alert_condition.hpp"
+#include "actors/models/alert_policy.hpp"
+#include "actors/models/patient_model.hpp"
+
+namespace healthtwin::models {
+
+/// Health of the devices attached to one patient: offline (no data for
+/// `device_offline_after_ms`, checked on a wall-clock tick, not only when
+/// the next reading arrives) and battery low. Technical alarms: offline is
+/// MEDIUM (monitoring is lost), battery LOW at the patient's setting and
+/// MEDIUM at 5 %.
+///
+/// Not thread-safe; owned by one patient twin.
+class device_health {
+public:
+  /// The devices now attached (registry order). State of devices still
+  /// attached is kept; a newly attached one counts as seen at `now_ms`.
+  void set_devices(const std::vector<std::string>& names, int64_t now_ms);
+
+  /// Readings from `device` were committed at node time `receive_ms`.
+  void on_data(std::string_view device, int64_t receive_ms, std::vector<finding>& out);
+
+  /// A battery reading of `device` at data time `t_ms`.
+  void on_battery(std::string_view device, double percent, int64_t t_ms,
+                  const patient_settings& s, std::vector<finding>& out);
+
+  /// Raises or clears offline conditions at node time `now_ms`. Devices are
+  /// not reported offline before `not_before_ms` (e.g. a restart's grace).
+  void tick(int64_t now_ms, int64_t not_before_ms, const patient_settings& s,
+            std::vector<finding>& out);
+
+  std::string encode() const;
+  bool decode(std::string_view bytes);
+
+  struct tracked {
+    std::string name;
+    int64_t last_receive_ms = 0;
+    double battery = -1;  ///< -1: unknown
+    alert_condition offline;
+    alert_condition battery_condition;
+  };
+  const std::vector<tracked>& devices() const noexcept { return devices_; }
+
+private:
+  tracked* find(std::string_view name) noexcept;
+  std::vector<tracked> devices_;
+};
+
+}  // namespace healthtwin::models

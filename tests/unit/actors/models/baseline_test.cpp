@@ -1,0 +1,86 @@
+#include "actors/models/baseline.hpp"
+#include "actors/models/trend_forecast.hpp"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+using namespace healthtwin::models;
+
+TEST(ewma_baseline, learns_a_patients_own_normal) {
+  ewma_baseline b;
+  baseline_settings s;
+  std::mt19937 rng{1};
+  std::normal_distribution<double> hr{58, 2};  // an athlete's resting rate
+  int64_t t = 0;
+  for (int i = 0; i < 2000; ++i, t += 5000)
+    b.update(hr(rng), t, false, s);
+  EXPECT_NEAR(b.mean(), 58, 1);
+  EXPECT_NEAR(std::sqrt(b.variance()), 2, 0.7);
+  EXPECT_TRUE(b.warmed_up(t, s));
+  EXPECT_GT(b.z(80, 3), 4);   // normal for many, not for this patient
+  EXPECT_LT(std::abs(b.z(60, 3)), 1);
+}
+
+TEST(ewma_baseline, needs_time_and_samples_to_warm_up) {
+  ewma_baseline b;
+  baseline_settings s;
+  for (int i = 0; i < 100; ++i)
+    b.update(70, i * 1000, false, s);  // 100 samples in 100 s
+  EXPECT_FALSE(b.warmed_up(99'000, s));
+  EXPECT_TRUE(b.warmed_up(s.warmup_ms, s));
+}
+
+TEST(ewma_baseline, learns_slowly_while_anomalous) {
+  baseline_settings s;
+  ewma_baseline fast, slow;
+  for (int i = 0; i < 500; ++i) {
+    fast.update(70, i * 5000, false, s);
+    slow.update(70, i * 5000, false, s);
+  }
+  for (int i = 500; i < 600; ++i) {
+    fast.update(110, i * 5000, false, s);
+    slow.update(110, i * 5000, true, s);
+  }
+  EXPECT_GT(fast.mean() - 70, 5 * (slow.mean() - 70));
+}
+
+TEST(holt_forecaster, predicts_when_a_falling_series_crosses) {
+  holt_forecaster f;
+  trend_settings s;
+  // SpO2 falling 0.5 % per minute from 100: after 12 min it is 94, so 90 is
+  // about 8 min away.
+  for (int i = 0; i <= 144; ++i)
+    f.update(100 - 0.5 * i * 5 / 60.0, i * 5000, s);
+  int64_t t = 144 * 5000;
+  EXPECT_NEAR(f.slope_per_min(), -0.5, 0.15);
+  auto ttc = f.time_to_cross(90, true, 15 * 60'000, t, s);
+  ASSERT_TRUE(ttc);
+  EXPECT_NEAR(static_cast<double>(*ttc) / 60'000, 8, 2.5);
+}
+
+TEST(holt_forecaster, forecasts_only_within_the_horizon_and_in_the_right_direction) {
+  trend_settings s;
+  holt_forecaster f;
+  // 96 falling 0.25 %/min: 90 is 24 min away.
+  for (int i = 0; i <= 180; ++i)  // 15 min of data
+    f.update(99.75 - 0.25 * i * 5 / 60.0, i * 5000, s);
+  int64_t t = 180 * 5000;
+  EXPECT_FALSE(f.time_to_cross(90, true, 15 * 60'000, t, s));  // beyond the horizon
+  auto ttc = f.time_to_cross(90, true, 30 * 60'000, t, s);
+  ASSERT_TRUE(ttc);
+  EXPECT_NEAR(static_cast<double>(*ttc) / 60'000, 24, 3);
+  EXPECT_FALSE(f.time_to_cross(130, false, 30 * 60'000, t, s));  // moving away
+  holt_forecaster cold;
+  cold.update(95, 0, s);
+  cold.update(94, 1000, s);
+  EXPECT_FALSE(cold.time_to_cross(90, true, 30 * 60'000, 1000, s));  // not warmed up
+}
+
+TEST(holt_forecaster, does_not_forecast_a_crossing_that_already_happened) {
+  trend_settings s;
+  holt_forecaster f;
+  for (int i = 0; i <= 200; ++i)
+    f.update(88 - 0.01 * i, i * 5000, s);
+  EXPECT_FALSE(f.time_to_cross(90, true, 15 * 60'000, 200 * 5000, s));
+}

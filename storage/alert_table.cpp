@@ -60,4 +60,23 @@ caf::error alert_table::scan_active(const std::function<void(std::string_view)>&
   return err ? err : inner;
 }
 
+void alert_table::put_silence(write_batch& batch, std::string_view patient,
+                              std::string_view metric, std::string_view record) {
+  auto shard = models::shard_of(patient, store_.shards());
+  batch.put(column::alerts, key_codec::alert_key('s', shard, patient, metric), record);
+}
+
+void alert_table::erase_silence(write_batch& batch, std::string_view patient,
+                                std::string_view metric) {
+  auto shard = models::shard_of(patient, store_.shards());
+  batch.erase(column::alerts, key_codec::alert_key('s', shard, patient, metric));
+}
+
+caf::error alert_table::scan_silences(const std::function<void(std::string_view)>& fn) {
+  return store_.scan(column::alerts, "s", "t", [&](std::string_view, std::string_view value) {
+    fn(value);
+    return true;
+  });
+}
+
 }  // namespace healthtwin::storage

@@ -39,6 +39,13 @@ public:
   /// Every active alert record.
   caf::error scan_active(const std::function<void(std::string_view record)>& fn);
 
+  /// Adds (or replaces) the silence of a patient's metric ("" = all).
+  void put_silence(write_batch& batch, std::string_view patient, std::string_view metric,
+                   std::string_view record);
+  void erase_silence(write_batch& batch, std::string_view patient, std::string_view metric);
+  /// Every stored silence.
+  caf::error scan_silences(const std::function<void(std::string_view record)>& fn);
+
 private:
   store& store_;
 };

@@ -20,6 +20,7 @@ namespace healthtwin::storage {
 ///   series    shard(2) patient 0x00 metric(1) chunk_no(4)
 ///   alerts    'a' shard(2) patient 0x00 alert_id      alert record
 ///             'x' shard(2) patient 0x00 alert_id      present while active
+///             's' shard(2) patient 0x00 metric        silence (metric name, "" = all)
 ///             'e' sequence(8)                          alert event log
 ///   default   "meta", "checkpoint"
 namespace key_codec {

@@ -22,6 +22,7 @@ std::string to_string(alert_errc x) {
     case alert_errc::not_found: return "not_found";
     case alert_errc::already_resolved: return "already_resolved";
     case alert_errc::persist_failed: return "persist_failed";
+    case alert_errc::invalid_silence: return "invalid_silence";
   }
   return "unknown";
 }
@@ -98,6 +99,11 @@ void to_proto(const alert_record& a, internal::AlertRecord& r) {
   r.set_resolve_time_ms(a.resolve_time_ms);
   r.set_device(a.device);
   r.set_predicted_time_ms(a.predicted_time_ms);
+  r.set_escalation_level(a.escalation_level);
+  r.set_notify_time_ms(a.notify_time_ms);
+  r.set_silenced_until_ms(a.silenced_until_ms);
+  r.set_resolved_by(a.resolved_by);
+  r.set_resolve_note(a.resolve_note);
 }
 
 void from_proto(const internal::AlertRecord& r, alert_record& a) {
@@ -117,6 +123,38 @@ void from_proto(const internal::AlertRecord& r, alert_record& a) {
   a.resolve_time_ms = r.resolve_time_ms();
   a.device = r.device();
   a.predicted_time_ms = r.predicted_time_ms();
+  a.escalation_level = r.escalation_level();
+  a.notify_time_ms = r.notify_time_ms();
+  a.silenced_until_ms = r.silenced_until_ms();
+  a.resolved_by = r.resolved_by();
+  a.resolve_note = r.resolve_note();
+}
+
+std::string serialize(const alert_silence& s) {
+  internal::AlertSilenceRecord r;
+  r.set_patient(s.patient);
+  r.set_metric(static_cast<uint32_t>(s.subject));
+  r.set_until_ms(s.until_ms);
+  r.set_silenced_by(s.silenced_by);
+  r.set_reason(s.reason);
+  return r.SerializeAsString();
+}
+
+bool parse(std::string_view bytes, alert_silence& out) {
+  internal::AlertSilenceRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      r.metric() > models::metric_count)
+    return false;
+  out.patient = r.patient();
+  out.subject = static_cast<models::metric>(r.metric());
+  out.until_ms = r.until_ms();
+  out.silenced_by = r.silenced_by();
+  out.reason = r.reason();
+  return true;
+}
+
+std::string_view silence_key(models::metric m) {
+  return m == models::metric{} ? std::string_view{} : models::to_string(m);
 }
 
 }  // namespace
@@ -187,7 +225,7 @@ public:
                          .Help("Live alert stream subscribers")
                          .Register(reg)
                          .Add({})) {
-    for (auto t : {"raised", "updated", "acknowledged", "resolved"})
+    for (auto t : {"raised", "updated", "acknowledged", "resolved", "escalated", "silenced"})
       event_counters_.push_back(&events_.Add({{"type", t}}));
     for (auto p : {"low", "medium", "high"})
       active_gauges_.push_back(&active_.Add({{"priority", p}}));
@@ -223,7 +261,19 @@ struct hub_state {
   std::deque<alert_record> recent_resolved;
   std::vector<alert_sink_ptr> sinks;
   std::vector<alert_event> unsynced;  // written, awaiting the group's WAL sync
+  std::vector<alert_silence> silences;
   bool flush_scheduled = false;
+
+  int64_t now() const { return settings.clock ? settings.clock() : now_ms(); }
+
+  // When a new alert of `a`'s patient and metric is silenced until (0: not).
+  int64_t silenced_until(const alert_record& a, int64_t t) const {
+    int64_t until = 0;
+    for (auto& s : silences)
+      if (s.covers(a, t))
+        until = std::max(until, s.until_ms);
+    return until;
+  }
 
   alert_counts counts() const {
     alert_counts c;
@@ -239,7 +289,7 @@ struct hub_state {
   // for fan-out. A store failure is counted and logged but never stops the
   // alert reaching clinicians.
   void publish(alert_event_type type, const alert_record& a) {
-    alert_event e{++last_sequence, type, a, now_ms()};
+    alert_event e{++last_sequence, type, a, now()};
     storage::write_batch batch{*store};
     auto id = models::parse_alert_name(a.name);
     table->put(batch, a.patient, id ? id->id : std::string_view{a.name}, serialize(a),
@@ -294,6 +344,8 @@ struct hub_state {
     if (existing && *existing)
       return;
     a.state = alert_state::active;
+    a.notify_time_ms = now();
+    a.silenced_until_ms = silenced_until(a, a.notify_time_ms);
     open.emplace(a.name, a);
     publish(alert_event_type::raised, a);
   }
@@ -303,6 +355,8 @@ struct hub_state {
     auto i = open.find(name);
     if (i == open.end())
       return;
+    if (level > i->second.level)
+      i->second.notify_time_ms = now();  // a new priority is a new notification
     i->second.level = level;
     i->second.predicted_time_ms = predicted_ms;
     i->second.value = value;
@@ -323,27 +377,102 @@ struct hub_state {
     remember_resolved(std::move(a));
   }
 
+  // Why an alert that is not open cannot be changed.
+  caf::error not_open(const std::string& name) {
+    for (auto& r : recent_resolved)
+      if (r.name == name)
+        return caf::make_error(alert_errc::already_resolved);
+    auto id = models::parse_alert_name(name);
+    if (id) {
+      auto stored = table->get(id->patient, id->id);
+      alert_record rec;
+      if (stored && *stored && parse(**stored, rec) && rec.state == alert_state::resolved)
+        return caf::make_error(alert_errc::already_resolved);
+    }
+    return caf::make_error(alert_errc::not_found);
+  }
+
+  caf::expected<alert_record> resolve_by_hand(const std::string& name, const std::string& who,
+                                              const std::string& note) {
+    auto i = open.find(name);
+    if (i == open.end())
+      return not_open(name);
+    auto a = std::move(i->second);
+    open.erase(i);
+    a.state = alert_state::resolved;
+    a.resolved_by = who;
+    a.resolve_note = note;
+    a.resolve_time_ms = now();
+    publish(alert_event_type::resolved, a);
+    flush();  // durable before the clinician is told it is done
+    remember_resolved(a);
+    return a;
+  }
+
+  caf::expected<std::vector<alert_record>> silence(alert_silence s) {
+    auto t = now();
+    auto duration = s.until_ms - t;
+    if (duration <= 0 || duration > max_silence_ms)
+      return caf::make_error(alert_errc::invalid_silence);
+    storage::write_batch batch{*store};
+    table->put_silence(batch, s.patient, silence_key(s.subject), serialize(s));
+    if (auto err = store->write(batch, false)) {
+      probe->on_persist_failure();
+      return caf::make_error(alert_errc::persist_failed, storage::describe(err));
+    }
+    std::vector<alert_record> out;
+    for (auto& [_, a] : open) {
+      if (s.patient != a.patient || !(s.subject == models::metric{} || a.subject == s.subject))
+        continue;
+      a.silenced_until_ms = s.until_ms;
+      publish(alert_event_type::silenced, a);
+      out.push_back(a);
+    }
+    silences.erase(std::remove_if(silences.begin(), silences.end(),
+                                  [&](const alert_silence& x) {
+                                    return x.patient == s.patient && x.subject == s.subject;
+                                  }),
+                   silences.end());
+    silences.push_back(std::move(s));
+    flush();
+    return out;
+  }
+
+  // Re-notifies unacknowledged alerts of escalating priority whose last
+  // notification is older than the escalation time (silenced ones wait).
+  void escalate() {
+    auto t = now();
+    for (auto& [_, a] : open) {
+      if (a.state != alert_state::active || a.level < settings.escalate_priority ||
+          a.silenced_until_ms > t || t - a.notify_time_ms < settings.escalate_after_ms)
+        continue;
+      ++a.escalation_level;
+      a.notify_time_ms = t;
+      publish(alert_event_type::escalated, a);
+    }
+    // Expired silences are forgotten (and deleted from the store).
+    auto expired = std::stable_partition(silences.begin(), silences.end(),
+                                         [&](const alert_silence& s) { return s.until_ms > t; });
+    if (expired != silences.end()) {
+      storage::write_batch batch{*store};
+      for (auto i = expired; i != silences.end(); ++i)
+        table->erase_silence(batch, i->patient, silence_key(i->subject));
+      if (auto err = store->write(batch, false))
+        spdlog::warn("alert hub: deleting expired silences failed: {}", storage::describe(err));
+      silences.erase(expired, silences.end());
+    }
+  }
+
   caf::expected<alert_record> acknowledge(const std::string& name, const std::string& who,
                                           const std::string& note) {
     auto i = open.find(name);
-    if (i == open.end()) {
-      for (auto& r : recent_resolved)
-        if (r.name == name)
-          return caf::make_error(alert_errc::already_resolved);
-      auto id = models::parse_alert_name(name);
-      if (id) {
-        auto stored = table->get(id->patient, id->id);
-        alert_record rec;
-        if (stored && *stored && parse(**stored, rec) && rec.state == alert_state::resolved)
-          return caf::make_error(alert_errc::already_resolved);
-      }
-      return caf::make_error(alert_errc::not_found);
-    }
+    if (i == open.end())
+      return not_open(name);
     auto& a = i->second;
     a.state = alert_state::acknowledged;
     a.acknowledged_by = who;
     a.acknowledge_note = note;
-    a.acknowledge_time_ms = now_ms();
+    a.acknowledge_time_ms = now();
     publish(alert_event_type::acknowledged, a);
     flush();  // durable before the clinician is told it is done
     return a;
@@ -394,6 +523,16 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   });
   if (err)
     spdlog::error("alert hub: loading active alerts failed: {}", storage::describe(err));
+  err = st.table->scan_silences([&](std::string_view bytes) {
+    alert_silence s;
+    if (parse(bytes, s))
+      st.silences.push_back(std::move(s));
+  });
+  if (err)
+    spdlog::error("alert hub: loading silences failed: {}", storage::describe(err));
+  auto check_every = std::chrono::milliseconds{settings.escalation_check_ms};
+  if (settings.escalation_check_ms > 0)
+    self->delayed_send(self, check_every, alert_escalate_atom::value);
   st.probe->set_active(st.counts());
   // After a change, a flush message goes to the back of the mailbox: every
   // change already queued is handled before the group is synced.
@@ -437,6 +576,15 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         self->state.probe->set_subscribers(sinks.size());
       },
       [=](alert_count_atom) { return self->state.counts(); },
+      [=](alert_resolve_by_atom, const std::string& name, const std::string& who,
+          const std::string& note) { return self->state.resolve_by_hand(name, who, note); },
+      [=](alert_silence_atom, alert_silence& s) { return self->state.silence(std::move(s)); },
+      [=](alert_escalate_atom) {
+        self->state.escalate();
+        schedule_flush();
+        if (self->current_sender() == self && self->state.settings.escalation_check_ms > 0)
+          self->delayed_send(self, check_every, alert_escalate_atom::value);
+      },
   };
 }
 

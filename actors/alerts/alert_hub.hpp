@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,7 +33,14 @@ namespace healthtwin::actors {
 enum class alert_state : uint8_t { active = 1, acknowledged = 2, resolved = 3 };
 
 /// What happened to an alert. Numbers equal healthtwin.v1.AlertEventType.
-enum class alert_event_type : uint8_t { raised = 1, updated = 2, acknowledged = 3, resolved = 4 };
+enum class alert_event_type : uint8_t {
+  raised = 1,
+  updated = 2,
+  acknowledged = 3,
+  resolved = 4,
+  escalated = 5,  ///< re-notified: unacknowledged for longer than the escalation time
+  silenced = 6,   ///< a clinician silenced the patient's metric
+};
 
 /// An alert as the hub keeps and persists it.
 struct alert_record {
@@ -52,6 +60,11 @@ struct alert_record {
   int64_t acknowledge_time_ms = 0;
   int64_t resolve_time_ms = 0;
   int64_t predicted_time_ms = 0;  ///< trend forecasts: predicted crossing (device time)
+  uint32_t escalation_level = 0;  ///< times re-notified unacknowledged
+  int64_t notify_time_ms = 0;     ///< node time of the last (re-)notification
+  int64_t silenced_until_ms = 0;  ///< node time; 0: not silenced
+  std::string resolved_by;        ///< empty: resolved automatically
+  std::string resolve_note;
 };
 
 struct alert_event {
@@ -107,10 +120,35 @@ struct alert_counts {
   uint64_t low = 0;
 };
 
+/// Longest silence a clinician may set: 4 h.
+inline constexpr int64_t max_silence_ms = 4 * 3'600'000;
+
+/// A clinician's silence of one patient's alerts on one metric (or all).
+struct alert_silence {
+  std::string patient;
+  models::metric subject{};  ///< metric{} (0): every alert of the patient
+  int64_t until_ms = 0;      ///< node time
+  std::string silenced_by;
+  std::string reason;
+
+  bool covers(const alert_record& a, int64_t now_ms) const {
+    return a.patient == patient && now_ms < until_ms &&
+           (subject == models::metric{} || a.subject == subject);
+  }
+};
+
 /// Settings of the alert hub. None can change at run time.
 struct alert_hub_settings {
   /// Resolved alerts kept in memory for ListAlerts. Default 1,000.
   size_t recent_resolved = 1000;
+  /// Unacknowledged alerts of at least `escalate_priority` are re-notified
+  /// with a higher escalation level after this long. Default 2 min.
+  int64_t escalate_after_ms = 120'000;
+  models::priority escalate_priority = models::priority::high;
+  /// How often the hub looks for alerts to escalate. Default 1 s.
+  int64_t escalation_check_ms = 1000;
+  /// Node clock (ms since the epoch); tests inject their own.
+  std::function<int64_t()> clock;
 };
 
 // ---- messages the hub handles ----------------------------------------------
@@ -123,6 +161,9 @@ using alert_sub_atom = caf::atom_constant<caf::atom("al_sub")>;
 using alert_unsub_atom = caf::atom_constant<caf::atom("al_unsub")>;
 using alert_count_atom = caf::atom_constant<caf::atom("al_count")>;
 using alert_flush_atom = caf::atom_constant<caf::atom("al_flush")>;  ///< internal: group commit
+using alert_resolve_by_atom = caf::atom_constant<caf::atom("al_rsby")>;
+using alert_silence_atom = caf::atom_constant<caf::atom("al_silence")>;
+using alert_escalate_atom = caf::atom_constant<caf::atom("al_escal")>;  ///< escalation check
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
 /// raised by patient twins, updated and resolved by them, acknowledged by
@@ -135,6 +176,10 @@ using alert_flush_atom = caf::atom_constant<caf::atom("al_flush")>;  ///< intern
 ///  (al_update, name, priority, value, message, predicted_ms)  from twins
 ///  (al_resolve, name, value, time_ms)           from twins
 ///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
+///  (al_rsby, name, who, note) -> alert_record   resolved by hand (patient twins
+///                                               forward it after resetting the condition)
+///  (al_silence, alert_silence) -> std::vector<alert_record>  the open alerts it silences
+///  (al_escal)                                   escalates due alerts (also on a timer)
 ///  (al_list, alert_filter, include_resolved) -> std::vector<alert_record>
 ///  (al_list, patient) -> std::vector<alert_record>   active alerts of a patient
 ///  (al_sub, alert_sink_ptr) -> uint64_t         last event sequence at subscription
@@ -149,6 +194,7 @@ enum class alert_errc : uint8_t {
   not_found = 1,  ///< no alert of that name
   already_resolved,
   persist_failed,  ///< the store refused the write (context says why)
+  invalid_silence,  ///< duration out of range
 };
 std::string to_string(alert_errc x);
 
@@ -163,6 +209,7 @@ bool parse(std::string_view bytes, alert_event& out);
 CAF_ERROR_CODE_ENUM(healthtwin::actors::alert_errc, "alerts")
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_silence)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_counts)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<healthtwin::actors::alert_record>)

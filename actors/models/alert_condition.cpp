@@ -47,6 +47,9 @@ std::optional<condition_change> alert_condition::evaluate(priority target, int64
 void alert_condition::reset(priority level) noexcept {
   s_.active = level;
   s_.easing_since = -1;
+  // Priorities above the new level start their onset delay afresh.
+  for (int p = static_cast<int>(level) + 1; p <= 3; ++p)
+    s_.at_least_since[p] = -1;
 }
 
 }  // namespace healthtwin::models

@@ -41,7 +41,9 @@ public:
 
   priority level() const noexcept { return s_.active; }
 
-  /// Forces the level (snapshot restore, or a clinician resolving by hand).
+  /// Forces the level (a clinician resolving by hand). Higher priorities
+  /// start their onset delay afresh: a condition still present re-raises
+  /// after its delay.
   void reset(priority level) noexcept;
 
   struct state {

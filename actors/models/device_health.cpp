@@ -97,6 +97,16 @@ void device_health::tick(int64_t now_ms, int64_t not_before_ms, const patient_se
   }
 }
 
+void device_health::reset(alert_kind k, std::string_view device) noexcept {
+  auto* d = find(device);
+  if (!d)
+    return;
+  if (k == alert_kind::device_offline)
+    d->offline.reset(priority::none);
+  else if (k == alert_kind::battery_low)
+    d->battery_condition.reset(priority::none);
+}
+
 std::string device_health::encode() const {
   state_writer w;
   w.put(state_version);

@@ -36,6 +36,10 @@ public:
   void tick(int64_t now_ms, int64_t not_before_ms, const patient_settings& s,
             std::vector<finding>& out);
 
+  /// Clears a device condition by hand (a clinician resolved its alert);
+  /// it is raised again if it persists.
+  void reset(alert_kind k, std::string_view device) noexcept;
+
   std::string encode() const;
   bool decode(std::string_view bytes);
 

@@ -171,6 +171,11 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
         return self->delegate(self->state.patient(self->system(), name).actor, series_atom::value,
                               m);
       },
+      [=](resolve_atom, const std::string& patient, const std::string& alert,
+          const std::string& who, const std::string& note) -> caf::result<caf::message> {
+        return self->delegate(self->state.patient(self->system(), patient).actor,
+                              resolve_atom::value, alert, who, note);
+      },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
         if (i != self->state.patients.end())

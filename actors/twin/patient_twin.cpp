@@ -323,6 +323,25 @@ struct patient_state {
       save();
   }
 
+  // A clinician resolves an alert by hand: forget its condition (it is
+  // raised again after its onset delay if still present) and keep that in
+  // a snapshot now, since it is not in the log.
+  void reset_condition(std::string_view alert_name) {
+    auto id = models::parse_alert_name(alert_name);
+    if (!id)
+      return;
+    auto i = std::find_if(alerts.begin(), alerts.end(),
+                          [&](const open_alert& a) { return a.id == id->id; });
+    if (i == alerts.end())
+      return;
+    if (i->kind == alert_kind::device_offline || i->kind == alert_kind::battery_low)
+      health.reset(i->kind, i->device);
+    else
+      model.reset(i->kind, i->subject, i->index, models::priority::none);
+    alerts.erase(i);
+    save();
+  }
+
   patient_view view() const {
     patient_view v;
     v.name = twin_name;
@@ -377,6 +396,12 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
       [=](view_atom) { return self->state.view(); },
       [=](series_atom, uint8_t m) { return self->state.cursor(static_cast<metric>(m)); },
       [=](registry_atom) { self->state.load_registry(); },
+      [=](resolve_atom, const std::string& alert, const std::string& who,
+          const std::string& note) -> caf::result<caf::message> {
+        self->state.reset_condition(alert);
+        return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value, alert, who,
+                              note);
+      },
   };
 }
 

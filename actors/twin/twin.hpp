@@ -158,6 +158,9 @@ using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
 using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
+/// (resolve, alert_name, who, note) -> alert_record: a clinician resolves an
+/// alert by hand; the twin resets its condition and forwards to the hub.
+using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 
 /// Spawns the twin of a device. It activates from its snapshot on its first
 /// message. Handles apply, (snapshot, name) (replies snap_done to the
@@ -166,8 +169,8 @@ caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twi
 
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->
-/// patient_view, series -> series_cursor, registry. Sends alert changes to
-/// ctx->alert_hub.
+/// patient_view, series -> series_cursor, registry, resolve. Sends alert
+/// changes to ctx->alert_hub; checks its devices every device_tick_ms.
 caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
 
 }  // namespace healthtwin::actors

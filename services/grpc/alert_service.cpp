@@ -146,6 +146,73 @@ public:
     return Status::OK;
   }
 
+  Status ResolveAlert(ServerContext* call, const v1::ResolveAlertRequest* req,
+                      v1::Alert* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    std::vector<field_violation> bad;
+    auto name = models::parse_alert_name(req->name());
+    if (!name)
+      bad.push_back({"name", "must be tenants/{tenant}/patients/{patient}/alerts/{alert}"});
+    if (!valid_label(req->resolved_by(), 128))
+      bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
+    if (req->note().size() > 1000)
+      bad.push_back({"note", "must be at most 1000 characters"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    std::string patient{name->patient};
+    if (auto st = check_patient(env_, patient, "name"); !st.ok())
+      return st.error_code() == grpc::StatusCode::NOT_FOUND
+                 ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
+                 : st;
+    auto a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
+                                            actors::resolve_atom::value, patient, req->name(),
+                                            req->resolved_by(), req->note());
+    if (!a)
+      return to_status(a.error(), "alert");
+    to_api(*a, resp);
+    return Status::OK;
+  }
+
+  Status SilenceAlerts(ServerContext* call, const v1::SilenceAlertsRequest* req,
+                       v1::SilenceAlertsResponse* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    if (auto st = check_patient(env_, req->patient(), "patient"); !st.ok())
+      return st;
+    std::vector<field_violation> bad;
+    if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
+      bad.push_back({"metric", "unknown metric"});
+    auto duration_ms = req->duration().seconds() * 1000 + req->duration().nanos() / 1'000'000;
+    if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
+      bad.push_back({"duration", "must be between 1 s and " +
+                                     std::to_string(actors::max_silence_ms / 60'000) +
+                                     " min"});
+    if (!valid_label(req->silenced_by(), 128))
+      bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
+    if (req->reason().size() > 1000)
+      bad.push_back({"reason", "must be at most 1000 characters"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    actors::alert_silence s;
+    s.patient = req->patient();
+    s.subject = static_cast<models::metric>(req->metric());
+    s.until_ms = service_env::now_ms() + duration_ms;
+    s.silenced_by = req->silenced_by();
+    s.reason = req->reason();
+    auto until = s.until_ms;
+    auto alerts = env_.ask<std::vector<actors::alert_record>>(
+        env_.ctx.alert_hub, env_.timeout(call), actors::alert_silence_atom::value, std::move(s));
+    if (!alerts)
+      return to_status(alerts.error(), "silence");
+    set_timestamp(resp->mutable_silenced_until(), until);
+    for (auto& a : *alerts)
+      to_api(a, resp->add_alerts());
+    return Status::OK;
+  }
+
 private:
   Status parse_filter(const std::string& parent, const std::string& ward, v1::Priority min,
                       actors::alert_filter& out) {

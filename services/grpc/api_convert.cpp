@@ -45,6 +45,11 @@ void to_api(const actors::alert_record& in, v1::Alert* out) {
     out->set_metric(static_cast<v1::Metric>(in.subject));
   out->set_device(in.device);
   out->set_predicted_time_ms(in.predicted_time_ms);
+  out->set_escalation_level(in.escalation_level);
+  if (in.silenced_until_ms != 0)
+    set_timestamp(out->mutable_silenced_until(), in.silenced_until_ms);
+  out->set_resolved_by(in.resolved_by);
+  out->set_resolve_note(in.resolve_note);
   out->set_priority(static_cast<v1::Priority>(in.level));
   out->set_state(static_cast<v1::AlertState>(in.state));
   out->set_value(in.value);

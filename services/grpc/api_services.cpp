@@ -3,6 +3,8 @@
 #include <thread>
 
 #include "services/grpc/service_env.hpp"
+#include "services/grpc/status_mapping.hpp"
+#include "storage/registry.hpp"
 
 namespace healthtwin::services {
 
@@ -13,6 +15,18 @@ bool valid_label(std::string_view s, size_t max, bool optional) {
     auto u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7F;
   });
+}
+
+grpc::Status check_patient(service_env& env, const std::string& name, const char* field) {
+  auto parsed = models::parse_twin_name(name);
+  if (!parsed || parsed->kind != models::twin_kind::patient)
+    return invalid_argument(field, "must be tenants/{tenant}/patients/{patient}");
+  auto rec = storage::registry{*env.ctx.store}.get_patient(name);
+  if (!rec)
+    return to_status(rec.error());
+  if (!*rec)
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "patient not found");
+  return grpc::Status::OK;
 }
 
 struct api_services::impl {

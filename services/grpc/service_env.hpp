@@ -82,6 +82,11 @@ struct service_env {
 /// optional) without control characters.
 bool valid_label(std::string_view s, size_t max, bool optional = false);
 
+/// OK when `name` (request field `field`) names a registered patient;
+/// INVALID_ARGUMENT or NOT_FOUND otherwise. Checked before a call reaches a
+/// twin, so that no request activates a twin for a patient that does not exist.
+grpc::Status check_patient(service_env& env, const std::string& name, const char* field);
+
 std::unique_ptr<grpc::Service> make_registry_service(service_env& env);
 std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);
 std::unique_ptr<grpc::Service> make_twin_service(service_env& env);

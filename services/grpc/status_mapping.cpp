@@ -97,6 +97,8 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
       case actors::alert_errc::persist_failed:
         return retry_later(StatusCode::UNAVAILABLE, "could not persist the change",
                            std::chrono::milliseconds(1000));
+      case actors::alert_errc::invalid_silence:
+        return grpc::Status(StatusCode::INVALID_ARGUMENT, "duration is out of range");
     }
   }
   if (e.category() == caf::atom("storage")) {

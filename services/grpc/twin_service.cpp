@@ -29,7 +29,7 @@ public:
     service_env::call_guard guard{env_};
     if (!env_.ready())
       return not_ready();
-    if (auto st = check_patient(req->name(), "name"); !st.ok())
+    if (auto st = check_patient(env_, req->name(), "name"); !st.ok())
       return st;
     auto view = env_.ask<actors::patient_view>(env_.shard_for(req->name()), env_.timeout(call),
                                                actors::patient_view_atom::value, req->name());
@@ -89,7 +89,7 @@ public:
     }
     if (!bad.empty())
       return invalid_argument(bad);
-    if (auto st = check_patient(req->patient(), "patient"); !st.ok())
+    if (auto st = check_patient(env_, req->patient(), "patient"); !st.ok())
       return st;
     auto cursor = env_.ask<actors::series_cursor>(env_.shard_for(req->patient()),
                                                   env_.timeout(call), actors::series_atom::value,
@@ -121,18 +121,6 @@ public:
   }
 
 private:
-  Status check_patient(const std::string& name, const char* field) {
-    auto parsed = models::parse_twin_name(name);
-    if (!parsed || parsed->kind != models::twin_kind::patient)
-      return invalid_argument(field, "must be tenants/{tenant}/patients/{patient}");
-    auto rec = storage::registry{*env_.ctx.store}.get_patient(name);
-    if (!rec)
-      return to_status(rec.error());
-    if (!*rec)
-      return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
-    return Status::OK;
-  }
-
   service_env& env_;
 };
 

@@ -89,7 +89,10 @@ int run(const node::node_config& cfg) {
     ctx.store = store.get();
     ctx.flow = &flow;
     ctx.counters = &counters;
-    ctx.alert_hub = actors::spawn_alert_hub(sys, {}, *store, metrics);
+    ctx.settings.device_tick_ms = cfg.device_check_interval.count();
+    actors::alert_hub_settings hub_settings;
+    hub_settings.escalate_after_ms = cfg.alert_escalate_after.count();
+    ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);
     auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
     actors::ingest_settings ingest_settings;
     ingest_settings.checkpoint_interval = cfg.checkpoint_interval;

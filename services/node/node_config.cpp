@@ -55,6 +55,8 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   int64_t checkpoint_ms = cfg.checkpoint_interval.count();
   int64_t heartbeat_ms = cfg.heartbeat_timeout.count();
   int64_t skew_ms = cfg.max_clock_skew.count();
+  int64_t escalate_ms = cfg.alert_escalate_after.count();
+  int64_t device_check_ms = cfg.device_check_interval.count();
 
   app.add_option("--node-name", cfg.node_name, "name of this node (default: host name)");
   app.add_option("--grpc-listen", cfg.grpc_listen, "gRPC API address (port 0: any free port)")
@@ -85,6 +87,15 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--max-clock-skew-ms", skew_ms,
                  "readings timestamped further in the future are rejected")
       ->check(CLI::Range(int64_t{0}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--alert-escalate-after-ms", escalate_ms,
+                 "unacknowledged HIGH alerts are re-notified with a higher escalation level "
+                 "after this long")
+      ->check(CLI::Range(int64_t{1'000}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--device-check-interval-ms", device_check_ms,
+                 "how often patient twins look for devices that stopped sending")
+      ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
       ->capture_default_str();
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
@@ -119,6 +130,8 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
   cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);
   cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);
+  cfg.alert_escalate_after = std::chrono::milliseconds(escalate_ms);
+  cfg.device_check_interval = std::chrono::milliseconds(device_check_ms);
   out.config = std::move(cfg);
   return out;
 }

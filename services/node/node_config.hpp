@@ -22,6 +22,10 @@ struct node_config {
   std::chrono::milliseconds checkpoint_interval{30'000};
   std::chrono::milliseconds heartbeat_timeout{60'000};
   std::chrono::milliseconds max_clock_skew{5 * 60'000};
+  /// Unacknowledged HIGH alerts are re-notified (escalated) after this long.
+  std::chrono::milliseconds alert_escalate_after{120'000};
+  /// How often patient twins check their devices for silence.
+  std::chrono::milliseconds device_check_interval{10'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
 };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -34,7 +35,7 @@ protected:
     cfg_->set("scheduler.max-threads", 2);
     sys_ = std::make_unique<caf::actor_system>(*cfg_);
     metrics_ = std::make_unique<prometheus::Registry>();
-    hub_ = actors::spawn_alert_hub(*sys_, {}, db(), *metrics_);
+    hub_ = actors::spawn_alert_hub(*sys_, hub_settings_, db(), *metrics_);
     ctx_.store = &db();
     ctx_.alert_hub = hub_;
     ctx_.flow = &flow_;
@@ -153,6 +154,11 @@ protected:
     return out;
   }
 
+  /// The hub's clock is the test's (clock_ms_); escalation runs only when a
+  /// test sends the check.
+  std::atomic<int64_t> clock_ms_{1'000'000};
+  actors::alert_hub_settings hub_settings_{1000, 120'000, models::priority::high, 0,
+                                           [this] { return clock_ms_.load(); }};
   actors::ingest_settings settings_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;

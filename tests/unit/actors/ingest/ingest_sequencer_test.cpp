@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "healthtwin/internal/records.pb.h"
+#include "storage/alert_table.hpp"
 #include "storage/ingest_log.hpp"
 #include "storage/series_table.hpp"
 #include "tests/unit/actors/ingest/actor_core_fixture.hpp"
@@ -355,4 +356,65 @@ TEST_F(ingest_sequencer_test, series_is_persisted_in_chunks_and_open_tail) {
   ASSERT_FALSE(series.read(patient_a, static_cast<uint8_t>(metric::heart_rate), 0, 1'000'000,
                            c.closed_chunks, closed));
   EXPECT_EQ(closed.size(), 32u);
+}
+
+TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_raises_again_if_present) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 160)});
+  ingest(monitor_a, {r(2, 6000, metric::heart_rate, 160)});  // HIGH after 5 s
+  auto first = [&] {
+    for (auto& a : alerts("h1"))
+      if (a.kind == models::alert_kind::threshold)
+        return a;
+    return alert_record{};
+  }();
+  ASSERT_FALSE(first.name.empty());
+  alert_record resolved;
+  {
+    caf::scoped_actor self{*sys_};  // gone before restart(): the system waits for it
+    self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
+                  resolve_atom::value, patient_a, first.name, std::string{"dr-who"},
+                  std::string{"probe on the wrong finger"})
+        .receive([&](alert_record& a) { resolved = std::move(a); },
+                 [&](caf::error& e) { FAIL() << to_string(e); });
+  }
+  EXPECT_EQ(resolved.state, alert_state::resolved);
+  EXPECT_EQ(resolved.resolved_by, "dr-who");
+  // Still 160: the condition starts its onset delay afresh...
+  ingest(monitor_a, {r(3, 7000, metric::heart_rate, 160)});
+  ingest(monitor_a, {r(4, 10000, metric::heart_rate, 160)});
+  auto thresholds = [&] {
+    std::vector<alert_record> out;
+    for (auto& a : alerts("h1"))
+      if (a.kind == models::alert_kind::threshold)
+        out.push_back(a);
+    return out;
+  };
+  EXPECT_EQ(thresholds().size(), 1u);
+  // ... and raises a new alert once it has lasted 5 s again.
+  ingest(monitor_a, {r(5, 12000, metric::heart_rate, 160)});
+  std::vector<alert_record> now;
+  for (int i = 0; i < 200 && (now = thresholds()).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(now.size(), 2u);
+  auto fresh = now[0].name == first.name ? now[1] : now[0];
+  EXPECT_EQ(fresh.state, alert_state::active);
+  EXPECT_EQ(fresh.raise_time_ms, 12000);
+  // The reset is kept across a restart (it is not in the log): the twin
+  // still tracks the new alert and resolves it once normal for 30 s.
+  restart();
+  ingest(monitor_a, {r(6, 13000, metric::heart_rate, 72)});
+  ingest(monitor_a, {r(7, 50000, metric::heart_rate, 72)});
+  auto id = models::parse_alert_name(fresh.name);
+  alert_record persisted;
+  for (int i = 0; i < 200; ++i) {
+    auto bytes = storage::alert_table{db()}.get(id->patient, id->id);
+    ASSERT_TRUE(bytes && *bytes);
+    ASSERT_TRUE(parse(**bytes, persisted));
+    if (persisted.state == alert_state::resolved)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(persisted.state, alert_state::resolved);
+  EXPECT_EQ(persisted.resolve_time_ms, 50000);
+  EXPECT_TRUE(persisted.resolved_by.empty());
 }

@@ -32,9 +32,12 @@ TEST(node_config, flags_set_every_option) {
                     "--shards=64", "--sync-wal=false", "--scheduler-threads=4",
                     "--checkpoint-interval-ms=1000", "--heartbeat-timeout-ms=5000",
                     "--max-clock-skew-ms=0", "--node-name=n1", "--port-file=/tmp/p",
-                    "--log-level=debug"});
+                    "--log-level=debug", "--alert-escalate-after-ms=3000",
+                    "--device-check-interval-ms=500"});
   ASSERT_TRUE(out.config) << out.message;
   auto& c = *out.config;
+  EXPECT_EQ(c.alert_escalate_after.count(), 3000);
+  EXPECT_EQ(c.device_check_interval.count(), 500);
   EXPECT_EQ(c.grpc_listen, "127.0.0.1:0");
   EXPECT_EQ(c.http_listen, "[::1]:9000");
   EXPECT_EQ(c.data_dir, "/tmp/x");
@@ -72,6 +75,8 @@ TEST(node_config, errors_name_the_option_and_exit_with_2) {
   check(parse({"--http-listen=127.0.0.1:99999"}), "--http-listen");
   check(parse({"--log-level=chatty"}), "--log-level");
   check(parse({"--checkpoint-interval-ms=5"}), "--checkpoint-interval-ms");
+  check(parse({"--alert-escalate-after-ms=10"}), "--alert-escalate-after-ms");
+  check(parse({"--device-check-interval-ms=0"}), "--device-check-interval-ms");
   check(parse({"--no-such-flag"}), "--no-such-flag");
   check(parse({"--data-dir="}), "--data-dir");
   check(parse({"--config=/nonexistent/node.toml"}), "node.toml");

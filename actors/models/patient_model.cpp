@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "actors/models/state_codec.hpp"
 
@@ -9,12 +10,13 @@ namespace healthtwin::models {
 
 namespace {
 
-constexpr uint8_t state_version = 1;
+constexpr uint8_t state_version = 2;
 
 // Condition delays (data time). Documented in docs/alerts.md.
 constexpr condition_timing threshold_timing{{0, 30'000, 15'000, 5'000}, 30'000};
 constexpr condition_timing news2_timing{{0, 30'000, 30'000, 30'000}, 60'000};
 constexpr condition_timing trend_timing{{0, 60'000, 60'000, 60'000}, 120'000};
+constexpr condition_timing news2_rise_timing{{0, 300'000, 300'000, 300'000}, 600'000};
 constexpr condition_timing probe_off_timing{{0, 15'000, 15'000, 15'000}, 15'000};
 constexpr condition_timing frozen_timing{{0, 0, 0, 0}, 30'000};
 
@@ -47,6 +49,43 @@ bool is_news2_input(metric m) noexcept {
     default:
       return false;
   }
+}
+
+double jump_limit(metric m) noexcept {
+  switch (m) {
+    case metric::heart_rate: return 20;
+    case metric::respiration_rate: return 5;
+    case metric::spo2: return 4;
+    default: return 0;
+  }
+}
+
+// Motion and spikes move a continuous signal further in one step than
+// physiology does: such a reading is held back (from every model) until the
+// new level has lasted jump_confirm_ms; a return to the old level ends the
+// jump as an artefact. Gradual change passes, as the reference follows it.
+bool patient_model::held_back(metric m, double v, int64_t t) noexcept {
+  auto limit = jump_limit(m);
+  if (limit <= 0)
+    return false;
+  auto& j = jumps_[static_cast<size_t>(m)];
+  if (j.reference_ms < 0 || t - j.reference_ms > 120'000) {  // first reading, or after a gap
+    j = jump_tracker{v, t, -1};
+    return false;
+  }
+  if (std::abs(v - j.reference) > limit) {
+    if (j.jump_since < 0)
+      j.jump_since = t;
+    if (t - j.jump_since < jump_confirm_ms)
+      return true;
+    j = jump_tracker{v, t, -1};  // the new level is real
+    return false;
+  }
+  j.jump_since = -1;
+  auto dt = static_cast<double>(std::max<int64_t>(t - j.reference_ms, 1));
+  j.reference += (v - j.reference) * dt / (30'000.0 + dt);
+  j.reference_ms = t;
+  return false;
 }
 
 double baseline_sd_floor(metric m) noexcept {
@@ -113,15 +152,76 @@ void patient_model::rescore() noexcept {
   in.temperature = take(metric::temperature);
   in.spo2_scale2 = settings_.spo2_scale2;
   news2_ = score_news2(in, newest_ms_, news2_settings_);
+  news2_fresh_until_ = std::numeric_limits<int64_t>::max();
+  for (auto& p : news2_.parts) {
+    if (p.missing || p.stale)
+      continue;
+    bool charted = p.parameter == news2_parameter::air_or_oxygen ||
+                   p.parameter == news2_parameter::consciousness;
+    auto age = charted ? news2_settings_.observation_max_age_ms : news2_settings_.vital_max_age_ms;
+    news2_fresh_until_ = std::min(news2_fresh_until_, p.time_ms + age);
+  }
+}
+
+// The common case on a continuous signal: the input was already present and
+// no input has turned stale since the last full score, so only this part's
+// score changes (if its rounded value does). Gives the same result as a
+// full rescore (the unit tests compare both) at a fraction of the cost.
+bool patient_model::news2_update(metric m, double v, int64_t t) noexcept {
+  news2_parameter p{};
+  switch (m) {
+    case metric::respiration_rate: p = news2_parameter::respiration_rate; break;
+    case metric::spo2: p = news2_parameter::spo2; break;
+    case metric::systolic_bp: p = news2_parameter::systolic_bp; break;
+    case metric::heart_rate: p = news2_parameter::pulse; break;
+    case metric::temperature: p = news2_parameter::temperature; break;
+    default: return false;  // charted observations: always rescored
+  }
+  auto& part = news2_.parts[static_cast<size_t>(p) - 1];
+  if (part.missing || part.stale || newest_ms_ >= news2_fresh_until_)
+    return false;
+  part.time_ms = t;
+  news2_.time_ms = newest_ms_;
+  auto r = m == metric::temperature ? round_tenth(v) : round_whole(v);
+  if (r == part.value)
+    return true;
+  part.value = r;
+  switch (p) {
+    case news2_parameter::respiration_rate: part.score = score_respiration_rate(r); break;
+    case news2_parameter::spo2: {
+      auto& o2 = news2_.part(news2_parameter::air_or_oxygen);
+      bool on_oxygen = !o2.missing && !o2.stale && o2.value > 0;
+      part.score = settings_.spo2_scale2 ? score_spo2_scale2(r, on_oxygen) : score_spo2_scale1(r);
+      break;
+    }
+    case news2_parameter::systolic_bp: part.score = score_systolic_bp(r); break;
+    case news2_parameter::pulse: part.score = score_pulse(r); break;
+    default: part.score = score_temperature(r); break;
+  }
+  unsigned total = 0;
+  bool any_three = false;
+  for (auto& x : news2_.parts) {
+    total += x.score;
+    any_three = any_three || x.score == 3;
+  }
+  news2_.total = static_cast<uint8_t>(total);
+  news2_.band = band_of(news2_.total, any_three);
+  return true;
 }
 
 void patient_model::record_news2(int64_t t) {
+  auto bucket = t - t % news2_bucket_ms;
   auto last = news2_ring_size_ == 0
                   ? nullptr
                   : &news2_ring_[(news2_ring_head_ + news2_ring_.size() - 1) % news2_ring_.size()];
-  if (last && last->total == news2_.total && last->complete == news2_.complete)
+  if (last && last->time_ms == bucket) {
+    if (news2_.total < last->total)
+      *last = news2_point{bucket, news2_.total, news2_.complete};
     return;
-  news2_ring_[news2_ring_head_] = news2_point{t, news2_.total, news2_.complete};
+  }
+  if (last && last->time_ms > bucket)
+    return;  // out of order: history only
+  news2_ring_[news2_ring_head_] = news2_point{bucket, news2_.total, news2_.complete};
   news2_ring_head_ = static_cast<uint8_t>((news2_ring_head_ + 1) % news2_ring_.size());
   if (news2_ring_size_ < news2_ring_.size())
     ++news2_ring_size_;
@@ -136,22 +236,22 @@ std::vector<news2_point> patient_model::news2_history() const {
 }
 
 std::optional<int> patient_model::news2_change(int64_t window_ms) const {
-  auto history = news2_history();
+  // The newest bucket at or before `at` (buckets are in time order).
   auto at = newest_ms_ - window_ms;
-  const news2_point* before = nullptr;
-  for (auto& p : history)
+  auto n = news2_ring_.size();
+  for (size_t i = 1; i <= news2_ring_size_; ++i) {
+    auto& p = news2_ring_[(news2_ring_head_ + n - i) % n];
     if (p.time_ms <= at)
-      before = &p;
-  if (!before)
-    return std::nullopt;
-  return static_cast<int>(news2_.total) - static_cast<int>(before->total);
+      return static_cast<int>(news2_.total) - static_cast<int>(p.total);
+  }
+  return std::nullopt;
 }
 
 alert_condition* patient_model::condition(alert_kind k, metric m, uint8_t index) noexcept {
   auto i = static_cast<size_t>(m);
   switch (k) {
     case alert_kind::threshold: return i < threshold_.size() ? &threshold_[i] : nullptr;
-    case alert_kind::news2: return &news2_condition_;
+    case alert_kind::news2: return index == 1 ? &news2_rising_ : &news2_condition_;
     case alert_kind::baseline_anomaly:
       return i < baseline_condition_.size() ? &baseline_condition_[i] : nullptr;
     case alert_kind::trend_forecast:
@@ -221,7 +321,7 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
     return;  // older than the latest: history only
   if (v.source_device != source_device)
     v.source_device.assign(source_device);
-  if (quality(m, value, t, v, out))
+  if (quality(m, value, t, v, out) || held_back(m, value, t))
     return;
   v.value = value;
   v.time_ms = t;
@@ -229,10 +329,15 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
   newest_ms_ = std::max(newest_ms_, t);
 
   // Threshold: per-patient limits or the population defaults.
-  const threshold_limits* limits = settings_.limits[i] ? &*settings_.limits[i] : nullptr;
-  std::optional<threshold_limits> defaults;
-  if (!limits && (defaults = default_limits(m)))
-    limits = &*defaults;
+  static const auto defaults = [] {
+    std::array<std::optional<threshold_limits>, metric_count + 1> d{};
+    for (uint8_t n = 1; n <= metric_count; ++n)
+      d[n] = default_limits(static_cast<metric>(n));
+    return d;
+  }();
+  const threshold_limits* limits = settings_.limits[i] ? &*settings_.limits[i]
+                                   : defaults[i]        ? &*defaults[i]
+                                                        : nullptr;
   if (limits) {
     auto& c = threshold_[i];
     auto target = limits->level_of(value);
@@ -284,6 +389,8 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
       if (ft.subject != m)
         continue;
       auto ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
+      if (std::abs(fc.slope_per_min()) < ft.min_slope_per_min)
+        ttc.reset();
       finding f;
       f.kind = alert_kind::trend_forecast;
       f.subject = m;
@@ -298,7 +405,8 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
   }
 
   if (is_news2_input(m)) {
-    rescore();
+    if (!news2_update(m, value, t))
+      rescore();
     record_news2(t);
     auto target = news2_priority(news2_.band);
     auto current = news2_condition_.level();
@@ -313,6 +421,15 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
     f.kind = alert_kind::news2;
     f.value = news2_.total;
     evaluate(news2_condition_, target, t, news2_timing, f, out);
+
+    // NEWS2 rising: a change over time, even below the medium band.
+    auto change = news2_change(news2_rise_window_ms);
+    auto rising = change && *change >= (news2_rising_.level() == priority::none
+                                            ? news2_rise_points
+                                            : news2_rise_points - 1);
+    f.index = 1;
+    f.detail = change ? *change : 0;
+    evaluate(news2_rising_, rising ? priority::low : priority::none, t, news2_rise_timing, f, out);
   }
 }
 
@@ -368,8 +485,13 @@ std::string patient_model::encode() const {
     w.put(fz.value);
     w.put(fz.since_ms);
     w.put(fz.samples);
+    auto& j = jumps_[n];
+    w.put(j.reference);
+    w.put(j.reference_ms);
+    w.put(j.jump_since);
   }
   put_condition(w, news2_condition_);
+  put_condition(w, news2_rising_);
   for (auto& c : trend_condition_)
     put_condition(w, c);
   auto history = news2_history();
@@ -416,8 +538,13 @@ bool patient_model::decode(std::string_view bytes) {
     fz.value = r.get<double>();
     fz.since_ms = r.get<int64_t>();
     fz.samples = r.get<uint32_t>();
+    auto& j = m.jumps_[n];
+    j.reference = r.get<double>();
+    j.reference_ms = r.get<int64_t>();
+    j.jump_since = r.get<int64_t>();
   }
   get_condition(r, m.news2_condition_);
+  get_condition(r, m.news2_rising_);
   for (auto& c : m.trend_condition_)
     get_condition(r, c);
   auto points = r.get<uint8_t>();

@@ -23,8 +23,9 @@ struct patient_settings {
   bool spo2_scale2 = false;
   /// Alarm limits replacing the population defaults, per metric.
   std::array<std::optional<threshold_limits>, metric_count + 1> limits{};
-  /// Baseline anomaly: standard deviations from the patient's normal. Default 4.
-  double baseline_k = 4.0;
+  /// Baseline anomaly: standard deviations from the patient's normal. Default 3
+  /// (docs/model-evaluation.md).
+  double baseline_k = 3.0;
   /// Baseline anomaly: how long it must last. Default 5 min.
   int64_t baseline_min_duration_ms = 5 * 60'000;
   /// Trend forecasts: how far ahead a predicted crossing alerts. Default 15 min.
@@ -48,12 +49,21 @@ struct latest_vital {
   bool present = false;
 };
 
-/// One point of the NEWS2 history: recorded whenever the total changes.
+/// One point of the NEWS2 history: the lowest total of a 5-minute bucket
+/// (the lowest, so that a transient rise never becomes a reference).
 struct news2_point {
-  int64_t time_ms = 0;
+  int64_t time_ms = 0;  ///< start of the bucket
   uint8_t total = 0;
   bool complete = false;
 };
+
+/// NEWS2 history granularity and length: 5-minute buckets over 2 h.
+inline constexpr int64_t news2_bucket_ms = 5 * 60'000;
+inline constexpr size_t news2_buckets = 24;
+/// NEWS2 rising: at least this many points above its level this long ago
+/// raises a LOW alert (index 1 of alert_kind::news2).
+inline constexpr int news2_rise_points = 3;
+inline constexpr int64_t news2_rise_window_ms = 60 * 60'000;
 
 /// Everything the patient twin computes from readings: latest vitals, NEWS2
 /// and its history, personal baselines, trend forecasts, signal quality, and
@@ -79,10 +89,10 @@ public:
 
   const news2_result& news2() const noexcept { return news2_; }
   const latest_vital& latest(metric m) const noexcept { return vitals_[static_cast<size_t>(m)]; }
-  /// Recent NEWS2 changes, oldest first (at most 16).
+  /// NEWS2 per 5 minutes over the last 2 h, oldest first.
   std::vector<news2_point> news2_history() const;
-  /// Current total minus the total `window_ms` before the newest reading
-  /// (nullopt without history that old).
+  /// Current total minus the lowest total of the bucket `window_ms` before
+  /// the newest reading (nullopt without history that old).
   std::optional<int> news2_change(int64_t window_ms) const;
   const ewma_baseline& baseline(metric m) const noexcept { return baselines_[static_cast<size_t>(m)]; }
   const holt_forecaster& forecast(metric m) const noexcept { return forecasts_[static_cast<size_t>(m)]; }
@@ -101,6 +111,7 @@ private:
   void evaluate(alert_condition& c, priority target, int64_t t, const condition_timing& timing,
                 finding f, std::vector<finding>& out);
   void rescore() noexcept;
+  bool news2_update(metric m, double v, int64_t t) noexcept;
   void record_news2(int64_t t);
   bool quality(metric m, double v, int64_t t, const latest_vital& src, std::vector<finding>& out);
 
@@ -109,13 +120,15 @@ private:
   int64_t newest_ms_ = 0;
   std::array<latest_vital, metric_count + 1> vitals_{};
   news2_result news2_{};
-  std::array<news2_point, 16> news2_ring_{};
+  int64_t news2_fresh_until_ = 0;  ///< no input of news2_ turns stale before this
+  std::array<news2_point, news2_buckets> news2_ring_{};
   uint8_t news2_ring_size_ = 0;
   uint8_t news2_ring_head_ = 0;
   std::array<ewma_baseline, metric_count + 1> baselines_{};
   std::array<holt_forecaster, metric_count + 1> forecasts_{};
   std::array<alert_condition, metric_count + 1> threshold_{};
   alert_condition news2_condition_;
+  alert_condition news2_rising_;
   std::array<alert_condition, metric_count + 1> baseline_condition_{};
   std::array<alert_condition, 6> trend_condition_{};  // one per forecast target
   std::array<alert_condition, metric_count + 1> quality_condition_{};
@@ -125,6 +138,14 @@ private:
     uint32_t samples = 0;
   };
   std::array<frozen_tracker, metric_count + 1> frozen_{};
+  /// Abrupt-change filter of the continuous signals (see held_back()).
+  struct jump_tracker {
+    double reference = 0;     ///< smoothed recent level (30 s)
+    int64_t reference_ms = -1;
+    int64_t jump_since = -1;  ///< first reading of an unconfirmed jump; -1: none
+  };
+  std::array<jump_tracker, metric_count + 1> jumps_{};
+  bool held_back(metric m, double v, int64_t t) noexcept;
 };
 
 /// True when the metric is one of NEWS2's inputs.
@@ -134,18 +155,25 @@ bool is_news2_input(metric m) noexcept;
 struct forecast_target {
   metric subject;
   double threshold;
-  bool below;  ///< falling below (true) or rising above
+  bool below;                ///< falling below (true) or rising above
+  double min_slope_per_min;  ///< slower trends are drift, not deterioration
 };
 
 /// The watched thresholds; a finding's `index` is its position here.
 inline constexpr std::array<forecast_target, 6> forecast_targets{{
-    {metric::spo2, 90, true},
-    {metric::heart_rate, 130, false},
-    {metric::systolic_bp, 90, true},
-    {metric::respiration_rate, 24, false},
-    {metric::glucose, 70, true},
-    {metric::glucose, 250, false},
+    {metric::spo2, 90, true, 0.1},
+    {metric::heart_rate, 130, false, 0.3},
+    {metric::systolic_bp, 90, true, 0.3},
+    {metric::respiration_rate, 24, false, 0.1},
+    {metric::glucose, 70, true, 0.5},
+    {metric::glucose, 250, false, 0.5},
 }};
+
+/// A continuous signal that moves further than this from its recent level
+/// (30 s smoothing) at once is held back until the new level has lasted
+/// `jump_confirm_ms` (motion artefacts, spikes); 0: no filter.
+double jump_limit(metric m) noexcept;
+inline constexpr int64_t jump_confirm_ms = 45'000;
 
 /// The floor on a metric's standard deviation for baseline z-scores, and
 /// whether it has a baseline at all (0: none).

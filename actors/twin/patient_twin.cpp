@@ -202,6 +202,9 @@ struct patient_state {
     switch (f.kind) {
       case alert_kind::news2: {
         auto& n = model.news2();
+        if (f.index == 1)
+          return fmt::format("NEWS2 rising: {:+.0f} in {} min (now {})", f.detail,
+                             models::news2_rise_window_ms / 60'000, n.total);
         return fmt::format("NEWS2 {}{}: {}", n.total, n.complete ? "" : " (incomplete: lower bound)",
                            band_name(n.band));
       }

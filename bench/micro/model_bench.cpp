@@ -1,10 +1,11 @@
-// Per-reading cost of the patient models (NEWS2 + alert policy + latest
-// vitals) and of the series codec, as the patient twin runs them.
+// Per-reading cost of the patient models and of the series codec, as the
+// patient twin runs them.
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
 #include "actors/models/patient_model.hpp"
+#include "bench/twinsim/scenario_sim.hpp"
 #include "storage/series_codec.hpp"
 
 using namespace healthtwin;
@@ -12,31 +13,30 @@ using models::metric;
 
 namespace {
 
-struct vital_cycle {
-  metric m;
-  double base;
-};
-
-constexpr vital_cycle cycle[] = {{metric::heart_rate, 72},   {metric::respiration_rate, 16},
-                                 {metric::spo2, 97},         {metric::temperature, 36.8},
-                                 {metric::systolic_bp, 122}, {metric::diastolic_bp, 78}};
-
+// Every model of one patient (latest vitals, NEWS2 and its history,
+// threshold conditions, personal baselines, trend forecasts, signal quality,
+// the jump filter) on a realistic stream: a simulated 24 h stay with noise,
+// artefacts and a deterioration episode, replayed with its clock moving on.
 void BM_patient_model_apply(benchmark::State& state) {
+  bench::scenario_sim::settings s;
+  s.deteriorates = true;
+  s.has_glucose_monitor = true;
+  bench::scenario_sim sim{7, s};
+  auto readings = sim.run();
   models::patient_model model;
   std::vector<models::finding> findings;
-  std::vector<models::finding> scratch;
-  model.apply(metric::consciousness, 0, 0, "chart", scratch);
-  model.apply(metric::oxygen_flow, 0, 0, "chart", scratch);
-  int64_t t = 1000;
-  size_t i = 0;
   const std::string device = "tenants/demo/devices/mon-00001";
+  size_t i = 0;
+  int64_t offset = 0;
   for (auto _ : state) {
-    auto& v = cycle[i % 6];
+    auto& r = readings[i];
     findings.clear();
-    model.apply(v.m, v.base + static_cast<double>(i % 3), t, device, findings);
+    model.apply(r.metric, r.value, r.time_ms + offset, device, findings);
     benchmark::DoNotOptimize(findings.data());
-    if (++i % 6 == 0)
-      t += 1000;
+    if (++i == readings.size()) {
+      i = 0;
+      offset += s.duration_ms;
+    }
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -109,8 +109,9 @@ TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
   // Let the subscription register before the reading arrives.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto t = now_ms();
-  ingest_healthy(t - 10000, 1);
-  // SpO2 <= 85 is HIGH once it has lasted 5 s (data time).
+  ingest_healthy(t - 200'000, 1);
+  // SpO2 <= 85 is HIGH once it has lasted 5 s (data time); the earlier
+  // readings are long enough ago that this is no sudden (held back) jump.
   v1::IngestResponse resp;
   ASSERT_TRUE(client_->send(api_client::request(monitor, {{100, t - 6000, v1::METRIC_SPO2, 84},
                                                           {101, t, v1::METRIC_SPO2, 84}}),
@@ -153,13 +154,15 @@ TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
 
 TEST_F(node_e2e_test, stream_resumes_from_a_token_without_gaps_or_duplicates) {
   auto t = now_ms() - 100'000;
-  ingest_healthy(t - 2000, 1);
-  // HR >= 150 for 5 s raises a HIGH alert; normal for 30 s resolves it.
+  ingest_healthy(t - 200'000, 1);
+  // HR >= 150 for 5 s raises a HIGH alert; the sudden return to normal is
+  // confirmed after 45 s and resolves it 30 s later.
   v1::IngestResponse resp;
   ASSERT_TRUE(client_->send(api_client::request(monitor, {{10, t, v1::METRIC_HEART_RATE, 160},
                                                           {11, t + 10'000, v1::METRIC_HEART_RATE, 160},
                                                           {12, t + 11'000, v1::METRIC_HEART_RATE, 72},
-                                                          {13, t + 45'000, v1::METRIC_HEART_RATE, 72}}),
+                                                          {13, t + 60'000, v1::METRIC_HEART_RATE, 72},
+                                                          {14, t + 95'000, v1::METRIC_HEART_RATE, 72}}),
                             resp)
                   .ok());
   // Alerts follow the ack asynchronously: wait until the HR alert resolved.

@@ -271,13 +271,14 @@ TEST_F(ingest_sequencer_test, periodic_checkpoint_advances_while_running) {
 TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {
   // Conditions must last their onset delay (data time): SpO2 <= 90 is
   // MEDIUM after 15 s; NEWS2 3 in one parameter is LOW after 30 s.
+  // (The fall comes 200 s after the last reading: no sudden jump to hold back.)
   ingest(monitor_a, {r(1, 1000, metric::spo2, 97)});
-  ingest(monitor_a, {r(2, 2000, metric::spo2, 88)});
-  ingest(monitor_a, {r(3, 10000, metric::spo2, 88)});  // too short: nothing yet
+  ingest(monitor_a, {r(2, 200000, metric::spo2, 88)});
+  ingest(monitor_a, {r(3, 208000, metric::spo2, 88)});  // too short: nothing yet
   EXPECT_TRUE(alerts("h1").empty());
-  ingest(monitor_a, {r(4, 17000, metric::spo2, 87)});  // threshold alert
-  ingest(monitor_a, {r(5, 32000, metric::spo2, 87)});  // NEWS2 alert
-  ingest(monitor_a, {r(6, 33000, metric::spo2, 88)});  // same conditions: no new alerts
+  ingest(monitor_a, {r(4, 215000, metric::spo2, 87)});  // threshold alert
+  ingest(monitor_a, {r(5, 230000, metric::spo2, 87)});  // NEWS2 alert
+  ingest(monitor_a, {r(6, 231000, metric::spo2, 88)});  // same conditions: no new alerts
   auto active = alerts("h1");
   ASSERT_EQ(active.size(), 2u);
   auto threshold = active[0].kind == models::alert_kind::threshold ? active[0] : active[1];
@@ -287,16 +288,18 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   EXPECT_EQ(threshold.state, alert_state::active);
   EXPECT_EQ(threshold.patient, patient_a);
   EXPECT_EQ(threshold.ward, "ICU-1");
-  EXPECT_EQ(threshold.raise_time_ms, 17000);
+  EXPECT_EQ(threshold.raise_time_ms, 215000);
   EXPECT_EQ(threshold.message, "spo2 low: 87 %");
   EXPECT_EQ(threshold.device, monitor_a);
   EXPECT_EQ(news2.kind, models::alert_kind::news2);
   EXPECT_EQ(news2.level, models::priority::low);
   EXPECT_NE(threshold.name, news2.name);
-  // Cleared once normal for the hold time: 30 s (threshold), 60 s (NEWS2).
-  ingest(monitor_a, {r(7, 40000, metric::spo2, 96)});
-  ingest(monitor_a, {r(8, 70000, metric::spo2, 96)});
-  ingest(monitor_a, {r(9, 100000, metric::spo2, 96)});
+  // The sudden recovery is confirmed after 45 s; cleared once normal for
+  // the hold time: 30 s (threshold), 60 s (NEWS2).
+  ingest(monitor_a, {r(7, 238000, metric::spo2, 96)});
+  ingest(monitor_a, {r(8, 283000, metric::spo2, 96)});
+  ingest(monitor_a, {r(9, 313000, metric::spo2, 96)});
+  ingest(monitor_a, {r(10, 343000, metric::spo2, 96)});
   // Alert changes are messages from the twin to the hub: let them arrive.
   std::vector<alert_record> all;
   for (int i = 0; i < 200; ++i) {
@@ -309,7 +312,7 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   ASSERT_EQ(all.size(), 2u);
   for (auto& a : all) {
     EXPECT_EQ(a.state, alert_state::resolved);
-    EXPECT_EQ(a.resolve_time_ms, a.kind == models::alert_kind::threshold ? 70000 : 100000);
+    EXPECT_EQ(a.resolve_time_ms, a.kind == models::alert_kind::threshold ? 313000 : 343000);
   }
 }
 
@@ -402,8 +405,9 @@ TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_rai
   // The reset is kept across a restart (it is not in the log): the twin
   // still tracks the new alert and resolves it once normal for 30 s.
   restart();
-  ingest(monitor_a, {r(6, 13000, metric::heart_rate, 72)});
-  ingest(monitor_a, {r(7, 50000, metric::heart_rate, 72)});
+  ingest(monitor_a, {r(6, 13000, metric::heart_rate, 72)});  // sudden: confirmed after 45 s
+  ingest(monitor_a, {r(7, 60000, metric::heart_rate, 72)});
+  ingest(monitor_a, {r(8, 95000, metric::heart_rate, 72)});
   auto id = models::parse_alert_name(fresh.name);
   alert_record persisted;
   for (int i = 0; i < 200; ++i) {
@@ -415,6 +419,6 @@ TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_rai
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_EQ(persisted.state, alert_state::resolved);
-  EXPECT_EQ(persisted.resolve_time_ms, 50000);
+  EXPECT_EQ(persisted.resolve_time_ms, 95000);
   EXPECT_TRUE(persisted.resolved_by.empty());
 }

@@ -57,16 +57,50 @@ TEST(patient_model, a_threshold_alarm_needs_its_condition_delay) {
   patient_model m;
   std::vector<finding> out;
   healthy(m, 0, out);
-  m.apply(metric::spo2, 89, 10 * s, "mon", out);  // medium: 15 s delay
-  m.apply(metric::spo2, 89, 20 * s, "mon", out);
+  // A gradual fall passes the jump filter; <= 90 is medium after 15 s.
+  for (int64_t t = 30, v = 96; v >= 90; t += 30, --v)
+    m.apply(metric::spo2, static_cast<double>(v), t * s, "mon", out);  // 90 at 210 s
+  m.apply(metric::spo2, 89, 220 * s, "mon", out);
   EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
-  m.apply(metric::spo2, 89, 25 * s, "mon", out);
+  m.apply(metric::spo2, 89, 225 * s, "mon", out);
   auto t = of_kind(out, alert_kind::threshold);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].subject, metric::spo2);
   EXPECT_EQ(t[0].level, priority::medium);
   EXPECT_EQ(t[0].what, change::raised);
   EXPECT_EQ(t[0].device, "mon");
+}
+
+TEST(patient_model, a_sudden_change_is_held_back_until_it_lasts_45_s_then_needs_its_delay) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  for (int64_t t = 10; t <= 65; t += 5)
+    m.apply(metric::spo2, 89, t * s, "mon", out);
+  EXPECT_EQ(m.latest(metric::spo2).value, 89);  // confirmed at 55 s
+  EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
+  m.apply(metric::spo2, 89, 70 * s, "mon", out);  // 55 s + 15 s
+  auto t = of_kind(out, alert_kind::threshold);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].level, priority::medium);
+}
+
+TEST(patient_model, a_spike_never_reaches_the_models) {
+  patient_model m;
+  std::vector<finding> out;
+  healthy(m, 0, out);
+  m.apply(metric::heart_rate, 190, 5 * s, "mon", out);
+  EXPECT_EQ(m.latest(metric::heart_rate).value, 72);
+  EXPECT_EQ(m.news2().total, 0);
+  m.apply(metric::heart_rate, 73, 10 * s, "mon", out);
+  EXPECT_EQ(m.latest(metric::heart_rate).value, 73);
+  // A second jump starts its own confirmation.
+  m.apply(metric::heart_rate, 150, 15 * s, "mon", out);
+  m.apply(metric::heart_rate, 150, 55 * s, "mon", out);
+  EXPECT_EQ(m.latest(metric::heart_rate).value, 73);
+  m.apply(metric::heart_rate, 150, 60 * s, "mon", out);
+  EXPECT_EQ(m.latest(metric::heart_rate).value, 150);
+  EXPECT_TRUE(out.empty());
 }
 
 TEST(patient_model, a_motion_artefact_shorter_than_the_delay_never_alarms) {
@@ -83,14 +117,15 @@ TEST(patient_model, threshold_alarm_clears_after_hysteresis_and_hold) {
   patient_model m;
   std::vector<finding> out;
   healthy(m, 0, out);
-  for (int64_t t = 5; t <= 30; t += 5)
+  for (int64_t t = 5; t <= 80; t += 5)  // sudden: confirmed at 50 s, HIGH at 55 s
     m.apply(metric::heart_rate, 155, t * s, "mon", out);
+  ASSERT_FALSE(of_kind(out, alert_kind::threshold).empty());
   ASSERT_EQ(of_kind(out, alert_kind::threshold).back().level, priority::high);
   out.clear();
-  for (int64_t t = 35; t <= 100; t += 5)
+  for (int64_t t = 85; t <= 150; t += 5)
     m.apply(metric::heart_rate, 146, t * s, "mon", out);  // within 5 of 150: stays high
   EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
-  for (int64_t t = 105; t <= 200; t += 5)
+  for (int64_t t = 155; t <= 300; t += 5)  // confirmed at 200 s, cleared 30 s later
     m.apply(metric::heart_rate, 80, t * s, "mon", out);
   auto t = of_kind(out, alert_kind::threshold);
   ASSERT_EQ(t.size(), 1u);
@@ -112,7 +147,7 @@ TEST(patient_model, news2_alert_follows_the_band_with_a_delay) {
   patient_model m;
   std::vector<finding> out;
   healthy(m, 0, out);
-  for (int64_t t = 5; t <= 40; t += 5) {
+  for (int64_t t = 5; t <= 120; t += 5) {  // sudden: held back 45 s, then 30 s delay
     m.apply(metric::respiration_rate, 26, t * s, "mon", out);  // 3
     m.apply(metric::heart_rate, 135, t * s, "mon", out);       // 3
     m.apply(metric::systolic_bp, 95, t * s, "mon", out);       // 2
@@ -280,11 +315,101 @@ TEST(patient_model, settings_are_validated_naming_the_field) {
 TEST(patient_model, scale_2_setting_rescores) {
   patient_model m;
   std::vector<finding> out;
-  healthy(m, 0, out);
-  m.apply(metric::spo2, 90, 1000, "d", out);
+  m.apply(metric::spo2, 90, 1000, "d", out);  // first reading: no reference to jump from
   EXPECT_EQ(m.news2().part(news2_parameter::spo2).score, 3);
   patient_settings ps;
   ps.spo2_scale2 = true;
   m.configure(ps);
   EXPECT_EQ(m.news2().part(news2_parameter::spo2).score, 0);
+}
+
+TEST(patient_model, news2_rising_by_3_within_an_hour_raises_a_low_alert_below_the_bands) {
+  patient_model m;
+  std::vector<finding> out;
+  int64_t t = 0;
+  for (; t <= 60 * 60 * s; t += 60 * s)
+    healthy(m, t, out);
+  EXPECT_TRUE(of_kind(out, alert_kind::news2).empty());
+  // Over 10 min: RR 16 -> 22 (2 points), HR 72 -> 95 (1 point): NEWS2 3, low band.
+  int64_t reached = -1, alerted = -1;
+  for (int k = 1; k <= 20; ++k, t += 60 * s) {
+    m.apply(metric::respiration_rate, std::min(22.0, 16 + 0.6 * k), t, "mon", out);
+    m.apply(metric::heart_rate, std::min(95.0, 72 + 2.3 * k), t, "mon", out);
+    if (reached < 0 && m.news2().total >= 3)
+      reached = t;
+    if (alerted < 0 && !of_kind(out, alert_kind::news2).empty())
+      alerted = t;
+  }
+  EXPECT_EQ(m.news2().total, 3);
+  EXPECT_EQ(m.news2().band, news2_band::low);
+  ASSERT_GE(reached, 0);
+  ASSERT_GE(alerted, 0);
+  EXPECT_GE(alerted - reached, 5 * 60 * s);  // its minimum duration
+  EXPECT_LE(alerted - reached, 6 * 60 * s);
+  auto n = of_kind(out, alert_kind::news2);
+  ASSERT_EQ(n.size(), 1u);
+  EXPECT_EQ(n[0].index, 1);
+  EXPECT_EQ(n[0].level, priority::low);
+  EXPECT_EQ(n[0].detail, 3);
+  EXPECT_EQ(m.level(alert_kind::news2, metric{}, 1), priority::low);
+  EXPECT_EQ(m.level(alert_kind::news2, metric{}, 0), priority::none);
+  // It survives a snapshot.
+  patient_model copy;
+  ASSERT_TRUE(copy.decode(m.encode()));
+  EXPECT_EQ(copy.level(alert_kind::news2, metric{}, 1), priority::low);
+  EXPECT_EQ(copy.news2_history().size(), m.news2_history().size());
+}
+
+TEST(patient_model, incremental_news2_equals_a_full_rescore_on_a_noisy_stream) {
+  for (bool scale2 : {false, true}) {
+    patient_model m;
+    patient_settings ps;
+    ps.spo2_scale2 = scale2;
+    m.configure(ps);
+    std::mt19937 rng{11};
+    std::normal_distribution<double> n{0, 1};
+    std::vector<finding> out;
+    const metric inputs[] = {metric::respiration_rate, metric::spo2,       metric::heart_rate,
+                             metric::temperature,      metric::systolic_bp, metric::oxygen_flow,
+                             metric::consciousness};
+    for (int i = 0; i < 20'000; ++i) {
+      auto mt = inputs[i % 7 < 5 ? i % 5 : 5 + (i / 7) % 2];
+      int64_t t = i * 700 + (i % 97 == 0 ? 20 * 60'000 : 0);  // some inputs turn stale
+      double v = 0;
+      switch (mt) {
+        case metric::respiration_rate: v = 20 + 4 * n(rng); break;
+        case metric::spo2: v = 93 + 3 * n(rng); break;
+        case metric::heart_rate: v = 95 + 15 * n(rng); break;
+        case metric::temperature: v = 37.5 + 0.8 * n(rng); break;
+        case metric::systolic_bp: v = 105 + 15 * n(rng); break;
+        case metric::oxygen_flow: v = n(rng) > 0 ? 2 : 0; break;
+        default: v = n(rng) > 1.5 ? 1 : 0; break;
+      }
+      if (i % 50 == 0 && mt != metric::consciousness && mt != metric::oxygen_flow)
+        continue;  // leave gaps
+      out.clear();
+      m.apply(mt, v, t, "mon", out);
+      news2_inputs in;
+      auto take = [&](metric x) -> std::optional<observation> {
+        auto& l = m.latest(x);
+        return l.present ? std::optional<observation>{observation{l.value, l.time_ms}} : std::nullopt;
+      };
+      in.respiration_rate = take(metric::respiration_rate);
+      in.spo2 = take(metric::spo2);
+      in.oxygen_flow = take(metric::oxygen_flow);
+      in.systolic_bp = take(metric::systolic_bp);
+      in.pulse = take(metric::heart_rate);
+      in.consciousness = take(metric::consciousness);
+      in.temperature = take(metric::temperature);
+      in.spo2_scale2 = scale2;
+      auto full = score_news2(in, m.news2().time_ms);
+      ASSERT_EQ(m.news2().total, full.total) << i;
+      ASSERT_EQ(m.news2().band, full.band) << i;
+      ASSERT_EQ(m.news2().complete, full.complete) << i;
+      for (size_t p = 0; p < full.parts.size(); ++p) {
+        ASSERT_EQ(m.news2().parts[p].score, full.parts[p].score) << i << " part " << p;
+        ASSERT_EQ(m.news2().parts[p].time_ms, full.parts[p].time_ms) << i << " part " << p;
+      }
+    }
+  }
 }

@@ -1,0 +1,280 @@
+// Evaluates the patient models on labelled simulated stays against a plain
+// static-threshold alarm on the same data: sensitivity (episodes alerted
+// before the clinical threshold), median lead time, and false alerts per
+// patient-day, per alert kind and overall. Results: docs/model-evaluation.md.
+//
+//   build/bench/model_eval --stable 300 --deteriorating 300 --seed 42
+#include <algorithm>
+#include <cstdlib>
+#include <array>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "actors/models/alert_policy.hpp"
+#include "actors/models/patient_model.hpp"
+#include "bench/twinsim/scenario_sim.hpp"
+
+using namespace healthtwin;
+using models::alert_kind;
+using models::metric;
+
+namespace {
+
+/// An alert as a clinician would see it appear.
+struct raised_alert {
+  int64_t time_ms;
+  alert_kind kind;
+  bool technical;
+  bool artefact = false;  ///< raised on a reading that is an artefact
+  metric subject{};
+  models::priority level{};
+};
+
+/// The plain static-threshold alarm of a bedside monitor: an alert each
+/// time a reading crosses a default limit (medium or high), no delay, no
+/// hysteresis, no artefact handling.
+class static_threshold_alarm {
+public:
+  void apply(metric m, double v, int64_t t, bool artefact, std::vector<raised_alert>& out) {
+    artefact_ = artefact;
+    auto limits = models::default_limits(m);
+    if (!limits)
+      return;
+    bool beyond = limits->level_of(v) != models::priority::none;
+    auto& active = active_[static_cast<size_t>(m)];
+    if (beyond && !active)
+      out.push_back({t, alert_kind::threshold, false, artefact_, m, limits->level_of(v)});
+    active = beyond;
+  }
+
+private:
+  std::array<bool, models::metric_count + 1> active_{};
+  bool artefact_ = false;
+};
+
+struct stay_result {
+  bench::scenario_labels labels;
+  int64_t duration_ms = 0;
+  std::vector<raised_alert> model;
+  std::vector<raised_alert> baseline;
+};
+
+stay_result simulate(uint64_t seed, const bench::scenario_sim::settings& s,
+                     const models::patient_settings& ps) {
+  bench::scenario_sim sim{seed, s};
+  auto readings = sim.run();
+  stay_result r;
+  r.labels = sim.labels();
+  r.duration_ms = s.duration_ms;
+  models::patient_model model;
+  model.configure(ps);
+  static_threshold_alarm alarm;
+  std::vector<models::finding> findings;
+  for (auto& x : readings) {
+    findings.clear();
+    model.apply(x.metric, x.value, x.time_ms, "monitor", findings);
+    for (auto& f : findings)
+      if (f.what == models::finding::change::raised)
+        r.model.push_back({x.time_ms, f.kind, !models::is_clinical(f.kind), x.artefact, f.subject,
+                           f.level});
+    alarm.apply(x.metric, x.value, x.time_ms, x.artefact, r.baseline);
+  }
+  return r;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Sensitivity, lead time and false alerts of one alert source (a kind, or
+/// all clinical kinds) over all stays.
+struct score {
+  int episodes = 0;
+  int alerted = 0;
+  std::vector<double> lead_min;
+  int false_alerts = 0;
+  double patient_days = 0;
+
+  void add(const stay_result& r, const std::vector<raised_alert>& alerts,
+           const std::optional<alert_kind>& only) {
+    patient_days += static_cast<double>(r.duration_ms) / 86'400'000;
+    auto& l = r.labels;
+    // Alerts from onset until 30 min after recovery are about the episode.
+    auto in_episode = [&](int64_t t) {
+      return l.kind != bench::episode_kind::none && t >= l.onset_ms && t <= l.end_ms + 1'800'000;
+    };
+    std::optional<int64_t> first;
+    for (auto& a : alerts) {
+      if (a.technical || (only && a.kind != *only))
+        continue;
+      if (a.artefact || !in_episode(a.time_ms)) {
+        ++false_alerts;
+        continue;
+      }
+      if (l.threshold_ms >= 0 && a.time_ms <= l.threshold_ms && !first)
+        first = a.time_ms;
+    }
+    if (l.kind != bench::episode_kind::none && l.threshold_ms >= 0) {
+      ++episodes;
+      if (first) {
+        ++alerted;
+        lead_min.push_back(static_cast<double>(l.threshold_ms - *first) / 60'000);
+      }
+    }
+  }
+
+  std::string row(const std::string& name) const {
+    return fmt::format("| {} | {}/{} ({:.1f} %) | {:.1f} | {:.2f} |", name, alerted, episodes,
+                       episodes ? 100.0 * alerted / episodes : 0.0, median(lead_min),
+                       patient_days > 0 ? false_alerts / patient_days : 0.0);
+  }
+};
+
+std::string_view episode_name(bench::episode_kind k) {
+  switch (k) {
+    case bench::episode_kind::sepsis: return "sepsis-like";
+    case bench::episode_kind::respiratory: return "respiratory failure";
+    case bench::episode_kind::cardiac: return "cardiac";
+    case bench::episode_kind::hypoglycaemia: return "hypoglycaemia";
+    case bench::episode_kind::none: break;
+  }
+  return "none";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"model_eval: patient models vs a static-threshold alarm on labelled stays"};
+  int stable = 300, deteriorating = 300;
+  uint64_t seed = 42;
+  double glucose_share = 0.25;
+  bool no_artefacts = false;
+  app.add_option("--stable", stable, "stable 24 h stays")->capture_default_str();
+  app.add_option("--deteriorating", deteriorating, "24 h stays with one episode")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "first random seed (stay i uses seed + i)")->capture_default_str();
+  app.add_option("--glucose-share", glucose_share, "share of patients with a glucose monitor")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_flag("--no-artefacts", no_artefacts, "clean signals (no motion, probe-off, drops)");
+  models::patient_settings ps;
+  app.add_option("--baseline-k", ps.baseline_k, "patient setting: baseline anomaly SDs")
+      ->capture_default_str();
+  int64_t baseline_min = ps.baseline_min_duration_ms / 60'000;
+  app.add_option("--baseline-minutes", baseline_min, "patient setting: baseline anomaly duration")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  ps.baseline_min_duration_ms = baseline_min * 60'000;
+  if (auto bad = ps.validate()) {
+    fmt::print(stderr, "invalid patient setting: {}\n", *bad);
+    return 2;
+  }
+
+  std::vector<stay_result> stays;
+  int total = stable + deteriorating;
+  int64_t readings = 0;
+  for (int i = 0; i < total; ++i) {
+    bench::scenario_sim::settings s;
+    s.deteriorates = i >= stable;
+    // Every 4th patient (by default) wears a glucose monitor.
+    s.has_glucose_monitor = (i % 100) < static_cast<int>(glucose_share * 100);
+    s.artefacts = !no_artefacts;
+    stays.push_back(simulate(seed + static_cast<uint64_t>(i), s, ps));
+  }
+  (void)readings;
+
+  std::vector<std::pair<std::string, std::optional<alert_kind>>> sources{
+      {"all clinical alerts", std::nullopt},
+      {"threshold (with delays)", alert_kind::threshold},
+      {"NEWS2 (band or rising)", alert_kind::news2},
+      {"trend forecast", alert_kind::trend_forecast},
+      {"baseline anomaly", alert_kind::baseline_anomaly}};
+  fmt::print("seed {}, {} stable + {} deteriorating stays of 24 h, glucose monitor share {}, "
+             "artefacts {}\n\n",
+             seed, stable, deteriorating, glucose_share, no_artefacts ? "off" : "on");
+  fmt::print("| source | episodes alerted before threshold | median lead (min) | false alerts "
+             "/ patient-day |\n|---|---|---|---|\n");
+  score baseline;
+  for (auto& r : stays)
+    baseline.add(r, r.baseline, std::nullopt);
+  std::vector<score> scores(sources.size());
+  for (auto& r : stays)
+    for (size_t k = 0; k < sources.size(); ++k)
+      scores[k].add(r, r.model, sources[k].second);
+  for (size_t k = 0; k < sources.size(); ++k)
+    fmt::print("{}\n", scores[k].row("model: " + sources[k].first));
+  fmt::print("{}\n", baseline.row("static-threshold baseline"));
+
+  fmt::print("\nper episode kind (all clinical alerts vs baseline)\n\n| episode | model alerted | "
+             "model median lead (min) | baseline alerted | baseline median lead (min) |\n"
+             "|---|---|---|---|---|\n");
+  for (auto k : {bench::episode_kind::sepsis, bench::episode_kind::respiratory,
+                 bench::episode_kind::cardiac, bench::episode_kind::hypoglycaemia}) {
+    score m, b;
+    for (auto& r : stays) {
+      if (r.labels.kind != k)
+        continue;
+      m.add(r, r.model, std::nullopt);
+      b.add(r, r.baseline, std::nullopt);
+    }
+    fmt::print("| {} | {}/{} | {:.1f} | {}/{} | {:.1f} |\n", episode_name(k), m.alerted,
+               m.episodes, median(m.lead_min), b.alerted, b.episodes, median(b.lead_min));
+  }
+
+  if (std::getenv("MODEL_EVAL_BREAKDOWN")) {
+    for (auto& r : stays) {
+      score one;
+      one.add(r, r.model, std::nullopt);
+      if (one.episodes == 1 && one.alerted == 0)
+        fmt::print("missed {}: threshold {:.1f} min after onset; first alert in episode {}\n",
+                   episode_name(r.labels.kind),
+                   static_cast<double>(r.labels.threshold_ms - r.labels.onset_ms) / 60'000, [&] {
+                     for (auto& a : r.model)
+                       if (!a.technical && a.time_ms >= r.labels.onset_ms)
+                         return fmt::format("{:.1f} min after onset ({})",
+                                            static_cast<double>(a.time_ms - r.labels.onset_ms) / 60'000,
+                                            models::to_string(a.kind));
+                     return std::string{"none"};
+                   }());
+    }
+    std::map<std::string, int> causes;
+    for (auto& r : stays)
+      for (auto& a : r.model)
+        if (!a.technical && (a.artefact || r.labels.kind == bench::episode_kind::none))
+          ++causes[fmt::format("{} {} p{} {}", models::to_string(a.kind),
+                               models::to_string(a.subject), static_cast<int>(a.level),
+                               a.artefact ? "artefact" : "")];
+    for (auto& [k, n] : causes)
+      fmt::print("{}: {}\n", k, n);
+  }
+  int technical = 0, never = 0;
+  double days = 0;
+  for (auto& r : stays) {
+    days += static_cast<double>(r.duration_ms) / 86'400'000;
+    for (auto& a : r.model)
+      technical += a.technical ? 1 : 0;
+    if (r.labels.kind != bench::episode_kind::none && r.labels.threshold_ms < 0)
+      ++never;
+  }
+  fmt::print("\ntechnical alerts (probe off, frozen signal) / patient-day: {:.2f}\n",
+             technical / days);
+  if (never > 0)
+    fmt::print("episodes that never reached the clinical threshold (not counted): {}\n", never);
+  auto& all = scores[0];
+  bool ok = all.episodes > 0 && all.alerted >= 0.95 * all.episodes &&
+            median(all.lead_min) >= 15 && all.false_alerts * 2 <= baseline.false_alerts;
+  fmt::print("\ntargets (>= 95 % alerted, median lead >= 15 min, <= half the baseline's false "
+             "alerts): {}\n",
+             ok ? "met" : "NOT met");
+  return 0;
+}

@@ -16,6 +16,7 @@
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/shard/shard.hpp"
+#include "actors/twin/patient_settings_record.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/ingest_log.hpp"
 #include "storage/key_codec.hpp"
@@ -172,7 +173,13 @@ struct registry_job {
   ingest_sequencer::registry_callback done;
 };
 
-using job = std::variant<ingest_job, registry_job>;
+struct input_job {
+  patient_input input;
+  ingest_sequencer::registry_callback done;
+  registry_result result;
+};
+
+using job = std::variant<ingest_job, registry_job, input_job>;
 
 enum class checkpoint_phase : int { idle, running, succeeded, failed };
 
@@ -211,6 +218,7 @@ struct ingest_sequencer::impl {
   uint64_t commit_stamp = 0;
   std::vector<std::pair<directory_entry*, models::sequence_window>> undo;
   std::vector<ingest_job*> commit_jobs;
+  std::vector<input_job*> commit_inputs;
   std::vector<int32_t> shard_slot;
 
   // Checkpoints.
@@ -342,7 +350,9 @@ struct ingest_sequencer::impl {
         }
         if (e->entry == no_entry) {
           e->entry = static_cast<uint32_t>(batch->entries.size());
-          batch->entries.push_back(device_entry{g.device, e->patient, {}});
+          auto& added = batch->entries.emplace_back();
+          added.device = g.device;
+          added.patient = e->patient;
         }
         batch->entries[e->entry].readings.push_back(
             reading{r.sequence, r.time_ms, r.metric, r.value});
@@ -359,6 +369,9 @@ struct ingest_sequencer::impl {
       auto* d = rec.add_devices();
       d->set_device(e.device);
       d->set_patient(e.patient);
+      d->set_clinician(e.clinician);
+      if (e.settings)
+        to_record(*e.settings, *d->mutable_settings());
       auto n = static_cast<int>(e.readings.size());
       d->mutable_sequence()->Reserve(n);
       d->mutable_time_ms()->Reserve(n);
@@ -388,10 +401,12 @@ struct ingest_sequencer::impl {
     std::vector<uint32_t> touched;
     for (uint32_t i = 0; i < b->entries.size(); ++i) {
       auto& e = b->entries[i];
-      auto ds = models::shard_of(e.device, nshards);
-      if (shard_slot[ds] < 0)
-        touched.push_back(ds);
-      slot_of(ds).device_entries.push_back(i);
+      if (!e.clinician) {
+        auto ds = models::shard_of(e.device, nshards);
+        if (shard_slot[ds] < 0)
+          touched.push_back(ds);
+        slot_of(ds).device_entries.push_back(i);
+      }
       if (!e.patient.empty()) {
         auto ps = models::shard_of(e.patient, nshards);
         if (shard_slot[ps] < 0)
@@ -426,6 +441,8 @@ struct ingest_sequencer::impl {
         probe.on_refused("storage");
         for (auto* j : commit_jobs)
           j->result = ingest_result{err, 0, {}};
+        for (auto* j : commit_inputs)
+          j->result.error = err;
       } else {
         position.store(batch->position);
         accepted.fetch_add(n, std::memory_order_relaxed);
@@ -439,7 +456,10 @@ struct ingest_sequencer::impl {
       probe.on_acked(std::chrono::duration<double>(now - j->queued).count());
       j->done(std::move(j->result));
     }
+    for (auto* j : commit_inputs)
+      j->done(std::move(j->result));
     commit_jobs.clear();
+    commit_inputs.clear();
     undo.clear();
     begin_commit();
   }
@@ -583,10 +603,36 @@ struct ingest_sequencer::impl {
       std::get<registry_job>(jobs[i]).done(std::move(results[i - first]));
   }
 
+  // A clinician's input joins the commit being assembled as an entry of
+  // its patient (after checking the patient exists).
+  void add_input(input_job& j) {
+    auto rec = registry.get_patient(j.input.patient);
+    if (!rec) {
+      j.result.error = rec.error();
+    } else if (!*rec) {
+      j.result.error = caf::make_error(ingest_errc::not_found, std::string{"patient"});
+    } else {
+      device_entry e;
+      e.device = std::move(j.input.recorded_by);
+      e.patient = std::move(j.input.patient);
+      e.readings = std::move(j.input.observations);
+      e.clinician = true;
+      e.settings = std::move(j.input.settings);
+      batch->entries.push_back(std::move(e));
+      j.result.patient = std::move(**rec);
+    }
+    commit_inputs.push_back(&j);
+  }
+
   void process(std::vector<job>& jobs) {
     for (size_t i = 0; i < jobs.size();) {
       if (auto* ij = std::get_if<ingest_job>(&jobs[i])) {
         add_ingest(*ij);
+        ++i;
+        continue;
+      }
+      if (auto* pj = std::get_if<input_job>(&jobs[i])) {
+        add_input(*pj);
         ++i;
         continue;
       }
@@ -714,15 +760,30 @@ caf::error ingest_sequencer::recover() {
     b->position = pos;
     b->receive_time_ms = rec.receive_time_ms();
     for (auto& d : rec.devices()) {
-      device_entry e{d.device(), d.patient(), {}};
+      device_entry e;
+      e.device = d.device();
+      e.patient = d.patient();
       auto n = d.sequence_size();
+      if (d.clinician()) {
+        e.clinician = true;
+        if (d.has_settings()) {
+          auto settings = std::make_shared<models::patient_settings>();
+          if (auto bad = from_record(d.settings(), *settings)) {
+            failure = caf::make_error(storage::errc::corruption,
+                                      "ingest log record at position " + std::to_string(pos) +
+                                          " has invalid patient settings (" + *bad + ")");
+            return false;
+          }
+          e.settings = std::move(settings);
+        }
+      }
       if (d.time_ms_size() != n || d.metric_size() != n || d.value_size() != n) {
         failure = caf::make_error(storage::errc::corruption,
                                   "ingest log record at position " + std::to_string(pos) +
                                       " has arrays of different lengths");
         return false;
       }
-      auto entry = im.lookup(e.device);
+      auto entry = e.clinician ? caf::expected<directory_entry*>{nullptr} : im.lookup(e.device);
       if (!entry) {
         failure = entry.error();
         return false;
@@ -790,6 +851,21 @@ void ingest_sequencer::submit(registry_command&& command, registry_callback done
     std::lock_guard<std::mutex> guard{im.mtx};
     if (!im.stopping) {
       im.queue.emplace_back(registry_job{std::move(command), std::move(done)});
+      im.cv.notify_one();
+      return;
+    }
+  }
+  registry_result r;
+  r.error = caf::make_error(ingest_errc::shutting_down);
+  done(std::move(r));
+}
+
+void ingest_sequencer::submit(patient_input&& input, registry_callback done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (!im.stopping) {
+      im.queue.emplace_back(input_job{std::move(input), std::move(done), {}});
       im.cv.notify_one();
       return;
     }

@@ -87,6 +87,16 @@ struct assign_device {
 };
 using registry_command = std::variant<create_patient, create_device, assign_device>;
 
+/// What a clinician enters for a patient: new settings and/or observations
+/// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is
+/// logged and ordered with readings, so twins replay it at its position.
+struct patient_input {
+  std::string patient;
+  std::string recorded_by;
+  std::shared_ptr<const models::patient_settings> settings;  ///< null: unchanged
+  std::vector<reading> observations;  ///< metric consciousness or oxygen_flow
+};
+
 struct registry_result {
   caf::error error;
   storage::patient_record patient;  ///< after the change (create_patient)
@@ -154,6 +164,10 @@ public:
 
   /// Queues a registry mutation; `done` is called exactly once.
   void submit(registry_command&& command, registry_callback done);
+
+  /// Queues a clinician's input; `done` is called exactly once, after the
+  /// input is durable (not_found: no such patient).
+  void submit(patient_input&& input, registry_callback done);
 
   /// Commits everything queued, refuses new requests, waits until twins
   /// applied all, snapshots every twin and checkpoints the log.

@@ -78,6 +78,7 @@ struct patient_state {
   uint64_t readings_applied = 0;
   uint64_t alerts_raised = 0;
   int64_t active_since_ms = 0;  // node time of activation: grace for offline devices
+  bool settings_logged = false;  // settings came from a clinician (else registry defaults)
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
 
@@ -94,7 +95,7 @@ struct patient_state {
     bed = (*rec)->bed;
     devices = (*rec)->devices;
     health.set_devices(devices, wall_ms());
-    if (settings.spo2_scale2 != (*rec)->spo2_scale2) {
+    if (!settings_logged && settings.spo2_scale2 != (*rec)->spo2_scale2) {
       settings.spo2_scale2 = (*rec)->spo2_scale2;
       model.configure(settings);
     }
@@ -117,6 +118,8 @@ struct patient_state {
     if (s.has_settings()) {
       if (auto bad = from_record(s.settings(), settings))
         spdlog::error("patient twin: snapshot settings invalid ({}); using defaults", *bad);
+      else
+        settings_logged = true;
     }
     model.configure(settings);
     if (!model.decode(s.model_state()) || !health.decode(s.device_health())) {
@@ -152,7 +155,8 @@ struct patient_state {
     s.set_alerts_raised(alerts_raised);
     s.set_model_state(model.encode());
     s.set_device_health(health.encode());
-    to_record(settings, *s.mutable_settings());
+    if (settings_logged)
+      to_record(settings, *s.mutable_settings());
     for (auto& a : alerts) {
       auto* c = s.add_conditions();
       c->set_kind(static_cast<uint32_t>(a.kind));
@@ -289,6 +293,10 @@ struct patient_state {
     if (batch.position > applied_position) {
       for (auto idx : work.entries) {
         auto& entry = batch.entries[idx];
+        if (entry.clinician) {
+          apply_clinician(self, entry);
+          continue;
+        }
         findings.clear();
         health.on_data(entry.device, batch.receive_time_ms, findings);
         for (auto& f : findings)
@@ -310,6 +318,25 @@ struct patient_state {
       dirty = true;
     }
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // A clinician's settings (from this log position on) and observations
+  // (ACVPU, oxygen: they count in NEWS2 with their own 12 h freshness).
+  void apply_clinician(caf::event_based_actor* self, const device_entry& entry) {
+    if (entry.settings) {
+      settings = *entry.settings;
+      settings_logged = true;
+      model.configure(settings);
+    }
+    auto source = "clinician/" + entry.device;
+    for (auto& r : entry.readings) {
+      findings.clear();
+      append_series(r.metric, r.time_ms, r.value);
+      model.apply(r.metric, r.value, r.time_ms, source, findings);
+      ++readings_applied;
+      for (auto& f : findings)
+        on_finding(self, f, r.time_ms);
+    }
   }
 
   // Device health on the node clock: a device that stops sending is
@@ -357,6 +384,7 @@ struct patient_state {
         v.vitals.push_back(vital_view{static_cast<metric>(n), l.value, l.time_ms, l.source_device});
     }
     v.news2 = model.news2();
+    v.settings = settings;
     v.readings_applied = readings_applied;
     return v;
   }

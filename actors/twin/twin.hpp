@@ -15,6 +15,7 @@
 
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
+#include "actors/models/patient_model.hpp"
 #include "storage/series_codec.hpp"
 
 namespace healthtwin::storage {
@@ -35,10 +36,15 @@ struct reading {
 
 /// The accepted readings of one device in one batch, attributed to the
 /// patient the device was attached to when they were accepted (may be empty).
+/// A clinician's entry (`clinician`) names the clinician in `device` and
+/// carries observations devices cannot measure and/or new settings; it
+/// concerns only the patient twin.
 struct device_entry {
   std::string device;
   std::string patient;
   std::vector<reading> readings;
+  bool clinician = false;
+  std::shared_ptr<const models::patient_settings> settings;  ///< null: unchanged
 };
 
 /// One group commit of the ingest sequencer, shared read-only by every twin
@@ -117,6 +123,7 @@ struct patient_view {
   std::vector<std::string> devices;
   std::vector<vital_view> vitals;
   models::news2_result news2;
+  models::patient_settings settings;  ///< clinician settings in force
   uint64_t readings_applied = 0;
 };
 

@@ -43,6 +43,7 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_ingest_service(env));
   impl_->services.push_back(make_twin_service(env));
   impl_->services.push_back(make_alert_service(env));
+  impl_->services.push_back(make_clinical_service(env));
   impl_->services.push_back(make_cluster_service(env));
 }
 

@@ -146,17 +146,7 @@ private:
   }
 
   actors::registry_result run(ServerContext* call, actors::registry_command&& cmd) {
-    auto promise = std::make_shared<std::promise<actors::registry_result>>();
-    auto future = promise->get_future();
-    env_.ctx.sequencer->submit(std::move(cmd), [promise](actors::registry_result&& r) {
-      promise->set_value(std::move(r));
-    });
-    if (future.wait_for(env_.timeout(call)) != std::future_status::ready) {
-      actors::registry_result r;
-      r.error = caf::make_error(caf::sec::request_timeout);
-      return r;
-    }
-    return future.get();
+    return env_.sequence(call, std::move(cmd));
   }
 
   service_env& env_;

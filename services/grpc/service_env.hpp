@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -12,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/service_type.h>
 
+#include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/api_services.hpp"
 
@@ -66,6 +68,23 @@ struct service_env {
     return limit;
   }
 
+  /// Submits a registry command or clinician input to the sequencer and
+  /// waits (within the call's timeout) until it is durable.
+  template <class Command>
+  actors::registry_result sequence(const grpc::ServerContextBase* call, Command&& cmd) {
+    auto promise = std::make_shared<std::promise<actors::registry_result>>();
+    auto future = promise->get_future();
+    ctx.sequencer->submit(std::forward<Command>(cmd), [promise](actors::registry_result&& r) {
+      promise->set_value(std::move(r));
+    });
+    if (future.wait_for(timeout(call)) != std::future_status::ready) {
+      actors::registry_result r;
+      r.error = caf::make_error(caf::sec::request_timeout);
+      return r;
+    }
+    return future.get();
+  }
+
   /// Asks an actor from a gRPC thread (one scoped_actor per call: a reused
   /// one would keep late answers of timed-out requests forever).
   template <class T, class... Ts>
@@ -92,5 +111,6 @@ std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);
 std::unique_ptr<grpc::Service> make_twin_service(service_env& env);
 std::unique_ptr<grpc::Service> make_alert_service(service_env& env);
 std::unique_ptr<grpc::Service> make_cluster_service(service_env& env);
+std::unique_ptr<grpc::Service> make_clinical_service(service_env& env);
 
 }  // namespace healthtwin::services

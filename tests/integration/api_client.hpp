@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "healthtwin/v1/alert.grpc.pb.h"
+#include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/cluster.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
@@ -28,13 +29,14 @@ struct api_client {
   explicit api_client(const std::shared_ptr<grpc::Channel>& ch)
       : registry(v1::RegistryService::NewStub(ch)), ingest(v1::IngestService::NewStub(ch)),
         twins(v1::TwinService::NewStub(ch)), alerts(v1::AlertService::NewStub(ch)),
-        cluster(v1::ClusterService::NewStub(ch)) {}
+        cluster(v1::ClusterService::NewStub(ch)), clinical(v1::ClinicalService::NewStub(ch)) {}
 
   std::unique_ptr<v1::RegistryService::Stub> registry;
   std::unique_ptr<v1::IngestService::Stub> ingest;
   std::unique_ptr<v1::TwinService::Stub> twins;
   std::unique_ptr<v1::AlertService::Stub> alerts;
   std::unique_ptr<v1::ClusterService::Stub> cluster;
+  std::unique_ptr<v1::ClinicalService::Stub> clinical;
 
   static void deadline(grpc::ClientContext& ctx, int seconds = 10) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));

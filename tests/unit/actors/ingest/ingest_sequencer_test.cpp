@@ -422,3 +422,86 @@ TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_rai
   EXPECT_EQ(persisted.resolve_time_ms, 95000);
   EXPECT_TRUE(persisted.resolved_by.empty());
 }
+
+TEST_F(ingest_sequencer_test, clinician_input_is_logged_applied_in_order_and_replayed) {
+  auto submit = [&](patient_input in) {
+    std::promise<registry_result> p;
+    auto f = p.get_future();
+    seq_->submit(std::move(in), [&](registry_result&& r) { p.set_value(std::move(r)); });
+    auto r = f.get();
+    drain();
+    return r;
+  };
+  patient_input unknown;
+  unknown.patient = "tenants/h1/patients/nobody";
+  unknown.recorded_by = "dr-who";
+  EXPECT_EQ(submit(unknown).error, caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+
+  auto settings = std::make_shared<models::patient_settings>();
+  settings->spo2_scale2 = true;
+  settings->baseline_k = 5;
+  patient_input in;
+  in.patient = patient_a;
+  in.recorded_by = "dr-who";
+  in.settings = settings;
+  in.observations.push_back(reading{0, 2000, metric::consciousness, 2});
+  ASSERT_FALSE(submit(in).error);
+  auto p = patient(patient_a);
+  EXPECT_TRUE(p.settings.spo2_scale2);
+  EXPECT_EQ(p.settings.baseline_k, 5);
+  EXPECT_EQ(p.news2.part(models::news2_parameter::consciousness).score, 3);
+  EXPECT_EQ(counters_.devices.load(), 0u);  // no device twin for the clinician
+
+  // The same input replayed from the log (after the last checkpoint).
+  stop();
+  reopen();
+  auto pos = *storage::ingest_log{db()}.last_position();
+  {
+    internal::LogRecord rec;
+    rec.set_receive_time_ms(5000);
+    auto* d = rec.add_devices();
+    d->set_device("dr-house");
+    d->set_patient(patient_a);
+    d->set_clinician(true);
+    d->mutable_settings()->set_baseline_k(7);
+    d->add_sequence(0);
+    d->add_time_ms(3000);
+    d->add_metric(static_cast<uint32_t>(metric::consciousness));
+    d->add_value(0);
+    storage::write_batch wb{db()};
+    storage::ingest_log::append(wb, pos + 1, rec.SerializeAsString());
+    ASSERT_FALSE(db().write(wb, true));
+  }
+  start();
+  p = patient(patient_a);
+  EXPECT_EQ(p.settings.baseline_k, 7);
+  EXPECT_FALSE(p.settings.spo2_scale2);  // replaced as a whole
+  EXPECT_EQ(p.news2.part(models::news2_parameter::consciousness).score, 0);
+  bool found = false;
+  for (auto& v : p.vitals)
+    found = found || (v.metric == metric::consciousness && v.source_device == "clinician/dr-house");
+  EXPECT_TRUE(found);
+
+  // Invalid settings in the log stop recovery with the position named.
+  stop();
+  reopen();
+  pos = *storage::ingest_log{db()}.last_position();
+  {
+    internal::LogRecord rec;
+    auto* d = rec.add_devices();
+    d->set_device("dr-house");
+    d->set_patient(patient_a);
+    d->set_clinician(true);
+    d->mutable_settings()->set_baseline_k(99);
+    storage::write_batch wb{db()};
+    storage::ingest_log::append(wb, pos + 1, rec.SerializeAsString());
+    ASSERT_FALSE(db().write(wb, true));
+  }
+  ingest_flow flow;
+  prometheus::Registry metrics;
+  ingest_sequencer s{settings_, db(), {}, flow, metrics};
+  auto err = s.recover();
+  ASSERT_TRUE(err);
+  EXPECT_NE(to_string(err).find(std::to_string(pos + 1)), std::string::npos) << to_string(err);
+  EXPECT_NE(to_string(err).find("baseline_k"), std::string::npos) << to_string(err);
+}

@@ -28,9 +28,18 @@ std::string to_string(alert_errc x) {
 }
 
 bool alert_filter::matches(const alert_record& a) const {
-  return models::tenant_of(a.patient) == tenant && (ward.empty() || a.ward == ward) &&
+  return models::tenant_of(a.name) == tenant && (ward.empty() || a.ward == ward) &&
          a.level >= min_priority;
 }
+
+namespace {
+
+// The resource an alert belongs to: its patient, or its device.
+std::string_view owner_of(const alert_record& a) {
+  return a.patient.empty() ? std::string_view{a.device} : std::string_view{a.patient};
+}
+
+}  // namespace
 
 // ---- alert_sink --------------------------------------------------------------
 
@@ -292,7 +301,7 @@ struct hub_state {
     alert_event e{++last_sequence, type, a, now()};
     storage::write_batch batch{*store};
     auto id = models::parse_alert_name(a.name);
-    table->put(batch, a.patient, id ? id->id : std::string_view{a.name}, serialize(a),
+    table->put(batch, owner_of(a), id ? id->id : std::string_view{a.name}, serialize(a),
                a.state != alert_state::resolved);
     storage::alert_table::put_event(batch, e.sequence, serialize(e));
     if (auto err = store->write(batch, false)) {
@@ -340,7 +349,7 @@ struct hub_state {
     if (!id)
       return;
     // A replayed twin raises the same alert again: the stored record wins.
-    auto existing = table->get(a.patient, id->id);
+    auto existing = table->get(owner_of(a), id->id);
     if (existing && *existing)
       return;
     a.state = alert_state::active;
@@ -377,6 +386,17 @@ struct hub_state {
     remember_resolved(std::move(a));
   }
 
+  // Resolves every open alert of `owner` of kind `k` (a device's own
+  // technical alerts, which the device twin does not track by name).
+  void resolve_kind(const std::string& owner, models::alert_kind k, int64_t time_ms) {
+    std::vector<std::string> names;
+    for (auto& [name, a] : open)
+      if (a.kind == k && owner_of(a) == owner)
+        names.push_back(name);
+    for (auto& n : names)
+      resolve(n, 0, time_ms);
+  }
+
   // Why an alert that is not open cannot be changed.
   caf::error not_open(const std::string& name) {
     for (auto& r : recent_resolved)
@@ -384,7 +404,7 @@ struct hub_state {
         return caf::make_error(alert_errc::already_resolved);
     auto id = models::parse_alert_name(name);
     if (id) {
-      auto stored = table->get(id->patient, id->id);
+      auto stored = table->get(id->owner, id->id);
       alert_record rec;
       if (stored && *stored && parse(**stored, rec) && rec.state == alert_state::resolved)
         return caf::make_error(alert_errc::already_resolved);
@@ -558,6 +578,11 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         schedule_flush();
       },
       [=](alert_flush_atom) { self->state.flush(); },
+      [=](alert_resolve_kind_atom, const std::string& owner, models::alert_kind k,
+          int64_t time_ms) {
+        self->state.resolve_kind(owner, k, time_ms);
+        schedule_flush();
+      },
       [=](alert_ack_atom, const std::string& name, const std::string& who,
           const std::string& note) { return self->state.acknowledge(name, who, note); },
       [=](alert_list_atom, const alert_filter& f, bool include_resolved) {

@@ -44,8 +44,8 @@ enum class alert_event_type : uint8_t {
 
 /// An alert as the hub keeps and persists it.
 struct alert_record {
-  std::string name;     ///< tenants/{t}/patients/{p}/alerts/{id}
-  std::string patient;  ///< tenants/{t}/patients/{p}
+  std::string name;     ///< {patient or device}/alerts/{id}
+  std::string patient;  ///< tenants/{t}/patients/{p}; empty for a device's own alerts
   std::string ward;
   models::alert_kind kind = models::alert_kind::threshold;
   models::metric subject{};  ///< the metric, where the kind has one
@@ -162,6 +162,7 @@ using alert_unsub_atom = caf::atom_constant<caf::atom("al_unsub")>;
 using alert_count_atom = caf::atom_constant<caf::atom("al_count")>;
 using alert_flush_atom = caf::atom_constant<caf::atom("al_flush")>;  ///< internal: group commit
 using alert_resolve_by_atom = caf::atom_constant<caf::atom("al_rsby")>;
+using alert_resolve_kind_atom = caf::atom_constant<caf::atom("al_rskind")>;
 using alert_silence_atom = caf::atom_constant<caf::atom("al_silence")>;
 using alert_escalate_atom = caf::atom_constant<caf::atom("al_escal")>;  ///< escalation check
 
@@ -175,6 +176,7 @@ using alert_escalate_atom = caf::atom_constant<caf::atom("al_escal")>;  ///< esc
 ///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)
 ///  (al_update, name, priority, value, message, predicted_ms)  from twins
 ///  (al_resolve, name, value, time_ms)           from twins
+///  (al_rskind, owner, alert_kind, time_ms)      from device twins: resolve their alerts of a kind
 ///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
 ///  (al_rsby, name, who, note) -> alert_record   resolved by hand (patient twins
 ///                                               forward it after resetting the condition)

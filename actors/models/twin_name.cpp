@@ -59,12 +59,12 @@ std::optional<alert_name> parse_alert_name(std::string_view name) noexcept {
   auto pos = name.rfind("/alerts/");
   if (pos == std::string_view::npos)
     return std::nullopt;
-  auto patient = name.substr(0, pos);
+  auto owner = name.substr(0, pos);
   auto id = name.substr(pos + 8);
-  auto parsed = parse_twin_name(patient);
-  if (!parsed || parsed->kind != twin_kind::patient || !is_valid_id(id))
+  auto parsed = parse_twin_name(owner);
+  if (!parsed || !is_valid_id(id))
     return std::nullopt;
-  return alert_name{patient, parsed->tenant, id};
+  return alert_name{owner, parsed->tenant, id, parsed->kind};
 }
 
 std::string patient_name(std::string_view tenant, std::string_view id) {

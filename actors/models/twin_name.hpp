@@ -28,11 +28,14 @@ std::optional<twin_name> parse_twin_name(std::string_view name) noexcept;
 /// Parses `tenants/{tenant}`; returns the tenant id.
 std::optional<std::string_view> parse_tenant_name(std::string_view name) noexcept;
 
-/// A parsed alert name `tenants/{t}/patients/{p}/alerts/{id}`.
+/// A parsed alert name `{owner}/alerts/{id}`: the owner is the patient
+/// (`tenants/{t}/patients/{p}`) or, for a device's own technical alerts
+/// (device unassigned), the device (`tenants/{t}/devices/{d}`).
 struct alert_name {
-  std::string_view patient;  ///< `tenants/{t}/patients/{p}`
+  std::string_view owner;
   std::string_view tenant;
   std::string_view id;
+  twin_kind kind{};  ///< of the owner
 };
 
 std::optional<alert_name> parse_alert_name(std::string_view name) noexcept;

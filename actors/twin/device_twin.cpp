@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/alerts/alert_hub.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/twin_table.hpp"
@@ -29,6 +30,7 @@ struct device_state {
   uint64_t readings_accepted = 0;
   bool has_battery = false;
   bool dirty = false;
+  bool unassigned_alert = false;  // a device-unassigned alert is open
 
   void load(const std::string& twin_name, const twin_context* ctx) {
     storage::twin_table snapshots{*ctx->store, storage::column::twins};
@@ -52,6 +54,7 @@ struct device_state {
     battery = s.battery_percent();
     battery_time_ms = s.battery_time_ms();
     readings_accepted = s.readings_accepted();
+    unassigned_alert = s.unassigned_alert();
   }
 
   bool save(const std::string& twin_name, const twin_context* ctx) {
@@ -64,6 +67,7 @@ struct device_state {
     s.set_battery_percent(battery);
     s.set_battery_time_ms(battery_time_ms);
     s.set_readings_accepted(readings_accepted);
+    s.set_unassigned_alert(unassigned_alert);
     storage::twin_table snapshots{*ctx->store, storage::column::twins};
     if (auto err = snapshots.put_now(twin_kind::device, twin_name, s.SerializeAsString())) {
       spdlog::error("device twin: writing snapshot failed: {}", storage::describe(err));
@@ -75,10 +79,11 @@ struct device_state {
 
   // Applying is idempotent: a batch at or below applied_position was
   // already reflected (replay after a crash).
-  void apply(const twin_work& work) {
+  void apply(caf::event_based_actor* self, const twin_work& work) {
     auto& batch = *work.batch;
     if (batch.position > applied_position) {
       for (auto idx : work.entries) {
+        check_assignment(self, batch, batch.entries[idx], work.ctx);
         for (auto& r : batch.entries[idx].readings) {
           // The sequencer admitted each reading exactly once (its window).
           last_sequence = std::max(last_sequence, r.sequence);
@@ -98,6 +103,28 @@ struct device_state {
     work.ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // A device streaming without a patient: its readings reach no patient
+  // twin, so someone may be unmonitored (technical alarm, MEDIUM). The
+  // alert id is the log position: replay raises the same alert (ignored).
+  void check_assignment(caf::event_based_actor* self, const committed_batch& batch,
+                        const device_entry& e, const twin_context* ctx) {
+    if (e.patient.empty() && !e.readings.empty() && !unassigned_alert) {
+      alert_record a;
+      a.name = e.device + "/alerts/unassigned-" + std::to_string(batch.position);
+      a.device = e.device;
+      a.kind = models::alert_kind::device_unassigned;
+      a.level = models::priority::medium;
+      a.message = "device streams readings but is not assigned to a patient";
+      a.raise_time_ms = batch.receive_time_ms;
+      self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
+      unassigned_alert = true;
+    } else if (!e.patient.empty() && unassigned_alert) {
+      self->send(ctx->alert_hub, alert_resolve_kind_atom::value, e.device,
+                 models::alert_kind::device_unassigned, batch.receive_time_ms);
+      unassigned_alert = false;
+    }
+  }
+
   device_view view() const {
     return device_view{applied_position, last_sequence, last_reading_ms, last_receive_ms,
                        has_battery,      battery,          readings_accepted};
@@ -112,7 +139,7 @@ caf::behavior device_twin(caf::stateful_actor<device_state>* self, const std::st
                           const twin_context* ctx) {
   self->state.load(name, ctx);
   return {
-      [=](apply_atom, const twin_work& w) { self->state.apply(w); },
+      [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
       [=](snapshot_atom, const std::string& twin_name, twin_context_ref c) {
         bool ok = !self->state.dirty || self->state.save(twin_name, c.ctx);
         self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,

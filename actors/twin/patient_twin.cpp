@@ -82,6 +82,8 @@ struct patient_state {
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
 
+  int64_t now() const { return ctx->clock ? ctx->clock() : wall_ms(); }
+
   void load_registry() {
     storage::registry reg{*ctx->store};
     auto rec = reg.get_patient(twin_name);
@@ -94,7 +96,7 @@ struct patient_state {
     ward = (*rec)->ward;
     bed = (*rec)->bed;
     devices = (*rec)->devices;
-    health.set_devices(devices, wall_ms());
+    health.set_devices(devices, now());
     if (!settings_logged && settings.spo2_scale2 != (*rec)->spo2_scale2) {
       settings.spo2_scale2 = (*rec)->spo2_scale2;
       model.configure(settings);
@@ -342,11 +344,11 @@ struct patient_state {
   // Device health on the node clock: a device that stops sending is
   // reported even though no reading arrives to notice it.
   void tick(caf::event_based_actor* self) {
-    auto now = wall_ms();
+    auto t = now();
     findings.clear();
-    health.tick(now, active_since_ms, settings, findings);
+    health.tick(t, active_since_ms, settings, findings);
     for (auto& f : findings)
-      on_finding(self, f, now);
+      on_finding(self, f, t);
     // Offline alerts are not in the log: keep their ids in a snapshot now
     // so that a restart can still resolve them.
     if (!findings.empty())
@@ -408,7 +410,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   st.ctx = ctx;
   st.twin_name = std::move(name);
   st.model = models::patient_model{ctx->settings.news2};
-  st.active_since_ms = wall_ms();
+  st.active_since_ms = st.now();
   st.load_snapshot();
   st.load_registry();
   auto tick_every = std::chrono::milliseconds{ctx->settings.device_tick_ms};

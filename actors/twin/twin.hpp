@@ -156,6 +156,8 @@ struct twin_context {
   ingest_flow* flow = nullptr;
   twin_counters* counters = nullptr;
   twin_settings settings;
+  /// Node clock (ms since the epoch) for device health; tests inject one.
+  std::function<int64_t()> clock;
 };
 
 // ---- messages ------------------------------------------------------------------

@@ -130,7 +130,7 @@ public:
       return not_ready();
     std::vector<field_violation> bad;
     if (!models::parse_alert_name(req->name()))
-      bad.push_back({"name", "must be tenants/{tenant}/patients/{patient}/alerts/{alert}"});
+      bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
     if (!valid_label(req->acknowledged_by(), 128))
       bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
     if (req->note().size() > 1000)
@@ -154,21 +154,32 @@ public:
     std::vector<field_violation> bad;
     auto name = models::parse_alert_name(req->name());
     if (!name)
-      bad.push_back({"name", "must be tenants/{tenant}/patients/{patient}/alerts/{alert}"});
+      bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
     if (!valid_label(req->resolved_by(), 128))
       bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
     if (req->note().size() > 1000)
       bad.push_back({"note", "must be at most 1000 characters"});
     if (!bad.empty())
       return invalid_argument(bad);
-    std::string patient{name->patient};
+    caf::expected<actors::alert_record> a{caf::sec::request_timeout};
+    if (name->kind == models::twin_kind::device) {
+      // A device's own alert (no condition in a patient twin to reset).
+      a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
+                                         actors::alert_resolve_by_atom::value, req->name(),
+                                         req->resolved_by(), req->note());
+      if (!a)
+        return to_status(a.error(), "alert");
+      to_api(*a, resp);
+      return Status::OK;
+    }
+    std::string patient{name->owner};
     if (auto st = check_patient(env_, patient, "name"); !st.ok())
       return st.error_code() == grpc::StatusCode::NOT_FOUND
                  ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
                  : st;
-    auto a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
-                                            actors::resolve_atom::value, patient, req->name(),
-                                            req->resolved_by(), req->note());
+    a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
+                                       actors::resolve_atom::value, patient, req->name(),
+                                       req->resolved_by(), req->note());
     if (!a)
       return to_status(a.error(), "alert");
     to_api(*a, resp);

@@ -86,7 +86,7 @@ protected:
   alert_record stored(const std::string& name) {
     auto id = models::parse_alert_name(name);
     alert_record a;
-    auto bytes = storage::alert_table{db()}.get(id->patient, id->id);
+    auto bytes = storage::alert_table{db()}.get(id->owner, id->id);
     EXPECT_TRUE(bytes && *bytes && parse(**bytes, a)) << name;
     return a;
   }

@@ -411,7 +411,7 @@ TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_rai
   auto id = models::parse_alert_name(fresh.name);
   alert_record persisted;
   for (int i = 0; i < 200; ++i) {
-    auto bytes = storage::alert_table{db()}.get(id->patient, id->id);
+    auto bytes = storage::alert_table{db()}.get(id->owner, id->id);
     ASSERT_TRUE(bytes && *bytes);
     ASSERT_TRUE(parse(**bytes, persisted));
     if (persisted.state == alert_state::resolved)
@@ -504,4 +504,111 @@ TEST_F(ingest_sequencer_test, clinician_input_is_logged_applied_in_order_and_rep
   ASSERT_TRUE(err);
   EXPECT_NE(to_string(err).find(std::to_string(pos + 1)), std::string::npos) << to_string(err);
   EXPECT_NE(to_string(err).find("baseline_k"), std::string::npos) << to_string(err);
+}
+
+TEST_F(ingest_sequencer_test, an_unassigned_device_streaming_raises_one_alert_resolved_on_assignment) {
+  const std::string loose = "tenants/h1/devices/loose";
+  add_device(loose);
+  ingest(loose, {r(1, 1000, metric::heart_rate, 70)});
+  ingest(loose, {r(2, 2000, metric::heart_rate, 71)});  // no second alert
+  auto unassigned = [&] {
+    std::vector<alert_record> out;
+    for (auto& a : alerts("h1"))
+      if (a.kind == models::alert_kind::device_unassigned)
+        out.push_back(a);
+    return out;
+  };
+  std::vector<alert_record> found;
+  for (int i = 0; i < 200 && (found = unassigned()).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].device, loose);
+  EXPECT_TRUE(found[0].patient.empty());
+  EXPECT_EQ(found[0].level, models::priority::medium);
+  EXPECT_EQ(found[0].name.rfind(loose + "/alerts/unassigned-", 0), 0u) << found[0].name;
+  EXPECT_EQ(found[0].state, alert_state::active);
+
+  // Kept across a restart (the flag is in the device snapshot).
+  restart();
+  ingest(loose, {r(3, 3000, metric::heart_rate, 72)});
+  EXPECT_EQ(unassigned().size(), 1u);
+
+  auto a = registry(assign_device{loose, patient_a});
+  ASSERT_FALSE(a.error);
+  ingest(loose, {r(4, 4000, metric::heart_rate, 73)});
+  for (int i = 0; i < 200; ++i) {
+    found = unassigned();
+    if (found.size() == 1 && found[0].state == alert_state::resolved)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].state, alert_state::resolved);
+}
+
+TEST_F(ingest_sequencer_test, a_silent_device_is_reported_offline_by_the_timer_and_battery_alarms) {
+  stop();
+  std::atomic<int64_t> clock{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count()};
+  auto real_now = clock.load();
+  ctx_.clock = [&clock] { return clock.load(); };
+  ctx_.settings.device_tick_ms = 20;
+  start();
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 1000, metric::battery, 80)});
+  auto of_kind = [&](models::alert_kind k) {
+    std::vector<alert_record> out;
+    for (auto& a : alerts("h1"))
+      if (a.kind == k)
+        out.push_back(a);
+    return out;
+  };
+  auto await = [&](models::alert_kind k, auto pred) {
+    std::vector<alert_record> out;
+    for (int i = 0; i < 400; ++i) {
+      out = of_kind(k);
+      if (pred(out))
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return out;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // ticks pass: still online
+  EXPECT_TRUE(of_kind(models::alert_kind::device_offline).empty());
+
+  // No reading arrives: after 60 s (node clock) the timer reports it.
+  clock = real_now + 61'000;
+  auto offline = await(models::alert_kind::device_offline,
+                       [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(offline.size(), 1u);
+  EXPECT_EQ(offline[0].device, monitor_a);
+  EXPECT_EQ(offline[0].level, models::priority::medium);
+  EXPECT_EQ(offline[0].patient, patient_a);
+
+  // Data again: resolved.
+  clock = real_now + 62'000;
+  ingest(monitor_a, {r(3, 2000, metric::heart_rate, 70)});
+  offline = await(models::alert_kind::device_offline, [](auto& v) {
+    return v.size() == 1 && v[0].state == alert_state::resolved;
+  });
+  ASSERT_EQ(offline.size(), 1u);
+  EXPECT_EQ(offline[0].state, alert_state::resolved);
+
+  // Battery: LOW at 20 %, MEDIUM at 5 %, cleared above 25 % (hysteresis).
+  ingest(monitor_a, {r(4, 3000, metric::battery, 15)});
+  auto battery = await(models::alert_kind::battery_low, [](auto& v) { return !v.empty(); });
+  ASSERT_EQ(battery.size(), 1u);
+  EXPECT_EQ(battery[0].level, models::priority::low);
+  ingest(monitor_a, {r(5, 4000, metric::battery, 4)});
+  battery = await(models::alert_kind::battery_low, [](auto& v) {
+    return v.size() == 1 && v[0].level == models::priority::medium;
+  });
+  EXPECT_EQ(battery[0].level, models::priority::medium);
+  ingest(monitor_a, {r(6, 5000, metric::battery, 90)});
+  battery = await(models::alert_kind::battery_low, [](auto& v) {
+    return v.size() == 1 && v[0].state == alert_state::resolved;
+  });
+  EXPECT_EQ(battery[0].state, alert_state::resolved);
+  stop();
+  ctx_.clock = nullptr;
 }

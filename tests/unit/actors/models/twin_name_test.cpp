@@ -29,10 +29,14 @@ TEST(twin_name, rejects_malformed_names) {
 TEST(twin_name, parses_alert_names) {
   auto a = parse_alert_name("tenants/h1/patients/p-1/alerts/abc123");
   ASSERT_TRUE(a);
-  EXPECT_EQ(a->patient, "tenants/h1/patients/p-1");
+  EXPECT_EQ(a->owner, "tenants/h1/patients/p-1");
   EXPECT_EQ(a->tenant, "h1");
   EXPECT_EQ(a->id, "abc123");
-  EXPECT_FALSE(parse_alert_name("tenants/h1/devices/d/alerts/x"));
+  auto d = parse_alert_name("tenants/h1/devices/d/alerts/x");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->owner, "tenants/h1/devices/d");
+  EXPECT_EQ(d->kind, twin_kind::device);
+  EXPECT_FALSE(parse_alert_name("tenants/h1/wards/w/alerts/x"));
   EXPECT_FALSE(parse_alert_name("tenants/h1/patients/p-1/alerts/"));
 }
 

@@ -91,8 +91,8 @@ bool patient_model::held_back(metric m, double v, int64_t t) noexcept {
 double baseline_sd_floor(metric m) noexcept {
   switch (m) {
     case metric::heart_rate: return 3;
-    case metric::respiration_rate: return 1.5;
-    case metric::spo2: return 1;
+    case metric::respiration_rate: return 1.0;
+    case metric::spo2: return 0.7;
     case metric::temperature: return 0.2;
     case metric::systolic_bp: return 6;
     case metric::diastolic_bp: return 4;

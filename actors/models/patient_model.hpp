@@ -62,7 +62,7 @@ inline constexpr int64_t news2_bucket_ms = 5 * 60'000;
 inline constexpr size_t news2_buckets = 24;
 /// NEWS2 rising: at least this many points above its level this long ago
 /// raises a LOW alert (index 1 of alert_kind::news2).
-inline constexpr int news2_rise_points = 3;
+inline constexpr int news2_rise_points = 2;
 inline constexpr int64_t news2_rise_window_ms = 60 * 60'000;
 
 /// Everything the patient twin computes from readings: latest vitals, NEWS2

@@ -387,6 +387,8 @@ struct patient_state {
     }
     v.news2 = model.news2();
     v.settings = settings;
+    v.news2_history = model.news2_history();
+    v.news2_change_1h = model.news2_change(models::news2_rise_window_ms);
     v.readings_applied = readings_applied;
     return v;
   }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,8 @@ struct patient_view {
   std::vector<vital_view> vitals;
   models::news2_result news2;
   models::patient_settings settings;  ///< clinician settings in force
+  std::vector<models::news2_point> news2_history;
+  std::optional<int> news2_change_1h;
   uint64_t readings_applied = 0;
 };
 

@@ -104,6 +104,14 @@ void to_api(const actors::patient_view& in, const std::vector<actors::alert_reco
   for (auto& a : alerts)
     to_api(a, out->add_active_alerts());
   out->set_readings_applied(in.readings_applied);
+  for (auto& p : in.news2_history) {
+    auto* point = out->add_news2_history();
+    point->set_time_ms(p.time_ms);
+    point->set_total(p.total);
+    point->set_complete(p.complete);
+  }
+  if (in.news2_change_1h)
+    out->set_news2_change_1h(*in.news2_change_1h);
 }
 
 void to_api(const actors::device_view& in, const storage::device_record& record, bool online,

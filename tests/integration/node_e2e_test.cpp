@@ -86,6 +86,10 @@ TEST_F(node_e2e_test, ingested_vitals_show_in_the_patient_twin_with_a_complete_n
   EXPECT_EQ(twin.news2().band(), v1::NEWS2_BAND_LOW);
   EXPECT_EQ(twin.news2().parts_size(), 7);
   EXPECT_EQ(twin.readings_applied(), 7u);
+  ASSERT_EQ(twin.news2_history_size(), 1);
+  EXPECT_EQ(twin.news2_history(0).total(), 0u);
+  EXPECT_EQ(twin.news2_history(0).time_ms(), t - t % (5 * 60'000));
+  EXPECT_FALSE(twin.has_news2_change_1h());
 }
 
 TEST_F(node_e2e_test, news2_names_missing_parameters) {

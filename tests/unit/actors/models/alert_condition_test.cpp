@@ -71,3 +71,16 @@ TEST(alert_condition, state_round_trips_and_reset_forces_a_level) {
   d.reset(priority::none);
   EXPECT_EQ(d.level(), priority::none);
 }
+
+TEST(alert_condition, a_reset_by_hand_restarts_the_onset_delay_of_a_condition_still_present) {
+  alert_condition c;
+  c.evaluate(priority::high, 0, timing);
+  ASSERT_TRUE(c.evaluate(priority::high, 5'000, timing));  // HIGH after 5 s
+  c.reset(priority::none);  // a clinician resolved it by hand
+  EXPECT_FALSE(c.evaluate(priority::high, 6'000, timing));  // not at once...
+  EXPECT_FALSE(c.evaluate(priority::high, 10'000, timing));
+  auto again = c.evaluate(priority::high, 11'000, timing);  // ...but 5 s later
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->level, priority::high);
+  EXPECT_EQ(again->previous, priority::none);
+}

@@ -68,3 +68,18 @@ TEST(device_health, detached_devices_are_forgotten_and_state_round_trips) {
   EXPECT_EQ(r.encode(), h.encode());
   EXPECT_FALSE(r.decode("\x01\xff\xff\xff\xff"));
 }
+
+TEST(device_health, a_reset_offline_condition_is_raised_again_while_the_device_stays_silent) {
+  device_health h;
+  patient_settings s;
+  std::vector<finding> out;
+  h.set_devices({"mon"}, 0);
+  h.tick(61'000, 0, s, out);
+  ASSERT_EQ(out.size(), 1u);
+  out.clear();
+  h.reset(alert_kind::device_offline, "mon");
+  EXPECT_EQ(h.devices()[0].offline.level(), priority::none);
+  h.tick(71'000, 0, s, out);  // still silent: a new alarm
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].what, finding::change::raised);
+}

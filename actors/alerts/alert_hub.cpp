@@ -550,6 +550,18 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   });
   if (err)
     spdlog::error("alert hub: loading silences failed: {}", storage::describe(err));
+  // The most recently resolved alerts, for ListAlerts(include_resolved),
+  // from the tail of the event log (each resolves once: no duplicates).
+  auto tail = 4 * st.settings.recent_resolved;
+  err = st.table->scan_events(st.last_sequence > tail ? st.last_sequence - tail : 0,
+                              [&](uint64_t, std::string_view bytes) {
+                                alert_event e;
+                                if (parse(bytes, e) && e.type == alert_event_type::resolved)
+                                  st.remember_resolved(std::move(e.alert));
+                                return true;
+                              });
+  if (err)
+    spdlog::error("alert hub: loading resolved alerts failed: {}", storage::describe(err));
   auto check_every = std::chrono::milliseconds{settings.escalation_check_ms};
   if (settings.escalation_check_ms > 0)
     self->delayed_send(self, check_every, alert_escalate_atom::value);

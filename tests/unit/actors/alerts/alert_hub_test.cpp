@@ -213,4 +213,9 @@ TEST_F(alert_hub_test, resolving_by_hand_records_who_and_is_refused_twice) {
   auto a = stored(patient_a + "/alerts/1");
   EXPECT_EQ(a.state, alert_state::resolved);
   EXPECT_EQ(a.resolved_by, "dr-who");
+  // Still listed among the recently resolved after the restart.
+  auto listed = alerts("h1");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].state, alert_state::resolved);
+  EXPECT_EQ(listed[0].resolved_by, "dr-who");
 }

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
+#include <cmath>
 
 namespace healthtwin::storage {
 
 namespace {
 
-constexpr uint8_t chunk_format = 1;
-constexpr uint8_t same_value = 0xFF;
+constexpr uint8_t chunk_format = 2;
 
 uint64_t zigzag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -17,6 +16,16 @@ uint64_t zigzag(int64_t v) {
 
 int64_t unzigzag(uint64_t v) {
   return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
+}
+
+// Two's complement arithmetic that wraps instead of overflowing: encoder
+// and decoder wrap alike, so any int64 round-trips and junk cannot trap.
+int64_t wrap_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
+int64_t wrap_sub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
 }
 
 void put_varint(std::string& out, uint64_t v) {
@@ -39,107 +48,214 @@ bool get_varint(std::string_view& in, uint64_t& v) {
   return false;
 }
 
-uint64_t bits_of(double d) {
-  return std::bit_cast<uint64_t>(d);
+// Values are stored as the integer value x 10^scale when that is exact
+// (device precision: whole numbers, 0.1 degC), as a delta to the previous
+// one; anything else as the raw double. The scale is the chunk's first
+// value's.
+constexpr int64_t scale_factor[] = {1, 10, 100};
+constexpr unsigned raw_scale = 3;
+constexpr double max_quantized = 1e12;  // |q| < 2^40: zig-zag fits 42 bits
+constexpr unsigned absolute_bits = 42;
+
+bool quantize(double v, unsigned scale, int64_t& q) {
+  if (scale >= raw_scale || !std::isfinite(v) || (v == 0 && std::signbit(v)))
+    return false;
+  auto f = static_cast<double>(scale_factor[scale]);
+  auto r = std::nearbyint(v * f);
+  if (!(std::fabs(r) < max_quantized))
+    return false;
+  q = static_cast<int64_t>(r);
+  return static_cast<double>(q) / f == v;
 }
 
-// Streaming decoder state shared by decode_body and restore.
+double dequantize(int64_t q, unsigned scale) {
+  return static_cast<double>(q) / static_cast<double>(scale_factor[scale]);
+}
+
+// Timestamp delta-of-delta: 0 | 10 + 7 bits | 110 + 12 | 1110 + 20 | 1111 + 64.
+constexpr unsigned time_widths[] = {0, 7, 12, 20, 64};
+// Value: 0 (same) | 10 + 5-bit delta | 110 + 10-bit delta | 1110 + 42-bit
+// absolute | 1111 + 64-bit raw double.
+constexpr unsigned value_widths[] = {0, 5, 10};
+
+struct bit_reader {
+  std::string_view in;
+  size_t pos = 0;  // bits consumed
+
+  bool get(unsigned n, uint64_t& v) {
+    if (pos + n > in.size() * 8)
+      return false;
+    v = 0;
+    for (unsigned i = 0; i < n; ++i, ++pos)
+      v = (v << 1) | ((static_cast<uint8_t>(in[pos / 8]) >> (7 - pos % 8)) & 1u);
+    return true;
+  }
+
+  // Up to 4 ones, ended by a zero unless there are 4.
+  bool prefix(unsigned& ones) {
+    ones = 0;
+    uint64_t b;
+    while (ones < 4) {
+      if (!get(1, b))
+        return false;
+      if (b == 0)
+        break;
+      ++ones;
+    }
+    return true;
+  }
+
+  // What is left is the last byte's zero padding.
+  bool at_end() const {
+    auto left = in.size() * 8 - pos;
+    if (left >= 8)
+      return false;
+    return left == 0 || (static_cast<uint8_t>(in.back()) & ((1u << left) - 1)) == 0;
+  }
+};
+
+// Mirrors series_chunk_builder::append.
 struct decoder {
-  int64_t prev_ms = 0;
-  int64_t prev_delta = 0;
-  uint64_t prev_bits = 0;
-  uint32_t index = 0;
+  series_codec_state st;
 
-  bool next(std::string_view& in, sample& s) {
-    uint64_t raw;
-    if (!get_varint(in, raw))
-      return false;
-    if (index == 0) {
-      s.time_ms = unzigzag(raw);
+  bool next(bit_reader& r, sample& s) {
+    uint64_t v;
+    if (st.count == 0) {
+      if (!r.get(64, v))
+        return false;
+      s.time_ms = unzigzag(v);
+      if (!r.get(2, v))
+        return false;
+      st.scale = static_cast<unsigned>(v);
     } else {
-      auto delta = prev_delta + unzigzag(raw);
-      s.time_ms = prev_ms + delta;
-      prev_delta = delta;
+      unsigned b;
+      if (!r.prefix(b) || !r.get(time_widths[b], v))
+        return false;
+      auto delta = wrap_add(st.prev_delta, unzigzag(v));
+      s.time_ms = wrap_add(st.prev_ms, delta);
+      st.prev_delta = delta;
     }
-    prev_ms = s.time_ms;
+    st.prev_ms = s.time_ms;
 
-    if (in.empty())
+    unsigned b;
+    if (!r.prefix(b))
       return false;
-    auto control = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
-    uint64_t x = 0;
-    if (control != same_value) {
-      unsigned lead = control >> 4, trail = control & 0x0F;
-      if (lead + trail > 7)
+    if (b == 4) {
+      if (!r.get(64, v))
         return false;
-      unsigned n = 8 - lead - trail;
-      if (in.size() < n)
+      s.value = std::bit_cast<double>(v);
+      st.prev_quantized = false;
+    } else if (b == 3) {
+      if (st.scale >= raw_scale || !r.get(absolute_bits, v))
         return false;
-      for (unsigned i = 0; i < n; ++i)
-        x = (x << 8) | static_cast<uint8_t>(in[i]);
-      in.remove_prefix(n);
-      x <<= trail * 8;
+      st.prev_q = unzigzag(v);
+      st.prev_quantized = true;
+      s.value = dequantize(st.prev_q, st.scale);
+    } else {
+      if (!st.prev_quantized || !r.get(value_widths[b], v))
+        return false;
+      st.prev_q = wrap_add(st.prev_q, b == 0 ? 0 : unzigzag(v));
+      if (!(std::fabs(static_cast<double>(st.prev_q)) < max_quantized))
+        return false;
+      s.value = dequantize(st.prev_q, st.scale);
     }
-    prev_bits ^= x;
-    s.value = std::bit_cast<double>(prev_bits);
-    ++index;
+    ++st.count;
     return true;
   }
 };
 
 }  // namespace
 
+void series_chunk_builder::put_bits(uint64_t v, unsigned n) {
+  // Fills the last byte's free bits, then whole bytes, most significant first.
+  while (n > 0) {
+    if (free_bits_ == 0) {
+      body_.push_back('\0');
+      free_bits_ = 8;
+    }
+    auto take = std::min(n, free_bits_);
+    auto part = static_cast<unsigned>((v >> (n - take)) & ((1u << take) - 1));
+    body_.back() = static_cast<char>(static_cast<uint8_t>(body_.back()) | (part << (free_bits_ - take)));
+    free_bits_ -= take;
+    n -= take;
+  }
+}
+
+void series_chunk_builder::put_prefix(unsigned ones) {
+  put_bits((uint64_t{1} << ones) - 1, ones);
+  if (ones < 4)
+    put_bits(0, 1);
+}
+
 void series_chunk_builder::append(int64_t time_ms, double value) {
-  if (count_ == 0) {
-    put_varint(body_, zigzag(time_ms));
+  if (st_.count == 0) {
+    put_bits(zigzag(time_ms), 64);
+    int64_t q;
+    st_.scale = raw_scale;
+    for (unsigned s = 0; s < raw_scale; ++s)
+      if (quantize(value, s, q)) {
+        st_.scale = s;
+        break;
+      }
+    put_bits(st_.scale, 2);
     min_ms_ = max_ms_ = time_ms;
   } else {
-    auto delta = time_ms - prev_ms_;
-    // The second sample stores its plain delta: prev_delta_ starts at 0.
-    put_varint(body_, zigzag(delta - prev_delta_));
-    prev_delta_ = delta;
+    auto delta = wrap_sub(time_ms, st_.prev_ms);
+    auto zz = zigzag(wrap_sub(delta, st_.prev_delta));
+    unsigned b = 0;
+    while (time_widths[b] < 64 && zz >= (uint64_t{1} << time_widths[b]))
+      ++b;
+    put_prefix(b);
+    put_bits(zz, time_widths[b]);
+    st_.prev_delta = delta;
     min_ms_ = std::min(min_ms_, time_ms);
     max_ms_ = std::max(max_ms_, time_ms);
   }
-  prev_ms_ = time_ms;
+  st_.prev_ms = time_ms;
 
-  auto bits = bits_of(value);
-  auto x = bits ^ prev_bits_;
-  prev_bits_ = bits;
-  if (x == 0) {
-    body_.push_back(static_cast<char>(same_value));
+  int64_t q;
+  if (!quantize(value, st_.scale, q)) {
+    put_prefix(4);
+    put_bits(std::bit_cast<uint64_t>(value), 64);
+    st_.prev_quantized = false;
   } else {
-    unsigned lead = static_cast<unsigned>(std::countl_zero(x)) / 8;
-    unsigned trail = static_cast<unsigned>(std::countr_zero(x)) / 8;
-    body_.push_back(static_cast<char>((lead << 4) | trail));
-    unsigned n = 8 - lead - trail;
-    auto payload = x >> (trail * 8);
-    for (unsigned i = n; i-- > 0;)
-      body_.push_back(static_cast<char>(payload >> (i * 8)));
+    auto zz = zigzag(q - st_.prev_q);
+    if (st_.prev_quantized && q == st_.prev_q) {
+      put_prefix(0);
+    } else if (st_.prev_quantized && zz < (uint64_t{1} << value_widths[1])) {
+      put_prefix(1);
+      put_bits(zz, value_widths[1]);
+    } else if (st_.prev_quantized && zz < (uint64_t{1} << value_widths[2])) {
+      put_prefix(2);
+      put_bits(zz, value_widths[2]);
+    } else {
+      put_prefix(3);
+      put_bits(zigzag(q), absolute_bits);
+    }
+    st_.prev_q = q;
+    st_.prev_quantized = true;
   }
-  ++count_;
+  ++st_.count;
 }
 
 std::string series_chunk_builder::finish() const {
   std::string out;
   out.reserve(body_.size() + 24);
   out.push_back(static_cast<char>(chunk_format));
-  put_varint(out, count_);
+  put_varint(out, st_.count);
   put_varint(out, zigzag(min_ms_));
   put_varint(out, static_cast<uint64_t>(max_ms_ - min_ms_));
   out.append(body_);
   return out;
 }
 
-bool series_chunk_builder::restore(std::string_view body, series_chunk_builder& out) {
-  out = series_chunk_builder{};
-  decoder d;
-  sample s{};
-  while (!body.empty()) {
-    if (!d.next(body, s))
-      return false;
-    out.append(s.time_ms, s.value);
-  }
+bool series_chunk_builder::restore(std::string_view body, uint32_t count,
+                                   series_chunk_builder& out) {
+  series_chunk_builder b;
+  bool ok = decode_body(body, count, [&](sample s) { b.append(s.time_ms, s.value); });
+  if (!ok || b.body_ != body)
+    return false;
+  out = std::move(b);
   return true;
 }
 
@@ -162,14 +278,15 @@ bool read_chunk_header(std::string_view chunk, chunk_header& out, size_t* body_o
 }
 
 bool decode_body(std::string_view body, uint32_t count, const std::function<void(sample)>& fn) {
+  bit_reader r{body};
   decoder d;
   sample s{};
   for (uint32_t i = 0; i < count; ++i) {
-    if (!d.next(body, s))
+    if (!d.next(r, s))
       return false;
     fn(s);
   }
-  return body.empty();
+  return r.at_end();
 }
 
 bool decode_chunk(std::string_view chunk, const std::function<void(sample)>& fn) {

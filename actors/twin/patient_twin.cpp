@@ -145,7 +145,7 @@ struct patient_state {
         continue;
       auto& slot = series[c.metric()];
       slot.chunk_no = c.chunk_no();
-      if (!storage::series_chunk_builder::restore(c.samples(), slot.open))
+      if (!storage::series_chunk_builder::restore(c.samples(), c.count(), slot.open))
         spdlog::error("patient twin: open series chunk does not decode; dropped");
     }
   }
@@ -174,6 +174,7 @@ struct patient_state {
         c->set_metric(n);
         c->set_chunk_no(slot.chunk_no);
         c->set_samples(slot.open.body());
+        c->set_count(slot.open.count());
       }
     }
     storage::twin_table snapshots{*ctx->store, storage::column::twins};

@@ -297,4 +297,29 @@ bool decode_chunk(std::string_view chunk, const std::function<void(sample)>& fn)
   return decode_body(chunk.substr(offset), h.count, fn);
 }
 
+std::vector<series_bucket> downsample(const std::vector<sample>& sorted, int64_t origin_ms,
+                                      int64_t step_ms) {
+  std::vector<series_bucket> out;
+  double sum = 0;
+  for (auto& s : sorted) {
+    auto offset = s.time_ms - origin_ms;
+    auto k = offset >= 0 ? offset / step_ms : -((-offset + step_ms - 1) / step_ms);
+    auto start = origin_ms + k * step_ms;
+    if (out.empty() || out.back().start_ms != start) {
+      if (!out.empty())
+        out.back().mean = sum / out.back().count;
+      out.push_back(series_bucket{start, s.value, s.value, 0, 0});
+      sum = 0;
+    }
+    auto& b = out.back();
+    b.min = std::min(b.min, s.value);
+    b.max = std::max(b.max, s.value);
+    sum += s.value;
+    ++b.count;
+  }
+  if (!out.empty())
+    out.back().mean = sum / out.back().count;
+  return out;
+}
+
 }  // namespace healthtwin::storage

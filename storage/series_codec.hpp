@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace healthtwin::storage {
 
@@ -78,5 +79,20 @@ bool decode_chunk(std::string_view chunk, const std::function<void(sample)>& fn)
 
 /// Decodes a body (no header) with `count` samples.
 bool decode_body(std::string_view body, uint32_t count, const std::function<void(sample)>& fn);
+
+/// Summary of the samples in [start_ms, start_ms + step).
+struct series_bucket {
+  int64_t start_ms = 0;
+  double min = 0;
+  double max = 0;
+  double mean = 0;
+  uint32_t count = 0;
+};
+
+/// Downsamples time-sorted samples into buckets of `step_ms` aligned to
+/// `origin_ms` (min, max, mean per bucket; empty buckets are left out).
+/// step_ms must be > 0.
+std::vector<series_bucket> downsample(const std::vector<sample>& sorted, int64_t origin_ms,
+                                      int64_t step_ms);
 
 }  // namespace healthtwin::storage

@@ -80,6 +80,12 @@ public:
       bad.push_back({"end_time_ms", "must be greater than start_time_ms"});
     if (req->page_size() < 0 || req->page_size() > max_history_page)
       bad.push_back({"page_size", "must be between 0 and 100000"});
+    int64_t step_ms = 0;
+    if (req->has_step()) {
+      step_ms = req->step().seconds() * 1000 + req->step().nanos() / 1'000'000;
+      if (step_ms < 1000 || step_ms > 86'400'000)
+        bad.push_back({"step", "must be between 1 s and 1 day"});
+    }
     size_t offset = 0;
     if (!req->page_token().empty()) {
       auto& t = req->page_token();
@@ -107,6 +113,22 @@ public:
     std::stable_sort(samples.begin(), samples.end(),
                      [](const auto& a, const auto& b) { return a.time_ms < b.time_ms; });
     size_t page = req->page_size() == 0 ? default_history_page : static_cast<size_t>(req->page_size());
+    if (step_ms > 0) {
+      auto buckets = storage::downsample(samples, req->start_time_ms(), step_ms);
+      auto first = std::min(offset, buckets.size());
+      auto last = std::min(buckets.size(), first + page);
+      for (auto i = first; i < last; ++i) {
+        auto* b = resp->add_buckets();
+        b->set_start_time_ms(buckets[i].start_ms);
+        b->set_min(buckets[i].min);
+        b->set_max(buckets[i].max);
+        b->set_mean(buckets[i].mean);
+        b->set_count(buckets[i].count);
+      }
+      if (last < buckets.size())
+        resp->set_next_page_token(std::to_string(last));
+      return Status::OK;
+    }
     auto first = std::min(offset, samples.size());
     auto last = std::min(samples.size(), first + page);
     resp->mutable_time_ms()->Reserve(static_cast<int>(last - first));

@@ -270,6 +270,30 @@ TEST_F(node_e2e_test, twins_history_and_alerts_survive_a_restart) {
   // A sub-range is answered too.
   auto mid = client_->history(patient, v1::METRIC_HEART_RATE, t0 + 10'000, t0 + 20'000);
   EXPECT_EQ(mid.size(), 10u);
+  // Downsampled: 1-minute buckets of min, max and mean.
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::GetVitalsHistoryRequest req;
+  req.set_patient(patient);
+  req.set_metric(v1::METRIC_HEART_RATE);
+  req.set_start_time_ms(t0);
+  req.set_end_time_ms(t0 + 150'000);
+  req.mutable_step()->set_seconds(60);
+  v1::VitalsHistory h;
+  ASSERT_TRUE(client_->twins->GetVitalsHistory(&ctx, req, &h).ok());
+  ASSERT_EQ(h.buckets_size(), 3);
+  EXPECT_EQ(h.time_ms_size(), 0);
+  EXPECT_EQ(h.buckets(0).start_time_ms(), t0);
+  EXPECT_EQ(h.buckets(0).count(), 60u);
+  EXPECT_EQ(h.buckets(0).min(), 60);
+  EXPECT_EQ(h.buckets(0).max(), 99);
+  EXPECT_EQ(h.buckets(2).count(), 30u);
+  grpc::ClientContext bad_ctx;
+  api_client::deadline(bad_ctx);
+  req.mutable_step()->set_seconds(0);
+  req.mutable_step()->set_nanos(1000);
+  EXPECT_EQ(client_->twins->GetVitalsHistory(&bad_ctx, req, &h).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {

@@ -135,3 +135,23 @@ TEST(series_codec, random_bytes_never_crash_the_decoder) {
   }
   SUCCEED();
 }
+
+TEST(series_codec, downsampling_gives_min_max_mean_per_aligned_step) {
+  std::vector<sample> s{{1000, 70}, {1500, 80}, {2999, 90}, {3000, 60}, {7000, 50}, {7100, 52}};
+  auto b = downsample(s, 1000, 2000);
+  ASSERT_EQ(b.size(), 3u);  // [1000,3000) [3000,5000) [7000,9000); [5000,7000) is empty
+  EXPECT_EQ(b[0].start_ms, 1000);
+  EXPECT_EQ(b[0].count, 3u);
+  EXPECT_EQ(b[0].min, 70);
+  EXPECT_EQ(b[0].max, 90);
+  EXPECT_DOUBLE_EQ(b[0].mean, 80);
+  EXPECT_EQ(b[1].start_ms, 3000);
+  EXPECT_EQ(b[1].count, 1u);
+  EXPECT_EQ(b[2].start_ms, 7000);
+  EXPECT_DOUBLE_EQ(b[2].mean, 51);
+  // A sample before the origin falls in the bucket that contains it.
+  auto before = downsample({{-500, 1}}, 0, 1000);
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(before[0].start_ms, -1000);
+  EXPECT_TRUE(downsample({}, 0, 1000).empty());
+}

@@ -19,6 +19,7 @@ set_target_properties(CAF::core PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
   INTERFACE_LINK_LIBRARIES Threads::Threads)
 
+find_package(OpenSSL REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_package(RocksDB CONFIG REQUIRED)

@@ -1,0 +1,124 @@
+#include "storage/audit_log.hpp"
+
+#include <cstring>
+
+#include <openssl/evp.h>
+
+#include "healthtwin/internal/records.pb.h"
+#include "storage/errc.hpp"
+#include "storage/key_codec.hpp"
+
+namespace healthtwin::storage {
+
+namespace {
+
+using digest = std::array<uint8_t, 32>;
+
+// SHA-256 of the previous link's hash followed by the entry's bytes.
+digest chain_hash(const digest& prev, std::string_view entry) {
+  digest out{};
+  unsigned len = 0;
+  auto* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, prev.data(), prev.size());
+  EVP_DigestUpdate(ctx, entry.data(), entry.size());
+  EVP_DigestFinal_ex(ctx, out.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  return out;
+}
+
+std::string audit_key(uint64_t sequence) {
+  std::string k{"e"};
+  key_codec::put_u64(k, sequence);
+  return k;
+}
+
+// The stored record: the entry (serialised once, hashed as stored) and the
+// link hash.
+bool split(std::string_view value, internal::AuditLink& link) {
+  return link.ParseFromArray(value.data(), static_cast<int>(value.size())) &&
+         link.hash().size() == 32;
+}
+
+}  // namespace
+
+caf::error audit_log::open() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto last = store_.last_key(column::audit);
+  if (!last)
+    return last.error();
+  if (!*last)
+    return caf::none;
+  auto value = store_.get(column::audit, **last);
+  if (!value)
+    return value.error();
+  internal::AuditLink link;
+  if (!*value || (*last)->size() != 9 || !split(**value, link))
+    return caf::make_error(errc::invalid_record, std::string{"audit log head does not parse"});
+  last_ = key_codec::get_u64(std::string_view{**last}.substr(1));
+  std::memcpy(last_hash_.data(), link.hash().data(), 32);
+  return caf::none;
+}
+
+caf::error audit_log::append(const audit_entry& e) {
+  internal::AuditEntry entry;
+  entry.set_principal(e.principal);
+  entry.set_resource(e.resource);
+  entry.set_action(e.action);
+  entry.set_outcome(e.outcome);
+  entry.set_time_ms(e.time_ms);
+  std::lock_guard<std::mutex> guard{mtx_};
+  entry.set_sequence(last_ + 1);
+  internal::AuditLink link;
+  link.set_entry(entry.SerializeAsString());
+  auto h = chain_hash(last_hash_, link.entry());
+  link.set_hash(std::string(reinterpret_cast<const char*>(h.data()), h.size()));
+  write_batch b{store_};
+  b.put(column::audit, audit_key(last_ + 1), link.SerializeAsString());
+  if (auto err = store_.write(b, true))
+    return err;
+  ++last_;
+  last_hash_ = h;
+  return caf::none;
+}
+
+uint64_t audit_log::head() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return last_;
+}
+
+caf::expected<audit_verdict> audit_log::verify(store& s) {
+  audit_verdict v;
+  digest prev{};
+  uint64_t expected = 1;
+  auto broken = [&](uint64_t seq, std::string why) {
+    v.first_broken = seq;
+    v.reason = std::move(why);
+    return false;
+  };
+  auto err = s.scan(column::audit, {}, {}, [&](std::string_view key, std::string_view value) {
+    if (key.size() != 9 || key[0] != 'e')
+      return broken(expected, "unexpected key in the audit log");
+    auto seq = key_codec::get_u64(key.substr(1));
+    if (seq != expected)
+      return broken(expected, "entry missing (next stored is " + std::to_string(seq) + ")");
+    internal::AuditLink link;
+    if (!split(value, link))
+      return broken(seq, "entry does not parse");
+    internal::AuditEntry entry;
+    if (!entry.ParseFromString(link.entry()) || entry.sequence() != seq)
+      return broken(seq, "entry content does not match its position");
+    auto h = chain_hash(prev, link.entry());
+    if (std::memcmp(h.data(), link.hash().data(), 32) != 0)
+      return broken(seq, "hash does not match the entry and the previous link");
+    prev = h;
+    ++v.entries;
+    ++expected;
+    return true;
+  });
+  if (err)
+    return err;
+  return v;
+}
+
+}  // namespace healthtwin::storage

@@ -25,6 +25,7 @@
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/http/http_server.hpp"
+#include "storage/retention.hpp"
 #include "services/node/node_config.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
@@ -90,6 +91,16 @@ int run(const node::node_config& cfg) {
     ctx.flow = &flow;
     ctx.counters = &counters;
     ctx.settings.device_tick_ms = cfg.device_check_interval.count();
+    storage::retention_settings retention;
+    retention.defaults.raw_readings_ms = cfg.retention_raw_days * 86'400'000;
+    retention.defaults.alerts_ms = cfg.retention_alert_days * 86'400'000;
+    for (auto& t : cfg.retention_tenants) {  // validated: TENANT=RAW:ALERT
+      auto eq = t.find('='), colon = t.find(':');
+      auto& p = retention.tenants[t.substr(0, eq)];
+      p.raw_readings_ms = std::stoll(t.substr(eq + 1, colon - eq - 1)) * 86'400'000;
+      p.alerts_ms = std::stoll(t.substr(colon + 1)) * 86'400'000;
+    }
+    storage::retention_sweeper sweeper{*store, retention, cfg.retention_interval};
     actors::alert_hub_settings hub_settings;
     hub_settings.escalate_after_ms = cfg.alert_escalate_after.count();
     ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);

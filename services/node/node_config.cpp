@@ -97,6 +97,35 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "how often patient twins look for devices that stopped sending")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
       ->capture_default_str();
+  int64_t retention_interval_ms = cfg.retention_interval.count();
+  app.add_option("--retention-raw-days", cfg.retention_raw_days,
+                 "raw readings (closed series chunks) are deleted after this many days")
+      ->check(CLI::Range(int64_t{1}, int64_t{36'500}))
+      ->capture_default_str();
+  app.add_option("--retention-alert-days", cfg.retention_alert_days,
+                 "resolved alerts and alert events are deleted after this many days")
+      ->check(CLI::Range(int64_t{1}, int64_t{36'500}))
+      ->capture_default_str();
+  app.add_option("--retention-tenant", cfg.retention_tenants,
+                 "per-tenant override TENANT=RAW_DAYS:ALERT_DAYS (repeatable)")
+      ->check([](const std::string& v) -> std::string {
+        auto eq = v.find('='), colon = v.find(':');
+        if (eq == std::string::npos || eq == 0 || colon == std::string::npos || colon < eq)
+          return "must be TENANT=RAW_DAYS:ALERT_DAYS";
+        try {
+          size_t used = 0;
+          auto raw = std::stoll(v.substr(eq + 1, colon - eq - 1), &used);
+          auto alerts = std::stoll(v.substr(colon + 1), &used);
+          if (raw < 1 || alerts < 1 || raw > 36'500 || alerts > 36'500)
+            return "days must be 1-36500";
+        } catch (const std::exception&) {
+          return "must be TENANT=RAW_DAYS:ALERT_DAYS";
+        }
+        return {};
+      });
+  app.add_option("--retention-interval-ms", retention_interval_ms, "how often retention is enforced")
+      ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}))
+      ->capture_default_str();
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
@@ -132,6 +161,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);
   cfg.alert_escalate_after = std::chrono::milliseconds(escalate_ms);
   cfg.device_check_interval = std::chrono::milliseconds(device_check_ms);
+  cfg.retention_interval = std::chrono::milliseconds(retention_interval_ms);
   out.config = std::move(cfg);
   return out;
 }

@@ -26,6 +26,12 @@ struct node_config {
   std::chrono::milliseconds alert_escalate_after{120'000};
   /// How often patient twins check their devices for silence.
   std::chrono::milliseconds device_check_interval{10'000};
+  /// Retention (issue 4): raw readings and resolved alerts / alert events.
+  int64_t retention_raw_days = 30;
+  int64_t retention_alert_days = 6 * 365 + 2;
+  /// Per-tenant overrides "tenant=raw_days:alert_days".
+  std::vector<std::string> retention_tenants;
+  std::chrono::milliseconds retention_interval{6 * 3'600'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
 };

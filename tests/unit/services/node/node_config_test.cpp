@@ -33,11 +33,18 @@ TEST(node_config, flags_set_every_option) {
                     "--checkpoint-interval-ms=1000", "--heartbeat-timeout-ms=5000",
                     "--max-clock-skew-ms=0", "--node-name=n1", "--port-file=/tmp/p",
                     "--log-level=debug", "--alert-escalate-after-ms=3000",
-                    "--device-check-interval-ms=500"});
+                    "--device-check-interval-ms=500", "--retention-raw-days=7",
+                    "--retention-alert-days=100", "--retention-tenant=h2=90:2192",
+                    "--retention-interval-ms=1000"});
   ASSERT_TRUE(out.config) << out.message;
   auto& c = *out.config;
   EXPECT_EQ(c.alert_escalate_after.count(), 3000);
   EXPECT_EQ(c.device_check_interval.count(), 500);
+  EXPECT_EQ(c.retention_raw_days, 7);
+  EXPECT_EQ(c.retention_alert_days, 100);
+  ASSERT_EQ(c.retention_tenants.size(), 1u);
+  EXPECT_EQ(c.retention_tenants[0], "h2=90:2192");
+  EXPECT_EQ(c.retention_interval.count(), 1000);
   EXPECT_EQ(c.grpc_listen, "127.0.0.1:0");
   EXPECT_EQ(c.http_listen, "[::1]:9000");
   EXPECT_EQ(c.data_dir, "/tmp/x");
@@ -77,6 +84,9 @@ TEST(node_config, errors_name_the_option_and_exit_with_2) {
   check(parse({"--checkpoint-interval-ms=5"}), "--checkpoint-interval-ms");
   check(parse({"--alert-escalate-after-ms=10"}), "--alert-escalate-after-ms");
   check(parse({"--device-check-interval-ms=0"}), "--device-check-interval-ms");
+  check(parse({"--retention-raw-days=0"}), "--retention-raw-days");
+  check(parse({"--retention-tenant=h2"}), "--retention-tenant");
+  check(parse({"--retention-tenant=h2=x:5"}), "--retention-tenant");
   check(parse({"--no-such-flag"}), "--no-such-flag");
   check(parse({"--data-dir="}), "--data-dir");
   check(parse({"--config=/nonexistent/node.toml"}), "node.toml");

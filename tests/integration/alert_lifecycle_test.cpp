@@ -243,3 +243,36 @@ TEST_F(alert_lifecycle_test, silence_stops_escalation_and_bad_requests_name_the_
   EXPECT_EQ(now->escalation_level(), 0u);  // silenced: not escalated
   EXPECT_EQ(now->state(), v1::ALERT_STATE_ACTIVE);
 }
+
+TEST_F(alert_lifecycle_test, a_device_streaming_unassigned_raises_its_own_alert_resolvable_by_hand) {
+  ASSERT_TRUE(client_->create_device("h1", "loose", v1::DEVICE_TYPE_PULSE_OXIMETER, "").ok());
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request("tenants/h1/devices/loose",
+                                                {{1, now_ms(), v1::METRIC_SPO2, 97}}),
+                            resp)
+                  .ok());
+  std::optional<v1::Alert> alert;
+  for (int i = 0; i < 100 && !alert; ++i) {
+    for (auto& e : replay_all())
+      if (e.alert().kind() == v1::ALERT_KIND_DEVICE_UNASSIGNED)
+        alert = e.alert();
+    if (!alert)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(alert);
+  EXPECT_EQ(alert->device(), "tenants/h1/devices/loose");
+  EXPECT_TRUE(alert->patient().empty());
+  EXPECT_EQ(alert->priority(), v1::PRIORITY_MEDIUM);
+  EXPECT_EQ(alert->name().rfind("tenants/h1/devices/loose/alerts/", 0), 0u) << alert->name();
+
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::ResolveAlertRequest req;
+  req.set_name(alert->name());
+  req.set_resolved_by("ops-1");
+  req.set_note("spare oximeter on the charging shelf");
+  v1::Alert resolved;
+  ASSERT_TRUE(client_->alerts->ResolveAlert(&ctx, req, &resolved).ok());
+  EXPECT_EQ(resolved.state(), v1::ALERT_STATE_RESOLVED);
+  EXPECT_EQ(resolved.resolved_by(), "ops-1");
+}

@@ -15,7 +15,8 @@ namespace healthtwin::storage {
 
 namespace {
 
-constexpr uint32_t format_version = 1;
+// 2: series codec format 2, patient snapshots with model state (issue 3).
+constexpr uint32_t format_version = 2;
 
 // Index = static_cast<size_t>(column).
 constexpr std::array<const char*, column_count> column_names{

@@ -239,6 +239,37 @@ store::memory_usage store::memory() const {
   return m;
 }
 
+store::db_stats store::stats() const {
+  db_stats out;
+  uint64_t v = 0;
+  auto& db = *impl_->db;
+  for (size_t i = 0; i < impl_->columns.size(); ++i) {
+    auto* cf = impl_->columns[i];
+    column_stats c;
+    c.name = column_names[i];
+    if (db.GetIntProperty(cf, "rocksdb.total-sst-files-size", &v))
+      c.sst_bytes = v;
+    if (db.GetIntProperty(cf, "rocksdb.estimate-live-data-size", &v))
+      c.live_data_bytes = v;
+    if (db.GetIntProperty(cf, "rocksdb.estimate-num-keys", &v))
+      c.estimated_keys = v;
+    if (db.GetIntProperty(cf, "rocksdb.estimate-pending-compaction-bytes", &v))
+      c.pending_compaction_bytes = v;
+    out.columns.push_back(c);
+  }
+  if (db.GetIntProperty("rocksdb.num-running-compactions", &v))
+    out.running_compactions = v;
+  if (db.GetIntProperty("rocksdb.num-running-flushes", &v))
+    out.running_flushes = v;
+  if (db.GetIntProperty("rocksdb.background-errors", &v))
+    out.background_errors = v;
+  if (db.GetIntProperty("rocksdb.is-write-stopped", &v))
+    out.writes_stopped = v != 0;
+  if (db.GetIntProperty("rocksdb.actual-delayed-write-rate", &v))
+    out.delayed_write_rate = v;
+  return out;
+}
+
 std::string store::describe_stats() const {
   std::string out;
   impl_->db->GetProperty("rocksdb.stats", &out);

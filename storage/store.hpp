@@ -5,6 +5,7 @@
 #include <optional>
 #include <memory>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include <caf/expected.hpp>
@@ -84,6 +85,24 @@ public:
     uint64_t table_readers = 0;
   };
   memory_usage memory() const;
+
+  /// RocksDB's cheap properties (no statistics overhead), for metrics.
+  struct column_stats {
+    const char* name = "";  ///< column family
+    uint64_t sst_bytes = 0;
+    uint64_t live_data_bytes = 0;
+    uint64_t estimated_keys = 0;
+    uint64_t pending_compaction_bytes = 0;
+  };
+  struct db_stats {
+    std::vector<column_stats> columns;
+    uint64_t running_compactions = 0;
+    uint64_t running_flushes = 0;
+    uint64_t background_errors = 0;
+    bool writes_stopped = false;
+    uint64_t delayed_write_rate = 0;  ///< bytes/s while writes are slowed; 0: not slowed
+  };
+  db_stats stats() const;
 
   struct impl;
   impl& internals() noexcept { return *impl_; }

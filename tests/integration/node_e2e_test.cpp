@@ -312,6 +312,19 @@ TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
   EXPECT_EQ(curl("/readyz"), "200");
   EXPECT_EQ(curl("/metrics"), "200");
   EXPECT_EQ(curl("/nope"), "404");
+  {
+    // RocksDB properties per column family are exported.
+    auto cmd = "curl -s http://127.0.0.1:" + std::to_string(node_->http_port()) + "/metrics";
+    std::array<char, 4096> buf{};
+    std::string body;
+    auto* p = popen(cmd.c_str(), "r");
+    while (fgets(buf.data(), buf.size(), p))
+      body += buf.data();
+    pclose(p);
+    EXPECT_NE(body.find("healthtwin_storage_sst_bytes{column=\"series\"}"), std::string::npos);
+    EXPECT_NE(body.find("healthtwin_storage_estimated_keys{column=\"registry\"}"), std::string::npos);
+    EXPECT_NE(body.find("healthtwin_storage_engine{what=\"background_errors\"} 0"), std::string::npos);
+  }
 
   // Standard gRPC health checking reports SERVING: HealthCheckRequest{} is
   // empty; HealthCheckResponse{status: SERVING} is 08 01.

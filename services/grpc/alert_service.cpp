@@ -163,23 +163,20 @@ public:
       return invalid_argument(bad);
     caf::expected<actors::alert_record> a{caf::sec::request_timeout};
     if (name->kind == models::twin_kind::device) {
-      // A device's own alert (no condition in a patient twin to reset).
+      // A device's own alert: no condition in a patient twin to reset.
       a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                          actors::alert_resolve_by_atom::value, req->name(),
                                          req->resolved_by(), req->note());
-      if (!a)
-        return to_status(a.error(), "alert");
-      to_api(*a, resp);
-      return Status::OK;
+    } else {
+      std::string patient{name->owner};
+      if (auto st = check_patient(env_, patient, "name"); !st.ok())
+        return st.error_code() == grpc::StatusCode::NOT_FOUND
+                   ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
+                   : st;
+      a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
+                                         actors::resolve_atom::value, patient, req->name(),
+                                         req->resolved_by(), req->note());
     }
-    std::string patient{name->owner};
-    if (auto st = check_patient(env_, patient, "name"); !st.ok())
-      return st.error_code() == grpc::StatusCode::NOT_FOUND
-                 ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
-                 : st;
-    a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
-                                       actors::resolve_atom::value, patient, req->name(),
-                                       req->resolved_by(), req->note());
     if (!a)
       return to_status(a.error(), "alert");
     to_api(*a, resp);
@@ -196,7 +193,7 @@ public:
     std::vector<field_violation> bad;
     if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
       bad.push_back({"metric", "unknown metric"});
-    auto duration_ms = req->duration().seconds() * 1000 + req->duration().nanos() / 1'000'000;
+    auto duration_ms = to_ms(req->duration());
     if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
       bad.push_back({"duration", "must be between 1 s and " +
                                      std::to_string(actors::max_silence_ms / 60'000) +

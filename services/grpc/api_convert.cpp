@@ -19,6 +19,15 @@ int64_t to_ms(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000 + ts.nanos() / 1'000'000;
 }
 
+int64_t to_ms(const google::protobuf::Duration& d) {
+  return d.seconds() * 1000 + d.nanos() / 1'000'000;
+}
+
+void set_duration(google::protobuf::Duration* d, int64_t ms) {
+  d->set_seconds(ms / 1000);
+  d->set_nanos(static_cast<int32_t>((ms % 1000) * 1'000'000));
+}
+
 void to_api(const storage::patient_record& in, v1::Patient* out) {
   out->set_name(in.name);
   out->set_ward(in.ward);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <google/protobuf/duration.pb.h>
+
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/v1/alert.pb.h"
@@ -15,6 +17,8 @@ namespace healthtwin::services {
 
 void set_timestamp(google::protobuf::Timestamp* ts, int64_t unix_ms);
 int64_t to_ms(const google::protobuf::Timestamp& ts);
+int64_t to_ms(const google::protobuf::Duration& d);
+void set_duration(google::protobuf::Duration* d, int64_t ms);
 
 void to_api(const storage::patient_record& in, healthtwin::v1::Patient* out);
 void to_api(const storage::device_record& in, healthtwin::v1::Device* out);

@@ -16,15 +16,6 @@ using grpc::ServerContext;
 using grpc::Status;
 using models::metric;
 
-int64_t duration_ms(const google::protobuf::Duration& d) {
-  return d.seconds() * 1000 + d.nanos() / 1'000'000;
-}
-
-void set_duration(google::protobuf::Duration* d, int64_t ms) {
-  d->set_seconds(ms / 1000);
-  d->set_nanos(static_cast<int32_t>((ms % 1000) * 1'000'000));
-}
-
 void to_api(const models::patient_settings& in, v1::PatientSettings* out) {
   out->set_spo2_scale2(in.spo2_scale2);
   for (uint8_t n = 1; n <= models::metric_count; ++n) {
@@ -89,12 +80,12 @@ models::patient_settings from_api(const v1::PatientSettings& in,
   }
   if (in.has_baseline_k()) s.baseline_k = in.baseline_k();
   if (in.has_baseline_min_duration())
-    s.baseline_min_duration_ms = duration_ms(in.baseline_min_duration());
-  if (in.has_forecast_horizon()) s.forecast_horizon_ms = duration_ms(in.forecast_horizon());
+    s.baseline_min_duration_ms = to_ms(in.baseline_min_duration());
+  if (in.has_forecast_horizon()) s.forecast_horizon_ms = to_ms(in.forecast_horizon());
   if (in.has_glucose_forecast_horizon())
-    s.glucose_forecast_horizon_ms = duration_ms(in.glucose_forecast_horizon());
+    s.glucose_forecast_horizon_ms = to_ms(in.glucose_forecast_horizon());
   if (in.has_device_offline_after())
-    s.device_offline_after_ms = duration_ms(in.device_offline_after());
+    s.device_offline_after_ms = to_ms(in.device_offline_after());
   if (in.has_battery_low_percent()) s.battery_low_percent = in.battery_low_percent();
   if (bad.empty()) {
     if (auto field = s.validate())

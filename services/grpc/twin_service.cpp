@@ -82,7 +82,7 @@ public:
       bad.push_back({"page_size", "must be between 0 and 100000"});
     int64_t step_ms = 0;
     if (req->has_step()) {
-      step_ms = req->step().seconds() * 1000 + req->step().nanos() / 1'000'000;
+      step_ms = to_ms(req->step());
       if (step_ms < 1000 || step_ms > 86'400'000)
         bad.push_back({"step", "must be between 1 s and 1 day"});
     }

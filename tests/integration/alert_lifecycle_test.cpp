@@ -43,14 +43,7 @@ protected:
   }
 
   std::optional<v1::Alert> find(const std::string& name) {
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::ListAlertsRequest req;
-    req.set_parent("tenants/h1");
-    req.set_include_resolved(true);
-    v1::ListAlertsResponse out;
-    EXPECT_TRUE(client_->alerts->ListAlerts(&ctx, req, &out).ok());
-    for (auto& a : out.alerts())
+    for (auto& a : client_->list_alerts("tenants/h1", true))
       if (a.name() == name)
         return a;
     return std::nullopt;
@@ -68,18 +61,20 @@ protected:
     return find(name);
   }
 
-  std::vector<v1::AlertEvent> replay_all() {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));
-    v1::StreamAlertsRequest req;
-    req.set_parent("tenants/h1");
-    req.set_resume_after(0);
-    auto stream = client_->alerts->StreamAlerts(&ctx, req);
-    std::vector<v1::AlertEvent> events;
-    v1::AlertEvent e;
-    while (stream->Read(&e))
-      events.push_back(e);
-    return events;
+  std::vector<v1::AlertEvent> replay_all() { return client_->replay_alerts("tenants/h1"); }
+
+  // The alert of the last event of this kind on the stream, waiting for one
+  // to appear (a few seconds at most).
+  std::optional<v1::Alert> await_event_of(v1::AlertKind kind) {
+    std::optional<v1::Alert> alert;
+    for (int i = 0; i < 100 && !alert; ++i) {
+      for (auto& e : replay_all())
+        if (e.alert().kind() == kind)
+          alert = e.alert();
+      if (!alert)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return alert;
   }
 
   temp_dir dir_;
@@ -98,13 +93,7 @@ TEST_F(alert_lifecycle_test, raise_escalate_acknowledge_and_resolve_across_resta
                   .ok());
   std::string name;
   for (int i = 0; i < 100 && name.empty(); ++i) {
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::ListAlertsRequest req;
-    req.set_parent("tenants/h1");
-    v1::ListAlertsResponse out;
-    ASSERT_TRUE(client_->alerts->ListAlerts(&ctx, req, &out).ok());
-    for (auto& a : out.alerts())
+    for (auto& a : client_->list_alerts("tenants/h1"))
       if (a.kind() == v1::ALERT_KIND_THRESHOLD)
         name = a.name();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -227,14 +216,7 @@ TEST_F(alert_lifecycle_test, silence_stops_escalation_and_bad_requests_name_the_
                                                           {2, t, v1::METRIC_HEART_RATE, 160}}),
                             resp)
                   .ok());
-  std::optional<v1::Alert> alert;
-  for (int i = 0; i < 100 && !alert; ++i) {
-    for (auto& e : replay_all())
-      if (e.alert().kind() == v1::ALERT_KIND_THRESHOLD)
-        alert = e.alert();
-    if (!alert)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto alert = await_event_of(v1::ALERT_KIND_THRESHOLD);
   ASSERT_TRUE(alert);
   EXPECT_TRUE(alert->has_silenced_until());
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
@@ -251,14 +233,7 @@ TEST_F(alert_lifecycle_test, a_device_streaming_unassigned_raises_its_own_alert_
                                                 {{1, now_ms(), v1::METRIC_SPO2, 97}}),
                             resp)
                   .ok());
-  std::optional<v1::Alert> alert;
-  for (int i = 0; i < 100 && !alert; ++i) {
-    for (auto& e : replay_all())
-      if (e.alert().kind() == v1::ALERT_KIND_DEVICE_UNASSIGNED)
-        alert = e.alert();
-    if (!alert)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto alert = await_event_of(v1::ALERT_KIND_DEVICE_UNASSIGNED);
   ASSERT_TRUE(alert);
   EXPECT_EQ(alert->device(), "tenants/h1/devices/loose");
   EXPECT_TRUE(alert->patient().empty());

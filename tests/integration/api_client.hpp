@@ -126,6 +126,35 @@ struct api_client {
     return out;
   }
 
+  /// The first page of ListAlerts for a tenant (`tenants/{t}`).
+  std::vector<v1::Alert> list_alerts(const std::string& parent, bool include_resolved = false) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ListAlertsRequest req;
+    req.set_parent(parent);
+    req.set_include_resolved(include_resolved);
+    v1::ListAlertsResponse out;
+    auto st = alerts->ListAlerts(&ctx, req, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return {out.alerts().begin(), out.alerts().end()};
+  }
+
+  /// The alert events after `after` (0: all retained), read from a resumed
+  /// stream for 1.5 s.
+  std::vector<v1::AlertEvent> replay_alerts(const std::string& parent, uint64_t after = 0) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));
+    v1::StreamAlertsRequest req;
+    req.set_parent(parent);
+    req.set_resume_after(after);
+    auto stream = alerts->StreamAlerts(&ctx, req);
+    std::vector<v1::AlertEvent> events;
+    v1::AlertEvent e;
+    while (stream->Read(&e))
+      events.push_back(e);
+    return events;
+  }
+
   /// Every sample of a metric in [from, to), following pages.
   std::vector<std::pair<int64_t, double>> history(const std::string& patient, v1::Metric m,
                                                   int64_t from, int64_t to) {

@@ -67,14 +67,8 @@ protected:
   }
 
   std::vector<v1::Alert> threshold_alerts(const std::string& patient) {
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::ListAlertsRequest req;
-    req.set_parent("tenants/h1");
-    v1::ListAlertsResponse out;
-    EXPECT_TRUE(client_->alerts->ListAlerts(&ctx, req, &out).ok());
     std::vector<v1::Alert> found;
-    for (auto& a : out.alerts())
+    for (auto& a : client_->list_alerts("tenants/h1"))
       if (a.patient() == patient && a.kind() == v1::ALERT_KIND_THRESHOLD)
         found.push_back(a);
     return found;

@@ -171,14 +171,7 @@ TEST_F(node_e2e_test, stream_resumes_from_a_token_without_gaps_or_duplicates) {
                   .ok());
   // Alerts follow the ack asynchronously: wait until the HR alert resolved.
   auto resolved = [&] {
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::ListAlertsRequest req;
-    req.set_parent("tenants/h1");
-    req.set_include_resolved(true);
-    v1::ListAlertsResponse out;
-    EXPECT_TRUE(client_->alerts->ListAlerts(&ctx, req, &out).ok());
-    for (auto& a : out.alerts())
+    for (auto& a : client_->list_alerts("tenants/h1", true))
       if (a.kind() == v1::ALERT_KIND_THRESHOLD && a.state() == v1::ALERT_STATE_RESOLVED)
         return true;
     return false;
@@ -187,19 +180,7 @@ TEST_F(node_e2e_test, stream_resumes_from_a_token_without_gaps_or_duplicates) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
   // Replay everything (resume_after = 0), then resume after the first event.
-  auto read_all = [&](uint64_t after) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));
-    v1::StreamAlertsRequest req;
-    req.set_parent("tenants/h1");
-    req.set_resume_after(after);
-    auto stream = client_->alerts->StreamAlerts(&ctx, req);
-    std::vector<v1::AlertEvent> events;
-    v1::AlertEvent e;
-    while (stream->Read(&e))
-      events.push_back(e);
-    return events;
-  };
+  auto read_all = [&](uint64_t after) { return client_->replay_alerts("tenants/h1", after); };
   auto all = read_all(0);
   ASSERT_GE(all.size(), 2u);  // raised and resolved (NEWS2 alerts too)
   for (size_t i = 0; i < all.size(); ++i)

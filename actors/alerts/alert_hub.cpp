@@ -373,17 +373,27 @@ struct hub_state {
     publish(alert_event_type::updated, i->second);
   }
 
+  // Takes an open alert out as resolved (`fill` records how), persists the
+  // event and keeps it among the recently resolved.
+  template <class Fill>
+  alert_record close(std::unordered_map<std::string, alert_record>::iterator i, Fill fill) {
+    auto a = std::move(i->second);
+    open.erase(i);
+    a.state = alert_state::resolved;
+    fill(a);
+    publish(alert_event_type::resolved, a);
+    remember_resolved(a);
+    return a;
+  }
+
   void resolve(const std::string& name, double value, int64_t time_ms) {
     auto i = open.find(name);
     if (i == open.end())
       return;
-    auto a = std::move(i->second);
-    open.erase(i);
-    a.state = alert_state::resolved;
-    a.value = value;
-    a.resolve_time_ms = time_ms;
-    publish(alert_event_type::resolved, a);
-    remember_resolved(std::move(a));
+    close(i, [&](alert_record& a) {
+      a.value = value;
+      a.resolve_time_ms = time_ms;
+    });
   }
 
   // Resolves every open alert of `owner` of kind `k` (a device's own
@@ -417,15 +427,12 @@ struct hub_state {
     auto i = open.find(name);
     if (i == open.end())
       return not_open(name);
-    auto a = std::move(i->second);
-    open.erase(i);
-    a.state = alert_state::resolved;
-    a.resolved_by = who;
-    a.resolve_note = note;
-    a.resolve_time_ms = now();
-    publish(alert_event_type::resolved, a);
+    auto a = close(i, [&](alert_record& r) {
+      r.resolved_by = who;
+      r.resolve_note = note;
+      r.resolve_time_ms = now();
+    });
     flush();  // durable before the clinician is told it is done
-    remember_resolved(a);
     return a;
   }
 

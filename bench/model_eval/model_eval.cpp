@@ -182,7 +182,6 @@ int main(int argc, char** argv) {
 
   std::vector<stay_result> stays;
   int total = stable + deteriorating;
-  int64_t readings = 0;
   for (int i = 0; i < total; ++i) {
     bench::scenario_sim::settings s;
     s.deteriorates = i >= stable;
@@ -191,7 +190,6 @@ int main(int argc, char** argv) {
     s.artefacts = !no_artefacts;
     stays.push_back(simulate(seed + static_cast<uint64_t>(i), s, ps));
   }
-  (void)readings;
 
   std::vector<std::pair<std::string, std::optional<alert_kind>>> sources{
       {"all clinical alerts", std::nullopt},

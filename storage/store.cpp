@@ -1,14 +1,18 @@
 #include "storage/store.hpp"
 
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/models/twin_name.hpp"
 #include "healthtwin/internal/records.pb.h"
+#include "storage/file_encryption.hpp"
 #include "storage/store_impl.hpp"
 
 namespace healthtwin::storage {
@@ -86,6 +90,62 @@ caf::error check_meta(store::impl& im, bool& fresh) {
   return caf::none;
 }
 
+// RocksDB's info log goes to the node's log instead of a LOG file in the
+// data directory: no plaintext file is left beside encrypted ones, and
+// operators find storage warnings where they look for everything else.
+// Its routine chatter (flushes, compaction summaries) is debug level.
+class spdlog_info_log final : public rocksdb::Logger {
+public:
+  spdlog_info_log() : rocksdb::Logger(level_from_spdlog()) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel())
+      return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    switch (level) {
+      case rocksdb::InfoLogLevel::DEBUG_LEVEL:
+      case rocksdb::InfoLogLevel::INFO_LEVEL:
+      case rocksdb::InfoLogLevel::HEADER_LEVEL: spdlog::debug("rocksdb: {}", line); break;
+      case rocksdb::InfoLogLevel::WARN_LEVEL: spdlog::warn("rocksdb: {}", line); break;
+      default: spdlog::error("rocksdb: {}", line); break;
+    }
+  }
+
+private:
+  static rocksdb::InfoLogLevel level_from_spdlog() {
+    return spdlog::should_log(spdlog::level::debug) ? rocksdb::InfoLogLevel::INFO_LEVEL
+                                                     : rocksdb::InfoLogLevel::WARN_LEVEL;
+  }
+};
+
+// Opens a directory only with the key it was created with: a mismatch is
+// told by name here instead of surfacing as unreadable files.
+caf::error check_encryption(const store_settings& s, const std::optional<node_key>& key) {
+  auto current = s.data_dir + "/CURRENT";
+  if (!std::filesystem::exists(current))
+    return caf::none;  // a new directory takes the configured mode
+  auto id = file_key_id(current);
+  if (key && !id)
+    return caf::make_error(errc::incompatible,
+                           "data directory " + s.data_dir +
+                               " is not encrypted, but an encryption key file is configured "
+                               "(an existing directory cannot be encrypted in place)");
+  if (!key && id)
+    return caf::make_error(errc::incompatible, "data directory " + s.data_dir +
+                                                   " is encrypted (key " + *id +
+                                                   "); configure its encryption key file");
+  if (key && *id != key->id())
+    return caf::make_error(errc::incompatible, "data directory " + s.data_dir +
+                                                   " is encrypted with key " + *id +
+                                                   ", not the configured key " + key->id());
+  return caf::none;
+}
+
 }  // namespace
 
 caf::error to_error(const rocksdb::Status& st, std::string_view what) {
@@ -130,6 +190,14 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
 
   auto im = std::make_unique<impl>();
   im->settings = settings;
+  if (!settings.encryption_key_file.empty()) {
+    auto key = node_key::load(settings.encryption_key_file);
+    if (!key)
+      return key.error();
+    im->key = std::move(*key);
+  }
+  if (auto err = check_encryption(settings, im->key))
+    return err;
   auto cache = rocksdb::NewLRUCache(settings.block_cache_bytes);
 
   rocksdb::DBOptions db_opts;
@@ -137,12 +205,16 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   db_opts.create_missing_column_families = true;
   db_opts.max_background_jobs = 2;
   db_opts.bytes_per_sync = 1 << 20;
-  db_opts.keep_log_file_num = 5;
+  db_opts.info_log = std::make_shared<spdlog_info_log>();
   db_opts.max_total_wal_size = size_t{512} << 20;
   // A torn last record (crash mid-write, never acknowledged) is dropped;
   // damage anywhere else refuses to open instead of silently losing
   // acknowledged writes behind it.
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  if (im->key) {
+    im->env = make_encrypted_env(*im->key);
+    db_opts.env = im->env.get();
+  }
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (size_t i = 0; i < column_count; ++i)

@@ -31,6 +31,12 @@ struct store_settings {
   size_t block_cache_bytes = size_t{64} << 20;
   /// Memtable size of the ingest log column family, bytes. Default 64 MiB.
   size_t log_write_buffer_bytes = size_t{64} << 20;
+  /// Key file of the node key (64 hex digits, mode 0600). When set, every
+  /// RocksDB file is encrypted with AES-256 (storage/file_encryption.hpp);
+  /// a directory is either encrypted from its creation or never, and is
+  /// refused when opened with another key or without one. Default: empty
+  /// (plaintext, for development).
+  std::string encryption_key_file;
 };
 
 class write_batch;

@@ -3,10 +3,12 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "storage/node_key.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::storage {
@@ -15,6 +17,8 @@ inline constexpr size_t column_count = 7;
 
 struct store::impl {
   store_settings settings;
+  std::optional<node_key> key;        // set when encryption_key_file is
+  std::unique_ptr<rocksdb::Env> env;  // the encrypting Env; outlives db
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, column_count> columns{};
 

@@ -68,6 +68,7 @@ int run(const node::node_config& cfg) {
   store_settings.data_dir = cfg.data_dir;
   store_settings.shards = cfg.shards;
   store_settings.sync_wal = cfg.sync_wal;
+  store_settings.encryption_key_file = cfg.encryption_key_file;
   auto opened = storage::store::open(store_settings);
   if (!opened) {
     spdlog::critical("cannot open the data directory {}: {}", cfg.data_dir,
@@ -75,6 +76,9 @@ int run(const node::node_config& cfg) {
     return 3;
   }
   auto store = std::move(*opened);
+  if (cfg.encryption_key_file.empty())
+    spdlog::warn("no --encryption-key-file: the data directory is stored in plaintext "
+                 "(development only)");
   if (!cfg.sync_wal)
     spdlog::warn("sync-wal=false: acknowledged readings survive a process crash, not a machine crash");
 

@@ -73,6 +73,10 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "fsync the write-ahead log before acknowledging (false: survives process "
                  "crashes only)")
       ->capture_default_str();
+  app.add_option("--encryption-key-file", cfg.encryption_key_file,
+                 "node key file (64 hex digits, mode 0600): encrypts every file of the data "
+                 "directory with AES-256 (default: plaintext, for development)")
+      ->check(CLI::ExistingFile);
   app.add_option("--scheduler-threads", cfg.scheduler_threads, "actor scheduler worker threads")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();

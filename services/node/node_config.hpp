@@ -18,6 +18,9 @@ struct node_config {
   std::string data_dir = "./data";
   uint32_t shards = 1024;                        ///< fixed per data directory
   bool sync_wal = true;                          ///< fsync the WAL before acks
+  /// Node key file (64 hex digits, mode 0600): encrypts every RocksDB file
+  /// with AES-256. Empty: plaintext (development only; a warning is logged).
+  std::string encryption_key_file;
   unsigned scheduler_threads = 2;                ///< CAF worker threads
   std::chrono::milliseconds checkpoint_interval{30'000};
   std::chrono::milliseconds heartbeat_timeout{60'000};

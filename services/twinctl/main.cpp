@@ -1,6 +1,6 @@
 // twinctl: the ops CLI.
 //
-//   twinctl audit verify --data-dir DIR
+//   twinctl audit verify --data-dir DIR [--encryption-key-file FILE]
 //       walks the hash-chained audit log of a node's data directory (the
 //       node must be stopped, or point it at a copy) and reports the first
 //       broken link. Exit 0: intact; 1: broken; 2: usage or I/O error.
@@ -24,10 +24,15 @@ int main(int argc, char** argv) {
   verify->add_option("--data-dir", data_dir, "the node's data directory (node stopped)")
       ->required()
       ->check(CLI::ExistingDirectory);
+  std::string key_file;
+  verify->add_option("--encryption-key-file", key_file,
+                     "the node key file, when the data directory is encrypted")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   storage::store_settings s;
   s.data_dir = data_dir;
+  s.encryption_key_file = key_file;
   auto st = storage::store::open(s);
   if (!st) {
     std::fprintf(stderr, "twinctl: cannot open %s: %s\n", data_dir.c_str(),

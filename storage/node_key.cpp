@@ -1,0 +1,75 @@
+#include "storage/node_key.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "storage/errc.hpp"
+
+namespace healthtwin::storage {
+
+namespace {
+
+caf::error refuse(const std::string& path, const std::string& why) {
+  return caf::make_error(errc::invalid_settings, "encryption key file " + path + ": " + why);
+}
+
+}  // namespace
+
+caf::expected<node_key> node_key::load(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return refuse(path, "cannot be read");
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    return refuse(path, "is accessible by group or others; restrict it with chmod 600");
+  std::ifstream in{path, std::ios::binary};
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  if (!in.good() && !in.eof())
+    return refuse(path, "cannot be read");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+    text.pop_back();
+  node_key key;
+  size_t len = 0;
+  bool ok = text.size() == 64 &&
+            OPENSSL_hexstr2buf_ex(key.master_.data(), key.master_.size(), &len, text.c_str(),
+                                  '\0') == 1 &&
+            len == key.master_.size();
+  OPENSSL_cleanse(text.data(), text.size());
+  if (!ok)
+    return refuse(path, "must hold exactly 64 hexadecimal digits (a 256-bit key)");
+  return key;
+}
+
+node_key node_key::from_bytes(const bytes& raw) {
+  node_key key;
+  key.master_ = raw;
+  return key;
+}
+
+node_key::~node_key() {
+  OPENSSL_cleanse(master_.data(), master_.size());
+}
+
+node_key::bytes node_key::derive(std::string_view label) const {
+  bytes out{};
+  unsigned len = 0;
+  HMAC(EVP_sha256(), master_.data(), static_cast<int>(master_.size()),
+       reinterpret_cast<const unsigned char*>(label.data()), label.size(), out.data(), &len);
+  return out;
+}
+
+std::string node_key::id() const {
+  auto d = derive("healthtwin key fingerprint");
+  char hex[17] = {};
+  size_t len = 0;
+  OPENSSL_buf2hexstr_ex(hex, sizeof hex, &len, d.data(), 8, '\0');
+  OPENSSL_cleanse(d.data(), d.size());
+  return std::string{hex};
+}
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+
+namespace healthtwin::storage {
+
+/// The node's master key (256 bits), read from a key file. It never leaves
+/// the process and is never logged; every key the store uses is derived
+/// from it for one purpose (file encryption, wrapping patient data keys),
+/// so no two purposes share key material.
+class node_key {
+public:
+  using bytes = std::array<uint8_t, 32>;
+
+  /// Reads a key file: 64 hexadecimal digits, optionally followed by a
+  /// newline. Refused (errc::invalid_settings, naming the file) when the
+  /// file is missing, malformed, or readable by group or others.
+  static caf::expected<node_key> load(const std::string& path);
+
+  /// A key from raw bytes (tests, tools).
+  static node_key from_bytes(const bytes& raw);
+
+  node_key(const node_key&) = default;
+  node_key& operator=(const node_key&) = default;
+  ~node_key();
+
+  /// HMAC-SHA256(master, label): a 256-bit key for one purpose.
+  bytes derive(std::string_view label) const;
+
+  /// A public fingerprint (16 hex digits) that tells keys apart without
+  /// revealing them; stored in every encrypted file's header.
+  std::string id() const;
+
+private:
+  node_key() = default;
+  bytes master_{};
+};
+
+}  // namespace healthtwin::storage

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -32,12 +33,6 @@ struct cipher_ctx_free {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
 
-// One cipher context per thread: RocksDB reads a file from several threads.
-EVP_CIPHER_CTX* thread_cipher_ctx() {
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> ctx{EVP_CIPHER_CTX_new()};
-  return ctx.get();
-}
-
 // AES-256-CTR is its own inverse: XORs `data` in place with the key stream
 // at byte `offset` of the file body.
 rocksdb::Status crypt(const key_bytes& key, const iv_bytes& iv, uint64_t offset, char* data,
@@ -50,7 +45,11 @@ rocksdb::Status crypt(const key_bytes& key, const iv_bytes& iv, uint64_t offset,
     counter[i] = static_cast<uint8_t>(sum);
     add = (add >> 8) + (sum >> 8);
   }
-  auto* ctx = thread_cipher_ctx();
+  // A context per call (one per read or write of a block or more): RocksDB
+  // reads a file from several threads, and thread-local contexts would
+  // outlive RocksDB's never-joined background threads.
+  std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> owned{EVP_CIPHER_CTX_new()};
+  auto* ctx = owned.get();
   if (ctx == nullptr || EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), nullptr, key.data(),
                                            counter.data()) != 1)
     return rocksdb::Status::IOError("AES-256-CTR initialisation failed");

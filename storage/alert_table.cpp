@@ -1,6 +1,7 @@
 #include "storage/alert_table.hpp"
 
 #include "actors/models/twin_name.hpp"
+#include "storage/errc.hpp"
 #include "storage/key_codec.hpp"
 
 namespace healthtwin::storage {
@@ -8,22 +9,37 @@ namespace healthtwin::storage {
 caf::expected<std::optional<std::string>> alert_table::get(std::string_view patient,
                                                            std::string_view alert_id) {
   auto shard = models::shard_of(patient, store_.shards());
-  return store_.get(column::alerts, key_codec::alert_key('a', shard, patient, alert_id));
+  auto v = store_.get(column::alerts, key_codec::alert_key('a', shard, patient, alert_id));
+  if (!v || !*v)
+    return v;
+  auto plain = store_.unseal(**v);
+  if (!plain)
+    return plain.error();
+  return std::optional<std::string>{std::move(*plain)};
 }
 
-void alert_table::put(write_batch& batch, std::string_view patient, std::string_view alert_id,
-                      std::string_view record, bool active) {
+caf::error alert_table::put(write_batch& batch, std::string_view patient,
+                            std::string_view alert_id, std::string_view record, bool active) {
+  auto sealed = store_.seal(patient, record);
+  if (!sealed)
+    return sealed.error();
   auto shard = models::shard_of(patient, store_.shards());
-  batch.put(column::alerts, key_codec::alert_key('a', shard, patient, alert_id), record);
+  batch.put(column::alerts, key_codec::alert_key('a', shard, patient, alert_id), *sealed);
   auto index = key_codec::alert_key('x', shard, patient, alert_id);
   if (active)
     batch.put(column::alerts, index, {});
   else
     batch.erase(column::alerts, index);
+  return caf::none;
 }
 
-void alert_table::put_event(write_batch& batch, uint64_t sequence, std::string_view event) {
-  batch.put(column::alerts, key_codec::alert_event_key(sequence), event);
+caf::error alert_table::put_event(write_batch& batch, uint64_t sequence, std::string_view owner,
+                                  std::string_view event) {
+  auto sealed = store_.seal(owner, event);
+  if (!sealed)
+    return sealed.error();
+  batch.put(column::alerts, key_codec::alert_event_key(sequence), *sealed);
+  return caf::none;
 }
 
 caf::expected<uint64_t> alert_table::last_event_sequence() {
@@ -37,10 +53,19 @@ caf::expected<uint64_t> alert_table::last_event_sequence() {
 
 caf::error alert_table::scan_events(uint64_t after,
                                     const std::function<bool(uint64_t, std::string_view)>& fn) {
-  return store_.scan(column::alerts, key_codec::alert_event_key(after + 1), "f",
-                     [&](std::string_view key, std::string_view value) {
-                       return fn(key_codec::get_u64(key.substr(1)), value);
-                     });
+  caf::error inner;
+  auto err = store_.scan(column::alerts, key_codec::alert_event_key(after + 1), "f",
+                         [&](std::string_view key, std::string_view value) {
+                           auto plain = store_.unseal(value);
+                           if (!plain && plain.error() == errc::erased)
+                             return true;
+                           if (!plain) {
+                             inner = plain.error();
+                             return false;
+                           }
+                           return fn(key_codec::get_u64(key.substr(1)), *plain);
+                         });
+  return err ? err : inner;
 }
 
 caf::error alert_table::scan_active(const std::function<void(std::string_view)>& fn) {
@@ -53,8 +78,16 @@ caf::error alert_table::scan_active(const std::function<void(std::string_view)>&
       inner = v.error();
       return false;
     }
-    if (*v)
-      fn(**v);
+    if (!*v)
+      return true;
+    auto plain = store_.unseal(**v);
+    if (!plain && plain.error() == errc::erased)
+      return true;
+    if (!plain) {
+      inner = plain.error();
+      return false;
+    }
+    fn(*plain);
     return true;
   });
   return err ? err : inner;

@@ -14,7 +14,7 @@ namespace healthtwin::storage {
 
 /// Alert records, the index of active alerts and the alert event log
 /// (column family `alerts`). Records and events are serialized by the
-/// alert hub. Thread-safe.
+/// alert hub and stored sealed with their owner's data key. Thread-safe.
 class alert_table {
 public:
   explicit alert_table(store& s) : store_(s) {}
@@ -23,20 +23,24 @@ public:
                                                 std::string_view alert_id);
 
   /// Adds the record and, atomically with it, marks the alert active or not.
-  void put(write_batch& batch, std::string_view patient, std::string_view alert_id,
-           std::string_view record, bool active);
+  /// The record is sealed with its owner's data key (store::seal).
+  caf::error put(write_batch& batch, std::string_view patient, std::string_view alert_id,
+                 std::string_view record, bool active);
 
-  /// Adds an event at `sequence` to the event log.
-  static void put_event(write_batch& batch, uint64_t sequence, std::string_view event);
+  /// Adds an event at `sequence` to the event log, sealed with its owner's
+  /// (patient's or device's) data key.
+  caf::error put_event(write_batch& batch, uint64_t sequence, std::string_view owner,
+                       std::string_view event);
 
   /// Highest event sequence written; 0 when none.
   caf::expected<uint64_t> last_event_sequence();
 
-  /// Events with sequence > after, in order, until fn returns false.
+  /// Events with sequence > after, in order, until fn returns false. Events
+  /// of erased patients are skipped.
   caf::error scan_events(uint64_t after,
                          const std::function<bool(uint64_t, std::string_view)>& fn);
 
-  /// Every active alert record.
+  /// Every active alert record (those of erased patients skipped).
   caf::error scan_active(const std::function<void(std::string_view record)>& fn);
 
   /// Adds (or replaces) the silence of a patient's metric ("" = all).

@@ -13,6 +13,7 @@ std::string to_string(errc x) {
     case errc::incompatible: return "incompatible";
     case errc::invalid_record: return "invalid_record";
     case errc::invalid_settings: return "invalid_settings";
+    case errc::erased: return "erased";
   }
   return "unknown";
 }

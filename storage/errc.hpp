@@ -18,6 +18,7 @@ enum class errc : uint8_t {
   incompatible,        ///< the data directory was written with other settings
   invalid_record,      ///< a stored record does not parse
   invalid_settings,    ///< bad store_settings (field named in the context)
+  erased,              ///< the patient was erased; its data is gone for good
 };
 
 std::string to_string(errc x);

@@ -50,10 +50,24 @@ caf::expected<retention_report> enforce_retention(store& s, const retention_sett
   caf::error inner;
 
   deleter series{s, column::series};
-  auto err = s.scan(column::series, {}, {}, [&](std::string_view key, std::string_view value) {
+  // Values whose owner was erased can never be read again: they go too.
+  auto erased_leftover = [&](deleter& d, std::string_view key,
+                             const caf::expected<std::string>& plain, uint64_t& count) {
+    if (plain || plain.error() != errc::erased)
+      return false;
+    if ((inner = d.erase(key)))
+      return true;
+    ++count;
+    return true;
+  };
+
+  auto err = s.scan(column::series, {}, {}, [&](std::string_view key, std::string_view stored) {
+    auto value = s.unseal(stored);
+    if (erased_leftover(series, key, value, report.series_chunks))
+      return !inner;
     chunk_header h;
     auto tenant = models::tenant_of(patient_of_series_key(key));
-    if (!read_chunk_header(value, h))
+    if (!value || !read_chunk_header(*value, h))
       return true;  // not ours to judge: left for the reader to report
     if (h.max_time_ms >= now_ms - settings.of(tenant).raw_readings_ms)
       return true;
@@ -68,9 +82,12 @@ caf::expected<retention_report> enforce_retention(store& s, const retention_sett
     return err ? err : inner;
 
   deleter alerts{s, column::alerts};
-  err = s.scan(column::alerts, "a", "b", [&](std::string_view key, std::string_view value) {
+  err = s.scan(column::alerts, "a", "b", [&](std::string_view key, std::string_view stored) {
+    auto value = s.unseal(stored);
+    if (erased_leftover(alerts, key, value, report.alerts))
+      return !inner;
     internal::AlertRecord r;
-    if (!r.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+    if (!value || !r.ParseFromArray(value->data(), static_cast<int>(value->size())) ||
         r.state() != 3 /* resolved */)
       return true;
     auto tenant = models::tenant_of(r.name());
@@ -82,9 +99,12 @@ caf::expected<retention_report> enforce_retention(store& s, const retention_sett
     return true;
   });
   if (!err && !inner)
-    err = s.scan(column::alerts, "e", "f", [&](std::string_view key, std::string_view value) {
+    err = s.scan(column::alerts, "e", "f", [&](std::string_view key, std::string_view stored) {
+      auto value = s.unseal(stored);
+      if (erased_leftover(alerts, key, value, report.alert_events))
+        return !inner;
       internal::AlertEventRecord e;
-      if (!e.ParseFromArray(value.data(), static_cast<int>(value.size())))
+      if (!value || !e.ParseFromArray(value->data(), static_cast<int>(value->size())))
         return true;
       auto tenant = models::tenant_of(e.alert().name());
       if (e.event_time_ms() >= now_ms - settings.of(tenant).alerts_ms)

@@ -7,9 +7,12 @@ namespace healthtwin::storage {
 
 caf::error series_table::put_chunk(std::string_view patient, uint8_t metric, uint32_t chunk_no,
                                    std::string_view chunk) {
+  auto sealed = store_.seal(patient, chunk);
+  if (!sealed)
+    return sealed.error();
   write_batch b{store_};
   auto shard = models::shard_of(patient, store_.shards());
-  b.put(column::series, key_codec::series_key(shard, patient, metric, chunk_no), chunk);
+  b.put(column::series, key_codec::series_key(shard, patient, metric, chunk_no), *sealed);
   return store_.write(b, false);
 }
 
@@ -19,7 +22,13 @@ caf::error series_table::read(std::string_view patient, uint8_t metric, int64_t 
   auto begin = key_codec::series_key(shard, patient, metric, 0);
   auto end = key_codec::series_key(shard, patient, metric, before_chunk);
   caf::error bad;
-  auto err = store_.scan(column::series, begin, end, [&](std::string_view key, std::string_view v) {
+  auto err = store_.scan(column::series, begin, end, [&](std::string_view key, std::string_view stored) {
+    auto plain = store_.unseal(stored);
+    if (!plain) {
+      bad = plain.error();
+      return false;
+    }
+    std::string_view v = *plain;
     chunk_header h;
     if (!read_chunk_header(v, h)) {
       bad = caf::make_error(errc::invalid_record, "series chunk " + std::to_string(

@@ -24,7 +24,7 @@ constexpr uint32_t format_version = 2;
 
 // Index = static_cast<size_t>(column).
 constexpr std::array<const char*, column_count> column_names{
-    "default", "log", "registry", "twins", "series", "alerts", "audit"};
+    "default", "log", "registry", "twins", "series", "alerts", "audit", "keys"};
 
 rocksdb::ColumnFamilyOptions column_options(column c, const store_settings& s,
                                             const std::shared_ptr<rocksdb::Cache>& cache) {
@@ -232,7 +232,10 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   bool fresh = false;
   if (auto err = check_meta(*im, fresh))
     return err;
-  return std::unique_ptr<store>(new store(std::move(im)));
+  auto* raw_im = im.get();
+  std::unique_ptr<store> out{new store(std::move(im))};
+  raw_im->patients = std::make_unique<patient_keys>(*out, raw_im->key);
+  return out;
 }
 
 caf::error store::write(write_batch& batch, bool sync) {
@@ -294,6 +297,34 @@ caf::error store::compact(column c) {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return to_error(impl_->db->CompactRange(co, impl_->cf(c), nullptr, nullptr), "compact");
+}
+
+caf::error store::flush_all_and_compact(column c) {
+  rocksdb::FlushOptions fo;
+  std::vector<rocksdb::ColumnFamilyHandle*> all{impl_->columns.begin(), impl_->columns.end()};
+  if (auto err = to_error(impl_->db->Flush(fo, all), "flush"))
+    return err;
+  return compact(c);
+}
+
+caf::expected<std::string> store::seal(std::string_view patient, std::string_view plain) {
+  return impl_->patients->seal(patient, plain);
+}
+
+caf::expected<std::string> store::unseal(std::string_view stored) {
+  return impl_->patients->unseal(stored);
+}
+
+caf::error store::destroy_patient_key(std::string_view patient) {
+  return impl_->patients->destroy(patient);
+}
+
+bool store::patient_erased(std::string_view patient) {
+  return impl_->patients->erased(patient);
+}
+
+std::string store::pseudonym(std::string_view patient) {
+  return impl_->patients->pseudonym(patient);
 }
 
 store::memory_usage store::memory() const {

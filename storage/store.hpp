@@ -43,7 +43,7 @@ class write_batch;
 enum class column : uint8_t;
 
 /// The node's RocksDB: one database, one column family per purpose (log,
-/// registry, twins, series, alerts, audit). Thread-safe; owned by the
+/// registry, twins, series, alerts, audit, keys). Thread-safe; owned by the
 /// composition root and shared by reference with the tables below.
 class store {
 public:
@@ -80,6 +80,25 @@ public:
 
   /// Flushes memtables and compacts a column family (tests, erasure).
   caf::error compact(column c);
+
+  /// Flushes every column family's memtable (so no WAL file still holds
+  /// deleted data) and compacts `c` fully.
+  caf::error flush_all_and_compact(column c);
+
+  // -- per-patient data keys (storage/patient_keys.hpp) ----------------------
+
+  /// Seals a patient's value under the patient's own data key (encrypted
+  /// directories); returns it unchanged in a plaintext directory.
+  /// errc::erased for an erased patient.
+  caf::expected<std::string> seal(std::string_view patient, std::string_view plain);
+  /// Opens what seal() returned. errc::erased when the key was destroyed.
+  caf::expected<std::string> unseal(std::string_view stored);
+  /// Destroys the patient's data key and marks the patient erased.
+  caf::error destroy_patient_key(std::string_view patient);
+  /// Whether the patient was erased (a marker keyed by its pseudonym).
+  bool patient_erased(std::string_view patient);
+  /// A keyed hash naming the patient without revealing it (audit, logs).
+  std::string pseudonym(std::string_view patient);
 
   /// RocksDB's own statistics and properties, for diagnostics.
   std::string describe_stats() const;
@@ -119,7 +138,7 @@ private:
 };
 
 /// The column families.
-enum class column : uint8_t { meta, log, registry, twins, series, alerts, audit };
+enum class column : uint8_t { meta, log, registry, twins, series, alerts, audit, keys };
 
 /// A set of writes applied atomically by store::write. Not thread-safe.
 class write_batch {

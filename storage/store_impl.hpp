@@ -9,11 +9,12 @@
 #include <rocksdb/write_batch.h>
 
 #include "storage/node_key.hpp"
+#include "storage/patient_keys.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::storage {
 
-inline constexpr size_t column_count = 7;
+inline constexpr size_t column_count = 8;
 
 struct store::impl {
   store_settings settings;
@@ -21,6 +22,7 @@ struct store::impl {
   std::unique_ptr<rocksdb::Env> env;  // the encrypting Env; outlives db
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, column_count> columns{};
+  std::unique_ptr<patient_keys> patients;  // after db: destroyed first
 
   rocksdb::ColumnFamilyHandle* cf(column c) const { return columns[static_cast<size_t>(c)]; }
   ~impl();

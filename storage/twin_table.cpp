@@ -8,9 +8,19 @@ std::string twin_table::key(models::twin_kind kind, std::string_view name) const
   return key_codec::twin_key(models::shard_of(name, store_.shards()), kind, name);
 }
 
+bool twin_table::sealed(models::twin_kind kind) const {
+  return column_ == column::twins && kind == models::twin_kind::patient;
+}
+
 caf::expected<std::optional<std::string>> twin_table::get(models::twin_kind kind,
                                                           std::string_view name) {
-  return store_.get(column_, key(kind, name));
+  auto v = store_.get(column_, key(kind, name));
+  if (!v || !*v || !sealed(kind))
+    return v;
+  auto plain = store_.unseal(**v);
+  if (!plain)
+    return plain.error();
+  return std::optional<std::string>{std::move(*plain)};
 }
 
 void twin_table::put(write_batch& batch, models::twin_kind kind, std::string_view name,
@@ -21,7 +31,14 @@ void twin_table::put(write_batch& batch, models::twin_kind kind, std::string_vie
 caf::error twin_table::put_now(models::twin_kind kind, std::string_view name,
                                std::string_view value) {
   write_batch b{store_};
-  put(b, kind, name, value);
+  if (sealed(kind)) {
+    auto v = store_.seal(name, value);
+    if (!v)
+      return v.error();
+    put(b, kind, name, *v);
+  } else {
+    put(b, kind, name, value);
+  }
   return store_.write(b, false);
 }
 

@@ -13,7 +13,9 @@ namespace healthtwin::storage {
 
 /// A column family keyed by twin: `registry` (patient and device records)
 /// or `twins` (snapshots). Values are serialized records owned by the
-/// caller. Keys start with the twin's shard. Thread-safe.
+/// caller; patient snapshots are sealed with the patient's data key
+/// (store::seal) by put_now and opened by get. Keys start with the twin's
+/// shard. Thread-safe.
 class twin_table {
 public:
   twin_table(store& s, column c) : store_(s), column_(c) {}
@@ -30,6 +32,7 @@ public:
   std::string key(models::twin_kind kind, std::string_view name) const;
 
 private:
+  bool sealed(models::twin_kind kind) const;
   store& store_;
   column column_;
 };

@@ -301,10 +301,13 @@ struct hub_state {
     alert_event e{++last_sequence, type, a, now()};
     storage::write_batch batch{*store};
     auto id = models::parse_alert_name(a.name);
-    table->put(batch, owner_of(a), id ? id->id : std::string_view{a.name}, serialize(a),
-               a.state != alert_state::resolved);
-    storage::alert_table::put_event(batch, e.sequence, serialize(e));
-    if (auto err = store->write(batch, false)) {
+    auto err = table->put(batch, owner_of(a), id ? id->id : std::string_view{a.name},
+                          serialize(a), a.state != alert_state::resolved);
+    if (!err)
+      err = table->put_event(batch, e.sequence, owner_of(a), serialize(e));
+    if (!err)
+      err = store->write(batch, false);
+    if (err) {
       probe->on_persist_failure();
       spdlog::error("alert hub: persisting an alert event failed: {}", storage::describe(err));
     }

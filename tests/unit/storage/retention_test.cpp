@@ -40,8 +40,8 @@ protected:
     *e.mutable_alert() = r;
     e.set_event_time_ms(t);
     write_batch b{db()};
-    alert_table{db()}.put(b, patient, id, r.SerializeAsString(), !resolved);
-    alert_table::put_event(b, events_, e.SerializeAsString());
+    ASSERT_FALSE(alert_table{db()}.put(b, patient, id, r.SerializeAsString(), !resolved));
+    ASSERT_FALSE(alert_table{db()}.put_event(b, events_, patient, e.SerializeAsString()));
     ASSERT_FALSE(db().write(b, true));
   }
 

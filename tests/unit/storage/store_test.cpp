@@ -113,14 +113,15 @@ TEST_F(store_test, series_table_reads_a_time_range_of_closed_chunks) {
 TEST_F(store_test, alert_table_tracks_active_alerts_and_events) {
   alert_table alerts{db()};
   write_batch b{db()};
-  alerts.put(b, "tenants/h/patients/p", "a1", "rec1", true);
-  alerts.put(b, "tenants/h/patients/p", "a2", "rec2", true);
-  alert_table::put_event(b, 1, "ev1");
-  alert_table::put_event(b, 2, "ev2");
+  const std::string p = "tenants/h/patients/p";
+  ASSERT_FALSE(alerts.put(b, p, "a1", "rec1", true));
+  ASSERT_FALSE(alerts.put(b, p, "a2", "rec2", true));
+  ASSERT_FALSE(alerts.put_event(b, 1, p, "ev1"));
+  ASSERT_FALSE(alerts.put_event(b, 2, p, "ev2"));
   ASSERT_FALSE(db().write(b, true));
   write_batch b2{db()};
-  alerts.put(b2, "tenants/h/patients/p", "a1", "rec1-resolved", false);
-  alert_table::put_event(b2, 3, "ev3");
+  ASSERT_FALSE(alerts.put(b2, p, "a1", "rec1-resolved", false));
+  ASSERT_FALSE(alerts.put_event(b2, 3, p, "ev3"));
   ASSERT_FALSE(db().write(b2, true));
   reopen();
   alert_table again{db()};

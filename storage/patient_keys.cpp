@@ -1,0 +1,285 @@
+#include "storage/patient_keys.hpp"
+
+#include <cstring>
+#include <memory>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::storage {
+
+namespace {
+
+constexpr uint8_t sealed_format = 1;
+constexpr size_t ref_len = 8;
+constexpr size_t nonce_len = 12;
+constexpr size_t tag_len = 16;
+constexpr size_t sealed_overhead = 1 + ref_len + nonce_len + tag_len;
+
+struct ctx_free {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+
+// AES-256-GCM: appends ciphertext and tag of `plain` to `out`.
+bool gcm_seal(const uint8_t* key, const uint8_t* nonce, std::string_view aad,
+              std::string_view plain, std::string& out) {
+  std::unique_ptr<EVP_CIPHER_CTX, ctx_free> ctx{EVP_CIPHER_CTX_new()};
+  int n = 0;
+  auto at = out.size();
+  out.resize(at + plain.size() + tag_len);
+  auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
+  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &n,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), dst, &n,
+                              reinterpret_cast<const unsigned char*>(plain.data()),
+                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx.get(), dst + n, &n) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, tag_len,
+                                dst + plain.size()) == 1;
+  if (!ok)
+    out.resize(at);
+  return ok;
+}
+
+// AES-256-GCM: the plaintext of `sealed` (ciphertext followed by the tag),
+// or nullopt when it or the authenticated data was altered.
+std::optional<std::string> gcm_open(const uint8_t* key, const uint8_t* nonce,
+                                    std::string_view aad, std::string_view sealed) {
+  if (sealed.size() < tag_len)
+    return std::nullopt;
+  auto body = sealed.substr(0, sealed.size() - tag_len);
+  std::string tag{sealed.substr(body.size())};
+  std::string plain(body.size(), '\0');
+  std::unique_ptr<EVP_CIPHER_CTX, ctx_free> ctx{EVP_CIPHER_CTX_new()};
+  int n = 0;
+  auto* dst = reinterpret_cast<unsigned char*>(plain.data());
+  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &n,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), dst, &n,
+                              reinterpret_cast<const unsigned char*>(body.data()),
+                              static_cast<int>(body.size())) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, tag_len, tag.data()) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), dst + n, &n) == 1;
+  if (!ok) {
+    OPENSSL_cleanse(plain.data(), plain.size());
+    return std::nullopt;
+  }
+  return plain;
+}
+
+// Keys of the `keys` column family.
+std::string ref_key(std::string_view patient) {
+  return "n" + std::string{patient};
+}
+std::string wrapped_key(std::string_view ref) {
+  return "k" + std::string{ref};
+}
+std::string erased_key(const std::string& pseudonym) {
+  return "z" + pseudonym;
+}
+
+std::string_view as_view(const std::array<uint8_t, 8>& ref) {
+  return {reinterpret_cast<const char*>(ref.data()), ref.size()};
+}
+
+}  // namespace
+
+patient_keys::patient_keys(store& s, const std::optional<node_key>& key)
+    : store_(s), sealing_(key.has_value()) {
+  if (key) {
+    wrap_key_ = key->derive("healthtwin patient key wrapping v1");
+    pseudonym_key_ = key->derive("healthtwin patient pseudonyms v1");
+  }
+  // Without a node key the pseudonym key stays zero: names are then only
+  // hashed, which is all a plaintext directory can offer.
+}
+
+patient_keys::~patient_keys() {
+  OPENSSL_cleanse(wrap_key_.data(), wrap_key_.size());
+  OPENSSL_cleanse(pseudonym_key_.data(), pseudonym_key_.size());
+  for (auto& [_, k] : keys_)
+    OPENSSL_cleanse(k.data(), k.size());
+}
+
+std::string patient_keys::pseudonym(std::string_view patient) const {
+  uint8_t mac[32];
+  unsigned len = 0;
+  HMAC(EVP_sha256(), pseudonym_key_.data(), static_cast<int>(pseudonym_key_.size()),
+       reinterpret_cast<const unsigned char*>(patient.data()), patient.size(), mac, &len);
+  char hex[17] = {};
+  size_t hex_len = 0;
+  OPENSSL_buf2hexstr_ex(hex, sizeof hex, &hex_len, mac, 8, '\0');
+  return std::string{hex};
+}
+
+bool patient_keys::erased(std::string_view patient) {
+  auto v = store_.get(column::keys, erased_key(pseudonym(patient)));
+  return v && *v;
+}
+
+caf::expected<std::optional<patient_keys::key_ref>> patient_keys::find_ref(
+    std::string_view patient) {
+  {
+    std::shared_lock lock{mtx_};
+    if (auto i = refs_.find(std::string{patient}); i != refs_.end())
+      return std::optional<key_ref>{i->second};
+  }
+  auto v = store_.get(column::keys, ref_key(patient));
+  if (!v)
+    return v.error();
+  if (!*v)
+    return std::optional<key_ref>{};
+  if ((*v)->size() != ref_len)
+    return caf::make_error(errc::invalid_record, std::string{"patient key reference"});
+  key_ref ref;
+  std::memcpy(ref.data(), (*v)->data(), ref_len);
+  std::unique_lock lock{mtx_};
+  refs_[std::string{patient}] = ref;
+  return std::optional<key_ref>{ref};
+}
+
+caf::expected<std::optional<patient_keys::key_bytes>> patient_keys::find_key(const key_ref& ref) {
+  std::string ref_s{as_view(ref)};
+  {
+    std::shared_lock lock{mtx_};
+    if (auto i = keys_.find(ref_s); i != keys_.end())
+      return std::optional<key_bytes>{i->second};
+  }
+  auto v = store_.get(column::keys, wrapped_key(ref_s));
+  if (!v)
+    return v.error();
+  if (!*v)
+    return std::optional<key_bytes>{};
+  std::string_view w = **v;
+  if (w.size() != nonce_len + 32 + tag_len)
+    return caf::make_error(errc::invalid_record, std::string{"wrapped patient key"});
+  auto plain = gcm_open(wrap_key_.data(), reinterpret_cast<const uint8_t*>(w.data()), ref_s,
+                        w.substr(nonce_len));
+  if (!plain || plain->size() != 32)
+    return caf::make_error(errc::invalid_record,
+                           std::string{"wrapped patient key does not open under the node key"});
+  key_bytes k;
+  std::memcpy(k.data(), plain->data(), k.size());
+  OPENSSL_cleanse(plain->data(), plain->size());
+  std::unique_lock lock{mtx_};
+  keys_[ref_s] = k;
+  return std::optional<key_bytes>{k};
+}
+
+caf::expected<std::string> patient_keys::seal(std::string_view patient, std::string_view plain) {
+  if (!sealing_)
+    return std::string{plain};
+  auto ref = find_ref(patient);
+  if (!ref)
+    return ref.error();
+  if (!*ref) {
+    // First value of this patient: create its key, durably, before any
+    // value sealed with it can be written.
+    std::lock_guard<std::mutex> guard{create_mtx_};
+    ref = find_ref(patient);
+    if (!ref)
+      return ref.error();
+    if (!*ref) {
+      if (erased(patient))
+        return caf::make_error(errc::erased, std::string{"the patient was erased"});
+      key_ref fresh;
+      key_bytes k;
+      uint8_t nonce[nonce_len];
+      if (RAND_bytes(fresh.data(), ref_len) != 1 || RAND_bytes(k.data(), 32) != 1 ||
+          RAND_bytes(nonce, nonce_len) != 1)
+        return caf::make_error(errc::io_error, std::string{"no random bytes for a patient key"});
+      std::string wrapped{reinterpret_cast<const char*>(nonce), nonce_len};
+      std::string ref_s{as_view(fresh)};
+      bool ok = gcm_seal(wrap_key_.data(), nonce, ref_s,
+                         std::string_view{reinterpret_cast<const char*>(k.data()), k.size()},
+                         wrapped);
+      if (!ok)
+        return caf::make_error(errc::io_error, std::string{"wrapping a patient key failed"});
+      write_batch b{store_};
+      b.put(column::keys, wrapped_key(ref_s), wrapped);
+      b.put(column::keys, ref_key(patient), ref_s);
+      if (auto err = store_.write(b, true))
+        return err;
+      std::unique_lock lock{mtx_};
+      refs_[std::string{patient}] = fresh;
+      keys_[ref_s] = k;
+      OPENSSL_cleanse(k.data(), k.size());
+      ref = std::optional<key_ref>{fresh};
+    }
+  }
+  auto key = find_key(**ref);
+  if (!key)
+    return key.error();
+  if (!*key)
+    return caf::make_error(errc::erased, std::string{"the patient was erased"});
+  std::string out;
+  out.reserve(plain.size() + sealed_overhead);
+  out.push_back(static_cast<char>(sealed_format));
+  out.append(as_view(**ref));
+  uint8_t nonce[nonce_len];
+  if (RAND_bytes(nonce, nonce_len) != 1)
+    return caf::make_error(errc::io_error, std::string{"no random bytes for a nonce"});
+  out.append(reinterpret_cast<const char*>(nonce), nonce_len);
+  if (!gcm_seal((*key)->data(), nonce, as_view(**ref), plain, out))
+    return caf::make_error(errc::io_error, std::string{"sealing a value failed"});
+  return out;
+}
+
+caf::expected<std::string> patient_keys::unseal(std::string_view sealed) {
+  if (!sealing_)
+    return std::string{sealed};
+  if (sealed.size() < sealed_overhead || static_cast<uint8_t>(sealed[0]) != sealed_format)
+    return caf::make_error(errc::invalid_record, std::string{"not a sealed patient value"});
+  key_ref ref;
+  std::memcpy(ref.data(), sealed.data() + 1, ref_len);
+  auto key = find_key(ref);
+  if (!key)
+    return key.error();
+  if (!*key)
+    return caf::make_error(errc::erased, std::string{"the patient's key was destroyed"});
+  auto nonce = reinterpret_cast<const uint8_t*>(sealed.data() + 1 + ref_len);
+  auto plain = gcm_open((*key)->data(), nonce, as_view(ref), sealed.substr(1 + ref_len + nonce_len));
+  if (!plain)
+    return caf::make_error(errc::invalid_record,
+                           std::string{"sealed patient value fails its authentication tag"});
+  return std::move(*plain);
+}
+
+caf::error patient_keys::destroy(std::string_view patient) {
+  std::lock_guard<std::mutex> guard{create_mtx_};
+  auto ref = find_ref(patient);
+  if (!ref)
+    return ref.error();
+  write_batch b{store_};
+  b.put(column::keys, erased_key(pseudonym(patient)), {});
+  b.erase(column::keys, ref_key(patient));
+  if (*ref)
+    b.erase(column::keys, wrapped_key(std::string{as_view(**ref)}));
+  if (auto err = store_.write(b, true))
+    return err;
+  {
+    std::unique_lock lock{mtx_};
+    refs_.erase(std::string{patient});
+    if (*ref) {
+      auto i = keys_.find(std::string{as_view(**ref)});
+      if (i != keys_.end()) {
+        OPENSSL_cleanse(i->second.data(), i->second.size());
+        keys_.erase(i);
+      }
+    }
+  }
+  // The wrapped key also sits in older table files and in the WAL: flush
+  // every memtable (retiring the WALs that held it) and rewrite the keys.
+  return store_.flush_all_and_compact(column::keys);
+}
+
+}  // namespace healthtwin::storage

@@ -1,0 +1,136 @@
+// Per-patient data keys: values sealed under a patient's key read back,
+// are bound to that key, and become unreadable everywhere the moment the
+// key is destroyed; the patient's key is never recreated.
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "storage/errc.hpp"
+#include "storage/series_codec.hpp"
+#include "storage/series_table.hpp"
+#include "storage/store.hpp"
+#include "storage/twin_table.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace healthtwin;
+using healthtwin::testing::temp_dir;
+
+namespace {
+
+class patient_keys_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    key_file_ = keys_.str() + "/node.key";
+    std::ofstream{key_file_} << std::string(64, 'e') << "\n";
+    ::chmod(key_file_.c_str(), 0600);
+    reopen();
+  }
+
+  void reopen(bool encrypted = true) {
+    db_.reset();
+    storage::store_settings s;
+    s.data_dir = dir_.str();
+    s.shards = 16;
+    s.sync_wal = false;
+    if (encrypted)
+      s.encryption_key_file = key_file_;
+    auto opened = storage::store::open(s);
+    ASSERT_TRUE(opened) << storage::describe(opened.error());
+    db_ = std::move(*opened);
+  }
+
+  storage::store& db() { return *db_; }
+
+  temp_dir keys_;
+  temp_dir dir_;
+  std::string key_file_;
+  std::unique_ptr<storage::store> db_;
+};
+
+const std::string alice = "tenants/h1/patients/alice";
+const std::string bob = "tenants/h1/patients/bob";
+
+}  // namespace
+
+TEST_F(patient_keys_test, a_sealed_value_reads_back_across_a_restart) {
+  auto sealed = db().seal(alice, "SpO2 91");
+  ASSERT_TRUE(sealed) << storage::describe(sealed.error());
+  EXPECT_EQ(sealed->find("SpO2"), std::string::npos);
+  EXPECT_GT(sealed->size(), 7u + 36u);
+  reopen();
+  auto plain = db().unseal(*sealed);
+  ASSERT_TRUE(plain) << storage::describe(plain.error());
+  EXPECT_EQ(*plain, "SpO2 91");
+}
+
+TEST_F(patient_keys_test, patients_have_their_own_keys_and_altered_values_are_refused) {
+  auto a = db().seal(alice, "same value");
+  auto b = db().seal(bob, "same value");
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->substr(1, 8), b->substr(1, 8));  // different key refs
+  // Moving Bob's ciphertext under Alice's key ref fails authentication.
+  auto moved = *b;
+  moved.replace(1, 8, a->substr(1, 8));
+  auto r = db().unseal(moved);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), storage::errc::invalid_record);
+  for (size_t i = 0; i < a->size(); ++i) {
+    auto flipped = *a;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x10);
+    EXPECT_FALSE(db().unseal(flipped)) << "byte " << i;
+  }
+}
+
+TEST_F(patient_keys_test, destroying_the_key_makes_every_copy_unreadable_at_once) {
+  storage::series_chunk_builder chunk;
+  for (int i = 0; i < 10; ++i)
+    chunk.append(1'000 * i, 97.0);
+  storage::series_table series{db()};
+  ASSERT_FALSE(series.put_chunk(alice, 3, 0, chunk.finish()));
+  storage::twin_table snapshots{db(), storage::column::twins};
+  ASSERT_FALSE(snapshots.put_now(models::twin_kind::patient, alice, "alice's snapshot"));
+  // A copy made before the erasure (an old table file, a backup).
+  auto copy = db().seal(alice, "alice's value");
+  ASSERT_TRUE(copy);
+  ASSERT_TRUE(db().seal(bob, "bob's value"));
+
+  ASSERT_FALSE(db().destroy_patient_key(alice));
+  EXPECT_TRUE(db().patient_erased(alice));
+  EXPECT_FALSE(db().patient_erased(bob));
+  for (int round = 0; round < 2; ++round) {  // before and after a restart
+    auto r = db().unseal(*copy);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), storage::errc::erased);
+    std::vector<storage::sample> out;
+    EXPECT_EQ(storage::series_table{db()}.read(alice, 3, 0, 100'000, 1, out),
+              storage::errc::erased);
+    auto snap = storage::twin_table{db(), storage::column::twins}.get(models::twin_kind::patient,
+                                                                      alice);
+    ASSERT_FALSE(snap);
+    EXPECT_EQ(snap.error(), storage::errc::erased);
+    // The key is never recreated for the erased patient.
+    auto again = db().seal(alice, "new data");
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error(), storage::errc::erased);
+    EXPECT_TRUE(db().seal(bob, "bob goes on"));
+    reopen();
+  }
+}
+
+TEST_F(patient_keys_test, a_plaintext_directory_stores_values_as_they_are_but_marks_erasure) {
+  temp_dir plain_dir;
+  storage::store_settings s;
+  s.data_dir = plain_dir.str();
+  s.shards = 16;
+  auto plain = storage::store::open(s);
+  ASSERT_TRUE(plain);
+  auto v = (*plain)->seal(alice, "value");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v, "value");
+  ASSERT_FALSE((*plain)->destroy_patient_key(alice));
+  EXPECT_TRUE((*plain)->patient_erased(alice));
+  EXPECT_EQ((*plain)->pseudonym(alice).size(), 16u);
+  EXPECT_NE((*plain)->pseudonym(alice), (*plain)->pseudonym(bob));
+}

@@ -1,5 +1,7 @@
 #include "storage/file_encryption.hpp"
 
+#include <sys/random.h>
+
 #include <array>
 #include <cstring>
 #include <fstream>
@@ -7,7 +9,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <rocksdb/env_encryption.h>
 
 namespace healthtwin::storage {
@@ -113,7 +114,10 @@ public:
     std::memset(prefix, 0, length);
     std::memcpy(prefix, marker, sizeof marker);
     std::memcpy(prefix + id_at, key_id_.data(), id_len);
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(prefix + iv_at), iv_len) != 1)
+    // getrandom(2), not RAND_bytes: this runs on RocksDB's background
+    // threads, which never exit, and OpenSSL's per-thread random state
+    // would never be freed.
+    if (::getrandom(prefix + iv_at, iv_len, 0) != static_cast<ssize_t>(iv_len))
       return rocksdb::Status::IOError("no random bytes for a file IV");
     return rocksdb::Status::OK();
   }

@@ -176,8 +176,13 @@ caf::expected<std::optional<patient_keys::key_bytes>> patient_keys::find_key(con
 }
 
 caf::expected<std::string> patient_keys::seal(std::string_view patient, std::string_view plain) {
-  if (!sealing_)
+  if (!sealing_) {
+    // Nothing to destroy here: the erasure marker alone keeps an erased
+    // patient's values from being written again.
+    if (erased(patient))
+      return caf::make_error(errc::erased, std::string{"the patient was erased"});
     return std::string{plain};
+  }
   auto ref = find_ref(patient);
   if (!ref)
     return ref.error();
@@ -277,9 +282,9 @@ caf::error patient_keys::destroy(std::string_view patient) {
       }
     }
   }
-  // The wrapped key also sits in older table files and in the WAL: flush
-  // every memtable (retiring the WALs that held it) and rewrite the keys.
-  return store_.flush_all_and_compact(column::keys);
+  // The wrapped key still sits in older table files and in the WAL until
+  // purge_erased() (storage/erasure.hpp) compacts them away.
+  return caf::none;
 }
 
 }  // namespace healthtwin::storage

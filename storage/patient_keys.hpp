@@ -50,8 +50,8 @@ public:
   caf::expected<std::string> unseal(std::string_view sealed);
 
   /// Destroys the patient's key (synced) and remembers the erasure, so the
-  /// patient's key is never recreated. The key's own bytes are then
-  /// compacted out of the `keys` column family.
+  /// patient's key is never recreated. The wrapped key's bytes leave the
+  /// files with purge_erased() (storage/erasure.hpp).
   caf::error destroy(std::string_view patient);
 
   /// Whether the patient was erased.

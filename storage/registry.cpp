@@ -69,4 +69,9 @@ void registry::put(write_batch& batch, const device_record& d) {
   twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, r.SerializeAsString());
 }
 
+void registry::erase_patient(write_batch& batch, std::string_view name) {
+  twin_table t{store_, column::registry};
+  batch.erase(column::registry, t.key(twin_kind::patient, name));
+}
+
 }  // namespace healthtwin::storage

@@ -43,6 +43,7 @@ public:
 
   void put(write_batch& batch, const patient_record& p);
   void put(write_batch& batch, const device_record& d);
+  void erase_patient(write_batch& batch, std::string_view name);
 
 private:
   store& store_;

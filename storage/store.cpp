@@ -59,6 +59,10 @@ caf::error check_meta(store::impl& im, bool& fresh) {
   std::string value;
   auto st = im.db->Get(rocksdb::ReadOptions{}, im.cf(column::meta), "meta", &value);
   if (st.IsNotFound()) {
+    if (im.settings.shards == 0)
+      return caf::make_error(errc::invalid_settings,
+                             "shards=0 (as stored) needs an existing data directory, not " +
+                                 im.settings.data_dir);
     fresh = true;
     internal::NodeMeta meta;
     meta.set_format_version(format_version);
@@ -79,6 +83,8 @@ caf::error check_meta(store::impl& im, bool& fresh) {
                            "data directory has format version " +
                                std::to_string(meta.format_version()) + ", this build reads " +
                                std::to_string(format_version));
+  if (im.settings.shards == 0)
+    im.settings.shards = meta.shards();
   if (meta.shards() != im.settings.shards)
     return caf::make_error(errc::incompatible,
                            "data directory was created with shards=" +
@@ -179,7 +185,7 @@ const store_settings& store::settings() const noexcept {
 caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings) {
   if (settings.data_dir.empty())
     return caf::make_error(errc::invalid_settings, std::string{"data_dir is empty"});
-  if (settings.shards == 0 || settings.shards > 65536)
+  if (settings.shards > 65536)
     return caf::make_error(errc::invalid_settings,
                            std::string{"shards must be between 1 and 65536"});
   std::error_code ec;
@@ -206,6 +212,10 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   db_opts.max_background_jobs = 2;
   db_opts.bytes_per_sync = 1 << 20;
   db_opts.info_log = std::make_shared<spdlog_info_log>();
+  // The MANIFEST keeps the key range of every file it ever listed until it
+  // is rewritten (at each start, or at this size): 64 MiB instead of 1 GiB
+  // bounds how long an erased patient's id lingers there (docs/storage.md).
+  db_opts.max_manifest_file_size = uint64_t{64} << 20;
   db_opts.max_total_wal_size = size_t{512} << 20;
   // A torn last record (crash mid-write, never acknowledged) is dropped;
   // damage anywhere else refuses to open instead of silently losing
@@ -297,6 +307,16 @@ caf::error store::compact(column c) {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return to_error(impl_->db->CompactRange(co, impl_->cf(c), nullptr, nullptr), "compact");
+}
+
+caf::error store::compact_range(column c, std::string_view begin, std::string_view end) {
+  if (auto err = to_error(impl_->db->Flush(rocksdb::FlushOptions{}, impl_->cf(c)), "flush"))
+    return err;
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  rocksdb::Slice b{begin.data(), begin.size()};
+  rocksdb::Slice e{end.data(), end.size()};
+  return to_error(impl_->db->CompactRange(co, impl_->cf(c), &b, &e), "compact range");
 }
 
 caf::error store::flush_all_and_compact(column c) {

@@ -21,7 +21,7 @@ struct store_settings {
   std::string data_dir;
   /// Number of virtual shards. Fixed for the life of a data directory: a
   /// directory written with another count is refused (errc::incompatible).
-  /// Default 1024.
+  /// 0: whatever an existing directory was created with (tools). Default 1024.
   uint32_t shards = 1024;
   /// fsync the write-ahead log on every commit (group commit amortises it).
   /// false: an acknowledged write survives a crash of the process (kill -9)
@@ -81,6 +81,10 @@ public:
   /// Flushes memtables and compacts a column family (tests, erasure).
   caf::error compact(column c);
 
+  /// Flushes the memtable of `c` and compacts the keys in [begin, end) down
+  /// to the last level, dropping deleted entries for good.
+  caf::error compact_range(column c, std::string_view begin, std::string_view end);
+
   /// Flushes every column family's memtable (so no WAL file still holds
   /// deleted data) and compacts `c` fully.
   caf::error flush_all_and_compact(column c);
@@ -93,7 +97,8 @@ public:
   caf::expected<std::string> seal(std::string_view patient, std::string_view plain);
   /// Opens what seal() returned. errc::erased when the key was destroyed.
   caf::expected<std::string> unseal(std::string_view stored);
-  /// Destroys the patient's data key and marks the patient erased.
+  /// Destroys the patient's data key and marks the patient erased (synced;
+  /// storage/erasure.hpp has the rest of an erasure).
   caf::error destroy_patient_key(std::string_view patient);
   /// Whether the patient was erased (a marker keyed by its pseudonym).
   bool patient_erased(std::string_view patient);

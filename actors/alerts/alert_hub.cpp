@@ -13,6 +13,7 @@
 #include "actors/models/twin_name.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/alert_table.hpp"
+#include "storage/erasure.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::actors {
@@ -282,6 +283,27 @@ struct hub_state {
       if (s.covers(a, t))
         until = std::max(until, s.until_ms);
     return until;
+  }
+
+  // An erased owner's alerts vanish without events: an event would carry
+  // the patient's data again.
+  void erase_owner(const std::string& owner) {
+    for (auto i = open.begin(); i != open.end();)
+      i = owner_of(i->second) == owner ? open.erase(i) : std::next(i);
+    recent_resolved.erase(std::remove_if(recent_resolved.begin(), recent_resolved.end(),
+                                         [&](const alert_record& a) { return owner_of(a) == owner; }),
+                          recent_resolved.end());
+    silences.erase(std::remove_if(silences.begin(), silences.end(),
+                                  [&](const alert_silence& x) { return x.patient == owner; }),
+                   silences.end());
+    storage::write_batch batch{*store};
+    storage::erase_patient_records(batch, *store, owner);
+    if (auto err = store->write(batch, true)) {
+      probe->on_persist_failure();
+      spdlog::error("alert hub: deleting an erased owner's alerts failed: {}",
+                    storage::describe(err));
+    }
+    probe->set_active(counts());
   }
 
   alert_counts counts() const {
@@ -626,6 +648,7 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
       [=](alert_resolve_by_atom, const std::string& name, const std::string& who,
           const std::string& note) { return self->state.resolve_by_hand(name, who, note); },
       [=](alert_silence_atom, alert_silence& s) { return self->state.silence(std::move(s)); },
+      [=](alert_erase_atom, const std::string& owner) { self->state.erase_owner(owner); },
       [=](alert_escalate_atom) {
         self->state.escalate();
         schedule_flush();

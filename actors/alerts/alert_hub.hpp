@@ -165,6 +165,9 @@ using alert_resolve_by_atom = caf::atom_constant<caf::atom("al_rsby")>;
 using alert_resolve_kind_atom = caf::atom_constant<caf::atom("al_rskind")>;
 using alert_silence_atom = caf::atom_constant<caf::atom("al_silence")>;
 using alert_escalate_atom = caf::atom_constant<caf::atom("al_escal")>;  ///< escalation check
+/// (al_erase, owner): the patient (or device) was erased: forget its alerts
+/// and silences and delete their records (storage/erasure.hpp).
+using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
 /// raised by patient twins, updated and resolved by them, acknowledged by

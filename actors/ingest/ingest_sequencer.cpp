@@ -2,6 +2,7 @@
 
 #include <array>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -21,6 +22,7 @@
 #include "storage/ingest_log.hpp"
 #include "storage/key_codec.hpp"
 #include "storage/store.hpp"
+#include "storage/erasure.hpp"
 #include "storage/twin_table.hpp"
 
 namespace healthtwin::actors {
@@ -116,7 +118,12 @@ public:
                      .Name("healthtwin_ingest_pending_work")
                      .Help("Work handed to twins and not yet applied")
                      .Register(reg)
-                     .Add({})) {
+                     .Add({})),
+        purged_(prometheus::BuildCounter()
+                    .Name("healthtwin_erasure_purges_total")
+                    .Help("Erased patients whose records were compacted out of the data files")
+                    .Register(reg)
+                    .Add({})) {
     for (uint8_t r = 1; r <= 11; ++r)
       rejected_by_reason_[r] =
           &rejected_.Add({{"reason", std::string{reason_label(static_cast<rejection_reason>(r))}}});
@@ -135,6 +142,7 @@ public:
   void on_checkpoint(uint64_t position) { checkpoint_.Set(static_cast<double>(position)); }
   void on_acked(double seconds) { ack_seconds_.Observe(seconds); }
   void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
+  void on_purged() { purged_.Increment(); }
 
 private:
   prometheus::Counter& accepted_;
@@ -146,6 +154,7 @@ private:
   prometheus::Gauge& checkpoint_;
   prometheus::Histogram& ack_seconds_;
   prometheus::Gauge& pending_;
+  prometheus::Counter& purged_;
   std::array<prometheus::Counter*, 12> rejected_by_reason_{};
   std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
 };
@@ -183,13 +192,72 @@ using job = std::variant<ingest_job, registry_job, input_job>;
 
 enum class checkpoint_phase : int { idle, running, succeeded, failed };
 
+/// Runs storage::purge_erased for erased patients on its own thread: the
+/// compactions take seconds on a large store and must not hold up ingest.
+class erasure_purger {
+public:
+  erasure_purger(storage::store& s, ingest_probe& p) : store_(s), probe_(p) {}
+  ~erasure_purger() { finish(); }
+
+  void add(std::string patient) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!thread_.joinable())
+      thread_ = std::thread([this] { run(); });
+    queue_.push_back(std::move(patient));
+    cv_.notify_one();
+  }
+
+  /// Purges what is queued, then stops the thread.
+  void finish() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  void run() {
+    std::unique_lock<std::mutex> lock{mtx_};
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty())
+        return;
+      auto patient = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      // Logs name the patient only by pseudonym.
+      auto r = storage::purge_erased(store_, patient);
+      if (!r) {
+        spdlog::error("erasure purge of patient {} failed: {}", store_.pseudonym(patient),
+                      storage::describe(r.error()));
+      } else {
+        spdlog::info("erasure purge of patient {} done ({} alert events removed)",
+                     store_.pseudonym(patient), r->alert_events);
+        probe_.on_purged();
+      }
+      lock.lock();
+    }
+  }
+
+  storage::store& store_;
+  ingest_probe& probe_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 struct ingest_sequencer::impl {
   impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
-        probe(metrics), shard_slot(shards.size(), -1) {}
+        probe(metrics), shard_slot(shards.size(), -1), purger(st, probe) {}
 
   ingest_settings settings;
   storage::store& store;
@@ -226,6 +294,19 @@ struct ingest_sequencer::impl {
   uint64_t checkpoint_target = 0;
   uint64_t checkpointed = 0;
   clock::time_point next_checkpoint = clock::now();
+
+  // Erasures waiting for a checkpoint at or after their log position (the
+  // log holding the patient's readings is then truncated), then purged.
+  std::vector<std::pair<std::string, uint64_t>> purges;
+  erasure_purger purger;
+
+  void hand_over_purges() {
+    auto ready = std::stable_partition(purges.begin(), purges.end(),
+                                       [&](auto& p) { return p.second > checkpointed; });
+    for (auto i = ready; i != purges.end(); ++i)
+      purger.add(std::move(i->first));
+    purges.erase(ready, purges.end());
+  }
 
   // -- directory ---------------------------------------------------------------
 
@@ -475,6 +556,7 @@ struct ingest_sequencer::impl {
     std::unordered_map<std::string, storage::patient_record> patients;
     std::unordered_map<std::string, storage::device_record> devices;
     std::vector<std::string> notify;
+    std::vector<std::string> erased;
   };
 
   caf::expected<std::optional<storage::patient_record>> get_patient(registry_txn& t,
@@ -513,6 +595,10 @@ struct ingest_sequencer::impl {
       return failed(existing.error());
     if (*existing)
       return failed(caf::make_error(ingest_errc::already_exists));
+    if (std::count(t.erased.begin(), t.erased.end(), c.patient.name) > 0 ||
+        store.patient_erased(c.patient.name))
+      return failed(caf::make_error(ingest_errc::failed_precondition,
+                                    std::string{"this patient id was erased and cannot be reused"}));
     c.patient.devices.clear();
     c.patient.create_time_ms = wall_ms();
     put(t, c.patient);
@@ -576,6 +662,34 @@ struct ingest_sequencer::impl {
     return out;
   }
 
+  registry_result run(registry_txn& t, erase_patient& c) {
+    auto existing = get_patient(t, c.patient);
+    if (!existing)
+      return failed(existing.error());
+    if (!*existing)
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+    // The key first (synced): from here on no value of the patient can be
+    // read or written. Should the commit below fail, a retry finds the
+    // patient still registered and completes the erasure.
+    if (auto err = store.destroy_patient_key(c.patient))
+      return failed(err);
+    for (auto& device : (*existing)->devices) {
+      auto d = get_device(t, device);
+      if (!d)
+        return failed(d.error());
+      if (*d && (*d)->patient == c.patient) {
+        (*d)->patient.clear();
+        put(t, **d);
+      }
+    }
+    registry.erase_patient(t.batch, c.patient);
+    t.patients.erase(c.patient);
+    t.erased.push_back(c.patient);
+    registry_result out;
+    out.patient = std::move(**existing);
+    return out;
+  }
+
   // Runs registry jobs [first, last) as one commit.
   void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
     registry_txn t{store};
@@ -596,6 +710,14 @@ struct ingest_sequencer::impl {
         for (auto& p : t.notify) {
           auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
           caf::anon_send(shards[s], registry_atom::value, p);
+        }
+        for (auto& p : t.erased) {
+          // After every batch already dispatched to the shard (one sender,
+          // FIFO): the twin applies them, then deletes its records.
+          auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
+          caf::anon_send(shards[s], erase_atom::value, p);
+          purges.push_back({p, position.load()});
+          next_checkpoint = clock::now();  // truncate the log behind it soon
         }
       }
     }
@@ -695,6 +817,8 @@ struct ingest_sequencer::impl {
 
   void maybe_checkpoint() {
     finish_checkpoint();
+    if (!purges.empty() && phase == checkpoint_phase::idle)
+      hand_over_purges();
     if (phase == checkpoint_phase::idle && clock::now() >= next_checkpoint &&
         position.load() > checkpointed) {
       next_checkpoint = clock::now() + settings.checkpoint_interval;
@@ -898,6 +1022,8 @@ void ingest_sequencer::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     im.finish_checkpoint();
   }
+  im.hand_over_purges();
+  im.purger.finish();
   spdlog::info("ingest stopped at log position {}, checkpoint {}", im.position.load(),
                im.checkpointed);
 }

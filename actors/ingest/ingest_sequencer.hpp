@@ -85,7 +85,17 @@ struct assign_device {
   std::string device;
   std::string patient;  ///< empty: unassign
 };
-using registry_command = std::variant<create_patient, create_device, assign_device>;
+/// Erases a patient for good (GDPR Art. 17): its data key is destroyed (all
+/// its stored values unreadable at once), its registry record goes, its
+/// devices are detached, its twin deletes its records after everything
+/// queued before, and its identifiers leave the files in a background
+/// purge after the next checkpoint (storage/erasure.hpp). The id cannot be
+/// registered again.
+struct erase_patient {
+  std::string patient;
+};
+using registry_command =
+    std::variant<create_patient, create_device, assign_device, erase_patient>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is
@@ -99,7 +109,7 @@ struct patient_input {
 
 struct registry_result {
   caf::error error;
-  storage::patient_record patient;  ///< after the change (create_patient)
+  storage::patient_record patient;  ///< after the change (create_patient); erased record (erase_patient)
   storage::device_record device;    ///< after the change (create_device, assign_device)
 };
 

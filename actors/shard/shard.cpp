@@ -6,6 +6,12 @@
 #include <caf/all.hpp>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "storage/erasure.hpp"
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
 
 namespace healthtwin::actors {
 
@@ -35,8 +41,9 @@ private:
 };
 
 struct twin_slot {
-  caf::actor actor;
+  caf::actor actor;  // none for an erased patient
   bool dirty = false;
+  bool erased = false;
 };
 
 struct shard_state {
@@ -64,9 +71,13 @@ struct shard_state {
     return i->second;
   }
 
+  // An erased patient never gets a twin again (a log replay may still
+  // carry its readings): its slot stays empty and drops its work.
   twin_slot& patient(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = patients.try_emplace(name);
-    if (fresh) {
+    if (fresh && ctx->store->patient_erased(name)) {
+      i->second.erased = true;
+    } else if (fresh) {
       i->second.actor = spawn_patient_twin(sys, name, ctx);
       probe->on_activated(false);
       ctx->counters->patients.fetch_add(1, std::memory_order_relaxed);
@@ -96,6 +107,8 @@ struct shard_state {
       for (; i < order.size() && entries[order[i]].patient == name; ++i)
         work.entries.push_back(order[i]);
       auto& slot = patient(sys, name);
+      if (slot.erased)
+        continue;
       slot.dirty = true;
       self->send(slot.actor, apply_atom::value, std::move(work));
       ++sent;
@@ -121,7 +134,7 @@ struct shard_state {
     snapshot_all_next = false;
     for (auto* table : {&devices, &patients})
       for (auto& [name, slot] : *table)
-        if (slot.dirty || all) {
+        if ((slot.dirty || all) && !slot.erased) {
           slot.dirty = false;
           self->send(slot.actor, snapshot_atom::value, name, twin_context_ref{ctx});
           ++round_waiting;
@@ -139,13 +152,39 @@ struct shard_state {
       finish_round();
   }
 
+  // The erased patient's twin (if active) deletes its records after what
+  // it was already sent; otherwise the shard deletes them. Either way the
+  // alert hub hears of it after the twin's last alert.
+  void erase(caf::event_based_actor* self, const std::string& name) {
+    auto& slot = patients[name];
+    if (slot.actor) {
+      self->send(slot.actor, erase_atom::value);
+      probe->on_stopped(0, 1);
+      ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
+    } else if (!slot.erased) {
+      storage::write_batch batch{*ctx->store};
+      storage::erase_patient_records(batch, *ctx->store, name);
+      if (auto err = ctx->store->write(batch, true))
+        spdlog::error("shard: deleting an erased patient's records failed: {}",
+                      storage::describe(err));
+      self->send(ctx->alert_hub, alert_erase_atom::value, name);
+    }
+    slot = twin_slot{};
+    slot.erased = true;
+  }
+
   void shutdown(caf::event_based_actor* self) {
+    size_t erased = 0;
     for (auto* table : {&devices, &patients})
-      for (auto& [_, slot] : *table)
-        self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
-    probe->on_stopped(devices.size(), patients.size());
+      for (auto& [_, slot] : *table) {
+        if (slot.actor)
+          self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+        else
+          ++erased;
+      }
+    probe->on_stopped(devices.size(), patients.size() - erased);
     ctx->counters->devices.fetch_sub(devices.size(), std::memory_order_relaxed);
-    ctx->counters->patients.fetch_sub(patients.size(), std::memory_order_relaxed);
+    ctx->counters->patients.fetch_sub(patients.size() - erased, std::memory_order_relaxed);
     devices.clear();
     patients.clear();
     self->quit();
@@ -165,24 +204,34 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
         return self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
       },
       [=](patient_view_atom, const std::string& name) -> caf::result<caf::message> {
-        return self->delegate(self->state.patient(self->system(), name).actor, view_atom::value);
+        auto& slot = self->state.patient(self->system(), name);
+        if (slot.erased)
+          return caf::make_error(storage::errc::erased);
+        return self->delegate(slot.actor, view_atom::value);
       },
       [=](series_atom, const std::string& name, uint8_t m) -> caf::result<caf::message> {
-        return self->delegate(self->state.patient(self->system(), name).actor, series_atom::value,
-                              m);
+        auto& slot = self->state.patient(self->system(), name);
+        if (slot.erased)
+          return caf::make_error(storage::errc::erased);
+        return self->delegate(slot.actor, series_atom::value, m);
       },
       [=](resolve_atom, const std::string& patient, const std::string& alert,
           const std::string& who, const std::string& note) -> caf::result<caf::message> {
-        return self->delegate(self->state.patient(self->system(), patient).actor,
-                              resolve_atom::value, alert, who, note);
+        auto& slot = self->state.patient(self->system(), patient);
+        if (slot.erased)
+          return caf::make_error(storage::errc::erased);
+        return self->delegate(slot.actor, resolve_atom::value, alert, who, note);
       },
+      [=](erase_atom, const std::string& patient) { self->state.erase(self, patient); },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
         if (i != self->state.patients.end())
           self->send(i->second.actor, registry_atom::value);
       },
       [=](count_atom) {
-        return twin_counts{self->state.devices.size(), self->state.patients.size()};
+        auto& p = self->state.patients;
+        auto live = std::count_if(p.begin(), p.end(), [](auto& kv) { return !kv.second.erased; });
+        return twin_counts{self->state.devices.size(), static_cast<size_t>(live)};
       },
       [=](shutdown_atom) { self->state.shutdown(self); },
   };

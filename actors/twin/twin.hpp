@@ -173,6 +173,10 @@ using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (regist
 /// (resolve, alert_name, who, note) -> alert_record: a clinician resolves an
 /// alert by hand; the twin resets its condition and forwards to the hub.
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
+/// (erase, patient): the patient was erased (its key is already destroyed).
+/// Shard: drops the twin. Patient twin: after everything queued before it,
+/// deletes its records, tells the alert hub and quits.
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 /// Spawns the twin of a device. It activates from its snapshot on its first
 /// message. Handles apply, (snapshot, name) (replies snap_done to the
@@ -181,7 +185,7 @@ caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twi
 
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->
-/// patient_view, series -> series_cursor, registry, resolve. Sends alert
+/// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert
 /// changes to ctx->alert_hub; checks its devices every device_tick_ms.
 caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
 

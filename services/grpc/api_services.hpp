@@ -16,6 +16,7 @@ class ServerBuilder;
 
 namespace healthtwin::storage {
 class store;
+class audit_log;
 }
 
 namespace healthtwin::actors {
@@ -59,6 +60,8 @@ struct api_context {
   actors::twin_counters* counters = nullptr;
   /// False until recovery finished; calls get UNAVAILABLE meanwhile.
   const std::atomic<bool>* ready = nullptr;
+  /// The node's audit log (opened); erasures are recorded in it.
+  storage::audit_log* audit = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

@@ -1,10 +1,14 @@
 #include <future>
 
+#include <spdlog/spdlog.h>
+
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/errc.hpp"
 
 namespace healthtwin::services {
 
@@ -133,6 +137,41 @@ public:
     if (!dev || dev->kind != models::twin_kind::device)
       return invalid_argument("device", "must be tenants/{tenant}/devices/{device}");
     return assign(call, req->device(), {}, resp);
+  }
+
+  Status ErasePatient(ServerContext* call, const v1::ErasePatientRequest* req,
+                      v1::ErasePatientResponse* resp) override {
+    service_env::call_guard guard{env_};
+    if (!env_.ready())
+      return not_ready();
+    auto name = models::parse_twin_name(req->name());
+    if (!name || name->kind != models::twin_kind::patient)
+      return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
+    auto pseudonym = env_.ctx.store->pseudonym(req->name());
+    auto r = run(call, actors::erase_patient{req->name()});
+    auto st = r.error ? to_status(r.error, "patient") : Status::OK;
+    // Audited whatever the outcome; the entry names the patient only by
+    // pseudonym, so the audit log keeps no identifier of an erased patient.
+    storage::audit_entry entry;
+    entry.principal = "anonymous@" + call->peer();  // authenticated principals: issue 5
+    entry.resource = "tenants/" + std::string{name->tenant} + "/patients/~" + pseudonym;
+    entry.action = "RegistryService/ErasePatient";
+    entry.outcome = code_name(st.error_code());
+    entry.time_ms = service_env::now_ms();
+    if (auto err = env_.ctx.audit->append(entry)) {
+      spdlog::error("audit: recording an erasure failed: {}", storage::describe(err));
+      if (st.ok())  // done, but not on record: say so, so the caller records it
+        return Status(grpc::StatusCode::INTERNAL,
+                      "the patient was erased, but the audit entry could not be written");
+    }
+    if (!st.ok())
+      return st;
+    resp->set_name(req->name());
+    resp->set_pseudonym(pseudonym);
+    set_timestamp(resp->mutable_erase_time(), entry.time_ms);
+    for (auto& d : r.patient.devices)
+      resp->add_detached_devices(d);
+    return Status::OK;
   }
 
 private:

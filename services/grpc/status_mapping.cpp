@@ -1,5 +1,7 @@
 #include "services/grpc/status_mapping.hpp"
 
+#include <array>
+
 #include <caf/sec.hpp>
 
 #include "actors/alerts/alert_hub.hpp"
@@ -107,6 +109,8 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
       case storage::errc::no_space:
         return retry_later(StatusCode::RESOURCE_EXHAUSTED, "node storage is full",
                            std::chrono::milliseconds(5000));
+      case storage::errc::erased:
+        return grpc::Status(StatusCode::NOT_FOUND, "the patient was erased");
       default:
         return retry_later(StatusCode::UNAVAILABLE, "node storage is failing",
                            std::chrono::milliseconds(1000));
@@ -115,6 +119,17 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
   if (e == caf::sec::request_timeout)
     return grpc::Status(StatusCode::DEADLINE_EXCEEDED, "the twin did not answer in time");
   return grpc::Status(StatusCode::INTERNAL, "internal error");
+}
+
+std::string code_name(grpc::StatusCode code) {
+  static constexpr std::array<const char*, 17> names{
+      "OK",          "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",   "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",      "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  auto i = static_cast<size_t>(code);
+  return i < names.size() ? names[i] : "UNKNOWN";
 }
 
 }  // namespace healthtwin::services

@@ -31,4 +31,7 @@ grpc::Status to_status(const caf::error& e, std::string_view what = {});
 /// UNAVAILABLE while the node is recovering.
 grpc::Status not_ready();
 
+/// "OK", "NOT_FOUND", ...: a status code as the audit log records outcomes.
+std::string code_name(grpc::StatusCode code);
+
 }  // namespace healthtwin::services

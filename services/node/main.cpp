@@ -25,6 +25,7 @@
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/http/http_server.hpp"
+#include "storage/audit_log.hpp"
 #include "storage/retention.hpp"
 #include "services/node/node_config.hpp"
 #include "storage/errc.hpp"
@@ -81,6 +82,12 @@ int run(const node::node_config& cfg) {
                  "(development only)");
   if (!cfg.sync_wal)
     spdlog::warn("sync-wal=false: acknowledged readings survive a process crash, not a machine crash");
+
+  storage::audit_log audit{*store};
+  if (auto err = audit.open()) {
+    spdlog::critical("cannot open the audit log: {}", storage::describe(err));
+    return 3;
+  }
 
   prometheus::Registry metrics;
   std::atomic<bool> ready{false};
@@ -194,6 +201,7 @@ int run(const node::node_config& cfg) {
     api_ctx.alert_hub = ctx.alert_hub;
     api_ctx.counters = &counters;
     api_ctx.ready = &ready;
+    api_ctx.audit = &audit;
     services::api_services api{api_settings, api_ctx};
 
     grpc::EnableDefaultHealthCheckService(true);

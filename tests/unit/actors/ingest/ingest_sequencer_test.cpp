@@ -4,7 +4,10 @@
 
 #include "healthtwin/internal/records.pb.h"
 #include "storage/alert_table.hpp"
+#include "storage/errc.hpp"
 #include "storage/ingest_log.hpp"
+#include "storage/key_codec.hpp"
+#include "storage/registry.hpp"
 #include "storage/series_table.hpp"
 #include "tests/unit/actors/ingest/actor_core_fixture.hpp"
 
@@ -611,4 +614,65 @@ TEST_F(ingest_sequencer_test, a_silent_device_is_reported_offline_by_the_timer_a
   EXPECT_EQ(battery[0].state, alert_state::resolved);
   stop();
   ctx_.clock = nullptr;
+}
+
+// Erasure: the registry record goes, the device is detached, the twin's
+// records are deleted; and a replay of log records still attributing
+// readings to the patient (a crash before the checkpoint that truncates
+// them) does not bring any of it back.
+TEST_F(ingest_sequencer_test, an_erased_patient_stays_erased_across_a_log_replay) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71)});
+  auto erased = registry(erase_patient{patient_a});
+  ASSERT_FALSE(erased.error) << to_string(erased.error);
+  EXPECT_EQ(erased.patient.devices, std::vector<std::string>{monitor_a});
+  EXPECT_EQ(registry(erase_patient{patient_a}).error, ingest_errc::not_found);
+  storage::patient_record again;
+  again.name = patient_a;
+  again.ward = "ICU-1";
+  EXPECT_EQ(registry(create_patient{again}).error, ingest_errc::failed_precondition);
+  auto dev = storage::registry{db()}.get_device(monitor_a);
+  ASSERT_TRUE(dev && *dev);
+  EXPECT_EQ((*dev)->patient, "");
+
+  auto snapshot_key = storage::key_codec::twin_key(models::shard_of(patient_a, shards_count()),
+                                                   models::twin_kind::patient, patient_a);
+  auto snapshot_gone = [&] {
+    auto v = db().get(storage::column::twins, snapshot_key);
+    return v && !*v;
+  };
+  for (int i = 0; i < 200 && !snapshot_gone(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(snapshot_gone());
+
+  stop();
+  reopen();
+  storage::ingest_log log{db()};
+  auto p = *log.last_position();
+  internal::LogRecord rec;
+  rec.set_receive_time_ms(5000);
+  auto* d = rec.add_devices();
+  d->set_device(monitor_a);
+  d->set_patient(patient_a);
+  d->add_sequence(3);
+  d->add_time_ms(3000);
+  d->add_metric(static_cast<uint32_t>(metric::heart_rate));
+  d->add_value(72);
+  storage::write_batch wb{db()};
+  storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
+  ASSERT_FALSE(db().write(wb, true));
+  start();
+  EXPECT_EQ(seq_->last_position(), p + 1);
+  drain();
+  EXPECT_TRUE(snapshot_gone());
+  caf::scoped_actor self{*sys_};
+  bool refused = false;
+  self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
+                patient_view_atom::value, patient_a)
+      .receive([&](patient_view&) {}, [&](caf::error& e) { refused = e == storage::errc::erased; });
+  EXPECT_TRUE(refused);
+  std::vector<storage::sample> out;
+  EXPECT_FALSE(storage::series_table{db()}.read(patient_a, static_cast<uint8_t>(metric::heart_rate),
+                                                0, 1'000'000, 100, out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(device(monitor_a).last_sequence, 3u);  // the device itself goes on
 }

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace healthtwin::storage {
+
+class store;
+class write_batch;
+
+/// Erasure of a patient (GDPR Art. 17), storage side. The order that makes
+/// it complete is the caller's (docs/storage.md, "Erasure"):
+///   1. the registry record goes and the patient's data key is destroyed
+///      (store::destroy_patient_key): every stored value of the patient is
+///      unreadable from then on and no new one can be written;
+///   2. erase_patient_records() by the patient twin (after everything it
+///      was asked to apply) and by the alert hub;
+///   3. purge_erased() in the background: alert events of erased owners,
+///      then compaction of the ranges, so the bytes leave the disk.
+
+/// Adds range deletions of every record keyed by the patient: its
+/// snapshot, all series chunks, alert records, active index and silences.
+void erase_patient_records(write_batch& batch, store& s, std::string_view patient);
+
+/// What one purge removed.
+struct purge_report {
+  uint64_t alert_events = 0;
+};
+
+/// Deletes the alert events of erased owners (they are keyed by sequence,
+/// not by owner), then flushes every memtable (retiring WAL files) and
+/// compacts the patient's ranges, the ingest log, the keys and the alert
+/// events, so no live file keeps the patient's identifiers or values. Run
+/// after the ingest log was checkpointed past the erasure. Slow; run off
+/// the data path.
+caf::expected<purge_report> purge_erased(store& s, std::string_view patient);
+
+}  // namespace healthtwin::storage

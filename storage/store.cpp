@@ -221,6 +221,11 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   // damage anywhere else refuses to open instead of silently losing
   // acknowledged writes behind it.
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  if (settings.statistics) {
+    im->statistics = rocksdb::CreateDBStatistics();
+    im->statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+    db_opts.statistics = im->statistics;
+  }
   if (im->key) {
     im->env = make_encrypted_env(*im->key);
     db_opts.env = im->env.get();
@@ -390,6 +395,29 @@ store::db_stats store::stats() const {
     out.writes_stopped = v != 0;
   if (db.GetIntProperty("rocksdb.actual-delayed-write-rate", &v))
     out.delayed_write_rate = v;
+  return out;
+}
+
+std::vector<store::ticker> store::tickers() const {
+  static constexpr std::pair<const char*, rocksdb::Tickers> exported[] = {
+      {"block_cache_hit", rocksdb::BLOCK_CACHE_HIT},
+      {"block_cache_miss", rocksdb::BLOCK_CACHE_MISS},
+      {"bloom_filter_useful", rocksdb::BLOOM_FILTER_USEFUL},
+      {"bytes_written", rocksdb::BYTES_WRITTEN},
+      {"bytes_read", rocksdb::BYTES_READ},
+      {"wal_bytes", rocksdb::WAL_FILE_BYTES},
+      {"wal_syncs", rocksdb::WAL_FILE_SYNCED},
+      {"flush_write_bytes", rocksdb::FLUSH_WRITE_BYTES},
+      {"compaction_read_bytes", rocksdb::COMPACT_READ_BYTES},
+      {"compaction_write_bytes", rocksdb::COMPACT_WRITE_BYTES},
+      {"compaction_keys_dropped_by_range_delete", rocksdb::COMPACTION_KEY_DROP_RANGE_DEL},
+      {"write_stall_micros", rocksdb::STALL_MICROS},
+  };
+  std::vector<ticker> out;
+  if (!impl_->statistics)
+    return out;
+  for (auto& [name, t] : exported)
+    out.push_back({name, impl_->statistics->getTickerCount(t)});
   return out;
 }
 

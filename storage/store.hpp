@@ -37,6 +37,10 @@ struct store_settings {
   /// refused when opened with another key or without one. Default: empty
   /// (plaintext, for development).
   std::string encryption_key_file;
+  /// Keep RocksDB's statistics tickers (counters only: no histograms or
+  /// timers, whose clock reads cost on every operation); exported as
+  /// healthtwin_storage_events_total. Default true.
+  bool statistics = true;
 };
 
 class write_batch;
@@ -133,6 +137,13 @@ public:
     uint64_t delayed_write_rate = 0;  ///< bytes/s while writes are slowed; 0: not slowed
   };
   db_stats stats() const;
+
+  /// RocksDB tickers since open (empty when settings().statistics is off).
+  struct ticker {
+    const char* name;  ///< e.g. "block_cache_hit"
+    uint64_t count;
+  };
+  std::vector<ticker> tickers() const;
 
   struct impl;
   impl& internals() noexcept { return *impl_; }

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <rocksdb/db.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
 
 #include "storage/node_key.hpp"
@@ -20,6 +21,7 @@ struct store::impl {
   store_settings settings;
   std::optional<node_key> key;        // set when encryption_key_file is
   std::unique_ptr<rocksdb::Env> env;  // the encrypting Env; outlives db
+  std::shared_ptr<rocksdb::Statistics> statistics;  // when settings.statistics
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, column_count> columns{};
   std::unique_ptr<patient_keys> patients;  // after db: destroyed first

@@ -119,6 +119,12 @@ public:
                      .Help("Work handed to twins and not yet applied")
                      .Register(reg)
                      .Add({})),
+        uncheckpointed_(prometheus::BuildGauge()
+                            .Name("healthtwin_ingest_log_uncheckpointed_readings")
+                            .Help("Readings in the ingest log after the last checkpoint "
+                                  "(what a crash would replay)")
+                            .Register(reg)
+                            .Add({})),
         purged_(prometheus::BuildCounter()
                     .Name("healthtwin_erasure_purges_total")
                     .Help("Erased patients whose records were compacted out of the data files")
@@ -143,6 +149,7 @@ public:
   void on_acked(double seconds) { ack_seconds_.Observe(seconds); }
   void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
   void on_purged() { purged_.Increment(); }
+  void set_uncheckpointed(uint64_t n) { uncheckpointed_.Set(static_cast<double>(n)); }
 
 private:
   prometheus::Counter& accepted_;
@@ -154,6 +161,7 @@ private:
   prometheus::Gauge& checkpoint_;
   prometheus::Histogram& ack_seconds_;
   prometheus::Gauge& pending_;
+  prometheus::Gauge& uncheckpointed_;
   prometheus::Counter& purged_;
   std::array<prometheus::Counter*, 12> rejected_by_reason_{};
   std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
@@ -293,6 +301,9 @@ struct ingest_sequencer::impl {
   std::atomic<checkpoint_phase> phase{checkpoint_phase::idle};
   uint64_t checkpoint_target = 0;
   uint64_t checkpointed = 0;
+  // Readings committed (since start) up to the target / the last checkpoint.
+  uint64_t accepted_at_target = 0;
+  uint64_t accepted_at_checkpoint = 0;
   clock::time_point next_checkpoint = clock::now();
 
   // Erasures waiting for a checkpoint at or after their log position (the
@@ -527,6 +538,7 @@ struct ingest_sequencer::impl {
       } else {
         position.store(batch->position);
         accepted.fetch_add(n, std::memory_order_relaxed);
+        probe.set_uncheckpointed(accepted.load(std::memory_order_relaxed) - accepted_at_checkpoint);
         probe.on_commit(batch->position, n,
                         std::chrono::duration<double>(clock::now() - t0).count());
         dispatch(batch);
@@ -781,6 +793,7 @@ struct ingest_sequencer::impl {
   void start_checkpoint() {
     auto round = std::make_shared<checkpoint_round>();
     round->position = checkpoint_target = position.load();
+    accepted_at_target = accepted.load();
     round->shards_left = static_cast<uint32_t>(shards.size());
     round->on_done = [this](bool ok) {
       phase = ok ? checkpoint_phase::succeeded : checkpoint_phase::failed;
@@ -809,7 +822,9 @@ struct ingest_sequencer::impl {
       } else {
         clear_dirty_windows();
         checkpointed = checkpoint_target;
+        accepted_at_checkpoint = accepted_at_target;
         probe.on_checkpoint(checkpointed);
+        probe.set_uncheckpointed(accepted.load() - accepted_at_checkpoint);
       }
       phase = checkpoint_phase::idle;
     }
@@ -819,8 +834,9 @@ struct ingest_sequencer::impl {
     finish_checkpoint();
     if (!purges.empty() && phase == checkpoint_phase::idle)
       hand_over_purges();
-    if (phase == checkpoint_phase::idle && clock::now() >= next_checkpoint &&
-        position.load() > checkpointed) {
+    bool due = clock::now() >= next_checkpoint ||
+               accepted.load() - accepted_at_checkpoint >= settings.checkpoint_every_readings;
+    if (phase == checkpoint_phase::idle && due && position.load() > checkpointed) {
       next_checkpoint = clock::now() + settings.checkpoint_interval;
       start_checkpoint();
     }

@@ -135,6 +135,10 @@ struct ingest_settings {
   /// How often twins are snapshotted and the log truncated behind them.
   /// Default 30 s.
   std::chrono::milliseconds checkpoint_interval{30'000};
+  /// ...or as soon as this many readings were committed since the last one,
+  /// whichever comes first: bounds the log (and the replay after a crash)
+  /// under heavy load. Default 5,000,000 (≈ 100 MB of log).
+  uint64_t checkpoint_every_readings = 5'000'000;
 };
 
 /// The single writer of a node's ingest log. Every ingest request and

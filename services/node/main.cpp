@@ -28,6 +28,7 @@
 #include "storage/audit_log.hpp"
 #include "storage/retention.hpp"
 #include "services/node/node_config.hpp"
+#include "services/node/storage_metrics.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
 
@@ -118,6 +119,7 @@ int run(const node::node_config& cfg) {
     auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
     actors::ingest_settings ingest_settings;
     ingest_settings.checkpoint_interval = cfg.checkpoint_interval;
+    ingest_settings.checkpoint_every_readings = cfg.checkpoint_every_readings;
     actors::ingest_sequencer sequencer{ingest_settings, *store, shards, flow, metrics};
 
     auto stop_actors = [&] {
@@ -126,58 +128,8 @@ int run(const node::node_config& cfg) {
       caf::anon_send_exit(ctx.alert_hub, caf::exit_reason::user_shutdown);
     };
 
-    auto& storage_memory = prometheus::BuildGauge()
-                               .Name("healthtwin_storage_memory_bytes")
-                               .Help("Memory held by RocksDB, by use")
-                               .Register(metrics);
-    auto& memtables = storage_memory.Add({{"use", "memtables"}});
-    auto& block_cache = storage_memory.Add({{"use", "block_cache"}});
-    auto& table_readers = storage_memory.Add({{"use", "table_readers"}});
-    // RocksDB properties per column family (labels: column family names only).
-    auto& sst_bytes = prometheus::BuildGauge()
-                          .Name("healthtwin_storage_sst_bytes")
-                          .Help("Size of the SST files per column family")
-                          .Register(metrics);
-    auto& live_bytes = prometheus::BuildGauge()
-                           .Name("healthtwin_storage_live_data_bytes")
-                           .Help("Estimated live data per column family")
-                           .Register(metrics);
-    auto& keys = prometheus::BuildGauge()
-                     .Name("healthtwin_storage_estimated_keys")
-                     .Help("Estimated number of keys per column family")
-                     .Register(metrics);
-    auto& pending = prometheus::BuildGauge()
-                        .Name("healthtwin_storage_pending_compaction_bytes")
-                        .Help("Bytes compaction still has to rewrite, per column family")
-                        .Register(metrics);
-    auto& engine = prometheus::BuildGauge()
-                       .Name("healthtwin_storage_engine")
-                       .Help("RocksDB state: running compactions and flushes, background "
-                             "errors, writes stopped (1/0), delayed write rate (bytes/s)")
-                       .Register(metrics);
-    auto& compactions = engine.Add({{"what", "running_compactions"}});
-    auto& flushes = engine.Add({{"what", "running_flushes"}});
-    auto& bg_errors = engine.Add({{"what", "background_errors"}});
-    auto& stopped = engine.Add({{"what", "writes_stopped"}});
-    auto& delayed = engine.Add({{"what", "delayed_write_rate"}});
-    auto refresh_storage_metrics = [&] {
-      auto m = store->memory();
-      memtables.Set(static_cast<double>(m.memtables));
-      block_cache.Set(static_cast<double>(m.block_cache));
-      table_readers.Set(static_cast<double>(m.table_readers));
-      auto st = store->stats();
-      for (auto& c : st.columns) {
-        sst_bytes.Add({{"column", c.name}}).Set(static_cast<double>(c.sst_bytes));
-        live_bytes.Add({{"column", c.name}}).Set(static_cast<double>(c.live_data_bytes));
-        keys.Add({{"column", c.name}}).Set(static_cast<double>(c.estimated_keys));
-        pending.Add({{"column", c.name}}).Set(static_cast<double>(c.pending_compaction_bytes));
-      }
-      compactions.Set(static_cast<double>(st.running_compactions));
-      flushes.Set(static_cast<double>(st.running_flushes));
-      bg_errors.Set(static_cast<double>(st.background_errors));
-      stopped.Set(st.writes_stopped ? 1 : 0);
-      delayed.Set(static_cast<double>(st.delayed_write_rate));
-    };
+    node::storage_metrics storage_gauges{metrics, *store};
+    auto refresh_storage_metrics = [&] { storage_gauges.refresh(); };
 
     services::http_settings http_settings;
     http_settings.listen = cfg.http_listen;

@@ -84,6 +84,11 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "how often twins are snapshotted and the ingest log truncated")
       ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
       ->capture_default_str();
+  app.add_option("--checkpoint-every-readings", cfg.checkpoint_every_readings,
+                 "also checkpoint once this many readings were logged since the last "
+                 "checkpoint (bounds the log and the replay after a crash)")
+      ->check(CLI::Range(uint64_t{1'000}, uint64_t{1'000'000'000}))
+      ->capture_default_str();
   app.add_option("--heartbeat-timeout-ms", heartbeat_ms,
                  "a device is offline after this long without a reading")
       ->check(CLI::Range(int64_t{1'000}, int64_t{86'400'000}))

@@ -2,6 +2,7 @@
 // query twins, receive alerts on the stream, acknowledge, restart.
 
 #include <future>
+#include <regex>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
@@ -305,6 +306,13 @@ TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
     EXPECT_NE(body.find("healthtwin_storage_sst_bytes{column=\"series\"}"), std::string::npos);
     EXPECT_NE(body.find("healthtwin_storage_estimated_keys{column=\"registry\"}"), std::string::npos);
     EXPECT_NE(body.find("healthtwin_storage_engine{what=\"background_errors\"} 0"), std::string::npos);
+    // RocksDB's statistics tickers too: the node has written to its WAL.
+    std::smatch m;
+    static const std::regex wal{R"(healthtwin_storage_events_total\{event="wal_bytes"\} ([0-9.e+]+))"};
+    ASSERT_TRUE(std::regex_search(body, m, wal)) << body;
+    EXPECT_GT(std::stod(m[1]), 0);
+    EXPECT_NE(body.find("healthtwin_storage_events_total{event=\"block_cache_miss\"}"),
+              std::string::npos);
   }
 
   // Standard gRPC health checking reports SERVING: HealthCheckRequest{} is

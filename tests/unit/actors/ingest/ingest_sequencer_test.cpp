@@ -269,6 +269,36 @@ TEST_F(ingest_sequencer_test, periodic_checkpoint_advances_while_running) {
   EXPECT_EQ(*log.checkpoint(), seq_->last_position());
 }
 
+// Under heavy load the log is checkpointed by volume, long before the
+// checkpoint interval: what a crash would replay stays bounded.
+TEST_F(ingest_sequencer_test, a_checkpoint_also_follows_a_number_of_readings) {
+  stop();
+  settings_.checkpoint_interval = std::chrono::hours(1);
+  settings_.checkpoint_every_readings = 1'000;
+  start();
+  storage::ingest_log log{db()};
+  auto batch = [](uint64_t first, size_t n) {
+    std::vector<ingest_reading> rs;
+    for (uint64_t s = first; s < first + n; ++s)
+      rs.push_back(r(s, static_cast<int64_t>(s) * 1000, metric::heart_rate, 70));
+    return rs;
+  };
+  auto wait_for_checkpoint = [&] {
+    for (int i = 0; i < 500 && *log.checkpoint() < seq_->last_position(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  ingest(monitor_a, batch(1, 10));  // the first commit after a start is checkpointed at once
+  wait_for_checkpoint();
+  auto before = *log.checkpoint();
+  ASSERT_EQ(before, seq_->last_position());
+  ingest(monitor_a, batch(11, 900));  // below the threshold: nothing due for an hour
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*log.checkpoint(), before);
+  ingest(monitor_a, batch(911, 200));  // 1,100 since the last checkpoint
+  wait_for_checkpoint();
+  EXPECT_EQ(*log.checkpoint(), seq_->last_position());
+}
+
 // SpO2 88 % crosses the medium threshold limit (<= 90) and scores 3 on NEWS2
 // scale 1, so the NEWS2 low-medium band raises a low-priority alert too.
 TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {

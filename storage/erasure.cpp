@@ -58,6 +58,8 @@ void erase_patient_records(write_batch& batch, store& s, std::string_view patien
 caf::expected<purge_report> purge_erased(store& s, std::string_view patient) {
   purge_report report;
   write_batch batch{s};
+  // Again, in case the twin never got to it (the node stopped first).
+  erase_patient_records(batch, s, patient);
   caf::error inner;
   auto err = s.scan(column::alerts, "e", "f", [&](std::string_view key, std::string_view stored) {
     auto plain = s.unseal(stored);

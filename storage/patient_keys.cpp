@@ -175,6 +175,32 @@ caf::expected<std::optional<patient_keys::key_bytes>> patient_keys::find_key(con
   return std::optional<key_bytes>{k};
 }
 
+caf::error patient_keys::new_key(write_batch& batch, std::string_view patient, key_ref& ref,
+                                 key_bytes& key) {
+  uint8_t nonce[nonce_len];
+  if (RAND_bytes(ref.data(), ref_len) != 1 || RAND_bytes(key.data(), 32) != 1 ||
+      RAND_bytes(nonce, nonce_len) != 1)
+    return caf::make_error(errc::io_error, std::string{"no random bytes for a patient key"});
+  std::string wrapped{reinterpret_cast<const char*>(nonce), nonce_len};
+  std::string ref_s{as_view(ref)};
+  if (!gcm_seal(wrap_key_.data(), nonce, ref_s,
+                std::string_view{reinterpret_cast<const char*>(key.data()), key.size()}, wrapped))
+    return caf::make_error(errc::io_error, std::string{"wrapping a patient key failed"});
+  batch.put(column::keys, wrapped_key(ref_s), wrapped);
+  batch.put(column::keys, ref_key(patient), ref_s);
+  return caf::none;
+}
+
+caf::error patient_keys::add_key(write_batch& batch, std::string_view patient) {
+  if (!sealing_)
+    return caf::none;
+  key_ref ref;
+  key_bytes key;
+  auto err = new_key(batch, patient, ref, key);
+  OPENSSL_cleanse(key.data(), key.size());
+  return err;
+}
+
 caf::expected<std::string> patient_keys::seal(std::string_view patient, std::string_view plain) {
   if (!sealing_) {
     // Nothing to destroy here: the erasure marker alone keeps an erased
@@ -187,8 +213,8 @@ caf::expected<std::string> patient_keys::seal(std::string_view patient, std::str
   if (!ref)
     return ref.error();
   if (!*ref) {
-    // First value of this patient: create its key, durably, before any
-    // value sealed with it can be written.
+    // An owner registered without a key (a device's own alerts): create
+    // it, durably, before any value sealed with it can be written.
     std::lock_guard<std::mutex> guard{create_mtx_};
     ref = find_ref(patient);
     if (!ref)
@@ -198,25 +224,14 @@ caf::expected<std::string> patient_keys::seal(std::string_view patient, std::str
         return caf::make_error(errc::erased, std::string{"the patient was erased"});
       key_ref fresh;
       key_bytes k;
-      uint8_t nonce[nonce_len];
-      if (RAND_bytes(fresh.data(), ref_len) != 1 || RAND_bytes(k.data(), 32) != 1 ||
-          RAND_bytes(nonce, nonce_len) != 1)
-        return caf::make_error(errc::io_error, std::string{"no random bytes for a patient key"});
-      std::string wrapped{reinterpret_cast<const char*>(nonce), nonce_len};
-      std::string ref_s{as_view(fresh)};
-      bool ok = gcm_seal(wrap_key_.data(), nonce, ref_s,
-                         std::string_view{reinterpret_cast<const char*>(k.data()), k.size()},
-                         wrapped);
-      if (!ok)
-        return caf::make_error(errc::io_error, std::string{"wrapping a patient key failed"});
       write_batch b{store_};
-      b.put(column::keys, wrapped_key(ref_s), wrapped);
-      b.put(column::keys, ref_key(patient), ref_s);
+      if (auto err = new_key(b, patient, fresh, k))
+        return err;
       if (auto err = store_.write(b, true))
         return err;
       std::unique_lock lock{mtx_};
       refs_[std::string{patient}] = fresh;
-      keys_[ref_s] = k;
+      keys_[std::string{as_view(fresh)}] = k;
       OPENSSL_cleanse(k.data(), k.size());
       ref = std::optional<key_ref>{fresh};
     }

@@ -18,6 +18,7 @@
 namespace healthtwin::storage {
 
 class store;
+class write_batch;
 
 /// Each patient's clinical values (snapshots, series chunks, alert records
 /// and events) are sealed with AES-256-GCM under the patient's own data
@@ -45,6 +46,11 @@ public:
   /// the key on first use. Fails with errc::erased for an erased patient.
   caf::expected<std::string> seal(std::string_view patient, std::string_view plain);
 
+  /// Adds a new key for the patient to `batch` (registration): the key is
+  /// durable with the registry record, so sealing never waits for a key
+  /// write. Nothing when the directory is not encrypted.
+  caf::error add_key(write_batch& batch, std::string_view patient);
+
   /// Opens a sealed value. errc::erased when its key was destroyed;
   /// errc::invalid_record when it was altered.
   caf::expected<std::string> unseal(std::string_view sealed);
@@ -65,6 +71,7 @@ private:
   using key_bytes = node_key::bytes;
   using key_ref = std::array<uint8_t, 8>;
 
+  caf::error new_key(write_batch& batch, std::string_view patient, key_ref& ref, key_bytes& key);
   caf::expected<std::optional<key_ref>> find_ref(std::string_view patient);
   caf::expected<std::optional<key_bytes>> find_key(const key_ref& ref);
 

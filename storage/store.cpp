@@ -336,6 +336,10 @@ caf::expected<std::string> store::seal(std::string_view patient, std::string_vie
   return impl_->patients->seal(patient, plain);
 }
 
+caf::error store::add_patient_key(write_batch& batch, std::string_view patient) {
+  return impl_->patients->add_key(batch, patient);
+}
+
 caf::expected<std::string> store::unseal(std::string_view stored) {
   return impl_->patients->unseal(stored);
 }

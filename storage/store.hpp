@@ -99,6 +99,9 @@ public:
   /// directories); returns it unchanged in a plaintext directory.
   /// errc::erased for an erased patient.
   caf::expected<std::string> seal(std::string_view patient, std::string_view plain);
+  /// Adds a data key for a new patient to `batch` (with its registry
+  /// record); seal() creates one itself for owners registered without.
+  caf::error add_patient_key(write_batch& batch, std::string_view patient);
   /// Opens what seal() returned. errc::erased when the key was destroyed.
   caf::expected<std::string> unseal(std::string_view stored);
   /// Destroys the patient's data key and marks the patient erased (synced;

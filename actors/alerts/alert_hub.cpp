@@ -648,7 +648,9 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
       [=](alert_resolve_by_atom, const std::string& name, const std::string& who,
           const std::string& note) { return self->state.resolve_by_hand(name, who, note); },
       [=](alert_silence_atom, alert_silence& s) { return self->state.silence(std::move(s)); },
-      [=](alert_erase_atom, const std::string& owner) { self->state.erase_owner(owner); },
+      [=](alert_erase_atom, const std::string& owner, const erase_completion_ptr&) {
+        self->state.erase_owner(owner);  // the completion runs as the message goes
+      },
       [=](alert_escalate_atom) {
         self->state.escalate();
         schedule_flush();

@@ -165,8 +165,25 @@ using alert_resolve_by_atom = caf::atom_constant<caf::atom("al_rsby")>;
 using alert_resolve_kind_atom = caf::atom_constant<caf::atom("al_rskind")>;
 using alert_silence_atom = caf::atom_constant<caf::atom("al_silence")>;
 using alert_escalate_atom = caf::atom_constant<caf::atom("al_escal")>;  ///< escalation check
-/// (al_erase, owner): the patient (or device) was erased: forget its alerts
-/// and silences and delete their records (storage/erasure.hpp).
+/// The end of a patient's erasure in the actors: `fn` (answering the
+/// caller) runs once, when the last copy goes away — after the alert hub
+/// handled the erasure, or when the messages carrying it are dropped at
+/// shutdown. Passed sequencer -> shard -> twin -> hub.
+struct erase_completion {
+  std::function<void()> fn;
+  erase_completion() = default;
+  erase_completion(const erase_completion&) = delete;
+  erase_completion& operator=(const erase_completion&) = delete;
+  ~erase_completion() {
+    if (fn)
+      fn();
+  }
+};
+using erase_completion_ptr = std::shared_ptr<erase_completion>;
+
+/// (al_erase, owner, erase_completion_ptr): the patient (or device) was
+/// erased: forget its alerts and silences and delete their records
+/// (storage/erasure.hpp).
 using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
@@ -215,6 +232,7 @@ CAF_ERROR_CODE_ENUM(healthtwin::actors::alert_errc, "alerts")
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_silence)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::erase_completion_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_counts)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<healthtwin::actors::alert_record>)

@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/alerts/alert_hub.hpp"
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/shard/shard.hpp"
@@ -568,7 +569,7 @@ struct ingest_sequencer::impl {
     std::unordered_map<std::string, storage::patient_record> patients;
     std::unordered_map<std::string, storage::device_record> devices;
     std::vector<std::string> notify;
-    std::vector<std::string> erased;
+    std::vector<std::string> erased;  // earlier in this group
   };
 
   caf::expected<std::optional<storage::patient_record>> get_patient(registry_txn& t,
@@ -613,6 +614,10 @@ struct ingest_sequencer::impl {
                                     std::string{"this patient id was erased and cannot be reused"}));
     c.patient.devices.clear();
     c.patient.create_time_ms = wall_ms();
+    // Its data key commits with the record: no key write later, when the
+    // twin first seals a value.
+    if (auto err = store.add_patient_key(t.batch, c.patient.name))
+      return failed(err);
     put(t, c.patient);
     registry_result out;
     out.patient = std::move(c.patient);
@@ -705,6 +710,7 @@ struct ingest_sequencer::impl {
   // Runs registry jobs [first, last) as one commit.
   void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
     registry_txn t{store};
+    bool committed = false;
     std::vector<registry_result> results;
     for (auto i = first; i < last; ++i) {
       auto& rj = std::get<registry_job>(jobs[i]);
@@ -723,18 +729,32 @@ struct ingest_sequencer::impl {
           auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
           caf::anon_send(shards[s], registry_atom::value, p);
         }
-        for (auto& p : t.erased) {
-          // After every batch already dispatched to the shard (one sender,
-          // FIFO): the twin applies them, then deletes its records.
-          auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
-          caf::anon_send(shards[s], erase_atom::value, p);
-          purges.push_back({p, position.load()});
-          next_checkpoint = clock::now();  // truncate the log behind it soon
-        }
+        committed = true;
       }
     }
-    for (auto i = first; i < last; ++i)
-      std::get<registry_job>(jobs[i]).done(std::move(results[i - first]));
+    for (auto i = first; i < last; ++i) {
+      auto& rj = std::get<registry_job>(jobs[i]);
+      auto& r = results[i - first];
+      if (auto* e = std::get_if<erase_patient>(&rj.command); e && committed && !r.error)
+        hand_over_erasure(e->patient, std::move(rj.done), std::move(r));
+      else
+        rj.done(std::move(r));
+    }
+  }
+
+  // After every batch already dispatched to the shard (one sender, FIFO)
+  // the twin applies them, then deletes its records and tells the alert
+  // hub; the caller hears back once the hub let go of the patient.
+  void hand_over_erasure(const std::string& patient, registry_callback done,
+                         registry_result result) {
+    auto completion = std::make_shared<erase_completion>();
+    completion->fn = [done = std::move(done), r = std::move(result)]() mutable {
+      done(std::move(r));
+    };
+    auto s = models::shard_of(patient, static_cast<uint32_t>(shards.size()));
+    caf::anon_send(shards[s], erase_atom::value, patient, std::move(completion));
+    purges.push_back({patient, position.load()});
+    next_checkpoint = clock::now();  // truncate the log behind it soon
   }
 
   // A clinician's input joins the commit being assembled as an entry of

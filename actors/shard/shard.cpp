@@ -155,10 +155,10 @@ struct shard_state {
   // The erased patient's twin (if active) deletes its records after what
   // it was already sent; otherwise the shard deletes them. Either way the
   // alert hub hears of it after the twin's last alert.
-  void erase(caf::event_based_actor* self, const std::string& name) {
+  void erase(caf::event_based_actor* self, const std::string& name, erase_completion_ptr done) {
     auto& slot = patients[name];
     if (slot.actor) {
-      self->send(slot.actor, erase_atom::value);
+      self->send(slot.actor, erase_atom::value, std::move(done));
       probe->on_stopped(0, 1);
       ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
     } else if (!slot.erased) {
@@ -167,7 +167,7 @@ struct shard_state {
       if (auto err = ctx->store->write(batch, true))
         spdlog::error("shard: deleting an erased patient's records failed: {}",
                       storage::describe(err));
-      self->send(ctx->alert_hub, alert_erase_atom::value, name);
+      self->send(ctx->alert_hub, alert_erase_atom::value, name, std::move(done));
     }
     slot = twin_slot{};
     slot.erased = true;
@@ -222,7 +222,9 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
           return caf::make_error(storage::errc::erased);
         return self->delegate(slot.actor, resolve_atom::value, alert, who, note);
       },
-      [=](erase_atom, const std::string& patient) { self->state.erase(self, patient); },
+      [=](erase_atom, const std::string& patient, erase_completion_ptr& done) {
+        self->state.erase(self, patient, std::move(done));
+      },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
         if (i != self->state.patients.end())

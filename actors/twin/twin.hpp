@@ -173,9 +173,10 @@ using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (regist
 /// (resolve, alert_name, who, note) -> alert_record: a clinician resolves an
 /// alert by hand; the twin resets its condition and forwards to the hub.
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
-/// (erase, patient): the patient was erased (its key is already destroyed).
-/// Shard: drops the twin. Patient twin: after everything queued before it,
-/// deletes its records, tells the alert hub and quits.
+/// (erase, patient, erase_completion_ptr): the patient was erased (its key
+/// is already destroyed). Shard: drops the twin. Patient twin (erase,
+/// erase_completion_ptr): after everything queued before it, deletes its
+/// records, passes the erasure on to the alert hub and quits.
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 /// Spawns the twin of a device. It activates from its snapshot on its first

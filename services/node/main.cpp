@@ -71,6 +71,7 @@ int run(const node::node_config& cfg) {
   store_settings.shards = cfg.shards;
   store_settings.sync_wal = cfg.sync_wal;
   store_settings.encryption_key_file = cfg.encryption_key_file;
+  store_settings.statistics = cfg.storage_statistics;
   auto opened = storage::store::open(store_settings);
   if (!opened) {
     spdlog::critical("cannot open the data directory {}: {}", cfg.data_dir,

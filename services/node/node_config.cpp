@@ -77,6 +77,9 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "node key file (64 hex digits, mode 0600): encrypts every file of the data "
                  "directory with AES-256 (default: plaintext, for development)")
       ->check(CLI::ExistingFile);
+  app.add_option("--storage-statistics", cfg.storage_statistics,
+                 "keep RocksDB's statistics tickers (exported as healthtwin_storage_events_total)")
+      ->capture_default_str();
   app.add_option("--scheduler-threads", cfg.scheduler_threads, "actor scheduler worker threads")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();

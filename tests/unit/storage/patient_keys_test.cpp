@@ -134,3 +134,21 @@ TEST_F(patient_keys_test, a_plaintext_directory_stores_values_as_they_are_but_ma
   EXPECT_EQ((*plain)->pseudonym(alice).size(), 16u);
   EXPECT_NE((*plain)->pseudonym(alice), (*plain)->pseudonym(bob));
 }
+
+TEST_F(patient_keys_test, a_key_registered_with_the_patient_is_the_one_values_are_sealed_with) {
+  storage::write_batch b{db()};
+  ASSERT_FALSE(db().add_patient_key(b, alice));
+  auto before = db().get(storage::column::keys, "n" + alice);
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(*before);  // nothing until the batch commits
+  ASSERT_FALSE(db().write(b, true));
+  auto ref = db().get(storage::column::keys, "n" + alice);
+  ASSERT_TRUE(ref && *ref);
+  reopen();
+  auto sealed = db().seal(alice, "value");
+  ASSERT_TRUE(sealed);
+  EXPECT_EQ(sealed->substr(1, 8), **ref);
+  auto plain = db().unseal(*sealed);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(*plain, "value");
+}

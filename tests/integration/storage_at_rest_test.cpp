@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <iterator>
 
 #include <gtest/gtest.h>
 
+#include "storage/file_scan.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -24,18 +24,14 @@ constexpr const char* device_id = "mon-at-rest-probe-8812";
 const std::string patient = std::string{"tenants/h1/patients/"} + patient_id;
 const std::string device = std::string{"tenants/h1/devices/"} + device_id;
 
+// Files under `dir` whose bytes, as stored, contain `needle`.
 std::vector<std::string> files_containing(const std::filesystem::path& dir,
                                           const std::string& needle) {
-  std::vector<std::string> hits;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file())
-      continue;
-    std::ifstream in{e.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-    if (bytes.find(needle) != std::string::npos)
-      hits.push_back(e.path().filename().string());
-  }
-  return hits;
+  healthtwin::storage::store_settings as_stored;  // no key: the raw bytes only
+  as_stored.data_dir = dir.string();
+  auto hits = healthtwin::storage::files_containing(as_stored, needle);
+  EXPECT_TRUE(hits);
+  return hits ? *hits : std::vector<std::string>{"<scan failed>"};
 }
 
 // Registers the probe patient and device and ingests 400 heart rates (one

@@ -3,9 +3,7 @@
 // refused with another key, without its key, or plaintext with a key.
 #include <sys/stat.h>
 
-#include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -13,6 +11,7 @@
 
 #include "storage/errc.hpp"
 #include "storage/file_encryption.hpp"
+#include "storage/file_scan.hpp"
 #include "storage/node_key.hpp"
 #include "storage/store.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -33,18 +32,13 @@ std::string write_key_file(const temp_dir& d, const std::string& name, char digi
   return path;
 }
 
-// Files (recursively) under `dir` whose bytes contain `needle`.
+// Files under `dir` whose bytes, as stored, contain `needle`.
 std::vector<std::string> files_containing(const std::string& dir, const std::string& needle) {
-  std::vector<std::string> hits;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file())
-      continue;
-    std::ifstream in{e.path(), std::ios::binary};
-    std::string bytes{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-    if (bytes.find(needle) != std::string::npos)
-      hits.push_back(e.path().filename().string());
-  }
-  return hits;
+  storage::store_settings as_stored;  // no key: the raw bytes only
+  as_stored.data_dir = dir;
+  auto hits = storage::files_containing(as_stored, needle);
+  EXPECT_TRUE(hits);
+  return hits ? *hits : std::vector<std::string>{"<scan failed>"};
 }
 
 storage::store_settings settings_for(const std::string& dir, const std::string& key_file) {

@@ -11,14 +11,16 @@
 //       opens the store and recovers: the time until the node would answer
 //       (readiness). Twins activate lazily, so this is store open + replay
 //       of an empty tail.
-//   restart_bench replay DIR [readings=10000000]
+//   restart_bench replay DIR [readings=10000000] [per_entry=10]
 //       appends `readings` to the log beyond the checkpoint (as after a
-//       crash), then recovers: replay rate in readings per second, until
-//       every twin applied them. Run `populate` again before repeating (the
+//       crash; `per_entry` consecutive readings of a device per log entry,
+//       as a gateway batches them), then recovers: replay rate in readings
+//       per second, until every twin applied them. Run `populate` again before repeating (the
 //       replay is checkpointed at stop).
 //
-// Readings are 1 Hz heart rates from every device in turn; the WAL is not
-// fsynced while populating (it changes nothing that is measured).
+// Readings are 1 Hz heart rates, 100 s per device and batch group, every
+// device in turn; the WAL is not fsynced while populating (it changes
+// nothing that is measured).
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -152,23 +154,29 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
   }
   wait_below(1);
   std::cout << fmt::format("registered {} devices on {} patients in {:.1f} s ({} failed)\n", devices,
-                           devices / devices_per_patient, since(t0), failed);
+                           devices / devices_per_patient, since(t0), failed)
+            << std::flush;
   if (failed)
     return 1;
 
-  // Batches of 1,000 readings: device i's k-th reading at start + k s.
+  // Batches of 1,000 readings: 10 devices x 100 s of 1 Hz heart rate each,
+  // as a gateway batches its devices; every device in turn.
+  constexpr uint64_t per_device = 100;
   auto t1 = clock_type::now();
   uint64_t sent = 0, next_device = 0, round = 0;
   while (sent < readings) {
     std::vector<actors::ingest_group> groups;
     uint32_t index = 0;
-    for (int g = 0; g < 1000 && sent < readings; ++g, ++sent) {
+    for (int g = 0; g < 10 && sent < readings; ++g) {
       actors::ingest_group grp;
       grp.device = device_of(next_device);
       grp.first_index = index;
-      grp.readings.push_back({round + 1, start_time_ms + static_cast<int64_t>(round) * 1000,
-                              models::metric::heart_rate, 60.0 + static_cast<double>(round % 40),
-                              index++});
+      for (uint64_t k = 0; k < per_device && sent < readings; ++k, ++sent) {
+        auto n = round * per_device + k;
+        grp.readings.push_back({n + 1, start_time_ms + static_cast<int64_t>(n) * 1000,
+                                models::metric::heart_rate, 60.0 + static_cast<double>(n % 40),
+                                index++});
+      }
       groups.push_back(std::move(grp));
       if (++next_device == devices) {
         next_device = 0;
@@ -216,7 +224,7 @@ int restart(const std::string& dir, const char* what, uint64_t replayed) {
 
 // Appends `readings` beyond the checkpoint, as committed but never
 // checkpointed before a crash.
-int append_tail(const std::string& dir, uint64_t readings) {
+int append_tail(const std::string& dir, uint64_t readings, uint64_t per_entry) {
   auto store = open_store(dir);
   storage::ingest_log log{*store};
   auto last = log.last_position();
@@ -224,9 +232,8 @@ int append_tail(const std::string& dir, uint64_t readings) {
     std::cerr << storage::describe(last.error()) << "\n";
     return 1;
   }
-  // Continue each device's sequence after what populate sent: find the
-  // device count and rounds from the registry is overkill; the tail uses
-  // high sequence numbers (accepted by every window) and later times.
+  // The tail uses sequence numbers and times above anything populate sent;
+  // the device count comes from the registry.
   uint64_t devices = 0;
   if (auto err = store->scan(storage::column::registry, {}, {},
                              [&](std::string_view key, std::string_view) {
@@ -238,14 +245,19 @@ int append_tail(const std::string& dir, uint64_t readings) {
   while (sent < readings) {
     internal::LogRecord rec;
     rec.set_receive_time_ms(start_time_ms);
-    for (int g = 0; g < 1000 && sent < readings; ++g, ++sent) {
+    // 1,000 readings per record: `per_entry` consecutive seconds of each
+    // of 1000 / per_entry devices, every device in turn.
+    for (uint64_t g = 0; g < 1000 / per_entry && sent < readings; ++g) {
       auto* d = rec.add_devices();
       d->set_device(device_of(next_device));
       d->set_patient(models::patient_name("r", fmt::format("p-{}", next_device / devices_per_patient)));
-      d->add_sequence(1'000'000 + round);
-      d->add_time_ms(start_time_ms + 86'400'000 + static_cast<int64_t>(round) * 1000);
-      d->add_metric(static_cast<uint32_t>(models::metric::heart_rate));
-      d->add_value(70);
+      for (uint64_t k = 0; k < per_entry && sent < readings; ++k, ++sent) {
+        auto n = round * per_entry + k;
+        d->add_sequence(1'000'000 + n);
+        d->add_time_ms(start_time_ms + 86'400'000 + static_cast<int64_t>(n) * 1000);
+        d->add_metric(static_cast<uint32_t>(models::metric::heart_rate));
+        d->add_value(70);
+      }
       if (++next_device == devices) {
         next_device = 0;
         ++round;
@@ -258,8 +270,9 @@ int append_tail(const std::string& dir, uint64_t readings) {
       return 1;
     }
   }
-  std::cout << fmt::format("appended {} readings ({} log records) beyond position {}\n", readings,
-                           pos - *last, *last);
+  std::cout << fmt::format("appended {} readings ({} log records, {} per device entry) beyond "
+                           "position {}\n",
+                           readings, pos - *last, per_entry, *last);
   return 0;
 }
 
@@ -279,7 +292,12 @@ int main(int argc, char** argv) {
     return restart(dir, "restart after a clean stop", 0);
   if (what == "replay") {
     uint64_t n = argc > 3 ? std::stoull(argv[3]) : 10'000'000;
-    if (auto rc = append_tail(dir, n))
+    uint64_t per_entry = argc > 4 ? std::stoull(argv[4]) : 10;
+    if (per_entry == 0 || per_entry > 1000) {
+      std::cerr << "readings per device entry must be 1-1000\n";
+      return 2;
+    }
+    if (auto rc = append_tail(dir, n, per_entry))
       return rc;
     return restart(dir, "restart with an un-checkpointed log tail", n);
   }

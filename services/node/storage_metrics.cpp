@@ -1,5 +1,6 @@
 #include "services/node/storage_metrics.hpp"
 
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -53,6 +54,7 @@ struct storage_metrics::impl {
   prometheus::Family<prometheus::Gauge>& pending;
   prometheus::Family<prometheus::Gauge>& engine;
   prometheus::Family<prometheus::Counter>& events;
+  std::mutex mtx;  // scrapes may run on several HTTP threads at once
   std::unordered_map<std::string, uint64_t> last_ticks;  // what the counters already hold
 };
 
@@ -63,6 +65,7 @@ storage_metrics::~storage_metrics() = default;
 
 void storage_metrics::refresh() {
   auto& im = *impl_;
+  std::lock_guard<std::mutex> guard{im.mtx};
   auto m = im.store.memory();
   im.memory.Add({{"use", "memtables"}}).Set(static_cast<double>(m.memtables));
   im.memory.Add({{"use", "block_cache"}}).Set(static_cast<double>(m.block_cache));

@@ -12,7 +12,8 @@ namespace healthtwin::storage {
 
 namespace {
 
-// [prefix + 0x00, prefix + 0x01): every key of one patient under `prefix`.
+// [prefix + 0x00, prefix + 0x01): every key of one patient under `prefix`
+// (which ends in the 0x00 after the patient's name).
 struct key_range {
   std::string begin;
   std::string end;
@@ -24,16 +25,17 @@ key_range patient_range(std::string prefix_with_nul) {
   return r;
 }
 
-key_range series_range(uint32_t shard, std::string_view patient) {
-  std::string k;
-  key_codec::put_u16(k, static_cast<uint16_t>(shard));
-  k.append(patient);
-  k.push_back('\0');
-  return patient_range(std::move(k));
-}
-
-key_range alert_range(char kind, uint32_t shard, std::string_view patient) {
-  return patient_range(key_codec::alert_key(kind, shard, patient, {}));
+// Every range keyed by the patient: snapshot, series, alert records,
+// active index and silences.
+std::vector<std::pair<column, key_range>> patient_ranges(store& s, std::string_view patient) {
+  auto shard = models::shard_of(patient, s.shards());
+  auto snapshot = key_codec::twin_key(shard, models::twin_kind::patient, patient);
+  std::vector<std::pair<column, key_range>> out{
+      {column::twins, {snapshot, snapshot + '\0'}},
+      {column::series, patient_range(key_codec::series_patient_prefix(shard, patient))}};
+  for (char kind : {'a', 'x', 's'})
+    out.push_back({column::alerts, patient_range(key_codec::alert_key(kind, shard, patient, {}))});
+  return out;
 }
 
 // The owner of an alert event: its patient, or its device.
@@ -43,23 +45,19 @@ std::string owner_of(const internal::AlertEventRecord& e) {
 
 }  // namespace
 
-void erase_patient_records(write_batch& batch, store& s, std::string_view patient) {
-  auto shard = models::shard_of(patient, s.shards());
-  auto snapshot = key_codec::twin_key(shard, models::twin_kind::patient, patient);
-  batch.erase(column::twins, snapshot);
-  auto series = series_range(shard, patient);
-  batch.erase_range(column::series, series.begin, series.end);
-  for (char kind : {'a', 'x', 's'}) {
-    auto r = alert_range(kind, shard, patient);
-    batch.erase_range(column::alerts, r.begin, r.end);
-  }
+caf::error erase_patient_records(store& s, std::string_view patient) {
+  write_batch batch{s};
+  for (auto& [c, r] : patient_ranges(s, patient))
+    batch.erase_range(c, r.begin, r.end);
+  return s.write(batch, true);
 }
 
 caf::expected<purge_report> purge_erased(store& s, std::string_view patient) {
   purge_report report;
+  // Again, in case the alert hub never got to it (the node stopped first).
+  if (auto e = erase_patient_records(s, patient))
+    return e;
   write_batch batch{s};
-  // Again, in case the twin never got to it (the node stopped first).
-  erase_patient_records(batch, s, patient);
   caf::error inner;
   auto err = s.scan(column::alerts, "e", "f", [&](std::string_view key, std::string_view stored) {
     auto plain = s.unseal(stored);
@@ -91,17 +89,12 @@ caf::expected<purge_report> purge_erased(store& s, std::string_view patient) {
     return e;
   if (auto e = s.compact(column::keys))
     return e;
-  auto shard = models::shard_of(patient, s.shards());
-  // Snapshot and registry record share the key layout.
-  auto record = key_codec::twin_key(shard, models::twin_kind::patient, patient);
-  auto series = series_range(shard, patient);
-  std::vector<std::pair<column, key_range>> ranges{
-      {column::twins, {record, record + '\0'}},
-      {column::registry, {record, record + '\0'}},
-      {column::series, series},
-      {column::alerts, {"e", "f"}}};
-  for (char kind : {'a', 'x', 's'})
-    ranges.push_back({column::alerts, alert_range(kind, shard, patient)});
+  // The registry record shares the snapshot's key layout.
+  auto record = key_codec::twin_key(models::shard_of(patient, s.shards()),
+                                    models::twin_kind::patient, patient);
+  auto ranges = patient_ranges(s, patient);
+  ranges.push_back({column::registry, {record, record + '\0'}});
+  ranges.push_back({column::alerts, {"e", "f"}});
   for (auto& [c, r] : ranges)
     if (auto e = s.compact_range(c, r.begin, r.end))
       return e;

@@ -9,21 +9,20 @@
 namespace healthtwin::storage {
 
 class store;
-class write_batch;
 
 /// Erasure of a patient (GDPR Art. 17), storage side. The order that makes
 /// it complete is the caller's (docs/storage.md, "Erasure"):
 ///   1. the registry record goes and the patient's data key is destroyed
 ///      (store::destroy_patient_key): every stored value of the patient is
 ///      unreadable from then on and no new one can be written;
-///   2. erase_patient_records() by the patient twin (after everything it
-///      was asked to apply) and by the alert hub;
+///   2. erase_patient_records() by the alert hub, the last actor to hear
+///      of the erasure (after the twin's last write);
 ///   3. purge_erased() in the background: alert events of erased owners,
 ///      then compaction of the ranges, so the bytes leave the disk.
 
-/// Adds range deletions of every record keyed by the patient: its
-/// snapshot, all series chunks, alert records, active index and silences.
-void erase_patient_records(write_batch& batch, store& s, std::string_view patient);
+/// Deletes (synced) every record keyed by the patient: its snapshot, all
+/// series chunks, alert records, active index and silences.
+caf::error erase_patient_records(store& s, std::string_view patient);
 
 /// What one purge removed.
 struct purge_report {

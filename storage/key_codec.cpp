@@ -59,12 +59,17 @@ std::string window_key(uint32_t shard, std::string_view device) {
   return k;
 }
 
-std::string series_prefix(uint32_t shard, std::string_view patient, uint8_t metric) {
+std::string series_patient_prefix(uint32_t shard, std::string_view patient) {
   std::string k;
   k.reserve(8 + patient.size());
   put_u16(k, static_cast<uint16_t>(shard));
   k.append(patient);
   k.push_back('\0');
+  return k;
+}
+
+std::string series_prefix(uint32_t shard, std::string_view patient, uint8_t metric) {
+  auto k = series_patient_prefix(shard, patient);
   k.push_back(static_cast<char>(metric));
   return k;
 }

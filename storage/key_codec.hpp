@@ -35,6 +35,8 @@ std::string log_key(uint64_t position);
 std::string twin_key(uint32_t shard, models::twin_kind kind, std::string_view name);
 /// Key of a device's sequence window (written by the ingest sequencer).
 std::string window_key(uint32_t shard, std::string_view device);
+/// Prefix of every series chunk of a patient (all metrics).
+std::string series_patient_prefix(uint32_t shard, std::string_view patient);
 /// Prefix of every series chunk of one metric of a patient.
 std::string series_prefix(uint32_t shard, std::string_view patient, uint8_t metric);
 std::string series_key(uint32_t shard, std::string_view patient, uint8_t metric,

@@ -286,7 +286,9 @@ struct hub_state {
   }
 
   // An erased owner's alerts vanish without events: an event would carry
-  // the patient's data again.
+  // the patient's data again. The hub is the last actor to hear of an
+  // erasure (after the twin's last write), so it deletes every record of
+  // the patient, snapshot and series included.
   void erase_owner(const std::string& owner) {
     for (auto i = open.begin(); i != open.end();)
       i = owner_of(i->second) == owner ? open.erase(i) : std::next(i);
@@ -296,11 +298,9 @@ struct hub_state {
     silences.erase(std::remove_if(silences.begin(), silences.end(),
                                   [&](const alert_silence& x) { return x.patient == owner; }),
                    silences.end());
-    storage::write_batch batch{*store};
-    storage::erase_patient_records(batch, *store, owner);
-    if (auto err = store->write(batch, true)) {
+    if (auto err = storage::erase_patient_records(*store, owner)) {
       probe->on_persist_failure();
-      spdlog::error("alert hub: deleting an erased owner's alerts failed: {}",
+      spdlog::error("alert hub: deleting an erased owner's records failed: {}",
                     storage::describe(err));
     }
     probe->set_active(counts());

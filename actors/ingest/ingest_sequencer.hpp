@@ -87,8 +87,8 @@ struct assign_device {
 };
 /// Erases a patient for good (GDPR Art. 17): its data key is destroyed (all
 /// its stored values unreadable at once), its registry record goes, its
-/// devices are detached, its twin deletes its records after everything
-/// queued before, and its identifiers leave the files in a background
+/// devices are detached, its records are deleted after everything queued
+/// for its twin before, and its identifiers leave the files in a background
 /// purge after the next checkpoint (storage/erasure.hpp). The id cannot be
 /// registered again.
 struct erase_patient {

@@ -6,10 +6,7 @@
 #include <caf/all.hpp>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
-#include <spdlog/spdlog.h>
-
 #include "actors/alerts/alert_hub.hpp"
-#include "storage/erasure.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
 
@@ -152,9 +149,8 @@ struct shard_state {
       finish_round();
   }
 
-  // The erased patient's twin (if active) deletes its records after what
-  // it was already sent; otherwise the shard deletes them. Either way the
-  // alert hub hears of it after the twin's last alert.
+  // The erased patient's twin (if active) passes the erasure on to the
+  // alert hub after what it was already sent; the hub deletes the records.
   void erase(caf::event_based_actor* self, const std::string& name, erase_completion_ptr done) {
     auto& slot = patients[name];
     if (slot.actor) {
@@ -162,11 +158,6 @@ struct shard_state {
       probe->on_stopped(0, 1);
       ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
     } else if (!slot.erased) {
-      storage::write_batch batch{*ctx->store};
-      storage::erase_patient_records(batch, *ctx->store, name);
-      if (auto err = ctx->store->write(batch, true))
-        spdlog::error("shard: deleting an erased patient's records failed: {}",
-                      storage::describe(err));
       self->send(ctx->alert_hub, alert_erase_atom::value, name, std::move(done));
     }
     slot = twin_slot{};

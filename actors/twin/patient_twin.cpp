@@ -13,7 +13,6 @@
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/registry.hpp"
-#include "storage/erasure.hpp"
 #include "storage/series_table.hpp"
 #include "storage/twin_table.hpp"
 
@@ -434,12 +433,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
       [=](series_atom, uint8_t m) { return self->state.cursor(static_cast<metric>(m)); },
       [=](registry_atom) { self->state.load_registry(); },
       [=](erase_atom, erase_completion_ptr& done) {
-        auto& store = *self->state.ctx->store;
-        storage::write_batch batch{store};
-        storage::erase_patient_records(batch, store, self->state.twin_name);
-        if (auto err = store.write(batch, true))
-          spdlog::error("patient twin: deleting an erased patient's records failed: {}",
-                        storage::describe(err));
+        // After every batch it was sent; the hub deletes the records.
         self->send(self->state.ctx->alert_hub, alert_erase_atom::value, self->state.twin_name,
                    std::move(done));
         self->quit();

@@ -175,8 +175,8 @@ using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (regist
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 /// (erase, patient, erase_completion_ptr): the patient was erased (its key
 /// is already destroyed). Shard: drops the twin. Patient twin (erase,
-/// erase_completion_ptr): after everything queued before it, deletes its
-/// records, passes the erasure on to the alert hub and quits.
+/// erase_completion_ptr): after everything queued before it, passes the
+/// erasure on to the alert hub (which deletes the records) and quits.
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 /// Spawns the twin of a device. It activates from its snapshot on its first

@@ -6,16 +6,26 @@
 
 namespace healthtwin::storage {
 
+namespace {
+
+// A stored value opened; nullopt when its owner was erased (scans skip
+// it) or when it fails to open (then `error` says why and scans stop).
+std::optional<std::string> open_unless_erased(store& s, std::string_view stored,
+                                              caf::error& error) {
+  auto plain = s.unseal(stored);
+  if (plain)
+    return std::move(*plain);
+  if (plain.error() != errc::erased)
+    error = plain.error();
+  return std::nullopt;
+}
+
+}  // namespace
+
 caf::expected<std::optional<std::string>> alert_table::get(std::string_view patient,
                                                            std::string_view alert_id) {
   auto shard = models::shard_of(patient, store_.shards());
-  auto v = store_.get(column::alerts, key_codec::alert_key('a', shard, patient, alert_id));
-  if (!v || !*v)
-    return v;
-  auto plain = store_.unseal(**v);
-  if (!plain)
-    return plain.error();
-  return std::optional<std::string>{std::move(*plain)};
+  return store_.get_unsealed(column::alerts, key_codec::alert_key('a', shard, patient, alert_id));
 }
 
 caf::error alert_table::put(write_batch& batch, std::string_view patient,
@@ -56,13 +66,9 @@ caf::error alert_table::scan_events(uint64_t after,
   caf::error inner;
   auto err = store_.scan(column::alerts, key_codec::alert_event_key(after + 1), "f",
                          [&](std::string_view key, std::string_view value) {
-                           auto plain = store_.unseal(value);
-                           if (!plain && plain.error() == errc::erased)
-                             return true;
-                           if (!plain) {
-                             inner = plain.error();
-                             return false;
-                           }
+                           auto plain = open_unless_erased(store_, value, inner);
+                           if (!plain)
+                             return !inner;
                            return fn(key_codec::get_u64(key.substr(1)), *plain);
                          });
   return err ? err : inner;
@@ -80,15 +86,10 @@ caf::error alert_table::scan_active(const std::function<void(std::string_view)>&
     }
     if (!*v)
       return true;
-    auto plain = store_.unseal(**v);
-    if (!plain && plain.error() == errc::erased)
-      return true;
-    if (!plain) {
-      inner = plain.error();
-      return false;
-    }
-    fn(*plain);
-    return true;
+    auto plain = open_unless_erased(store_, **v, inner);
+    if (plain)
+      fn(*plain);
+    return !inner;
   });
   return err ? err : inner;
 }

@@ -56,19 +56,28 @@ node_key::~node_key() {
 }
 
 node_key::bytes node_key::derive(std::string_view label) const {
-  bytes out{};
-  unsigned len = 0;
-  HMAC(EVP_sha256(), master_.data(), static_cast<int>(master_.size()),
-       reinterpret_cast<const unsigned char*>(label.data()), label.size(), out.data(), &len);
-  return out;
+  return hmac_sha256(master_, label);
 }
 
 std::string node_key::id() const {
   auto d = derive("healthtwin key fingerprint");
+  auto out = short_hex(d);
+  OPENSSL_cleanse(d.data(), d.size());
+  return out;
+}
+
+node_key::bytes hmac_sha256(const node_key::bytes& key, std::string_view data) {
+  node_key::bytes out{};
+  unsigned len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
+  return out;
+}
+
+std::string short_hex(const node_key::bytes& digest) {
   char hex[17] = {};
   size_t len = 0;
-  OPENSSL_buf2hexstr_ex(hex, sizeof hex, &len, d.data(), 8, '\0');
-  OPENSSL_cleanse(d.data(), d.size());
+  OPENSSL_buf2hexstr_ex(hex, sizeof hex, &len, digest.data(), 8, '\0');
   return std::string{hex};
 }
 

@@ -41,4 +41,11 @@ private:
   bytes master_{};
 };
 
+/// HMAC-SHA256(key, data).
+node_key::bytes hmac_sha256(const node_key::bytes& key, std::string_view data);
+
+/// The first 8 bytes of `digest` as 16 hex digits: fingerprints and
+/// pseudonyms that tell things apart without revealing them.
+std::string short_hex(const node_key::bytes& digest);
+
 }  // namespace healthtwin::storage

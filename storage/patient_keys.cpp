@@ -5,7 +5,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "storage/errc.hpp"
@@ -111,14 +110,7 @@ patient_keys::~patient_keys() {
 }
 
 std::string patient_keys::pseudonym(std::string_view patient) const {
-  uint8_t mac[32];
-  unsigned len = 0;
-  HMAC(EVP_sha256(), pseudonym_key_.data(), static_cast<int>(pseudonym_key_.size()),
-       reinterpret_cast<const unsigned char*>(patient.data()), patient.size(), mac, &len);
-  char hex[17] = {};
-  size_t hex_len = 0;
-  OPENSSL_buf2hexstr_ex(hex, sizeof hex, &hex_len, mac, 8, '\0');
-  return std::string{hex};
+  return short_hex(hmac_sha256(pseudonym_key_, patient));
 }
 
 bool patient_keys::erased(std::string_view patient) {

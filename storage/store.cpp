@@ -187,7 +187,7 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
     return caf::make_error(errc::invalid_settings, std::string{"data_dir is empty"});
   if (settings.shards > 65536)
     return caf::make_error(errc::invalid_settings,
-                           std::string{"shards must be between 1 and 65536"});
+                           std::string{"shards must be between 1 and 65536 (0: as stored)"});
   std::error_code ec;
   std::filesystem::create_directories(settings.data_dir, ec);
   if (ec)
@@ -306,22 +306,29 @@ caf::expected<std::optional<std::string>> store::last_key(column c, std::string_
   return std::optional<std::string>{it->key().ToString()};
 }
 
-caf::error store::compact(column c) {
-  if (auto err = to_error(impl_->db->Flush(rocksdb::FlushOptions{}, impl_->cf(c)), "flush"))
+namespace {
+
+// Flushes the memtable of `cf`, then compacts [begin, end) (null: open)
+// down to the last level, dropping deleted entries for good.
+caf::error flush_and_compact(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                             const rocksdb::Slice* begin, const rocksdb::Slice* end) {
+  if (auto err = to_error(db.Flush(rocksdb::FlushOptions{}, cf), "flush"))
     return err;
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return to_error(impl_->db->CompactRange(co, impl_->cf(c), nullptr, nullptr), "compact");
+  return to_error(db.CompactRange(co, cf, begin, end), "compact");
+}
+
+}  // namespace
+
+caf::error store::compact(column c) {
+  return flush_and_compact(*impl_->db, impl_->cf(c), nullptr, nullptr);
 }
 
 caf::error store::compact_range(column c, std::string_view begin, std::string_view end) {
-  if (auto err = to_error(impl_->db->Flush(rocksdb::FlushOptions{}, impl_->cf(c)), "flush"))
-    return err;
-  rocksdb::CompactRangeOptions co;
-  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   rocksdb::Slice b{begin.data(), begin.size()};
   rocksdb::Slice e{end.data(), end.size()};
-  return to_error(impl_->db->CompactRange(co, impl_->cf(c), &b, &e), "compact range");
+  return flush_and_compact(*impl_->db, impl_->cf(c), &b, &e);
 }
 
 caf::error store::flush_all_and_compact(column c) {
@@ -342,6 +349,16 @@ caf::error store::add_patient_key(write_batch& batch, std::string_view patient) 
 
 caf::expected<std::string> store::unseal(std::string_view stored) {
   return impl_->patients->unseal(stored);
+}
+
+caf::expected<std::optional<std::string>> store::get_unsealed(column c, std::string_view key) {
+  auto v = get(c, key);
+  if (!v || !*v)
+    return v;
+  auto plain = unseal(**v);
+  if (!plain)
+    return plain.error();
+  return std::optional<std::string>{std::move(*plain)};
 }
 
 caf::error store::destroy_patient_key(std::string_view patient) {

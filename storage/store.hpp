@@ -104,6 +104,8 @@ public:
   caf::error add_patient_key(write_batch& batch, std::string_view patient);
   /// Opens what seal() returned. errc::erased when the key was destroyed.
   caf::expected<std::string> unseal(std::string_view stored);
+  /// get() of a sealed value, opened.
+  caf::expected<std::optional<std::string>> get_unsealed(column c, std::string_view key);
   /// Destroys the patient's data key and marks the patient erased (synced;
   /// storage/erasure.hpp has the rest of an erasure).
   caf::error destroy_patient_key(std::string_view patient);

@@ -14,13 +14,8 @@ bool twin_table::sealed(models::twin_kind kind) const {
 
 caf::expected<std::optional<std::string>> twin_table::get(models::twin_kind kind,
                                                           std::string_view name) {
-  auto v = store_.get(column_, key(kind, name));
-  if (!v || !*v || !sealed(kind))
-    return v;
-  auto plain = store_.unseal(**v);
-  if (!plain)
-    return plain.error();
-  return std::optional<std::string>{std::move(*plain)};
+  return sealed(kind) ? store_.get_unsealed(column_, key(kind, name))
+                      : store_.get(column_, key(kind, name));
 }
 
 void twin_table::put(write_batch& batch, models::twin_kind kind, std::string_view name,

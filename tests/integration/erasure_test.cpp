@@ -15,6 +15,7 @@
 #include "storage/file_scan.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin::testing;
@@ -78,9 +79,8 @@ int run_twinctl(const std::vector<std::string>& args) {
 
 TEST(erasure_test, nothing_of_an_erased_patient_is_left_in_any_file) {
   temp_dir dir;
-  auto key = (dir.path() / "node.key").string();
-  std::ofstream{key} << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
-  ::chmod(key.c_str(), 0600);
+  auto key = write_key_file(dir.path() / "node.key",
+                            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
   std::vector<std::string> args{"--encryption-key-file=" + key, "--checkpoint-interval-ms=300"};
   healthtwin::storage::store_settings files;
   files.data_dir = (dir.path() / "db").string();

@@ -12,6 +12,7 @@
 #include "storage/file_scan.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin::testing;
@@ -63,9 +64,8 @@ TEST(storage_at_rest_test, an_encrypted_node_leaves_no_identifier_in_plaintext) 
   EXPECT_FALSE(files_containing(plain.path() / "db", device_id).empty());
 
   temp_dir secret;
-  auto key = (secret.path() / "node.key").string();
-  std::ofstream{key} << "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
-  ::chmod(key.c_str(), 0600);
+  auto key = write_key_file(secret.path() / "node.key",
+                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   run_node_with_probe(secret, {"--encryption-key-file=" + key});
   EXPECT_EQ(files_containing(secret.path() / "db", patient_id), std::vector<std::string>{});
   EXPECT_EQ(files_containing(secret.path() / "db", device_id), std::vector<std::string>{});

@@ -14,6 +14,7 @@
 #include "storage/file_scan.hpp"
 #include "storage/node_key.hpp"
 #include "storage/store.hpp"
+#include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin;
@@ -26,10 +27,7 @@ constexpr const char* secret_value = "SpO2=87.654321;HR=131.246802";
 
 std::string write_key_file(const temp_dir& d, const std::string& name, char digit,
                            mode_t mode = 0600) {
-  auto path = d.str() + "/" + name;
-  std::ofstream{path} << std::string(64, digit) << "\n";
-  ::chmod(path.c_str(), mode);
-  return path;
+  return healthtwin::testing::write_key_file(d.path() / name, std::string(64, digit), mode);
 }
 
 // Files under `dir` whose bytes, as stored, contain `needle`.
@@ -78,16 +76,13 @@ TEST(node_key, refuses_malformed_and_exposed_key_files) {
   EXPECT_NE(storage::describe(e1.error()).find("open.key"), std::string::npos);
   EXPECT_NE(storage::describe(e1.error()).find("chmod 600"), std::string::npos);
 
-  auto short_key = d.str() + "/short.key";
-  std::ofstream{short_key} << "abcdef\n";
-  ::chmod(short_key.c_str(), 0600);
+  auto short_key = healthtwin::testing::write_key_file(d.path() / "short.key", "abcdef");
   auto e2 = storage::node_key::load(short_key);
   ASSERT_FALSE(e2);
   EXPECT_NE(storage::describe(e2.error()).find("64 hexadecimal digits"), std::string::npos);
 
-  auto not_hex = d.str() + "/nothex.key";
-  std::ofstream{not_hex} << std::string(63, 'a') << "g\n";
-  ::chmod(not_hex.c_str(), 0600);
+  auto not_hex =
+      healthtwin::testing::write_key_file(d.path() / "nothex.key", std::string(63, 'a') + "g");
   EXPECT_FALSE(storage::node_key::load(not_hex));
 
   EXPECT_FALSE(storage::node_key::load(d.str() + "/missing.key"));

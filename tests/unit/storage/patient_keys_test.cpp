@@ -12,6 +12,7 @@
 #include "storage/series_table.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
+#include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin;
@@ -22,9 +23,7 @@ namespace {
 class patient_keys_test : public ::testing::Test {
 protected:
   void SetUp() override {
-    key_file_ = keys_.str() + "/node.key";
-    std::ofstream{key_file_} << std::string(64, 'e') << "\n";
-    ::chmod(key_file_.c_str(), 0600);
+    key_file_ = healthtwin::testing::write_key_file(keys_.path() / "node.key", std::string(64, 'e'));
     reopen();
   }
 

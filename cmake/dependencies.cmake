@@ -38,6 +38,14 @@ set_target_properties(xxhash::xxhash PROPERTIES
   IMPORTED_LOCATION "${XXHASH_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${XXHASH_INCLUDE_DIR}")
 
+# libjwt (bearer token signatures: RS256, ES256, HS256), OpenSSL flavour.
+find_path(JWT_INCLUDE_DIR jwt.h REQUIRED)
+find_library(JWT_LIBRARY NAMES jwt REQUIRED)
+add_library(jwt::jwt UNKNOWN IMPORTED)
+set_target_properties(jwt::jwt PROPERTIES
+  IMPORTED_LOCATION "${JWT_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${JWT_INCLUDE_DIR}")
+
 # civetweb (HTTP server): prometheus-cpp's config usually defines the target.
 if(NOT TARGET civetweb::civetweb)
   find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)

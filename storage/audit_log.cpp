@@ -1,8 +1,10 @@
 #include "storage/audit_log.hpp"
 
 #include <cstring>
+#include <future>
 
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 
 #include "healthtwin/internal/records.pb.h"
 #include "storage/errc.hpp"
@@ -42,49 +44,114 @@ bool split(std::string_view value, internal::AuditLink& link) {
 
 }  // namespace
 
+audit_log::~audit_log() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (writer_.joinable())
+    writer_.join();
+}
+
 caf::error audit_log::open() {
   std::lock_guard<std::mutex> guard{mtx_};
   auto last = store_.last_key(column::audit);
   if (!last)
     return last.error();
-  if (!*last)
-    return caf::none;
-  auto value = store_.get(column::audit, **last);
-  if (!value)
-    return value.error();
-  internal::AuditLink link;
-  if (!*value || (*last)->size() != 9 || !split(**value, link))
-    return caf::make_error(errc::invalid_record, std::string{"audit log head does not parse"});
-  last_ = key_codec::get_u64(std::string_view{**last}.substr(1));
-  std::memcpy(last_hash_.data(), link.hash().data(), 32);
+  if (*last) {
+    auto value = store_.get(column::audit, **last);
+    if (!value)
+      return value.error();
+    internal::AuditLink link;
+    if (!*value || (*last)->size() != 9 || !split(**value, link))
+      return caf::make_error(errc::invalid_record, std::string{"audit log head does not parse"});
+    last_ = key_codec::get_u64(std::string_view{**last}.substr(1));
+    std::memcpy(last_hash_.data(), link.hash().data(), 32);
+  }
+  writer_ = std::thread{[this] { run_writer(); }};
   return caf::none;
 }
 
 caf::error audit_log::append(const audit_entry& e) {
-  internal::AuditEntry entry;
-  entry.set_principal(e.principal);
-  entry.set_resource(e.resource);
-  entry.set_action(e.action);
-  entry.set_outcome(e.outcome);
-  entry.set_time_ms(e.time_ms);
-  std::lock_guard<std::mutex> guard{mtx_};
-  entry.set_sequence(last_ + 1);
-  internal::AuditLink link;
-  link.set_entry(entry.SerializeAsString());
-  auto h = chain_hash(last_hash_, link.entry());
-  link.set_hash(std::string(reinterpret_cast<const char*>(h.data()), h.size()));
+  std::promise<caf::error> written;
+  auto result = written.get_future();
+  append_async(e, [&written](const caf::error& err) { written.set_value(err); });
+  return result.get();
+}
+
+void audit_log::append_async(const audit_entry& e, done_callback done) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!writer_.joinable() || stopping_) {
+      done(caf::make_error(errc::io_error, std::string{"the audit log is not open"}));
+      return;
+    }
+    queue_.push_back({e, std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void audit_log::run_writer() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty())
+      return;  // stopping, and everything queued is written
+    std::deque<queued> group;
+    group.swap(queue_);
+    lock.unlock();
+    auto err = write_group(group);
+    for (auto& q : group)
+      q.done(err);
+    lock.lock();
+  }
+}
+
+// Chains the group after the head and writes it with one synced write; the
+// head advances only if the write succeeded.
+caf::error audit_log::write_group(std::deque<queued>& group) {
+  uint64_t seq;
+  digest hash;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    seq = last_;
+    hash = last_hash_;
+  }
   write_batch b{store_};
-  b.put(column::audit, audit_key(last_ + 1), link.SerializeAsString());
-  if (auto err = store_.write(b, true))
+  internal::AuditEntry entry;
+  internal::AuditLink link;
+  for (auto& q : group) {
+    entry.set_principal(q.entry.principal);
+    entry.set_resource(q.entry.resource);
+    entry.set_action(q.entry.action);
+    entry.set_outcome(q.entry.outcome);
+    entry.set_time_ms(q.entry.time_ms);
+    entry.set_sequence(++seq);
+    link.set_entry(entry.SerializeAsString());
+    hash = chain_hash(hash, link.entry());
+    link.set_hash(std::string(reinterpret_cast<const char*>(hash.data()), hash.size()));
+    b.put(column::audit, audit_key(seq), link.SerializeAsString());
+  }
+  if (auto err = store_.write(b, true)) {
+    spdlog::error("audit: writing {} entries failed: {}", group.size(), describe(err));
     return err;
-  ++last_;
-  last_hash_ = h;
+  }
+  std::lock_guard<std::mutex> guard{mtx_};
+  last_ = seq;
+  last_hash_ = hash;
+  ++commits_;
   return caf::none;
 }
 
 uint64_t audit_log::head() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return last_;
+}
+
+uint64_t audit_log::commits() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return commits_;
 }
 
 caf::expected<audit_verdict> audit_log::verify(store& s) {

@@ -1,5 +1,9 @@
 #include "storage/audit_log.hpp"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "storage/key_codec.hpp"
@@ -90,4 +94,49 @@ TEST_F(audit_log_test, a_removed_or_reordered_entry_breaks_the_chain) {
   ASSERT_TRUE(v.first_broken);
   EXPECT_EQ(*v.first_broken, 6u);
   EXPECT_NE(v.reason.find("missing"), std::string::npos);
+}
+
+TEST_F(audit_log_test, concurrent_appends_share_synced_writes_and_keep_one_intact_chain) {
+  constexpr int threads = 8, per_thread = 100;
+  uint64_t commits = 0;
+  {
+    audit_log log{db()};
+    ASSERT_FALSE(log.open());
+    std::vector<std::thread> callers;
+    for (int t = 0; t < threads; ++t)
+      callers.emplace_back([&log, t] {
+        for (int i = 0; i < per_thread; ++i)
+          EXPECT_FALSE(log.append({"svc-" + std::to_string(t), "tenants/h1", "IngestService/Ingest",
+                                   "OK", i}));
+      });
+    for (auto& c : callers)
+      c.join();
+    EXPECT_EQ(log.head(), uint64_t{threads * per_thread});
+    commits = log.commits();
+  }
+  EXPECT_LT(commits, uint64_t{threads * per_thread}) << "every entry had its own fsync";
+  auto v = verify();
+  EXPECT_EQ(v.entries, uint64_t{threads * per_thread});
+  EXPECT_FALSE(v.first_broken);
+}
+
+TEST_F(audit_log_test, async_appends_report_once_durable_and_are_written_before_the_log_closes) {
+  std::atomic<int> done{0};
+  {
+    audit_log log{db()};
+    ASSERT_FALSE(log.open());
+    for (int i = 0; i < 20; ++i)
+      log.append_async({"dev-1", "tenants/h1/devices/d1", "IngestService/Ingest", "OK", i},
+                       [&done](const caf::error& err) {
+                         EXPECT_FALSE(err);
+                         ++done;
+                       });
+  }  // the destructor writes what is queued
+  EXPECT_EQ(done.load(), 20);
+  EXPECT_EQ(verify().entries, 20u);
+}
+
+TEST_F(audit_log_test, an_unopened_log_refuses_appends) {
+  audit_log log{db()};
+  EXPECT_TRUE(log.append({"svc", "tenants/h1", "RegistryService/CreatePatient", "OK", 1}));
 }

@@ -46,15 +46,15 @@ set_target_properties(jwt::jwt PROPERTIES
   IMPORTED_LOCATION "${JWT_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${JWT_INCLUDE_DIR}")
 
-# civetweb (HTTP server): prometheus-cpp's config usually defines the target.
-if(NOT TARGET civetweb::civetweb)
-  find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
-  find_library(CIVETWEB_LIBRARY NAMES civetweb REQUIRED)
-  add_library(civetweb::civetweb UNKNOWN IMPORTED)
-  set_target_properties(civetweb::civetweb PROPERTIES
-    IMPORTED_LOCATION "${CIVETWEB_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${CIVETWEB_INCLUDE_DIR}")
-endif()
+# libmicrohttpd (HTTP and HTTPS server, TLS through GnuTLS; Debian's
+# civetweb cannot load OpenSSL 3 for TLS).
+find_path(MICROHTTPD_INCLUDE_DIR microhttpd.h REQUIRED)
+find_library(MICROHTTPD_LIBRARY NAMES microhttpd REQUIRED)
+add_library(microhttpd::microhttpd UNKNOWN IMPORTED)
+set_target_properties(microhttpd::microhttpd PROPERTIES
+  IMPORTED_LOCATION "${MICROHTTPD_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${MICROHTTPD_INCLUDE_DIR}")
+
 
 # tcmalloc (gperftools): the node allocates per message and per batch on
 # several threads; see docs/adr/0005-tcmalloc.md. Not with sanitizers.

@@ -123,7 +123,7 @@ caf::error audit_log::write_group(std::deque<queued>& group) {
   internal::AuditLink link;
   for (auto& q : group) {
     entry.set_principal(q.entry.principal);
-    entry.set_resource(q.entry.resource);
+    entry.set_resource(stored_resource(store_, q.entry.resource));
     entry.set_action(q.entry.action);
     entry.set_outcome(q.entry.outcome);
     entry.set_time_ms(q.entry.time_ms);
@@ -152,6 +152,32 @@ uint64_t audit_log::head() const {
 uint64_t audit_log::commits() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return commits_;
+}
+
+std::string audit_log::stored_resource(store& s, std::string_view resource) {
+  // tenants/{t}/patients/{p}[/...]
+  auto tenant_end = resource.find('/', 8);
+  constexpr std::string_view patients{"/patients/"};
+  if (resource.substr(0, 8) != "tenants/" || tenant_end == std::string_view::npos ||
+      resource.substr(tenant_end, patients.size()) != patients)
+    return std::string{resource};
+  auto id_start = tenant_end + patients.size();
+  auto id_end = std::min(resource.find('/', id_start), resource.size());
+  if (id_end == id_start || resource[id_start] == '~')
+    return std::string{resource};
+  return std::string{resource.substr(0, id_start)} + "~" +
+         s.pseudonym(resource.substr(0, id_end)) + std::string{resource.substr(id_end)};
+}
+
+caf::error audit_log::read(store& s, const std::function<bool(uint64_t, const audit_entry&)>& fn) {
+  return s.scan(column::audit, {}, {}, [&](std::string_view key, std::string_view value) {
+    internal::AuditLink link;
+    internal::AuditEntry entry;
+    if (key.size() != 9 || !split(value, link) || !entry.ParseFromString(link.entry()))
+      return true;
+    audit_entry e{entry.principal(), entry.resource(), entry.action(), entry.outcome(), entry.time_ms()};
+    return fn(key_codec::get_u64(key.substr(1)), e);
+  });
 }
 
 caf::expected<audit_verdict> audit_log::verify(store& s) {

@@ -17,7 +17,8 @@
 namespace healthtwin::storage {
 
 /// One audited action: who did what to which resource, when, and how it
-/// ended. No patient data beyond the resource name.
+/// ended. No patient data beyond the resource name, and that names patients
+/// by pseudonym once written (audit_log::stored_resource).
 struct audit_entry {
   std::string principal;  ///< authenticated caller ("anonymous" before auth)
   std::string resource;   ///< e.g. tenants/h1/patients/p1
@@ -69,8 +70,18 @@ public:
   /// Synced writes so far (each holds one or more entries).
   uint64_t commits() const;
 
+  /// How `resource` is stored: a patient id in it
+  /// (`tenants/T/patients/P/...`) becomes `~` and its keyed pseudonym, so the
+  /// log keeps no identifier of a patient, erased or not; whoever holds the
+  /// node key can still find a patient's entries.
+  static std::string stored_resource(store& s, std::string_view resource);
+
   /// Walks the whole chain.
   static caf::expected<audit_verdict> verify(store& s);
+
+  /// Calls `fn(sequence, entry)` for each stored entry in order, until it
+  /// returns false (entries that do not parse are skipped: verify names them).
+  static caf::error read(store& s, const std::function<bool(uint64_t, const audit_entry&)>& fn);
 
 private:
   struct queued {

@@ -27,6 +27,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "actors/models/twin_name.hpp"
+#include "services/grpc/client_channel.hpp"
 #include "bench/twinsim/patient_sim.hpp"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/cluster.grpc.pb.h"
@@ -50,6 +51,9 @@ int64_t wall_ms() {
 
 struct options {
   std::string target = "127.0.0.1:50051";
+  std::string token_file;   // bearer token (service role, or device for one device)
+  bool plaintext = false;   // node runs with --insecure-plaintext
+  std::string tls_ca_file, tls_cert_file, tls_key_file, tls_server_name;
   std::string tenant = "demo";
   uint32_t patients = 200;
   double rate = 0;  // readings/s over all workers; 0 = flat out
@@ -634,6 +638,12 @@ int main(int argc, char** argv) {
   options o;
   CLI::App app{"twinsim: HealthTwin patient simulator and load generator", "twinsim"};
   app.add_option("--target", o.target, "node gRPC address")->capture_default_str();
+  app.add_option("--token-file", o.token_file, "file with the bearer token to send (JWT)")->required()->check(CLI::ExistingFile);
+  app.add_flag("--plaintext", o.plaintext, "no TLS (a node run with --insecure-plaintext)");
+  app.add_option("--tls-ca-file", o.tls_ca_file, "PEM CA of the node's certificate (default: system roots)");
+  app.add_option("--tls-cert-file", o.tls_cert_file, "client certificate, for nodes that require mTLS");
+  app.add_option("--tls-key-file", o.tls_key_file, "private key of --tls-cert-file");
+  app.add_option("--tls-server-name", o.tls_server_name, "name the node's certificate must carry (default: the target host)");
   app.add_option("--tenant", o.tenant, "tenant id")->capture_default_str();
   app.add_option("--patients", o.patients, "simulated patients")->check(CLI::Range(1u, 10'000'000u))->capture_default_str();
   app.add_option("--rate", o.rate, "readings/s over all workers; 0 = flat out")->capture_default_str();
@@ -672,7 +682,21 @@ int main(int argc, char** argv) {
   // Several channels spread the load over more than one HTTP/2 connection.
   for (uint32_t i = 0; i < std::min(o.concurrency, 4u); ++i) {
     args.SetInt("healthtwin.channel", static_cast<int>(i));  // distinct channel per worker group
-    channels.push_back(grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+    healthtwin::services::channel_settings cs;
+    cs.target = o.target;
+    cs.token = healthtwin::services::read_token_file(o.token_file);
+    cs.plaintext = o.plaintext;
+    cs.ca_file = o.tls_ca_file;
+    cs.cert_file = o.tls_cert_file;
+    cs.key_file = o.tls_key_file;
+    cs.server_name = o.tls_server_name;
+    std::string error;
+    auto ch = healthtwin::services::make_channel(cs, error, args);
+    if (!ch || cs.token.empty()) {
+      std::cerr << (ch ? "--token-file: empty" : error) << "\n";
+      return 2;
+    }
+    channels.push_back(std::move(ch));
   }
   auto& control = channels.front();
   if (!control->WaitForConnected(std::chrono::system_clock::now() + 15s)) {

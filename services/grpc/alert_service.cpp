@@ -21,204 +21,216 @@ public:
 
   Status StreamAlerts(ServerContext* call, const v1::StreamAlertsRequest* req,
                       grpc::ServerWriter<v1::AlertEvent>* writer) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    actors::alert_filter filter;
-    if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
-      return st;
-    auto sink = std::make_shared<actors::alert_sink>(filter);
-    auto last = env_.ask<uint64_t>(env_.ctx.alert_hub, env_.settings.call_timeout,
-                                   actors::alert_sub_atom::value, sink);
-    if (!last)
-      return to_status(last.error());
-    auto unsubscribe = [&] {
-      sink->close();
-      caf::anon_send(env_.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
-    };
-    uint64_t sent = req->has_resume_after() ? req->resume_after() : *last;
-    if (req->has_resume_after() && req->resume_after() > *last) {
-      unsubscribe();
-      return invalid_argument("resume_after", "is beyond the newest event of this node");
-    }
-    // Replay what the subscriber missed, from the store, then go live: the
-    // hub pushes only events after *last into the sink.
-    if (req->has_resume_after()) {
-      bool ok = true;
-      storage::alert_table table{*env_.ctx.store};
-      auto err = table.scan_events(req->resume_after(), [&](uint64_t seq, std::string_view bytes) {
-        if (seq > *last)
-          return false;
-        actors::alert_event e;
-        if (!actors::parse(bytes, e))
-          return true;
-        if (filter.matches(e.alert)) {
-          v1::AlertEvent out;
-          to_api(e, &out);
-          ok = writer->Write(out);
-        }
-        sent = seq;
-        return ok;
-      });
-      if (err || !ok) {
+    return env_.serve(call, "AlertService/StreamAlerts", [&](rpc_call& rc) -> Status {
+      actors::alert_filter filter;
+      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+        return st;
+      if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
+        return st;
+      // A stream may last for hours: its opening is on record at once (the
+      // frame records how it ended).
+      auto opened = env_.audit_entry_for(call, rc, Status::OK);
+      opened.outcome = "OPENED";
+      if (auto err = env_.ctx.audit->append(opened))
+        return Status(grpc::StatusCode::INTERNAL, "the stream's audit entry could not be written");
+      auto sink = std::make_shared<actors::alert_sink>(filter);
+      auto last = env_.ask<uint64_t>(env_.ctx.alert_hub, env_.settings.call_timeout,
+                                     actors::alert_sub_atom::value, sink);
+      if (!last)
+        return to_status(last.error());
+      auto unsubscribe = [&] {
+        sink->close();
+        caf::anon_send(env_.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
+      };
+      uint64_t sent = req->has_resume_after() ? req->resume_after() : *last;
+      if (req->has_resume_after() && req->resume_after() > *last) {
         unsubscribe();
-        return err ? to_status(err) : Status(grpc::StatusCode::CANCELLED, "client went away");
+        return invalid_argument("resume_after", "is beyond the newest event of this node");
       }
-    }
-    while (!call->IsCancelled() && !env_.stopping) {
-      auto e = sink->pop(std::chrono::milliseconds(200));
-      if (!e) {
-        if (sink->overflowed()) {
+      // Replay what the subscriber missed, from the store, then go live: the
+      // hub pushes only events after *last into the sink.
+      if (req->has_resume_after()) {
+        bool ok = true;
+        storage::alert_table table{*env_.ctx.store};
+        auto err = table.scan_events(req->resume_after(), [&](uint64_t seq, std::string_view bytes) {
+          if (seq > *last)
+            return false;
+          actors::alert_event e;
+          if (!actors::parse(bytes, e))
+            return true;
+          if (filter.matches(e.alert)) {
+            v1::AlertEvent out;
+            to_api(e, &out);
+            ok = writer->Write(out);
+          }
+          sent = seq;
+          return ok;
+        });
+        if (err || !ok) {
           unsubscribe();
-          return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                             "subscriber fell behind; reconnect with resume_after=" +
-                                 std::to_string(sent),
-                             std::chrono::milliseconds(100));
+          return err ? to_status(err) : Status(grpc::StatusCode::CANCELLED, "client went away");
         }
-        continue;
       }
-      v1::AlertEvent out;
-      to_api(*e, &out);
-      if (!writer->Write(out))
-        break;
-      sent = e->sequence;
-    }
-    unsubscribe();
-    if (env_.stopping)
-      return retry_later(grpc::StatusCode::UNAVAILABLE,
-                         "node is shutting down; reconnect with resume_after=" + std::to_string(sent),
-                         std::chrono::milliseconds(1000));
-    return Status::OK;
+      while (!call->IsCancelled() && !env_.stopping) {
+        auto e = sink->pop(std::chrono::milliseconds(200));
+        if (!e) {
+          if (sink->overflowed()) {
+            unsubscribe();
+            return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               "subscriber fell behind; reconnect with resume_after=" +
+                                   std::to_string(sent),
+                               std::chrono::milliseconds(100));
+          }
+          continue;
+        }
+        v1::AlertEvent out;
+        to_api(*e, &out);
+        if (!writer->Write(out))
+          break;
+        sent = e->sequence;
+      }
+      unsubscribe();
+      if (env_.stopping)
+        return retry_later(grpc::StatusCode::UNAVAILABLE,
+                           "node is shutting down; reconnect with resume_after=" + std::to_string(sent),
+                           std::chrono::milliseconds(1000));
+      return Status::OK;
+    });
   }
 
   Status ListAlerts(ServerContext* call, const v1::ListAlertsRequest* req,
                     v1::ListAlertsResponse* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    actors::alert_filter filter;
-    if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
-      return st;
-    if (req->page_size() < 0 || req->page_size() > 1000)
-      return invalid_argument("page_size", "must be between 0 and 1000");
-    size_t offset = 0;
-    if (!req->page_token().empty()) {
-      auto& t = req->page_token();
-      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), offset);
-      if (ec != std::errc{} || p != t.data() + t.size())
-        return invalid_argument("page_token", "is not a token this service issued");
-    }
-    auto list = env_.ask<std::vector<actors::alert_record>>(
-        env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
-        req->include_resolved());
-    if (!list)
-      return to_status(list.error());
-    size_t page = req->page_size() == 0 ? 100 : static_cast<size_t>(req->page_size());
-    auto first = std::min(offset, list->size());
-    auto end = std::min(list->size(), first + page);
-    for (auto i = first; i < end; ++i)
-      to_api((*list)[i], resp->add_alerts());
-    if (end < list->size())
-      resp->set_next_page_token(std::to_string(end));
-    return Status::OK;
+    return env_.serve(call, "AlertService/ListAlerts", [&](rpc_call& rc) -> Status {
+      actors::alert_filter filter;
+      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+        return st;
+      if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
+        return st;
+      if (req->page_size() < 0 || req->page_size() > 1000)
+        return invalid_argument("page_size", "must be between 0 and 1000");
+      size_t offset = 0;
+      if (!req->page_token().empty()) {
+        auto& t = req->page_token();
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), offset);
+        if (ec != std::errc{} || p != t.data() + t.size())
+          return invalid_argument("page_token", "is not a token this service issued");
+      }
+      auto list = env_.ask<std::vector<actors::alert_record>>(
+          env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
+          req->include_resolved());
+      if (!list)
+        return to_status(list.error());
+      size_t page = req->page_size() == 0 ? 100 : static_cast<size_t>(req->page_size());
+      auto first = std::min(offset, list->size());
+      auto end = std::min(list->size(), first + page);
+      for (auto i = first; i < end; ++i)
+        to_api((*list)[i], resp->add_alerts());
+      if (end < list->size())
+        resp->set_next_page_token(std::to_string(end));
+      return Status::OK;
+    });
   }
 
   Status AcknowledgeAlert(ServerContext* call, const v1::AcknowledgeAlertRequest* req,
                           v1::Alert* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    std::vector<field_violation> bad;
-    if (!models::parse_alert_name(req->name()))
-      bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-    if (!valid_label(req->acknowledged_by(), 128))
-      bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
-    if (req->note().size() > 1000)
-      bad.push_back({"note", "must be at most 1000 characters"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
-                                            actors::alert_ack_atom::value, req->name(),
-                                            req->acknowledged_by(), req->note());
-    if (!a)
-      return to_status(a.error(), "alert");
-    to_api(*a, resp);
-    return Status::OK;
+    return env_.serve(call, "AlertService/AcknowledgeAlert", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto name = models::parse_alert_name(req->name());
+      if (!name)
+        bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
+      if (!valid_label(req->acknowledged_by(), 128))
+        bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
+      if (req->note().size() > 1000)
+        bad.push_back({"note", "must be at most 1000 characters"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      rc.resource = req->name();
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
+                                              actors::alert_ack_atom::value, req->name(),
+                                              req->acknowledged_by(), req->note());
+      if (!a)
+        return to_status(a.error(), "alert");
+      to_api(*a, resp);
+      return Status::OK;
+    });
   }
 
   Status ResolveAlert(ServerContext* call, const v1::ResolveAlertRequest* req,
                       v1::Alert* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    std::vector<field_violation> bad;
-    auto name = models::parse_alert_name(req->name());
-    if (!name)
-      bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-    if (!valid_label(req->resolved_by(), 128))
-      bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
-    if (req->note().size() > 1000)
-      bad.push_back({"note", "must be at most 1000 characters"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    caf::expected<actors::alert_record> a{caf::sec::request_timeout};
-    if (name->kind == models::twin_kind::device) {
-      // A device's own alert: no condition in a patient twin to reset.
-      a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
-                                         actors::alert_resolve_by_atom::value, req->name(),
-                                         req->resolved_by(), req->note());
-    } else {
-      std::string patient{name->owner};
-      if (auto st = check_patient(env_, patient, "name"); !st.ok())
-        return st.error_code() == grpc::StatusCode::NOT_FOUND
-                   ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
-                   : st;
-      a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
-                                         actors::resolve_atom::value, patient, req->name(),
-                                         req->resolved_by(), req->note());
-    }
-    if (!a)
-      return to_status(a.error(), "alert");
-    to_api(*a, resp);
-    return Status::OK;
+    return env_.serve(call, "AlertService/ResolveAlert", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto name = models::parse_alert_name(req->name());
+      if (!name)
+        bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
+      if (!valid_label(req->resolved_by(), 128))
+        bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
+      if (req->note().size() > 1000)
+        bad.push_back({"note", "must be at most 1000 characters"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      rc.resource = req->name();
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      caf::expected<actors::alert_record> a{caf::sec::request_timeout};
+      if (name->kind == models::twin_kind::device) {
+        // A device's own alert: no condition in a patient twin to reset.
+        a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
+                                           actors::alert_resolve_by_atom::value, req->name(),
+                                           req->resolved_by(), req->note());
+      } else {
+        std::string patient{name->owner};
+        if (auto st = check_patient(env_, rc, patient, "name"); !st.ok())
+          return st.error_code() == grpc::StatusCode::NOT_FOUND
+                     ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
+                     : st;
+        a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
+                                           actors::resolve_atom::value, patient, req->name(),
+                                           req->resolved_by(), req->note());
+      }
+      if (!a)
+        return to_status(a.error(), "alert");
+      to_api(*a, resp);
+      return Status::OK;
+    });
   }
 
   Status SilenceAlerts(ServerContext* call, const v1::SilenceAlertsRequest* req,
                        v1::SilenceAlertsResponse* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    if (auto st = check_patient(env_, req->patient(), "patient"); !st.ok())
-      return st;
-    std::vector<field_violation> bad;
-    if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
-      bad.push_back({"metric", "unknown metric"});
-    auto duration_ms = to_ms(req->duration());
-    if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
-      bad.push_back({"duration", "must be between 1 s and " +
-                                     std::to_string(actors::max_silence_ms / 60'000) +
-                                     " min"});
-    if (!valid_label(req->silenced_by(), 128))
-      bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
-    if (req->reason().size() > 1000)
-      bad.push_back({"reason", "must be at most 1000 characters"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    actors::alert_silence s;
-    s.patient = req->patient();
-    s.subject = static_cast<models::metric>(req->metric());
-    s.until_ms = service_env::now_ms() + duration_ms;
-    s.silenced_by = req->silenced_by();
-    s.reason = req->reason();
-    auto until = s.until_ms;
-    auto alerts = env_.ask<std::vector<actors::alert_record>>(
-        env_.ctx.alert_hub, env_.timeout(call), actors::alert_silence_atom::value, std::move(s));
-    if (!alerts)
-      return to_status(alerts.error(), "silence");
-    set_timestamp(resp->mutable_silenced_until(), until);
-    for (auto& a : *alerts)
-      to_api(a, resp->add_alerts());
-    return Status::OK;
+    return env_.serve(call, "AlertService/SilenceAlerts", [&](rpc_call& rc) -> Status {
+      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+        return st;
+      std::vector<field_violation> bad;
+      if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
+        bad.push_back({"metric", "unknown metric"});
+      auto duration_ms = to_ms(req->duration());
+      if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
+        bad.push_back({"duration", "must be between 1 s and " +
+                                       std::to_string(actors::max_silence_ms / 60'000) +
+                                       " min"});
+      if (!valid_label(req->silenced_by(), 128))
+        bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
+      if (req->reason().size() > 1000)
+        bad.push_back({"reason", "must be at most 1000 characters"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      actors::alert_silence s;
+      s.patient = req->patient();
+      s.subject = static_cast<models::metric>(req->metric());
+      s.until_ms = service_env::now_ms() + duration_ms;
+      s.silenced_by = req->silenced_by();
+      s.reason = req->reason();
+      auto until = s.until_ms;
+      auto alerts = env_.ask<std::vector<actors::alert_record>>(
+          env_.ctx.alert_hub, env_.timeout(call), actors::alert_silence_atom::value, std::move(s));
+      if (!alerts)
+        return to_status(alerts.error(), "silence");
+      set_timestamp(resp->mutable_silenced_until(), until);
+      for (auto& a : *alerts)
+        to_api(a, resp->add_alerts());
+      return Status::OK;
+    });
   }
 
 private:

@@ -4,7 +4,11 @@
 
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "services/grpc/token_verifier.hpp"
+#include "storage/errc.hpp"
 #include "storage/registry.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace healthtwin::services {
 
@@ -17,10 +21,84 @@ bool valid_label(std::string_view s, size_t max, bool optional) {
   });
 }
 
-grpc::Status check_patient(service_env& env, const std::string& name, const char* field) {
+grpc::Status rpc_call::allow(const call_scope& scope) {
+  access_checked = true;
+  if (resource.empty())
+    resource = scope.tenant.empty() ? std::string{} : "tenants/" + std::string{scope.tenant};
+  if (!who)  // serve() authenticates first; defensive
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no verified token");
+  auto why = check_access(*who, rpc, scope);
+  if (!why.empty())
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
+  return grpc::Status::OK;
+}
+
+grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {
+  auto& md = call->client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end())
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "metadata authorization: missing (send \"Bearer <JWT>\")");
+  std::string_view value{it->second.data(), it->second.size()};
+  constexpr std::string_view scheme{"Bearer "};
+  if (value.substr(0, scheme.size()) != scheme)
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "metadata authorization: must be \"Bearer <JWT>\"");
+  auto v = ctx.tokens->verify(value.substr(scheme.size()), now_ms() / 1000);
+  if (!v.who)
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bearer token refused: " + v.error);
+  rc.who = std::move(v.who);
+  return grpc::Status::OK;
+}
+
+storage::audit_entry service_env::audit_entry_for(const grpc::ServerContextBase* call,
+                                                  const rpc_call& rc,
+                                                  const grpc::Status& outcome) const {
+  storage::audit_entry e;
+  // Tenant and subject, or the peer address of a caller that never proved who it is.
+  e.principal = rc.who ? rc.who->tenant + "/" + rc.who->subject : "unauthenticated@" + call->peer();
+  e.resource = rc.resource;
+  e.action = std::string{rc.rpc};
+  e.outcome = code_name(outcome.error_code());
+  e.time_ms = now_ms();
+  return e;
+}
+
+grpc::Status service_env::audited(const grpc::ServerContextBase* call, const rpc_call& rc,
+                                  grpc::Status outcome) {
+  if (outcome.ok() && !rc.access_checked) {
+    spdlog::error("{} answered without an access check", rc.rpc);
+    outcome = grpc::Status(grpc::StatusCode::INTERNAL, "access was not checked");
+  }
+  return audit_outcome(outcome, ctx.audit->append(audit_entry_for(call, rc, outcome)));
+}
+
+grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error) {
+  if (!audit_error)
+    return outcome;
+  spdlog::error("audit: recording a call failed: {}", storage::describe(audit_error));
+  if (!outcome.ok())
+    return outcome;  // a refusal discloses nothing
+  // Nothing is disclosed without its record: the answer is withheld, with
+  // the store's reason (e.g. RESOURCE_EXHAUSTED with retry info on a full disk).
+  auto st = to_status(audit_error);
+  return grpc::Status(st.error_code(),
+                      "the call's audit entry could not be written, so its answer is withheld "
+                      "(a change it made may have taken effect): " + st.error_message(),
+                      st.error_details());
+}
+
+grpc::Status service_env::not_ready_status() { return not_ready(); }
+
+grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name,
+                           const char* field) {
   auto parsed = models::parse_twin_name(name);
   if (!parsed || parsed->kind != models::twin_kind::patient)
     return invalid_argument(field, "must be tenants/{tenant}/patients/{patient}");
+  if (rc.resource.empty())
+    rc.resource = name;
+  if (auto st = rc.allow({parsed->tenant, {}}); !st.ok())
+    return st;
   auto rec = storage::registry{*env.ctx.store}.get_patient(name);
   if (!rec)
     return to_status(rec.error());

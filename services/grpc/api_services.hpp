@@ -19,6 +19,10 @@ class store;
 class audit_log;
 }
 
+namespace healthtwin::services {
+class token_verifier;
+}
+
 namespace healthtwin::actors {
 class ingest_sequencer;
 struct twin_counters;
@@ -60,8 +64,10 @@ struct api_context {
   actors::twin_counters* counters = nullptr;
   /// False until recovery finished; calls get UNAVAILABLE meanwhile.
   const std::atomic<bool>* ready = nullptr;
-  /// The node's audit log (opened); erasures are recorded in it.
+  /// The node's audit log (opened): every call is recorded in it.
   storage::audit_log* audit = nullptr;
+  /// Verifies callers' bearer tokens.
+  const token_verifier* tokens = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

@@ -44,6 +44,31 @@ void fill_response(uint64_t batch_id, std::vector<actors::reading_rejection>&& p
   }
 }
 
+// What an ingest request touches, for the access check and the audit entry:
+// its tenant (a marker when readings name several) and device ids. Names
+// that do not parse are rejected per reading and touch nothing.
+call_scope ingest_scope(const v1::IngestRequest& req, std::string& resource) {
+  call_scope scope;
+  std::string_view single_device;
+  for (auto& r : req.devices()) {
+    auto name = models::parse_twin_name(r.device());
+    if (!name || name->kind != models::twin_kind::device)
+      continue;
+    if (scope.devices.empty()) {
+      scope.tenant = name->tenant;
+      single_device = r.device();
+    } else if (name->tenant != scope.tenant) {
+      scope.tenant = "(several tenants)";
+    } else if (r.device() != single_device) {
+      single_device = {};
+    }
+    scope.devices.push_back(name->id);
+  }
+  resource = !single_device.empty() ? std::string{single_device}
+                                    : "tenants/" + std::string{scope.tenant};
+  return scope;
+}
+
 /// One bidirectional ingest stream: reads batches, submits each to the
 /// sequencer, and writes acks in request order as commits complete. Reading
 /// pauses while max_stream_in_flight batches await their ack. State changes
@@ -52,15 +77,17 @@ void fill_response(uint64_t batch_id, std::vector<actors::reading_rejection>&& p
 class ingest_stream final : public grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestResponse>,
                             public drainable {
 public:
-  explicit ingest_stream(service_env& env) : env_(env) {
+  ingest_stream(service_env& env, grpc::CallbackServerContext* call) : env_(env), call_(call) {
     ++env_.active_calls;
     {
       std::lock_guard<std::mutex> guard{env_.streams_mtx};
       env_.streams.insert(this);
     }
-    if (!env_.ready()) {
+    auto st = env_.ready() ? env_.authenticate(call_, rc_) : not_ready();
+    if (!st.ok()) {
       finished_ = true;
-      Finish(not_ready());
+      env_.ctx.audit->append_async(env_.audit_entry_for(call_, rc_, st),
+                                   [this, st](const caf::error& err) { Finish(audit_outcome(st, err)); });
       return;
     }
     StartRead(&request_);
@@ -91,6 +118,15 @@ public:
       act(end_reads(std::make_unique<grpc::Status>(refusal(v))));
       return;
     }
+    // Each batch is checked and audited on its own (rc_ holds the caller).
+    auto batch = std::make_shared<rpc_call>(rc_);
+    auto scope = ingest_scope(request_, batch->resource);
+    if (auto st = batch->allow(scope); !st.ok()) {
+      // Refused: on record, and the stream ends after the earlier acks.
+      env_.ctx.audit->append_async(env_.audit_entry_for(call_, *batch, st), [](const caf::error&) {});
+      act(end_reads(std::make_unique<grpc::Status>(st)));
+      return;
+    }
     bool read_more;
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -101,8 +137,16 @@ public:
     auto batch_id = request_.batch_id();
     env_.ctx.sequencer->submit(
         std::move(v.groups), v.readings,
-        [this, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
-          on_committed(batch_id, std::move(pre), std::move(r));
+        [this, batch_id, batch, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
+          // Acked only once the batch's audit entry is durable too; entries
+          // complete in order, so acks stay in request order.
+          auto st = r.error ? to_status(r.error) : grpc::Status::OK;
+          env_.ctx.audit->append_async(
+              env_.audit_entry_for(call_, *batch, st), [this, batch_id, pre = std::move(pre), r = std::move(r)](const caf::error& err) mutable {
+                if (err && !r.error)
+                  r.error = err;
+                on_committed(batch_id, std::move(pre), std::move(r));
+              });
         });
     if (read_more)
       StartRead(&request_);
@@ -202,6 +246,8 @@ private:
   }
 
   service_env& env_;
+  grpc::CallbackServerContext* call_;
+  rpc_call rc_{"IngestService/StreamIngest", std::nullopt, {}, false};
   std::mutex mtx_;
   v1::IngestRequest request_;
   std::deque<v1::IngestResponse> acks_;  // front is being written
@@ -222,35 +268,46 @@ public:
                                    const v1::IngestRequest* req,
                                    v1::IngestResponse* resp) override {
     auto* reactor = call->DefaultReactor();
-    if (!env_.ready()) {
-      reactor->Finish(not_ready());
-      return reactor;
-    }
-    auto v = validate_ingest(*req, service_env::now_ms(), limits_of(env_.settings));
-    if (!v.violations.empty()) {
-      reactor->Finish(refusal(v));
-      return reactor;
-    }
-    auto batch_id = req->batch_id();
-    ++env_.active_calls;  // until the ack is sent
+    ++env_.active_calls;  // until the answer is sent
+    auto rc = std::make_shared<rpc_call>(rpc_call{"IngestService/Ingest", std::nullopt, {}, false});
     auto* env = &env_;
-    env_.ctx.sequencer->submit(
-        std::move(v.groups), v.readings,
-        [env, reactor, resp, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
-          if (r.error) {
-            reactor->Finish(to_status(r.error));
-          } else {
-            fill_response(batch_id, std::move(pre), std::move(r), resp);
-            reactor->Finish(grpc::Status::OK);
-          }
-          --env->active_calls;
-        });
+    // Every answer goes out once its audit entry is durable.
+    auto finish = [env, reactor, call, rc](const grpc::Status& st) {
+      env->ctx.audit->append_async(env->audit_entry_for(call, *rc, st),
+                                   [env, reactor, st](const caf::error& err) {
+                                     reactor->Finish(audit_outcome(st, err));
+                                     --env->active_calls;
+                                   });
+    };
+    auto st = env_.ready() ? env_.authenticate(call, *rc) : not_ready();
+    if (st.ok()) {
+      auto v = validate_ingest(*req, service_env::now_ms(), limits_of(env_.settings));
+      if (!v.violations.empty())
+        st = refusal(v);
+      else
+        st = rc->allow(ingest_scope(*req, rc->resource));
+      if (st.ok()) {
+        auto batch_id = req->batch_id();
+        env_.ctx.sequencer->submit(
+            std::move(v.groups), v.readings,
+            [finish, resp, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
+              if (r.error) {
+                finish(to_status(r.error));
+                return;
+              }
+              fill_response(batch_id, std::move(pre), std::move(r), resp);
+              finish(grpc::Status::OK);
+            });
+        return reactor;
+      }
+    }
+    finish(st);
     return reactor;
   }
 
   grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestResponse>* StreamIngest(
-      grpc::CallbackServerContext*) override {
-    return new ingest_stream(env_);
+      grpc::CallbackServerContext* call) override {
+    return new ingest_stream(env_, call);
   }
 
 private:

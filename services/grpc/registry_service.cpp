@@ -1,14 +1,10 @@
 #include <future>
 
-#include <spdlog/spdlog.h>
-
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
-#include "storage/audit_log.hpp"
-#include "storage/errc.hpp"
 
 namespace healthtwin::services {
 
@@ -24,154 +20,153 @@ public:
 
   Status CreatePatient(ServerContext* call, const v1::CreatePatientRequest* req,
                        v1::Patient* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    std::vector<field_violation> bad;
-    auto tenant = models::parse_tenant_name(req->parent());
-    if (!tenant)
-      bad.push_back({"parent", "must be tenants/{tenant}"});
-    if (!models::is_valid_id(req->patient_id()))
-      bad.push_back({"patient_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
-    if (!valid_label(req->patient().ward(), 64))
-      bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
-    if (!valid_label(req->patient().bed(), 64, true))
-      bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    storage::patient_record p;
-    p.name = models::patient_name(*tenant, req->patient_id());
-    p.ward = req->patient().ward();
-    p.bed = req->patient().bed();
-    p.spo2_scale2 = req->patient().spo2_scale2();
-    auto r = run(call, actors::create_patient{std::move(p)});
-    if (r.error)
-      return to_status(r.error, "patient");
-    to_api(r.patient, resp);
-    return Status::OK;
+    return env_.serve(call, "RegistryService/CreatePatient", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto tenant = models::parse_tenant_name(req->parent());
+      if (!tenant)
+        bad.push_back({"parent", "must be tenants/{tenant}"});
+      if (!models::is_valid_id(req->patient_id()))
+        bad.push_back({"patient_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
+      if (!valid_label(req->patient().ward(), 64))
+        bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
+      if (!valid_label(req->patient().bed(), 64, true))
+        bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      storage::patient_record p;
+      p.name = models::patient_name(*tenant, req->patient_id());
+      rc.resource = p.name;
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      p.ward = req->patient().ward();
+      p.bed = req->patient().bed();
+      p.spo2_scale2 = req->patient().spo2_scale2();
+      auto r = run(call, actors::create_patient{std::move(p)});
+      if (r.error)
+        return to_status(r.error, "patient");
+      to_api(r.patient, resp);
+      return Status::OK;
+    });
   }
 
-  Status GetPatient(ServerContext*, const v1::GetPatientRequest* req, v1::Patient* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    auto name = models::parse_twin_name(req->name());
-    if (!name || name->kind != models::twin_kind::patient)
-      return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
-    auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
-    if (!rec)
-      return to_status(rec.error());
-    if (!*rec)
-      return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
-    to_api(**rec, resp);
-    return Status::OK;
+  Status GetPatient(ServerContext* call, const v1::GetPatientRequest* req, v1::Patient* resp) override {
+    return env_.serve(call, "RegistryService/GetPatient", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->name());
+      if (!name || name->kind != models::twin_kind::patient)
+        return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
+      rc.resource = req->name();
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
+      if (!rec)
+        return to_status(rec.error());
+      if (!*rec)
+        return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
+      to_api(**rec, resp);
+      return Status::OK;
+    });
   }
 
   Status CreateDevice(ServerContext* call, const v1::CreateDeviceRequest* req,
                       v1::Device* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    std::vector<field_violation> bad;
-    auto tenant = models::parse_tenant_name(req->parent());
-    if (!tenant)
-      bad.push_back({"parent", "must be tenants/{tenant}"});
-    if (!models::is_valid_id(req->device_id()))
-      bad.push_back({"device_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
-    auto type = models::device_type_from_number(static_cast<uint32_t>(req->device().type()));
-    if (!type)
-      bad.push_back({"device.type", "must be a known DeviceType other than UNSPECIFIED"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    storage::device_record d;
-    d.name = models::device_name(*tenant, req->device_id());
-    d.type = *type;
-    auto r = run(call, actors::create_device{std::move(d)});
-    if (r.error)
-      return to_status(r.error, "device");
-    to_api(r.device, resp);
-    return Status::OK;
+    return env_.serve(call, "RegistryService/CreateDevice", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto tenant = models::parse_tenant_name(req->parent());
+      if (!tenant)
+        bad.push_back({"parent", "must be tenants/{tenant}"});
+      if (!models::is_valid_id(req->device_id()))
+        bad.push_back({"device_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
+      auto type = models::device_type_from_number(static_cast<uint32_t>(req->device().type()));
+      if (!type)
+        bad.push_back({"device.type", "must be a known DeviceType other than UNSPECIFIED"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      storage::device_record d;
+      d.name = models::device_name(*tenant, req->device_id());
+      rc.resource = d.name;
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      d.type = *type;
+      auto r = run(call, actors::create_device{std::move(d)});
+      if (r.error)
+        return to_status(r.error, "device");
+      to_api(r.device, resp);
+      return Status::OK;
+    });
   }
 
-  Status GetDevice(ServerContext*, const v1::GetDeviceRequest* req, v1::Device* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    auto name = models::parse_twin_name(req->name());
-    if (!name || name->kind != models::twin_kind::device)
-      return invalid_argument("name", "must be tenants/{tenant}/devices/{device}");
-    auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
-    if (!rec)
-      return to_status(rec.error());
-    if (!*rec)
-      return Status(grpc::StatusCode::NOT_FOUND, "device not found");
-    to_api(**rec, resp);
-    return Status::OK;
+  Status GetDevice(ServerContext* call, const v1::GetDeviceRequest* req, v1::Device* resp) override {
+    return env_.serve(call, "RegistryService/GetDevice", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->name());
+      if (!name || name->kind != models::twin_kind::device)
+        return invalid_argument("name", "must be tenants/{tenant}/devices/{device}");
+      rc.resource = req->name();
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
+      if (!rec)
+        return to_status(rec.error());
+      if (!*rec)
+        return Status(grpc::StatusCode::NOT_FOUND, "device not found");
+      to_api(**rec, resp);
+      return Status::OK;
+    });
   }
 
   Status AssignDevice(ServerContext* call, const v1::AssignDeviceRequest* req,
                       v1::Device* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    std::vector<field_violation> bad;
-    auto dev = models::parse_twin_name(req->device());
-    auto pat = models::parse_twin_name(req->patient());
-    if (!dev || dev->kind != models::twin_kind::device)
-      bad.push_back({"device", "must be tenants/{tenant}/devices/{device}"});
-    if (!pat || pat->kind != models::twin_kind::patient)
-      bad.push_back({"patient", "must be tenants/{tenant}/patients/{patient}"});
-    else if (dev && dev->tenant != pat->tenant)
-      bad.push_back({"patient", "must belong to the device's tenant"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    return assign(call, req->device(), req->patient(), resp);
+    return env_.serve(call, "RegistryService/AssignDevice", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto dev = models::parse_twin_name(req->device());
+      auto pat = models::parse_twin_name(req->patient());
+      if (!dev || dev->kind != models::twin_kind::device)
+        bad.push_back({"device", "must be tenants/{tenant}/devices/{device}"});
+      if (!pat || pat->kind != models::twin_kind::patient)
+        bad.push_back({"patient", "must be tenants/{tenant}/patients/{patient}"});
+      else if (dev && dev->tenant != pat->tenant)
+        bad.push_back({"patient", "must belong to the device's tenant"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      rc.resource = req->device();
+      if (auto st = rc.allow({dev->tenant, {dev->id}}); !st.ok())
+        return st;
+      return assign(call, req->device(), req->patient(), resp);
+    });
   }
 
   Status UnassignDevice(ServerContext* call, const v1::UnassignDeviceRequest* req,
                         v1::Device* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    auto dev = models::parse_twin_name(req->device());
-    if (!dev || dev->kind != models::twin_kind::device)
-      return invalid_argument("device", "must be tenants/{tenant}/devices/{device}");
-    return assign(call, req->device(), {}, resp);
+    return env_.serve(call, "RegistryService/UnassignDevice", [&](rpc_call& rc) -> Status {
+      auto dev = models::parse_twin_name(req->device());
+      if (!dev || dev->kind != models::twin_kind::device)
+        return invalid_argument("device", "must be tenants/{tenant}/devices/{device}");
+      rc.resource = req->device();
+      if (auto st = rc.allow({dev->tenant, {dev->id}}); !st.ok())
+        return st;
+      return assign(call, req->device(), {}, resp);
+    });
   }
 
   Status ErasePatient(ServerContext* call, const v1::ErasePatientRequest* req,
                       v1::ErasePatientResponse* resp) override {
-    service_env::call_guard guard{env_};
-    if (!env_.ready())
-      return not_ready();
-    auto name = models::parse_twin_name(req->name());
-    if (!name || name->kind != models::twin_kind::patient)
-      return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
-    auto pseudonym = env_.ctx.store->pseudonym(req->name());
-    auto r = run(call, actors::erase_patient{req->name()});
-    auto st = r.error ? to_status(r.error, "patient") : Status::OK;
-    // Audited whatever the outcome; the entry names the patient only by
-    // pseudonym, so the audit log keeps no identifier of an erased patient.
-    storage::audit_entry entry;
-    entry.principal = "anonymous@" + call->peer();  // authenticated principals: issue 5
-    entry.resource = "tenants/" + std::string{name->tenant} + "/patients/~" + pseudonym;
-    entry.action = "RegistryService/ErasePatient";
-    entry.outcome = code_name(st.error_code());
-    entry.time_ms = service_env::now_ms();
-    if (auto err = env_.ctx.audit->append(entry)) {
-      spdlog::error("audit: recording an erasure failed: {}", storage::describe(err));
-      if (st.ok())  // done, but not on record: say so, so the caller records it
-        return Status(grpc::StatusCode::INTERNAL,
-                      "the patient was erased, but the audit entry could not be written");
-    }
-    if (!st.ok())
-      return st;
-    resp->set_name(req->name());
-    resp->set_pseudonym(pseudonym);
-    set_timestamp(resp->mutable_erase_time(), entry.time_ms);
-    for (auto& d : r.patient.devices)
-      resp->add_detached_devices(d);
-    return Status::OK;
+    return env_.serve(call, "RegistryService/ErasePatient", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->name());
+      if (!name || name->kind != models::twin_kind::patient)
+        return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
+      auto pseudonym = env_.ctx.store->pseudonym(req->name());
+      rc.resource = req->name();  // the audit log stores it by pseudonym
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      auto r = run(call, actors::erase_patient{req->name()});
+      if (r.error)
+        return to_status(r.error, "patient");
+      resp->set_name(req->name());
+      resp->set_pseudonym(pseudonym);
+      set_timestamp(resp->mutable_erase_time(), service_env::now_ms());
+      for (auto& d : r.patient.devices)
+        resp->add_detached_devices(d);
+      return Status::OK;
+    });
   }
 
 private:

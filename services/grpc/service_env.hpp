@@ -7,6 +7,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
@@ -15,7 +16,9 @@
 
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/models/twin_name.hpp"
+#include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
+#include "storage/audit_log.hpp"
 
 namespace healthtwin::services {
 
@@ -26,6 +29,19 @@ struct drainable {
   /// Called with streams_mtx held: returns the gRPC calls to make after it
   /// is released (the stream stays alive until they ran).
   virtual std::function<void()> drain() = 0;
+};
+
+/// One call as the access policy and the audit log see it.
+struct rpc_call {
+  std::string_view rpc;                ///< "Service/Method", as in the policy table
+  std::optional<principal> who;        ///< set once the token verified
+  std::string resource;                ///< what the audit entry names
+  bool access_checked = false;
+
+  /// OK when the caller may call this RPC on `scope` (the policy table and
+  /// tenant), PERMISSION_DENIED otherwise. Every handler calls it before it
+  /// reads or changes anything; `resource` defaults to the tenant.
+  grpc::Status allow(const call_scope& scope);
 };
 
 struct service_env {
@@ -45,6 +61,31 @@ struct service_env {
   };
 
   bool ready() const { return ctx.ready->load() && !stopping; }
+
+  /// Verifies the call's bearer token ("authorization: Bearer ...");
+  /// UNAUTHENTICATED says why when it is missing or refused.
+  grpc::Status authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const;
+
+  /// The audit entry of a finished call.
+  storage::audit_entry audit_entry_for(const grpc::ServerContextBase* call, const rpc_call& rc,
+                                       const grpc::Status& outcome) const;
+
+  /// Records the call and returns what the caller gets (audit_outcome).
+  grpc::Status audited(const grpc::ServerContextBase* call, const rpc_call& rc, grpc::Status outcome);
+
+  /// The frame of every synchronous RPC: counts the call, refuses it while
+  /// not ready, authenticates, runs `body(rpc_call&)` and audits the outcome.
+  template <class Body>
+  grpc::Status serve(const grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
+    call_guard guard{*this};
+    rpc_call rc{rpc, std::nullopt, {}, false};
+    auto st = ready() ? authenticate(call, rc) : not_ready_status();
+    if (st.ok())
+      st = body(rc);
+    return audited(call, rc, std::move(st));
+  }
+
+  static grpc::Status not_ready_status();
 
   static int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -97,14 +138,21 @@ struct service_env {
   }
 };
 
+/// What the caller gets for `outcome` when writing its audit entry ended
+/// with `audit_error`: the outcome itself if the entry is written or the
+/// call failed anyway; otherwise the store's error (the answer is withheld).
+grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error);
+
 /// True for free text shown to clinicians: 1..max bytes (0..max when
 /// optional) without control characters.
 bool valid_label(std::string_view s, size_t max, bool optional = false);
 
-/// OK when `name` (request field `field`) names a registered patient;
-/// INVALID_ARGUMENT or NOT_FOUND otherwise. Checked before a call reaches a
-/// twin, so that no request activates a twin for a patient that does not exist.
-grpc::Status check_patient(service_env& env, const std::string& name, const char* field);
+/// OK when `name` (request field `field`) names a registered patient the
+/// caller may reach: INVALID_ARGUMENT, PERMISSION_DENIED (checked before
+/// existence, so other tenants learn nothing) or NOT_FOUND otherwise. Checked
+/// before a call reaches a twin, so that no request activates a twin for a
+/// patient that does not exist. Names the patient in the audit entry.
+grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name, const char* field);
 
 std::unique_ptr<grpc::Service> make_registry_service(service_env& env);
 std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);

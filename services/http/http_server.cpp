@@ -1,16 +1,13 @@
 #include "services/http/http_server.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstring>
-#include <thread>
+#include <fstream>
+#include <sstream>
 
-#include <civetweb.h>
+#include <microhttpd.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -24,73 +21,55 @@ struct http_server::impl {
   prometheus::Registry* metrics = nullptr;
   const std::atomic<bool>* ready = nullptr;
   std::function<void()> before_scrape;
-  mg_context* ctx = nullptr;
+  std::string tls_cert, tls_key;  // PEM contents; libmicrohttpd keeps pointers to them
+  MHD_Daemon* daemon = nullptr;
   uint16_t port = 0;
-  in_addr wake_addr{htonl(INADDR_LOOPBACK)};  // where the stop waker connects
 
   ~impl() {
-    if (!ctx)
-      return;
-    // civetweb's accept loop polls with a 2 s quantum before it notices the
-    // stop flag; connecting to ourselves wakes it at once.
-    std::atomic<bool> stopped{false};
-    std::thread waker([&] {
-      while (!stopped) {
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(port);
-        addr.sin_addr = wake_addr;
-        ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        ::close(fd);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    });
-    mg_stop(ctx);
-    stopped = true;
-    waker.join();
+    if (daemon)
+      MHD_stop_daemon(daemon);
   }
 };
 
 namespace {
 
-int reply(mg_connection* conn, int status, const char* type, const std::string& body) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-            status, mg_get_response_code_text(conn, status), type, body.size());
-  mg_write(conn, body.data(), body.size());
-  return status;
+MHD_Result reply(MHD_Connection* conn, unsigned status, const char* type, const std::string& body) {
+  auto* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
+                                            MHD_RESPMEM_MUST_COPY);
+  MHD_add_response_header(r, "Content-Type", type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  auto ret = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return ret;
 }
 
-bool is_get(mg_connection* conn) {
-  auto* info = mg_get_request_info(conn);
-  return info && std::strcmp(info->request_method, "GET") == 0;
-}
-
-int on_metrics(mg_connection* conn, void* data) {
-  if (!is_get(conn))
+MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const char* method,
+                      const char*, const char*, size_t*, void**) {
+  auto* im = static_cast<http_server::impl*>(cls);
+  if (std::strcmp(method, "GET") != 0)
     return reply(conn, 405, "text/plain", "method not allowed\n");
-  auto* im = static_cast<http_server::impl*>(data);
-  if (im->before_scrape)
-    im->before_scrape();
-  prometheus::TextSerializer serializer;
-  return reply(conn, 200, "text/plain; version=0.0.4", serializer.Serialize(im->metrics->Collect()));
+  if (std::strcmp(url, "/metrics") == 0) {
+    if (im->before_scrape)
+      im->before_scrape();
+    prometheus::TextSerializer serializer;
+    return reply(conn, 200, "text/plain; version=0.0.4", serializer.Serialize(im->metrics->Collect()));
+  }
+  if (std::strcmp(url, "/healthz") == 0)
+    return reply(conn, 200, "text/plain", "ok\n");
+  if (std::strcmp(url, "/readyz") == 0)
+    return im->ready->load() ? reply(conn, 200, "text/plain", "ready\n")
+                             : reply(conn, 503, "text/plain", "not ready\n");
+  return reply(conn, 404, "text/plain", "not found\n");
 }
 
-int on_healthz(mg_connection* conn, void*) {
-  if (!is_get(conn))
-    return reply(conn, 405, "text/plain", "method not allowed\n");
-  return reply(conn, 200, "text/plain", "ok\n");
-}
-
-int on_readyz(mg_connection* conn, void* data) {
-  if (!is_get(conn))
-    return reply(conn, 405, "text/plain", "method not allowed\n");
-  auto* im = static_cast<http_server::impl*>(data);
-  if (im->ready->load())
-    return reply(conn, 200, "text/plain", "ready\n");
-  return reply(conn, 503, "text/plain", "not ready\n");
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
 }
 
 }  // namespace
@@ -106,33 +85,54 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settin
                                                                prometheus::Registry& metrics,
                                                                const std::atomic<bool>& ready,
                                                                std::function<void()> before_scrape) {
-  mg_init_library(0);
+  auto fail = [&](std::string why) {
+    return caf::make_error(caf::sec::cannot_open_port,
+                           "cannot listen for HTTP on " + settings.listen + ": " + why);
+  };
   auto im = std::make_unique<impl>();
   im->before_scrape = std::move(before_scrape);
   im->metrics = &metrics;
   im->ready = &ready;
-  auto threads = std::to_string(settings.threads);
-  const char* options[] = {"listening_ports", settings.listen.c_str(),
-                           "num_threads", threads.c_str(),
-                           "request_timeout_ms", "10000",
-                           nullptr};
-  mg_callbacks callbacks{};
-  im->ctx = mg_start(&callbacks, nullptr, options);
-  if (!im->ctx)
-    return caf::make_error(caf::sec::cannot_open_port,
-                           "cannot listen for HTTP on " + settings.listen);
-  mg_set_request_handler(im->ctx, "/metrics$", on_metrics, im.get());
-  mg_set_request_handler(im->ctx, "/healthz$", on_healthz, im.get());
-  mg_set_request_handler(im->ctx, "/readyz$", on_readyz, im.get());
-  mg_server_port ports[4];
-  int n = mg_get_server_ports(im->ctx, 4, ports);
-  if (n > 0)
-    im->port = static_cast<uint16_t>(ports[0].port);
-  // A specific IPv4 listen address is where the stop waker must connect.
-  auto host = settings.listen.substr(0, settings.listen.rfind(':'));
-  in_addr a{};
-  if (inet_pton(AF_INET, host.c_str(), &a) == 1 && a.s_addr != htonl(INADDR_ANY))
-    im->wake_addr = a;
+  bool tls = !settings.tls_cert_file.empty();
+  if (tls && (!read_file(settings.tls_cert_file, im->tls_cert) ||
+              !read_file(settings.tls_key_file, im->tls_key)))
+    return fail("cannot read the TLS certificate or key");
+
+  // host:port (the host may be a bracketed IPv6 literal), resolved numerically.
+  auto colon = settings.listen.rfind(':');
+  auto host = settings.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
+  auto port = settings.listen.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* addr = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &addr) != 0 || !addr)
+    return fail("the address does not resolve");
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  if (addr->ai_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  if (tls)
+    flags |= MHD_USE_TLS;
+  // TLS 1.2 or 1.3 only (GnuTLS priority string).
+  const char* priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+  im->daemon = tls ? MHD_start_daemon(flags, 0, nullptr, nullptr, on_request, im.get(),
+                                      MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+                                      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(settings.threads),
+                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                      MHD_OPTION_HTTPS_MEM_CERT, im->tls_cert.c_str(),
+                                      MHD_OPTION_HTTPS_MEM_KEY, im->tls_key.c_str(),
+                                      MHD_OPTION_HTTPS_PRIORITIES, priorities, MHD_OPTION_END)
+                   : MHD_start_daemon(flags, 0, nullptr, nullptr, on_request, im.get(),
+                                      MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+                                      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(settings.threads),
+                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+  freeaddrinfo(addr);
+  if (!im->daemon)
+    return fail(tls ? "the port is taken, or the TLS certificate and key do not load" : "the port is taken");
+  auto* info = MHD_get_daemon_info(im->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  im->port = info ? info->port : 0;
   return std::unique_ptr<http_server>(new http_server(std::move(im)));
 }
 

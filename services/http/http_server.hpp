@@ -20,9 +20,13 @@ struct http_settings {
   std::string listen = "127.0.0.1:8080";
   /// Worker threads. Default 2.
   int threads = 2;
+  /// HTTPS (TLS 1.2 or 1.3) with this PEM certificate chain and key;
+  /// empty: plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
-/// The node's HTTP endpoints for operators and probes:
+/// The node's HTTP(S) endpoints for operators and probes:
 ///   GET /metrics  Prometheus text format (no per-patient labels)
 ///   GET /healthz  200 while the process serves
 ///   GET /readyz   200 once recovery finished, 503 before and while stopping

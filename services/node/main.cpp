@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include <caf/all.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -24,6 +26,7 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/retention.hpp"
@@ -35,6 +38,40 @@
 using namespace healthtwin;
 
 namespace {
+
+std::optional<std::string> read_pem(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// TLS 1.2+ (gRPC's minimum) with the node's certificate; with a client CA,
+// clients must present a certificate it signed.
+std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node::node_config& cfg,
+                                                          std::string& error) {
+  if (cfg.insecure_plaintext)
+    return grpc::InsecureServerCredentials();
+  auto cert = read_pem(cfg.tls_cert_file), key = read_pem(cfg.tls_key_file);
+  if (!cert || !key) {
+    error = "cannot read --tls-cert-file or --tls-key-file";
+    return nullptr;
+  }
+  grpc::SslServerCredentialsOptions opts;
+  opts.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!cfg.tls_client_ca_file.empty()) {
+    auto ca = read_pem(cfg.tls_client_ca_file);
+    if (!ca) {
+      error = "cannot read --tls-client-ca-file";
+      return nullptr;
+    }
+    opts.pem_root_certs = *ca;
+    opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(opts);
+}
 
 void write_port_file(const std::string& path, int grpc_port, int http_port) {
   auto tmp = path + ".tmp";
@@ -85,6 +122,30 @@ int run(const node::node_config& cfg) {
   if (!cfg.sync_wal)
     spdlog::warn("sync-wal=false: acknowledged readings survive a process crash, not a machine crash");
 
+  services::token_settings token_settings;
+  token_settings.audience = cfg.auth_audience;
+  token_settings.issuer = cfg.auth_issuer;
+  token_settings.public_key_file = cfg.auth_public_key_file;
+  token_settings.jwks_file = cfg.auth_jwks_file;
+  token_settings.hs256_secret_file = cfg.auth_hs256_secret_file;
+  std::string auth_error;
+  auto tokens = services::token_verifier::load(token_settings, auth_error);
+  if (!tokens) {
+    spdlog::critical("{}", auth_error);
+    return 2;
+  }
+  if (!cfg.auth_hs256_secret_file.empty())
+    spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
+  std::string tls_error;
+  auto grpc_creds = grpc_credentials(cfg, tls_error);
+  if (!grpc_creds) {
+    spdlog::critical("{}", tls_error);
+    return 2;
+  }
+  if (cfg.insecure_plaintext)
+    spdlog::warn("--insecure-plaintext: gRPC and HTTP listeners are NOT encrypted "
+                 "(local development only)");
+
   storage::audit_log audit{*store};
   if (auto err = audit.open()) {
     spdlog::critical("cannot open the audit log: {}", storage::describe(err));
@@ -134,6 +195,8 @@ int run(const node::node_config& cfg) {
 
     services::http_settings http_settings;
     http_settings.listen = cfg.http_listen;
+    http_settings.tls_cert_file = cfg.tls_cert_file;
+    http_settings.tls_key_file = cfg.tls_key_file;
     auto http = services::http_server::start(http_settings, metrics, ready, refresh_storage_metrics);
     if (!http) {
       spdlog::critical("{}", caf::to_string(http.error()));
@@ -155,14 +218,14 @@ int run(const node::node_config& cfg) {
     api_ctx.counters = &counters;
     api_ctx.ready = &ready;
     api_ctx.audit = &audit;
+    api_ctx.tokens = tokens.get();
     services::api_services api{api_settings, api_ctx};
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int grpc_port = 0;
-    spdlog::warn("gRPC and HTTP listeners are plaintext (local development only)");
-    builder.AddListeningPort(cfg.grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
+    builder.AddListeningPort(cfg.grpc_listen, grpc_creds, &grpc_port);
     builder.SetMaxReceiveMessageSize(static_cast<int>(4 * api_settings.max_request_bytes));
     api.register_with(builder);
     auto server = builder.BuildAndStart();

@@ -138,6 +138,29 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--retention-interval-ms", retention_interval_ms, "how often retention is enforced")
       ->check(CLI::Range(int64_t{100}, int64_t{86'400'000}))
       ->capture_default_str();
+  app.add_option("--tls-cert-file", cfg.tls_cert_file,
+                 "PEM certificate chain served on the gRPC and HTTP listeners (TLS 1.2+)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key-file", cfg.tls_key_file, "PEM private key of --tls-cert-file")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca-file", cfg.tls_client_ca_file,
+                 "PEM CA certificates: gRPC clients must present a certificate signed by one "
+                 "(mutual TLS, e.g. for devices)")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure-plaintext", cfg.insecure_plaintext,
+               "serve without TLS (local development only; a warning is logged)");
+  app.add_option("--auth-audience", cfg.auth_audience, "the aud claim bearer tokens must carry")
+      ->capture_default_str();
+  app.add_option("--auth-issuer", cfg.auth_issuer, "the iss claim bearer tokens must carry (optional)");
+  app.add_option("--auth-public-key-file", cfg.auth_public_key_file,
+                 "PEM public key that signs bearer tokens (RSA: RS256, EC P-256: ES256)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-jwks-file", cfg.auth_jwks_file,
+                 "JWKS file with the keys that sign bearer tokens (chosen by kid)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-hs256-secret-file", cfg.auth_hs256_secret_file,
+                 "shared HS256 secret (32+ bytes) for bearer tokens: development only")
+      ->check(CLI::ExistingFile);
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
@@ -168,6 +191,26 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
     out.message = "--data-dir: must not be empty\n";
     return out;
   }
+  auto refuse = [&](std::string message) {
+    out.exit_code = 2;
+    out.message = std::move(message) + "\n";
+    return out;
+  };
+  if (cfg.tls_cert_file.empty() != cfg.tls_key_file.empty())
+    return refuse("--tls-cert-file and --tls-key-file: set both or neither");
+  if (!cfg.tls_client_ca_file.empty() && cfg.tls_cert_file.empty())
+    return refuse("--tls-client-ca-file: needs --tls-cert-file and --tls-key-file");
+  if (cfg.tls_cert_file.empty() && !cfg.insecure_plaintext)
+    return refuse("--tls-cert-file: the listeners need a certificate and key "
+                  "(or --insecure-plaintext for local development)");
+  if (!cfg.tls_cert_file.empty() && cfg.insecure_plaintext)
+    return refuse("--insecure-plaintext: contradicts --tls-cert-file");
+  if (!cfg.auth_public_key_file.empty() + !cfg.auth_jwks_file.empty() +
+          !cfg.auth_hs256_secret_file.empty() != 1)
+    return refuse("--auth-public-key-file, --auth-jwks-file, --auth-hs256-secret-file: "
+                  "set exactly one (every call needs a bearer token)");
+  if (cfg.auth_audience.empty())
+    return refuse("--auth-audience: must not be empty");
   cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
   cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);
   cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);

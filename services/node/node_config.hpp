@@ -37,6 +37,17 @@ struct node_config {
   /// Per-tenant overrides "tenant=raw_days:alert_days".
   std::vector<std::string> retention_tenants;
   std::chrono::milliseconds retention_interval{6 * 3'600'000};
+  // Transport security (TLS 1.2+ on gRPC and HTTP).
+  std::string tls_cert_file;       ///< PEM certificate chain of this node
+  std::string tls_key_file;        ///< PEM private key of that certificate
+  std::string tls_client_ca_file;  ///< set: clients must present a certificate it signed (mTLS)
+  bool insecure_plaintext = false; ///< no TLS: local development only
+  // Bearer tokens (exactly one key source).
+  std::string auth_audience = "healthtwin";
+  std::string auth_issuer;
+  std::string auth_public_key_file;
+  std::string auth_jwks_file;
+  std::string auth_hs256_secret_file;
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
 };

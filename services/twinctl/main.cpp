@@ -5,6 +5,17 @@
 //       node must be stopped, or point it at a copy) and reports the first
 //       broken link. Exit 0: intact; 1: broken; 2: usage or I/O error.
 //
+//   twinctl audit list --data-dir DIR [--encryption-key-file FILE] [--resource R]
+//       prints the entries (sequence, time, principal, action, resource,
+//       outcome), optionally only those naming resource R or below it.
+//       Patients appear by pseudonym (tenants/T/patients/~HEX); --resource
+//       takes the real name and finds its pseudonym.
+//
+//   twinctl token --hs256-secret-file F --subject S --tenant T --role R [--role R2]
+//                 [--device D] [--audience A] [--ttl-s N]
+//       prints a development bearer token signed with the node's HS256
+//       secret (nodes started with --auth-hs256-secret-file).
+//
 //   twinctl scan --data-dir DIR [--encryption-key-file FILE] --text T [--text T2 ...]
 //       lists the files of a data directory holding any of the texts, read
 //       as stored and decrypted with the node key (evidence for an
@@ -12,7 +23,13 @@
 #include <cstdio>
 #include <string>
 
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
 #include <CLI/CLI.hpp>
+#include <jwt.h>
+#include <nlohmann/json.hpp>
 
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
@@ -20,6 +37,42 @@
 #include "storage/store.hpp"
 
 using namespace healthtwin;
+
+namespace {
+
+int print_token(const std::string& secret_file, const std::string& subject, const std::string& tenant,
+                const std::vector<std::string>& roles, const std::string& device,
+                const std::string& audience, int64_t ttl_s) {
+  std::ifstream in{secret_file, std::ios::binary};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto secret = ss.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+    secret.pop_back();
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  nlohmann::json claims{{"sub", subject}, {"tenant", tenant}, {"roles", roles},
+                        {"aud", audience}, {"iat", now},     {"exp", now + ttl_s}};
+  if (!device.empty())
+    claims["device"] = device;
+  jwt_t* jwt = nullptr;
+  char* token = nullptr;
+  if (jwt_new(&jwt) == 0 && jwt_add_grants_json(jwt, claims.dump().c_str()) == 0 &&
+      jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+                  static_cast<int>(secret.size())) == 0)
+    token = jwt_encode_str(jwt);
+  jwt_free(jwt);
+  if (!token) {
+    std::fprintf(stderr, "twinctl: cannot sign the token\n");
+    return 2;
+  }
+  std::printf("%s\n", token);
+  free(token);
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"twinctl: HealthTwin operations"};
@@ -34,6 +87,33 @@ int main(int argc, char** argv) {
   verify->add_option("--encryption-key-file", key_file,
                      "the node key file, when the data directory is encrypted")
       ->check(CLI::ExistingFile);
+  auto* list = audit->add_subcommand("list", "print the entries");
+  list->add_option("--data-dir", data_dir, "the node's data directory (node stopped)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  list->add_option("--encryption-key-file", key_file, "the node key file, when encrypted")
+      ->check(CLI::ExistingFile);
+  std::string resource_prefix;
+  list->add_option("--resource", resource_prefix, "only entries naming this resource or one below it");
+
+  auto* token = app.add_subcommand("token", "print a development bearer token (HS256)");
+  std::string secret_file, subject, tenant, device, audience = "healthtwin";
+  std::vector<std::string> roles;
+  int64_t ttl_s = 3600;
+  token->add_option("--hs256-secret-file", secret_file, "the node's --auth-hs256-secret-file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  token->add_option("--subject", subject, "who the token speaks for")->required();
+  token->add_option("--tenant", tenant, "the tenant its roles are scoped to")->required();
+  token->add_option("--role", roles, "device, service, clinician, ops-admin or sre (repeatable)")
+      ->required()
+      ->check(CLI::IsMember({"device", "service", "clinician", "ops-admin", "sre"}));
+  token->add_option("--device", device, "device id (device tokens)");
+  token->add_option("--audience", audience, "the node's --auth-audience")->capture_default_str();
+  token->add_option("--ttl-s", ttl_s, "seconds until it expires")
+      ->check(CLI::Range(int64_t{1}, int64_t{30 * 86'400}))
+      ->capture_default_str();
+
   auto* scan = app.add_subcommand("scan", "find texts in any file of a data directory");
   std::string scan_dir;
   std::string scan_key;
@@ -43,6 +123,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   scan->add_option("--text", texts, "a text to look for (repeatable)")->required();
   CLI11_PARSE(app, argc, argv);
+
+  if (token->parsed())
+    return print_token(secret_file, subject, tenant, roles, device, audience, ttl_s);
 
   if (scan->parsed()) {
     storage::store_settings s;
@@ -73,6 +156,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "twinctl: cannot open %s: %s\n", data_dir.c_str(),
                  storage::describe(st.error()).c_str());
     return 2;
+  }
+  if (list->parsed()) {
+    // Patients are stored by pseudonym: look for the pseudonym of the one asked for.
+    if (!resource_prefix.empty())
+      resource_prefix = storage::audit_log::stored_resource(**st, resource_prefix);
+    auto err = storage::audit_log::read(**st, [&](uint64_t seq, const storage::audit_entry& e) {
+      auto& r = e.resource;
+      if (resource_prefix.empty() || r == resource_prefix ||
+          (r.size() > resource_prefix.size() && r.compare(0, resource_prefix.size(), resource_prefix) == 0 &&
+           r[resource_prefix.size()] == '/'))
+        std::printf("%llu\t%lld\t%s\t%s\t%s\t%s\n", static_cast<unsigned long long>(seq),
+                    static_cast<long long>(e.time_ms), e.principal.c_str(), e.action.c_str(),
+                    r.c_str(), e.outcome.c_str());
+      return true;
+    });
+    if (err) {
+      std::fprintf(stderr, "twinctl: reading the audit log failed: %s\n",
+                   storage::describe(err).c_str());
+      return 2;
+    }
+    return 0;
   }
   auto v = storage::audit_log::verify(**st);
   if (!v) {

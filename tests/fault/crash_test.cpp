@@ -37,7 +37,7 @@ size_t verify_acked(const std::string& acked_path, node_process& node) {
       ++acked_lines;
     }
   }
-  api_client client{node.channel()};
+  api_client client{node.channel("crash")};
   size_t checked = 0;
   for (auto& [key, readings] : acked) {
     auto history = client.history(key.first, static_cast<v1::Metric>(key.second), 0,
@@ -63,10 +63,16 @@ size_t verify_acked(const std::string& acked_path, node_process& node) {
   return acked_lines;
 }
 
-std::vector<std::string> twinsim_args(uint16_t port, const std::string& acked_path) {
-  return {TWINSIM_BINARY, "--target=127.0.0.1:" + std::to_string(port), "--tenant=crash",
+std::vector<std::string> twinsim_args(const node_process& node, const std::filesystem::path& dir,
+                                      const std::string& acked_path) {
+  auto token_file = dir / "twinsim.token";
+  write_text(token_file, node.token("crash", {"service"}, "twinsim"));
+  std::vector<std::string> args{TWINSIM_BINARY, "--tenant=crash",
           "--patients=40", "--rate=4000", "--batch=100", "--concurrency=2", "--window=4",
           "--mode=stream", "--quiet", "--start-offset-s=3600", "--acked-log=" + acked_path};
+  for (auto& a : node.client_args(token_file))
+    args.push_back(a);
+  return args;
 }
 
 }  // namespace
@@ -81,7 +87,7 @@ TEST(crash_test, every_acknowledged_reading_survives_five_sigkills_exactly_once)
   ASSERT_TRUE(node->wait_ready()) << node->log();
 
   auto acked_path = (dir.path() / "acked.txt").string();
-  child_process twinsim{twinsim_args(port, acked_path), (dir.path() / "twinsim.log").string()};
+  child_process twinsim{twinsim_args(*node, dir.path(), acked_path), (dir.path() / "twinsim.log").string()};
 
   std::mt19937 rng{20261124};
   std::uniform_int_distribution<int> pause_ms{800, 2000};
@@ -108,7 +114,7 @@ TEST(crash_test, sigterm_under_load_keeps_every_acknowledged_reading) {
   auto node = std::make_unique<node_process>(dir.path(), std::vector<std::string>{}, port);
   ASSERT_TRUE(node->wait_ready()) << node->log();
   auto acked_path = (dir.path() / "acked.txt").string();
-  child_process twinsim{twinsim_args(port, acked_path), (dir.path() / "twinsim.log").string()};
+  child_process twinsim{twinsim_args(*node, dir.path(), acked_path), (dir.path() / "twinsim.log").string()};
   for (int cycle = 0; cycle < 2; ++cycle) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     EXPECT_EQ(node->stop(), 0) << node->log();

@@ -57,7 +57,7 @@ void feed(api_client& c, const std::string& device, double hr, double temperatur
 }
 
 double metric_value(const node_process& node, const std::string& name) {
-  auto cmd = "curl -s http://127.0.0.1:" + std::to_string(node.http_port()) + "/metrics";
+  auto cmd = node.curl("/metrics");
   std::unique_ptr<FILE, int (*)(FILE*)> p{::popen(cmd.c_str(), "r"), ::pclose};
   char line[512];
   while (p && std::fgets(line, sizeof line, p.get()))

@@ -280,8 +280,7 @@ TEST_F(node_e2e_test, twins_history_and_alerts_survive_a_restart) {
 
 TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
   auto curl = [&](const std::string& path) {
-    auto cmd = "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" +
-               std::to_string(node_->http_port()) + path;
+    auto cmd = node_->curl(path, "-o /dev/null -w '%{http_code}'");
     std::array<char, 64> buf{};
     std::string out;
     auto* p = popen(cmd.c_str(), "r");
@@ -296,7 +295,7 @@ TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
   EXPECT_EQ(curl("/nope"), "404");
   {
     // RocksDB properties per column family are exported.
-    auto cmd = "curl -s http://127.0.0.1:" + std::to_string(node_->http_port()) + "/metrics";
+    auto cmd = node_->curl("/metrics");
     std::array<char, 4096> buf{};
     std::string body;
     auto* p = popen(cmd.c_str(), "r");

@@ -20,6 +20,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "services/grpc/client_channel.hpp"
+#include "tests/support/test_pki.hpp"
+#include "tests/support/token_signer.hpp"
+
 namespace healthtwin::testing {
 
 /// A free TCP port on 127.0.0.1 (bound once, then released).
@@ -109,15 +113,32 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
-/// A real `healthtwin` process on 127.0.0.1 with its data in `data_dir`.
+/// The roles test clients get by default: everything but a device.
+inline const std::vector<std::string>& all_user_roles() {
+  static const std::vector<std::string> roles{"service", "clinician", "ops-admin", "sre"};
+  return roles;
+}
+
+/// A real `healthtwin` process on 127.0.0.1 with its data in `data_dir`,
+/// serving TLS with a test CA's certificate and accepting ES256 tokens of a
+/// test key (both kept in `data_dir`, so a restart keeps them). Extra
+/// arguments that set TLS or token options replace these defaults.
 class node_process {
 public:
   node_process(std::filesystem::path data_dir, std::vector<std::string> extra = {},
                uint16_t grpc_port = 0, uint16_t http_port = 0)
-      : dir_(std::move(data_dir)) {
+      : dir_(std::move(data_dir)), pki_(dir_ / "pki") {
     std::filesystem::create_directories(dir_);
     port_file_ = dir_ / "ports.json";
     std::filesystem::remove(port_file_);
+    auto key_path = dir_ / "pki" / "token-signing.key";
+    if (std::filesystem::exists(key_path)) {
+      signer_ = signing_key::from_private_pem("ES256", read_file(key_path));
+    } else {
+      signer_ = signing_key::es256();
+      write_text(key_path, signer_->private_pem);
+    }
+    write_text(dir_ / "pki" / "token-signing.pub", signer_->public_pem);
     std::vector<std::string> argv{HEALTHTWIN_NODE_BINARY,
                                   "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
                                   "--http-listen=127.0.0.1:" + std::to_string(http_port),
@@ -125,8 +146,23 @@ public:
                                   "--port-file=" + port_file_.string(),
                                   "--shards=64",
                                   "--node-name=test-node"};
+    auto mentions = [&](const std::string& prefix) {
+      for (auto& e : extra)
+        if (e.rfind(prefix, 0) == 0)
+          return true;
+      return false;
+    };
+    plaintext_ = mentions("--insecure-plaintext");
+    if (!plaintext_ && !mentions("--tls-"))
+      for (auto& a : {"--tls-cert-file=" + pki_.node_cert.string(),
+                      "--tls-key-file=" + pki_.node_key.string()})
+        argv.push_back(a);
+    if (!mentions("--auth-"))
+      argv.push_back("--auth-public-key-file=" + (dir_ / "pki" / "token-signing.pub").string());
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<child_process>(argv, (dir_ / "node.log").string());
+    grpc_port_ = grpc_port;  // known before ready when fixed
+    http_port_ = http_port;
   }
 
   /// Waits until the node wrote its port file (it is then ready).
@@ -150,10 +186,55 @@ public:
     return false;
   }
 
-  std::shared_ptr<grpc::Channel> channel() const {
-    return grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
-                               grpc::InsecureChannelCredentials());
+  /// A token for `roles` in `tenant`, signed with the node's trusted key.
+  std::string token(const std::string& tenant = "h1",
+                    const std::vector<std::string>& roles = all_user_roles(),
+                    const std::string& subject = "test-client", const std::string& device = {}) const {
+    return signer_->sign(token_claims(subject, tenant, roles, device));
   }
+
+  /// A channel over TLS (trusting the test CA) sending `bearer`.
+  std::shared_ptr<grpc::Channel> channel_with(const std::string& bearer, bool client_cert = false) const {
+    services::channel_settings s;
+    s.target = target();
+    s.token = bearer;
+    s.plaintext = plaintext_;
+    s.ca_file = pki_.ca_cert.string();
+    if (client_cert) {
+      s.cert_file = pki_.client_cert.string();
+      s.key_file = pki_.client_key.string();
+    }
+    std::string error;
+    auto ch = services::make_channel(s, error);
+    EXPECT_TRUE(ch) << error;
+    return ch;
+  }
+
+  /// A channel for a client with every role but device in `tenant`.
+  std::shared_ptr<grpc::Channel> channel(const std::string& tenant = "h1") const {
+    return channel_with(token(tenant));
+  }
+
+  /// Arguments for twinsim to reach this node with `bearer_file`.
+  std::vector<std::string> client_args(const std::filesystem::path& bearer_file) const {
+    std::vector<std::string> a{"--target=" + target(), "--token-file=" + bearer_file.string()};
+    if (plaintext_)
+      a.push_back("--plaintext");
+    else
+      a.push_back("--tls-ca-file=" + pki_.ca_cert.string());
+    return a;
+  }
+
+  /// A curl command line for GET `path` on the HTTP(S) listener, trusting
+  /// the test CA; `extra` goes before the URL.
+  std::string curl(const std::string& path, const std::string& extra = "") const {
+    auto scheme = plaintext_ ? "http" : "https";
+    return "curl -s --cacert " + pki_.ca_cert.string() + " " + extra + " " + scheme + "://127.0.0.1:" +
+           std::to_string(http_port_) + path;
+  }
+
+  const test_pki& pki() const { return pki_; }
+  const signing_key& signer() const { return *signer_; }
 
   std::string target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   uint16_t grpc_port() const { return grpc_port_; }
@@ -168,6 +249,9 @@ public:
 
 private:
   std::filesystem::path dir_;
+  test_pki pki_;
+  std::unique_ptr<signing_key> signer_;
+  bool plaintext_ = false;
   std::filesystem::path port_file_;
   std::unique_ptr<child_process> proc_;
   uint16_t grpc_port_ = 0;

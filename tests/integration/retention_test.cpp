@@ -1,6 +1,8 @@
 // Retention in a running node: closed series chunks older than the policy
 // disappear from the history; recent data and the open chunk stay.
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/api_client.hpp"
@@ -16,8 +18,12 @@ TEST(retention_test, a_node_deletes_readings_past_the_tenant_policy) {
       dir.path(), std::vector<std::string>{"--retention-raw-days=1", "--retention-tenant=h2=30:2192",
                                            "--retention-interval-ms=300"});
   ASSERT_TRUE(node->wait_ready()) << node->log();
-  api_client client{node->channel()};
+  // One client per tenant: tokens are scoped to one.
+  std::map<std::string, std::unique_ptr<api_client>> clients;
+  for (auto tenant : {"h1", "h2"})
+    clients[tenant] = std::make_unique<api_client>(node->channel(tenant));
   for (auto tenant : {"h1", "h2"}) {
+    auto& client = *clients[tenant];
     ASSERT_TRUE(client.create_patient(tenant, "p1", "ICU-1").ok());
     ASSERT_TRUE(client.create_device(tenant, "mon1", v1::DEVICE_TYPE_BEDSIDE_MONITOR,
                                      std::string{"tenants/"} + tenant + "/patients/p1")
@@ -32,7 +38,7 @@ TEST(retention_test, a_node_deletes_readings_past_the_tenant_policy) {
     ASSERT_EQ(resp.accepted(), 300u);
   }
   auto history = [&](const char* tenant) {
-    return client.history(std::string{"tenants/"} + tenant + "/patients/p1", v1::METRIC_HEART_RATE, 0,
+    return clients[tenant]->history(std::string{"tenants/"} + tenant + "/patients/p1", v1::METRIC_HEART_RATE, 0,
                           now_ms());
   };
   size_t h1 = 0;

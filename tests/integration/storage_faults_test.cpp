@@ -114,8 +114,17 @@ TEST(storage_faults_test, a_full_disk_refuses_without_acking_and_the_node_recove
   ASSERT_FALSE(refused.ok()) << "the disk never filled up";
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_GT(acked, 0u);
-  // Every acknowledged reading is readable; nothing beyond was acknowledged.
-  EXPECT_EQ(client.history(patient, v1::METRIC_HEART_RATE, 0, now_ms()).size(), acked);
+  // Reads of patient data are refused too while their audit entry cannot be
+  // written (nothing is disclosed without its record).
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetPatientTwinRequest req;
+    req.set_name(patient);
+    v1::PatientTwin twin;
+    auto st = client.twins->GetPatientTwin(&ctx, req, &twin);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  }
 
   // Space returns: the node takes the same batch again without a restart.
   fs.free_ballast();
@@ -131,6 +140,7 @@ TEST(storage_faults_test, a_full_disk_refuses_without_acking_and_the_node_recove
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   ASSERT_TRUE(retried.ok()) << retried.error_message() << "\n" << node->log();
+  // Every acknowledged reading is readable; nothing beyond was acknowledged.
   EXPECT_EQ(client.history(patient, v1::METRIC_HEART_RATE, 0, now_ms()).size(), acked);
 
   // And after a restart everything acknowledged is there, once.

@@ -45,6 +45,17 @@ struct signing_key {
     return k;
   }
 
+  /// An ES256/RS256 key from its private PEM (as written by a previous run).
+  static std::unique_ptr<signing_key> from_private_pem(const std::string& alg, const std::string& pem,
+                                                       std::string kid = {}) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (!pkey)
+      throw std::runtime_error("not a PEM private key");
+    return make(alg.c_str(), pkey, std::move(kid));
+  }
+
   /// The public key as a JWK (RFC 7517).
   nlohmann::json jwk() const {
     nlohmann::json j;

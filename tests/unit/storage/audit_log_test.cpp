@@ -140,3 +140,23 @@ TEST_F(audit_log_test, an_unopened_log_refuses_appends) {
   audit_log log{db()};
   EXPECT_TRUE(log.append({"svc", "tenants/h1", "RegistryService/CreatePatient", "OK", 1}));
 }
+
+TEST_F(audit_log_test, patients_are_stored_by_pseudonym_and_nothing_else_changes) {
+  auto p1 = audit_log::stored_resource(db(), "tenants/h1/patients/p1");
+  EXPECT_EQ(p1, "tenants/h1/patients/~" + db().pseudonym("tenants/h1/patients/p1"));
+  EXPECT_EQ(audit_log::stored_resource(db(), "tenants/h1/patients/p1/alerts/a7"), p1 + "/alerts/a7");
+  EXPECT_NE(audit_log::stored_resource(db(), "tenants/h2/patients/p1"), p1);  // tenant-scoped
+  for (auto kept : {"tenants/h1/devices/d1", "tenants/h1", "", "tenants/h1/patients/", p1.c_str()})
+    EXPECT_EQ(audit_log::stored_resource(db(), kept), kept);
+  {
+    audit_log log{db()};
+    ASSERT_FALSE(log.open());
+    ASSERT_FALSE(log.append({"h1/dr-a", "tenants/h1/patients/p1", "TwinService/GetPatientTwin", "OK", 1}));
+  }
+  std::string stored;
+  ASSERT_FALSE(audit_log::read(db(), [&](uint64_t, const audit_entry& e) {
+    stored = e.resource;
+    return true;
+  }));
+  EXPECT_EQ(stored, p1);
+}

@@ -10,7 +10,24 @@ using namespace healthtwin::node;
 
 namespace {
 
-parse_outcome parse(std::vector<std::string> args) {
+// A file that exists, for options that check for one.
+const std::string& some_file() {
+  static healthtwin::testing::temp_dir dir;
+  static std::string path = [] {
+    auto p = dir.str() + "/file";
+    std::ofstream{p} << "x";
+    return p;
+  }();
+  return path;
+}
+
+// Parses `args`; unless `bare`, with the development transport and token
+// settings every node needs.
+parse_outcome parse(std::vector<std::string> args, bool bare = false) {
+  if (!bare) {
+    args.insert(args.begin(), "--auth-hs256-secret-file=" + some_file());
+    args.insert(args.begin(), "--insecure-plaintext");
+  }
   args.insert(args.begin(), "healthtwin");
   return parse_node_config(args);
 }
@@ -94,6 +111,34 @@ TEST(node_config, errors_name_the_option_and_exit_with_2) {
   auto path = dir.str() + "/bad.toml";
   std::ofstream{path} << "shardz = 3\n";
   check(parse({"--config=" + path}), "shardz");
+}
+
+TEST(node_config, transport_security_and_tokens_are_required_and_consistent) {
+  auto check = [](parse_outcome out, const std::string& mention) {
+    EXPECT_FALSE(out.config);
+    EXPECT_EQ(out.exit_code, 2);
+    EXPECT_NE(out.message.find(mention), std::string::npos) << out.message;
+  };
+  auto f = some_file();
+  auto secret = "--auth-hs256-secret-file=" + f;
+  check(parse({secret}, true), "--tls-cert-file");
+  check(parse({"--insecure-plaintext"}, true), "set exactly one");
+  check(parse({"--insecure-plaintext", secret, "--auth-jwks-file=" + f}, true), "set exactly one");
+  check(parse({secret, "--tls-cert-file=" + f}, true), "set both or neither");
+  check(parse({secret, "--tls-cert-file=" + f, "--tls-key-file=" + f, "--insecure-plaintext"}, true),
+        "--insecure-plaintext");
+  check(parse({secret, "--insecure-plaintext", "--tls-client-ca-file=" + f}, true),
+        "--tls-client-ca-file");
+  check(parse({"--insecure-plaintext", "--auth-public-key-file=/no/such/key.pem"}, true),
+        "--auth-public-key-file");
+  auto ok = parse({"--tls-cert-file=" + f, "--tls-key-file=" + f, "--tls-client-ca-file=" + f,
+                   "--auth-public-key-file=" + f, "--auth-audience=ht-prod", "--auth-issuer=idp"},
+                  true);
+  ASSERT_TRUE(ok.config) << ok.message;
+  EXPECT_EQ(ok.config->tls_client_ca_file, f);
+  EXPECT_EQ(ok.config->auth_audience, "ht-prod");
+  EXPECT_EQ(ok.config->auth_issuer, "idp");
+  EXPECT_FALSE(ok.config->insecure_plaintext);
 }
 
 TEST(node_config, help_lists_the_options_and_exits_0) {

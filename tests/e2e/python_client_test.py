@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""A hospital backend's view of HealthTwin: a Python gRPC client (Debian's
+python3-grpcio, stubs generated from our .proto files) that registers a
+patient and a device, ingests readings, reads the twin, watches the alert
+stream and acknowledges the alert, over TLS with ES256 bearer tokens minted
+by PyJWT (an implementation independent of the node's libjwt).
+
+Usage: python_client_test.py --node PATH --proto-dir DIR
+The node runs on 127.0.0.1 with ports it picks, in a temp dir, and is
+stopped by its PID."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ARGS = None
+
+
+def make_stubs(proto_dir, out_dir):
+    os.makedirs(out_dir)
+    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir)
+              for f in files if f.endswith(".proto") and "internal" not in root]
+    subprocess.run(["protoc", "-I", proto_dir, "--python_out", out_dir, "--grpc_python_out", out_dir,
+                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"] + protos, check=True)
+    sys.path.insert(0, out_dir)
+
+
+def make_pki(d):
+    script = f"""set -e
+cd {d}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=py-ca
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key -out node.csr -subj /CN=localhost
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > node.ext
+openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 1 -extfile node.ext
+"""
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+
+
+class HospitalBackend(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-py-")
+        d = cls.tmp.name
+        make_stubs(ARGS.proto_dir, os.path.join(d, "stubs"))
+        make_pki(d)
+        cls.signing_key = ec.generate_private_key(ec.SECP256R1())
+        with open(os.path.join(d, "idp.pub"), "wb") as f:
+            f.write(cls.signing_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        port_file = os.path.join(d, "ports.json")
+        cls.log = open(os.path.join(d, "node.log"), "wb")
+        cls.node = subprocess.Popen(
+            [ARGS.node, "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+             "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
+             "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
+             "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=healthtwin",
+             "--auth-issuer=https://idp.hospital.example"],
+            stdout=cls.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not os.path.exists(port_file):
+            if cls.node.poll() is not None or time.time() > deadline:
+                raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
+            time.sleep(0.05)
+        cls.port = json.load(open(port_file))["grpc"]
+        with open(os.path.join(d, "ca.pem"), "rb") as f:
+            cls.ca = f.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.send_signal(signal.SIGTERM)
+        code = cls.node.wait(timeout=60)
+        cls.log.close()
+        cls.tmp.cleanup()
+        assert code == 0, f"node exited with {code}"
+
+    def token(self, tenant, roles, subject="ehr-integration"):
+        now = int(time.time())
+        return jwt.encode({"sub": subject, "tenant": tenant, "roles": roles, "aud": "healthtwin",
+                           "iss": "https://idp.hospital.example", "iat": now, "exp": now + 600},
+                          self.signing_key, algorithm="ES256")
+
+    def channel(self, token):
+        creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=self.ca),
+                                                   grpc.access_token_call_credentials(token))
+        return grpc.secure_channel(f"127.0.0.1:{self.port}", creds)
+
+    def test_register_ingest_query_watch_and_acknowledge(self):
+        from healthtwin.v1 import (alert_pb2, alert_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc,
+                                   registry_pb2, registry_pb2_grpc, twin_pb2, twin_pb2_grpc)
+        ch = self.channel(self.token("st-mary", ["service"]))
+        registry = registry_pb2_grpc.RegistryServiceStub(ch)
+        registry.CreatePatient(registry_pb2.CreatePatientRequest(
+            parent="tenants/st-mary", patient_id="mrn-1001",
+            patient=registry_pb2.Patient(ward="ICU-3", bed="12")), timeout=10)
+        device = registry.CreateDevice(registry_pb2.CreateDeviceRequest(
+            parent="tenants/st-mary", device_id="oxi-7",
+            device=registry_pb2.Device(type=common_pb2.DEVICE_TYPE_PULSE_OXIMETER)), timeout=10)
+        patient = "tenants/st-mary/patients/mrn-1001"
+        registry.AssignDevice(registry_pb2.AssignDeviceRequest(device=device.name, patient=patient), timeout=10)
+
+        # Watch the alert stream of the tenant while readings arrive.
+        alerts = alert_pb2_grpc.AlertServiceStub(ch)
+        stream = alerts.StreamAlerts(alert_pb2.StreamAlertsRequest(
+            parent="tenants/st-mary", min_priority=common_pb2.PRIORITY_HIGH), timeout=30)
+        raised = []
+        watcher = threading.Thread(target=lambda: raised.append(next(iter(stream))))
+        watcher.start()
+        time.sleep(0.5)
+
+        now = int(time.time() * 1000)
+        readings = [(1, now - 200_000, 97.0), (2, now - 6_000, 84.0), (3, now, 84.0)]
+        ack = ingest_pb2_grpc.IngestServiceStub(ch).Ingest(ingest_pb2.IngestRequest(
+            batch_id=1, devices=[ingest_pb2.DeviceReadings(
+                device=device.name, sequence=[r[0] for r in readings], time_ms=[r[1] for r in readings],
+                metric=[common_pb2.METRIC_SPO2] * 3, value=[r[2] for r in readings])]), timeout=10)
+        self.assertEqual(ack.accepted, 3)
+
+        twin = twin_pb2_grpc.TwinServiceStub(ch).GetPatientTwin(
+            twin_pb2.GetPatientTwinRequest(name=patient), timeout=10)
+        spo2 = [v for v in twin.vitals if v.metric == common_pb2.METRIC_SPO2]
+        self.assertEqual(spo2[0].value, 84.0)
+
+        watcher.join(timeout=30)
+        self.assertEqual(len(raised), 1, "no alert arrived on the stream")
+        event = raised[0]
+        self.assertEqual(event.type, alert_pb2.ALERT_EVENT_TYPE_RAISED)
+        self.assertEqual(event.alert.patient, patient)
+        self.assertEqual(event.alert.metric, common_pb2.METRIC_SPO2)
+        stream.cancel()
+
+        acked = alerts.AcknowledgeAlert(alert_pb2.AcknowledgeAlertRequest(
+            name=event.alert.name, acknowledged_by="nurse-jones", note="repositioned probe"), timeout=10)
+        self.assertEqual(acked.acknowledged_by, "nurse-jones")
+        listed = alerts.ListAlerts(alert_pb2.ListAlertsRequest(parent="tenants/st-mary"), timeout=10)
+        self.assertIn(event.alert.name, [a.name for a in listed.alerts])
+
+    def test_another_hospital_and_bad_tokens_are_refused(self):
+        from healthtwin.v1 import twin_pb2, twin_pb2_grpc
+        request = twin_pb2.GetPatientTwinRequest(name="tenants/st-mary/patients/mrn-1001")
+        other = twin_pb2_grpc.TwinServiceStub(self.channel(self.token("general", ["clinician"], "dr-who")))
+        with self.assertRaises(grpc.RpcError) as denied:
+            other.GetPatientTwin(request, timeout=10)
+        self.assertEqual(denied.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        forged_key = ec.generate_private_key(ec.SECP256R1())
+        now = int(time.time())
+        forged = jwt.encode({"sub": "x", "tenant": "st-mary", "roles": ["clinician"], "aud": "healthtwin",
+                             "iss": "https://idp.hospital.example", "exp": now + 600}, forged_key,
+                            algorithm="ES256")
+        with self.assertRaises(grpc.RpcError) as refused:
+            twin_pb2_grpc.TwinServiceStub(self.channel(forged)).GetPatientTwin(request, timeout=10)
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--proto-dir", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

@@ -40,16 +40,6 @@ std::string to_string(ingest_errc x) {
   return "unknown";
 }
 
-std::string reading_field(uint32_t group, std::string_view field, uint32_t position) {
-  std::string s = "devices[" + std::to_string(group) + "]";
-  if (!field.empty()) {
-    s += '.';
-    s += field;
-    s += '[' + std::to_string(position) + ']';
-  }
-  return s;
-}
-
 namespace {
 
 using clock = std::chrono::steady_clock;

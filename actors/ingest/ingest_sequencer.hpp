@@ -49,7 +49,15 @@ struct reading_rejection {
 };
 
 /// "devices[group].field[position]"
-std::string reading_field(uint32_t group, std::string_view field, uint32_t position);
+inline std::string reading_field(uint32_t group, std::string_view field, uint32_t position) {
+  std::string s = "devices[" + std::to_string(group) + "]";
+  if (!field.empty()) {
+    s += '.';
+    s += field;
+    s += '[' + std::to_string(position) + ']';
+  }
+  return s;
+}
 
 /// One reading of an ingest request that passed the stateless checks.
 struct ingest_reading {

@@ -138,7 +138,8 @@ public:
       auto name = models::parse_alert_name(req->name());
       if (!name)
         bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-      if (!valid_label(req->acknowledged_by(), 128))
+      auto acknowledged_by = acting_as(rc, req->acknowledged_by());
+      if (!valid_label(acknowledged_by, 128))
         bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
       if (req->note().size() > 1000)
         bad.push_back({"note", "must be at most 1000 characters"});
@@ -149,7 +150,7 @@ public:
         return st;
       auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                               actors::alert_ack_atom::value, req->name(),
-                                              req->acknowledged_by(), req->note());
+                                              acknowledged_by, req->note());
       if (!a)
         return to_status(a.error(), "alert");
       to_api(*a, resp);
@@ -164,7 +165,8 @@ public:
       auto name = models::parse_alert_name(req->name());
       if (!name)
         bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-      if (!valid_label(req->resolved_by(), 128))
+      auto resolved_by = acting_as(rc, req->resolved_by());
+      if (!valid_label(resolved_by, 128))
         bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
       if (req->note().size() > 1000)
         bad.push_back({"note", "must be at most 1000 characters"});
@@ -178,7 +180,7 @@ public:
         // A device's own alert: no condition in a patient twin to reset.
         a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                            actors::alert_resolve_by_atom::value, req->name(),
-                                           req->resolved_by(), req->note());
+                                           resolved_by, req->note());
       } else {
         std::string patient{name->owner};
         if (auto st = check_patient(env_, rc, patient, "name"); !st.ok())
@@ -187,7 +189,7 @@ public:
                      : st;
         a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
                                            actors::resolve_atom::value, patient, req->name(),
-                                           req->resolved_by(), req->note());
+                                           resolved_by, req->note());
       }
       if (!a)
         return to_status(a.error(), "alert");
@@ -209,7 +211,8 @@ public:
         bad.push_back({"duration", "must be between 1 s and " +
                                        std::to_string(actors::max_silence_ms / 60'000) +
                                        " min"});
-      if (!valid_label(req->silenced_by(), 128))
+      auto silenced_by = acting_as(rc, req->silenced_by());
+      if (!valid_label(silenced_by, 128))
         bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
       if (req->reason().size() > 1000)
         bad.push_back({"reason", "must be at most 1000 characters"});
@@ -219,7 +222,7 @@ public:
       s.patient = req->patient();
       s.subject = static_cast<models::metric>(req->metric());
       s.until_ms = service_env::now_ms() + duration_ms;
-      s.silenced_by = req->silenced_by();
+      s.silenced_by = silenced_by;
       s.reason = req->reason();
       auto until = s.until_ms;
       auto alerts = env_.ask<std::vector<actors::alert_record>>(

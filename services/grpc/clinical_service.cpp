@@ -119,13 +119,14 @@ public:
         return st;
       std::vector<field_violation> bad;
       auto settings = from_api(req->settings(), bad);
-      if (!valid_label(req->updated_by(), 128))
+      auto updated_by = acting_as(rc, req->updated_by());
+      if (!valid_label(updated_by, 128))
         bad.push_back({"updated_by", "must be 1-128 characters without control characters"});
       if (!bad.empty())
         return invalid_argument(bad);
       actors::patient_input in;
       in.patient = req->patient();
-      in.recorded_by = req->updated_by();
+      in.recorded_by = updated_by;
       in.settings = std::make_shared<const models::patient_settings>(settings);
       auto r = env_.sequence(call, std::move(in));
       if (r.error)
@@ -154,13 +155,14 @@ public:
       auto t = req->has_observe_time() ? to_ms(req->observe_time()) : now;
       if (t <= 0 || t > now + env_.settings.max_clock_skew.count())
         bad.push_back({"observe_time", "must not be in the future"});
-      if (!valid_label(req->recorded_by(), 128))
+      auto recorded_by = acting_as(rc, req->recorded_by());
+      if (!valid_label(recorded_by, 128))
         bad.push_back({"recorded_by", "must be 1-128 characters without control characters"});
       if (!bad.empty())
         return invalid_argument(bad);
       actors::patient_input in;
       in.patient = req->patient();
-      in.recorded_by = req->recorded_by();
+      in.recorded_by = recorded_by;
       if (req->has_consciousness())
         in.observations.push_back({0, t, metric::consciousness, static_cast<double>(req->consciousness())});
       if (req->has_oxygen_flow())

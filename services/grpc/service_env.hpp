@@ -138,6 +138,16 @@ struct service_env {
   }
 };
 
+/// Whom a clinical action (acknowledge, resolve, silence, settings,
+/// observations) is recorded as: a backend service names the clinician it
+/// acts for in the request field (`stated`); anyone else acts as the token's
+/// own subject, whatever the field says.
+inline std::string acting_as(const rpc_call& rc, const std::string& stated) {
+  if (rc.who && has(rc.who->roles, role::service) && !stated.empty())
+    return stated;
+  return rc.who ? rc.who->subject : stated;
+}
+
 /// What the caller gets for `outcome` when writing its audit entry ended
 /// with `audit_error`: the outcome itself if the entry is written or the
 /// call failed anyway; otherwise the store's error (the answer is withheld).

@@ -1,5 +1,6 @@
 #include "services/grpc/token_verifier.hpp"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -148,15 +149,26 @@ pkey_ptr key_from_jwk(const json& jwk, std::string& error) {
   return pkey_ptr{key};
 }
 
-// Seconds from a numeric claim; nullopt when absent, error when not a number.
+// Seconds from a numeric claim; nullopt when absent, error when not a
+// number of seconds within +-10^12 (about 31,700 years: no real date is
+// further, and the range keeps every conversion and sum defined).
 bool numeric_claim(const json& claims, const char* name, std::optional<int64_t>& out, std::string& error) {
   if (!claims.contains(name))
     return true;
-  if (!claims[name].is_number()) {
-    error = std::string{"claim "} + name + ": must be a number of seconds";
+  auto& v = claims[name];
+  constexpr double limit = 1e12;
+  bool ok = false;
+  if (v.is_number_unsigned())
+    ok = v.get<uint64_t>() <= static_cast<uint64_t>(limit);
+  else if (v.is_number_integer())
+    ok = std::abs(static_cast<double>(v.get<int64_t>())) <= limit;
+  else if (v.is_number_float())
+    ok = std::isfinite(v.get<double>()) && std::abs(v.get<double>()) <= limit;
+  if (!ok) {
+    error = std::string{"claim "} + name + ": must be a number of seconds since 1970";
     return false;
   }
-  out = claims[name].get<int64_t>();
+  out = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
   return true;
 }
 

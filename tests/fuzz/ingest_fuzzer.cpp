@@ -3,9 +3,16 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "services/grpc/ingest_validation.hpp"
 
 using namespace healthtwin::services;
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  google::protobuf::SetLogHandler(nullptr);  // invalid UTF-8 is expected here, not news
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   healthtwin::v1::IngestRequest req;

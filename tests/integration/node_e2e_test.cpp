@@ -149,6 +149,19 @@ TEST_F(node_e2e_test, alert_arrives_on_the_stream_and_is_acknowledged) {
   EXPECT_GT(acked_event.resume_token(), event.resume_token());
   sctx.TryCancel();
 
+  // A clinician acts as the token's subject, whatever the request says (a
+  // backend service, as above, names the clinician it acts for).
+  api_client clinician{node_->channel_with(node_->token("h1", {"clinician"}, "dr-house"))};
+  grpc::ClientContext rctx;
+  api_client::deadline(rctx);
+  v1::AcknowledgeAlertRequest reack;
+  reack.set_name(event.alert().name());
+  reack.set_acknowledged_by("dr-someone-else");
+  v1::Alert reacked;
+  auto st = clinician.alerts->AcknowledgeAlert(&rctx, reack, &reacked);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(reacked.acknowledged_by(), "dr-house");
+
   // The patient twin lists it among its active alerts.
   auto twin = client_->patient_twin(patient);
   bool found = false;

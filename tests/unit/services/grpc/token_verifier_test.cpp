@@ -182,4 +182,11 @@ TEST(principal_from_claims, roles_tenant_and_device_are_validated) {
   text_exp["exp"] = "tomorrow";
   EXPECT_NE(error(text_exp).find("claim exp"), std::string::npos);
   EXPECT_NE(principal_from_claims("[1,2", s, now).error.find("claims"), std::string::npos);
+  // Found by the fuzzer: a number beyond int64 was converted unchecked.
+  for (auto bad : {"1.7e20", "-1e300", "18446744073709551615", "-9223372036854775808"}) {
+    auto huge = token_claims("x", "h1", {"service"}).dump();
+    auto at = huge.find("\"exp\":") + 6;
+    huge.replace(at, huge.find_first_of(",}", at) - at, bad);
+    EXPECT_NE(principal_from_claims(huge, s, now).error.find("claim exp"), std::string::npos) << huge;
+  }
 }

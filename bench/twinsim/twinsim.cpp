@@ -87,6 +87,7 @@ std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
 
 struct stats {
   std::atomic<uint64_t> sent{0}, acked{0}, rejected{0}, duplicates{0}, retries{0};
+  std::atomic<uint64_t> exhausted{0};  // answers RESOURCE_EXHAUSTED (overload, rate limits)
   std::atomic<bool> measuring{true};  // false during warm-up
   std::mutex mtx;
   std::vector<double> latency_ms;  // one per acknowledged batch
@@ -330,6 +331,8 @@ private:
           std::cerr << "ingest failed: " << st.error_message() << "\n";
           return;
         }
+        if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+          ++stats_.exhausted;
         ++stats_.retries;
         std::this_thread::sleep_for(200ms);
       }
@@ -417,6 +420,8 @@ private:
         return;
       }
       ++stats_.retries;
+      if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+        ++stats_.exhausted;
       if (!st.ok() && !retryable(st.error_code())) {
         std::cerr << "ingest stream failed: " << st.error_message() << "\n";
         return;
@@ -812,13 +817,13 @@ int main(int argc, char** argv) {
   std::cout << fmt::format(
       "\n== twinsim report ==\nmode {} | patients {} | batch {} | concurrency {} | window {} | rate {} | warm-up {} s\n"
       "elapsed {:.2f} s\nreadings sent {}\nreadings acked {}\nreadings rejected {}\nduplicates (already acked) {}\n"
-      "retries {}\nthroughput {:.0f} readings/s acknowledged\n"
+      "retries {} (overloaded or rate-limited {})\nthroughput {:.0f} readings/s acknowledged\n"
       "ack latency per batch: p50 {:.2f} ms  p99 {:.2f} ms  p99.9 {:.2f} ms  max {:.2f} ms ({} batches)\n",
       o.mode, o.patients, o.batch, o.concurrency, o.window,
       o.realtime ? fmt::format("real time every {} ms", o.interval_ms) : o.rate == 0 ? std::string{"flat out"} : fmt::format("{:.0f}/s", o.rate),
       o.warmup_s,
-      elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.retries.load(), throughput,
-      percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
+      elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.retries.load(),
+      st.exhausted.load(), throughput, percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
   for (auto& [reason, n] : st.rejected_by_reason)
     std::cout << fmt::format("  rejected {}: {}\n", reason, n);
   std::vector<double> alert_lat;
@@ -834,12 +839,12 @@ int main(int argc, char** argv) {
     std::ofstream out{o.report_json};
     out << fmt::format(
         "{{\"mode\":\"{}\",\"patients\":{},\"batch\":{},\"concurrency\":{},\"elapsed_s\":{:.3f},"
-        "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},"
+        "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},\"exhausted\":{},"
         "\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f},"
         "\"alerts\":{},\"alert_p50_ms\":{:.3f},\"alert_p99_ms\":{:.3f}}}\n",
         o.mode, o.patients, o.batch, o.concurrency, elapsed, st.sent.load(), acked, st.rejected.load(),
-        st.duplicates.load(), st.retries.load(), throughput, percentile(lat, 50), percentile(lat, 99),
-        percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99));
+        st.duplicates.load(), st.retries.load(), st.exhausted.load(), throughput, percentile(lat, 50),
+        percentile(lat, 99), percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99));
   }
   return st.rejected.load() == 0 ? 0 : 5;
 }

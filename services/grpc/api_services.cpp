@@ -88,6 +88,20 @@ grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_
                       st.error_details());
 }
 
+grpc::Status service_env::within_rate(const principal& who, size_t readings) {
+  bool device = has(who.roles, role::device);
+  auto& limiter = readings == 0 ? *call_rate : device ? *device_reading_rate : *reading_rate;
+  auto key = who.tenant + "/" + (device ? who.device : who.subject);
+  auto wait = limiter.take(key, readings == 0 ? 1.0 : static_cast<double>(readings));
+  if (wait.count() == 0)
+    return grpc::Status::OK;
+  return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     std::string{"rate limit: at most "} + std::to_string(static_cast<int64_t>(limiter.rate())) +
+                         (readings == 0 ? " calls" : " readings") + " per second for this " +
+                         (device ? "device" : "caller"),
+                     wait);
+}
+
 grpc::Status service_env::not_ready_status() { return not_ready(); }
 
 grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name,
@@ -117,6 +131,12 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->env.settings = std::move(settings);
   impl_->env.ctx = std::move(context);
   auto& env = impl_->env;
+  auto& st = env.settings;
+  env.call_rate = std::make_unique<rate_limiter>(st.principal_calls_per_s, 2 * st.principal_calls_per_s);
+  env.reading_rate =
+      std::make_unique<rate_limiter>(st.principal_readings_per_s, 2 * st.principal_readings_per_s);
+  env.device_reading_rate =
+      std::make_unique<rate_limiter>(st.device_readings_per_s, 2 * st.device_readings_per_s);
   impl_->services.push_back(make_registry_service(env));
   impl_->services.push_back(make_ingest_service(env));
   impl_->services.push_back(make_twin_service(env));

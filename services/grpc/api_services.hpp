@@ -48,6 +48,14 @@ struct api_settings {
   size_t max_request_bytes = size_t{4} << 20;
   /// Batches a stream may have in flight before reading pauses. Default 16.
   uint32_t max_stream_in_flight = 16;
+  /// Calls per second each principal may make (ingest aside); bursts of
+  /// twice that. Default 1,000.
+  double principal_calls_per_s = 1'000;
+  /// Readings per second each principal may ingest; bursts of twice that.
+  /// Default 1,000,000 (about what one node commits).
+  double principal_readings_per_s = 1'000'000;
+  /// The same for a device token (one device). Default 100.
+  double device_readings_per_s = 100;
   /// This node's name (ClusterService).
   std::string node_name = "node-0";
   /// Number of virtual shards.

@@ -24,6 +24,8 @@ public:
     rpc_call rc{"ClusterService/GetNodeStatus", std::nullopt, {}, false};
     auto st = env_.authenticate(call, rc);
     if (st.ok())
+      st = env_.within_rate(*rc.who);
+    if (st.ok())
       st = rc.allow({});
     if (st.ok())
       st = status(call, resp);

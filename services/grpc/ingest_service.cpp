@@ -121,7 +121,10 @@ public:
     // Each batch is checked and audited on its own (rc_ holds the caller).
     auto batch = std::make_shared<rpc_call>(rc_);
     auto scope = ingest_scope(request_, batch->resource);
-    if (auto st = batch->allow(scope); !st.ok()) {
+    auto st = batch->allow(scope);
+    if (st.ok())
+      st = env_.within_rate(*batch->who, v.readings + v.rejections.size());
+    if (!st.ok()) {
       // Refused: on record, and the stream ends after the earlier acks.
       env_.ctx.audit->append_async(env_.audit_entry_for(call_, *batch, st), [](const caf::error&) {});
       act(end_reads(std::make_unique<grpc::Status>(st)));
@@ -286,6 +289,8 @@ public:
         st = refusal(v);
       else
         st = rc->allow(ingest_scope(*req, rc->resource));
+      if (st.ok())
+        st = env_.within_rate(*rc->who, v.readings + v.rejections.size());
       if (st.ok()) {
         auto batch_id = req->batch_id();
         env_.ctx.sequencer->submit(

@@ -18,6 +18,7 @@
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/rate_limiter.hpp"
 #include "storage/audit_log.hpp"
 
 namespace healthtwin::services {
@@ -52,6 +53,12 @@ struct service_env {
   std::atomic<int> active_calls{0};
   std::mutex streams_mtx;
   std::set<drainable*> streams;
+  /// Per-principal limits (api_settings); set by api_services.
+  std::unique_ptr<rate_limiter> call_rate, reading_rate, device_reading_rate;
+
+  /// OK, or RESOURCE_EXHAUSTED with retry info when `who` is over its rate
+  /// of calls (`readings` == 0) or of readings.
+  grpc::Status within_rate(const principal& who, size_t readings = 0);
 
   /// Counts a synchronous call for its whole duration.
   struct call_guard {
@@ -80,6 +87,8 @@ struct service_env {
     call_guard guard{*this};
     rpc_call rc{rpc, std::nullopt, {}, false};
     auto st = ready() ? authenticate(call, rc) : not_ready_status();
+    if (st.ok())
+      st = within_rate(*rc.who);
     if (st.ok())
       st = body(rc);
     return audited(call, rc, std::move(st));

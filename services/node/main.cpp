@@ -209,6 +209,9 @@ int run(const node::node_config& cfg) {
     api_settings.shards = cfg.shards;
     api_settings.heartbeat_timeout = cfg.heartbeat_timeout;
     api_settings.max_clock_skew = cfg.max_clock_skew;
+    api_settings.principal_calls_per_s = cfg.rate_limit_calls_per_s;
+    api_settings.principal_readings_per_s = cfg.rate_limit_readings_per_s;
+    api_settings.device_readings_per_s = cfg.rate_limit_device_readings_per_s;
     services::api_context api_ctx;
     api_ctx.sys = &sys;
     api_ctx.store = store.get();

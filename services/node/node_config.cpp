@@ -161,6 +161,18 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--auth-hs256-secret-file", cfg.auth_hs256_secret_file,
                  "shared HS256 secret (32+ bytes) for bearer tokens: development only")
       ->check(CLI::ExistingFile);
+  app.add_option("--rate-limit-calls-per-s", cfg.rate_limit_calls_per_s,
+                 "calls per second each principal may make, ingest aside (bursts of twice that)")
+      ->check(CLI::Range(0.1, 1e9))
+      ->capture_default_str();
+  app.add_option("--rate-limit-readings-per-s", cfg.rate_limit_readings_per_s,
+                 "readings per second each principal may ingest (bursts of twice that)")
+      ->check(CLI::Range(0.1, 1e9))
+      ->capture_default_str();
+  app.add_option("--rate-limit-device-readings-per-s", cfg.rate_limit_device_readings_per_s,
+                 "readings per second a device token may ingest (bursts of twice that)")
+      ->check(CLI::Range(0.1, 1e9))
+      ->capture_default_str();
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")

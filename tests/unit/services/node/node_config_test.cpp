@@ -141,6 +141,17 @@ TEST(node_config, transport_security_and_tokens_are_required_and_consistent) {
   EXPECT_FALSE(ok.config->insecure_plaintext);
 }
 
+TEST(node_config, rate_limits_are_positive) {
+  auto out = parse({"--rate-limit-calls-per-s=50", "--rate-limit-readings-per-s=2000",
+                    "--rate-limit-device-readings-per-s=20"});
+  ASSERT_TRUE(out.config) << out.message;
+  EXPECT_EQ(out.config->rate_limit_calls_per_s, 50);
+  EXPECT_EQ(out.config->rate_limit_readings_per_s, 2000);
+  EXPECT_EQ(out.config->rate_limit_device_readings_per_s, 20);
+  EXPECT_FALSE(parse({"--rate-limit-device-readings-per-s=0"}).config);
+  EXPECT_NE(parse({"--rate-limit-calls-per-s=-1"}).message.find("--rate-limit-calls-per-s"), std::string::npos);
+}
+
 TEST(node_config, help_lists_the_options_and_exits_0) {
   auto out = parse({"--help"});
   EXPECT_FALSE(out.config);

@@ -24,6 +24,8 @@ caf::expected<std::optional<patient_record>> registry::get_patient(std::string_v
   p.spo2_scale2 = r.spo2_scale2();
   p.devices.assign(r.devices().begin(), r.devices().end());
   p.create_time_ms = r.create_time_ms();
+  p.home_region = r.home_region();
+  p.version = r.version();
   return std::optional<patient_record>{std::move(p)};
 }
 
@@ -57,6 +59,8 @@ void registry::put(write_batch& batch, const patient_record& p) {
   for (auto& d : p.devices)
     r.add_devices(d);
   r.set_create_time_ms(p.create_time_ms);
+  r.set_home_region(p.home_region);
+  r.set_version(p.version);
   twin_table{store_, column::registry}.put(batch, twin_kind::patient, p.name, r.SerializeAsString());
 }
 

@@ -21,6 +21,8 @@ struct patient_record {
   bool spo2_scale2 = false;
   std::vector<std::string> devices;  ///< attached devices, in attach order
   int64_t create_time_ms = 0;
+  std::string home_region;  ///< data residency region; empty: the node's own
+  uint64_t version = 0;     ///< 1 on create, +1 on every change
 };
 
 /// A registered device.

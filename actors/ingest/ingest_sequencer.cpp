@@ -36,6 +36,7 @@ std::string to_string(ingest_errc x) {
     case ingest_errc::not_found: return "not_found";
     case ingest_errc::failed_precondition: return "failed_precondition";
     case ingest_errc::invalid_argument: return "invalid_argument";
+    case ingest_errc::aborted: return "aborted";
   }
   return "unknown";
 }
@@ -604,6 +605,7 @@ struct ingest_sequencer::impl {
                                     std::string{"this patient id was erased and cannot be reused"}));
     c.patient.devices.clear();
     c.patient.create_time_ms = wall_ms();
+    c.patient.version = 1;
     // Its data key commits with the record: no key write later, when the
     // twin first seals a value.
     if (auto err = store.add_patient_key(t.batch, c.patient.name))
@@ -660,12 +662,41 @@ struct ingest_sequencer::impl {
         list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
       else
         list.push_back(c.device);
+      ++(*pat)->version;
       put(t, **pat);
     }
     t.notify.push_back(changed);
     d.patient = c.patient;
     put(t, d);
     out.device = std::move(d);
+    return out;
+  }
+
+  registry_result run(registry_txn& t, update_patient& c) {
+    auto existing = get_patient(t, c.fields.name);
+    if (!existing)
+      return failed(existing.error());
+    if (!*existing)
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+    auto p = std::move(**existing);
+    if (c.expected_version != 0 && c.expected_version != p.version)
+      return failed(caf::make_error(ingest_errc::aborted,
+                                    std::string{"the patient changed since it was read (etag)"}));
+    for (auto& field : c.mask) {
+      if (field == "ward")
+        p.ward = c.fields.ward;
+      else if (field == "bed")
+        p.bed = c.fields.bed;
+      else if (field == "home_region")
+        p.home_region = c.fields.home_region;
+      else if (field == "spo2_scale2")
+        p.spo2_scale2 = c.fields.spo2_scale2;
+    }
+    ++p.version;
+    put(t, p);
+    t.notify.push_back(p.name);  // the twin reloads its registry record
+    registry_result out;
+    out.patient = std::move(p);
     return out;
   }
 

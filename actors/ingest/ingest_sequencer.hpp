@@ -102,8 +102,16 @@ struct assign_device {
 struct erase_patient {
   std::string patient;
 };
+/// Changes the fields of `fields` named in `mask` (ward, bed, home_region,
+/// spo2_scale2) of patient fields.name; refused with `aborted` unless
+/// `expected_version` is 0 or the record's version.
+struct update_patient {
+  storage::patient_record fields;
+  std::vector<std::string> mask;
+  uint64_t expected_version = 0;
+};
 using registry_command =
-    std::variant<create_patient, create_device, assign_device, erase_patient>;
+    std::variant<create_patient, create_device, assign_device, erase_patient, update_patient>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is
@@ -129,6 +137,7 @@ enum class ingest_errc : uint8_t {
   not_found,            ///< unknown patient or device
   failed_precondition,  ///< e.g. device attached to another patient
   invalid_argument,     ///< e.g. cross-tenant assignment
+  aborted,              ///< a version check failed: read again, then retry
 };
 std::string to_string(ingest_errc x);
 

@@ -13,11 +13,12 @@ constexpr role device = role::device, service = role::service, clinician = role:
 
 // Who may call what. docs/security.md shows the same table, and
 // tests/integration/access_control_test walks it against a running node.
-const std::array<std::pair<std::string_view, role_set>, 24> policy{{
+const std::array<std::pair<std::string_view, role_set>, 25> policy{{
     {"IngestService/Ingest", device | service},
     {"IngestService/StreamIngest", device | service},
     {"RegistryService/CreatePatient", service | ops_admin},
     {"RegistryService/GetPatient", service | clinician | ops_admin},
+    {"RegistryService/UpdatePatient", service | ops_admin},
     {"RegistryService/CreateDevice", service | ops_admin},
     {"RegistryService/GetDevice", service | clinician | ops_admin},
     {"RegistryService/AssignDevice", service | ops_admin},

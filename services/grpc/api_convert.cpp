@@ -36,6 +36,8 @@ void to_api(const storage::patient_record& in, v1::Patient* out) {
   for (auto& d : in.devices)
     out->add_devices(d);
   set_timestamp(out->mutable_create_time(), in.create_time_ms);
+  out->set_home_region(in.home_region);
+  out->set_etag(std::to_string(in.version));
 }
 
 void to_api(const storage::device_record& in, v1::Device* out) {

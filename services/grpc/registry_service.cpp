@@ -1,3 +1,4 @@
+#include <charconv>
 #include <future>
 
 #include "actors/ingest/ingest_sequencer.hpp"
@@ -63,6 +64,52 @@ public:
       if (!*rec)
         return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
       to_api(**rec, resp);
+      return Status::OK;
+    });
+  }
+
+  Status UpdatePatient(ServerContext* call, const v1::UpdatePatientRequest* req,
+                       v1::Patient* resp) override {
+    return env_.serve(call, "RegistryService/UpdatePatient", [&](rpc_call& rc) -> Status {
+      auto& in = req->patient();
+      auto name = models::parse_twin_name(in.name());
+      if (!name || name->kind != models::twin_kind::patient)
+        return invalid_argument("patient.name", "must be tenants/{tenant}/patients/{patient}");
+      std::vector<field_violation> bad;
+      actors::update_patient cmd;
+      if (req->update_mask().paths_size() == 0)
+        bad.push_back({"update_mask", "must name the fields to change: ward, bed, home_region, spo2_scale2"});
+      for (auto& path : req->update_mask().paths()) {
+        if (path == "ward" && !valid_label(in.ward(), 64))
+          bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
+        else if (path == "bed" && !valid_label(in.bed(), 64, true))
+          bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+        else if (path == "home_region" && !in.home_region().empty() && !models::is_valid_id(in.home_region()))
+          bad.push_back({"patient.home_region", "must be 1-63 characters of [a-z0-9-], or empty"});
+        else if (path != "ward" && path != "bed" && path != "home_region" && path != "spo2_scale2")
+          bad.push_back({"update_mask", "'" + path + "' cannot be changed (ward, bed, home_region, spo2_scale2)"});
+        cmd.mask.push_back(path);
+      }
+      if (!in.etag().empty()) {
+        auto [p, ec] = std::from_chars(in.etag().data(), in.etag().data() + in.etag().size(),
+                                       cmd.expected_version);
+        if (ec != std::errc{} || p != in.etag().data() + in.etag().size() || cmd.expected_version == 0)
+          bad.push_back({"patient.etag", "is not an etag this service issued"});
+      }
+      if (!bad.empty())
+        return invalid_argument(bad);
+      rc.resource = in.name();
+      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+        return st;
+      cmd.fields.name = in.name();
+      cmd.fields.ward = in.ward();
+      cmd.fields.bed = in.bed();
+      cmd.fields.home_region = in.home_region();
+      cmd.fields.spo2_scale2 = in.spo2_scale2();
+      auto r = run(call, std::move(cmd));
+      if (r.error)
+        return to_status(r.error, "patient");
+      to_api(r.patient, resp);
       return Status::OK;
     });
   }

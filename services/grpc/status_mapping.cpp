@@ -78,6 +78,12 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
           which = e.context().get_as<std::string>(0);
         return grpc::Status(StatusCode::NOT_FOUND, which + " not found");
       }
+      case actors::ingest_errc::aborted: {
+        std::string msg = "aborted";
+        if (!e.context().empty() && e.context().match_elements<std::string>())
+          msg = e.context().get_as<std::string>(0);
+        return grpc::Status(StatusCode::ABORTED, msg);
+      }
       case actors::ingest_errc::failed_precondition:
       case actors::ingest_errc::invalid_argument: {
         std::string msg = to_string(static_cast<actors::ingest_errc>(e.code()));

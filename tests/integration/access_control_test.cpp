@@ -67,6 +67,16 @@ std::map<std::string, call_fn> every_rpc() {
     v1::Patient out;
     return c.registry->GetPatient(&ctx, r, &out);
   };
+  m["RegistryService/UpdatePatient"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::UpdatePatientRequest r;
+    r.mutable_patient()->set_name("tenants/" + t + "/patients/p-none");
+    r.mutable_patient()->set_bed("4");
+    r.mutable_update_mask()->add_paths("bed");
+    v1::Patient out;
+    return c.registry->UpdatePatient(&ctx, r, &out);
+  };
   m["RegistryService/CreateDevice"] = [](api_client& c, const std::string& t) {
     return c.create_device(t, "d-new", v1::DEVICE_TYPE_PULSE_OXIMETER);
   };

@@ -396,3 +396,55 @@ TEST_F(node_e2e_test, health_readiness_and_metrics_are_served) {
   EXPECT_EQ(status.shards(), 64u);
   EXPECT_EQ(status.node(), "test-node");
 }
+
+TEST_F(node_e2e_test, a_patient_moves_ward_with_a_version_check_and_the_twin_follows) {
+  auto get = [&] {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetPatientRequest req;
+    req.set_name(patient);
+    v1::Patient out;
+    EXPECT_TRUE(client_->registry->GetPatient(&ctx, req, &out).ok());
+    return out;
+  };
+  auto update = [&](const std::string& etag, std::vector<std::string> paths, v1::Patient& out) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::UpdatePatientRequest req;
+    req.mutable_patient()->set_name(patient);
+    req.mutable_patient()->set_ward("ICU-4");
+    req.mutable_patient()->set_bed("2");
+    req.mutable_patient()->set_home_region("eu-west");
+    req.mutable_patient()->set_etag(etag);
+    for (auto& p : paths)
+      req.mutable_update_mask()->add_paths(p);
+    return client_->registry->UpdatePatient(&ctx, req, &out);
+  };
+  auto before = get();
+  EXPECT_EQ(before.etag(), "3");  // created, then two devices attached
+  v1::Patient moved;
+  auto st = update(before.etag(), {"ward", "home_region"}, moved);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(moved.ward(), "ICU-4");
+  EXPECT_EQ(moved.bed(), before.bed());  // not in the mask
+  EXPECT_EQ(moved.home_region(), "eu-west");
+  EXPECT_EQ(moved.etag(), "4");
+  // Someone who read before the move cannot overwrite it unknowingly.
+  v1::Patient stale;
+  EXPECT_EQ(update(before.etag(), {"bed"}, stale).error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(update("", {"name"}, stale).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(update("", {}, stale).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(update("", {"bed"}, stale).ok());  // no etag: last writer wins
+  EXPECT_EQ(stale.bed(), "2");
+
+  // The twin reports the new ward; all of it survives a restart.
+  for (int i = 0; i < 50 && client_->patient_twin(patient).ward() != "ICU-4"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(client_->patient_twin(patient).ward(), "ICU-4");
+  restart();
+  auto after = get();
+  EXPECT_EQ(after.ward(), "ICU-4");
+  EXPECT_EQ(after.bed(), "2");
+  EXPECT_EQ(after.home_region(), "eu-west");
+  EXPECT_EQ(after.etag(), "5");
+}

@@ -29,6 +29,8 @@
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/client_channel.hpp"
 #include "bench/twinsim/patient_sim.hpp"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/cluster.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
@@ -443,11 +445,42 @@ private:
 
 // ---- registration -----------------------------------------------------------------------
 
-bool ok_or_exists(const grpc::Status& st, const char* what) {
-  if (st.ok() || st.error_code() == grpc::StatusCode::ALREADY_EXISTS)
-    return true;
-  std::cerr << what << ": " << st.error_message() << "\n";
-  return false;
+bool ok_or_exists(const grpc::Status& st) {
+  return st.ok() || st.error_code() == grpc::StatusCode::ALREADY_EXISTS;
+}
+
+// How long the node asked us to wait (google.rpc.RetryInfo), or `fallback`.
+std::chrono::milliseconds retry_delay(const grpc::Status& st, std::chrono::milliseconds fallback) {
+  google::rpc::Status details;
+  if (!details.ParseFromString(st.error_details()))
+    return fallback;
+  for (auto& any : details.details()) {
+    google::rpc::RetryInfo info;
+    if (any.UnpackTo(&info))
+      return std::chrono::milliseconds(info.retry_delay().seconds() * 1000 +
+                                       info.retry_delay().nanos() / 1'000'000);
+  }
+  return fallback;
+}
+
+// Calls `rpc(context)` until it succeeds or finds the resource exists,
+// retrying what the node says is temporary (rate limits, overload, recovery)
+// after the delay it asks for, for up to a minute.
+template <class Rpc>
+bool call_until_done(Rpc rpc, const char* what) {
+  auto give_up = std::chrono::steady_clock::now() + 60s;
+  for (;;) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    auto st = rpc(ctx);
+    if (ok_or_exists(st))
+      return true;
+    if (!retryable(st.error_code()) || std::chrono::steady_clock::now() > give_up || interrupted) {
+      std::cerr << what << ": " << st.error_message() << "\n";
+      return false;
+    }
+    std::this_thread::sleep_for(retry_delay(st, 200ms));
+  }
 }
 
 bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& ch,
@@ -461,14 +494,8 @@ bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& c
     threads.emplace_back([&] {
       auto stub = v1::RegistryService::NewStub(ch);
       auto call = [&](auto method, auto& req, auto& resp, const char* what) {
-        for (int attempt = 0;; ++attempt) {
-          grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-          auto st = ((*stub).*method)(&ctx, req, &resp);
-          if (ok_or_exists(st, what) || attempt > 20 || !retryable(st.error_code()))
-            return ok_or_exists(st, what);
-          std::this_thread::sleep_for(200ms);
-        }
+        return call_until_done([&](grpc::ClientContext& ctx) { return ((*stub).*method)(&ctx, req, &resp); },
+                               what);
       };
       for (size_t i; (i = next++) < patients.size() && ok;) {
         auto& p = patients[i];
@@ -589,14 +616,13 @@ int run_device_twins(const options& o, const std::shared_ptr<grpc::Channel>& ch)
   parallel([&] {
     auto stub = v1::RegistryService::NewStub(ch);
     for (uint32_t i; (i = next++) < o.device_twins && ok;) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + 30s);
       v1::CreateDeviceRequest req;
       req.set_parent("tenants/" + o.tenant);
       req.set_device_id(fmt::format("tag-{:07}", i));
       req.mutable_device()->set_type(v1::DEVICE_TYPE_ASSET_TAG);
       v1::Device out;
-      if (!ok_or_exists(stub->CreateDevice(&ctx, req, &out), "create device"))
+      if (!call_until_done([&](grpc::ClientContext& ctx) { return stub->CreateDevice(&ctx, req, &out); },
+                           "create device"))
         ok = false;
     }
   });

@@ -49,8 +49,8 @@ struct api_settings {
   /// Batches a stream may have in flight before reading pauses. Default 16.
   uint32_t max_stream_in_flight = 16;
   /// Calls per second each principal may make (ingest aside); bursts of
-  /// twice that. Default 1,000.
-  double principal_calls_per_s = 1'000;
+  /// twice that. Default 10,000.
+  double principal_calls_per_s = 10'000;
   /// Readings per second each principal may ingest; bursts of twice that.
   /// Default 1,000,000 (about what one node commits).
   double principal_readings_per_s = 1'000'000;

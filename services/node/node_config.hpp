@@ -48,7 +48,7 @@ struct node_config {
   std::string auth_public_key_file;
   std::string auth_jwks_file;
   std::string auth_hs256_secret_file;
-  double rate_limit_calls_per_s = 1'000;           ///< per principal, ingest aside
+  double rate_limit_calls_per_s = 10'000;           ///< per principal, ingest aside
   double rate_limit_readings_per_s = 1'000'000;    ///< per principal
   double rate_limit_device_readings_per_s = 100;   ///< per device token
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready

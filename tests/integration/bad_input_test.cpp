@@ -225,6 +225,7 @@ TEST_F(bad_input_test, registry_twin_and_alert_calls_name_the_bad_field) {
     grpc::ClientContext ctx;
     v1::AcknowledgeAlertRequest req;
     req.set_name("tenants/h1/patients/p1/alarms/1");
+    req.set_acknowledged_by("nurse\x01");  // a service names the clinician; empty: itself
     req.set_note(std::string(1001, 'n'));
     v1::Alert out;
     st = client_->alerts->AcknowledgeAlert(&ctx, req, &out);

@@ -134,19 +134,11 @@ public:
   Status AcknowledgeAlert(ServerContext* call, const v1::AcknowledgeAlertRequest* req,
                           v1::Alert* resp) override {
     return env_.serve(call, "AlertService/AcknowledgeAlert", [&](rpc_call& rc) -> Status {
-      std::vector<field_violation> bad;
-      auto name = models::parse_alert_name(req->name());
-      if (!name)
-        bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-      auto acknowledged_by = acting_as(rc, req->acknowledged_by());
-      if (!valid_label(acknowledged_by, 128))
-        bad.push_back({"acknowledged_by", "must be 1-128 characters without control characters"});
-      if (req->note().size() > 1000)
-        bad.push_back({"note", "must be at most 1000 characters"});
-      if (!bad.empty())
-        return invalid_argument(bad);
-      rc.resource = req->name();
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+      std::string acknowledged_by;
+      std::optional<models::alert_name> name;
+      if (auto st = check_alert_action(rc, req->name(), "acknowledged_by", req->acknowledged_by(),
+                                       req->note(), acknowledged_by, name);
+          !st.ok())
         return st;
       auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                               actors::alert_ack_atom::value, req->name(),
@@ -161,19 +153,11 @@ public:
   Status ResolveAlert(ServerContext* call, const v1::ResolveAlertRequest* req,
                       v1::Alert* resp) override {
     return env_.serve(call, "AlertService/ResolveAlert", [&](rpc_call& rc) -> Status {
-      std::vector<field_violation> bad;
-      auto name = models::parse_alert_name(req->name());
-      if (!name)
-        bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-      auto resolved_by = acting_as(rc, req->resolved_by());
-      if (!valid_label(resolved_by, 128))
-        bad.push_back({"resolved_by", "must be 1-128 characters without control characters"});
-      if (req->note().size() > 1000)
-        bad.push_back({"note", "must be at most 1000 characters"});
-      if (!bad.empty())
-        return invalid_argument(bad);
-      rc.resource = req->name();
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+      std::string resolved_by;
+      std::optional<models::alert_name> name;
+      if (auto st = check_alert_action(rc, req->name(), "resolved_by", req->resolved_by(), req->note(),
+                                       resolved_by, name);
+          !st.ok())
         return st;
       caf::expected<actors::alert_record> a{caf::sec::request_timeout};
       if (name->kind == models::twin_kind::device) {
@@ -237,6 +221,27 @@ public:
   }
 
 private:
+  // What acknowledging and resolving check alike: the alert's name (parsed
+  // into `name`), who acts (`by`, from `stated_by` or the token), the note;
+  // then access to the alert's tenant.
+  static Status check_alert_action(rpc_call& rc, const std::string& alert, const char* by_field,
+                                   const std::string& stated_by, const std::string& note,
+                                   std::string& by, std::optional<models::alert_name>& name) {
+    std::vector<field_violation> bad;
+    name = models::parse_alert_name(alert);
+    if (!name)
+      bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
+    by = acting_as(rc, stated_by);
+    if (!valid_label(by, 128))
+      bad.push_back({by_field, "must be 1-128 characters without control characters"});
+    if (note.size() > 1000)
+      bad.push_back({"note", "must be at most 1000 characters"});
+    if (!bad.empty())
+      return invalid_argument(bad);
+    rc.resource = alert;
+    return rc.allow({name->tenant, {}});
+  }
+
   Status parse_filter(const std::string& parent, const std::string& ward, v1::Priority min,
                       actors::alert_filter& out) {
     std::vector<field_violation> bad;

@@ -121,6 +121,14 @@ grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& na
   return grpc::Status::OK;
 }
 
+grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* field) {
+  auto parsed = models::parse_twin_name(name);
+  if (!parsed || parsed->kind != models::twin_kind::device)
+    return invalid_argument(field, "must be tenants/{tenant}/devices/{device}");
+  rc.resource = name;
+  return rc.allow({parsed->tenant, {parsed->id}});
+}
+
 struct api_services::impl {
   service_env env;
   std::vector<std::unique_ptr<grpc::Service>> services;

@@ -1,12 +1,12 @@
 #include "services/grpc/client_channel.hpp"
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/client_interceptor.h>
+
+#include "services/grpc/read_file.hpp"
 
 namespace healthtwin::services {
 
@@ -40,22 +40,13 @@ private:
   std::string header_;  // lives as long as the channel
 };
 
-bool read(const std::string& path, std::string& out) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 }  // namespace
 
 std::string read_token_file(const std::string& path) {
-  std::string t;
-  if (!read(path, t))
+  auto text = read_file(path);
+  if (!text)
     return {};
+  auto& t = *text;
   auto first = t.find_first_not_of(" \t\r\n"), last = t.find_last_not_of(" \t\r\n");
   return first == std::string::npos ? std::string{} : t.substr(first, last - first + 1);
 }
@@ -67,14 +58,22 @@ std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::stri
     creds = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions opts;
-    if (!s.ca_file.empty() && !read(s.ca_file, opts.pem_root_certs)) {
-      error = "cannot read the CA file " + s.ca_file;
-      return nullptr;
+    if (!s.ca_file.empty()) {
+      auto ca = read_file(s.ca_file);
+      if (!ca) {
+        error = "cannot read the CA file " + s.ca_file;
+        return nullptr;
+      }
+      opts.pem_root_certs = *ca;
     }
-    if (!s.cert_file.empty() && (!read(s.cert_file, opts.pem_cert_chain) ||
-                                 !read(s.key_file, opts.pem_private_key))) {
-      error = "cannot read the client certificate or key";
-      return nullptr;
+    if (!s.cert_file.empty()) {
+      auto cert = read_file(s.cert_file), key = read_file(s.key_file);
+      if (!cert || !key) {
+        error = "cannot read the client certificate or key";
+        return nullptr;
+      }
+      opts.pem_cert_chain = *cert;
+      opts.pem_private_key = *key;
     }
     creds = grpc::SslCredentials(opts);
     if (!s.server_name.empty())

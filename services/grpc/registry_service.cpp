@@ -144,11 +144,7 @@ public:
 
   Status GetDevice(ServerContext* call, const v1::GetDeviceRequest* req, v1::Device* resp) override {
     return env_.serve(call, "RegistryService/GetDevice", [&](rpc_call& rc) -> Status {
-      auto name = models::parse_twin_name(req->name());
-      if (!name || name->kind != models::twin_kind::device)
-        return invalid_argument("name", "must be tenants/{tenant}/devices/{device}");
-      rc.resource = req->name();
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
+      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
         return st;
       auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
       if (!rec)
@@ -184,11 +180,7 @@ public:
   Status UnassignDevice(ServerContext* call, const v1::UnassignDeviceRequest* req,
                         v1::Device* resp) override {
     return env_.serve(call, "RegistryService/UnassignDevice", [&](rpc_call& rc) -> Status {
-      auto dev = models::parse_twin_name(req->device());
-      if (!dev || dev->kind != models::twin_kind::device)
-        return invalid_argument("device", "must be tenants/{tenant}/devices/{device}");
-      rc.resource = req->device();
-      if (auto st = rc.allow({dev->tenant, {dev->id}}); !st.ok())
+      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
       return assign(call, req->device(), {}, resp);
     });

@@ -173,6 +173,11 @@ bool valid_label(std::string_view s, size_t max, bool optional = false);
 /// patient that does not exist. Names the patient in the audit entry.
 grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name, const char* field);
 
+/// OK when `name` (request field `field`) names a device the caller may
+/// reach (a device token: its own); INVALID_ARGUMENT or PERMISSION_DENIED
+/// otherwise, before any lookup. Names the device in the audit entry.
+grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* field);
+
 std::unique_ptr<grpc::Service> make_registry_service(service_env& env);
 std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);
 std::unique_ptr<grpc::Service> make_twin_service(service_env& env);

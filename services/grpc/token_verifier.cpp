@@ -1,8 +1,6 @@
 #include "services/grpc/token_verifier.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <jwt.h>
 #include <nlohmann/json.hpp>
@@ -11,6 +9,8 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+
+#include "services/grpc/read_file.hpp"
 
 namespace healthtwin::services {
 
@@ -43,15 +43,6 @@ std::optional<std::string> base64url_decode(std::string_view in) {
   auto pad = static_cast<size_t>(std::count(s.end() - 2, s.end(), '='));
   out.resize(static_cast<size_t>(n) - pad);
   return out;
-}
-
-std::optional<std::string> read_whole(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 struct pkey_deleter {
@@ -272,7 +263,7 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
     return nullptr;
   }
   if (!s.hs256_secret_file.empty()) {
-    auto secret = read_whole(s.hs256_secret_file);
+    auto secret = read_file(s.hs256_secret_file);
     if (!secret) {
       error = "--auth-hs256-secret-file: cannot read " + s.hs256_secret_file;
       return nullptr;
@@ -285,7 +276,7 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
     }
     keys[""] = {"HS256", *secret};
   } else if (!s.public_key_file.empty()) {
-    auto pem = read_whole(s.public_key_file);
+    auto pem = read_file(s.public_key_file);
     BIO* bio = pem ? BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())) : nullptr;
     pkey_ptr k{bio ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr};
     BIO_free(bio);
@@ -297,7 +288,7 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
     }
     keys[""] = {alg, to_pem(k.get())};
   } else {
-    auto text = read_whole(s.jwks_file);
+    auto text = read_file(s.jwks_file);
     auto doc = text ? json::parse(*text, nullptr, false) : json{};
     if (!doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array() || doc["keys"].empty()) {
       error = "--auth-jwks-file: " + s.jwks_file + " is not a JWKS document with a keys array";

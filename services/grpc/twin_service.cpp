@@ -45,11 +45,7 @@ public:
   Status GetDeviceTwin(ServerContext* call, const v1::GetDeviceTwinRequest* req,
                        v1::DeviceTwin* resp) override {
     return env_.serve(call, "TwinService/GetDeviceTwin", [&](rpc_call& rc) -> Status {
-      auto name = models::parse_twin_name(req->name());
-      if (!name || name->kind != models::twin_kind::device)
-        return invalid_argument("name", "must be tenants/{tenant}/devices/{device}");
-      rc.resource = req->name();
-      if (auto st = rc.allow({name->tenant, {name->id}}); !st.ok())
+      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
         return st;
       auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
       if (!rec)

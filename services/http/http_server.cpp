@@ -4,8 +4,6 @@
 #include <sys/socket.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <microhttpd.h>
 #include <prometheus/registry.h>
@@ -14,6 +12,8 @@
 #include <caf/error.hpp>
 #include <caf/make_message.hpp>
 #include <caf/sec.hpp>
+
+#include "services/grpc/read_file.hpp"
 
 namespace healthtwin::services {
 
@@ -62,16 +62,6 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
   return reply(conn, 404, "text/plain", "not found\n");
 }
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 }  // namespace
 
 http_server::http_server(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
@@ -94,9 +84,13 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settin
   im->metrics = &metrics;
   im->ready = &ready;
   bool tls = !settings.tls_cert_file.empty();
-  if (tls && (!read_file(settings.tls_cert_file, im->tls_cert) ||
-              !read_file(settings.tls_key_file, im->tls_key)))
-    return fail("cannot read the TLS certificate or key");
+  if (tls) {
+    auto cert = read_file(settings.tls_cert_file), key = read_file(settings.tls_key_file);
+    if (!cert || !key)
+      return fail("cannot read the TLS certificate or key");
+    im->tls_cert = std::move(*cert);
+    im->tls_key = std::move(*key);
+  }
 
   // host:port (the host may be a bracketed IPv6 literal), resolved numerically.
   auto colon = settings.listen.rfind(':');

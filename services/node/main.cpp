@@ -26,6 +26,7 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/read_file.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
 #include "storage/audit_log.hpp"
@@ -39,22 +40,13 @@ using namespace healthtwin;
 
 namespace {
 
-std::optional<std::string> read_pem(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // TLS 1.2+ (gRPC's minimum) with the node's certificate; with a client CA,
 // clients must present a certificate it signed.
 std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node::node_config& cfg,
                                                           std::string& error) {
   if (cfg.insecure_plaintext)
     return grpc::InsecureServerCredentials();
-  auto cert = read_pem(cfg.tls_cert_file), key = read_pem(cfg.tls_key_file);
+  auto cert = services::read_file(cfg.tls_cert_file), key = services::read_file(cfg.tls_key_file);
   if (!cert || !key) {
     error = "cannot read --tls-cert-file or --tls-key-file";
     return nullptr;
@@ -62,7 +54,7 @@ std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node::node_confi
   grpc::SslServerCredentialsOptions opts;
   opts.pem_key_cert_pairs.push_back({*key, *cert});
   if (!cfg.tls_client_ca_file.empty()) {
-    auto ca = read_pem(cfg.tls_client_ca_file);
+    auto ca = services::read_file(cfg.tls_client_ca_file);
     if (!ca) {
       error = "cannot read --tls-client-ca-file";
       return nullptr;

@@ -47,6 +47,7 @@ caf::expected<std::optional<device_record>> registry::get_device(std::string_vie
   d.type = *type;
   d.patient = r.patient();
   d.create_time_ms = r.create_time_ms();
+  d.decommission_time_ms = r.decommission_time_ms();
   return std::optional<device_record>{std::move(d)};
 }
 
@@ -70,6 +71,7 @@ void registry::put(write_batch& batch, const device_record& d) {
   r.set_type(static_cast<uint32_t>(d.type));
   r.set_patient(d.patient);
   r.set_create_time_ms(d.create_time_ms);
+  r.set_decommission_time_ms(d.decommission_time_ms);
   twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, r.SerializeAsString());
 }
 

@@ -31,6 +31,7 @@ struct device_record {
   models::device_type type = models::device_type::bedside_monitor;
   std::string patient;  ///< attached patient; empty if none
   int64_t create_time_ms = 0;
+  int64_t decommission_time_ms = 0;  ///< 0: in service
 };
 
 /// Patients and devices (column family `registry`). Reads are safe from any

@@ -53,10 +53,11 @@ int64_t wall_ms() {
 }
 
 std::string_view reason_label(rejection_reason r) {
-  static constexpr std::array<std::string_view, 12> names{
+  static constexpr std::array<std::string_view, 13> names{
       "unspecified",    "invalid_name", "unknown_device",   "invalid_metric",
       "metric_not_supported", "not_finite", "out_of_range",  "future_timestamp",
-      "invalid_timestamp",    "invalid_sequence", "duplicate", "outside_window"};
+      "invalid_timestamp",    "invalid_sequence", "duplicate", "outside_window",
+      "decommissioned"};
   auto i = static_cast<size_t>(r);
   return i < names.size() ? names[i] : "unspecified";
 }
@@ -163,6 +164,7 @@ private:
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
 struct directory_entry {
   models::device_type type{};
+  bool decommissioned = false;
   bool window_dirty = false;  // changed since the last checkpoint
   std::string patient;
   models::sequence_window window;
@@ -327,6 +329,7 @@ struct ingest_sequencer::impl {
     directory_entry e;
     e.type = (*rec)->type;
     e.patient = (*rec)->patient;
+    e.decommissioned = (*rec)->decommission_time_ms != 0;
     auto shard = models::shard_of(name, store.shards());
     auto stored = store.get(storage::column::twins, storage::key_codec::window_key(shard, name));
     if (!stored)
@@ -404,6 +407,10 @@ struct ingest_sequencer::impl {
       for (auto& r : g.readings) {
         if (!e) {
           reject(j, g, r, rejection_reason::unknown_device, {}, "no such device: register it first");
+          continue;
+        }
+        if (e->decommissioned) {
+          reject(j, g, r, rejection_reason::decommissioned, {}, "the device was decommissioned");
           continue;
         }
         if (!models::device_measures(e->type, r.metric)) {
@@ -642,6 +649,9 @@ struct ingest_sequencer::impl {
       out.device = std::move(d);
       return out;
     }
+    if (!c.patient.empty() && d.decommission_time_ms != 0)
+      return failed(caf::make_error(ingest_errc::failed_precondition,
+                                    std::string{"the device was decommissioned"}));
     if (!c.patient.empty() && !d.patient.empty())
       return failed(caf::make_error(ingest_errc::failed_precondition,
                                     std::string{"device is attached to another patient; "
@@ -700,6 +710,32 @@ struct ingest_sequencer::impl {
     return out;
   }
 
+  registry_result run(registry_txn& t, decommission_device& c) {
+    auto dev = get_device(t, c.device);
+    if (!dev)
+      return failed(dev.error());
+    if (!*dev)
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"device"}));
+    if ((*dev)->decommission_time_ms != 0) {  // idempotent
+      registry_result out;
+      out.device = std::move(**dev);
+      return out;
+    }
+    if (!(*dev)->patient.empty()) {  // detach first, as UnassignDevice does
+      assign_device detach{c.device, {}};
+      auto r = run(t, detach);
+      if (r.error)
+        return r;
+      *dev = std::move(r.device);
+    }
+    auto d = std::move(**dev);
+    d.decommission_time_ms = wall_ms();
+    put(t, d);
+    registry_result out;
+    out.device = std::move(d);
+    return out;
+  }
+
   registry_result run(registry_txn& t, erase_patient& c) {
     auto existing = get_patient(t, c.patient);
     if (!existing)
@@ -744,8 +780,10 @@ struct ingest_sequencer::impl {
             r = failed(err);
       } else {
         for (auto& [name, d] : t.devices)
-          if (auto it = directory.find(name); it != directory.end())
+          if (auto it = directory.find(name); it != directory.end()) {
             it->second.patient = d.patient;
+            it->second.decommissioned = d.decommission_time_ms != 0;
+          }
         for (auto& p : t.notify) {
           auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
           caf::anon_send(shards[s], registry_atom::value, p);

@@ -39,6 +39,7 @@ enum class rejection_reason : uint8_t {
   invalid_sequence = 9,
   duplicate = 10,
   outside_window = 11,
+  decommissioned = 12,
 };
 
 struct reading_rejection {
@@ -110,8 +111,13 @@ struct update_patient {
   std::vector<std::string> mask;
   uint64_t expected_version = 0;
 };
-using registry_command =
-    std::variant<create_patient, create_device, assign_device, erase_patient, update_patient>;
+/// Takes a device out of service: detached, readings refused, never assigned
+/// again (idempotent).
+struct decommission_device {
+  std::string device;
+};
+using registry_command = std::variant<create_patient, create_device, assign_device, erase_patient,
+                                      update_patient, decommission_device>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is

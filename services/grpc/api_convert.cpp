@@ -45,6 +45,8 @@ void to_api(const storage::device_record& in, v1::Device* out) {
   out->set_type(static_cast<v1::DeviceType>(in.type));
   out->set_patient(in.patient);
   set_timestamp(out->mutable_create_time(), in.create_time_ms);
+  if (in.decommission_time_ms != 0)
+    set_timestamp(out->mutable_decommission_time(), in.decommission_time_ms);
 }
 
 void to_api(const actors::alert_record& in, v1::Alert* out) {

@@ -186,6 +186,19 @@ public:
     });
   }
 
+  Status DecommissionDevice(ServerContext* call, const v1::DecommissionDeviceRequest* req,
+                            v1::Device* resp) override {
+    return env_.serve(call, "RegistryService/DecommissionDevice", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
+        return st;
+      auto r = run(call, actors::decommission_device{req->device()});
+      if (r.error)
+        return to_status(r.error, "device");
+      to_api(r.device, resp);
+      return Status::OK;
+    });
+  }
+
   Status ErasePatient(ServerContext* call, const v1::ErasePatientRequest* req,
                       v1::ErasePatientResponse* resp) override {
     return env_.serve(call, "RegistryService/ErasePatient", [&](rpc_call& rc) -> Status {

@@ -105,6 +105,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::Device out;
     return c.registry->UnassignDevice(&ctx, r, &out);
   };
+  m["RegistryService/DecommissionDevice"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::DecommissionDeviceRequest r;
+    r.set_device("tenants/" + t + "/devices/d-none");
+    v1::Device out;
+    return c.registry->DecommissionDevice(&ctx, r, &out);
+  };
   m["RegistryService/ErasePatient"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

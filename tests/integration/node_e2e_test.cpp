@@ -448,3 +448,44 @@ TEST_F(node_e2e_test, a_patient_moves_ward_with_a_version_check_and_the_twin_fol
   EXPECT_EQ(after.home_region(), "eu-west");
   EXPECT_EQ(after.etag(), "5");
 }
+
+TEST_F(node_e2e_test, a_decommissioned_device_is_detached_its_readings_refused_for_good) {
+  auto decommission = [&](v1::Device& out) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::DecommissionDeviceRequest req;
+    req.set_device(monitor);
+    return client_->registry->DecommissionDevice(&ctx, req, &out);
+  };
+  v1::Device gone;
+  auto st = decommission(gone);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(gone.has_decommission_time());
+  EXPECT_EQ(gone.patient(), "");
+  v1::Device again;
+  ASSERT_TRUE(decommission(again).ok());  // nothing changes
+  EXPECT_EQ(again.decommission_time().seconds(), gone.decommission_time().seconds());
+  EXPECT_EQ(again.decommission_time().nanos(), gone.decommission_time().nanos());
+
+  auto expect_refused = [&] {
+    v1::IngestResponse resp;
+    ASSERT_TRUE(client_->send(api_client::request(monitor, {{1, now_ms(), v1::METRIC_HEART_RATE, 72}}), resp).ok());
+    EXPECT_EQ(resp.accepted(), 0u);
+    ASSERT_EQ(resp.rejections_size(), 1);
+    EXPECT_EQ(resp.rejections(0).reason(), v1::REJECTION_REASON_DECOMMISSIONED);
+  };
+  expect_refused();
+  grpc::ClientContext actx;
+  api_client::deadline(actx);
+  v1::AssignDeviceRequest assign;
+  assign.set_device(monitor);
+  assign.set_patient(patient);
+  v1::Device out;
+  EXPECT_EQ(client_->registry->AssignDevice(&actx, assign, &out).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  auto twin = client_->patient_twin(patient);
+  EXPECT_EQ(std::count(twin.devices().begin(), twin.devices().end(), monitor), 0);
+
+  restart();
+  expect_refused();
+}

@@ -326,9 +326,14 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
 }
 
 verified_token token_verifier::verify(std::string_view token, int64_t now_s) const {
+  // A cryptographic digest as the key: no other token can find this entry.
+  std::string digest(32, '\0');
+  unsigned len = 0;
+  EVP_Digest(token.data(), token.size(), reinterpret_cast<unsigned char*>(digest.data()), &len,
+             EVP_sha256(), nullptr);
   {
     std::lock_guard<std::mutex> guard{cache_mtx_};
-    auto it = cache_.find(std::string{token});
+    auto it = cache_.find(digest);
     if (it != cache_.end()) {
       if (it->second.expires_s + settings_.leeway.count() > now_s)
         return {it->second, {}};
@@ -338,9 +343,9 @@ verified_token token_verifier::verify(std::string_view token, int64_t now_s) con
   auto v = verify_uncached(token, now_s);
   if (v.who) {
     std::lock_guard<std::mutex> guard{cache_mtx_};
-    if (cache_.size() >= 4096)
-      cache_.clear();  // bounded: a burst of distinct tokens costs re-verification only
-    cache_.emplace(std::string{token}, *v.who);
+    if (cache_.size() >= 65'536)
+      cache_.erase(cache_.begin());  // bounded; the evicted token is verified again when next seen
+    cache_.emplace(std::move(digest), *v.who);
   }
   return v;
 }

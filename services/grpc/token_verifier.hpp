@@ -55,7 +55,9 @@ std::optional<token_header> peek_header(std::string_view token);
 /// Verifies JWT bearer tokens (RS256, ES256, HS256) with libjwt against the
 /// configured keys. The algorithm must match the key's type, so a token
 /// cannot choose a weaker check (no `none`, no HS256 with a public key).
-/// Verified tokens are cached until they expire. Thread-safe.
+/// Verified tokens are cached until they expire, keyed by their SHA-256
+/// (up to 65,536 of them: a fleet of devices with a token each stays cached;
+/// beyond, an arbitrary entry makes room). Thread-safe.
 class token_verifier {
 public:
   /// Loads the key source; an error names the file or JWKS member at fault.
@@ -76,7 +78,7 @@ private:
   token_settings settings_;
   std::map<std::string, key> keys_;  // by kid ("" for a single PEM or secret)
   mutable std::mutex cache_mtx_;
-  mutable std::unordered_map<std::string, principal> cache_;
+  mutable std::unordered_map<std::string, principal> cache_;  // SHA-256 of the token -> who
 };
 
 }  // namespace healthtwin::services

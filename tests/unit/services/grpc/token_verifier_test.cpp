@@ -58,6 +58,17 @@ TEST_F(token_verifier_test, es256_and_rs256_tokens_yield_their_principal) {
   }
 }
 
+TEST_F(token_verifier_test, a_cached_token_is_refused_once_it_expires) {
+  auto key = signing_key::es256();
+  auto v = verifier_for_pem(*key);
+  auto token = key->sign(token_claims("svc", "h1", {"service"}));  // expires in an hour
+  EXPECT_TRUE(v->verify(token, unix_now()).who);
+  EXPECT_TRUE(v->verify(token, unix_now() + 1800).who);  // from the cache
+  auto late = v->verify(token, unix_now() + 2 * 3600);
+  EXPECT_FALSE(late.who);
+  EXPECT_NE(late.error.find("claim exp"), std::string::npos) << late.error;
+}
+
 TEST_F(token_verifier_test, expiry_not_before_audience_and_issuer_are_checked) {
   auto key = signing_key::es256();
   token_settings s;

@@ -11,11 +11,11 @@ function(healthtwin_add_module name)
     PRIVATE ${M_PRIVATE_DEPS})
 endfunction()
 
-# healthtwin_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
+# healthtwin_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s] [SERIAL])
 # One GoogleTest binary; every TEST becomes its own CTest entry.
 include(GoogleTest)
 function(healthtwin_add_test name)
-  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE healthtwin_options ${T_DEPS}
@@ -23,7 +23,8 @@ function(healthtwin_add_test name)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)
   endif()
+  # SERIAL: the tests run alone (load tests whose figures other tests would skew).
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} RUN_SERIAL ${T_SERIAL})
 endfunction()

@@ -266,6 +266,20 @@ bool retryable(grpc::StatusCode c) {
          c == grpc::StatusCode::UNKNOWN;
 }
 
+// How long the node asked us to wait (google.rpc.RetryInfo), or `fallback`.
+std::chrono::milliseconds retry_delay(const grpc::Status& st, std::chrono::milliseconds fallback) {
+  google::rpc::Status details;
+  if (!details.ParseFromString(st.error_details()))
+    return fallback;
+  for (auto& any : details.details()) {
+    google::rpc::RetryInfo info;
+    if (any.UnpackTo(&info))
+      return std::chrono::milliseconds(info.retry_delay().seconds() * 1000 +
+                                       info.retry_delay().nanos() / 1'000'000);
+  }
+  return fallback;
+}
+
 // ---- workers ----------------------------------------------------------------------------
 
 class worker {
@@ -336,7 +350,7 @@ private:
         if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
           ++stats_.exhausted;
         ++stats_.retries;
-        std::this_thread::sleep_for(200ms);
+        std::this_thread::sleep_for(retry_delay(st, 200ms));
       }
     }
   }
@@ -449,19 +463,6 @@ bool ok_or_exists(const grpc::Status& st) {
   return st.ok() || st.error_code() == grpc::StatusCode::ALREADY_EXISTS;
 }
 
-// How long the node asked us to wait (google.rpc.RetryInfo), or `fallback`.
-std::chrono::milliseconds retry_delay(const grpc::Status& st, std::chrono::milliseconds fallback) {
-  google::rpc::Status details;
-  if (!details.ParseFromString(st.error_details()))
-    return fallback;
-  for (auto& any : details.details()) {
-    google::rpc::RetryInfo info;
-    if (any.UnpackTo(&info))
-      return std::chrono::milliseconds(info.retry_delay().seconds() * 1000 +
-                                       info.retry_delay().nanos() / 1'000'000);
-  }
-  return fallback;
-}
 
 // Calls `rpc(context)` until it succeeds or finds the resource exists,
 // retrying what the node says is temporary (rate limits, overload, recovery)

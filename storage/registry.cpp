@@ -48,6 +48,12 @@ caf::expected<std::optional<device_record>> registry::get_device(std::string_vie
   d.patient = r.patient();
   d.create_time_ms = r.create_time_ms();
   d.decommission_time_ms = r.decommission_time_ms();
+  for (auto [from, to] : {std::pair{&r.desired(), &d.desired}, std::pair{&r.reported(), &d.reported}}) {
+    to->settings.insert(from->settings().begin(), from->settings().end());
+    to->firmware = from->firmware();
+    to->version = from->version();
+    to->update_time_ms = from->update_time_ms();
+  }
   return std::optional<device_record>{std::move(d)};
 }
 
@@ -72,6 +78,12 @@ void registry::put(write_batch& batch, const device_record& d) {
   r.set_patient(d.patient);
   r.set_create_time_ms(d.create_time_ms);
   r.set_decommission_time_ms(d.decommission_time_ms);
+  for (auto [from, to] : {std::pair{&d.desired, r.mutable_desired()}, std::pair{&d.reported, r.mutable_reported()}}) {
+    to->mutable_settings()->insert(from->settings.begin(), from->settings.end());
+    to->set_firmware(from->firmware);
+    to->set_version(from->version);
+    to->set_update_time_ms(from->update_time_ms);
+  }
   twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, r.SerializeAsString());
 }
 

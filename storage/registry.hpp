@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,14 @@ struct patient_record {
   uint64_t version = 0;     ///< 1 on create, +1 on every change
 };
 
+/// A device configuration (desired or reported).
+struct device_config {
+  std::map<std::string, std::string> settings;
+  std::string firmware;
+  uint64_t version = 0;
+  int64_t update_time_ms = 0;
+};
+
 /// A registered device.
 struct device_record {
   std::string name;  ///< tenants/{t}/devices/{d}
@@ -32,6 +41,8 @@ struct device_record {
   std::string patient;  ///< attached patient; empty if none
   int64_t create_time_ms = 0;
   int64_t decommission_time_ms = 0;  ///< 0: in service
+  device_config desired;   ///< what operators want
+  device_config reported;  ///< what the device says it runs
 };
 
 /// Patients and devices (column family `registry`). Reads are safe from any

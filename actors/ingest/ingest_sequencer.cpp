@@ -736,6 +736,49 @@ struct ingest_sequencer::impl {
     return out;
   }
 
+  // The device of a shadow change: found and in service.
+  caf::expected<storage::device_record> device_in_service(registry_txn& t, const std::string& name) {
+    auto dev = get_device(t, name);
+    if (!dev)
+      return dev.error();
+    if (!*dev)
+      return caf::make_error(ingest_errc::not_found, std::string{"device"});
+    if ((*dev)->decommission_time_ms != 0)
+      return caf::make_error(ingest_errc::failed_precondition,
+                             std::string{"the device was decommissioned"});
+    return std::move(**dev);
+  }
+
+  registry_result run(registry_txn& t, update_desired_config& c) {
+    auto d = device_in_service(t, c.device);
+    if (!d)
+      return failed(d.error());
+    if (c.expected_version && *c.expected_version != d->desired.version)
+      return failed(caf::make_error(ingest_errc::aborted,
+                                    std::string{"the desired configuration changed since it was read (version " +
+                                                std::to_string(d->desired.version) + ")"}));
+    auto version = d->desired.version + 1;
+    d->desired = std::move(c.desired);
+    d->desired.version = version;
+    d->desired.update_time_ms = wall_ms();
+    put(t, *d);
+    registry_result out;
+    out.device = std::move(*d);
+    return out;
+  }
+
+  registry_result run(registry_txn& t, report_device_state& c) {
+    auto d = device_in_service(t, c.device);
+    if (!d)
+      return failed(d.error());
+    d->reported = std::move(c.reported);
+    d->reported.update_time_ms = wall_ms();
+    put(t, *d);
+    registry_result out;
+    out.device = std::move(*d);
+    return out;
+  }
+
   registry_result run(registry_txn& t, erase_patient& c) {
     auto existing = get_patient(t, c.patient);
     if (!existing)

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -116,8 +117,21 @@ struct update_patient {
 struct decommission_device {
   std::string device;
 };
+/// Replaces a device's desired configuration (its version becomes +1);
+/// refused with `aborted` when `expected_version` is set and stale.
+struct update_desired_config {
+  std::string device;
+  storage::device_config desired;
+  std::optional<uint64_t> expected_version;
+};
+/// Replaces what a device reports it runs.
+struct report_device_state {
+  std::string device;
+  storage::device_config reported;
+};
 using registry_command = std::variant<create_patient, create_device, assign_device, erase_patient,
-                                      update_patient, decommission_device>;
+                                      update_patient, decommission_device, update_desired_config,
+                                      report_device_state>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is

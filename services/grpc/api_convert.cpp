@@ -1,5 +1,7 @@
 #include "services/grpc/api_convert.hpp"
 
+#include <algorithm>
+
 namespace healthtwin::services {
 
 namespace v1 = healthtwin::v1;
@@ -47,6 +49,7 @@ void to_api(const storage::device_record& in, v1::Device* out) {
   set_timestamp(out->mutable_create_time(), in.create_time_ms);
   if (in.decommission_time_ms != 0)
     set_timestamp(out->mutable_decommission_time(), in.decommission_time_ms);
+  shadow_to_api(in, out->mutable_desired(), out->mutable_reported(), out->mutable_delta());
 }
 
 void to_api(const actors::alert_record& in, v1::Alert* out) {
@@ -127,6 +130,56 @@ void to_api(const actors::patient_view& in, const std::vector<actors::alert_reco
     out->set_news2_change_1h(*in.news2_change_1h);
 }
 
+namespace {
+void config_to_api(const storage::device_config& in, v1::DeviceConfig* out) {
+  out->mutable_settings()->insert(in.settings.begin(), in.settings.end());
+  out->set_firmware(in.firmware);
+  out->set_version(in.version);
+  out->set_update_time_ms(in.update_time_ms);
+}
+
+bool printable(const std::string& s) {
+  return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; });
+}
+}  // namespace
+
+void shadow_to_api(const storage::device_record& in, v1::DeviceConfig* desired,
+                   v1::DeviceConfig* reported, v1::DeviceConfig* delta) {
+  config_to_api(in.desired, desired);
+  config_to_api(in.reported, reported);
+  for (auto& [name, value] : in.desired.settings) {
+    auto it = in.reported.settings.find(name);
+    if (it == in.reported.settings.end() || it->second != value)
+      (*delta->mutable_settings())[name] = value;
+  }
+  if (in.desired.firmware != in.reported.firmware)
+    delta->set_firmware(in.desired.firmware);
+  delta->set_version(in.desired.version);
+}
+
+storage::device_config from_api(const v1::DeviceConfig& in, const std::string& field,
+                                std::vector<field_violation>& bad) {
+  storage::device_config out;
+  if (in.settings_size() > 64)
+    bad.push_back({field + ".settings", "at most 64 settings"});
+  for (auto& [name, value] : in.settings()) {
+    bool name_ok = !name.empty() && name.size() <= 64 &&
+                   std::all_of(name.begin(), name.end(), [](char c) {
+                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+                   });
+    if (!name_ok)
+      bad.push_back({field + ".settings", "names must be 1-64 characters of [a-z0-9_.-]"});
+    else if (value.size() > 256 || !printable(value))
+      bad.push_back({field + ".settings[" + name + "]", "must be at most 256 characters without control characters"});
+    out.settings.emplace(name, value);
+  }
+  if (in.firmware().size() > 64 || !printable(in.firmware()))
+    bad.push_back({field + ".firmware", "must be at most 64 characters without control characters"});
+  out.firmware = in.firmware();
+  out.version = in.version();
+  return out;
+}
+
 void to_api(const actors::device_view& in, const storage::device_record& record, bool online,
             v1::DeviceTwin* out) {
   out->set_name(record.name);
@@ -140,6 +193,7 @@ void to_api(const actors::device_view& in, const storage::device_record& record,
   out->set_battery_percent(in.battery_percent);
   out->set_last_sequence(in.last_sequence);
   out->set_readings_accepted(in.readings_accepted);
+  shadow_to_api(record, out->mutable_desired(), out->mutable_reported(), out->mutable_delta());
 }
 
 }  // namespace healthtwin::services

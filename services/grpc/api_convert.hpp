@@ -8,6 +8,7 @@
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/twin/twin.hpp"
+#include "services/grpc/status_mapping.hpp"
 #include "healthtwin/v1/alert.pb.h"
 #include "healthtwin/v1/registry.pb.h"
 #include "healthtwin/v1/twin.pb.h"
@@ -22,6 +23,13 @@ void set_duration(google::protobuf::Duration* d, int64_t ms);
 
 void to_api(const storage::patient_record& in, healthtwin::v1::Patient* out);
 void to_api(const storage::device_record& in, healthtwin::v1::Device* out);
+/// The shadow of a device: desired, reported, and their difference (desired
+/// settings not reported with the same value; the firmware if it differs).
+void shadow_to_api(const storage::device_record& in, healthtwin::v1::DeviceConfig* desired,
+                   healthtwin::v1::DeviceConfig* reported, healthtwin::v1::DeviceConfig* delta);
+/// A DeviceConfig from a request, or the violations naming `field`'s parts.
+storage::device_config from_api(const healthtwin::v1::DeviceConfig& in, const std::string& field,
+                                std::vector<field_violation>& bad);
 void to_api(const actors::alert_record& in, healthtwin::v1::Alert* out);
 void to_api(const actors::alert_event& in, healthtwin::v1::AlertEvent* out);
 void to_api(const models::news2_result& in, healthtwin::v1::News2* out);

@@ -191,11 +191,35 @@ public:
     return env_.serve(call, "RegistryService/DecommissionDevice", [&](rpc_call& rc) -> Status {
       if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
-      auto r = run(call, actors::decommission_device{req->device()});
-      if (r.error)
-        return to_status(r.error, "device");
-      to_api(r.device, resp);
-      return Status::OK;
+      return reply(run(call, actors::decommission_device{req->device()}), resp);
+    });
+  }
+
+  Status UpdateDesiredConfig(ServerContext* call, const v1::UpdateDesiredConfigRequest* req,
+                             v1::Device* resp) override {
+    return env_.serve(call, "RegistryService/UpdateDesiredConfig", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
+        return st;
+      std::vector<field_violation> bad;
+      actors::update_desired_config cmd{req->device(), from_api(req->desired(), "desired", bad), {}};
+      if (!bad.empty())
+        return invalid_argument(bad);
+      if (req->has_expected_version())
+        cmd.expected_version = req->expected_version();
+      return reply(run(call, std::move(cmd)), resp);
+    });
+  }
+
+  Status ReportDeviceState(ServerContext* call, const v1::ReportDeviceStateRequest* req,
+                           v1::Device* resp) override {
+    return env_.serve(call, "RegistryService/ReportDeviceState", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
+        return st;
+      std::vector<field_violation> bad;
+      actors::report_device_state cmd{req->device(), from_api(req->reported(), "reported", bad)};
+      if (!bad.empty())
+        return invalid_argument(bad);
+      return reply(run(call, std::move(cmd)), resp);
     });
   }
 
@@ -222,6 +246,13 @@ public:
   }
 
 private:
+  static Status reply(const actors::registry_result& r, v1::Device* resp) {
+    if (r.error)
+      return to_status(r.error, "device");
+    to_api(r.device, resp);
+    return Status::OK;
+  }
+
   Status assign(ServerContext* call, const std::string& device, const std::string& patient,
                 v1::Device* resp) {
     auto r = run(call, actors::assign_device{device, patient});

@@ -113,6 +113,24 @@ std::map<std::string, call_fn> every_rpc() {
     v1::Device out;
     return c.registry->DecommissionDevice(&ctx, r, &out);
   };
+  m["RegistryService/UpdateDesiredConfig"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::UpdateDesiredConfigRequest r;
+    r.set_device("tenants/" + t + "/devices/d1");
+    (*r.mutable_desired()->mutable_settings())["spo2.averaging_s"] = "8";
+    v1::Device out;
+    return c.registry->UpdateDesiredConfig(&ctx, r, &out);
+  };
+  m["RegistryService/ReportDeviceState"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ReportDeviceStateRequest r;
+    r.set_device("tenants/" + t + "/devices/d1");
+    r.mutable_reported()->set_firmware("2.4.1");
+    v1::Device out;
+    return c.registry->ReportDeviceState(&ctx, r, &out);
+  };
   m["RegistryService/ErasePatient"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

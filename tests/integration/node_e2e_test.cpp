@@ -1,6 +1,7 @@
 // End-to-end tests against a real `healthtwin` process: register, ingest,
 // query twins, receive alerts on the stream, acknowledge, restart.
 
+#include <optional>
 #include <future>
 #include <regex>
 
@@ -488,4 +489,69 @@ TEST_F(node_e2e_test, a_decommissioned_device_is_detached_its_readings_refused_f
 
   restart();
   expect_refused();
+}
+
+TEST_F(node_e2e_test, the_device_shadow_holds_desired_and_reported_state_with_a_version_check) {
+  auto update = [&](std::optional<uint64_t> expected, const std::string& averaging, v1::Device& out) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::UpdateDesiredConfigRequest req;
+    req.set_device(monitor);
+    (*req.mutable_desired()->mutable_settings())["spo2.averaging_s"] = averaging;
+    (*req.mutable_desired()->mutable_settings())["nibp.interval_min"] = "15";
+    req.mutable_desired()->set_firmware("3.1.0");
+    if (expected)
+      req.set_expected_version(*expected);
+    return client_->registry->UpdateDesiredConfig(&ctx, req, &out);
+  };
+  v1::Device d;
+  auto st = update(0, "8", d);  // version 0: nothing desired yet
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(d.desired().version(), 1u);
+  EXPECT_EQ(d.delta().settings_size(), 2);
+  EXPECT_EQ(d.delta().firmware(), "3.1.0");
+  // An operator who read version 0 cannot overwrite version 1 unknowingly.
+  EXPECT_EQ(update(0, "4", d).error_code(), grpc::StatusCode::ABORTED);
+
+  // The device reports what it runs, with its own token.
+  api_client device{node_->channel_with(node_->token("h1", {"device"}, "mon1", "mon1"))};
+  grpc::ClientContext rctx;
+  api_client::deadline(rctx);
+  v1::ReportDeviceStateRequest report;
+  report.set_device(monitor);
+  (*report.mutable_reported()->mutable_settings())["spo2.averaging_s"] = "8";
+  (*report.mutable_reported()->mutable_settings())["nibp.interval_min"] = "30";
+  report.mutable_reported()->set_firmware("3.1.0");
+  st = device.registry->ReportDeviceState(&rctx, report, &d);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(d.delta().settings_size(), 1);  // only the interval is still to change
+  EXPECT_EQ(d.delta().settings().at("nibp.interval_min"), "15");
+  EXPECT_EQ(d.delta().firmware(), "");
+  // A device may not report for another device, nor set what is desired.
+  grpc::ClientContext octx;
+  api_client::deadline(octx);
+  report.set_device(chart);
+  EXPECT_EQ(device.registry->ReportDeviceState(&octx, report, &d).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // Bad settings name the field.
+  grpc::ClientContext bctx;
+  api_client::deadline(bctx);
+  v1::UpdateDesiredConfigRequest bad;
+  bad.set_device(monitor);
+  (*bad.mutable_desired()->mutable_settings())["Bad Name"] = "1";
+  EXPECT_EQ(client_->registry->UpdateDesiredConfig(&bctx, bad, &d).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The device twin shows the shadow; it survives a restart.
+  restart();
+  grpc::ClientContext tctx;
+  api_client::deadline(tctx);
+  v1::GetDeviceTwinRequest treq;
+  treq.set_name(monitor);
+  v1::DeviceTwin twin;
+  ASSERT_TRUE(client_->twins->GetDeviceTwin(&tctx, treq, &twin).ok());
+  EXPECT_EQ(twin.desired().version(), 1u);
+  EXPECT_EQ(twin.reported().settings().at("nibp.interval_min"), "30");
+  ASSERT_EQ(twin.delta().settings_size(), 1);
+  EXPECT_EQ(twin.delta().settings().at("nibp.interval_min"), "15");
 }

@@ -102,8 +102,6 @@ grpc::Status service_env::within_rate(const principal& who, size_t readings) {
                      wait);
 }
 
-grpc::Status service_env::not_ready_status() { return not_ready(); }
-
 grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name,
                            const char* field) {
   auto parsed = models::parse_twin_name(name);
@@ -127,6 +125,19 @@ grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* fie
     return invalid_argument(field, "must be tenants/{tenant}/devices/{device}");
   rc.resource = name;
   return rc.allow({parsed->tenant, {parsed->id}});
+}
+
+grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name, const char* field,
+                         storage::device_record& out) {
+  if (auto st = allow_device(rc, name, field); !st.ok())
+    return st;
+  auto rec = storage::registry{*env.ctx.store}.get_device(name);
+  if (!rec)
+    return to_status(rec.error());
+  if (!*rec)
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "device not found");
+  out = std::move(**rec);
+  return grpc::Status::OK;
 }
 
 struct api_services::impl {

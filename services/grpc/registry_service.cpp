@@ -144,14 +144,10 @@ public:
 
   Status GetDevice(ServerContext* call, const v1::GetDeviceRequest* req, v1::Device* resp) override {
     return env_.serve(call, "RegistryService/GetDevice", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
+      storage::device_record rec;
+      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;
-      auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
-      if (!rec)
-        return to_status(rec.error());
-      if (!*rec)
-        return Status(grpc::StatusCode::NOT_FOUND, "device not found");
-      to_api(**rec, resp);
+      to_api(rec, resp);
       return Status::OK;
     });
   }

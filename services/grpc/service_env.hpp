@@ -19,6 +19,8 @@
 #include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/rate_limiter.hpp"
+#include "services/grpc/status_mapping.hpp"
+#include "storage/registry.hpp"
 #include "storage/audit_log.hpp"
 
 namespace healthtwin::services {
@@ -86,15 +88,13 @@ struct service_env {
   grpc::Status serve(const grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
     call_guard guard{*this};
     rpc_call rc{rpc, std::nullopt, {}, false};
-    auto st = ready() ? authenticate(call, rc) : not_ready_status();
+    auto st = ready() ? authenticate(call, rc) : not_ready();
     if (st.ok())
       st = within_rate(*rc.who);
     if (st.ok())
       st = body(rc);
     return audited(call, rc, std::move(st));
   }
-
-  static grpc::Status not_ready_status();
 
   static int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -177,6 +177,11 @@ grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& na
 /// reach (a device token: its own); INVALID_ARGUMENT or PERMISSION_DENIED
 /// otherwise, before any lookup. Names the device in the audit entry.
 grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* field);
+
+/// allow_device, then the device's registry record into `out` (NOT_FOUND if
+/// it is not registered).
+grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name, const char* field,
+                         storage::device_record& out);
 
 std::unique_ptr<grpc::Service> make_registry_service(service_env& env);
 std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);

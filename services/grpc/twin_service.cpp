@@ -45,13 +45,9 @@ public:
   Status GetDeviceTwin(ServerContext* call, const v1::GetDeviceTwinRequest* req,
                        v1::DeviceTwin* resp) override {
     return env_.serve(call, "TwinService/GetDeviceTwin", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
+      storage::device_record rec;
+      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;
-      auto rec = storage::registry{*env_.ctx.store}.get_device(req->name());
-      if (!rec)
-        return to_status(rec.error());
-      if (!*rec)
-        return Status(grpc::StatusCode::NOT_FOUND, "device not found");
       auto view = env_.ask<actors::device_view>(env_.shard_for(req->name()), env_.timeout(call),
                                                 actors::device_view_atom::value, req->name());
       if (!view)
@@ -59,7 +55,7 @@ public:
       bool online = view->last_receive_time_ms != 0 &&
                     service_env::now_ms() - view->last_receive_time_ms <=
                         env_.settings.heartbeat_timeout.count();
-      to_api(*view, **rec, online, resp);
+      to_api(*view, rec, online, resp);
       return Status::OK;
     });
   }

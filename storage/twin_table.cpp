@@ -23,17 +23,20 @@ void twin_table::put(write_batch& batch, models::twin_kind kind, std::string_vie
   batch.put(column_, key(kind, name), value);
 }
 
+caf::expected<std::string> twin_table::stored_value(models::twin_kind kind,
+                                                    std::string_view name, std::string value) {
+  if (!sealed(kind))
+    return value;
+  return store_.seal(name, value);
+}
+
 caf::error twin_table::put_now(models::twin_kind kind, std::string_view name,
                                std::string_view value) {
+  auto stored = stored_value(kind, name, std::string{value});
+  if (!stored)
+    return stored.error();
   write_batch b{store_};
-  if (sealed(kind)) {
-    auto v = store_.seal(name, value);
-    if (!v)
-      return v.error();
-    put(b, kind, name, *v);
-  } else {
-    put(b, kind, name, value);
-  }
+  put(b, kind, name, *stored);
   return store_.write(b, false);
 }
 

@@ -29,6 +29,11 @@ public:
   /// log, which is).
   caf::error put_now(models::twin_kind kind, std::string_view name, std::string_view value);
 
+  /// The value as this table stores it (patient snapshots sealed), for a
+  /// caller that writes many in one batch with put().
+  caf::expected<std::string> stored_value(models::twin_kind kind, std::string_view name,
+                                          std::string value);
+
   std::string key(models::twin_kind kind, std::string_view name) const;
 
 private:

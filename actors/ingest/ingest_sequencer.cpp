@@ -3,6 +3,7 @@
 #include <array>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -192,7 +193,11 @@ struct input_job {
 
 using job = std::variant<ingest_job, registry_job, input_job>;
 
-enum class checkpoint_phase : int { idle, running, succeeded, failed };
+/// A checkpoint: the twins snapshot (running), then a helper thread writes
+/// the sequence windows and the new checkpoint position (writing), then the
+/// sequencer takes the result (written or failed). Neither step runs on the
+/// sequencer's thread, which goes on committing and acking meanwhile.
+enum class checkpoint_phase : int { idle, running, snapshotted, writing, written, failed };
 
 /// Runs storage::purge_erased for erased patients on its own thread: the
 /// compactions take seconds on a large store and must not hold up ingest.
@@ -299,6 +304,16 @@ struct ingest_sequencer::impl {
   uint64_t accepted_at_target = 0;
   uint64_t accepted_at_checkpoint = 0;
   clock::time_point next_checkpoint = clock::now();
+  clock::time_point checkpoint_started;
+  clock::time_point checkpoint_snapshotted;
+  // The windows changed up to the checkpoint in progress, copied when it
+  // started; written with it by the helper thread.
+  std::vector<std::pair<const std::string*, models::sequence_window>> checkpoint_windows;
+  // Declared after what its task uses: destroying it waits for the task.
+  std::future<caf::error> checkpoint_write;
+  // Shards not yet asked to snapshot (see ask_shards).
+  checkpoint_round_ptr checkpoint_in_progress;
+  size_t shards_asked = 0;
 
   // Erasures waiting for a checkpoint at or after their log position (the
   // log holding the patient's readings is then truncated), then purged.
@@ -354,23 +369,49 @@ struct ingest_sequencer::impl {
     dirty_windows.emplace_back(&directory.find(name)->first, e);
   }
 
-  // Adds every window changed since the last checkpoint to `wb`.
-  void put_dirty_windows(storage::write_batch& wb) {
+  // Takes the windows changed since the last checkpoint (copies).
+  std::vector<std::pair<const std::string*, models::sequence_window>> take_dirty_windows() {
+    std::vector<std::pair<const std::string*, models::sequence_window>> taken;
+    taken.reserve(dirty_windows.size());
     for (auto [name, e] : dirty_windows) {
+      e->window_dirty = false;
+      taken.emplace_back(name, e->window);
+    }
+    dirty_windows.clear();
+    return taken;
+  }
+
+  // A checkpoint failed: its windows are written with the next one.
+  void restore_dirty_windows() {
+    for (auto& [name, _] : checkpoint_windows)
+      mark_window_dirty(*name, &directory.find(*name)->second);
+    checkpoint_windows.clear();
+  }
+
+  // The helper thread's part: the windows in batches of 1,000, then the
+  // checkpoint position, fsynced with them (the log behind it is
+  // range-deleted). One batch of all windows held RocksDB's write queue,
+  // and with it the ingest log's commits, for 100 ms and more; windows
+  // written ahead of the position are newer than it and merge with a
+  // replay of the log tail. Names are read through stable directory nodes.
+  caf::error write_checkpoint() {
+    storage::write_batch wb{store};
+    for (auto& [name, window] : checkpoint_windows) {
       internal::SequenceWindowState w;
-      w.set_highest(e->window.highest());
-      for (auto bits : e->window.seen_bits())
+      w.set_highest(window.highest());
+      for (auto bits : window.seen_bits())
         w.add_seen(bits);
       auto shard = models::shard_of(*name, store.shards());
       wb.put(storage::column::twins, storage::key_codec::window_key(shard, *name),
              w.SerializeAsString());
+      if (wb.count() == 1'000) {
+        if (auto err = store.write(wb, false))
+          return err;
+        wb.clear();
+      }
     }
-  }
-
-  void clear_dirty_windows() {
-    for (auto [name, e] : dirty_windows)
-      e->window_dirty = false;
-    dirty_windows.clear();
+    storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
+    return store.write(wb, true);
   }
 
   // -- commits -----------------------------------------------------------------
@@ -916,39 +957,94 @@ struct ingest_sequencer::impl {
     auto round = std::make_shared<checkpoint_round>();
     round->position = checkpoint_target = position.load();
     accepted_at_target = accepted.load();
+    // Windows as of the target: a replay of the log tail merges into them.
+    checkpoint_windows = take_dirty_windows();
     round->shards_left = static_cast<uint32_t>(shards.size());
     round->on_done = [this](bool ok) {
-      phase = ok ? checkpoint_phase::succeeded : checkpoint_phase::failed;
+      phase = ok ? checkpoint_phase::snapshotted : checkpoint_phase::failed;
       cv.notify_all();
     };
     phase = checkpoint_phase::running;
-    for (auto& s : shards)
-      caf::anon_send(s, checkpoint_atom::value, round);
+    checkpoint_started = clock::now();
+    checkpoint_in_progress = std::move(round);
+    shards_asked = 0;
+    ask_shards();
   }
 
+  // Asks the shards whose turn has come within checkpoint_spread (all of
+  // them when `all`, at stop).
+  void ask_shards(bool all = false) {
+    if (!checkpoint_in_progress)
+      return;
+    // At most a quarter of the interval: a short interval (tests) keeps
+    // its checkpoints short.
+    auto spread = std::min(settings.checkpoint_spread, settings.checkpoint_interval / 4).count();
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() -
+                                                                         checkpoint_started)
+                       .count();
+    size_t due = all || spread <= 0 || elapsed >= spread
+                     ? shards.size()
+                     : std::max<size_t>(1, shards.size() * static_cast<size_t>(elapsed) /
+                                               static_cast<size_t>(spread));
+    for (; shards_asked < due; ++shards_asked)
+      caf::anon_send(shards[shards_asked], checkpoint_atom::value, checkpoint_in_progress);
+    if (shards_asked == shards.size())
+      checkpoint_in_progress = nullptr;
+  }
+
+  // Moves the checkpoint in progress on when its current step is done.
   void finish_checkpoint() {
-    auto p = phase.load();
-    if (p == checkpoint_phase::failed) {
-      spdlog::warn("checkpoint at log position {} failed (a snapshot write failed); retrying later",
-                   checkpoint_target);
-      phase = checkpoint_phase::idle;
-    } else if (p == checkpoint_phase::succeeded) {
-      // The windows the sequencer owns go with the checkpoint: they reflect
-      // every commit up to now (>= the checkpoint); a replay of the log tail
-      // merges into them idempotently.
-      storage::write_batch wb{store};
-      put_dirty_windows(wb);
-      storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
-      if (auto err = store.write(wb, true)) {
-        spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
-      } else {
-        clear_dirty_windows();
-        checkpointed = checkpoint_target;
-        accepted_at_checkpoint = accepted_at_target;
-        probe.on_checkpoint(checkpointed);
-        probe.set_uncheckpointed(accepted.load() - accepted_at_checkpoint);
-      }
-      phase = checkpoint_phase::idle;
+    ask_shards();
+    auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    switch (phase.load()) {
+      case checkpoint_phase::failed:
+        spdlog::warn("checkpoint at log position {} failed (a snapshot write failed); retrying later",
+                     checkpoint_target);
+        restore_dirty_windows();
+        phase = checkpoint_phase::idle;
+        break;
+      case checkpoint_phase::snapshotted:
+        checkpoint_snapshotted = clock::now();
+        phase = checkpoint_phase::writing;
+        checkpoint_write = std::async(std::launch::async, [this] {
+          auto err = write_checkpoint();
+          phase = checkpoint_phase::written;
+          cv.notify_all();
+          return err;
+        });
+        break;
+      case checkpoint_phase::written:
+        if (auto err = checkpoint_write.get()) {
+          spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
+          restore_dirty_windows();
+        } else {
+          spdlog::info("checkpoint at log position {}: twins snapshotted in {:.1f} ms, {} sequence "
+                       "windows written in {:.1f} ms",
+                       checkpoint_target, ms(checkpoint_snapshotted - checkpoint_started),
+                       checkpoint_windows.size(), ms(clock::now() - checkpoint_snapshotted));
+          checkpoint_windows.clear();
+          checkpointed = checkpoint_target;
+          accepted_at_checkpoint = accepted_at_target;
+          probe.on_checkpoint(checkpointed);
+          probe.set_uncheckpointed(accepted.load() - accepted_at_checkpoint);
+        }
+        phase = checkpoint_phase::idle;
+        break;
+      default:
+        break;
+    }
+  }
+
+  // Drives the checkpoint in progress to its end (at stop).
+  void complete_checkpoint() {
+    ask_shards(true);
+    for (;;) {
+      finish_checkpoint();
+      auto p = phase.load();
+      if (p == checkpoint_phase::idle)
+        return;
+      if (p == checkpoint_phase::running || p == checkpoint_phase::writing)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 
@@ -970,9 +1066,11 @@ struct ingest_sequencer::impl {
       std::vector<job> jobs;
       {
         std::unique_lock<std::mutex> lock{mtx};
-        cv.wait_for(lock, std::chrono::milliseconds(100), [&] {
-          return !queue.empty() || stopping || phase == checkpoint_phase::succeeded ||
-                 phase == checkpoint_phase::failed;
+        auto wait = std::chrono::milliseconds(checkpoint_in_progress ? 10 : 100);
+        cv.wait_for(lock, wait, [&] {
+          auto p = phase.load();
+          return !queue.empty() || stopping || p == checkpoint_phase::snapshotted ||
+                 p == checkpoint_phase::written || p == checkpoint_phase::failed;
         });
         if (queue.empty() && stopping)
           break;
@@ -1151,14 +1249,10 @@ void ingest_sequencer::stop() {
   im.thread.join();
   im.wait_for_twins(0);
   // A final checkpoint makes the next start replay nothing.
-  while (im.phase == checkpoint_phase::running)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  im.finish_checkpoint();
+  im.complete_checkpoint();
   if (im.position.load() > im.checkpointed) {
     im.start_checkpoint();
-    while (im.phase == checkpoint_phase::running)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    im.finish_checkpoint();
+    im.complete_checkpoint();
   }
   im.hand_over_purges();
   im.purger.finish();

@@ -176,6 +176,11 @@ struct ingest_settings {
   /// whichever comes first: bounds the log (and the replay after a crash)
   /// under heavy load. Default 5,000,000 (≈ 100 MB of log).
   uint64_t checkpoint_every_readings = 5'000'000;
+  /// A checkpoint asks the shards to snapshot their twins one after another
+  /// over this time, so that its snapshot writes (tens of MB) reach the
+  /// disk beside the ingest log's fsyncs as a trickle instead of a burst
+  /// that delays them. At most a quarter of checkpoint_interval. Default 2 s.
+  std::chrono::milliseconds checkpoint_spread{2'000};
 };
 
 /// The single writer of a node's ingest log. Every ingest request and

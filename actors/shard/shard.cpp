@@ -6,9 +6,11 @@
 #include <caf/all.hpp>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 #include "actors/alerts/alert_hub.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
+#include "storage/twin_table.hpp"
 
 namespace healthtwin::actors {
 
@@ -49,6 +51,7 @@ struct shard_state {
   uint32_t index = 0;
   const twin_context* ctx = nullptr;
   std::shared_ptr<shard_probe> probe;
+  caf::actor_addr self_addr;  // given to patient twins for their snapshots
   std::unordered_map<std::string, twin_slot> devices;
   std::unordered_map<std::string, twin_slot> patients;
 
@@ -57,6 +60,11 @@ struct shard_state {
   size_t round_waiting = 0;
   bool round_ok = true;
   bool snapshot_all_next = false;  // a snapshot failed: ask every twin next time
+  // Snapshots handed over by the twins, written when the round ends or the
+  // batch reaches snapshot_batch_bytes (see answer_snapshot).
+  std::unique_ptr<storage::write_batch> snapshots;
+  size_t snapshot_bytes = 0;
+  static constexpr size_t snapshot_batch_bytes = 4 << 20;
 
   twin_slot& device(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = devices.try_emplace(name);
@@ -75,7 +83,7 @@ struct shard_state {
     if (fresh && ctx->store->patient_erased(name)) {
       i->second.erased = true;
     } else if (fresh) {
-      i->second.actor = spawn_patient_twin(sys, name, ctx);
+      i->second.actor = spawn_patient_twin(sys, name, ctx, self_addr);
       probe->on_activated(false);
       ctx->counters->patients.fetch_add(1, std::memory_order_relaxed);
     }
@@ -114,7 +122,39 @@ struct shard_state {
     ctx->flow->pending.fetch_add(sent - 1, std::memory_order_relaxed);
   }
 
+  // Adds a twin's snapshot to the batch; an erased patient's is dropped
+  // (its twin may have answered after the erasure passed through here).
+  void add_snapshot(bool is_patient, const std::string& name, const std::string& value) {
+    if (is_patient) {
+      auto i = patients.find(name);
+      if (i == patients.end() || i->second.erased)
+        return;
+    }
+    if (!snapshots)
+      snapshots = std::make_unique<storage::write_batch>(*ctx->store);
+    auto kind = is_patient ? models::twin_kind::patient : models::twin_kind::device;
+    snapshots->put(storage::column::twins,
+                   storage::twin_table{*ctx->store, storage::column::twins}.key(kind, name), value);
+    snapshot_bytes += value.size();
+  }
+
+  // Writes the batched snapshots (not fsynced: the checkpoint record that
+  // follows is, and the log rebuilds them).
+  void write_snapshots() {
+    if (!snapshots || snapshots->count() == 0)
+      return;
+    if (auto err = ctx->store->write(*snapshots, false)) {
+      spdlog::error("shard: writing {} twin snapshots failed: {}", snapshots->count(),
+                    storage::describe(err));
+      round_ok = false;
+      snapshot_all_next = true;
+    }
+    snapshots->clear();
+    snapshot_bytes = 0;
+  }
+
   void finish_round() {
+    write_snapshots();
     auto r = std::move(round);
     round = nullptr;
     if (!round_ok)
@@ -140,18 +180,32 @@ struct shard_state {
       finish_round();
   }
 
-  void snapshot_done(bool ok) {
+  void snapshot_done(bool ok, bool is_patient, const std::string& name,
+                     const std::string& value) {
     if (!ok) {
       round_ok = false;
       snapshot_all_next = true;
+    } else if (!value.empty()) {
+      add_snapshot(is_patient, name, value);
+      if (!round || snapshot_bytes >= snapshot_batch_bytes)
+        write_snapshots();
     }
     if (round && --round_waiting == 0)
       finish_round();
   }
 
+  // State that is not in the log: written now, or with the round's batch
+  // (after any earlier snapshot of the same twin) while a round runs.
+  void snapshot_save(bool is_patient, const std::string& name, const std::string& value) {
+    add_snapshot(is_patient, name, value);
+    if (!round)
+      write_snapshots();
+  }
+
   // The erased patient's twin (if active) passes the erasure on to the
   // alert hub after what it was already sent; the hub deletes the records.
   void erase(caf::event_based_actor* self, const std::string& name, erase_completion_ptr done) {
+    write_snapshots();  // before the hub deletes the patient's records
     auto& slot = patients[name];
     if (slot.actor) {
       self->send(slot.actor, erase_atom::value, std::move(done));
@@ -185,12 +239,17 @@ struct shard_state {
 caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
                     const twin_context* ctx, std::shared_ptr<shard_probe> probe) {
   self->state.index = index;
+  self->state.self_addr = self->address();
   self->state.ctx = ctx;
   self->state.probe = std::move(probe);
   return {
       [=](apply_atom, const shard_work& w) { self->state.apply(self, w); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
-      [=](snapshot_done_atom, bool ok) { self->state.snapshot_done(ok); },
+      [=](snapshot_done_atom, bool ok, bool is_patient, const std::string& name,
+          const std::string& value) { self->state.snapshot_done(ok, is_patient, name, value); },
+      [=](snapshot_save_atom, bool is_patient, const std::string& name, const std::string& value) {
+        self->state.snapshot_save(is_patient, name, value);
+      },
       [=](device_view_atom, const std::string& name) -> caf::result<caf::message> {
         return self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
       },

@@ -57,7 +57,7 @@ struct device_state {
     unassigned_alert = s.unassigned_alert();
   }
 
-  bool save(const std::string& twin_name, const twin_context* ctx) {
+  std::string encode() const {
     internal::DeviceSnapshot s;
     s.set_applied_lsn(applied_position);
     s.mutable_window()->set_highest(last_sequence);
@@ -68,13 +68,7 @@ struct device_state {
     s.set_battery_time_ms(battery_time_ms);
     s.set_readings_accepted(readings_accepted);
     s.set_unassigned_alert(unassigned_alert);
-    storage::twin_table snapshots{*ctx->store, storage::column::twins};
-    if (auto err = snapshots.put_now(twin_kind::device, twin_name, s.SerializeAsString())) {
-      spdlog::error("device twin: writing snapshot failed: {}", storage::describe(err));
-      return false;
-    }
-    dirty = false;
-    return true;
+    return s.SerializeAsString();
   }
 
   // Applying is idempotent: a batch at or below applied_position was
@@ -141,9 +135,9 @@ caf::behavior device_twin(caf::stateful_actor<device_state>* self, const std::st
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
       [=](snapshot_atom, const std::string& twin_name, twin_context_ref c) {
-        bool ok = !self->state.dirty || self->state.save(twin_name, c.ctx);
-        self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
-                   ok);
+        auto& st = self->state;
+        answer_snapshot(self, c.ctx, twin_kind::device, twin_name, st.dirty,
+                        [&] { return st.encode(); });
       },
       [=](view_atom) { return self->state.view(); },
   };

@@ -65,6 +65,7 @@ struct patient_state {
   static constexpr const char* name = "patient_twin";
 
   const twin_context* ctx = nullptr;
+  caf::actor_addr shard;  // writes the snapshots
   std::string twin_name;
   std::string ward;
   std::string bed;
@@ -150,7 +151,12 @@ struct patient_state {
     }
   }
 
-  bool save() {
+  // State that is not in the log goes to the shard to be written now.
+  void save(caf::event_based_actor* self) {
+    save_snapshot(self, shard, ctx, twin_kind::patient, twin_name, dirty, [&] { return encode(); });
+  }
+
+  std::string encode() const {
     internal::PatientSnapshot s;
     s.set_applied_lsn(applied_position);
     s.set_readings_applied(readings_applied);
@@ -177,13 +183,7 @@ struct patient_state {
         c->set_count(slot.open.count());
       }
     }
-    storage::twin_table snapshots{*ctx->store, storage::column::twins};
-    if (auto err = snapshots.put_now(twin_kind::patient, twin_name, s.SerializeAsString())) {
-      spdlog::error("patient twin: writing snapshot failed: {}", storage::describe(err));
-      return false;
-    }
-    dirty = false;
-    return true;
+    return s.SerializeAsString();
   }
 
   void append_series(metric m, int64_t time_ms, double value) {
@@ -353,13 +353,13 @@ struct patient_state {
     // Offline alerts are not in the log: keep their ids in a snapshot now
     // so that a restart can still resolve them.
     if (!findings.empty())
-      save();
+      save(self);
   }
 
   // A clinician resolves an alert by hand: forget its condition (it is
   // raised again after its onset delay if still present) and keep that in
   // a snapshot now, since it is not in the log.
-  void reset_condition(std::string_view alert_name) {
+  void reset_condition(caf::event_based_actor* self, std::string_view alert_name) {
     auto id = models::parse_alert_name(alert_name);
     if (!id)
       return;
@@ -372,7 +372,7 @@ struct patient_state {
     else
       model.reset(i->kind, i->subject, i->index, models::priority::none);
     alerts.erase(i);
-    save();
+    save(self);
   }
 
   patient_view view() const {
@@ -408,9 +408,10 @@ struct patient_state {
 };
 
 caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string name,
-                           const twin_context* ctx) {
+                           const twin_context* ctx, caf::actor_addr shard) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.shard = std::move(shard);
   st.twin_name = std::move(name);
   st.model = models::patient_model{ctx->settings.news2};
   st.active_since_ms = st.now();
@@ -425,9 +426,9 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
         self->delayed_send(self, tick_every, tick_atom::value);
       },
       [=](snapshot_atom, const std::string&, twin_context_ref) {
-        bool ok = !self->state.dirty || self->state.save();
-        self->send(caf::actor_cast<caf::actor>(self->current_sender()), snapshot_done_atom::value,
-                   ok);
+        auto& st = self->state;
+        answer_snapshot(self, st.ctx, twin_kind::patient, st.twin_name, st.dirty,
+                        [&] { return st.encode(); });
       },
       [=](view_atom) { return self->state.view(); },
       [=](series_atom, uint8_t m) { return self->state.cursor(static_cast<metric>(m)); },
@@ -440,7 +441,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
       },
       [=](resolve_atom, const std::string& alert, const std::string& who,
           const std::string& note) -> caf::result<caf::message> {
-        self->state.reset_condition(alert);
+        self->state.reset_condition(self, alert);
         return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value, alert, who,
                               note);
       },
@@ -449,8 +450,9 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
 
 }  // namespace
 
-caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx) {
-  return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx);
+caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
+                              caf::actor_addr shard) {
+  return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard));
 }
 
 }  // namespace healthtwin::actors

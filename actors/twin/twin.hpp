@@ -16,6 +16,7 @@
 
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
+#include "actors/models/twin_name.hpp"
 #include "actors/models/patient_model.hpp"
 #include "storage/series_codec.hpp"
 
@@ -165,8 +166,11 @@ struct twin_context {
 
 // ---- messages ------------------------------------------------------------------
 using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
-using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;    ///< (snapshot, name, twin_context_ref) -> (snap_done, bool)
+/// (snapshot, name, twin_context_ref) -> (snap_done, ok, is_patient, name,
+/// stored value): see answer_snapshot.
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
+using snapshot_save_atom = caf::atom_constant<caf::atom("snap_save")>;  ///< (snap_save, is_patient, name, value)
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
 using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
@@ -187,8 +191,29 @@ caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twi
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->
 /// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert
-/// changes to ctx->alert_hub; checks its devices every device_tick_ms.
-caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
+/// changes to ctx->alert_hub; checks its devices every device_tick_ms;
+/// sends snapshots of state that is not in the log to `shard`.
+caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
+                              caf::actor_addr shard);
+
+/// Snapshots are written by the twin's shard, in a few large batches per
+/// checkpoint: one RocksDB write per twin queued behind the ingest log's
+/// fsyncs and stalled the actor threads (and so the acks) at every
+/// checkpoint. A twin hands its snapshot over, sealed as the twins table
+/// stores it, and clears `dirty`; a failed write makes the shard ask every
+/// twin again next time. Since one shard writes them in the order they came,
+/// a later snapshot is never overwritten by an earlier one.
+///
+/// answer_snapshot answers a checkpoint's request with (snap_done, ok,
+/// is_patient, name, value), the value empty when nothing changed since the
+/// last snapshot; save_snapshot sends state that is not in the log
+/// (snap_save, is_patient, name, value) for the shard to write at once.
+void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
+                     models::twin_kind kind, const std::string& name, bool& dirty,
+                     const std::function<std::string()>& encode);
+void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
+                   const twin_context* ctx, models::twin_kind kind, const std::string& name,
+                   bool& dirty, const std::function<std::string()>& encode);
 
 }  // namespace healthtwin::actors
 

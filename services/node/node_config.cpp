@@ -53,6 +53,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.allow_config_extras(false);
 
   int64_t checkpoint_ms = cfg.checkpoint_interval.count();
+  int64_t checkpoint_spread_ms = cfg.checkpoint_spread.count();
   int64_t heartbeat_ms = cfg.heartbeat_timeout.count();
   int64_t skew_ms = cfg.max_clock_skew.count();
   int64_t escalate_ms = cfg.alert_escalate_after.count();
@@ -91,6 +92,12 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "also checkpoint once this many readings were logged since the last "
                  "checkpoint (bounds the log and the replay after a crash)")
       ->check(CLI::Range(uint64_t{1'000}, uint64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--checkpoint-spread-ms", checkpoint_spread_ms,
+                 "a checkpoint asks the shards to snapshot their twins one after another "
+                 "over this time (at most a quarter of the interval), so its writes do not "
+                 "delay the ingest log's fsyncs; 0: all at once")
+      ->check(CLI::Range(int64_t{0}, int64_t{60'000}))
       ->capture_default_str();
   app.add_option("--heartbeat-timeout-ms", heartbeat_ms,
                  "a device is offline after this long without a reading")
@@ -224,6 +231,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   if (cfg.auth_audience.empty())
     return refuse("--auth-audience: must not be empty");
   cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
+  cfg.checkpoint_spread = std::chrono::milliseconds(checkpoint_spread_ms);
   cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);
   cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);
   cfg.alert_escalate_after = std::chrono::milliseconds(escalate_ms);

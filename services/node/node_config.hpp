@@ -25,6 +25,7 @@ struct node_config {
   unsigned scheduler_threads = 2;                ///< CAF worker threads
   std::chrono::milliseconds checkpoint_interval{30'000};
   uint64_t checkpoint_every_readings = 5'000'000;  ///< ...or after this many readings
+  std::chrono::milliseconds checkpoint_spread{2'000};  ///< shards snapshot over this time
   std::chrono::milliseconds heartbeat_timeout{60'000};
   std::chrono::milliseconds max_clock_skew{5 * 60'000};
   /// Unacknowledged HIGH alerts are re-notified (escalated) after this long.

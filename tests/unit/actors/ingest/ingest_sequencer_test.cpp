@@ -299,6 +299,33 @@ TEST_F(ingest_sequencer_test, a_checkpoint_also_follows_a_number_of_readings) {
   EXPECT_EQ(*log.checkpoint(), seq_->last_position());
 }
 
+// A checkpoint asks the shards one after another over checkpoint_spread
+// (capped at a quarter of the interval), so its snapshot writes trickle.
+TEST_F(ingest_sequencer_test, a_checkpoint_spreads_over_its_spread_time) {
+  storage::ingest_log log{db()};
+  auto time_first_checkpoint = [&](std::chrono::milliseconds spread,
+                                   std::chrono::milliseconds interval) {
+    stop();
+    settings_.checkpoint_spread = spread;
+    settings_.checkpoint_interval = interval;
+    start();
+    auto t0 = std::chrono::steady_clock::now();
+    ingest(monitor_a, {r(seq_->last_position() + 1, 1000, metric::heart_rate, 70)});
+    for (int i = 0; i < 500 && *log.checkpoint() < seq_->last_position(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(*log.checkpoint(), seq_->last_position());
+    return std::chrono::steady_clock::now() - t0;
+  };
+  // The first commit after a start is checkpointed at once; the last
+  // shard is asked only when the spread has passed.
+  EXPECT_GE(time_first_checkpoint(std::chrono::milliseconds(600), std::chrono::hours(1)),
+            std::chrono::milliseconds(600));
+  // Capped: a quarter of a 400 ms interval.
+  EXPECT_LT(time_first_checkpoint(std::chrono::milliseconds(60'000), std::chrono::milliseconds(400)),
+            std::chrono::milliseconds(2'000));
+  settings_ = actors::ingest_settings{};
+}
+
 // SpO2 88 % crosses the medium threshold limit (<= 90) and scores 3 on NEWS2
 // scale 1, so the NEWS2 low-medium band raises a low-priority alert too.
 TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {

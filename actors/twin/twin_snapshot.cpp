@@ -1,0 +1,56 @@
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/twin/twin.hpp"
+#include "storage/errc.hpp"
+#include "storage/twin_table.hpp"
+
+namespace healthtwin::actors {
+
+namespace {
+
+// Calls send(ok, value) with the snapshot as the twins table stores it.
+template <class Send>
+void hand_over(const twin_context* ctx, models::twin_kind kind, const std::string& name,
+               bool& dirty, const std::function<std::string()>& encode, Send send) {
+  storage::twin_table snapshots{*ctx->store, storage::column::twins};
+  auto value = snapshots.stored_value(kind, name, encode());
+  if (!value) {
+    spdlog::error("{} twin: sealing snapshot failed: {}",
+                  kind == models::twin_kind::patient ? "patient" : "device",
+                  storage::describe(value.error()));
+    send(false, std::string{});
+    return;
+  }
+  dirty = false;
+  send(true, std::move(*value));
+}
+
+}  // namespace
+
+void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
+                     models::twin_kind kind, const std::string& name, bool& dirty,
+                     const std::function<std::string()>& encode) {
+  auto shard = caf::actor_cast<caf::actor>(self->current_sender());
+  bool patient = kind == models::twin_kind::patient;
+  auto send = [&](bool ok, std::string value) {
+    self->send(shard, snapshot_done_atom::value, ok, patient, name, std::move(value));
+  };
+  if (!dirty)
+    send(true, {});
+  else
+    hand_over(ctx, kind, name, dirty, encode, send);
+}
+
+void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
+                   const twin_context* ctx, models::twin_kind kind, const std::string& name,
+                   bool& dirty, const std::function<std::string()>& encode) {
+  auto to = caf::actor_cast<caf::actor>(shard);
+  bool patient = kind == models::twin_kind::patient;
+  hand_over(ctx, kind, name, dirty, encode, [&](bool ok, std::string value) {
+    if (ok && to)
+      self->send(to, snapshot_save_atom::value, patient, name, std::move(value));
+  });
+}
+
+}  // namespace healthtwin::actors

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -304,6 +305,28 @@ struct hub_state {
                     storage::describe(err));
     }
     probe->set_active(counts());
+    if (settings.index)
+      settings.index->remove(owner);
+  }
+
+  // The open alerts of the patients in `owners`, into the twin index.
+  template <class Owners>
+  void summarise(const Owners& owners) {
+    if (!settings.index)
+      return;
+    for (auto& owner : owners) {
+      auto name = models::parse_twin_name(owner);
+      if (!name || name->kind != models::twin_kind::patient)
+        continue;  // an unassigned device's alerts
+      auto highest = models::priority::none;
+      uint32_t n = 0;
+      for (auto& [_, a] : open)
+        if (owner_of(a) == owner) {
+          highest = std::max(highest, a.level);
+          ++n;
+        }
+      settings.index->set_alerts(std::string{owner}, highest, n);
+    }
   }
 
   alert_counts counts() const {
@@ -348,6 +371,10 @@ struct hub_state {
       spdlog::error("alert hub: syncing alert events failed: {}", storage::describe(err));
     }
     probe->set_active(counts());
+    std::set<std::string_view> owners;
+    for (auto& e : unsynced)
+      owners.insert(owner_of(e.alert));
+    summarise(owners);
     auto before = sinks.size();
     sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
                                [](const alert_sink_ptr& s) { return s->closed(); }),
@@ -598,6 +625,10 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   if (settings.escalation_check_ms > 0)
     self->delayed_send(self, check_every, alert_escalate_atom::value);
   st.probe->set_active(st.counts());
+  std::set<std::string_view> owners;
+  for (auto& [_, a] : st.open)
+    owners.insert(owner_of(a));
+  st.summarise(owners);
   // After a change, a flush message goes to the back of the mailbox: every
   // change already queued is handled before the group is synced.
   auto schedule_flush = [=] {

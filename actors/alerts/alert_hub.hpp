@@ -16,6 +16,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/index/twin_index.hpp"
 #include "actors/models/alert_policy.hpp"
 #include "actors/models/metric.hpp"
 
@@ -149,6 +150,9 @@ struct alert_hub_settings {
   int64_t escalation_check_ms = 1000;
   /// Node clock (ms since the epoch); tests inject their own.
   std::function<int64_t()> clock;
+  /// Where each patient's open alerts are summarised for twin queries
+  /// (none: not summarised).
+  twin_index* index = nullptr;
 };
 
 // ---- messages the hub handles ----------------------------------------------

@@ -659,6 +659,7 @@ struct ingest_sequencer::impl {
     if (auto err = store.add_patient_key(t.batch, c.patient.name))
       return failed(err);
     put(t, c.patient);
+    t.notify.push_back(c.patient.name);  // into the twin index
     registry_result out;
     out.patient = std::move(c.patient);
     return out;

@@ -66,6 +66,8 @@ struct patient_state {
 
   const twin_context* ctx = nullptr;
   caf::actor_addr shard;  // writes the snapshots
+  models::news2_result summary;  // last NEWS2 given to ctx->index
+  bool summarised = false;
   std::string twin_name;
   std::string ward;
   std::string bed;
@@ -97,6 +99,8 @@ struct patient_state {
     ward = (*rec)->ward;
     bed = (*rec)->bed;
     devices = (*rec)->devices;
+    if (ctx->index)
+      ctx->index->set_registry(twin_name, ward, bed);
     health.set_devices(devices, now());
     if (!settings_logged && settings.spo2_scale2 != (*rec)->spo2_scale2) {
       settings.spo2_scale2 = (*rec)->spo2_scale2;
@@ -319,8 +323,22 @@ struct patient_state {
       }
       applied_position = batch.position;
       dirty = true;
+      summarise();
     }
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // NEWS2 into the twin index when it changed (twin queries filter on it).
+  void summarise() {
+    auto& n = model.news2();
+    if (!ctx->index || (summarised && n.total == summary.total &&
+                        n.complete == summary.complete && n.band == summary.band))
+      return;
+    summarised = true;
+    summary.total = n.total;
+    summary.complete = n.complete;
+    summary.band = n.band;
+    ctx->index->set_news2(twin_name, n.total, n.complete, n.band);
   }
 
   // A clinician's settings (from this log position on) and observations
@@ -417,6 +435,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   st.active_since_ms = st.now();
   st.load_snapshot();
   st.load_registry();
+  st.summarise();
   auto tick_every = std::chrono::milliseconds{ctx->settings.device_tick_ms};
   self->delayed_send(self, tick_every, tick_atom::value);
   return {

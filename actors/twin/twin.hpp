@@ -14,6 +14,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/index/twin_index.hpp"
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
 #include "actors/models/twin_name.hpp"
@@ -162,6 +163,8 @@ struct twin_context {
   twin_settings settings;
   /// Node clock (ms since the epoch) for device health; tests inject one.
   std::function<int64_t()> clock;
+  /// Patient summaries for twin queries (none: not kept).
+  twin_index* index = nullptr;
 };
 
 // ---- messages ------------------------------------------------------------------

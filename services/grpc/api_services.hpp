@@ -24,6 +24,7 @@ class token_verifier;
 }
 
 namespace healthtwin::actors {
+class twin_index;
 class ingest_sequencer;
 struct twin_counters;
 }  // namespace healthtwin::actors
@@ -70,6 +71,8 @@ struct api_context {
   const std::vector<caf::actor>* shards = nullptr;
   caf::actor alert_hub;
   actors::twin_counters* counters = nullptr;
+  /// Patient summaries that twin queries filter and order.
+  actors::twin_index* index = nullptr;
   /// False until recovery finished; calls get UNAVAILABLE meanwhile.
   const std::atomic<bool>* ready = nullptr;
   /// The node's audit log (opened): every call is recorded in it.

@@ -152,8 +152,10 @@ int run(const node::node_config& cfg) {
     caf::actor_system sys{actor_config(caf_cfg, cfg.scheduler_threads)};
     actors::ingest_flow flow;
     actors::twin_counters counters;
+    actors::twin_index index;  // patient summaries for twin queries
     actors::twin_context ctx;
     ctx.store = store.get();
+    ctx.index = &index;
     ctx.flow = &flow;
     ctx.counters = &counters;
     ctx.settings.device_tick_ms = cfg.device_check_interval.count();
@@ -169,6 +171,7 @@ int run(const node::node_config& cfg) {
     storage::retention_sweeper sweeper{*store, retention, cfg.retention_interval};
     actors::alert_hub_settings hub_settings;
     hub_settings.escalate_after_ms = cfg.alert_escalate_after.count();
+    hub_settings.index = &index;
     ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);
     auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
     actors::ingest_settings ingest_settings;
@@ -212,6 +215,7 @@ int run(const node::node_config& cfg) {
     api_ctx.shards = &shards;
     api_ctx.alert_hub = ctx.alert_hub;
     api_ctx.counters = &counters;
+    api_ctx.index = &index;
     api_ctx.ready = &ready;
     api_ctx.audit = &audit;
     api_ctx.tokens = tokens.get();

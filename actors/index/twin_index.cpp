@@ -1,0 +1,77 @@
+#include "actors/index/twin_index.hpp"
+
+#include "actors/models/twin_name.hpp"
+
+namespace healthtwin::actors {
+
+template <class F>
+void twin_index::update(const std::string& name, F f) {
+  auto tenant = models::tenant_of(name);
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto t = by_tenant_.find(std::string{tenant});
+  if (t == by_tenant_.end())
+    return;
+  auto p = t->second.find(name);
+  if (p != t->second.end())
+    f(p->second);
+}
+
+void twin_index::set_registry(const std::string& name, std::string ward, std::string bed) {
+  auto tenant = models::tenant_of(name);
+  if (tenant.empty())
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& s = by_tenant_[std::string{tenant}][name];
+  s.ward = std::move(ward);
+  s.bed = std::move(bed);
+}
+
+void twin_index::seed(const std::string& name, std::string ward, std::string bed) {
+  auto tenant = models::tenant_of(name);
+  if (tenant.empty())
+    return;
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& patients = by_tenant_[std::string{tenant}];
+  if (patients.find(name) == patients.end())
+    patients[name] = patient_summary{std::move(ward), std::move(bed)};
+}
+
+void twin_index::set_news2(const std::string& name, uint8_t total, bool complete,
+                           models::news2_band band) {
+  update(name, [&](patient_summary& s) {
+    s.news2_known = true;
+    s.news2 = total;
+    s.news2_complete = complete;
+    s.news2_band = band;
+  });
+}
+
+void twin_index::set_alerts(const std::string& name, models::priority highest, uint32_t open) {
+  update(name, [&](patient_summary& s) {
+    s.alert_priority = highest;
+    s.open_alerts = open;
+  });
+}
+
+void twin_index::remove(const std::string& name) {
+  auto tenant = models::tenant_of(name);
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = by_tenant_.find(std::string{tenant});
+  if (i != by_tenant_.end())
+    i->second.erase(name);
+}
+
+std::vector<std::pair<std::string, patient_summary>> twin_index::tenant(
+    std::string_view tenant) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = by_tenant_.find(std::string{tenant});
+  if (i == by_tenant_.end())
+    return {};
+  return {i->second.begin(), i->second.end()};
+}
+
+void twin_index::seed_once(const std::function<void()>& seed_all) {
+  std::call_once(seeded_, seed_all);
+}
+
+}  // namespace healthtwin::actors

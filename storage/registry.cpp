@@ -1,21 +1,18 @@
 #include "storage/registry.hpp"
 
 #include "healthtwin/internal/records.pb.h"
+#include "storage/key_codec.hpp"
 #include "storage/twin_table.hpp"
 
 namespace healthtwin::storage {
 
 using models::twin_kind;
 
-caf::expected<std::optional<patient_record>> registry::get_patient(std::string_view name) {
-  twin_table t{store_, column::registry};
-  auto bytes = t.get(twin_kind::patient, name);
-  if (!bytes)
-    return bytes.error();
-  if (!*bytes)
-    return std::optional<patient_record>{};
+namespace {
+
+caf::expected<patient_record> parse_patient(std::string_view bytes) {
   internal::PatientRecord r;
-  if (!r.ParseFromString(**bytes))
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return caf::make_error(errc::invalid_record, std::string{"patient record does not parse"});
   patient_record p;
   p.name = r.name();
@@ -26,7 +23,41 @@ caf::expected<std::optional<patient_record>> registry::get_patient(std::string_v
   p.create_time_ms = r.create_time_ms();
   p.home_region = r.home_region();
   p.version = r.version();
-  return std::optional<patient_record>{std::move(p)};
+  return p;
+}
+
+}  // namespace
+
+caf::expected<std::optional<patient_record>> registry::get_patient(std::string_view name) {
+  twin_table t{store_, column::registry};
+  auto bytes = t.get(twin_kind::patient, name);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<patient_record>{};
+  auto p = parse_patient(**bytes);
+  if (!p)
+    return p.error();
+  return std::optional<patient_record>{std::move(*p)};
+}
+
+caf::error registry::for_each_patient(const std::function<void(const patient_record&)>& fn) {
+  for (uint32_t shard = 0; shard < store_.shards(); ++shard) {
+    auto begin = key_codec::twin_key(shard, twin_kind::patient, "");
+    auto end = begin;
+    end.back() = static_cast<char>(end.back() + 1);
+    caf::error bad;
+    auto err = store_.scan(column::registry, begin, end, [&](std::string_view, std::string_view v) {
+      auto p = parse_patient(v);
+      if (!p)
+        return bad = p.error(), false;
+      fn(*p);
+      return true;
+    });
+    if (err || bad)
+      return err ? err : bad;
+  }
+  return caf::none;
 }
 
 caf::expected<std::optional<device_record>> registry::get_device(std::string_view name) {

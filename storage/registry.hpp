@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ public:
 
   caf::expected<std::optional<patient_record>> get_patient(std::string_view name);
   caf::expected<std::optional<device_record>> get_device(std::string_view name);
+
+  /// Visits every patient record, shard by shard (the twin index's seed).
+  caf::error for_each_patient(const std::function<void(const patient_record&)>& fn);
 
   void put(write_batch& batch, const patient_record& p);
   void put(write_batch& batch, const device_record& d);

@@ -328,10 +328,11 @@ struct patient_state {
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // NEWS2 into the twin index when it changed (twin queries filter on it).
+  // NEWS2 into the twin index when it changed (twin queries filter on it);
+  // not before the first scored input.
   void summarise() {
     auto& n = model.news2();
-    if (!ctx->index || (summarised && n.total == summary.total &&
+    if (!ctx->index || n.time_ms == 0 || (summarised && n.total == summary.total &&
                         n.complete == summary.complete && n.band == summary.band))
       return;
     summarised = true;

@@ -27,12 +27,8 @@ public:
         return st;
       if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
         return st;
-      // A stream may last for hours: its opening is on record at once (the
-      // frame records how it ended).
-      auto opened = env_.audit_entry_for(call, rc, Status::OK);
-      opened.outcome = "OPENED";
-      if (auto err = env_.ctx.audit->append(opened))
-        return Status(grpc::StatusCode::INTERNAL, "the stream's audit entry could not be written");
+      if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+        return st;
       auto sink = std::make_shared<actors::alert_sink>(filter);
       auto last = env_.ask<uint64_t>(env_.ctx.alert_hub, env_.settings.call_timeout,
                                      actors::alert_sub_atom::value, sink);

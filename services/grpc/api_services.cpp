@@ -73,6 +73,17 @@ grpc::Status service_env::audited(const grpc::ServerContextBase* call, const rpc
   return audit_outcome(outcome, ctx.audit->append(audit_entry_for(call, rc, outcome)));
 }
 
+grpc::Status service_env::audit_stream_opened(const grpc::ServerContextBase* call,
+                                              const rpc_call& rc) {
+  auto opened = audit_entry_for(call, rc, grpc::Status::OK);
+  opened.outcome = "OPENED";
+  if (auto err = ctx.audit->append(opened)) {
+    spdlog::error("audit: recording a stream's opening failed: {}", storage::describe(err));
+    return grpc::Status(grpc::StatusCode::INTERNAL, "the stream's audit entry could not be written");
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error) {
   if (!audit_error)
     return outcome;

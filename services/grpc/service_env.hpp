@@ -79,6 +79,10 @@ struct service_env {
   storage::audit_entry audit_entry_for(const grpc::ServerContextBase* call, const rpc_call& rc,
                                        const grpc::Status& outcome) const;
 
+  /// Puts a stream's opening on record before anything is sent (a stream
+  /// may last for hours; the frame records how it ended).
+  grpc::Status audit_stream_opened(const grpc::ServerContextBase* call, const rpc_call& rc);
+
   /// Records the call and returns what the caller gets (audit_outcome).
   grpc::Status audited(const grpc::ServerContextBase* call, const rpc_call& rc, grpc::Status outcome);
 

@@ -1,12 +1,21 @@
 #include <algorithm>
 #include <charconv>
+#include <thread>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/index/twin_query.hpp"
+#include "actors/models/twin_name.hpp"
 #include "actors/shard/shard.hpp"
 #include "healthtwin/v1/twin.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "storage/registry.hpp"
 #include "storage/series_table.hpp"
 
 namespace healthtwin::services {
@@ -19,6 +28,43 @@ using grpc::Status;
 
 constexpr int32_t default_history_page = 10'000;
 constexpr int32_t max_history_page = 100'000;
+constexpr int32_t default_twin_page = 50;
+constexpr int32_t max_twin_page = 500;
+constexpr int max_mask_paths = 64;
+
+using google::protobuf::FieldMask;
+using google::protobuf::util::FieldMaskUtil;
+
+// Every path of a read mask must name a field of PatientTwin.
+std::optional<field_violation> check_read_mask(const FieldMask& mask) {
+  if (mask.paths_size() > max_mask_paths)
+    return field_violation{"read_mask", "has more than 64 paths"};
+  for (auto& path : mask.paths())
+    if (!FieldMaskUtil::GetFieldDescriptors(v1::PatientTwin::descriptor(), path, nullptr))
+      return field_violation{"read_mask", "'" + path + "' is not a field of PatientTwin"};
+  return std::nullopt;
+}
+
+void apply_read_mask(const FieldMask& mask, v1::PatientTwin* twin) {
+  if (mask.paths_size() > 0)
+    FieldMaskUtil::TrimMessage(mask, twin);
+}
+
+// A list page token: the offset into the ordered matches and a fingerprint
+// of the query, so a token is not taken with another filter or order.
+std::string page_token(size_t offset, uint64_t query) {
+  return fmt::format("{}.{:016x}", offset, query);
+}
+
+std::optional<size_t> parse_page_token(const std::string& token, uint64_t query) {
+  auto dot = token.find('.');
+  size_t offset = 0;
+  auto [p, ec] = std::from_chars(token.data(), token.data() + dot, offset);
+  if (dot == std::string::npos || ec != std::errc{} || p != token.data() + dot ||
+      token.substr(dot + 1) != fmt::format("{:016x}", query))
+    return std::nullopt;
+  return offset;
+}
 
 class twin_service final : public v1::TwinService::Service {
 public:
@@ -27,18 +73,112 @@ public:
   Status GetPatientTwin(ServerContext* call, const v1::GetPatientTwinRequest* req,
                         v1::PatientTwin* resp) override {
     return env_.serve(call, "TwinService/GetPatientTwin", [&](rpc_call& rc) -> Status {
+      if (auto bad = check_read_mask(req->read_mask()))
+        return invalid_argument(bad->field, bad->description);
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
-      auto view = env_.ask<actors::patient_view>(env_.shard_for(req->name()), env_.timeout(call),
-                                                 actors::patient_view_atom::value, req->name());
-      if (!view)
-        return to_status(view.error());
-      auto alerts = env_.ask<std::vector<actors::alert_record>>(
-          env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, req->name());
-      if (!alerts)
-        return to_status(alerts.error());
-      to_api(*view, *alerts, resp);
+      if (auto st = read_patient_twin(call, req->name(), resp); !st.ok())
+        return st;
+      apply_read_mask(req->read_mask(), resp);
       return Status::OK;
+    });
+  }
+
+  Status ListPatientTwins(ServerContext* call, const v1::ListPatientTwinsRequest* req,
+                          v1::ListPatientTwinsResponse* resp) override {
+    return env_.serve(call, "TwinService/ListPatientTwins", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto tenant = models::parse_tenant_name(req->parent());
+      if (!tenant)
+        bad.push_back({"parent", "must be tenants/{tenant}"});
+      std::string error;
+      auto filter = actors::twin_filter::parse(req->filter(), error);
+      if (!filter)
+        bad.push_back({"filter", error});
+      auto order = actors::twin_order::parse(req->order_by(), error);
+      if (!order)
+        bad.push_back({"order_by", error});
+      if (req->page_size() < 0 || req->page_size() > max_twin_page)
+        bad.push_back({"page_size", "must be between 0 and 500"});
+      if (auto m = check_read_mask(req->read_mask()))
+        bad.push_back(*m);
+      auto query = models::twin_hash(req->filter() + '\n' + req->order_by());
+      size_t offset = 0;
+      if (!req->page_token().empty()) {
+        auto o = parse_page_token(req->page_token(), query);
+        if (!o)
+          bad.push_back({"page_token", "is not a token this service issued for this filter and order_by"});
+        else
+          offset = *o;
+      }
+      if (!bad.empty())
+        return invalid_argument(bad);
+      if (auto st = rc.allow({std::string{*tenant}, {}}); !st.ok())
+        return st;
+      seed_index();
+      auto patients = env_.ctx.index->tenant(*tenant);
+      patients.erase(std::remove_if(patients.begin(), patients.end(),
+                                    [&](auto& p) { return !filter->matches(p.first, p.second); }),
+                     patients.end());
+      std::sort(patients.begin(), patients.end(),
+                [&](auto& a, auto& b) { return order->before(a, b); });
+      resp->set_total_size(static_cast<int32_t>(patients.size()));
+      size_t page = req->page_size() == 0 ? default_twin_page : static_cast<size_t>(req->page_size());
+      auto first = std::min(offset, patients.size());
+      auto end = std::min(patients.size(), first + page);
+      for (auto i = first; i < end; ++i) {
+        v1::PatientTwin twin;
+        auto st = read_patient_twin(call, patients[i].first, &twin);
+        if (st.error_code() == grpc::StatusCode::NOT_FOUND)
+          continue;  // erased since the summaries were read
+        if (!st.ok())
+          return st;
+        apply_read_mask(req->read_mask(), &twin);
+        *resp->add_patient_twins() = std::move(twin);
+      }
+      if (end < patients.size())
+        resp->set_next_page_token(page_token(end, query));
+      return Status::OK;
+    });
+  }
+
+  Status WatchPatientTwin(ServerContext* call, const v1::WatchPatientTwinRequest* req,
+                          grpc::ServerWriter<v1::PatientTwin>* writer) override {
+    return env_.serve(call, "TwinService/WatchPatientTwin", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      if (auto m = check_read_mask(req->read_mask()))
+        bad.push_back(*m);
+      auto interval = std::chrono::milliseconds(req->has_min_interval() ? to_ms(req->min_interval()) : 1000);
+      if (interval.count() < 100 || interval.count() > 60'000)
+        bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
+        return st;
+      if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+        return st;
+      // The twin is read every interval and sent when what the mask keeps
+      // of it changed.
+      std::optional<v1::PatientTwin> last;
+      for (;;) {
+        v1::PatientTwin twin;
+        if (auto st = read_patient_twin(call, req->name(), &twin); !st.ok())
+          return st;
+        apply_read_mask(req->read_mask(), &twin);
+        if (!last || !google::protobuf::util::MessageDifferencer::Equals(*last, twin)) {
+          if (!writer->Write(twin))
+            return Status::OK;  // the caller went away
+          last = std::move(twin);
+        }
+        auto next = std::chrono::system_clock::now() + interval;
+        while (std::chrono::system_clock::now() < next) {
+          if (call->IsCancelled() || env_.stopping)
+            return Status(grpc::StatusCode::CANCELLED, "the watch ended");
+          if (call->deadline() <= std::chrono::system_clock::now())
+            return Status::OK;  // watched until the caller's deadline
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
     });
   }
 
@@ -135,6 +275,35 @@ public:
   }
 
 private:
+  // The twin of one patient (access already checked): its view and its
+  // open alerts.
+  Status read_patient_twin(ServerContext* call, const std::string& name, v1::PatientTwin* out) {
+    auto view = env_.ask<actors::patient_view>(env_.shard_for(name), env_.timeout(call),
+                                               actors::patient_view_atom::value, name);
+    if (!view)
+      return to_status(view.error());
+    auto alerts = env_.ask<std::vector<actors::alert_record>>(
+        env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, name);
+    if (!alerts)
+      return to_status(alerts.error());
+    to_api(*view, *alerts, out);
+    return Status::OK;
+  }
+
+  // Before the first query of this node run, every registered patient goes
+  // into the twin index (later ones are added as they are created).
+  void seed_index() {
+    env_.ctx.index->seed_once([&] {
+      auto& store = *env_.ctx.store;
+      auto err = storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
+        if (!store.patient_erased(p.name))
+          env_.ctx.index->seed(p.name, p.ward, p.bed);
+      });
+      if (err)
+        spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));
+    });
+  }
+
   service_env& env_;
 };
 

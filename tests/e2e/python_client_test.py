@@ -140,6 +140,26 @@ class HospitalBackend(unittest.TestCase):
         self.assertEqual(event.alert.metric, common_pb2.METRIC_SPO2)
         stream.cancel()
 
+        # Query the tenant's twins the way a ward dashboard would, and watch
+        # the patient's twin.
+        from google.protobuf import field_mask_pb2
+        twins = twin_pb2_grpc.TwinServiceStub(ch)
+        found = twins.ListPatientTwins(twin_pb2.ListPatientTwinsRequest(
+            parent="tenants/st-mary", filter='ward = "ICU-3" AND alerts.priority = HIGH',
+            order_by="news2 desc", page_size=10,
+            read_mask=field_mask_pb2.FieldMask(paths=["name", "active_alerts"])), timeout=10)
+        self.assertEqual([t.name for t in found.patient_twins], [patient])
+        self.assertEqual(found.total_size, 1)
+        self.assertEqual(found.patient_twins[0].ward, "")  # not in the mask
+        self.assertIn(event.alert.name, [a.name for a in found.patient_twins[0].active_alerts])
+        watch = twins.WatchPatientTwin(twin_pb2.WatchPatientTwinRequest(
+            name=patient, read_mask=field_mask_pb2.FieldMask(paths=["name", "readings_applied"])),
+            timeout=10)
+        first = next(iter(watch))
+        self.assertEqual(first.name, patient)
+        self.assertEqual(first.readings_applied, 3)
+        watch.cancel()
+
         acked = alerts.AcknowledgeAlert(alert_pb2.AcknowledgeAlertRequest(
             name=event.alert.name, acknowledged_by="nurse-jones", note="repositioned probe"), timeout=10)
         self.assertEqual(acked.acknowledged_by, "nurse-jones")

@@ -165,6 +165,27 @@ std::map<std::string, call_fn> every_rpc() {
     v1::VitalsHistory out;
     return c.twins->GetVitalsHistory(&ctx, r, &out);
   };
+  m["TwinService/ListPatientTwins"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ListPatientTwinsRequest r;
+    r.set_parent("tenants/" + t);
+    r.set_filter("news2 >= 0");
+    v1::ListPatientTwinsResponse out;
+    return c.twins->ListPatientTwins(&ctx, r, &out);
+  };
+  m["TwinService/WatchPatientTwin"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx, 300);  // allowed: the stream stays open until the deadline
+    v1::WatchPatientTwinRequest r;
+    r.set_name("tenants/" + t + "/patients/p1");
+    r.mutable_min_interval()->set_nanos(100'000'000);
+    auto s = c.twins->WatchPatientTwin(&ctx, r);
+    v1::PatientTwin twin;
+    while (s->Read(&twin)) {
+    }
+    return s->Finish();
+  };
   m["AlertService/StreamAlerts"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx, 300);  // allowed: the stream stays open until the deadline
@@ -329,7 +350,8 @@ TEST(access_control_test, every_rpc_role_and_tenant_gets_exactly_what_docs_secur
         bool expect_allowed = policy[rpc].count(role) && (cluster_wide || std::string{tenant} == "h1");
         auto st = call(client, tenant);
         ++audited_calls;
-        if (rpc == "AlertService/StreamAlerts" && expect_allowed)
+        bool stream = rpc == "AlertService/StreamAlerts" || rpc == "TwinService/WatchPatientTwin";
+        if (stream && expect_allowed)
           ++audited_calls;  // opened and ended: two entries
         if (expect_allowed) {
           EXPECT_NE(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)

@@ -31,7 +31,8 @@ std::string to_string(alert_errc x) {
 
 bool alert_filter::matches(const alert_record& a) const {
   return models::tenant_of(a.name) == tenant && (ward.empty() || a.ward == ward) &&
-         a.level >= min_priority;
+         a.level >= min_priority && (patient.empty() || a.patient == patient) &&
+         (states == 0 || (states & (1u << static_cast<unsigned>(a.state))) != 0);
 }
 
 namespace {

@@ -80,6 +80,8 @@ struct alert_filter {
   std::string tenant;  ///< required
   std::string ward;    ///< empty = all wards
   models::priority min_priority = models::priority::none;
+  std::string patient;  ///< empty = all patients (and devices)
+  uint8_t states = 0;   ///< bit (1 << alert_state) per state wanted; 0 = any
   bool matches(const alert_record& a) const;
 };
 

@@ -13,7 +13,7 @@ constexpr role device = role::device, service = role::service, clinician = role:
 
 // Who may call what. docs/security.md shows the same table, and
 // tests/integration/access_control_test walks it against a running node.
-const std::array<std::pair<std::string_view, role_set>, 30> policy{{
+const std::array<std::pair<std::string_view, role_set>, 31> policy{{
     {"IngestService/Ingest", device | service},
     {"IngestService/StreamIngest", device | service},
     {"RegistryService/CreatePatient", service | ops_admin},
@@ -32,6 +32,7 @@ const std::array<std::pair<std::string_view, role_set>, 30> policy{{
     {"TwinService/GetVitalsHistory", service | clinician},
     {"TwinService/ListPatientTwins", service | clinician},
     {"TwinService/WatchPatientTwin", service | clinician},
+    {"TwinService/WatchDeviceTwin", device | service | clinician},
     {"AlertService/StreamAlerts", service | clinician},
     {"AlertService/ListAlerts", service | clinician},
     {"AlertService/AcknowledgeAlert", service | clinician},

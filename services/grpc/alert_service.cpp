@@ -23,7 +23,7 @@ public:
                       grpc::ServerWriter<v1::AlertEvent>* writer) override {
     return env_.serve(call, "AlertService/StreamAlerts", [&](rpc_call& rc) -> Status {
       actors::alert_filter filter;
-      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), req->patient(), filter); !st.ok())
         return st;
       if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
         return st;
@@ -98,8 +98,16 @@ public:
                     v1::ListAlertsResponse* resp) override {
     return env_.serve(call, "AlertService/ListAlerts", [&](rpc_call& rc) -> Status {
       actors::alert_filter filter;
-      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), filter); !st.ok())
+      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), req->patient(), filter);
+          !st.ok())
         return st;
+      for (auto s : req->states()) {
+        if (s < v1::ALERT_STATE_ACTIVE || s > v1::ALERT_STATE_RESOLVED)
+          return invalid_argument("states", "must be known AlertStates other than UNSPECIFIED");
+        filter.states |= static_cast<uint8_t>(1u << s);
+      }
+      bool include_resolved = req->include_resolved() ||
+                              (filter.states & (1u << v1::ALERT_STATE_RESOLVED)) != 0;
       if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
         return st;
       if (req->page_size() < 0 || req->page_size() > 1000)
@@ -113,7 +121,7 @@ public:
       }
       auto list = env_.ask<std::vector<actors::alert_record>>(
           env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
-          req->include_resolved());
+          include_resolved);
       if (!list)
         return to_status(list.error());
       size_t page = req->page_size() == 0 ? 100 : static_cast<size_t>(req->page_size());
@@ -239,11 +247,16 @@ private:
   }
 
   Status parse_filter(const std::string& parent, const std::string& ward, v1::Priority min,
-                      actors::alert_filter& out) {
+                      const std::string& patient, actors::alert_filter& out) {
     std::vector<field_violation> bad;
     auto tenant = models::parse_tenant_name(parent);
     if (!tenant)
       bad.push_back({"parent", "must be tenants/{tenant}"});
+    if (!patient.empty()) {
+      auto p = models::parse_twin_name(patient);
+      if (!p || p->kind != models::twin_kind::patient || (tenant && p->tenant != *tenant))
+        bad.push_back({"patient", "must be a patient of the parent: tenants/{tenant}/patients/{patient}"});
+    }
     if (!valid_label(ward, 64, true))
       bad.push_back({"ward", "must be at most 64 characters without control characters"});
     if (min < v1::PRIORITY_UNSPECIFIED || min > v1::PRIORITY_HIGH)
@@ -253,6 +266,7 @@ private:
     out.tenant = std::string{*tenant};
     out.ward = ward;
     out.min_priority = static_cast<models::priority>(min);
+    out.patient = patient;
     return Status::OK;
   }
 

@@ -35,19 +35,29 @@ constexpr int max_mask_paths = 64;
 using google::protobuf::FieldMask;
 using google::protobuf::util::FieldMaskUtil;
 
-// Every path of a read mask must name a field of PatientTwin.
+// Every path of a read mask must name a field of the twin message.
+template <class Twin = v1::PatientTwin>
 std::optional<field_violation> check_read_mask(const FieldMask& mask) {
   if (mask.paths_size() > max_mask_paths)
     return field_violation{"read_mask", "has more than 64 paths"};
   for (auto& path : mask.paths())
-    if (!FieldMaskUtil::GetFieldDescriptors(v1::PatientTwin::descriptor(), path, nullptr))
-      return field_violation{"read_mask", "'" + path + "' is not a field of PatientTwin"};
+    if (!FieldMaskUtil::GetFieldDescriptors(Twin::descriptor(), path, nullptr))
+      return field_violation{"read_mask", "'" + path + "' is not a field of " +
+                                              Twin::descriptor()->name()};
   return std::nullopt;
 }
 
-void apply_read_mask(const FieldMask& mask, v1::PatientTwin* twin) {
+void apply_read_mask(const FieldMask& mask, google::protobuf::Message* twin) {
   if (mask.paths_size() > 0)
     FieldMaskUtil::TrimMessage(mask, twin);
+}
+
+// A watch's min_interval: 1 s by default, 100 ms .. 60 s.
+std::optional<std::chrono::milliseconds> watch_interval(bool has, const google::protobuf::Duration& d) {
+  auto ms = std::chrono::milliseconds(has ? to_ms(d) : 1000);
+  if (ms.count() < 100 || ms.count() > 60'000)
+    return std::nullopt;
+  return ms;
 }
 
 // A list page token: the offset into the ordered matches and a fingerprint
@@ -148,55 +158,57 @@ public:
       std::vector<field_violation> bad;
       if (auto m = check_read_mask(req->read_mask()))
         bad.push_back(*m);
-      auto interval = std::chrono::milliseconds(req->has_min_interval() ? to_ms(req->min_interval()) : 1000);
-      if (interval.count() < 100 || interval.count() > 60'000)
+      auto interval = watch_interval(req->has_min_interval(), req->min_interval());
+      if (!interval)
         bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
       if (!bad.empty())
         return invalid_argument(bad);
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
-      if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-        return st;
-      // The twin is read every interval and sent when what the mask keeps
-      // of it changed.
-      std::optional<v1::PatientTwin> last;
-      for (;;) {
-        v1::PatientTwin twin;
-        if (auto st = read_patient_twin(call, req->name(), &twin); !st.ok())
-          return st;
-        apply_read_mask(req->read_mask(), &twin);
-        if (!last || !google::protobuf::util::MessageDifferencer::Equals(*last, twin)) {
-          if (!writer->Write(twin))
-            return Status::OK;  // the caller went away
-          last = std::move(twin);
-        }
-        auto next = std::chrono::system_clock::now() + interval;
-        while (std::chrono::system_clock::now() < next) {
-          if (call->IsCancelled() || env_.stopping)
-            return Status(grpc::StatusCode::CANCELLED, "the watch ended");
-          if (call->deadline() <= std::chrono::system_clock::now())
-            return Status::OK;  // watched until the caller's deadline
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-      }
+      return watch(call, rc, writer, *interval, req->read_mask(), [&](v1::PatientTwin* twin) {
+        return read_patient_twin(call, req->name(), twin);
+      });
     });
   }
 
   Status GetDeviceTwin(ServerContext* call, const v1::GetDeviceTwinRequest* req,
                        v1::DeviceTwin* resp) override {
     return env_.serve(call, "TwinService/GetDeviceTwin", [&](rpc_call& rc) -> Status {
+      if (auto bad = check_read_mask<v1::DeviceTwin>(req->read_mask()))
+        return invalid_argument(bad->field, bad->description);
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;
-      auto view = env_.ask<actors::device_view>(env_.shard_for(req->name()), env_.timeout(call),
-                                                actors::device_view_atom::value, req->name());
-      if (!view)
-        return to_status(view.error());
-      bool online = view->last_receive_time_ms != 0 &&
-                    service_env::now_ms() - view->last_receive_time_ms <=
-                        env_.settings.heartbeat_timeout.count();
-      to_api(*view, rec, online, resp);
+      if (auto st = read_device_twin(call, rec, resp); !st.ok())
+        return st;
+      apply_read_mask(req->read_mask(), resp);
       return Status::OK;
+    });
+  }
+
+  Status WatchDeviceTwin(ServerContext* call, const v1::WatchDeviceTwinRequest* req,
+                         grpc::ServerWriter<v1::DeviceTwin>* writer) override {
+    return env_.serve(call, "TwinService/WatchDeviceTwin", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      if (auto m = check_read_mask<v1::DeviceTwin>(req->read_mask()))
+        bad.push_back(*m);
+      auto interval = watch_interval(req->has_min_interval(), req->min_interval());
+      if (!interval)
+        bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      storage::device_record rec;
+      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
+        return st;
+      return watch(call, rc, writer, *interval, req->read_mask(), [&](v1::DeviceTwin* twin) {
+        // The registry part (shadow, assignment) can change too.
+        auto now = storage::registry{*env_.ctx.store}.get_device(req->name());
+        if (!now)
+          return to_status(now.error());
+        if (!*now)
+          return Status(grpc::StatusCode::NOT_FOUND, "device not found");
+        return read_device_twin(call, **now, twin);
+      });
     });
   }
 
@@ -275,6 +287,50 @@ public:
   }
 
 private:
+  // The twin of one device (access already checked): its view and its
+  // registry record.
+  Status read_device_twin(ServerContext* call, const storage::device_record& rec, v1::DeviceTwin* out) {
+    auto view = env_.ask<actors::device_view>(env_.shard_for(rec.name), env_.timeout(call),
+                                              actors::device_view_atom::value, rec.name);
+    if (!view)
+      return to_status(view.error());
+    bool online = view->last_receive_time_ms != 0 &&
+                  service_env::now_ms() - view->last_receive_time_ms <=
+                      env_.settings.heartbeat_timeout.count();
+    to_api(*view, rec, online, out);
+    return Status::OK;
+  }
+
+  // The frame of a twin watch: its opening on record, then read(twin) every
+  // interval, sent (trimmed by the mask) when it changed, until the caller
+  // cancels (CANCELLED), the node stops (CANCELLED) or the deadline (OK).
+  template <class Twin, class Read>
+  Status watch(ServerContext* call, const rpc_call& rc, grpc::ServerWriter<Twin>* writer,
+               std::chrono::milliseconds interval, const FieldMask& mask, Read read) {
+    if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+      return st;
+    std::optional<Twin> last;
+    for (;;) {
+      Twin twin;
+      if (auto st = read(&twin); !st.ok())
+        return st;
+      apply_read_mask(mask, &twin);
+      if (!last || !google::protobuf::util::MessageDifferencer::Equals(*last, twin)) {
+        if (!writer->Write(twin))
+          return Status::OK;  // the caller went away
+        last = std::move(twin);
+      }
+      auto next = std::chrono::system_clock::now() + interval;
+      while (std::chrono::system_clock::now() < next) {
+        if (call->IsCancelled() || env_.stopping)
+          return Status(grpc::StatusCode::CANCELLED, "the watch ended");
+        if (call->deadline() <= std::chrono::system_clock::now())
+          return Status::OK;  // watched until the caller's deadline
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+
   // The twin of one patient (access already checked): its view and its
   // open alerts.
   Status read_patient_twin(ServerContext* call, const std::string& name, v1::PatientTwin* out) {

@@ -186,6 +186,18 @@ std::map<std::string, call_fn> every_rpc() {
     }
     return s->Finish();
   };
+  m["TwinService/WatchDeviceTwin"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx, 300);  // allowed: the stream stays open until the deadline
+    v1::WatchDeviceTwinRequest r;
+    r.set_name("tenants/" + t + "/devices/d1");
+    r.mutable_min_interval()->set_nanos(100'000'000);
+    auto s = c.twins->WatchDeviceTwin(&ctx, r);
+    v1::DeviceTwin twin;
+    while (s->Read(&twin)) {
+    }
+    return s->Finish();
+  };
   m["AlertService/StreamAlerts"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx, 300);  // allowed: the stream stays open until the deadline
@@ -350,7 +362,8 @@ TEST(access_control_test, every_rpc_role_and_tenant_gets_exactly_what_docs_secur
         bool expect_allowed = policy[rpc].count(role) && (cluster_wide || std::string{tenant} == "h1");
         auto st = call(client, tenant);
         ++audited_calls;
-        bool stream = rpc == "AlertService/StreamAlerts" || rpc == "TwinService/WatchPatientTwin";
+        bool stream = rpc == "AlertService/StreamAlerts" || rpc == "TwinService/WatchPatientTwin" ||
+                      rpc == "TwinService/WatchDeviceTwin";
         if (stream && expect_allowed)
           ++audited_calls;  // opened and ended: two entries
         if (expect_allowed) {

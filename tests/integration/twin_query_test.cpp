@@ -250,3 +250,81 @@ TEST_F(twin_query_test, a_watch_sends_the_twin_then_each_change_until_cancelled)
   EXPECT_FALSE(denied->Read(&next));
   EXPECT_EQ(denied->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
+
+TEST_F(twin_query_test, a_device_watch_follows_readings_and_the_shadow) {
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 20);
+  v1::WatchDeviceTwinRequest req;
+  req.set_name("tenants/h1/devices/m-p3");
+  req.mutable_read_mask()->add_paths("readings_accepted");
+  req.mutable_read_mask()->add_paths("desired");
+  req.mutable_min_interval()->set_nanos(100'000'000);
+  auto stream = client_->twins->WatchDeviceTwin(&ctx, req);
+  v1::DeviceTwin first;
+  ASSERT_TRUE(stream->Read(&first));
+  EXPECT_EQ(first.readings_accepted(), 6u);
+  EXPECT_TRUE(first.name().empty());  // masked
+
+  v1::IngestResponse resp;
+  ASSERT_TRUE(client_->send(api_client::request("tenants/h1/devices/m-p3",
+                                                {{100, now_ms(), v1::METRIC_HEART_RATE, 75}}, 99),
+                            resp).ok());
+  v1::DeviceTwin next;
+  ASSERT_TRUE(stream->Read(&next));
+  EXPECT_EQ(next.readings_accepted(), 7u);
+
+  grpc::ClientContext uctx;
+  api_client::deadline(uctx);
+  v1::UpdateDesiredConfigRequest update;
+  update.set_device("tenants/h1/devices/m-p3");
+  update.mutable_desired()->set_firmware("2.5.0");
+  v1::Device device;
+  ASSERT_TRUE(client_->registry->UpdateDesiredConfig(&uctx, update, &device).ok());
+  ASSERT_TRUE(stream->Read(&next));
+  EXPECT_EQ(next.desired().firmware(), "2.5.0");
+  ctx.TryCancel();
+  while (stream->Read(&next)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(twin_query_test, alerts_list_by_patient_and_state) {
+  await_alerts();
+  auto list = [&](const std::string& patient_name, std::vector<v1::AlertState> states,
+                  v1::ListAlertsResponse& out) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::ListAlertsRequest req;
+    req.set_parent("tenants/h1");
+    req.set_patient(patient_name);
+    for (auto s : states)
+      req.add_states(s);
+    return client_->alerts->ListAlerts(&ctx, req, &out);
+  };
+  v1::ListAlertsResponse out;
+  ASSERT_TRUE(list(patient("p1"), {}, out).ok());
+  ASSERT_GT(out.alerts_size(), 0);
+  for (auto& a : out.alerts())
+    EXPECT_EQ(a.patient(), patient("p1"));
+  auto first = out.alerts(0).name();
+
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::AcknowledgeAlertRequest ack;
+  ack.set_name(first);
+  v1::Alert acked;
+  ASSERT_TRUE(client_->alerts->AcknowledgeAlert(&ctx, ack, &acked).ok());
+  ASSERT_TRUE(list(patient("p1"), {v1::ALERT_STATE_ACKNOWLEDGED}, out).ok());
+  ASSERT_EQ(out.alerts_size(), 1);
+  EXPECT_EQ(out.alerts(0).name(), first);
+  ASSERT_TRUE(list(patient("p1"), {v1::ALERT_STATE_ACTIVE}, out).ok());
+  for (auto& a : out.alerts())
+    EXPECT_NE(a.name(), first);
+
+  auto st = list("tenants/h2/patients/p1", {}, out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("patient"), std::string::npos);
+  st = list(patient("p1"), {v1::ALERT_STATE_UNSPECIFIED}, out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("states"), std::string::npos);
+}

@@ -41,7 +41,7 @@ protected:
   }
 
   void subscribe() {
-    sink_ = std::make_shared<alert_sink>(alert_filter{"h1", {}, priority::none});
+    sink_ = std::make_shared<alert_sink>(alert_filter{"h1", {}, priority::none, {}, 0});
     caf::scoped_actor self{*sys_};
     self->request(hub_, std::chrono::seconds(5), alert_sub_atom::value, sink_)
         .receive([](uint64_t) {}, [](caf::error& e) { FAIL() << to_string(e); });
@@ -218,4 +218,31 @@ TEST_F(alert_hub_test, resolving_by_hand_records_who_and_is_refused_twice) {
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].state, alert_state::resolved);
   EXPECT_EQ(listed[0].resolved_by, "dr-who");
+}
+
+TEST(alert_filter, selects_by_tenant_ward_priority_patient_and_state) {
+  alert_record a;
+  a.name = "tenants/h1/patients/p1/alerts/a1";
+  a.patient = "tenants/h1/patients/p1";
+  a.ward = "ICU-3";
+  a.level = priority::medium;
+  a.state = alert_state::acknowledged;
+  alert_filter f{"h1", {}, priority::none, {}, 0};
+  EXPECT_TRUE(f.matches(a));
+  f.patient = "tenants/h1/patients/p2";
+  EXPECT_FALSE(f.matches(a));
+  f.patient = a.patient;
+  EXPECT_TRUE(f.matches(a));
+  f.states = 1u << static_cast<unsigned>(alert_state::active);
+  EXPECT_FALSE(f.matches(a));
+  f.states |= 1u << static_cast<unsigned>(alert_state::acknowledged);
+  EXPECT_TRUE(f.matches(a));
+  f.min_priority = priority::high;
+  EXPECT_FALSE(f.matches(a));
+  f.min_priority = priority::none;
+  f.ward = "ICU-4";
+  EXPECT_FALSE(f.matches(a));
+  f.ward.clear();
+  f.tenant = "h2";
+  EXPECT_FALSE(f.matches(a));
 }

@@ -147,7 +147,8 @@ protected:
   std::vector<actors::alert_record> alerts(const std::string& tenant) {
     caf::scoped_actor self{*sys_};
     std::vector<actors::alert_record> out;
-    actors::alert_filter f{tenant, {}, models::priority::none};
+    actors::alert_filter f;
+    f.tenant = tenant;
     self->request(hub_, std::chrono::seconds(5), actors::alert_list_atom::value, f, true)
         .receive([&](std::vector<actors::alert_record>& v) { out = std::move(v); },
                  [&](caf::error& e) { ADD_FAILURE() << to_string(e); });

@@ -155,8 +155,12 @@ private:
   size_t i_ = 0;
 };
 
-// Reads all tokens up front (at most max_filter_bytes of input).
+// Reads all tokens up front, from at most max_filter_bytes of input.
 bool tokenize(std::string_view text, std::vector<token>& out, std::string& error) {
+  if (text.size() > max_filter_bytes) {
+    error = "longer than " + std::to_string(max_filter_bytes) + " bytes";
+    return false;
+  }
   lexer lx{text};
   for (;;) {
     token t;
@@ -404,10 +408,6 @@ twin_filter::twin_filter(twin_filter&&) noexcept = default;
 twin_filter& twin_filter::operator=(twin_filter&&) noexcept = default;
 
 std::optional<twin_filter> twin_filter::parse(std::string_view text, std::string& error) {
-  if (text.size() > max_filter_bytes) {
-    error = "longer than " + std::to_string(max_filter_bytes) + " bytes";
-    return std::nullopt;
-  }
   std::vector<token> toks;
   if (!tokenize(text, toks, error))
     return std::nullopt;
@@ -462,10 +462,6 @@ bool twin_filter::matches(std::string_view name, const patient_summary& s) const
 
 std::optional<twin_order> twin_order::parse(std::string_view text, std::string& error) {
   twin_order out;
-  if (text.size() > max_filter_bytes) {
-    error = "longer than " + std::to_string(max_filter_bytes) + " bytes";
-    return std::nullopt;
-  }
   std::vector<token> toks;
   if (!tokenize(text, toks, error))
     return std::nullopt;

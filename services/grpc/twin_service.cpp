@@ -52,10 +52,17 @@ void apply_read_mask(const FieldMask& mask, google::protobuf::Message* twin) {
     FieldMaskUtil::TrimMessage(mask, twin);
 }
 
-// A watch's min_interval: 1 s by default, 100 ms .. 60 s.
-std::optional<std::chrono::milliseconds> watch_interval(bool has, const google::protobuf::Duration& d) {
-  auto ms = std::chrono::milliseconds(has ? to_ms(d) : 1000);
+// A watch request's read mask and min_interval (1 s by default, 100 ms ..
+// 60 s): the interval, or what is wrong.
+template <class Twin, class Request>
+std::optional<std::chrono::milliseconds> check_watch(const Request& req,
+                                                     std::vector<field_violation>& bad) {
+  if (auto m = check_read_mask<Twin>(req.read_mask()))
+    bad.push_back(*m);
+  auto ms = std::chrono::milliseconds(req.has_min_interval() ? to_ms(req.min_interval()) : 1000);
   if (ms.count() < 100 || ms.count() > 60'000)
+    bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
+  if (!bad.empty())
     return std::nullopt;
   return ms;
 }
@@ -156,12 +163,8 @@ public:
                           grpc::ServerWriter<v1::PatientTwin>* writer) override {
     return env_.serve(call, "TwinService/WatchPatientTwin", [&](rpc_call& rc) -> Status {
       std::vector<field_violation> bad;
-      if (auto m = check_read_mask(req->read_mask()))
-        bad.push_back(*m);
-      auto interval = watch_interval(req->has_min_interval(), req->min_interval());
+      auto interval = check_watch<v1::PatientTwin>(*req, bad);
       if (!interval)
-        bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
-      if (!bad.empty())
         return invalid_argument(bad);
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
@@ -190,12 +193,8 @@ public:
                          grpc::ServerWriter<v1::DeviceTwin>* writer) override {
     return env_.serve(call, "TwinService/WatchDeviceTwin", [&](rpc_call& rc) -> Status {
       std::vector<field_violation> bad;
-      if (auto m = check_read_mask<v1::DeviceTwin>(req->read_mask()))
-        bad.push_back(*m);
-      auto interval = watch_interval(req->has_min_interval(), req->min_interval());
+      auto interval = check_watch<v1::DeviceTwin>(*req, bad);
       if (!interval)
-        bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
-      if (!bad.empty())
         return invalid_argument(bad);
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())

@@ -6,9 +6,22 @@
 #include "healthtwin/internal/records.pb.h"
 #include "storage/errc.hpp"
 #include "storage/key_codec.hpp"
+#include "storage/retention.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::storage {
+
+namespace {
+
+// Owed purges in the meta column: "purge-owed/" + the patient's pseudonym.
+constexpr std::string_view owed_prefix = "purge-owed/";
+constexpr std::string_view owed_end = "purge-owed0";  // '/' + 1
+
+std::string owed_key(store& s, std::string_view patient) {
+  return std::string{owed_prefix} + s.pseudonym(patient);
+}
+
+}  // namespace
 
 namespace {
 
@@ -97,6 +110,60 @@ caf::expected<purge_report> purge_erased(store& s, std::string_view patient) {
   ranges.push_back({column::alerts, {"e", "f"}});
   for (auto& [c, r] : ranges)
     if (auto e = s.compact_range(c, r.begin, r.end))
+      return e;
+  write_batch done{s};
+  done.erase(column::meta, owed_key(s, patient));
+  if (auto e = s.write(done, true))
+    return e;
+  return report;
+}
+
+void note_purge_owed(write_batch& batch, store& s, std::string_view patient) {
+  batch.put(column::meta, owed_key(s, patient), {});
+}
+
+caf::expected<size_t> purges_owed(store& s) {
+  size_t n = 0;
+  auto err = s.scan(column::meta, owed_prefix, owed_end, [&](std::string_view, std::string_view) {
+    ++n;
+    return true;
+  });
+  if (err)
+    return err;
+  return n;
+}
+
+caf::expected<purge_report> purge_all_erased(store& s) {
+  purge_report report;
+  // Series, alerts and events of erased owners: the retention sweep's
+  // leftover pass (nothing is old enough to expire at time 0).
+  auto swept = enforce_retention(s, retention_settings{}, 0);
+  if (!swept)
+    return swept.error();
+  report.alert_events = swept->alert_events;
+  // Patient snapshots (sealed) whose key is destroyed.
+  write_batch batch{s};
+  auto err = s.scan(column::twins, {}, {}, [&](std::string_view key, std::string_view stored) {
+    if (key.size() > 2 && key[2] == static_cast<char>(models::twin_kind::patient)) {
+      auto plain = s.unseal(stored);
+      if (!plain && plain.error() == errc::erased)
+        batch.erase(column::twins, key);
+    }
+    return true;
+  });
+  if (err)
+    return err;
+  auto err2 = s.scan(column::meta, owed_prefix, owed_end, [&](std::string_view key, std::string_view) {
+    batch.erase(column::meta, key);
+    return true;
+  });
+  if (err2)
+    return err2;
+  if (auto e = s.write(batch, true))
+    return e;
+  for (auto c : {column::log, column::registry, column::twins, column::series, column::alerts,
+                 column::keys, column::meta})
+    if (auto e = c == column::log ? s.flush_all_and_compact(c) : s.compact(c))
       return e;
   return report;
 }

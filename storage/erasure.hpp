@@ -9,6 +9,7 @@
 namespace healthtwin::storage {
 
 class store;
+class write_batch;
 
 /// Erasure of a patient (GDPR Art. 17), storage side. The order that makes
 /// it complete is the caller's (docs/storage.md, "Erasure"):
@@ -36,5 +37,21 @@ struct purge_report {
 /// after the ingest log was checkpointed past the erasure. Slow; run off
 /// the data path.
 caf::expected<purge_report> purge_erased(store& s, std::string_view patient);
+
+/// Marks a purge as owed for the patient, in the batch that erases it (by
+/// pseudonym: the marker never holds the name). purge_erased clears it.
+void note_purge_owed(write_batch& batch, store& s, std::string_view patient);
+
+/// How many erasures still owe their purge (the node stopped or crashed
+/// before it ran).
+caf::expected<size_t> purges_owed(store& s);
+
+/// The purge for erasures whose names are gone (owed at a restart): deletes
+/// every value left of an erased owner — series chunks, alerts and events
+/// (enforce_retention's leftover pass) and patient snapshots — then flushes
+/// and compacts every column and clears the owed marks. Slower than
+/// purge_erased (it scans and compacts everything); runs once per start
+/// that finds one owed.
+caf::expected<purge_report> purge_all_erased(store& s);
 
 }  // namespace healthtwin::storage

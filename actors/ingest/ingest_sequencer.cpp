@@ -201,6 +201,8 @@ enum class checkpoint_phase : int { idle, running, snapshotted, writing, written
 
 /// Runs storage::purge_erased for erased patients on its own thread: the
 /// compactions take seconds on a large store and must not hold up ingest.
+/// An empty name stands for every erasure owed from before a restart
+/// (storage::purge_all_erased).
 class erasure_purger {
 public:
   erasure_purger(storage::store& s, ingest_probe& p) : store_(s), probe_(p) {}
@@ -235,6 +237,11 @@ private:
       auto patient = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
+      if (patient.empty()) {
+        purge_all();
+        lock.lock();
+        continue;
+      }
       // Logs name the patient only by pseudonym.
       auto r = storage::purge_erased(store_, patient);
       if (!r) {
@@ -246,6 +253,16 @@ private:
         probe_.on_purged();
       }
       lock.lock();
+    }
+  }
+
+  void purge_all() {
+    auto r = storage::purge_all_erased(store_);
+    if (!r) {
+      spdlog::error("erasure purge of owed erasures failed: {}", storage::describe(r.error()));
+    } else {
+      spdlog::info("erasure purge of owed erasures done ({} alert events removed)", r->alert_events);
+      probe_.on_purged();
     }
   }
 
@@ -842,6 +859,7 @@ struct ingest_sequencer::impl {
       }
     }
     registry.erase_patient(t.batch, c.patient);
+    storage::note_purge_owed(t.batch, store, c.patient);
     t.patients.erase(c.patient);
     t.erased.push_back(c.patient);
     registry_result out;
@@ -1177,6 +1195,17 @@ caf::error ingest_sequencer::recover() {
   auto secs = std::chrono::duration<double>(clock::now() - t0).count();
   spdlog::info("recovery: replayed {} log records ({} readings) after checkpoint {} in {:.3f} s",
                records, readings, *cp, secs);
+  // Erasures whose purge never ran (the node stopped hard first): their
+  // names are gone, so one purge of everything erased runs after the next
+  // checkpoint.
+  auto owed = storage::purges_owed(im.store);
+  if (!owed)
+    return owed.error();
+  if (*owed > 0) {
+    spdlog::warn("recovery: {} erasure purge(s) owed; purging all erased data after the next checkpoint",
+                 *owed);
+    im.purges.push_back({std::string{}, im.position.load()});
+  }
   return caf::none;
 }
 

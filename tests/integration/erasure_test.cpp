@@ -175,3 +175,66 @@ TEST(erasure_test, nothing_of_an_erased_patient_is_left_in_any_file) {
                          "--encryption-key-file", key}),
             0);
 }
+
+// The node is killed right after an erasure, before its purge ran (a
+// checkpoint, spread over 2 s, comes first). The purge is owed by
+// pseudonym only, so the next start purges everything erased: afterwards no
+// file holds the patient's identifier or values.
+TEST(erasure_test, a_purge_cut_short_by_a_crash_runs_after_the_restart) {
+  temp_dir dir;
+  auto key = write_key_file(dir.path() / "node.key",
+                            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+  std::vector<std::string> args{"--encryption-key-file=" + key};
+  healthtwin::storage::store_settings files;
+  files.data_dir = (dir.path() / "db").string();
+  files.encryption_key_file = key;
+  auto found = [&](const std::string& needle) {
+    auto hits = healthtwin::storage::files_containing(files, needle);
+    EXPECT_TRUE(hits) << healthtwin::storage::describe(hits.error());
+    return hits ? *hits : std::vector<std::string>{"<scan failed>"};
+  };
+
+  auto node = std::make_unique<node_process>(dir.path(), args);
+  ASSERT_TRUE(node->wait_ready()) << node->log();
+  {
+    api_client c{node->channel()};
+    ASSERT_TRUE(c.create_patient("h1", erased_id, "ICU-2").ok());
+    ASSERT_TRUE(c.create_patient("h1", kept_id, "ICU-2").ok());
+    ASSERT_TRUE(c.create_device("h1", "mon-a", v1::DEVICE_TYPE_BEDSIDE_MONITOR, erased).ok());
+    ASSERT_TRUE(c.create_device("h1", "mon-b", v1::DEVICE_TYPE_BEDSIDE_MONITOR, kept).ok());
+    feed(c, "tenants/h1/devices/mon-a", 150, erased_temperature);
+    feed(c, "tenants/h1/devices/mon-b", 70, kept_temperature);
+    for (int i = 0; i < 100 && alerts_of(c, erased).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_FALSE(alerts_of(c, erased).empty());
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 30);
+    v1::ErasePatientRequest req;
+    req.set_name(erased);
+    v1::ErasePatientResponse resp;
+    ASSERT_TRUE(c.registry->ErasePatient(&ctx, req, &resp).ok());
+  }
+  EXPECT_LT(metric_value(*node, "healthtwin_erasure_purges_total"), 1);  // not yet
+  node->crash();
+  EXPECT_FALSE(found(bytes_of(erased_temperature)).empty());  // still on disk (WAL, SST)
+
+  node = std::make_unique<node_process>(dir.path(), args);
+  ASSERT_TRUE(node->wait_ready()) << node->log();
+  for (int i = 0; i < 300 && metric_value(*node, "healthtwin_erasure_purges_total") < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(metric_value(*node, "healthtwin_erasure_purges_total"), 1) << node->log();
+  EXPECT_NE(node->log().find("erasure purge(s) owed"), std::string::npos) << node->log();
+  ASSERT_EQ(node->stop(), 0) << node->log();
+  auto log_before = node->log().size();  // the log file is appended to
+  node = std::make_unique<node_process>(dir.path(), args);  // MANIFEST rewritten
+  ASSERT_TRUE(node->wait_ready()) << node->log();
+  {
+    api_client c{node->channel()};
+    EXPECT_EQ(c.history(kept, v1::METRIC_HEART_RATE, 0, now_ms()).size(), 400u);
+  }
+  ASSERT_EQ(node->stop(), 0) << node->log();
+  EXPECT_EQ(node->log().find("erasure purge(s) owed", log_before), std::string::npos);  // paid once
+  EXPECT_EQ(found(erased_id), std::vector<std::string>{});
+  EXPECT_EQ(found(bytes_of(erased_temperature)), std::vector<std::string>{});
+  EXPECT_FALSE(found(kept_id).empty());  // the scan still sees what is there
+}

@@ -66,6 +66,35 @@ double metric_value(const node_process& node, const std::string& name) {
   return -1;
 }
 
+// Both patients with a monitor each; the one to erase is tachycardic, so it
+// has alerts too.
+void populate(api_client& c) {
+  ASSERT_TRUE(c.create_patient("h1", erased_id, "ICU-2").ok());
+  ASSERT_TRUE(c.create_patient("h1", kept_id, "ICU-2").ok());
+  ASSERT_TRUE(c.create_device("h1", "mon-a", v1::DEVICE_TYPE_BEDSIDE_MONITOR, erased).ok());
+  ASSERT_TRUE(c.create_device("h1", "mon-b", v1::DEVICE_TYPE_BEDSIDE_MONITOR, kept).ok());
+  feed(c, "tenants/h1/devices/mon-a", 150, erased_temperature);
+  feed(c, "tenants/h1/devices/mon-b", 70, kept_temperature);
+  for (int i = 0; i < 100 && alerts_of(c, erased).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_FALSE(alerts_of(c, erased).empty()) << "the erased patient should have had alerts";
+}
+
+// The node's data directory, to scan as stored and decrypted.
+healthtwin::storage::store_settings data_files(const temp_dir& dir, const std::string& key) {
+  healthtwin::storage::store_settings files;
+  files.data_dir = (dir.path() / "db").string();
+  files.encryption_key_file = key;
+  return files;
+}
+
+std::vector<std::string> files_with(const healthtwin::storage::store_settings& files,
+                                    const std::string& needle) {
+  auto hits = healthtwin::storage::files_containing(files, needle);
+  EXPECT_TRUE(hits) << healthtwin::storage::describe(hits.error());
+  return hits ? *hits : std::vector<std::string>{"<scan failed>"};
+}
+
 int run_twinctl(const std::vector<std::string>& args) {
   std::string cmd = HEALTHTWIN_TWINCTL_BINARY;
   for (auto& a : args)
@@ -82,28 +111,14 @@ TEST(erasure_test, nothing_of_an_erased_patient_is_left_in_any_file) {
   auto key = write_key_file(dir.path() / "node.key",
                             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
   std::vector<std::string> args{"--encryption-key-file=" + key, "--checkpoint-interval-ms=300"};
-  healthtwin::storage::store_settings files;
-  files.data_dir = (dir.path() / "db").string();
-  files.encryption_key_file = key;
-  auto found = [&](const std::string& needle) {
-    auto hits = healthtwin::storage::files_containing(files, needle);
-    EXPECT_TRUE(hits) << healthtwin::storage::describe(hits.error());
-    return hits ? *hits : std::vector<std::string>{"<scan failed>"};
-  };
+  auto files = data_files(dir, key);
+  auto found = [&](const std::string& needle) { return files_with(files, needle); };
 
   auto node = std::make_unique<node_process>(dir.path(), args);
   ASSERT_TRUE(node->wait_ready()) << node->log();
   {
     api_client c{node->channel()};
-    ASSERT_TRUE(c.create_patient("h1", erased_id, "ICU-2").ok());
-    ASSERT_TRUE(c.create_patient("h1", kept_id, "ICU-2").ok());
-    ASSERT_TRUE(c.create_device("h1", "mon-a", v1::DEVICE_TYPE_BEDSIDE_MONITOR, erased).ok());
-    ASSERT_TRUE(c.create_device("h1", "mon-b", v1::DEVICE_TYPE_BEDSIDE_MONITOR, kept).ok());
-    feed(c, "tenants/h1/devices/mon-a", 150, erased_temperature);  // tachycardic: alerts
-    feed(c, "tenants/h1/devices/mon-b", 70, kept_temperature);
-    for (int i = 0; i < 100 && alerts_of(c, erased).empty(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_FALSE(alerts_of(c, erased).empty()) << "the erased patient should have had alerts";
+    ASSERT_NO_FATAL_FAILURE(populate(c));
     // Control: the decrypting scan sees the patient's identifier and values.
     EXPECT_FALSE(found(erased_id).empty());
     EXPECT_FALSE(found(bytes_of(erased_temperature)).empty());
@@ -185,28 +200,14 @@ TEST(erasure_test, a_purge_cut_short_by_a_crash_runs_after_the_restart) {
   auto key = write_key_file(dir.path() / "node.key",
                             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
   std::vector<std::string> args{"--encryption-key-file=" + key};
-  healthtwin::storage::store_settings files;
-  files.data_dir = (dir.path() / "db").string();
-  files.encryption_key_file = key;
-  auto found = [&](const std::string& needle) {
-    auto hits = healthtwin::storage::files_containing(files, needle);
-    EXPECT_TRUE(hits) << healthtwin::storage::describe(hits.error());
-    return hits ? *hits : std::vector<std::string>{"<scan failed>"};
-  };
+  auto files = data_files(dir, key);
+  auto found = [&](const std::string& needle) { return files_with(files, needle); };
 
   auto node = std::make_unique<node_process>(dir.path(), args);
   ASSERT_TRUE(node->wait_ready()) << node->log();
   {
     api_client c{node->channel()};
-    ASSERT_TRUE(c.create_patient("h1", erased_id, "ICU-2").ok());
-    ASSERT_TRUE(c.create_patient("h1", kept_id, "ICU-2").ok());
-    ASSERT_TRUE(c.create_device("h1", "mon-a", v1::DEVICE_TYPE_BEDSIDE_MONITOR, erased).ok());
-    ASSERT_TRUE(c.create_device("h1", "mon-b", v1::DEVICE_TYPE_BEDSIDE_MONITOR, kept).ok());
-    feed(c, "tenants/h1/devices/mon-a", 150, erased_temperature);
-    feed(c, "tenants/h1/devices/mon-b", 70, kept_temperature);
-    for (int i = 0; i < 100 && alerts_of(c, erased).empty(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_FALSE(alerts_of(c, erased).empty());
+    ASSERT_NO_FATAL_FAILURE(populate(c));
     grpc::ClientContext ctx;
     api_client::deadline(ctx, 30);
     v1::ErasePatientRequest req;

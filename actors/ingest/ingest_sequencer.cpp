@@ -676,7 +676,6 @@ struct ingest_sequencer::impl {
     if (auto err = store.add_patient_key(t.batch, c.patient.name))
       return failed(err);
     put(t, c.patient);
-    t.notify.push_back(c.patient.name);  // into the twin index
     registry_result out;
     out.patient = std::move(c.patient);
     return out;
@@ -887,6 +886,10 @@ struct ingest_sequencer::impl {
             it->second.patient = d.patient;
             it->second.decommissioned = d.decommission_time_ms != 0;
           }
+        // Queries see a created or moved patient as soon as the call returns.
+        if (settings.index)
+          for (auto& [name, p] : t.patients)
+            settings.index->set_registry(name, p.ward, p.bed);
         for (auto& p : t.notify) {
           auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
           caf::anon_send(shards[s], registry_atom::value, p);

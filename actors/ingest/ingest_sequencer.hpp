@@ -181,6 +181,9 @@ struct ingest_settings {
   /// disk beside the ingest log's fsyncs as a trickle instead of a burst
   /// that delays them. At most a quarter of checkpoint_interval. Default 2 s.
   std::chrono::milliseconds checkpoint_spread{2'000};
+  /// Patient summaries for twin queries: registry changes reach it before
+  /// the call that made them returns (none: not kept).
+  twin_index* index = nullptr;
 };
 
 /// The single writer of a node's ingest log. Every ingest request and

@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 #include "actors/alerts/alert_hub.hpp"
 #include "storage/errc.hpp"
-#include "storage/registry.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
 
@@ -276,18 +275,10 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
       [=](erase_atom, const std::string& patient, erase_completion_ptr& done) {
         self->state.erase(self, patient, std::move(done));
       },
-      // A patient's registry record changed: its twin reloads it; without
-      // a live twin, the twin index learns the change here.
       [=](registry_atom, const std::string& patient) {
-        auto& st = self->state;
-        auto i = st.patients.find(patient);
-        if (i != st.patients.end() && i->second.actor) {
+        auto i = self->state.patients.find(patient);
+        if (i != self->state.patients.end())
           self->send(i->second.actor, registry_atom::value);
-        } else if (st.ctx->index && i == st.patients.end()) {
-          auto rec = storage::registry{*st.ctx->store}.get_patient(patient);
-          if (rec && *rec)
-            st.ctx->index->set_registry(patient, (*rec)->ward, (*rec)->bed);
-        }
       },
       [=](count_atom) {
         auto& p = self->state.patients;

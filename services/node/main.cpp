@@ -178,6 +178,7 @@ int run(const node::node_config& cfg) {
     ingest_settings.checkpoint_interval = cfg.checkpoint_interval;
     ingest_settings.checkpoint_every_readings = cfg.checkpoint_every_readings;
     ingest_settings.checkpoint_spread = cfg.checkpoint_spread;
+    ingest_settings.index = &index;
     actors::ingest_sequencer sequencer{ingest_settings, *store, shards, flow, metrics};
 
     auto stop_actors = [&] {

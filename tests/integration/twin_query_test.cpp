@@ -216,6 +216,7 @@ TEST_F(twin_query_test, patients_created_later_and_after_a_restart_are_listed) {
 }
 
 TEST_F(twin_query_test, a_watch_sends_the_twin_then_each_change_until_cancelled) {
+  await_alerts();  // the readings above are applied
   grpc::ClientContext ctx;
   api_client::deadline(ctx, 20);
   v1::WatchPatientTwinRequest req;
@@ -252,6 +253,7 @@ TEST_F(twin_query_test, a_watch_sends_the_twin_then_each_change_until_cancelled)
 }
 
 TEST_F(twin_query_test, a_device_watch_follows_readings_and_the_shadow) {
+  await_alerts();  // the readings above are applied
   grpc::ClientContext ctx;
   api_client::deadline(ctx, 20);
   v1::WatchDeviceTwinRequest req;

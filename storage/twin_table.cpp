@@ -30,14 +30,4 @@ caf::expected<std::string> twin_table::stored_value(models::twin_kind kind,
   return store_.seal(name, value);
 }
 
-caf::error twin_table::put_now(models::twin_kind kind, std::string_view name,
-                               std::string_view value) {
-  auto stored = stored_value(kind, name, std::string{value});
-  if (!stored)
-    return stored.error();
-  write_batch b{store_};
-  put(b, kind, name, *stored);
-  return store_.write(b, false);
-}
-
 }  // namespace healthtwin::storage

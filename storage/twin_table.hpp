@@ -14,7 +14,7 @@ namespace healthtwin::storage {
 /// A column family keyed by twin: `registry` (patient and device records)
 /// or `twins` (snapshots). Values are serialized records owned by the
 /// caller; patient snapshots are sealed with the patient's data key
-/// (store::seal) by put_now and opened by get. Keys start with the twin's
+/// (store::seal, see stored_value) and opened by get. Keys start with the twin's
 /// shard. Thread-safe.
 class twin_table {
 public:
@@ -24,10 +24,6 @@ public:
 
   void put(write_batch& batch, models::twin_kind kind, std::string_view name,
            std::string_view value);
-
-  /// Writes one value on its own (not fsynced: snapshots are rebuilt from the
-  /// log, which is).
-  caf::error put_now(models::twin_kind kind, std::string_view name, std::string_view value);
 
   /// The value as this table stores it (patient snapshots sealed), for a
   /// caller that writes many in one batch with put().

@@ -89,7 +89,11 @@ TEST_F(patient_keys_test, destroying_the_key_makes_every_copy_unreadable_at_once
   storage::series_table series{db()};
   ASSERT_FALSE(series.put_chunk(alice, 3, 0, chunk.finish()));
   storage::twin_table snapshots{db(), storage::column::twins};
-  ASSERT_FALSE(snapshots.put_now(models::twin_kind::patient, alice, "alice's snapshot"));
+  auto sealed = snapshots.stored_value(models::twin_kind::patient, alice, "alice's snapshot");
+  ASSERT_TRUE(sealed);
+  storage::write_batch batch{db()};
+  snapshots.put(batch, models::twin_kind::patient, alice, *sealed);
+  ASSERT_FALSE(db().write(batch, false));
   // A copy made before the erasure (an old table file, a backup).
   auto copy = db().seal(alice, "alice's value");
   ASSERT_TRUE(copy);

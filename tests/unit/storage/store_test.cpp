@@ -79,8 +79,10 @@ TEST_F(store_test, checkpoint_truncates_the_log_but_positions_keep_growing) {
 
 TEST_F(store_test, twin_table_keeps_records_per_kind_and_name) {
   twin_table reg{db(), column::registry};
-  ASSERT_FALSE(reg.put_now(models::twin_kind::patient, "tenants/h/patients/p", "P"));
-  ASSERT_FALSE(reg.put_now(models::twin_kind::device, "tenants/h/devices/p", "D"));
+  write_batch batch{db()};
+  reg.put(batch, models::twin_kind::patient, "tenants/h/patients/p", "P");
+  reg.put(batch, models::twin_kind::device, "tenants/h/devices/p", "D");
+  ASSERT_FALSE(db().write(batch, false));
   reopen();
   twin_table again{db(), column::registry};
   EXPECT_EQ(**again.get(models::twin_kind::patient, "tenants/h/patients/p"), "P");

@@ -1,5 +1,6 @@
 #include "storage/store.hpp"
 
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
@@ -253,16 +254,59 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   return out;
 }
 
+rocksdb::Status store::impl::checked_write(const rocksdb::Status& st) {
+  if (st.ok() || st.IsNoSpace() || st.IsBusy())
+    return st;
+  std::lock_guard<std::mutex> guard{failure_mtx};
+  if (!write_failed.exchange(true, std::memory_order_relaxed)) {
+    failure = st.ToString();
+    spdlog::critical("storage: a write failed ({}); writes are refused until the database "
+                     "resumes, or the node restarts on a working disk",
+                     failure);
+  }
+  return st;
+}
+
+// A disk that failed a write (EIO) may work again: Resume() flushes what the
+// database holds to new files and lets writes in again; while the disk
+// still fails it fails too, and writes keep being refused.
+void store::impl::resume_after_failure() {
+  if (!write_failed.load(std::memory_order_relaxed))
+    return;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  auto due = next_resume_ms.load(std::memory_order_relaxed);
+  if (now < due || !next_resume_ms.compare_exchange_strong(due, now + 1000))
+    return;  // tried less than a second ago, or another writer is trying
+  auto st = db->Resume();
+  if (st.ok()) {
+    std::lock_guard<std::mutex> guard{failure_mtx};
+    write_failed.store(false, std::memory_order_relaxed);
+    failure.clear();
+    spdlog::info("storage: writes resumed after a failed write");
+  } else {
+    spdlog::warn("storage: writes still refused: {}", st.ToString());
+  }
+}
+
+std::string store::write_failure() const {
+  std::lock_guard<std::mutex> guard{impl_->failure_mtx};
+  return impl_->failure;
+}
+
 caf::error store::write(write_batch& batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync && impl_->settings.sync_wal;
-  return to_error(impl_->db->Write(wo, &batch.internals().batch), "write");
+  impl_->resume_after_failure();
+  return to_error(impl_->checked_write(impl_->db->Write(wo, &batch.internals().batch)), "write");
 }
 
 caf::error store::sync_wal() {
   if (!impl_->settings.sync_wal)
     return caf::none;
-  return to_error(impl_->db->SyncWAL(), "sync WAL");
+  impl_->resume_after_failure();
+  return to_error(impl_->checked_write(impl_->db->SyncWAL()), "sync WAL");
 }
 
 caf::expected<std::optional<std::string>> store::get(column c, std::string_view key) {

@@ -70,6 +70,12 @@ public:
   /// settings().sync_wal is on). Other writers are not blocked meanwhile.
   caf::error sync_wal();
 
+  /// Empty while writes work. After a write failed (an I/O error other
+  /// than a full disk) the error, until a later write finds the database
+  /// resumed; RocksDB cannot resume after a failed WAL write, so that one
+  /// stays until the node restarts. /healthz reports it.
+  std::string write_failure() const;
+
   /// Reads one value: nullopt when the key is absent.
   caf::expected<std::optional<std::string>> get(column c, std::string_view key);
 

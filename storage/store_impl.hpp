@@ -1,4 +1,8 @@
 #pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
 // Private to storage/: the RocksDB handles behind store and write_batch.
 
 #include <array>
@@ -25,8 +29,17 @@ struct store::impl {
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, column_count> columns{};
   std::unique_ptr<patient_keys> patients;  // after db: destroyed first
+  // After a failed write (other than a full disk, which RocksDB recovers
+  // from by itself) the database refuses every write until resumed; the
+  // next write tries to resume it, at most once per second.
+  std::atomic<bool> write_failed{false};
+  std::atomic<int64_t> next_resume_ms{0};
+  std::mutex failure_mtx;
+  std::string failure;  // the failed write's error, for /healthz
 
   rocksdb::ColumnFamilyHandle* cf(column c) const { return columns[static_cast<size_t>(c)]; }
+  rocksdb::Status checked_write(const rocksdb::Status& st);
+  void resume_after_failure();
   ~impl();
 };
 

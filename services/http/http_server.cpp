@@ -21,6 +21,7 @@ struct http_server::impl {
   prometheus::Registry* metrics = nullptr;
   const std::atomic<bool>* ready = nullptr;
   std::function<void()> before_scrape;
+  std::function<std::string()> health_problem;
   std::string tls_cert, tls_key;  // PEM contents; libmicrohttpd keeps pointers to them
   MHD_Daemon* daemon = nullptr;
   uint16_t port = 0;
@@ -54,11 +55,13 @@ MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url, const ch
     prometheus::TextSerializer serializer;
     return reply(conn, 200, "text/plain; version=0.0.4", serializer.Serialize(im->metrics->Collect()));
   }
+  auto problem = im->health_problem ? im->health_problem() : std::string{};
   if (std::strcmp(url, "/healthz") == 0)
-    return reply(conn, 200, "text/plain", "ok\n");
+    return problem.empty() ? reply(conn, 200, "text/plain", "ok\n")
+                           : reply(conn, 503, "text/plain", "unhealthy: " + problem + "\n");
   if (std::strcmp(url, "/readyz") == 0)
-    return im->ready->load() ? reply(conn, 200, "text/plain", "ready\n")
-                             : reply(conn, 503, "text/plain", "not ready\n");
+    return im->ready->load() && problem.empty() ? reply(conn, 200, "text/plain", "ready\n")
+                                                : reply(conn, 503, "text/plain", "not ready\n");
   return reply(conn, 404, "text/plain", "not found\n");
 }
 
@@ -74,13 +77,15 @@ uint16_t http_server::port() const noexcept {
 caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settings& settings,
                                                                prometheus::Registry& metrics,
                                                                const std::atomic<bool>& ready,
-                                                               std::function<void()> before_scrape) {
+                                                               std::function<void()> before_scrape,
+                                                               std::function<std::string()> health_problem) {
   auto fail = [&](std::string why) {
     return caf::make_error(caf::sec::cannot_open_port,
                            "cannot listen for HTTP on " + settings.listen + ": " + why);
   };
   auto im = std::make_unique<impl>();
   im->before_scrape = std::move(before_scrape);
+  im->health_problem = std::move(health_problem);
   im->metrics = &metrics;
   im->ready = &ready;
   bool tls = !settings.tls_cert_file.empty();

@@ -28,18 +28,20 @@ struct http_settings {
 
 /// The node's HTTP(S) endpoints for operators and probes:
 ///   GET /metrics  Prometheus text format (no per-patient labels)
-///   GET /healthz  200 while the process serves
-///   GET /readyz   200 once recovery finished, 503 before and while stopping
+///   GET /healthz  200 while the process serves; 503 naming the problem when
+///                 it cannot recover without a restart (a failed disk write)
+///   GET /readyz   200 once recovery finished, 503 before, while stopping and
+///                 while unhealthy
 /// Thread-safe; stops when destroyed.
 class http_server {
 public:
   /// Starts listening; an error names the address that could not be bound.
   /// `before_scrape` (optional) refreshes gauges that are read on demand;
-  /// it runs on an HTTP thread.
-  static caf::expected<std::unique_ptr<http_server>> start(const http_settings& settings,
-                                                           prometheus::Registry& metrics,
-                                                           const std::atomic<bool>& ready,
-                                                           std::function<void()> before_scrape = {});
+  /// it runs on an HTTP thread. `health_problem` (optional) returns what
+  /// makes the node unhealthy, empty when nothing does.
+  static caf::expected<std::unique_ptr<http_server>> start(
+      const http_settings& settings, prometheus::Registry& metrics, const std::atomic<bool>& ready,
+      std::function<void()> before_scrape = {}, std::function<std::string()> health_problem = {});
   ~http_server();
 
   /// The bound port (useful with port 0).

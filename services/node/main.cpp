@@ -194,7 +194,11 @@ int run(const node::node_config& cfg) {
     http_settings.listen = cfg.http_listen;
     http_settings.tls_cert_file = cfg.tls_cert_file;
     http_settings.tls_key_file = cfg.tls_key_file;
-    auto http = services::http_server::start(http_settings, metrics, ready, refresh_storage_metrics);
+    auto http = services::http_server::start(
+        http_settings, metrics, ready, refresh_storage_metrics, [&] {
+          auto failure = store->write_failure();
+          return failure.empty() ? failure : "storage writes fail: " + failure;
+        });
     if (!http) {
       spdlog::critical("{}", caf::to_string(http.error()));
       stop_actors();
@@ -269,8 +273,16 @@ int run(const node::node_config& cfg) {
     sequencer.stop();
     stop_actors();
     http->reset();
+    if (auto failure = store->write_failure(); !failure.empty()) {
+      // Everything acknowledged is in the log; what the failed disk kept
+      // from being snapshotted is replayed at the next start.
+      spdlog::error("stopped with failed storage writes ({}); the next start replays the log",
+                    failure);
+      exit_code = 5;
+    }
   }
-  spdlog::info("stopped cleanly");
+  if (exit_code == 0)
+    spdlog::info("stopped cleanly");
   return exit_code;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -105,6 +106,16 @@ private:
   pid_t pid_ = -1;
   int exit_status_ = 0;
 };
+
+/// Runs a shell command; its stdout and stderr.
+inline std::string run_command(const std::string& cmd) {
+  std::string out;
+  std::unique_ptr<FILE, int (*)(FILE*)> p{::popen((cmd + " 2>&1").c_str(), "r"), ::pclose};
+  char buf[512];
+  while (p && std::fgets(buf, sizeof buf, p.get()))
+    out += buf;
+  return out;
+}
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in{p};

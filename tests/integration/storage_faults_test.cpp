@@ -1,12 +1,16 @@
 // Storage faults in a running node: a full disk refuses ingest with
 // RESOURCE_EXHAUSTED and never acknowledges what it did not persist; the
 // node recovers by itself when space returns; a damaged file stops the
-// next start with a message naming it.
+// next start with a message naming it; a disk whose writes fail (EIO)
+// refuses with UNAVAILABLE, again acknowledging nothing it did not persist.
 //
-// The full disk is a small tmpfs the test mounts itself (root only); where
-// mounting is not allowed the test is skipped and says why.
+// The full disk is a small tmpfs the test mounts itself (root only); the
+// failing disk is faulty_fs, a pass-through FUSE file system whose writes
+// fail on a signal (the kernel here has no device-mapper error target).
+// Where mounting is not allowed the tests are skipped and say why.
 
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
@@ -63,6 +67,46 @@ private:
   std::string ballast() const { return dir_.str() + "/ballast"; }
   temp_dir dir_;
   bool mounted_ = false;
+  std::string why_;
+};
+
+// faulty_fs over a backing directory, mounted on a fresh directory; its
+// writes fail from fail() until heal(). Unmounted (SIGTERM, by PID) at the end.
+class failing_filesystem {
+public:
+  failing_filesystem() {
+    if (!std::filesystem::exists("/dev/fuse")) {
+      why_ = "no /dev/fuse on this machine";
+      return;
+    }
+    proc_ = std::make_unique<child_process>(
+        std::vector<std::string>{HEALTHTWIN_FAULTY_FS_BINARY, backing_.str(), mount_.str()},
+        log_.str() + "/faulty_fs.log");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline && proc_->running() && !mounted())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!mounted())
+      why_ = "cannot mount a FUSE file system here: " + read_file(log_.path() / "faulty_fs.log");
+  }
+  ~failing_filesystem() {
+    if (proc_)
+      proc_->kill(SIGTERM, std::chrono::seconds(10));
+    if (mounted())
+      ::umount2(mount_.str().c_str(), MNT_DETACH);
+  }
+  bool mounted() const {
+    struct stat a {}, b {};
+    return ::stat(mount_.str().c_str(), &a) == 0 && ::stat(backing_.str().c_str(), &b) == 0 &&
+           a.st_dev != b.st_dev;
+  }
+  const std::string& why_not() const { return why_; }
+  std::filesystem::path path() const { return mount_.path(); }
+  void fail() { ::kill(proc_->pid(), SIGUSR1); }
+  void heal() { ::kill(proc_->pid(), SIGUSR2); }
+
+private:
+  temp_dir backing_, mount_, log_;
+  std::unique_ptr<child_process> proc_;
   std::string why_;
 };
 
@@ -197,4 +241,70 @@ TEST(storage_faults_test, a_damaged_table_file_stops_the_start_naming_the_file) 
   for (auto& name : damaged)
     named = named || node.log().find(name) != std::string::npos;
   EXPECT_TRUE(named) << "the log names none of the damaged files:\n" << node.log();
+}
+
+TEST(storage_faults_test, failing_writes_answer_unavailable_without_acking) {
+  failing_filesystem fs;
+  if (!fs.mounted())
+    GTEST_SKIP() << fs.why_not();
+  // The node's log and keys stay off the failing disk; its store is on it.
+  temp_dir home;
+  std::filesystem::create_directories(fs.path() / "db");
+  std::filesystem::create_directory_symlink(fs.path() / "db", home.path() / "db");
+  auto node = std::make_unique<node_process>(home.path());
+  ASSERT_TRUE(node->wait_ready()) << node->log();
+  api_client client{node->channel()};
+  ASSERT_TRUE(client.create_patient("h1", "p1", "ICU-1").ok());
+  ASSERT_TRUE(client.create_device("h1", "mon1", v1::DEVICE_TYPE_BEDSIDE_MONITOR, patient).ok());
+  auto t0 = now_ms() - 86'400'000LL;
+  uint64_t acked = 0;  // readings 1..acked are acknowledged
+  for (int i = 0; i < 5; ++i) {
+    v1::IngestResponse resp;
+    ASSERT_TRUE(client.send(api_client::request(device, batch_of(acked + 1, 1000, t0)), resp).ok());
+    acked += 1000;
+  }
+
+  // The disk fails: every batch is refused with UNAVAILABLE within its
+  // deadline, none is acknowledged, and the node keeps running.
+  fs.fail();
+  for (int i = 0; i < 5; ++i) {
+    v1::IngestResponse resp;
+    auto st = client.send(api_client::request(device, batch_of(acked + 1, 1000, t0)), resp);
+    ASSERT_FALSE(st.ok()) << "acknowledged a batch the disk could not hold";
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  }
+  {  // Reads of patient data are refused while their audit entry cannot be written.
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetPatientTwinRequest req;
+    req.set_name(patient);
+    v1::PatientTwin twin;
+    auto st = client.twins->GetPatientTwin(&ctx, req, &twin);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  }
+  // The node stays up and says why it is unhealthy: RocksDB cannot resume
+  // after a failed WAL write, so it needs a restart (Kubernetes' liveness
+  // probe does that).
+  EXPECT_TRUE(node->process().running()) << node->log();
+  auto health = run_command(node->curl("/healthz", "-w ' %{http_code}'"));
+  EXPECT_NE(health.find("unhealthy: storage writes fail"), std::string::npos) << health;
+  EXPECT_NE(health.find(" 503"), std::string::npos) << health;
+  EXPECT_NE(run_command(node->curl("/readyz", "-w ' %{http_code}'")).find(" 503"), std::string::npos);
+
+  // The disk heals; still nothing beyond what was acknowledged went in.
+  fs.heal();
+  EXPECT_NE(node->stop(), -1) << "the node hung stopping\n" << node->log();
+
+  // After a restart everything acknowledged is there, once, and the node
+  // takes the refused batch.
+  node = std::make_unique<node_process>(home.path());
+  ASSERT_TRUE(node->wait_ready()) << node->log();
+  api_client again{node->channel()};
+  EXPECT_EQ(again.history(patient, v1::METRIC_HEART_RATE, 0, now_ms()).size(), acked);
+  v1::IngestResponse resp;
+  auto st = again.send(api_client::request(device, batch_of(acked + 1, 1000, t0)), resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(again.history(patient, v1::METRIC_HEART_RATE, 0, now_ms()).size(), acked + 1000);
+  EXPECT_EQ(run_command(node->curl("/healthz")), "ok\n");
+  EXPECT_EQ(node->stop(), 0) << node->log();
 }

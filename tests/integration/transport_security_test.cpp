@@ -13,12 +13,7 @@ namespace services = healthtwin::services;
 namespace {
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> p{::popen((cmd + " 2>&1").c_str(), "r"), ::pclose};
-  char buf[512];
-  while (p && std::fgets(buf, sizeof buf, p.get()))
-    out += buf;
-  return out;
+  return run_command(cmd);
 }
 
 grpc::Status node_status(const std::shared_ptr<grpc::Channel>& ch) {

@@ -23,6 +23,10 @@ namespace healthtwin::services {
 class token_verifier;
 }
 
+namespace healthtwin::cluster {
+class membership;
+}
+
 namespace healthtwin::actors {
 class twin_index;
 class ingest_sequencer;
@@ -61,6 +65,8 @@ struct api_settings {
   std::string node_name = "node-0";
   /// Number of virtual shards.
   uint32_t shards = 1024;
+  /// --cluster-name; empty for a node without --cluster-members.
+  std::string cluster_name;
 };
 
 /// What the services call into. Everything must outlive the services.
@@ -79,6 +85,9 @@ struct api_context {
   storage::audit_log* audit = nullptr;
   /// Verifies callers' bearer tokens.
   const token_verifier* tokens = nullptr;
+  /// The cluster's members, their health and the shard map (this node
+  /// alone when it runs without --cluster-members).
+  const cluster::membership* members = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

@@ -1,7 +1,10 @@
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/cluster/membership.hpp"
+#include "actors/models/twin_name.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/v1/cluster.grpc.pb.h"
+#include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
 
@@ -32,7 +35,51 @@ public:
     return env_.audited(call, rc, std::move(st));
   }
 
+  Status GetClusterStatus(ServerContext* call, const v1::GetClusterStatusRequest*,
+                          v1::ClusterStatus* resp) override {
+    return env_.serve(call, "ClusterService/GetClusterStatus", [&](rpc_call& rc) -> Status {
+      if (auto st = rc.allow({}); !st.ok())
+        return st;
+      cluster_status(resp);
+      return Status::OK;
+    });
+  }
+
 private:
+  void cluster_status(v1::ClusterStatus* resp) {
+    auto& members = *env_.ctx.members;
+    auto& map = members.map();
+    resp->set_cluster(env_.settings.cluster_name);
+    resp->set_node(members.self_member().name);
+    resp->set_shards(map.shards());
+    resp->set_twin_hash(std::string{models::twin_hash_name});
+    resp->set_placement_hash(std::string{cluster::shard_map::hash_name});
+    auto health = members.health(service_env::now_ms());
+    for (uint32_t m = 0; m < health.size(); ++m) {
+      auto* out = resp->add_members();
+      out->set_name(map.members()[m].name);
+      out->set_address(map.members()[m].address);
+      out->set_state(member_state(health[m].state));
+      out->set_self(m == members.self());
+      out->set_ready(m == members.self() ? env_.ready() : health[m].ready);
+      if (health[m].last_seen_ms > 0)
+        set_timestamp(out->mutable_last_seen_time(), health[m].last_seen_ms);
+      out->set_error(health[m].error);
+      out->set_shards_owned(map.owned_by(m));
+    }
+    resp->mutable_shard_owners()->Assign(map.owners().begin(), map.owners().end());
+  }
+
+  static v1::MemberState member_state(cluster::member_state s) {
+    switch (s) {
+      case cluster::member_state::up: return v1::MEMBER_STATE_UP;
+      case cluster::member_state::down: return v1::MEMBER_STATE_DOWN;
+      case cluster::member_state::refused: return v1::MEMBER_STATE_REFUSED;
+      case cluster::member_state::unknown: break;
+    }
+    return v1::MEMBER_STATE_UNSPECIFIED;
+  }
+
   Status status(ServerContext* call, v1::NodeStatus* resp) {
     resp->set_node(env_.settings.node_name);
     resp->set_ready(env_.ready());

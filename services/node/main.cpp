@@ -25,7 +25,9 @@
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/shard/shard.hpp"
+#include "actors/cluster/membership.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/cluster_peers.hpp"
 #include "services/grpc/read_file.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
@@ -43,6 +45,7 @@ namespace {
 // TLS 1.2+ (gRPC's minimum) with the node's certificate; with a client CA,
 // clients must present a certificate it signed.
 std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node::node_config& cfg,
+                                                          const std::string& client_ca_file,
                                                           std::string& error) {
   if (cfg.insecure_plaintext)
     return grpc::InsecureServerCredentials();
@@ -53,10 +56,10 @@ std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node::node_confi
   }
   grpc::SslServerCredentialsOptions opts;
   opts.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!cfg.tls_client_ca_file.empty()) {
-    auto ca = services::read_file(cfg.tls_client_ca_file);
+  if (!client_ca_file.empty()) {
+    auto ca = services::read_file(client_ca_file);
     if (!ca) {
-      error = "cannot read --tls-client-ca-file";
+      error = "cannot read the client CA file " + client_ca_file;
       return nullptr;
     }
     opts.pem_root_certs = *ca;
@@ -129,7 +132,7 @@ int run(const node::node_config& cfg) {
   if (!cfg.auth_hs256_secret_file.empty())
     spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
   std::string tls_error;
-  auto grpc_creds = grpc_credentials(cfg, tls_error);
+  auto grpc_creds = grpc_credentials(cfg, cfg.tls_client_ca_file, tls_error);
   if (!grpc_creds) {
     spdlog::critical("{}", tls_error);
     return 2;
@@ -205,8 +208,27 @@ int run(const node::node_config& cfg) {
       return 4;
     }
 
+    // The cluster (docs/cluster.md): without --cluster-members this node is
+    // its only member and owns every shard.
+    auto member_list = cfg.cluster_members;
+    if (member_list.empty())
+      member_list.push_back({cfg.node_name, cfg.grpc_listen});
+    cluster::shard_map placement{member_list, cfg.shards};
+    cluster::membership members{placement, *placement.find(cfg.node_name), cfg.cluster_down_after};
+    services::peer_settings peer_settings;
+    peer_settings.cluster_name = cfg.cluster_name;
+    peer_settings.shards = cfg.shards;
+    peer_settings.plaintext = cfg.insecure_plaintext;
+    peer_settings.ca_file = cfg.cluster_ca_file;
+    peer_settings.cert_file = cfg.tls_cert_file;
+    peer_settings.key_file = cfg.tls_key_file;
+    peer_settings.probe_interval = cfg.cluster_probe_interval;
+    peer_settings.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
+
     services::api_settings api_settings;
     api_settings.node_name = cfg.node_name;
+    if (!cfg.cluster_members.empty())
+      api_settings.cluster_name = cfg.cluster_name;
     api_settings.shards = cfg.shards;
     api_settings.heartbeat_timeout = cfg.heartbeat_timeout;
     api_settings.max_clock_skew = cfg.max_clock_skew;
@@ -224,6 +246,7 @@ int run(const node::node_config& cfg) {
     api_ctx.ready = &ready;
     api_ctx.audit = &audit;
     api_ctx.tokens = tokens.get();
+    api_ctx.members = &members;
     services::api_services api{api_settings, api_ctx};
 
     grpc::EnableDefaultHealthCheckService(true);
@@ -241,12 +264,51 @@ int run(const node::node_config& cfg) {
     }
     auto* health = server->GetHealthCheckService();
     health->SetServingStatus(false);
+
+    // The peer listener (mutual TLS with the cluster CA) and the probes; a
+    // member that places twins differently keeps this node out.
+    std::unique_ptr<grpc::Service> peer_service;
+    std::unique_ptr<grpc::Server> peer_server;
+    std::unique_ptr<services::cluster_prober> prober;
+    auto stop_listeners = [&] {
+      prober.reset();
+      if (peer_server)
+        peer_server->Shutdown(std::chrono::system_clock::now());
+      server->Shutdown(std::chrono::system_clock::now());
+    };
+    if (!cfg.cluster_members.empty()) {
+      auto peer_creds = grpc_credentials(cfg, cfg.cluster_ca_file, tls_error);
+      peer_service = services::make_peer_service(peer_settings, members, ready);
+      grpc::ServerBuilder peer_builder;
+      int peer_port = 0;
+      if (peer_creds)
+        peer_builder.AddListeningPort(cfg.cluster_listen, peer_creds, &peer_port);
+      peer_builder.RegisterService(peer_service.get());
+      peer_server = peer_builder.BuildAndStart();
+      if (!peer_server || peer_port == 0) {
+        spdlog::critical("cannot listen for peers on {} {}", cfg.cluster_listen, tls_error);
+        stop_listeners();
+        stop_actors();
+        return 4;
+      }
+      prober = std::make_unique<services::cluster_prober>(peer_settings, members, ready);
+      if (auto refused = prober->join(); !refused.empty()) {
+        spdlog::critical("cluster {}: refusing to join: {}", cfg.cluster_name, refused);
+        stop_listeners();
+        stop_actors();
+        return 2;
+      }
+      prober->start();
+      spdlog::info("cluster {}: member {} of {}, owning {} of {} shards; peers on port {}",
+                   cfg.cluster_name, cfg.node_name, placement.members().size(),
+                   placement.owned_by(members.self()), cfg.shards, peer_port);
+    }
     spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg.node_name,
                  grpc_port, (*http)->port());
 
     if (auto err = sequencer.recover()) {
       spdlog::critical("recovery failed, refusing to serve: {}", storage::describe(err));
-      server->Shutdown();
+      stop_listeners();
       stop_actors();
       return 3;
     }
@@ -267,7 +329,7 @@ int run(const node::node_config& cfg) {
     if (auto left = api.shutdown(std::chrono::seconds(10)))
       spdlog::warn("{} calls still in progress after 10 s; cancelling them", left);
     // Nothing is in flight now: idle client connections need not be waited for.
-    server->Shutdown(std::chrono::system_clock::now());
+    stop_listeners();
     server->Wait();
     // Commit what was queued, let twins apply it, snapshot, checkpoint.
     sequencer.stop();

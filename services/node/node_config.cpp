@@ -180,6 +180,37 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "readings per second a device token may ingest (bursts of twice that)")
       ->check(CLI::Range(0.1, 1e9))
       ->capture_default_str();
+  std::string cluster_members, cluster_statefulset, cluster_service;
+  uint32_t cluster_replicas = 0;
+  int64_t probe_ms = cfg.cluster_probe_interval.count();
+  int64_t down_after_ms = cfg.cluster_down_after.count();
+  app.add_option("--cluster-name", cfg.cluster_name,
+                 "name of the cluster; members must agree on it")
+      ->capture_default_str();
+  auto* members_option = app.add_option("--cluster-members", cluster_members,
+                 "the members: NAME=HOST:PORT,... (peer listeners; this node's --node-name among "
+                 "them); empty: a single node");
+  members_option->excludes(app.add_option(
+      "--cluster-statefulset", cluster_statefulset,
+      "members are the pods SET-0..SET-(N-1) of this StatefulSet, reached as SET-i.SERVICE at "
+      "the --cluster-listen port"));
+  app.add_option("--cluster-service", cluster_service,
+                 "the StatefulSet's headless Service (with --cluster-statefulset)");
+  app.add_option("--cluster-replicas", cluster_replicas, "the StatefulSet's replicas")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--cluster-listen", cfg.cluster_listen,
+                 "peer listener host:port for the other members (mutual TLS)")
+      ->check(listen_address);
+  app.add_option("--cluster-ca-file", cfg.cluster_ca_file,
+                 "PEM CA that signed every member's certificate (--tls-cert-file)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--cluster-probe-interval-ms", probe_ms, "how often members probe each other")
+      ->check(CLI::Range(int64_t{50}, int64_t{60'000}))
+      ->capture_default_str();
+  app.add_option("--cluster-down-after-ms", down_after_ms,
+                 "a member that has not answered for this long is down")
+      ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
+      ->capture_default_str();
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
@@ -230,6 +261,36 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                   "set exactly one (every call needs a bearer token)");
   if (cfg.auth_audience.empty())
     return refuse("--auth-audience: must not be empty");
+  if (!cluster_statefulset.empty()) {
+    if (cluster_service.empty() || cluster_replicas == 0)
+      return refuse("--cluster-statefulset: needs --cluster-service and --cluster-replicas");
+    auto listen = split_host_port(cfg.cluster_listen);
+    if (!listen)
+      return refuse("--cluster-statefulset: needs --cluster-listen (its port is the members' port)");
+    cfg.cluster_members =
+        cluster::statefulset_members(cluster_statefulset, cluster_service, cluster_replicas, listen->second);
+  } else if (!cluster_members.empty()) {
+    auto parsed = cluster::parse_members(cluster_members);
+    if (!parsed.error.empty())
+      return refuse("--cluster-members: " + parsed.error);
+    cfg.cluster_members = std::move(parsed.members);
+  }
+  if (!cfg.cluster_members.empty()) {
+    bool listed = false;
+    for (auto& m : cfg.cluster_members)
+      listed = listed || m.name == cfg.node_name;
+    if (!listed)
+      return refuse("--cluster-members: --node-name \"" + cfg.node_name + "\" is not among them");
+    if (cfg.cluster_listen.empty())
+      return refuse("--cluster-listen: a member needs a peer listener");
+    if (cfg.cluster_ca_file.empty() && !cfg.insecure_plaintext)
+      return refuse("--cluster-ca-file: members authenticate each other with certificates "
+                    "signed by this CA");
+    if (cfg.cluster_name.empty())
+      return refuse("--cluster-name: must not be empty");
+  }
+  cfg.cluster_probe_interval = std::chrono::milliseconds(probe_ms);
+  cfg.cluster_down_after = std::chrono::milliseconds(down_after_ms);
   cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
   cfg.checkpoint_spread = std::chrono::milliseconds(checkpoint_spread_ms);
   cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);

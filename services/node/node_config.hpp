@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "actors/cluster/shard_map.hpp"
+
 namespace healthtwin::node {
 
 /// Everything the `healthtwin` binary reads from its flags and config file.
@@ -52,6 +54,14 @@ struct node_config {
   double rate_limit_calls_per_s = 10'000;           ///< per principal, ingest aside
   double rate_limit_readings_per_s = 1'000'000;    ///< per principal
   double rate_limit_device_readings_per_s = 100;   ///< per device token
+  // Cluster (docs/cluster.md). No members: a single node owning every shard.
+  std::string cluster_name = "healthtwin";
+  /// The members: from --cluster-members, or a StatefulSet's pods.
+  std::vector<cluster::member> cluster_members;
+  std::string cluster_listen;  ///< peer listener host:port (mutual TLS)
+  std::string cluster_ca_file; ///< CA of the members' certificates
+  std::chrono::milliseconds cluster_probe_interval{1'000};
+  std::chrono::milliseconds cluster_down_after{3'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
 };

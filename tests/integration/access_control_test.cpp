@@ -273,6 +273,12 @@ std::map<std::string, call_fn> every_rpc() {
     v1::NodeStatus out;
     return c.cluster->GetNodeStatus(&ctx, {}, &out);
   };
+  m["ClusterService/GetClusterStatus"] = [](api_client& c, const std::string&) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ClusterStatus out;
+    return c.cluster->GetClusterStatus(&ctx, {}, &out);
+  };
   return m;
 }
 

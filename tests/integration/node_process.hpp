@@ -154,15 +154,17 @@ public:
                                   "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
                                   "--http-listen=127.0.0.1:" + std::to_string(http_port),
                                   "--data-dir=" + (dir_ / "db").string(),
-                                  "--port-file=" + port_file_.string(),
-                                  "--shards=64",
-                                  "--node-name=test-node"};
+                                  "--port-file=" + port_file_.string()};
     auto mentions = [&](const std::string& prefix) {
       for (auto& e : extra)
         if (e.rfind(prefix, 0) == 0)
           return true;
       return false;
     };
+    if (!mentions("--shards="))
+      argv.push_back("--shards=64");
+    if (!mentions("--node-name="))
+      argv.push_back("--node-name=test-node");
     plaintext_ = mentions("--insecure-plaintext");
     if (!plaintext_ && !mentions("--tls-"))
       for (auto& a : {"--tls-cert-file=" + pki_.node_cert.string(),

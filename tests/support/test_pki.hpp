@@ -47,7 +47,7 @@ leaf() { # name ca extensions
 ca ca
 ca other-ca
 leaf node ca "subjectAltName=IP:127.0.0.1,DNS:localhost
-extendedKeyUsage=serverAuth"
+extendedKeyUsage=serverAuth,clientAuth"
 leaf client ca "extendedKeyUsage=clientAuth"
 leaf other-client other-ca "extendedKeyUsage=clientAuth"
 chmod 600 *.key

@@ -169,3 +169,38 @@ TEST(node_config, splits_host_and_port) {
   EXPECT_FALSE(split_host_port("host:8a"));
   EXPECT_FALSE(split_host_port("[::1:80"));
 }
+
+TEST(node_config, cluster_members_come_from_a_list_or_a_statefulset) {
+  auto out = parse({"--node-name=b", "--cluster-members=a=10.0.0.1:7000,b=10.0.0.2:7000",
+                    "--cluster-listen=0.0.0.0:7000"});
+  ASSERT_TRUE(out.config) << out.message;
+  ASSERT_EQ(out.config->cluster_members.size(), 2u);
+  EXPECT_EQ(out.config->cluster_members[1].address, "10.0.0.2:7000");
+
+  out = parse({"--node-name=healthtwin-1", "--cluster-statefulset=healthtwin",
+               "--cluster-service=healthtwin-peers", "--cluster-replicas=3",
+               "--cluster-listen=0.0.0.0:7000"});
+  ASSERT_TRUE(out.config) << out.message;
+  ASSERT_EQ(out.config->cluster_members.size(), 3u);
+  EXPECT_EQ(out.config->cluster_members[0].address, "healthtwin-0.healthtwin-peers:7000");
+
+  auto refused = [](std::vector<std::string> args, const std::string& naming) {
+    auto r = parse(std::move(args));
+    EXPECT_FALSE(r.config) << naming;
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.message.find(naming), std::string::npos) << r.message;
+  };
+  refused({"--node-name=c", "--cluster-members=a=h:1,b=h:2", "--cluster-listen=0.0.0.0:1"},
+          "--cluster-members: --node-name \"c\" is not among them");
+  refused({"--node-name=a", "--cluster-members=a=h:1,b"}, "--cluster-members: member \"b\"");
+  refused({"--node-name=a", "--cluster-members=a=h:1,b=h:2"}, "--cluster-listen");
+  refused({"--node-name=a", "--cluster-statefulset=s", "--cluster-listen=0.0.0.0:1"},
+          "--cluster-statefulset: needs --cluster-service");
+  // With TLS the members need the CA that signed their certificates.
+  auto tls = parse({"--node-name=a", "--cluster-members=a=h:1,b=h:2", "--cluster-listen=0.0.0.0:1",
+                    "--tls-cert-file=" + some_file(), "--tls-key-file=" + some_file(),
+                    "--auth-public-key-file=" + some_file()},
+                   true);
+  EXPECT_FALSE(tls.config);
+  EXPECT_NE(tls.message.find("--cluster-ca-file"), std::string::npos) << tls.message;
+}

@@ -1,0 +1,172 @@
+#include "services/grpc/cluster_peers.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/twin_name.hpp"
+#include "healthtwin/internal/peer.grpc.pb.h"
+#include "services/grpc/client_channel.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+using internal::PeerHello;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+PeerHello hello_of(const peer_settings& s, const cluster::membership& members, bool ready) {
+  PeerHello h;
+  h.set_cluster(s.cluster_name);
+  h.set_node(members.self_member().name);
+  h.set_shards(s.shards);
+  h.set_twin_hash(std::string{models::twin_hash_name});
+  h.set_placement_hash(std::string{cluster::shard_map::hash_name});
+  for (auto& m : members.map().members())
+    h.add_members(m.name);
+  h.set_ready(ready);
+  return h;
+}
+
+// Empty when `theirs` places twins as `mine` does; else the field that differs.
+std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
+  auto differs = [&](const char* field, const std::string& a, const std::string& b) {
+    return std::string{field} + " differs (" + mine.node() + ": " + a + ", " + theirs.node() +
+           ": " + b + ")";
+  };
+  if (theirs.cluster() != mine.cluster())
+    return differs("cluster name", mine.cluster(), theirs.cluster());
+  if (theirs.shards() != mine.shards())
+    return differs("shard count", std::to_string(mine.shards()), std::to_string(theirs.shards()));
+  if (theirs.twin_hash() != mine.twin_hash())
+    return differs("twin hash", mine.twin_hash(), theirs.twin_hash());
+  if (theirs.placement_hash() != mine.placement_hash())
+    return differs("placement hash", mine.placement_hash(), theirs.placement_hash());
+  return {};
+}
+
+class peer_service final : public internal::PeerService::Service {
+public:
+  peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready)
+      : settings_(s), members_(members), ready_(ready) {}
+
+  grpc::Status Hello(grpc::ServerContext*, const PeerHello* req, PeerHello* resp) override {
+    *resp = hello_of(settings_, members_, ready_.load());
+    auto m = members_.map().find(req->node());
+    if (!m || *m == members_.self())
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "node \"" + req->node() + "\" is not another member of this cluster"};
+    if (auto why = mismatch(*resp, *req); !why.empty()) {
+      members_.refused(*m, why, wall_ms());
+      return {grpc::StatusCode::FAILED_PRECONDITION, why};
+    }
+    members_.answered(*m, req->ready(), wall_ms());
+    return grpc::Status::OK;
+  }
+
+private:
+  const peer_settings& settings_;
+  cluster::membership& members_;
+  const std::atomic<bool>& ready_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
+                                                 cluster::membership& members,
+                                                 const std::atomic<bool>& ready) {
+  return std::make_unique<peer_service>(settings, members, ready);
+}
+
+struct cluster_prober::peer {
+  uint32_t index;
+  std::unique_ptr<internal::PeerService::Stub> stub;
+  std::string channel_error;
+};
+
+cluster_prober::cluster_prober(const peer_settings& settings, cluster::membership& members,
+                               const std::atomic<bool>& ready)
+    : settings_(settings), members_(members), ready_(ready) {
+  auto& all = members_.map().members();
+  for (uint32_t m = 0; m < all.size(); ++m) {
+    if (m == members_.self())
+      continue;
+    channel_settings cs;
+    cs.target = all[m].address;
+    cs.plaintext = settings_.plaintext;
+    cs.ca_file = settings_.ca_file;
+    cs.cert_file = settings_.cert_file;
+    cs.key_file = settings_.key_file;
+    auto p = std::make_unique<peer>();
+    p->index = m;
+    auto channel = make_channel(cs, p->channel_error);
+    if (channel)
+      p->stub = internal::PeerService::NewStub(channel);
+    peers_.push_back(std::move(p));
+  }
+}
+
+cluster_prober::~cluster_prober() {
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+// One hello; returns why the member refuses us (empty otherwise).
+std::string cluster_prober::probe(peer& p) {
+  auto name = members_.map().members()[p.index].name;
+  if (!p.stub) {
+    members_.failed(p.index, "no channel: " + p.channel_error, wall_ms());
+    return {};
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + settings_.probe_timeout);
+  auto mine = hello_of(settings_, members_, ready_.load());
+  PeerHello theirs;
+  auto st = p.stub->Hello(&ctx, mine, &theirs);
+  if (st.ok()) {
+    if (auto why = mismatch(mine, theirs); !why.empty()) {
+      members_.refused(p.index, why, wall_ms());
+      return "member " + name + ": " + why;
+    }
+    members_.answered(p.index, theirs.ready(), wall_ms());
+    return {};
+  }
+  if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    members_.refused(p.index, st.error_message(), wall_ms());
+    return "member " + name + ": " + st.error_message();
+  }
+  members_.failed(p.index, st.error_message(), wall_ms());
+  return {};
+}
+
+std::string cluster_prober::join() {
+  std::string refusals;
+  for (auto& p : peers_)
+    if (auto why = probe(*p); !why.empty())
+      refusals += (refusals.empty() ? "" : "; ") + why;
+  return refusals;
+}
+
+void cluster_prober::start() {
+  thread_ = std::thread{[this] {
+    std::unique_lock<std::mutex> lock{mtx_};
+    while (!wake_.wait_for(lock, settings_.probe_interval, [this] { return stopping_; })) {
+      lock.unlock();
+      for (auto& p : peers_)
+        if (auto why = probe(*p); !why.empty())
+          spdlog::error("cluster: {}", why);
+      lock.lock();
+    }
+  }};
+}
+
+}  // namespace healthtwin::services

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/impl/service_type.h>
+
+#include "actors/cluster/membership.hpp"
+
+namespace healthtwin::services {
+
+/// How members of a cluster reach each other (ADR 0012): an internal gRPC
+/// service on the peer listener, mutual TLS with the cluster CA.
+struct peer_settings {
+  std::string cluster_name;
+  uint32_t shards = 0;
+  bool plaintext = false;  ///< --insecure-plaintext: development only
+  std::string ca_file;     ///< CA of the members' certificates (both directions)
+  std::string cert_file;   ///< this node's certificate and key (client side too)
+  std::string key_file;
+  std::chrono::milliseconds probe_interval{1000};
+  std::chrono::milliseconds probe_timeout{500};
+};
+
+/// The PeerService answering other members' hellos: it records the caller
+/// as up, or answers FAILED_PRECONDITION naming what differs.
+std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
+                                                 cluster::membership& members,
+                                                 const std::atomic<bool>& ready);
+
+/// Says hello to every other member: once at start (join) and then every
+/// probe interval on its own thread, recording each member's health.
+class cluster_prober {
+public:
+  cluster_prober(const peer_settings& settings, cluster::membership& members,
+                 const std::atomic<bool>& ready);
+  ~cluster_prober();
+
+  /// One round of hellos. Empty when no reachable member places twins
+  /// differently; otherwise why (naming the member and the field), and
+  /// this node must not join. Members that do not answer are not an error.
+  std::string join();
+
+  /// Probes every interval until destroyed.
+  void start();
+
+private:
+  struct peer;
+  std::string probe(peer& p);
+  const peer_settings settings_;
+  cluster::membership& members_;
+  const std::atomic<bool>& ready_;
+  std::vector<std::unique_ptr<peer>> peers_;
+  std::mutex mtx_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace healthtwin::services

@@ -1,0 +1,222 @@
+// The cluster's membership with real `healthtwin` processes on 127.0.0.1:
+// three members agree on the shard map and see each other up; a killed
+// member shows down (its shards keep their owner) and up again after a
+// restart; a node placing twins differently refuses to join.
+
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "actors/cluster/shard_map.hpp"
+#include "healthtwin/internal/peer.grpc.pb.h"
+#include "services/grpc/client_channel.hpp"
+#include "tests/integration/api_client.hpp"
+#include "tests/integration/node_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace healthtwin::testing;
+namespace v1 = healthtwin::v1;
+namespace cluster = healthtwin::cluster;
+
+namespace {
+
+// A cluster of `n` members on free ports, sharing one PKI (every member's
+// certificate is signed by the cluster CA).
+class cluster_fixture {
+public:
+  explicit cluster_fixture(int n) : pki_(root_.path() / "pki") {
+    for (int i = 0; i < n; ++i) {
+      names_.push_back("n" + std::to_string(i));
+      peer_ports_.push_back(free_port());
+    }
+    for (int i = 0; i < n; ++i)
+      members_ += (i ? "," : "") + names_[i] + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+    nodes_.resize(n);
+  }
+
+  // Starts member i (again); extra flags are added.
+  node_process& start(int i, std::vector<std::string> extra = {}) {
+    auto dir = root_.path() / names_[i];
+    // The node's own PKI directory holds the cluster's files, so that its
+    // clients trust the same CA.
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy(root_.path() / "pki", dir / "pki",
+                          std::filesystem::copy_options::skip_existing |
+                              std::filesystem::copy_options::recursive);
+    std::vector<std::string> args{"--node-name=" + names_[i], "--cluster-members=" + members_,
+                                  "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports_[i]),
+                                  "--cluster-ca-file=" + pki_.ca_cert.string(),
+                                  "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    nodes_[i] = std::make_unique<node_process>(dir, args);
+    return *nodes_[i];
+  }
+
+  node_process& node(int i) { return *nodes_[i]; }
+  const test_pki& pki() const { return pki_; }
+  uint16_t peer_port(int i) const { return peer_ports_[i]; }
+  void drop(int i) { nodes_[i].reset(); }
+  const std::vector<std::string>& names() const { return names_; }
+
+  // ClusterService/GetClusterStatus as member i sees it.
+  v1::ClusterStatus status(int i) {
+    api_client c{node(i).channel()};
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::ClusterStatus out;
+    auto st = c.cluster->GetClusterStatus(&ctx, {}, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return out;
+  }
+
+  // Waits until member i sees member `of` in `state`; the last status.
+  bool wait_state(int i, int of, v1::MemberState state, v1::ClusterStatus* last = nullptr,
+                  std::chrono::seconds timeout = std::chrono::seconds(20)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    v1::ClusterStatus s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      s = status(i);
+      if (s.members_size() > of && s.members(of).state() == state &&
+          (state != v1::MEMBER_STATE_UP || s.members(of).ready())) {
+        if (last)
+          *last = s;
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (last)
+      *last = s;
+    return false;
+  }
+
+private:
+  temp_dir root_;
+  test_pki pki_;
+  std::vector<std::string> names_;
+  std::vector<uint16_t> peer_ports_;
+  std::string members_;
+  std::vector<std::unique_ptr<node_process>> nodes_;
+};
+
+TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
+  cluster_fixture c{3};
+  for (int i = 0; i < 3; ++i)
+    c.start(i);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
+
+  // The expected map: rendezvous hashing over the three names.
+  std::vector<cluster::member> members;
+  for (auto& n : c.names())
+    members.push_back({n, ""});
+  cluster::shard_map expected{members, 64};
+
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      v1::ClusterStatus s;
+      ASSERT_TRUE(c.wait_state(i, j, v1::MEMBER_STATE_UP, &s))
+          << "n" << i << " does not see n" << j << " up: " << s.DebugString();
+    }
+    auto s = c.status(i);
+    EXPECT_EQ(s.node(), c.names()[i]);
+    EXPECT_EQ(s.cluster(), "healthtwin");
+    EXPECT_EQ(s.shards(), 64u);
+    ASSERT_EQ(s.members_size(), 3);
+    ASSERT_EQ(s.shard_owners_size(), 64);
+    uint32_t owned = 0;
+    for (int j = 0; j < 3; ++j) {
+      EXPECT_EQ(s.members(j).name(), c.names()[j]);
+      EXPECT_EQ(s.members(j).self(), i == j);
+      EXPECT_EQ(s.members(j).shards_owned(), expected.owned_by(j));
+      EXPECT_GT(s.members(j).shards_owned(), 0u);
+      owned += s.members(j).shards_owned();
+    }
+    EXPECT_EQ(owned, 64u);
+    for (uint32_t shard = 0; shard < 64; ++shard)
+      EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
+  }
+}
+
+TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart) {
+  cluster_fixture c{3};
+  for (int i = 0; i < 3; ++i)
+    c.start(i);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
+  ASSERT_TRUE(c.wait_state(0, 2, v1::MEMBER_STATE_UP));
+  auto before = c.status(0);
+
+  c.node(2).crash();
+  for (int i : {0, 1}) {
+    v1::ClusterStatus s;
+    ASSERT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_DOWN, &s, std::chrono::seconds(10)))
+        << s.DebugString();
+    EXPECT_FALSE(s.members(2).ready());
+    EXPECT_FALSE(s.members(2).error().empty());
+    // Membership is static: the down member keeps its shards (calls for
+    // them fail until it returns) and nothing moves.
+    EXPECT_EQ(s.members(2).shards_owned(), before.members(2).shards_owned());
+    for (int shard = 0; shard < 64; ++shard)
+      EXPECT_EQ(s.shard_owners(shard), before.shard_owners(shard));
+  }
+
+  c.drop(2);
+  c.start(2);
+  ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
+  for (int i : {0, 1})
+    EXPECT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_UP)) << "n" << i;
+}
+
+TEST(cluster_test, a_node_with_another_shard_count_refuses_to_join) {
+  cluster_fixture c{3};
+  c.start(0);
+  c.start(1);
+  ASSERT_TRUE(c.node(0).wait_ready()) << c.node(0).log();
+  ASSERT_TRUE(c.node(1).wait_ready()) << c.node(1).log();
+
+  auto& odd = c.start(2, {"--shards=32"});
+  EXPECT_FALSE(odd.wait_ready(std::chrono::seconds(20)));
+  auto status = odd.process().wait(std::chrono::seconds(20));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << odd.log();
+  EXPECT_NE(odd.log().find("refusing to join"), std::string::npos) << odd.log();
+  EXPECT_NE(odd.log().find("shard count differs"), std::string::npos) << odd.log();
+  EXPECT_NE(odd.log().find("n2: 32"), std::string::npos) << odd.log();
+  EXPECT_NE(odd.log().find("n0: 64"), std::string::npos) << odd.log();
+
+  // The members it asked keep serving with their own map.
+  auto s = c.status(0);
+  EXPECT_EQ(s.shards(), 64u);
+  EXPECT_EQ(s.members(0).state(), v1::MEMBER_STATE_UP);
+}
+
+TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate) {
+  cluster_fixture c{3};
+  c.start(0);
+  ASSERT_TRUE(c.node(0).wait_ready()) << c.node(0).log();
+  auto hello = [&](const std::string& cert, const std::string& key, const std::string& name) {
+    healthtwin::services::channel_settings cs;
+    cs.target = "127.0.0.1:" + std::to_string(c.peer_port(0));
+    cs.ca_file = c.pki().ca_cert.string();
+    cs.cert_file = cert;
+    cs.key_file = key;
+    std::string error;
+    auto stub = healthtwin::internal::PeerService::NewStub(healthtwin::services::make_channel(cs, error));
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    healthtwin::internal::PeerHello req, resp;
+    req.set_cluster("healthtwin");
+    req.set_node(name);
+    req.set_shards(64);
+    return stub->Hello(&ctx, req, &resp);
+  };
+  // No client certificate, or one from another CA: the handshake fails.
+  EXPECT_EQ(hello("", "", "n1").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(hello(c.pki().other_client_cert.string(), c.pki().other_client_key.string(), "n1").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // A cluster certificate under a name that is not a member: refused by name.
+  auto st = hello(c.pki().node_cert.string(), c.pki().node_key.string(), "intruder");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("not another member"), std::string::npos) << st.error_message();
+}
+
+}  // namespace

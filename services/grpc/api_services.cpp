@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "services/grpc/service_env.hpp"
+#include "actors/cluster/membership.hpp"
 #include "services/grpc/status_mapping.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "storage/errc.hpp"
@@ -31,6 +32,19 @@ grpc::Status rpc_call::allow(const call_scope& scope) {
   if (!why.empty())
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
   return grpc::Status::OK;
+}
+
+grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& rc) const {
+  if (!ready())
+    return not_ready();
+  auto st = authenticate(call, rc);
+  auto members = ctx.members->map().members().size();
+  if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/")
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this node is one of " + std::to_string(members) +
+                            " cluster members, which do not serve data calls yet: forwarding to "
+                            "a shard's owner is not built (docs/cluster.md)");
+  return st;
 }
 
 grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {

@@ -83,7 +83,7 @@ public:
       std::lock_guard<std::mutex> guard{env_.streams_mtx};
       env_.streams.insert(this);
     }
-    auto st = env_.ready() ? env_.authenticate(call_, rc_) : not_ready();
+    auto st = env_.admit(call_, rc_);
     if (!st.ok()) {
       finished_ = true;
       env_.ctx.audit->append_async(env_.audit_entry_for(call_, rc_, st),
@@ -282,7 +282,7 @@ public:
                                      --env->active_calls;
                                    });
     };
-    auto st = env_.ready() ? env_.authenticate(call, *rc) : not_ready();
+    auto st = env_.admit(call, *rc);
     if (st.ok()) {
       auto v = validate_ingest(*req, service_env::now_ms(), limits_of(env_.settings));
       if (!v.violations.empty())

@@ -75,6 +75,13 @@ struct service_env {
   /// UNAUTHENTICATED says why when it is missing or refused.
   grpc::Status authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const;
 
+  /// The start of every call: UNAVAILABLE until the node is ready, then
+  /// authenticate(). A member of a cluster of several nodes answers only
+  /// ClusterService: until calls are forwarded to their shard's owner
+  /// (docs/cluster.md), serving data here would split twins between nodes,
+  /// so data calls get FAILED_PRECONDITION.
+  grpc::Status admit(const grpc::ServerContextBase* call, rpc_call& rc) const;
+
   /// The audit entry of a finished call.
   storage::audit_entry audit_entry_for(const grpc::ServerContextBase* call, const rpc_call& rc,
                                        const grpc::Status& outcome) const;
@@ -92,7 +99,7 @@ struct service_env {
   grpc::Status serve(const grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
     call_guard guard{*this};
     rpc_call rc{rpc, std::nullopt, {}, false};
-    auto st = ready() ? authenticate(call, rc) : not_ready();
+    auto st = admit(call, rc);
     if (st.ok())
       st = within_rate(*rc.who);
     if (st.ok())

@@ -135,6 +135,16 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
     for (uint32_t shard = 0; shard < 64; ++shard)
       EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
   }
+
+  // Until calls are forwarded to their shard's owner, members refuse data
+  // calls rather than keep twins of other members' shards.
+  api_client client{c.node(1).channel()};
+  auto st = client.create_patient("h1", "p1", "ICU-1");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("forwarding"), std::string::npos) << st.error_message();
+  v1::IngestResponse resp;
+  st = client.send(api_client::request("tenants/h1/devices/d1", {{1, 1'700'000'000'000, v1::METRIC_HEART_RATE, 70}}), resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
 }
 
 TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart) {

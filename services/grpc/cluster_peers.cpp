@@ -1,5 +1,6 @@
 #include "services/grpc/cluster_peers.hpp"
 
+#include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -49,17 +50,36 @@ std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
   return {};
 }
 
+// A caller may speak for member `m` only if its certificate names it: the
+// member's name or its address's host among the certificate's common name
+// and subject alternative names (DNS and IP).
+bool certificate_names(const grpc::AuthContext& auth, const cluster::member& m) {
+  auto host = m.address.substr(0, m.address.rfind(':'));
+  if (host.size() > 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
+  for (auto* property : {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME})
+    for (auto& v : auth.FindPropertyValues(property)) {
+      std::string_view name{v.data(), v.size()};
+      if (name == m.name || name == host)
+        return true;
+    }
+  return false;
+}
+
 class peer_service final : public internal::PeerService::Service {
 public:
   peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready)
       : settings_(s), members_(members), ready_(ready) {}
 
-  grpc::Status Hello(grpc::ServerContext*, const PeerHello* req, PeerHello* resp) override {
+  grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
     *resp = hello_of(settings_, members_, ready_.load());
     auto m = members_.map().find(req->node());
     if (!m || *m == members_.self())
       return {grpc::StatusCode::FAILED_PRECONDITION,
               "node \"" + req->node() + "\" is not another member of this cluster"};
+    if (!settings_.plaintext && !certificate_names(*call->auth_context(), members_.map().members()[*m]))
+      return {grpc::StatusCode::PERMISSION_DENIED,
+              "the caller's certificate does not name member " + req->node()};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
       members_.refused(*m, why, wall_ms());
       return {grpc::StatusCode::FAILED_PRECONDITION, why};

@@ -217,6 +217,8 @@ TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate)
     req.set_cluster("healthtwin");
     req.set_node(name);
     req.set_shards(64);
+    req.set_twin_hash("xxh64-seed0");
+    req.set_placement_hash(std::string{cluster::shard_map::hash_name});
     return stub->Hello(&ctx, req, &resp);
   };
   // No client certificate, or one from another CA: the handshake fails.
@@ -227,6 +229,20 @@ TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate)
   auto st = hello(c.pki().node_cert.string(), c.pki().node_key.string(), "intruder");
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
   EXPECT_NE(st.error_message().find("not another member"), std::string::npos) << st.error_message();
+  // A certificate of the cluster CA that names another host cannot speak
+  // for member n1 (whose address is 127.0.0.1); the members' own can.
+  auto dir = c.pki().ca_cert.parent_path();
+  auto cmd = "cd " + dir.string() +
+             " && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rogue.key 2>/dev/null"
+             " && openssl req -new -key rogue.key -out rogue.csr -subj /CN=rogue"
+             " && printf 'subjectAltName=DNS:rogue.example\\nextendedKeyUsage=clientAuth\\n' > rogue.ext"
+             " && openssl x509 -req -in rogue.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out rogue.pem"
+             " -days 1 -extfile rogue.ext 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  st = hello((dir / "rogue.pem").string(), (dir / "rogue.key").string(), "n1");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_NE(st.error_message().find("does not name member n1"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(hello(c.pki().node_cert.string(), c.pki().node_key.string(), "n1").ok());
 }
 
 }  // namespace

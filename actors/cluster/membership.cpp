@@ -1,5 +1,7 @@
 #include "actors/cluster/membership.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace healthtwin::cluster {
 
 std::string_view to_string(member_state s) noexcept {
@@ -18,6 +20,8 @@ membership::membership(shard_map map, uint32_t self, std::chrono::milliseconds d
 void membership::answered(uint32_t m, bool ready, int64_t now_ms) {
   std::lock_guard<std::mutex> g{mtx_};
   auto& r = records_[m];
+  if (r.h.state != member_state::up || (now_ms - r.h.last_seen_ms > down_after_.count()))
+    spdlog::info("cluster: member {} is up", map_.members()[m].name);
   r.h.state = member_state::up;
   r.h.ready = ready;
   r.h.last_seen_ms = now_ms;
@@ -27,6 +31,8 @@ void membership::answered(uint32_t m, bool ready, int64_t now_ms) {
 void membership::failed(uint32_t m, std::string error, int64_t now_ms) {
   std::lock_guard<std::mutex> g{mtx_};
   auto& r = records_[m];
+  if (r.h.state != member_state::down)
+    spdlog::warn("cluster: member {} is down: {}", map_.members()[m].name, error);
   r.h.state = member_state::down;
   r.h.ready = false;
   r.h.error = std::move(error);
@@ -36,6 +42,8 @@ void membership::failed(uint32_t m, std::string error, int64_t now_ms) {
 void membership::refused(uint32_t m, std::string why, int64_t now_ms) {
   std::lock_guard<std::mutex> g{mtx_};
   auto& r = records_[m];
+  if (r.h.state != member_state::refused)
+    spdlog::error("cluster: member {} places twins differently: {}", map_.members()[m].name, why);
   r.h.state = member_state::refused;
   r.h.ready = false;
   r.h.last_seen_ms = now_ms;

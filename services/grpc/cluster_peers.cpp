@@ -2,7 +2,6 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
-#include <spdlog/spdlog.h>
 
 #include "actors/models/twin_name.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
@@ -84,7 +83,8 @@ public:
       members_.refused(*m, why, wall_ms());
       return {grpc::StatusCode::FAILED_PRECONDITION, why};
     }
-    members_.answered(*m, req->ready(), wall_ms());
+    // Health comes from this node's own probes only: a member that reaches
+    // us but that we cannot reach is down for us.
     return grpc::Status::OK;
   }
 
@@ -123,7 +123,14 @@ cluster_prober::cluster_prober(const peer_settings& settings, cluster::membershi
     cs.key_file = settings_.key_file;
     auto p = std::make_unique<peer>();
     p->index = m;
-    auto channel = make_channel(cs, p->channel_error);
+    // Reconnect as often as we probe: gRPC's default backoff (1 s growing
+    // to 2 min) would report a member down long after it came back.
+    grpc::ChannelArguments args;
+    auto backoff = static_cast<int>(settings_.probe_interval.count());
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, backoff);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff);
+    auto channel = make_channel(cs, p->channel_error, args);
     if (channel)
       p->stub = internal::PeerService::NewStub(channel);
     peers_.push_back(std::move(p));
@@ -182,8 +189,7 @@ void cluster_prober::start() {
     while (!wake_.wait_for(lock, settings_.probe_interval, [this] { return stopping_; })) {
       lock.unlock();
       for (auto& p : peers_)
-        if (auto why = probe(*p); !why.empty())
-          spdlog::error("cluster: {}", why);
+        probe(*p);  // membership logs every change of state
       lock.lock();
     }
   }};

@@ -245,4 +245,105 @@ TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate)
   EXPECT_TRUE(hello(c.pki().node_cert.string(), c.pki().node_key.string(), "n1").ok());
 }
 
+// Two network namespaces joined by a veth pair, made by the test (root
+// only). Each member binds its peer listener to its namespace's veth
+// address, which exists nowhere else; its API stays on the namespace's
+// own 127.0.0.1. Taking the link down partitions them.
+class veth_partition {
+public:
+  veth_partition() {
+    auto tag = std::to_string(::getpid() % 100000);
+    ns_ = {"ht" + tag + "a", "ht" + tag + "b"};
+    subnet_ = "10.213." + std::to_string(::getpid() % 250) + ".";
+    if (::geteuid() != 0) {
+      why_ = "not root: cannot create network namespaces";
+      return;
+    }
+    ok_ = sh("ip netns add " + ns_[0]) && sh("ip netns add " + ns_[1]) &&
+          sh("ip link add " + ns_[0] + " netns " + ns_[0] + " type veth peer name " + ns_[1] +
+             " netns " + ns_[1]);
+    for (int i = 0; ok_ && i < 2; ++i)
+      ok_ = sh("ip -n " + ns_[i] + " addr add " + address(i) + "/24 dev " + ns_[i]) &&
+            sh("ip -n " + ns_[i] + " link set lo up") && sh("ip -n " + ns_[i] + " link set " + ns_[i] + " up");
+    if (!ok_)
+      why_ = "this machine forbids network namespaces or veth pairs: " + last_;
+  }
+  ~veth_partition() {
+    for (auto& ns : ns_)
+      run_command("ip netns del " + ns);  // takes its end of the veth pair along
+  }
+  bool ok() const { return ok_; }
+  const std::string& why_not() const { return why_; }
+  std::string address(int i) const { return subnet_ + std::to_string(i + 1); }
+  std::vector<std::string> launcher(int i) const { return {"/usr/sbin/ip", "netns", "exec", ns_[i]}; }
+  bool cut() { return sh("ip -n " + ns_[0] + " link set " + ns_[0] + " down"); }
+  bool heal() { return sh("ip -n " + ns_[0] + " link set " + ns_[0] + " up"); }
+
+private:
+  bool sh(const std::string& cmd) {
+    last_ = run_command(cmd + "; echo rc=$?");
+    return last_.find("rc=0") != std::string::npos;
+  }
+  std::vector<std::string> ns_;
+  std::string subnet_, why_, last_;
+  bool ok_ = false;
+};
+
+// Waits until `log` (re-read) has `text` after byte `from`; its position.
+size_t wait_log(node_process& node, const std::string& text, size_t from,
+                std::chrono::seconds timeout = std::chrono::seconds(15)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto at = node.log().find(text, from);
+    if (at != std::string::npos)
+      return at;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return std::string::npos;
+}
+
+TEST(cluster_test, members_see_a_network_partition_and_its_healing) {
+  veth_partition net;
+  if (!net.ok())
+    GTEST_SKIP() << net.why_not();
+  temp_dir root;
+  std::string members = "n0=" + net.address(0) + ":7000,n1=" + net.address(1) + ":7000";
+  std::vector<std::unique_ptr<node_process>> nodes;
+  for (int i = 0; i < 2; ++i)
+    nodes.push_back(std::make_unique<node_process>(
+        root.path() / ("n" + std::to_string(i)),
+        std::vector<std::string>{"--insecure-plaintext", "--node-name=n" + std::to_string(i),
+                                 "--cluster-members=" + members,
+                                 "--cluster-listen=" + net.address(i) + ":7000",
+                                 "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"},
+        0, 0, net.launcher(i)));
+  for (auto& n : nodes)
+    ASSERT_TRUE(n->wait_ready()) << n->log();
+  ASSERT_NE(wait_log(*nodes[0], "cluster: member n1 is up", 0), std::string::npos) << nodes[0]->log();
+  ASSERT_NE(wait_log(*nodes[1], "cluster: member n0 is up", 0), std::string::npos) << nodes[1]->log();
+  // Steady: no change of state for a few probe intervals before the cut.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto steady0 = nodes[0]->log().size(), steady1 = nodes[1]->log().size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(nodes[0]->log().find("cluster: member", steady0), std::string::npos) << nodes[0]->log();
+  EXPECT_EQ(nodes[1]->log().find("cluster: member", steady1), std::string::npos) << nodes[1]->log();
+
+  // Cut: packets vanish, so only the probes' deadlines can tell.
+  auto cut0 = nodes[0]->log().size(), cut1 = nodes[1]->log().size();
+  ASSERT_TRUE(net.cut());
+  auto down0 = wait_log(*nodes[0], "cluster: member n1 is down", cut0);
+  auto down1 = wait_log(*nodes[1], "cluster: member n0 is down", cut1);
+  ASSERT_NE(down0, std::string::npos) << nodes[0]->log();
+  ASSERT_NE(down1, std::string::npos) << nodes[1]->log();
+  // Both sides keep running through the partition.
+  for (auto& n : nodes)
+    EXPECT_TRUE(n->process().running()) << n->log();
+
+  ASSERT_TRUE(net.heal());
+  EXPECT_NE(wait_log(*nodes[0], "cluster: member n1 is up", down0), std::string::npos) << nodes[0]->log();
+  EXPECT_NE(wait_log(*nodes[1], "cluster: member n0 is up", down1), std::string::npos) << nodes[1]->log();
+  for (auto& n : nodes)
+    EXPECT_EQ(n->stop(), 0) << n->log();
+}
+
 }  // namespace

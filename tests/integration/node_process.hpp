@@ -137,7 +137,8 @@ inline const std::vector<std::string>& all_user_roles() {
 class node_process {
 public:
   node_process(std::filesystem::path data_dir, std::vector<std::string> extra = {},
-               uint16_t grpc_port = 0, uint16_t http_port = 0)
+               uint16_t grpc_port = 0, uint16_t http_port = 0,
+               std::vector<std::string> launcher = {})
       : dir_(std::move(data_dir)), pki_(dir_ / "pki") {
     std::filesystem::create_directories(dir_);
     port_file_ = dir_ / "ports.json";
@@ -173,6 +174,8 @@ public:
     if (!mentions("--auth-"))
       argv.push_back("--auth-public-key-file=" + (dir_ / "pki" / "token-signing.pub").string());
     argv.insert(argv.end(), extra.begin(), extra.end());
+    // A launcher that execs the node (`ip netns exec NS`) keeps its PID.
+    argv.insert(argv.begin(), launcher.begin(), launcher.end());
     proc_ = std::make_unique<child_process>(argv, (dir_ / "node.log").string());
     grpc_port_ = grpc_port;  // known before ready when fixed
     http_port_ = http_port;

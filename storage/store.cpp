@@ -255,7 +255,9 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
 }
 
 rocksdb::Status store::impl::checked_write(const rocksdb::Status& st) {
-  if (st.ok() || st.IsNoSpace() || st.IsBusy())
+  // Only a failing disk (not a full one) or damaged data puts the database
+  // in a state that refuses every later write.
+  if (!(st.IsIOError() && !st.IsNoSpace()) && !st.IsCorruption())
     return st;
   std::lock_guard<std::mutex> guard{failure_mtx};
   if (!write_failed.exchange(true, std::memory_order_relaxed)) {

@@ -113,6 +113,15 @@ private:
 const std::string patient = "tenants/h1/patients/p1";
 const std::string device = "tenants/h1/devices/mon1";
 
+grpc::Status read_patient_twin(api_client& client) {
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::GetPatientTwinRequest req;
+  req.set_name(patient);
+  v1::PatientTwin twin;
+  return client.twins->GetPatientTwin(&ctx, req, &twin);
+}
+
 std::vector<api_client::reading> batch_of(uint64_t first_seq, size_t n, int64_t t0) {
   std::vector<api_client::reading> rs;
   for (uint64_t i = 0; i < n; ++i)
@@ -160,15 +169,8 @@ TEST(storage_faults_test, a_full_disk_refuses_without_acking_and_the_node_recove
   EXPECT_GT(acked, 0u);
   // Reads of patient data are refused too while their audit entry cannot be
   // written (nothing is disclosed without its record).
-  {
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::GetPatientTwinRequest req;
-    req.set_name(patient);
-    v1::PatientTwin twin;
-    auto st = client.twins->GetPatientTwin(&ctx, req, &twin);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
-  }
+  auto read = read_patient_twin(client);
+  EXPECT_EQ(read.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << read.error_message();
 
   // Space returns: the node takes the same batch again without a restart.
   fs.free_ballast();
@@ -273,15 +275,9 @@ TEST(storage_faults_test, failing_writes_answer_unavailable_without_acking) {
     ASSERT_FALSE(st.ok()) << "acknowledged a batch the disk could not hold";
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
   }
-  {  // Reads of patient data are refused while their audit entry cannot be written.
-    grpc::ClientContext ctx;
-    api_client::deadline(ctx);
-    v1::GetPatientTwinRequest req;
-    req.set_name(patient);
-    v1::PatientTwin twin;
-    auto st = client.twins->GetPatientTwin(&ctx, req, &twin);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-  }
+  // Reads of patient data are refused while their audit entry cannot be written.
+  auto read = read_patient_twin(client);
+  EXPECT_EQ(read.error_code(), grpc::StatusCode::UNAVAILABLE) << read.error_message();
   // The node stays up and says why it is unhealthy: RocksDB cannot resume
   // after a failed WAL write, so it needs a restart (Kubernetes' liveness
   // probe does that).

@@ -266,7 +266,7 @@ public:
       ok_ = sh("ip -n " + ns_[i] + " addr add " + address(i) + "/24 dev " + ns_[i]) &&
             sh("ip -n " + ns_[i] + " link set lo up") && sh("ip -n " + ns_[i] + " link set " + ns_[i] + " up");
     if (!ok_)
-      why_ = "this machine forbids network namespaces or veth pairs: " + last_;
+      why_ = "cannot create network namespaces and a veth pair here: " + last_;
   }
   ~veth_partition() {
     for (auto& ns : ns_)

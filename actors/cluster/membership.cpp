@@ -17,7 +17,7 @@ std::string_view to_string(member_state s) noexcept {
 membership::membership(shard_map map, uint32_t self, std::chrono::milliseconds down_after)
     : map_(std::move(map)), self_(self), down_after_(down_after), records_(map_.members().size()) {}
 
-void membership::answered(uint32_t m, bool ready, int64_t now_ms) {
+void membership::answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port) {
   std::lock_guard<std::mutex> g{mtx_};
   auto& r = records_[m];
   if (r.h.state != member_state::up || (now_ms - r.h.last_seen_ms > down_after_.count()))
@@ -26,6 +26,17 @@ void membership::answered(uint32_t m, bool ready, int64_t now_ms) {
   r.h.ready = ready;
   r.h.last_seen_ms = now_ms;
   r.h.error.clear();
+  if (api_port != 0)
+    r.h.api_port = api_port;
+}
+
+std::string membership::api_address(uint32_t m) const {
+  std::lock_guard<std::mutex> g{mtx_};
+  auto port = records_[m].h.api_port;
+  if (port == 0)
+    return {};
+  auto& peer = map_.members()[m].address;
+  return peer.substr(0, peer.rfind(':')) + ":" + std::to_string(port);
 }
 
 void membership::failed(uint32_t m, std::string error, int64_t now_ms) {

@@ -25,6 +25,7 @@ struct member_health {
   bool ready = false;       ///< it had replayed its log (serves calls)
   int64_t last_seen_ms = 0; ///< wall clock of its last answer; 0: never
   std::string error;        ///< why it is down or refused
+  uint16_t api_port = 0;    ///< its public gRPC port, from its answers; 0: unknown
 };
 
 /// The cluster as this node sees it: the static shard map plus each
@@ -38,8 +39,9 @@ public:
   uint32_t self() const noexcept { return self_; }
   const member& self_member() const noexcept { return map_.members()[self_]; }
 
-  /// Member `m` answered (or said hello) at `now_ms`.
-  void answered(uint32_t m, bool ready, int64_t now_ms);
+  /// Member `m` answered a probe at `now_ms`, serving its public API on
+  /// `api_port` of its peer host.
+  void answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port = 0);
   /// A probe of member `m` failed at `now_ms` (unreachable, timeout).
   void failed(uint32_t m, std::string error, int64_t now_ms);
   /// Member `m` places twins differently: never treated as up.
@@ -47,6 +49,10 @@ public:
 
   /// Every member's health as of `now_ms` (this node: up).
   std::vector<member_health> health(int64_t now_ms) const;
+
+  /// host:port of member `m`'s public API (its peer host), once it answered;
+  /// empty before.
+  std::string api_address(uint32_t m) const;
 
 private:
   struct record {

@@ -39,12 +39,26 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
     return not_ready();
   auto st = authenticate(call, rc);
   auto members = ctx.members->map().members().size();
-  if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/")
+  // The calls about one twin that are forwarded to its shard's owner.
+  static const std::set<std::string_view> forwarded_rpcs{
+      "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
+      "RegistryService/CreateDevice",  "RegistryService/GetDevice",  "TwinService/GetPatientTwin",
+      "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
+      "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
+      "ClinicalService/RecordObservations"};
+  if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
+      !forwarded_rpcs.count(rc.rpc))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "this node is one of " + std::to_string(members) +
-                            " cluster members, which do not serve data calls yet: forwarding to "
-                            "a shard's owner is not built (docs/cluster.md)");
+                            " cluster members, which do not serve " + std::string{rc.rpc} +
+                            " yet: it spans members (docs/cluster.md)");
   return st;
+}
+
+grpc::Status service_env::owner_unreachable(const std::string& where, const std::string& why) {
+  return retry_later(grpc::StatusCode::UNAVAILABLE,
+                     "the owner of " + where + " cannot be reached: " + why,
+                     std::chrono::milliseconds(1000));
 }
 
 grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {
@@ -127,14 +141,18 @@ grpc::Status service_env::within_rate(const principal& who, size_t readings) {
                      wait);
 }
 
-grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name,
-                           const char* field) {
+grpc::Status allow_patient(rpc_call& rc, const std::string& name, const char* field) {
   auto parsed = models::parse_twin_name(name);
   if (!parsed || parsed->kind != models::twin_kind::patient)
     return invalid_argument(field, "must be tenants/{tenant}/patients/{patient}");
   if (rc.resource.empty())
     rc.resource = name;
-  if (auto st = rc.allow({parsed->tenant, {}}); !st.ok())
+  return rc.allow({parsed->tenant, {}});
+}
+
+grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name,
+                           const char* field) {
+  if (auto st = allow_patient(rc, name, field); !st.ok())
     return st;
   auto rec = storage::registry{*env.ctx.store}.get_patient(name);
   if (!rec)

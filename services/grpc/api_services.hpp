@@ -21,6 +21,7 @@ class audit_log;
 
 namespace healthtwin::services {
 class token_verifier;
+class owner_forwarding;
 }
 
 namespace healthtwin::cluster {
@@ -88,6 +89,9 @@ struct api_context {
   /// The cluster's members, their health and the shard map (this node
   /// alone when it runs without --cluster-members).
   const cluster::membership* members = nullptr;
+  /// Sends calls for other members' shards to their owner; null for a
+  /// single node.
+  owner_forwarding* forwarding = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

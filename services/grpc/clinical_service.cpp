@@ -101,6 +101,12 @@ public:
   Status GetPatientSettings(ServerContext* call, const v1::GetPatientSettingsRequest* req,
                             v1::PatientSettings* resp) override {
     return env_.serve(call, "ClinicalService/GetPatientSettings", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.clinical->GetPatientSettings(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
         return st;
       auto view = env_.ask<actors::patient_view>(env_.shard_for(req->patient()), env_.timeout(call),
@@ -115,6 +121,12 @@ public:
   Status UpdatePatientSettings(ServerContext* call, const v1::UpdatePatientSettingsRequest* req,
                                v1::PatientSettings* resp) override {
     return env_.serve(call, "ClinicalService/UpdatePatientSettings", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.clinical->UpdatePatientSettings(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
         return st;
       std::vector<field_violation> bad;
@@ -139,6 +151,12 @@ public:
   Status RecordObservations(ServerContext* call, const v1::RecordObservationsRequest* req,
                             v1::RecordObservationsResponse* resp) override {
     return env_.serve(call, "ClinicalService/RecordObservations", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.clinical->RecordObservations(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
         return st;
       std::vector<field_violation> bad;

@@ -1,5 +1,7 @@
 #include "services/grpc/cluster_peers.hpp"
 
+#include <algorithm>
+
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
 
@@ -29,6 +31,7 @@ PeerHello hello_of(const peer_settings& s, const cluster::membership& members, b
   for (auto& m : members.map().members())
     h.add_members(m.name);
   h.set_ready(ready);
+  h.set_api_port(s.api_port);
   return h;
 }
 
@@ -164,7 +167,8 @@ std::string cluster_prober::probe(peer& p) {
       members_.refused(p.index, why, wall_ms());
       return "member " + name + ": " + why;
     }
-    members_.answered(p.index, theirs.ready(), wall_ms());
+    members_.answered(p.index, theirs.ready(), wall_ms(),
+                      static_cast<uint16_t>(std::min<uint32_t>(theirs.api_port(), 65535)));
     return {};
   }
   if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {

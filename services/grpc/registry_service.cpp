@@ -39,6 +39,10 @@ public:
       rc.resource = p.name;
       if (auto st = rc.allow({*tenant, {}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, p.name, [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->CreatePatient(&c, *req, resp);
+          }))
+        return *fwd;
       p.ward = req->patient().ward();
       p.bed = req->patient().bed();
       p.spo2_scale2 = req->patient().spo2_scale2();
@@ -58,6 +62,10 @@ public:
       rc.resource = req->name();
       if (auto st = rc.allow({name->tenant, {}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->GetPatient(&c, *req, resp);
+          }))
+        return *fwd;
       auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
       if (!rec)
         return to_status(rec.error());
@@ -101,6 +109,10 @@ public:
       rc.resource = in.name();
       if (auto st = rc.allow({name->tenant, {}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, in.name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->UpdatePatient(&c, *req, resp);
+          }))
+        return *fwd;
       cmd.fields.name = in.name();
       cmd.fields.ward = in.ward();
       cmd.fields.bed = in.bed();
@@ -133,6 +145,10 @@ public:
       rc.resource = d.name;
       if (auto st = rc.allow({*tenant, {}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, d.name, [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->CreateDevice(&c, *req, resp);
+          }))
+        return *fwd;
       d.type = *type;
       auto r = run(call, actors::create_device{std::move(d)});
       if (r.error)
@@ -144,6 +160,12 @@ public:
 
   Status GetDevice(ServerContext* call, const v1::GetDeviceRequest* req, v1::Device* resp) override {
     return env_.serve(call, "RegistryService/GetDevice", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->GetDevice(&c, *req, resp);
+          }))
+        return *fwd;
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;

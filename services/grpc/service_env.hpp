@@ -14,11 +14,13 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/service_type.h>
 
+#include "actors/cluster/membership.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/rate_limiter.hpp"
+#include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/status_mapping.hpp"
 #include "storage/registry.hpp"
 #include "storage/audit_log.hpp"
@@ -77,10 +79,47 @@ struct service_env {
 
   /// The start of every call: UNAVAILABLE until the node is ready, then
   /// authenticate(). A member of a cluster of several nodes answers only
-  /// ClusterService: until calls are forwarded to their shard's owner
-  /// (docs/cluster.md), serving data here would split twins between nodes,
-  /// so data calls get FAILED_PRECONDITION.
+  /// ClusterService and the calls it forwards to their shard's owner
+  /// (forwarded_rpcs); serving any other data call here would split twins
+  /// between nodes, so those get FAILED_PRECONDITION (docs/cluster.md).
   grpc::Status admit(const grpc::ServerContextBase* call, rpc_call& rc) const;
+
+  /// When another member owns `name`'s shard: the answer of `invoke(stubs,
+  /// context)` made there with the caller's token and deadline, UNAVAILABLE
+  /// when that member cannot be reached. nullopt when this node owns it.
+  /// Call after rc.allow() and before any local lookup.
+  template <class Invoke>
+  std::optional<grpc::Status> forward(const grpc::ServerContextBase* call, std::string_view name,
+                                      Invoke&& invoke) {
+    if (!ctx.forwarding)
+      return std::nullopt;
+    auto owner = ctx.forwarding->remote_owner(name);
+    if (!owner)
+      return std::nullopt;
+    auto where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
+                 ctx.forwarding->member_name(*owner) + ")";
+    auto& md = call->client_metadata();
+    if (md.count(forwarded_by_header))
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "forwarded here, but this node does not own " + where +
+                              ": the members' lists differ");
+    auto* stubs = ctx.forwarding->stubs(*owner);
+    if (!stubs)
+      return owner_unreachable(where, "not reached yet");
+    grpc::ClientContext out;
+    out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+    if (auto token = md.find("authorization"); token != md.end())
+      out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
+    out.AddMetadata(forwarded_by_header, ctx.members->self_member().name);
+    auto st = invoke(*stubs, out);
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return owner_unreachable(where, st.error_message());
+    return st;
+  }
+
+  /// UNAVAILABLE with retry info: the owner of `where` cannot be reached.
+  static grpc::Status owner_unreachable(const std::string& where, const std::string& why);
 
   /// The audit entry of a finished call.
   storage::audit_entry audit_entry_for(const grpc::ServerContextBase* call, const rpc_call& rc,
@@ -183,6 +222,10 @@ bool valid_label(std::string_view s, size_t max, bool optional = false);
 /// before a call reaches a twin, so that no request activates a twin for a
 /// patient that does not exist. Names the patient in the audit entry.
 grpc::Status check_patient(service_env& env, rpc_call& rc, const std::string& name, const char* field);
+
+/// The first half of check_patient: the name's form and the caller's access,
+/// before any lookup (a forwarded call is looked up by its owner).
+grpc::Status allow_patient(rpc_call& rc, const std::string& name, const char* field);
 
 /// OK when `name` (request field `field`) names a device the caller may
 /// reach (a device token: its own); INVALID_ARGUMENT or PERMISSION_DENIED

@@ -92,6 +92,12 @@ public:
     return env_.serve(call, "TwinService/GetPatientTwin", [&](rpc_call& rc) -> Status {
       if (auto bad = check_read_mask(req->read_mask()))
         return invalid_argument(bad->field, bad->description);
+      if (auto st = allow_patient(rc, req->name(), "name"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.twins->GetPatientTwin(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
       if (auto st = read_patient_twin(call, req->name(), resp); !st.ok())
@@ -179,6 +185,12 @@ public:
     return env_.serve(call, "TwinService/GetDeviceTwin", [&](rpc_call& rc) -> Status {
       if (auto bad = check_read_mask<v1::DeviceTwin>(req->read_mask()))
         return invalid_argument(bad->field, bad->description);
+      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.twins->GetDeviceTwin(&c, *req, resp);
+          }))
+        return *fwd;
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;
@@ -237,6 +249,12 @@ public:
       }
       if (!bad.empty())
         return invalid_argument(bad);
+      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.twins->GetVitalsHistory(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
         return st;
       auto cursor = env_.ask<actors::series_cursor>(env_.shard_for(req->patient()),

@@ -28,6 +28,7 @@
 #include "actors/cluster/membership.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/cluster_peers.hpp"
+#include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/read_file.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
@@ -247,6 +248,16 @@ int run(const node::node_config& cfg) {
     api_ctx.audit = &audit;
     api_ctx.tokens = tokens.get();
     api_ctx.members = &members;
+    // Calls for other members' shards go to their owner's public API, over
+    // TLS with the cluster CA and this node's certificate.
+    services::channel_settings owner_tls;
+    owner_tls.plaintext = cfg.insecure_plaintext;
+    owner_tls.ca_file = cfg.cluster_ca_file;
+    owner_tls.cert_file = cfg.tls_cert_file;
+    owner_tls.key_file = cfg.tls_key_file;
+    services::owner_forwarding forwarding{members, owner_tls};
+    if (!cfg.cluster_members.empty())
+      api_ctx.forwarding = &forwarding;
     services::api_services api{api_settings, api_ctx};
 
     grpc::EnableDefaultHealthCheckService(true);
@@ -277,6 +288,7 @@ int run(const node::node_config& cfg) {
       server->Shutdown(std::chrono::system_clock::now());
     };
     if (!cfg.cluster_members.empty()) {
+      peer_settings.api_port = static_cast<uint16_t>(grpc_port);
       auto peer_creds = grpc_credentials(cfg, cfg.cluster_ca_file, tls_error);
       peer_service = services::make_peer_service(peer_settings, members, ready);
       grpc::ServerBuilder peer_builder;

@@ -5,9 +5,12 @@
 
 #include <sys/wait.h>
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "actors/cluster/shard_map.hpp"
+#include "actors/models/twin_name.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 #include "tests/integration/api_client.hpp"
@@ -32,6 +35,9 @@ public:
     for (int i = 0; i < n; ++i)
       members_ += (i ? "," : "") + names_[i] + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
     nodes_.resize(n);
+    // Members trust the same token key: a forwarded call carries the
+    // caller's token to the owner, which verifies it again.
+    write_text(root_.path() / "pki" / "token-signing.key", signing_key::es256()->private_pem);
   }
 
   // Starts member i (again); extra flags are added.
@@ -136,15 +142,111 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
       EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
   }
 
-  // Until calls are forwarded to their shard's owner, members refuse data
-  // calls rather than keep twins of other members' shards.
+  // Calls that span members are not served yet: refused rather than
+  // answered from one member's part of the twins.
   api_client client{c.node(1).channel()};
-  auto st = client.create_patient("h1", "p1", "ICU-1");
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find("forwarding"), std::string::npos) << st.error_message();
   v1::IngestResponse resp;
-  st = client.send(api_client::request("tenants/h1/devices/d1", {{1, 1'700'000'000'000, v1::METRIC_HEART_RATE, 70}}), resp);
+  auto st = client.send(api_client::request("tenants/h1/devices/d1", {{1, 1'700'000'000'000, v1::METRIC_HEART_RATE, 70}}), resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("IngestService/Ingest"), std::string::npos) << st.error_message();
+}
+
+// Patients spread over the members: some on each (64 shards, 3 members).
+std::vector<std::string> patient_ids(int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i)
+    ids.push_back("p" + std::to_string(i));
+  return ids;
+}
+
+uint32_t owner_of(const std::string& name, const std::vector<std::string>& member_names) {
+  std::vector<cluster::member> members;
+  for (auto& n : member_names)
+    members.push_back({n, ""});
+  return cluster::shard_map{members, 64}.owner(healthtwin::models::shard_of(name, 64));
+}
+
+grpc::Status get_patient(api_client& client, const std::string& name, v1::Patient* out = nullptr) {
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 5);
+  v1::GetPatientRequest req;
+  req.set_name(name);
+  v1::Patient p;
+  auto st = client.registry->GetPatient(&ctx, req, &p);
+  if (out)
+    *out = p;
+  return st;
+}
+
+TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member) {
+  cluster_fixture c{3};
+  for (int i = 0; i < 3; ++i)
+    c.start(i);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      ASSERT_TRUE(c.wait_state(i, j, v1::MEMBER_STATE_UP)) << "n" << i << " sees n" << j;
+
+  // Every member takes registrations; each lands on its owner.
+  auto ids = patient_ids(12);
+  std::set<uint32_t> owners;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    api_client edge{c.node(static_cast<int>(k % 3)).channel()};
+    auto st = edge.create_patient("h1", ids[k], "ICU-" + std::to_string(k));
+    ASSERT_TRUE(st.ok()) << ids[k] << ": " << st.error_message();
+    owners.insert(owner_of("tenants/h1/patients/" + ids[k], c.names()));
+  }
+  EXPECT_EQ(owners.size(), 3u) << "the patients should span every member";
+  // ...and every member reads every patient, the same.
+  for (int i = 0; i < 3; ++i) {
+    api_client edge{c.node(i).channel()};
+    for (size_t k = 0; k < ids.size(); ++k) {
+      v1::Patient p;
+      auto st = get_patient(edge, "tenants/h1/patients/" + ids[k], &p);
+      ASSERT_TRUE(st.ok()) << "n" << i << " " << ids[k] << ": " << st.error_message();
+      EXPECT_EQ(p.ward(), "ICU-" + std::to_string(k));
+    }
+    // The twin too, and a patient that does not exist is NOT_FOUND from
+    // its owner, wherever asked.
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    v1::GetPatientTwinRequest req;
+    req.set_name("tenants/h1/patients/" + ids[0]);
+    v1::PatientTwin twin;
+    auto st = edge.twins->GetPatientTwin(&ctx, req, &twin);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(twin.name(), req.name());
+    EXPECT_EQ(get_patient(edge, "tenants/h1/patients/nobody").error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // The owner of some patients dies: asking for them fails with
+  // UNAVAILABLE within the deadline, naming the member; the others' are served.
+  c.node(2).crash();
+  api_client edge{c.node(0).channel()};
+  for (size_t k = 0; k < ids.size(); ++k) {
+    auto name = "tenants/h1/patients/" + ids[k];
+    auto t0 = std::chrono::steady_clock::now();
+    auto st = get_patient(edge, name);
+    auto took = std::chrono::steady_clock::now() - t0;
+    if (owner_of(name, c.names()) == 2) {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << name << ": " << st.error_message();
+      EXPECT_NE(st.error_message().find("member n2"), std::string::npos) << st.error_message();
+      EXPECT_LT(took, std::chrono::seconds(6)) << "longer than the call's deadline";
+    } else {
+      EXPECT_TRUE(st.ok()) << name << ": " << st.error_message();
+    }
+  }
+  // It comes back with everything it acknowledged.
+  c.drop(2);
+  c.start(2);
+  ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
+  ASSERT_TRUE(c.wait_state(0, 2, v1::MEMBER_STATE_UP));
+  for (size_t k = 0; k < ids.size(); ++k) {
+    v1::Patient p;
+    auto st = get_patient(edge, "tenants/h1/patients/" + ids[k], &p);
+    EXPECT_TRUE(st.ok()) << ids[k] << ": " << st.error_message();
+    EXPECT_EQ(p.ward(), "ICU-" + std::to_string(k));
+  }
 }
 
 TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart) {

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "healthtwin/v1/clinical.grpc.pb.h"
+#include "healthtwin/v1/registry.grpc.pb.h"
+#include "healthtwin/v1/twin.grpc.pb.h"
+#include "services/grpc/client_channel.hpp"
+
+namespace healthtwin::cluster {
+class membership;
+}
+
+namespace healthtwin::services {
+
+/// Stubs of one member's public API.
+struct owner_stubs {
+  std::unique_ptr<v1::RegistryService::Stub> registry;
+  std::unique_ptr<v1::TwinService::Stub> twins;
+  std::unique_ptr<v1::ClinicalService::Stub> clinical;
+};
+
+/// Calls for a twin whose shard another member owns go to that member's
+/// public API, with the caller's token (docs/cluster.md, "Forwarding").
+/// Thread-safe; channels are made on first use and kept.
+class owner_forwarding {
+public:
+  /// `tls`: the cluster CA and this node's certificate (target unset).
+  owner_forwarding(const cluster::membership& members, channel_settings tls);
+  ~owner_forwarding();
+
+  /// The member owning `name`'s shard when it is not this node.
+  std::optional<uint32_t> remote_owner(std::string_view name) const;
+  /// The shard of `name`.
+  uint32_t shard(std::string_view name) const;
+  const std::string& member_name(uint32_t m) const;
+
+  /// Stubs for member `m`; nullptr until a probe told its API port.
+  owner_stubs* stubs(uint32_t m);
+
+private:
+  struct slot {
+    std::string address;
+    owner_stubs stubs;
+  };
+  const cluster::membership& members_;
+  channel_settings tls_;
+  std::mutex mtx_;
+  std::vector<std::unique_ptr<slot>> slots_;
+};
+
+/// Metadata a forwarded call carries, naming the forwarding member: the
+/// owner serves it itself or refuses; it never forwards again.
+inline constexpr const char* forwarded_by_header = "x-healthtwin-forwarded-by";
+
+}  // namespace healthtwin::services

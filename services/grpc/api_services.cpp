@@ -42,7 +42,9 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
   // The calls about one twin that are forwarded to its shard's owner.
   static const std::set<std::string_view> forwarded_rpcs{
       "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
-      "RegistryService/CreateDevice",  "RegistryService/GetDevice",  "TwinService/GetPatientTwin",
+      "RegistryService/CreateDevice",  "RegistryService/GetDevice",
+      "RegistryService/UpdateDesiredConfig", "RegistryService/ReportDeviceState",
+      "TwinService/GetPatientTwin",
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
       "ClinicalService/RecordObservations"};

@@ -218,6 +218,10 @@ public:
     return env_.serve(call, "RegistryService/UpdateDesiredConfig", [&](rpc_call& rc) -> Status {
       if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->UpdateDesiredConfig(&c, *req, resp);
+          }))
+        return *fwd;
       std::vector<field_violation> bad;
       actors::update_desired_config cmd{req->device(), from_api(req->desired(), "desired", bad), {}};
       if (!bad.empty())
@@ -233,6 +237,10 @@ public:
     return env_.serve(call, "RegistryService/ReportDeviceState", [&](rpc_call& rc) -> Status {
       if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->ReportDeviceState(&c, *req, resp);
+          }))
+        return *fwd;
       std::vector<field_violation> bad;
       actors::report_device_state cmd{req->device(), from_api(req->reported(), "reported", bad)};
       if (!bad.empty())

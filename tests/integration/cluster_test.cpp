@@ -219,6 +219,38 @@ TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member)
     EXPECT_EQ(twin.name(), req.name());
     EXPECT_EQ(get_patient(edge, "tenants/h1/patients/nobody").error_code(), grpc::StatusCode::NOT_FOUND);
   }
+  // Devices likewise, and a shadow change made through one member is seen
+  // through the others.
+  std::set<uint32_t> device_owners;
+  for (int k = 0; k < 6; ++k)
+    device_owners.insert(owner_of("tenants/h1/devices/mon" + std::to_string(k), c.names()));
+  EXPECT_GE(device_owners.size(), 2u) << "the devices should span members";
+  for (int k = 0; k < 6; ++k) {
+    api_client edge{c.node(k % 3).channel()};
+    auto st = edge.create_device("h1", "mon" + std::to_string(k), v1::DEVICE_TYPE_BEDSIDE_MONITOR);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  for (int k = 0; k < 6; ++k) {
+    auto device = "tenants/h1/devices/mon" + std::to_string(k);
+    api_client writer{c.node((k + 1) % 3).channel()};
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    v1::UpdateDesiredConfigRequest req;
+    req.set_device(device);
+    (*req.mutable_desired()->mutable_settings())["alarm_volume"] = std::to_string(k);
+    v1::Device out;
+    auto st = writer.registry->UpdateDesiredConfig(&ctx, req, &out);
+    ASSERT_TRUE(st.ok()) << device << ": " << st.error_message();
+    api_client reader{c.node((k + 2) % 3).channel()};
+    grpc::ClientContext ctx2;
+    api_client::deadline(ctx2, 5);
+    v1::GetDeviceRequest get;
+    get.set_name(device);
+    v1::Device seen;
+    st = reader.registry->GetDevice(&ctx2, get, &seen);
+    ASSERT_TRUE(st.ok()) << device << ": " << st.error_message();
+    EXPECT_EQ(seen.desired().settings().at("alarm_volume"), std::to_string(k)) << device;
+  }
   // The owner of some patients dies: asking for them fails with
   // UNAVAILABLE within the deadline, naming the member; the others' are served.
   c.node(2).crash();

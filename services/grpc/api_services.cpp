@@ -44,7 +44,7 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
       "RegistryService/CreateDevice",  "RegistryService/GetDevice",
       "RegistryService/UpdateDesiredConfig", "RegistryService/ReportDeviceState",
-      "TwinService/GetPatientTwin",
+      "TwinService/GetPatientTwin",    "TwinService/ListPatientTwins",
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
       "ClinicalService/RecordObservations"};
@@ -232,6 +232,13 @@ int api_services::shutdown(std::chrono::milliseconds grace) {
   while (env.active_calls.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   return env.active_calls.load();
+}
+
+std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>
+api_services::local_summaries() {
+  return [env = &impl_->env](const internal::SummaryQuery& q, internal::SummaryList* out) {
+    return services::local_summaries(*env, q, out);
+  };
 }
 
 }  // namespace healthtwin::services

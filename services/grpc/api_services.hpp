@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,12 @@
 
 namespace grpc {
 class ServerBuilder;
+class Status;
+}
+
+namespace healthtwin::internal {
+class SummaryQuery;
+class SummaryList;
 }
 
 namespace healthtwin::storage {
@@ -111,6 +118,10 @@ public:
   /// are acknowledged, alert streams end; waits until no call is in progress
   /// or `grace` has passed. Returns the calls still in progress.
   int shutdown(std::chrono::milliseconds grace);
+
+  /// PeerService.ListPatientSummaries answered from this node's index.
+  std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>
+  local_summaries();
 
   struct impl;
 

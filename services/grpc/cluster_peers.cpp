@@ -70,8 +70,16 @@ bool certificate_names(const grpc::AuthContext& auth, const cluster::member& m) 
 
 class peer_service final : public internal::PeerService::Service {
 public:
-  peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready)
-      : settings_(s), members_(members), ready_(ready) {}
+  peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready,
+               summary_source summaries)
+      : settings_(s), members_(members), ready_(ready), summaries_(std::move(summaries)) {}
+
+  grpc::Status ListPatientSummaries(grpc::ServerContext*, const internal::SummaryQuery* req,
+                                    internal::SummaryList* resp) override {
+    if (!ready_.load())
+      return {grpc::StatusCode::UNAVAILABLE, "recovering"};
+    return summaries_(*req, resp);
+  }
 
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
     *resp = hello_of(settings_, members_, ready_.load());
@@ -95,14 +103,16 @@ private:
   const peer_settings& settings_;
   cluster::membership& members_;
   const std::atomic<bool>& ready_;
+  summary_source summaries_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
-                                                 const std::atomic<bool>& ready) {
-  return std::make_unique<peer_service>(settings, members, ready);
+                                                 const std::atomic<bool>& ready,
+                                                 summary_source summaries) {
+  return std::make_unique<peer_service>(settings, members, ready, std::move(summaries));
 }
 
 struct cluster_prober::peer {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@
 #include <grpcpp/impl/service_type.h>
 
 #include "actors/cluster/membership.hpp"
+#include "healthtwin/internal/peer.grpc.pb.h"
 
 namespace healthtwin::services {
 
@@ -29,11 +31,16 @@ struct peer_settings {
   std::chrono::milliseconds probe_timeout{500};
 };
 
-/// The PeerService answering other members' hellos: it records the caller
-/// as up, or answers FAILED_PRECONDITION naming what differs.
+/// This node's own patients for ListPatientSummaries (api_services).
+using summary_source =
+    std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>;
+
+/// The PeerService: answers other members' hellos (FAILED_PRECONDITION
+/// naming what differs) and their summary queries from `summaries`.
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
-                                                 const std::atomic<bool>& ready);
+                                                 const std::atomic<bool>& ready,
+                                                 summary_source summaries);
 
 /// Says hello to every other member: once at start (join) and then every
 /// probe interval on its own thread, recording each member's health.

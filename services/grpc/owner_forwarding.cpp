@@ -7,7 +7,23 @@ namespace healthtwin::services {
 
 owner_forwarding::owner_forwarding(const cluster::membership& members, channel_settings tls)
     : members_(members), tls_(std::move(tls)) {
-  slots_.resize(members_.map().members().size());
+  auto& all = members_.map().members();
+  slots_.resize(all.size());
+  for (auto& m : all) {
+    auto cs = tls_;
+    cs.target = m.address;
+    std::string error;
+    auto channel = make_channel(cs, error);
+    peers_.push_back(channel ? internal::PeerService::NewStub(channel) : nullptr);
+  }
+}
+
+std::vector<uint32_t> owner_forwarding::others() const {
+  std::vector<uint32_t> out;
+  for (uint32_t m = 0; m < members_.map().members().size(); ++m)
+    if (m != members_.self())
+      out.push_back(m);
+  return out;
 }
 
 owner_forwarding::~owner_forwarding() = default;

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
@@ -43,6 +44,11 @@ public:
 
   /// Stubs for member `m`; nullptr until a probe told its API port.
   owner_stubs* stubs(uint32_t m);
+  /// Member `m`'s PeerService (its peer listener, mutual TLS); null if its
+  /// channel could not be made.
+  internal::PeerService::Stub* peer(uint32_t m) { return peers_[m].get(); }
+  /// Every member but this node.
+  std::vector<uint32_t> others() const;
 
 private:
   struct slot {
@@ -53,6 +59,7 @@ private:
   channel_settings tls_;
   std::mutex mtx_;
   std::vector<std::unique_ptr<slot>> slots_;
+  std::vector<std::unique_ptr<internal::PeerService::Stub>> peers_;
 };
 
 /// Metadata a forwarded call carries, naming the forwarding member: the

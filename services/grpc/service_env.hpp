@@ -15,6 +15,7 @@
 #include <grpcpp/impl/codegen/service_type.h>
 
 #include "actors/cluster/membership.hpp"
+#include "actors/index/twin_query.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/access_policy.hpp"
@@ -236,6 +237,16 @@ grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* fie
 /// it is not registered).
 grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name, const char* field,
                          storage::device_record& out);
+
+/// This node's patients of `tenant` that match `filter`, in `order`
+/// (twin_service.cpp; the first query seeds the index from the registry).
+std::vector<std::pair<std::string, actors::patient_summary>> local_patients(
+    service_env& env, std::string_view tenant, const actors::twin_filter& filter,
+    const actors::twin_order& order);
+
+/// PeerService.ListPatientSummaries of this node (twin_service.cpp).
+grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
+                             internal::SummaryList* out);
 
 std::unique_ptr<grpc::Service> make_registry_service(service_env& env);
 std::unique_ptr<grpc::Service> make_ingest_service(service_env& env);

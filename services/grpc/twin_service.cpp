@@ -138,28 +138,47 @@ public:
         return invalid_argument(bad);
       if (auto st = rc.allow({std::string{*tenant}, {}}); !st.ok())
         return st;
-      seed_index();
-      auto patients = env_.ctx.index->tenant(*tenant);
-      patients.erase(std::remove_if(patients.begin(), patients.end(),
-                                    [&](auto& p) { return !filter->matches(p.first, p.second); }),
-                     patients.end());
-      std::sort(patients.begin(), patients.end(),
-                [&](auto& a, auto& b) { return order->before(a, b); });
-      resp->set_total_size(static_cast<int32_t>(patients.size()));
       size_t page = req->page_size() == 0 ? default_twin_page : static_cast<size_t>(req->page_size());
+      auto patients = local_patients(env_, *tenant, *filter, *order);
+      size_t total = patients.size();
+      // In a cluster the other members' patients come from their own
+      // indexes (the first offset + page of each), merged in order.
+      std::set<uint32_t> unreachable;
+      if (env_.ctx.forwarding) {
+        total += gather_patients(call, *tenant, *req, offset + page, patients, unreachable);
+        std::sort(patients.begin(), patients.end(),
+                  [&](auto& a, auto& b) { return order->before(a, b); });
+      }
+      resp->set_total_size(static_cast<int32_t>(total));
       auto first = std::min(offset, patients.size());
       auto end = std::min(patients.size(), first + page);
       for (auto i = first; i < end; ++i) {
         v1::PatientTwin twin;
-        auto st = read_patient_twin(call, patients[i].first, &twin);
+        auto& name = patients[i].first;
+        auto st = Status::OK;
+        auto owner = env_.ctx.forwarding ? env_.ctx.forwarding->remote_owner(name) : std::nullopt;
+        if (owner && unreachable.count(*owner))
+          continue;
+        v1::GetPatientTwinRequest get;
+        get.set_name(name);
+        auto fwd = env_.forward(call, name, [&](owner_stubs& s, grpc::ClientContext& c) {
+          return s.twins->GetPatientTwin(&c, get, &twin);
+        });
+        st = fwd ? *fwd : read_patient_twin(call, name, &twin);
         if (st.error_code() == grpc::StatusCode::NOT_FOUND)
           continue;  // erased since the summaries were read
+        if (owner && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+          unreachable.insert(*owner);  // went down since it answered
+          continue;
+        }
         if (!st.ok())
           return st;
         apply_read_mask(req->read_mask(), &twin);
         *resp->add_patient_twins() = std::move(twin);
       }
-      if (end < patients.size())
+      for (auto m : unreachable)
+        resp->add_unreachable_members(env_.ctx.forwarding->member_name(m));
+      if (end < total)
         resp->set_next_page_token(page_token(end, query));
       return Status::OK;
     });
@@ -363,24 +382,120 @@ private:
     return Status::OK;
   }
 
-  // Before the first query of this node run, every registered patient goes
-  // into the twin index (later ones are added as they are created).
-  void seed_index() {
-    env_.ctx.index->seed_once([&] {
-      auto& store = *env_.ctx.store;
-      auto err = storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
-        if (!store.patient_erased(p.name))
-          env_.ctx.index->seed(p.name, p.ward, p.bed);
-      });
-      if (err)
-        spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));
-    });
+  // Asks every other member for its first `limit` patients matching the
+  // query, in parallel, within the call's deadline; adds them to
+  // `patients` and returns how many match there. Members that do not
+  // answer go into `unreachable`.
+  size_t gather_patients(const ServerContext* call, std::string_view tenant,
+                         const v1::ListPatientTwinsRequest& req, size_t limit,
+                         std::vector<std::pair<std::string, actors::patient_summary>>& patients,
+                         std::set<uint32_t>& unreachable) {
+    internal::SummaryQuery q;
+    q.set_tenant(std::string{tenant});
+    q.set_filter(req.filter());
+    q.set_order_by(req.order_by());
+    q.set_limit(static_cast<uint32_t>(limit));
+    auto deadline = std::chrono::system_clock::now() + env_.timeout(call);
+    struct answer {
+      uint32_t member;
+      grpc::Status status;
+      internal::SummaryList list;
+    };
+    std::vector<std::future<answer>> asked;
+    for (auto m : env_.ctx.forwarding->others())
+      asked.push_back(std::async(std::launch::async, [&, m] {
+        answer a{m, {grpc::StatusCode::UNAVAILABLE, "no channel"}, {}};
+        if (auto* peer = env_.ctx.forwarding->peer(m)) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(deadline);
+          a.status = peer->ListPatientSummaries(&ctx, q, &a.list);
+        }
+        return a;
+      }));
+    size_t total = 0;
+    for (auto& f : asked) {
+      auto a = f.get();
+      if (!a.status.ok()) {
+        unreachable.insert(a.member);
+        continue;
+      }
+      total += a.list.total();
+      for (auto& p : a.list.patients())
+        patients.emplace_back(p.name(), from_peer(p));
+    }
+    return total;
+  }
+
+  static actors::patient_summary from_peer(const internal::PatientSummary& p) {
+    actors::patient_summary s;
+    s.ward = p.ward();
+    s.bed = p.bed();
+    s.news2_known = p.news2_known();
+    s.news2 = static_cast<uint8_t>(std::min<uint32_t>(p.news2(), 255));
+    s.news2_complete = p.news2_complete();
+    s.news2_band = static_cast<models::news2_band>(std::min<uint32_t>(p.news2_band(), 255));
+    s.alert_priority = static_cast<models::priority>(std::min<uint32_t>(p.alert_priority(), 3));
+    s.open_alerts = p.open_alerts();
+    return s;
   }
 
   service_env& env_;
 };
 
 }  // namespace
+
+// Before the first query of this node run, every registered patient goes
+// into the twin index (later ones are added as they are created).
+static void seed_index(service_env& env) {
+  env.ctx.index->seed_once([&] {
+    auto& store = *env.ctx.store;
+    auto err = storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
+      if (!store.patient_erased(p.name))
+        env.ctx.index->seed(p.name, p.ward, p.bed);
+    });
+    if (err)
+      spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));
+  });
+}
+
+std::vector<std::pair<std::string, actors::patient_summary>> local_patients(
+    service_env& env, std::string_view tenant, const actors::twin_filter& filter,
+    const actors::twin_order& order) {
+  seed_index(env);
+  auto patients = env.ctx.index->tenant(tenant);
+  patients.erase(std::remove_if(patients.begin(), patients.end(),
+                                [&](auto& p) { return !filter.matches(p.first, p.second); }),
+                 patients.end());
+  std::sort(patients.begin(), patients.end(), [&](auto& a, auto& b) { return order.before(a, b); });
+  return patients;
+}
+
+grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
+                             internal::SummaryList* out) {
+  std::string error;
+  auto filter = actors::twin_filter::parse(q.filter(), error);
+  if (!filter)
+    return invalid_argument("filter", error);
+  auto order = actors::twin_order::parse(q.order_by(), error);
+  if (!order)
+    return invalid_argument("order_by", error);
+  auto patients = local_patients(env, q.tenant(), *filter, *order);
+  out->set_total(static_cast<uint32_t>(patients.size()));
+  for (size_t i = 0; i < patients.size() && i < q.limit(); ++i) {
+    auto& [name, s] = patients[i];
+    auto* p = out->add_patients();
+    p->set_name(name);
+    p->set_ward(s.ward);
+    p->set_bed(s.bed);
+    p->set_news2_known(s.news2_known);
+    p->set_news2(s.news2);
+    p->set_news2_complete(s.news2_complete);
+    p->set_news2_band(static_cast<uint32_t>(s.news2_band));
+    p->set_alert_priority(static_cast<uint32_t>(s.alert_priority));
+    p->set_open_alerts(s.open_alerts);
+  }
+  return grpc::Status::OK;
+}
 
 std::unique_ptr<grpc::Service> make_twin_service(service_env& env) {
   return std::make_unique<twin_service>(env);

@@ -290,7 +290,7 @@ int run(const node::node_config& cfg) {
     if (!cfg.cluster_members.empty()) {
       peer_settings.api_port = static_cast<uint16_t>(grpc_port);
       auto peer_creds = grpc_credentials(cfg, cfg.cluster_ca_file, tls_error);
-      peer_service = services::make_peer_service(peer_settings, members, ready);
+      peer_service = services::make_peer_service(peer_settings, members, ready, api.local_summaries());
       grpc::ServerBuilder peer_builder;
       int peer_port = 0;
       if (peer_creds)

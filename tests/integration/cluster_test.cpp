@@ -5,6 +5,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -286,6 +287,78 @@ TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member)
     EXPECT_TRUE(st.ok()) << ids[k] << ": " << st.error_message();
     EXPECT_EQ(p.ward(), "ICU-" + std::to_string(k));
   }
+}
+
+v1::ListPatientTwinsResponse list_patients(api_client& client, const std::string& filter,
+                                           const std::string& order_by, int page_size,
+                                           const std::string& token, grpc::Status& st) {
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 5);
+  v1::ListPatientTwinsRequest req;
+  req.set_parent("tenants/h1");
+  req.set_filter(filter);
+  req.set_order_by(order_by);
+  req.set_page_size(page_size);
+  req.set_page_token(token);
+  v1::ListPatientTwinsResponse resp;
+  st = client.twins->ListPatientTwins(&ctx, req, &resp);
+  return resp;
+}
+
+TEST(cluster_test, patient_lists_gather_every_member_and_say_which_did_not_answer) {
+  cluster_fixture c{3};
+  for (int i = 0; i < 3; ++i)
+    c.start(i);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      ASSERT_TRUE(c.wait_state(i, j, v1::MEMBER_STATE_UP)) << "n" << i << " sees n" << j;
+  // 15 patients over the members, in two wards.
+  auto ids = patient_ids(15);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    api_client edge{c.node(static_cast<int>(k % 3)).channel()};
+    ASSERT_TRUE(edge.create_patient("h1", ids[k], k % 2 ? "ICU-2" : "ICU-1").ok());
+  }
+
+  // Every member lists all of a ward, in order, across pages of 4.
+  for (int i = 0; i < 3; ++i) {
+    api_client edge{c.node(i).channel()};
+    std::vector<std::string> names;
+    std::string token;
+    grpc::Status st;
+    do {
+      auto resp = list_patients(edge, "ward = \"ICU-1\"", "name desc", 4, token, st);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      EXPECT_EQ(resp.total_size(), 8);
+      EXPECT_EQ(resp.unreachable_members_size(), 0);
+      for (auto& t : resp.patient_twins()) {
+        EXPECT_EQ(t.ward(), "ICU-1");
+        names.push_back(t.name());
+      }
+      token = resp.next_page_token();
+    } while (!token.empty());
+    ASSERT_EQ(names.size(), 8u) << "n" << i;
+    EXPECT_TRUE(std::is_sorted(names.rbegin(), names.rend())) << "n" << i;
+  }
+
+  // A member down: the list comes back within the deadline without its
+  // patients, and says which member is missing.
+  c.node(2).crash();
+  api_client edge{c.node(0).channel()};
+  auto t0 = std::chrono::steady_clock::now();
+  grpc::Status st;
+  auto resp = list_patients(edge, "", "", 100, "", st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6));
+  ASSERT_EQ(resp.unreachable_members_size(), 1);
+  EXPECT_EQ(resp.unreachable_members(0), "n2");
+  size_t expected = 0;
+  for (auto& id : ids)
+    expected += owner_of("tenants/h1/patients/" + id, c.names()) != 2;
+  EXPECT_EQ(static_cast<size_t>(resp.patient_twins_size()), expected);
+  for (auto& t : resp.patient_twins())
+    EXPECT_NE(owner_of(t.name(), c.names()), 2u) << t.name();
 }
 
 TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart) {

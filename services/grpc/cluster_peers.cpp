@@ -74,8 +74,16 @@ public:
                summary_source summaries)
       : settings_(s), members_(members), ready_(ready), summaries_(std::move(summaries)) {}
 
-  grpc::Status ListPatientSummaries(grpc::ServerContext*, const internal::SummaryQuery* req,
+  // Patient data: only for a caller whose certificate names a member.
+  grpc::Status ListPatientSummaries(grpc::ServerContext* call, const internal::SummaryQuery* req,
                                     internal::SummaryList* resp) override {
+    if (!settings_.plaintext) {
+      bool member = false;
+      for (auto& m : members_.map().members())
+        member = member || certificate_names(*call->auth_context(), m);
+      if (!member)
+        return {grpc::StatusCode::PERMISSION_DENIED, "the caller's certificate names no member"};
+    }
     if (!ready_.load())
       return {grpc::StatusCode::UNAVAILABLE, "recovering"};
     return summaries_(*req, resp);

@@ -456,6 +456,23 @@ TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate)
   st = hello((dir / "rogue.pem").string(), (dir / "rogue.key").string(), "n1");
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
   EXPECT_NE(st.error_message().find("does not name member n1"), std::string::npos) << st.error_message();
+  {  // Nor may it read patient summaries.
+    healthtwin::services::channel_settings cs;
+    cs.target = "127.0.0.1:" + std::to_string(c.peer_port(0));
+    cs.ca_file = c.pki().ca_cert.string();
+    cs.cert_file = (dir / "rogue.pem").string();
+    cs.key_file = (dir / "rogue.key").string();
+    std::string error;
+    auto stub = healthtwin::internal::PeerService::NewStub(healthtwin::services::make_channel(cs, error));
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    healthtwin::internal::SummaryQuery q;
+    q.set_tenant("h1");
+    q.set_limit(10);
+    healthtwin::internal::SummaryList out;
+    auto denied = stub->ListPatientSummaries(&ctx, q, &out);
+    EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
+  }
   EXPECT_TRUE(hello(c.pki().node_cert.string(), c.pki().node_key.string(), "n1").ok());
 }
 

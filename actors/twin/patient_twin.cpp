@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include <caf/all.hpp>
@@ -19,6 +20,26 @@
 namespace healthtwin::actors {
 
 namespace {
+
+// A full or failing disk fails the chunk write of every sample of every
+// patient: one line per 10 s, with how many failures it stands for, keeps
+// the log readable (and the twins fast).
+void report_chunk_failure(const caf::error& err) {
+  static std::atomic<int64_t> next_ms{0};
+  static std::atomic<uint64_t> unreported{0};
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  auto due = next_ms.load(std::memory_order_relaxed);
+  if (now < due || !next_ms.compare_exchange_strong(due, now + 10'000)) {
+    unreported.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  spdlog::error("patient twin: writing a series chunk failed ({} more failures since the last "
+                "report): {}",
+                unreported.exchange(0), storage::describe(err));
+}
+
 
 using models::alert_kind;
 using models::metric;
@@ -200,7 +221,7 @@ struct patient_state {
     auto err = table.put_chunk(twin_name, static_cast<uint8_t>(m), slot.chunk_no, slot.open.finish());
     if (err) {
       // Keep the chunk open (it is in the snapshot); the next sample retries.
-      spdlog::error("patient twin: writing a series chunk failed: {}", storage::describe(err));
+      report_chunk_failure(err);
       return;
     }
     ++slot.chunk_no;

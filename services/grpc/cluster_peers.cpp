@@ -32,6 +32,7 @@ PeerHello hello_of(const peer_settings& s, const cluster::membership& members, b
     h.add_members(m.name);
   h.set_ready(ready);
   h.set_api_port(s.api_port);
+  h.set_token_keys(s.token_keys);
   return h;
 }
 
@@ -49,6 +50,11 @@ std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
     return differs("twin hash", mine.twin_hash(), theirs.twin_hash());
   if (theirs.placement_hash() != mine.placement_hash())
     return differs("placement hash", mine.placement_hash(), theirs.placement_hash());
+  // Forwarded calls carry the caller's token to the owner, which must
+  // accept the same tokens.
+  if (theirs.token_keys() != mine.token_keys())
+    return differs("bearer-token keys", mine.token_keys().substr(0, 12),
+                   theirs.token_keys().substr(0, 12));
   return {};
 }
 

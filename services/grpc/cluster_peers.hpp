@@ -27,6 +27,7 @@ struct peer_settings {
   std::string cert_file;   ///< this node's certificate and key (client side too)
   std::string key_file;
   uint16_t api_port = 0;   ///< this node's public gRPC port, told to the members
+  std::string token_keys;  ///< fingerprint of the bearer-token keys (members agree)
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{500};
 };

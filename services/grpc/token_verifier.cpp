@@ -325,6 +325,22 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
   return std::unique_ptr<token_verifier>{new token_verifier(s, std::move(keys))};
 }
 
+std::string token_verifier::fingerprint() const {
+  std::string all = settings_.audience + '\n' + settings_.issuer + '\n';
+  for (auto& [kid, k] : keys_)
+    all += kid + '\n' + k.alg + '\n' + k.material + '\n';
+  unsigned char digest[32];
+  unsigned len = 0;
+  EVP_Digest(all.data(), all.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
 verified_token token_verifier::verify(std::string_view token, int64_t now_s) const {
   // A cryptographic digest as the key: no other token can find this entry.
   std::string digest(32, '\0');

@@ -65,6 +65,12 @@ public:
 
   verified_token verify(std::string_view token, int64_t now_s) const;
 
+  /// SHA-256 (hex) of what decides which tokens pass: audience, issuer and
+  /// every key (kid, algorithm, key). Cluster members compare it before
+  /// they join, since a forwarded call's token is verified again by its
+  /// owner. Reveals no key.
+  std::string fingerprint() const;
+
   struct key {
     std::string alg;  // RS256, ES256 or HS256
     std::string material;  // PEM public key, or the HS256 secret

@@ -223,6 +223,7 @@ int run(const node::node_config& cfg) {
     peer_settings.ca_file = cfg.cluster_ca_file;
     peer_settings.cert_file = cfg.tls_cert_file;
     peer_settings.key_file = cfg.tls_key_file;
+    peer_settings.token_keys = tokens->fingerprint();
     peer_settings.probe_interval = cfg.cluster_probe_interval;
     peer_settings.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
 

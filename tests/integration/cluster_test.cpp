@@ -63,6 +63,11 @@ public:
   const test_pki& pki() const { return pki_; }
   uint16_t peer_port(int i) const { return peer_ports_[i]; }
   void drop(int i) { nodes_[i].reset(); }
+  /// Stops member i and deletes its data directory.
+  void wipe(int i) {
+    drop(i);
+    std::filesystem::remove_all(root_.path() / names_[i] / "db");
+  }
   const std::vector<std::string>& names() const { return names_; }
 
   // ClusterService/GetClusterStatus as member i sees it.
@@ -411,6 +416,17 @@ TEST(cluster_test, a_node_with_another_shard_count_refuses_to_join) {
   auto s = c.status(0);
   EXPECT_EQ(s.shards(), 64u);
   EXPECT_EQ(s.members(0).state(), v1::MEMBER_STATE_UP);
+
+  // A node trusting other token keys would refuse every forwarded call's
+  // token: it does not join either.
+  c.wipe(2);
+  temp_dir other;
+  write_text(other.path() / "other.pub", signing_key::es256()->public_pem);
+  auto& stranger = c.start(2, {"--auth-public-key-file=" + (other.path() / "other.pub").string()});
+  EXPECT_FALSE(stranger.wait_ready(std::chrono::seconds(20)));
+  status = stranger.process().wait(std::chrono::seconds(20));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << stranger.log();
+  EXPECT_NE(stranger.log().find("bearer-token keys differ"), std::string::npos) << stranger.log();
 }
 
 TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate) {
@@ -473,7 +489,11 @@ TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate)
     auto denied = stub->ListPatientSummaries(&ctx, q, &out);
     EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
   }
-  EXPECT_TRUE(hello(c.pki().node_cert.string(), c.pki().node_key.string(), "n1").ok());
+  // The members' certificate passes; this hello is then refused only for
+  // not carrying the members' token-key fingerprint.
+  st = hello(c.pki().node_cert.string(), c.pki().node_key.string(), "n1");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("bearer-token keys differ"), std::string::npos) << st.error_message();
 }
 
 // Two network namespaces joined by a veth pair, made by the test (root
@@ -539,6 +559,12 @@ TEST(cluster_test, members_see_a_network_partition_and_its_healing) {
     GTEST_SKIP() << net.why_not();
   temp_dir root;
   std::string members = "n0=" + net.address(0) + ":7000,n1=" + net.address(1) + ":7000";
+  // Both trust the same token key (members must).
+  auto key = signing_key::es256()->private_pem;
+  for (auto* n : {"n0", "n1"}) {
+    std::filesystem::create_directories(root.path() / n / "pki");
+    write_text(root.path() / n / "pki" / "token-signing.key", key);
+  }
   std::vector<std::unique_ptr<node_process>> nodes;
   for (int i = 0; i < 2; ++i)
     nodes.push_back(std::make_unique<node_process>(

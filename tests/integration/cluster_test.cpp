@@ -63,6 +63,20 @@ public:
   const test_pki& pki() const { return pki_; }
   uint16_t peer_port(int i) const { return peer_ports_[i]; }
   void drop(int i) { nodes_[i].reset(); }
+
+  /// Starts every member and waits until each sees every other up.
+  ::testing::AssertionResult start_all() {
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      start(static_cast<int>(i));
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (!node(static_cast<int>(i)).wait_ready())
+        return ::testing::AssertionFailure() << node(static_cast<int>(i)).log();
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      for (size_t j = 0; j < nodes_.size(); ++j)
+        if (!wait_state(static_cast<int>(i), static_cast<int>(j), v1::MEMBER_STATE_UP))
+          return ::testing::AssertionFailure() << "n" << i << " does not see n" << j << " up";
+    return ::testing::AssertionSuccess();
+  }
   /// Stops member i and deletes its data directory.
   void wipe(int i) {
     drop(i);
@@ -186,13 +200,7 @@ grpc::Status get_patient(api_client& client, const std::string& name, v1::Patien
 
 TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member) {
   cluster_fixture c{3};
-  for (int i = 0; i < 3; ++i)
-    c.start(i);
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j)
-      ASSERT_TRUE(c.wait_state(i, j, v1::MEMBER_STATE_UP)) << "n" << i << " sees n" << j;
+  ASSERT_TRUE(c.start_all());
 
   // Every member takes registrations; each lands on its owner.
   auto ids = patient_ids(12);
@@ -312,13 +320,7 @@ v1::ListPatientTwinsResponse list_patients(api_client& client, const std::string
 
 TEST(cluster_test, patient_lists_gather_every_member_and_say_which_did_not_answer) {
   cluster_fixture c{3};
-  for (int i = 0; i < 3; ++i)
-    c.start(i);
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(c.node(i).wait_ready()) << c.node(i).log();
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j)
-      ASSERT_TRUE(c.wait_state(i, j, v1::MEMBER_STATE_UP)) << "n" << i << " sees n" << j;
+  ASSERT_TRUE(c.start_all());
   // 15 patients over the members, in two wards.
   auto ids = patient_ids(15);
   for (size_t k = 0; k < ids.size(); ++k) {

@@ -129,6 +129,28 @@ std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
   return std::make_unique<peer_service>(settings, members, ready, std::move(summaries));
 }
 
+channel_settings member_channel_settings(const peer_settings& settings, std::string target) {
+  channel_settings cs;
+  cs.target = std::move(target);
+  cs.plaintext = settings.plaintext;
+  cs.ca_file = settings.ca_file;
+  cs.cert_file = settings.cert_file;
+  cs.key_file = settings.key_file;
+  return cs;
+}
+
+std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings& settings,
+                                                            const std::string& address,
+                                                            std::string& error) {
+  grpc::ChannelArguments args;
+  auto backoff = static_cast<int>(settings.probe_interval.count());
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, backoff);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff);
+  auto channel = make_channel(member_channel_settings(settings, address), error, args);
+  return channel ? internal::PeerService::NewStub(channel) : nullptr;
+}
+
 struct cluster_prober::peer {
   uint32_t index;
   std::unique_ptr<internal::PeerService::Stub> stub;
@@ -142,24 +164,9 @@ cluster_prober::cluster_prober(const peer_settings& settings, cluster::membershi
   for (uint32_t m = 0; m < all.size(); ++m) {
     if (m == members_.self())
       continue;
-    channel_settings cs;
-    cs.target = all[m].address;
-    cs.plaintext = settings_.plaintext;
-    cs.ca_file = settings_.ca_file;
-    cs.cert_file = settings_.cert_file;
-    cs.key_file = settings_.key_file;
     auto p = std::make_unique<peer>();
     p->index = m;
-    // Reconnect as often as we probe: gRPC's default backoff (1 s growing
-    // to 2 min) would report a member down long after it came back.
-    grpc::ChannelArguments args;
-    auto backoff = static_cast<int>(settings_.probe_interval.count());
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, backoff);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff);
-    auto channel = make_channel(cs, p->channel_error, args);
-    if (channel)
-      p->stub = internal::PeerService::NewStub(channel);
+    p->stub = make_peer_stub(settings_, all[m].address, p->channel_error);
     peers_.push_back(std::move(p));
   }
 }

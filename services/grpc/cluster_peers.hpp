@@ -14,6 +14,7 @@
 
 #include "actors/cluster/membership.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
+#include "services/grpc/client_channel.hpp"
 
 namespace healthtwin::services {
 
@@ -31,6 +32,18 @@ struct peer_settings {
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{500};
 };
+
+/// How this node reaches `target` as a member: the cluster CA and its own
+/// certificate (plaintext with --insecure-plaintext).
+channel_settings member_channel_settings(const peer_settings& settings, std::string target);
+
+/// A PeerService stub for the member at `address`, reconnecting as often as
+/// members probe (gRPC's default backoff, 1 s growing to 2 min, would keep
+/// a member that came back unreachable); null with `error` set when the
+/// certificate files cannot be read.
+std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings& settings,
+                                                            const std::string& address,
+                                                            std::string& error);
 
 /// This node's own patients for ListPatientSummaries (api_services).
 using summary_source =

@@ -5,16 +5,14 @@
 
 namespace healthtwin::services {
 
-owner_forwarding::owner_forwarding(const cluster::membership& members, channel_settings tls)
-    : members_(members), tls_(std::move(tls)) {
+owner_forwarding::owner_forwarding(const cluster::membership& members,
+                                   const peer_settings& settings)
+    : members_(members), tls_(member_channel_settings(settings, {})) {
   auto& all = members_.map().members();
   slots_.resize(all.size());
-  for (auto& m : all) {
-    auto cs = tls_;
-    cs.target = m.address;
+  for (uint32_t m = 0; m < all.size(); ++m) {
     std::string error;
-    auto channel = make_channel(cs, error);
-    peers_.push_back(channel ? internal::PeerService::NewStub(channel) : nullptr);
+    peers_.push_back(m == members_.self() ? nullptr : make_peer_stub(settings, all[m].address, error));
   }
 }
 

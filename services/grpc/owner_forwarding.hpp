@@ -13,6 +13,7 @@
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "services/grpc/cluster_peers.hpp"
 
 namespace healthtwin::cluster {
 class membership;
@@ -32,8 +33,9 @@ struct owner_stubs {
 /// Thread-safe; channels are made on first use and kept.
 class owner_forwarding {
 public:
-  /// `tls`: the cluster CA and this node's certificate (target unset).
-  owner_forwarding(const cluster::membership& members, channel_settings tls);
+  /// Reaches the members as `settings` say (the cluster CA, this node's
+  /// certificate), like the prober.
+  owner_forwarding(const cluster::membership& members, const peer_settings& settings);
   ~owner_forwarding();
 
   /// The member owning `name`'s shard when it is not this node.
@@ -44,8 +46,8 @@ public:
 
   /// Stubs for member `m`; nullptr until a probe told its API port.
   owner_stubs* stubs(uint32_t m);
-  /// Member `m`'s PeerService (its peer listener, mutual TLS); null if its
-  /// channel could not be made.
+  /// Member `m`'s PeerService (its peer listener, mutual TLS); null for
+  /// this node, or if its channel could not be made.
   internal::PeerService::Stub* peer(uint32_t m) { return peers_[m].get(); }
   /// Every member but this node.
   std::vector<uint32_t> others() const;

@@ -251,12 +251,7 @@ int run(const node::node_config& cfg) {
     api_ctx.members = &members;
     // Calls for other members' shards go to their owner's public API, over
     // TLS with the cluster CA and this node's certificate.
-    services::channel_settings owner_tls;
-    owner_tls.plaintext = cfg.insecure_plaintext;
-    owner_tls.ca_file = cfg.cluster_ca_file;
-    owner_tls.cert_file = cfg.tls_cert_file;
-    owner_tls.key_file = cfg.tls_key_file;
-    services::owner_forwarding forwarding{members, owner_tls};
+    services::owner_forwarding forwarding{members, peer_settings};
     if (!cfg.cluster_members.empty())
       api_ctx.forwarding = &forwarding;
     services::api_services api{api_settings, api_ctx};

@@ -18,8 +18,6 @@ enum class member_state : uint8_t {
   refused,  ///< answers, but places twins differently (shard count or hash)
 };
 
-std::string_view to_string(member_state s) noexcept;
-
 struct member_health {
   member_state state = member_state::unknown;
   bool ready = false;       ///< it had replayed its log (serves calls)
@@ -42,8 +40,8 @@ public:
   /// Member `m` answered a probe at `now_ms`, serving its public API on
   /// `api_port` of its peer host.
   void answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port = 0);
-  /// A probe of member `m` failed at `now_ms` (unreachable, timeout).
-  void failed(uint32_t m, std::string error, int64_t now_ms);
+  /// A probe of member `m` failed (unreachable, timeout).
+  void failed(uint32_t m, std::string error);
   /// Member `m` places twins differently: never treated as up.
   void refused(uint32_t m, std::string why, int64_t now_ms);
 
@@ -55,15 +53,11 @@ public:
   std::string api_address(uint32_t m) const;
 
 private:
-  struct record {
-    member_health h;
-    int64_t last_failure_ms = 0;
-  };
   shard_map map_;
   uint32_t self_;
   std::chrono::milliseconds down_after_;
   mutable std::mutex mtx_;
-  std::vector<record> records_;
+  std::vector<member_health> records_;
 };
 
 }  // namespace healthtwin::cluster

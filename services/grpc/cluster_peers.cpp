@@ -185,7 +185,7 @@ cluster_prober::~cluster_prober() {
 std::string cluster_prober::probe(peer& p) {
   auto name = members_.map().members()[p.index].name;
   if (!p.stub) {
-    members_.failed(p.index, "no channel: " + p.channel_error, wall_ms());
+    members_.failed(p.index, "no channel: " + p.channel_error);
     return {};
   }
   grpc::ClientContext ctx;
@@ -206,7 +206,7 @@ std::string cluster_prober::probe(peer& p) {
     members_.refused(p.index, st.error_message(), wall_ms());
     return "member " + name + ": " + st.error_message();
   }
-  members_.failed(p.index, st.error_message(), wall_ms());
+  members_.failed(p.index, st.error_message());
   return {};
 }
 

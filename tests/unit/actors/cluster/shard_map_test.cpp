@@ -98,7 +98,7 @@ TEST(membership_test, members_go_down_when_a_probe_fails_or_they_fall_silent) {
   EXPECT_EQ(h[0].state, member_state::up);  // this node
   EXPECT_EQ(h[1].state, member_state::unknown);
   ms.answered(1, true, 1'000);
-  ms.failed(2, "connection refused", 1'000);
+  ms.failed(2, "connection refused");
   h = ms.health(2'000);
   EXPECT_EQ(h[1].state, member_state::up);
   EXPECT_TRUE(h[1].ready);

@@ -54,11 +54,11 @@ int64_t wall_ms() {
 }
 
 std::string_view reason_label(rejection_reason r) {
-  static constexpr std::array<std::string_view, 13> names{
+  static constexpr std::array<std::string_view, rejection_reasons> names{
       "unspecified",    "invalid_name", "unknown_device",   "invalid_metric",
       "metric_not_supported", "not_finite", "out_of_range",  "future_timestamp",
       "invalid_timestamp",    "invalid_sequence", "duplicate", "outside_window",
-      "decommissioned"};
+      "decommissioned", "unavailable"};
   auto i = static_cast<size_t>(r);
   return i < names.size() ? names[i] : "unspecified";
 }
@@ -124,7 +124,7 @@ public:
                     .Help("Erased patients whose records were compacted out of the data files")
                     .Register(reg)
                     .Add({})) {
-    for (uint8_t r = 1; r <= 11; ++r)
+    for (uint8_t r = 1; r < rejection_reasons; ++r)
       rejected_by_reason_[r] =
           &rejected_.Add({{"reason", std::string{reason_label(static_cast<rejection_reason>(r))}}});
     for (auto r : {"overloaded", "shutting_down", "storage"})
@@ -157,7 +157,7 @@ private:
   prometheus::Gauge& pending_;
   prometheus::Gauge& uncheckpointed_;
   prometheus::Counter& purged_;
-  std::array<prometheus::Counter*, 12> rejected_by_reason_{};
+  std::array<prometheus::Counter*, rejection_reasons> rejected_by_reason_{};
   std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
 };
 

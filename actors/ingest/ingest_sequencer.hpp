@@ -41,7 +41,12 @@ enum class rejection_reason : uint8_t {
   duplicate = 10,
   outside_window = 11,
   decommissioned = 12,
+  /// The member owning the device's shard (or its patient's) could not be
+  /// reached: resend these readings, with the same sequence numbers.
+  unavailable = 13,
 };
+/// One more than the highest rejection_reason.
+inline constexpr size_t rejection_reasons = 14;
 
 struct reading_rejection {
   uint32_t index = 0;   ///< position of the reading in the request

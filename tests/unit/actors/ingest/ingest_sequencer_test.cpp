@@ -1,5 +1,7 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "healthtwin/internal/records.pb.h"
@@ -730,4 +732,26 @@ TEST_F(ingest_sequencer_test, an_erased_patient_stays_erased_across_a_log_replay
                                                 0, 1'000'000, 100, out));
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(device(monitor_a).last_sequence, 3u);  // the device itself goes on
+}
+
+// Every reason the sequencer gives is counted under its own label; the
+// highest (decommissioned) once indexed past the end of the counters.
+TEST_F(ingest_sequencer_test, rejections_are_counted_by_reason) {
+  add_device("tenants/h1/devices/old");
+  ASSERT_FALSE(registry(decommission_device{"tenants/h1/devices/old"}).error);
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72)});
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 72), r(2, 1000, metric::glucose, 90)});
+  ingest("tenants/h1/devices/old", {r(1, 1000, metric::heart_rate, 72), r(2, 1000, metric::heart_rate, 72)});
+  ingest("tenants/h1/devices/ghost", {r(1, 1000, metric::heart_rate, 72)});
+  std::map<std::string, double> counted;
+  for (auto& family : metrics_->Collect())
+    if (family.name == "healthtwin_ingest_readings_rejected_total")
+      for (auto& m : family.metric)
+        counted[m.label.at(0).value] = m.counter.value;
+  EXPECT_EQ(counted["duplicate"], 1);
+  EXPECT_EQ(counted["metric_not_supported"], 1);
+  EXPECT_EQ(counted["decommissioned"], 2);
+  EXPECT_EQ(counted["unknown_device"], 1);
+  EXPECT_EQ(counted["unavailable"], 0);
+  EXPECT_EQ(counted.size(), rejection_reasons - 1);
 }

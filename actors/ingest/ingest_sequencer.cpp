@@ -178,7 +178,24 @@ struct ingest_job {
   ingest_sequencer::ingest_callback done;
   ingest_result result;
   std::chrono::steady_clock::time_point queued;
+  bool patient_parts = false;  ///< submit_patient_parts: groups name their patient
 };
+
+/// Patient parts (ingest_sequencer::submit_patient_parts) are de-duplicated
+/// by a window per patient and device, kept in the patient's shard under
+/// this name beside the devices' own windows.
+std::string part_window_name(const std::string& patient, const std::string& device) {
+  return "part:" + patient + "|" + device;
+}
+
+/// The shard whose key range holds a window: its device's, or for a patient
+/// part's window its patient's.
+uint32_t window_shard(std::string_view name, uint32_t shards) {
+  constexpr std::string_view part{"part:"};
+  if (name.substr(0, part.size()) == part)
+    return models::shard_of(name.substr(part.size(), name.find('|') - part.size()), shards);
+  return models::shard_of(name, shards);
+}
 
 struct registry_job {
   registry_command command;
@@ -362,7 +379,27 @@ struct ingest_sequencer::impl {
     e.type = (*rec)->type;
     e.patient = (*rec)->patient;
     e.decommissioned = (*rec)->decommission_time_ms != 0;
-    auto shard = models::shard_of(name, store.shards());
+    if (auto err = load_window(name, e.window))
+      return err;
+    return &directory.emplace(name, std::move(e)).first->second;
+  }
+
+  /// The window of a patient part's readings (patient and device), loaded
+  /// on first use.
+  caf::expected<directory_entry*> lookup_part(const std::string& patient, const std::string& device) {
+    auto name = part_window_name(patient, device);
+    auto i = directory.find(name);
+    if (i != directory.end())
+      return &i->second;
+    directory_entry e;
+    e.patient = patient;
+    if (auto err = load_window(name, e.window))
+      return err;
+    return &directory.emplace(std::move(name), std::move(e)).first->second;
+  }
+
+  caf::error load_window(const std::string& name, models::sequence_window& out) {
+    auto shard = window_shard(name, store.shards());
     auto stored = store.get(storage::column::twins, storage::key_codec::window_key(shard, name));
     if (!stored)
       return stored.error();
@@ -374,10 +411,12 @@ struct ingest_sequencer::impl {
       std::array<uint64_t, 4> bits{};
       for (int k = 0; k < w.seen_size() && k < 4; ++k)
         bits[static_cast<size_t>(k)] = w.seen(k);
-      e.window = models::sequence_window::restore(w.highest(), bits);
+      out = models::sequence_window::restore(w.highest(), bits);
     }
-    return &directory.emplace(name, std::move(e)).first->second;
+    return caf::none;
   }
+
+  bool owns(uint32_t shard) const { return !settings.owns_shard || settings.owns_shard(shard); }
 
   void mark_window_dirty(const std::string& name, directory_entry* e) {
     if (e->window_dirty)
@@ -418,7 +457,7 @@ struct ingest_sequencer::impl {
       w.set_highest(window.highest());
       for (auto bits : window.seen_bits())
         w.add_seen(bits);
-      auto shard = models::shard_of(*name, store.shards());
+      auto shard = window_shard(*name, store.shards());
       wb.put(storage::column::twins, storage::key_codec::window_key(shard, *name),
              w.SerializeAsString());
       if (wb.count() == 1'000) {
@@ -446,12 +485,12 @@ struct ingest_sequencer::impl {
   }
 
   void add_ingest(ingest_job& j) {
-    // Look every device up first, so a registry read error fails the request
-    // before any of its readings touched a window.
+    // Look every device (or patient part) up first, so a registry read
+    // error fails the request before any of its readings touched a window.
     std::vector<directory_entry*> entries;
     entries.reserve(j.groups.size());
     for (auto& g : j.groups) {
-      auto e = lookup(g.device);
+      auto e = j.patient_parts ? lookup_part_of_patient(g) : lookup(g.device);
       if (!e) {
         j.result.error = e.error();
         commit_jobs.push_back(&j);
@@ -462,16 +501,29 @@ struct ingest_sequencer::impl {
     for (size_t gi = 0; gi < j.groups.size(); ++gi) {
       auto& g = j.groups[gi];
       auto* e = entries[gi];
+      // In a cluster, the part for a patient another member owns goes there.
+      patient_part* part = nullptr;
+      if (e && !j.patient_parts && !e->patient.empty() &&
+          !owns(models::shard_of(e->patient, static_cast<uint32_t>(shards.size())))) {
+        part = &j.result.patient_parts.emplace_back();
+        part->patient = e->patient;
+        part->device = g.device;
+        part->group = g.group;
+        part->first_index = g.first_index;
+      }
       for (auto& r : g.readings) {
         if (!e) {
-          reject(j, g, r, rejection_reason::unknown_device, {}, "no such device: register it first");
+          if (j.patient_parts)
+            reject(j, g, r, rejection_reason::unknown_device, {}, "no such patient");
+          else
+            reject(j, g, r, rejection_reason::unknown_device, {}, "no such device: register it first");
           continue;
         }
         if (e->decommissioned) {
           reject(j, g, r, rejection_reason::decommissioned, {}, "the device was decommissioned");
           continue;
         }
-        if (!models::device_measures(e->type, r.metric)) {
+        if (!j.patient_parts && !models::device_measures(e->type, r.metric)) {
           reject(j, g, r, rejection_reason::metric_not_supported, "metric",
                  std::string{models::to_string(r.metric)} + " is not measured by this device type");
           continue;
@@ -480,15 +532,17 @@ struct ingest_sequencer::impl {
           undo.emplace_back(e, e->window);
           e->commit_stamp = commit_stamp;
           e->entry = no_entry;
-          mark_window_dirty(g.device, e);
+          mark_window_dirty(j.patient_parts ? part_window_name(g.patient, g.device) : g.device, e);
         }
+        bool fresh = false;
         switch (e->window.admit(r.sequence)) {
           case models::sequence_window::verdict::accept:
+            fresh = true;
             break;
           case models::sequence_window::verdict::duplicate:
             reject(j, g, r, rejection_reason::duplicate, "sequence",
                    "already accepted (safe to treat as acknowledged)");
-            continue;
+            break;
           case models::sequence_window::verdict::too_old:
             reject(j, g, r, rejection_reason::outside_window, "sequence",
                    "more than 256 below the highest sequence accepted from this device");
@@ -497,18 +551,42 @@ struct ingest_sequencer::impl {
             reject(j, g, r, rejection_reason::invalid_sequence, "sequence", "must be >= 1");
             continue;
         }
+        reading logged{r.sequence, r.time_ms, r.metric, r.value};
+        if (part) {  // a duplicate too: its earlier carrying may have failed
+          part->readings.push_back(logged);
+          part->indexes.push_back(r.index);
+          part->fresh.push_back(fresh);
+        }
+        if (!fresh)
+          continue;
         if (e->entry == no_entry) {
           e->entry = static_cast<uint32_t>(batch->entries.size());
           auto& added = batch->entries.emplace_back();
           added.device = g.device;
           added.patient = e->patient;
+          added.patient_only = j.patient_parts;
         }
-        batch->entries[e->entry].readings.push_back(
-            reading{r.sequence, r.time_ms, r.metric, r.value});
+        batch->entries[e->entry].readings.push_back(logged);
         ++j.result.accepted;
       }
+      if (part && part->readings.empty())
+        j.result.patient_parts.pop_back();
     }
     commit_jobs.push_back(&j);
+  }
+
+  // A patient part's window, or nullptr when its patient is not registered
+  // here (or was erased).
+  caf::expected<directory_entry*> lookup_part_of_patient(const ingest_group& g) {
+    auto known = directory.count(part_window_name(g.patient, g.device)) > 0;
+    if (!known) {
+      auto rec = registry.get_patient(g.patient);
+      if (!rec)
+        return rec.error();
+      if (!*rec)
+        return static_cast<directory_entry*>(nullptr);
+    }
+    return lookup_part(g.patient, g.device);
   }
 
   std::string encode(const committed_batch& b) {
@@ -519,6 +597,7 @@ struct ingest_sequencer::impl {
       d->set_device(e.device);
       d->set_patient(e.patient);
       d->set_clinician(e.clinician);
+      d->set_patient_only(e.patient_only);
       if (e.settings)
         to_record(*e.settings, *d->mutable_settings());
       auto n = static_cast<int>(e.readings.size());
@@ -550,7 +629,7 @@ struct ingest_sequencer::impl {
     std::vector<uint32_t> touched;
     for (uint32_t i = 0; i < b->entries.size(); ++i) {
       auto& e = b->entries[i];
-      if (!e.clinician) {
+      if (!e.clinician && !e.patient_only) {
         auto ds = models::shard_of(e.device, nshards);
         if (shard_slot[ds] < 0)
           touched.push_back(ds);
@@ -558,6 +637,8 @@ struct ingest_sequencer::impl {
       }
       if (!e.patient.empty()) {
         auto ps = models::shard_of(e.patient, nshards);
+        if (!owns(ps))
+          continue;  // its owner, another member, has it as a patient part
         if (shard_slot[ps] < 0)
           touched.push_back(ps);
         slot_of(ps).patient_entries.push_back(i);
@@ -589,7 +670,7 @@ struct ingest_sequencer::impl {
         spdlog::error("ingest: group commit failed: {}", storage::describe(err));
         probe.on_refused("storage");
         for (auto* j : commit_jobs)
-          j->result = ingest_result{err, 0, {}};
+          j->result = ingest_result{err, 0, {}, {}};
         for (auto* j : commit_inputs)
           j->result.error = err;
       } else {
@@ -717,8 +798,15 @@ struct ingest_sequencer::impl {
     if (!c.patient.empty() && models::tenant_of(c.patient) != models::tenant_of(c.device))
       return failed(caf::make_error(ingest_errc::invalid_argument,
                                     std::string{"device and patient belong to different tenants"}));
-    // The patient gaining (assign) or losing (unassign) the device.
+    // The patient gaining (assign) or losing (unassign) the device; when
+    // another member owns it, that member linked or unlinked it already.
     auto& changed = c.patient.empty() ? d.patient : c.patient;
+    if (c.patient_elsewhere) {
+      d.patient = c.patient;
+      put(t, d);
+      out.device = std::move(d);
+      return out;
+    }
     auto pat = get_patient(t, changed);
     if (!pat)
       return failed(pat.error());
@@ -737,6 +825,31 @@ struct ingest_sequencer::impl {
     d.patient = c.patient;
     put(t, d);
     out.device = std::move(d);
+    return out;
+  }
+
+  registry_result run(registry_txn& t, link_device& c) {
+    auto pat = get_patient(t, c.patient);
+    if (!pat)
+      return failed(pat.error());
+    if (!*pat)
+      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+    if (models::tenant_of(c.patient) != models::tenant_of(c.device))
+      return failed(caf::make_error(ingest_errc::invalid_argument,
+                                    std::string{"device and patient belong to different tenants"}));
+    auto& list = (*pat)->devices;
+    auto listed = std::find(list.begin(), list.end(), c.device) != list.end();
+    registry_result out;
+    if (listed != c.attach) {  // else: already so (a retry)
+      if (c.attach)
+        list.push_back(c.device);
+      else
+        list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
+      ++(*pat)->version;
+      put(t, **pat);
+      t.notify.push_back(c.patient);
+    }
+    out.patient = std::move(**pat);
     return out;
   }
 
@@ -1145,6 +1258,7 @@ caf::error ingest_sequencer::recover() {
       device_entry e;
       e.device = d.device();
       e.patient = d.patient();
+      e.patient_only = d.patient_only();
       auto n = d.sequence_size();
       if (d.clinician()) {
         e.clinician = true;
@@ -1165,13 +1279,16 @@ caf::error ingest_sequencer::recover() {
                                       " has arrays of different lengths");
         return false;
       }
-      auto entry = e.clinician ? caf::expected<directory_entry*>{nullptr} : im.lookup(e.device);
+      auto entry = e.clinician      ? caf::expected<directory_entry*>{nullptr}
+                   : e.patient_only ? im.lookup_part(e.patient, e.device)
+                                    : im.lookup(e.device);
       if (!entry) {
         failure = entry.error();
         return false;
       }
       if (*entry)
-        im.mark_window_dirty(e.device, *entry);
+        im.mark_window_dirty(e.patient_only ? part_window_name(e.patient, e.device) : e.device,
+                             *entry);
       for (int k = 0; k < n; ++k) {
         auto m = models::metric_from_number(d.metric(k));
         if (!m)
@@ -1235,7 +1352,24 @@ void ingest_sequencer::submit(std::vector<ingest_group>&& groups, size_t reading
   }
   im.probe.on_refused(stopping ? "shutting_down" : "overloaded");
   done(ingest_result{caf::make_error(stopping ? ingest_errc::shutting_down : ingest_errc::overloaded),
-                     0, {}});
+                     0, {}, {}});
+}
+
+void ingest_sequencer::submit_patient_parts(std::vector<ingest_group>&& groups, size_t readings,
+                                            ingest_callback done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (!im.stopping && im.queued_readings + readings <= im.settings.max_queued_readings) {
+      im.queued_readings += readings;
+      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}, clock::now(), true});
+      im.cv.notify_one();
+      return;
+    }
+  }
+  std::lock_guard<std::mutex> guard{im.mtx};
+  done(ingest_result{caf::make_error(im.stopping ? ingest_errc::shutting_down : ingest_errc::overloaded),
+                     0, {}, {}});
 }
 
 void ingest_sequencer::submit(registry_command&& command, registry_callback done) {

@@ -78,15 +78,33 @@ struct ingest_reading {
 /// The readings of one device in a request.
 struct ingest_group {
   std::string device;
+  /// Patient parts only (submit_patient_parts): the patient they belong to.
+  std::string patient;
   uint32_t group = 0;        ///< position of the DeviceReadings in the request
   uint32_t first_index = 0;  ///< request position of the group's first reading
   std::vector<ingest_reading> readings;
+};
+
+/// In a cluster: readings of a device this node owns, for a patient whose
+/// shard another member owns (docs/adr/0013). The device's owner commits
+/// them, then carries them to the patient's owner, which commits them again
+/// as a patient part; a reading is acknowledged only when both did.
+struct patient_part {
+  std::string patient;
+  std::string device;
+  uint32_t group = 0;        ///< position of the DeviceReadings in the request
+  uint32_t first_index = 0;  ///< request position of the group's first reading
+  std::vector<reading> readings;
+  std::vector<uint32_t> indexes;  ///< request position of each reading
+  std::vector<bool> fresh;        ///< accepted now (else: a duplicate, resent)
 };
 
 struct ingest_result {
   caf::error error;  ///< set: nothing of the request was written
   uint32_t accepted = 0;
   std::vector<reading_rejection> rejections;
+  /// Accepted and duplicate readings whose patient another member owns.
+  std::vector<patient_part> patient_parts;
 };
 
 /// Registry mutations, ordered with ingest by the sequencer.
@@ -99,6 +117,17 @@ struct create_device {
 struct assign_device {
   std::string device;
   std::string patient;  ///< empty: unassign
+  /// The patient's record lives on another member, which linked (or
+  /// unlinked) the device first (link_device): leave it alone here.
+  bool patient_elsewhere = false;
+};
+/// In a cluster, on the patient's owner: adds the device to (or removes it
+/// from) the patient's device list before the device's owner assigns it.
+/// not_found when the patient is not registered here.
+struct link_device {
+  std::string patient;
+  std::string device;
+  bool attach = true;
 };
 /// Erases a patient for good (GDPR Art. 17): its data key is destroyed (all
 /// its stored values unreadable at once), its registry record goes, its
@@ -136,7 +165,7 @@ struct report_device_state {
 };
 using registry_command = std::variant<create_patient, create_device, assign_device, erase_patient,
                                       update_patient, decommission_device, update_desired_config,
-                                      report_device_state>;
+                                      report_device_state, link_device>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is
@@ -189,6 +218,10 @@ struct ingest_settings {
   /// Patient summaries for twin queries: registry changes reach it before
   /// the call that made them returns (none: not kept).
   twin_index* index = nullptr;
+  /// In a cluster: whether this node owns a shard. Patient parts of other
+  /// members' patients are not delivered here but returned in
+  /// ingest_result::patient_parts. Empty: every shard is this node's.
+  std::function<bool(uint32_t shard)> owns_shard;
 };
 
 /// The single writer of a node's ingest log. Every ingest request and
@@ -225,6 +258,15 @@ public:
 
   /// Queues an ingest request; `done` is called exactly once.
   void submit(std::vector<ingest_group>&& groups, size_t readings, ingest_callback done);
+
+  /// In a cluster, on a patient's owner: queues the patient parts another
+  /// member (the devices' owner) committed. Each group names its patient;
+  /// duplicates are told apart by a window per patient and device, so a
+  /// part resent after a failure is applied once. Readings of patients not
+  /// registered here are rejected unknown_device with "no such patient".
+  /// The readings reach only the patient twins. `done` is called once.
+  void submit_patient_parts(std::vector<ingest_group>&& groups, size_t readings,
+                            ingest_callback done);
 
   /// Queues a registry mutation; `done` is called exactly once.
   void submit(registry_command&& command, registry_callback done);

@@ -47,6 +47,9 @@ struct device_entry {
   std::string patient;
   std::vector<reading> readings;
   bool clinician = false;
+  /// A patient part committed first by the device's owner, another member:
+  /// for the patient twin only.
+  bool patient_only = false;
   std::shared_ptr<const models::patient_settings> settings;  ///< null: unchanged
 };
 

@@ -88,9 +88,7 @@ int main(int argc, char** argv) {
   for (bool tls : {true, false}) {
     ps.plaintext = !tls;  // with TLS, the caller's certificate must name it
     // The bench calls Hello only: no patients to list.
-    auto service = services::make_peer_service(
-        ps, members, ready,
-        [](const internal::SummaryQuery&, internal::SummaryList*) { return grpc::Status::OK; });
+    auto service = services::make_peer_service(ps, members, ready, services::peer_handlers{});
     grpc::ServerBuilder builder;
     int port = 0;
     std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();

@@ -89,6 +89,7 @@ std::string patient_id(uint32_t i) { return fmt::format("p-{:05}", i); }
 
 struct stats {
   std::atomic<uint64_t> sent{0}, acked{0}, rejected{0}, duplicates{0}, retries{0};
+  std::atomic<uint64_t> unavailable{0};  // readings rejected UNAVAILABLE, then resent
   std::atomic<uint64_t> exhausted{0};  // answers RESOURCE_EXHAUSTED (overload, rate limits)
   std::atomic<bool> measuring{true};  // false during warm-up
   std::mutex mtx;
@@ -141,10 +142,45 @@ struct pending_batch {
   clock_type::time_point first_sent;
 };
 
-/// Marks a batch acknowledged: counts, latency and (optionally) the acked log.
+/// The readings of `b` rejected UNAVAILABLE (in a cluster, their owner was
+/// not reached), as a batch to resend with the same sequence numbers.
+pending_batch unavailable_part(const pending_batch& b, const v1::IngestResponse& resp) {
+  std::vector<bool> resend(b.readings, false);
+  bool any = false;
+  for (auto& r : resp.rejections())
+    if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE && r.index() < b.readings)
+      any = resend[r.index()] = true;
+  pending_batch out;
+  if (!any)
+    return out;
+  out.first_sent = b.first_sent;
+  uint32_t i = 0;
+  for (auto& d : b.request.devices()) {
+    v1::DeviceReadings* copy = nullptr;
+    for (int k = 0; k < d.sequence_size(); ++k, ++i) {
+      if (!resend[i])
+        continue;
+      if (!copy) {
+        copy = out.request.add_devices();
+        copy->set_device(d.device());
+      }
+      copy->add_sequence(d.sequence(k));
+      copy->add_time_ms(d.time_ms(k));
+      copy->add_metric(d.metric(k));
+      copy->add_value(d.value(k));
+      if (!b.reading_patients.empty())
+        out.reading_patients.push_back(b.reading_patients[i]);
+      ++out.readings;
+    }
+  }
+  return out;
+}
+
+/// Marks a batch acknowledged: counts, latency and (optionally) the acked
+/// log. Readings rejected UNAVAILABLE are neither: they are resent.
 void account(const pending_batch& b, const v1::IngestResponse& resp, stats& st, acked_log& log) {
   std::vector<bool> refused(b.readings, false);
-  uint64_t dup = 0, rej = 0;
+  uint64_t dup = 0, rej = 0, resent = 0;
   {
     std::lock_guard<std::mutex> g{st.mtx};
     for (auto& r : resp.rejections()) {
@@ -152,13 +188,18 @@ void account(const pending_batch& b, const v1::IngestResponse& resp, stats& st, 
         ++dup;
         continue;
       }
-      ++rej;
       if (r.index() < b.readings)
         refused[r.index()] = true;
+      if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE) {
+        ++resent;
+        continue;
+      }
+      ++rej;
       ++st.rejected_by_reason[v1::RejectionReason_Name(r.reason())];
     }
   }
-  st.acked += b.readings - rej;
+  st.acked += b.readings - rej - resent;
+  st.unavailable += resent;
   st.duplicates += dup;
   st.rejected += rej;
   st.on_ack(std::chrono::duration<double, std::milli>(clock_type::now() - b.first_sent).count());
@@ -340,8 +381,15 @@ private:
         v1::IngestResponse resp;
         auto st = stub->Ingest(&ctx, b.request, &resp);
         if (st.ok()) {
+          auto rest = unavailable_part(b, resp);
           account(b, resp, stats_, log_);
-          break;
+          if (rest.readings == 0)
+            break;
+          ++stats_.retries;  // resend what its owner did not take
+          std::this_thread::sleep_for(200ms);
+          rest.request.set_batch_id(b.request.batch_id());
+          b = std::move(rest);
+          continue;
         }
         if (!retryable(st.error_code()) || interrupted) {
           std::cerr << "ingest failed: " << st.error_message() << "\n";
@@ -361,8 +409,9 @@ private:
     auto stub = v1::IngestService::NewStub(channel_);
     next_send_ = clock_type::now();
     std::deque<pending_batch> inflight;
+    std::deque<pending_batch> resend;  // readings rejected UNAVAILABLE, resent after 200 ms
     bool producing = true;
-    while (producing || !inflight.empty()) {
+    while (producing || !inflight.empty() || (!resend.empty() && !interrupted)) {
       grpc::ClientContext ctx;
       auto stream = stub->StreamIngest(&ctx);
       std::mutex mtx;
@@ -383,8 +432,13 @@ private:
           std::lock_guard<std::mutex> g{mtx};
           if (inflight.empty() || inflight.front().request.batch_id() != resp.batch_id())
             continue;  // not ours (cannot happen: acks are in order)
+          auto rest = unavailable_part(inflight.front(), resp);
           account(inflight.front(), resp, stats_, log_);
           inflight.pop_front();
+          if (rest.readings > 0) {
+            rest.first_sent = clock_type::now() + 200ms;  // not before
+            resend.push_back(std::move(rest));
+          }
           --unacked_sent;
           cv.notify_all();
         }
@@ -392,7 +446,7 @@ private:
         broken = true;
         cv.notify_all();
       });
-      while (!broken && producing) {
+      while (!broken) {
         {
           std::unique_lock<std::mutex> lock{mtx};
           cv.wait_for(lock, 100ms, [&] { return broken || inflight.size() < opt_.window; });
@@ -402,13 +456,27 @@ private:
             continue;
         }
         pending_batch b;
-        if (!next_batch(b)) {
-          producing = false;
-          break;
+        {
+          std::lock_guard<std::mutex> g{mtx};
+          if (!resend.empty() && resend.front().first_sent <= clock_type::now()) {
+            b = std::move(resend.front());
+            resend.pop_front();
+          }
         }
-        pace(b.readings);
-        b.first_sent = clock_type::now();
-        stats_.sent += b.readings;
+        if (b.readings > 0) {
+          ++stats_.retries;
+          b.request.set_batch_id((uint64_t{id_} << 40) | ++batch_no_);
+        } else if (producing && next_batch(b)) {
+          pace(b.readings);
+          b.first_sent = clock_type::now();
+          stats_.sent += b.readings;
+        } else {
+          producing = false;
+          std::lock_guard<std::mutex> g{mtx};
+          if (interrupted || (resend.empty() && inflight.empty()))
+            break;
+          continue;  // acks may bring readings to resend
+        }
         {
           std::lock_guard<std::mutex> g{mtx};
           inflight.push_back(std::move(b));
@@ -843,14 +911,14 @@ int main(int argc, char** argv) {
   auto throughput = elapsed > 0 ? static_cast<double>(acked) / elapsed : 0;
   std::cout << fmt::format(
       "\n== twinsim report ==\nmode {} | patients {} | batch {} | concurrency {} | window {} | rate {} | warm-up {} s\n"
-      "elapsed {:.2f} s\nreadings sent {}\nreadings acked {}\nreadings rejected {}\nduplicates (already acked) {}\n"
+      "elapsed {:.2f} s\nreadings sent {}\nreadings acked {}\nreadings rejected {}\nduplicates (already acked) {}\nunavailable (resent) {}\n"
       "retries {} (overloaded or rate-limited {})\nthroughput {:.0f} readings/s acknowledged\n"
       "ack latency per batch: p50 {:.2f} ms  p99 {:.2f} ms  p99.9 {:.2f} ms  max {:.2f} ms ({} batches)\n",
       o.mode, o.patients, o.batch, o.concurrency, o.window,
       o.realtime ? fmt::format("real time every {} ms", o.interval_ms) : o.rate == 0 ? std::string{"flat out"} : fmt::format("{:.0f}/s", o.rate),
       o.warmup_s,
-      elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.retries.load(),
-      st.exhausted.load(), throughput, percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
+      elapsed, st.sent.load(), acked, st.rejected.load(), st.duplicates.load(), st.unavailable.load(),
+      st.retries.load(), st.exhausted.load(), throughput, percentile(lat, 50), percentile(lat, 99), percentile(lat, 99.9), percentile(lat, 100), lat.size());
   for (auto& [reason, n] : st.rejected_by_reason)
     std::cout << fmt::format("  rejected {}: {}\n", reason, n);
   std::vector<double> alert_lat;

@@ -39,7 +39,8 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
     return not_ready();
   auto st = authenticate(call, rc);
   auto members = ctx.members->map().members().size();
-  // The calls about one twin that are forwarded to its shard's owner.
+  // The calls about one twin that are forwarded to its shard's owner, and
+  // ingest, whose readings are forwarded device by device.
   static const std::set<std::string_view> forwarded_rpcs{
       "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
       "RegistryService/CreateDevice",  "RegistryService/GetDevice",
@@ -47,7 +48,8 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "TwinService/GetPatientTwin",    "TwinService/ListPatientTwins",
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
-      "ClinicalService/RecordObservations"};
+      "ClinicalService/RecordObservations", "IngestService/Ingest", "IngestService/StreamIngest",
+      "RegistryService/AssignDevice", "RegistryService/UnassignDevice"};
   if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
       !forwarded_rpcs.count(rc.rpc))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -234,11 +236,20 @@ int api_services::shutdown(std::chrono::milliseconds grace) {
   return env.active_calls.load();
 }
 
-std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>
-api_services::local_summaries() {
-  return [env = &impl_->env](const internal::SummaryQuery& q, internal::SummaryList* out) {
-    return services::local_summaries(*env, q, out);
+peer_handlers api_services::peer_data() {
+  auto* env = &impl_->env;
+  peer_handlers h;
+  h.summaries = [env](const internal::SummaryQuery& q, internal::SummaryList* out) {
+    return local_summaries(*env, q, out);
   };
+  h.apply_patient_parts = [env](const grpc::ServerContext& call, const internal::PatientParts& req,
+                                internal::PatientPartsAck* out) {
+    return apply_patient_parts(*env, call, req, out);
+  };
+  h.link_device = [env](const grpc::ServerContext& call, const internal::DeviceLink& req) {
+    return link_device(*env, call, req);
+  };
+  return h;
 }
 
 }  // namespace healthtwin::services

@@ -16,10 +16,6 @@ class ServerBuilder;
 class Status;
 }
 
-namespace healthtwin::internal {
-class SummaryQuery;
-class SummaryList;
-}
 
 namespace healthtwin::storage {
 class store;
@@ -29,6 +25,7 @@ class audit_log;
 namespace healthtwin::services {
 class token_verifier;
 class owner_forwarding;
+struct peer_handlers;
 }
 
 namespace healthtwin::cluster {
@@ -119,9 +116,9 @@ public:
   /// or `grace` has passed. Returns the calls still in progress.
   int shutdown(std::chrono::milliseconds grace);
 
-  /// PeerService.ListPatientSummaries answered from this node's index.
-  std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>
-  local_summaries();
+  /// What the PeerService answers from this node: its patients' summaries
+  /// (from its index), the patient parts and device links of its patients.
+  peer_handlers peer_data();
 
   struct impl;
 

@@ -77,22 +77,28 @@ bool certificate_names(const grpc::AuthContext& auth, const cluster::member& m) 
 class peer_service final : public internal::PeerService::Service {
 public:
   peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready,
-               summary_source summaries)
-      : settings_(s), members_(members), ready_(ready), summaries_(std::move(summaries)) {}
+               peer_handlers handlers)
+      : settings_(s), members_(members), ready_(ready), handlers_(std::move(handlers)) {}
 
-  // Patient data: only for a caller whose certificate names a member.
   grpc::Status ListPatientSummaries(grpc::ServerContext* call, const internal::SummaryQuery* req,
                                     internal::SummaryList* resp) override {
-    if (!settings_.plaintext) {
-      bool member = false;
-      for (auto& m : members_.map().members())
-        member = member || certificate_names(*call->auth_context(), m);
-      if (!member)
-        return {grpc::StatusCode::PERMISSION_DENIED, "the caller's certificate names no member"};
-    }
-    if (!ready_.load())
-      return {grpc::StatusCode::UNAVAILABLE, "recovering"};
-    return summaries_(*req, resp);
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    return handlers_.summaries(*req, resp);
+  }
+
+  grpc::Status ApplyPatientParts(grpc::ServerContext* call, const internal::PatientParts* req,
+                                 internal::PatientPartsAck* resp) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    return handlers_.apply_patient_parts(*call, *req, resp);
+  }
+
+  grpc::Status LinkDevice(grpc::ServerContext* call, const internal::DeviceLink* req,
+                          internal::DeviceLinkAck*) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    return handlers_.link_device(*call, *req);
   }
 
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
@@ -114,10 +120,25 @@ public:
   }
 
 private:
+  // Patient data: only for a caller whose certificate names a member, and
+  // only once this node replayed its log.
+  grpc::Status admit(const grpc::ServerContext& call) const {
+    if (!settings_.plaintext) {
+      bool member = false;
+      for (auto& m : members_.map().members())
+        member = member || certificate_names(*call.auth_context(), m);
+      if (!member)
+        return {grpc::StatusCode::PERMISSION_DENIED, "the caller's certificate names no member"};
+    }
+    if (!ready_.load())
+      return {grpc::StatusCode::UNAVAILABLE, "recovering"};
+    return grpc::Status::OK;
+  }
+
   const peer_settings& settings_;
   cluster::membership& members_;
   const std::atomic<bool>& ready_;
-  summary_source summaries_;
+  peer_handlers handlers_;
 };
 
 }  // namespace
@@ -125,8 +146,8 @@ private:
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
                                                  const std::atomic<bool>& ready,
-                                                 summary_source summaries) {
-  return std::make_unique<peer_service>(settings, members, ready, std::move(summaries));
+                                                 peer_handlers handlers) {
+  return std::make_unique<peer_service>(settings, members, ready, std::move(handlers));
 }
 
 channel_settings member_channel_settings(const peer_settings& settings, std::string target) {

@@ -45,16 +45,23 @@ std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings&
                                                             const std::string& address,
                                                             std::string& error);
 
-/// This node's own patients for ListPatientSummaries (api_services).
-using summary_source =
-    std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)>;
+/// What the PeerService answers from this node's data (api_services):
+/// its own patients' summaries, patient parts and device links.
+struct peer_handlers {
+  std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)> summaries;
+  std::function<grpc::Status(const grpc::ServerContext&, const internal::PatientParts&,
+                             internal::PatientPartsAck*)>
+      apply_patient_parts;
+  std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceLink&)> link_device;
+};
 
 /// The PeerService: answers other members' hellos (FAILED_PRECONDITION
-/// naming what differs) and their summary queries from `summaries`.
+/// naming what differs), and their data calls through `handlers` when the
+/// caller's certificate names a member and this node is ready.
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
                                                  const std::atomic<bool>& ready,
-                                                 summary_source summaries);
+                                                 peer_handlers handlers);
 
 /// Says hello to every other member: once at start (join) and then every
 /// probe interval on its own thread, recording each member's health.

@@ -138,8 +138,8 @@ public:
       read_paused_ = !read_more;
     }
     auto batch_id = request_.batch_id();
-    env_.ctx.sequencer->submit(
-        std::move(v.groups), v.readings,
+    env_.submit_ingest(
+        call_, std::move(v.groups), v.readings,
         [this, batch_id, batch, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
           // Acked only once the batch's audit entry is durable too; entries
           // complete in order, so acks stay in request order.
@@ -293,8 +293,8 @@ public:
         st = env_.within_rate(*rc->who, v.readings + v.rejections.size());
       if (st.ok()) {
         auto batch_id = req->batch_id();
-        env_.ctx.sequencer->submit(
-            std::move(v.groups), v.readings,
+        env_.submit_ingest(
+            call, std::move(v.groups), v.readings,
             [finish, resp, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
               if (r.error) {
                 finish(to_status(r.error));

@@ -59,6 +59,7 @@ owner_stubs* owner_forwarding::stubs(uint32_t m) {
     s->stubs.registry = v1::RegistryService::NewStub(channel);
     s->stubs.twins = v1::TwinService::NewStub(channel);
     s->stubs.clinical = v1::ClinicalService::NewStub(channel);
+    s->stubs.ingest = v1::IngestService::NewStub(channel);
   }
   return &s->stubs;
 }

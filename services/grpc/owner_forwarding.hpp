@@ -10,6 +10,7 @@
 
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
+#include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
@@ -26,6 +27,7 @@ struct owner_stubs {
   std::unique_ptr<v1::RegistryService::Stub> registry;
   std::unique_ptr<v1::TwinService::Stub> twins;
   std::unique_ptr<v1::ClinicalService::Stub> clinical;
+  std::unique_ptr<v1::IngestService::Stub> ingest;
 };
 
 /// Calls for a twin whose shard another member owns go to that member's

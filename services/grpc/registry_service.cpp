@@ -191,6 +191,12 @@ public:
       rc.resource = req->device();
       if (auto st = rc.allow({dev->tenant, {dev->id}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->AssignDevice(&c, *req, resp);
+          }))
+        return *fwd;
+      if (env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(req->patient()))
+        return assign_elsewhere(call, rc, req->device(), req->patient(), resp);
       return assign(call, req->device(), req->patient(), resp);
     });
   }
@@ -200,6 +206,15 @@ public:
     return env_.serve(call, "RegistryService/UnassignDevice", [&](rpc_call& rc) -> Status {
       if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->UnassignDevice(&c, *req, resp);
+          }))
+        return *fwd;
+      storage::device_record d;
+      if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+        return st;
+      if (!d.patient.empty() && env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(d.patient))
+        return assign_elsewhere(call, rc, req->device(), {}, resp, d.patient);
       return assign(call, req->device(), {}, resp);
     });
   }
@@ -284,6 +299,37 @@ private:
     auto r = run(call, actors::assign_device{device, patient});
     if (r.error)
       return to_status(r.error);
+    to_api(r.device, resp);
+    return Status::OK;
+  }
+
+  // In a cluster, when another member owns the patient: it links the
+  // device to (or unlinks it from) the patient first, then this node, the
+  // device's owner, assigns it. A link whose assignment then fails is
+  // undone (a retry of the call mends what an undo could not).
+  Status assign_elsewhere(ServerContext* call, rpc_call& rc, const std::string& device,
+                          const std::string& patient, v1::Device* resp,
+                          const std::string& previous = {}) {
+    storage::device_record d;
+    if (auto st = find_device(env_, rc, device, "device", d); !st.ok())
+      return st;
+    if (!patient.empty() && d.patient == patient) {  // idempotent
+      to_api(d, resp);
+      return Status::OK;
+    }
+    if (!patient.empty() && !d.patient.empty())
+      return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                    "device is attached to another patient; unassign it first");
+    if (!patient.empty() && d.decommission_time_ms != 0)
+      return Status(grpc::StatusCode::FAILED_PRECONDITION, "the device was decommissioned");
+    auto linked = patient.empty() ? previous : patient;
+    if (auto st = env_.link_elsewhere(call, linked, device, !patient.empty()); !st.ok())
+      return st;
+    auto r = run(call, actors::assign_device{device, patient, true});
+    if (r.error) {
+      (void)env_.link_elsewhere(call, linked, device, patient.empty());
+      return to_status(r.error);
+    }
     to_api(r.device, resp);
     return Status::OK;
   }

@@ -108,16 +108,39 @@ struct service_env {
     if (!stubs)
       return owner_unreachable(where, "not reached yet");
     grpc::ClientContext out;
-    out.set_deadline(std::chrono::system_clock::now() + timeout(call));
-    if (auto token = md.find("authorization"); token != md.end())
-      out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
-    out.AddMetadata(forwarded_by_header, ctx.members->self_member().name);
+    prepare_forwarded(call, out);
     auto st = invoke(*stubs, out);
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
       return owner_unreachable(where, st.error_message());
     return st;
   }
+
+  /// A call made on the caller's behalf to another member: the caller's
+  /// token and deadline (timeout()), marked as forwarded by this node.
+  void prepare_forwarded(const grpc::ServerContextBase* call, grpc::ClientContext& out) const {
+    out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+    auto& md = call->client_metadata();
+    if (auto token = md.find("authorization"); token != md.end())
+      out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
+    out.AddMetadata(forwarded_by_header, ctx.members->self_member().name);
+  }
+
+  /// Submits the readings of an ingest request that passed the stateless
+  /// checks (ingest_validation): those of devices this node owns to its
+  /// sequencer, the others to their owners in one call per owner
+  /// (ingest_forwarding.cpp). `done` runs once, when every part answered,
+  /// with rejections indexed as in the caller's request; readings whose
+  /// owner could not be reached are rejected UNAVAILABLE (resend them).
+  void submit_ingest(const grpc::ServerContextBase* call, std::vector<actors::ingest_group>&& groups,
+                     size_t readings, actors::ingest_sequencer::ingest_callback done);
+
+  /// When another member owns `patient`'s shard: has it add `device` to
+  /// (attach) or remove it from the patient's device list (PeerService
+  /// LinkDevice), before this node, the device's owner, changes the
+  /// device. OK when this node owns the patient.
+  grpc::Status link_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
+                              const std::string& device, bool attach);
 
   /// UNAVAILABLE with retry info: the owner of `where` cannot be reached.
   static grpc::Status owner_unreachable(const std::string& where, const std::string& why);
@@ -245,6 +268,14 @@ std::vector<std::pair<std::string, actors::patient_summary>> local_patients(
     const actors::twin_order& order);
 
 /// PeerService.ListPatientSummaries of this node (twin_service.cpp).
+/// PeerService.ApplyPatientParts and LinkDevice on the patient's owner
+/// (ingest_forwarding.cpp): the caller is a member (cluster_peers checked
+/// its certificate).
+grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& call,
+                                 const internal::PatientParts& req, internal::PatientPartsAck* out);
+grpc::Status link_device(service_env& env, const grpc::ServerContext& call,
+                         const internal::DeviceLink& req);
+
 grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
                              internal::SummaryList* out);
 

@@ -178,7 +178,19 @@ int run(const node::node_config& cfg) {
     hub_settings.index = &index;
     ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);
     auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
+    // The cluster (docs/cluster.md): without --cluster-members this node is
+    // its only member and owns every shard.
+    auto member_list = cfg.cluster_members;
+    if (member_list.empty())
+      member_list.push_back({cfg.node_name, cfg.grpc_listen});
+    cluster::shard_map placement{member_list, cfg.shards};
+    cluster::membership members{placement, *placement.find(cfg.node_name), cfg.cluster_down_after};
+
     actors::ingest_settings ingest_settings;
+    if (placement.members().size() > 1)  // patient parts of other members' patients go there
+      ingest_settings.owns_shard = [&placement, self = members.self()](uint32_t shard) {
+        return placement.owner(shard) == self;
+      };
     ingest_settings.checkpoint_interval = cfg.checkpoint_interval;
     ingest_settings.checkpoint_every_readings = cfg.checkpoint_every_readings;
     ingest_settings.checkpoint_spread = cfg.checkpoint_spread;
@@ -209,13 +221,6 @@ int run(const node::node_config& cfg) {
       return 4;
     }
 
-    // The cluster (docs/cluster.md): without --cluster-members this node is
-    // its only member and owns every shard.
-    auto member_list = cfg.cluster_members;
-    if (member_list.empty())
-      member_list.push_back({cfg.node_name, cfg.grpc_listen});
-    cluster::shard_map placement{member_list, cfg.shards};
-    cluster::membership members{placement, *placement.find(cfg.node_name), cfg.cluster_down_after};
     services::peer_settings peer_settings;
     peer_settings.cluster_name = cfg.cluster_name;
     peer_settings.shards = cfg.shards;
@@ -286,7 +291,7 @@ int run(const node::node_config& cfg) {
     if (!cfg.cluster_members.empty()) {
       peer_settings.api_port = static_cast<uint16_t>(grpc_port);
       auto peer_creds = grpc_credentials(cfg, cfg.cluster_ca_file, tls_error);
-      peer_service = services::make_peer_service(peer_settings, members, ready, api.local_summaries());
+      peer_service = services::make_peer_service(peer_settings, members, ready, api.peer_data());
       grpc::ServerBuilder peer_builder;
       int peer_port = 0;
       if (peer_creds)

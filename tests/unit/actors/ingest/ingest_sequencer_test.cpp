@@ -755,3 +755,144 @@ TEST_F(ingest_sequencer_test, rejections_are_counted_by_reason) {
   EXPECT_EQ(counted["unavailable"], 0);
   EXPECT_EQ(counted.size(), rejection_reasons - 1);
 }
+
+// -- cluster: patient parts (docs/adr/0013) ---------------------------------------
+
+namespace {
+
+std::vector<ingest_group> part_of(const std::string& patient, const std::string& device,
+                                  std::vector<ingest_reading> readings) {
+  ingest_group g;
+  g.device = device;
+  g.patient = patient;
+  uint32_t i = 0;
+  for (auto& x : readings)
+    x.index = i++;
+  g.readings = std::move(readings);
+  std::vector<ingest_group> out;
+  out.push_back(std::move(g));
+  return out;
+}
+
+}  // namespace
+
+class patient_parts_test : public ingest_sequencer_test {
+protected:
+  ingest_result apply_parts(std::vector<ingest_group> groups) {
+    size_t n = 0;
+    for (auto& g : groups)
+      n += g.readings.size();
+    std::promise<ingest_result> p;
+    auto f = p.get_future();
+    seq_->submit_patient_parts(std::move(groups), n, [&](ingest_result&& x) { p.set_value(std::move(x)); });
+    auto res = f.get();
+    drain();
+    return res;
+  }
+};
+
+// The device's owner: readings of a device whose patient another member
+// owns are committed for the device and handed back as the patient part,
+// duplicates included (their earlier carrying may have failed); the patient
+// twin here is never fed.
+TEST_F(patient_parts_test, a_device_of_another_members_patient_returns_its_patient_part) {
+  const std::string far_patient = "tenants/h1/patients/far";
+  auto far_shard = models::shard_of(far_patient, shards_count());
+  ASSERT_NE(far_shard, models::shard_of(patient_a, shards_count()));
+  settings_.owns_shard = [far_shard](uint32_t s) { return s != far_shard; };
+  restart();
+  add_device("tenants/h1/devices/mon-far");
+  ASSERT_FALSE(registry(assign_device{"tenants/h1/devices/mon-far", far_patient, true}).error);
+  auto res = ingest("tenants/h1/devices/mon-far",
+                    {r(1, 1000, metric::heart_rate, 72), r(2, 2000, metric::spo2, 97)});
+  EXPECT_EQ(res.accepted, 2u);
+  ASSERT_EQ(res.patient_parts.size(), 1u);
+  auto& part = res.patient_parts[0];
+  EXPECT_EQ(part.patient, far_patient);
+  EXPECT_EQ(part.device, "tenants/h1/devices/mon-far");
+  ASSERT_EQ(part.readings.size(), 2u);
+  EXPECT_EQ(part.indexes, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(part.fresh, (std::vector<bool>{true, true}));
+  EXPECT_EQ(device("tenants/h1/devices/mon-far").readings_accepted, 2u);
+
+  auto again = ingest("tenants/h1/devices/mon-far",
+                      {r(2, 2000, metric::spo2, 97), r(3, 3000, metric::heart_rate, 73)});
+  EXPECT_EQ(again.accepted, 1u);
+  ASSERT_EQ(again.patient_parts.size(), 1u);
+  EXPECT_EQ(again.patient_parts[0].fresh, (std::vector<bool>{false, true}));
+  ASSERT_EQ(again.rejections.size(), 1u);
+  EXPECT_EQ(again.rejections[0].reason, rejection_reason::duplicate);
+  // A device whose patient is here hands nothing back.
+  EXPECT_TRUE(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).patient_parts.empty());
+}
+
+// The patient's owner: a part is applied to the patient twin once, by a
+// window per patient and device that survives a restart and a log replay.
+TEST_F(patient_parts_test, patient_parts_are_applied_once_across_restarts_and_replay) {
+  const std::string far_device = "tenants/h1/devices/elsewhere";
+  auto res = apply_parts(part_of(patient_a, far_device, {r(1, 1000, metric::heart_rate, 72),
+                                                          r(2, 2000, metric::heart_rate, 74)}));
+  ASSERT_FALSE(res.error);
+  EXPECT_EQ(res.accepted, 2u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+  EXPECT_EQ(patient(patient_a).vitals[0].source_device, far_device);
+  auto dup = apply_parts(part_of(patient_a, far_device, {r(2, 2000, metric::heart_rate, 74)}));
+  EXPECT_EQ(dup.accepted, 0u);
+  ASSERT_EQ(dup.rejections.size(), 1u);
+  EXPECT_EQ(dup.rejections[0].reason, rejection_reason::duplicate);
+  // The same sequence from a local device is its own window.
+  EXPECT_EQ(ingest(monitor_a, {r(2, 2500, metric::heart_rate, 75)}).accepted, 1u);
+
+  restart();
+  EXPECT_EQ(patient(patient_a).readings_applied, 3u);
+  EXPECT_EQ(apply_parts(part_of(patient_a, far_device, {r(1, 1000, metric::heart_rate, 72)})).accepted, 0u);
+
+  // A part in the log tail after the checkpoint is replayed into the twin
+  // and its window.
+  stop();
+  reopen();
+  storage::ingest_log log{db()};
+  auto p = *log.last_position();
+  internal::LogRecord rec;
+  rec.set_receive_time_ms(5000);
+  auto* d = rec.add_devices();
+  d->set_device(far_device);
+  d->set_patient(patient_a);
+  d->set_patient_only(true);
+  d->add_sequence(3);
+  d->add_time_ms(3000);
+  d->add_metric(static_cast<uint32_t>(metric::heart_rate));
+  d->add_value(76);
+  storage::write_batch wb{db()};
+  storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
+  ASSERT_FALSE(db().write(wb, true));
+  start();
+  EXPECT_EQ(patient(patient_a).readings_applied, 4u);
+  EXPECT_EQ(apply_parts(part_of(patient_a, far_device, {r(3, 3000, metric::heart_rate, 76)})).accepted, 0u);
+  // Nothing became a device twin of the device registered elsewhere.
+  EXPECT_EQ(device(far_device).readings_accepted, 0u);
+}
+
+TEST_F(patient_parts_test, a_part_for_a_patient_not_registered_here_is_rejected) {
+  auto res = apply_parts(part_of("tenants/h1/patients/nobody", "tenants/h1/devices/x",
+                                 {r(1, 1000, metric::heart_rate, 72)}));
+  EXPECT_EQ(res.accepted, 0u);
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::unknown_device);
+  EXPECT_EQ(res.rejections[0].description, "no such patient");
+}
+
+// The patient's owner keeps its device list: a link is idempotent, an
+// unknown patient not_found.
+TEST_F(patient_parts_test, device_links_change_the_patients_device_list) {
+  const std::string far_device = "tenants/h1/devices/elsewhere";
+  auto linked = registry(link_device{patient_a, far_device, true});
+  ASSERT_FALSE(linked.error);
+  EXPECT_EQ(linked.patient.devices, (std::vector<std::string>{monitor_a, far_device}));
+  EXPECT_EQ(registry(link_device{patient_a, far_device, true}).patient.devices.size(), 2u);
+  EXPECT_EQ(patient(patient_a).devices.size(), 2u);
+  auto unlinked = registry(link_device{patient_a, far_device, false});
+  EXPECT_EQ(unlinked.patient.devices, std::vector<std::string>{monitor_a});
+  EXPECT_TRUE(registry(link_device{"tenants/h1/patients/nobody", far_device, true}).error);
+  EXPECT_TRUE(registry(link_device{patient_a, "tenants/h2/devices/x", true}).error);
+}

@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "actors/cluster/shard_map.hpp"
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/client_channel.hpp"
 #include "bench/twinsim/patient_sim.hpp"
@@ -58,6 +59,11 @@ struct options {
   std::string tls_ca_file, tls_cert_file, tls_key_file, tls_server_name;
   std::string tenant = "demo";
   uint32_t patients = 200;
+  // Cluster benchmark: only patients whose twins and devices' twins all
+  // live on member `owned_by` of `cluster_members` (shard count `shards`).
+  std::string owned_by;
+  std::vector<std::string> cluster_members;
+  uint32_t shards = 1024;
   double rate = 0;  // readings/s over all workers; 0 = flat out
   bool realtime = false;
   double duration_s = 0;  // 0 = until Ctrl-C
@@ -570,7 +576,7 @@ bool register_patients(const options& o, const std::shared_ptr<grpc::Channel>& c
         auto& p = patients[i];
         v1::CreatePatientRequest cp;
         cp.set_parent("tenants/" + o.tenant);
-        cp.set_patient_id(patient_id(static_cast<uint32_t>(i)));
+        cp.set_patient_id(p.name.substr(p.name.rfind('/') + 1));
         cp.mutable_patient()->set_ward(fmt::format("ward-{}", i % 10));
         cp.mutable_patient()->set_bed(std::to_string(i / 10 + 1));
         v1::Patient pr;
@@ -767,6 +773,9 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", o.quiet, "no progress lines");
   app.add_option("--acked-log", o.acked_log, "append 'patient metric time_ms value' per acknowledged reading");
   app.add_option("--report-json", o.report_json, "write the final report as JSON here");
+  app.add_option("--owned-by", o.owned_by, "cluster benchmark: only patients whose twins and devices live on this member");
+  app.add_option("--cluster-members", o.cluster_members, "with --owned-by: the member names, as the nodes are given them")->delimiter(',');
+  app.add_option("--shards", o.shards, "with --owned-by: the nodes' --shards")->capture_default_str();
   app.add_option("--device-twins", o.device_twins, "memory benchmark: register N asset tags, send one reading each, exit");
   app.add_option("--device-twins-phase", o.device_phase, "register, activate or both")->check(CLI::IsMember({"register", "activate", "both"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -813,7 +822,24 @@ int main(int argc, char** argv) {
   std::vector<sim_patient> patients;
   patients.reserve(o.patients);
   std::mt19937_64 pick{o.seed};
-  for (uint32_t i = 0; i < o.patients; ++i) {
+  std::optional<cluster::shard_map> placement;
+  uint32_t target_member = 0;
+  if (!o.owned_by.empty()) {
+    std::vector<cluster::member> members;
+    for (auto& m : o.cluster_members)
+      members.push_back({m, ""});
+    placement.emplace(members, o.shards);
+    auto found = placement->find(o.owned_by);
+    if (!found) {
+      std::cerr << "--owned-by: " << o.owned_by << " is not among --cluster-members\n";
+      return 2;
+    }
+    target_member = *found;
+  }
+  auto owned = [&](const std::string& name) {
+    return !placement || placement->owner(models::shard_of(name, o.shards)) == target_member;
+  };
+  for (uint32_t i = 0; patients.size() < o.patients; ++i) {
     bench::patient_sim::settings s;
     s.episodes_per_hour = o.episodes_per_hour;
     std::uniform_real_distribution<double> u{0, 1};
@@ -821,6 +847,11 @@ int main(int argc, char** argv) {
     if (u(pick) < o.in_episode_share)
       s.start_in_episode = 0.3 + 0.4 * u(pick);  // ramping up or near the peak
     auto idx = fmt::format("{:05}", i);
+    if (!owned(models::patient_name(o.tenant, patient_id(i))) ||
+        !owned(models::device_name(o.tenant, "mon-" + idx)) ||
+        !owned(models::device_name(o.tenant, "chart-" + idx)) ||
+        (s.has_glucose_monitor && !owned(models::device_name(o.tenant, "cgm-" + idx))))
+      continue;
     patients.push_back(sim_patient{models::patient_name(o.tenant, patient_id(i)),
                                    models::device_name(o.tenant, "mon-" + idx),
                                    models::device_name(o.tenant, "chart-" + idx),

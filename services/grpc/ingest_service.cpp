@@ -76,6 +76,8 @@ call_scope ingest_scope(const v1::IngestRequest& req, std::string& resource) {
 /// since gRPC may run a reaction inline.
 class ingest_stream final : public grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestResponse>,
                             public drainable {
+  struct answer;  // a batch awaiting its ack
+
 public:
   ingest_stream(service_env& env, grpc::CallbackServerContext* call) : env_(env), call_(call) {
     ++env_.active_calls;
@@ -131,24 +133,27 @@ public:
       return;
     }
     bool read_more;
+    answer* slot;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++outstanding_;
       read_more = outstanding_ < env_.settings.max_stream_in_flight;
       read_paused_ = !read_more;
+      slot = &answers_.emplace_back();  // acks go out in this order
     }
     auto batch_id = request_.batch_id();
     env_.submit_ingest(
         call_, std::move(v.groups), v.readings,
-        [this, batch_id, batch, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
-          // Acked only once the batch's audit entry is durable too; entries
-          // complete in order, so acks stay in request order.
+        [this, slot, batch_id, batch, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
+          // Acked only once the batch's audit entry is durable too. In a
+          // cluster, batches complete out of order (their owners differ):
+          // on_committed puts the acks back in request order.
           auto st = r.error ? to_status(r.error) : grpc::Status::OK;
           env_.ctx.audit->append_async(
-              env_.audit_entry_for(call_, *batch, st), [this, batch_id, pre = std::move(pre), r = std::move(r)](const caf::error& err) mutable {
+              env_.audit_entry_for(call_, *batch, st), [this, slot, batch_id, pre = std::move(pre), r = std::move(r)](const caf::error& err) mutable {
                 if (err && !r.error)
                   r.error = err;
-                on_committed(batch_id, std::move(pre), std::move(r));
+                on_committed(slot, batch_id, std::move(pre), std::move(r));
               });
         });
     if (read_more)
@@ -221,23 +226,31 @@ private:
     return a;
   }
 
-  void on_committed(uint64_t batch_id, std::vector<actors::reading_rejection>&& pre,
+  void on_committed(answer* slot, uint64_t batch_id, std::vector<actors::reading_rejection>&& pre,
                     actors::ingest_result&& r) {
     actions a;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       --outstanding_;
+      slot->done = true;
       if (r.error) {
         // Not written: end the stream with the reason after the acks before
         // it, rather than skip an ack the client waits for.
+        slot->failed = true;
         if (!final_status_)
           final_status_ = std::make_unique<grpc::Status>(to_status(r.error));
         reads_done_ = true;
-      } else if (!broken_) {
-        acks_.emplace_back();
-        fill_response(batch_id, std::move(pre), std::move(r), &acks_.back());
-        if (!writing_)
-          writing_ = a.write = true;
+      } else {
+        fill_response(batch_id, std::move(pre), std::move(r), &slot->ack);
+      }
+      // Acks in request order: every answered batch at the front.
+      while (!answers_.empty() && answers_.front().done) {
+        if (!answers_.front().failed && !broken_) {
+          acks_.push_back(std::move(answers_.front().ack));
+          if (!writing_)
+            writing_ = a.write = true;
+        }
+        answers_.pop_front();
       }
       if (read_paused_ && !reads_done_ && outstanding_ < env_.settings.max_stream_in_flight) {
         read_paused_ = false;
@@ -253,6 +266,14 @@ private:
   rpc_call rc_{"IngestService/StreamIngest", std::nullopt, {}, false};
   std::mutex mtx_;
   v1::IngestRequest request_;
+  // A batch read and not yet acknowledged, in request order; deque
+  // elements stay put while others are added or removed at the ends.
+  struct answer {
+    bool done = false;
+    bool failed = false;
+    v1::IngestResponse ack;
+  };
+  std::deque<answer> answers_;
   std::deque<v1::IngestResponse> acks_;  // front is being written
   std::unique_ptr<grpc::Status> final_status_;
   uint32_t outstanding_ = 0;

@@ -432,6 +432,41 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
   }
 }
 
+// A stream's batches complete out of order when their owners differ (a
+// batch for the edge's own devices commits before one forwarded earlier);
+// their acks still come back in the order the batches were sent.
+TEST(cluster_test, a_stream_through_an_edge_acks_in_order_batches_whose_owners_differ) {
+  cluster_fixture c{3};
+  ASSERT_TRUE(c.start_all());
+  auto w = register_ward(c, 6);
+  std::vector<size_t> local, remote;  // devices owned by n0, by others
+  for (size_t d = 0; d < w.devices.size(); ++d)
+    (owner_of(w.devices[d], c.names()) == 0 ? local : remote).push_back(d);
+  ASSERT_FALSE(local.empty());
+  ASSERT_FALSE(remote.empty());
+  api_client edge{c.node(0).channel()};
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 30);
+  auto stream = edge.ingest->StreamIngest(&ctx);
+  const uint64_t batches = 60;
+  for (uint64_t b = 1; b <= batches; ++b) {
+    auto d = b % 2 ? remote[b % remote.size()] : local[b % local.size()];
+    ASSERT_TRUE(stream->Write(api_client::request(
+        w.devices[d], {{b, now_ms() - 1000, v1::METRIC_HEART_RATE, 70}}, b)));
+  }
+  stream->WritesDone();
+  v1::IngestResponse ack;
+  uint64_t expected = 1;
+  while (stream->Read(&ack)) {
+    EXPECT_EQ(ack.batch_id(), expected) << "acks out of request order";
+    EXPECT_EQ(ack.accepted(), 1u) << ack.batch_id();
+    ++expected;
+  }
+  auto st = stream->Finish();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(expected, batches + 1);
+}
+
 TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and_loses_none) {
   cluster_fixture c{3};
   ASSERT_TRUE(c.start_all());

@@ -57,21 +57,30 @@ struct origin {
 struct remote_part {
   uint32_t member = 0;
   v1::IngestRequest request;
-  std::vector<origin> origins;  ///< per reading of `request`
+  /// Set instead of `request`: the caller's whole request, sent as it is.
+  std::shared_ptr<const v1::IngestRequest> whole;
+  std::vector<origin> origins;  ///< per reading of the request sent
   grpc::ClientContext context;
   v1::IngestResponse response;
 
   void add(const actors::ingest_group& g) {
-    auto* d = request.add_devices();
-    d->set_device(g.device);
+    v1::DeviceReadings* d = nullptr;
+    if (!whole) {
+      d = request.add_devices();
+      d->set_device(g.device);
+    }
     for (auto& r : g.readings) {
-      d->add_sequence(r.sequence);
-      d->add_time_ms(r.time_ms);
-      d->add_metric(static_cast<v1::Metric>(r.metric));
-      d->add_value(r.value);
+      if (d) {
+        d->add_sequence(r.sequence);
+        d->add_time_ms(r.time_ms);
+        d->add_metric(static_cast<v1::Metric>(r.metric));
+        d->add_value(r.value);
+      }
       origins.push_back({g.group, r.index - g.first_index, r.index});
     }
   }
+
+  const v1::IngestRequest& sent() const { return whole ? *whole : request; }
 
   /// Every reading rejected UNAVAILABLE: not known to be written.
   ingest_result unreachable(const std::string& why) const {
@@ -330,17 +339,30 @@ grpc::Status service_env::link_elsewhere(const grpc::ServerContextBase* call, co
 
 void service_env::submit_ingest(const grpc::ServerContextBase* call,
                                 std::vector<actors::ingest_group>&& groups, size_t readings,
-                                actors::ingest_sequencer::ingest_callback done) {
+                                actors::ingest_sequencer::ingest_callback done,
+                                std::shared_ptr<const v1::IngestRequest> whole) {
   if (!ctx.forwarding) {  // a single node owns every shard
     ctx.sequencer->submit(std::move(groups), readings, std::move(done));
     return;
   }
   auto& fwd = *ctx.forwarding;
+  std::vector<std::optional<uint32_t>> owners;
+  owners.reserve(groups.size());
+  for (auto& g : groups)
+    owners.push_back(fwd.remote_owner(g.device));
+  // One other member owns it all: the caller's request goes on unchanged.
+  if (whole && !owners.empty() &&
+      std::all_of(owners.begin(), owners.end(), [&](auto& o) { return o && *o == *owners[0]; }))
+    for (auto& o : owners)
+      o = *owners[0];
+  else
+    whole = nullptr;
   std::vector<actors::ingest_group> local;
   size_t local_readings = 0;
   std::vector<std::shared_ptr<remote_part>> parts;
-  for (auto& g : groups) {
-    auto owner = fwd.remote_owner(g.device);
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    auto& g = groups[gi];
+    auto& owner = owners[gi];
     if (!owner) {
       local_readings += g.readings.size();
       local.push_back(std::move(g));
@@ -350,6 +372,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
     if (it == parts.end()) {
       parts.push_back(std::make_shared<remote_part>());
       parts.back()->member = *owner;
+      parts.back()->whole = whole;
       it = parts.end() - 1;
     }
     (*it)->add(g);
@@ -380,7 +403,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
     }
     prepare_forwarded(call, part->context);
     stubs->ingest->async()->Ingest(
-        &part->context, &part->request, &part->response,
+        &part->context, &part->sent(), &part->response,
         [part, join, where](grpc::Status st) {
           if (st.ok())
             join->add(part->answered());

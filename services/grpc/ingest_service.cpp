@@ -142,6 +142,13 @@ public:
       slot = &answers_.emplace_back();  // acks go out in this order
     }
     auto batch_id = request_.batch_id();
+    // In a cluster the request may go on to its owner as it is: take it
+    // (request_ is read into again at once).
+    std::shared_ptr<v1::IngestRequest> whole;
+    if (env_.ctx.forwarding && v.rejections.empty()) {
+      whole = std::make_shared<v1::IngestRequest>();
+      whole->Swap(&request_);
+    }
     env_.submit_ingest(
         call_, std::move(v.groups), v.readings,
         [this, slot, batch_id, batch, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
@@ -155,7 +162,8 @@ public:
                   r.error = err;
                 on_committed(slot, batch_id, std::move(pre), std::move(r));
               });
-        });
+        },
+        std::move(whole));
     if (read_more)
       StartRead(&request_);
   }
@@ -314,6 +322,10 @@ public:
         st = env_.within_rate(*rc->who, v.readings + v.rejections.size());
       if (st.ok()) {
         auto batch_id = req->batch_id();
+        // The request outlives the call's answer: sent on without a copy.
+        std::shared_ptr<const v1::IngestRequest> whole;
+        if (v.rejections.empty())
+          whole = std::shared_ptr<const v1::IngestRequest>{std::shared_ptr<void>{}, req};
         env_.submit_ingest(
             call, std::move(v.groups), v.readings,
             [finish, resp, batch_id, pre = std::move(v.rejections)](actors::ingest_result&& r) mutable {
@@ -323,7 +335,8 @@ public:
               }
               fill_response(batch_id, std::move(pre), std::move(r), resp);
               finish(grpc::Status::OK);
-            });
+            },
+            std::move(whole));
         return reactor;
       }
     }

@@ -132,8 +132,11 @@ struct service_env {
   /// (ingest_forwarding.cpp). `done` runs once, when every part answered,
   /// with rejections indexed as in the caller's request; readings whose
   /// owner could not be reached are rejected UNAVAILABLE (resend them).
+  /// `whole`: the caller's request when every one of its readings is in
+  /// `groups`; sent on as it is when one other member owns all its devices.
   void submit_ingest(const grpc::ServerContextBase* call, std::vector<actors::ingest_group>&& groups,
-                     size_t readings, actors::ingest_sequencer::ingest_callback done);
+                     size_t readings, actors::ingest_sequencer::ingest_callback done,
+                     std::shared_ptr<const v1::IngestRequest> whole = nullptr);
 
   /// When another member owns `patient`'s shard: has it add `device` to
   /// (attach) or remove it from the patient's device list (PeerService

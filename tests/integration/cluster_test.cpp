@@ -394,14 +394,47 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
       EXPECT_EQ(resp.rejections(i).field(), "devices[" + std::to_string(i) + "].sequence[0]");
     }
   }
+  // A request for one other member's device, with a reading the edge
+  // refuses itself: the owner's rejections keep the caller's indexes.
+  std::vector<uint64_t> extra_device(w.devices.size()), extra_patient(w.patients.size());
+  for (size_t d = 0; d < w.devices.size(); ++d) {
+    if (owner_of(w.devices[d], c.names()) == 0)
+      continue;
+    api_client edge{c.node(0).channel()};
+    auto req = api_client::request(w.devices[d], {{20, now_ms() - 1000, v1::METRIC_HEART_RATE, NAN},
+                                                  {5, now_ms() - 1000, v1::METRIC_HEART_RATE, 70},
+                                                  {10, now_ms() - 1000, v1::METRIC_HEART_RATE, 71}});
+    v1::IngestResponse resp;
+    ASSERT_TRUE(edge.send(req, resp).ok());
+    EXPECT_EQ(resp.accepted(), 1u);
+    ASSERT_EQ(resp.rejections_size(), 2);
+    EXPECT_EQ(resp.rejections(0).index(), 0u);
+    EXPECT_EQ(resp.rejections(0).reason(), v1::REJECTION_REASON_NOT_FINITE);
+    EXPECT_EQ(resp.rejections(1).index(), 1u);
+    EXPECT_EQ(resp.rejections(1).reason(), v1::REJECTION_REASON_DUPLICATE);
+    EXPECT_EQ(resp.rejections(1).field(), "devices[0].sequence[1]");
+    EXPECT_EQ(edge.device_twin(w.devices[d]).readings_accepted(), 10u);
+    // Sent on as it is (every reading valid): the same answer shape.
+    req = api_client::request(w.devices[d], {{10, now_ms() - 1000, v1::METRIC_HEART_RATE, 71},
+                                             {11, now_ms() - 1000, v1::METRIC_HEART_RATE, 72}});
+    ASSERT_TRUE(edge.send(req, resp).ok());
+    EXPECT_EQ(resp.accepted(), 1u);
+    ASSERT_EQ(resp.rejections_size(), 1);
+    EXPECT_EQ(resp.rejections(0).index(), 0u);
+    EXPECT_EQ(resp.rejections(0).reason(), v1::REJECTION_REASON_DUPLICATE);
+    extra_device[d] = extra_patient[w.patient_of[d]] = 2;  // sequences 10 and 11
+    break;
+  }
   // Every twin, read through every member, holds each reading once.
   for (int i = 0; i < 3; ++i) {
     api_client edge{c.node(i).channel()};
-    for (auto& d : w.devices)
-      EXPECT_EQ(edge.device_twin(d).readings_accepted(), 9u) << d << " via n" << i;
-    for (auto& p : w.patients) {
+    for (size_t d = 0; d < w.devices.size(); ++d)
+      EXPECT_EQ(edge.device_twin(w.devices[d]).readings_accepted(), 9u + extra_device[d])
+          << w.devices[d] << " via n" << i;
+    for (size_t k = 0; k < w.patients.size(); ++k) {
+      auto& p = w.patients[k];
       auto twin = edge.patient_twin(p);
-      EXPECT_EQ(twin.readings_applied(), 18u) << p << " via n" << i;
+      EXPECT_EQ(twin.readings_applied(), 18u + extra_patient[k]) << p << " via n" << i;
       EXPECT_EQ(twin.devices_size(), 2) << p;
     }
   }
@@ -409,7 +442,8 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
   // and its readings then reach only the device.
   for (size_t d = 0; d < w.devices.size(); ++d) {
     auto& patient = w.patients[w.patient_of[d]];
-    if (owner_of(w.devices[d], c.names()) == owner_of(patient, c.names()))
+    if (owner_of(w.devices[d], c.names()) == owner_of(patient, c.names()) ||
+        extra_patient[w.patient_of[d]] > 0)
       continue;
     api_client edge{c.node(0).channel()};
     grpc::ClientContext ctx;

@@ -1,4 +1,8 @@
+#include <atomic>
 #include <charconv>
+#include <condition_variable>
+#include <future>
+#include <thread>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "healthtwin/v1/alert.grpc.pb.h"
@@ -27,6 +31,26 @@ public:
         return st;
       if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
         return st;
+      // In a cluster: a patient's alerts come from its owner; a tenant's are
+      // merged from every member (docs/cluster.md). A forwarded call is
+      // answered from this member alone.
+      std::unique_ptr<member_streams> others;
+      if (env_.ctx.forwarding && !call->client_metadata().count(forwarded_by_header)) {
+        auto owner = filter.patient.empty() ? std::nullopt : env_.ctx.forwarding->remote_owner(filter.patient);
+        if (owner) {
+          if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+            return st;
+          return relay_owner_stream(call, *req, writer, *owner);
+        }
+        if (filter.patient.empty()) {
+          if (req->has_resume_after())
+            return invalid_argument("resume_after",
+                                    "a cluster's members number their events each on their own: "
+                                    "resume a patient's stream, or reconnect without it and catch "
+                                    "up with ListAlerts");
+          others = std::make_unique<member_streams>(env_, call, *req);
+        }
+      }
       if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
         return st;
       auto sink = std::make_shared<actors::alert_sink>(filter);
@@ -68,7 +92,14 @@ public:
         }
       }
       while (!call->IsCancelled() && !env_.stopping) {
-        auto e = sink->pop(std::chrono::milliseconds(200));
+        if (others) {  // other members' events first, as they came
+          bool ok = true;
+          for (auto& x : others->take())
+            ok = ok && writer->Write(x);
+          if (!ok)
+            break;
+        }
+        auto e = sink->pop(std::chrono::milliseconds(others ? 50 : 200));
         if (!e) {
           if (sink->overflowed()) {
             unsubscribe();
@@ -119,17 +150,32 @@ public:
         if (ec != std::errc{} || p != t.data() + t.size())
           return invalid_argument("page_token", "is not a token this service issued");
       }
+      // One patient's alerts live with its twin, on its owner.
+      if (!filter.patient.empty())
+        if (auto fwd = env_.forward(call, filter.patient, [&](owner_stubs& s, grpc::ClientContext& c) {
+              return s.alerts->ListAlerts(&c, *req, resp);
+            }))
+          return *fwd;
       auto list = env_.ask<std::vector<actors::alert_record>>(
           env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
           include_resolved);
       if (!list)
         return to_status(list.error());
       size_t page = req->page_size() == 0 ? 100 : static_cast<size_t>(req->page_size());
-      auto first = std::min(offset, list->size());
-      auto end = std::min(list->size(), first + page);
+      std::vector<v1::Alert> alerts;
+      alerts.reserve(list->size());
+      for (auto& a : *list)
+        to_api(a, &alerts.emplace_back());
+      // In a cluster, a forwarded call answers from this member alone; the
+      // edge gathers every member's first offset + page and merges them.
+      if (env_.ctx.forwarding && filter.patient.empty() &&
+          !call->client_metadata().count(forwarded_by_header))
+        gather_alerts(call, *req, offset + page, alerts, resp);
+      auto first = std::min(offset, alerts.size());
+      auto end = std::min(alerts.size(), first + page);
       for (auto i = first; i < end; ++i)
-        to_api((*list)[i], resp->add_alerts());
-      if (end < list->size())
+        *resp->add_alerts() = std::move(alerts[i]);
+      if (end < alerts.size())
         resp->set_next_page_token(std::to_string(end));
       return Status::OK;
     });
@@ -144,6 +190,10 @@ public:
                                        req->note(), acknowledged_by, name);
           !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, name->owner, [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.alerts->AcknowledgeAlert(&c, *req, resp);
+          }))
+        return *fwd;
       auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                               actors::alert_ack_atom::value, req->name(),
                                               acknowledged_by, req->note());
@@ -163,6 +213,10 @@ public:
                                        resolved_by, name);
           !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, name->owner, [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.alerts->ResolveAlert(&c, *req, resp);
+          }))
+        return *fwd;
       caf::expected<actors::alert_record> a{caf::sec::request_timeout};
       if (name->kind == models::twin_kind::device) {
         // A device's own alert: no condition in a patient twin to reset.
@@ -189,6 +243,12 @@ public:
   Status SilenceAlerts(ServerContext* call, const v1::SilenceAlertsRequest* req,
                        v1::SilenceAlertsResponse* resp) override {
     return env_.serve(call, "AlertService/SilenceAlerts", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.alerts->SilenceAlerts(&c, *req, resp);
+          }))
+        return *fwd;
       if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
         return st;
       std::vector<field_violation> bad;
@@ -225,6 +285,165 @@ public:
   }
 
 private:
+  // A merged StreamAlerts' feed from every other member: one thread per
+  // member keeps a forwarded StreamAlerts open there (reconnecting every
+  // second while it is down, resuming after the last event it had from it,
+  // so a member's restart loses none of its events), and queues its events
+  // for the caller's stream, which alone writes.
+  class member_streams {
+  public:
+    member_streams(service_env& env, const grpc::ServerContextBase* call,
+                   const v1::StreamAlertsRequest& req) {
+      auto& fwd = *env.ctx.forwarding;
+      for (auto m : fwd.others())
+        threads_.emplace_back([this, &env, &fwd, call, req, m] { follow(env, fwd, call, req, m); });
+    }
+
+    ~member_streams() {
+      {
+        std::lock_guard<std::mutex> g{mtx_};
+        stopping_ = true;
+        for (auto* c : open_)
+          c->TryCancel();
+      }
+      wake_.notify_all();
+      for (auto& t : threads_)
+        t.join();
+    }
+
+    std::vector<v1::AlertEvent> take() {
+      std::lock_guard<std::mutex> g{mtx_};
+      std::vector<v1::AlertEvent> out;
+      out.swap(events_);
+      return out;
+    }
+
+  private:
+    void follow(service_env& env, owner_forwarding& fwd, const grpc::ServerContextBase* call,
+                v1::StreamAlertsRequest req, uint32_t m) {
+      for (;;) {
+        auto* stubs = fwd.stubs(m);
+        if (stubs) {
+          grpc::ClientContext ctx;
+          env.prepare_forwarded(call, ctx, true);
+          {
+            std::lock_guard<std::mutex> g{mtx_};
+            if (stopping_)
+              return;
+            open_.push_back(&ctx);
+          }
+          auto reader = stubs->alerts->StreamAlerts(&ctx, req);
+          v1::AlertEvent e;
+          while (reader->Read(&e)) {
+            req.set_resume_after(e.resume_token());
+            std::lock_guard<std::mutex> g{mtx_};
+            if (events_.size() < 10'000)  // the caller's stream fell behind: drop
+              events_.push_back(e);
+          }
+          auto st = reader->Finish();
+          if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+            req.clear_resume_after();  // it lost events it numbered (a wiped member)
+          std::lock_guard<std::mutex> g{mtx_};
+          open_.erase(std::find(open_.begin(), open_.end(), &ctx));
+        }
+        std::unique_lock<std::mutex> lock{mtx_};
+        if (wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
+          return;
+      }
+    }
+
+    std::mutex mtx_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::vector<grpc::ClientContext*> open_;
+    std::vector<v1::AlertEvent> events_;
+    std::vector<std::thread> threads_;
+  };
+
+  // A patient's alerts from its owner, as they come (resume tokens are the
+  // owner's); ends when the caller or the owner ends it.
+  Status relay_owner_stream(ServerContext* call, const v1::StreamAlertsRequest& req,
+                            grpc::ServerWriter<v1::AlertEvent>* writer, uint32_t owner) {
+    auto& fwd = *env_.ctx.forwarding;
+    auto where = "shard " + std::to_string(fwd.shard(req.patient())) + " (member " +
+                 fwd.member_name(owner) + ")";
+    auto* stubs = fwd.stubs(owner);
+    if (!stubs)
+      return service_env::owner_unreachable(where, "not reached yet");
+    grpc::ClientContext ctx;
+    env_.prepare_forwarded(call, ctx, true);
+    std::atomic<bool> done{false};
+    std::thread watch([&] {  // the caller went away or the node stops: end it there too
+      while (!done.load()) {
+        if (call->IsCancelled() || env_.stopping) {
+          ctx.TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    auto reader = stubs->alerts->StreamAlerts(&ctx, req);
+    v1::AlertEvent e;
+    while (reader->Read(&e))
+      if (!writer->Write(e)) {
+        ctx.TryCancel();
+        break;
+      }
+    auto st = reader->Finish();
+    done = true;
+    watch.join();
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !env_.stopping))
+      return service_env::owner_unreachable(where, st.error_message());
+    return st;
+  }
+
+  // Adds the first `limit` alerts of every other member (ListAlerts made
+  // there as forwarded calls, in parallel, within the caller's deadline) to
+  // `alerts`, newest first as the hub orders them; names the members that
+  // did not answer in resp.unreachable_members.
+  void gather_alerts(ServerContext* call, const v1::ListAlertsRequest& req, size_t limit,
+                     std::vector<v1::Alert>& alerts, v1::ListAlertsResponse* resp) {
+    auto& fwd = *env_.ctx.forwarding;
+    struct answer {
+      uint32_t member;
+      grpc::ClientContext context;
+      v1::ListAlertsRequest request;
+      v1::ListAlertsResponse response;
+      std::promise<grpc::Status> done;
+    };
+    std::vector<std::unique_ptr<answer>> answers;
+    for (auto m : fwd.others()) {
+      auto& a = *answers.emplace_back(std::make_unique<answer>());
+      a.member = m;
+      auto* stubs = fwd.stubs(m);
+      if (!stubs) {
+        a.done.set_value(Status(grpc::StatusCode::UNAVAILABLE, "not reached yet"));
+        continue;
+      }
+      a.request = req;
+      a.request.clear_page_token();
+      a.request.set_page_size(static_cast<int32_t>(std::min<size_t>(limit, 1000)));
+      env_.prepare_forwarded(call, a.context);
+      stubs->alerts->async()->ListAlerts(&a.context, &a.request, &a.response,
+                                         [&a](Status st) { a.done.set_value(std::move(st)); });
+    }
+    for (auto& a : answers) {
+      auto st = a->done.get_future().get();  // each call ends by its deadline
+      if (!st.ok()) {
+        resp->add_unreachable_members(fwd.member_name(a->member));
+        continue;
+      }
+      for (auto& x : *a->response.mutable_alerts())
+        alerts.push_back(std::move(x));
+    }
+    std::sort(alerts.begin(), alerts.end(), [](const v1::Alert& x, const v1::Alert& y) {
+      if (x.raise_time_ms() != y.raise_time_ms())
+        return x.raise_time_ms() > y.raise_time_ms();
+      return x.name() > y.name();
+    });
+  }
+
   // What acknowledging and resolving check alike: the alert's name (parsed
   // into `name`), who acts (`by`, from `stated_by` or the token), the note;
   // then access to the alert's tenant.

@@ -39,8 +39,9 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
     return not_ready();
   auto st = authenticate(call, rc);
   auto members = ctx.members->map().members().size();
-  // The calls about one twin that are forwarded to its shard's owner, and
-  // ingest, whose readings are forwarded device by device.
+  // The calls about one twin that are forwarded to its shard's owner;
+  // ingest, whose readings are forwarded device by device; alert lists and
+  // streams, gathered from every member.
   static const std::set<std::string_view> forwarded_rpcs{
       "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
       "RegistryService/CreateDevice",  "RegistryService/GetDevice",
@@ -49,7 +50,9 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
       "ClinicalService/RecordObservations", "IngestService/Ingest", "IngestService/StreamIngest",
-      "RegistryService/AssignDevice", "RegistryService/UnassignDevice"};
+      "RegistryService/AssignDevice", "RegistryService/UnassignDevice", "AlertService/ListAlerts",
+      "AlertService/StreamAlerts", "AlertService/AcknowledgeAlert", "AlertService/ResolveAlert",
+      "AlertService/SilenceAlerts"};
   if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
       !forwarded_rpcs.count(rc.rpc))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,

@@ -132,6 +132,15 @@ public:
       act(end_reads(std::make_unique<grpc::Status>(st)));
       return;
     }
+    // Done with request_ before reads may resume: once read_paused_ is set
+    // below, an ack on another thread may start the next read into it.
+    auto batch_id = request_.batch_id();
+    // In a cluster the request may go on to its owner as it is: take it.
+    std::shared_ptr<v1::IngestRequest> whole;
+    if (env_.ctx.forwarding && v.rejections.empty()) {
+      whole = std::make_shared<v1::IngestRequest>();
+      whole->Swap(&request_);
+    }
     bool read_more;
     answer* slot;
     {
@@ -140,14 +149,6 @@ public:
       read_more = outstanding_ < env_.settings.max_stream_in_flight;
       read_paused_ = !read_more;
       slot = &answers_.emplace_back();  // acks go out in this order
-    }
-    auto batch_id = request_.batch_id();
-    // In a cluster the request may go on to its owner as it is: take it
-    // (request_ is read into again at once).
-    std::shared_ptr<v1::IngestRequest> whole;
-    if (env_.ctx.forwarding && v.rejections.empty()) {
-      whole = std::make_shared<v1::IngestRequest>();
-      whole->Swap(&request_);
     }
     env_.submit_ingest(
         call_, std::move(v.groups), v.readings,

@@ -60,6 +60,7 @@ owner_stubs* owner_forwarding::stubs(uint32_t m) {
     s->stubs.twins = v1::TwinService::NewStub(channel);
     s->stubs.clinical = v1::ClinicalService::NewStub(channel);
     s->stubs.ingest = v1::IngestService::NewStub(channel);
+    s->stubs.alerts = v1::AlertService::NewStub(channel);
   }
   return &s->stubs;
 }

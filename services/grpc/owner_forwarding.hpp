@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "healthtwin/internal/peer.grpc.pb.h"
+#include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
@@ -28,6 +29,7 @@ struct owner_stubs {
   std::unique_ptr<v1::TwinService::Stub> twins;
   std::unique_ptr<v1::ClinicalService::Stub> clinical;
   std::unique_ptr<v1::IngestService::Stub> ingest;
+  std::unique_ptr<v1::AlertService::Stub> alerts;
 };
 
 /// Calls for a twin whose shard another member owns go to that member's

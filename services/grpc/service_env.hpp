@@ -117,9 +117,14 @@ struct service_env {
   }
 
   /// A call made on the caller's behalf to another member: the caller's
-  /// token and deadline (timeout()), marked as forwarded by this node.
-  void prepare_forwarded(const grpc::ServerContextBase* call, grpc::ClientContext& out) const {
-    out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+  /// token and deadline (timeout(); for a stream, the caller's own deadline
+  /// if it set one), marked as forwarded by this node.
+  void prepare_forwarded(const grpc::ServerContextBase* call, grpc::ClientContext& out,
+                         bool stream = false) const {
+    if (!stream)
+      out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+    else if (call->deadline() != std::chrono::system_clock::time_point::max())
+      out.set_deadline(call->deadline());
     auto& md = call->client_metadata();
     if (auto token = md.find("authorization"); token != md.end())
       out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});

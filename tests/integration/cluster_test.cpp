@@ -169,12 +169,13 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
   api_client client{c.node(1).channel()};
   grpc::ClientContext ctx;
   api_client::deadline(ctx, 5);
-  v1::ListAlertsRequest req;
-  req.set_parent("tenants/h1");
-  v1::ListAlertsResponse resp;
-  auto st = client.alerts->ListAlerts(&ctx, req, &resp);
+  v1::DecommissionDeviceRequest req;
+  req.set_device("tenants/h1/devices/d1");
+  v1::Device resp;
+  auto st = client.registry->DecommissionDevice(&ctx, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find("AlertService/ListAlerts"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("RegistryService/DecommissionDevice"), std::string::npos)
+      << st.error_message();
 }
 
 // Patients spread over the members: some on each (64 shards, 3 members).
@@ -499,6 +500,160 @@ TEST(cluster_test, a_stream_through_an_edge_acks_in_order_batches_whose_owners_d
   auto st = stream->Finish();
   EXPECT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(expected, batches + 1);
+}
+
+// Alerts are raised on their patient's owner; every member lists, streams
+// and handles all of them.
+TEST(cluster_test, alerts_of_every_member_are_listed_streamed_and_handled_through_any_member) {
+  cluster_fixture c{3};
+  ASSERT_TRUE(c.start_all());
+  auto w = register_ward(c, 9);
+  std::set<uint32_t> owners;
+  for (auto& p : w.patients)
+    owners.insert(owner_of(p, c.names()));
+  ASSERT_EQ(owners.size(), 3u) << "the ward's patients should span every member";
+  size_t far = 0;  // a patient n1 does not own
+  while (owner_of(w.patients[far], c.names()) == 1)
+    ++far;
+
+  // A tenant's stream through n0 (merged from every member), and one
+  // patient's through n1 (from its owner).
+  auto collect = [](api_client& client, const std::string& patient, std::vector<v1::AlertEvent>& out,
+                    std::mutex& mtx) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 8);
+    v1::StreamAlertsRequest req;
+    req.set_parent("tenants/h1");
+    req.set_patient(patient);
+    auto stream = client.alerts->StreamAlerts(&ctx, req);
+    v1::AlertEvent e;
+    while (stream->Read(&e)) {
+      std::lock_guard<std::mutex> g{mtx};
+      out.push_back(e);
+    }
+    return stream->Finish();
+  };
+  api_client n0{c.node(0).channel()}, n1{c.node(1).channel()}, n2{c.node(2).channel()};
+  std::mutex mtx;
+  std::vector<v1::AlertEvent> merged, one;
+  grpc::Status merged_end, one_end;
+  std::thread merged_reader([&] { merged_end = collect(n0, "", merged, mtx); });
+  std::thread one_reader([&] { one_end = collect(n1, w.patients[far], one, mtx); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // both open everywhere
+
+  // A heart rate of 160 for 6 s raises a HIGH threshold alert per patient.
+  auto t = now_ms();
+  for (size_t k = 0; k < w.patients.size(); ++k) {
+    v1::IngestResponse resp;
+    ASSERT_TRUE(n2.send(api_client::request(w.devices[2 * k], {{1, t - 6000, v1::METRIC_HEART_RATE, 160},
+                                                               {2, t - static_cast<int64_t>(k), v1::METRIC_HEART_RATE, 160}}),
+                        resp).ok());
+    ASSERT_EQ(resp.accepted(), 2u);
+  }
+  std::vector<v1::Alert> listed;
+  for (int i = 0; i < 100 && listed.size() < w.patients.size(); ++i) {
+    listed = n0.list_alerts("tenants/h1");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(listed.size(), w.patients.size());
+  for (size_t i = 1; i < listed.size(); ++i)
+    EXPECT_GE(listed[i - 1].raise_time_ms(), listed[i].raise_time_ms()) << "newest first";
+  std::set<std::string> alerted;
+  for (auto& a : listed)
+    alerted.insert(a.patient());
+  EXPECT_EQ(alerted.size(), w.patients.size());
+  // Pages of 4 across members, then one patient's from its owner.
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::ListAlertsRequest req;
+    req.set_parent("tenants/h1");
+    req.set_page_size(4);
+    v1::ListAlertsResponse first, second;
+    ASSERT_TRUE(n1.alerts->ListAlerts(&ctx, req, &first).ok());
+    EXPECT_EQ(first.alerts_size(), 4);
+    EXPECT_EQ(first.alerts(0).name(), listed.front().name());
+    ASSERT_FALSE(first.next_page_token().empty());
+    grpc::ClientContext ctx2;
+    api_client::deadline(ctx2);
+    req.set_page_token(first.next_page_token());
+    ASSERT_TRUE(n1.alerts->ListAlerts(&ctx2, req, &second).ok());
+    EXPECT_EQ(second.alerts_size(), 4);
+    EXPECT_EQ(second.alerts(0).name(), listed[4].name());
+    grpc::ClientContext ctx3;
+    api_client::deadline(ctx3);
+    v1::ListAlertsRequest mine;
+    mine.set_parent("tenants/h1");
+    mine.set_patient(w.patients[far]);
+    v1::ListAlertsResponse theirs;
+    ASSERT_TRUE(n1.alerts->ListAlerts(&ctx3, mine, &theirs).ok());
+    ASSERT_EQ(theirs.alerts_size(), 1);
+    EXPECT_EQ(theirs.alerts(0).patient(), w.patients[far]);
+  }
+  // Acknowledged and silenced through a member that does not own them.
+  std::string far_alert;
+  for (auto& a : listed)
+    if (a.patient() == w.patients[far])
+      far_alert = a.name();
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::AcknowledgeAlertRequest ack;
+    ack.set_name(far_alert);
+    ack.set_acknowledged_by("nurse-1");
+    v1::Alert acked;
+    auto st = n1.alerts->AcknowledgeAlert(&ctx, ack, &acked);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(acked.state(), v1::ALERT_STATE_ACKNOWLEDGED);
+    grpc::ClientContext ctx2;
+    api_client::deadline(ctx2);
+    v1::SilenceAlertsRequest silence;
+    silence.set_patient(w.patients[far]);
+    silence.mutable_duration()->set_seconds(60);
+    silence.set_reason("repositioning the probe");
+    v1::SilenceAlertsResponse silenced;
+    st = n1.alerts->SilenceAlerts(&ctx2, silence, &silenced);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(silenced.alerts_size(), 1);
+  }
+  for (auto& a : n2.list_alerts("tenants/h1")) {
+    if (a.name() == far_alert) {
+      EXPECT_EQ(a.state(), v1::ALERT_STATE_ACKNOWLEDGED);
+    }
+  }
+
+  merged_reader.join();
+  one_reader.join();
+  EXPECT_EQ(merged_end.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << merged_end.error_message();
+  std::set<std::string> streamed;
+  bool acked_streamed = false;
+  for (auto& e : merged) {
+    if (e.type() == v1::ALERT_EVENT_TYPE_RAISED)
+      streamed.insert(e.alert().patient());
+    acked_streamed = acked_streamed || (e.type() == v1::ALERT_EVENT_TYPE_ACKNOWLEDGED &&
+                                        e.alert().name() == far_alert);
+  }
+  EXPECT_EQ(streamed, alerted) << "the merged stream misses some member's alerts";
+  EXPECT_TRUE(acked_streamed);
+  ASSERT_FALSE(one.empty());
+  for (auto& e : one)
+    EXPECT_EQ(e.alert().patient(), w.patients[far]);
+
+  // A member down: the list comes back in time without its alerts, naming it.
+  c.node(2).crash();
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 5);
+  v1::ListAlertsRequest req;
+  req.set_parent("tenants/h1");
+  v1::ListAlertsResponse partial;
+  auto st = n0.alerts->ListAlerts(&ctx, req, &partial);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(partial.unreachable_members_size(), 1);
+  EXPECT_EQ(partial.unreachable_members(0), "n2");
+  size_t on_n2 = 0;
+  for (auto& p : w.patients)
+    on_n2 += owner_of(p, c.names()) == 2;
+  EXPECT_EQ(partial.alerts_size(), static_cast<int>(w.patients.size() - on_n2));
 }
 
 TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and_loses_none) {

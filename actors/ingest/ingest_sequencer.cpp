@@ -893,7 +893,7 @@ struct ingest_sequencer::impl {
       return out;
     }
     if (!(*dev)->patient.empty()) {  // detach first, as UnassignDevice does
-      assign_device detach{c.device, {}};
+      assign_device detach{c.device, {}, c.patient_elsewhere};
       auto r = run(t, detach);
       if (r.error)
         return r;

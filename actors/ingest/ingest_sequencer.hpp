@@ -150,6 +150,8 @@ struct update_patient {
 /// again (idempotent).
 struct decommission_device {
   std::string device;
+  /// As in assign_device: its patient's owner, another member, unlinked it.
+  bool patient_elsewhere = false;
 };
 /// Replaces a device's desired configuration (its version becomes +1);
 /// refused with `aborted` when `expected_version` is set and stale.

@@ -50,7 +50,8 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
       "ClinicalService/RecordObservations", "IngestService/Ingest", "IngestService/StreamIngest",
-      "RegistryService/AssignDevice", "RegistryService/UnassignDevice", "AlertService/ListAlerts",
+      "RegistryService/AssignDevice", "RegistryService/UnassignDevice",
+      "RegistryService/DecommissionDevice", "AlertService/ListAlerts",
       "AlertService/StreamAlerts", "AlertService/AcknowledgeAlert", "AlertService/ResolveAlert",
       "AlertService/SilenceAlerts"};
   if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&

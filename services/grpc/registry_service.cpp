@@ -224,7 +224,20 @@ public:
     return env_.serve(call, "RegistryService/DecommissionDevice", [&](rpc_call& rc) -> Status {
       if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
         return st;
-      return reply(run(call, actors::decommission_device{req->device()}), resp);
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->DecommissionDevice(&c, *req, resp);
+          }))
+        return *fwd;
+      // In a cluster, a patient on another member has it unlinked there first.
+      storage::device_record d;
+      if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+        return st;
+      bool elsewhere = !d.patient.empty() && d.decommission_time_ms == 0 &&
+                       env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(d.patient);
+      if (elsewhere)
+        if (auto st = env_.link_elsewhere(call, d.patient, req->device(), false); !st.ok())
+          return st;
+      return reply(run(call, actors::decommission_device{req->device(), elsewhere}), resp);
     });
   }
 

@@ -169,12 +169,12 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
   api_client client{c.node(1).channel()};
   grpc::ClientContext ctx;
   api_client::deadline(ctx, 5);
-  v1::DecommissionDeviceRequest req;
-  req.set_device("tenants/h1/devices/d1");
-  v1::Device resp;
-  auto st = client.registry->DecommissionDevice(&ctx, req, &resp);
+  v1::ErasePatientRequest req;
+  req.set_name("tenants/h1/patients/p1");
+  v1::ErasePatientResponse resp;
+  auto st = client.registry->ErasePatient(&ctx, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find("RegistryService/DecommissionDevice"), std::string::npos)
+  EXPECT_NE(st.error_message().find("RegistryService/ErasePatient"), std::string::npos)
       << st.error_message();
 }
 
@@ -441,6 +441,7 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
   }
   // Unassigning a device whose patient lives elsewhere unlinks it there,
   // and its readings then reach only the device.
+  size_t unassigned = w.devices.size();
   for (size_t d = 0; d < w.devices.size(); ++d) {
     auto& patient = w.patients[w.patient_of[d]];
     if (owner_of(w.devices[d], c.names()) == owner_of(patient, c.names()) ||
@@ -463,8 +464,39 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
     EXPECT_EQ(resp.accepted(), 1u);
     EXPECT_EQ(edge.device_twin(w.devices[d]).readings_accepted(), 10u);
     EXPECT_EQ(edge.patient_twin(patient).readings_applied(), 18u) << patient;
+    unassigned = d;
     break;
   }
+  // Decommissioning a device whose patient lives elsewhere, through a
+  // member that owns neither, unlinks it there; its readings are refused.
+  bool decommissioned = false;
+  for (size_t d = 0; d < w.devices.size(); ++d) {
+    auto& patient = w.patients[w.patient_of[d]];
+    auto device_owner = owner_of(w.devices[d], c.names());
+    auto patient_owner = owner_of(patient, c.names());
+    if (device_owner == patient_owner || extra_patient[w.patient_of[d]] > 0 || d == unassigned)
+      continue;
+    api_client edge{c.node(static_cast<int>(3 - device_owner - patient_owner)).channel()};
+    auto devices_before = edge.patient_twin(patient).devices_size();
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    v1::DecommissionDeviceRequest req;
+    req.set_device(w.devices[d]);
+    v1::Device out;
+    auto st = edge.registry->DecommissionDevice(&ctx, req, &out);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(out.patient(), "");
+    EXPECT_EQ(edge.patient_twin(patient).devices_size(), devices_before - 1) << patient;
+    v1::IngestResponse resp;
+    ASSERT_TRUE(edge.send(api_client::request(w.devices[d], {{30, now_ms() - 500,
+                                                              v1::METRIC_HEART_RATE, 70}}),
+                          resp).ok());
+    ASSERT_EQ(resp.rejections_size(), 1);
+    EXPECT_EQ(resp.rejections(0).reason(), v1::REJECTION_REASON_DECOMMISSIONED);
+    decommissioned = true;
+    break;
+  }
+  EXPECT_TRUE(decommissioned) << "no device of a patient on another member was left to decommission";
 }
 
 // A stream's batches complete out of order when their owners differ (a

@@ -1195,6 +1195,26 @@ struct ingest_sequencer::impl {
     }
   }
 
+  // Queues readings (bounded by max_queued_readings) or refuses them.
+  void enqueue(std::vector<ingest_group>&& groups, size_t readings,
+               ingest_sequencer::ingest_callback done, bool patient_parts) {
+    bool refused_stopping;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (!stopping && queued_readings + readings <= settings.max_queued_readings) {
+        queued_readings += readings;
+        queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}, clock::now(), patient_parts});
+        cv.notify_one();
+        return;
+      }
+      refused_stopping = stopping;
+    }
+    probe.on_refused(refused_stopping ? "shutting_down" : "overloaded");
+    done(ingest_result{caf::make_error(refused_stopping ? ingest_errc::shutting_down
+                                                        : ingest_errc::overloaded),
+                       0, {}, {}});
+  }
+
   void run_loop() {
     begin_commit();
     for (;;) {
@@ -1335,41 +1355,12 @@ void ingest_sequencer::start() {
 
 void ingest_sequencer::submit(std::vector<ingest_group>&& groups, size_t readings,
                               ingest_callback done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    if (!im.stopping && im.queued_readings + readings <= im.settings.max_queued_readings) {
-      im.queued_readings += readings;
-      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}, clock::now()});
-      im.cv.notify_one();
-      return;
-    }
-  }
-  bool stopping = false;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    stopping = im.stopping;
-  }
-  im.probe.on_refused(stopping ? "shutting_down" : "overloaded");
-  done(ingest_result{caf::make_error(stopping ? ingest_errc::shutting_down : ingest_errc::overloaded),
-                     0, {}, {}});
+  impl_->enqueue(std::move(groups), readings, std::move(done), false);
 }
 
 void ingest_sequencer::submit_patient_parts(std::vector<ingest_group>&& groups, size_t readings,
                                             ingest_callback done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    if (!im.stopping && im.queued_readings + readings <= im.settings.max_queued_readings) {
-      im.queued_readings += readings;
-      im.queue.emplace_back(ingest_job{std::move(groups), std::move(done), {}, clock::now(), true});
-      im.cv.notify_one();
-      return;
-    }
-  }
-  std::lock_guard<std::mutex> guard{im.mtx};
-  done(ingest_result{caf::make_error(im.stopping ? ingest_errc::shutting_down : ingest_errc::overloaded),
-                     0, {}, {}});
+  impl_->enqueue(std::move(groups), readings, std::move(done), true);
 }
 
 void ingest_sequencer::submit(registry_command&& command, registry_callback done) {

@@ -35,6 +35,27 @@ protected:
     add_patient(patient_a);
     add_device(monitor_a, patient_a);
   }
+
+  // While stopped: one heart rate for `device` (and `patient`) in a log
+  // record after the last, as a crash before the next checkpoint leaves it.
+  void append_to_log(const std::string& device, const std::string& patient, uint64_t sequence,
+                     int64_t time_ms, double value, bool patient_only = false) {
+    storage::ingest_log log{db()};
+    auto p = *log.last_position();
+    internal::LogRecord rec;
+    rec.set_receive_time_ms(5000);
+    auto* d = rec.add_devices();
+    d->set_device(device);
+    d->set_patient(patient);
+    d->set_patient_only(patient_only);
+    d->add_sequence(sequence);
+    d->add_time_ms(time_ms);
+    d->add_metric(static_cast<uint32_t>(metric::heart_rate));
+    d->add_value(value);
+    storage::write_batch wb{db()};
+    storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
+    ASSERT_FALSE(db().write(wb, true));
+  }
 };
 
 TEST_F(ingest_sequencer_test, accepted_readings_reach_device_and_patient_twins) {
@@ -703,20 +724,8 @@ TEST_F(ingest_sequencer_test, an_erased_patient_stays_erased_across_a_log_replay
 
   stop();
   reopen();
-  storage::ingest_log log{db()};
-  auto p = *log.last_position();
-  internal::LogRecord rec;
-  rec.set_receive_time_ms(5000);
-  auto* d = rec.add_devices();
-  d->set_device(monitor_a);
-  d->set_patient(patient_a);
-  d->add_sequence(3);
-  d->add_time_ms(3000);
-  d->add_metric(static_cast<uint32_t>(metric::heart_rate));
-  d->add_value(72);
-  storage::write_batch wb{db()};
-  storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
-  ASSERT_FALSE(db().write(wb, true));
+  auto p = *storage::ingest_log{db()}.last_position();
+  append_to_log(monitor_a, patient_a, 3, 3000, 72);
   start();
   EXPECT_EQ(seq_->last_position(), p + 1);
   drain();
@@ -851,21 +860,7 @@ TEST_F(patient_parts_test, patient_parts_are_applied_once_across_restarts_and_re
   // and its window.
   stop();
   reopen();
-  storage::ingest_log log{db()};
-  auto p = *log.last_position();
-  internal::LogRecord rec;
-  rec.set_receive_time_ms(5000);
-  auto* d = rec.add_devices();
-  d->set_device(far_device);
-  d->set_patient(patient_a);
-  d->set_patient_only(true);
-  d->add_sequence(3);
-  d->add_time_ms(3000);
-  d->add_metric(static_cast<uint32_t>(metric::heart_rate));
-  d->add_value(76);
-  storage::write_batch wb{db()};
-  storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
-  ASSERT_FALSE(db().write(wb, true));
+  append_to_log(far_device, patient_a, 3, 3000, 76, true);
   start();
   EXPECT_EQ(patient(patient_a).readings_applied, 4u);
   EXPECT_EQ(apply_parts(part_of(patient_a, far_device, {r(3, 3000, metric::heart_rate, 76)})).accepted, 0u);

@@ -263,7 +263,11 @@ int run(const node::node_config& cfg) {
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    // A port another process holds must fail to bind, not be shared:
+    // gRPC's default SO_REUSEPORT would silently split connections between
+    // two nodes (or two members' peer listeners) on one port.
     grpc::ServerBuilder builder;
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     int grpc_port = 0;
     builder.AddListeningPort(cfg.grpc_listen, grpc_creds, &grpc_port);
     builder.SetMaxReceiveMessageSize(static_cast<int>(4 * api_settings.max_request_bytes));
@@ -293,6 +297,7 @@ int run(const node::node_config& cfg) {
       auto peer_creds = grpc_credentials(cfg, cfg.cluster_ca_file, tls_error);
       peer_service = services::make_peer_service(peer_settings, members, ready, api.peer_data());
       grpc::ServerBuilder peer_builder;
+      peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
       int peer_port = 0;
       if (peer_creds)
         peer_builder.AddListeningPort(cfg.cluster_listen, peer_creds, &peer_port);

@@ -74,9 +74,13 @@ public:
       if (!node(static_cast<int>(i)).wait_ready())
         return ::testing::AssertionFailure() << node(static_cast<int>(i)).log();
     for (size_t i = 0; i < nodes_.size(); ++i)
-      for (size_t j = 0; j < nodes_.size(); ++j)
-        if (!wait_state(static_cast<int>(i), static_cast<int>(j), v1::MEMBER_STATE_UP))
-          return ::testing::AssertionFailure() << "n" << i << " does not see n" << j << " up";
+      for (size_t j = 0; j < nodes_.size(); ++j) {
+        v1::ClusterStatus last;
+        if (!wait_state(static_cast<int>(i), static_cast<int>(j), v1::MEMBER_STATE_UP, &last))
+          return ::testing::AssertionFailure()
+                 << "n" << i << " does not see n" << j << " up: " << last.ShortDebugString()
+                 << "\n--- n" << j << "'s log:\n" << node(static_cast<int>(j)).log();
+      }
     return ::testing::AssertionSuccess();
   }
   /// Stops member i and deletes its data directory.

@@ -104,3 +104,22 @@ TEST(transport_security_test, no_certificate_means_no_start_unless_plaintext_is_
   EXPECT_NE(dev.log().find("NOT encrypted"), std::string::npos);
   EXPECT_EQ(run(dev.curl("/healthz")), "ok\n");
 }
+
+// A port another node listens on must fail to bind (exit 4), not be shared:
+// gRPC's default SO_REUSEPORT would silently split connections between the
+// two.
+TEST(transport_security_test, a_port_another_node_holds_is_refused_not_shared) {
+  temp_dir dir;
+  node_process first{dir.path() / "first", {"--insecure-plaintext"}};
+  ASSERT_TRUE(first.wait_ready()) << first.log();
+  write_text(dir.path() / "hs256.secret", "0123456789abcdef0123456789abcdef0123456789abcdef");
+  child_process second{{HEALTHTWIN_NODE_BINARY, "--insecure-plaintext",
+                        "--grpc-listen=127.0.0.1:" + std::to_string(first.grpc_port()),
+                        "--http-listen=127.0.0.1:0",
+                        "--data-dir=" + (dir.path() / "second" / "db").string(),
+                        "--auth-hs256-secret-file=" + (dir.path() / "hs256.secret").string()},
+                       (dir.path() / "second.log").string()};
+  EXPECT_EQ(WEXITSTATUS(second.wait(std::chrono::seconds(30))), 4);
+  EXPECT_NE(read_file(dir.path() / "second.log").find("cannot listen for gRPC"), std::string::npos);
+  EXPECT_TRUE(node_status(first.channel()).ok());
+}

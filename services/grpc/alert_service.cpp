@@ -322,7 +322,7 @@ private:
     void follow(service_env& env, owner_forwarding& fwd, const grpc::ServerContextBase* call,
                 v1::StreamAlertsRequest req, uint32_t m) {
       for (;;) {
-        auto* stubs = fwd.stubs(m);
+        auto stubs = fwd.stubs(m);
         if (stubs) {
           grpc::ClientContext ctx;
           env.prepare_forwarded(call, ctx, true);
@@ -367,7 +367,7 @@ private:
     auto& fwd = *env_.ctx.forwarding;
     auto where = "shard " + std::to_string(fwd.shard(req.patient())) + " (member " +
                  fwd.member_name(owner) + ")";
-    auto* stubs = fwd.stubs(owner);
+    auto stubs = fwd.stubs(owner);
     if (!stubs)
       return service_env::owner_unreachable(where, "not reached yet");
     grpc::ClientContext ctx;
@@ -416,7 +416,7 @@ private:
     for (auto m : fwd.others()) {
       auto& a = *answers.emplace_back(std::make_unique<answer>());
       a.member = m;
-      auto* stubs = fwd.stubs(m);
+      auto stubs = fwd.stubs(m);
       if (!stubs) {
         a.done.set_value(Status(grpc::StatusCode::UNAVAILABLE, "not reached yet"));
         continue;

@@ -396,7 +396,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
       join->add(part->unreachable("forwarded here, but " + where + ": the members' lists differ"));
       continue;
     }
-    auto* stubs = fwd.stubs(part->member);
+    auto stubs = fwd.stubs(part->member);
     if (!stubs) {
       join->add(part->unreachable(where + ", not reached yet; resend"));
       continue;

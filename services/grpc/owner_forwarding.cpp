@@ -41,7 +41,7 @@ const std::string& owner_forwarding::member_name(uint32_t m) const {
   return members_.map().members()[m].name;
 }
 
-owner_stubs* owner_forwarding::stubs(uint32_t m) {
+std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
   auto address = members_.api_address(m);
   if (address.empty())
     return nullptr;
@@ -56,13 +56,14 @@ owner_stubs* owner_forwarding::stubs(uint32_t m) {
       return nullptr;
     s = std::make_unique<slot>();
     s->address = address;
-    s->stubs.registry = v1::RegistryService::NewStub(channel);
-    s->stubs.twins = v1::TwinService::NewStub(channel);
-    s->stubs.clinical = v1::ClinicalService::NewStub(channel);
-    s->stubs.ingest = v1::IngestService::NewStub(channel);
-    s->stubs.alerts = v1::AlertService::NewStub(channel);
+    s->stubs = std::make_shared<owner_stubs>();
+    s->stubs->registry = v1::RegistryService::NewStub(channel);
+    s->stubs->twins = v1::TwinService::NewStub(channel);
+    s->stubs->clinical = v1::ClinicalService::NewStub(channel);
+    s->stubs->ingest = v1::IngestService::NewStub(channel);
+    s->stubs->alerts = v1::AlertService::NewStub(channel);
   }
-  return &s->stubs;
+  return s->stubs;
 }
 
 }  // namespace healthtwin::services

@@ -48,8 +48,10 @@ public:
   uint32_t shard(std::string_view name) const;
   const std::string& member_name(uint32_t m) const;
 
-  /// Stubs for member `m`; nullptr until a probe told its API port.
-  owner_stubs* stubs(uint32_t m);
+  /// Stubs for member `m`; null until a probe told its API port. Shared:
+  /// a member that comes back on another port gets new stubs while calls
+  /// may still hold the old ones.
+  std::shared_ptr<owner_stubs> stubs(uint32_t m);
   /// Member `m`'s PeerService (its peer listener, mutual TLS); null for
   /// this node, or if its channel could not be made.
   internal::PeerService::Stub* peer(uint32_t m) { return peers_[m].get(); }
@@ -59,7 +61,7 @@ public:
 private:
   struct slot {
     std::string address;
-    owner_stubs stubs;
+    std::shared_ptr<owner_stubs> stubs;
   };
   const cluster::membership& members_;
   channel_settings tls_;

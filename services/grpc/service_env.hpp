@@ -104,7 +104,7 @@ struct service_env {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "forwarded here, but this node does not own " + where +
                               ": the members' lists differ");
-    auto* stubs = ctx.forwarding->stubs(*owner);
+    auto stubs = ctx.forwarding->stubs(*owner);
     if (!stubs)
       return owner_unreachable(where, "not reached yet");
     grpc::ClientContext out;

@@ -231,7 +231,7 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
     auto device = models::parse_twin_name(p.device());
     if (!patient || patient->kind != models::twin_kind::patient) {
       bad.push_back({field + ".patient", "must be tenants/{tenant}/patients/{patient}"});
-    } else if (env.ctx.forwarding && env.ctx.forwarding->remote_owner(p.patient())) {
+    } else if (env.owned_elsewhere(p.patient())) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           field + ".patient: this member does not own its shard; the members' lists differ");
     }
@@ -304,7 +304,7 @@ grpc::Status link_device(service_env& env, const grpc::ServerContext& call,
     return invalid_argument("patient", "must be tenants/{tenant}/patients/{patient}");
   if (!device || device->kind != models::twin_kind::device || device->tenant != patient->tenant)
     return invalid_argument("device", "must be tenants/{tenant}/devices/{device} of the patient's tenant");
-  if (env.ctx.forwarding && env.ctx.forwarding->remote_owner(req.patient()))
+  if (env.owned_elsewhere(req.patient()))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "this member does not own the patient's shard; the members' lists differ");
   auto r = env.sequence(&call, actors::link_device{req.patient(), req.device(), req.attach()});

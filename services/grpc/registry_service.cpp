@@ -195,8 +195,12 @@ public:
             return s.registry->AssignDevice(&c, *req, resp);
           }))
         return *fwd;
-      if (env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(req->patient()))
-        return assign_elsewhere(call, rc, req->device(), req->patient(), resp);
+      if (env_.owned_elsewhere(req->patient())) {
+        storage::device_record d;
+        if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+          return st;
+        return assign_elsewhere(call, d, req->patient(), resp);
+      }
       return assign(call, req->device(), req->patient(), resp);
     });
   }
@@ -213,8 +217,8 @@ public:
       storage::device_record d;
       if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
         return st;
-      if (!d.patient.empty() && env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(d.patient))
-        return assign_elsewhere(call, rc, req->device(), {}, resp, d.patient);
+      if (!d.patient.empty() && env_.owned_elsewhere(d.patient))
+        return assign_elsewhere(call, d, {}, resp);
       return assign(call, req->device(), {}, resp);
     });
   }
@@ -233,7 +237,7 @@ public:
       if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
         return st;
       bool elsewhere = !d.patient.empty() && d.decommission_time_ms == 0 &&
-                       env_.ctx.forwarding && env_.ctx.forwarding->remote_owner(d.patient);
+                       env_.owned_elsewhere(d.patient);
       if (elsewhere)
         if (auto st = env_.link_elsewhere(call, d.patient, req->device(), false); !st.ok())
           return st;
@@ -320,12 +324,11 @@ private:
   // device to (or unlinks it from) the patient first, then this node, the
   // device's owner, assigns it. A link whose assignment then fails is
   // undone (a retry of the call mends what an undo could not).
-  Status assign_elsewhere(ServerContext* call, rpc_call& rc, const std::string& device,
-                          const std::string& patient, v1::Device* resp,
-                          const std::string& previous = {}) {
-    storage::device_record d;
-    if (auto st = find_device(env_, rc, device, "device", d); !st.ok())
-      return st;
+  // `d`: the device's record as the caller read it; `patient` empty to
+  // unassign it from d.patient.
+  Status assign_elsewhere(ServerContext* call, const storage::device_record& d,
+                          const std::string& patient, v1::Device* resp) {
+    auto& device = d.name;
     if (!patient.empty() && d.patient == patient) {  // idempotent
       to_api(d, resp);
       return Status::OK;
@@ -335,7 +338,7 @@ private:
                     "device is attached to another patient; unassign it first");
     if (!patient.empty() && d.decommission_time_ms != 0)
       return Status(grpc::StatusCode::FAILED_PRECONDITION, "the device was decommissioned");
-    auto linked = patient.empty() ? previous : patient;
+    auto& linked = patient.empty() ? d.patient : patient;
     if (auto st = env_.link_elsewhere(call, linked, device, !patient.empty()); !st.ok())
       return st;
     auto r = run(call, actors::assign_device{device, patient, true});

@@ -116,6 +116,11 @@ struct service_env {
     return st;
   }
 
+  /// True in a cluster when another member owns `name`'s shard.
+  bool owned_elsewhere(std::string_view name) const {
+    return ctx.forwarding && ctx.forwarding->remote_owner(name).has_value();
+  }
+
   /// A call made on the caller's behalf to another member: the caller's
   /// token and deadline (timeout(); for a stream, the caller's own deadline
   /// if it set one), marked as forwarded by this node.

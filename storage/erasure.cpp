@@ -38,13 +38,19 @@ key_range patient_range(std::string prefix_with_nul) {
   return r;
 }
 
-// Every range keyed by the patient: snapshot, series, alert records,
-// active index and silences.
+// Every range keyed by the patient: snapshot, the sequence windows of its
+// patient parts (a cluster's ingest sequencer names them
+// "part:{patient}|{device}"), series, alert records, active index and
+// silences.
 std::vector<std::pair<column, key_range>> patient_ranges(store& s, std::string_view patient) {
   auto shard = models::shard_of(patient, s.shards());
   auto snapshot = key_codec::twin_key(shard, models::twin_kind::patient, patient);
+  auto parts = key_codec::window_key(shard, "part:" + std::string{patient} + "|");
+  auto parts_end = parts;
+  parts_end.back() = '|' + 1;
   std::vector<std::pair<column, key_range>> out{
       {column::twins, {snapshot, snapshot + '\0'}},
+      {column::twins, {parts, parts_end}},
       {column::series, patient_range(key_codec::series_patient_prefix(shard, patient))}};
   for (char kind : {'a', 'x', 's'})
     out.push_back({column::alerts, patient_range(key_codec::alert_key(kind, shard, patient, {}))});

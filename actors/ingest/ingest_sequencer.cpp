@@ -706,7 +706,8 @@ struct ingest_sequencer::impl {
     std::unordered_map<std::string, storage::patient_record> patients;
     std::unordered_map<std::string, storage::device_record> devices;
     std::vector<std::string> notify;
-    std::vector<std::string> erased;  // earlier in this group
+    std::vector<std::string> erased;    // earlier in this group
+    std::vector<std::string> released;  // patients erased elsewhere: purge their name here
   };
 
   caf::expected<std::optional<storage::patient_record>> get_patient(registry_txn& t,
@@ -979,6 +980,24 @@ struct ingest_sequencer::impl {
     return out;
   }
 
+  registry_result run(registry_txn& t, release_devices& c) {
+    registry_result out;
+    for (auto& name : c.devices) {
+      auto d = get_device(t, name);
+      if (!d)
+        return failed(d.error());
+      if (*d && (*d)->patient == c.patient) {  // else: released before, or moved on
+        (*d)->patient.clear();
+        put(t, **d);
+      }
+    }
+    // Owed until purged, so a crash before the purge still purges at the
+    // next start (purges_owed).
+    storage::note_purge_owed(t.batch, store, c.patient);
+    t.released.push_back(c.patient);
+    return out;
+  }
+
   // Runs registry jobs [first, last) as one commit.
   void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
     registry_txn t{store};
@@ -1008,6 +1027,10 @@ struct ingest_sequencer::impl {
           caf::anon_send(shards[s], registry_atom::value, p);
         }
         committed = true;
+        for (auto& p : t.released)
+          purges.push_back({p, position.load()});
+        if (!t.released.empty())
+          next_checkpoint = clock::now();  // truncate the log behind it soon
       }
     }
     for (auto i = first; i < last; ++i) {

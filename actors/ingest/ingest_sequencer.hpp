@@ -138,6 +138,14 @@ struct link_device {
 struct erase_patient {
   std::string patient;
 };
+/// In a cluster, on a device's owner, while another member erases the
+/// device's patient: detaches each of `devices` still attached to `patient`
+/// and purges the patient's name from this node's files (its ingest log
+/// names the patient) after the next checkpoint. Idempotent.
+struct release_devices {
+  std::string patient;
+  std::vector<std::string> devices;
+};
 /// Changes the fields of `fields` named in `mask` (ward, bed, home_region,
 /// spo2_scale2) of patient fields.name; refused with `aborted` unless
 /// `expected_version` is 0 or the record's version.
@@ -167,7 +175,7 @@ struct report_device_state {
 };
 using registry_command = std::variant<create_patient, create_device, assign_device, erase_patient,
                                       update_patient, decommission_device, update_desired_config,
-                                      report_device_state, link_device>;
+                                      report_device_state, link_device, release_devices>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is

@@ -51,7 +51,7 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
       "ClinicalService/RecordObservations", "IngestService/Ingest", "IngestService/StreamIngest",
       "RegistryService/AssignDevice", "RegistryService/UnassignDevice",
-      "RegistryService/DecommissionDevice", "AlertService/ListAlerts",
+      "RegistryService/DecommissionDevice", "RegistryService/ErasePatient", "AlertService/ListAlerts",
       "AlertService/StreamAlerts", "AlertService/AcknowledgeAlert", "AlertService/ResolveAlert",
       "AlertService/SilenceAlerts"};
   if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
@@ -252,6 +252,9 @@ peer_handlers api_services::peer_data() {
   };
   h.link_device = [env](const grpc::ServerContext& call, const internal::DeviceLink& req) {
     return link_device(*env, call, req);
+  };
+  h.release_devices = [env](const grpc::ServerContext& call, const internal::DeviceRelease& req) {
+    return release_devices(*env, call, req);
   };
   return h;
 }

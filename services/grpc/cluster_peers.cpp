@@ -101,6 +101,13 @@ public:
     return handlers_.link_device(*call, *req);
   }
 
+  grpc::Status ReleaseDevices(grpc::ServerContext* call, const internal::DeviceRelease* req,
+                              internal::DeviceReleaseAck*) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    return handlers_.release_devices(*call, *req);
+  }
+
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
     *resp = hello_of(settings_, members_, ready_.load());
     auto m = members_.map().find(req->node());

@@ -46,13 +46,15 @@ std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings&
                                                             std::string& error);
 
 /// What the PeerService answers from this node's data (api_services):
-/// its own patients' summaries, patient parts and device links.
+/// its own patients' summaries, patient parts, device links and releases.
 struct peer_handlers {
   std::function<grpc::Status(const internal::SummaryQuery&, internal::SummaryList*)> summaries;
   std::function<grpc::Status(const grpc::ServerContext&, const internal::PatientParts&,
                              internal::PatientPartsAck*)>
       apply_patient_parts;
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceLink&)> link_device;
+  std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceRelease&)>
+      release_devices;
 };
 
 /// The PeerService: answers other members' hellos (FAILED_PRECONDITION

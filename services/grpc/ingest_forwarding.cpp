@@ -3,6 +3,7 @@
 // "Ingest through any member").
 
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -310,6 +311,63 @@ grpc::Status link_device(service_env& env, const grpc::ServerContext& call,
   auto r = env.sequence(&call, actors::link_device{req.patient(), req.device(), req.attach()});
   if (r.error)
     return to_status(r.error, "patient");
+  return grpc::Status::OK;
+}
+
+grpc::Status release_devices(service_env& env, const grpc::ServerContext& call,
+                             const internal::DeviceRelease& req) {
+  if (!env.ready())
+    return not_ready();
+  auto patient = models::parse_twin_name(req.patient());
+  if (!patient || patient->kind != models::twin_kind::patient)
+    return invalid_argument("patient", "must be tenants/{tenant}/patients/{patient}");
+  actors::release_devices cmd{req.patient(), {}};
+  for (int i = 0; i < req.devices_size(); ++i) {
+    auto& name = req.devices(i);
+    auto device = models::parse_twin_name(name);
+    if (!device || device->kind != models::twin_kind::device || device->tenant != patient->tenant)
+      return invalid_argument("devices[" + std::to_string(i) + "]",
+                              "must be tenants/{tenant}/devices/{device} of the patient's tenant");
+    if (env.owned_elsewhere(name))
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "devices[" + std::to_string(i) +
+                              "]: this member does not own the device's shard; the members' lists differ");
+    cmd.devices.push_back(name);
+  }
+  auto r = env.sequence(&call, std::move(cmd));
+  if (r.error)
+    return to_status(r.error, "device");
+  return grpc::Status::OK;
+}
+
+grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
+                                            const std::string& patient,
+                                            const std::vector<std::string>& devices) {
+  if (!ctx.forwarding)
+    return grpc::Status::OK;
+  std::map<uint32_t, internal::DeviceRelease> by_owner;
+  for (auto& d : devices)
+    if (auto owner = ctx.forwarding->remote_owner(d)) {
+      auto& release = by_owner[*owner];
+      release.set_patient(patient);
+      release.add_devices(d);
+    }
+  auto deadline = std::chrono::system_clock::now() + timeout(call);
+  for (auto& [owner, release] : by_owner) {
+    auto where = "member " + ctx.forwarding->member_name(owner) + ", owner of devices of the patient";
+    auto* stub = ctx.forwarding->peer(owner);
+    if (!stub)
+      return owner_unreachable(where, "no channel");
+    grpc::ClientContext out;
+    out.set_deadline(deadline);
+    internal::DeviceReleaseAck ack;
+    auto st = stub->ReleaseDevices(&out, release, &ack);
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return owner_unreachable(where, st.error_message() + "; nothing was erased, retry");
+    if (!st.ok())
+      return st;
+  }
   return grpc::Status::OK;
 }
 

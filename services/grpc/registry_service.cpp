@@ -291,6 +291,18 @@ public:
       rc.resource = req->name();  // the audit log stores it by pseudonym
       if (auto st = rc.allow({name->tenant, {}}); !st.ok())
         return st;
+      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->ErasePatient(&c, *req, resp);
+          }))
+        return *fwd;
+      // Devices other members own are detached there first (and the name
+      // purged from their files); should one be down, nothing is erased.
+      auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
+      if (!rec)
+        return to_status(rec.error());
+      if (*rec)
+        if (auto st = env_.release_elsewhere(call, req->name(), (*rec)->devices); !st.ok())
+          return st;
       auto r = run(call, actors::erase_patient{req->name()});
       if (r.error)
         return to_status(r.error, "patient");

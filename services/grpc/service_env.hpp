@@ -155,6 +155,14 @@ struct service_env {
   grpc::Status link_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
                               const std::string& device, bool attach);
 
+  /// Before this node, `patient`'s owner, erases it: has the members that
+  /// own some of `devices` detach them and purge the patient's name
+  /// (PeerService ReleaseDevices). OK when this node owns them all;
+  /// UNAVAILABLE naming the member when one cannot be reached (nothing is
+  /// erased then; a retry releases again).
+  grpc::Status release_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
+                                 const std::vector<std::string>& devices);
+
   /// UNAVAILABLE with retry info: the owner of `where` cannot be reached.
   static grpc::Status owner_unreachable(const std::string& where, const std::string& why);
 
@@ -288,6 +296,9 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
                                  const internal::PatientParts& req, internal::PatientPartsAck* out);
 grpc::Status link_device(service_env& env, const grpc::ServerContext& call,
                          const internal::DeviceLink& req);
+/// PeerService.ReleaseDevices on a device's owner (ingest_forwarding.cpp).
+grpc::Status release_devices(service_env& env, const grpc::ServerContext& call,
+                             const internal::DeviceRelease& req);
 
 grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
                              internal::SummaryList* out);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "actors/cluster/shard_map.hpp"
 #include "actors/models/twin_name.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
+#include "storage/file_scan.hpp"
 #include "services/grpc/client_channel.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
@@ -66,10 +68,11 @@ public:
   uint16_t peer_port(int i) const { return peer_ports_[i]; }
   void drop(int i) { nodes_[i].reset(); }
 
-  /// Starts every member and waits until each sees every other up.
-  ::testing::AssertionResult start_all() {
+  /// Starts every member (with `extra` flags) and waits until each sees
+  /// every other up.
+  ::testing::AssertionResult start_all(const std::vector<std::string>& extra = {}) {
     for (size_t i = 0; i < nodes_.size(); ++i)
-      start(static_cast<int>(i));
+      start(static_cast<int>(i), extra);
     for (size_t i = 0; i < nodes_.size(); ++i)
       if (!node(static_cast<int>(i)).wait_ready())
         return ::testing::AssertionFailure() << node(static_cast<int>(i)).log();
@@ -89,6 +92,8 @@ public:
     std::filesystem::remove_all(root_.path() / names_[i] / "db");
   }
   const std::vector<std::string>& names() const { return names_; }
+  /// Member i's RocksDB directory.
+  std::filesystem::path db_dir(int i) const { return root_.path() / names_[i] / "db"; }
 
   // ClusterService/GetClusterStatus as member i sees it.
   v1::ClusterStatus status(int i) {
@@ -168,17 +173,19 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
       EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
   }
 
-  // Calls that span members are not served yet: refused rather than
-  // answered from one member's part of the twins.
+  // Calls not forwarded yet are refused rather than answered from one
+  // member's part of the twins.
   api_client client{c.node(1).channel()};
   grpc::ClientContext ctx;
   api_client::deadline(ctx, 5);
-  v1::ErasePatientRequest req;
+  v1::WatchPatientTwinRequest req;
   req.set_name("tenants/h1/patients/p1");
-  v1::ErasePatientResponse resp;
-  auto st = client.registry->ErasePatient(&ctx, req, &resp);
+  auto watch = client.twins->WatchPatientTwin(&ctx, req);
+  v1::PatientTwin update;
+  EXPECT_FALSE(watch->Read(&update));
+  auto st = watch->Finish();
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find("RegistryService/ErasePatient"), std::string::npos)
+  EXPECT_NE(st.error_message().find("TwinService/WatchPatientTwin"), std::string::npos)
       << st.error_message();
 }
 
@@ -501,6 +508,149 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
     break;
   }
   EXPECT_TRUE(decommissioned) << "no device of a patient on another member was left to decommission";
+}
+
+// The first name `prefix` + k (k = 0, 1, ...) whose shard `owner` owns.
+std::string name_owned_by(const std::string& prefix, uint32_t owner,
+                          const std::vector<std::string>& member_names) {
+  for (int k = 0;; ++k)
+    if (auto name = prefix + std::to_string(k); owner_of(name, member_names) == owner)
+      return name;
+}
+
+// Files under member i's data directory that hold `needle` (plaintext: the
+// fixture's members run without an encryption key).
+std::vector<std::string> files_with(cluster_fixture& c, int i, const std::string& needle) {
+  healthtwin::storage::store_settings files;
+  files.data_dir = c.db_dir(i).string();
+  auto hits = healthtwin::storage::files_containing(files, needle);
+  EXPECT_TRUE(hits) << healthtwin::storage::describe(hits.error());
+  return hits ? *hits : std::vector<std::string>{"<scan failed>"};
+}
+
+std::string bytes_of(double v) {
+  std::string s(sizeof v, '\0');
+  std::memcpy(s.data(), &v, sizeof v);
+  return s;
+}
+
+// Erasure in a cluster (GDPR Art. 17). The patient lives on n1, one of its
+// monitors on each member; the erasure goes through n0. The patient's owner
+// first has the devices' owners detach them and purge the patient's name
+// from their files, then erases it. After the purges and one restart (as
+// in erasure_test), no file of any member holds the patient's identifier
+// or its values, while another patient's data is intact.
+TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_any_member) {
+  cluster_fixture c{3};
+  const std::vector<std::string> checkpoint_often{"--checkpoint-interval-ms=300"};
+  ASSERT_TRUE(c.start_all(checkpoint_often));
+  const std::string patients = "tenants/h1/patients/", devices = "tenants/h1/devices/";
+  auto erased = name_owned_by(patients + "pt-erase-me-", 1, c.names());
+  auto kept = name_owned_by(patients + "pt-keep-", 1, c.names());
+  std::vector<std::string> monitors;
+  for (uint32_t m = 0; m < 3; ++m)
+    monitors.push_back(name_owned_by(devices + "mon-e" + std::to_string(m) + "-", m, c.names()));
+  auto kept_monitor = name_owned_by(devices + "mon-k-", 0, c.names());
+  constexpr double erased_temperature = 38.71, kept_temperature = 37.13;  // only theirs
+
+  api_client n0{c.node(0).channel()}, n2{c.node(2).channel()};
+  ASSERT_TRUE(n2.create_patient("h1", erased.substr(patients.size()), "ICU-3").ok());
+  ASSERT_TRUE(n2.create_patient("h1", kept.substr(patients.size()), "ICU-3").ok());
+  auto feed = [&](const std::string& device, const std::string& patient, double temperature) {
+    auto st = n2.create_device("h1", device.substr(devices.size()), v1::DEVICE_TYPE_BEDSIDE_MONITOR,
+                               patient);
+    ASSERT_TRUE(st.ok()) << device << ": " << st.error_message();
+    auto t = now_ms() - 10'000;
+    v1::IngestResponse resp;
+    st = n2.send(api_client::request(device, {{1, t, v1::METRIC_HEART_RATE, 72},
+                                              {2, t + 1000, v1::METRIC_HEART_RATE, 73},
+                                              {3, t + 2000, v1::METRIC_TEMPERATURE, temperature}}),
+                 resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(resp.accepted(), 3u) << resp.ShortDebugString();
+  };
+  for (auto& m : monitors)
+    ASSERT_NO_FATAL_FAILURE(feed(m, erased, erased_temperature));
+  ASSERT_NO_FATAL_FAILURE(feed(kept_monitor, kept, kept_temperature));
+  ASSERT_EQ(n0.patient_twin(erased).readings_applied(), 9u);
+  // Control: every member's files hold the patient's name and value (the
+  // devices' owners in their ingest logs and device records).
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(files_with(c, i, erased).empty()) << "n" << i;
+    EXPECT_FALSE(files_with(c, i, bytes_of(erased_temperature)).empty()) << "n" << i;
+  }
+
+  v1::ErasePatientRequest req;
+  req.set_name(erased);
+  v1::ErasePatientResponse resp;
+  // With a device's owner down, nothing is erased: UNAVAILABLE names it.
+  c.node(2).crash();
+  ASSERT_TRUE(c.wait_state(1, 2, v1::MEMBER_STATE_DOWN));
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 10);
+    auto st = n0.registry->ErasePatient(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    EXPECT_NE(st.error_message().find("member n2"), std::string::npos) << st.error_message();
+    EXPECT_TRUE(get_patient(n0, erased).ok());
+  }
+  c.start(2, checkpoint_often);
+  ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
+  ASSERT_TRUE(c.wait_state(1, 2, v1::MEMBER_STATE_UP));
+  n2 = api_client{c.node(2).channel()};
+
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 30);
+  auto st = n0.registry->ErasePatient(&ctx, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  auto detached = std::vector<std::string>{resp.detached_devices().begin(), resp.detached_devices().end()};
+  std::sort(detached.begin(), detached.end());
+  auto expected = monitors;
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(detached, expected);
+
+  // Through every member: the patient is gone, its monitors belong to
+  // nobody and go on reporting.
+  for (int i = 0; i < 3; ++i) {
+    api_client edge{c.node(i).channel()};
+    EXPECT_EQ(get_patient(edge, erased).error_code(), grpc::StatusCode::NOT_FOUND) << "n" << i;
+    for (auto& m : monitors) {
+      grpc::ClientContext dctx;
+      api_client::deadline(dctx);
+      v1::GetDeviceRequest dreq;
+      dreq.set_name(m);
+      v1::Device dev;
+      ASSERT_TRUE(edge.registry->GetDevice(&dctx, dreq, &dev).ok()) << m;
+      EXPECT_EQ(dev.patient(), "") << m << " via n" << i;
+    }
+  }
+  grpc::ClientContext again_ctx;
+  api_client::deadline(again_ctx);
+  EXPECT_EQ(n2.registry->ErasePatient(&again_ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::IngestResponse late;
+  ASSERT_TRUE(n0.send(api_client::request(monitors[2], {{4, now_ms(), v1::METRIC_HEART_RATE, 74}}), late).ok());
+  EXPECT_EQ(late.accepted(), 1u) << late.ShortDebugString();
+  EXPECT_EQ(n0.device_twin(monitors[2]).readings_accepted(), 4u);
+
+  // Each member purges after its next checkpoint: the patient's owner its
+  // records, the devices' owners their ingest logs.
+  for (int i = 0; i < 3; ++i) {
+    for (int k = 0; k < 300 && c.node(i).metric("healthtwin_erasure_purges_total") < 1; ++k)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_GE(c.node(i).metric("healthtwin_erasure_purges_total"), 1) << "n" << i << c.node(i).log();
+  }
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(c.node(i).stop(), 0) << c.node(i).log();
+  ASSERT_TRUE(c.start_all(checkpoint_often));  // RocksDB rewrites its MANIFEST
+  EXPECT_EQ(api_client{c.node(1).channel()}.patient_twin(kept).readings_applied(), 3u);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(c.node(i).stop(), 0) << c.node(i).log();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(files_with(c, i, erased), std::vector<std::string>{}) << "n" << i;
+    EXPECT_EQ(files_with(c, i, bytes_of(erased_temperature)), std::vector<std::string>{}) << "n" << i;
+  }
+  EXPECT_FALSE(files_with(c, 1, kept).empty());  // the scan sees what is there
+  EXPECT_FALSE(files_with(c, 1, bytes_of(kept_temperature)).empty());
 }
 
 // A stream's batches complete out of order when their owners differ (a

@@ -56,16 +56,6 @@ void feed(api_client& c, const std::string& device, double hr, double temperatur
   ASSERT_EQ(resp.accepted(), 401u);
 }
 
-double metric_value(const node_process& node, const std::string& name) {
-  auto cmd = node.curl("/metrics");
-  std::unique_ptr<FILE, int (*)(FILE*)> p{::popen(cmd.c_str(), "r"), ::pclose};
-  char line[512];
-  while (p && std::fgets(line, sizeof line, p.get()))
-    if (std::strncmp(line, name.c_str(), name.size()) == 0 && line[name.size()] == ' ')
-      return std::atof(line + name.size() + 1);
-  return -1;
-}
-
 // Both patients with a monitor each; the one to erase is tachycardic, so it
 // has alerts too.
 void populate(api_client& c) {
@@ -158,9 +148,9 @@ TEST(erasure_test, nothing_of_an_erased_patient_is_left_in_any_file) {
     EXPECT_EQ(late.accepted(), 1u);
   }
   // The purge runs after the next checkpoint.
-  for (int i = 0; i < 300 && metric_value(*node, "healthtwin_erasure_purges_total") < 1; ++i)
+  for (int i = 0; i < 300 && node->metric("healthtwin_erasure_purges_total") < 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_GE(metric_value(*node, "healthtwin_erasure_purges_total"), 1) << node->log();
+  ASSERT_GE(node->metric("healthtwin_erasure_purges_total"), 1) << node->log();
   ASSERT_EQ(node->stop(), 0) << node->log();
   // The purge left none of the patient's values in any file (WAL included).
   EXPECT_EQ(found(bytes_of(erased_temperature)), std::vector<std::string>{});
@@ -215,15 +205,15 @@ TEST(erasure_test, a_purge_cut_short_by_a_crash_runs_after_the_restart) {
     v1::ErasePatientResponse resp;
     ASSERT_TRUE(c.registry->ErasePatient(&ctx, req, &resp).ok());
   }
-  EXPECT_LT(metric_value(*node, "healthtwin_erasure_purges_total"), 1);  // not yet
+  EXPECT_LT(node->metric("healthtwin_erasure_purges_total"), 1);  // not yet
   node->crash();
   EXPECT_FALSE(found(bytes_of(erased_temperature)).empty());  // still on disk (WAL, SST)
 
   node = std::make_unique<node_process>(dir.path(), args);
   ASSERT_TRUE(node->wait_ready()) << node->log();
-  for (int i = 0; i < 300 && metric_value(*node, "healthtwin_erasure_purges_total") < 1; ++i)
+  for (int i = 0; i < 300 && node->metric("healthtwin_erasure_purges_total") < 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_GE(metric_value(*node, "healthtwin_erasure_purges_total"), 1) << node->log();
+  ASSERT_GE(node->metric("healthtwin_erasure_purges_total"), 1) << node->log();
   EXPECT_NE(node->log().find("erasure purge(s) owed"), std::string::npos) << node->log();
   ASSERT_EQ(node->stop(), 0) << node->log();
   auto log_before = node->log().size();  // the log file is appended to

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -247,6 +248,17 @@ public:
     auto scheme = plaintext_ ? "http" : "https";
     return "curl -s --cacert " + pki_.ca_cert.string() + " " + extra + " " + scheme + "://127.0.0.1:" +
            std::to_string(http_port_) + path;
+  }
+
+  /// The value of an unlabelled Prometheus metric on /metrics; -1 when absent.
+  double metric(const std::string& name) const {
+    auto cmd = curl("/metrics");
+    std::unique_ptr<FILE, int (*)(FILE*)> p{::popen(cmd.c_str(), "r"), ::pclose};
+    char line[512];
+    while (p && std::fgets(line, sizeof line, p.get()))
+      if (std::strncmp(line, name.c_str(), name.size()) == 0 && line[name.size()] == ' ')
+        return std::atof(line + name.size() + 1);
+    return -1;
   }
 
   const test_pki& pki() const { return pki_; }

@@ -6,6 +6,7 @@
 
 #include "healthtwin/internal/records.pb.h"
 #include "storage/alert_table.hpp"
+#include "storage/erasure.hpp"
 #include "storage/errc.hpp"
 #include "storage/ingest_log.hpp"
 #include "storage/key_codec.hpp"
@@ -890,4 +891,59 @@ TEST_F(patient_parts_test, device_links_change_the_patients_device_list) {
   EXPECT_EQ(unlinked.patient.devices, std::vector<std::string>{monitor_a});
   EXPECT_TRUE(registry(link_device{"tenants/h1/patients/nobody", far_device, true}).error);
   EXPECT_TRUE(registry(link_device{patient_a, "tenants/h2/devices/x", true}).error);
+}
+
+// The patient's owner erases the windows of the patient's parts with the
+// patient: their keys name the patient.
+TEST_F(patient_parts_test, erasing_a_patient_deletes_the_windows_of_its_parts) {
+  const std::string far_device = "tenants/h1/devices/elsewhere";
+  ASSERT_EQ(apply_parts(part_of(patient_a, far_device, {r(1, 1000, metric::heart_rate, 72)})).accepted, 1u);
+  restart();  // the checkpoint writes the window
+  auto window = storage::key_codec::window_key(models::shard_of(patient_a, shards_count()),
+                                               "part:" + patient_a + "|" + far_device);
+  auto stored = db().get(storage::column::twins, window);
+  ASSERT_TRUE(stored && *stored) << "the part's window should have been checkpointed";
+  ASSERT_FALSE(registry(erase_patient{patient_a}).error);
+  restart();  // the purge runs after the checkpoint past the erasure
+  stored = db().get(storage::column::twins, window);
+  ASSERT_TRUE(stored);
+  EXPECT_FALSE(*stored);
+}
+
+namespace {
+
+size_t owed_purges(storage::store& db) {
+  auto n = storage::purges_owed(db);
+  return n ? *n : 99;
+}
+
+}  // namespace
+
+// A device's owner, while another member erases the device's patient:
+// detaches the devices still attached to that patient (only those), and
+// owes a purge of the patient's name from its files until it ran.
+TEST_F(patient_parts_test, releasing_devices_detaches_those_of_the_erased_patient_and_purges) {
+  const std::string far_patient = "tenants/h1/patients/far";
+  const std::string other_patient = "tenants/h1/patients/other";
+  const std::string far_device = "tenants/h1/devices/mon-far";
+  const std::string other_device = "tenants/h1/devices/mon-other";
+  auto owed = [&] { return owed_purges(db()); };
+  add_device(far_device);
+  add_device(other_device);
+  ASSERT_FALSE(registry(assign_device{far_device, far_patient, true}).error);
+  ASSERT_FALSE(registry(assign_device{other_device, other_patient, true}).error);
+  ASSERT_EQ(owed(), 0u);
+
+  ASSERT_FALSE(registry(release_devices{far_patient, {far_device, other_device}}).error);
+  storage::registry reg{db()};
+  EXPECT_EQ((*reg.get_device(far_device))->patient, "");
+  EXPECT_EQ((*reg.get_device(other_device))->patient, other_patient);  // not the erased one's
+  EXPECT_EQ(owed(), 1u);
+  // Released again (a retried erasure): nothing changes.
+  ASSERT_FALSE(registry(release_devices{far_patient, {far_device}}).error);
+  EXPECT_EQ((*reg.get_device(far_device))->patient, "");
+  // The device goes on, for nobody.
+  EXPECT_EQ(ingest(far_device, {r(1, 1000, metric::heart_rate, 72)}).accepted, 1u);
+  restart();  // the stop's checkpoint hands the purge over and finishes it
+  EXPECT_EQ(owed(), 0u);
 }

@@ -36,11 +36,13 @@ public:
       // answered from this member alone.
       std::unique_ptr<member_streams> others;
       if (env_.ctx.forwarding && !call->client_metadata().count(forwarded_by_header)) {
-        auto owner = filter.patient.empty() ? std::nullopt : env_.ctx.forwarding->remote_owner(filter.patient);
-        if (owner) {
+        if (!filter.patient.empty() && env_.owned_elsewhere(filter.patient)) {
           if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
             return st;
-          return relay_owner_stream(call, *req, writer, *owner);
+          // Resume tokens are the owner's; ends when the caller or the owner ends it.
+          return *env_.relay(call, filter.patient, writer, [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.alerts->StreamAlerts(&c, *req);
+          });
         }
         if (filter.patient.empty()) {
           if (req->has_resume_after())
@@ -359,44 +361,6 @@ private:
     std::vector<v1::AlertEvent> events_;
     std::vector<std::thread> threads_;
   };
-
-  // A patient's alerts from its owner, as they come (resume tokens are the
-  // owner's); ends when the caller or the owner ends it.
-  Status relay_owner_stream(ServerContext* call, const v1::StreamAlertsRequest& req,
-                            grpc::ServerWriter<v1::AlertEvent>* writer, uint32_t owner) {
-    auto& fwd = *env_.ctx.forwarding;
-    auto where = "shard " + std::to_string(fwd.shard(req.patient())) + " (member " +
-                 fwd.member_name(owner) + ")";
-    auto stubs = fwd.stubs(owner);
-    if (!stubs)
-      return service_env::owner_unreachable(where, "not reached yet");
-    grpc::ClientContext ctx;
-    env_.prepare_forwarded(call, ctx, true);
-    std::atomic<bool> done{false};
-    std::thread watch([&] {  // the caller went away or the node stops: end it there too
-      while (!done.load()) {
-        if (call->IsCancelled() || env_.stopping) {
-          ctx.TryCancel();
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    });
-    auto reader = stubs->alerts->StreamAlerts(&ctx, req);
-    v1::AlertEvent e;
-    while (reader->Read(&e))
-      if (!writer->Write(e)) {
-        ctx.TryCancel();
-        break;
-      }
-    auto st = reader->Finish();
-    done = true;
-    watch.join();
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !env_.stopping))
-      return service_env::owner_unreachable(where, st.error_message());
-    return st;
-  }
 
   // Adds the first `limit` alerts of every other member (ListAlerts made
   // there as forwarded calls, in parallel, within the caller's deadline) to

@@ -53,7 +53,7 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "RegistryService/AssignDevice", "RegistryService/UnassignDevice",
       "RegistryService/DecommissionDevice", "RegistryService/ErasePatient", "AlertService/ListAlerts",
       "AlertService/StreamAlerts", "AlertService/AcknowledgeAlert", "AlertService/ResolveAlert",
-      "AlertService/SilenceAlerts"};
+      "AlertService/SilenceAlerts", "TwinService/WatchPatientTwin", "TwinService/WatchDeviceTwin"};
   if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
       !forwarded_rpcs.count(rc.rpc))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,

@@ -2,6 +2,7 @@
 // Private to services/grpc: what every service implementation shares.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -9,6 +10,8 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string_view>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <grpcpp/grpcpp.h>
@@ -112,6 +115,57 @@ struct service_env {
     auto st = invoke(*stubs, out);
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return owner_unreachable(where, st.error_message());
+    return st;
+  }
+
+  /// When another member owns `name`'s shard: opens the same server stream
+  /// there (`open(stubs, context)` returns its reader, with the caller's
+  /// token and deadline) and relays each message to `writer` until the
+  /// caller, the owner or this node's stop ends it. The owner's final
+  /// status; UNAVAILABLE (retry 1 s) when the owner cannot be reached or
+  /// went away. nullopt when this node owns `name`.
+  template <class Message, class Open>
+  std::optional<grpc::Status> relay(const grpc::ServerContextBase* call, std::string_view name,
+                                    grpc::ServerWriter<Message>* writer, Open&& open) {
+    if (!ctx.forwarding)
+      return std::nullopt;
+    auto owner = ctx.forwarding->remote_owner(name);
+    if (!owner)
+      return std::nullopt;
+    auto where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
+                 ctx.forwarding->member_name(*owner) + ")";
+    if (call->client_metadata().count(forwarded_by_header))
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "forwarded here, but this node does not own " + where +
+                              ": the members' lists differ");
+    auto stubs = ctx.forwarding->stubs(*owner);
+    if (!stubs)
+      return owner_unreachable(where, "not reached yet");
+    grpc::ClientContext out;
+    prepare_forwarded(call, out, true);
+    std::atomic<bool> done{false};
+    std::thread watch([&] {  // the caller went away or the node stops: end it there too
+      while (!done.load()) {
+        if (call->IsCancelled() || stopping) {
+          out.TryCancel();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    auto reader = open(*stubs, out);
+    Message m;
+    while (reader->Read(&m))
+      if (!writer->Write(m)) {
+        out.TryCancel();
+        break;
+      }
+    auto st = reader->Finish();
+    done = true;
+    watch.join();
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping))
       return owner_unreachable(where, st.error_message());
     return st;
   }

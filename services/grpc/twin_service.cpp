@@ -191,6 +191,15 @@ public:
       auto interval = check_watch<v1::PatientTwin>(*req, bad);
       if (!interval)
         return invalid_argument(bad);
+      if (env_.owned_elsewhere(req->name())) {  // relayed from its owner
+        if (auto st = allow_patient(rc, req->name(), "name"); !st.ok())
+          return st;
+        if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+          return st;
+        return *env_.relay(call, req->name(), writer, [&](owner_stubs& s, grpc::ClientContext& c) {
+          return s.twins->WatchPatientTwin(&c, *req);
+        });
+      }
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
       return watch(call, rc, writer, *interval, req->read_mask(), [&](v1::PatientTwin* twin) {
@@ -227,6 +236,15 @@ public:
       auto interval = check_watch<v1::DeviceTwin>(*req, bad);
       if (!interval)
         return invalid_argument(bad);
+      if (env_.owned_elsewhere(req->name())) {  // relayed from its owner
+        if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
+          return st;
+        if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
+          return st;
+        return *env_.relay(call, req->name(), writer, [&](owner_stubs& s, grpc::ClientContext& c) {
+          return s.twins->WatchDeviceTwin(&c, *req);
+        });
+      }
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;

@@ -2,8 +2,9 @@
 // agree on the shard map and see each other up; a killed member shows down
 // (its shards keep their owner) and up again after a restart; a node placing
 // twins differently refuses to join; calls and readings go to their twins'
-// owners through any member, and a member killed under load fails its
-// readings UNAVAILABLE and loses none it acknowledged.
+// owners through any member (watches relayed from them), a member killed
+// under load fails its readings UNAVAILABLE and loses none it acknowledged,
+// and an erasure through any member leaves nothing of the patient on any.
 
 #include <sys/wait.h>
 
@@ -172,21 +173,6 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
     for (uint32_t shard = 0; shard < 64; ++shard)
       EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
   }
-
-  // Calls not forwarded yet are refused rather than answered from one
-  // member's part of the twins.
-  api_client client{c.node(1).channel()};
-  grpc::ClientContext ctx;
-  api_client::deadline(ctx, 5);
-  v1::WatchPatientTwinRequest req;
-  req.set_name("tenants/h1/patients/p1");
-  auto watch = client.twins->WatchPatientTwin(&ctx, req);
-  v1::PatientTwin update;
-  EXPECT_FALSE(watch->Read(&update));
-  auto st = watch->Finish();
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  EXPECT_NE(st.error_message().find("TwinService/WatchPatientTwin"), std::string::npos)
-      << st.error_message();
 }
 
 // Patients spread over the members: some on each (64 shards, 3 members).
@@ -282,6 +268,50 @@ TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member)
     st = reader.registry->GetDevice(&ctx2, get, &seen);
     ASSERT_TRUE(st.ok()) << device << ": " << st.error_message();
     EXPECT_EQ(seen.desired().settings().at("alarm_volume"), std::to_string(k)) << device;
+  }
+  // Watches through a member that does not own the twin are relayed from
+  // the owner: the twin now, then each change.
+  {
+    const int k = 1;
+    auto device = "tenants/h1/devices/mon" + std::to_string(k);
+    auto owner = static_cast<int>(owner_of(device, c.names()));
+    api_client edge{c.node((owner + 1) % 3).channel()};
+    grpc::ClientContext wctx;
+    api_client::deadline(wctx, 10);
+    v1::WatchDeviceTwinRequest wreq;
+    wreq.set_name(device);
+    wreq.mutable_min_interval()->set_nanos(100'000'000);
+    auto watch = edge.twins->WatchDeviceTwin(&wctx, wreq);
+    v1::DeviceTwin seen;
+    ASSERT_TRUE(watch->Read(&seen)) << watch->Finish().error_message();
+    EXPECT_EQ(seen.name(), device);
+    EXPECT_EQ(seen.desired().settings().at("alarm_volume"), std::to_string(k));
+    api_client writer{c.node((owner + 2) % 3).channel()};
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 5);
+    v1::UpdateDesiredConfigRequest req;
+    req.set_device(device);
+    (*req.mutable_desired()->mutable_settings())["alarm_volume"] = "watched";
+    v1::Device out;
+    ASSERT_TRUE(writer.registry->UpdateDesiredConfig(&ctx, req, &out).ok());
+    ASSERT_TRUE(watch->Read(&seen));
+    EXPECT_EQ(seen.desired().settings().at("alarm_volume"), "watched");
+    wctx.TryCancel();
+    watch->Finish();
+
+    auto patient = "tenants/h1/patients/" + ids[k];
+    auto patient_owner = static_cast<int>(owner_of(patient, c.names()));
+    api_client other{c.node((patient_owner + 1) % 3).channel()};
+    grpc::ClientContext pctx;
+    api_client::deadline(pctx, 10);
+    v1::WatchPatientTwinRequest preq;
+    preq.set_name(patient);
+    auto pwatch = other.twins->WatchPatientTwin(&pctx, preq);
+    v1::PatientTwin twin;
+    ASSERT_TRUE(pwatch->Read(&twin)) << pwatch->Finish().error_message();
+    EXPECT_EQ(twin.name(), patient);
+    pctx.TryCancel();
+    pwatch->Finish();
   }
   // The owner of some patients dies: asking for them fails with
   // UNAVAILABLE within the deadline, naming the member; the others' are served.

@@ -24,7 +24,10 @@ function(healthtwin_add_test name)
     set(T_TIMEOUT 120)
   endif()
   # SERIAL: the tests run alone (load tests whose figures other tests would skew).
+  # DISABLED_ tests are helpers another test runs (in a network namespace,
+  # say), not CTest entries.
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
+    TEST_FILTER "-*DISABLED_*"
     PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} RUN_SERIAL ${T_SERIAL})
 endfunction()

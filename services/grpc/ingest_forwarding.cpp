@@ -352,7 +352,7 @@ grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
       release.set_patient(patient);
       release.add_devices(d);
     }
-  auto deadline = std::chrono::system_clock::now() + timeout(call);
+  auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
   for (auto& [owner, release] : by_owner) {
     auto where = "member " + ctx.forwarding->member_name(owner) + ", owner of devices of the patient";
     auto* stub = ctx.forwarding->peer(owner);
@@ -382,7 +382,7 @@ grpc::Status service_env::link_elsewhere(const grpc::ServerContextBase* call, co
   if (!stub)
     return owner_unreachable(where, "no channel");
   grpc::ClientContext out;
-  out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+  out.set_deadline(std::chrono::system_clock::now() + forward_timeout(call));
   internal::DeviceLink link;
   link.set_patient(patient);
   link.set_device(device);
@@ -437,7 +437,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
   }
   auto join = std::make_shared<ingest_join>(parts.size() + (local.empty() ? 0 : 1), std::move(done));
   if (!local.empty()) {
-    auto deadline = std::chrono::system_clock::now() + timeout(call);
+    auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
     ctx.sequencer->submit(std::move(local), local_readings,
                           [join, &fwd, deadline](ingest_result&& r) {
                             if (r.patient_parts.empty())

@@ -176,12 +176,12 @@ struct service_env {
   }
 
   /// A call made on the caller's behalf to another member: the caller's
-  /// token and deadline (timeout(); for a stream, the caller's own deadline
+  /// token and deadline (forward_timeout(); for a stream, the caller's own deadline
   /// if it set one), marked as forwarded by this node.
   void prepare_forwarded(const grpc::ServerContextBase* call, grpc::ClientContext& out,
                          bool stream = false) const {
     if (!stream)
-      out.set_deadline(std::chrono::system_clock::now() + timeout(call));
+      out.set_deadline(std::chrono::system_clock::now() + forward_timeout(call));
     else if (call->deadline() != std::chrono::system_clock::time_point::max())
       out.set_deadline(call->deadline());
     auto& md = call->client_metadata();
@@ -265,6 +265,16 @@ struct service_env {
     if (deadline != std::chrono::system_clock::time_point::max())
       limit = std::min(limit, std::max(left, std::chrono::milliseconds(1)));
     return limit;
+  }
+
+  /// timeout(call) less a margin to answer in (a tenth, at most 250 ms): a
+  /// call made to another member on the caller's behalf ends before the
+  /// caller's deadline, so that its failure (a partitioned member answers
+  /// nothing) still reaches the caller as UNAVAILABLE for its part, not as
+  /// the caller's own DEADLINE_EXCEEDED.
+  std::chrono::milliseconds forward_timeout(const grpc::ServerContextBase* call) const {
+    auto t = timeout(call);
+    return t - std::min(t / 10, std::chrono::milliseconds(250));
   }
 
   /// Submits a registry command or clinician input to the sequencer and

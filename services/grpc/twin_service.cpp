@@ -413,7 +413,7 @@ private:
     q.set_filter(req.filter());
     q.set_order_by(req.order_by());
     q.set_limit(static_cast<uint32_t>(limit));
-    auto deadline = std::chrono::system_clock::now() + env_.timeout(call);
+    auto deadline = std::chrono::system_clock::now() + env_.forward_timeout(call);
     struct answer {
       uint32_t member;
       grpc::Status status;

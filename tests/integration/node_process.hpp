@@ -153,7 +153,6 @@ public:
     }
     write_text(dir_ / "pki" / "token-signing.pub", signer_->public_pem);
     std::vector<std::string> argv{HEALTHTWIN_NODE_BINARY,
-                                  "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
                                   "--http-listen=127.0.0.1:" + std::to_string(http_port),
                                   "--data-dir=" + (dir_ / "db").string(),
                                   "--port-file=" + port_file_.string()};
@@ -163,6 +162,8 @@ public:
           return true;
       return false;
     };
+    if (!mentions("--grpc-listen="))  // else: inside a network namespace of its own
+      argv.push_back("--grpc-listen=127.0.0.1:" + std::to_string(grpc_port));
     if (!mentions("--shards="))
       argv.push_back("--shards=64");
     if (!mentions("--node-name="))

@@ -120,21 +120,6 @@ grpc::Status service_env::audit_stream_opened(const grpc::ServerContextBase* cal
   return grpc::Status::OK;
 }
 
-grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error) {
-  if (!audit_error)
-    return outcome;
-  spdlog::error("audit: recording a call failed: {}", storage::describe(audit_error));
-  if (!outcome.ok())
-    return outcome;  // a refusal discloses nothing
-  // Nothing is disclosed without its record: the answer is withheld, with
-  // the store's reason (e.g. RESOURCE_EXHAUSTED with retry info on a full disk).
-  auto st = to_status(audit_error);
-  return grpc::Status(st.error_code(),
-                      "the call's audit entry could not be written, so its answer is withheld "
-                      "(a change it made may have taken effect): " + st.error_message(),
-                      st.error_details());
-}
-
 grpc::Status service_env::within_rate(const principal& who, size_t readings) {
   bool device = has(who.roles, role::device);
   auto& limiter = readings == 0 ? *call_rate : device ? *device_reading_rate : *reading_rate;
@@ -255,6 +240,16 @@ peer_handlers api_services::peer_data() {
   };
   h.release_devices = [env](const grpc::ServerContext& call, const internal::DeviceRelease& req) {
     return release_devices(*env, call, req);
+  };
+  h.audited = [env](std::string principal, std::string action, std::string resource,
+                     grpc::Status outcome) {
+    storage::audit_entry e;
+    e.principal = std::move(principal);
+    e.action = std::move(action);
+    e.resource = std::move(resource);
+    e.outcome = code_name(outcome.error_code());
+    e.time_ms = service_env::now_ms();
+    return audit_outcome(outcome, env->ctx.audit->append(e));
   };
   return h;
 }

@@ -84,28 +84,36 @@ public:
                                     internal::SummaryList* resp) override {
     if (auto st = admit(*call); !st.ok())
       return st;
-    return handlers_.summaries(*req, resp);
+    return audited(*call, "ListPatientSummaries", "tenants/" + req->tenant(),
+                   handlers_.summaries(*req, resp));
   }
 
   grpc::Status ApplyPatientParts(grpc::ServerContext* call, const internal::PatientParts* req,
                                  internal::PatientPartsAck* resp) override {
     if (auto st = admit(*call); !st.ok())
       return st;
-    return handlers_.apply_patient_parts(*call, *req, resp);
+    // One patient's parts name it; several patients' name their tenant.
+    std::string resource;
+    for (auto& p : req->parts())
+      if (resource.empty())
+        resource = p.patient();
+      else if (resource != p.patient())
+        resource = "tenants/" + std::string{models::tenant_of(p.patient())};
+    return audited(*call, "ApplyPatientParts", resource, handlers_.apply_patient_parts(*call, *req, resp));
   }
 
   grpc::Status LinkDevice(grpc::ServerContext* call, const internal::DeviceLink* req,
                           internal::DeviceLinkAck*) override {
     if (auto st = admit(*call); !st.ok())
       return st;
-    return handlers_.link_device(*call, *req);
+    return audited(*call, "LinkDevice", req->patient(), handlers_.link_device(*call, *req));
   }
 
   grpc::Status ReleaseDevices(grpc::ServerContext* call, const internal::DeviceRelease* req,
                               internal::DeviceReleaseAck*) override {
     if (auto st = admit(*call); !st.ok())
       return st;
-    return handlers_.release_devices(*call, *req);
+    return audited(*call, "ReleaseDevices", req->patient(), handlers_.release_devices(*call, *req));
   }
 
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
@@ -140,6 +148,21 @@ private:
     if (!ready_.load())
       return {grpc::StatusCode::UNAVAILABLE, "recovering"};
     return grpc::Status::OK;
+  }
+
+  // Records an admitted data call (peer_handlers::audited).
+  grpc::Status audited(const grpc::ServerContext& call, const char* rpc, std::string resource,
+                       grpc::Status outcome) {
+    if (!handlers_.audited)
+      return outcome;
+    std::string who;
+    if (settings_.plaintext)
+      who = "member@" + call.peer();
+    for (auto& m : members_.map().members())
+      if (!settings_.plaintext && certificate_names(*call.auth_context(), m))
+        who += (who.empty() ? "member:" : "|") + m.name;
+    return handlers_.audited(std::move(who), std::string{"PeerService/"} + rpc, std::move(resource),
+                             std::move(outcome));
   }
 
   const peer_settings& settings_;

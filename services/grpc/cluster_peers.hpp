@@ -55,6 +55,14 @@ struct peer_handlers {
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceLink&)> link_device;
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceRelease&)>
       release_devices;
+  /// Records an admitted call in the audit log — principal ("member:NAME",
+  /// the member the caller's certificate names), action, the patient or
+  /// tenant it touches — and returns what the caller gets (the answer is
+  /// withheld if the entry cannot be written). Unset: not recorded
+  /// (benchmarks).
+  std::function<grpc::Status(std::string principal, std::string action, std::string resource,
+                             grpc::Status outcome)>
+      audited;
 };
 
 /// The PeerService: answers other members' hellos (FAILED_PRECONDITION

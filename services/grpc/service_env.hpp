@@ -316,10 +316,6 @@ inline std::string acting_as(const rpc_call& rc, const std::string& stated) {
   return rc.who ? rc.who->subject : stated;
 }
 
-/// What the caller gets for `outcome` when writing its audit entry ended
-/// with `audit_error`: the outcome itself if the entry is written or the
-/// call failed anyway; otherwise the store's error (the answer is withheld).
-grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error);
 
 /// True for free text shown to clinicians: 1..max bytes (0..max when
 /// optional) without control characters.

@@ -3,6 +3,7 @@
 #include <array>
 
 #include <caf/sec.hpp>
+#include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
@@ -136,6 +137,21 @@ std::string code_name(grpc::StatusCode code) {
       "UNAUTHENTICATED"};
   auto i = static_cast<size_t>(code);
   return i < names.size() ? names[i] : "UNKNOWN";
+}
+
+grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error) {
+  if (!audit_error)
+    return outcome;
+  spdlog::error("audit: recording a call failed: {}", storage::describe(audit_error));
+  if (!outcome.ok())
+    return outcome;  // a refusal discloses nothing
+  // Nothing is disclosed without its record: the answer is withheld, with
+  // the store's reason (e.g. RESOURCE_EXHAUSTED with retry info on a full disk).
+  auto st = to_status(audit_error);
+  return grpc::Status(st.error_code(),
+                      "the call's audit entry could not be written, so its answer is withheld "
+                      "(a change it made may have taken effect): " + st.error_message(),
+                      st.error_details());
 }
 
 }  // namespace healthtwin::services

@@ -34,4 +34,9 @@ grpc::Status not_ready();
 /// "OK", "NOT_FOUND", ...: a status code as the audit log records outcomes.
 std::string code_name(grpc::StatusCode code);
 
+/// What the caller gets for `outcome` when writing its audit entry ended
+/// with `audit_error`: the outcome itself if the entry is written or the
+/// call failed anyway; otherwise the store's error (the answer is withheld).
+grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error);
+
 }  // namespace healthtwin::services

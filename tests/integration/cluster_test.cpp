@@ -560,6 +560,17 @@ std::vector<std::string> files_with(cluster_fixture& c, int i, const std::string
   return hits ? *hits : std::vector<std::string>{"<scan failed>"};
 }
 
+// `twinctl audit list` of member i (stopped).
+std::string audit_listing(cluster_fixture& c, int i) {
+  auto cmd = std::string{HEALTHTWIN_TWINCTL_BINARY} + " audit list --data-dir '" + c.db_dir(i).string() + "'";
+  std::unique_ptr<FILE, int (*)(FILE*)> p{::popen(cmd.c_str(), "r"), ::pclose};
+  std::string out;
+  char buf[4096];
+  while (p && std::fgets(buf, sizeof buf, p.get()))
+    out += buf;
+  return out;
+}
+
 std::string bytes_of(double v) {
   std::string s(sizeof v, '\0');
   std::memcpy(s.data(), &v, sizeof v);
@@ -683,6 +694,15 @@ TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_
   }
   EXPECT_FALSE(files_with(c, 1, kept).empty());  // the scan sees what is there
   EXPECT_FALSE(files_with(c, 1, bytes_of(kept_temperature)).empty());
+  // Members' calls to each other are audited by the callee, as the member
+  // the caller's certificate names: n1 linked the devices and took the
+  // patient parts; n0 and n2 released their devices.
+  auto n1_audit = audit_listing(c, 1);
+  for (auto* rpc : {"PeerService/LinkDevice", "PeerService/ApplyPatientParts"})
+    EXPECT_NE(n1_audit.find(rpc), std::string::npos) << rpc << " not in n1's audit log:\n" << n1_audit;
+  EXPECT_NE(n1_audit.find("member:"), std::string::npos) << n1_audit;
+  for (int i : {0, 2})
+    EXPECT_NE(audit_listing(c, i).find("PeerService/ReleaseDevices"), std::string::npos) << "n" << i;
 }
 
 // A stream's batches complete out of order when their owners differ (a

@@ -241,7 +241,10 @@ public:
       if (elsewhere)
         if (auto st = env_.link_elsewhere(call, d.patient, req->device(), false); !st.ok())
           return st;
-      return reply(run(call, actors::decommission_device{req->device(), elsewhere}), resp);
+      auto r = run(call, actors::decommission_device{req->device(), elsewhere});
+      if (r.error && elsewhere)  // still attached here: linked there again, as AssignDevice does
+        (void)env_.link_elsewhere(call, d.patient, req->device(), true);
+      return reply(r, resp);
     });
   }
 

@@ -95,27 +95,15 @@ struct service_env {
   template <class Invoke>
   std::optional<grpc::Status> forward(const grpc::ServerContextBase* call, std::string_view name,
                                       Invoke&& invoke) {
-    if (!ctx.forwarding)
-      return std::nullopt;
-    auto owner = ctx.forwarding->remote_owner(name);
-    if (!owner)
-      return std::nullopt;
-    auto where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
-                 ctx.forwarding->member_name(*owner) + ")";
-    auto& md = call->client_metadata();
-    if (md.count(forwarded_by_header))
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "forwarded here, but this node does not own " + where +
-                              ": the members' lists differ");
-    auto stubs = ctx.forwarding->stubs(*owner);
-    if (!stubs)
-      return owner_unreachable(where, "not reached yet");
+    auto r = route(call, name);
+    if (!r || r->refusal)
+      return r ? r->refusal : std::nullopt;
     grpc::ClientContext out;
     prepare_forwarded(call, out);
-    auto st = invoke(*stubs, out);
+    auto st = invoke(*r->stubs, out);
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-      return owner_unreachable(where, st.error_message());
+      return owner_unreachable(r->where, st.error_message());
     return st;
   }
 
@@ -128,20 +116,9 @@ struct service_env {
   template <class Message, class Open>
   std::optional<grpc::Status> relay(const grpc::ServerContextBase* call, std::string_view name,
                                     grpc::ServerWriter<Message>* writer, Open&& open) {
-    if (!ctx.forwarding)
-      return std::nullopt;
-    auto owner = ctx.forwarding->remote_owner(name);
-    if (!owner)
-      return std::nullopt;
-    auto where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
-                 ctx.forwarding->member_name(*owner) + ")";
-    if (call->client_metadata().count(forwarded_by_header))
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "forwarded here, but this node does not own " + where +
-                              ": the members' lists differ");
-    auto stubs = ctx.forwarding->stubs(*owner);
-    if (!stubs)
-      return owner_unreachable(where, "not reached yet");
+    auto r = route(call, name);
+    if (!r || r->refusal)
+      return r ? r->refusal : std::nullopt;
     grpc::ClientContext out;
     prepare_forwarded(call, out, true);
     std::atomic<bool> done{false};
@@ -154,7 +131,7 @@ struct service_env {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
-    auto reader = open(*stubs, out);
+    auto reader = open(*r->stubs, out);
     Message m;
     while (reader->Read(&m))
       if (!writer->Write(m)) {
@@ -166,8 +143,35 @@ struct service_env {
     watch.join();
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
         (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping))
-      return owner_unreachable(where, st.error_message());
+      return owner_unreachable(r->where, st.error_message());
     return st;
+  }
+
+  /// Where a call about `name` goes when another member owns its shard:
+  /// that member's stubs, or the answer to give instead (forwarded here
+  /// although this node does not own it either; the owner not reached
+  /// yet). `where` names the shard and member. nullopt: this node owns it.
+  struct owner_route {
+    std::shared_ptr<owner_stubs> stubs;
+    std::optional<grpc::Status> refusal;
+    std::string where;
+  };
+  std::optional<owner_route> route(const grpc::ServerContextBase* call, std::string_view name) {
+    if (!ctx.forwarding)
+      return std::nullopt;
+    auto owner = ctx.forwarding->remote_owner(name);
+    if (!owner)
+      return std::nullopt;
+    owner_route r;
+    r.where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
+              ctx.forwarding->member_name(*owner) + ")";
+    if (call->client_metadata().count(forwarded_by_header))
+      r.refusal = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               "forwarded here, but this node does not own " + r.where +
+                                   ": the members' lists differ");
+    else if (!(r.stubs = ctx.forwarding->stubs(*owner)))
+      r.refusal = owner_unreachable(r.where, "not reached yet");
+    return r;
   }
 
   /// True in a cluster when another member owns `name`'s shard.

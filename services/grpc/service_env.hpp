@@ -271,14 +271,14 @@ struct service_env {
     return limit;
   }
 
-  /// timeout(call) less a margin to answer in (a tenth, at most 250 ms): a
+  /// timeout(call) less a margin to answer in (a tenth, at most 1 s): a
   /// call made to another member on the caller's behalf ends before the
   /// caller's deadline, so that its failure (a partitioned member answers
   /// nothing) still reaches the caller as UNAVAILABLE for its part, not as
   /// the caller's own DEADLINE_EXCEEDED.
   std::chrono::milliseconds forward_timeout(const grpc::ServerContextBase* call) const {
     auto t = timeout(call);
-    return t - std::min(t / 10, std::chrono::milliseconds(250));
+    return t - std::min(t / 10, std::chrono::milliseconds(1000));
   }
 
   /// Submits a registry command or clinician input to the sequencer and

@@ -628,7 +628,8 @@ TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_
   v1::ErasePatientResponse resp;
   // With a device's owner down, nothing is erased: UNAVAILABLE names it.
   c.node(2).crash();
-  ASSERT_TRUE(c.wait_state(1, 2, v1::MEMBER_STATE_DOWN));
+  for (int i : {0, 1})
+    ASSERT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_DOWN));
   {
     grpc::ClientContext ctx;
     api_client::deadline(ctx, 10);
@@ -639,7 +640,9 @@ TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_
   }
   c.start(2, checkpoint_often);
   ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
-  ASSERT_TRUE(c.wait_state(1, 2, v1::MEMBER_STATE_UP));
+  // Every member learns n2's new API port from its next probe.
+  for (int i : {0, 1})
+    ASSERT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_UP));
   n2 = api_client{c.node(2).channel()};
 
   grpc::ClientContext ctx;
@@ -663,7 +666,8 @@ TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_
       v1::GetDeviceRequest dreq;
       dreq.set_name(m);
       v1::Device dev;
-      ASSERT_TRUE(edge.registry->GetDevice(&dctx, dreq, &dev).ok()) << m;
+      auto st = edge.registry->GetDevice(&dctx, dreq, &dev);
+      ASSERT_TRUE(st.ok()) << m << " via n" << i << ": " << st.error_message();
       EXPECT_EQ(dev.patient(), "") << m << " via n" << i;
     }
   }
@@ -1326,7 +1330,7 @@ TEST(cluster_test, members_see_a_network_partition_and_its_healing) {
 // Readings in flight while the network between two members is cut. The
 // client (DISABLED_partition_client below, run inside n0's namespace: only
 // there is n0's listener) sends one reading of three monitors
-// through n0 every 50 ms, each call with a 2 s deadline, and resends what
+// through n0 every 50 ms, each call with a 4 s deadline, and resends what
 // came back UNAVAILABLE: a monitor of n0's patient on n0, one of n1's
 // patient on n1, and one on n0 whose patient lives on n1. While cut, every
 // call answers within its deadline; n0's own readings are acknowledged, the
@@ -1435,13 +1439,13 @@ TEST(cluster_test, DISABLED_partition_client) {
     if (at.empty())
       return;
     grpc::ClientContext ctx;
-    api_client::deadline(ctx, 2);
+    api_client::deadline(ctx, 4);
     v1::IngestResponse resp;
     auto t0 = std::chrono::steady_clock::now();
     auto st = n0.ingest->Ingest(&ctx, req, &resp);
     auto took = std::chrono::steady_clock::now() - t0;
     ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
-    EXPECT_LT(took, std::chrono::milliseconds(2200)) << "past the call's deadline";
+    EXPECT_LT(took, std::chrono::milliseconds(4400)) << "past the call's deadline";
     std::vector<bool> acked(at.size(), true);
     for (auto& r : resp.rejections()) {
       ASSERT_LT(r.index(), at.size());

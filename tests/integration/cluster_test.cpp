@@ -439,7 +439,9 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
     }
   }
   // A request for one other member's device, with a reading the edge
-  // refuses itself: the owner's rejections keep the caller's indexes.
+  // refuses itself: the owner's rejections keep the caller's indexes. A
+  // malformed request is INVALID_ARGUMENT naming the field, as from the
+  // device's owner.
   std::vector<uint64_t> extra_device(w.devices.size()), extra_patient(w.patients.size());
   for (size_t d = 0; d < w.devices.size(); ++d) {
     if (owner_of(w.devices[d], c.names()) == 0)
@@ -458,7 +460,12 @@ TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
     EXPECT_EQ(resp.rejections(1).reason(), v1::REJECTION_REASON_DUPLICATE);
     EXPECT_EQ(resp.rejections(1).field(), "devices[0].sequence[1]");
     EXPECT_EQ(edge.device_twin(w.devices[d]).readings_accepted(), 10u);
-    // Sent on as it is (every reading valid): the same answer shape.
+    auto malformed = api_client::request(w.devices[d], {{30, now_ms() - 1000, v1::METRIC_HEART_RATE, 70}});
+    malformed.mutable_devices(0)->add_time_ms(now_ms());
+    auto st = edge.send(malformed, resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("devices[0].time_ms"), std::string::npos) << st.error_message();
+    // Every reading valid: the same answer shape.
     req = api_client::request(w.devices[d], {{10, now_ms() - 1000, v1::METRIC_HEART_RATE, 71},
                                              {11, now_ms() - 1000, v1::METRIC_HEART_RATE, 72}});
     ASSERT_TRUE(edge.send(req, resp).ok());

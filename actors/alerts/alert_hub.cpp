@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/alert_table.hpp"
 #include "storage/erasure.hpp"
@@ -209,12 +210,6 @@ bool parse(std::string_view bytes, alert_event& out) {
 
 namespace {
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// Prometheus instruments of the alert hub; no per-patient labels.
 class alert_probe {
 public:
@@ -276,7 +271,7 @@ struct hub_state {
   std::vector<alert_silence> silences;
   bool flush_scheduled = false;
 
-  int64_t now() const { return settings.clock ? settings.clock() : now_ms(); }
+  int64_t now() const { return settings.clock ? settings.clock() : models::wall_clock_ms(); }
 
   // When a new alert of `a`'s patient and metric is silenced until (0: not).
   int64_t silenced_until(const alert_record& a, int64_t t) const {

@@ -18,6 +18,7 @@
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "actors/shard/shard.hpp"
 #include "actors/twin/patient_settings_record.hpp"
 #include "healthtwin/internal/records.pb.h"
@@ -46,12 +47,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 constexpr uint32_t no_entry = UINT32_MAX;
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string_view reason_label(rejection_reason r) {
   static constexpr std::array<std::string_view, rejection_reasons> names{
@@ -658,7 +653,7 @@ struct ingest_sequencer::impl {
       for (auto& e : batch->entries)
         n += static_cast<unsigned>(e.readings.size());
       batch->position = position.load() + 1;
-      batch->receive_time_ms = wall_ms();
+      batch->receive_time_ms = models::wall_clock_ms();
       storage::write_batch wb{store};
       storage::ingest_log::append(wb, batch->position, encode(*batch));
       auto t0 = clock::now();
@@ -751,7 +746,7 @@ struct ingest_sequencer::impl {
       return failed(caf::make_error(ingest_errc::failed_precondition,
                                     std::string{"this patient id was erased and cannot be reused"}));
     c.patient.devices.clear();
-    c.patient.create_time_ms = wall_ms();
+    c.patient.create_time_ms = models::wall_clock_ms();
     c.patient.version = 1;
     // Its data key commits with the record: no key write later, when the
     // twin first seals a value.
@@ -770,7 +765,7 @@ struct ingest_sequencer::impl {
     if (*existing)
       return failed(caf::make_error(ingest_errc::already_exists));
     c.device.patient.clear();
-    c.device.create_time_ms = wall_ms();
+    c.device.create_time_ms = models::wall_clock_ms();
     put(t, c.device);
     registry_result out;
     out.device = std::move(c.device);
@@ -901,7 +896,7 @@ struct ingest_sequencer::impl {
       *dev = std::move(r.device);
     }
     auto d = std::move(**dev);
-    d.decommission_time_ms = wall_ms();
+    d.decommission_time_ms = models::wall_clock_ms();
     put(t, d);
     registry_result out;
     out.device = std::move(d);
@@ -932,7 +927,7 @@ struct ingest_sequencer::impl {
     auto version = d->desired.version + 1;
     d->desired = std::move(c.desired);
     d->desired.version = version;
-    d->desired.update_time_ms = wall_ms();
+    d->desired.update_time_ms = models::wall_clock_ms();
     put(t, *d);
     registry_result out;
     out.device = std::move(*d);
@@ -944,7 +939,7 @@ struct ingest_sequencer::impl {
     if (!d)
       return failed(d.error());
     d->reported = std::move(c.reported);
-    d->reported.update_time_ms = wall_ms();
+    d->reported.update_time_ms = models::wall_clock_ms();
     put(t, *d);
     registry_result out;
     out.device = std::move(*d);

@@ -10,6 +10,7 @@
 #include "actors/models/device_health.hpp"
 #include "actors/models/patient_model.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "actors/twin/patient_settings_record.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
@@ -40,19 +41,12 @@ void report_chunk_failure(const caf::error& err) {
                 unreported.exchange(0), storage::describe(err));
 }
 
-
 using models::alert_kind;
 using models::metric;
 using models::metric_count;
 using models::twin_kind;
 
 using tick_atom = caf::atom_constant<caf::atom("pt_tick")>;  ///< internal: device health timer
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string_view band_name(models::news2_band b) {
   switch (b) {
@@ -106,7 +100,7 @@ struct patient_state {
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
 
-  int64_t now() const { return ctx->clock ? ctx->clock() : wall_ms(); }
+  int64_t now() const { return ctx->clock ? ctx->clock() : models::wall_clock_ms(); }
 
   void load_registry() {
     storage::registry reg{*ctx->store};

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 
@@ -14,12 +15,6 @@ namespace healthtwin::services {
 namespace {
 
 using internal::PeerHello;
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 PeerHello hello_of(const peer_settings& s, const cluster::membership& members, bool ready) {
   PeerHello h;
@@ -126,7 +121,7 @@ public:
       return {grpc::StatusCode::PERMISSION_DENIED,
               "the caller's certificate does not name member " + req->node()};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
-      members_.refused(*m, why, wall_ms());
+      members_.refused(*m, why, models::wall_clock_ms());
       return {grpc::StatusCode::FAILED_PRECONDITION, why};
     }
     // Health comes from this node's own probes only: a member that reaches
@@ -246,15 +241,15 @@ std::string cluster_prober::probe(peer& p) {
   auto st = p.stub->Hello(&ctx, mine, &theirs);
   if (st.ok()) {
     if (auto why = mismatch(mine, theirs); !why.empty()) {
-      members_.refused(p.index, why, wall_ms());
+      members_.refused(p.index, why, models::wall_clock_ms());
       return "member " + name + ": " + why;
     }
-    members_.answered(p.index, theirs.ready(), wall_ms(),
+    members_.answered(p.index, theirs.ready(), models::wall_clock_ms(),
                       static_cast<uint16_t>(std::min<uint32_t>(theirs.api_port(), 65535)));
     return {};
   }
   if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-    members_.refused(p.index, st.error_message(), wall_ms());
+    members_.refused(p.index, st.error_message(), models::wall_clock_ms());
     return "member " + name + ": " + st.error_message();
   }
   members_.failed(p.index, st.error_message());

@@ -21,6 +21,7 @@
 #include "actors/index/twin_query.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/rate_limiter.hpp"
@@ -249,11 +250,7 @@ struct service_env {
     return audited(call, rc, std::move(st));
   }
 
-  static int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
+  static int64_t now_ms() { return models::wall_clock_ms(); }
 
   const caf::actor& shard_for(std::string_view name) const {
     return (*ctx.shards)[models::shard_of(name, static_cast<uint32_t>(ctx.shards->size()))];

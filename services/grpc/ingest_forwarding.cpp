@@ -341,12 +341,16 @@ grpc::Status release_devices(service_env& env, const grpc::ServerContext& call,
 }
 
 grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
-                                            const std::string& patient,
-                                            const std::vector<std::string>& devices) {
+                                            const std::string& patient) {
   if (!ctx.forwarding)
     return grpc::Status::OK;
+  auto rec = storage::registry{*ctx.store}.get_patient(patient);
+  if (!rec)
+    return to_status(rec.error());
+  if (!*rec)
+    return grpc::Status::OK;  // the erasure answers NOT_FOUND
   std::map<uint32_t, internal::DeviceRelease> by_owner;
-  for (auto& d : devices)
+  for (auto& d : (*rec)->devices)
     if (auto owner = ctx.forwarding->remote_owner(d)) {
       auto& release = by_owner[*owner];
       release.set_patient(patient);
@@ -355,16 +359,13 @@ grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
   auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
   for (auto& [owner, release] : by_owner) {
     auto where = "member " + ctx.forwarding->member_name(owner) + ", owner of devices of the patient";
-    auto* stub = ctx.forwarding->peer(owner);
-    if (!stub)
-      return owner_unreachable(where, "no channel");
-    grpc::ClientContext out;
-    out.set_deadline(deadline);
     internal::DeviceReleaseAck ack;
-    auto st = stub->ReleaseDevices(&out, release, &ack);
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-      return owner_unreachable(where, st.error_message() + "; nothing was erased, retry");
+    auto st = call_peer(
+        owner, where, deadline,
+        [&](internal::PeerService::Stub& stub, grpc::ClientContext& c) {
+          return stub.ReleaseDevices(&c, release, &ack);
+        },
+        "; nothing was erased, retry");
     if (!st.ok())
       return st;
   }
@@ -378,21 +379,15 @@ grpc::Status service_env::link_elsewhere(const grpc::ServerContextBase* call, co
     return grpc::Status::OK;
   auto where = "shard " + std::to_string(ctx.forwarding->shard(patient)) + " (member " +
                ctx.forwarding->member_name(*owner) + ")";
-  auto* stub = ctx.forwarding->peer(*owner);
-  if (!stub)
-    return owner_unreachable(where, "no channel");
-  grpc::ClientContext out;
-  out.set_deadline(std::chrono::system_clock::now() + forward_timeout(call));
   internal::DeviceLink link;
   link.set_patient(patient);
   link.set_device(device);
   link.set_attach(attach);
   internal::DeviceLinkAck ack;
-  auto st = stub->LinkDevice(&out, link, &ack);
-  if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-      st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-    return owner_unreachable(where, st.error_message());
-  return st;
+  return call_peer(*owner, where, std::chrono::system_clock::now() + forward_timeout(call),
+                   [&](internal::PeerService::Stub& stub, grpc::ClientContext& c) {
+                     return stub.LinkDevice(&c, link, &ack);
+                   });
 }
 
 void service_env::submit_ingest(const grpc::ServerContextBase* call,

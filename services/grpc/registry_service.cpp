@@ -300,12 +300,8 @@ public:
         return *fwd;
       // Devices other members own are detached there first (and the name
       // purged from their files); should one be down, nothing is erased.
-      auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
-      if (!rec)
-        return to_status(rec.error());
-      if (*rec)
-        if (auto st = env_.release_elsewhere(call, req->name(), (*rec)->devices); !st.ok())
-          return st;
+      if (auto st = env_.release_elsewhere(call, req->name()); !st.ok())
+        return st;
       auto r = run(call, actors::erase_patient{req->name()});
       if (r.error)
         return to_status(r.error, "patient");

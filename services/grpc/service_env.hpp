@@ -101,11 +101,7 @@ struct service_env {
       return r ? r->refusal : std::nullopt;
     grpc::ClientContext out;
     prepare_forwarded(call, out);
-    auto st = invoke(*r->stubs, out);
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-      return owner_unreachable(r->where, st.error_message());
-    return st;
+    return owner_answer(invoke(*r->stubs, out), r->where);
   }
 
   /// When another member owns `name`'s shard: opens the same server stream
@@ -142,10 +138,9 @@ struct service_env {
     auto st = reader->Finish();
     done = true;
     watch.join();
-    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping))
-      return owner_unreachable(r->where, st.error_message());
-    return st;
+    if (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping)
+      return owner_unreachable(r->where, st.error_message());  // the owner went away
+    return owner_answer(std::move(st), r->where);
   }
 
   /// Where a call about `name` goes when another member owns its shard:
@@ -215,15 +210,42 @@ struct service_env {
                               const std::string& device, bool attach);
 
   /// Before this node, `patient`'s owner, erases it: has the members that
-  /// own some of `devices` detach them and purge the patient's name
-  /// (PeerService ReleaseDevices). OK when this node owns them all;
-  /// UNAVAILABLE naming the member when one cannot be reached (nothing is
-  /// erased then; a retry releases again).
-  grpc::Status release_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
-                                 const std::vector<std::string>& devices);
+  /// own some of its devices detach them and purge the patient's name
+  /// (PeerService ReleaseDevices). OK on a single node, when this node owns
+  /// them all, or when the patient is not registered; UNAVAILABLE naming
+  /// the member when one cannot be reached (nothing is erased then; a retry
+  /// releases again).
+  grpc::Status release_elsewhere(const grpc::ServerContextBase* call, const std::string& patient);
 
   /// UNAVAILABLE with retry info: the owner of `where` cannot be reached.
   static grpc::Status owner_unreachable(const std::string& where, const std::string& why);
+
+  /// What the caller gets for `st`, the answer of another member to a call
+  /// made on its behalf: UNAVAILABLE naming `where` (`hint` appended to the
+  /// reason) when that member could not be reached or did not answer in
+  /// time; otherwise the member's own answer.
+  static grpc::Status owner_answer(grpc::Status st, const std::string& where,
+                                   const std::string& hint = {}) {
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return owner_unreachable(where, st.error_message() + hint);
+    return st;
+  }
+
+  /// A PeerService call on member `m` for the caller: `invoke(stub,
+  /// context)` by `deadline`, answered as owner_answer() says (UNAVAILABLE
+  /// too when there is no channel to it).
+  template <class Invoke>
+  grpc::Status call_peer(uint32_t m, const std::string& where,
+                         std::chrono::system_clock::time_point deadline, Invoke&& invoke,
+                         const std::string& hint = {}) {
+    auto* stub = ctx.forwarding->peer(m);
+    if (!stub)
+      return owner_unreachable(where, "no channel");
+    grpc::ClientContext out;
+    out.set_deadline(deadline);
+    return owner_answer(invoke(*stub, out), where, hint);
+  }
 
   /// The audit entry of a finished call.
   storage::audit_entry audit_entry_for(const grpc::ServerContextBase* call, const rpc_call& rc,

@@ -39,13 +39,12 @@ key_range patient_range(std::string prefix_with_nul) {
 }
 
 // Every range keyed by the patient: snapshot, the sequence windows of its
-// patient parts (a cluster's ingest sequencer names them
-// "part:{patient}|{device}"), series, alert records, active index and
-// silences.
+// patient parts (key_codec::part_window_name), series, alert records,
+// active index and silences.
 std::vector<std::pair<column, key_range>> patient_ranges(store& s, std::string_view patient) {
   auto shard = models::shard_of(patient, s.shards());
   auto snapshot = key_codec::twin_key(shard, models::twin_kind::patient, patient);
-  auto parts = key_codec::window_key(shard, "part:" + std::string{patient} + "|");
+  auto parts = key_codec::window_key(shard, key_codec::part_window_name(patient, {}));
   auto parts_end = parts;
   parts_end.back() = '|' + 1;
   std::vector<std::pair<column, key_range>> out{

@@ -59,6 +59,22 @@ std::string window_key(uint32_t shard, std::string_view device) {
   return k;
 }
 
+namespace {
+constexpr std::string_view part_prefix{"part:"};
+}  // namespace
+
+std::string part_window_name(std::string_view patient, std::string_view device) {
+  std::string name{part_prefix};
+  name.append(patient).append("|").append(device);
+  return name;
+}
+
+uint32_t window_shard(std::string_view name, uint32_t shards) {
+  if (name.substr(0, part_prefix.size()) == part_prefix)
+    return models::shard_of(name.substr(part_prefix.size(), name.find('|') - part_prefix.size()), shards);
+  return models::shard_of(name, shards);
+}
+
 std::string series_patient_prefix(uint32_t shard, std::string_view patient) {
   std::string k;
   k.reserve(8 + patient.size());

@@ -16,7 +16,8 @@ namespace healthtwin::storage {
 ///   log       position(8)
 ///   registry  shard(2) kind(1) name
 ///   twins     shard(2) kind(1) name                   snapshot (kind 'd' / 'p')
-///             shard(2) 'w' name                        device sequence window
+///             shard(2) 'w' name                        device sequence window, or a
+///                                                      patient part's (part_window_name)
 ///   series    shard(2) patient 0x00 metric(1) chunk_no(4)
 ///   alerts    'a' shard(2) patient 0x00 alert_id      alert record
 ///             'x' shard(2) patient 0x00 alert_id      present while active
@@ -35,6 +36,13 @@ std::string log_key(uint64_t position);
 std::string twin_key(uint32_t shard, models::twin_kind kind, std::string_view name);
 /// Key of a device's sequence window (written by the ingest sequencer).
 std::string window_key(uint32_t shard, std::string_view device);
+/// Name of the window of one patient's parts from one device, kept by the
+/// patient's owner in a cluster: "part:{patient}|{device}". With an empty
+/// device: the prefix of every part window of the patient.
+std::string part_window_name(std::string_view patient, std::string_view device);
+/// The shard whose key range holds window `name`: its device's, or for a
+/// part window its patient's.
+uint32_t window_shard(std::string_view name, uint32_t shards);
 /// Prefix of every series chunk of a patient (all metrics).
 std::string series_patient_prefix(uint32_t shard, std::string_view patient);
 /// Prefix of every series chunk of one metric of a patient.

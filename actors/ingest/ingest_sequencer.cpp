@@ -176,22 +176,6 @@ struct ingest_job {
   bool patient_parts = false;  ///< submit_patient_parts: groups name their patient
 };
 
-/// Patient parts (ingest_sequencer::submit_patient_parts) are de-duplicated
-/// by a window per patient and device, kept in the patient's shard under
-/// this name beside the devices' own windows.
-std::string part_window_name(const std::string& patient, const std::string& device) {
-  return "part:" + patient + "|" + device;
-}
-
-/// The shard whose key range holds a window: its device's, or for a patient
-/// part's window its patient's.
-uint32_t window_shard(std::string_view name, uint32_t shards) {
-  constexpr std::string_view part{"part:"};
-  if (name.substr(0, part.size()) == part)
-    return models::shard_of(name.substr(part.size(), name.find('|') - part.size()), shards);
-  return models::shard_of(name, shards);
-}
-
 struct registry_job {
   registry_command command;
   ingest_sequencer::registry_callback done;
@@ -382,7 +366,7 @@ struct ingest_sequencer::impl {
   /// The window of a patient part's readings (patient and device), loaded
   /// on first use.
   caf::expected<directory_entry*> lookup_part(const std::string& patient, const std::string& device) {
-    auto name = part_window_name(patient, device);
+    auto name = storage::key_codec::part_window_name(patient, device);
     auto i = directory.find(name);
     if (i != directory.end())
       return &i->second;
@@ -394,7 +378,7 @@ struct ingest_sequencer::impl {
   }
 
   caf::error load_window(const std::string& name, models::sequence_window& out) {
-    auto shard = window_shard(name, store.shards());
+    auto shard = storage::key_codec::window_shard(name, store.shards());
     auto stored = store.get(storage::column::twins, storage::key_codec::window_key(shard, name));
     if (!stored)
       return stored.error();
@@ -452,7 +436,7 @@ struct ingest_sequencer::impl {
       w.set_highest(window.highest());
       for (auto bits : window.seen_bits())
         w.add_seen(bits);
-      auto shard = window_shard(*name, store.shards());
+      auto shard = storage::key_codec::window_shard(*name, store.shards());
       wb.put(storage::column::twins, storage::key_codec::window_key(shard, *name),
              w.SerializeAsString());
       if (wb.count() == 1'000) {
@@ -527,7 +511,8 @@ struct ingest_sequencer::impl {
           undo.emplace_back(e, e->window);
           e->commit_stamp = commit_stamp;
           e->entry = no_entry;
-          mark_window_dirty(j.patient_parts ? part_window_name(g.patient, g.device) : g.device, e);
+          mark_window_dirty(
+              j.patient_parts ? storage::key_codec::part_window_name(g.patient, g.device) : g.device, e);
         }
         bool fresh = false;
         switch (e->window.admit(r.sequence)) {
@@ -573,7 +558,7 @@ struct ingest_sequencer::impl {
   // A patient part's window, or nullptr when its patient is not registered
   // here (or was erased).
   caf::expected<directory_entry*> lookup_part_of_patient(const ingest_group& g) {
-    auto known = directory.count(part_window_name(g.patient, g.device)) > 0;
+    auto known = directory.count(storage::key_codec::part_window_name(g.patient, g.device)) > 0;
     if (!known) {
       auto rec = registry.get_patient(g.patient);
       if (!rec)
@@ -1023,9 +1008,7 @@ struct ingest_sequencer::impl {
         }
         committed = true;
         for (auto& p : t.released)
-          purges.push_back({p, position.load()});
-        if (!t.released.empty())
-          next_checkpoint = clock::now();  // truncate the log behind it soon
+          purge_after_checkpoint(p);
       }
     }
     for (auto i = first; i < last; ++i) {
@@ -1049,8 +1032,15 @@ struct ingest_sequencer::impl {
     };
     auto s = models::shard_of(patient, static_cast<uint32_t>(shards.size()));
     caf::anon_send(shards[s], erase_atom::value, patient, std::move(completion));
+    purge_after_checkpoint(patient);
+  }
+
+  // Purges the patient's name and values from the files once a checkpoint
+  // covers everything committed so far; that checkpoint is asked for now,
+  // so the log is truncated behind it soon.
+  void purge_after_checkpoint(const std::string& patient) {
     purges.push_back({patient, position.load()});
-    next_checkpoint = clock::now();  // truncate the log behind it soon
+    next_checkpoint = clock::now();
   }
 
   // A clinician's input joins the commit being assembled as an entry of
@@ -1325,7 +1315,8 @@ caf::error ingest_sequencer::recover() {
         return false;
       }
       if (*entry)
-        im.mark_window_dirty(e.patient_only ? part_window_name(e.patient, e.device) : e.device,
+        im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device)
+                                            : e.device,
                              *entry);
       for (int k = 0; k < n; ++k) {
         auto m = models::metric_from_number(d.metric(k));

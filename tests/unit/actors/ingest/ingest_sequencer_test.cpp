@@ -900,7 +900,7 @@ TEST_F(patient_parts_test, erasing_a_patient_deletes_the_windows_of_its_parts) {
   ASSERT_EQ(apply_parts(part_of(patient_a, far_device, {r(1, 1000, metric::heart_rate, 72)})).accepted, 1u);
   restart();  // the checkpoint writes the window
   auto window = storage::key_codec::window_key(models::shard_of(patient_a, shards_count()),
-                                               "part:" + patient_a + "|" + far_device);
+                                               storage::key_codec::part_window_name(patient_a, far_device));
   auto stored = db().get(storage::column::twins, window);
   ASSERT_TRUE(stored && *stored) << "the part's window should have been checkpointed";
   ASSERT_FALSE(registry(erase_patient{patient_a}).error);

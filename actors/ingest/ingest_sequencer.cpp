@@ -159,6 +159,9 @@ private:
 /// What the sequencer knows about a device: registry facts and the
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
 struct directory_entry {
+  /// type, decommissioned and patient are read (a log replay loads only the
+  /// window; the first lookup after it reads the registry).
+  bool registry_loaded = true;
   models::device_type type{};
   bool decommissioned = false;
   bool window_dirty = false;  // changed since the last checkpoint
@@ -347,17 +350,36 @@ struct ingest_sequencer::impl {
   // device's snapshot on first use.
   caf::expected<directory_entry*> lookup(const std::string& name) {
     auto i = directory.find(name);
-    if (i != directory.end())
+    if (i != directory.end() && i->second.registry_loaded)
       return &i->second;
     auto rec = registry.get_device(name);
     if (!rec)
       return rec.error();
     if (!*rec)
       return static_cast<directory_entry*>(nullptr);
-    directory_entry e;
+    if (i == directory.end()) {
+      directory_entry e;
+      if (auto err = load_window(name, e.window))
+        return err;
+      i = directory.emplace(name, std::move(e)).first;
+    }
+    auto& e = i->second;
+    e.registry_loaded = true;
     e.type = (*rec)->type;
     e.patient = (*rec)->patient;
     e.decommissioned = (*rec)->decommission_time_ms != 0;
+    return &e;
+  }
+
+  /// A device's entry for a log replay, which needs only its window: the
+  /// registry is read on the device's first lookup after it. Every name in
+  /// the log was registered, and devices are never deleted.
+  caf::expected<directory_entry*> lookup_window(const std::string& name) {
+    auto i = directory.find(name);
+    if (i != directory.end())
+      return &i->second;
+    directory_entry e;
+    e.registry_loaded = false;
     if (auto err = load_window(name, e.window))
       return err;
     return &directory.emplace(name, std::move(e)).first->second;
@@ -595,7 +617,10 @@ struct ingest_sequencer::impl {
     return rec.SerializeAsString();
   }
 
-  void dispatch(const committed_batch_ptr& b) {
+  // Splits a committed batch into the work of each shard it touches and
+  // hands it to fn(shard, work).
+  template <class Fn>
+  void split(const committed_batch_ptr& b, Fn fn) {
     std::vector<shard_work> works;
     auto nshards = static_cast<uint32_t>(shards.size());
     auto slot_of = [&](uint32_t shard) -> shard_work& {
@@ -624,11 +649,41 @@ struct ingest_sequencer::impl {
         slot_of(ps).patient_entries.push_back(i);
       }
     }
-    flow.pending.fetch_add(static_cast<int64_t>(touched.size()), std::memory_order_relaxed);
     for (auto s : touched) {
-      caf::anon_send(shards[s], apply_atom::value, std::move(works[static_cast<size_t>(shard_slot[s])]));
+      fn(s, std::move(works[static_cast<size_t>(shard_slot[s])]));
       shard_slot[s] = -1;
     }
+  }
+
+  void dispatch(const committed_batch_ptr& b) {
+    split(b, [&](uint32_t shard, shard_work&& w) {
+      flow.pending.fetch_add(1, std::memory_order_relaxed);
+      caf::anon_send(shards[shard], apply_atom::value, std::move(w));
+    });
+  }
+
+  // The log replay's batches go to the shards a group at a time (see
+  // replay_work); send_replayed() sends what is held.
+  static constexpr size_t replay_group_records = 64;
+  std::vector<replay_work> replay_held;
+  size_t replay_held_records = 0;
+
+  void dispatch_replayed(const committed_batch_ptr& b) {
+    if (replay_held.empty())
+      replay_held.resize(shards.size());
+    split(b, [&](uint32_t shard, shard_work&& w) { replay_held[shard].works.push_back(std::move(w)); });
+    if (++replay_held_records == replay_group_records)
+      send_replayed();
+  }
+
+  void send_replayed() {
+    for (size_t s = 0; s < replay_held.size(); ++s)
+      if (!replay_held[s].works.empty()) {
+        flow.pending.fetch_add(1, std::memory_order_relaxed);
+        caf::anon_send(shards[s], apply_atom::value, std::move(replay_held[s]));
+        replay_held[s] = replay_work{};
+      }
+    replay_held_records = 0;
   }
 
   // Writes the commit being assembled, then acknowledges and dispatches it.
@@ -1309,7 +1364,7 @@ caf::error ingest_sequencer::recover() {
       }
       auto entry = e.clinician      ? caf::expected<directory_entry*>{nullptr}
                    : e.patient_only ? im.lookup_part(e.patient, e.device)
-                                    : im.lookup(e.device);
+                                    : im.lookup_window(e.device);
       if (!entry) {
         failure = entry.error();
         return false;
@@ -1329,7 +1384,7 @@ caf::error ingest_sequencer::recover() {
       readings += e.readings.size();
       b->entries.push_back(std::move(e));
     }
-    im.dispatch(b);
+    im.dispatch_replayed(b);
     ++records;
     im.wait_for_twins(im.settings.max_pending_work);
     return true;
@@ -1338,6 +1393,7 @@ caf::error ingest_sequencer::recover() {
     return err;
   if (failure)
     return failure;
+  im.send_replayed();
   im.position = *last;
   im.probe.on_commit(*last, 0, 0);
   im.wait_for_twins(0);

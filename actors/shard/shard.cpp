@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/twin/device_twin.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
@@ -54,6 +55,9 @@ struct shard_state {
   caf::actor_addr self_addr;  // given to patient twins for their snapshots
   std::unordered_map<std::string, twin_slot> devices;
   std::unordered_map<std::string, twin_slot> patients;
+  // Devices a log replay applied to without activating them (no twin in
+  // `devices`): written at the next checkpoint, or handed to the twin.
+  std::unordered_map<std::string, device_state> replayed;
 
   // The checkpoint round in progress (at most one per node at a time).
   checkpoint_round_ptr round;
@@ -69,7 +73,14 @@ struct shard_state {
   twin_slot& device(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = devices.try_emplace(name);
     if (fresh) {
-      i->second.actor = spawn_device_twin(sys, name, ctx);
+      auto r = replayed.find(name);
+      if (r == replayed.end()) {
+        i->second.actor = spawn_device_twin(sys, name, ctx);
+      } else {
+        i->second.actor = spawn_device_twin(sys, name, ctx, r->second);
+        i->second.dirty = r->second.dirty;
+        replayed.erase(r);
+      }
       probe->on_activated(true);
       ctx->counters->devices.fetch_add(1, std::memory_order_relaxed);
     }
@@ -90,11 +101,20 @@ struct shard_state {
     return i->second;
   }
 
-  void apply(caf::event_based_actor* self, const shard_work& w) {
+  // Routes the work to the twins; the number of messages sent to them.
+  int64_t route(caf::event_based_actor* self, const shard_work& w, bool replay) {
     auto& sys = self->system();
     int64_t sent = 0;
     for (auto idx : w.device_entries) {
-      auto& slot = device(sys, w.batch->entries[idx].device);
+      auto& name = w.batch->entries[idx].device;
+      if (replay && devices.find(name) == devices.end()) {
+        auto [r, fresh] = replayed.try_emplace(name);
+        if (fresh)
+          r->second.load(name, ctx);
+        r->second.apply(self, *w.batch, idx, ctx);
+        continue;
+      }
+      auto& slot = device(sys, name);
       slot.dirty = true;
       self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
       ++sent;
@@ -118,7 +138,18 @@ struct shard_state {
       self->send(slot.actor, apply_atom::value, std::move(work));
       ++sent;
     }
-    // This message was one unit of pending work; the twins now hold `sent`.
+    return sent;
+  }
+
+  // Each message was one unit of pending work; the twins now hold `sent`.
+  void apply(caf::event_based_actor* self, const shard_work& w) {
+    ctx->flow->pending.fetch_add(route(self, w, false) - 1, std::memory_order_relaxed);
+  }
+
+  void apply(caf::event_based_actor* self, const replay_work& r) {
+    int64_t sent = 0;
+    for (auto& w : r.works)
+      sent += route(self, w, true);
     ctx->flow->pending.fetch_add(sent - 1, std::memory_order_relaxed);
   }
 
@@ -138,6 +169,28 @@ struct shard_state {
     snapshot_bytes += value.size();
   }
 
+  // Adds the snapshots of replayed devices to the round's batch; they are
+  // forgotten once the round wrote them (finish_round).
+  void snapshot_replayed(bool all) {
+    storage::twin_table table{*ctx->store, storage::column::twins};
+    for (auto& [name, st] : replayed) {
+      if (!st.dirty && !all)
+        continue;
+      auto value = table.stored_value(models::twin_kind::device, name, st.encode());
+      if (!value) {
+        spdlog::error("shard: sealing a replayed device snapshot failed: {}",
+                      storage::describe(value.error()));
+        round_ok = false;
+        snapshot_all_next = true;
+        return;
+      }
+      st.dirty = false;
+      add_snapshot(false, name, *value);
+      if (snapshot_bytes >= snapshot_batch_bytes)
+        write_snapshots();
+    }
+  }
+
   // Writes the batched snapshots (not fsynced: the checkpoint record that
   // follows is, and the log rebuilds them).
   void write_snapshots() {
@@ -155,6 +208,8 @@ struct shard_state {
 
   void finish_round() {
     write_snapshots();
+    if (round_ok)
+      replayed.clear();  // all written: they load from their snapshots now
     auto r = std::move(round);
     round = nullptr;
     if (!round_ok)
@@ -169,6 +224,7 @@ struct shard_state {
     round_waiting = 0;
     bool all = snapshot_all_next;
     snapshot_all_next = false;
+    snapshot_replayed(all);
     for (auto* table : {&devices, &patients})
       for (auto& [name, slot] : *table)
         if ((slot.dirty || all) && !slot.erased) {
@@ -244,6 +300,7 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
   self->state.probe = std::move(probe);
   return {
       [=](apply_atom, const shard_work& w) { self->state.apply(self, w); },
+      [=](apply_atom, const replay_work& r) { self->state.apply(self, r); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
       [=](snapshot_done_atom, bool ok, bool is_patient, const std::string& name,
           const std::string& value) { self->state.snapshot_done(ok, is_patient, name, value); },

@@ -24,6 +24,15 @@ struct shard_work {
   std::vector<uint32_t> patient_entries;
 };
 
+/// What one shard gets from several batches of the log replay at start, in
+/// log order: one message for many batches (a replay touching a million
+/// cold devices spent a third of its time in per-batch messages). A device
+/// without a live twin gets no actor: the shard applies its entries to the
+/// device's state itself (see below).
+struct replay_work {
+  std::vector<shard_work> works;
+};
+
 /// Number of live twins of a shard (or a node).
 struct twin_counts {
   uint64_t devices = 0;
@@ -42,8 +51,16 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 /// use (transparently to callers), routes work and queries to them, and
 /// tracks which changed since the last checkpoint.
 ///
+/// Replay (docs/storage.md): a replay_work does not activate device
+/// twins. The shard loads the state of a device without a live twin,
+/// applies the entry to it and keeps it (64 bytes, not a 1 KiB actor) until
+/// the next checkpoint writes its snapshot, or hands it to the device's
+/// actor if one is activated first. Patient twins are activated as always:
+/// their models raise the alerts.
+///
 /// Messages:
 ///  (apply, shard_work)                 from the ingest sequencer, in log order
+///  (apply, replay_work)                from its log replay
 ///  (checkpnt, checkpoint_round_ptr)    snapshot dirty twins, then count down the round
 ///  (dev_view, name) -> device_view
 ///  (pat_view, name) -> patient_view
@@ -58,4 +75,5 @@ std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
 }  // namespace healthtwin::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::shard_work)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::replay_work)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_counts)

@@ -189,10 +189,7 @@ using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 /// erasure on to the alert hub (which deletes the records) and quits.
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
-/// Spawns the twin of a device. It activates from its snapshot on its first
-/// message. Handles apply, (snapshot, name) (replies snap_done to the
-/// sender) and view -> device_view. It keeps no copy of its name.
-caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx);
+/// spawn_device_twin: see device_twin.hpp.
 
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->

@@ -22,6 +22,8 @@
 // device in turn; the WAL is not fsynced while populating (it changes
 // nothing that is measured).
 
+#include <sys/resource.h>
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <prometheus/registry.h>
@@ -50,6 +52,14 @@ namespace {
 
 constexpr uint32_t devices_per_patient = 10;
 constexpr int64_t start_time_ms = 1'700'000'000'000;
+
+// CPU time of the whole process (every thread), user + system.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
 
 double since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -208,16 +218,26 @@ int restart(const std::string& dir, const char* what, uint64_t replayed) {
   auto t_open = since(t0);
   node_core core{*store};
   auto t1 = clock_type::now();
+  auto cpu0 = cpu_seconds();
   if (auto err = core.seq->recover()) {
     std::cerr << storage::describe(err) << "\n";
     return 1;
   }
   auto t_recover = since(t1);
+  auto cpu = cpu_seconds() - cpu0;
   std::cout << fmt::format("{}: store open {:.3f} s, recovery {:.3f} s, ready after {:.3f} s",
                            what, t_open, t_recover, since(t0));
   if (replayed > 0)
-    std::cout << fmt::format("; replayed {} readings = {:.0f} readings/s", replayed,
-                             static_cast<double>(replayed) / t_recover);
+    std::cout << fmt::format("; replayed {} readings = {:.0f} readings/s, {:.1f} CPU-s", replayed,
+                             static_cast<double>(replayed) / t_recover, cpu);
+  caf::scoped_actor self{*core.sys};
+  self->request(core.ctx.alert_hub, std::chrono::seconds(30), actors::alert_count_atom::value)
+      .receive(
+          [&](const actors::alert_counts& c) {
+            std::cout << fmt::format("; open alerts: {} high, {} medium, {} low", c.high,
+                                     c.medium, c.low);
+          },
+          [&](const caf::error&) {});
   std::cout << "\n";
   return 0;
 }

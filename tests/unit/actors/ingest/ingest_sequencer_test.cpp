@@ -269,6 +269,91 @@ TEST_F(ingest_sequencer_test, replay_skips_batches_already_in_a_twin_snapshot) {
   EXPECT_EQ(c.open_samples.size(), 3u);
 }
 
+// A replay applies device entries without activating device twins: the
+// states wait in their shard and the next checkpoint writes them, so they
+// are in the snapshots without the twin ever running.
+TEST_F(ingest_sequencer_test, a_replay_reaches_device_snapshots_without_activating_twins) {
+  const std::string monitor_b = "tenants/h1/devices/mon-b";
+  add_device(monitor_b, patient_a);
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)});
+  stop();
+  reopen();
+  for (uint64_t s = 2; s <= 4; ++s)
+    append_to_log(monitor_a, patient_a, s, static_cast<int64_t>(s) * 1000, 70);
+  append_to_log(monitor_b, patient_a, 7, 9000, 75);
+  start();
+  auto live = [&] {
+    caf::scoped_actor self{*sys_};
+    uint64_t devices = 0;
+    for (auto& shard : shards_)
+      self->request(shard, std::chrono::seconds(5), count_atom::value)
+          .receive([&](twin_counts& c) { devices += c.devices; },
+                   [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return devices;
+  };
+  EXPECT_EQ(live(), 0u) << "a replay activated device twins";
+  EXPECT_EQ(patient(patient_a).readings_applied, 5u);  // patient twins do apply
+  stop();  // the final checkpoint writes the replayed states
+  reopen();
+  storage::ingest_log log{db()};
+  EXPECT_EQ(*log.checkpoint(), *log.last_position()) << "nothing left to replay";
+  start();
+  auto a = device(monitor_a);
+  EXPECT_EQ(a.readings_accepted, 4u);
+  EXPECT_EQ(a.last_sequence, 4u);
+  EXPECT_EQ(a.last_reading_time_ms, 4000);
+  auto b = device(monitor_b);
+  EXPECT_EQ(b.readings_accepted, 1u);
+  EXPECT_EQ(b.last_sequence, 7u);
+  EXPECT_EQ(b.last_receive_time_ms, 5000);
+}
+
+// A replayed device whose twin activates before the checkpoint (a query or
+// new readings) takes its replayed state over: nothing applied twice or lost.
+TEST_F(ingest_sequencer_test, a_device_twin_activated_after_a_replay_takes_the_replayed_state) {
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)});
+  stop();
+  reopen();
+  append_to_log(monitor_a, patient_a, 2, 2000, 71);
+  append_to_log(monitor_a, patient_a, 3, 3000, 72);
+  start();
+  ingest(monitor_a, {r(4, 4000, metric::heart_rate, 73)});  // activates the twin
+  EXPECT_EQ(device(monitor_a).readings_accepted, 4u);
+  restart();
+  EXPECT_EQ(device(monitor_a).readings_accepted, 4u);
+  EXPECT_EQ(device(monitor_a).last_sequence, 4u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 4u);
+}
+
+// The shard applies a replayed device entry with the twin's own logic, so a
+// device streaming without a patient raises its alert during a replay too.
+TEST_F(ingest_sequencer_test, a_replayed_unassigned_device_raises_its_alert) {
+  const std::string loose = "tenants/h1/devices/loose";
+  add_device(loose);
+  stop();
+  reopen();
+  append_to_log(loose, {}, 1, 1000, 70);
+  start();
+  std::vector<alert_record> found;
+  for (int i = 0; i < 400 && found.empty(); ++i) {
+    for (auto& x : alerts("h1"))
+      if (x.kind == models::alert_kind::device_unassigned)
+        found.push_back(x);
+    if (found.empty())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].device, loose);
+  stop();
+  reopen();
+  start();  // the flag reached the snapshot: no second alert on new readings
+  ingest(loose, {r(2, 2000, metric::heart_rate, 71)});
+  size_t n = 0;
+  for (auto& x : alerts("h1"))
+    n += x.kind == models::alert_kind::device_unassigned;
+  EXPECT_EQ(n, 1u);
+}
+
 TEST_F(ingest_sequencer_test, clean_stop_checkpoints_and_truncates_the_log) {
   for (uint64_t s = 1; s <= 5; ++s)
     ingest(monitor_a, {r(s, static_cast<int64_t>(s) * 1000, metric::heart_rate, 70)});

@@ -159,9 +159,14 @@ private:
 /// What the sequencer knows about a device: registry facts and the
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
 struct directory_entry {
-  /// type, decommissioned and patient are read (a log replay loads only the
-  /// window; the first lookup after it reads the registry).
+  /// type, decommissioned and patient are read (a log replay reads no
+  /// registry; the first lookup after it does).
   bool registry_loaded = true;
+  /// The stored window is in `window`. A log replay does not read it: its
+  /// entries hold only what the replay admitted until ensure_window merges
+  /// the stored one in (first lookup), or the checkpoint that writes them
+  /// does (write_checkpoint).
+  bool window_loaded = true;
   models::device_type type{};
   bool decommissioned = false;
   bool window_dirty = false;  // changed since the last checkpoint
@@ -169,6 +174,14 @@ struct directory_entry {
   models::sequence_window window;
   uint64_t commit_stamp = 0;  // commit that last touched this entry
   uint32_t entry = no_entry;  // its entry index in that commit
+};
+
+/// A window to write with a checkpoint; `partial`: only what a log replay
+/// admitted (directory_entry::window_loaded).
+struct window_copy {
+  const std::string* name = nullptr;
+  models::sequence_window window;
+  bool partial = false;
 };
 
 struct ingest_job {
@@ -324,7 +337,7 @@ struct ingest_sequencer::impl {
   clock::time_point checkpoint_snapshotted;
   // The windows changed up to the checkpoint in progress, copied when it
   // started; written with it by the helper thread.
-  std::vector<std::pair<const std::string*, models::sequence_window>> checkpoint_windows;
+  std::vector<window_copy> checkpoint_windows;
   // Declared after what its task uses: destroying it waits for the task.
   std::future<caf::error> checkpoint_write;
   // Shards not yet asked to snapshot (see ask_shards).
@@ -350,8 +363,11 @@ struct ingest_sequencer::impl {
   // device's snapshot on first use.
   caf::expected<directory_entry*> lookup(const std::string& name) {
     auto i = directory.find(name);
-    if (i != directory.end() && i->second.registry_loaded)
+    if (i != directory.end() && i->second.registry_loaded) {
+      if (auto err = ensure_window(name, i->second))
+        return err;
       return &i->second;
+    }
     auto rec = registry.get_device(name);
     if (!rec)
       return rec.error();
@@ -362,6 +378,8 @@ struct ingest_sequencer::impl {
       if (auto err = load_window(name, e.window))
         return err;
       i = directory.emplace(name, std::move(e)).first;
+    } else if (auto err = ensure_window(name, i->second)) {
+      return err;
     }
     auto& e = i->second;
     e.registry_loaded = true;
@@ -371,18 +389,34 @@ struct ingest_sequencer::impl {
     return &e;
   }
 
-  /// A device's entry for a log replay, which needs only its window: the
-  /// registry is read on the device's first lookup after it. Every name in
-  /// the log was registered, and devices are never deleted.
-  caf::expected<directory_entry*> lookup_window(const std::string& name) {
+  /// A device's entry for a log replay, which reads nothing: the registry
+  /// and the stored window are read on the device's first lookup after it
+  /// (a replay touching a million cold devices spent a fifth of its time
+  /// reading their windows). Every name in the log was registered, and
+  /// devices are never deleted.
+  directory_entry* lookup_for_replay(const std::string& name) {
     auto i = directory.find(name);
-    if (i != directory.end())
-      return &i->second;
-    directory_entry e;
-    e.registry_loaded = false;
-    if (auto err = load_window(name, e.window))
+    if (i == directory.end()) {
+      directory_entry e;
+      e.registry_loaded = false;
+      e.window_loaded = false;
+      i = directory.emplace(name, std::move(e)).first;
+    }
+    return &i->second;
+  }
+
+  // Merges the stored window into what a replay admitted (the union is
+  // exact: see sequence_window::merge).
+  caf::error ensure_window(const std::string& name, directory_entry& e) {
+    if (e.window_loaded)
+      return caf::none;
+    models::sequence_window stored;
+    if (auto err = load_window(name, stored))
       return err;
-    return &directory.emplace(name, std::move(e)).first->second;
+    stored.merge(e.window);
+    e.window = stored;
+    e.window_loaded = true;
+    return caf::none;
   }
 
   /// The window of a patient part's readings (patient and device), loaded
@@ -427,12 +461,12 @@ struct ingest_sequencer::impl {
   }
 
   // Takes the windows changed since the last checkpoint (copies).
-  std::vector<std::pair<const std::string*, models::sequence_window>> take_dirty_windows() {
-    std::vector<std::pair<const std::string*, models::sequence_window>> taken;
+  std::vector<window_copy> take_dirty_windows() {
+    std::vector<window_copy> taken;
     taken.reserve(dirty_windows.size());
     for (auto [name, e] : dirty_windows) {
       e->window_dirty = false;
-      taken.emplace_back(name, e->window);
+      taken.push_back(window_copy{name, e->window, !e->window_loaded});
     }
     dirty_windows.clear();
     return taken;
@@ -440,8 +474,8 @@ struct ingest_sequencer::impl {
 
   // A checkpoint failed: its windows are written with the next one.
   void restore_dirty_windows() {
-    for (auto& [name, _] : checkpoint_windows)
-      mark_window_dirty(*name, &directory.find(*name)->second);
+    for (auto& w : checkpoint_windows)
+      mark_window_dirty(*w.name, &directory.find(*w.name)->second);
     checkpoint_windows.clear();
   }
 
@@ -451,9 +485,17 @@ struct ingest_sequencer::impl {
   // and with it the ingest log's commits, for 100 ms and more; windows
   // written ahead of the position are newer than it and merge with a
   // replay of the log tail. Names are read through stable directory nodes.
+  // A window a replay left unread is merged with the stored one here (only
+  // checkpoints write windows, so the stored one cannot change meanwhile).
   caf::error write_checkpoint() {
     storage::write_batch wb{store};
-    for (auto& [name, window] : checkpoint_windows) {
+    for (auto& [name, replayed, partial] : checkpoint_windows) {
+      auto window = replayed;
+      if (partial) {
+        if (auto err = load_window(*name, window))
+          return err;
+        window.merge(replayed);
+      }
       internal::SequenceWindowState w;
       w.set_highest(window.highest());
       for (auto bits : window.seen_bits())
@@ -1364,7 +1406,7 @@ caf::error ingest_sequencer::recover() {
       }
       auto entry = e.clinician      ? caf::expected<directory_entry*>{nullptr}
                    : e.patient_only ? im.lookup_part(e.patient, e.device)
-                                    : im.lookup_window(e.device);
+                                    : caf::expected<directory_entry*>{im.lookup_for_replay(e.device)};
       if (!entry) {
         failure = entry.error();
         return false;

@@ -308,6 +308,38 @@ TEST_F(ingest_sequencer_test, a_replay_reaches_device_snapshots_without_activati
   EXPECT_EQ(b.last_receive_time_ms, 5000);
 }
 
+// A replay does not read device windows: what it admitted is merged with
+// the stored window by the checkpoint that writes it, or by the device's
+// first lookup, so no number accepted before or during the tail is
+// accepted again.
+TEST_F(ingest_sequencer_test, a_replayed_window_is_merged_with_the_stored_one) {
+  const std::string monitor_b = "tenants/h1/devices/mon-b";
+  add_device(monitor_b, patient_a);
+  for (auto* d : {&monitor_a, &monitor_b})
+    ingest(*d, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 70)});
+  stop();
+  reopen();
+  append_to_log(monitor_a, patient_a, 5, 5000, 70);
+  append_to_log(monitor_b, patient_a, 5, 5000, 70);
+  start();
+  // monitor_b: merged on its first lookup.
+  auto b = ingest(monitor_b, {r(1, 1000, metric::heart_rate, 70), r(5, 5000, metric::heart_rate, 70),
+                              r(3, 3000, metric::heart_rate, 70)});
+  ASSERT_EQ(b.rejections.size(), 2u);
+  EXPECT_EQ(b.rejections[0].index, 0u);
+  EXPECT_EQ(b.rejections[1].index, 1u);
+  // monitor_a: untouched until the final checkpoint, which merges it.
+  stop();
+  reopen();
+  start();
+  auto a = ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 70),
+                              r(5, 5000, metric::heart_rate, 70), r(4, 4000, metric::heart_rate, 70)});
+  ASSERT_EQ(a.rejections.size(), 3u);
+  for (uint32_t i = 0; i < 3; ++i)
+    EXPECT_EQ(a.rejections[i].reason, rejection_reason::duplicate) << i;
+  EXPECT_EQ(device(monitor_a).readings_accepted, 4u);
+}
+
 // A replayed device whose twin activates before the checkpoint (a query or
 // new readings) takes its replayed state over: nothing applied twice or lost.
 TEST_F(ingest_sequencer_test, a_device_twin_activated_after_a_replay_takes_the_replayed_state) {

@@ -26,14 +26,14 @@ void twin_index::set_registry(const std::string& name, std::string ward, std::st
   s.bed = std::move(bed);
 }
 
-void twin_index::seed(const std::string& name, std::string ward, std::string bed) {
+void twin_index::seed(const std::string& name, patient_summary summary) {
   auto tenant = models::tenant_of(name);
   if (tenant.empty())
     return;
   std::lock_guard<std::mutex> guard{mtx_};
   auto& patients = by_tenant_[std::string{tenant}];
   if (patients.find(name) == patients.end())
-    patients[name] = patient_summary{std::move(ward), std::move(bed)};
+    patients[name] = std::move(summary);
 }
 
 void twin_index::set_news2(const std::string& name, uint8_t total, bool complete,

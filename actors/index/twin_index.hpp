@@ -38,9 +38,10 @@ struct patient_summary {
 class twin_index {
 public:
   void set_registry(const std::string& name, std::string ward, std::string bed);
-  /// Adds a patient found in the registry unless it is known already (a
-  /// seed never overwrites fresher state).
-  void seed(const std::string& name, std::string ward, std::string bed);
+  /// Adds a patient found in the store (registry, and NEWS2 from its
+  /// snapshot) unless it is known already (a seed never overwrites fresher
+  /// state).
+  void seed(const std::string& name, patient_summary summary);
   void set_news2(const std::string& name, uint8_t total, bool complete, models::news2_band band);
   void set_alerts(const std::string& name, models::priority highest, uint32_t open);
   void remove(const std::string& name);

@@ -181,6 +181,12 @@ struct patient_state {
     s.set_readings_applied(readings_applied);
     s.set_alerts_raised(alerts_raised);
     s.set_model_state(model.encode());
+    if (auto& n = model.news2(); n.time_ms != 0) {
+      auto* summary = s.mutable_news2();
+      summary->set_total(n.total);
+      summary->set_complete(n.complete);
+      summary->set_band(static_cast<uint32_t>(n.band));
+    }
     s.set_device_health(health.encode());
     if (settings_logged)
       to_record(settings, *s.mutable_settings());
@@ -488,6 +494,28 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
 caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
                               caf::actor_addr shard) {
   return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard));
+}
+
+void read_stored_news2(storage::store& store, const std::string& patient,
+                       patient_summary& summary) {
+  auto bytes = storage::twin_table{store, storage::column::twins}.get(twin_kind::patient, patient);
+  if (!bytes) {
+    spdlog::error("twin index: reading a patient snapshot failed: {}",
+                  storage::describe(bytes.error()));
+    return;
+  }
+  internal::PatientSnapshot s;
+  if (!*bytes || !s.ParseFromString(**bytes) || !s.has_news2())
+    return;
+  auto& n = s.news2();
+  auto band = n.band();
+  if (n.total() > 20 || band < static_cast<uint32_t>(models::news2_band::low) ||
+      band > static_cast<uint32_t>(models::news2_band::high))
+    return;  // not what a twin writes: leave it unknown
+  summary.news2_known = true;
+  summary.news2 = static_cast<uint8_t>(n.total());
+  summary.news2_complete = n.complete();
+  summary.news2_band = static_cast<models::news2_band>(band);
 }
 
 }  // namespace healthtwin::actors

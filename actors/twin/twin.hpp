@@ -191,6 +191,13 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 /// spawn_device_twin: see device_twin.hpp.
 
+/// NEWS2 as the patient's last snapshot recorded it, into `summary`
+/// (news2_known stays false when there is none, it was never scored, or the
+/// snapshot does not read): a restarted node's twin queries know it without
+/// activating the twin.
+void read_stored_news2(storage::store& store, const std::string& patient,
+                       patient_summary& summary);
+
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->
 /// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert

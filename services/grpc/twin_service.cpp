@@ -463,13 +463,17 @@ private:
 }  // namespace
 
 // Before the first query of this node run, every registered patient goes
-// into the twin index (later ones are added as they are created).
+// into the twin index with the NEWS2 of its last snapshot (later ones are
+// added as they are created; a live twin's fresher summary is kept).
 static void seed_index(service_env& env) {
   env.ctx.index->seed_once([&] {
     auto& store = *env.ctx.store;
     auto err = storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
-      if (!store.patient_erased(p.name))
-        env.ctx.index->seed(p.name, p.ward, p.bed);
+      if (store.patient_erased(p.name))
+        return;
+      actors::patient_summary summary{p.ward, p.bed};
+      actors::read_stored_news2(store, p.name, summary);
+      env.ctx.index->seed(p.name, std::move(summary));
     });
     if (err)
       spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));

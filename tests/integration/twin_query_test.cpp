@@ -215,6 +215,21 @@ TEST_F(twin_query_test, patients_created_later_and_after_a_restart_are_listed) {
   EXPECT_EQ(names(query(R"(ward = "WARD-9")")), std::vector<std::string>{patient("p6")});
 }
 
+// After a restart no patient twin is live: the summaries' NEWS2 comes from
+// the snapshots, so a NEWS2 filter finds the deteriorating patients at once.
+TEST_F(twin_query_test, news2_filters_work_right_after_a_restart) {
+  await_alerts();
+  ASSERT_EQ(node_->stop(), 0) << node_->log();
+  node_ = std::make_unique<node_process>(dir_.path());
+  ASSERT_TRUE(node_->wait_ready()) << node_->log();
+  client_ = std::make_unique<api_client>(node_->channel());
+  EXPECT_EQ(names(query(R"(ward = "ICU-3" AND news2 >= 5)", "news2 desc")),
+            (std::vector<std::string>{patient("p1"), patient("p2")}));
+  EXPECT_EQ(names(query("news2 < 5")), std::vector<std::string>{patient("p3")});
+  EXPECT_EQ(names(query(R"(ward = "ICU*" AND NOT news2 >= 0)")),
+            std::vector<std::string>{patient("p5")});
+}
+
 TEST_F(twin_query_test, a_watch_sends_the_twin_then_each_change_until_cancelled) {
   await_alerts();  // the readings above are applied
   grpc::ClientContext ctx;

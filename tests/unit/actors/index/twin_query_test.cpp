@@ -182,8 +182,8 @@ TEST(twin_index, only_the_registry_adds_patients_so_an_erased_one_stays_gone) {
   index.set_registry("tenants/h1/patients/p1", "ICU", "3");
   index.set_news2("tenants/h1/patients/p1", 5, true, news2_band::medium);
   index.set_alerts("tenants/h1/patients/p1", priority::high, 2);
-  index.seed("tenants/h1/patients/p1", "stale", "");
-  index.seed("tenants/h1/patients/p2", "WARD", "1");
+  index.seed("tenants/h1/patients/p1", actors::patient_summary{"stale", ""});
+  index.seed("tenants/h1/patients/p2", actors::patient_summary{"WARD", "1"});
   index.set_registry("tenants/h2/patients/p1", "OTHER", "1");
   auto h1 = index.tenant("h1");
   ASSERT_EQ(h1.size(), 2u);

@@ -496,6 +496,8 @@ caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const tw
   return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard));
 }
 
+namespace {
+
 void read_stored_news2(storage::store& store, const std::string& patient,
                        patient_summary& summary) {
   auto bytes = storage::twin_table{store, storage::column::twins}.get(twin_kind::patient, patient);
@@ -516,6 +518,18 @@ void read_stored_news2(storage::store& store, const std::string& patient,
   summary.news2 = static_cast<uint8_t>(n.total());
   summary.news2_complete = n.complete();
   summary.news2_band = static_cast<models::news2_band>(band);
+}
+
+}  // namespace
+
+caf::error seed_twin_index(storage::store& store, twin_index& index) {
+  return storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
+    if (store.patient_erased(p.name))
+      return;
+    patient_summary summary{p.ward, p.bed};
+    read_stored_news2(store, p.name, summary);
+    index.seed(p.name, std::move(summary));
+  });
 }
 
 }  // namespace healthtwin::actors

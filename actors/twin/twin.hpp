@@ -191,12 +191,12 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 
 /// spawn_device_twin: see device_twin.hpp.
 
-/// NEWS2 as the patient's last snapshot recorded it, into `summary`
-/// (news2_known stays false when there is none, it was never scored, or the
-/// snapshot does not read): a restarted node's twin queries know it without
-/// activating the twin.
-void read_stored_news2(storage::store& store, const std::string& patient,
-                       patient_summary& summary);
+/// Adds every registered, not erased patient to `index` with its ward, bed
+/// and the NEWS2 its last snapshot recorded (unknown when there is none, it
+/// was never scored, or the snapshot does not read), so that a restarted
+/// node's twin queries know them without activating any twin. Patients the
+/// index knows already keep their fresher summary.
+caf::error seed_twin_index(storage::store& store, twin_index& index);
 
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->

@@ -467,15 +467,7 @@ private:
 // added as they are created; a live twin's fresher summary is kept).
 static void seed_index(service_env& env) {
   env.ctx.index->seed_once([&] {
-    auto& store = *env.ctx.store;
-    auto err = storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
-      if (store.patient_erased(p.name))
-        return;
-      actors::patient_summary summary{p.ward, p.bed};
-      actors::read_stored_news2(store, p.name, summary);
-      env.ctx.index->seed(p.name, std::move(summary));
-    });
-    if (err)
+    if (auto err = actors::seed_twin_index(*env.ctx.store, *env.ctx.index))
       spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));
   });
 }

@@ -159,14 +159,12 @@ private:
 /// What the sequencer knows about a device: registry facts and the
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
 struct directory_entry {
-  /// type, decommissioned and patient are read (a log replay reads no
-  /// registry; the first lookup after it does).
-  bool registry_loaded = true;
-  /// The stored window is in `window`. A log replay does not read it: its
-  /// entries hold only what the replay admitted until ensure_window merges
-  /// the stored one in (first lookup), or the checkpoint that writes them
-  /// does (write_checkpoint).
-  bool window_loaded = true;
+  /// The registry facts and the stored window are read. An entry a log
+  /// replay made is not: it holds only the numbers the replay admitted
+  /// until the device's first lookup reads the registry and merges the
+  /// stored window in, or the checkpoint that writes it merges that
+  /// (write_checkpoint).
+  bool loaded = true;
   models::device_type type{};
   bool decommissioned = false;
   bool window_dirty = false;  // changed since the last checkpoint
@@ -177,7 +175,7 @@ struct directory_entry {
 };
 
 /// A window to write with a checkpoint; `partial`: only what a log replay
-/// admitted (directory_entry::window_loaded).
+/// admitted (see directory_entry::loaded).
 struct window_copy {
   const std::string* name = nullptr;
   models::sequence_window window;
@@ -363,11 +361,8 @@ struct ingest_sequencer::impl {
   // device's snapshot on first use.
   caf::expected<directory_entry*> lookup(const std::string& name) {
     auto i = directory.find(name);
-    if (i != directory.end() && i->second.registry_loaded) {
-      if (auto err = ensure_window(name, i->second))
-        return err;
+    if (i != directory.end() && i->second.loaded)
       return &i->second;
-    }
     auto rec = registry.get_device(name);
     if (!rec)
       return rec.error();
@@ -378,11 +373,17 @@ struct ingest_sequencer::impl {
       if (auto err = load_window(name, e.window))
         return err;
       i = directory.emplace(name, std::move(e)).first;
-    } else if (auto err = ensure_window(name, i->second)) {
-      return err;
+    } else {
+      // Made by a replay: merge the stored window in (the union is exact,
+      // see sequence_window::merge).
+      models::sequence_window stored;
+      if (auto err = load_window(name, stored))
+        return err;
+      stored.merge(i->second.window);
+      i->second.window = stored;
     }
     auto& e = i->second;
-    e.registry_loaded = true;
+    e.loaded = true;
     e.type = (*rec)->type;
     e.patient = (*rec)->patient;
     e.decommissioned = (*rec)->decommission_time_ms != 0;
@@ -398,25 +399,10 @@ struct ingest_sequencer::impl {
     auto i = directory.find(name);
     if (i == directory.end()) {
       directory_entry e;
-      e.registry_loaded = false;
-      e.window_loaded = false;
+      e.loaded = false;
       i = directory.emplace(name, std::move(e)).first;
     }
     return &i->second;
-  }
-
-  // Merges the stored window into what a replay admitted (the union is
-  // exact: see sequence_window::merge).
-  caf::error ensure_window(const std::string& name, directory_entry& e) {
-    if (e.window_loaded)
-      return caf::none;
-    models::sequence_window stored;
-    if (auto err = load_window(name, stored))
-      return err;
-    stored.merge(e.window);
-    e.window = stored;
-    e.window_loaded = true;
-    return caf::none;
   }
 
   /// The window of a patient part's readings (patient and device), loaded
@@ -466,7 +452,7 @@ struct ingest_sequencer::impl {
     taken.reserve(dirty_windows.size());
     for (auto [name, e] : dirty_windows) {
       e->window_dirty = false;
-      taken.push_back(window_copy{name, e->window, !e->window_loaded});
+      taken.push_back(window_copy{name, e->window, !e->loaded});
     }
     dirty_windows.clear();
     return taken;

@@ -74,9 +74,28 @@ caf::error alert_table::scan_events(uint64_t after,
   return err ? err : inner;
 }
 
-caf::error alert_table::scan_active(const std::function<void(std::string_view)>& fn) {
+namespace {
+
+// The keys of one kind ('x', 's', ...) of alert entries: all, or one shard's.
+std::pair<std::string, std::string> kind_range(char kind, std::optional<uint32_t> shard) {
+  std::string begin{kind}, end{static_cast<char>(kind + 1)};
+  if (shard) {
+    key_codec::put_u16(begin, static_cast<uint16_t>(*shard));
+    if (*shard + 1 < 65536) {
+      end = std::string{kind};
+      key_codec::put_u16(end, static_cast<uint16_t>(*shard + 1));
+    }
+  }
+  return {begin, end};
+}
+
+}  // namespace
+
+caf::error alert_table::scan_active(const std::function<void(std::string_view)>& fn,
+                                    std::optional<uint32_t> shard) {
   caf::error inner;
-  auto err = store_.scan(column::alerts, "x", "y", [&](std::string_view key, std::string_view) {
+  auto [begin, end] = kind_range('x', shard);
+  auto err = store_.scan(column::alerts, begin, end, [&](std::string_view key, std::string_view) {
     std::string record_key{key};
     record_key[0] = 'a';
     auto v = store_.get(column::alerts, record_key);
@@ -106,8 +125,10 @@ void alert_table::erase_silence(write_batch& batch, std::string_view patient,
   batch.erase(column::alerts, key_codec::alert_key('s', shard, patient, metric));
 }
 
-caf::error alert_table::scan_silences(const std::function<void(std::string_view)>& fn) {
-  return store_.scan(column::alerts, "s", "t", [&](std::string_view, std::string_view value) {
+caf::error alert_table::scan_silences(const std::function<void(std::string_view)>& fn,
+                                      std::optional<uint32_t> shard) {
+  auto [begin, end] = kind_range('s', shard);
+  return store_.scan(column::alerts, begin, end, [&](std::string_view, std::string_view value) {
     fn(value);
     return true;
   });

@@ -40,15 +40,18 @@ public:
   caf::error scan_events(uint64_t after,
                          const std::function<bool(uint64_t, std::string_view)>& fn);
 
-  /// Every active alert record (those of erased patients skipped).
-  caf::error scan_active(const std::function<void(std::string_view record)>& fn);
+  /// Every active alert record (those of erased patients skipped); only
+  /// those of `shard` when it is set (a shard taken over from another member).
+  caf::error scan_active(const std::function<void(std::string_view record)>& fn,
+                         std::optional<uint32_t> shard = std::nullopt);
 
   /// Adds (or replaces) the silence of a patient's metric ("" = all).
   void put_silence(write_batch& batch, std::string_view patient, std::string_view metric,
                    std::string_view record);
   void erase_silence(write_batch& batch, std::string_view patient, std::string_view metric);
-  /// Every stored silence.
-  caf::error scan_silences(const std::function<void(std::string_view record)>& fn);
+  /// Every stored silence (only those of `shard` when it is set).
+  caf::error scan_silences(const std::function<void(std::string_view record)>& fn,
+                           std::optional<uint32_t> shard = std::nullopt);
 
 private:
   store& store_;

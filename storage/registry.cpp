@@ -41,8 +41,11 @@ caf::expected<std::optional<patient_record>> registry::get_patient(std::string_v
   return std::optional<patient_record>{std::move(*p)};
 }
 
-caf::error registry::for_each_patient(const std::function<void(const patient_record&)>& fn) {
+caf::error registry::for_each_patient(const std::function<void(const patient_record&)>& fn,
+                                      const std::function<bool(uint32_t shard)>& include) {
   for (uint32_t shard = 0; shard < store_.shards(); ++shard) {
+    if (include && !include(shard))
+      continue;
     auto begin = key_codec::twin_key(shard, twin_kind::patient, "");
     auto end = begin;
     end.back() = static_cast<char>(end.back() + 1);

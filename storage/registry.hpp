@@ -56,8 +56,10 @@ public:
   caf::expected<std::optional<patient_record>> get_patient(std::string_view name);
   caf::expected<std::optional<device_record>> get_device(std::string_view name);
 
-  /// Visits every patient record, shard by shard (the twin index's seed).
-  caf::error for_each_patient(const std::function<void(const patient_record&)>& fn);
+  /// Visits every patient record, shard by shard (the twin index's seed);
+  /// only those of the shards `include` accepts when it is set.
+  caf::error for_each_patient(const std::function<void(const patient_record&)>& fn,
+                              const std::function<bool(uint32_t shard)>& include = {});
 
   void put(write_batch& batch, const patient_record& p);
   void put(write_batch& batch, const device_record& d);

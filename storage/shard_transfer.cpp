@@ -59,16 +59,16 @@ caf::error bad_entry(size_t i, const std::string& why) {
   return caf::make_error(errc::invalid_record, "shard entry " + std::to_string(i) + ": " + why);
 }
 
-// A snapshot as the new owner stores it: at log position 0.
+// A snapshot as the new owner stores it: at `position` of its own log.
 caf::expected<std::string> restarted_snapshot(store& s, std::string_view key, const std::string& stored,
-                                              size_t i) {
+                                              size_t i, uint64_t position) {
   auto kind = static_cast<models::twin_kind>(key[2]);
   std::string name{key.substr(3)};
   if (kind == models::twin_kind::device) {
     internal::DeviceSnapshot d;
     if (!d.ParseFromString(stored))
       return bad_entry(i, "the device snapshot does not parse");
-    d.set_applied_lsn(0);
+    d.set_applied_lsn(position);
     return d.SerializeAsString();
   }
   auto plain = s.unseal(stored);  // patient snapshots are sealed
@@ -77,7 +77,7 @@ caf::expected<std::string> restarted_snapshot(store& s, std::string_view key, co
   internal::PatientSnapshot p;
   if (!p.ParseFromString(*plain))
     return bad_entry(i, "the patient snapshot does not parse");
-  p.set_applied_lsn(0);
+  p.set_applied_lsn(position);
   return s.seal(name, p.SerializeAsString());
 }
 
@@ -135,7 +135,8 @@ caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
   return failure;
 }
 
-caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>&& chunk) {
+caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>&& chunk,
+                              uint64_t log_position) {
   auto ranges = shard_ranges(shard);
   // Keys first and durable: the snapshots below are opened and sealed again
   // with them.
@@ -172,7 +173,7 @@ caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>
                     (e.key[2] == static_cast<char>(models::twin_kind::device) ||
                      e.key[2] == static_cast<char>(models::twin_kind::patient));
     if (snapshot) {
-      auto value = restarted_snapshot(s, e.key, e.value, i);
+      auto value = restarted_snapshot(s, e.key, e.value, i, log_position);
       if (!value)
         return value.error();
       rest.put(e.col, e.key, *value);

@@ -385,6 +385,10 @@ caf::error store::flush_all_and_compact(column c) {
   return compact(c);
 }
 
+std::string store::node_key_id() const {
+  return impl_->key ? impl_->key->id() : "none";
+}
+
 caf::expected<std::string> store::seal(std::string_view patient, std::string_view plain) {
   return impl_->patients->seal(patient, plain);
 }

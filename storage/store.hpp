@@ -119,6 +119,10 @@ public:
   bool patient_erased(std::string_view patient);
   /// A keyed hash naming the patient without revealing it (audit, logs).
   std::string pseudonym(std::string_view patient);
+  /// The node key's public fingerprint (node_key::id()), "none" in a
+  /// plaintext directory: members of a cluster compare it, since a shard's
+  /// sealed values and wrapped keys move between them as they are.
+  std::string node_key_id() const;
 
   /// RocksDB's own statistics and properties, for diagnostics.
   std::string describe_stats() const;

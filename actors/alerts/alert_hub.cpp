@@ -390,8 +390,65 @@ struct hub_state {
       recent_resolved.pop_back();
   }
 
+  // In a cluster, the hub keeps only its own shards' alerts: a twin of a
+  // shard just handed over may still raise one.
+  bool owned(std::string_view owner) const {
+    return !settings.owns || settings.owns(models::shard_of(owner, store->shards()));
+  }
+
+  // Loads the active alerts and silences of `shards` (all when empty) that
+  // this node owns.
+  void load(const std::vector<uint32_t>& shards) {
+    std::set<std::string> owners;
+    auto each = [&](std::optional<uint32_t> shard) {
+      auto err = table->scan_active(
+          [&](std::string_view bytes) {
+            alert_record a;
+            if (parse(bytes, a) && owned(owner_of(a))) {
+              owners.insert(std::string{owner_of(a)});
+              open.emplace(a.name, std::move(a));
+            }
+          },
+          shard);
+      if (err)
+        spdlog::error("alert hub: loading active alerts failed: {}", storage::describe(err));
+      err = table->scan_silences(
+          [&](std::string_view bytes) {
+            alert_silence x;
+            if (parse(bytes, x) && owned(x.patient))
+              silences.push_back(std::move(x));
+          },
+          shard);
+      if (err)
+        spdlog::error("alert hub: loading silences failed: {}", storage::describe(err));
+    };
+    if (shards.empty())
+      each(std::nullopt);
+    for (auto sh : shards)
+      each(sh);
+    probe->set_active(counts());
+    summarise(owners);
+  }
+
+  // Forgets what the hub holds of `shards` (handed to another member).
+  void drop(const std::vector<uint32_t>& shards) {
+    std::set<uint32_t> set(shards.begin(), shards.end());
+    auto gone = [&](std::string_view owner) {
+      return set.count(models::shard_of(owner, store->shards())) > 0;
+    };
+    for (auto i = open.begin(); i != open.end();)
+      i = gone(owner_of(i->second)) ? open.erase(i) : std::next(i);
+    recent_resolved.erase(std::remove_if(recent_resolved.begin(), recent_resolved.end(),
+                                         [&](const alert_record& a) { return gone(owner_of(a)); }),
+                          recent_resolved.end());
+    silences.erase(std::remove_if(silences.begin(), silences.end(),
+                                  [&](const alert_silence& x) { return gone(x.patient); }),
+                   silences.end());
+    probe->set_active(counts());
+  }
+
   void raise(alert_record a) {
-    if (open.count(a.name))
+    if (open.count(a.name) || !owned(owner_of(a)))
       return;
     auto id = models::parse_alert_name(a.name);
     if (!id)
@@ -591,27 +648,15 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
     st.last_sequence = *last;
   else
     spdlog::error("alert hub: reading the event log failed: {}", storage::describe(last.error()));
-  auto err = st.table->scan_active([&](std::string_view bytes) {
-    alert_record a;
-    if (parse(bytes, a))
-      st.open.emplace(a.name, std::move(a));
-  });
-  if (err)
-    spdlog::error("alert hub: loading active alerts failed: {}", storage::describe(err));
-  err = st.table->scan_silences([&](std::string_view bytes) {
-    alert_silence s;
-    if (parse(bytes, s))
-      st.silences.push_back(std::move(s));
-  });
-  if (err)
-    spdlog::error("alert hub: loading silences failed: {}", storage::describe(err));
+  st.load({});
   // The most recently resolved alerts, for ListAlerts(include_resolved),
   // from the tail of the event log (each resolves once: no duplicates).
   auto tail = 4 * st.settings.recent_resolved;
-  err = st.table->scan_events(st.last_sequence > tail ? st.last_sequence - tail : 0,
+  auto err = st.table->scan_events(st.last_sequence > tail ? st.last_sequence - tail : 0,
                               [&](uint64_t, std::string_view bytes) {
                                 alert_event e;
-                                if (parse(bytes, e) && e.type == alert_event_type::resolved)
+                                if (parse(bytes, e) && e.type == alert_event_type::resolved &&
+                                    st.owned(owner_of(e.alert)))
                                   st.remember_resolved(std::move(e.alert));
                                 return true;
                               });
@@ -620,11 +665,6 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   auto check_every = std::chrono::milliseconds{settings.escalation_check_ms};
   if (settings.escalation_check_ms > 0)
     self->delayed_send(self, check_every, alert_escalate_atom::value);
-  st.probe->set_active(st.counts());
-  std::set<std::string_view> owners;
-  for (auto& [_, a] : st.open)
-    owners.insert(owner_of(a));
-  st.summarise(owners);
   // After a change, a flush message goes to the back of the mailbox: every
   // change already queued is handled before the group is synced.
   auto schedule_flush = [=] {
@@ -675,6 +715,14 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
       [=](alert_resolve_by_atom, const std::string& name, const std::string& who,
           const std::string& note) { return self->state.resolve_by_hand(name, who, note); },
       [=](alert_silence_atom, alert_silence& s) { return self->state.silence(std::move(s)); },
+      [=](alert_take_shards_atom, const std::vector<uint32_t>& shards) {
+        self->state.load(shards);
+        return true;
+      },
+      [=](alert_drop_shards_atom, const std::vector<uint32_t>& shards) {
+        self->state.drop(shards);
+        return true;
+      },
       [=](alert_erase_atom, const std::string& owner, const erase_completion_ptr&) {
         self->state.erase_owner(owner);  // the completion runs as the message goes
       },

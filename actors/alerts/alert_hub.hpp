@@ -155,6 +155,9 @@ struct alert_hub_settings {
   /// Where each patient's open alerts are summarised for twin queries
   /// (none: not summarised).
   twin_index* index = nullptr;
+  /// In a cluster: whether this node owns a shard. The hub keeps only the
+  /// alerts of owners (patients, devices) in its shards; empty: all.
+  std::function<bool(uint32_t shard)> owns;
 };
 
 // ---- messages the hub handles ----------------------------------------------
@@ -191,6 +194,13 @@ using erase_completion_ptr = std::shared_ptr<erase_completion>;
 /// erased: forget its alerts and silences and delete their records
 /// (storage/erasure.hpp).
 using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
+/// (al_take, std::vector<uint32_t> shards) -> bool: shards taken over from
+/// another member (their records are in the store): load their active
+/// alerts and silences. (al_drop, std::vector<uint32_t> shards) -> bool:
+/// shards handed to another member: forget their alerts and silences (the
+/// records leave with the shard). Both answer once done.
+using alert_take_shards_atom = caf::atom_constant<caf::atom("al_take")>;
+using alert_drop_shards_atom = caf::atom_constant<caf::atom("al_drop")>;
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
 /// raised by patient twins, updated and resolved by them, acknowledged by
@@ -213,6 +223,7 @@ using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 ///  (al_sub, alert_sink_ptr) -> uint64_t         last event sequence at subscription
 ///  (al_unsub, alert_sink_ptr)
 ///  (al_count) -> alert_counts
+///  (al_take, shards) -> bool / (al_drop, shards) -> bool   shard hand-off
 /// `store` and `metrics` must outlive the actor.
 caf::actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
                            storage::store& store, prometheus::Registry& metrics);

@@ -1,11 +1,15 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "actors/cluster/cluster_state.hpp"
 #include "actors/cluster/shard_map.hpp"
 
 namespace healthtwin::cluster {
@@ -26,16 +30,62 @@ struct member_health {
   uint16_t api_port = 0;    ///< its public gRPC port, from its answers; 0: unknown
 };
 
-/// The cluster as this node sees it: the static shard map plus each
+/// The shards a change of the cluster state gave this node or took from it.
+struct ownership_change {
+  bool changed = false;  ///< the state is another one (persisted, published)
+  std::vector<uint32_t> gained;
+  std::vector<uint32_t> lost;
+};
+
+/// The cluster as this node sees it: the replicated cluster_state (member
+/// list and shard owners, which hand-offs change at run time) and each
 /// member's health, updated by the prober and by incoming peer hellos.
-/// Thread-safe.
+///
+/// Members are numbered in the order this node learnt them (the state's
+/// list first, this node next if it is not in it): a number keeps naming
+/// the same member for the life of the process, also after the member was
+/// removed from the list (`listed` false). map() hands out the current
+/// shard map as an immutable snapshot.
+///
+/// Thread-safe. owns() is lock-free (the ingest sequencer asks it per
+/// device); changes of the state are serialised and persisted (through
+/// `persist`) before anyone sees them.
 class membership {
 public:
-  membership(shard_map map, uint32_t self, std::chrono::milliseconds down_after);
+  /// `persist` writes a new state durably before it is published (empty:
+  /// not persisted, tests).
+  using persist_fn = std::function<std::string(const cluster_state&)>;
 
-  const shard_map& map() const noexcept { return map_; }
+  membership(cluster_state state, member self, std::chrono::milliseconds down_after,
+             persist_fn persist = {});
+
+  /// The current shard map (members by number, owner of every shard).
+  std::shared_ptr<const shard_map> map() const;
+  /// The current cluster state (a copy).
+  cluster_state state() const;
+  /// cluster_state::digest() of the current state (cheap: kept).
+  std::string digest() const;
+  /// cluster_state::founding() of the current state.
+  std::string founding() const;
+  uint32_t shards() const noexcept { return shards_; }
   uint32_t self() const noexcept { return self_; }
-  const member& self_member() const noexcept { return map_.members()[self_]; }
+  const member& self_member() const noexcept { return self_member_; }
+
+  /// True when this node owns `shard` (< shards()). Lock-free.
+  bool owns(uint32_t shard) const noexcept {
+    return owned_[shard].load(std::memory_order_acquire);
+  }
+
+  /// Merges `other` (of the same cluster: cluster_state::incompatible is
+  /// empty) into the state, persists and publishes the result. An error
+  /// (persisting failed) leaves the state as it was.
+  ownership_change merge(const cluster_state& other, std::string& error);
+  /// Replaces the state with `other` entirely: a node that joins an
+  /// existing cluster takes its state. Same contract as merge().
+  ownership_change adopt(const cluster_state& other, std::string& error);
+  /// Applies `change` to a copy of the state (a hand-off, a new member
+  /// list), persists and publishes it.
+  ownership_change update(const std::function<void(cluster_state&)>& change, std::string& error);
 
   /// Member `m` answered a probe at `now_ms`, serving its public API on
   /// `api_port` of its peer host.
@@ -45,7 +95,7 @@ public:
   /// Member `m` places twins differently: never treated as up.
   void refused(uint32_t m, std::string why, int64_t now_ms);
 
-  /// Every member's health as of `now_ms` (this node: up).
+  /// Every known member's health as of `now_ms` (this node: up), by number.
   std::vector<member_health> health(int64_t now_ms) const;
 
   /// host:port of member `m`'s public API (its peer host), once it answered;
@@ -53,10 +103,22 @@ public:
   std::string api_address(uint32_t m) const;
 
 private:
-  shard_map map_;
-  uint32_t self_;
+  // Builds the map of `s` (learning new members) and the owned flags;
+  // returns what this node gained and lost. Holds mtx_.
+  ownership_change publish(cluster_state s);
+
+  uint32_t shards_;
+  member self_member_;
+  uint32_t self_ = 0;
   std::chrono::milliseconds down_after_;
+  persist_fn persist_;
+  std::unique_ptr<std::atomic<bool>[]> owned_;
+  std::mutex change_mtx_;  // serialises changes (persist, then publish)
   mutable std::mutex mtx_;
+  cluster_state state_;
+  std::string digest_;
+  std::vector<member> known_;  // every member ever known, by number
+  std::shared_ptr<const shard_map> map_;
   std::vector<member_health> records_;
 };
 

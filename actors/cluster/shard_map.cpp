@@ -25,6 +25,10 @@ shard_map::shard_map(std::vector<member> members, uint32_t shards)
   }
 }
 
+shard_map::shard_map(std::vector<member> members, std::vector<uint32_t> owners,
+                     std::vector<bool> listed)
+    : members_(std::move(members)), owners_(std::move(owners)), listed_(std::move(listed)) {}
+
 uint64_t shard_map::weight(std::string_view member_name, uint32_t shard) noexcept {
   return XXH64(member_name.data(), member_name.size(), shard);
 }

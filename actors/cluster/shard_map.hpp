@@ -13,6 +13,8 @@ namespace healthtwin::cluster {
 struct member {
   std::string name;
   std::string address;  ///< host:port of the peer listener
+
+  friend bool operator==(const member&, const member&) = default;
 };
 
 /// Which member owns each virtual shard: rendezvous (highest random weight)
@@ -20,8 +22,12 @@ struct member {
 /// shards that member gains or loses. Immutable; cheap to copy.
 class shard_map {
 public:
-  /// `members` non-empty with unique names; `shards` > 0.
+  /// Rendezvous placement: `members` non-empty with unique names; `shards` > 0.
   shard_map(std::vector<member> members, uint32_t shards);
+  /// An explicit table (membership's snapshot of the cluster state):
+  /// `owners[s]` indexes `members`; `listed[m]` false for a member that
+  /// is no longer in the member list.
+  shard_map(std::vector<member> members, std::vector<uint32_t> owners, std::vector<bool> listed);
 
   /// The weight of `member_name` for `shard`: XXH64 of the name's bytes
   /// with the shard number as seed. Named and stable like twin_hash: test
@@ -44,9 +50,14 @@ public:
   /// How many shards member `index` owns.
   uint32_t owned_by(uint32_t index) const noexcept;
 
+  /// False for a member removed from the member list (it owns no shard and
+  /// is neither probed nor asked).
+  bool listed(uint32_t index) const noexcept { return listed_.empty() || listed_[index]; }
+
 private:
   std::vector<member> members_;
   std::vector<uint32_t> owners_;
+  std::vector<bool> listed_;  // empty: all listed
 };
 
 /// Parses "name=host:port,name=host:port,..." (the --cluster-members flag).

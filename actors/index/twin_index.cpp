@@ -70,8 +70,18 @@ std::vector<std::pair<std::string, patient_summary>> twin_index::tenant(
   return {i->second.begin(), i->second.end()};
 }
 
+void twin_index::remove_if(const std::function<bool(const std::string& name)>& drop) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& [_, patients] : by_tenant_)
+    for (auto i = patients.begin(); i != patients.end();)
+      i = drop(i->first) ? patients.erase(i) : std::next(i);
+}
+
 void twin_index::seed_once(const std::function<void()>& seed_all) {
-  std::call_once(seeded_, seed_all);
+  std::call_once(seeded_, [&] {
+    seeded_flag_ = true;
+    seed_all();
+  });
 }
 
 }  // namespace healthtwin::actors

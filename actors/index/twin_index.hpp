@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,12 +46,18 @@ public:
   void set_news2(const std::string& name, uint8_t total, bool complete, models::news2_band band);
   void set_alerts(const std::string& name, models::priority highest, uint32_t open);
   void remove(const std::string& name);
+  /// Removes every patient `drop` names (those of shards handed to another
+  /// member).
+  void remove_if(const std::function<bool(const std::string& name)>& drop);
 
   /// Copies the summaries of one tenant's patients, ordered by name.
   std::vector<std::pair<std::string, patient_summary>> tenant(std::string_view tenant) const;
 
   /// Runs `seed_all` once per node run (the first query), under no lock.
   void seed_once(const std::function<void()>& seed_all);
+  /// Whether seed_once() ran (or is running): patients of shards this node
+  /// takes over later must then be seeded on their own.
+  bool seeded() const noexcept { return seeded_flag_.load(); }
 
 private:
   template <class F>
@@ -59,6 +66,7 @@ private:
   mutable std::mutex mtx_;
   std::unordered_map<std::string, std::map<std::string, patient_summary, std::less<>>> by_tenant_;
   std::once_flag seeded_;
+  std::atomic<bool> seeded_flag_{false};
 };
 
 }  // namespace healthtwin::actors

@@ -39,6 +39,7 @@ std::string to_string(ingest_errc x) {
     case ingest_errc::failed_precondition: return "failed_precondition";
     case ingest_errc::invalid_argument: return "invalid_argument";
     case ingest_errc::aborted: return "aborted";
+    case ingest_errc::moving: return "moving";
   }
   return "unknown";
 }
@@ -201,7 +202,12 @@ struct input_job {
   registry_result result;
 };
 
-using job = std::variant<ingest_job, registry_job, input_job>;
+struct shard_job {
+  shard_step step;
+  std::function<void(caf::error)> done;
+};
+
+using job = std::variant<ingest_job, registry_job, input_job, shard_job>;
 
 /// A checkpoint: the twins snapshot (running), then a helper thread writes
 /// the sequence windows and the new checkpoint position (writing), then the
@@ -291,7 +297,8 @@ struct ingest_sequencer::impl {
   impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
-        probe(metrics), shard_slot(shards.size(), -1), purger(st, probe) {}
+        probe(metrics), shard_slot(shards.size(), -1), fenced(shards.size(), false),
+        purger(st, probe) {}
 
   ingest_settings settings;
   storage::store& store;
@@ -322,6 +329,18 @@ struct ingest_sequencer::impl {
   std::vector<ingest_job*> commit_jobs;
   std::vector<input_job*> commit_inputs;
   std::vector<int32_t> shard_slot;
+  // Devices of this commit whose duplicates go to their (local) patient
+  // again, and their patient-only entry in it.
+  std::unordered_map<const directory_entry*, uint32_t> redelivered;
+
+  // Shard hand-offs (shard_step).
+  std::vector<bool> fenced;
+  // Steps that wait for a checkpoint: (log position it must cover, done).
+  std::vector<std::pair<uint64_t, std::function<void(caf::error)>>> checkpoint_waiters;
+  bool urgent_checkpoint = false;  // ask every shard at once, no spread
+  // Release and adopt steps wait until no checkpoint runs: its windows are
+  // read through directory nodes that they erase.
+  std::vector<shard_job> waiting_steps;
 
   // Checkpoints.
   std::atomic<checkpoint_phase> phase{checkpoint_phase::idle};
@@ -438,6 +457,24 @@ struct ingest_sequencer::impl {
   }
 
   bool owns(uint32_t shard) const { return !settings.owns_shard || settings.owns_shard(shard); }
+  uint32_t shard_of(std::string_view name) const {
+    return models::shard_of(name, static_cast<uint32_t>(shards.size()));
+  }
+  // Whether work for `shard` may commit here: this node owns it and it is
+  // not being handed over.
+  bool open(uint32_t shard) const { return !fenced[shard] && owns(shard); }
+  // A registry command or clinician input touching `name`'s shard while it
+  // cannot take writes: `moving` (the caller retries; another member may
+  // own it by then).
+  caf::error closed(std::string_view name) const {
+    auto s = shard_of(name);
+    if (open(s))
+      return caf::none;
+    return caf::make_error(ingest_errc::moving,
+                           "shard " + std::to_string(s) +
+                               (fenced[s] ? " is being handed to another member"
+                                          : " belongs to another member now"));
+  }
 
   void mark_window_dirty(const std::string& name, directory_entry* e) {
     if (e->window_dirty)
@@ -504,6 +541,7 @@ struct ingest_sequencer::impl {
   void begin_commit() {
     batch = std::make_shared<committed_batch>();
     ++commit_stamp;
+    redelivered.clear();
   }
 
   void reject(ingest_job& j, const ingest_group& g, const ingest_reading& r, rejection_reason why,
@@ -513,12 +551,33 @@ struct ingest_sequencer::impl {
     probe.on_rejected(why);
   }
 
+  // Refuses a group of readings whose device's (or patient part's) shard,
+  // or whose local patient's, cannot take writes now (a hand-off):
+  // UNAVAILABLE, to be resent.
+  bool refused_moving(ingest_job& j, const ingest_group& g, uint32_t shard) {
+    if (open(shard))
+      return false;
+    auto why = "shard " + std::to_string(shard) +
+               (fenced[shard] ? " is being handed to another member" : " belongs to another member now") +
+               "; resend with the same sequence numbers";
+    for (auto& r : g.readings)
+      reject(j, g, r, rejection_reason::unavailable, {}, why);
+    return true;
+  }
+
   void add_ingest(ingest_job& j) {
     // Look every device (or patient part) up first, so a registry read
     // error fails the request before any of its readings touched a window.
     std::vector<directory_entry*> entries;
+    std::vector<bool> refused(j.groups.size(), false);
     entries.reserve(j.groups.size());
-    for (auto& g : j.groups) {
+    for (size_t gi = 0; gi < j.groups.size(); ++gi) {
+      auto& g = j.groups[gi];
+      if (settings.owns_shard && !open(shard_of(j.patient_parts ? g.patient : g.device))) {
+        refused[gi] = true;
+        entries.push_back(nullptr);
+        continue;
+      }
       auto e = j.patient_parts ? lookup_part_of_patient(g) : lookup(g.device);
       if (!e) {
         j.result.error = e.error();
@@ -530,16 +589,26 @@ struct ingest_sequencer::impl {
     for (size_t gi = 0; gi < j.groups.size(); ++gi) {
       auto& g = j.groups[gi];
       auto* e = entries[gi];
+      if (refused[gi]) {
+        refused_moving(j, g, shard_of(j.patient_parts ? g.patient : g.device));
+        continue;
+      }
+      // A local patient whose shard is being handed over cannot take them.
+      if (e && !j.patient_parts && !e->patient.empty() && settings.owns_shard &&
+          owns(shard_of(e->patient)) && refused_moving(j, g, shard_of(e->patient)))
+        continue;
       // In a cluster, the part for a patient another member owns goes there.
       patient_part* part = nullptr;
-      if (e && !j.patient_parts && !e->patient.empty() &&
-          !owns(models::shard_of(e->patient, static_cast<uint32_t>(shards.size())))) {
+      if (e && !j.patient_parts && !e->patient.empty() && !owns(shard_of(e->patient))) {
         part = &j.result.patient_parts.emplace_back();
         part->patient = e->patient;
         part->device = g.device;
         part->group = g.group;
         part->first_index = g.first_index;
       }
+      // In a cluster, a duplicate of a device whose patient is this node's
+      // goes to the patient twin again (see ingest_settings::owns_shard).
+      bool redeliver = settings.owns_shard && e && !j.patient_parts && !part && !e->patient.empty();
       for (auto& r : g.readings) {
         if (!e) {
           if (j.patient_parts)
@@ -587,8 +656,19 @@ struct ingest_sequencer::impl {
           part->indexes.push_back(r.index);
           part->fresh.push_back(fresh);
         }
-        if (!fresh)
+        if (!fresh) {
+          if (redeliver) {
+            auto [it, added] = redelivered.try_emplace(e, static_cast<uint32_t>(batch->entries.size()));
+            if (added) {
+              auto& again = batch->entries.emplace_back();
+              again.device = g.device;
+              again.patient = e->patient;
+              again.patient_only = true;
+            }
+            batch->entries[it->second].readings.push_back(logged);
+          }
           continue;
+        }
         if (e->entry == no_entry) {
           e->entry = static_cast<uint32_t>(batch->entries.size());
           auto& added = batch->entries.emplace_back();
@@ -664,9 +744,11 @@ struct ingest_sequencer::impl {
       auto& e = b->entries[i];
       if (!e.clinician && !e.patient_only) {
         auto ds = models::shard_of(e.device, nshards);
-        if (shard_slot[ds] < 0)
-          touched.push_back(ds);
-        slot_of(ds).device_entries.push_back(i);
+        if (owns(ds)) {  // else: a replayed record of a shard handed over since
+          if (shard_slot[ds] < 0)
+            touched.push_back(ds);
+          slot_of(ds).device_entries.push_back(i);
+        }
       }
       if (!e.patient.empty()) {
         auto ps = models::shard_of(e.patient, nshards);
@@ -804,6 +886,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, create_patient& c) {
+    if (auto err = closed(c.patient.name))
+      return failed(err);
     auto existing = get_patient(t, c.patient.name);
     if (!existing)
       return failed(existing.error());
@@ -827,6 +911,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, create_device& c) {
+    if (auto err = closed(c.device.name))
+      return failed(err);
     auto existing = get_device(t, c.device.name);
     if (!existing)
       return failed(existing.error());
@@ -841,6 +927,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, assign_device& c) {
+    if (auto err = closed(c.device))
+      return failed(err);
     auto dev = get_device(t, c.device);
     if (!dev)
       return failed(dev.error());
@@ -871,6 +959,8 @@ struct ingest_sequencer::impl {
       out.device = std::move(d);
       return out;
     }
+    if (auto err = closed(changed))
+      return failed(err);
     auto pat = get_patient(t, changed);
     if (!pat)
       return failed(pat.error());
@@ -893,6 +983,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, link_device& c) {
+    if (auto err = closed(c.patient))
+      return failed(err);
     auto pat = get_patient(t, c.patient);
     if (!pat)
       return failed(pat.error());
@@ -918,6 +1010,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, update_patient& c) {
+    if (auto err = closed(c.fields.name))
+      return failed(err);
     auto existing = get_patient(t, c.fields.name);
     if (!existing)
       return failed(existing.error());
@@ -946,6 +1040,8 @@ struct ingest_sequencer::impl {
   }
 
   registry_result run(registry_txn& t, decommission_device& c) {
+    if (auto err = closed(c.device))
+      return failed(err);
     auto dev = get_device(t, c.device);
     if (!dev)
       return failed(dev.error());
@@ -973,6 +1069,8 @@ struct ingest_sequencer::impl {
 
   // The device of a shadow change: found and in service.
   caf::expected<storage::device_record> device_in_service(registry_txn& t, const std::string& name) {
+    if (auto err = closed(name))
+      return err;
     auto dev = get_device(t, name);
     if (!dev)
       return dev.error();
@@ -1020,6 +1118,16 @@ struct ingest_sequencer::impl {
       return failed(existing.error());
     if (!*existing)
       return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
+    if (auto err = closed(c.patient))
+      return failed(err);
+    for (auto& device : (*existing)->devices) {  // its devices here must take the detach
+      auto d = get_device(t, device);
+      if (!d)
+        return failed(d.error());
+      if (*d)
+        if (auto err = closed(device))
+          return failed(err);
+    }
     // The key first (synced): from here on no value of the patient can be
     // read or written. Should the commit below fail, a retry finds the
     // patient still registered and completes the erasure.
@@ -1045,6 +1153,9 @@ struct ingest_sequencer::impl {
 
   registry_result run(registry_txn& t, release_devices& c) {
     registry_result out;
+    for (auto& name : c.devices)
+      if (auto err = closed(name))
+        return failed(err);
     for (auto& name : c.devices) {
       auto d = get_device(t, name);
       if (!d)
@@ -1129,6 +1240,11 @@ struct ingest_sequencer::impl {
   // A clinician's input joins the commit being assembled as an entry of
   // its patient (after checking the patient exists).
   void add_input(input_job& j) {
+    if (auto err = closed(j.input.patient)) {
+      j.result.error = std::move(err);
+      commit_inputs.push_back(&j);
+      return;
+    }
     auto rec = registry.get_patient(j.input.patient);
     if (!rec) {
       j.result.error = rec.error();
@@ -1147,8 +1263,94 @@ struct ingest_sequencer::impl {
     commit_inputs.push_back(&j);
   }
 
+  // -- shard hand-offs (shard_step) ---------------------------------------------
+
+  // Runs after everything queued before it committed (process flushes).
+  void run_step(shard_job& j) {
+    switch (j.step.what) {
+      case shard_step::kind::fence:
+        for (auto s : j.step.shards)
+          fenced[s] = true;
+        j.done(caf::none);
+        return;
+      case shard_step::kind::unfence:
+        for (auto s : j.step.shards)
+          fenced[s] = false;
+        j.done(caf::none);
+        return;
+      case shard_step::kind::checkpoint:
+        if (position.load() <= checkpointed && phase == checkpoint_phase::idle) {
+          j.done(caf::none);
+          return;
+        }
+        checkpoint_waiters.emplace_back(position.load(), std::move(j.done));
+        next_checkpoint = clock::now();
+        urgent_checkpoint = true;
+        return;
+      case shard_step::kind::release:
+      case shard_step::kind::adopt:
+        if (phase != checkpoint_phase::idle) {
+          waiting_steps.push_back(std::move(j));
+          return;
+        }
+        forget_shards(j.step);
+        j.done(caf::none);
+        return;
+    }
+  }
+
+  // Forgets the windows of devices and patient parts in `step.shards` and
+  // has their twins stopped. Only while no checkpoint runs (its windows are
+  // read through directory nodes) and between commits.
+  void forget_shards(const shard_step& step) {
+    std::vector<bool> in(shards.size(), false);
+    for (auto s : step.shards)
+      in[s] = true;
+    auto nshards = store.shards();
+    dirty_windows.erase(std::remove_if(dirty_windows.begin(), dirty_windows.end(),
+                                       [&](auto& w) {
+                                         return in[storage::key_codec::window_shard(*w.first, nshards)];
+                                       }),
+                        dirty_windows.end());
+    for (auto i = directory.begin(); i != directory.end();)
+      i = in[storage::key_codec::window_shard(i->first, nshards)] ? directory.erase(i) : std::next(i);
+    for (auto s : step.shards) {
+      caf::anon_send(shards[s], forget_atom::value);
+      if (step.what == shard_step::kind::release)
+        fenced[s] = false;  // not owned any more: refused as another member's
+    }
+  }
+
+  void run_waiting_steps() {
+    if (phase != checkpoint_phase::idle || waiting_steps.empty())
+      return;
+    auto steps = std::move(waiting_steps);
+    waiting_steps.clear();
+    for (auto& j : steps)
+      run_step(j);
+  }
+
+  // A checkpoint ended: the steps waiting for one that covers their
+  // position are done (or fail with it).
+  void answer_checkpoint_waiters(caf::error failure) {
+    auto done = std::stable_partition(checkpoint_waiters.begin(), checkpoint_waiters.end(),
+                                      [&](auto& w) { return !failure && w.first > checkpointed; });
+    std::vector<std::function<void(caf::error)>> answer;
+    for (auto i = done; i != checkpoint_waiters.end(); ++i)
+      answer.push_back(std::move(i->second));
+    checkpoint_waiters.erase(done, checkpoint_waiters.end());
+    for (auto& fn : answer)
+      fn(failure);
+  }
+
   void process(std::vector<job>& jobs) {
     for (size_t i = 0; i < jobs.size();) {
+      if (auto* sj = std::get_if<shard_job>(&jobs[i])) {
+        flush();
+        run_step(*sj);
+        ++i;
+        continue;
+      }
       if (auto* ij = std::get_if<ingest_job>(&jobs[i])) {
         add_ingest(*ij);
         ++i;
@@ -1194,7 +1396,8 @@ struct ingest_sequencer::impl {
     checkpoint_started = clock::now();
     checkpoint_in_progress = std::move(round);
     shards_asked = 0;
-    ask_shards();
+    ask_shards(urgent_checkpoint);  // a hand-off waits for it: no spread
+    urgent_checkpoint = false;
   }
 
   // Asks the shards whose turn has come within checkpoint_spread (all of
@@ -1228,6 +1431,8 @@ struct ingest_sequencer::impl {
                      checkpoint_target);
         restore_dirty_windows();
         phase = checkpoint_phase::idle;
+        answer_checkpoint_waiters(caf::make_error(storage::errc::io_error,
+                                                  std::string{"a twin snapshot write failed"}));
         break;
       case checkpoint_phase::snapshotted:
         checkpoint_snapshotted = clock::now();
@@ -1243,6 +1448,8 @@ struct ingest_sequencer::impl {
         if (auto err = checkpoint_write.get()) {
           spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
           restore_dirty_windows();
+          phase = checkpoint_phase::idle;
+          answer_checkpoint_waiters(err);
         } else {
           spdlog::info("checkpoint at log position {}: twins snapshotted in {:.1f} ms, {} sequence "
                        "windows written in {:.1f} ms",
@@ -1253,8 +1460,9 @@ struct ingest_sequencer::impl {
           accepted_at_checkpoint = accepted_at_target;
           probe.on_checkpoint(checkpointed);
           probe.set_uncheckpointed(accepted.load() - accepted_at_checkpoint);
+          phase = checkpoint_phase::idle;
+          answer_checkpoint_waiters(caf::none);
         }
-        phase = checkpoint_phase::idle;
         break;
       default:
         break;
@@ -1276,14 +1484,18 @@ struct ingest_sequencer::impl {
 
   void maybe_checkpoint() {
     finish_checkpoint();
+    run_waiting_steps();
     if (!purges.empty() && phase == checkpoint_phase::idle)
       hand_over_purges();
-    bool due = clock::now() >= next_checkpoint ||
+    bool due = clock::now() >= next_checkpoint || !checkpoint_waiters.empty() ||
                accepted.load() - accepted_at_checkpoint >= settings.checkpoint_every_readings;
     if (phase == checkpoint_phase::idle && due && position.load() > checkpointed) {
       next_checkpoint = clock::now() + settings.checkpoint_interval;
+      urgent_checkpoint = urgent_checkpoint || !checkpoint_waiters.empty();
       start_checkpoint();
     }
+    if (phase == checkpoint_phase::idle && position.load() <= checkpointed)
+      answer_checkpoint_waiters(caf::none);  // nothing left to cover
   }
 
   // Queues readings (bounded by max_queued_readings) or refuses them.
@@ -1390,9 +1602,12 @@ caf::error ingest_sequencer::recover() {
                                       " has arrays of different lengths");
         return false;
       }
-      auto entry = e.clinician      ? caf::expected<directory_entry*>{nullptr}
-                   : e.patient_only ? im.lookup_part(e.patient, e.device)
-                                    : caf::expected<directory_entry*>{im.lookup_for_replay(e.device)};
+      // Windows of shards this node handed over since are not rebuilt (its
+      // log still names their devices and patients until a checkpoint).
+      bool owned = im.owns(im.shard_of(e.patient_only ? e.patient : e.device));
+      auto entry = e.clinician || !owned ? caf::expected<directory_entry*>{nullptr}
+                   : e.patient_only      ? im.lookup_part(e.patient, e.device)
+                                         : caf::expected<directory_entry*>{im.lookup_for_replay(e.device)};
       if (!entry) {
         failure = entry.error();
         return false;
@@ -1486,6 +1701,19 @@ void ingest_sequencer::submit(patient_input&& input, registry_callback done) {
   done(std::move(r));
 }
 
+void ingest_sequencer::submit(shard_step&& step, std::function<void(caf::error)> done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.mtx};
+    if (!im.stopping) {
+      im.queue.emplace_back(shard_job{std::move(step), std::move(done)});
+      im.cv.notify_one();
+      return;
+    }
+  }
+  done(caf::make_error(ingest_errc::shutting_down));
+}
+
 void ingest_sequencer::stop() {
   auto& im = *impl_;
   {
@@ -1507,6 +1735,11 @@ void ingest_sequencer::stop() {
   }
   im.hand_over_purges();
   im.purger.finish();
+  // Hand-off steps still waiting: the node stops under them.
+  for (auto& j : im.waiting_steps)
+    j.done(caf::make_error(ingest_errc::shutting_down));
+  im.waiting_steps.clear();
+  im.answer_checkpoint_waiters(caf::make_error(ingest_errc::shutting_down));
   spdlog::info("ingest stopped at log position {}, checkpoint {}", im.position.load(),
                im.checkpointed);
 }

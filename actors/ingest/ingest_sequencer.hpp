@@ -187,6 +187,23 @@ struct patient_input {
   std::vector<reading> observations;  ///< metric consciousness or oxygen_flow
 };
 
+/// One step of moving shards between members (docs/adr/0014), run by the
+/// sequencer in the order of everything it commits:
+///  - fence: work for the shards queued after it is refused `moving`
+///    (readings UNAVAILABLE), work queued before it commits;
+///  - checkpoint: done once a checkpoint covers everything committed so
+///    far (one is started now, its twins asked at once);
+///  - release: the shards were handed over: forget their devices' and
+///    patient parts' windows, stop their twins, lift the fence;
+///  - adopt: the shards were taken over: forget whatever stale state this
+///    node held of them (windows, twins); they load from the store;
+///  - unfence: lift the fence (a hand-off that failed).
+struct shard_step {
+  enum class kind : uint8_t { fence, checkpoint, release, adopt, unfence };
+  kind what = kind::fence;
+  std::vector<uint32_t> shards;
+};
+
 struct registry_result {
   caf::error error;
   storage::patient_record patient;  ///< after the change (create_patient); erased record (erase_patient)
@@ -202,6 +219,7 @@ enum class ingest_errc : uint8_t {
   failed_precondition,  ///< e.g. device attached to another patient
   invalid_argument,     ///< e.g. cross-tenant assignment
   aborted,              ///< a version check failed: read again, then retry
+  moving,               ///< the shard is being handed to another member: retry shortly
 };
 std::string to_string(ingest_errc x);
 
@@ -228,9 +246,15 @@ struct ingest_settings {
   /// Patient summaries for twin queries: registry changes reach it before
   /// the call that made them returns (none: not kept).
   twin_index* index = nullptr;
-  /// In a cluster: whether this node owns a shard. Patient parts of other
-  /// members' patients are not delivered here but returned in
-  /// ingest_result::patient_parts. Empty: every shard is this node's.
+  /// In a cluster: whether this node owns a shard (it changes with
+  /// hand-offs). Patient parts of other members' patients are not delivered
+  /// here but returned in ingest_result::patient_parts; readings of another
+  /// member's devices are refused UNAVAILABLE, as is the replay of log
+  /// records of shards handed over since. A reading that comes back
+  /// DUPLICATE for a device whose patient is this node's is delivered to
+  /// the patient twin again (which applies it once): its first delivery
+  /// may have failed while the patient was another member's. Empty: every
+  /// shard is this node's.
   std::function<bool(uint32_t shard)> owns_shard;
 };
 
@@ -284,6 +308,10 @@ public:
   /// Queues a clinician's input; `done` is called exactly once, after the
   /// input is durable (not_found: no such patient).
   void submit(patient_input&& input, registry_callback done);
+
+  /// Queues a step of a shard hand-off; `done` is called exactly once, on
+  /// the sequencer thread (must not block), when the step took effect.
+  void submit(shard_step&& step, std::function<void(caf::error)> done);
 
   /// Commits everything queued, refuses new requests, waits until twins
   /// applied all, snapshots every twin and checkpoints the log.

@@ -64,6 +64,7 @@ struct shard_state {
   size_t round_waiting = 0;
   bool round_ok = true;
   bool snapshot_all_next = false;  // a snapshot failed: ask every twin next time
+  bool forget_after_round = false;  // a hand-off's forget waits for the round in progress
   // Snapshots handed over by the twins, written when the round ends or the
   // batch reaches snapshot_batch_bytes (see answer_snapshot).
   std::unique_ptr<storage::write_batch> snapshots;
@@ -206,7 +207,7 @@ struct shard_state {
     snapshot_bytes = 0;
   }
 
-  void finish_round() {
+  void finish_round(caf::event_based_actor* self) {
     write_snapshots();
     if (round_ok)
       replayed.clear();  // all written: they load from their snapshots now
@@ -216,6 +217,45 @@ struct shard_state {
       r->failed = true;
     if (r->shards_left.fetch_sub(1) == 1)
       r->on_done(!r->failed.load());
+    if (forget_after_round)
+      forget(self);
+  }
+
+  // Stops every twin, without a snapshot: the shard's stored state moved
+  // (or came) with a hand-off, which checkpointed it first. Snapshots that
+  // twins send afterwards are dropped (known() below).
+  void forget(caf::event_based_actor* self) {
+    if (round) {  // its twins still answer it: after it
+      forget_after_round = true;
+      return;
+    }
+    forget_after_round = false;
+    stop_twins(self);
+    replayed.clear();
+    snapshot_all_next = false;
+    if (snapshots)
+      snapshots->clear();
+    snapshot_bytes = 0;
+  }
+
+  bool known(bool is_patient, const std::string& name) const {
+    return is_patient ? patients.count(name) > 0 : devices.count(name) > 0;
+  }
+
+  void stop_twins(caf::event_based_actor* self) {
+    size_t erased = 0;
+    for (auto* table : {&devices, &patients})
+      for (auto& [_, slot] : *table) {
+        if (slot.actor)
+          self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+        else
+          ++erased;
+      }
+    probe->on_stopped(devices.size(), patients.size() - erased);
+    ctx->counters->devices.fetch_sub(devices.size(), std::memory_order_relaxed);
+    ctx->counters->patients.fetch_sub(patients.size() - erased, std::memory_order_relaxed);
+    devices.clear();
+    patients.clear();
   }
 
   void checkpoint(caf::event_based_actor* self, checkpoint_round_ptr r) {
@@ -233,26 +273,28 @@ struct shard_state {
           ++round_waiting;
         }
     if (round_waiting == 0)
-      finish_round();
+      finish_round(self);
   }
 
-  void snapshot_done(bool ok, bool is_patient, const std::string& name,
-                     const std::string& value) {
+  void snapshot_done(caf::event_based_actor* self, bool ok, bool is_patient,
+                     const std::string& name, const std::string& value) {
     if (!ok) {
       round_ok = false;
       snapshot_all_next = true;
-    } else if (!value.empty()) {
+    } else if (!value.empty() && known(is_patient, name)) {
       add_snapshot(is_patient, name, value);
       if (!round || snapshot_bytes >= snapshot_batch_bytes)
         write_snapshots();
     }
     if (round && --round_waiting == 0)
-      finish_round();
+      finish_round(self);
   }
 
   // State that is not in the log: written now, or with the round's batch
   // (after any earlier snapshot of the same twin) while a round runs.
   void snapshot_save(bool is_patient, const std::string& name, const std::string& value) {
+    if (!known(is_patient, name))
+      return;  // a twin stopped by a hand-off (forget)
     add_snapshot(is_patient, name, value);
     if (!round)
       write_snapshots();
@@ -275,19 +317,7 @@ struct shard_state {
   }
 
   void shutdown(caf::event_based_actor* self) {
-    size_t erased = 0;
-    for (auto* table : {&devices, &patients})
-      for (auto& [_, slot] : *table) {
-        if (slot.actor)
-          self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
-        else
-          ++erased;
-      }
-    probe->on_stopped(devices.size(), patients.size() - erased);
-    ctx->counters->devices.fetch_sub(devices.size(), std::memory_order_relaxed);
-    ctx->counters->patients.fetch_sub(patients.size() - erased, std::memory_order_relaxed);
-    devices.clear();
-    patients.clear();
+    stop_twins(self);
     self->quit();
   }
 };
@@ -303,7 +333,7 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
       [=](apply_atom, const replay_work& r) { self->state.apply(self, r); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
       [=](snapshot_done_atom, bool ok, bool is_patient, const std::string& name,
-          const std::string& value) { self->state.snapshot_done(ok, is_patient, name, value); },
+          const std::string& value) { self->state.snapshot_done(self, ok, is_patient, name, value); },
       [=](snapshot_save_atom, bool is_patient, const std::string& name, const std::string& value) {
         self->state.snapshot_save(is_patient, name, value);
       },
@@ -342,6 +372,7 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
         auto live = std::count_if(p.begin(), p.end(), [](auto& kv) { return !kv.second.erased; });
         return twin_counts{self->state.devices.size(), static_cast<size_t>(live)};
       },
+      [=](forget_atom) { self->state.forget(self); },
       [=](shutdown_atom) { self->state.shutdown(self); },
   };
 }

@@ -45,6 +45,10 @@ using device_view_atom = caf::atom_constant<caf::atom("dev_view")>;
 using patient_view_atom = caf::atom_constant<caf::atom("pat_view")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+/// (forget): the shard was handed to another member, or taken over from one
+/// (docs/adr/0014): stop its twins without a snapshot and drop the states of
+/// replayed devices; twins activate from the store again when asked.
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 /// Spawns the node's shard actors, one per virtual shard (index = position).
 /// A shard owns the twins whose names hash to it: it activates them on first
@@ -67,6 +71,7 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 ///  (series, name, uint8 metric) -> series_cursor
 ///  (registry, patient name)            the registry record changed: reload
 ///  (count) -> twin_counts
+///  (forget)                            stop every twin without a snapshot (hand-off)
 ///  (shutdown)                          stop every twin, then the shard
 /// `ctx` and `metrics` must outlive the actors.
 std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,

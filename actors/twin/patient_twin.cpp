@@ -9,6 +9,7 @@
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/models/device_health.hpp"
 #include "actors/models/patient_model.hpp"
+#include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
 #include "actors/twin/patient_settings_record.hpp"
@@ -93,6 +94,9 @@ struct patient_state {
   models::device_health health;
   std::array<series_slot, metric_count + 1> series;
   std::vector<open_alert> alerts;
+  // Sequence numbers applied per device: a reading delivered twice (a
+  // resend around a shard hand-off, docs/cluster.md) is applied once.
+  std::vector<std::pair<std::string, models::sequence_window>> device_windows;
   uint64_t readings_applied = 0;
   uint64_t alerts_raised = 0;
   int64_t active_since_ms = 0;  // node time of activation: grace for offline devices
@@ -153,6 +157,13 @@ struct patient_state {
     }
     applied_position = s.applied_lsn();
     readings_applied = s.readings_applied();
+    for (auto& w : s.device_windows()) {
+      std::array<uint64_t, 4> bits{};
+      for (int k = 0; k < w.window().seen_size() && k < 4; ++k)
+        bits[static_cast<size_t>(k)] = w.window().seen(k);
+      device_windows.emplace_back(w.device(),
+                                  models::sequence_window::restore(w.window().highest(), bits));
+    }
     alerts_raised = s.alerts_raised();
     for (auto& c : s.conditions()) {
       if (c.kind() == 0 || c.kind() > models::alert_kind_count || c.metric() > metric_count)
@@ -188,6 +199,15 @@ struct patient_state {
       summary->set_band(static_cast<uint32_t>(n.band));
     }
     s.set_device_health(health.encode());
+    for (auto& [device, window] : device_windows) {
+      if (std::find(devices.begin(), devices.end(), device) == devices.end())
+        continue;  // detached: none of its readings come for this patient again
+      auto* w = s.add_device_windows();
+      w->set_device(device);
+      w->mutable_window()->set_highest(window.highest());
+      for (auto bits : window.seen_bits())
+        w->mutable_window()->add_seen(bits);
+    }
     if (settings_logged)
       to_record(settings, *s.mutable_settings());
     for (auto& a : alerts) {
@@ -329,7 +349,10 @@ struct patient_state {
         health.on_data(entry.device, batch.receive_time_ms, findings);
         for (auto& f : findings)
           on_finding(self, f, batch.receive_time_ms);
+        auto& window = window_of(entry.device);
         for (auto& r : entry.readings) {
+          if (window.admit(r.sequence) == models::sequence_window::verdict::duplicate)
+            continue;  // applied before (delivered again around a hand-off)
           findings.clear();
           if (r.metric == metric::battery) {
             health.on_battery(entry.device, r.value, r.time_ms, settings, findings);
@@ -347,6 +370,13 @@ struct patient_state {
       summarise();
     }
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  models::sequence_window& window_of(const std::string& device) {
+    for (auto& [name, w] : device_windows)
+      if (name == device)
+        return w;
+    return device_windows.emplace_back(device, models::sequence_window{}).second;
   }
 
   // NEWS2 into the twin index when it changed (twin queries filter on it);
@@ -522,14 +552,17 @@ void read_stored_news2(storage::store& store, const std::string& patient,
 
 }  // namespace
 
-caf::error seed_twin_index(storage::store& store, twin_index& index) {
-  return storage::registry{store}.for_each_patient([&](const storage::patient_record& p) {
-    if (store.patient_erased(p.name))
-      return;
-    patient_summary summary{p.ward, p.bed};
-    read_stored_news2(store, p.name, summary);
-    index.seed(p.name, std::move(summary));
-  });
+caf::error seed_twin_index(storage::store& store, twin_index& index,
+                           const std::function<bool(uint32_t shard)>& include) {
+  return storage::registry{store}.for_each_patient(
+      [&](const storage::patient_record& p) {
+        if (store.patient_erased(p.name))
+          return;
+        patient_summary summary{p.ward, p.bed};
+        read_stored_news2(store, p.name, summary);
+        index.seed(p.name, std::move(summary));
+      },
+      include);
 }
 
 }  // namespace healthtwin::actors

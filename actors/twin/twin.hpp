@@ -195,8 +195,10 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// and the NEWS2 its last snapshot recorded (unknown when there is none, it
 /// was never scored, or the snapshot does not read), so that a restarted
 /// node's twin queries know them without activating any twin. Patients the
-/// index knows already keep their fresher summary.
-caf::error seed_twin_index(storage::store& store, twin_index& index);
+/// index knows already keep their fresher summary. In a cluster only the
+/// patients of the shards `include` accepts (those this node owns).
+caf::error seed_twin_index(storage::store& store, twin_index& index,
+                           const std::function<bool(uint32_t shard)>& include = {});
 
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
   testing::temp_dir dir;
   testing::test_pki pki{dir.path() / "pki"};
 
-  cluster::shard_map map{{{"a", "127.0.0.1:0"}, {"b", "127.0.0.1:0"}}, 1024};
-  cluster::membership members{map, 0, std::chrono::seconds(3)};
+  std::vector<cluster::member> all{{"a", "127.0.0.1:0"}, {"b", "127.0.0.1:0"}};
+  cluster::membership members{cluster::cluster_state::found(all, 1024), all[0], std::chrono::seconds(3)};
   std::atomic<bool> ready{true};
   services::peer_settings ps;
   ps.cluster_name = "bench";

@@ -13,7 +13,7 @@ constexpr role device = role::device, service = role::service, clinician = role:
 
 // Who may call what. docs/security.md shows the same table, and
 // tests/integration/access_control_test walks it against a running node.
-const std::array<std::pair<std::string_view, role_set>, 32> policy{{
+const std::array<std::pair<std::string_view, role_set>, 33> policy{{
     {"IngestService/Ingest", device | service},
     {"IngestService/StreamIngest", device | service},
     {"RegistryService/CreatePatient", service | ops_admin},
@@ -43,6 +43,7 @@ const std::array<std::pair<std::string_view, role_set>, 32> policy{{
     {"ClinicalService/RecordObservations", service | clinician},
     {"ClusterService/GetNodeStatus", sre | ops_admin},
     {"ClusterService/GetClusterStatus", sre | ops_admin},
+    {"ClusterService/ChangeMembers", static_cast<role_set>(sre)},
     // Not RPCs of healthtwin.v1, kept here so the table is complete: health
     // checking and reflection need no token (they reveal no data).
     {"grpc.health.v1.Health/Check", 0},

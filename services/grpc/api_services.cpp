@@ -38,7 +38,10 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
   if (!ready())
     return not_ready();
   auto st = authenticate(call, rc);
-  auto members = ctx.members->map().members().size();
+  size_t members = 0;
+  auto map = ctx.members->map();
+  for (uint32_t m = 0; m < map->members().size(); ++m)
+    members += map->listed(m) ? 1 : 0;
   // The calls about one twin that are forwarded to its shard's owner;
   // ingest, whose readings are forwarded device by device; alert lists and
   // streams, gathered from every member.
@@ -67,6 +70,13 @@ grpc::Status service_env::owner_unreachable(const std::string& where, const std:
   return retry_later(grpc::StatusCode::UNAVAILABLE,
                      "the owner of " + where + " cannot be reached: " + why,
                      std::chrono::milliseconds(1000));
+}
+
+grpc::Status service_env::not_owner_here(const std::string& field) {
+  return retry_later(grpc::StatusCode::UNAVAILABLE,
+                     field + ": this member does not own its shard (a hand-off in progress, or "
+                             "the members' states differ); retry",
+                     std::chrono::milliseconds(500));
 }
 
 grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {
@@ -192,6 +202,8 @@ api_services::api_services(api_settings settings, api_context context)
       std::make_unique<rate_limiter>(st.principal_readings_per_s, 2 * st.principal_readings_per_s);
   env.device_reading_rate =
       std::make_unique<rate_limiter>(st.device_readings_per_s, 2 * st.device_readings_per_s);
+  if (env.ctx.forwarding)
+    env.handoff = std::make_unique<shard_handoff>(env);
   impl_->services.push_back(make_registry_service(env));
   impl_->services.push_back(make_ingest_service(env));
   impl_->services.push_back(make_twin_service(env));
@@ -225,6 +237,16 @@ int api_services::shutdown(std::chrono::milliseconds grace) {
   return env.active_calls.load();
 }
 
+void api_services::on_ownership_change(const cluster::ownership_change& change) {
+  if (impl_->env.handoff)
+    impl_->env.handoff->on_change(change);
+}
+
+void api_services::drop_owed_shards() {
+  if (impl_->env.handoff)
+    impl_->env.handoff->drop_owed();
+}
+
 peer_handlers api_services::peer_data() {
   auto* env = &impl_->env;
   peer_handlers h;
@@ -241,6 +263,20 @@ peer_handlers api_services::peer_data() {
   h.release_devices = [env](const grpc::ServerContext& call, const internal::DeviceRelease& req) {
     return release_devices(*env, call, req);
   };
+  if (env->handoff) {
+    auto* handoff = env->handoff.get();
+    h.update_state = [handoff](const internal::ClusterStateRecord& req,
+                               internal::ClusterStateRecord* resp) {
+      return handoff->update_state(req, resp);
+    };
+    h.hand_off = [handoff](const grpc::ServerContext&, const internal::HandOffRequest& req,
+                           internal::HandOffReport* resp) { return handoff->hand_off(req, resp); };
+    h.receive_shard = [handoff](grpc::ServerContext& call,
+                                grpc::ServerReader<internal::ShardChunk>* reader,
+                                internal::ShardReceipt* resp) {
+      return handoff->receive(call, reader, resp);
+    };
+  }
   h.audited = [env](std::string principal, std::string action, std::string resource,
                      grpc::Status outcome) {
     storage::audit_entry e;

@@ -30,6 +30,7 @@ struct peer_handlers;
 
 namespace healthtwin::cluster {
 class membership;
+struct ownership_change;
 }
 
 namespace healthtwin::actors {
@@ -92,7 +93,7 @@ struct api_context {
   const token_verifier* tokens = nullptr;
   /// The cluster's members, their health and the shard map (this node
   /// alone when it runs without --cluster-members).
-  const cluster::membership* members = nullptr;
+  cluster::membership* members = nullptr;
   /// Sends calls for other members' shards to their owner; null for a
   /// single node.
   owner_forwarding* forwarding = nullptr;
@@ -117,8 +118,18 @@ public:
   int shutdown(std::chrono::milliseconds grace);
 
   /// What the PeerService answers from this node: its patients' summaries
-  /// (from its index), the patient parts and device links of its patients.
+  /// (from its index), the patient parts and device links of its patients,
+  /// and its part in shard hand-offs.
   peer_handlers peer_data();
+
+  /// In a cluster: takes up the shards a change of this node's cluster
+  /// state gave it and lets go of those it took (the prober calls it when
+  /// a member's state was newer).
+  void on_ownership_change(const cluster::ownership_change& change);
+
+  /// In a cluster, at start after the join: drops the stored copy of shards
+  /// a hand-off gave away before the node stopped, if it did not drop it.
+  void drop_owed_shards();
 
   struct impl;
 

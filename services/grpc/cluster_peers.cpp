@@ -9,6 +9,10 @@
 #include "actors/models/wall_clock.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace healthtwin::services {
 
@@ -16,18 +20,26 @@ namespace {
 
 using internal::PeerHello;
 
+constexpr std::string_view cluster_state_key = "cluster";
+
 PeerHello hello_of(const peer_settings& s, const cluster::membership& members, bool ready) {
   PeerHello h;
   h.set_cluster(s.cluster_name);
   h.set_node(members.self_member().name);
+  h.set_address(members.self_member().address);
   h.set_shards(s.shards);
   h.set_twin_hash(std::string{models::twin_hash_name});
   h.set_placement_hash(std::string{cluster::shard_map::hash_name});
-  for (auto& m : members.map().members())
-    h.add_members(m.name);
+  auto map = members.map();
+  for (uint32_t m = 0; m < map->members().size(); ++m)
+    if (map->listed(m))
+      h.add_members(map->members()[m].name);
   h.set_ready(ready);
   h.set_api_port(s.api_port);
   h.set_token_keys(s.token_keys);
+  h.set_node_key(s.node_key);
+  h.set_founding(members.founding());
+  h.set_state_digest(members.digest());
   return h;
 }
 
@@ -50,6 +62,9 @@ std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
   if (theirs.token_keys() != mine.token_keys())
     return differs("bearer-token keys", mine.token_keys().substr(0, 12),
                    theirs.token_keys().substr(0, 12));
+  // A hand-off moves sealed values and wrapped patient keys as they are.
+  if (theirs.node_key() != mine.node_key())
+    return differs("node key (--encryption-key-file)", mine.node_key(), theirs.node_key());
   return {};
 }
 
@@ -113,20 +128,62 @@ public:
 
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
     *resp = hello_of(settings_, members_, ready_.load());
-    auto m = members_.map().find(req->node());
-    if (!m || *m == members_.self())
+    if (req->node() == members_.self_member().name)
       return {grpc::StatusCode::FAILED_PRECONDITION,
-              "node \"" + req->node() + "\" is not another member of this cluster"};
-    if (!settings_.plaintext && !certificate_names(*call->auth_context(), members_.map().members()[*m]))
+              "node \"" + req->node() + "\" is this member's own name"};
+    auto map = members_.map();
+    auto m = map->find(req->node());
+    // A node that is not (yet) in the member list may say hello too: a
+    // node joining the cluster takes its state from the members first.
+    auto claimed = m && !map->members()[*m].address.empty() ? map->members()[*m]
+                                                            : cluster::member{req->node(), req->address()};
+    if (!settings_.plaintext && !certificate_names(*call->auth_context(), claimed))
       return {grpc::StatusCode::PERMISSION_DENIED,
               "the caller's certificate does not name member " + req->node()};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
-      members_.refused(*m, why, models::wall_clock_ms());
+      if (m)
+        members_.refused(*m, why, models::wall_clock_ms());
       return {grpc::StatusCode::FAILED_PRECONDITION, why};
     }
     // Health comes from this node's own probes only: a member that reaches
     // us but that we cannot reach is down for us.
     return grpc::Status::OK;
+  }
+
+  // Not patient data: the handshake already required a certificate of the
+  // cluster CA.
+  grpc::Status GetClusterState(grpc::ServerContext*, const internal::ClusterStateRequest*,
+                               internal::ClusterStateRecord* resp) override {
+    if (!resp->ParseFromString(members_.state().encode()))
+      return {grpc::StatusCode::INTERNAL, "cannot encode the cluster state"};
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UpdateClusterState(grpc::ServerContext* call, const internal::ClusterStateRecord* req,
+                                  internal::ClusterStateRecord* resp) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.update_state)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no shard hand-off here"};
+    return audited(*call, "UpdateClusterState", "cluster", handlers_.update_state(*req, resp));
+  }
+
+  grpc::Status HandOffShards(grpc::ServerContext* call, const internal::HandOffRequest* req,
+                             internal::HandOffReport* resp) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.hand_off)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no shard hand-off here"};
+    return audited(*call, "HandOffShards", "cluster", handlers_.hand_off(*call, *req, resp));
+  }
+
+  grpc::Status ReceiveShard(grpc::ServerContext* call, grpc::ServerReader<internal::ShardChunk>* reader,
+                            internal::ShardReceipt* resp) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.receive_shard)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no shard hand-off here"};
+    return audited(*call, "ReceiveShard", "cluster", handlers_.receive_shard(*call, reader, resp));
   }
 
 private:
@@ -135,8 +192,9 @@ private:
   grpc::Status admit(const grpc::ServerContext& call) const {
     if (!settings_.plaintext) {
       bool member = false;
-      for (auto& m : members_.map().members())
-        member = member || certificate_names(*call.auth_context(), m);
+      auto map = members_.map();
+      for (uint32_t m = 0; m < map->members().size(); ++m)
+        member = member || (map->listed(m) && certificate_names(*call.auth_context(), map->members()[m]));
       if (!member)
         return {grpc::StatusCode::PERMISSION_DENIED, "the caller's certificate names no member"};
     }
@@ -153,7 +211,8 @@ private:
     std::string who;
     if (settings_.plaintext)
       who = "member@" + call.peer();
-    for (auto& m : members_.map().members())
+    auto map = members_.map();
+    for (auto& m : map->members())
       if (!settings_.plaintext && certificate_names(*call.auth_context(), m))
         who += (who.empty() ? "member:" : "|") + m.name;
     return handlers_.audited(std::move(who), std::string{"PeerService/"} + rpc, std::move(resource),
@@ -167,6 +226,29 @@ private:
 };
 
 }  // namespace
+
+caf::expected<std::optional<cluster::cluster_state>> load_cluster_state(storage::store& store) {
+  auto bytes = store.get(storage::column::meta, cluster_state_key);
+  if (!bytes)
+    return bytes.error();
+  if (!*bytes)
+    return std::optional<cluster::cluster_state>{};
+  std::string error;
+  auto state = cluster::cluster_state::decode(**bytes, error);
+  if (!state)
+    return caf::make_error(storage::errc::invalid_record,
+                           "the persisted cluster state (meta/" + std::string{cluster_state_key} +
+                               ") is not valid: " + error);
+  return std::optional<cluster::cluster_state>{std::move(*state)};
+}
+
+std::string persist_cluster_state(storage::store& store, const cluster::cluster_state& state) {
+  storage::write_batch wb{store};
+  wb.put(storage::column::meta, cluster_state_key, state.encode());
+  if (auto err = store.write(wb, true))
+    return storage::describe(err);
+  return {};
+}
 
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
@@ -199,22 +281,17 @@ std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings&
 
 struct cluster_prober::peer {
   uint32_t index;
+  std::string address;
   std::unique_ptr<internal::PeerService::Stub> stub;
   std::string channel_error;
 };
 
 cluster_prober::cluster_prober(const peer_settings& settings, cluster::membership& members,
-                               const std::atomic<bool>& ready)
-    : settings_(settings), members_(members), ready_(ready) {
-  auto& all = members_.map().members();
-  for (uint32_t m = 0; m < all.size(); ++m) {
-    if (m == members_.self())
-      continue;
-    auto p = std::make_unique<peer>();
-    p->index = m;
-    p->stub = make_peer_stub(settings_, all[m].address, p->channel_error);
-    peers_.push_back(std::move(p));
-  }
+                               const std::atomic<bool>& ready, bool fresh,
+                               ownership_listener on_change)
+    : settings_(settings), members_(members), ready_(ready), fresh_(fresh),
+      on_change_(std::move(on_change)) {
+  refresh_peers();
 }
 
 cluster_prober::~cluster_prober() {
@@ -227,9 +304,75 @@ cluster_prober::~cluster_prober() {
     thread_.join();
 }
 
+// One stub per listed member but this node, made again when its address
+// changed (a new member list).
+void cluster_prober::refresh_peers() {
+  auto map = members_.map();
+  auto& all = map->members();
+  if (peers_.size() < all.size())
+    peers_.resize(all.size());
+  for (uint32_t m = 0; m < all.size(); ++m) {
+    auto& p = peers_[m];
+    if (m == members_.self() || !map->listed(m) || all[m].address.empty()) {
+      p.reset();
+      continue;
+    }
+    if (p && p->address == all[m].address)
+      continue;
+    p = std::make_unique<peer>();
+    p->index = m;
+    p->address = all[m].address;
+    p->stub = make_peer_stub(settings_, all[m].address, p->channel_error);
+  }
+}
+
+// Asks member `p` for its state and takes what is newer there (all of it
+// when this node joins with an empty directory). Why it must not join,
+// or empty.
+std::string cluster_prober::take_state(peer& p, const std::string& name, bool joining) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + settings_.probe_timeout);
+  internal::ClusterStateRecord record;
+  auto st = p.stub->GetClusterState(&ctx, {}, &record);
+  if (!st.ok())
+    return {};  // asked again at the next probe
+  std::string error;
+  auto theirs = cluster::cluster_state::decode(record.SerializeAsString(), error);
+  if (!theirs) {
+    spdlog::error("cluster: member {} sent a cluster state that is not valid: {}", name, error);
+    return {};
+  }
+  auto mine = members_.state();
+  auto why = mine.incompatible(*theirs);
+  cluster::ownership_change change;
+  if (why.empty()) {
+    change = members_.merge(*theirs, error);
+  } else if (joining && fresh_) {
+    spdlog::info("cluster: joining the cluster of member {} ({} members, state {})", name,
+                 theirs->members().size(), theirs->digest());
+    change = members_.adopt(*theirs, error);
+  } else {
+    members_.refused(p.index, why, models::wall_clock_ms());
+    return "member " + name + ": " + why;
+  }
+  if (!error.empty()) {
+    spdlog::error("cluster: cannot persist the cluster state: {}", error);
+    return {};
+  }
+  fresh_ = false;  // it has a state of its cluster now
+  if (change.changed) {
+    spdlog::info("cluster: state {} from member {}: {} shard(s) gained, {} lost", members_.digest(),
+                 name, change.gained.size(), change.lost.size());
+    refresh_peers();
+    if (on_change_)
+      on_change_(change);
+  }
+  return {};
+}
+
 // One hello; returns why the member refuses us (empty otherwise).
-std::string cluster_prober::probe(peer& p) {
-  auto name = members_.map().members()[p.index].name;
+std::string cluster_prober::probe(peer& p, bool joining) {
+  auto name = members_.map()->members()[p.index].name;
   if (!p.stub) {
     members_.failed(p.index, "no channel: " + p.channel_error);
     return {};
@@ -246,6 +389,9 @@ std::string cluster_prober::probe(peer& p) {
     }
     members_.answered(p.index, theirs.ready(), models::wall_clock_ms(),
                       static_cast<uint16_t>(std::min<uint32_t>(theirs.api_port(), 65535)));
+    if (theirs.state_digest() != mine.state_digest())
+      return take_state(p, name, joining);
+    fresh_ = false;
     return {};
   }
   if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -258,9 +404,10 @@ std::string cluster_prober::probe(peer& p) {
 
 std::string cluster_prober::join() {
   std::string refusals;
-  for (auto& p : peers_)
-    if (auto why = probe(*p); !why.empty())
-      refusals += (refusals.empty() ? "" : "; ") + why;
+  for (size_t i = 0; i < peers_.size(); ++i)
+    if (peers_[i])
+      if (auto why = probe(*peers_[i], true); !why.empty())
+        refusals += (refusals.empty() ? "" : "; ") + why;
   return refusals;
 }
 
@@ -269,8 +416,10 @@ void cluster_prober::start() {
     std::unique_lock<std::mutex> lock{mtx_};
     while (!wake_.wait_for(lock, settings_.probe_interval, [this] { return stopping_; })) {
       lock.unlock();
-      for (auto& p : peers_)
-        probe(*p);  // membership logs every change of state
+      refresh_peers();
+      for (size_t i = 0; i < peers_.size(); ++i)
+        if (peers_[i])
+          probe(*peers_[i], false);  // membership logs every change of state
       lock.lock();
     }
   }};

@@ -11,12 +11,26 @@
 #include <vector>
 
 #include <grpcpp/impl/service_type.h>
+#include <caf/expected.hpp>
+#include <optional>
 
 #include "actors/cluster/membership.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 
+namespace healthtwin::storage {
+class store;
+}
+
 namespace healthtwin::services {
+
+/// The cluster state this node persisted (default column family, key
+/// "cluster"): nullopt when it has none (a new data directory, or a
+/// cluster that never changed); an error names the record when it is not
+/// valid (the node refuses to start).
+caf::expected<std::optional<cluster::cluster_state>> load_cluster_state(storage::store& store);
+/// Writes `state` durably (synced); empty, or why it failed.
+std::string persist_cluster_state(storage::store& store, const cluster::cluster_state& state);
 
 /// How members of a cluster reach each other (ADR 0012): an internal gRPC
 /// service on the peer listener, mutual TLS with the cluster CA.
@@ -29,6 +43,7 @@ struct peer_settings {
   std::string key_file;
   uint16_t api_port = 0;   ///< this node's public gRPC port, told to the members
   std::string token_keys;  ///< fingerprint of the bearer-token keys (members agree)
+  std::string node_key;    ///< storage::store::node_key_id() (members agree)
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{500};
 };
@@ -55,6 +70,16 @@ struct peer_handlers {
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceLink&)> link_device;
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceRelease&)>
       release_devices;
+  /// Shard hand-off (services/grpc/shard_handoff.hpp): merge a member's
+  /// state, hand shards to another member, take a shard's records.
+  std::function<grpc::Status(const internal::ClusterStateRecord&, internal::ClusterStateRecord*)>
+      update_state;
+  std::function<grpc::Status(const grpc::ServerContext&, const internal::HandOffRequest&,
+                             internal::HandOffReport*)>
+      hand_off;
+  std::function<grpc::Status(grpc::ServerContext&, grpc::ServerReader<internal::ShardChunk>*,
+                             internal::ShardReceipt*)>
+      receive_shard;
   /// Records an admitted call in the audit log — principal ("member:NAME",
   /// the member the caller's certificate names), action, the patient or
   /// tenant it touches — and returns what the caller gets (the answer is
@@ -65,20 +90,33 @@ struct peer_handlers {
       audited;
 };
 
-/// The PeerService: answers other members' hellos (FAILED_PRECONDITION
-/// naming what differs), and their data calls through `handlers` when the
-/// caller's certificate names a member and this node is ready.
+/// The PeerService: answers hellos (FAILED_PRECONDITION naming what
+/// differs) and GetClusterState, and members' data calls through
+/// `handlers` when the caller's certificate names a member and this node is
+/// ready.
 std::unique_ptr<grpc::Service> make_peer_service(const peer_settings& settings,
                                                  cluster::membership& members,
                                                  const std::atomic<bool>& ready,
                                                  peer_handlers handlers);
 
-/// Says hello to every other member: once at start (join) and then every
-/// probe interval on its own thread, recording each member's health.
+/// What a prober does when a member's cluster state is newer than this
+/// node's: `on_change` gets the shards this node gained and lost (the
+/// state is persisted and published before).
+using ownership_listener = std::function<void(const cluster::ownership_change&)>;
+
+/// Says hello to every other listed member: once at start (join) and then
+/// every probe interval on its own thread, recording each member's health.
+/// A member whose cluster state differs (digest) is asked for it, and what
+/// is newer there is merged here (docs/cluster.md, "Hand-off"), so every
+/// member converges on the same shard owners within a probe interval.
 class cluster_prober {
 public:
+  /// `fresh`: this node has no persisted cluster state (an empty data
+  /// directory): at join it takes the state of the first member that
+  /// answers, founded by whichever members (a node joining a running
+  /// cluster). Otherwise a member founded by other members is refused.
   cluster_prober(const peer_settings& settings, cluster::membership& members,
-                 const std::atomic<bool>& ready);
+                 const std::atomic<bool>& ready, bool fresh, ownership_listener on_change);
   ~cluster_prober();
 
   /// One round of hellos. Empty when no reachable member places twins
@@ -91,11 +129,15 @@ public:
 
 private:
   struct peer;
-  std::string probe(peer& p);
+  std::string probe(peer& p, bool joining);
+  std::string take_state(peer& p, const std::string& name, bool joining);
+  void refresh_peers();
   const peer_settings settings_;
   cluster::membership& members_;
   const std::atomic<bool>& ready_;
-  std::vector<std::unique_ptr<peer>> peers_;
+  bool fresh_;
+  ownership_listener on_change_;
+  std::vector<std::unique_ptr<peer>> peers_;  // by member number; null: self or not listed
   std::mutex mtx_;
   std::condition_variable wake_;
   bool stopping_ = false;

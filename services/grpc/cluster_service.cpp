@@ -45,10 +45,26 @@ public:
     });
   }
 
+  Status ChangeMembers(ServerContext* call, const v1::ChangeMembersRequest* req,
+                       v1::ChangeMembersResponse* resp) override {
+    return env_.serve(call, "ClusterService/ChangeMembers", [&](rpc_call& rc) -> Status {
+      rc.resource = "cluster";
+      if (auto st = rc.allow({}); !st.ok())
+        return st;
+      if (!env_.handoff)
+        return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "this node is not a cluster member (start it with --cluster-members)");
+      auto st = env_.handoff->change_members(*req, resp);
+      cluster_status(resp->mutable_status());
+      return st;
+    });
+  }
+
 private:
   void cluster_status(v1::ClusterStatus* resp) {
     auto& members = *env_.ctx.members;
-    auto& map = members.map();
+    auto snapshot = members.map();
+    auto& map = *snapshot;
     resp->set_cluster(env_.settings.cluster_name);
     resp->set_node(members.self_member().name);
     resp->set_shards(map.shards());
@@ -66,8 +82,14 @@ private:
         set_timestamp(out->mutable_last_seen_time(), health[m].last_seen_ms);
       out->set_error(health[m].error);
       out->set_shards_owned(map.owned_by(m));
+      out->set_removed(!map.listed(m));
     }
     resp->mutable_shard_owners()->Assign(map.owners().begin(), map.owners().end());
+    auto state = members.state();
+    resp->set_state_digest(state.digest());
+    resp->set_members_version(state.members_version());
+    for (auto& o : state.owners())
+      resp->add_shard_versions(o.version);
   }
 
   static v1::MemberState member_state(cluster::member_state s) {

@@ -200,7 +200,7 @@ void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
   }
   auto carrier = std::make_shared<part_carrier>(std::move(r), calls.size(), std::move(done));
   for (auto& [owner, call] : calls) {
-    auto* stub = owner == UINT32_MAX ? nullptr : fwd.peer(owner);
+    auto stub = owner == UINT32_MAX ? nullptr : fwd.peer(owner);
     auto where = owner == UINT32_MAX ? std::string{"no member"}
                                      : "member " + fwd.member_name(owner) + ", owner of their patients";
     if (!stub) {
@@ -210,7 +210,7 @@ void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
     }
     call->context.set_deadline(deadline);
     stub->async()->ApplyPatientParts(&call->context, &call->request, &call->ack,
-                                     [carrier, call = call, where = where](grpc::Status st) {
+                                     [carrier, call = call, where = where, stub](grpc::Status st) {
                                        carrier->answered(call->parts, st, call->ack, where);
                                      });
   }
@@ -233,8 +233,7 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
     if (!patient || patient->kind != models::twin_kind::patient) {
       bad.push_back({field + ".patient", "must be tenants/{tenant}/patients/{patient}"});
     } else if (env.owned_elsewhere(p.patient())) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          field + ".patient: this member does not own its shard; the members' lists differ");
+      return service_env::not_owner_here(field + ".patient");
     }
     if (!device || device->kind != models::twin_kind::device)
       bad.push_back({field + ".device", "must be tenants/{tenant}/devices/{device}"});
@@ -306,8 +305,7 @@ grpc::Status link_device(service_env& env, const grpc::ServerContext& call,
   if (!device || device->kind != models::twin_kind::device || device->tenant != patient->tenant)
     return invalid_argument("device", "must be tenants/{tenant}/devices/{device} of the patient's tenant");
   if (env.owned_elsewhere(req.patient()))
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "this member does not own the patient's shard; the members' lists differ");
+    return service_env::not_owner_here("patient");
   auto r = env.sequence(&call, actors::link_device{req.patient(), req.device(), req.attach()});
   if (r.error)
     return to_status(r.error, "patient");
@@ -329,9 +327,7 @@ grpc::Status release_devices(service_env& env, const grpc::ServerContext& call,
       return invalid_argument("devices[" + std::to_string(i) + "]",
                               "must be tenants/{tenant}/devices/{device} of the patient's tenant");
     if (env.owned_elsewhere(name))
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "devices[" + std::to_string(i) +
-                              "]: this member does not own the device's shard; the members' lists differ");
+      return service_env::not_owner_here("devices[" + std::to_string(i) + "]");
     cmd.devices.push_back(name);
   }
   auto r = env.sequence(&call, std::move(cmd));
@@ -446,7 +442,8 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
   for (auto& part : parts) {
     auto where = "member " + fwd.member_name(part->member) + ", owner of these devices' shards";
     if (forwarded_here) {  // never forwarded twice
-      join->add(part->unreachable("forwarded here, but " + where + ": the members' lists differ"));
+      join->add(part->unreachable("forwarded here, but " + where +
+                                  " (a hand-off in progress, or the members' states differ); resend"));
       continue;
     }
     auto stubs = fwd.stubs(part->member);
@@ -457,7 +454,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
     prepare_forwarded(call, part->context);
     stubs->ingest->async()->Ingest(
         &part->context, &part->sent(), &part->response,
-        [part, join, where](grpc::Status st) {
+        [part, join, where, stubs](grpc::Status st) {
           if (st.ok())
             join->add(part->answered());
           else

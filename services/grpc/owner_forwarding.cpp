@@ -7,38 +7,36 @@ namespace healthtwin::services {
 
 owner_forwarding::owner_forwarding(const cluster::membership& members,
                                    const peer_settings& settings)
-    : members_(members), tls_(member_channel_settings(settings, {})) {
-  auto& all = members_.map().members();
-  slots_.resize(all.size());
-  for (uint32_t m = 0; m < all.size(); ++m) {
-    std::string error;
-    peers_.push_back(m == members_.self() ? nullptr : make_peer_stub(settings, all[m].address, error));
-  }
-}
+    : members_(members), settings_(settings), tls_(member_channel_settings(settings, {})) {}
+
+owner_forwarding::~owner_forwarding() = default;
 
 std::vector<uint32_t> owner_forwarding::others() const {
+  auto map = members_.map();
   std::vector<uint32_t> out;
-  for (uint32_t m = 0; m < members_.map().members().size(); ++m)
-    if (m != members_.self())
+  for (uint32_t m = 0; m < map->members().size(); ++m)
+    if (m != members_.self() && map->listed(m))
       out.push_back(m);
   return out;
 }
 
-owner_forwarding::~owner_forwarding() = default;
-
 uint32_t owner_forwarding::shard(std::string_view name) const {
-  return models::shard_of(name, members_.map().shards());
+  return models::shard_of(name, members_.shards());
 }
 
 std::optional<uint32_t> owner_forwarding::remote_owner(std::string_view name) const {
-  auto owner = members_.map().owner(shard(name));
-  if (owner == members_.self())
+  auto s = shard(name);
+  if (members_.owns(s))
     return std::nullopt;
+  auto owner = members_.map()->owner(s);
+  if (owner == members_.self())  // a hand-off in between: ask again
+    return members_.owns(s) ? std::nullopt : std::optional<uint32_t>{owner};
   return owner;
 }
 
-const std::string& owner_forwarding::member_name(uint32_t m) const {
-  return members_.map().members()[m].name;
+std::string owner_forwarding::member_name(uint32_t m) const {
+  auto map = members_.map();
+  return m < map->members().size() ? map->members()[m].name : "?";
 }
 
 std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
@@ -46,24 +44,44 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
   if (address.empty())
     return nullptr;
   std::lock_guard<std::mutex> g{mtx_};
+  if (slots_.size() <= m)
+    slots_.resize(m + 1);
   auto& s = slots_[m];
-  if (!s || s->address != address) {  // first use, or it came back on another port
+  if (!s.stubs || s.address != address) {  // first use, or it came back on another port
     auto cs = tls_;
     cs.target = address;
     std::string error;
     auto channel = make_channel(cs, error);
     if (!channel)
       return nullptr;
-    s = std::make_unique<slot>();
-    s->address = address;
-    s->stubs = std::make_shared<owner_stubs>();
-    s->stubs->registry = v1::RegistryService::NewStub(channel);
-    s->stubs->twins = v1::TwinService::NewStub(channel);
-    s->stubs->clinical = v1::ClinicalService::NewStub(channel);
-    s->stubs->ingest = v1::IngestService::NewStub(channel);
-    s->stubs->alerts = v1::AlertService::NewStub(channel);
+    s.address = address;
+    s.stubs = std::make_shared<owner_stubs>();
+    s.stubs->registry = v1::RegistryService::NewStub(channel);
+    s.stubs->twins = v1::TwinService::NewStub(channel);
+    s.stubs->clinical = v1::ClinicalService::NewStub(channel);
+    s.stubs->ingest = v1::IngestService::NewStub(channel);
+    s.stubs->alerts = v1::AlertService::NewStub(channel);
   }
-  return s->stubs;
+  return s.stubs;
+}
+
+std::shared_ptr<internal::PeerService::Stub> owner_forwarding::peer(uint32_t m) {
+  if (m == members_.self())
+    return nullptr;
+  auto map = members_.map();
+  if (m >= map->members().size() || map->members()[m].address.empty())
+    return nullptr;
+  auto& address = map->members()[m].address;
+  std::lock_guard<std::mutex> g{mtx_};
+  if (peers_.size() <= m)
+    peers_.resize(m + 1);
+  auto& p = peers_[m];
+  if (!p.stub || p.address != address) {
+    std::string error;
+    p.stub = make_peer_stub(settings_, address, error);
+    p.address = address;
+  }
+  return p.stub;
 }
 
 }  // namespace healthtwin::services

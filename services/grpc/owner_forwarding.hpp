@@ -34,7 +34,10 @@ struct owner_stubs {
 
 /// Calls for a twin whose shard another member owns go to that member's
 /// public API, with the caller's token (docs/cluster.md, "Forwarding").
-/// Thread-safe; channels are made on first use and kept.
+/// Owners are read from the membership's current map, so a hand-off
+/// redirects calls as soon as this node learns of it. Thread-safe; channels
+/// are made on first use and kept (made again when a member's address
+/// changes).
 class owner_forwarding {
 public:
   /// Reaches the members as `settings` say (the cluster CA, this node's
@@ -46,7 +49,7 @@ public:
   std::optional<uint32_t> remote_owner(std::string_view name) const;
   /// The shard of `name`.
   uint32_t shard(std::string_view name) const;
-  const std::string& member_name(uint32_t m) const;
+  std::string member_name(uint32_t m) const;
 
   /// Stubs for member `m`; null until a probe told its API port. Shared:
   /// a member that comes back on another port gets new stubs while calls
@@ -54,8 +57,8 @@ public:
   std::shared_ptr<owner_stubs> stubs(uint32_t m);
   /// Member `m`'s PeerService (its peer listener, mutual TLS); null for
   /// this node, or if its channel could not be made.
-  internal::PeerService::Stub* peer(uint32_t m) { return peers_[m].get(); }
-  /// Every member but this node.
+  std::shared_ptr<internal::PeerService::Stub> peer(uint32_t m);
+  /// Every listed member but this node.
   std::vector<uint32_t> others() const;
 
 private:
@@ -63,11 +66,16 @@ private:
     std::string address;
     std::shared_ptr<owner_stubs> stubs;
   };
+  struct peer_slot {
+    std::string address;
+    std::shared_ptr<internal::PeerService::Stub> stub;
+  };
   const cluster::membership& members_;
+  peer_settings settings_;
   channel_settings tls_;
   std::mutex mtx_;
-  std::vector<std::unique_ptr<slot>> slots_;
-  std::vector<std::unique_ptr<internal::PeerService::Stub>> peers_;
+  std::vector<slot> slots_;
+  std::vector<peer_slot> peers_;
 };
 
 /// Metadata a forwarded call carries, naming the forwarding member: the

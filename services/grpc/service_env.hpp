@@ -26,6 +26,7 @@
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/rate_limiter.hpp"
 #include "services/grpc/owner_forwarding.hpp"
+#include "services/grpc/shard_handoff.hpp"
 #include "services/grpc/status_mapping.hpp"
 #include "storage/registry.hpp"
 #include "storage/audit_log.hpp"
@@ -64,6 +65,8 @@ struct service_env {
   std::set<drainable*> streams;
   /// Per-principal limits (api_settings); set by api_services.
   std::unique_ptr<rate_limiter> call_rate, reading_rate, device_reading_rate;
+  /// Shard hand-offs; set in a cluster (ctx.forwarding).
+  std::unique_ptr<shard_handoff> handoff;
 
   /// OK, or RESOURCE_EXHAUSTED with retry info when `who` is over its rate
   /// of calls (`readings` == 0) or of readings.
@@ -162,9 +165,8 @@ struct service_env {
     r.where = "shard " + std::to_string(ctx.forwarding->shard(name)) + " (member " +
               ctx.forwarding->member_name(*owner) + ")";
     if (call->client_metadata().count(forwarded_by_header))
-      r.refusal = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               "forwarded here, but this node does not own " + r.where +
-                                   ": the members' lists differ");
+      r.refusal = owner_unreachable(r.where, "forwarded to a member that does not own it (a "
+                                             "hand-off in progress, or the members' states differ)");
     else if (!(r.stubs = ctx.forwarding->stubs(*owner)))
       r.refusal = owner_unreachable(r.where, "not reached yet");
     return r;
@@ -220,6 +222,11 @@ struct service_env {
   /// UNAVAILABLE with retry info: the owner of `where` cannot be reached.
   static grpc::Status owner_unreachable(const std::string& where, const std::string& why);
 
+  /// UNAVAILABLE with retry info for a member's call about a twin (request
+  /// field `field`) whose shard this node does not own: it moved, or is
+  /// moving (a hand-off), and the caller learns the owner soon.
+  static grpc::Status not_owner_here(const std::string& field);
+
   /// What the caller gets for `st`, the answer of another member to a call
   /// made on its behalf: UNAVAILABLE naming `where` (`hint` appended to the
   /// reason) when that member could not be reached or did not answer in
@@ -239,7 +246,7 @@ struct service_env {
   grpc::Status call_peer(uint32_t m, const std::string& where,
                          std::chrono::system_clock::time_point deadline, Invoke&& invoke,
                          const std::string& hint = {}) {
-    auto* stub = ctx.forwarding->peer(m);
+    auto stub = ctx.forwarding->peer(m);
     if (!stub)
       return owner_unreachable(where, "no channel");
     grpc::ClientContext out;

@@ -79,6 +79,12 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
           which = e.context().get_as<std::string>(0);
         return grpc::Status(StatusCode::NOT_FOUND, which + " not found");
       }
+      case actors::ingest_errc::moving: {
+        std::string msg = "the shard is moving to another member";
+        if (!e.context().empty() && e.context().match_elements<std::string>())
+          msg = e.context().get_as<std::string>(0);
+        return retry_later(StatusCode::UNAVAILABLE, msg + "; retry", std::chrono::milliseconds(500));
+      }
       case actors::ingest_errc::aborted: {
         std::string msg = "aborted";
         if (!e.context().empty() && e.context().match_elements<std::string>())

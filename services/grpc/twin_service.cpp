@@ -423,7 +423,7 @@ private:
     for (auto m : env_.ctx.forwarding->others())
       asked.push_back(std::async(std::launch::async, [&, m] {
         answer a{m, {grpc::StatusCode::UNAVAILABLE, "no channel"}, {}};
-        if (auto* peer = env_.ctx.forwarding->peer(m)) {
+        if (auto peer = env_.ctx.forwarding->peer(m)) {
           grpc::ClientContext ctx;
           ctx.set_deadline(deadline);
           a.status = peer->ListPatientSummaries(&ctx, q, &a.list);
@@ -467,7 +467,10 @@ private:
 // added as they are created; a live twin's fresher summary is kept).
 static void seed_index(service_env& env) {
   env.ctx.index->seed_once([&] {
-    if (auto err = actors::seed_twin_index(*env.ctx.store, *env.ctx.index))
+    std::function<bool(uint32_t)> owned;
+    if (env.ctx.forwarding)  // in a cluster: the patients of this node's shards
+      owned = [members = env.ctx.members](uint32_t shard) { return members->owns(shard); };
+    if (auto err = actors::seed_twin_index(*env.ctx.store, *env.ctx.index, owned))
       spdlog::error("twin index: reading the registry failed: {}", storage::describe(err));
   });
 }

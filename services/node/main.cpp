@@ -173,24 +173,43 @@ int run(const node::node_config& cfg) {
       p.alerts_ms = std::stoll(t.substr(colon + 1)) * 86'400'000;
     }
     storage::retention_sweeper sweeper{*store, retention, cfg.retention_interval};
-    actors::alert_hub_settings hub_settings;
-    hub_settings.escalate_after_ms = cfg.alert_escalate_after.count();
-    hub_settings.index = &index;
-    ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);
-    auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
     // The cluster (docs/cluster.md): without --cluster-members this node is
-    // its only member and owns every shard.
+    // its only member and owns every shard. A member keeps the state it
+    // persisted (hand-offs change it); a new one founds it from its list,
+    // or takes it from the members it reaches (join, below).
     auto member_list = cfg.cluster_members;
     if (member_list.empty())
       member_list.push_back({cfg.node_name, cfg.grpc_listen});
-    cluster::shard_map placement{member_list, cfg.shards};
-    cluster::membership members{placement, *placement.find(cfg.node_name), cfg.cluster_down_after};
+    auto persisted = services::load_cluster_state(*store);
+    if (!persisted) {
+      spdlog::critical("{}", storage::describe(persisted.error()));
+      return 3;
+    }
+    bool clustered = !cfg.cluster_members.empty();
+    auto founded = cluster::cluster_state::found(member_list, cfg.shards);
+    if (*persisted && (*persisted)->shards() != cfg.shards) {
+      spdlog::critical("the persisted cluster state has {} shards, not {}", (*persisted)->shards(),
+                       cfg.shards);
+      return 3;
+    }
+    bool fresh = !*persisted;
+    auto self_member = *std::find_if(member_list.begin(), member_list.end(),
+                                     [&](auto& m) { return m.name == cfg.node_name; });
+    cluster::membership members{fresh ? founded : **persisted, self_member, cfg.cluster_down_after,
+                                [&store](const cluster::cluster_state& s) {
+                                  return services::persist_cluster_state(*store, s);
+                                }};
 
+    actors::alert_hub_settings hub_settings;
+    hub_settings.escalate_after_ms = cfg.alert_escalate_after.count();
+    hub_settings.index = &index;
+    if (clustered)  // the alerts of this node's shards
+      hub_settings.owns = [&members](uint32_t shard) { return members.owns(shard); };
+    ctx.alert_hub = actors::spawn_alert_hub(sys, hub_settings, *store, metrics);
+    auto shards = actors::spawn_shards(sys, cfg.shards, ctx, metrics);
     actors::ingest_settings ingest_settings;
-    if (placement.members().size() > 1)  // patient parts of other members' patients go there
-      ingest_settings.owns_shard = [&placement, self = members.self()](uint32_t shard) {
-        return placement.owner(shard) == self;
-      };
+    if (clustered)  // patient parts of other members' patients go there
+      ingest_settings.owns_shard = [&members](uint32_t shard) { return members.owns(shard); };
     ingest_settings.checkpoint_interval = cfg.checkpoint_interval;
     ingest_settings.checkpoint_every_readings = cfg.checkpoint_every_readings;
     ingest_settings.checkpoint_spread = cfg.checkpoint_spread;
@@ -229,6 +248,7 @@ int run(const node::node_config& cfg) {
     peer_settings.cert_file = cfg.tls_cert_file;
     peer_settings.key_file = cfg.tls_key_file;
     peer_settings.token_keys = tokens->fingerprint();
+    peer_settings.node_key = store->node_key_id();
     peer_settings.probe_interval = cfg.cluster_probe_interval;
     peer_settings.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
 
@@ -309,7 +329,9 @@ int run(const node::node_config& cfg) {
         stop_actors();
         return 4;
       }
-      prober = std::make_unique<services::cluster_prober>(peer_settings, members, ready);
+      prober = std::make_unique<services::cluster_prober>(
+          peer_settings, members, ready, fresh,
+          [&api](const cluster::ownership_change& change) { api.on_ownership_change(change); });
       if (auto refused = prober->join(); !refused.empty()) {
         spdlog::critical("cluster {}: refusing to join: {}", cfg.cluster_name, refused);
         stop_listeners();
@@ -317,9 +339,11 @@ int run(const node::node_config& cfg) {
         return 2;
       }
       prober->start();
-      spdlog::info("cluster {}: member {} of {}, owning {} of {} shards; peers on port {}",
-                   cfg.cluster_name, cfg.node_name, placement.members().size(),
-                   placement.owned_by(members.self()), cfg.shards, peer_port);
+      api.drop_owed_shards();
+      auto map = members.map();
+      spdlog::info("cluster {}: member {} of {}, owning {} of {} shards (state {}); peers on port {}",
+                   cfg.cluster_name, cfg.node_name, members.state().members().size(),
+                   map->owned_by(members.self()), cfg.shards, members.digest(), peer_port);
     }
     spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg.node_name,
                  grpc_port, (*http)->port());

@@ -279,6 +279,12 @@ std::map<std::string, call_fn> every_rpc() {
     v1::ClusterStatus out;
     return c.cluster->GetClusterStatus(&ctx, {}, &out);
   };
+  m["ClusterService/ChangeMembers"] = [](api_client& c, const std::string&) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ChangeMembersResponse out;
+    return c.cluster->ChangeMembers(&ctx, {}, &out);  // a single node: FAILED_PRECONDITION
+  };
   return m;
 }
 

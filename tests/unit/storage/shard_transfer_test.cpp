@@ -115,7 +115,7 @@ protected:
     size_t chunks = 0;
     auto err = storage::export_shard(*old_owner_, moving_, 100, [&](std::vector<storage::shard_entry>&& c) {
       ++chunks;
-      return storage::import_shard_chunk(*new_owner_, moving_, std::move(c));
+      return storage::import_shard_chunk(*new_owner_, moving_, std::move(c), 5);
     });
     EXPECT_FALSE(err) << storage::describe(err);
     return chunks;
@@ -145,14 +145,14 @@ TEST_F(shard_transfer_test, the_new_owner_gets_every_record_of_the_shard_and_not
   ASSERT_TRUE(ps && *ps) << (ps ? "missing" : storage::describe(ps.error()));
   internal::PatientSnapshot patient_snapshot;
   ASSERT_TRUE(patient_snapshot.ParseFromString(**ps));
-  EXPECT_EQ(patient_snapshot.applied_lsn(), 0u);
+  EXPECT_EQ(patient_snapshot.applied_lsn(), 5u);  // the new owner's log position
   ASSERT_EQ(patient_snapshot.conditions_size(), 1);
   EXPECT_EQ(patient_snapshot.conditions(0).alert_id(), "3");
   auto ds = twins.get(models::twin_kind::device, device_);
   ASSERT_TRUE(ds && *ds);
   internal::DeviceSnapshot device_snapshot;
   ASSERT_TRUE(device_snapshot.ParseFromString(**ds));
-  EXPECT_EQ(device_snapshot.applied_lsn(), 0u);
+  EXPECT_EQ(device_snapshot.applied_lsn(), 5u);
   EXPECT_EQ(device_snapshot.readings_accepted(), 12u);
   auto chunk = new_owner_->get_unsealed(column::series, storage::key_codec::series_key(moving_, patient_, 1, 0));
   ASSERT_TRUE(chunk && *chunk);
@@ -190,12 +190,12 @@ TEST_F(shard_transfer_test, the_old_owner_keeps_nothing_of_a_dropped_shard_and_a
 TEST_F(shard_transfer_test, an_entry_of_another_shard_is_refused_naming_it) {
   std::vector<storage::shard_entry> chunk;
   chunk.push_back({column::registry, storage::key_codec::twin_key(staying_, models::twin_kind::patient, other_patient_), "x"});
-  auto err = storage::import_shard_chunk(*new_owner_, moving_, std::move(chunk));
+  auto err = storage::import_shard_chunk(*new_owner_, moving_, std::move(chunk), 5);
   ASSERT_TRUE(err);
   EXPECT_EQ(err, storage::errc::invalid_record);
   EXPECT_NE(storage::describe(err).find("shard entry 0: key not of shard 5"), std::string::npos)
       << storage::describe(err);
   std::vector<storage::shard_entry> stray_key;
   stray_key.push_back({column::keys, "k12345678", "wrapped"});
-  EXPECT_EQ(storage::import_shard_chunk(*new_owner_, moving_, std::move(stray_key)), storage::errc::invalid_record);
+  EXPECT_EQ(storage::import_shard_chunk(*new_owner_, moving_, std::move(stray_key), 5), storage::errc::invalid_record);
 }

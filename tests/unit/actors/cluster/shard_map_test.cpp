@@ -93,7 +93,8 @@ TEST(shard_map_test, statefulset_members_are_its_pods_behind_the_headless_servic
 }
 
 TEST(membership_test, members_go_down_when_a_probe_fails_or_they_fall_silent) {
-  membership ms{shard_map{members_named({"n1", "n2", "n3"}), 16}, 0, std::chrono::milliseconds(3000)};
+  auto all = members_named({"n1", "n2", "n3"});
+  membership ms{cluster_state::found(all, 16), all[0], std::chrono::milliseconds(3000)};
   auto h = ms.health(1'000);
   EXPECT_EQ(h[0].state, member_state::up);  // this node
   EXPECT_EQ(h[1].state, member_state::unknown);

@@ -159,7 +159,7 @@ protected:
   /// test sends the check.
   std::atomic<int64_t> clock_ms_{1'000'000};
   actors::alert_hub_settings hub_settings_{1000, 120'000, models::priority::high, 0,
-                                           [this] { return clock_ms_.load(); }};
+                                           [this] { return clock_ms_.load(); }, nullptr, {}};
   actors::ingest_settings settings_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> sys_;

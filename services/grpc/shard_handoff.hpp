@@ -1,0 +1,89 @@
+#pragma once
+// Private to services/grpc: moving shards between the members of a cluster
+// (docs/adr/0014-shard-hand-off.md, docs/cluster.md "Hand-off").
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "actors/cluster/membership.hpp"
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "healthtwin/internal/peer.grpc.pb.h"
+#include "healthtwin/v1/cluster.pb.h"
+
+namespace healthtwin::services {
+
+struct service_env;
+
+/// Settings of shard hand-offs. None can change at run time.
+struct handoff_settings {
+  /// Records per chunk streamed to the new owner, bytes. Default 1 MiB.
+  size_t chunk_bytes = size_t{1} << 20;
+  /// Longest wait for the checkpoint that precedes a hand-off. Default 120 s.
+  std::chrono::milliseconds checkpoint_timeout{120'000};
+  /// Longest time one shard's stream may take. Default 10 min.
+  std::chrono::milliseconds stream_timeout{600'000};
+};
+
+/// A member's part in moving shards, whichever role it plays:
+///  - any member: after its cluster state changed (a member's newer state
+///    merged, the cluster's state taken at join, a hand-off of its own) it
+///    takes up the shards it gained — stale windows and twins forgotten,
+///    open alerts and silences loaded, patients in the twin index — and
+///    lets go in memory of those it lost (on_change);
+///  - the old owner (PeerService.HandOffShards): fences the shards in the
+///    ingest sequencer (their writes answer UNAVAILABLE, retry), checkpoints,
+///    streams each shard's records to the new owner, gives the shards to it
+///    (persisted), tells it, forgets them and drops its copy;
+///  - the new owner (PeerService.ReceiveShard): drops whatever stale copy it
+///    held, writes the records (synced, snapshots restarted at its own log
+///    position) and answers once they are durable;
+///  - the member running ClusterService.ChangeMembers: spreads the new
+///    member list, asks each old owner to hand over its moving shards a
+///    step at a time, spreads each step's result, then the final list.
+/// Thread-safe; one hand-off and one change at a time per member.
+class shard_handoff {
+public:
+  shard_handoff(service_env& env, handoff_settings settings = {});
+
+  /// Takes up the shards `change` gave this node and lets go of those it
+  /// took (in memory; a hand-off drops the stored copy itself). Blocks
+  /// until done.
+  void on_change(const cluster::ownership_change& change);
+
+  /// PeerService.UpdateClusterState: merge, persist, take up, answer.
+  grpc::Status update_state(const internal::ClusterStateRecord& req,
+                            internal::ClusterStateRecord* resp);
+  /// PeerService.HandOffShards, on the shards' owner.
+  grpc::Status hand_off(const internal::HandOffRequest& req, internal::HandOffReport* resp);
+  /// PeerService.ReceiveShard, on the new owner.
+  grpc::Status receive(grpc::ServerContext& call, grpc::ServerReader<internal::ShardChunk>* reader,
+                       internal::ShardReceipt* resp);
+  /// ClusterService.ChangeMembers (after the caller's access check).
+  grpc::Status change_members(const v1::ChangeMembersRequest& req, v1::ChangeMembersResponse* resp);
+
+  /// At start: drops the stored copy of shards handed over by a hand-off
+  /// that stopped before its drop (persisted as owed), unless this node
+  /// owns them again.
+  void drop_owed();
+
+private:
+  grpc::Status push_state(uint32_t member, const cluster::cluster_state& state,
+                          std::chrono::milliseconds timeout, cluster::cluster_state* theirs = nullptr);
+  grpc::Status stream_shard(internal::PeerService::Stub& to, const std::string& to_name,
+                            uint32_t shard, uint64_t& records, uint64_t& bytes);
+  caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
+  std::string note_drops_owed(const std::vector<uint32_t>& shards);
+
+  service_env& env_;
+  handoff_settings settings_;
+  std::mutex handoff_mtx_;  // one HandOffShards at a time
+  std::mutex change_mtx_;   // one ChangeMembers at a time
+};
+
+}  // namespace healthtwin::services

@@ -87,6 +87,14 @@ ownership_change membership::update(const std::function<void(cluster_state&)>& c
   change(next);
   if (next == state())
     return {};
+  if (before_gaining_) {
+    std::vector<uint32_t> gained;
+    for (uint32_t s = 0; s < shards_; ++s)
+      if (next.owner(s).member == self_member_.name && !owned_[s].load())
+        gained.push_back(s);
+    if (!gained.empty())
+      before_gaining_(gained);
+  }
   if (persist_) {
     error = persist_(next);
     if (!error.empty())
@@ -94,6 +102,11 @@ ownership_change membership::update(const std::function<void(cluster_state&)>& c
   }
   std::lock_guard<std::mutex> g{mtx_};
   return publish(std::move(next));
+}
+
+void membership::before_gaining(std::function<void(const std::vector<uint32_t>&)> fn) {
+  std::lock_guard<std::mutex> serial{change_mtx_};
+  before_gaining_ = std::move(fn);
 }
 
 ownership_change membership::merge(const cluster_state& other, std::string& error) {

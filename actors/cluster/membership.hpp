@@ -87,6 +87,11 @@ public:
   /// list), persists and publishes it.
   ownership_change update(const std::function<void(cluster_state&)>& change, std::string& error);
 
+  /// Called by every change that gives this node shards, with those shards,
+  /// before this node is seen to own them (nothing commits for them here
+  /// until it returns): clears whatever stale state the node holds of them.
+  void before_gaining(std::function<void(const std::vector<uint32_t>& shards)> fn);
+
   /// Member `m` answered a probe at `now_ms`, serving its public API on
   /// `api_port` of its peer host.
   void answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port = 0);
@@ -112,6 +117,7 @@ private:
   uint32_t self_ = 0;
   std::chrono::milliseconds down_after_;
   persist_fn persist_;
+  std::function<void(const std::vector<uint32_t>&)> before_gaining_;
   std::unique_ptr<std::atomic<bool>[]> owned_;
   std::mutex change_mtx_;  // serialises changes (persist, then publish)
   mutable std::mutex mtx_;

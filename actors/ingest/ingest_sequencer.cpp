@@ -1286,11 +1286,13 @@ struct ingest_sequencer::impl {
         checkpoint_waiters.emplace_back(position.load(), std::move(j.done));
         next_checkpoint = clock::now();
         urgent_checkpoint = true;
+        ask_shards(true);  // one in progress: its remaining shards at once
         return;
       case shard_step::kind::release:
       case shard_step::kind::adopt:
         if (phase != checkpoint_phase::idle) {
           waiting_steps.push_back(std::move(j));
+          ask_shards(true);  // hurry the checkpoint in progress: a hand-off waits
           return;
         }
         forget_shards(j.step);

@@ -202,8 +202,11 @@ api_services::api_services(api_settings settings, api_context context)
       std::make_unique<rate_limiter>(st.principal_readings_per_s, 2 * st.principal_readings_per_s);
   env.device_reading_rate =
       std::make_unique<rate_limiter>(st.device_readings_per_s, 2 * st.device_readings_per_s);
-  if (env.ctx.forwarding)
+  if (env.ctx.forwarding) {
     env.handoff = std::make_unique<shard_handoff>(env);
+    env.ctx.members->before_gaining(
+        [h = env.handoff.get()](const std::vector<uint32_t>& shards) { h->before_gaining(shards); });
+  }
   impl_->services.push_back(make_registry_service(env));
   impl_->services.push_back(make_ingest_service(env));
   impl_->services.push_back(make_twin_service(env));
@@ -212,7 +215,10 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_cluster_service(env));
 }
 
-api_services::~api_services() = default;
+api_services::~api_services() {
+  if (impl_->env.handoff)  // the membership outlives this object
+    impl_->env.ctx.members->before_gaining({});
+}
 
 void api_services::register_with(grpc::ServerBuilder& builder) {
   for (auto& s : impl_->services)

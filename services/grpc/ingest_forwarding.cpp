@@ -267,8 +267,12 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
   if (!bad.empty())
     return invalid_argument(bad);
   std::vector<std::string_view> patient_at;  // per reading
-  for (auto& p : req.parts())
+  std::vector<int> groups_at;
+  for (int i = 0; i < req.parts_size(); ++i) {
+    auto& p = req.parts(i);
     patient_at.insert(patient_at.end(), static_cast<size_t>(p.sequence_size()), p.patient());
+    groups_at.insert(groups_at.end(), static_cast<size_t>(p.sequence_size()), i);
+  }
   auto promise = std::make_shared<std::promise<ingest_result>>();
   auto future = promise->get_future();
   env.ctx.sequencer->submit_patient_parts(std::move(groups), readings, [promise](ingest_result&& r) {
@@ -287,6 +291,13 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
       ++duplicates;
     else if (rej.reason == rejection_reason::unknown_device)  // "no such patient"
       unknown.insert(patient_at[rej.index]);
+    else if (rej.reason == rejection_reason::unavailable)
+      // A patient's shard moving (a hand-off): the caller withdraws these
+      // parts from its acknowledgement, its client resends, and what was
+      // committed here comes back as a duplicate then.
+      return retry_later(grpc::StatusCode::UNAVAILABLE,
+                         "parts[" + std::to_string(groups_at[rej.index]) + "]: " + rej.description,
+                         std::chrono::milliseconds(500));
   }
   out->set_duplicates(duplicates);
   for (auto u : unknown)

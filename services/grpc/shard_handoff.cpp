@@ -109,11 +109,6 @@ void shard_handoff::on_change(const cluster::ownership_change& change) {
     ctx.index->remove_if(in(change.lost));
   }
   if (!change.gained.empty()) {
-    if (running)
-      if (auto err = sequence_step({actors::shard_step::kind::adopt, change.gained},
-                                   std::chrono::seconds(60)))
-        spdlog::error("hand-off: taking up shards {} failed: {}", list(change.gained),
-                      storage::describe(err));
     ask_hub(actors::alert_take_shards_atom::value, change.gained);
     if (ctx.index->seeded()) {  // else the first query seeds every shard this node owns
       auto gained = in(change.gained);
@@ -125,6 +120,14 @@ void shard_handoff::on_change(const cluster::ownership_change& change) {
   }
   spdlog::info("hand-off: took up {} shard(s), let go of {} (state {})", change.gained.size(),
                change.lost.size(), ctx.members->digest());
+}
+
+void shard_handoff::before_gaining(const std::vector<uint32_t>& shards) {
+  if (!env_.ctx.ready->load())
+    return;  // before recovery: nothing of them is loaded, and the replay skips them
+  if (auto err = sequence_step({actors::shard_step::kind::adopt, shards}, std::chrono::seconds(60)))
+    spdlog::error("hand-off: clearing shards {} before taking them up failed: {}", list(shards),
+                  storage::describe(err));
 }
 
 grpc::Status shard_handoff::update_state(const internal::ClusterStateRecord& req,

@@ -56,6 +56,11 @@ public:
   /// until done.
   void on_change(const cluster::ownership_change& change);
 
+  /// Before this node owns `shards` (membership::before_gaining): forgets
+  /// any stale windows and twins it holds of them, so that what it commits
+  /// for them starts from their stored state.
+  void before_gaining(const std::vector<uint32_t>& shards);
+
   /// PeerService.UpdateClusterState: merge, persist, take up, answer.
   grpc::Status update_state(const internal::ClusterStateRecord& req,
                             internal::ClusterStateRecord* resp);

@@ -21,6 +21,9 @@
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 #include "storage/file_scan.hpp"
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
+#include "actors/cluster/cluster_state.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -35,13 +38,18 @@ namespace {
 // certificate is signed by the cluster CA).
 class cluster_fixture {
 public:
-  explicit cluster_fixture(int n) : pki_(root_.path() / "pki") {
+  /// Members n0 .. n(founding-1) found the cluster; the others are
+  /// configured with every member and join it when started.
+  explicit cluster_fixture(int n, int founding = 0)
+      : pki_(root_.path() / "pki"), founding_(founding > 0 ? founding : n) {
     for (int i = 0; i < n; ++i) {
       names_.push_back("n" + std::to_string(i));
       peer_ports_.push_back(free_port());
     }
     for (int i = 0; i < n; ++i)
-      members_ += (i ? "," : "") + names_[i] + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+      (i < founding_ ? members_ : joining_) +=
+          (i ? "," : "") + names_[i] + "=127.0.0.1:" + std::to_string(peer_ports_[i]);
+    joining_ = members_ + joining_;
     nodes_.resize(n);
     // Members trust the same token key: a forwarded call carries the
     // caller's token to the owner, which verifies it again.
@@ -57,7 +65,8 @@ public:
     std::filesystem::copy(root_.path() / "pki", dir / "pki",
                           std::filesystem::copy_options::skip_existing |
                               std::filesystem::copy_options::recursive);
-    std::vector<std::string> args{"--node-name=" + names_[i], "--cluster-members=" + members_,
+    std::vector<std::string> args{"--node-name=" + names_[i],
+                                  "--cluster-members=" + (i < founding_ ? members_ : joining_),
                                   "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports_[i]),
                                   "--cluster-ca-file=" + pki_.ca_cert.string(),
                                   "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"};
@@ -74,13 +83,14 @@ public:
   /// Starts every member (with `extra` flags) and waits until each sees
   /// every other up.
   ::testing::AssertionResult start_all(const std::vector<std::string>& extra = {}) {
-    for (size_t i = 0; i < nodes_.size(); ++i)
+    auto n = static_cast<size_t>(founding_);
+    for (size_t i = 0; i < n; ++i)
       start(static_cast<int>(i), extra);
-    for (size_t i = 0; i < nodes_.size(); ++i)
+    for (size_t i = 0; i < n; ++i)
       if (!node(static_cast<int>(i)).wait_ready())
         return ::testing::AssertionFailure() << node(static_cast<int>(i)).log();
-    for (size_t i = 0; i < nodes_.size(); ++i)
-      for (size_t j = 0; j < nodes_.size(); ++j) {
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j) {
         v1::ClusterStatus last;
         if (!wait_state(static_cast<int>(i), static_cast<int>(j), v1::MEMBER_STATE_UP, &last))
           return ::testing::AssertionFailure()
@@ -132,9 +142,10 @@ public:
 private:
   temp_dir root_;
   test_pki pki_;
+  int founding_;
   std::vector<std::string> names_;
   std::vector<uint16_t> peer_ports_;
-  std::string members_;
+  std::string members_, joining_;
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
@@ -1017,6 +1028,239 @@ TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and
   }
   for (auto& p : w.patients)
     EXPECT_EQ(edge.patient_twin(p).readings_applied(), 2 * seq) << p;
+}
+
+// ClusterService.ChangeMembers through member `i` (an sre's token).
+grpc::Status change_members(cluster_fixture& c, int i, const std::vector<int>& members,
+                            v1::ChangeMembersResponse& resp) {
+  auto& n = c.node(i);
+  api_client sre{n.channel_with(n.token("h1", {"sre"}, "sre-1"))};
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 120);
+  v1::ChangeMembersRequest req;
+  for (auto m : members) {
+    auto* out = req.add_members();
+    out->set_name(c.names()[static_cast<size_t>(m)]);
+    out->set_address("127.0.0.1:" + std::to_string(c.peer_port(m)));
+  }
+  req.set_shards_per_step(8);
+  return sre.cluster->ChangeMembers(&ctx, req, &resp);
+}
+
+// Waits until member i holds the state digest `digest`.
+bool wait_digest(cluster_fixture& c, int i, const std::string& digest) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (c.status(i).state_digest() == digest)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+// Keys in a column of a stopped member's store.
+size_t stored_keys(const std::filesystem::path& db, healthtwin::storage::column col) {
+  healthtwin::storage::store_settings s;
+  s.data_dir = db.string();
+  s.shards = 0;
+  auto st = healthtwin::storage::store::open(s);
+  EXPECT_TRUE(st) << healthtwin::storage::describe(st.error());
+  size_t n = 0;
+  if (st) {
+    EXPECT_FALSE((*st)->scan(col, "", "", [&](std::string_view, std::string_view) { return ++n, true; }));
+  }
+  return n;
+}
+
+TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses_no_reading) {
+  cluster_fixture c{4, 3};  // n3 joins later
+  ASSERT_TRUE(c.start_all());
+  auto w = register_ward(c, 12);
+  std::vector<std::string> three{"n0", "n1", "n2"}, four{"n0", "n1", "n2", "n3"},
+      after{"n0", "n2", "n3"};
+
+  // A client ingesting through the members that stay (n0, n2, then n3 too)
+  // every 5 ms; it resends what is rejected UNAVAILABLE (same sequence
+  // numbers) until it is acknowledged.
+  std::vector<std::set<uint64_t>> acked(w.devices.size()), owed(w.devices.size());
+  std::atomic<uint64_t> seq{0};
+  std::atomic<bool> stop{false}, n3_up{false};
+  std::atomic<int> unavailable{0};
+  std::string load_error;
+  auto account = [&](const v1::IngestRequest& req, const v1::IngestResponse& resp) {
+    std::set<uint32_t> refused;
+    for (auto& r : resp.rejections()) {
+      if (r.reason() != v1::REJECTION_REASON_UNAVAILABLE && r.reason() != v1::REJECTION_REASON_DUPLICATE)
+        load_error = r.field() + ": " + r.description();
+      if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE)
+        refused.insert(r.index());
+    }
+    unavailable += static_cast<int>(refused.size());
+    uint32_t index = 0;
+    for (auto& g : req.devices()) {
+      auto d = static_cast<size_t>(std::find(w.devices.begin(), w.devices.end(), g.device()) -
+                                   w.devices.begin());
+      for (auto sq : g.sequence())
+        if (refused.count(index++)) {
+          owed[d].insert(sq);
+        } else {
+          acked[d].insert(sq);
+          owed[d].erase(sq);
+        }
+    }
+  };
+  auto resend_owed = [&](api_client& edge) {
+    v1::IngestRequest req;
+    for (size_t d = 0; d < w.devices.size(); ++d) {
+      if (owed[d].empty())
+        continue;
+      auto* g = req.add_devices();
+      g->set_device(w.devices[d]);
+      for (auto sq : owed[d]) {
+        g->add_sequence(sq);
+        g->add_time_ms(now_ms() - 1000);
+        g->add_metric(v1::METRIC_HEART_RATE);
+        g->add_value(70);
+      }
+    }
+    v1::IngestResponse resp;
+    if (req.devices_size() > 0 && edge.send(req, resp).ok())
+      account(req, resp);
+  };
+  std::thread load{[&] {
+    std::vector<std::unique_ptr<api_client>> edges;
+    for (int i : {0, 2, 3})
+      edges.push_back(i == 3 ? nullptr : std::make_unique<api_client>(c.node(i).channel()));
+    for (uint64_t round = 0; !stop && load_error.empty(); ++round) {
+      if (n3_up && !edges[2])
+        edges[2] = std::make_unique<api_client>(c.node(3).channel());
+      auto& edge = edges[round % 3] ? *edges[round % 3] : *edges[0];
+      auto s = seq.load() + 1;
+      auto req = every_device(w, s, s);
+      v1::IngestResponse resp;
+      auto t0 = std::chrono::steady_clock::now();
+      auto st = edge.send(req, resp);
+      if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(6))
+        load_error = "a call took longer than its deadline";
+      if (!st.ok()) {
+        load_error = "seq " + std::to_string(s) + ": " + st.error_message();
+        break;
+      }
+      seq = s;
+      account(req, resp);
+      resend_owed(edge);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }};
+  auto stop_load = [&] {
+    stop = true;
+    if (load.joinable())
+      load.join();
+  };
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // n3 starts with an empty directory: it takes the cluster's state and owns
+  // nothing until the member list names it.
+  c.start(3);
+  ASSERT_TRUE(c.node(3).wait_ready()) << c.node(3).log();
+  ASSERT_TRUE(wait_digest(c, 3, c.status(0).state_digest())) << c.node(3).log();
+  EXPECT_EQ(c.status(3).members_size(), 4);  // the three and itself, not listed yet
+  n3_up = true;
+
+  v1::ChangeMembersResponse added;
+  auto st = change_members(c, 0, {0, 1, 2, 3}, added);
+  ASSERT_TRUE(st.ok()) << st.error_message() << "\n--- n3:\n" << c.node(3).log();
+  // Only the shards n3 now wins moved, each to n3, from its owner.
+  size_t expected_moves = 0;
+  for (uint32_t s = 0; s < 64; ++s) {
+    auto before = cluster::cluster_state::placement(
+        {{"n0", ""}, {"n1", ""}, {"n2", ""}}, 64)[s];
+    auto now = cluster::cluster_state::placement(
+        {{"n0", ""}, {"n1", ""}, {"n2", ""}, {"n3", ""}}, 64)[s];
+    expected_moves += before != now;
+  }
+  EXPECT_EQ(static_cast<size_t>(added.moves_size()), expected_moves);
+  EXPECT_GT(expected_moves, 8u);
+  for (auto& m : added.moves()) {
+    EXPECT_EQ(m.to(), "n3") << "shard " << m.shard();
+    EXPECT_LT(m.unavailable_ms(), 10'000u) << "shard " << m.shard();
+  }
+  EXPECT_GT(added.records(), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+
+  // n1 leaves: its shards go to the members that stay.
+  v1::ChangeMembersResponse removed;
+  st = change_members(c, 2, {0, 2, 3}, removed);
+  ASSERT_TRUE(st.ok()) << st.error_message() << "\n--- n1:\n" << c.node(1).log();
+  EXPECT_GT(removed.moves_size(), 8);
+  for (auto& m : removed.moves()) {
+    EXPECT_EQ(m.from(), "n1") << "shard " << m.shard();
+    EXPECT_LT(m.unavailable_ms(), 10'000u) << "shard " << m.shard();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  stop_load();
+  ASSERT_TRUE(load_error.empty()) << load_error;
+  EXPECT_GT(seq.load(), 20u);
+
+  // Every member that stays agrees on the owners: rendezvous over n0, n2, n3.
+  auto digest = c.status(2).state_digest();
+  for (int i : {0, 3, 1})
+    ASSERT_TRUE(wait_digest(c, i, digest)) << "n" << i << " holds another state";
+  auto status = c.status(0);
+  for (uint32_t s = 0; s < 64; ++s) {
+    auto owner = status.members(static_cast<int>(status.shard_owners(s))).name();
+    EXPECT_EQ(owner, cluster::cluster_state::placement({{"n0", ""}, {"n2", ""}, {"n3", ""}}, 64)[s])
+        << "shard " << s;
+  }
+  for (auto& m : status.members())
+    if (m.name() == "n1") {
+      EXPECT_TRUE(m.removed());
+      EXPECT_EQ(m.shards_owned(), 0u);
+    }
+
+  // n1 owns nothing and is stopped; it kept no copy of a shard.
+  ASSERT_EQ(c.node(1).stop(), 0) << c.node(1).log();
+  c.drop(1);
+  EXPECT_EQ(stored_keys(c.db_dir(1), healthtwin::storage::column::registry), 0u);
+  EXPECT_EQ(stored_keys(c.db_dir(1), healthtwin::storage::column::twins), 0u);
+
+  // Every reading resent until acknowledged; every twin holds each once.
+  api_client edge{c.node(0).channel()};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto owed_any = [&] {
+    return std::any_of(owed.begin(), owed.end(), [](auto& o) { return !o.empty(); });
+  };
+  while (owed_any() && std::chrono::steady_clock::now() < deadline) {
+    resend_owed(edge);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_FALSE(owed_any()) << "readings still unacknowledged 30 s after the changes";
+  auto check_twins = [&](int via) {
+    api_client e{c.node(via).channel()};
+    for (size_t d = 0; d < w.devices.size(); ++d) {
+      EXPECT_EQ(acked[d].size(), seq.load()) << w.devices[d];
+      EXPECT_EQ(e.device_twin(w.devices[d]).readings_accepted(), seq.load())
+          << w.devices[d] << " via n" << via;
+    }
+    for (auto& p : w.patients)
+      EXPECT_EQ(e.patient_twin(p).readings_applied(), 2 * seq.load()) << p << " via n" << via;
+  };
+  for (int i : {0, 2, 3})
+    check_twins(i);
+  std::cout << "hand-off under load: " << seq.load() << " rounds, " << unavailable.load()
+            << " readings refused UNAVAILABLE and resent; longest unavailable "
+            << added.max_unavailable_ms() << " ms (add) and " << removed.max_unavailable_ms()
+            << " ms (remove)\n";
+
+  // A crash of the new member: it restarts owning what it took, all there.
+  c.node(3).crash();
+  c.drop(3);
+  c.start(3);
+  ASSERT_TRUE(c.node(3).wait_ready()) << c.node(3).log();
+  EXPECT_EQ(c.status(3).state_digest(), digest);
+  ASSERT_TRUE(c.wait_state(0, 3, v1::MEMBER_STATE_UP));
+  check_twins(3);
+  check_twins(0);
 }
 
 v1::ListPatientTwinsResponse list_patients(api_client& client, const std::string& filter,

@@ -1064,3 +1064,155 @@ TEST_F(patient_parts_test, releasing_devices_detaches_those_of_the_erased_patien
   restart();  // the stop's checkpoint hands the purge over and finishes it
   EXPECT_EQ(owed(), 0u);
 }
+
+// -- cluster: shard hand-off steps (docs/adr/0014) ---------------------------------
+
+class shard_handoff_test : public ingest_sequencer_test {
+protected:
+  void SetUp() override {
+    owned_ = std::make_unique<std::atomic<bool>[]>(shards_count());
+    for (uint32_t s = 0; s < shards_count(); ++s)
+      owned_[s] = true;
+    settings_.owns_shard = [this](uint32_t s) { return owned_[s].load(); };
+    ingest_sequencer_test::SetUp();
+    device_shard_ = models::shard_of(monitor_a, shards_count());
+    patient_shard_ = models::shard_of(patient_a, shards_count());
+  }
+
+  caf::error step(shard_step::kind what, std::vector<uint32_t> shards) {
+    std::promise<caf::error> p;
+    auto f = p.get_future();
+    seq_->submit(shard_step{what, std::move(shards)}, [&](caf::error e) { p.set_value(std::move(e)); });
+    if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready)
+      return caf::make_error(caf::sec::request_timeout);
+    auto err = f.get();
+    drain();
+    return err;
+  }
+
+  // What the old owner does: fence, checkpoint, give away, forget.
+  void hand_away(uint32_t shard) {
+    ASSERT_FALSE(step(shard_step::kind::fence, {shard}));
+    ASSERT_FALSE(step(shard_step::kind::checkpoint, {shard}));
+    owned_[shard] = false;
+    ASSERT_FALSE(step(shard_step::kind::release, {shard}));
+  }
+
+  // What the new owner does: forget stale state, then own it.
+  void take_back(uint32_t shard) {
+    ASSERT_FALSE(step(shard_step::kind::adopt, {shard}));
+    owned_[shard] = true;
+  }
+
+  std::unique_ptr<std::atomic<bool>[]> owned_;
+  uint32_t device_shard_ = 0, patient_shard_ = 0;
+};
+
+TEST_F(shard_handoff_test, a_fenced_shard_refuses_readings_and_changes_until_the_fence_is_lifted) {
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  ASSERT_FALSE(step(shard_step::kind::fence, {device_shard_}));
+  auto res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)});
+  EXPECT_EQ(res.accepted, 0u);
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::unavailable);
+  EXPECT_NE(res.rejections[0].description.find("being handed to another member"), std::string::npos)
+      << res.rejections[0].description;
+  auto changed = registry(update_desired_config{monitor_a, {}, std::nullopt});
+  EXPECT_EQ(changed.error, ingest_errc::moving);
+  // The readings of a device whose patient's shard is fenced wait too.
+  if (patient_shard_ != device_shard_) {
+    ASSERT_FALSE(step(shard_step::kind::unfence, {device_shard_}));
+    ASSERT_FALSE(step(shard_step::kind::fence, {patient_shard_}));
+    res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)});
+    ASSERT_EQ(res.rejections.size(), 1u);
+    EXPECT_EQ(res.rejections[0].reason, rejection_reason::unavailable);
+    storage::patient_record fields;
+    fields.name = patient_a;
+    EXPECT_EQ(registry(update_patient{fields, {"ward"}, 0}).error, ingest_errc::moving);
+    ASSERT_FALSE(step(shard_step::kind::unfence, {patient_shard_}));
+  } else {
+    ASSERT_FALSE(step(shard_step::kind::unfence, {device_shard_}));
+  }
+  // Refused readings were not admitted: the same sequence number is taken now.
+  EXPECT_EQ(ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)}).accepted, 1u);
+  EXPECT_EQ(device(monitor_a).readings_accepted, 2u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+}
+
+TEST_F(shard_handoff_test, a_checkpoint_step_covers_everything_committed_before_it) {
+  settings_.checkpoint_interval = std::chrono::hours(1);
+  restart();
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  storage::ingest_log log{db()};
+  auto last = *log.last_position();
+  EXPECT_LT(*log.checkpoint(), last);
+  ASSERT_FALSE(step(shard_step::kind::checkpoint, {device_shard_}));
+  EXPECT_GE(*log.checkpoint(), last);
+  // Nothing new since: done at once.
+  ASSERT_FALSE(step(shard_step::kind::checkpoint, {device_shard_}));
+}
+
+TEST_F(shard_handoff_test, a_shard_handed_away_is_refused_and_taken_back_from_its_stored_state) {
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71)})
+                .accepted,
+            2u);
+  hand_away(device_shard_);
+  auto res = ingest(monitor_a, {r(3, 3000, metric::heart_rate, 72)});
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::unavailable);
+  EXPECT_NE(res.rejections[0].description.find("belongs to another member"), std::string::npos);
+  EXPECT_EQ(registry(update_desired_config{monitor_a, {}, std::nullopt}).error, ingest_errc::moving);
+  // Taken back (the store still holds what the checkpoint wrote): its
+  // window and twin come from there.
+  take_back(device_shard_);
+  res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71), r(3, 3000, metric::heart_rate, 72)});
+  EXPECT_EQ(res.accepted, 1u);
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(device(monitor_a).readings_accepted, 3u);
+}
+
+// A reading committed for its device while its patient's shard was another
+// member's, whose patient part did not arrive there: once the patient is
+// this node's again, the resend (a DUPLICATE for the device) reaches the
+// patient twin, which applies each sequence number once.
+TEST_F(shard_handoff_test, a_duplicate_reaches_a_local_patient_twin_which_applies_it_once) {
+  if (patient_shard_ == device_shard_)
+    GTEST_SKIP() << "the device and its patient share a shard here";
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  hand_away(patient_shard_);
+  auto res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)});
+  EXPECT_EQ(res.accepted, 1u);
+  ASSERT_EQ(res.patient_parts.size(), 1u);  // for the patient's owner, which did not take it
+  take_back(patient_shard_);
+  EXPECT_EQ(patient(patient_a).readings_applied, 1u);
+  res = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)});
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+  // Again, and a reading the patient has: applied once all the same.
+  ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71)});
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+  restart();
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+  ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)});
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
+  EXPECT_EQ(ingest(monitor_a, {r(3, 3000, metric::heart_rate, 72)}).accepted, 1u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 3u);
+}
+
+TEST_F(shard_handoff_test, a_replay_skips_the_records_of_shards_handed_over_since) {
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  stop();
+  reopen();
+  append_to_log(monitor_a, patient_a, 2, 2000, 71);
+  owned_[device_shard_] = false;
+  owned_[patient_shard_] = false;
+  start();
+  owned_[device_shard_] = true;  // as a new owner would find it: the record left out
+  owned_[patient_shard_] = true;
+  EXPECT_EQ(device(monitor_a).readings_accepted, 1u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 1u);
+  // The window was not rebuilt from it either.
+  EXPECT_EQ(ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71)}).accepted, 1u);
+}

@@ -1030,6 +1030,10 @@ TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and
     EXPECT_EQ(edge.patient_twin(p).readings_applied(), 2 * seq) << p;
 }
 
+v1::ListPatientTwinsResponse list_patients(api_client& client, const std::string& filter,
+                                           const std::string& order_by, int page_size,
+                                           const std::string& token, grpc::Status& st);
+
 // ClusterService.ChangeMembers through member `i` (an sre's token).
 grpc::Status change_members(cluster_fixture& c, int i, const std::vector<int>& members,
                             v1::ChangeMembersResponse& resp) {
@@ -1076,8 +1080,13 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
   cluster_fixture c{4, 3};  // n3 joins later
   ASSERT_TRUE(c.start_all());
   auto w = register_ward(c, 12);
-  std::vector<std::string> three{"n0", "n1", "n2"}, four{"n0", "n1", "n2", "n3"},
-      after{"n0", "n2", "n3"};
+  {  // every member's twin index is seeded before shards move
+    for (int i = 0; i < 3; ++i) {
+      api_client e{c.node(i).channel()};
+      grpc::Status lst;
+      EXPECT_EQ(list_patients(e, "", "name", 50, "", lst).total_size(), 12);
+    }
+  }
 
   // A client ingesting through the members that stay (n0, n2, then n3 too)
   // every 5 ms; it resends what is rejected UNAVAILABLE (same sequence
@@ -1247,6 +1256,17 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
   };
   for (int i : {0, 2, 3})
     check_twins(i);
+  // The ward is listed whole through any member, each patient once, and
+  // nobody waits for the member that left.
+  for (int i : {0, 2, 3}) {
+    api_client e{c.node(i).channel()};
+    grpc::Status lst;
+    auto page = list_patients(e, "", "name", 50, "", lst);
+    ASSERT_TRUE(lst.ok()) << lst.error_message();
+    EXPECT_EQ(page.total_size(), static_cast<int32_t>(w.patients.size())) << "via n" << i;
+    EXPECT_EQ(page.patient_twins_size(), static_cast<int>(w.patients.size())) << "via n" << i;
+    EXPECT_EQ(page.unreachable_members_size(), 0) << "via n" << i;
+  }
   std::cout << "hand-off under load: " << seq.load() << " rounds, " << unavailable.load()
             << " readings refused UNAVAILABLE and resent; longest unavailable "
             << added.max_unavailable_ms() << " ms (add) and " << removed.max_unavailable_ms()
@@ -1261,6 +1281,90 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
   ASSERT_TRUE(c.wait_state(0, 3, v1::MEMBER_STATE_UP));
   check_twins(3);
   check_twins(0);
+}
+
+// Open alerts move with their patients' shards: listed once, in the state
+// a clinician left them, handled by the new owner, and not raised again by
+// the moved twin whose condition still holds.
+TEST(cluster_test, open_alerts_move_with_their_patients_and_are_not_raised_again) {
+  cluster_fixture c{4, 3};
+  ASSERT_TRUE(c.start_all());
+  auto w = register_ward(c, 12);
+  api_client n0{c.node(0).channel()};
+  auto t = now_ms();
+  for (size_t k = 0; k < w.patients.size(); ++k) {  // a HIGH heart-rate alert each
+    v1::IngestResponse resp;
+    ASSERT_TRUE(n0.send(api_client::request(w.devices[2 * k], {{1, t - 6000, v1::METRIC_HEART_RATE, 160},
+                                                               {2, t - 1000, v1::METRIC_HEART_RATE, 160}}),
+                        resp).ok());
+  }
+  std::vector<v1::Alert> before;
+  for (int i = 0; i < 100 && before.size() < w.patients.size(); ++i) {
+    before = n0.list_alerts("tenants/h1");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(before.size(), w.patients.size());
+  // The patients whose shards n3 will take.
+  std::vector<std::string> moving;
+  auto after_placement = cluster::cluster_state::placement(
+      {{"n0", ""}, {"n1", ""}, {"n2", ""}, {"n3", ""}}, 64);
+  for (auto& p : w.patients)
+    if (after_placement[healthtwin::models::shard_of(p, 64)] == "n3")
+      moving.push_back(p);
+  ASSERT_GE(moving.size(), 2u) << "some of the ward should move to n3";
+  auto alert_of = [&](const std::vector<v1::Alert>& alerts, const std::string& patient) {
+    for (auto& a : alerts)
+      if (a.patient() == patient)
+        return a;
+    return v1::Alert{};
+  };
+  auto acknowledge = [&](api_client& via, const std::string& name) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::AcknowledgeAlertRequest ack;
+    ack.set_name(name);
+    ack.set_acknowledged_by("nurse-1");
+    v1::Alert out;
+    return via.alerts->AcknowledgeAlert(&ctx, ack, &out);
+  };
+  ASSERT_TRUE(acknowledge(n0, alert_of(before, moving[0]).name()).ok());
+
+  c.start(3);
+  ASSERT_TRUE(c.node(3).wait_ready()) << c.node(3).log();
+  v1::ChangeMembersResponse added;
+  auto st = change_members(c, 1, {0, 1, 2, 3}, added);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  auto digest = c.status(1).state_digest();
+  for (int i : {0, 2, 3})
+    ASSERT_TRUE(wait_digest(c, i, digest));
+
+  for (int i = 0; i < 4; ++i) {
+    api_client via{c.node(i).channel()};
+    auto after = via.list_alerts("tenants/h1");
+    EXPECT_EQ(after.size(), w.patients.size()) << "via n" << i;
+    std::set<std::string> names;
+    for (auto& a : after)
+      names.insert(a.name());
+    EXPECT_EQ(names.size(), w.patients.size()) << "via n" << i;
+    EXPECT_EQ(alert_of(after, moving[0]).state(), v1::ALERT_STATE_ACKNOWLEDGED) << "via n" << i;
+    EXPECT_EQ(alert_of(after, moving[1]).state(), v1::ALERT_STATE_ACTIVE) << "via n" << i;
+  }
+  // Its new owner handles it; the moved twin, still over the limit, raises
+  // nothing new.
+  api_client n2{c.node(2).channel()};
+  st = acknowledge(n2, alert_of(before, moving[1]).name());
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  for (auto& p : moving) {
+    auto k = static_cast<size_t>(std::find(w.patients.begin(), w.patients.end(), p) - w.patients.begin());
+    v1::IngestResponse resp;
+    ASSERT_TRUE(n2.send(api_client::request(w.devices[2 * k], {{3, now_ms() - 500, v1::METRIC_HEART_RATE, 161}}),
+                        resp).ok());
+    EXPECT_EQ(resp.accepted(), 1u);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto later = n2.list_alerts("tenants/h1");
+  EXPECT_EQ(later.size(), w.patients.size());
+  EXPECT_EQ(alert_of(later, moving[1]).state(), v1::ALERT_STATE_ACKNOWLEDGED);
 }
 
 v1::ListPatientTwinsResponse list_patients(api_client& client, const std::string& filter,

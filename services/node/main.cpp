@@ -338,6 +338,16 @@ int run(const node::node_config& cfg) {
         stop_actors();
         return 2;
       }
+      // A new member keeps the state it founded or took from here on: a
+      // later change of --cluster-members (a StatefulSet scaled) must not
+      // place shards anew over data that lives elsewhere.
+      if (fresh)
+        if (auto why = services::persist_cluster_state(*store, members.state()); !why.empty()) {
+          spdlog::critical("cannot persist the cluster state: {}", why);
+          stop_listeners();
+          stop_actors();
+          return 3;
+        }
       prober->start();
       api.drop_owed_shards();
       auto map = members.map();

@@ -20,6 +20,15 @@
 //       lists the files of a data directory holding any of the texts, read
 //       as stored and decrypted with the node key (evidence for an
 //       erasure). Exit 0: none found; 1: found; 2: usage or I/O error.
+//
+//   twinctl cluster status --target HOST:PORT --token-file F [--tls-ca-file CA | --plaintext]
+//       the members, their health and shards as that node sees them.
+//
+//   twinctl cluster change --target HOST:PORT --token-file F [--tls-ca-file CA | --plaintext]
+//                          --member NAME=HOST:PORT [--member ...] [--shards-per-step N]
+//       replaces the member list (an sre's token): shards move to their new
+//       owners (docs/cluster.md, "Hand-off"). Exit 0: done; 1: stopped part
+//       way (run it again); 2: refused or a usage error.
 #include <cstdio>
 #include <string>
 
@@ -31,6 +40,7 @@
 #include <jwt.h>
 #include <nlohmann/json.hpp>
 
+#include "services/twinctl/cluster_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
 #include "storage/file_scan.hpp"
@@ -122,7 +132,42 @@ int main(int argc, char** argv) {
   scan->add_option("--encryption-key-file", scan_key, "the node key file, to search decrypted contents too")
       ->check(CLI::ExistingFile);
   scan->add_option("--text", texts, "a text to look for (repeatable)")->required();
+
+  auto* cluster = app.add_subcommand("cluster", "a running cluster (ClusterService)")->require_subcommand(1);
+  services::channel_settings node;
+  std::string token_file;
+  auto connection = [&](CLI::App* cmd) {
+    cmd->add_option("--target", node.target, "a member's gRPC address, host:port")->required();
+    cmd->add_option("--token-file", token_file, "bearer token (role sre, or ops-admin for status)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("--tls-ca-file", node.ca_file, "CA of the node's certificate")->check(CLI::ExistingFile);
+    cmd->add_flag("--plaintext", node.plaintext, "no TLS (a node started with --insecure-plaintext)");
+  };
+  auto* cluster_status = cluster->add_subcommand("status", "members, health and shards");
+  connection(cluster_status);
+  auto* change = cluster->add_subcommand("change", "replace the member list; shards move");
+  connection(change);
+  std::vector<std::string> new_members;
+  uint32_t shards_per_step = 16;
+  change->add_option("--member", new_members, "NAME=HOST:PORT of a member's peer listener (repeatable: "
+                                              "the whole new list)")
+      ->required();
+  change->add_option("--shards-per-step", shards_per_step, "shards moved together")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+
+  if (cluster->parsed()) {
+    node.token = services::read_token_file(token_file);
+    if (node.token.empty()) {
+      std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
+      return 2;
+    }
+    if (cluster_status->parsed())
+      return twinctl::print_cluster_status(node);
+    return twinctl::change_members(node, new_members, shards_per_step);
+  }
 
   if (token->parsed())
     return print_token(secret_file, subject, tenant, roles, device, audience, ttl_s);

@@ -70,6 +70,9 @@ public:
                                   "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports_[i]),
                                   "--cluster-ca-file=" + pki_.ca_cert.string(),
                                   "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"};
+    for (auto& e : extra)  // another member list replaces the fixture's
+      if (e.rfind("--cluster-members=", 0) == 0)
+        args.erase(args.begin() + 1);
     args.insert(args.end(), extra.begin(), extra.end());
     nodes_[i] = std::make_unique<node_process>(dir, args);
     return *nodes_[i];
@@ -1331,9 +1334,28 @@ TEST(cluster_test, open_alerts_move_with_their_patients_and_are_not_raised_again
 
   c.start(3);
   ASSERT_TRUE(c.node(3).wait_ready()) << c.node(3).log();
-  v1::ChangeMembersResponse added;
-  auto st = change_members(c, 1, {0, 1, 2, 3}, added);
-  ASSERT_TRUE(st.ok()) << st.error_message();
+  // The SRE's way: twinctl, with an sre token, through n1.
+  auto token_file = c.db_dir(1).parent_path() / "sre.jwt";
+  write_text(token_file, c.node(1).token("h1", {"sre"}, "sre-1"));
+  auto twinctl = std::string{HEALTHTWIN_TWINCTL_BINARY} + " cluster ";
+  auto connection = " --target " + c.node(1).target() + " --token-file " + token_file.string() +
+                    " --tls-ca-file " + c.pki().ca_cert.string();
+  std::string members;
+  for (int i = 0; i < 4; ++i)
+    members += " --member " + c.names()[static_cast<size_t>(i)] + "=127.0.0.1:" +
+               std::to_string(c.peer_port(i));
+  auto out = run_command(twinctl + "change" + connection + members + " --shards-per-step 4 2>&1; echo rc=$?");
+  ASSERT_NE(out.find("rc=0"), std::string::npos) << out << "\n--- n1:\n" << c.node(1).log();
+  EXPECT_NE(out.find(" to n3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("longest unavailable"), std::string::npos) << out;
+  out = run_command(twinctl + "status" + connection + " 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("n3 "), std::string::npos) << out;
+  // A token without the sre role may not change the members.
+  write_text(token_file, c.node(1).token("h1", {"ops-admin"}, "ops-1"));
+  out = run_command(twinctl + "change" + connection + members + " 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
+  EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
   auto digest = c.status(1).state_digest();
   for (int i : {0, 2, 3})
     ASSERT_TRUE(wait_digest(c, i, digest));
@@ -1352,7 +1374,7 @@ TEST(cluster_test, open_alerts_move_with_their_patients_and_are_not_raised_again
   // Its new owner handles it; the moved twin, still over the limit, raises
   // nothing new.
   api_client n2{c.node(2).channel()};
-  st = acknowledge(n2, alert_of(before, moving[1]).name());
+  auto st = acknowledge(n2, alert_of(before, moving[1]).name());
   EXPECT_TRUE(st.ok()) << st.error_message();
   for (auto& p : moving) {
     auto k = static_cast<size_t>(std::find(w.patients.begin(), w.patients.end(), p) - w.patients.begin());
@@ -1461,6 +1483,21 @@ TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart)
   ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
   for (int i : {0, 1})
     EXPECT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_UP)) << "n" << i;
+
+  // Restarted alone with another --cluster-members (a StatefulSet scaled
+  // before any change of members): it keeps the cluster it persisted at
+  // its first start; nothing is placed anew.
+  for (int i = 0; i < 3; ++i)
+    c.drop(i);
+  c.start(2, {"--cluster-members=n0=127.0.0.1:" + std::to_string(c.peer_port(0)) +
+                  ",n1=127.0.0.1:" + std::to_string(c.peer_port(1)) + ",n2=127.0.0.1:" +
+                  std::to_string(c.peer_port(2)) + ",n9=127.0.0.1:1"});
+  ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
+  auto again = c.status(2);
+  EXPECT_EQ(again.state_digest(), before.state_digest());
+  EXPECT_EQ(again.members_size(), 3);
+  for (int shard = 0; shard < 64; ++shard)
+    EXPECT_EQ(again.shard_owners(shard), before.shard_owners(shard));
 }
 
 TEST(cluster_test, a_node_with_another_shard_count_refuses_to_join) {

@@ -1,0 +1,24 @@
+#pragma once
+// twinctl's cluster commands: they call a running node's ClusterService.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "services/grpc/client_channel.hpp"
+
+namespace healthtwin::twinctl {
+
+/// `twinctl cluster status`: prints the members (state, shards owned) and
+/// the state digest as the node at `node` sees them. Exit code: 0, or 2 on
+/// a failed call.
+int print_cluster_status(const services::channel_settings& node);
+
+/// `twinctl cluster change`: ClusterService.ChangeMembers with `members`
+/// ("NAME=HOST:PORT" each, the whole new list), then prints every move and
+/// the longest unavailability. Exit code: 0; 1 when the change stopped part
+/// way (run it again); 2 on a usage error.
+int change_members(const services::channel_settings& node, const std::vector<std::string>& members,
+                   uint32_t shards_per_step);
+
+}  // namespace healthtwin::twinctl

@@ -136,10 +136,9 @@ caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
 }
 
 caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>&& chunk,
-                              uint64_t log_position) {
+                              uint64_t log_position, bool sync) {
   auto ranges = shard_ranges(shard);
-  // Keys first and durable: the snapshots below are opened and sealed again
-  // with them.
+  // Keys first: the snapshots below are opened and sealed again with them.
   write_batch keys{s};
   std::vector<std::string_view> refs;
   for (size_t i = 0; i < chunk.size(); ++i) {
@@ -160,7 +159,7 @@ caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>
     keys.put(e.col, e.key, e.value);
   }
   if (keys.count() > 0)
-    if (auto err = s.write(keys, true))
+    if (auto err = s.write(keys, sync))
       return err;
   write_batch rest{s};
   for (size_t i = 0; i < chunk.size(); ++i) {
@@ -181,7 +180,7 @@ caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>
       rest.put(e.col, e.key, e.value);
     }
   }
-  return s.write(rest, true);
+  return s.write(rest, sync);
 }
 
 caf::error drop_shard(store& s, uint32_t shard) {

@@ -33,15 +33,16 @@ struct shard_entry {
 caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
                         const std::function<caf::error(std::vector<shard_entry>&&)>& out);
 
-/// Writes one exported chunk on the new owner, synced, `keys` entries
-/// first. Twin snapshots start over at `log_position` (`applied_lsn`), the
+/// Writes one exported chunk on the new owner, `keys` entries first;
+/// synced when `sync` (else the caller syncs once after several chunks,
+/// store::sync_wal). Twin snapshots start over at `log_position` (`applied_lsn`), the
 /// new owner's last committed log position: positions of the old owner's
 /// log mean nothing here, and whatever this log holds of the shard up to
 /// now (from an earlier time this node owned it) is older than the
 /// snapshot. invalid_record naming the entry when a key is not of the
 /// shard or a snapshot does not parse.
 caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>&& chunk,
-                              uint64_t log_position);
+                              uint64_t log_position, bool sync = true);
 
 /// Deletes every record of `shard` (synced), the `keys` entries of its
 /// twins included: once the new owner has them, what the old owner keeps

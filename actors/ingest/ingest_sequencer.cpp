@@ -178,7 +178,7 @@ struct directory_entry {
 /// A window to write with a checkpoint; `partial`: only what a log replay
 /// admitted (see directory_entry::loaded).
 struct window_copy {
-  const std::string* name = nullptr;
+  std::string name;  // a copy: a hand-off may forget the directory entry meanwhile
   models::sequence_window window;
   bool partial = false;
 };
@@ -319,7 +319,7 @@ struct ingest_sequencer::impl {
   std::atomic<uint64_t> accepted{0};
   std::unordered_map<std::string, directory_entry> directory;
   // Entries whose window changed since the last checkpoint (map nodes are
-  // stable: the directory never erases while running).
+  // stable: only a hand-off erases entries, and takes theirs out of here).
   std::vector<std::pair<const std::string*, directory_entry*>> dirty_windows;
 
   // The commit being assembled (sequencer thread only).
@@ -335,11 +335,14 @@ struct ingest_sequencer::impl {
 
   // Shard hand-offs (shard_step).
   std::vector<bool> fenced;
-  // Steps that wait for a checkpoint: (log position it must cover, done).
-  std::vector<std::pair<uint64_t, std::function<void(caf::error)>>> checkpoint_waiters;
-  bool urgent_checkpoint = false;  // ask every shard at once, no spread
-  // Release and adopt steps wait until no checkpoint runs: its windows are
-  // read through directory nodes that they erase.
+  // A hand-off's checkpoint of a few shards in progress: its shards, and
+  // whom to tell when it is written (empty: the checkpoint in progress, if
+  // any, is the node's).
+  std::vector<uint32_t> partial_shards;
+  std::function<void(caf::error)> partial_done;
+  // A hand-off's checkpoint waits until the checkpoint in progress ended
+  // (one at a time; so no checkpoint after its flip holds a window of its
+  // shards).
   std::vector<shard_job> waiting_steps;
 
   // Checkpoints.
@@ -483,22 +486,28 @@ struct ingest_sequencer::impl {
     dirty_windows.emplace_back(&directory.find(name)->first, e);
   }
 
-  // Takes the windows changed since the last checkpoint (copies).
-  std::vector<window_copy> take_dirty_windows() {
+  // Takes the windows changed since the last checkpoint (copies); only
+  // those of shards `in` marks when it is given.
+  std::vector<window_copy> take_dirty_windows(const std::vector<bool>* in = nullptr) {
     std::vector<window_copy> taken;
-    taken.reserve(dirty_windows.size());
-    for (auto [name, e] : dirty_windows) {
-      e->window_dirty = false;
-      taken.push_back(window_copy{name, e->window, !e->loaded});
+    taken.reserve(in ? 0 : dirty_windows.size());
+    auto nshards = store.shards();
+    auto kept = std::stable_partition(dirty_windows.begin(), dirty_windows.end(), [&](auto& w) {
+      return in && !(*in)[storage::key_codec::window_shard(*w.first, nshards)];
+    });
+    for (auto i = kept; i != dirty_windows.end(); ++i) {
+      i->second->window_dirty = false;
+      taken.push_back(window_copy{*i->first, i->second->window, !i->second->loaded});
     }
-    dirty_windows.clear();
+    dirty_windows.erase(kept, dirty_windows.end());
     return taken;
   }
 
   // A checkpoint failed: its windows are written with the next one.
   void restore_dirty_windows() {
     for (auto& w : checkpoint_windows)
-      mark_window_dirty(*w.name, &directory.find(*w.name)->second);
+      if (auto i = directory.find(w.name); i != directory.end())  // else: handed over since
+        mark_window_dirty(w.name, &i->second);
     checkpoint_windows.clear();
   }
 
@@ -507,15 +516,18 @@ struct ingest_sequencer::impl {
   // range-deleted). One batch of all windows held RocksDB's write queue,
   // and with it the ingest log's commits, for 100 ms and more; windows
   // written ahead of the position are newer than it and merge with a
-  // replay of the log tail. Names are read through stable directory nodes.
-  // A window a replay left unread is merged with the stored one here (only
+  // replay of the log tail. Windows of shards handed over since are left
+  // out (their copy is dropped). A window a replay left unread is merged with the stored one here (only
   // checkpoints write windows, so the stored one cannot change meanwhile).
   caf::error write_checkpoint() {
     storage::write_batch wb{store};
     for (auto& [name, replayed, partial] : checkpoint_windows) {
+      auto shard = storage::key_codec::window_shard(name, store.shards());
+      if (!owns(shard))
+        continue;
       auto window = replayed;
       if (partial) {
-        if (auto err = load_window(*name, window))
+        if (auto err = load_window(name, window))
           return err;
         window.merge(replayed);
       }
@@ -523,8 +535,7 @@ struct ingest_sequencer::impl {
       w.set_highest(window.highest());
       for (auto bits : window.seen_bits())
         w.add_seen(bits);
-      auto shard = storage::key_codec::window_shard(*name, store.shards());
-      wb.put(storage::column::twins, storage::key_codec::window_key(shard, *name),
+      wb.put(storage::column::twins, storage::key_codec::window_key(shard, name),
              w.SerializeAsString());
       if (wb.count() == 1'000) {
         if (auto err = store.write(wb, false))
@@ -532,7 +543,8 @@ struct ingest_sequencer::impl {
         wb.clear();
       }
     }
-    storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
+    if (partial_shards.empty())  // a hand-off's checkpoint leaves the log as it is
+      storage::ingest_log::advance_checkpoint(wb, checkpoint_target);
     return store.write(wb, true);
   }
 
@@ -1279,22 +1291,18 @@ struct ingest_sequencer::impl {
         j.done(caf::none);
         return;
       case shard_step::kind::checkpoint:
-        if (position.load() <= checkpointed && phase == checkpoint_phase::idle) {
-          j.done(caf::none);
-          return;
-        }
-        checkpoint_waiters.emplace_back(position.load(), std::move(j.done));
-        next_checkpoint = clock::now();
-        urgent_checkpoint = true;
-        ask_shards(true);  // one in progress: its remaining shards at once
-        return;
-      case shard_step::kind::release:
-      case shard_step::kind::adopt:
         if (phase != checkpoint_phase::idle) {
           waiting_steps.push_back(std::move(j));
           ask_shards(true);  // hurry the checkpoint in progress: a hand-off waits
           return;
         }
+        start_checkpoint(j.step.shards, std::move(j.done));
+        return;
+      case shard_step::kind::release:
+      case shard_step::kind::adopt:
+        // A checkpoint in progress holds copies of the windows it writes,
+        // none of these shards' (fenced and checkpointed before, or not
+        // this node's).
         forget_shards(j.step);
         j.done(caf::none);
         return;
@@ -1302,8 +1310,8 @@ struct ingest_sequencer::impl {
   }
 
   // Forgets the windows of devices and patient parts in `step.shards` and
-  // has their twins stopped. Only while no checkpoint runs (its windows are
-  // read through directory nodes) and between commits.
+  // has their twins stopped. Between commits (`undo` and `redelivered`
+  // point into the directory during one).
   void forget_shards(const shard_step& step) {
     std::vector<bool> in(shards.size(), false);
     for (auto s : step.shards)
@@ -1332,17 +1340,13 @@ struct ingest_sequencer::impl {
       run_step(j);
   }
 
-  // A checkpoint ended: the steps waiting for one that covers their
-  // position are done (or fail with it).
-  void answer_checkpoint_waiters(caf::error failure) {
-    auto done = std::stable_partition(checkpoint_waiters.begin(), checkpoint_waiters.end(),
-                                      [&](auto& w) { return !failure && w.first > checkpointed; });
-    std::vector<std::function<void(caf::error)>> answer;
-    for (auto i = done; i != checkpoint_waiters.end(); ++i)
-      answer.push_back(std::move(i->second));
-    checkpoint_waiters.erase(done, checkpoint_waiters.end());
-    for (auto& fn : answer)
-      fn(failure);
+  // A hand-off's checkpoint ended (written, or failed with `failure`).
+  void end_partial_checkpoint(caf::error failure) {
+    partial_shards.clear();
+    auto done = std::move(partial_done);
+    partial_done = nullptr;
+    if (done)
+      done(std::move(failure));
   }
 
   void process(std::vector<job>& jobs) {
@@ -1383,23 +1387,38 @@ struct ingest_sequencer::impl {
     probe.set_pending(flow.pending.load(std::memory_order_relaxed));
   }
 
-  void start_checkpoint() {
+  // Starts the node's checkpoint, or with `only` a hand-off's of those
+  // shards (their twins snapshotted and windows written at once, the log
+  // checkpoint left where it is; `done` hears how it ended).
+  void start_checkpoint(const std::vector<uint32_t>& only = {},
+                        std::function<void(caf::error)> done = nullptr) {
     auto round = std::make_shared<checkpoint_round>();
     round->position = checkpoint_target = position.load();
     accepted_at_target = accepted.load();
-    // Windows as of the target: a replay of the log tail merges into them.
-    checkpoint_windows = take_dirty_windows();
-    round->shards_left = static_cast<uint32_t>(shards.size());
     round->on_done = [this](bool ok) {
       phase = ok ? checkpoint_phase::snapshotted : checkpoint_phase::failed;
       cv.notify_all();
     };
     phase = checkpoint_phase::running;
     checkpoint_started = clock::now();
+    if (!only.empty()) {
+      partial_shards = only;
+      partial_done = std::move(done);
+      std::vector<bool> in(shards.size(), false);
+      for (auto s : only)
+        in[s] = true;
+      checkpoint_windows = take_dirty_windows(&in);
+      round->shards_left = static_cast<uint32_t>(only.size());
+      for (auto s : only)
+        caf::anon_send(shards[s], checkpoint_atom::value, round);
+      return;
+    }
+    // Windows as of the target: a replay of the log tail merges into them.
+    checkpoint_windows = take_dirty_windows();
+    round->shards_left = static_cast<uint32_t>(shards.size());
     checkpoint_in_progress = std::move(round);
     shards_asked = 0;
-    ask_shards(urgent_checkpoint);  // a hand-off waits for it: no spread
-    urgent_checkpoint = false;
+    ask_shards();
   }
 
   // Asks the shards whose turn has come within checkpoint_spread (all of
@@ -1433,8 +1452,9 @@ struct ingest_sequencer::impl {
                      checkpoint_target);
         restore_dirty_windows();
         phase = checkpoint_phase::idle;
-        answer_checkpoint_waiters(caf::make_error(storage::errc::io_error,
-                                                  std::string{"a twin snapshot write failed"}));
+        if (!partial_shards.empty())
+          end_partial_checkpoint(caf::make_error(storage::errc::io_error,
+                                                 std::string{"a twin snapshot write failed"}));
         break;
       case checkpoint_phase::snapshotted:
         checkpoint_snapshotted = clock::now();
@@ -1451,7 +1471,16 @@ struct ingest_sequencer::impl {
           spdlog::warn("writing checkpoint failed: {}", storage::describe(err));
           restore_dirty_windows();
           phase = checkpoint_phase::idle;
-          answer_checkpoint_waiters(err);
+          if (!partial_shards.empty())
+            end_partial_checkpoint(err);
+        } else if (!partial_shards.empty()) {
+          spdlog::info("hand-off checkpoint of shards at log position {}: twins snapshotted in "
+                       "{:.1f} ms, {} sequence windows written in {:.1f} ms",
+                       checkpoint_target, ms(checkpoint_snapshotted - checkpoint_started),
+                       checkpoint_windows.size(), ms(clock::now() - checkpoint_snapshotted));
+          checkpoint_windows.clear();
+          phase = checkpoint_phase::idle;
+          end_partial_checkpoint(caf::none);
         } else {
           spdlog::info("checkpoint at log position {}: twins snapshotted in {:.1f} ms, {} sequence "
                        "windows written in {:.1f} ms",
@@ -1463,7 +1492,6 @@ struct ingest_sequencer::impl {
           probe.on_checkpoint(checkpointed);
           probe.set_uncheckpointed(accepted.load() - accepted_at_checkpoint);
           phase = checkpoint_phase::idle;
-          answer_checkpoint_waiters(caf::none);
         }
         break;
       default:
@@ -1489,15 +1517,12 @@ struct ingest_sequencer::impl {
     run_waiting_steps();
     if (!purges.empty() && phase == checkpoint_phase::idle)
       hand_over_purges();
-    bool due = clock::now() >= next_checkpoint || !checkpoint_waiters.empty() ||
+    bool due = clock::now() >= next_checkpoint ||
                accepted.load() - accepted_at_checkpoint >= settings.checkpoint_every_readings;
     if (phase == checkpoint_phase::idle && due && position.load() > checkpointed) {
       next_checkpoint = clock::now() + settings.checkpoint_interval;
-      urgent_checkpoint = urgent_checkpoint || !checkpoint_waiters.empty();
       start_checkpoint();
     }
-    if (phase == checkpoint_phase::idle && position.load() <= checkpointed)
-      answer_checkpoint_waiters(caf::none);  // nothing left to cover
   }
 
   // Queues readings (bounded by max_queued_readings) or refuses them.
@@ -1741,7 +1766,6 @@ void ingest_sequencer::stop() {
   for (auto& j : im.waiting_steps)
     j.done(caf::make_error(ingest_errc::shutting_down));
   im.waiting_steps.clear();
-  im.answer_checkpoint_waiters(caf::make_error(ingest_errc::shutting_down));
   spdlog::info("ingest stopped at log position {}, checkpoint {}", im.position.load(),
                im.checkpointed);
 }

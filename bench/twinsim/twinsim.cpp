@@ -966,10 +966,10 @@ int main(int argc, char** argv) {
     out << fmt::format(
         "{{\"mode\":\"{}\",\"patients\":{},\"batch\":{},\"concurrency\":{},\"elapsed_s\":{:.3f},"
         "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},\"exhausted\":{},"
-        "\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f},"
+        "\"unavailable\":{},\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f},"
         "\"alerts\":{},\"alert_p50_ms\":{:.3f},\"alert_p99_ms\":{:.3f}}}\n",
         o.mode, o.patients, o.batch, o.concurrency, elapsed, st.sent.load(), acked, st.rejected.load(),
-        st.duplicates.load(), st.retries.load(), st.exhausted.load(), throughput, percentile(lat, 50),
+        st.duplicates.load(), st.retries.load(), st.exhausted.load(), st.unavailable.load(), throughput, percentile(lat, 50),
         percentile(lat, 99), percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99));
   }
   return st.rejected.load() == 0 ? 0 : 5;

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/cluster/membership.hpp"
 #include "actors/models/twin_name.hpp"
@@ -71,6 +73,8 @@ private:
     resp->set_twin_hash(std::string{models::twin_hash_name});
     resp->set_placement_hash(std::string{cluster::shard_map::hash_name});
     auto health = members.health(service_env::now_ms());
+    // A member learnt between the two reads is shown next time.
+    health.resize(std::min(health.size(), map.members().size()));
     for (uint32_t m = 0; m < health.size(); ++m) {
       auto* out = resp->add_members();
       out->set_name(map.members()[m].name);

@@ -148,44 +148,52 @@ grpc::Status shard_handoff::update_state(const internal::ClusterStateRecord& req
   return grpc::Status::OK;
 }
 
-grpc::Status shard_handoff::stream_shard(internal::PeerService::Stub& to, const std::string& to_name,
-                                         uint32_t shard, uint64_t& records, uint64_t& bytes) {
+grpc::Status shard_handoff::stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
+                                          const std::vector<uint32_t>& shards, uint64_t& records,
+                                          uint64_t& bytes) {
   grpc::ClientContext cc;
   cc.set_deadline(std::chrono::system_clock::now() + settings_.stream_timeout);
   internal::ShardReceipt receipt;
   auto writer = to.ReceiveShard(&cc, &receipt);
   uint64_t sent = 0;
   auto self = env_.ctx.members->self_member().name;
-  auto send = [&](std::vector<storage::shard_entry>&& chunk) -> caf::error {
-    internal::ShardChunk msg;
-    msg.set_shard(shard);
-    msg.set_from(self);
-    for (auto& e : chunk) {
-      auto* r = msg.add_records();
-      r->set_column(static_cast<uint32_t>(e.col));
-      r->set_key(std::move(e.key));
-      r->set_value(std::move(e.value));
-      bytes += r->key().size() + r->value().size();
-    }
-    sent += chunk.size();
-    if (!writer->Write(msg))
-      return caf::make_error(storage::errc::io_error, "the stream to " + to_name + " broke");
-    return caf::none;
-  };
-  auto err = storage::export_shard(*env_.ctx.store, shard, settings_.chunk_bytes, send);
-  if (!err && sent == 0)  // an empty shard: the new owner still drops any stale copy
-    err = send({});
+  caf::error err;
+  for (auto shard : shards) {
+    uint64_t of_shard = 0;
+    auto send = [&](std::vector<storage::shard_entry>&& chunk) -> caf::error {
+      internal::ShardChunk msg;
+      msg.set_shard(shard);
+      msg.set_from(self);
+      for (auto& e : chunk) {
+        auto* r = msg.add_records();
+        r->set_column(static_cast<uint32_t>(e.col));
+        r->set_key(std::move(e.key));
+        r->set_value(std::move(e.value));
+        bytes += r->key().size() + r->value().size();
+      }
+      of_shard += chunk.size();
+      if (!writer->Write(msg))
+        return caf::make_error(storage::errc::io_error, "the stream to " + to_name + " broke");
+      return caf::none;
+    };
+    err = storage::export_shard(*env_.ctx.store, shard, settings_.chunk_bytes, send);
+    if (!err && of_shard == 0)  // an empty shard: the new owner still drops any stale copy
+      err = send({});
+    sent += of_shard;
+    if (err)
+      break;
+  }
   writer->WritesDone();
   auto st = writer->Finish();
   if (err || !st.ok())
     return retry_later(grpc::StatusCode::UNAVAILABLE,
-                       "shard " + std::to_string(shard) + " could not be sent to " + to_name + ": " +
+                       "shards " + list(shards) + " could not be sent to " + to_name + ": " +
                            (err ? storage::describe(err) : st.error_message()),
                        std::chrono::milliseconds(1000));
   if (receipt.records() != sent)
     return grpc::Status(grpc::StatusCode::INTERNAL,
                         to_name + " wrote " + std::to_string(receipt.records()) + " of the " +
-                            std::to_string(sent) + " records of shard " + std::to_string(shard));
+                            std::to_string(sent) + " records of shards " + list(shards));
   records += sent;
   return grpc::Status::OK;
 }
@@ -237,9 +245,8 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
                              std::chrono::milliseconds(1000)));
   auto checkpointed_ms = ms_since(fenced_at);
   uint64_t records = 0, bytes = 0;
-  for (auto s : shards)
-    if (auto st = stream_shard(*stub, req.to(), s, records, bytes); !st.ok())
-      return abort(st);
+  if (auto st = stream_shards(*stub, req.to(), shards, records, bytes); !st.ok())
+    return abort(st);
   auto streamed_ms = ms_since(fenced_at);
 
   // Every record is durable on the new owner: give the shards to it.
@@ -286,30 +293,29 @@ grpc::Status shard_handoff::receive(grpc::ServerContext& call,
                                     internal::ShardReceipt* resp) {
   auto& store = *env_.ctx.store;
   internal::ShardChunk chunk;
-  std::optional<uint32_t> shard;
-  uint64_t records = 0, position = 0;
+  std::vector<uint32_t> received;  // in order; the last is being written
+  uint64_t records = 0, position = env_.ctx.sequencer->last_position();
   auto fail = [&](grpc::Status st) {
-    if (shard)  // what was written of it goes again
-      if (auto err = storage::drop_shard(store, *shard))
-        spdlog::error("hand-off: dropping the partial copy of shard {} failed: {}", *shard,
+    for (auto s : received)  // what was written of them goes again
+      if (auto err = storage::drop_shard(store, s))
+        spdlog::error("hand-off: dropping the partial copy of shard {} failed: {}", s,
                       storage::describe(err));
     return st;
   };
   while (reader->Read(&chunk)) {
-    if (!shard) {
+    if (received.empty() || chunk.shard() != received.back()) {
       if (chunk.shard() >= store.shards())
-        return invalid_argument("shard", "no such shard");
+        return fail(invalid_argument("shard", "no such shard"));
+      if (std::find(received.begin(), received.end(), chunk.shard()) != received.end())
+        return fail(invalid_argument("shard", "a shard's chunks come together"));
       if (env_.ctx.members->owns(chunk.shard()))
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            "shard " + std::to_string(chunk.shard()) + " is this member's already");
-      shard = chunk.shard();
+        return fail(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "shard " + std::to_string(chunk.shard()) + " is this member's already"));
+      received.push_back(chunk.shard());
       // A copy left from an earlier time (an earlier owner, or an import
       // that did not finish) goes first.
-      if (auto err = storage::drop_shard(store, *shard))
-        return to_status(err);
-      position = env_.ctx.sequencer->last_position();
-    } else if (chunk.shard() != *shard) {
-      return fail(invalid_argument("shard", "every chunk of a stream names the same shard"));
+      if (auto err = storage::drop_shard(store, chunk.shard()))
+        return fail(to_status(err));
     }
     std::vector<storage::shard_entry> entries;
     entries.reserve(static_cast<size_t>(chunk.records_size()));
@@ -322,13 +328,16 @@ grpc::Status shard_handoff::receive(grpc::ServerContext& call,
                          std::move(*r.mutable_value())});
     }
     records += entries.size();
-    if (auto err = storage::import_shard_chunk(store, *shard, std::move(entries), position))
+    if (auto err = storage::import_shard_chunk(store, received.back(), std::move(entries), position,
+                                               false))
       return fail(to_status(err));
   }
-  if (!shard)
+  if (received.empty())
     return invalid_argument("shard", "the stream carried no chunk");
   if (call.IsCancelled())
     return fail(grpc::Status(grpc::StatusCode::CANCELLED, "the sender went away"));
+  if (auto err = store.sync_wal())  // durable before the old owner gives them away
+    return fail(to_status(err));
   resp->set_records(records);
   return grpc::Status::OK;
 }

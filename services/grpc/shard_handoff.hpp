@@ -40,9 +40,10 @@ struct handoff_settings {
 ///    ingest sequencer (their writes answer UNAVAILABLE, retry), checkpoints,
 ///    streams each shard's records to the new owner, gives the shards to it
 ///    (persisted), tells it, forgets them and drops its copy;
-///  - the new owner (PeerService.ReceiveShard): drops whatever stale copy it
-///    held, writes the records (synced, snapshots restarted at its own log
-///    position) and answers once they are durable;
+///  - the new owner (PeerService.ReceiveShard, one stream per step): drops
+///    whatever stale copy it held of each shard, writes the records
+///    (snapshots restarted at its own log position) and answers once they
+///    are durable (one sync at the end);
 ///  - the member running ClusterService.ChangeMembers: spreads the new
 ///    member list, asks each old owner to hand over its moving shards a
 ///    step at a time, spreads each step's result, then the final list.
@@ -80,8 +81,8 @@ public:
 private:
   grpc::Status push_state(uint32_t member, const cluster::cluster_state& state,
                           std::chrono::milliseconds timeout, cluster::cluster_state* theirs = nullptr);
-  grpc::Status stream_shard(internal::PeerService::Stub& to, const std::string& to_name,
-                            uint32_t shard, uint64_t& records, uint64_t& bytes);
+  grpc::Status stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
+                             const std::vector<uint32_t>& shards, uint64_t& records, uint64_t& bytes);
   caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
   std::string note_drops_owed(const std::vector<uint32_t>& shards);
 

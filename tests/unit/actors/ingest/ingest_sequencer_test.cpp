@@ -12,6 +12,7 @@
 #include "storage/key_codec.hpp"
 #include "storage/registry.hpp"
 #include "storage/series_table.hpp"
+#include "storage/twin_table.hpp"
 #include "tests/unit/actors/ingest/actor_core_fixture.hpp"
 
 using namespace healthtwin;
@@ -1139,17 +1140,45 @@ TEST_F(shard_handoff_test, a_fenced_shard_refuses_readings_and_changes_until_the
   EXPECT_EQ(patient(patient_a).readings_applied, 2u);
 }
 
-TEST_F(shard_handoff_test, a_checkpoint_step_covers_everything_committed_before_it) {
+// A hand-off's checkpoint writes the snapshots and windows of its shards
+// only, at once, and leaves the log's checkpoint where it is.
+TEST_F(shard_handoff_test, a_checkpoint_step_stores_what_its_shards_committed_before_it) {
   settings_.checkpoint_interval = std::chrono::hours(1);
+  settings_.checkpoint_spread = std::chrono::milliseconds(0);
   restart();
-  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  const std::string other = "tenants/h1/devices/elsewhere";
+  ASSERT_NE(models::shard_of(other, shards_count()), device_shard_);
+  add_device(other);
+  // The node's first checkpoint follows its first commit; the next is an hour away.
+  ASSERT_EQ(ingest(other, {r(1, 1000, metric::heart_rate, 70)}).accepted, 1u);
   storage::ingest_log log{db()};
-  auto last = *log.last_position();
-  EXPECT_LT(*log.checkpoint(), last);
+  for (int i = 0; i < 200 && *log.checkpoint() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto checkpoint = *log.checkpoint();
+  ASSERT_GT(checkpoint, 0u);
+  ASSERT_EQ(ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71)})
+                .accepted,
+            2u);
+  ASSERT_EQ(ingest(other, {r(2, 2000, metric::heart_rate, 71)}).accepted, 1u);
   ASSERT_FALSE(step(shard_step::kind::checkpoint, {device_shard_}));
-  EXPECT_GE(*log.checkpoint(), last);
-  // Nothing new since: done at once.
-  ASSERT_FALSE(step(shard_step::kind::checkpoint, {device_shard_}));
+  EXPECT_EQ(*log.checkpoint(), checkpoint);
+  storage::twin_table twins{db(), storage::column::twins};
+  auto snapshot = [&](const std::string& device) {
+    internal::DeviceSnapshot d;
+    auto bytes = twins.get(models::twin_kind::device, device);
+    EXPECT_TRUE(bytes);
+    if (bytes && *bytes) {
+      EXPECT_TRUE(d.ParseFromString(**bytes));
+    }
+    return d;
+  };
+  EXPECT_EQ(snapshot(monitor_a).readings_accepted(), 2u);
+  EXPECT_EQ(snapshot(other).readings_accepted(), 1u);  // another shard: as the node's checkpoint left it
+  auto window = db().get(storage::column::twins, storage::key_codec::window_key(device_shard_, monitor_a));
+  ASSERT_TRUE(window && *window);
+  internal::SequenceWindowState w;
+  ASSERT_TRUE(w.ParseFromString(**window));
+  EXPECT_EQ(w.highest(), 2u);
 }
 
 TEST_F(shard_handoff_test, a_shard_handed_away_is_refused_and_taken_back_from_its_stored_state) {

@@ -687,6 +687,7 @@ struct ingest_sequencer::impl {
           added.device = g.device;
           added.patient = e->patient;
           added.patient_only = j.patient_parts;
+          added.readings.reserve(g.readings.size());
         }
         batch->entries[e->entry].readings.push_back(logged);
         ++j.result.accepted;

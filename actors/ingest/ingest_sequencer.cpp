@@ -1526,6 +1526,21 @@ struct ingest_sequencer::impl {
     }
   }
 
+  // Queues a job, or hands it to `refuse` once stopping. False when refused.
+  template <class Job, class Refuse>
+  bool push(Job&& j, Refuse refuse) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (!stopping) {
+        queue.emplace_back(std::forward<Job>(j));
+        cv.notify_one();
+        return true;
+      }
+    }
+    refuse(j);
+    return false;
+  }
+
   // Queues readings (bounded by max_queued_readings) or refuses them.
   void enqueue(std::vector<ingest_group>&& groups, size_t readings,
                ingest_sequencer::ingest_callback done, bool patient_parts) {
@@ -1594,8 +1609,8 @@ caf::error ingest_sequencer::recover() {
   caf::error failure;
   uint64_t records = 0, readings = 0;
   auto t0 = clock::now();
+  internal::LogRecord rec;  // parsed into again and again: its arrays are reused
   auto err = im.log.replay(*cp + 1, [&](uint64_t pos, std::string_view bytes) {
-    internal::LogRecord rec;
     if (!rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       failure = caf::make_error(storage::errc::corruption,
                                 "ingest log record at position " + std::to_string(pos) +
@@ -1605,6 +1620,7 @@ caf::error ingest_sequencer::recover() {
     auto b = std::make_shared<committed_batch>();
     b->position = pos;
     b->receive_time_ms = rec.receive_time_ms();
+    b->entries.reserve(static_cast<size_t>(rec.devices_size()));
     for (auto& d : rec.devices()) {
       device_entry e;
       e.device = d.device();
@@ -1644,6 +1660,7 @@ caf::error ingest_sequencer::recover() {
         im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device)
                                             : e.device,
                              *entry);
+      e.readings.reserve(static_cast<size_t>(n));
       for (int k = 0; k < n; ++k) {
         auto m = models::metric_from_number(d.metric(k));
         if (!m)
@@ -1700,46 +1717,24 @@ void ingest_sequencer::submit_patient_parts(std::vector<ingest_group>&& groups, 
 }
 
 void ingest_sequencer::submit(registry_command&& command, registry_callback done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    if (!im.stopping) {
-      im.queue.emplace_back(registry_job{std::move(command), std::move(done)});
-      im.cv.notify_one();
-      return;
-    }
-  }
-  registry_result r;
-  r.error = caf::make_error(ingest_errc::shutting_down);
-  done(std::move(r));
+  impl_->push(registry_job{std::move(command), std::move(done)}, [](registry_job& j) {
+    registry_result r;
+    r.error = caf::make_error(ingest_errc::shutting_down);
+    j.done(std::move(r));
+  });
 }
 
 void ingest_sequencer::submit(patient_input&& input, registry_callback done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    if (!im.stopping) {
-      im.queue.emplace_back(input_job{std::move(input), std::move(done), {}});
-      im.cv.notify_one();
-      return;
-    }
-  }
-  registry_result r;
-  r.error = caf::make_error(ingest_errc::shutting_down);
-  done(std::move(r));
+  impl_->push(input_job{std::move(input), std::move(done), {}}, [](input_job& j) {
+    registry_result r;
+    r.error = caf::make_error(ingest_errc::shutting_down);
+    j.done(std::move(r));
+  });
 }
 
 void ingest_sequencer::submit(shard_step&& step, std::function<void(caf::error)> done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.mtx};
-    if (!im.stopping) {
-      im.queue.emplace_back(shard_job{std::move(step), std::move(done)});
-      im.cv.notify_one();
-      return;
-    }
-  }
-  done(caf::make_error(ingest_errc::shutting_down));
+  impl_->push(shard_job{std::move(step), std::move(done)},
+              [](shard_job& j) { j.done(caf::make_error(ingest_errc::shutting_down)); });
 }
 
 void ingest_sequencer::stop() {

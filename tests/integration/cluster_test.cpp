@@ -409,6 +409,81 @@ v1::IngestRequest every_device(const ward& w, uint64_t seq, uint64_t batch_id) {
   return req;
 }
 
+// A client's book of a ward's readings: the sequence numbers acknowledged
+// per device, and those rejected UNAVAILABLE (owed: resent with the same
+// sequence numbers until acknowledged).
+struct reading_ledger {
+  explicit reading_ledger(const ward& w) : w(w), acked(w.devices.size()), owed(w.devices.size()) {}
+
+  /// Books the answer to `req`; returns the devices of its readings refused
+  /// UNAVAILABLE. A rejection other than UNAVAILABLE or DUPLICATE goes to
+  /// `unexpected`.
+  std::vector<size_t> book(const v1::IngestRequest& req, const v1::IngestResponse& resp,
+                           std::string& unexpected) {
+    std::set<uint32_t> refused;
+    for (auto& r : resp.rejections()) {
+      if (r.reason() != v1::REJECTION_REASON_UNAVAILABLE && r.reason() != v1::REJECTION_REASON_DUPLICATE)
+        unexpected = r.field() + ": " + r.description();
+      if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE)
+        refused.insert(r.index());
+    }
+    std::vector<size_t> unavailable;
+    uint32_t index = 0;
+    for (auto& g : req.devices()) {
+      auto d = static_cast<size_t>(std::find(w.devices.begin(), w.devices.end(), g.device()) -
+                                   w.devices.begin());
+      for (auto s : g.sequence())
+        if (refused.count(index++)) {
+          owed[d].insert(s);
+          unavailable.push_back(d);
+        } else {
+          acked[d].insert(s);
+          owed[d].erase(s);
+        }
+    }
+    return unavailable;
+  }
+
+  /// The readings owed, as one request (no devices when none).
+  v1::IngestRequest owed_request() const {
+    v1::IngestRequest req;
+    for (size_t d = 0; d < w.devices.size(); ++d) {
+      if (owed[d].empty())
+        continue;
+      auto* g = req.add_devices();
+      g->set_device(w.devices[d]);
+      for (auto s : owed[d]) {
+        g->add_sequence(s);
+        g->add_time_ms(now_ms() - 1000);
+        g->add_metric(v1::METRIC_HEART_RATE);
+        g->add_value(70);
+      }
+    }
+    return req;
+  }
+
+  bool owes() const {
+    return std::any_of(owed.begin(), owed.end(), [](auto& o) { return !o.empty(); });
+  }
+
+  /// Resends what is owed through `edge` until nothing is, for up to `limit`.
+  bool settle(api_client& edge, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    std::string ignored;
+    while (owes() && std::chrono::steady_clock::now() < deadline) {
+      auto req = owed_request();
+      v1::IngestResponse resp;
+      if (edge.send(req, resp).ok())
+        book(req, resp, ignored);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return !owes();
+  }
+
+  const ward& w;
+  std::vector<std::set<uint64_t>> acked, owed;
+};
+
 TEST(cluster_test, readings_through_any_member_reach_every_twin_exactly_once) {
   cluster_fixture c{3};
   ASSERT_TRUE(c.start_all());
@@ -934,55 +1009,16 @@ TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and
   // A client ingesting through n0 every 25 ms; it resends what is rejected
   // UNAVAILABLE (same sequence numbers) until it is acknowledged.
   api_client edge{c.node(0).channel()};
-  std::vector<std::set<uint64_t>> acked(w.devices.size()), owed(w.devices.size());
+  reading_ledger ledger{w};
   uint64_t seq = 0, batch = 0;
-  auto account = [&](const v1::IngestRequest& req, const v1::IngestResponse& resp,
-                     std::vector<size_t>& unavailable_devices) {
-    std::set<uint32_t> refused;
-    for (auto& r : resp.rejections()) {
-      ASSERT_TRUE(r.reason() == v1::REJECTION_REASON_UNAVAILABLE ||
-                  r.reason() == v1::REJECTION_REASON_DUPLICATE)
-          << r.field() << ": " << r.description();
-      if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE)
-        refused.insert(r.index());
-    }
-    uint32_t index = 0;
-    for (auto& g : req.devices()) {
-      auto d = static_cast<size_t>(std::find(w.devices.begin(), w.devices.end(), g.device()) -
-                                   w.devices.begin());
-      for (auto s : g.sequence()) {
-        if (refused.count(index++)) {
-          owed[d].insert(s);
-          unavailable_devices.push_back(d);
-        } else {
-          acked[d].insert(s);
-          owed[d].erase(s);
-        }
-      }
-    }
-  };
   auto resend_owed = [&] {
-    v1::IngestRequest req;
+    auto req = ledger.owed_request();
     req.set_batch_id(++batch);
-    for (size_t d = 0; d < w.devices.size(); ++d) {
-      if (owed[d].empty())
-        continue;
-      auto* g = req.add_devices();
-      g->set_device(w.devices[d]);
-      for (auto s : owed[d]) {
-        g->add_sequence(s);
-        g->add_time_ms(now_ms() - 1000);
-        g->add_metric(v1::METRIC_HEART_RATE);
-        g->add_value(70);
-      }
-    }
-    if (req.devices_size() == 0)
-      return;
     v1::IngestResponse resp;
-    if (edge.send(req, resp).ok()) {
-      std::vector<size_t> ignored;
-      account(req, resp, ignored);
-    }
+    std::string unexpected;
+    if (req.devices_size() > 0 && edge.send(req, resp).ok())
+      ledger.book(req, resp, unexpected);
+    ASSERT_TRUE(unexpected.empty()) << unexpected;
   };
   auto load_for = [&](std::chrono::milliseconds how_long, bool n2_down) {
     auto end = std::chrono::steady_clock::now() + how_long;
@@ -993,8 +1029,9 @@ TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and
       auto st = edge.send(req, resp);
       ASSERT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6)) << "longer than the deadline";
       ASSERT_TRUE(st.ok()) << st.error_message();
-      std::vector<size_t> unavailable;
-      account(req, resp, unavailable);
+      std::string unexpected;
+      auto unavailable = ledger.book(req, resp, unexpected);
+      ASSERT_TRUE(unexpected.empty()) << unexpected;
       if (n2_down) {  // exactly the devices needing n2 are refused; the others served
         for (size_t d = 0; d < w.devices.size(); ++d)
           ASSERT_EQ(std::count(unavailable.begin(), unavailable.end(), d) > 0, needs_n2[d])
@@ -1014,19 +1051,12 @@ TEST(cluster_test, a_member_killed_under_load_fails_its_readings_unavailable_and
   c.start(2);
   ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
   load_for(std::chrono::milliseconds(1500), false);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  auto owed_any = [&] {
-    return std::any_of(owed.begin(), owed.end(), [](auto& o) { return !o.empty(); });
-  };
-  while (owed_any() && std::chrono::steady_clock::now() < deadline) {
-    resend_owed();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  ASSERT_FALSE(owed_any()) << "readings still unacknowledged 30 s after the restart";
+  ASSERT_TRUE(ledger.settle(edge, std::chrono::seconds(30)))
+      << "readings still unacknowledged 30 s after the restart";
 
   // Every sequence number was acknowledged, and every twin holds each once.
   for (size_t d = 0; d < w.devices.size(); ++d) {
-    EXPECT_EQ(acked[d].size(), seq) << w.devices[d];
+    EXPECT_EQ(ledger.acked[d].size(), seq) << w.devices[d];
     EXPECT_EQ(edge.device_twin(w.devices[d]).readings_accepted(), seq) << w.devices[d];
   }
   for (auto& p : w.patients)
@@ -1094,50 +1124,16 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
   // A client ingesting through the members that stay (n0, n2, then n3 too)
   // every 5 ms; it resends what is rejected UNAVAILABLE (same sequence
   // numbers) until it is acknowledged.
-  std::vector<std::set<uint64_t>> acked(w.devices.size()), owed(w.devices.size());
+  reading_ledger ledger{w};  // the load thread's until it is joined
   std::atomic<uint64_t> seq{0};
   std::atomic<bool> stop{false}, n3_up{false};
   std::atomic<int> unavailable{0};
   std::string load_error;
-  auto account = [&](const v1::IngestRequest& req, const v1::IngestResponse& resp) {
-    std::set<uint32_t> refused;
-    for (auto& r : resp.rejections()) {
-      if (r.reason() != v1::REJECTION_REASON_UNAVAILABLE && r.reason() != v1::REJECTION_REASON_DUPLICATE)
-        load_error = r.field() + ": " + r.description();
-      if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE)
-        refused.insert(r.index());
-    }
-    unavailable += static_cast<int>(refused.size());
-    uint32_t index = 0;
-    for (auto& g : req.devices()) {
-      auto d = static_cast<size_t>(std::find(w.devices.begin(), w.devices.end(), g.device()) -
-                                   w.devices.begin());
-      for (auto sq : g.sequence())
-        if (refused.count(index++)) {
-          owed[d].insert(sq);
-        } else {
-          acked[d].insert(sq);
-          owed[d].erase(sq);
-        }
-    }
-  };
   auto resend_owed = [&](api_client& edge) {
-    v1::IngestRequest req;
-    for (size_t d = 0; d < w.devices.size(); ++d) {
-      if (owed[d].empty())
-        continue;
-      auto* g = req.add_devices();
-      g->set_device(w.devices[d]);
-      for (auto sq : owed[d]) {
-        g->add_sequence(sq);
-        g->add_time_ms(now_ms() - 1000);
-        g->add_metric(v1::METRIC_HEART_RATE);
-        g->add_value(70);
-      }
-    }
+    auto req = ledger.owed_request();
     v1::IngestResponse resp;
     if (req.devices_size() > 0 && edge.send(req, resp).ok())
-      account(req, resp);
+      unavailable += static_cast<int>(ledger.book(req, resp, load_error).size());
   };
   std::thread load{[&] {
     std::vector<std::unique_ptr<api_client>> edges;
@@ -1159,7 +1155,7 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
         break;
       }
       seq = s;
-      account(req, resp);
+      unavailable += static_cast<int>(ledger.book(req, resp, load_error).size());
       resend_owed(edge);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -1238,19 +1234,12 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
 
   // Every reading resent until acknowledged; every twin holds each once.
   api_client edge{c.node(0).channel()};
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  auto owed_any = [&] {
-    return std::any_of(owed.begin(), owed.end(), [](auto& o) { return !o.empty(); });
-  };
-  while (owed_any() && std::chrono::steady_clock::now() < deadline) {
-    resend_owed(edge);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  ASSERT_FALSE(owed_any()) << "readings still unacknowledged 30 s after the changes";
+  ASSERT_TRUE(ledger.settle(edge, std::chrono::seconds(30)))
+      << "readings still unacknowledged 30 s after the changes";
   auto check_twins = [&](int via) {
     api_client e{c.node(via).channel()};
     for (size_t d = 0; d < w.devices.size(); ++d) {
-      EXPECT_EQ(acked[d].size(), seq.load()) << w.devices[d];
+      EXPECT_EQ(ledger.acked[d].size(), seq.load()) << w.devices[d];
       EXPECT_EQ(e.device_twin(w.devices[d]).readings_accepted(), seq.load())
           << w.devices[d] << " via n" << via;
     }

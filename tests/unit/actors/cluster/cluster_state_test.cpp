@@ -9,16 +9,10 @@
 #include <gtest/gtest.h>
 
 #include "actors/cluster/membership.hpp"
+#include "tests/unit/actors/cluster/members.hpp"
 
 namespace healthtwin::cluster {
 namespace {
-
-std::vector<member> members_named(std::initializer_list<const char*> names) {
-  std::vector<member> out;
-  for (auto* n : names)
-    out.push_back({n, std::string{n} + ":7000"});
-  return out;
-}
 
 TEST(cluster_state_test, a_founded_cluster_places_shards_by_rendezvous_at_version_zero) {
   auto all = members_named({"n0", "n1", "n2"});

@@ -3,16 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "actors/cluster/membership.hpp"
+#include "tests/unit/actors/cluster/members.hpp"
 
 namespace healthtwin::cluster {
 namespace {
-
-std::vector<member> members_named(std::initializer_list<const char*> names) {
-  std::vector<member> out;
-  for (auto* n : names)
-    out.push_back({n, std::string{n} + ":7000"});
-  return out;
-}
 
 // Pinned: changing the placement hash moves shards between running nodes.
 TEST(shard_map_test, weights_are_pinned) {

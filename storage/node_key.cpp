@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -72,6 +73,48 @@ node_key::bytes hmac_sha256(const node_key::bytes& key, std::string_view data) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
   return out;
+}
+
+struct hmac_sha256_key::keyed {
+  EVP_MAC* mac = nullptr;
+  EVP_MAC_CTX* ctx = nullptr;  // initialised with the key; copied per call
+};
+
+hmac_sha256_key::hmac_sha256_key(const node_key::bytes& key) : key_(key) {
+  auto* k = new keyed;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  k->mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  k->ctx = k->mac ? EVP_MAC_CTX_new(k->mac) : nullptr;
+  if (k->ctx && EVP_MAC_init(k->ctx, key.data(), key.size(), params) == 1) {
+    keyed_ = k;
+    return;
+  }
+  EVP_MAC_CTX_free(k->ctx);
+  EVP_MAC_free(k->mac);
+  delete k;
+}
+
+hmac_sha256_key::~hmac_sha256_key() {
+  if (keyed_) {
+    EVP_MAC_CTX_free(keyed_->ctx);  // cleanses the keyed state
+    EVP_MAC_free(keyed_->mac);
+    delete keyed_;
+  }
+  OPENSSL_cleanse(key_.data(), key_.size());
+}
+
+node_key::bytes hmac_sha256_key::operator()(std::string_view data) const {
+  EVP_MAC_CTX* ctx = keyed_ ? EVP_MAC_CTX_dup(keyed_->ctx) : nullptr;
+  if (!ctx)
+    return hmac_sha256(key_, data);
+  node_key::bytes out{};
+  size_t len = 0;
+  bool ok = EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+            EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
+  EVP_MAC_CTX_free(ctx);
+  return ok ? out : hmac_sha256(key_, data);
 }
 
 std::string short_hex(const node_key::bytes& digest) {

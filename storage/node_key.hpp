@@ -44,6 +44,25 @@ private:
 /// HMAC-SHA256(key, data).
 node_key::bytes hmac_sha256(const node_key::bytes& key, std::string_view data);
 
+/// HMAC-SHA256 under one key, prepared once: a call copies the keyed state
+/// instead of fetching the algorithm and hashing the key again (a third of
+/// hmac_sha256's time; patients' pseudonyms are computed for every sealed
+/// write and erasure check). Safe to call from several threads.
+class hmac_sha256_key {
+public:
+  explicit hmac_sha256_key(const node_key::bytes& key);
+  hmac_sha256_key(const hmac_sha256_key&) = delete;
+  hmac_sha256_key& operator=(const hmac_sha256_key&) = delete;
+  ~hmac_sha256_key();
+
+  node_key::bytes operator()(std::string_view data) const;
+
+private:
+  struct keyed;  // OpenSSL's prepared MAC context
+  keyed* keyed_ = nullptr;
+  node_key::bytes key_{};  // for the one-shot path, when OpenSSL cannot copy the state
+};
+
 /// The first 8 bytes of `digest` as 16 hex digits: fingerprints and
 /// pseudonyms that tell things apart without revealing them.
 std::string short_hex(const node_key::bytes& digest);

@@ -86,6 +86,12 @@ std::string erased_key(const std::string& pseudonym) {
   return "z" + pseudonym;
 }
 
+// Without a node key the pseudonym key is zero: names are then only
+// hashed, which is all a plaintext directory can offer.
+node_key::bytes pseudonym_key(const std::optional<node_key>& key) {
+  return key ? key->derive("healthtwin patient pseudonyms v1") : node_key::bytes{};
+}
+
 std::string_view as_view(const std::array<uint8_t, 8>& ref) {
   return {reinterpret_cast<const char*>(ref.data()), ref.size()};
 }
@@ -93,24 +99,19 @@ std::string_view as_view(const std::array<uint8_t, 8>& ref) {
 }  // namespace
 
 patient_keys::patient_keys(store& s, const std::optional<node_key>& key)
-    : store_(s), sealing_(key.has_value()) {
-  if (key) {
+    : store_(s), sealing_(key.has_value()), pseudonym_mac_(pseudonym_key(key)) {
+  if (key)
     wrap_key_ = key->derive("healthtwin patient key wrapping v1");
-    pseudonym_key_ = key->derive("healthtwin patient pseudonyms v1");
-  }
-  // Without a node key the pseudonym key stays zero: names are then only
-  // hashed, which is all a plaintext directory can offer.
 }
 
 patient_keys::~patient_keys() {
   OPENSSL_cleanse(wrap_key_.data(), wrap_key_.size());
-  OPENSSL_cleanse(pseudonym_key_.data(), pseudonym_key_.size());
   for (auto& [_, k] : keys_)
     OPENSSL_cleanse(k.data(), k.size());
 }
 
 std::string patient_keys::pseudonym(std::string_view patient) const {
-  return short_hex(hmac_sha256(pseudonym_key_, patient));
+  return short_hex(pseudonym_mac_(patient));
 }
 
 bool patient_keys::erased(std::string_view patient) {

@@ -78,7 +78,7 @@ private:
   store& store_;
   bool sealing_;
   key_bytes wrap_key_{};
-  key_bytes pseudonym_key_{};
+  hmac_sha256_key pseudonym_mac_;
   std::shared_mutex mtx_;
   std::unordered_map<std::string, key_ref> refs_;     // patient -> its key ref
   std::unordered_map<std::string, key_bytes> keys_;   // key ref (8 bytes) -> data key

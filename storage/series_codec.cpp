@@ -82,12 +82,20 @@ struct bit_reader {
   std::string_view in;
   size_t pos = 0;  // bits consumed
 
+  // Takes what is left of the current byte at a time, most significant first.
   bool get(unsigned n, uint64_t& v) {
     if (pos + n > in.size() * 8)
       return false;
     v = 0;
-    for (unsigned i = 0; i < n; ++i, ++pos)
-      v = (v << 1) | ((static_cast<uint8_t>(in[pos / 8]) >> (7 - pos % 8)) & 1u);
+    while (n > 0) {
+      unsigned left = 8 - static_cast<unsigned>(pos % 8);  // unread bits of this byte
+      unsigned take = std::min(n, left);
+      auto byte = static_cast<uint8_t>(in[pos / 8]);
+      auto part = (static_cast<unsigned>(byte) >> (left - take)) & ((1u << take) - 1);
+      v = (v << take) | part;
+      pos += take;
+      n -= take;
+    }
     return true;
   }
 
@@ -249,13 +257,27 @@ std::string series_chunk_builder::finish() const {
   return out;
 }
 
+// The decoder's state after the last sample is the builder's: the body is
+// taken as it is, not encoded again.
 bool series_chunk_builder::restore(std::string_view body, uint32_t count,
                                    series_chunk_builder& out) {
-  series_chunk_builder b;
-  bool ok = decode_body(body, count, [&](sample s) { b.append(s.time_ms, s.value); });
-  if (!ok || b.body_ != body)
+  bit_reader r{body};
+  decoder d;
+  sample s{};
+  int64_t min_ms = 0, max_ms = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!d.next(r, s))
+      return false;
+    min_ms = i == 0 ? s.time_ms : std::min(min_ms, s.time_ms);
+    max_ms = i == 0 ? s.time_ms : std::max(max_ms, s.time_ms);
+  }
+  if (!r.at_end())
     return false;
-  out = std::move(b);
+  out.body_.assign(body);
+  out.free_bits_ = static_cast<unsigned>(body.size() * 8 - r.pos);
+  out.st_ = d.st;
+  out.min_ms_ = min_ms;
+  out.max_ms_ = max_ms;
   return true;
 }
 

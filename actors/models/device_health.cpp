@@ -42,6 +42,7 @@ device_health::tracked* device_health::find(std::string_view name) noexcept {
 
 void device_health::set_devices(const std::vector<std::string>& names, int64_t now_ms) {
   std::vector<tracked> next;
+  next.reserve(names.size());
   for (auto& n : names) {
     if (auto* d = find(n)) {
       next.push_back(std::move(*d));

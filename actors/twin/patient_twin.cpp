@@ -89,7 +89,6 @@ struct patient_state {
   std::string bed;
   std::vector<std::string> devices;
   uint64_t applied_position = 0;
-  models::patient_settings settings;
   models::patient_model model;
   models::device_health health;
   std::array<series_slot, metric_count + 1> series;
@@ -121,7 +120,8 @@ struct patient_state {
     if (ctx->index)
       ctx->index->set_registry(twin_name, ward, bed);
     health.set_devices(devices, now());
-    if (!settings_logged && settings.spo2_scale2 != (*rec)->spo2_scale2) {
+    if (!settings_logged && model.settings().spo2_scale2 != (*rec)->spo2_scale2) {
+      auto settings = model.settings();  // the model holds the patient's settings
       settings.spo2_scale2 = (*rec)->spo2_scale2;
       model.configure(settings);
     }
@@ -141,6 +141,7 @@ struct patient_state {
       spdlog::error("patient twin: snapshot does not parse; starting from the log");
       return;
     }
+    models::patient_settings settings;
     if (s.has_settings()) {
       if (auto bad = from_record(s.settings(), settings))
         spdlog::error("patient twin: snapshot settings invalid ({}); using defaults", *bad);
@@ -209,7 +210,7 @@ struct patient_state {
         w->mutable_window()->add_seen(bits);
     }
     if (settings_logged)
-      to_record(settings, *s.mutable_settings());
+      to_record(model.settings(), *s.mutable_settings());
     for (auto& a : alerts) {
       auto* c = s.add_conditions();
       c->set_kind(static_cast<uint32_t>(a.kind));
@@ -261,7 +262,7 @@ struct patient_state {
                            band_name(n.band));
       }
       case alert_kind::threshold: {
-        auto& custom = settings.limits[static_cast<size_t>(f.subject)];
+        auto& custom = model.settings().limits[static_cast<size_t>(f.subject)];
         auto limits = custom ? custom : models::default_limits(f.subject);
         bool low = limits && limits->medium_at_or_below &&
                    f.value <= *limits->medium_at_or_below + limits->hysteresis;
@@ -355,7 +356,7 @@ struct patient_state {
             continue;  // applied before (delivered again around a hand-off)
           findings.clear();
           if (r.metric == metric::battery) {
-            health.on_battery(entry.device, r.value, r.time_ms, settings, findings);
+            health.on_battery(entry.device, r.value, r.time_ms, model.settings(), findings);
           } else {
             append_series(r.metric, r.time_ms, r.value);
             model.apply(r.metric, r.value, r.time_ms, entry.device, findings);
@@ -397,9 +398,8 @@ struct patient_state {
   // (ACVPU, oxygen: they count in NEWS2 with their own 12 h freshness).
   void apply_clinician(caf::event_based_actor* self, const device_entry& entry) {
     if (entry.settings) {
-      settings = *entry.settings;
       settings_logged = true;
-      model.configure(settings);
+      model.configure(*entry.settings);
     }
     auto source = "clinician/" + entry.device;
     for (auto& r : entry.readings) {
@@ -417,7 +417,7 @@ struct patient_state {
   void tick(caf::event_based_actor* self) {
     auto t = now();
     findings.clear();
-    health.tick(t, active_since_ms, settings, findings);
+    health.tick(t, active_since_ms, model.settings(), findings);
     for (auto& f : findings)
       on_finding(self, f, t);
     // Offline alerts are not in the log: keep their ids in a snapshot now
@@ -457,7 +457,7 @@ struct patient_state {
         v.vitals.push_back(vital_view{static_cast<metric>(n), l.value, l.time_ms, l.source_device});
     }
     v.news2 = model.news2();
-    v.settings = settings;
+    v.settings = model.settings();
     v.news2_history = model.news2_history();
     v.news2_change_1h = model.news2_change(models::news2_rise_window_ms);
     v.readings_applied = readings_applied;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/errc.hpp"
+#include "storage/node_key.hpp"
 #include "storage/series_codec.hpp"
 #include "storage/series_table.hpp"
 #include "storage/store.hpp"
@@ -41,6 +42,15 @@ protected:
   }
 
   storage::store& db() { return *db_; }
+
+  // A store in `dir` without a key file.
+  static std::unique_ptr<storage::store> open_plaintext(const temp_dir& dir) {
+    storage::store_settings s;
+    s.data_dir = dir.str();
+    s.shards = 16;
+    auto opened = storage::store::open(s);
+    return opened ? std::move(*opened) : nullptr;
+  }
 
   temp_dir keys_;
   temp_dir dir_;
@@ -124,18 +134,15 @@ TEST_F(patient_keys_test, destroying_the_key_makes_every_copy_unreadable_at_once
 
 TEST_F(patient_keys_test, a_plaintext_directory_stores_values_as_they_are_but_marks_erasure) {
   temp_dir plain_dir;
-  storage::store_settings s;
-  s.data_dir = plain_dir.str();
-  s.shards = 16;
-  auto plain = storage::store::open(s);
+  auto plain = open_plaintext(plain_dir);
   ASSERT_TRUE(plain);
-  auto v = (*plain)->seal(alice, "value");
+  auto v = plain->seal(alice, "value");
   ASSERT_TRUE(v);
   EXPECT_EQ(*v, "value");
-  ASSERT_FALSE((*plain)->destroy_patient_key(alice));
-  EXPECT_TRUE((*plain)->patient_erased(alice));
-  EXPECT_EQ((*plain)->pseudonym(alice).size(), 16u);
-  EXPECT_NE((*plain)->pseudonym(alice), (*plain)->pseudonym(bob));
+  ASSERT_FALSE(plain->destroy_patient_key(alice));
+  EXPECT_TRUE(plain->patient_erased(alice));
+  EXPECT_EQ(plain->pseudonym(alice).size(), 16u);
+  EXPECT_NE(plain->pseudonym(alice), plain->pseudonym(bob));
 }
 
 TEST_F(patient_keys_test, a_key_registered_with_the_patient_is_the_one_values_are_sealed_with) {
@@ -154,4 +161,20 @@ TEST_F(patient_keys_test, a_key_registered_with_the_patient_is_the_one_values_ar
   auto plain = db().unseal(*sealed);
   ASSERT_TRUE(plain);
   EXPECT_EQ(*plain, "value");
+}
+
+// Erasure markers on disk are named by pseudonym: it must stay the keyed
+// hash it always was (HMAC-SHA256 under the derived pseudonym key, or a
+// zero key without a node key), or an erased patient would come back.
+TEST_F(patient_keys_test, pseudonyms_are_the_keyed_hash_stored_markers_were_named_by) {
+  storage::node_key::bytes raw;
+  raw.fill(0xee);  // the key file's 64 'e' digits
+  auto key = storage::node_key::from_bytes(raw).derive("healthtwin patient pseudonyms v1");
+  EXPECT_EQ(db().pseudonym(alice), storage::short_hex(storage::hmac_sha256(key, alice)));
+  EXPECT_EQ(db().pseudonym(bob), storage::short_hex(storage::hmac_sha256(key, bob)));
+
+  temp_dir plain_dir;
+  auto plain = open_plaintext(plain_dir);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->pseudonym(alice), storage::short_hex(storage::hmac_sha256({}, alice)));
 }

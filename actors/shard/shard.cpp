@@ -316,6 +316,15 @@ struct shard_state {
     slot.erased = true;
   }
 
+  // Device health of every patient twin held (see health_tick_atom).
+  void health_tick(caf::event_based_actor* self) {
+    for (auto& [_, slot] : patients)
+      if (slot.actor)
+        self->send(slot.actor, health_tick_atom::value);
+    self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
+                       health_tick_atom::value);
+  }
+
   void shutdown(caf::event_based_actor* self) {
     stop_twins(self);
     self->quit();
@@ -328,8 +337,11 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
   self->state.self_addr = self->address();
   self->state.ctx = ctx;
   self->state.probe = std::move(probe);
+  self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
+                     health_tick_atom::value);
   return {
       [=](apply_atom, const shard_work& w) { self->state.apply(self, w); },
+      [=](health_tick_atom) { self->state.health_tick(self); },
       [=](apply_atom, const replay_work& r) { self->state.apply(self, r); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
       [=](snapshot_done_atom, bool ok, bool is_patient, const std::string& name,

@@ -47,7 +47,6 @@ using models::metric;
 using models::metric_count;
 using models::twin_kind;
 
-using tick_atom = caf::atom_constant<caf::atom("pt_tick")>;  ///< internal: device health timer
 
 std::string_view band_name(models::news2_band b) {
   switch (b) {
@@ -488,14 +487,9 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   st.load_snapshot();
   st.load_registry();
   st.summarise();
-  auto tick_every = std::chrono::milliseconds{ctx->settings.device_tick_ms};
-  self->delayed_send(self, tick_every, tick_atom::value);
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
-      [=](tick_atom) {
-        self->state.tick(self);
-        self->delayed_send(self, tick_every, tick_atom::value);
-      },
+      [=](health_tick_atom) { self->state.tick(self); },
       [=](snapshot_atom, const std::string&, twin_context_ref) {
         auto& st = self->state;
         answer_snapshot(self, st.ctx, twin_kind::patient, st.twin_name, st.dirty,

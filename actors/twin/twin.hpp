@@ -188,6 +188,11 @@ using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 /// erase_completion_ptr): after everything queued before it, passes the
 /// erasure on to the alert hub (which deletes the records) and quits.
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
+/// (health_tick): a patient twin checks its devices on the node clock. Its
+/// shard sends it to every patient twin it holds every device_tick_ms (one
+/// timer per shard, not one per twin: a timer costs the clock thread a
+/// lock and a wake-up, and 100,000 twins activate at a cold restart).
+using health_tick_atom = caf::atom_constant<caf::atom("pt_tick")>;
 
 /// spawn_device_twin: see device_twin.hpp.
 
@@ -203,7 +208,7 @@ caf::error seed_twin_index(storage::store& store, twin_index& index,
 /// Spawns the twin of a patient. It activates from the registry and its
 /// snapshot on its first message. Handles apply, snapshot, view ->
 /// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert
-/// changes to ctx->alert_hub; checks its devices every device_tick_ms;
+/// changes to ctx->alert_hub; checks its devices on each health_tick;
 /// sends snapshots of state that is not in the log to `shard`.
 caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
                               caf::actor_addr shard);

@@ -1,6 +1,7 @@
 #include "storage/shard_transfer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <string_view>
 
 #include "actors/models/twin_name.hpp"
@@ -53,6 +54,13 @@ caf::expected<std::vector<std::string>> owners_of(store& s, const key_range& reg
   if (err)
     return err;
   return names;
+}
+
+// "z" + a pseudonym (16 hex digits, patient_keys::pseudonym), no value.
+bool erasure_marker(const shard_entry& e) {
+  return e.key.size() == 17 && e.value.empty() &&
+         std::all_of(e.key.begin() + 1, e.key.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
 caf::error bad_entry(size_t i, const std::string& why) {
@@ -121,6 +129,17 @@ caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
     if (!flush(false))
       return failure;
   }
+  // Every erasure marker of this member, with every shard: a marker names
+  // a pseudonym, not a shard, and a patient erased anywhere in the cluster
+  // stays erased wherever its shard goes (they are 17 bytes each).
+  auto markers = s.scan(column::keys, "z", "{", [&](std::string_view key, std::string_view value) {
+    add(column::keys, key, value);
+    return flush(false);
+  });
+  if (markers)
+    return markers;
+  if (failure)
+    return failure;
   for (auto& r : ranges) {
     auto err = s.scan(r.col, r.begin, r.end, [&](std::string_view key, std::string_view value) {
       add(r.col, key, value);
@@ -153,6 +172,9 @@ caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>
     } else if (e.key.size() > 1 && e.key[0] == 'k') {
       if (std::find(refs.begin(), refs.end(), std::string_view{e.key}.substr(1)) == refs.end())
         return bad_entry(i, "a wrapped key that no owner of the chunk refers to");
+    } else if (e.key[0] == 'z') {
+      if (!erasure_marker(e))
+        return bad_entry(i, "a malformed erasure marker");
     } else {
       return bad_entry(i, "not an owner's key entry");
     }

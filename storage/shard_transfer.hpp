@@ -26,7 +26,8 @@ struct shard_entry {
 /// Every record of `shard`, in chunks of about `chunk_bytes` handed to
 /// `out` (a failure it returns stops the export): first the `keys` entries
 /// of the twins registered in the shard (owner to key ref, key ref to
-/// wrapped key), then the registry, twins (snapshots and sequence windows,
+/// wrapped key) and every erasure marker of the store (they name no
+/// shard), then the registry, twins (snapshots and sequence windows,
 /// patient parts' included), series and alerts (records, active index,
 /// silences). Values go as stored (sealed values stay sealed: members of a
 /// cluster share the node key).

@@ -199,3 +199,26 @@ TEST_F(shard_transfer_test, an_entry_of_another_shard_is_refused_naming_it) {
   stray_key.push_back({column::keys, "k12345678", "wrapped"});
   EXPECT_EQ(storage::import_shard_chunk(*new_owner_, moving_, std::move(stray_key), 5), storage::errc::invalid_record);
 }
+
+// A marker names a pseudonym, not a shard: every one travels with every
+// shard, so a patient erased on any member stays erased on the new owner.
+TEST_F(shard_transfer_test, erasure_markers_travel_with_every_shard) {
+  const std::string gone = name_in("tenants/h1/patients/gone", 3);  // a shard that does not move
+  ASSERT_FALSE(old_owner_->destroy_patient_key(other_patient_));
+  ASSERT_FALSE(old_owner_->destroy_patient_key(gone));
+  ASSERT_FALSE(new_owner_->patient_erased(gone));
+  move();
+  EXPECT_TRUE(new_owner_->patient_erased(other_patient_));
+  EXPECT_TRUE(new_owner_->patient_erased(gone));
+  EXPECT_FALSE(new_owner_->patient_erased(patient_));
+  auto sealed = new_owner_->seal(gone, "written after the erasure");
+  ASSERT_FALSE(sealed);
+  EXPECT_EQ(sealed.error(), storage::errc::erased);
+
+  std::vector<storage::shard_entry> bad;
+  bad.push_back({column::keys, "z" + std::string(16, 'q'), ""});
+  auto err = storage::import_shard_chunk(*new_owner_, moving_, std::move(bad), 5);
+  EXPECT_EQ(err, storage::errc::invalid_record);
+  EXPECT_NE(storage::describe(err).find("shard entry 0: a malformed erasure marker"), std::string::npos)
+      << storage::describe(err);
+}

@@ -129,17 +129,11 @@ caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
     if (!flush(false))
       return failure;
   }
-  // Every erasure marker of this member, with every shard: a marker names
-  // a pseudonym, not a shard, and a patient erased anywhere in the cluster
-  // stays erased wherever its shard goes (they are 17 bytes each).
-  auto markers = s.scan(column::keys, "z", "{", [&](std::string_view key, std::string_view value) {
-    add(column::keys, key, value);
-    return flush(false);
-  });
-  if (markers)
-    return markers;
-  if (failure)
-    return failure;
+  // Then every erasure marker of this member, with every shard: a marker
+  // names a pseudonym, not a shard, and a patient erased anywhere in the
+  // cluster stays erased wherever its shard goes (they are 17 bytes each).
+  // Not one of shard_ranges: drop_shard must keep them.
+  ranges.insert(ranges.begin(), key_range{column::keys, "z", "{"});
   for (auto& r : ranges) {
     auto err = s.scan(r.col, r.begin, r.end, [&](std::string_view key, std::string_view value) {
       add(r.col, key, value);

@@ -1310,13 +1310,19 @@ struct ingest_sequencer::impl {
     }
   }
 
+  // True for each shard of `of`, by shard number.
+  std::vector<bool> shard_mask(const std::vector<uint32_t>& of) const {
+    std::vector<bool> in(shards.size(), false);
+    for (auto s : of)
+      in[s] = true;
+    return in;
+  }
+
   // Forgets the windows of devices and patient parts in `step.shards` and
   // has their twins stopped. Between commits (`undo` and `redelivered`
   // point into the directory during one).
   void forget_shards(const shard_step& step) {
-    std::vector<bool> in(shards.size(), false);
-    for (auto s : step.shards)
-      in[s] = true;
+    auto in = shard_mask(step.shards);
     auto nshards = store.shards();
     dirty_windows.erase(std::remove_if(dirty_windows.begin(), dirty_windows.end(),
                                        [&](auto& w) {
@@ -1405,9 +1411,7 @@ struct ingest_sequencer::impl {
     if (!only.empty()) {
       partial_shards = only;
       partial_done = std::move(done);
-      std::vector<bool> in(shards.size(), false);
-      for (auto s : only)
-        in[s] = true;
+      auto in = shard_mask(only);
       checkpoint_windows = take_dirty_windows(&in);
       round->shards_left = static_cast<uint32_t>(only.size());
       for (auto s : only)

@@ -1348,6 +1348,9 @@ TEST(cluster_test, open_alerts_move_with_their_patients_and_are_not_raised_again
   auto digest = c.status(1).state_digest();
   for (int i : {0, 2, 3})
     ASSERT_TRUE(wait_digest(c, i, digest));
+  // A gather reaches n3 once a member has said hello to it (its API port).
+  for (int i : {0, 1, 2})
+    ASSERT_TRUE(c.wait_state(i, 3, v1::MEMBER_STATE_UP)) << "n" << i << " does not see n3 up";
 
   for (int i = 0; i < 4; ++i) {
     api_client via{c.node(i).channel()};

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <tuple>
 
+#include "actors/models/quoted.hpp"
+
 namespace healthtwin::actors {
 
 namespace {
@@ -145,7 +147,8 @@ public:
       case '-': t.kind = tok::minus; return true;
       case ',': t.kind = tok::comma; return true;
       default:
-        error = std::string{"unexpected character '"} + c + "' at offset " + std::to_string(t.pos);
+        error = "unexpected character " + models::quoted_input(std::string_view{&c, 1}) + " at offset " +
+                std::to_string(t.pos);
         return false;
     }
   }
@@ -222,7 +225,7 @@ public:
     if (!root)
       return error = error_, false;
     if (peek().kind != tok::end)
-      return error = "unexpected '" + describe(peek()) + "' at offset " +
+      return error = "unexpected " + describe(peek()) + " at offset " +
                      std::to_string(peek().pos),
              false;
     // Every node is added after its children, so the root is the last.
@@ -238,13 +241,13 @@ private:
   static std::string describe(const token& t) {
     switch (t.kind) {
       case tok::end: return "end of filter";
-      case tok::string: return "\"" + t.text + "\"";
+      case tok::string: return "string " + models::quoted_input(t.text);
       case tok::op: return "operator";
-      case tok::lparen: return "(";
-      case tok::rparen: return ")";
-      case tok::minus: return "-";
-      case tok::comma: return ",";
-      default: return t.text;
+      case tok::lparen: return "'('";
+      case tok::rparen: return "')'";
+      case tok::minus: return "'-'";
+      case tok::comma: return "','";
+      default: return models::quoted_input(t.text);
     }
   }
 
@@ -319,11 +322,11 @@ private:
   std::optional<uint32_t> comparison() {
     const token& name = peek();
     if (name.kind != tok::word)
-      return fail("expected a field at offset " + std::to_string(name.pos) + ", found '" +
-                  describe(name) + "'");
+      return fail("expected a field at offset " + std::to_string(name.pos) + ", found " +
+                  describe(name));
     auto* info = find_field(name.text);
     if (!info)
-      return fail("unknown field '" + name.text + "' at offset " + std::to_string(name.pos) +
+      return fail("unknown field " + models::quoted_input(name.text) + " at offset " + std::to_string(name.pos) +
                   " (fields: " + field_list(false) + ")");
     if (++comparisons_ > max_filter_comparisons)
       return fail("more than " + std::to_string(max_filter_comparisons) + " comparisons");
@@ -338,8 +341,8 @@ private:
     ++i_;
     const token& v = peek();
     auto bad_value = [&](std::string_view want) {
-      return fail("'" + name.text + "' takes " + std::string{want} + ", found '" + describe(v) +
-                  "' at offset " + std::to_string(v.pos));
+      return fail("'" + name.text + "' takes " + std::string{want} + ", found " + describe(v) +
+                  " at offset " + std::to_string(v.pos));
     };
     switch (info->type) {
       case field_type::text:
@@ -473,7 +476,7 @@ std::optional<twin_order> twin_order::parse(std::string_view text, std::string& 
     }
     auto* info = find_field(toks[i].text);
     if (!info || !info->orderable) {
-      error = "cannot order by '" + toks[i].text + "' (fields: " + field_list(true) + ")";
+      error = "cannot order by " + models::quoted_input(toks[i].text) + " (fields: " + field_list(true) + ")";
       return std::nullopt;
     }
     key k{static_cast<int>(info->f), false};

@@ -45,6 +45,10 @@ struct principal {
 struct call_scope {
   std::string_view tenant;
   std::vector<std::string_view> devices;
+  /// The call names no resource at all (an ingest request whose device
+  /// names all fail to parse: each reading is rejected INVALID_NAME and
+  /// nothing is read or written), so only the caller's roles are checked.
+  bool touches_nothing = false;
 };
 
 /// Which roles may call `rpc` ("Service/Method"); 0 for an unknown RPC.

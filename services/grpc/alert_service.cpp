@@ -264,8 +264,9 @@ public:
       auto silenced_by = acting_as(rc, req->silenced_by());
       if (!valid_label(silenced_by, 128))
         bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
-      if (req->reason().size() > 1000)
-        bad.push_back({"reason", "must be at most 1000 characters"});
+      if (!valid_note(req->reason(), max_note_bytes))
+        bad.push_back({"reason", "must be at most 1000 characters, without control characters other "
+                                 "than line feed and tab"});
       if (!bad.empty())
         return invalid_argument(bad);
       actors::alert_silence s;
@@ -421,8 +422,9 @@ private:
     by = acting_as(rc, stated_by);
     if (!valid_label(by, 128))
       bad.push_back({by_field, "must be 1-128 characters without control characters"});
-    if (note.size() > 1000)
-      bad.push_back({"note", "must be at most 1000 characters"});
+    if (!valid_note(note, max_note_bytes))
+      bad.push_back({"note", "must be at most 1000 characters, without control characters other "
+                             "than line feed and tab"});
     if (!bad.empty())
       return invalid_argument(bad);
     rc.resource = alert;

@@ -13,15 +13,6 @@
 
 namespace healthtwin::services {
 
-bool valid_label(std::string_view s, size_t max, bool optional) {
-  if (s.size() > max || (!optional && s.empty()))
-    return false;
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7F;
-  });
-}
-
 grpc::Status rpc_call::allow(const call_scope& scope) {
   access_checked = true;
   if (resource.empty())

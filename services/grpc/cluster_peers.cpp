@@ -5,6 +5,7 @@
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
 
+#include "actors/models/quoted.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
@@ -130,7 +131,7 @@ public:
     *resp = hello_of(settings_, members_, ready_.load());
     if (req->node() == members_.self_member().name)
       return {grpc::StatusCode::FAILED_PRECONDITION,
-              "node \"" + req->node() + "\" is this member's own name"};
+              "node " + models::quoted_input(req->node()) + " is this member's own name"};
     auto map = members_.map();
     auto m = map->find(req->node());
     // A node that is not (yet) in the member list may say hello too: a
@@ -139,7 +140,7 @@ public:
                                                             : cluster::member{req->node(), req->address()};
     if (!settings_.plaintext && !certificate_names(*call->auth_context(), claimed))
       return {grpc::StatusCode::PERMISSION_DENIED,
-              "the caller's certificate does not name member " + req->node()};
+              "the caller's certificate does not name member " + models::quoted_input(req->node())};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
       if (m)
         members_.refused(*m, why, models::wall_clock_ms());

@@ -65,8 +65,12 @@ call_scope ingest_scope(const v1::IngestRequest& req, std::string& resource) {
     }
     scope.devices.push_back(name->id);
   }
+  // No name parses: every reading is rejected INVALID_NAME, as it would
+  // be beside a valid group, and nothing is touched.
+  scope.touches_nothing = scope.devices.empty();
   resource = !single_device.empty() ? std::string{single_device}
-                                    : "tenants/" + std::string{scope.tenant};
+             : scope.touches_nothing ? std::string{}
+                                     : "tenants/" + std::string{scope.tenant};
   return scope;
 }
 

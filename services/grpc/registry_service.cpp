@@ -32,6 +32,8 @@ public:
         bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
       if (!valid_label(req->patient().bed(), 64, true))
         bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+      if (auto v = check_region(req->patient().home_region(), "patient.home_region"))
+        bad.push_back(*v);
       if (!bad.empty())
         return invalid_argument(bad);
       storage::patient_record p;
@@ -46,6 +48,7 @@ public:
       p.ward = req->patient().ward();
       p.bed = req->patient().bed();
       p.spo2_scale2 = req->patient().spo2_scale2();
+      p.home_region = req->patient().home_region();
       auto r = run(call, actors::create_patient{std::move(p)});
       if (r.error)
         return to_status(r.error, "patient");
@@ -83,19 +86,17 @@ public:
       auto name = models::parse_twin_name(in.name());
       if (!name || name->kind != models::twin_kind::patient)
         return invalid_argument("patient.name", "must be tenants/{tenant}/patients/{patient}");
-      std::vector<field_violation> bad;
       actors::update_patient cmd;
-      if (req->update_mask().paths_size() == 0)
-        bad.push_back({"update_mask", "must name the fields to change: ward, bed, home_region, spo2_scale2"});
+      auto bad = check_mask(req->update_mask(), "update_mask", nullptr,
+                            {"ward", "bed", "home_region", "spo2_scale2"}, true);
       for (auto& path : req->update_mask().paths()) {
-        if (path == "ward" && !valid_label(in.ward(), 64))
+        if (path == "ward" && !valid_label(in.ward(), max_ward_bytes))
           bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
-        else if (path == "bed" && !valid_label(in.bed(), 64, true))
+        else if (path == "bed" && !valid_label(in.bed(), max_bed_bytes, true))
           bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
-        else if (path == "home_region" && !in.home_region().empty() && !models::is_valid_id(in.home_region()))
-          bad.push_back({"patient.home_region", "must be 1-63 characters of [a-z0-9-], or empty"});
-        else if (path != "ward" && path != "bed" && path != "home_region" && path != "spo2_scale2")
-          bad.push_back({"update_mask", "'" + path + "' cannot be changed (ward, bed, home_region, spo2_scale2)"});
+        else if (path == "home_region")
+          if (auto v = check_region(in.home_region(), "patient.home_region"))
+            bad.push_back(*v);
         cmd.mask.push_back(path);
       }
       if (!in.etag().empty()) {

@@ -24,6 +24,7 @@
 #include "actors/models/wall_clock.hpp"
 #include "services/grpc/access_policy.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/field_rules.hpp"
 #include "services/grpc/rate_limiter.hpp"
 #include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/shard_handoff.hpp"
@@ -347,9 +348,6 @@ inline std::string acting_as(const rpc_call& rc, const std::string& stated) {
 }
 
 
-/// True for free text shown to clinicians: 1..max bytes (0..max when
-/// optional) without control characters.
-bool valid_label(std::string_view s, size_t max, bool optional = false);
 
 /// OK when `name` (request field `field`) names a registered patient the
 /// caller may reach: INVALID_ARGUMENT, PERMISSION_DENIED (checked before

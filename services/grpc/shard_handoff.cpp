@@ -17,6 +17,8 @@
 
 #include "services/grpc/shard_handoff.hpp"
 
+#include "services/grpc/field_rules.hpp"
+
 #include <algorithm>
 #include <future>
 #include <set>
@@ -371,10 +373,9 @@ grpc::Status shard_handoff::change_members(const v1::ChangeMembersRequest& req,
   for (int i = 0; i < req.members_size(); ++i) {
     auto& m = req.members(i);
     auto field = "members[" + std::to_string(i) + "]";
-    auto colon = m.address().rfind(':');
-    if (m.name().empty() || m.name().size() > 253 || !names.insert(m.name()).second)
-      bad.push_back({field + ".name", "must be a unique, non-empty name"});
-    if (colon == std::string::npos || colon == 0 || colon + 1 == m.address().size())
+    if (!valid_member_name(m.name()) || !names.insert(m.name()).second)
+      bad.push_back({field + ".name", "must be a unique name of 1-253 characters of [a-z0-9.-]"});
+    if (!valid_host_port(m.address()))
       bad.push_back({field + ".address", "must be host:port of the member's peer listener"});
     target.push_back({m.name(), m.address()});
   }

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/models/quoted.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -30,11 +31,13 @@ grpc::Status invalid_argument(const std::vector<field_violation>& violations) {
   google::rpc::BadRequest br;
   std::string message;
   for (auto& v : violations) {
+    if (br.field_violations_size() == max_violations)
+      break;
     auto* f = br.add_field_violations();
-    f->set_field(v.field);
-    f->set_description(v.description);
+    f->set_field(models::bounded(v.field, max_field_bytes));
+    f->set_description(models::bounded(v.description, max_description_bytes));
     if (message.empty())
-      message = v.field + ": " + v.description;
+      message = f->field() + ": " + f->description();
   }
   if (violations.size() > 1)
     message += " (and " + std::to_string(violations.size() - 1) + " more)";
@@ -51,6 +54,16 @@ grpc::Status retry_later(grpc::StatusCode code, std::string message,
   ri.mutable_retry_delay()->set_seconds(delay.count() / 1000);
   ri.mutable_retry_delay()->set_nanos(static_cast<int32_t>((delay.count() % 1000) * 1'000'000));
   return with_details(code, message, ri);
+}
+
+grpc::Status bounded(const grpc::Status& st) {
+  if (st.error_message().size() <= max_message_bytes && st.error_details().size() <= max_details_bytes)
+    return st;
+  // Details this large were not built by invalid_argument or retry_later:
+  // drop them rather than lose the code to the client's metadata limit.
+  return grpc::Status(st.error_code(), models::bounded(st.error_message(), max_message_bytes),
+                      st.error_details().size() <= max_details_bytes ? st.error_details()
+                                                                     : std::string{});
 }
 
 grpc::Status not_ready() {
@@ -147,10 +160,10 @@ std::string code_name(grpc::StatusCode code) {
 
 grpc::Status audit_outcome(const grpc::Status& outcome, const caf::error& audit_error) {
   if (!audit_error)
-    return outcome;
+    return bounded(outcome);
   spdlog::error("audit: recording a call failed: {}", storage::describe(audit_error));
   if (!outcome.ok())
-    return outcome;  // a refusal discloses nothing
+    return bounded(outcome);  // a refusal discloses nothing
   // Nothing is disclosed without its record: the answer is withheld, with
   // the store's reason (e.g. RESOURCE_EXHAUSTED with retry info on a full disk).
   auto st = to_status(audit_error);

@@ -16,7 +16,18 @@ struct field_violation {
   std::string description;
 };
 
-/// INVALID_ARGUMENT with a google.rpc.BadRequest naming each field.
+/// Bounds on what an error carries back, so that it stays within a
+/// client's metadata limit (8 KiB by default) whatever was sent: a reply
+/// that exceeds it reaches the client as RESOURCE_EXHAUSTED or a dropped
+/// call instead of the code it was. Input is quoted with models::quoted.
+inline constexpr size_t max_violations = 16;
+inline constexpr size_t max_field_bytes = 128;
+inline constexpr size_t max_description_bytes = 256;
+inline constexpr size_t max_message_bytes = 1024;
+inline constexpr size_t max_details_bytes = 4096;
+
+/// INVALID_ARGUMENT with a google.rpc.BadRequest naming each field (the
+/// first max_violations; each field and description cut to its bound).
 grpc::Status invalid_argument(const std::vector<field_violation>& violations);
 grpc::Status invalid_argument(std::string field, std::string description);
 
@@ -27,6 +38,10 @@ grpc::Status retry_later(grpc::StatusCode code, std::string message,
 /// Maps any error from storage, the sequencer, the hub or CAF to a status.
 /// `what` names the resource or operation for NOT_FOUND and the like.
 grpc::Status to_status(const caf::error& e, std::string_view what = {});
+
+/// `st` with its message cut to max_message_bytes and details over
+/// max_details_bytes dropped: the last bound before any status leaves.
+grpc::Status bounded(const grpc::Status& st);
 
 /// UNAVAILABLE while the node is recovering.
 grpc::Status not_ready();

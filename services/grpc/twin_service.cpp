@@ -30,7 +30,6 @@ constexpr int32_t default_history_page = 10'000;
 constexpr int32_t max_history_page = 100'000;
 constexpr int32_t default_twin_page = 50;
 constexpr int32_t max_twin_page = 500;
-constexpr int max_mask_paths = 64;
 
 using google::protobuf::FieldMask;
 using google::protobuf::util::FieldMaskUtil;
@@ -38,13 +37,10 @@ using google::protobuf::util::FieldMaskUtil;
 // Every path of a read mask must name a field of the twin message.
 template <class Twin = v1::PatientTwin>
 std::optional<field_violation> check_read_mask(const FieldMask& mask) {
-  if (mask.paths_size() > max_mask_paths)
-    return field_violation{"read_mask", "has more than 64 paths"};
-  for (auto& path : mask.paths())
-    if (!FieldMaskUtil::GetFieldDescriptors(Twin::descriptor(), path, nullptr))
-      return field_violation{"read_mask", "'" + path + "' is not a field of " +
-                                              Twin::descriptor()->name()};
-  return std::nullopt;
+  auto bad = check_mask(mask, "read_mask", Twin::descriptor());
+  if (bad.empty())
+    return std::nullopt;
+  return bad.front();
 }
 
 void apply_read_mask(const FieldMask& mask, google::protobuf::Message* twin) {

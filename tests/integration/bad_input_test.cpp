@@ -6,10 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/integration/status_details.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin::testing;
@@ -19,21 +18,6 @@ namespace {
 
 const std::string patient = "tenants/h1/patients/p1";
 const std::string monitor = "tenants/h1/devices/mon1";
-
-/// The fields named by a status's google.rpc.BadRequest details.
-std::vector<std::string> violated_fields(const grpc::Status& st) {
-  std::vector<std::string> out;
-  google::rpc::Status details;
-  if (!details.ParseFromString(st.error_details()))
-    return out;
-  for (auto& any : details.details()) {
-    google::rpc::BadRequest br;
-    if (any.UnpackTo(&br))
-      for (auto& v : br.field_violations())
-        out.push_back(v.field());
-  }
-  return out;
-}
 
 class bad_input_test : public ::testing::Test {
 protected:

@@ -127,6 +127,16 @@ TEST(twin_filter, errors_say_what_and_where) {
   EXPECT_NE(parse_error("news2.complete > true").find("only = or !="), std::string::npos);
 }
 
+TEST(twin_filter, errors_quote_a_bounded_prefix_of_long_tokens) {
+  auto word = std::string(1990, 'w');
+  for (auto text : {word + " = 1", "news2 = \"" + word + "\" ", "news2 >= 5 " + word})
+    EXPECT_LE(parse_error(text).size(), 256u) << parse_error(text).substr(0, 100);
+  EXPECT_NE(parse_error(word + " = 1").find("(1990 bytes)"), std::string::npos);
+  std::string error;
+  EXPECT_FALSE(healthtwin::actors::twin_order::parse(word, error));
+  EXPECT_LT(error.size(), 200u);
+}
+
 TEST(twin_filter, hostile_filters_are_bounded) {
   EXPECT_NE(parse_error(std::string(2'001, ' ')).find("longer than 2000 bytes"), std::string::npos);
   EXPECT_NE(parse_error(std::string(40, '(') + "news2 = 1" + std::string(40, ')')).find("deeper"),

@@ -36,6 +36,14 @@ TEST(access_policy, device_tokens_name_only_their_own_device) {
   EXPECT_NE(check_access(pump, "IngestService/Ingest", {"h2", {"pump-1"}}), "");
 }
 
+TEST(access_policy, a_call_that_touches_nothing_checks_only_the_roles) {
+  call_scope nothing;
+  nothing.touches_nothing = true;
+  auto pump = who(static_cast<role_set>(role::device), "h1", "pump-1");
+  EXPECT_EQ(check_access(pump, "IngestService/Ingest", nothing), "");
+  EXPECT_NE(check_access(who(static_cast<role_set>(role::clinician)), "IngestService/Ingest", nothing), "");
+}
+
 TEST(access_policy, role_names_round_trip) {
   for (auto r : all_roles())
     EXPECT_EQ(role_from_name(role_name(r)), r);

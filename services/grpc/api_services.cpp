@@ -214,6 +214,11 @@ api_services::~api_services() {
 void api_services::register_with(grpc::ServerBuilder& builder) {
   for (auto& s : impl_->services)
     builder.RegisterService(s.get());
+  // Metadata up to the request size limit reaches authenticate(), which
+  // refuses a token over 8 KiB with UNAUTHENTICATED: at gRPC's default 8 KiB
+  // limit an oversized token was refused by the transport, which then
+  // closed the connection under the client's next call (UNAVAILABLE).
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, static_cast<int>(max_metadata_bytes));
 }
 
 int api_services::shutdown(std::chrono::milliseconds grace) {

@@ -107,8 +107,13 @@ public:
   api_services(api_settings settings, api_context context);
   ~api_services();
 
-  /// Registers every service on `builder`; this object must outlive the
-  /// server built from it.
+  /// Metadata (headers) a call may carry: a bearer token beyond the
+  /// verifier's 8 KiB limit is answered UNAUTHENTICATED up to this size;
+  /// beyond it the transport refuses the call (RESOURCE_EXHAUSTED).
+  static constexpr size_t max_metadata_bytes = size_t{4} << 20;
+
+  /// Registers every service on `builder` and sets the metadata limit;
+  /// this object must outlive the server built from it.
   void register_with(grpc::ServerBuilder& builder);
 
   /// Graceful drain, before grpc::Server::Shutdown: new calls get

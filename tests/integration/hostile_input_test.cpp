@@ -196,3 +196,26 @@ TEST_F(hostile_input_test, a_malformed_device_name_is_rejected_per_reading_alone
   v1::IngestResponse resp;
   EXPECT_EQ(client_->send(other, resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
+
+// Class 6: a huge bearer token dropped the connection (the next call on
+// the channel failed UNAVAILABLE); it is UNAUTHENTICATED and the channel
+// stays usable.
+TEST_F(hostile_input_test, an_oversized_token_is_unauthenticated_and_the_channel_stays_usable) {
+  auto channel = node_->channel_with("");
+  api_client bare{channel};
+  auto call = [&](const std::string& bearer) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    ctx.AddMetadata("authorization", "Bearer " + bearer);
+    v1::GetPatientRequest req;
+    req.set_name(patient);
+    v1::Patient out;
+    return bare.registry->GetPatient(&ctx, req, &out);
+  };
+  for (size_t n : {size_t{16} << 10, size_t{1} << 20}) {
+    auto st = call(std::string(n, 'a'));
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << n << ": " << st.error_message();
+    auto next = call(node_->token());
+    EXPECT_TRUE(next.ok()) << n << ": " << next.error_message();
+  }
+}

@@ -46,15 +46,8 @@ set_target_properties(jwt::jwt PROPERTIES
   IMPORTED_LOCATION "${JWT_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${JWT_INCLUDE_DIR}")
 
-# libmicrohttpd (HTTP and HTTPS server, TLS through GnuTLS; Debian's
-# civetweb cannot load OpenSSL 3 for TLS).
-find_path(MICROHTTPD_INCLUDE_DIR microhttpd.h REQUIRED)
-find_library(MICROHTTPD_LIBRARY NAMES microhttpd REQUIRED)
-add_library(microhttpd::microhttpd UNKNOWN IMPORTED)
-set_target_properties(microhttpd::microhttpd PROPERTIES
-  IMPORTED_LOCATION "${MICROHTTPD_LIBRARY}"
-  INTERFACE_INCLUDE_DIRECTORIES "${MICROHTTPD_INCLUDE_DIR}")
-
+# Boost.Beast/Asio (header-only; libboost-dev): the HTTP(S) listener.
+find_package(Boost 1.74 REQUIRED)
 
 # tcmalloc (gperftools): the node allocates per message and per batch on
 # several threads; see docs/adr/0005-tcmalloc.md. Not with sanitizers.

@@ -131,7 +131,7 @@ public:
     *resp = hello_of(settings_, members_, ready_.load());
     if (req->node() == members_.self_member().name)
       return {grpc::StatusCode::FAILED_PRECONDITION,
-              "node " + models::quoted_input(req->node()) + " is this member's own name"};
+              "node \"" + models::bounded(req->node(), 253) + "\" is this member's own name"};
     auto map = members_.map();
     auto m = map->find(req->node());
     // A node that is not (yet) in the member list may say hello too: a
@@ -140,7 +140,7 @@ public:
                                                             : cluster::member{req->node(), req->address()};
     if (!settings_.plaintext && !certificate_names(*call->auth_context(), claimed))
       return {grpc::StatusCode::PERMISSION_DENIED,
-              "the caller's certificate does not name member " + models::quoted_input(req->node())};
+              "the caller's certificate does not name member " + models::bounded(req->node(), 253)};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
       if (m)
         members_.refused(*m, why, models::wall_clock_ms());

@@ -8,6 +8,8 @@
 
 #include <caf/expected.hpp>
 
+#include "services/http/http_listener.hpp"
+
 namespace prometheus {
 class Registry;
 }
@@ -24,6 +26,9 @@ struct http_settings {
   /// empty: plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// Connection limits and deadlines (slow or half-open clients are
+  /// disconnected; /healthz keeps answering under them).
+  http_limits limits;
 };
 
 /// The node's HTTP(S) endpoints for operators and probes:

@@ -1,3 +1,4 @@
+#include <sys/resource.h>
 // The `healthtwin` node binary: the composition root. It reads the
 // configuration, opens the store, starts the actor core, recovers, serves
 // gRPC and HTTP, and on SIGTERM/SIGINT stops in the order that keeps every
@@ -88,9 +89,21 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg, unsigned t
   return cfg;
 }
 
+// Descriptors up to the hard limit: connections (gRPC, HTTP, members) and
+// RocksDB's files share them, and a soft limit of 1,024 is easily reached.
+void raise_open_files_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      spdlog::warn("cannot raise the open files limit to {}", lim.rlim_max);
+  }
+}
+
 int run(const node::node_config& cfg) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("healthtwin"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  raise_open_files_limit();
 
   // Block the stop signals in every thread; main waits for them below.
   sigset_t stop_signals;

@@ -2,6 +2,8 @@
 // every refusal has the right code, names the field and quotes at most a
 // bounded prefix of what was sent; the node keeps serving.
 
+#include <sys/resource.h>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/api_client.hpp"
@@ -217,5 +219,107 @@ TEST_F(hostile_input_test, an_oversized_token_is_unauthenticated_and_the_channel
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << n << ": " << st.error_message();
     auto next = call(node_->token());
     EXPECT_TRUE(next.ok()) << n << ": " << next.error_message();
+  }
+}
+
+namespace {
+
+/// Client sockets held open against a listener, each having sent `prefix`.
+class half_open_clients {
+public:
+  half_open_clients(uint16_t port, size_t n, const std::string& prefix) {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    for (size_t i = 0; i < n; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        if (fd >= 0)
+          ::close(fd);
+        continue;
+      }
+      if (!prefix.empty())
+        (void)::send(fd, prefix.data(), prefix.size(), MSG_NOSIGNAL);
+      fds_.push_back(fd);
+    }
+  }
+  ~half_open_clients() {
+    for (int fd : fds_)
+      ::close(fd);
+  }
+  size_t connected() const { return fds_.size(); }
+  /// How many the server has not closed (a read would block).
+  size_t still_open() const {
+    size_t n = 0;
+    for (int fd : fds_) {
+      char c;
+      auto r = ::recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+      n += r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    return n;
+  }
+
+private:
+  std::vector<int> fds_;
+};
+
+// The wall time of one GET /healthz (curl, 1 s at most); -1 on failure.
+double health_seconds(const node_process& node) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = run_command(node.curl("/healthz", "--max-time 1 -o /dev/null -w '%{http_code}'"));
+  auto dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out == "200" ? dt : -1;
+}
+
+}  // namespace
+
+// Class 5: ~1,100 connections that sent partial headers made /healthz
+// refuse connections for ~9 s (a liveness probe restarts a healthy node).
+TEST_F(hostile_input_test, half_open_connections_neither_starve_health_nor_stay_open) {
+  temp_dir plain_dir;
+  node_process plain{plain_dir.path(), {"--insecure-plaintext"}};
+  ASSERT_TRUE(plain.wait_ready()) << plain.log();
+  struct attack {
+    const node_process* node;
+    std::string prefix;
+  };
+  // Plain HTTP: partial headers. HTTPS: a TLS handshake never finished.
+  for (auto& a : {attack{&plain, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "},
+                  attack{node_.get(), std::string{"\x16\x03\x01", 3}}}) {
+    half_open_clients attackers{a.node->http_port(), 1100, a.prefix};
+    ASSERT_GE(attackers.connected(), 1000u);
+    for (int i = 0; i < 8; ++i) {
+      auto dt = health_seconds(*a.node);
+      EXPECT_GE(dt, 0) << "probe " << i << " failed";
+      EXPECT_LT(dt, 1.0) << "probe " << i;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    // Bounded per peer at once; the rest time out within the header deadline.
+    EXPECT_LE(attackers.still_open(), 64u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_EQ(attackers.still_open(), 0u);
+  }
+  EXPECT_EQ(plain.stop(), 0) << plain.log();
+}
+
+TEST_F(hostile_input_test, half_open_connections_do_not_starve_the_grpc_listener) {
+  half_open_clients attackers{node_->grpc_port(), 1100, "PRI * HTTP/2.0\r\n"};
+  ASSERT_GE(attackers.connected(), 1000u);
+  for (int i = 0; i < 4; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    api_client fresh{node_->channel()};  // a new connection each time
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::GetPatientRequest req;
+    req.set_name(patient);
+    v1::Patient out;
+    auto st = fresh.registry->GetPatient(&ctx, req, &out);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
   }
 }

@@ -1,0 +1,331 @@
+#include "services/http/http_listener.hpp"
+
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <caf/error.hpp>
+#include <caf/sec.hpp>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+namespace healthtwin::services {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+/// What the connection table needs of a session: to close it from outside
+/// (an eviction), on the session's own strand.
+class session_base {
+public:
+  virtual ~session_base() = default;
+  virtual void evict() = 0;
+};
+
+}  // namespace
+
+struct http_listener::impl {
+  settings s;
+  handler h;
+
+  // The connection table (declared before the io_context: sessions still
+  // queued in it when it is destroyed unregister here).
+  struct connection {
+    std::weak_ptr<session_base> session;
+    std::string peer;
+    bool waiting = true;   // for its request's headers: evictable
+    bool evicted = false;  // no longer counted; its session is closing
+  };
+  std::mutex mtx;
+  std::list<connection> connections;  // in accept order: the oldest first
+  size_t open = 0;                    // connections not evicted
+  std::unordered_map<std::string, size_t> per_peer;
+  std::atomic<uint64_t> evicted{0}, refused{0}, header_timeouts{0};
+
+  asio::io_context ioc;
+  std::optional<asio::ssl::context> tls;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+
+  ~impl() {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    ioc.stop();
+    for (auto& t : threads)
+      t.join();
+  }
+
+  using slot = std::list<connection>::iterator;
+
+  // Admits a connection from `peer`, evicting the oldest waiting one (of
+  // that peer at its limit, of anyone at the total limit); nullopt when
+  // nothing can make room.
+  std::optional<slot> admit(const std::string& peer) {
+    std::shared_ptr<session_base> victim;
+    std::optional<slot> out;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      auto mine = per_peer.find(peer);
+      bool peer_full = mine != per_peer.end() && mine->second >= s.limits.max_connections_per_peer;
+      bool all_full = open >= s.limits.max_connections;
+      if (peer_full || all_full) {
+        for (auto& c : connections)
+          if (c.waiting && !c.evicted && (!peer_full || c.peer == peer))
+            if ((victim = c.session.lock())) {  // else: being destroyed
+              uncount(c);
+              c.evicted = true;
+              break;
+            }
+        if (!victim) {
+          ++refused;
+          return std::nullopt;
+        }
+        ++evicted;
+      }
+      ++open;
+      ++per_peer[peer];
+      out = connections.insert(connections.end(), connection{{}, peer, true, false});
+    }
+    if (victim)
+      victim->evict();
+    return out;
+  }
+
+  void uncount(const connection& c) {  // with mtx held
+    --open;
+    if (auto p = per_peer.find(c.peer); p != per_peer.end() && --p->second == 0)
+      per_peer.erase(p);
+  }
+
+  // A session ended: its entry goes (and its count, unless evicted).
+  void forget(slot it) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (!it->evicted)
+      uncount(*it);
+    connections.erase(it);
+  }
+
+  void set_waiting(slot it, bool waiting) {
+    std::lock_guard<std::mutex> guard{mtx};
+    it->waiting = waiting;
+  }
+};
+
+namespace {
+
+/// One connection: (TLS handshake), then requests read within their
+/// deadlines and answered in order, until the client closes, a deadline
+/// passes, or it is evicted. Runs on its own strand.
+template <class Stream>
+class session final : public session_base, public std::enable_shared_from_this<session<Stream>> {
+public:
+  session(http_listener::impl& owner, http_listener::impl::slot slot, Stream&& stream)
+      : owner_(owner), slot_(slot), stream_(std::move(stream)) {}
+
+  ~session() override { owner_.forget(slot_); }
+
+  void attach() {
+    std::lock_guard<std::mutex> guard{owner_.mtx};
+    slot_->session = this->weak_from_this();
+  }
+
+  void start() {
+    lowest().expires_after(owner_.s.limits.header_timeout);
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec)
+                                  return self->end(ec);
+                                self->read_request(false);
+                              });
+    } else {
+      read_request(false);
+    }
+  }
+
+  void evict() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      beast::error_code ignored;
+      self->lowest().socket().close(ignored);
+    });
+  }
+
+private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // kept_alive: the next request of a connection that was answered before
+  // (idle_timeout); otherwise the deadline set at accept still runs.
+  void read_request(bool kept_alive) {
+    owner_.set_waiting(slot_, true);
+    if (kept_alive)
+      lowest().expires_after(owner_.s.limits.idle_timeout);
+    parser_.emplace();
+    parser_->header_limit(owner_.s.limits.max_header_bytes);
+    parser_->body_limit(owner_.s.limits.max_body_bytes);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this(), kept_alive](beast::error_code ec, size_t) {
+                       if (ec == beast::error::timeout && !kept_alive)
+                         ++self->owner_.header_timeouts;
+                       if (ec)
+                         return self->end(ec);
+                       self->answer();
+                     });
+  }
+
+  void answer() {
+    owner_.set_waiting(slot_, false);
+    auto& in = parser_->get();
+    http_request req;
+    req.method = std::string{in.method_string()};
+    req.target = std::string{in.target()};
+    for (auto& f : in)
+      req.headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
+    req.body = std::move(in.body());
+    http_response r;
+    try {
+      r = owner_.h(req);
+    } catch (const std::exception& e) {
+      spdlog::error("http: {} {} failed: {}", req.method, req.target.substr(0, 64), e.what());
+      r = http_response{500, "text/plain", "internal error\n"};
+    }
+    auto out = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), in.version());
+    out->set(http::field::content_type, r.content_type);
+    out->set(http::field::cache_control, "no-store");
+    out->keep_alive(in.keep_alive());
+    out->body() = std::move(r.body);
+    out->prepare_payload();
+    if (req.method == "HEAD")
+      out->body().clear();  // Content-Length stays that of the GET
+    lowest().expires_after(owner_.s.limits.write_timeout);
+    http::async_write(stream_, *out, [self = this->shared_from_this(), out](beast::error_code ec, size_t) {
+      if (ec || !out->keep_alive())
+        return self->end(ec);
+      self->read_request(true);
+    });
+  }
+
+  void end(beast::error_code) {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
+  }
+
+  http_listener::impl& owner_;
+  http_listener::impl::slot slot_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+void accept(http_listener::impl& im) {
+  im.acceptor.async_accept(asio::make_strand(im.ioc), [&im](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted)
+      return;  // stopping
+    if (!ec) {
+      beast::error_code peer_ec;
+      auto peer = socket.remote_endpoint(peer_ec).address().to_string();
+      auto slot = peer_ec ? std::nullopt : im.admit(peer);
+      if (!slot) {
+        socket.close(peer_ec);
+      } else if (im.tls) {
+        auto s = std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
+            im, *slot, beast::ssl_stream<beast::tcp_stream>{std::move(socket), *im.tls});
+        s->attach();
+        s->start();
+      } else {
+        auto s = std::make_shared<session<beast::tcp_stream>>(im, *slot, beast::tcp_stream{std::move(socket)});
+        s->attach();
+        s->start();
+      }
+    } else {
+      // Out of descriptors, say: keep accepting (the limits free some).
+      spdlog::warn("http: accept failed: {}", ec.message());
+    }
+    accept(im);
+  });
+}
+
+}  // namespace
+
+http_listener::http_listener(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+http_listener::~http_listener() = default;
+
+uint16_t http_listener::port() const noexcept {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+http_listener_stats http_listener::stats() const {
+  http_listener_stats out;
+  out.evicted = impl_->evicted.load();
+  out.refused = impl_->refused.load();
+  out.header_timeouts = impl_->header_timeouts.load();
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  out.open = impl_->open;
+  return out;
+}
+
+caf::expected<std::unique_ptr<http_listener>> http_listener::start(const settings& s, handler h) {
+  auto fail = [&](std::string why) {
+    return caf::make_error(caf::sec::cannot_open_port, "cannot listen for HTTP on " + s.listen + ": " + why);
+  };
+  auto im = std::make_unique<impl>();
+  im->s = s;
+  im->h = std::move(h);
+  if (!s.tls_cert_pem.empty()) {
+    im->tls.emplace(asio::ssl::context::tls_server);
+    beast::error_code ec;
+    im->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(im->tls->native_handle(), TLS1_2_VERSION);
+    im->tls->use_certificate_chain(asio::buffer(s.tls_cert_pem), ec);
+    if (!ec)
+      im->tls->use_private_key(asio::buffer(s.tls_key_pem), asio::ssl::context::pem, ec);
+    if (ec)
+      return fail("the TLS certificate and key do not load (" + ec.message() + ")");
+  }
+  // host:port (the host may be a bracketed IPv6 literal).
+  auto colon = s.listen.rfind(':');
+  if (colon == std::string::npos)
+    return fail("expected host:port");
+  auto host = s.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[')
+    host = host.substr(1, host.size() - 2);
+  beast::error_code ec;
+  tcp::resolver resolver{im->ioc};
+  auto endpoints = resolver.resolve(host, s.listen.substr(colon + 1),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty())
+    return fail("the address does not resolve");
+  auto endpoint = endpoints.begin()->endpoint();
+  im->acceptor.open(endpoint.protocol(), ec);
+  if (!ec)
+    im->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec)
+    im->acceptor.bind(endpoint, ec);
+  if (!ec)
+    im->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return fail("the port is taken (" + ec.message() + ")");
+  accept(*im);
+  for (int i = 0; i < std::max(1, s.threads); ++i)
+    im->threads.emplace_back([&ioc = im->ioc] { ioc.run(); });
+  return std::unique_ptr<http_listener>(new http_listener(std::move(im)));
+}
+
+}  // namespace healthtwin::services

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+namespace healthtwin::services {
+
+/// Limits of an HTTP(S) listener against slow and abusive clients. None can
+/// change at run time.
+struct http_limits {
+  /// Open connections in total. At the limit a new connection evicts the
+  /// oldest one still waiting for its request (a half-open or idle one);
+  /// when none waits, the new one is closed. Default 1,024.
+  size_t max_connections = 1024;
+  /// Open connections from one peer address, evicting as above among that
+  /// peer's own. Default 64.
+  size_t max_connections_per_peer = 64;
+  /// Time from accepting a connection (TLS handshake included) to the end
+  /// of its first request's headers; slower clients are disconnected.
+  /// Default 2 s.
+  std::chrono::milliseconds header_timeout{2000};
+  /// Time a kept-alive connection may take to send its next request's
+  /// headers. Default 5 s.
+  std::chrono::milliseconds idle_timeout{5000};
+  /// Time to write a response. Default 10 s.
+  std::chrono::milliseconds write_timeout{10'000};
+  /// Request header bytes. Default 8 KiB.
+  uint32_t max_header_bytes = 8192;
+  /// Request body bytes. Default 64 KiB.
+  uint64_t max_body_bytes = 64 << 10;
+};
+
+/// A request as the listener's handler sees it.
+struct http_request {
+  std::string method;  ///< "GET", "HEAD", ...
+  std::string target;  ///< path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+/// A handler's answer.
+struct http_response {
+  unsigned status = 200;
+  std::string content_type = "text/plain";
+  std::string body;
+};
+
+/// Counts of what the listener refused, for its probe (read any time).
+struct http_listener_stats {
+  uint64_t evicted = 0;           ///< connections closed to admit a newer one
+  uint64_t refused = 0;           ///< new connections closed at a limit
+  uint64_t header_timeouts = 0;   ///< connections that sent no full headers in time
+  uint64_t open = 0;              ///< connections open now
+};
+
+/// An HTTP/1.1 (and HTTPS) listener on Boost.Beast: accepts connections,
+/// bounds them in total and per peer, disconnects clients whose headers are
+/// slower than http_limits::header_timeout, and answers each request with
+/// `handler` (called on one of the listener's threads; it must not block
+/// for long). Thread-safe; stops when destroyed.
+class http_listener {
+public:
+  using handler = std::function<http_response(const http_request&)>;
+
+  struct settings {
+    std::string listen;        ///< host:port; port 0 picks a free one
+    int threads = 2;           ///< I/O threads
+    std::string tls_cert_pem;  ///< PEM chain; empty: plaintext
+    std::string tls_key_pem;
+    http_limits limits;
+  };
+
+  /// Listens and starts the threads; an error names the address.
+  static caf::expected<std::unique_ptr<http_listener>> start(const settings& s, handler h);
+  ~http_listener();
+
+  uint16_t port() const noexcept;
+  http_listener_stats stats() const;
+
+  struct impl;
+
+private:
+  explicit http_listener(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace healthtwin::services

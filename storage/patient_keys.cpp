@@ -86,20 +86,15 @@ std::string erased_key(const std::string& pseudonym) {
   return "z" + pseudonym;
 }
 
-// Without a node key the pseudonym key is zero: names are then only
-// hashed, which is all a plaintext directory can offer.
-node_key::bytes pseudonym_key(const std::optional<node_key>& key) {
-  return key ? key->derive("healthtwin patient pseudonyms v1") : node_key::bytes{};
-}
-
 std::string_view as_view(const std::array<uint8_t, 8>& ref) {
   return {reinterpret_cast<const char*>(ref.data()), ref.size()};
 }
 
 }  // namespace
 
-patient_keys::patient_keys(store& s, const std::optional<node_key>& key)
-    : store_(s), sealing_(key.has_value()), pseudonym_mac_(pseudonym_key(key)) {
+patient_keys::patient_keys(store& s, const std::optional<node_key>& key,
+                           const node_key::bytes& pseudonym_key)
+    : store_(s), sealing_(key.has_value()), pseudonym_mac_(pseudonym_key) {
   if (key)
     wrap_key_ = key->derive("healthtwin patient key wrapping v1");
 }

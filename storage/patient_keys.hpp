@@ -39,7 +39,8 @@ class write_batch;
 /// Thread-safe. Keys are cached in memory after first use.
 class patient_keys {
 public:
-  patient_keys(store& s, const std::optional<node_key>& key);
+  /// `pseudonym_key` keys pseudonym() (store::open chooses it).
+  patient_keys(store& s, const std::optional<node_key>& key, const node_key::bytes& pseudonym_key);
   ~patient_keys();
 
   /// Seals `plain` under the patient's key, creating (and durably storing)

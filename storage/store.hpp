@@ -37,6 +37,13 @@ struct store_settings {
   /// refused when opened with another key or without one. Default: empty
   /// (plaintext, for development).
   std::string encryption_key_file;
+  /// Without a node key only: a key file (as encryption_key_file) holding
+  /// the secret that patients' pseudonyms are keyed with. The members of a
+  /// cluster must share one (their erasure markers name patients by
+  /// pseudonym). Unset: a new data directory creates a random secret of its
+  /// own at its first open and keeps it. With a node key the secret is
+  /// derived from it. Default: empty.
+  std::string pseudonym_key_file;
   /// Keep RocksDB's statistics tickers (counters only: no histograms or
   /// timers, whose clock reads cost on every operation); exported as
   /// healthtwin_storage_events_total. Default true.
@@ -123,6 +130,10 @@ public:
   /// plaintext directory: members of a cluster compare it, since a shard's
   /// sealed values and wrapped keys move between them as they are.
   std::string node_key_id() const;
+  /// A public fingerprint of the key patients' pseudonyms are keyed with
+  /// (16 hex digits): members of a cluster compare it, since erasure
+  /// markers name patients by pseudonym.
+  std::string pseudonym_key_id() const;
 
   /// RocksDB's own statistics and properties, for diagnostics.
   std::string describe_stats() const;

@@ -24,6 +24,7 @@ inline constexpr size_t column_count = 8;
 struct store::impl {
   store_settings settings;
   std::optional<node_key> key;        // set when encryption_key_file is
+  node_key::bytes pseudonym_key{};    // patient_keys' pseudonym MAC key
   std::unique_ptr<rocksdb::Env> env;  // the encrypting Env; outlives db
   std::shared_ptr<rocksdb::Statistics> statistics;  // when settings.statistics
   std::unique_ptr<rocksdb::DB> db;

@@ -39,6 +39,7 @@ PeerHello hello_of(const peer_settings& s, const cluster::membership& members, b
   h.set_api_port(s.api_port);
   h.set_token_keys(s.token_keys);
   h.set_node_key(s.node_key);
+  h.set_pseudonym_key(s.pseudonym_key);
   h.set_founding(members.founding());
   h.set_state_digest(members.digest());
   return h;
@@ -66,6 +67,10 @@ std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
   // A hand-off moves sealed values and wrapped patient keys as they are.
   if (theirs.node_key() != mine.node_key())
     return differs("node key (--encryption-key-file)", mine.node_key(), theirs.node_key());
+  // Erasure markers name patients by pseudonym and move with the shards.
+  if (theirs.pseudonym_key() != mine.pseudonym_key())
+    return differs("pseudonym key (--pseudonym-key-file, or the node key)", mine.pseudonym_key(),
+                   theirs.pseudonym_key());
   return {};
 }
 

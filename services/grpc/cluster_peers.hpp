@@ -44,6 +44,7 @@ struct peer_settings {
   uint16_t api_port = 0;   ///< this node's public gRPC port, told to the members
   std::string token_keys;  ///< fingerprint of the bearer-token keys (members agree)
   std::string node_key;    ///< storage::store::node_key_id() (members agree)
+  std::string pseudonym_key;  ///< storage::store::pseudonym_key_id() (members agree)
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{500};
 };

@@ -117,6 +117,7 @@ int run(const node::node_config& cfg) {
   store_settings.shards = cfg.shards;
   store_settings.sync_wal = cfg.sync_wal;
   store_settings.encryption_key_file = cfg.encryption_key_file;
+  store_settings.pseudonym_key_file = cfg.pseudonym_key_file;
   store_settings.statistics = cfg.storage_statistics;
   auto opened = storage::store::open(store_settings);
   if (!opened) {
@@ -262,6 +263,7 @@ int run(const node::node_config& cfg) {
     peer_settings.key_file = cfg.tls_key_file;
     peer_settings.token_keys = tokens->fingerprint();
     peer_settings.node_key = store->node_key_id();
+    peer_settings.pseudonym_key = store->pseudonym_key_id();
     peer_settings.probe_interval = cfg.cluster_probe_interval;
     peer_settings.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
 

@@ -78,6 +78,12 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "node key file (64 hex digits, mode 0600): encrypts every file of the data "
                  "directory with AES-256 (default: plaintext, for development)")
       ->check(CLI::ExistingFile);
+  app.add_option("--pseudonym-key-file", cfg.pseudonym_key_file,
+                 "without --encryption-key-file: key file (64 hex digits, mode 0600) of the secret "
+                 "that patients' pseudonyms are keyed with; the members of a cluster share one "
+                 "(default: a new data directory creates a random one)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--encryption-key-file");
   app.add_option("--storage-statistics", cfg.storage_statistics,
                  "keep RocksDB's statistics tickers (exported as healthtwin_storage_events_total)")
       ->capture_default_str();

@@ -23,6 +23,7 @@ struct node_config {
   /// Node key file (64 hex digits, mode 0600): encrypts every RocksDB file
   /// with AES-256. Empty: plaintext (development only; a warning is logged).
   std::string encryption_key_file;
+  std::string pseudonym_key_file;  ///< without a node key: the cluster's shared pseudonym secret
   bool storage_statistics = true;  ///< RocksDB tickers (healthtwin_storage_events_total)
   unsigned scheduler_threads = 2;                ///< CAF worker threads
   std::chrono::milliseconds checkpoint_interval{30'000};

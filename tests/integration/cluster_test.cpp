@@ -26,6 +26,7 @@
 #include "actors/cluster/cluster_state.hpp"
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace healthtwin::testing;
@@ -54,6 +55,8 @@ public:
     // Members trust the same token key: a forwarded call carries the
     // caller's token to the owner, which verifies it again.
     write_text(root_.path() / "pki" / "token-signing.key", signing_key::es256()->private_pem);
+    // ...and key patients' pseudonyms alike (erasure markers name them).
+    pseudonym_key_ = write_key_file(root_.path() / "pki" / "pseudonym.key", random_key_hex());
   }
 
   // Starts member i (again); extra flags are added.
@@ -69,10 +72,13 @@ public:
                                   "--cluster-members=" + (i < founding_ ? members_ : joining_),
                                   "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports_[i]),
                                   "--cluster-ca-file=" + pki_.ca_cert.string(),
-                                  "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"};
-    for (auto& e : extra)  // another member list replaces the fixture's
-      if (e.rfind("--cluster-members=", 0) == 0)
-        args.erase(args.begin() + 1);
+                                  "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500",
+                                  "--pseudonym-key-file=" + pseudonym_key_};
+    for (auto& e : extra)  // another member list or pseudonym key replaces the fixture's
+      for (auto* option : {"--cluster-members=", "--pseudonym-key-file="})
+        if (e.rfind(option, 0) == 0)
+          args.erase(std::find_if(args.begin(), args.end(),
+                                  [&](auto& a) { return a.rfind(option, 0) == 0; }));
     args.insert(args.end(), extra.begin(), extra.end());
     nodes_[i] = std::make_unique<node_process>(dir, args);
     return *nodes_[i];
@@ -149,6 +155,7 @@ private:
   std::vector<std::string> names_;
   std::vector<uint16_t> peer_ports_;
   std::string members_, joining_;
+  std::string pseudonym_key_;
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 
@@ -1523,6 +1530,16 @@ TEST(cluster_test, a_node_with_another_shard_count_refuses_to_join) {
   status = stranger.process().wait(std::chrono::seconds(20));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << stranger.log();
   EXPECT_NE(stranger.log().find("bearer-token keys differ"), std::string::npos) << stranger.log();
+
+  // Nor one keying pseudonyms with another secret: erasure markers name
+  // patients by pseudonym, and move with their shards.
+  c.wipe(2);
+  auto own = write_key_file(other.path() / "pseudonym.key", random_key_hex());
+  auto& apart = c.start(2, {"--pseudonym-key-file=" + own});
+  EXPECT_FALSE(apart.wait_ready(std::chrono::seconds(20)));
+  status = apart.process().wait(std::chrono::seconds(20));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << "\n" << apart.log();
+  EXPECT_NE(apart.log().find("pseudonym key"), std::string::npos) << apart.log();
 }
 
 TEST(cluster_test, the_peer_port_admits_only_members_with_a_cluster_certificate) {
@@ -1660,6 +1677,7 @@ std::vector<std::unique_ptr<node_process>> start_partitioned_pair(const veth_par
                                                                   const temp_dir& root) {
   std::string members = "n0=" + net.address(0) + ":7000,n1=" + net.address(1) + ":7000";
   auto key = signing_key::es256()->private_pem;
+  auto pseudonym_key = write_key_file(root.path() / "pseudonym.key", random_key_hex());
   for (auto* n : {"n0", "n1"}) {
     std::filesystem::create_directories(root.path() / n / "pki");
     write_text(root.path() / n / "pki" / "token-signing.key", key);
@@ -1673,7 +1691,8 @@ std::vector<std::unique_ptr<node_process>> start_partitioned_pair(const veth_par
                                  "--cluster-listen=" + net.address(i) + ":7000",
                                  // forwarded calls reach the owner's API on its peer host
                                  "--grpc-listen=" + net.address(i) + ":7001",
-                                 "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500"},
+                                 "--cluster-probe-interval-ms=200", "--cluster-down-after-ms=1500",
+                                 "--pseudonym-key-file=" + pseudonym_key},
         0, 0, net.launcher(i)));
   for (auto& n : nodes)
     EXPECT_TRUE(n->wait_ready()) << n->log();

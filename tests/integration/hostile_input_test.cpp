@@ -323,3 +323,35 @@ TEST_F(hostile_input_test, half_open_connections_do_not_starve_the_grpc_listener
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
   }
 }
+
+// Class 7: without a node key, pseudonyms were keyed with a fixed key, the
+// same on every node, so a guessed patient id gave its pseudonym away.
+TEST_F(hostile_input_test, pseudonyms_differ_between_unrelated_nodes_and_last_across_restarts) {
+  auto erase = [](api_client& via, std::string& pseudonym) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::ErasePatientRequest req;
+    req.set_name(patient);
+    v1::ErasePatientResponse out;
+    auto st = via.registry->ErasePatient(&ctx, req, &out);
+    pseudonym = out.pseudonym();
+    return st;
+  };
+  temp_dir other_dir;
+  auto other = std::make_unique<node_process>(other_dir.path());
+  ASSERT_TRUE(other->wait_ready()) << other->log();
+  api_client there{other->channel()};
+  ASSERT_TRUE(there.create_patient("h1", "p1", "ICU-1").ok());
+  std::string here_pseudonym, there_pseudonym;
+  ASSERT_TRUE(erase(*client_, here_pseudonym).ok());
+  ASSERT_TRUE(erase(there, there_pseudonym).ok());
+  EXPECT_EQ(here_pseudonym.size(), 16u);
+  EXPECT_NE(here_pseudonym, there_pseudonym);
+  EXPECT_EQ(other->stop(), 0);
+  // Restarted, a node still knows the erased id by its pseudonym.
+  other = std::make_unique<node_process>(other_dir.path());
+  ASSERT_TRUE(other->wait_ready()) << other->log();
+  api_client again{other->channel()};
+  EXPECT_EQ(again.create_patient("h1", "p1", "ICU-1").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(other->stop(), 0);
+}

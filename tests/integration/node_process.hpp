@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -28,17 +29,37 @@
 
 namespace healthtwin::testing {
 
-/// A free TCP port on 127.0.0.1 (bound once, then released).
+/// A free TCP port on 127.0.0.1 (bound once, then released) for a server
+/// started later. It lies below the kernel's ephemeral range, so that no
+/// outgoing connection (a test's clients, a node's probes) takes it as its
+/// source port meanwhile: a port taken so made a member started seconds
+/// after its port was chosen fail with "Address already in use".
 inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  unsigned low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    unsigned hi = 0;
+    if (std::fscanf(f, "%u %u", &low, &hi) != 2)
+      low = 32768;
+    std::fclose(f);
+  }
+  static std::mt19937 pick{std::random_device{}()};
+  auto try_bind = [](uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ok ? ntohs(addr.sin_port) : uint16_t{0};
+  };
+  if (low > 11000)
+    for (int attempt = 0; attempt < 200; ++attempt)
+      if (auto port = try_bind(static_cast<uint16_t>(10000 + pick() % (low - 10000))))
+        return port;
+  return try_bind(0);  // no room below the ephemeral range: any free port
 }
 
 /// Runs a child process with stdout+stderr sent to a file; stops it by PID.

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 namespace healthtwin::testing {
@@ -14,6 +15,15 @@ inline std::string write_key_file(const std::filesystem::path& path, const std::
   std::ofstream{path} << text << "\n";
   ::chmod(path.c_str(), mode);
   return path.string();
+}
+
+/// 64 random hexadecimal digits: the text of a fresh key file.
+inline std::string random_key_hex() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 64; ++i)
+    out += "0123456789abcdef"[rd() % 16];
+  return out;
 }
 
 }  // namespace healthtwin::testing

@@ -164,17 +164,69 @@ TEST_F(patient_keys_test, a_key_registered_with_the_patient_is_the_one_values_ar
 }
 
 // Erasure markers on disk are named by pseudonym: it must stay the keyed
-// hash it always was (HMAC-SHA256 under the derived pseudonym key, or a
-// zero key without a node key), or an erased patient would come back.
+// hash it always was (HMAC-SHA256 under the derived pseudonym key), or an
+// erased patient would come back. Without a node key: the pseudonym_key
+// tests below (a directory's own secret; the zero key of older ones kept).
 TEST_F(patient_keys_test, pseudonyms_are_the_keyed_hash_stored_markers_were_named_by) {
   storage::node_key::bytes raw;
   raw.fill(0xee);  // the key file's 64 'e' digits
   auto key = storage::node_key::from_bytes(raw).derive("healthtwin patient pseudonyms v1");
   EXPECT_EQ(db().pseudonym(alice), storage::short_hex(storage::hmac_sha256(key, alice)));
   EXPECT_EQ(db().pseudonym(bob), storage::short_hex(storage::hmac_sha256(key, bob)));
+}
 
-  temp_dir plain_dir;
-  auto plain = open_plaintext(plain_dir);
-  ASSERT_TRUE(plain);
-  EXPECT_EQ(plain->pseudonym(alice), storage::short_hex(storage::hmac_sha256({}, alice)));
+namespace {
+
+// A plaintext store in `dir` (with `pseudonym_key_file` when given).
+std::unique_ptr<storage::store> plaintext_store(const temp_dir& dir, const std::string& pseudonym_key_file = {}) {
+  storage::store_settings s;
+  s.data_dir = dir.str();
+  s.shards = 16;
+  s.sync_wal = false;
+  s.pseudonym_key_file = pseudonym_key_file;
+  auto opened = storage::store::open(s);
+  EXPECT_TRUE(opened) << storage::describe(opened.error());
+  return opened ? std::move(*opened) : nullptr;
+}
+
+}  // namespace
+
+TEST(pseudonym_key, two_plaintext_directories_key_pseudonyms_with_their_own_random_secret) {
+  temp_dir a, b;
+  auto pa = plaintext_store(a)->pseudonym("tenants/h1/patients/p1");
+  auto pb = plaintext_store(b)->pseudonym("tenants/h1/patients/p1");
+  EXPECT_NE(pa, pb);  // not recomputable from a guessed id on another node
+  EXPECT_NE(pa, storage::short_hex(storage::hmac_sha256({}, "tenants/h1/patients/p1")));
+  EXPECT_EQ(plaintext_store(a)->pseudonym("tenants/h1/patients/p1"), pa);  // kept across opens
+}
+
+TEST(pseudonym_key, members_sharing_a_pseudonym_key_file_agree_and_another_file_is_refused) {
+  temp_dir keys, a, b, c;
+  auto shared = healthtwin::testing::write_key_file(keys.path() / "p.key", std::string(64, '7'));
+  auto other = healthtwin::testing::write_key_file(keys.path() / "q.key", std::string(64, '8'));
+  auto sa = plaintext_store(a, shared), sb = plaintext_store(b, shared);
+  EXPECT_EQ(sa->pseudonym("tenants/h1/patients/p1"), sb->pseudonym("tenants/h1/patients/p1"));
+  EXPECT_EQ(sa->pseudonym_key_id(), sb->pseudonym_key_id());
+  EXPECT_NE(plaintext_store(c)->pseudonym_key_id(), sa->pseudonym_key_id());
+  sa.reset();
+  storage::store_settings s;
+  s.data_dir = a.str();
+  s.shards = 16;
+  s.pseudonym_key_file = other;
+  auto refused = storage::store::open(s);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), storage::errc::incompatible);
+}
+
+TEST(pseudonym_key, a_directory_from_before_keeps_the_fixed_key_its_markers_are_named_with) {
+  temp_dir dir;
+  {
+    auto s = plaintext_store(dir);
+    storage::write_batch b{*s};
+    b.erase(storage::column::keys, "s:pseudonym-key");  // as a directory written before
+    ASSERT_FALSE(s->write(b, true));
+  }
+  auto legacy = storage::short_hex(storage::hmac_sha256({}, "tenants/h1/patients/p1"));
+  EXPECT_EQ(plaintext_store(dir)->pseudonym("tenants/h1/patients/p1"), legacy);
+  EXPECT_EQ(plaintext_store(dir)->pseudonym("tenants/h1/patients/p1"), legacy);
 }

@@ -1586,6 +1586,9 @@ struct ingest_sequencer::impl {
         wait_for_twins(settings.max_pending_work);
         process(jobs);
       }
+      // At least every 100 ms, idle or not: the gauge must fall to 0 once
+      // the twins applied everything (it was set only while waiting).
+      probe.set_pending(flow.pending.load(std::memory_order_relaxed));
       maybe_checkpoint();
     }
   }

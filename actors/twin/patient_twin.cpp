@@ -50,12 +50,33 @@ using models::twin_kind;
 
 std::string_view band_name(models::news2_band b) {
   switch (b) {
-    case models::news2_band::high: return "high (emergency response)";
-    case models::news2_band::medium: return "medium (urgent review)";
-    case models::news2_band::low_medium: return "low-medium (single parameter 3)";
+    case models::news2_band::high: return "high";
+    case models::news2_band::medium: return "medium";
+    case models::news2_band::low_medium: return "low-medium";
     case models::news2_band::low: break;
   }
   return "low";
+}
+
+/// The IEC priority a NEWS2 band's alert reaches once its onset elapsed.
+models::priority band_priority(models::news2_band b) {
+  switch (b) {
+    case models::news2_band::high: return models::priority::high;
+    case models::news2_band::medium: return models::priority::medium;
+    case models::news2_band::low_medium: return models::priority::low;
+    case models::news2_band::low: break;
+  }
+  return models::priority::none;
+}
+
+/// What a NEWS2 alert of priority `level` asks for (RCP 2017 responses).
+std::string_view news2_response(models::priority level) {
+  switch (level) {
+    case models::priority::high: return "high: emergency response";
+    case models::priority::medium: return "medium: urgent review";
+    default: break;
+  }
+  return "low: ward-based response";
 }
 
 struct series_slot {
@@ -257,8 +278,14 @@ struct patient_state {
         if (f.index == 1)
           return fmt::format("NEWS2 rising: {:+.0f} in {} min (now {})", f.detail,
                              models::news2_rise_window_ms / 60'000, n.total);
-        return fmt::format("NEWS2 {}{}: {}", n.total, n.complete ? "" : " (incomplete: lower bound)",
-                           band_name(n.band));
+        // The text follows the alert's priority; a score already in a higher
+        // band (its onset not yet elapsed) is said as such, not as its response.
+        return fmt::format("NEWS2 {}{}: {}{}", n.total, n.complete ? "" : " (incomplete: lower bound)",
+                           news2_response(f.level),
+                           band_priority(n.band) > f.level
+                               ? fmt::format(" (score in the {} band for less than its onset)",
+                                             band_name(n.band))
+                               : std::string{});
       }
       case alert_kind::threshold: {
         auto& custom = model.settings().limits[static_cast<size_t>(f.subject)];

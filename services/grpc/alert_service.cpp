@@ -105,7 +105,7 @@ public:
         if (!e) {
           if (sink->overflowed()) {
             unsubscribe();
-            return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
+            return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED, refusal::subscriber_behind,
                                "subscriber fell behind; reconnect with resume_after=" +
                                    std::to_string(sent),
                                std::chrono::milliseconds(100));
@@ -120,7 +120,7 @@ public:
       }
       unsubscribe();
       if (env_.stopping)
-        return retry_later(grpc::StatusCode::UNAVAILABLE,
+        return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shutting_down,
                            "node is shutting down; reconnect with resume_after=" + std::to_string(sent),
                            std::chrono::milliseconds(1000));
       return Status::OK;

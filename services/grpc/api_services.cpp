@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "services/grpc/grpc_probe.hpp"
 #include "services/grpc/service_env.hpp"
 #include "actors/cluster/membership.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -58,13 +59,13 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
 }
 
 grpc::Status service_env::owner_unreachable(const std::string& where, const std::string& why) {
-  return retry_later(grpc::StatusCode::UNAVAILABLE,
+  return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::owner_unreachable,
                      "the owner of " + where + " cannot be reached: " + why,
                      std::chrono::milliseconds(1000));
 }
 
 grpc::Status service_env::not_owner_here(const std::string& field) {
-  return retry_later(grpc::StatusCode::UNAVAILABLE,
+  return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shard_moving,
                      field + ": this member does not own its shard (a hand-off in progress, or "
                              "the members' states differ); retry",
                      std::chrono::milliseconds(500));
@@ -128,7 +129,10 @@ grpc::Status service_env::within_rate(const principal& who, size_t readings) {
   auto wait = limiter.take(key, readings == 0 ? 1.0 : static_cast<double>(readings));
   if (wait.count() == 0)
     return grpc::Status::OK;
-  return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED,
+  auto why = readings == 0 ? refusal::rate_limit_calls
+             : device      ? refusal::rate_limit_device_readings
+                           : refusal::rate_limit_readings;
+  return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED, why,
                      std::string{"rate limit: at most "} + std::to_string(static_cast<int64_t>(limiter.rate())) +
                          (readings == 0 ? " calls" : " readings") + " per second for this " +
                          (device ? "device" : "caller"),
@@ -204,6 +208,8 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_alert_service(env));
   impl_->services.push_back(make_clinical_service(env));
   impl_->services.push_back(make_cluster_service(env));
+  if (env.ctx.metrics)
+    count_refusals_in(*env.ctx.metrics);
 }
 
 api_services::~api_services() {
@@ -219,6 +225,11 @@ void api_services::register_with(grpc::ServerBuilder& builder) {
   // limit an oversized token was refused by the transport, which then
   // closed the connection under the client's next call (UNAVAILABLE).
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, static_cast<int>(max_metadata_bytes));
+  if (impl_->env.ctx.metrics) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> probes;
+    probes.push_back(make_grpc_probe(*impl_->env.ctx.metrics));
+    builder.experimental().SetInterceptorCreators(std::move(probes));
+  }
 }
 
 int api_services::shutdown(std::chrono::milliseconds grace) {

@@ -17,6 +17,10 @@ class Status;
 }
 
 
+namespace prometheus {
+class Registry;
+}
+
 namespace healthtwin::storage {
 class store;
 class audit_log;
@@ -97,6 +101,9 @@ struct api_context {
   /// Sends calls for other members' shards to their owner; null for a
   /// single node.
   owner_forwarding* forwarding = nullptr;
+  /// The node's metrics: per-method gRPC series and refusals by reason
+  /// (none when null).
+  prometheus::Registry* metrics = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

@@ -295,7 +295,7 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
       // A patient's shard moving (a hand-off): the caller withdraws these
       // parts from its acknowledgement, its client resends, and what was
       // committed here comes back as a duplicate then.
-      return retry_later(grpc::StatusCode::UNAVAILABLE,
+      return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shard_moving,
                          "parts[" + std::to_string(groups_at[rej.index]) + "]: " + rej.description,
                          std::chrono::milliseconds(500));
   }

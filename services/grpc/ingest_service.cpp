@@ -137,7 +137,7 @@ public:
 
   std::function<void()> drain() override {
     auto a = std::make_shared<actions>(end_reads(std::make_unique<grpc::Status>(retry_later(
-        grpc::StatusCode::UNAVAILABLE, "node is shutting down; resend unacknowledged batches",
+        grpc::StatusCode::UNAVAILABLE, refusal::shutting_down, "node is shutting down; resend unacknowledged batches",
         std::chrono::milliseconds(1000)))));
     return [this, a] { act(std::move(*a)); };
   }
@@ -149,7 +149,7 @@ public:
     }
     if (env_.stopping) {
       act(end_reads(std::make_unique<grpc::Status>(retry_later(
-          grpc::StatusCode::UNAVAILABLE, "node is shutting down; resend unacknowledged batches",
+          grpc::StatusCode::UNAVAILABLE, refusal::shutting_down, "node is shutting down; resend unacknowledged batches",
           std::chrono::milliseconds(1000)))));
       return;
     }

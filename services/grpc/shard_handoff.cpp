@@ -188,7 +188,7 @@ grpc::Status shard_handoff::stream_shards(internal::PeerService::Stub& to, const
   writer->WritesDone();
   auto st = writer->Finish();
   if (err || !st.ok())
-    return retry_later(grpc::StatusCode::UNAVAILABLE,
+    return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change,
                        "shards " + list(shards) + " could not be sent to " + to_name + ": " +
                            (err ? storage::describe(err) : st.error_message()),
                        std::chrono::milliseconds(1000));
@@ -228,7 +228,7 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
     return invalid_argument("shards", "none named");
   auto stub = env_.ctx.forwarding->peer(*to);
   if (!stub)
-    return retry_later(grpc::StatusCode::UNAVAILABLE, "no channel to " + req.to(),
+    return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change, "no channel to " + req.to(),
                        std::chrono::milliseconds(1000));
 
   auto fenced_at = clock::now();
@@ -242,7 +242,7 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
     return st;
   };
   if (auto err = sequence_step({actors::shard_step::kind::checkpoint, shards}, settings_.checkpoint_timeout))
-    return abort(retry_later(grpc::StatusCode::UNAVAILABLE,
+    return abort(retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change,
                              "the checkpoint before the hand-off failed: " + storage::describe(err),
                              std::chrono::milliseconds(1000)));
   auto checkpointed_ms = ms_since(fenced_at);
@@ -253,7 +253,7 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
 
   // Every record is durable on the new owner: give the shards to it.
   if (auto why = note_drops_owed(shards); !why.empty())
-    return abort(retry_later(grpc::StatusCode::UNAVAILABLE, "cannot note the shards' drop: " + why,
+    return abort(retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change, "cannot note the shards' drop: " + why,
                              std::chrono::milliseconds(1000)));
   std::string error;
   auto change = members.update(
@@ -263,7 +263,7 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
       },
       error);
   if (!error.empty())
-    return abort(retry_later(grpc::StatusCode::UNAVAILABLE, "cannot persist the hand-off: " + error,
+    return abort(retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change, "cannot persist the hand-off: " + error,
                              std::chrono::milliseconds(1000)));
   // Tell the new owner now; else it learns from its next probe of us.
   if (auto st = push_state(*to, members.state(), std::chrono::seconds(10)); !st.ok())
@@ -427,7 +427,7 @@ grpc::Status shard_handoff::change_members(const v1::ChangeMembersRequest& req,
       continue;
     auto st = push_state(*map->find(m.name), members.state(), std::chrono::seconds(10));
     if (!st.ok())
-      return retry_later(grpc::StatusCode::UNAVAILABLE,
+      return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change,
                          "member " + m.name + " did not take the new member list: " + st.error_message() +
                              "; nothing moved, retry",
                          std::chrono::milliseconds(1000));
@@ -471,7 +471,7 @@ grpc::Status shard_handoff::change_members(const v1::ChangeMembersRequest& req,
       }
     }
     if (!st.ok())
-      return retry_later(grpc::StatusCode::UNAVAILABLE,
+      return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change,
                          "moving shards " + list(shards) + " from " + from + " to " + to +
                              " failed: " + st.error_message() + "; " + std::to_string(resp->moves_size()) +
                              " shard(s) moved so far, retry to complete the change",

@@ -1,6 +1,10 @@
 #include "services/grpc/status_mapping.hpp"
 
 #include <array>
+#include <atomic>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <caf/sec.hpp>
 #include <spdlog/spdlog.h>
@@ -48,8 +52,44 @@ grpc::Status invalid_argument(std::string field, std::string description) {
   return invalid_argument(std::vector<field_violation>{{std::move(field), std::move(description)}});
 }
 
-grpc::Status retry_later(grpc::StatusCode code, std::string message,
+namespace {
+
+// healthtwin_api_refusals_total by [refusal][code == RESOURCE_EXHAUSTED]; set
+// once by count_refusals_in().
+std::array<std::array<std::atomic<prometheus::Counter*>, 2>, refusals> refusal_counters{};
+
+}  // namespace
+
+std::string_view refusal_name(refusal r) {
+  static constexpr std::array<std::string_view, refusals> names{
+      "not_ready",       "shutting_down",     "ingest_queue_full", "rate_limit_calls",
+      "rate_limit_readings", "rate_limit_device_readings", "storage_full", "storage_failing",
+      "persist_failed",  "subscriber_behind", "shard_moving",      "owner_unreachable",
+      "membership_change"};
+  auto i = static_cast<size_t>(r);
+  return i < names.size() ? names[i] : "unknown";
+}
+
+void count_refusals_in(prometheus::Registry& metrics) {
+  auto& family = prometheus::BuildCounter()
+                     .Name("healthtwin_api_refusals_total")
+                     .Help("Calls refused for now (RetryInfo says when to come back), by reason and code")
+                     .Register(metrics);
+  for (size_t r = 0; r < refusals; ++r)
+    for (size_t exhausted = 0; exhausted < 2; ++exhausted)
+      refusal_counters[r][exhausted].store(
+          &family.Add({{"reason", std::string{refusal_name(static_cast<refusal>(r))}},
+                       {"code", exhausted ? "RESOURCE_EXHAUSTED" : "UNAVAILABLE"}}),
+          std::memory_order_release);
+}
+
+grpc::Status retry_later(grpc::StatusCode code, refusal why, std::string message,
                          std::chrono::milliseconds delay) {
+  auto r = static_cast<size_t>(why);
+  if (r < refusals)
+    if (auto* c = refusal_counters[r][code == grpc::StatusCode::RESOURCE_EXHAUSTED].load(
+            std::memory_order_acquire))
+      c->Increment();
   google::rpc::RetryInfo ri;
   ri.mutable_retry_delay()->set_seconds(delay.count() / 1000);
   ri.mutable_retry_delay()->set_nanos(static_cast<int32_t>((delay.count() % 1000) * 1'000'000));
@@ -67,7 +107,7 @@ grpc::Status bounded(const grpc::Status& st) {
 }
 
 grpc::Status not_ready() {
-  return retry_later(grpc::StatusCode::UNAVAILABLE, "node is recovering; retry shortly",
+  return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::not_ready, "node is recovering; retry shortly",
                      std::chrono::milliseconds(500));
 }
 
@@ -79,10 +119,10 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
   if (e.category() == caf::atom("ingest")) {
     switch (static_cast<actors::ingest_errc>(e.code())) {
       case actors::ingest_errc::overloaded:
-        return retry_later(StatusCode::RESOURCE_EXHAUSTED, "ingest queue is full",
+        return retry_later(StatusCode::RESOURCE_EXHAUSTED, refusal::ingest_queue_full, "ingest queue is full",
                            std::chrono::milliseconds(100));
       case actors::ingest_errc::shutting_down:
-        return retry_later(StatusCode::UNAVAILABLE, "node is shutting down",
+        return retry_later(StatusCode::UNAVAILABLE, refusal::shutting_down, "node is shutting down",
                            std::chrono::milliseconds(1000));
       case actors::ingest_errc::already_exists:
         return grpc::Status(StatusCode::ALREADY_EXISTS, subject + " already exists");
@@ -96,7 +136,8 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
         std::string msg = "the shard is moving to another member";
         if (!e.context().empty() && e.context().match_elements<std::string>())
           msg = e.context().get_as<std::string>(0);
-        return retry_later(StatusCode::UNAVAILABLE, msg + "; retry", std::chrono::milliseconds(500));
+        return retry_later(StatusCode::UNAVAILABLE, refusal::shard_moving, msg + "; retry",
+                           std::chrono::milliseconds(500));
       }
       case actors::ingest_errc::aborted: {
         std::string msg = "aborted";
@@ -123,7 +164,7 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
       case actors::alert_errc::already_resolved:
         return grpc::Status(StatusCode::FAILED_PRECONDITION, subject + " is already resolved");
       case actors::alert_errc::persist_failed:
-        return retry_later(StatusCode::UNAVAILABLE, "could not persist the change",
+        return retry_later(StatusCode::UNAVAILABLE, refusal::persist_failed, "could not persist the change",
                            std::chrono::milliseconds(1000));
       case actors::alert_errc::invalid_silence:
         return grpc::Status(StatusCode::INVALID_ARGUMENT, "duration is out of range");
@@ -133,12 +174,12 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
     // Never leak storage details (paths) to clients; the node logs them.
     switch (static_cast<storage::errc>(e.code())) {
       case storage::errc::no_space:
-        return retry_later(StatusCode::RESOURCE_EXHAUSTED, "node storage is full",
+        return retry_later(StatusCode::RESOURCE_EXHAUSTED, refusal::storage_full, "node storage is full",
                            std::chrono::milliseconds(5000));
       case storage::errc::erased:
         return grpc::Status(StatusCode::NOT_FOUND, "the patient was erased");
       default:
-        return retry_later(StatusCode::UNAVAILABLE, "node storage is failing",
+        return retry_later(StatusCode::UNAVAILABLE, refusal::storage_failing, "node storage is failing",
                            std::chrono::milliseconds(1000));
     }
   }

@@ -9,6 +9,10 @@
 #include <caf/error.hpp>
 #include <grpcpp/support/status.h>
 
+namespace prometheus {
+class Registry;
+}
+
 namespace healthtwin::services {
 
 struct field_violation {
@@ -31,8 +35,36 @@ inline constexpr size_t max_details_bytes = 4096;
 grpc::Status invalid_argument(const std::vector<field_violation>& violations);
 grpc::Status invalid_argument(std::string field, std::string description);
 
-/// A status with google.rpc.RetryInfo (UNAVAILABLE, RESOURCE_EXHAUSTED).
-grpc::Status retry_later(grpc::StatusCode code, std::string message,
+/// Why a call was refused for now (the caller may come back): the reason
+/// label of healthtwin_api_refusals_total.
+enum class refusal : uint8_t {
+  not_ready,                   ///< recovering after a start
+  shutting_down,               ///< the node is stopping
+  ingest_queue_full,           ///< the sequencer's queue is full
+  rate_limit_calls,            ///< the principal's calls per second
+  rate_limit_readings,         ///< the principal's readings per second
+  rate_limit_device_readings,  ///< a device token's readings per second
+  storage_full,                ///< the disk is full
+  storage_failing,             ///< a storage write failed
+  persist_failed,              ///< an alert change could not be persisted
+  subscriber_behind,           ///< an alert stream fell too far behind
+  shard_moving,                ///< the shard is being handed over
+  owner_unreachable,           ///< a cluster member did not answer
+  membership_change,           ///< a step of ChangeMembers failed
+};
+inline constexpr size_t refusals = 13;
+
+/// "not_ready", "ingest_queue_full", ...
+std::string_view refusal_name(refusal r);
+
+/// Counts every refusal made by retry_later() in `metrics` from now on, as
+/// healthtwin_api_refusals_total{reason,code}. Call once per process (the
+/// node's registry); before it, refusals are not counted.
+void count_refusals_in(prometheus::Registry& metrics);
+
+/// A status with google.rpc.RetryInfo (UNAVAILABLE, RESOURCE_EXHAUSTED),
+/// counted by its reason.
+grpc::Status retry_later(grpc::StatusCode code, refusal why, std::string message,
                          std::chrono::milliseconds delay);
 
 /// Maps any error from storage, the sequencer, the hub or CAF to a status.

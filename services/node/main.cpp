@@ -289,6 +289,7 @@ int run(const node::node_config& cfg) {
     api_ctx.audit = &audit;
     api_ctx.tokens = tokens.get();
     api_ctx.members = &members;
+    api_ctx.metrics = &metrics;
     // Calls for other members' shards go to their owner's public API, over
     // TLS with the cluster CA and this node's certificate.
     services::owner_forwarding forwarding{members, peer_settings};

@@ -4,6 +4,8 @@
 
 #include <sys/resource.h>
 
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/api_client.hpp"
@@ -354,4 +356,110 @@ TEST_F(hostile_input_test, pseudonyms_differ_between_unrelated_nodes_and_last_ac
   api_client again{other->channel()};
   EXPECT_EQ(again.create_patient("h1", "p1", "ICU-1").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(other->stop(), 0);
+}
+
+namespace {
+
+/// The sample of `name` whose labels include every one of `labels`
+/// (`key="value"` strings) on the node's /metrics; -1 when absent.
+double labelled_metric(const node_process& node, const std::string& name,
+                       const std::vector<std::string>& labels) {
+  std::istringstream text{run_command(node.curl("/metrics"))};
+  std::string line;
+  while (std::getline(text, line)) {
+    if (line.rfind(name + "{", 0) != 0)
+      continue;
+    auto close = line.find('}');
+    auto set = line.substr(name.size() + 1, close - name.size() - 1);
+    if (std::all_of(labels.begin(), labels.end(),
+                    [&](const std::string& l) { return set.find(l) != std::string::npos; }))
+      return std::atof(line.c_str() + close + 2);
+  }
+  return -1;
+}
+
+}  // namespace
+
+// Class 8: the pending-work gauge was set only while the sequencer waited
+// for twins, so it stayed at the last backlog; refusals were counted for
+// the ingest queue only.
+TEST_F(hostile_input_test, metrics_tell_pending_work_and_every_refusal_by_reason) {
+  auto t = now_ms();
+  std::vector<api_client::reading> rs;
+  for (uint64_t i = 1; i <= 10'000; ++i)
+    rs.push_back({i, t - 1000, v1::METRIC_HEART_RATE, 60.0 + static_cast<double>(i % 40)});
+  for (int k = 0; k < 20; ++k) {  // 200,000 readings in 20 requests
+    for (auto& r : rs)
+      r.seq += 10'000;
+    v1::IngestResponse resp;
+    ASSERT_TRUE(client_->send(api_client::request(monitor, rs), resp).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(node_->metric("healthtwin_ingest_pending_work"), 0);
+
+  temp_dir dir;
+  node_process limited{dir.path(), {"--rate-limit-calls-per-s=0.1"}};
+  ASSERT_TRUE(limited.wait_ready()) << limited.log();
+  api_client via{limited.channel()};
+  int refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetPatientRequest req;
+    req.set_name(patient);
+    v1::Patient out;
+    refused += via.registry->GetPatient(&ctx, req, &out).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_GE(refused, 3);  // a burst of twice the rate passes
+  EXPECT_EQ(labelled_metric(limited, "healthtwin_api_refusals_total",
+                            {"reason=\"rate_limit_calls\"", "code=\"RESOURCE_EXHAUSTED\""}),
+            refused);
+  EXPECT_EQ(labelled_metric(limited, "healthtwin_grpc_server_handled_total",
+                            {"grpc_method=\"GetPatient\"", "grpc_code=\"RESOURCE_EXHAUSTED\""}),
+            refused);
+  EXPECT_EQ(limited.stop(), 0);
+}
+
+// Class 10: a NEWS2 alert raised at LOW while the score had already
+// reached the medium band read "medium (urgent review)".
+TEST_F(hostile_input_test, a_news2_alert_says_the_response_of_the_priority_it_has) {
+  auto t0 = now_ms() - 120'000;
+  uint64_t seq = 0;
+  auto frame = [&](int64_t t, double hr, double temp) {
+    v1::IngestResponse resp;
+    auto st = client_->send(api_client::request(monitor, {{++seq, t, v1::METRIC_RESPIRATION_RATE, 26},
+                                                          {++seq, t, v1::METRIC_HEART_RATE, hr},
+                                                          {++seq, t, v1::METRIC_SPO2, 98},
+                                                          {++seq, t, v1::METRIC_SYSTOLIC_BP, 120},
+                                                          {++seq, t, v1::METRIC_TEMPERATURE, temp}}),
+                            resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(resp.accepted(), 5u);
+  };
+  auto news2_alert = [&]() -> v1::Alert {
+    for (int i = 0; i < 100; ++i) {
+      for (auto& a : client_->list_alerts("tenants/h1"))
+        if (a.kind() == v1::ALERT_KIND_NEWS2)
+          return a;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return {};
+  };
+  // RR 26 alone scores 3 (low-medium band); from 20 s on HR 95 and 38.5 °C
+  // make it 5 (medium band): LOW's onset (30 s) ends before MEDIUM's.
+  for (int64_t s = 0; s <= 35; s += 5)
+    frame(t0 + s * 1000, s < 20 ? 88 : 95, s < 20 ? 37.0 : 38.5);
+  auto raised = news2_alert();
+  ASSERT_EQ(raised.priority(), v1::PRIORITY_LOW) << raised.ShortDebugString();
+  EXPECT_EQ(raised.message().find("urgent review"), std::string::npos) << raised.message();
+  EXPECT_NE(raised.message().find("low"), std::string::npos) << raised.message();
+  for (int64_t s = 40; s <= 60; s += 5)
+    frame(t0 + s * 1000, 95, 38.5);
+  v1::Alert medium;
+  for (int i = 0; i < 100 && medium.priority() != v1::PRIORITY_MEDIUM; ++i) {
+    medium = news2_alert();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(medium.priority(), v1::PRIORITY_MEDIUM) << medium.ShortDebugString();
+  EXPECT_NE(medium.message().find("medium: urgent review"), std::string::npos) << medium.message();
 }

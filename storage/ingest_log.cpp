@@ -39,6 +39,10 @@ void ingest_log::advance_checkpoint(write_batch& batch, uint64_t checkpoint) {
   batch.erase_range(column::log, key_codec::log_key(0), key_codec::log_key(checkpoint + 1));
 }
 
+caf::error ingest_log::reclaim(uint64_t checkpoint) {
+  return store_.reclaim(column::log, key_codec::log_key(0), key_codec::log_key(checkpoint + 1));
+}
+
 caf::error ingest_log::replay(
     uint64_t from, const std::function<bool(uint64_t, std::string_view)>& fn) {
   return store_.scan(column::log, key_codec::log_key(from), {},

@@ -32,6 +32,11 @@ public:
   /// Records a new checkpoint and deletes every record at or below it.
   static void advance_checkpoint(write_batch& batch, uint64_t checkpoint);
 
+  /// Gives back the disk of the records at or below `checkpoint` (deleted
+  /// by advance_checkpoint): store::reclaim of their range. Blocks; from a
+  /// background thread, after the checkpoint is written.
+  caf::error reclaim(uint64_t checkpoint);
+
   /// Calls fn for each record with position >= from, in order, until fn
   /// returns false.
   caf::error replay(uint64_t from,

@@ -6,6 +6,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include "storage/store_impl.hpp"
 
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
@@ -288,6 +291,66 @@ caf::error patient_keys::destroy(std::string_view patient) {
   // The wrapped key still sits in older table files and in the WAL until
   // purge_erased() (storage/erasure.hpp) compacts them away.
   return caf::none;
+}
+
+// The pseudonym secret of a directory without a node key (`keys` column;
+// no patient's key ref, wrapped key or erasure marker starts with "s").
+constexpr std::string_view pseudonym_secret_key = "s:pseudonym-key";
+
+// The key patients' pseudonyms are keyed with. With a node key it is
+// derived from it. Without one, a directory keeps a secret of its own in the
+// `keys` column: random at its creation (or --pseudonym-key-file's), so
+// pseudonyms cannot be recomputed from a guessed patient id on another node.
+// A directory created before there was one keeps the old all-zero key (its
+// erasure markers are named with it), and says so.
+caf::error load_pseudonym_key(store::impl& im, bool fresh) {
+  if (im.key) {
+    im.pseudonym_key = im.key->derive("healthtwin patient pseudonyms v1");
+    return caf::none;
+  }
+  std::optional<node_key::bytes> configured;
+  if (!im.settings.pseudonym_key_file.empty()) {
+    auto k = node_key::load(im.settings.pseudonym_key_file);
+    if (!k)
+      return k.error();
+    configured = k->derive("healthtwin patient pseudonyms v1");
+  }
+  std::string stored;
+  auto st = im.db->Get(rocksdb::ReadOptions{}, im.cf(column::keys), pseudonym_secret_key, &stored);
+  if (st.ok() && stored.size() == im.pseudonym_key.size()) {
+    std::memcpy(im.pseudonym_key.data(), stored.data(), stored.size());
+    if (configured && *configured != im.pseudonym_key)
+      return caf::make_error(errc::incompatible,
+                             "data directory " + im.settings.data_dir +
+                                 " keys pseudonyms with another secret than --pseudonym-key-file " +
+                                 im.settings.pseudonym_key_file);
+    if (im.pseudonym_key == node_key::bytes{})
+      spdlog::warn("storage: this data directory keys patients' pseudonyms with the fixed key of "
+                   "earlier versions (its erasure markers are named with it): a pseudonym can be "
+                   "recomputed from a guessed patient id. A new data directory gets a random key.");
+    return caf::none;
+  }
+  if (!st.ok() && !st.IsNotFound())
+    return to_error(st, "read the pseudonym key");
+  if (fresh) {
+    if (configured)
+      im.pseudonym_key = *configured;
+    else if (RAND_bytes(im.pseudonym_key.data(), static_cast<int>(im.pseudonym_key.size())) != 1)
+      return caf::make_error(errc::io_error, std::string{"no random bytes for the pseudonym key"});
+  } else if (configured) {
+    return caf::make_error(errc::incompatible,
+                           "data directory " + im.settings.data_dir +
+                               " was created before pseudonym keys and keeps its fixed one; "
+                               "remove --pseudonym-key-file");
+  }  // else: an older directory keeps the all-zero key
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto put = im.db->Put(wo, im.cf(column::keys), pseudonym_secret_key,
+                        rocksdb::Slice{reinterpret_cast<const char*>(im.pseudonym_key.data()),
+                                       im.pseudonym_key.size()});
+  if (auto err = to_error(put, "write the pseudonym key"))
+    return err;
+  return load_pseudonym_key(im, false);  // warns for an older directory
 }
 
 }  // namespace healthtwin::storage

@@ -5,9 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include <cstring>
-
-#include <openssl/rand.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -25,10 +22,6 @@ namespace {
 
 // 2: series codec format 2, patient snapshots with model state (issue 3).
 constexpr uint32_t format_version = 2;
-
-// The pseudonym secret of a directory without a node key (`keys` column;
-// no patient's key ref, wrapped key or erasure marker starts with "s").
-constexpr std::string_view pseudonym_secret_key = "s:pseudonym-key";
 
 // Index = static_cast<size_t>(column).
 constexpr std::array<const char*, column_count> column_names{
@@ -160,62 +153,6 @@ caf::error check_encryption(const store_settings& s, const std::optional<node_ke
   return caf::none;
 }
 
-// The key patients' pseudonyms are keyed with. With a node key it is
-// derived from it. Without one, a directory keeps a secret of its own in the
-// `keys` column: random at its creation (or --pseudonym-key-file's), so
-// pseudonyms cannot be recomputed from a guessed patient id on another node.
-// A directory created before there was one keeps the old all-zero key (its
-// erasure markers are named with it), and says so.
-caf::error load_pseudonym_key(store::impl& im, bool fresh) {
-  if (im.key) {
-    im.pseudonym_key = im.key->derive("healthtwin patient pseudonyms v1");
-    return caf::none;
-  }
-  std::optional<node_key::bytes> configured;
-  if (!im.settings.pseudonym_key_file.empty()) {
-    auto k = node_key::load(im.settings.pseudonym_key_file);
-    if (!k)
-      return k.error();
-    configured = k->derive("healthtwin patient pseudonyms v1");
-  }
-  std::string stored;
-  auto st = im.db->Get(rocksdb::ReadOptions{}, im.cf(column::keys), pseudonym_secret_key, &stored);
-  if (st.ok() && stored.size() == im.pseudonym_key.size()) {
-    std::memcpy(im.pseudonym_key.data(), stored.data(), stored.size());
-    if (configured && *configured != im.pseudonym_key)
-      return caf::make_error(errc::incompatible,
-                             "data directory " + im.settings.data_dir +
-                                 " keys pseudonyms with another secret than --pseudonym-key-file " +
-                                 im.settings.pseudonym_key_file);
-    if (im.pseudonym_key == node_key::bytes{})
-      spdlog::warn("storage: this data directory keys patients' pseudonyms with the fixed key of "
-                   "earlier versions (its erasure markers are named with it): a pseudonym can be "
-                   "recomputed from a guessed patient id. A new data directory gets a random key.");
-    return caf::none;
-  }
-  if (!st.ok() && !st.IsNotFound())
-    return to_error(st, "read the pseudonym key");
-  if (fresh) {
-    if (configured)
-      im.pseudonym_key = *configured;
-    else if (RAND_bytes(im.pseudonym_key.data(), static_cast<int>(im.pseudonym_key.size())) != 1)
-      return caf::make_error(errc::io_error, std::string{"no random bytes for the pseudonym key"});
-  } else if (configured) {
-    return caf::make_error(errc::incompatible,
-                           "data directory " + im.settings.data_dir +
-                               " was created before pseudonym keys and keeps its fixed one; "
-                               "remove --pseudonym-key-file");
-  }  // else: an older directory keeps the all-zero key
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  auto put = im.db->Put(wo, im.cf(column::keys), pseudonym_secret_key,
-                        rocksdb::Slice{reinterpret_cast<const char*>(im.pseudonym_key.data()),
-                                       im.pseudonym_key.size()});
-  if (auto err = to_error(put, "write the pseudonym key"))
-    return err;
-  return load_pseudonym_key(im, false);  // warns for an older directory
-}
-
 }  // namespace
 
 caf::error to_error(const rocksdb::Status& st, std::string_view what) {
@@ -280,7 +217,7 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
   // is rewritten (at each start, or at this size): 64 MiB instead of 1 GiB
   // bounds how long an erased patient's id lingers there (docs/storage.md).
   db_opts.max_manifest_file_size = uint64_t{64} << 20;
-  db_opts.max_total_wal_size = size_t{512} << 20;
+  db_opts.max_total_wal_size = size_t{128} << 20;
   // A torn last record (crash mid-write, never acknowledged) is dropped;
   // damage anywhere else refuses to open instead of silently losing
   // acknowledged writes behind it.
@@ -415,39 +352,6 @@ caf::expected<std::optional<std::string>> store::last_key(column c, std::string_
   if (!it->Valid())
     return std::optional<std::string>{};
   return std::optional<std::string>{it->key().ToString()};
-}
-
-namespace {
-
-// Flushes the memtable of `cf`, then compacts [begin, end) (null: open)
-// down to the last level, dropping deleted entries for good.
-caf::error flush_and_compact(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
-                             const rocksdb::Slice* begin, const rocksdb::Slice* end) {
-  if (auto err = to_error(db.Flush(rocksdb::FlushOptions{}, cf), "flush"))
-    return err;
-  rocksdb::CompactRangeOptions co;
-  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return to_error(db.CompactRange(co, cf, begin, end), "compact");
-}
-
-}  // namespace
-
-caf::error store::compact(column c) {
-  return flush_and_compact(*impl_->db, impl_->cf(c), nullptr, nullptr);
-}
-
-caf::error store::compact_range(column c, std::string_view begin, std::string_view end) {
-  rocksdb::Slice b{begin.data(), begin.size()};
-  rocksdb::Slice e{end.data(), end.size()};
-  return flush_and_compact(*impl_->db, impl_->cf(c), &b, &e);
-}
-
-caf::error store::flush_all_and_compact(column c) {
-  rocksdb::FlushOptions fo;
-  std::vector<rocksdb::ColumnFamilyHandle*> all{impl_->columns.begin(), impl_->columns.end()};
-  if (auto err = to_error(impl_->db->Flush(fo, all), "flush"))
-    return err;
-  return compact(c);
 }
 
 std::string store::node_key_id() const {

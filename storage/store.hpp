@@ -106,6 +106,19 @@ public:
   /// deleted data) and compacts `c` fully.
   caf::error flush_all_and_compact(column c);
 
+  /// Gives the disk back for [begin, end) of `c`, all of it deleted: drops
+  /// the table files wholly inside it, then compacts what overlaps it (its
+  /// range tombstone and the entries it covers go). Blocks for the
+  /// compaction; call from a background thread. The ingest log's reclaim
+  /// behind each checkpoint.
+  caf::error reclaim(column c, std::string_view begin, std::string_view end);
+
+  /// At a clean stop, after the last checkpoint: flushes every column
+  /// family's memtable, so the write-ahead log files are deleted (nothing
+  /// needs replaying), and compacts the ingest log, all of it behind the
+  /// checkpoint, away. The directory is then about the size of its data.
+  caf::error flush_at_stop();
+
   // -- per-patient data keys (storage/patient_keys.hpp) ----------------------
 
   /// Seals a patient's value under the patient's own data key (encrypted

@@ -52,4 +52,8 @@ struct write_batch::impl {
 /// Converts a RocksDB status to a storage error naming the operation.
 caf::error to_error(const rocksdb::Status& st, std::string_view what);
 
+/// Sets im.pseudonym_key at open (patient_keys.cpp): derived from the node
+/// key, or the directory's own secret (created when `fresh`).
+caf::error load_pseudonym_key(store::impl& im, bool fresh);
+
 }  // namespace healthtwin::storage

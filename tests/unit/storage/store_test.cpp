@@ -1,5 +1,7 @@
 #include "storage/store.hpp"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "storage/alert_table.hpp"
@@ -75,6 +77,76 @@ TEST_F(store_test, checkpoint_truncates_the_log_but_positions_keep_growing) {
   int seen = 0;
   ASSERT_FALSE(after.replay(0, [&](uint64_t, std::string_view) { return ++seen, true; }));
   EXPECT_EQ(seen, 0);
+}
+
+namespace {
+
+// Bytes of `c`'s table files, and of the write-ahead log files in `dir`.
+uint64_t sst_bytes(store& s, column c) {
+  for (auto& cs : s.stats().columns)
+    if (std::string_view{cs.name} == (c == column::log ? "log" : "twins"))
+      return cs.sst_bytes;
+  return 0;
+}
+
+uint64_t wal_bytes(const std::string& dir) {
+  uint64_t n = 0;
+  for (auto& f : std::filesystem::directory_iterator(dir))
+    if (f.path().extension() == ".log")
+      n += f.file_size();
+  return n;
+}
+
+// 40 MB of log records in table files, positions 1..n.
+uint64_t fill_log(store& s) {
+  std::string record(4000, 'r');
+  uint64_t pos = 0;
+  for (int file = 0; file < 5; ++file) {
+    for (int i = 0; i < 2000; ++i) {
+      write_batch b{s};
+      ingest_log::append(b, ++pos, record);
+      EXPECT_FALSE(s.write(b, false));
+    }
+    EXPECT_FALSE(s.flush_at_stop());  // a table file per round
+  }
+  return pos;
+}
+
+}  // namespace
+
+TEST_F(store_test, the_log_behind_a_checkpoint_gives_its_disk_back_at_once) {
+  auto last = fill_log(db());
+  EXPECT_GT(sst_bytes(db(), column::log), 30'000'000u);
+  write_batch b{db()};
+  ingest_log::advance_checkpoint(b, last - 10);
+  ASSERT_FALSE(db().write(b, true));
+  ASSERT_FALSE(ingest_log{db()}.reclaim(last - 10));
+  EXPECT_LT(sst_bytes(db(), column::log), 1'000'000u);  // was a compaction away
+  int seen = 0;
+  ASSERT_FALSE(ingest_log{db()}.replay(0, [&](uint64_t, std::string_view) { return ++seen, true; }));
+  EXPECT_EQ(seen, 10);  // the tail is kept
+}
+
+TEST_F(store_test, a_clean_stop_leaves_no_write_ahead_log_and_no_log_behind_the_checkpoint) {
+  std::string record(4000, 'r');
+  for (uint64_t pos = 1; pos <= 5000; ++pos) {
+    write_batch b{db()};
+    ingest_log::append(b, pos, record);
+    b.put(column::twins, "snapshot" + std::to_string(pos % 100), record);
+    ASSERT_FALSE(db().write(b, false));
+  }
+  write_batch cp{db()};
+  ingest_log::advance_checkpoint(cp, 5000);
+  ASSERT_FALSE(db().write(cp, true));
+  EXPECT_GT(wal_bytes(dir_.str()), 20'000'000u);
+  ASSERT_FALSE(db().flush_at_stop());
+  EXPECT_EQ(wal_bytes(dir_.str()), 0u);
+  EXPECT_LT(sst_bytes(db(), column::log), 10'000u);
+  EXPECT_LT(sst_bytes(db(), column::twins), 1'000'000u);  // 100 snapshots of 4 kB, once each
+  reopen();
+  EXPECT_EQ(*ingest_log{db()}.checkpoint(), 5000u);
+  auto v = db().get(column::twins, "snapshot7");
+  ASSERT_TRUE(v && *v);
 }
 
 TEST_F(store_test, twin_table_keeps_records_per_kind_and_name) {

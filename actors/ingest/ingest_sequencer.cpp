@@ -166,6 +166,10 @@ struct directory_entry {
   /// stored window in, or the checkpoint that writes it merges that
   /// (write_checkpoint).
   bool loaded = true;
+  /// A replay met a reset of the device's sequence numbers: the stored
+  /// window (older than it) is not merged in; what the replay admitted
+  /// after the reset is the whole window.
+  bool stored_superseded = false;
   models::device_type type{};
   bool decommissioned = false;
   bool window_dirty = false;  // changed since the last checkpoint
@@ -181,6 +185,7 @@ struct window_copy {
   std::string name;  // a copy: a hand-off may forget the directory entry meanwhile
   models::sequence_window window;
   bool partial = false;
+  bool superseded = false;  // partial, and the stored window is older than a reset
 };
 
 struct ingest_job {
@@ -205,6 +210,12 @@ struct input_job {
 struct shard_job {
   shard_step step;
   std::function<void(caf::error)> done;
+};
+
+// Acknowledging a reset_device_sequence once its log entry is durable.
+struct reset_ack {
+  ingest_sequencer::registry_callback done;
+  registry_result result;
 };
 
 using job = std::variant<ingest_job, registry_job, input_job, shard_job>;
@@ -328,6 +339,7 @@ struct ingest_sequencer::impl {
   std::vector<std::pair<directory_entry*, models::sequence_window>> undo;
   std::vector<ingest_job*> commit_jobs;
   std::vector<input_job*> commit_inputs;
+  std::vector<reset_ack> commit_resets;
   std::vector<int32_t> shard_slot;
   // Devices of this commit whose duplicates go to their (local) patient
   // again, and their patient-only entry in it.
@@ -395,7 +407,7 @@ struct ingest_sequencer::impl {
       if (auto err = load_window(name, e.window))
         return err;
       i = directory.emplace(name, std::move(e)).first;
-    } else {
+    } else if (!i->second.stored_superseded) {
       // Made by a replay: merge the stored window in (the union is exact,
       // see sequence_window::merge).
       models::sequence_window stored;
@@ -497,7 +509,8 @@ struct ingest_sequencer::impl {
     });
     for (auto i = kept; i != dirty_windows.end(); ++i) {
       i->second->window_dirty = false;
-      taken.push_back(window_copy{*i->first, i->second->window, !i->second->loaded});
+      taken.push_back(window_copy{*i->first, i->second->window, !i->second->loaded,
+                                  i->second->stored_superseded});
     }
     dirty_windows.erase(kept, dirty_windows.end());
     return taken;
@@ -521,12 +534,12 @@ struct ingest_sequencer::impl {
   // checkpoints write windows, so the stored one cannot change meanwhile).
   caf::error write_checkpoint() {
     storage::write_batch wb{store};
-    for (auto& [name, replayed, partial] : checkpoint_windows) {
+    for (auto& [name, replayed, partial, superseded] : checkpoint_windows) {
       auto shard = storage::key_codec::window_shard(name, store.shards());
       if (!owns(shard))
         continue;
       auto window = replayed;
-      if (partial) {
+      if (partial && !superseded) {
         if (auto err = load_window(name, window))
           return err;
         window.merge(replayed);
@@ -664,6 +677,12 @@ struct ingest_sequencer::impl {
                    "already accepted (safe to treat as acknowledged)");
             break;
           case models::sequence_window::verdict::too_old:
+            // A part the device's owner found new is new (its numbers were
+            // reset there): its window, not the part's, decides.
+            if (j.patient_parts && !r.resent) {
+              fresh = true;
+              break;
+            }
             reject(j, g, r, rejection_reason::outside_window, "sequence",
                    "more than 256 below the highest sequence accepted from this device");
             continue;
@@ -730,6 +749,7 @@ struct ingest_sequencer::impl {
       d->set_patient(e.patient);
       d->set_clinician(e.clinician);
       d->set_patient_only(e.patient_only);
+      d->set_sequence_reset(e.sequence_reset);
       if (e.settings)
         to_record(*e.settings, *d->mutable_settings());
       auto n = static_cast<int>(e.readings.size());
@@ -840,6 +860,8 @@ struct ingest_sequencer::impl {
           j->result = ingest_result{err, 0, {}, {}};
         for (auto* j : commit_inputs)
           j->result.error = err;
+        for (auto& r : commit_resets)
+          r.result.error = err;
       } else {
         position.store(batch->position);
         accepted.fetch_add(n, std::memory_order_relaxed);
@@ -856,8 +878,11 @@ struct ingest_sequencer::impl {
     }
     for (auto* j : commit_inputs)
       j->done(std::move(j->result));
+    for (auto& r : commit_resets)
+      r.done(std::move(r.result));
     commit_jobs.clear();
     commit_inputs.clear();
+    commit_resets.clear();
     undo.clear();
     begin_commit();
   }
@@ -1194,6 +1219,12 @@ struct ingest_sequencer::impl {
     return out;
   }
 
+  // Never reached: process() commits a reset on its own (add_reset).
+  registry_result run(registry_txn&, reset_device_sequence&) {
+    return failed(caf::make_error(ingest_errc::invalid_argument,
+                                  std::string{"a sequence reset is a commit of its own"}));
+  }
+
   // Runs registry jobs [first, last) as one commit.
   void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
     registry_txn t{store};
@@ -1283,6 +1314,36 @@ struct ingest_sequencer::impl {
       j.result.patient = std::move(**rec);
     }
     commit_inputs.push_back(&j);
+  }
+
+  // A device's sequence numbers forgotten: an entry of its own in the commit
+  // being assembled (empty before and flushed after, see process).
+  void add_reset(const reset_device_sequence& c, registry_callback done) {
+    reset_ack ack{std::move(done), {}};
+    auto e = closed(c.device) ? caf::expected<directory_entry*>{closed(c.device)} : lookup(c.device);
+    if (!e) {
+      ack.result.error = e.error();
+    } else if (!*e) {
+      ack.result.error = caf::make_error(ingest_errc::not_found, std::string{"device"});
+    } else if ((*e)->decommissioned) {
+      ack.result.error = caf::make_error(ingest_errc::failed_precondition,
+                                         std::string{"the device was decommissioned"});
+    } else if (auto rec = registry.get_device(c.device); !rec || !*rec) {
+      ack.result.error = rec ? caf::make_error(ingest_errc::not_found, std::string{"device"}) : rec.error();
+    } else {
+      auto* entry = *e;
+      undo.emplace_back(entry, entry->window);
+      entry->commit_stamp = commit_stamp;
+      entry->entry = no_entry;
+      entry->window = models::sequence_window{};
+      mark_window_dirty(c.device, entry);
+      auto& reset = batch->entries.emplace_back();
+      reset.device = c.device;
+      reset.patient = entry->patient;
+      reset.sequence_reset = true;
+      ack.result.device = std::move(**rec);
+    }
+    commit_resets.push_back(std::move(ack));
   }
 
   // -- shard hand-offs (shard_step) ---------------------------------------------
@@ -1386,8 +1447,17 @@ struct ingest_sequencer::impl {
       // Registry changes are ordered between commits: flush the readings
       // queued before them, then commit the run of registry commands.
       flush();
+      if (auto* reset = std::get_if<reset_device_sequence>(&std::get<registry_job>(jobs[i]).command)) {
+        // A commit of its own: the device appears once in it, and readings
+        // after it land in the next one.
+        add_reset(*reset, std::move(std::get<registry_job>(jobs[i]).done));
+        flush();
+        ++i;
+        continue;
+      }
       auto last = i;
-      while (last < jobs.size() && std::holds_alternative<registry_job>(jobs[last]))
+      while (last < jobs.size() && std::holds_alternative<registry_job>(jobs[last]) &&
+             !std::holds_alternative<reset_device_sequence>(std::get<registry_job>(jobs[last]).command))
         ++last;
       run_registry(jobs, i, last);
       i = last;
@@ -1642,6 +1712,7 @@ caf::error ingest_sequencer::recover() {
       e.device = d.device();
       e.patient = d.patient();
       e.patient_only = d.patient_only();
+      e.sequence_reset = d.sequence_reset();
       auto n = d.sequence_size();
       if (d.clinician()) {
         e.clinician = true;
@@ -1676,6 +1747,10 @@ caf::error ingest_sequencer::recover() {
         im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device)
                                             : e.device,
                              *entry);
+      if (*entry && e.sequence_reset) {  // what came before is forgotten, stored or replayed
+        (*entry)->window = models::sequence_window{};
+        (*entry)->stored_superseded = !(*entry)->loaded;
+      }
       e.readings.reserve(static_cast<size_t>(n));
       for (int k = 0; k < n; ++k) {
         auto m = models::metric_from_number(d.metric(k));

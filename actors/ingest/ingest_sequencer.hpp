@@ -73,6 +73,10 @@ struct ingest_reading {
   models::metric metric{};
   double value = 0;
   uint32_t index = 0;  ///< position in the request
+  /// Patient parts only: the device's owner found it a duplicate (carried
+  /// again after a failure). A part it found new is taken even below the
+  /// part's window (the device's sequence numbers were reset).
+  bool resent = false;
 };
 
 /// The readings of one device in a request.
@@ -173,9 +177,19 @@ struct report_device_state {
   std::string device;
   storage::device_config reported;
 };
+/// Forgets a device's sequence numbers, so that its next reading starts
+/// them afresh (a device replaced, reflashed, or wedged by a wrong number:
+/// docs/api.md, "Sequence numbers"). Committed as a log entry of its own, in
+/// the order of the readings around it, so a replay forgets at the same
+/// place; the device's twin and (local) patient twin forget them too.
+/// Readings stored before it stay.
+struct reset_device_sequence {
+  std::string device;
+};
 using registry_command = std::variant<create_patient, create_device, assign_device, erase_patient,
                                       update_patient, decommission_device, update_desired_config,
-                                      report_device_state, link_device, release_devices>;
+                                      report_device_state, link_device, release_devices,
+                                      reset_device_sequence>;
 
 /// What a clinician enters for a patient: new settings and/or observations
 /// devices cannot measure (ACVPU consciousness, supplemental oxygen). It is

@@ -55,6 +55,12 @@ void device_state::apply(caf::event_based_actor* self, const committed_batch& ba
   if (batch.position <= applied_position)
     return;
   auto& e = batch.entries[entry];
+  if (e.sequence_reset) {
+    last_sequence = 0;
+    applied_position = batch.position;
+    dirty = true;
+    return;
+  }
   check_assignment(self, batch, e, ctx);
   for (auto& r : e.readings) {
     // The sequencer admitted each reading exactly once (its window).

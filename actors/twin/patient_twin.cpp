@@ -372,6 +372,10 @@ struct patient_state {
           apply_clinician(self, entry);
           continue;
         }
+        if (entry.sequence_reset) {
+          window_of(entry.device) = models::sequence_window{};
+          continue;
+        }
         findings.clear();
         health.on_data(entry.device, batch.receive_time_ms, findings);
         for (auto& f : findings)

@@ -50,6 +50,9 @@ struct device_entry {
   /// A patient part committed first by the device's owner, another member:
   /// for the patient twin only.
   bool patient_only = false;
+  /// The device's sequence numbers were reset here (no readings): twins
+  /// forget the numbers they kept for it (reset_device_sequence).
+  bool sequence_reset = false;
   std::shared_ptr<const models::patient_settings> settings;  ///< null: unchanged
 };
 

@@ -13,7 +13,7 @@ constexpr role device = role::device, service = role::service, clinician = role:
 
 // Who may call what. docs/security.md shows the same table, and
 // tests/integration/access_control_test walks it against a running node.
-const std::array<std::pair<std::string_view, role_set>, 33> policy{{
+const std::array<std::pair<std::string_view, role_set>, 34> policy{{
     {"IngestService/Ingest", device | service},
     {"IngestService/StreamIngest", device | service},
     {"RegistryService/CreatePatient", service | ops_admin},
@@ -26,6 +26,7 @@ const std::array<std::pair<std::string_view, role_set>, 33> policy{{
     {"RegistryService/DecommissionDevice", service | ops_admin},
     {"RegistryService/UpdateDesiredConfig", service | ops_admin},
     {"RegistryService/ReportDeviceState", device | service},
+    {"RegistryService/ResetDeviceSequence", service | ops_admin},
     {"RegistryService/ErasePatient", static_cast<role_set>(ops_admin)},
     {"TwinService/GetPatientTwin", service | clinician},
     {"TwinService/GetDeviceTwin", device | service | clinician},

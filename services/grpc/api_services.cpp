@@ -41,6 +41,7 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
       "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
       "RegistryService/CreateDevice",  "RegistryService/GetDevice",
       "RegistryService/UpdateDesiredConfig", "RegistryService/ReportDeviceState",
+      "RegistryService/ResetDeviceSequence",
       "TwinService/GetPatientTwin",    "TwinService/ListPatientTwins",
       "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
       "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",

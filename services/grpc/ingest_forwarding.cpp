@@ -191,11 +191,13 @@ void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
     auto* out = it->second->request.add_parts();
     out->set_patient(p.patient);
     out->set_device(p.device);
-    for (auto& x : p.readings) {
+    for (size_t k = 0; k < p.readings.size(); ++k) {
+      auto& x = p.readings[k];
       out->add_sequence(x.sequence);
       out->add_time_ms(x.time_ms);
       out->add_metric(static_cast<uint32_t>(x.metric));
       out->add_value(x.value);
+      out->add_resent(!p.fresh[k]);
     }
   }
   auto carrier = std::make_shared<part_carrier>(std::move(r), calls.size(), std::move(done));
@@ -257,7 +259,8 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
         bad.push_back({field + "[" + std::to_string(k) + "]", "sequence must be >= 1 and value finite"});
       else
         g.readings.push_back({p.sequence(k), p.time_ms(k), *metric, p.value(k),
-                              static_cast<uint32_t>(readings + static_cast<size_t>(k))});
+                              static_cast<uint32_t>(readings + static_cast<size_t>(k)),
+                              k < p.resent_size() && p.resent(k)});
     }
     readings += static_cast<size_t>(n);
   }

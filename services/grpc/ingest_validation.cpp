@@ -82,8 +82,11 @@ validated_ingest validate_ingest(const healthtwin::v1::IngestRequest& request, i
       auto seq = d.sequence(k);
       auto t = d.time_ms(k);
       auto v = d.value(k);
-      if (seq == 0) {
-        reject(index, k, rejection_reason::invalid_sequence, "sequence", "must be >= 1");
+      if (seq == 0 || seq > max_sequence) {
+        // 2^53 at most: exact in JSON (MQTT, HTTP clients), and a device
+        // that sends 2^64-1 (an unsigned -1) cannot wedge its own window.
+        reject(index, k, rejection_reason::invalid_sequence, "sequence",
+               seq == 0 ? "must be >= 1" : "must be at most 2^53 (9007199254740992)");
         continue;
       }
       auto m = models::metric_from_number(static_cast<uint32_t>(d.metric(k)));

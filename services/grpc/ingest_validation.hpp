@@ -16,6 +16,10 @@ struct ingest_limits {
   int64_t max_clock_skew_ms = 5 * 60'000;
 };
 
+/// The highest sequence number a reading may carry: 2^53, the largest
+/// integer JSON carries exactly (docs/api.md, "Sequence numbers").
+inline constexpr uint64_t max_sequence = uint64_t{1} << 53;
+
 /// Readings before 2000-01-01 are refused as implausible device clocks.
 inline constexpr int64_t earliest_reading_ms = 946'684'800'000;
 

@@ -285,6 +285,19 @@ public:
     });
   }
 
+  Status ResetDeviceSequence(ServerContext* call, const v1::ResetDeviceSequenceRequest* req,
+                             v1::Device* resp) override {
+    return env_.serve(call, "RegistryService/ResetDeviceSequence", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
+        return st;
+      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->ResetDeviceSequence(&c, *req, resp);
+          }))
+        return *fwd;
+      return reply(run(call, actors::reset_device_sequence{req->device()}), resp);
+    });
+  }
+
   Status ErasePatient(ServerContext* call, const v1::ErasePatientRequest* req,
                       v1::ErasePatientResponse* resp) override {
     return env_.serve(call, "RegistryService/ErasePatient", [&](rpc_call& rc) -> Status {

@@ -131,6 +131,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::Device out;
     return c.registry->ReportDeviceState(&ctx, r, &out);
   };
+  m["RegistryService/ResetDeviceSequence"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ResetDeviceSequenceRequest r;
+    r.set_device("tenants/" + t + "/devices/d1");
+    v1::Device out;
+    return c.registry->ResetDeviceSequence(&ctx, r, &out);
+  };
   m["RegistryService/ErasePatient"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

@@ -493,3 +493,45 @@ TEST_F(hostile_input_test, a_clean_stop_leaves_about_the_data_and_no_write_ahead
   // audit and snapshots; the 3 MB of ingest log behind the checkpoint gone.
   EXPECT_LT(total, 1'500'000u) << total;
 }
+
+// Class 4: one reading with sequence 2^64-1 was accepted, after which the
+// device's sequence 1 was OUTSIDE_WINDOW forever.
+TEST_F(hostile_input_test, a_device_cannot_wedge_itself_and_an_operator_can_reset_its_numbers) {
+  auto t = now_ms();
+  auto send = [&](uint64_t seq, v1::IngestResponse& resp) {
+    return client_->send(api_client::request(monitor, {{seq, t, v1::METRIC_HEART_RATE, 70}}), resp);
+  };
+  auto reason_of = [&](uint64_t seq) {
+    v1::IngestResponse resp;
+    EXPECT_TRUE(send(seq, resp).ok());
+    return resp.rejections_size() ? resp.rejections(0).reason() : v1::REJECTION_REASON_UNSPECIFIED;
+  };
+  EXPECT_EQ(reason_of(UINT64_MAX), v1::REJECTION_REASON_INVALID_SEQUENCE);
+  EXPECT_EQ(reason_of((uint64_t{1} << 53) + 1), v1::REJECTION_REASON_INVALID_SEQUENCE);
+  EXPECT_EQ(reason_of(1), v1::REJECTION_REASON_UNSPECIFIED);  // not wedged
+  // A number far ahead is taken (up to 2^53) and moves the window...
+  EXPECT_EQ(reason_of(uint64_t{1} << 53), v1::REJECTION_REASON_UNSPECIFIED);
+  EXPECT_EQ(reason_of(2), v1::REJECTION_REASON_OUTSIDE_WINDOW);
+  // ...until an operator resets the device's numbers.
+  auto reset = [&](api_client& via) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::ResetDeviceSequenceRequest req;
+    req.set_device(monitor);
+    v1::Device out;
+    return via.registry->ResetDeviceSequence(&ctx, req, &out);
+  };
+  api_client device{node_->channel_with(node_->token("h1", {"device"}, "mon1", "mon1"))};
+  EXPECT_EQ(reset(device).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(reset(*client_).ok());
+  EXPECT_EQ(reason_of(2), v1::REJECTION_REASON_UNSPECIFIED);
+  EXPECT_EQ(client_->device_twin(monitor).last_sequence(), 2u);
+  // A crash right after: the replay forgets at the same place.
+  node_->crash();
+  node_ = std::make_unique<node_process>(dir_.path());
+  ASSERT_TRUE(node_->wait_ready()) << node_->log();
+  client_ = std::make_unique<api_client>(node_->channel());
+  EXPECT_EQ(reason_of(2), v1::REJECTION_REASON_DUPLICATE);
+  EXPECT_EQ(reason_of(3), v1::REJECTION_REASON_UNSPECIFIED);
+  EXPECT_EQ(client_->device_twin(monitor).last_sequence(), 3u);
+}

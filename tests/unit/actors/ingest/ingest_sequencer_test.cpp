@@ -884,6 +884,70 @@ TEST_F(ingest_sequencer_test, rejections_are_counted_by_reason) {
   EXPECT_EQ(counted.size(), rejection_reasons - 1);
 }
 
+// -- sequence resets (docs/api.md, "Sequence numbers") ---------------------------
+
+// A device that sent a number far ahead (or whose counter restarted) is
+// refused OUTSIDE_WINDOW for every lower number until an operator resets it.
+TEST_F(ingest_sequencer_test, a_reset_lets_a_wedged_device_start_its_numbers_afresh) {
+  const uint64_t far = uint64_t{1} << 40;
+  ASSERT_EQ(ingest(monitor_a, {r(far, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  auto wedged = ingest(monitor_a, {r(1, 2000, metric::heart_rate, 71)});
+  ASSERT_EQ(wedged.rejections.size(), 1u);
+  EXPECT_EQ(wedged.rejections[0].reason, rejection_reason::outside_window);
+  auto reset = registry(reset_device_sequence{monitor_a});
+  ASSERT_FALSE(reset.error) << to_string(reset.error);
+  EXPECT_EQ(reset.device.name, monitor_a);
+  drain();
+  EXPECT_EQ(device(monitor_a).last_sequence, 0u);
+  EXPECT_EQ(ingest(monitor_a, {r(1, 2000, metric::heart_rate, 71), r(2, 3000, metric::heart_rate, 72)})
+                .accepted,
+            2u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 3u);
+  EXPECT_EQ(device(monitor_a).last_sequence, 2u);
+  restart();  // the reset window was stored with the checkpoint
+  auto dup = ingest(monitor_a, {r(2, 3000, metric::heart_rate, 72), r(3, 4000, metric::heart_rate, 73)});
+  EXPECT_EQ(dup.accepted, 1u);
+  ASSERT_EQ(dup.rejections.size(), 1u);
+  EXPECT_EQ(dup.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(registry(reset_device_sequence{"tenants/h1/devices/ghost"}).error, ingest_errc::not_found);
+}
+
+// A crash after the reset: the replay meets the reset in the log and
+// forgets the stored window (older than it) and what it replayed before.
+TEST_F(ingest_sequencer_test, a_replayed_reset_forgets_the_stored_window_and_what_came_before) {
+  const uint64_t far = uint64_t{1} << 40;
+  ASSERT_EQ(ingest(monitor_a, {r(far, 1000, metric::heart_rate, 70)}).accepted, 1u);
+  stop();  // the stored window's highest is 2^40
+  reopen();
+  append_to_log(monitor_a, patient_a, far + 1, 1500, 70);
+  {  // the reset, then numbers from 1
+    storage::ingest_log log{db()};
+    auto p = *log.last_position();
+    internal::LogRecord rec;
+    auto* d = rec.add_devices();
+    d->set_device(monitor_a);
+    d->set_patient(patient_a);
+    d->set_sequence_reset(true);
+    storage::write_batch wb{db()};
+    storage::ingest_log::append(wb, p + 1, rec.SerializeAsString());
+    ASSERT_FALSE(db().write(wb, true));
+  }
+  append_to_log(monitor_a, patient_a, 1, 2000, 71);
+  append_to_log(monitor_a, patient_a, 2, 3000, 72);
+  start();
+  auto res = ingest(monitor_a, {r(2, 3000, metric::heart_rate, 72), r(3, 4000, metric::heart_rate, 73),
+                                r(far, 5000, metric::heart_rate, 74)});
+  EXPECT_EQ(res.accepted, 2u);  // 3, and 2^40 (forgotten by the reset)
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::duplicate);
+  EXPECT_EQ(res.rejections[0].index, 0u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 6u);
+  restart();  // the checkpoint wrote the replayed window, not merged with the old one
+  auto again = ingest(monitor_a, {r(4, 6000, metric::heart_rate, 75)});
+  EXPECT_EQ(again.accepted, 0u);  // below 2^40 - 256: the window moved on with 2^40
+  EXPECT_EQ(ingest(monitor_a, {r(far + 2, 6000, metric::heart_rate, 75)}).accepted, 1u);
+}
+
 // -- cluster: patient parts (docs/adr/0013) ---------------------------------------
 
 namespace {
@@ -985,6 +1049,24 @@ TEST_F(patient_parts_test, patient_parts_are_applied_once_across_restarts_and_re
   EXPECT_EQ(apply_parts(part_of(patient_a, far_device, {r(3, 3000, metric::heart_rate, 76)})).accepted, 0u);
   // Nothing became a device twin of the device registered elsewhere.
   EXPECT_EQ(device(far_device).readings_accepted, 0u);
+}
+
+// After the device's owner reset the device's numbers, its parts arrive
+// far below the part's window: new ones are taken, resent ones are not.
+TEST_F(patient_parts_test, a_part_the_devices_owner_found_new_is_taken_below_the_parts_window) {
+  const std::string far_device = "tenants/h1/devices/elsewhere";
+  ASSERT_EQ(apply_parts(part_of(patient_a, far_device, {r(uint64_t{1} << 40, 1000, metric::heart_rate, 72)}))
+                .accepted,
+            1u);
+  auto fresh = r(1, 2000, metric::heart_rate, 73);
+  auto resent = r(2, 3000, metric::heart_rate, 74);
+  resent.resent = true;
+  auto res = apply_parts(part_of(patient_a, far_device, {fresh, resent}));
+  EXPECT_EQ(res.accepted, 1u);
+  ASSERT_EQ(res.rejections.size(), 1u);
+  EXPECT_EQ(res.rejections[0].reason, rejection_reason::outside_window);
+  EXPECT_EQ(res.rejections[0].index, 1u);
+  EXPECT_EQ(patient(patient_a).readings_applied, 2u);
 }
 
 TEST_F(patient_parts_test, a_part_for_a_patient_not_registered_here_is_rejected) {

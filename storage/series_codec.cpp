@@ -195,12 +195,32 @@ void series_chunk_builder::put_prefix(unsigned ones) {
     put_bits(0, 1);
 }
 
+namespace {
+
+// Quiet NaN with the quality in its low payload bits.
+constexpr uint64_t marker_bits = 0x7FF8'0000'4854'0000ULL;  // "HT" in the payload
+
+}  // namespace
+
+double quality_marker(models::reading_quality q) noexcept {
+  return std::bit_cast<double>(marker_bits | static_cast<uint64_t>(q));
+}
+
+std::optional<models::reading_quality> marker_quality(double value) noexcept {
+  auto bits = std::bit_cast<uint64_t>(value);
+  if ((bits & ~uint64_t{0xFF}) != marker_bits || (bits & 0xFF) >= models::reading_quality_count)
+    return std::nullopt;
+  return static_cast<models::reading_quality>(bits & 0xFF);
+}
+
 void series_chunk_builder::append(int64_t time_ms, double value) {
   if (st_.count == 0) {
     put_bits(zigzag(time_ms), 64);
     int64_t q;
-    st_.scale = raw_scale;
-    for (unsigned s = 0; s < raw_scale; ++s)
+    // A chunk that starts with a marker still quantizes the values after
+    // it, at 0.1 (whole numbers and tenths both fit).
+    st_.scale = is_quality_marker(value) ? 1 : raw_scale;
+    for (unsigned s = 0; s < raw_scale && !is_quality_marker(value); ++s)
       if (quantize(value, s, q)) {
         st_.scale = s;
         break;
@@ -324,6 +344,8 @@ std::vector<series_bucket> downsample(const std::vector<sample>& sorted, int64_t
   std::vector<series_bucket> out;
   double sum = 0;
   for (auto& s : sorted) {
+    if (is_quality_marker(s.value))
+      continue;  // not a value
     auto offset = s.time_ms - origin_ms;
     auto k = offset >= 0 ? offset / step_ms : -((-offset + step_ms - 1) / step_ms);
     auto start = origin_ms + k * step_ms;

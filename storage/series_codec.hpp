@@ -4,15 +4,30 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
+
+#include "actors/models/metric.hpp"
 
 namespace healthtwin::storage {
 
 /// One sample of a vital-sign series.
 struct sample {
   int64_t time_ms;
-  double value;
+  double value;  ///< a value, or a quality_marker() for a reading not charted
 };
+
+/// The value stored for a reading that is not a measurement (no signal,
+/// invalid, unvalidated: models::reading_quality): a NaN whose payload names
+/// the quality, so the reading is kept where it happened without ever
+/// being read as a value. The codec stores it exactly (as a raw double).
+double quality_marker(models::reading_quality q) noexcept;
+
+/// The quality a stored value marks, or nullopt for a value.
+std::optional<models::reading_quality> marker_quality(double value) noexcept;
+
+/// True for a quality_marker().
+inline bool is_quality_marker(double value) noexcept { return value != value; }
 
 /// Encoder state carried from sample to sample.
 struct series_codec_state {

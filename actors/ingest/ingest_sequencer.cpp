@@ -690,7 +690,7 @@ struct ingest_sequencer::impl {
             reject(j, g, r, rejection_reason::invalid_sequence, "sequence", "must be >= 1");
             continue;
         }
-        reading logged{r.sequence, r.time_ms, r.metric, r.value};
+        reading logged{r.sequence, r.time_ms, r.metric, r.value, r.quality};
         if (part) {  // a duplicate too: its earlier carrying may have failed
           part->readings.push_back(logged);
           part->indexes.push_back(r.index);
@@ -757,12 +757,17 @@ struct ingest_sequencer::impl {
       d->mutable_time_ms()->Reserve(n);
       d->mutable_metric()->Reserve(n);
       d->mutable_value()->Reserve(n);
+      bool qualified = false;
       for (auto& r : e.readings) {
         d->add_sequence(r.sequence);
         d->add_time_ms(r.time_ms);
         d->add_metric(static_cast<uint32_t>(r.metric));
         d->add_value(r.value);
+        qualified = qualified || r.quality != models::reading_quality::unspecified;
       }
+      if (qualified)  // else left out: the common case, as records before it
+        for (auto& r : e.readings)
+          d->add_quality(static_cast<uint32_t>(r.quality));
     }
     return rec.SerializeAsString();
   }
@@ -1727,7 +1732,8 @@ caf::error ingest_sequencer::recover() {
           e.settings = std::move(settings);
         }
       }
-      if (d.time_ms_size() != n || d.metric_size() != n || d.value_size() != n) {
+      if (d.time_ms_size() != n || d.metric_size() != n || d.value_size() != n ||
+          (d.quality_size() != 0 && d.quality_size() != n)) {
         failure = caf::make_error(storage::errc::corruption,
                                   "ingest log record at position " + std::to_string(pos) +
                                       " has arrays of different lengths");
@@ -1758,7 +1764,10 @@ caf::error ingest_sequencer::recover() {
           continue;
         if (*entry)
           (*entry)->window.admit(d.sequence(k));  // union with the stored window
-        e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k)});
+        auto q = d.quality_size() == 0 || d.quality(k) >= models::reading_quality_count
+                     ? models::reading_quality::unspecified
+                     : static_cast<models::reading_quality>(d.quality(k));
+        e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k), q});
       }
       readings += e.readings.size();
       b->entries.push_back(std::move(e));

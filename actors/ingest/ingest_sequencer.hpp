@@ -77,6 +77,8 @@ struct ingest_reading {
   /// again after a failure). A part it found new is taken even below the
   /// part's window (the device's sequence numbers were reset).
   bool resent = false;
+  /// As the device said (models::reading_quality).
+  models::reading_quality quality = models::reading_quality::unspecified;
 };
 
 /// The readings of one device in a request.

@@ -19,7 +19,16 @@ struct condition_timing {
   int64_t onset_ms[4] = {0, 30'000, 15'000, 5'000};
   /// A condition must have eased this long before it is lowered or cleared.
   int64_t hold_ms = 30'000;
+  /// ... and hold for this many samples (the reading that starts it
+  /// included): at one sample a minute an onset of 30 s is no delay at all.
+  /// Index = priority.
+  uint16_t onset_samples[4] = {0, 0, 0, 0};
 };
+
+/// A condition judged per measurement (a cuff's blood pressure every 15-60
+/// min, a temperature): raised at once to the level of the measurement,
+/// lowered or cleared by the next measurement.
+inline constexpr condition_timing per_measurement{{0, 0, 0, 0}, 0, {0, 1, 1, 1}};
 
 /// What an evaluation changed.
 struct condition_change {
@@ -32,7 +41,7 @@ struct condition_change {
 /// rises to it, and a lower priority must persist for the hold time before
 /// the condition falls to it. De-duplicates by construction.
 ///
-/// A plain value type (48 bytes); not thread-safe.
+/// A plain value type (56 bytes); not thread-safe.
 class alert_condition {
 public:
   /// Feeds the priority the latest value calls for, at data time `t_ms`.
@@ -50,6 +59,7 @@ public:
     priority active = priority::none;
     int64_t at_least_since[4] = {-1, -1, -1, -1};  ///< index = priority; -1: not now
     int64_t easing_since = -1;                     ///< -1: not easing
+    uint16_t samples_at_least[4] = {0, 0, 0, 0};   ///< samples since at_least_since
   };
   const state& save() const noexcept { return s_; }
   void restore(const state& s) noexcept { s_ = s; }

@@ -44,6 +44,9 @@ struct threshold_limits {
 
   /// Priority of `value` with every limit widened by `margin` towards normal.
   priority level_of(double value, double margin = 0) const noexcept;
+  /// The same for the low limits alone, and for the high limits alone.
+  priority low_level_of(double value, double margin = 0) const noexcept;
+  priority high_level_of(double value, double margin = 0) const noexcept;
 
   /// True when the limits are ordered (high below <= medium below < medium
   /// above <= high above) and the hysteresis is >= 0.

@@ -68,6 +68,32 @@ std::string_view to_string(metric m) noexcept {
   return i < metric_table.size() ? metric_table[i].name : "unknown";
 }
 
+reading_quality effective_quality(metric m, double value, reading_quality q) noexcept {
+  if (q != reading_quality::unspecified)
+    return q;
+  switch (m) {
+    case metric::heart_rate:        // ECG leads off
+    case metric::respiration_rate:  // impedance lost
+    case metric::spo2:              // no probe
+    case metric::systolic_bp:       // no arterial line, cuff not measuring
+    case metric::diastolic_bp:
+      return value == 0 ? reading_quality::no_signal : reading_quality::valid;
+    default:
+      return reading_quality::valid;
+  }
+}
+
+std::string_view to_string(reading_quality q) noexcept {
+  switch (q) {
+    case reading_quality::unspecified: return "unspecified";
+    case reading_quality::valid: return "valid";
+    case reading_quality::no_signal: return "no_signal";
+    case reading_quality::invalid: return "invalid";
+    case reading_quality::unvalidated: return "unvalidated";
+  }
+  return "unknown";
+}
+
 std::string_view unit_of(metric m) noexcept {
   auto i = static_cast<size_t>(m);
   return i < metric_table.size() ? metric_table[i].unit : "";

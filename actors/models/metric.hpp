@@ -75,4 +75,34 @@ bool device_measures(device_type t, metric m) noexcept;
 /// battery).
 inline bool is_patient_metric(metric m) noexcept { return m != metric::battery; }
 
+/// What a device says of one reading. Numbers equal
+/// healthtwin.v1.ReadingQuality (docs/api.md, "Reading quality").
+enum class reading_quality : uint8_t {
+  /// Not said: a 0 on a channel where monitors send 0 for "no signal" (heart
+  /// rate, respiration rate, SpO2, blood pressure) is no signal, anything
+  /// else a measurement.
+  unspecified = 0,
+  valid = 1,        ///< a measurement (a 0 is a real 0)
+  no_signal = 2,    ///< nothing measured: leads off, no probe, no line, cuff failed
+  invalid = 3,      ///< measured, but marked invalid by the device (artefact)
+  unvalidated = 4,  ///< not validated yet (HL7 OBX-11 'R'): stored, not charted
+};
+inline constexpr uint8_t reading_quality_count = 5;
+
+/// The quality a reading is handled with: `q` with `unspecified` resolved
+/// (never unspecified). Pure.
+reading_quality effective_quality(metric m, double value, reading_quality q) noexcept;
+
+/// True for readings that are charted and reach the clinical models.
+inline bool charted(reading_quality q) noexcept { return q == reading_quality::valid; }
+
+/// True for readings that say the signal is missing (no_signal, invalid):
+/// they may raise a technical "no signal" alarm, never a clinical one.
+inline bool signal_missing(reading_quality q) noexcept {
+  return q == reading_quality::no_signal || q == reading_quality::invalid;
+}
+
+/// "valid", "no_signal", ...
+std::string_view to_string(reading_quality q) noexcept;
+
 }  // namespace healthtwin::models

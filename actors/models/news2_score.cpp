@@ -113,6 +113,7 @@ news2_result score_news2(const news2_inputs& in, int64_t now_ms,
   };
 
   const auto vital_age = settings.vital_max_age_ms;
+  const auto intermittent_age = settings.intermittent_max_age_ms;
   const auto obs_age = settings.observation_max_age_ms;
 
   if (auto* p = fill(news2_parameter::respiration_rate, in.respiration_rate, vital_age,
@@ -130,7 +131,7 @@ news2_result score_news2(const news2_inputs& in, int64_t now_ms,
     p->score = in.spo2_scale2 ? score_spo2_scale2(p->value, on_oxygen)
                               : score_spo2_scale1(p->value);
 
-  if (auto* p = fill(news2_parameter::systolic_bp, in.systolic_bp, vital_age,
+  if (auto* p = fill(news2_parameter::systolic_bp, in.systolic_bp, intermittent_age,
                      rounded(in.systolic_bp, false)))
     p->score = score_systolic_bp(p->value);
 
@@ -141,7 +142,7 @@ news2_result score_news2(const news2_inputs& in, int64_t now_ms,
                      rounded(in.consciousness, false)))
     p->score = score_consciousness(p->value);
 
-  if (auto* p = fill(news2_parameter::temperature, in.temperature, vital_age,
+  if (auto* p = fill(news2_parameter::temperature, in.temperature, intermittent_age,
                      rounded(in.temperature, true)))
     p->score = score_temperature(p->value);
 

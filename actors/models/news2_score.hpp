@@ -50,8 +50,11 @@ struct news2_inputs {
 
 /// How old an input may be before it no longer counts.
 struct news2_settings {
-  /// Device-measured vitals (RR, SpO2, BP, pulse, temperature). Default 15 min.
+  /// Continuously measured vitals (RR, SpO2, pulse). Default 15 min.
   int64_t vital_max_age_ms = 15 * 60 * 1000;
+  /// Vitals measured from time to time (systolic BP from a cuff every
+  /// 15-60 min, temperature): the chart keeps the last one. Default 4 h.
+  int64_t intermittent_max_age_ms = 4 * 3600 * 1000;
   /// Charted observations (consciousness, air or oxygen). Default 12 h.
   int64_t observation_max_age_ms = 12 * 3600 * 1000;
 };

@@ -4,21 +4,22 @@
 #include <cmath>
 #include <limits>
 
-#include "actors/models/state_codec.hpp"
-
 namespace healthtwin::models {
 
 namespace {
 
-constexpr uint8_t state_version = 2;
-
-// Condition delays (data time). Documented in docs/alerts.md.
-constexpr condition_timing threshold_timing{{0, 30'000, 15'000, 5'000}, 30'000};
-constexpr condition_timing news2_timing{{0, 30'000, 30'000, 30'000}, 60'000};
-constexpr condition_timing trend_timing{{0, 60'000, 60'000, 60'000}, 120'000};
-constexpr condition_timing news2_rise_timing{{0, 300'000, 300'000, 300'000}, 600'000};
-constexpr condition_timing probe_off_timing{{0, 15'000, 15'000, 15'000}, 15'000};
-constexpr condition_timing frozen_timing{{0, 0, 0, 0}, 30'000};
+// Condition delays, in data time and in samples. Documented in docs/alerts.md.
+constexpr condition_timing threshold_timing{{0, 30'000, 15'000, 5'000}, 30'000, {0, 3, 2, 2}};
+constexpr condition_timing news2_timing{{0, 30'000, 30'000, 30'000}, 60'000, {0, 2, 2, 2}};
+constexpr condition_timing trend_timing{{0, 60'000, 60'000, 60'000}, 120'000, {0, 3, 3, 3}};
+constexpr condition_timing news2_rise_timing{{0, 300'000, 300'000, 300'000}, 600'000, {0, 3, 3, 3}};
+constexpr condition_timing probe_off_timing{{0, 15'000, 15'000, 15'000}, 15'000, {0, 2, 2, 2}};
+constexpr condition_timing frozen_timing{{0, 0, 0, 0}, 30'000, {0, 0, 0, 0}};
+constexpr condition_timing no_signal_timing{{0, 30'000, 30'000, 30'000}, 15'000, {0, 2, 2, 2}};
+// A low impedance respiration rate that nothing else bears out (SpO2 fine,
+// the patient alert): most such spells are the belt or the leads, not the
+// breathing, so it must last this long before it alarms.
+constexpr int64_t uncorroborated_rr_low_ms = 15 * 60'000;
 
 constexpr baseline_settings baseline_defaults{};
 constexpr trend_settings trend_defaults{};
@@ -32,6 +33,35 @@ constexpr uint32_t frozen_min_samples = 20;
 
 bool has_frozen_check(metric m) {
   return m == metric::heart_rate || m == metric::respiration_rate;
+}
+
+// A lost signal that leaves the patient unmonitored for a continuously
+// watched vital is MEDIUM, as a probe off is; any other LOW.
+priority lost_signal_priority(metric m) {
+  switch (m) {
+    case metric::heart_rate:
+    case metric::respiration_rate:
+    case metric::spo2: return priority::medium;
+    default: return priority::low;
+  }
+}
+
+// `timing` with every onset at least `ms` (the samples kept).
+condition_timing slowed(condition_timing timing, int64_t ms) {
+  for (int p = 1; p <= 3; ++p)
+    timing.onset_ms[p] = std::max(timing.onset_ms[p], ms);
+  return timing;
+}
+
+// The population limits, per metric.
+const std::array<std::optional<threshold_limits>, metric_count + 1>& population_limits() {
+  static const auto defaults = [] {
+    std::array<std::optional<threshold_limits>, metric_count + 1> d{};
+    for (uint8_t n = 1; n <= metric_count; ++n)
+      d[n] = default_limits(static_cast<metric>(n));
+    return d;
+  }();
+  return defaults;
 }
 
 }  // namespace
@@ -51,48 +81,11 @@ bool is_news2_input(metric m) noexcept {
   }
 }
 
-double jump_limit(metric m) noexcept {
-  switch (m) {
-    case metric::heart_rate: return 20;
-    case metric::respiration_rate: return 5;
-    case metric::spo2: return 4;
-    default: return 0;
-  }
-}
-
-// Motion and spikes move a continuous signal further in one step than
-// physiology does: such a reading is held back (from every model) until the
-// new level has lasted jump_confirm_ms; a return to the old level ends the
-// jump as an artefact. Gradual change passes, as the reference follows it.
-bool patient_model::held_back(metric m, double v, int64_t t) noexcept {
-  auto limit = jump_limit(m);
-  if (limit <= 0)
-    return false;
-  auto& j = jumps_[static_cast<size_t>(m)];
-  if (j.reference_ms < 0 || t - j.reference_ms > 120'000) {  // first reading, or after a gap
-    j = jump_tracker{v, t, -1};
-    return false;
-  }
-  if (std::abs(v - j.reference) > limit) {
-    if (j.jump_since < 0)
-      j.jump_since = t;
-    if (t - j.jump_since < jump_confirm_ms)
-      return true;
-    j = jump_tracker{v, t, -1};  // the new level is real
-    return false;
-  }
-  j.jump_since = -1;
-  auto dt = static_cast<double>(std::max<int64_t>(t - j.reference_ms, 1));
-  j.reference += (v - j.reference) * dt / (30'000.0 + dt);
-  j.reference_ms = t;
-  return false;
-}
-
 double baseline_sd_floor(metric m) noexcept {
   switch (m) {
     case metric::heart_rate: return 3;
     case metric::respiration_rate: return 1.0;
-    case metric::spo2: return 0.7;
+    case metric::spo2: return 0.5;
     case metric::temperature: return 0.2;
     case metric::systolic_bp: return 6;
     case metric::diastolic_bp: return 4;
@@ -158,7 +151,11 @@ void patient_model::rescore() noexcept {
       continue;
     bool charted = p.parameter == news2_parameter::air_or_oxygen ||
                    p.parameter == news2_parameter::consciousness;
-    auto age = charted ? news2_settings_.observation_max_age_ms : news2_settings_.vital_max_age_ms;
+    bool intermittent = p.parameter == news2_parameter::systolic_bp ||
+                        p.parameter == news2_parameter::temperature;
+    auto age = charted        ? news2_settings_.observation_max_age_ms
+               : intermittent ? news2_settings_.intermittent_max_age_ms
+                              : news2_settings_.vital_max_age_ms;
     news2_fresh_until_ = std::min(news2_fresh_until_, p.time_ms + age);
   }
 }
@@ -209,55 +206,17 @@ bool patient_model::news2_update(metric m, double v, int64_t t) noexcept {
   return true;
 }
 
-void patient_model::record_news2(int64_t t) {
-  auto bucket = t - t % news2_bucket_ms;
-  auto last = news2_ring_size_ == 0
-                  ? nullptr
-                  : &news2_ring_[(news2_ring_head_ + news2_ring_.size() - 1) % news2_ring_.size()];
-  if (last && last->time_ms == bucket) {
-    if (news2_.total < last->total)
-      *last = news2_point{bucket, news2_.total, news2_.complete};
-    return;
-  }
-  if (last && last->time_ms > bucket)
-    return;  // out of order: history only
-  news2_ring_[news2_ring_head_] = news2_point{bucket, news2_.total, news2_.complete};
-  news2_ring_head_ = static_cast<uint8_t>((news2_ring_head_ + 1) % news2_ring_.size());
-  if (news2_ring_size_ < news2_ring_.size())
-    ++news2_ring_size_;
-}
-
-std::vector<news2_point> patient_model::news2_history() const {
-  std::vector<news2_point> out;
-  auto start = (news2_ring_head_ + news2_ring_.size() - news2_ring_size_) % news2_ring_.size();
-  for (size_t i = 0; i < news2_ring_size_; ++i)
-    out.push_back(news2_ring_[(start + i) % news2_ring_.size()]);
-  return out;
-}
-
-std::optional<int> patient_model::news2_change(int64_t window_ms) const {
-  // The newest bucket at or before `at` (buckets are in time order).
-  auto at = newest_ms_ - window_ms;
-  auto n = news2_ring_.size();
-  for (size_t i = 1; i <= news2_ring_size_; ++i) {
-    auto& p = news2_ring_[(news2_ring_head_ + n - i) % n];
-    if (p.time_ms <= at)
-      return static_cast<int>(news2_.total) - static_cast<int>(p.total);
-  }
-  return std::nullopt;
-}
-
 alert_condition* patient_model::condition(alert_kind k, metric m, uint8_t index) noexcept {
   auto i = static_cast<size_t>(m);
+  if (i > metric_count)
+    return nullptr;
   switch (k) {
-    case alert_kind::threshold: return i < threshold_.size() ? &threshold_[i] : nullptr;
+    case alert_kind::threshold: return index == 1 ? &threshold_low_[i] : &threshold_high_[i];
     case alert_kind::news2: return index == 1 ? &news2_rising_ : &news2_condition_;
-    case alert_kind::baseline_anomaly:
-      return i < baseline_condition_.size() ? &baseline_condition_[i] : nullptr;
+    case alert_kind::baseline_anomaly: return &baseline_condition_[i];
     case alert_kind::trend_forecast:
       return index < trend_condition_.size() ? &trend_condition_[index] : nullptr;
-    case alert_kind::signal_quality:
-      return i < quality_condition_.size() ? &quality_condition_[i] : nullptr;
+    case alert_kind::signal_quality: return index == 1 ? &no_signal_condition_[i] : &quality_condition_[i];
     default: return nullptr;
   }
 }
@@ -270,6 +229,31 @@ priority patient_model::level(alert_kind k, metric m, uint8_t index) const noexc
 void patient_model::reset(alert_kind k, metric m, uint8_t index, priority level) noexcept {
   if (auto* c = condition(k, m, index))
     c->reset(level);
+}
+
+// A low respiration rate is borne out by a low or falling SpO2 (against
+// this patient's own) or by a patient who is not alert.
+bool patient_model::rr_low_corroborated(int64_t t) const noexcept {
+  auto& spo2 = latest(metric::spo2);
+  if (spo2.present && t - spo2.time_ms <= 5 * 60'000) {
+    if (spo2.value <= 92)
+      return true;
+    auto& b = baseline(metric::spo2);
+    if (b.warmed_up() && spo2.value <= b.mean() - 3)
+      return true;
+  }
+  auto& acvpu = latest(metric::consciousness);
+  return acvpu.present && acvpu.value >= 1;
+}
+
+bool patient_model::intermittent(metric m) const noexcept {
+  auto& x = sampling_[static_cast<size_t>(m)].intervals_ms;  // newest first, 0: none
+  if (x[1] == 0)  // fewer than two intervals seen: what the metric usually is
+    return m == metric::systolic_bp || m == metric::diastolic_bp || m == metric::temperature ||
+           m == metric::glucose;
+  float median = x[2] == 0 ? std::min(x[0], x[1])
+                           : std::max(std::min(x[0], x[1]), std::min(std::max(x[0], x[1]), x[2]));
+  return median > static_cast<float>(intermittent_after_ms);
 }
 
 void patient_model::evaluate(alert_condition& c, priority target, int64_t t,
@@ -313,43 +297,129 @@ bool patient_model::quality(metric m, double v, int64_t t, const latest_vital& s
   return false;
 }
 
-void patient_model::apply(metric m, double value, int64_t t, std::string_view source_device,
-                          std::vector<finding>& out) {
+// A signal that was there and is gone (leads off, probe off, line out) is a
+// technical alarm; a channel never connected is not (no arterial line sends
+// 0 all day). `missing`: this reading says no signal; else a valid one.
+void patient_model::lost_signal(metric m, bool missing, int64_t t, std::string_view device,
+                                std::vector<finding>& out) {
   auto i = static_cast<size_t>(m);
+  auto& c = no_signal_condition_[i];
+  auto target = priority::none;
+  // A cuff or a thermometer has no signal to lose between measurements
+  // (and an arterial channel without a line sends 0 beside the cuff).
+  if (missing && !intermittent(m)) {
+    auto& smp = sampling_[i];
+    bool was_there = smp.seen && t - smp.last_valid_ms <= signal_lost_within_ms;
+    if (was_there || c.level() != priority::none)
+      target = lost_signal_priority(m);
+  }
+  if (target == priority::none && c.level() == priority::none && c.save().at_least_since[1] < 0)
+    return;  // nothing pending: no evaluation needed
+  finding f;
+  f.kind = alert_kind::signal_quality;
+  f.subject = m;
+  f.index = 1;
+  f.device = device;
+  evaluate(c, target, t, no_signal_timing, f, out);
+}
+
+// High and low limits are separate conditions: a falling value never keeps
+// a "high" alert open, and each alert's text follows its own direction.
+void patient_model::threshold(metric m, double value, int64_t t, std::string_view device,
+                              std::vector<finding>& out) {
+  auto i = static_cast<size_t>(m);
+  auto& defaults = population_limits();
+  const threshold_limits* limits = settings_.limits[i] ? &*settings_.limits[i]
+                                   : defaults[i]        ? &*defaults[i]
+                                                        : nullptr;
+  if (!limits)
+    return;
+  for (uint8_t index : {uint8_t{0}, uint8_t{1}}) {
+    bool low = index == 1;
+    auto timing = intermittent(m) ? per_measurement : threshold_timing;
+    if (low && m == metric::respiration_rate && !rr_low_corroborated(t))
+      timing = slowed(timing, uncorroborated_rr_low_ms);
+    auto& c = low ? threshold_low_[i] : threshold_high_[i];
+    auto side = [&](double margin) {
+      return low ? limits->low_level_of(value, margin) : limits->high_level_of(value, margin);
+    };
+    auto target = side(0);
+    if (target < c.level())  // stay while within the hysteresis band
+      target = std::max(target, std::min(c.level(), side(limits->hysteresis)));
+    finding f;
+    f.kind = alert_kind::threshold;
+    f.subject = m;
+    f.value = value;
+    f.device = device;
+    f.index = index;
+    evaluate(c, target, t, timing, f, out);
+  }
+}
+
+// One reading's own models; true when it changed a NEWS2 input.
+bool patient_model::apply_reading(const frame_reading& r, int64_t t, std::vector<finding>& out) {
+  auto m = r.m;
+  auto i = static_cast<size_t>(m);
+  if (i == 0 || i > metric_count)
+    return false;
   auto& v = vitals_[i];
   if (v.present && t < v.time_ms)
-    return;  // older than the latest: history only
-  if (v.source_device != source_device)
-    v.source_device.assign(source_device);
-  if (quality(m, value, t, v, out) || held_back(m, value, t))
-    return;
+    return false;  // older than the latest: history only
+  auto q = effective_quality(m, r.value, r.quality);
+  if (!charted(q)) {
+    if (signal_missing(q)) {
+      sampling_[i].missing_since_valid = true;
+      lost_signal(m, true, t, r.device, out);
+    }
+    return false;
+  }
+  lost_signal(m, false, t, r.device, out);
+  auto& smp = sampling_[i];
+  bool amid_no_signal = smp.missing_since_valid;
+  smp.missing_since_valid = false;
+  if (smp.seen && t > smp.last_valid_ms) {
+    smp.intervals_ms[2] = smp.intervals_ms[1];
+    smp.intervals_ms[1] = smp.intervals_ms[0];
+    smp.intervals_ms[0] = static_cast<float>(t - smp.last_valid_ms);
+  }
+  smp.last_valid_ms = t;
+  smp.seen = true;
+  if (v.source_device != r.device)
+    v.source_device.assign(r.device);
+  if (quality(m, r.value, t, v, out))
+    return false;
+  // An intermittently measured metric (spot checks) has no signal to judge
+  // a jump by: each measurement stands for itself.
+  auto verdict = intermittent(m) ? jump_filter::verdict::pass
+                                 : jumps_[i].admit(m, r.value, t, amid_no_signal);
+  switch (verdict) {
+    case jump_filter::verdict::held:
+      return false;
+    case jump_filter::verdict::confirmed:
+      // A step is not a trend: the forecast learns afresh from the new level.
+      forecasts_[i] = holt_forecaster{};
+      // The held readings were real: they count, so the alarm conditions'
+      // onsets run from the new level's start.
+      for (auto& h : jumps_[i].held())
+        if (h.time_ms > v.time_ms || !v.present)
+          apply_valid(m, h.value, h.time_ms, out);
+      break;
+    case jump_filter::verdict::pass:
+      break;
+  }
+  return apply_valid(m, r.value, t, out);
+}
+
+// A valid reading that passed the filters: the metric's models.
+bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<finding>& out) {
+  auto i = static_cast<size_t>(m);
+  auto& v = vitals_[i];
   v.value = value;
   v.time_ms = t;
   v.present = true;
   newest_ms_ = std::max(newest_ms_, t);
 
-  // Threshold: per-patient limits or the population defaults.
-  static const auto defaults = [] {
-    std::array<std::optional<threshold_limits>, metric_count + 1> d{};
-    for (uint8_t n = 1; n <= metric_count; ++n)
-      d[n] = default_limits(static_cast<metric>(n));
-    return d;
-  }();
-  const threshold_limits* limits = settings_.limits[i] ? &*settings_.limits[i]
-                                   : defaults[i]        ? &*defaults[i]
-                                                        : nullptr;
-  if (limits) {
-    auto& c = threshold_[i];
-    auto target = limits->level_of(value);
-    if (target < c.level())  // stay while within the hysteresis band
-      target = std::max(target, std::min(c.level(), limits->level_of(value, limits->hysteresis)));
-    finding f;
-    f.kind = alert_kind::threshold;
-    f.subject = m;
-    f.value = value;
-    f.device = v.source_device;
-    evaluate(c, target, t, threshold_timing, f, out);
-  }
+  threshold(m, value, t, v.source_device, out);
 
   // Personal baseline: judged against what was learnt before this reading.
   if (auto floor = baseline_sd_floor(m); floor > 0) {
@@ -357,14 +427,17 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
     auto& c = baseline_condition_[i];
     auto target = priority::none;
     double z = 0;
-    if (b.warmed_up(t, baseline_defaults)) {
+    if (b.warmed_up()) {
       z = b.z(value, floor);
       auto limit = c.level() == priority::none ? settings_.baseline_k : settings_.baseline_k - 1;
       if (std::abs(z) > limit)
         target = priority::low;
     }
     condition_timing timing{{0, settings_.baseline_min_duration_ms, 0, 0},
-                            settings_.baseline_min_duration_ms};
+                            settings_.baseline_min_duration_ms,
+                            {0, 3, 0, 0}};
+    if (m == metric::respiration_rate && z < 0 && !rr_low_corroborated(t))
+      timing = slowed(timing, uncorroborated_rr_low_ms);
     finding f;
     f.kind = alert_kind::baseline_anomaly;
     f.subject = m;
@@ -389,7 +462,8 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
       if (ft.subject != m)
         continue;
       auto ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
-      if (std::abs(fc.slope_per_min()) < ft.min_slope_per_min)
+      if (std::abs(fc.slope_per_min()) < ft.min_slope_per_min ||
+          std::abs(fc.level() - ft.threshold) > ft.approach)
         ttc.reset();
       finding f;
       f.kind = alert_kind::trend_forecast;
@@ -404,166 +478,66 @@ void patient_model::apply(metric m, double value, int64_t t, std::string_view so
     }
   }
 
-  if (is_news2_input(m)) {
-    if (!news2_update(m, value, t))
-      rescore();
-    record_news2(t);
-    auto target = news2_priority(news2_.band);
-    auto current = news2_condition_.level();
-    if (target < current) {
-      // One point of hysteresis: leaving >= 7 needs <= 5, leaving >= 5 needs <= 3.
-      bool any_three = std::any_of(news2_.parts.begin(), news2_.parts.end(),
-                                   [](const news2_part& p) { return p.score == 3; });
-      auto with_margin = news2_priority(band_of(static_cast<uint8_t>(news2_.total + 1), any_three));
-      target = std::max(target, std::min(current, with_margin));
-    }
-    finding f;
-    f.kind = alert_kind::news2;
-    f.value = news2_.total;
-    evaluate(news2_condition_, target, t, news2_timing, f, out);
-
-    // NEWS2 rising: a change over time, even below the medium band.
-    auto change = news2_change(news2_rise_window_ms);
-    auto rising = change && *change >= (news2_rising_.level() == priority::none
-                                            ? news2_rise_points
-                                            : news2_rise_points - 1);
-    f.index = 1;
-    f.detail = change ? *change : 0;
-    evaluate(news2_rising_, rising ? priority::low : priority::none, t, news2_rise_timing, f, out);
-  }
-}
-
-// ---- persistence ------------------------------------------------------------
-
-namespace {
-
-void put_condition(state_writer& w, const alert_condition& c) {
-  auto& s = c.save();
-  w.put(static_cast<uint8_t>(s.active));
-  for (auto v : s.at_least_since)
-    w.put(v);
-  w.put(s.easing_since);
-}
-
-void get_condition(state_reader& r, alert_condition& c) {
-  alert_condition::state s;
-  s.active = static_cast<priority>(std::min<uint8_t>(r.get<uint8_t>(), 3));
-  for (auto& v : s.at_least_since)
-    v = r.get<int64_t>();
-  s.easing_since = r.get<int64_t>();
-  c.restore(s);
-}
-
-}  // namespace
-
-std::string patient_model::encode() const {
-  state_writer w;
-  w.put(state_version);
-  w.put(newest_ms_);
-  for (uint8_t n = 1; n <= metric_count; ++n) {
-    auto& v = vitals_[n];
-    w.put(static_cast<uint8_t>(v.present));
-    w.put(v.value);
-    w.put(v.time_ms);
-    w.put_string(v.source_device);
-    put_condition(w, threshold_[n]);
-    put_condition(w, baseline_condition_[n]);
-    put_condition(w, quality_condition_[n]);
-    auto& b = baselines_[n].save();
-    w.put(b.mean);
-    w.put(b.var);
-    w.put(b.first_ms);
-    w.put(b.last_ms);
-    w.put(b.n);
-    auto& f = forecasts_[n].save();
-    w.put(f.level);
-    w.put(f.trend);
-    w.put(f.first_ms);
-    w.put(f.last_ms);
-    w.put(f.n);
-    auto& fz = frozen_[n];
-    w.put(fz.value);
-    w.put(fz.since_ms);
-    w.put(fz.samples);
-    auto& j = jumps_[n];
-    w.put(j.reference);
-    w.put(j.reference_ms);
-    w.put(j.jump_since);
-  }
-  put_condition(w, news2_condition_);
-  put_condition(w, news2_rising_);
-  for (auto& c : trend_condition_)
-    put_condition(w, c);
-  auto history = news2_history();
-  w.put(static_cast<uint8_t>(history.size()));
-  for (auto& p : history) {
-    w.put(p.time_ms);
-    w.put(p.total);
-    w.put(static_cast<uint8_t>(p.complete));
-  }
-  return w.take();
-}
-
-bool patient_model::decode(std::string_view bytes) {
-  state_reader r{bytes};
-  if (r.get<uint8_t>() != state_version)
+  if (!is_news2_input(m))
     return false;
-  patient_model m{news2_settings_};
-  m.settings_ = settings_;
-  m.newest_ms_ = r.get<int64_t>();
-  for (uint8_t n = 1; n <= metric_count; ++n) {
-    auto& v = m.vitals_[n];
-    v.present = r.get<uint8_t>() != 0;
-    v.value = r.get<double>();
-    v.time_ms = r.get<int64_t>();
-    v.source_device = r.get_string();
-    get_condition(r, m.threshold_[n]);
-    get_condition(r, m.baseline_condition_[n]);
-    get_condition(r, m.quality_condition_[n]);
-    ewma_baseline::state b;
-    b.mean = r.get<double>();
-    b.var = r.get<double>();
-    b.first_ms = r.get<int64_t>();
-    b.last_ms = r.get<int64_t>();
-    b.n = r.get<uint32_t>();
-    m.baselines_[n].restore(b);
-    holt_forecaster::state f;
-    f.level = r.get<double>();
-    f.trend = r.get<double>();
-    f.first_ms = r.get<int64_t>();
-    f.last_ms = r.get<int64_t>();
-    f.n = r.get<uint32_t>();
-    m.forecasts_[n].restore(f);
-    auto& fz = m.frozen_[n];
-    fz.value = r.get<double>();
-    fz.since_ms = r.get<int64_t>();
-    fz.samples = r.get<uint32_t>();
-    auto& j = m.jumps_[n];
-    j.reference = r.get<double>();
-    j.reference_ms = r.get<int64_t>();
-    j.jump_since = r.get<int64_t>();
-  }
-  get_condition(r, m.news2_condition_);
-  get_condition(r, m.news2_rising_);
-  for (auto& c : m.trend_condition_)
-    get_condition(r, c);
-  auto points = r.get<uint8_t>();
-  if (points > m.news2_ring_.size())
-    return false;
-  for (uint8_t k = 0; k < points; ++k) {
-    news2_point p;
-    p.time_ms = r.get<int64_t>();
-    p.total = r.get<uint8_t>();
-    p.complete = r.get<uint8_t>() != 0;
-    m.news2_ring_[k] = p;
-  }
-  m.news2_ring_size_ = points;
-  m.news2_ring_head_ = static_cast<uint8_t>(points % m.news2_ring_.size());
-  if (!r.ok() || !r.done())
-    return false;
-  m.rescore();
-  *this = std::move(m);
+  if (!news2_update(m, value, t))
+    rescore();
   return true;
+}
+
+// NEWS2 once per frame, after all of its readings.
+void patient_model::evaluate_news2(int64_t t, std::vector<finding>& out) {
+  news2_history_.record(t, news2_.total, news2_.complete);
+  auto target = news2_priority(news2_.band);
+  auto current = news2_condition_.level();
+  if (target < current) {
+    // One point of hysteresis: leaving >= 7 needs <= 5, leaving >= 5 needs <= 3.
+    bool any_three = std::any_of(news2_.parts.begin(), news2_.parts.end(),
+                                 [](const news2_part& p) { return p.score == 3; });
+    auto with_margin = news2_priority(band_of(static_cast<uint8_t>(news2_.total + 1), any_three));
+    target = std::max(target, std::min(current, with_margin));
+  }
+  // A band reached only through a low respiration rate that nothing bears
+  // out waits as long as a low-RR alarm does.
+  auto timing = news2_timing;
+  auto& rr = news2_.part(news2_parameter::respiration_rate);
+  bool rr_low_alone = rr.score > 0 && rr.value <= 11 && !rr_low_corroborated(t);
+  if (rr_low_alone) {
+    bool other_three = false;
+    for (auto& p : news2_.parts)
+      other_three = other_three || (p.score == 3 && p.parameter != news2_parameter::respiration_rate);
+    auto without = news2_priority(band_of(static_cast<uint8_t>(news2_.total - rr.score), other_three));
+    if (without < target)
+      timing = slowed(timing, uncorroborated_rr_low_ms);
+  }
+  finding f;
+  f.kind = alert_kind::news2;
+  f.value = news2_.total;
+  evaluate(news2_condition_, target, t, timing, f, out);
+
+  // NEWS2 rising: a change over an hour of data, even below the medium band.
+  auto change = news2_history_.change(t, news2_.total, news2_rise_window_ms);
+  auto rising = change && *change >= (news2_rising_.level() == priority::none ? news2_rise_points
+                                                                              : news2_rise_points - 1);
+  f.index = 1;
+  f.detail = change ? *change : 0;
+  evaluate(news2_rising_, rising ? priority::low : priority::none, t,
+           rr_low_alone ? slowed(news2_rise_timing, uncorroborated_rr_low_ms) : news2_rise_timing, f,
+           out);
+}
+
+void patient_model::apply_frame(int64_t t, const std::vector<frame_reading>& frame,
+                                std::vector<finding>& out) {
+  bool news2_input = false;
+  for (auto& r : frame)
+    news2_input = apply_reading(r, t, out) || news2_input;
+  if (news2_input)
+    evaluate_news2(t, out);
+}
+
+void patient_model::apply(metric m, double value, int64_t t, std::string_view source_device,
+                          std::vector<finding>& out, reading_quality quality) {
+  apply_frame(t, {frame_reading{m, value, quality, source_device}}, out);
 }
 
 }  // namespace healthtwin::models

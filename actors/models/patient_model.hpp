@@ -11,7 +11,9 @@
 #include "actors/models/alert_policy.hpp"
 #include "actors/models/baseline.hpp"
 #include "actors/models/metric.hpp"
+#include "actors/models/news2_timeline.hpp"
 #include "actors/models/news2_score.hpp"
+#include "actors/models/signal_filter.hpp"
 #include "actors/models/trend_forecast.hpp"
 
 namespace healthtwin::models {
@@ -49,25 +51,44 @@ struct latest_vital {
   bool present = false;
 };
 
-/// One point of the NEWS2 history: the lowest total of a 5-minute bucket
-/// (the lowest, so that a transient rise never becomes a reference).
-struct news2_point {
-  int64_t time_ms = 0;  ///< start of the bucket
-  uint8_t total = 0;
-  bool complete = false;
+/// One reading of a frame (patient_model::apply_frame).
+struct frame_reading {
+  metric m{};
+  double value = 0;
+  reading_quality quality = reading_quality::unspecified;
+  std::string_view device;
 };
 
-/// NEWS2 history granularity and length: 5-minute buckets over 2 h.
-inline constexpr int64_t news2_bucket_ms = 5 * 60'000;
-inline constexpr size_t news2_buckets = 24;
-/// NEWS2 rising: at least this many points above its level this long ago
-/// raises a LOW alert (index 1 of alert_kind::news2).
+/// NEWS2 history length (news2_history) and the NEWS2-rising rule: at least
+/// news2_rise_points above its level news2_rise_window_ms earlier (data
+/// time) raises a LOW alert (index 1 of alert_kind::news2).
 inline constexpr int news2_rise_points = 2;
 inline constexpr int64_t news2_rise_window_ms = 60 * 60'000;
 
+/// A metric whose samples come further apart than this (the median of the
+/// last three intervals, so one gap in a continuous signal does not count)
+/// is measured intermittently (a cuff, a thermometer): its threshold alarm
+/// is judged per measurement (alert_condition.hpp, per_measurement). Until
+/// two intervals are known, blood pressure, temperature and glucose count
+/// as intermittent, the other metrics as continuous.
+inline constexpr int64_t intermittent_after_ms = 120'000;
+
+/// A lost signal (no_signal, invalid) raises its technical alarm only if the
+/// metric had a valid reading within this time: a channel never connected
+/// (no arterial line) is not a lost signal.
+inline constexpr int64_t signal_lost_within_ms = 10 * 60'000;
+
 /// Everything the patient twin computes from readings: latest vitals, NEWS2
 /// and its history, personal baselines, trend forecasts, signal quality, and
-/// the alarm conditions over them (onset delays, hysteresis, hold times).
+/// the alarm conditions over them (onset delays in time and samples,
+/// hysteresis, hold times).
+///
+/// Readings arrive in frames: the readings that share one observation time.
+/// Each reading updates its own metric's models; NEWS2 is scored once per
+/// frame, after every reading of it, so the order of readings within a
+/// frame never matters. Readings that are not valid (reading_quality) are
+/// never charted or scored; a signal lost after it was present raises a
+/// technical alarm instead.
 ///
 /// Deterministic: the state depends only on the readings applied (and the
 /// settings, applied at their log position), in order, never on the wall
@@ -82,27 +103,42 @@ public:
   void configure(const patient_settings& s);
   const patient_settings& settings() const noexcept { return settings_; }
 
-  /// Applies one reading of the patient and appends the findings it causes.
-  /// A reading older than the latest of its metric is history only.
+  /// Applies the readings of one observation time `time_ms` and appends
+  /// the findings they cause. A reading older than the latest of its metric
+  /// is history only.
+  void apply_frame(int64_t time_ms, const std::vector<frame_reading>& frame,
+                   std::vector<finding>& out);
+
+  /// One reading alone: a frame of one.
   void apply(metric m, double value, int64_t time_ms, std::string_view source_device,
-             std::vector<finding>& out);
+             std::vector<finding>& out, reading_quality quality = reading_quality::unspecified);
 
   const news2_result& news2() const noexcept { return news2_; }
   const latest_vital& latest(metric m) const noexcept { return vitals_[static_cast<size_t>(m)]; }
   /// NEWS2 per 5 minutes over the last 2 h, oldest first.
-  std::vector<news2_point> news2_history() const;
-  /// Current total minus the lowest total of the bucket `window_ms` before
-  /// the newest reading (nullopt without history that old).
-  std::optional<int> news2_change(int64_t window_ms) const;
+  std::vector<news2_point> news2_history() const { return news2_history_.buckets(); }
+  /// Current total minus the lowest total around `window_ms` before the
+  /// newest reading (nullopt without history then).
+  std::optional<int> news2_change(int64_t window_ms) const {
+    return news2_history_.change(newest_ms_, news2_.total, window_ms);
+  }
   const ewma_baseline& baseline(metric m) const noexcept { return baselines_[static_cast<size_t>(m)]; }
   const holt_forecaster& forecast(metric m) const noexcept { return forecasts_[static_cast<size_t>(m)]; }
-  /// Current priority of a condition (index: trend direction, see finding).
+  /// Current priority of a condition (index: threshold 0 high / 1 low;
+  /// trend: the forecast target; NEWS2: 1 rising; signal quality: 1 no
+  /// signal; see finding).
   priority level(alert_kind k, metric m, uint8_t index = 0) const noexcept;
 
   /// Forces a condition's level (a clinician resolved its alert by hand).
   void reset(alert_kind k, metric m, uint8_t index, priority level) noexcept;
 
-  /// Serialized state for snapshots; decode() refuses malformed bytes.
+  /// True when `m` is measured intermittently (samples further apart than
+  /// intermittent_after_ms).
+  bool intermittent(metric m) const noexcept;
+
+  /// Serialized state for snapshots; decode() refuses malformed bytes and
+  /// reads the previous version (threshold conditions then take the
+  /// direction of the latest value).
   std::string encode() const;
   bool decode(std::string_view bytes);
 
@@ -112,8 +148,15 @@ private:
                 finding f, std::vector<finding>& out);
   void rescore() noexcept;
   bool news2_update(metric m, double v, int64_t t) noexcept;
-  void record_news2(int64_t t);
+  bool apply_reading(const frame_reading& r, int64_t t, std::vector<finding>& out);
+  bool apply_valid(metric m, double value, int64_t t, std::vector<finding>& out);
+  void lost_signal(metric m, bool missing, int64_t t, std::string_view device, std::vector<finding>& out);
+  void threshold(metric m, double value, int64_t t, std::string_view device, std::vector<finding>& out);
+  void evaluate_news2(int64_t t, std::vector<finding>& out);
   bool quality(metric m, double v, int64_t t, const latest_vital& src, std::vector<finding>& out);
+  bool rr_low_corroborated(int64_t t) const noexcept;
+
+  friend struct patient_model_codec;
 
   news2_settings news2_settings_;
   patient_settings settings_;
@@ -121,31 +164,32 @@ private:
   std::array<latest_vital, metric_count + 1> vitals_{};
   news2_result news2_{};
   int64_t news2_fresh_until_ = 0;  ///< no input of news2_ turns stale before this
-  std::array<news2_point, news2_buckets> news2_ring_{};
-  uint8_t news2_ring_size_ = 0;
-  uint8_t news2_ring_head_ = 0;
+  news2_timeline news2_history_;
   std::array<ewma_baseline, metric_count + 1> baselines_{};
   std::array<holt_forecaster, metric_count + 1> forecasts_{};
-  std::array<alert_condition, metric_count + 1> threshold_{};
+  std::array<alert_condition, metric_count + 1> threshold_high_{};
+  std::array<alert_condition, metric_count + 1> threshold_low_{};
   alert_condition news2_condition_;
   alert_condition news2_rising_;
   std::array<alert_condition, metric_count + 1> baseline_condition_{};
   std::array<alert_condition, 6> trend_condition_{};  // one per forecast target
   std::array<alert_condition, metric_count + 1> quality_condition_{};
+  std::array<alert_condition, metric_count + 1> no_signal_condition_{};
   struct frozen_tracker {
     double value = 0;
     int64_t since_ms = -1;
     uint32_t samples = 0;
   };
   std::array<frozen_tracker, metric_count + 1> frozen_{};
-  /// Abrupt-change filter of the continuous signals (see held_back()).
-  struct jump_tracker {
-    double reference = 0;     ///< smoothed recent level (30 s)
-    int64_t reference_ms = -1;
-    int64_t jump_since = -1;  ///< first reading of an unconfirmed jump; -1: none
+  std::array<jump_filter, metric_count + 1> jumps_{};
+  /// Per metric: the last valid reading and the smoothed time between them.
+  struct sampling {
+    int64_t last_valid_ms = 0;
+    std::array<float, 3> intervals_ms{};  ///< the last three, newest first; 0: none
+    bool seen = false;  ///< a valid reading came
+    bool missing_since_valid = false;  ///< no signal reported since the last valid one
   };
-  std::array<jump_tracker, metric_count + 1> jumps_{};
-  bool held_back(metric m, double v, int64_t t) noexcept;
+  std::array<sampling, metric_count + 1> sampling_{};
 };
 
 /// True when the metric is one of NEWS2's inputs.
@@ -157,23 +201,21 @@ struct forecast_target {
   double threshold;
   bool below;                ///< falling below (true) or rising above
   double min_slope_per_min;  ///< slower trends are drift, not deterioration
+  /// A crossing is forecast only from within this distance of the
+  /// threshold: from further away a slope is a guess (a step of a noisy
+  /// signal looks like one for minutes).
+  double approach;
 };
 
 /// The watched thresholds; a finding's `index` is its position here.
 inline constexpr std::array<forecast_target, 6> forecast_targets{{
-    {metric::spo2, 90, true, 0.1},
-    {metric::heart_rate, 130, false, 0.3},
-    {metric::systolic_bp, 90, true, 0.3},
-    {metric::respiration_rate, 24, false, 0.1},
-    {metric::glucose, 70, true, 0.5},
-    {metric::glucose, 250, false, 0.5},
+    {metric::spo2, 90, true, 0.1, 5},
+    {metric::heart_rate, 130, false, 0.3, 25},
+    {metric::systolic_bp, 90, true, 0.3, 20},
+    {metric::respiration_rate, 24, false, 0.1, 4},
+    {metric::glucose, 70, true, 0.5, 30},
+    {metric::glucose, 250, false, 0.5, 60},
 }};
-
-/// A continuous signal that moves further than this from its recent level
-/// (30 s smoothing) at once is held back until the new level has lasted
-/// `jump_confirm_ms` (motion artefacts, spikes); 0: no filter.
-double jump_limit(metric m) noexcept;
-inline constexpr int64_t jump_confirm_ms = 45'000;
 
 /// The floor on a metric's standard deviation for baseline z-scores, and
 /// whether it has a baseline at all (0: none).

@@ -12,6 +12,7 @@
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
+#include "actors/twin/alert_text.hpp"
 #include "actors/twin/patient_settings_record.hpp"
 #include "actors/twin/twin.hpp"
 #include "healthtwin/internal/records.pb.h"
@@ -48,41 +49,21 @@ using models::metric_count;
 using models::twin_kind;
 
 
-std::string_view band_name(models::news2_band b) {
-  switch (b) {
-    case models::news2_band::high: return "high";
-    case models::news2_band::medium: return "medium";
-    case models::news2_band::low_medium: return "low-medium";
-    case models::news2_band::low: break;
-  }
-  return "low";
-}
-
-/// The IEC priority a NEWS2 band's alert reaches once its onset elapsed.
-models::priority band_priority(models::news2_band b) {
-  switch (b) {
-    case models::news2_band::high: return models::priority::high;
-    case models::news2_band::medium: return models::priority::medium;
-    case models::news2_band::low_medium: return models::priority::low;
-    case models::news2_band::low: break;
-  }
-  return models::priority::none;
-}
-
-/// What a NEWS2 alert of priority `level` asks for (RCP 2017 responses).
-std::string_view news2_response(models::priority level) {
-  switch (level) {
-    case models::priority::high: return "high: emergency response";
-    case models::priority::medium: return "medium: urgent review";
-    default: break;
-  }
-  return "low: ward-based response";
-}
-
 struct series_slot {
   storage::series_chunk_builder open;
   uint32_t chunk_no = 0;
 };
+
+/// A reading waiting for its frame (patient_state::apply_frames).
+struct pending_reading {
+  reading r;
+  const std::string* device;  // the batch's entry, alive while it is applied
+};
+
+/// Scratch of apply_frames, per scheduler thread (a twin applies its work
+/// in one go on one thread): no twin keeps buffers of its own.
+thread_local std::vector<pending_reading> pending;
+thread_local std::vector<models::frame_reading> frame;
 
 /// The alert a raised condition is tracked under.
 struct open_alert {
@@ -191,6 +172,11 @@ struct patient_state {
         continue;
       alerts.push_back(open_alert{static_cast<alert_kind>(c.kind()), static_cast<metric>(c.metric()),
                                   static_cast<uint8_t>(c.index()), c.device(), c.alert_id()});
+      // A threshold alert of a snapshot written with one condition per
+      // metric (index 0) follows the side its condition was decoded to.
+      auto& a = alerts.back();
+      if (a.kind == alert_kind::threshold && model.level(a.kind, a.subject, a.index) == models::priority::none)
+        a.index = a.index == 0 ? 1 : 0;
     }
     for (auto& c : s.open_chunks()) {
       if (c.metric() == 0 || c.metric() > metric_count)
@@ -269,58 +255,6 @@ struct patient_state {
     slot.open = storage::series_chunk_builder{};
   }
 
-  std::string describe(const models::finding& f, int64_t time_ms) const {
-    auto name = models::to_string(f.subject);
-    auto unit = models::unit_of(f.subject);
-    switch (f.kind) {
-      case alert_kind::news2: {
-        auto& n = model.news2();
-        if (f.index == 1)
-          return fmt::format("NEWS2 rising: {:+.0f} in {} min (now {})", f.detail,
-                             models::news2_rise_window_ms / 60'000, n.total);
-        // The text follows the alert's priority; a score already in a higher
-        // band (its onset not yet elapsed) is said as such, not as its response.
-        return fmt::format("NEWS2 {}{}: {}{}", n.total, n.complete ? "" : " (incomplete: lower bound)",
-                           news2_response(f.level),
-                           band_priority(n.band) > f.level
-                               ? fmt::format(" (score in the {} band for less than its onset)",
-                                             band_name(n.band))
-                               : std::string{});
-      }
-      case alert_kind::threshold: {
-        auto& custom = model.settings().limits[static_cast<size_t>(f.subject)];
-        auto limits = custom ? custom : models::default_limits(f.subject);
-        bool low = limits && limits->medium_at_or_below &&
-                   f.value <= *limits->medium_at_or_below + limits->hysteresis;
-        return fmt::format("{} {}: {:g} {}", name, low ? "low" : "high", f.value, unit);
-      }
-      case alert_kind::trend_forecast: {
-        auto& target = models::forecast_targets[f.index % models::forecast_targets.size()];
-        if (f.what == models::finding::change::cleared)
-          return fmt::format("{} trend towards {} {:g} {} has turned", name,
-                             target.below ? "below" : "above", target.threshold, unit);
-        return fmt::format("{} predicted {} {:g} {} in {} min (now {:.1f}, {:+.2f} {}/min)", name,
-                           target.below ? "below" : "above", target.threshold, unit,
-                           std::max<int64_t>(0, (f.predicted_ms - time_ms + 30'000) / 60'000),
-                           f.value, f.detail, unit);
-      }
-      case alert_kind::baseline_anomaly:
-        return fmt::format("{} {:g} {} is {:.1f} SD from this patient's baseline {:.1f}", name,
-                           f.value, unit, f.detail,
-                           model.baseline(f.subject).mean());
-      case alert_kind::signal_quality:
-        if (f.subject == metric::spo2)
-          return fmt::format("spo2 probe off? reading {:g} %", f.value);
-        return fmt::format("{} signal frozen at {:g} {}", name, f.value, unit);
-      case alert_kind::device_offline:
-        return fmt::format("device {} sends no data ({:.0f} s)", f.device, f.value);
-      case alert_kind::battery_low:
-        return fmt::format("device {} battery {:g} %", f.device, f.value);
-      case alert_kind::device_unassigned: break;
-    }
-    return std::string{models::to_string(f.kind)};
-  }
-
   // Clinical and data-driven findings get ids from a counter that replay
   // reproduces; offline findings (timer-driven, not in the log) get ids
   // from the node clock so that they never collide after a restart.
@@ -343,7 +277,7 @@ struct patient_state {
     }
     if (i != alerts.end()) {
       self->send(ctx->alert_hub, alert_update_atom::value, prefix + i->id, f.level, f.value,
-                 describe(f, time_ms), f.predicted_ms);
+                 describe_finding(f, model, time_ms), f.predicted_ms);
       return;
     }
     auto id = next_id(f, time_ms);
@@ -357,7 +291,7 @@ struct patient_state {
     a.level = f.level;
     a.value = f.value;
     a.predicted_time_ms = f.predicted_ms;
-    a.message = describe(f, time_ms);
+    a.message = describe_finding(f, model, time_ms);
     a.raise_time_ms = time_ms;
     alerts.push_back(open_alert{f.kind, f.subject, f.index, a.device, std::move(id)});
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
@@ -369,6 +303,7 @@ struct patient_state {
       for (auto idx : work.entries) {
         auto& entry = batch.entries[idx];
         if (entry.clinician) {
+          apply_frames(self);  // what came before it, first
           apply_clinician(self, entry);
           continue;
         }
@@ -384,23 +319,50 @@ struct patient_state {
         for (auto& r : entry.readings) {
           if (window.admit(r.sequence) == models::sequence_window::verdict::duplicate)
             continue;  // applied before (delivered again around a hand-off)
-          findings.clear();
           if (r.metric == metric::battery) {
+            findings.clear();
             health.on_battery(entry.device, r.value, r.time_ms, model.settings(), findings);
-          } else {
-            append_series(r.metric, r.time_ms, r.value);
-            model.apply(r.metric, r.value, r.time_ms, entry.device, findings);
-            ++readings_applied;
+            for (auto& f : findings)
+              on_finding(self, f, r.time_ms);
+            continue;
           }
-          for (auto& f : findings)
-            on_finding(self, f, r.time_ms);
+          pending.push_back(pending_reading{r, &entry.device});
         }
       }
+      apply_frames(self);
       applied_position = batch.position;
       dirty = true;
       summarise();
     }
     ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // The readings collected from a batch's entries, as frames: those with
+  // one observation time together, in time order, so the model scores
+  // NEWS2 once per frame whatever the order of its readings. Readings that
+  // are not valid are stored as such (a marker in the series), not charted.
+  void apply_frames(caf::event_based_actor* self) {
+    if (pending.empty())
+      return;
+    std::stable_sort(pending.begin(), pending.end(), [](const pending_reading& a, const pending_reading& b) {
+      return a.r.time_ms < b.r.time_ms;
+    });
+    for (size_t i = 0; i < pending.size();) {
+      auto t = pending[i].r.time_ms;
+      frame.clear();
+      for (; i < pending.size() && pending[i].r.time_ms == t; ++i) {
+        auto& p = pending[i];
+        auto q = models::effective_quality(p.r.metric, p.r.value, p.r.quality);
+        append_series(p.r.metric, t, models::charted(q) ? p.r.value : storage::quality_marker(q));
+        frame.push_back(models::frame_reading{p.r.metric, p.r.value, q, *p.device});
+        ++readings_applied;
+      }
+      findings.clear();
+      model.apply_frame(t, frame, findings);
+      for (auto& f : findings)
+        on_finding(self, f, t);
+    }
+    pending.clear();
   }
 
   models::sequence_window& window_of(const std::string& device) {

@@ -35,6 +35,8 @@ struct reading {
   int64_t time_ms = 0;
   models::metric metric{};
   double value = 0;
+  /// As the device said (models::effective_quality resolves unspecified).
+  models::reading_quality quality = models::reading_quality::unspecified;
 };
 
 /// The accepted readings of one device in one batch, attributed to the

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <random>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -36,26 +37,49 @@ struct raised_alert {
   models::priority level{};
 };
 
+/// A bedside monitor's factory default alarm limits, adult (docs/alerts.md
+/// has the sources): one low and one high limit per metric, no priority
+/// levels. nullopt: no limit on that side.
+struct monitor_limit {
+  std::optional<double> low, high;
+};
+monitor_limit bedside_monitor_limits(metric m) {
+  switch (m) {
+    case metric::heart_rate: return {50, 120};
+    case metric::spo2: return {90, std::nullopt};
+    case metric::respiration_rate: return {5, 30};
+    case metric::systolic_bp: return {90, 160};
+    case metric::diastolic_bp: return {50, 90};
+    case metric::temperature: return {35.0, 39.0};
+    case metric::glucose: return {70, 250};
+    default: return {};
+  }
+}
+
 /// The plain static-threshold alarm of a bedside monitor: an alert each
-/// time a reading crosses a default limit (medium or high), no delay, no
-/// hysteresis, no artefact handling.
+/// time a measured reading goes beyond one of its factory default limits
+/// (each side its own alarm), no delay, no hysteresis, no artefact
+/// handling. Readings that are no measurement (0 on a channel without
+/// signal, flagged readings) are its technical alarms, not counted here.
 class static_threshold_alarm {
 public:
-  void apply(metric m, double v, int64_t t, bool artefact, std::vector<raised_alert>& out) {
-    artefact_ = artefact;
-    auto limits = models::default_limits(m);
-    if (!limits)
+  void apply(metric m, double v, int64_t t, bool artefact, models::reading_quality q,
+             std::vector<raised_alert>& out) {
+    if (!models::charted(models::effective_quality(m, v, q)))
       return;
-    bool beyond = limits->level_of(v) != models::priority::none;
-    auto& active = active_[static_cast<size_t>(m)];
-    if (beyond && !active)
-      out.push_back({t, alert_kind::threshold, false, artefact_, m, limits->level_of(v)});
-    active = beyond;
+    auto limits = bedside_monitor_limits(m);
+    auto i = static_cast<size_t>(m);
+    auto check = [&](bool beyond, bool& active) {
+      if (beyond && !active)
+        out.push_back({t, alert_kind::threshold, false, artefact, m, models::priority::medium});
+      active = beyond;
+    };
+    check(limits.low && v < *limits.low, low_[i]);
+    check(limits.high && v > *limits.high, high_[i]);
   }
 
 private:
-  std::array<bool, models::metric_count + 1> active_{};
-  bool artefact_ = false;
+  std::array<bool, models::metric_count + 1> low_{}, high_{};
 };
 
 struct stay_result {
@@ -66,7 +90,7 @@ struct stay_result {
 };
 
 stay_result simulate(uint64_t seed, const bench::scenario_sim::settings& s,
-                     const models::patient_settings& ps) {
+                     const models::patient_settings& ps, bool shuffle) {
   bench::scenario_sim sim{seed, s};
   auto readings = sim.run();
   stay_result r;
@@ -76,14 +100,44 @@ stay_result simulate(uint64_t seed, const bench::scenario_sim::settings& s,
   model.configure(ps);
   static_threshold_alarm alarm;
   std::vector<models::finding> findings;
-  for (auto& x : readings) {
+  std::vector<models::frame_reading> frame;
+  std::mt19937 order{static_cast<unsigned>(seed)};
+  // The readings of one moment are one frame, in the order the monitor
+  // happened to send them (shuffled with --shuffle).
+  for (size_t i = 0; i < readings.size();) {
+    auto t = readings[i].time_ms;
+    auto first = i;
+    frame.clear();
+    bool artefact = false;
+    for (; i < readings.size() && readings[i].time_ms == t; ++i) {
+      auto& x = readings[i];
+      frame.push_back({x.metric, x.value, x.quality, "monitor"});
+      artefact = artefact || x.artefact;
+      alarm.apply(x.metric, x.value, t, x.artefact, x.quality, r.baseline);
+    }
+    if (shuffle)
+      std::shuffle(frame.begin(), frame.end(), order);
     findings.clear();
-    model.apply(x.metric, x.value, x.time_ms, "monitor", findings);
-    for (auto& f : findings)
-      if (f.what == models::finding::change::raised)
-        r.model.push_back({x.time_ms, f.kind, !models::is_clinical(f.kind), x.artefact, f.subject,
-                           f.level});
-    alarm.apply(x.metric, x.value, x.time_ms, x.artefact, r.baseline);
+    model.apply_frame(t, frame, findings);
+    for (auto& f : findings) {
+      if (f.what != models::finding::change::raised)
+        continue;
+      // An alert is on an artefact when an artefact reading of its metric
+      // in the frame (of any NEWS2 input, for NEWS2) reached the models:
+      // the latest value is that reading (one held back changed nothing).
+      bool on_artefact = false;
+      for (auto k = first; k < i; ++k) {
+        auto& x = readings[k];
+        auto& latest = model.latest(x.metric);
+        bool used = latest.present && latest.time_ms == t && latest.value == x.value &&
+                    models::charted(models::effective_quality(x.metric, x.value, x.quality));
+        on_artefact = on_artefact ||
+                      (x.artefact && used &&
+                       (x.metric == f.subject || (f.kind == alert_kind::news2 && models::is_news2_input(x.metric))));
+      }
+      r.model.push_back({t, f.kind, !models::is_clinical(f.kind), on_artefact, f.subject, f.level});
+    }
+    (void)artefact;
   }
   return r;
 }
@@ -140,6 +194,21 @@ struct score {
   }
 };
 
+/// Clinical alerts raised on stable stays, per patient-day: what a ward
+/// hears from patients who are fine.
+double stable_per_day(const std::vector<stay_result>& stays, bool baseline) {
+  double days = 0;
+  int alerts = 0;
+  for (auto& r : stays) {
+    if (r.labels.kind != bench::episode_kind::none)
+      continue;
+    days += static_cast<double>(r.duration_ms) / 86'400'000;
+    for (auto& a : baseline ? r.baseline : r.model)
+      alerts += a.technical ? 0 : 1;
+  }
+  return days > 0 ? alerts / days : 0;
+}
+
 std::string_view episode_name(bench::episode_kind k) {
   switch (k) {
     case bench::episode_kind::sepsis: return "sepsis-like";
@@ -159,6 +228,8 @@ int main(int argc, char** argv) {
   uint64_t seed = 42;
   double glucose_share = 0.25;
   bool no_artefacts = false;
+  bool shuffle = false;
+  int64_t sample_ms = 5000;
   app.add_option("--stable", stable, "stable 24 h stays")->capture_default_str();
   app.add_option("--deteriorating", deteriorating, "24 h stays with one episode")
       ->capture_default_str();
@@ -167,6 +238,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   app.add_flag("--no-artefacts", no_artefacts, "clean signals (no motion, probe-off, drops)");
+  app.add_option("--sample-ms", sample_ms, "continuous signals every this long (1000, 5000, 60000)")
+      ->check(CLI::Range(int64_t{1000}, int64_t{60'000}))
+      ->capture_default_str();
+  app.add_flag("--shuffle", shuffle, "readings of a frame in random order");
   models::patient_settings ps;
   app.add_option("--baseline-k", ps.baseline_k, "patient setting: baseline anomaly SDs")
       ->capture_default_str();
@@ -188,7 +263,8 @@ int main(int argc, char** argv) {
     // Every 4th patient (by default) wears a glucose monitor.
     s.has_glucose_monitor = (i % 100) < static_cast<int>(glucose_share * 100);
     s.artefacts = !no_artefacts;
-    stays.push_back(simulate(seed + static_cast<uint64_t>(i), s, ps));
+    s.sample_ms = sample_ms;
+    stays.push_back(simulate(seed + static_cast<uint64_t>(i), s, ps, shuffle));
   }
 
   std::vector<std::pair<std::string, std::optional<alert_kind>>> sources{
@@ -197,14 +273,15 @@ int main(int argc, char** argv) {
       {"NEWS2 (band or rising)", alert_kind::news2},
       {"trend forecast", alert_kind::trend_forecast},
       {"baseline anomaly", alert_kind::baseline_anomaly}};
-  fmt::print("seed {}, {} stable + {} deteriorating stays of 24 h, glucose monitor share {}, "
-             "artefacts {}\n\n",
-             seed, stable, deteriorating, glucose_share, no_artefacts ? "off" : "on");
+  fmt::print("seed {}, {} stable + {} deteriorating stays of 24 h, continuous signals every {} s, "
+             "glucose monitor share {}, artefacts {}{}\n\n",
+             seed, stable, deteriorating, sample_ms / 1000.0, glucose_share,
+             no_artefacts ? "off" : "on", shuffle ? ", frames shuffled" : "");
   fmt::print("| source | episodes alerted before threshold | median lead (min) | false alerts "
              "/ patient-day |\n|---|---|---|---|\n");
   score baseline;
   for (auto& r : stays)
-    baseline.add(r, r.baseline, std::nullopt);
+    baseline.add(r, r.baseline, std::nullopt);  // the bedside monitor's limits
   std::vector<score> scores(sources.size());
   for (auto& r : stays)
     for (size_t k = 0; k < sources.size(); ++k)
@@ -269,10 +346,14 @@ int main(int argc, char** argv) {
   if (never > 0)
     fmt::print("episodes that never reached the clinical threshold (not counted): {}\n", never);
   auto& all = scores[0];
-  bool ok = all.episodes > 0 && all.alerted >= 0.95 * all.episodes &&
-            median(all.lead_min) >= 15 && all.false_alerts * 2 <= baseline.false_alerts;
-  fmt::print("\ntargets (>= 95 % alerted, median lead >= 15 min, <= half the baseline's false "
-             "alerts): {}\n",
+  auto model_stable = stable_per_day(stays, false), monitor_stable = stable_per_day(stays, true);
+  fmt::print("\nstable stays: clinical alerts / patient-day: model {:.2f}, bedside monitor's static "
+             "limits {:.2f} (ratio {:.2f})\n",
+             model_stable, monitor_stable, monitor_stable > 0 ? model_stable / monitor_stable : 0.0);
+  bool ok = all.episodes > 0 && all.alerted >= 0.95 * all.episodes && median(all.lead_min) >= 15 &&
+            model_stable * 2 <= monitor_stable && model_stable <= 10;
+  fmt::print("\ntargets (>= 95 % alerted, median lead >= 15 min, on stable stays <= half the "
+             "monitor's alerts and <= 10 / patient-day): {}\n",
              ok ? "met" : "NOT met");
   return 0;
 }

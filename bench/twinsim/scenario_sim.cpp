@@ -29,6 +29,12 @@ scenario_sim::scenario_sim(uint64_t seed, settings s) : rng_(seed), s_(s) {
   sbp_ = std::clamp(125 + 14 * noise(1), 100.0, 160.0);
   dbp_ = std::clamp(78 + 8 * noise(1), 58.0, 95.0);
   glucose_ = std::clamp(115 + 20 * noise(1), 80.0, 170.0);
+  // The monitor: how often its cuff measures, how noisy its impedance RR,
+  // whether it sends an arterial channel without a line, whether it flags.
+  cuff_interval_ms_ = static_cast<int64_t>(uniform(10, 60)) * 60'000;
+  rr_noise_ = uniform(0.7, 2.5);
+  abp_zeros_ = uniform(0, 1) < s.abp_without_line_share;
+  flags_ = uniform(0, 1) < s.flagging_share;
   if (s.deteriorates) {
     auto kinds = s.has_glucose_monitor ? 4 : 3;
     labels_.kind = static_cast<episode_kind>(1 + static_cast<int>(uniform(0, kinds)) % kinds);
@@ -80,11 +86,16 @@ scenario_sim::truth scenario_sim::at(int64_t t) {
 
 std::vector<scenario_reading> scenario_sim::run() {
   std::vector<scenario_reading> out;
-  constexpr int64_t step = 5000;
-  int64_t motion_until = -1, probe_off_until = -1, gap_until = -1;
-  double motion_hr = 0, motion_spo2 = 0;
+  // Physiology and artefacts move in steps of at most 5 s; the continuous
+  // signals are sent every sample_ms (a minute's numerics: the value at the
+  // minute mark).
+  const int64_t step = std::min<int64_t>(s_.sample_ms, 5000);
+  int64_t motion_until = -1, probe_off_until = -1, gap_until = -1, leads_off_until = -1,
+          low_rr_until = -1;
+  double motion_hr = 0, motion_spo2 = 0, low_rr = 0;
+  using q = models::reading_quality;
   for (int64_t t = 0; t < s_.duration_ms; t += step) {
-    double dt = step / 1000.0;
+    double dt = static_cast<double>(step) / 1000.0;
     auto walk = [&](double& d, double sd, double limit) {
       d += noise(sd * std::sqrt(dt)) - d * 0.0005 * dt;
       d = std::clamp(d, -limit, limit);
@@ -129,38 +140,70 @@ std::vector<scenario_reading> scenario_sim::run() {
         probe_off_until = t + static_cast<int64_t>(uniform(20, 300) * 1000);
       if (t >= gap_until && chance(s_.gaps_per_hour, dt))
         gap_until = t + static_cast<int64_t>(uniform(60, 180) * 1000);
+      if (t >= leads_off_until && chance(s_.leads_off_per_hour, dt))
+        leads_off_until = t + static_cast<int64_t>(uniform(60, 1200) * 1000);
+      if (t >= low_rr_until && chance(s_.low_rr_spells_per_hour, dt)) {
+        low_rr_until = t + static_cast<int64_t>(uniform(120, 600) * 1000);
+        low_rr = uniform(3, 9);
+      }
     }
     if (t < gap_until)
       continue;
     bool moving = t < motion_until;
     bool probe_off = t < probe_off_until;
-    auto push = [&](metric m, double v, bool artefact) {
+    bool leads_off = t < leads_off_until;
+    auto push = [&](metric m, double v, bool artefact, q quality = q::unspecified) {
       if (s_.artefacts && uniform(0, 1) < s_.drop_rate)
         return;
       auto r = models::range_of(m);
-      out.push_back(scenario_reading{t, m, std::clamp(v, r.min, r.max), artefact});
+      out.push_back(scenario_reading{t, m, quality == q::unspecified || quality == q::valid
+                                               ? std::clamp(v, r.min, r.max)
+                                               : v,
+                                     artefact, quality});
     };
-    bool spike = s_.artefacts && chance(s_.spikes_per_hour, dt);
-    auto spike_metric = static_cast<int>(uniform(0, 3));
-    double hr = std::round(x.hr + noise(2) + (moving ? motion_hr : 0));
-    if (spike && spike_metric == 0)
-      hr = std::round(uniform(150, 200));
-    push(metric::heart_rate, hr, moving || (spike && spike_metric == 0));
-    double rr = std::round(x.rr + noise(0.7) + (moving ? 6 : 0));
-    if (spike && spike_metric == 1)
-      rr = std::round(uniform(30, 45));
-    push(metric::respiration_rate, rr, moving || (spike && spike_metric == 1));
-    double spo2 = std::round(std::min(100.0, x.spo2 + sensor_drift_spo2_ + noise(0.6) -
-                                                 (moving ? motion_spo2 : 0)));
-    if (probe_off)
-      spo2 = std::round(uniform(0, 45));
-    else if (spike && spike_metric == 2)
-      spo2 = std::round(uniform(70, 85));
-    push(metric::spo2, spo2, moving || probe_off || (spike && spike_metric == 2));
+    // No signal: a monitor sends 0, a flagging device says so.
+    auto no_signal = [&](metric m) { push(m, 0, true, flags_ ? q::no_signal : q::unspecified); };
+    if (t % s_.sample_ms == 0) {
+      bool spike = s_.artefacts && chance(s_.spikes_per_hour, static_cast<double>(s_.sample_ms) / 1000);
+      auto spike_metric = static_cast<int>(uniform(0, 3));
+      if (leads_off) {
+        no_signal(metric::heart_rate);
+        no_signal(metric::respiration_rate);  // impedance RR through the ECG leads
+      } else {
+        double hr = std::round(x.hr + noise(2) + (moving ? motion_hr : 0));
+        if (spike && spike_metric == 0)
+          hr = std::round(uniform(150, 200));
+        push(metric::heart_rate, hr, moving || (spike && spike_metric == 0));
+        bool low_spell = t < low_rr_until;
+        double rr = std::round(x.rr + noise(rr_noise_) + (moving ? 6 : 0));
+        if (low_spell)
+          rr = std::round(low_rr + noise(1));
+        if (spike && spike_metric == 1)
+          rr = std::round(uniform(30, 45));
+        push(metric::respiration_rate, std::max(1.0, rr), moving || low_spell || (spike && spike_metric == 1));
+      }
+      if (probe_off) {
+        if (flags_ || uniform(0, 1) < 0.5)
+          no_signal(metric::spo2);
+        else
+          push(metric::spo2, std::round(uniform(1, 45)), true);
+      } else {
+        double spo2 = std::round(std::min(100.0, x.spo2 + sensor_drift_spo2_ + noise(0.6) -
+                                                     (moving ? motion_spo2 : 0)));
+        if (spike && spike_metric == 2)
+          spo2 = std::round(uniform(70, 85));
+        bool artefact = moving || (spike && spike_metric == 2);
+        push(metric::spo2, spo2, artefact, flags_ && moving ? q::invalid : q::unspecified);
+      }
+      if (abp_zeros_) {  // the arterial channel, never connected
+        push(metric::systolic_bp, 0, true);
+        push(metric::diastolic_bp, 0, true);
+      }
+    }
     if (t % 60'000 == 0)
       push(metric::temperature, std::round((x.temp + sensor_drift_temp_ + noise(0.05)) * 10) / 10,
            false);
-    if (t % (15 * 60'000) == 0) {
+    if (t % cuff_interval_ms_ == 0) {
       push(metric::systolic_bp, std::round(x.sbp + noise(4)), false);
       push(metric::diastolic_bp, std::round(x.dbp + noise(3)), false);
     }

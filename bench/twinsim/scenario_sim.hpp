@@ -13,8 +13,12 @@ namespace healthtwin::bench {
 struct scenario_reading {
   int64_t time_ms;
   models::metric metric;
-  double value;       ///< what the device reports (noise, artefacts)
-  bool artefact;      ///< the value is an artefact (motion, probe off, spike)
+  double value;       ///< what the device reports (noise, artefacts; 0 for no signal)
+  bool artefact;      ///< the value is no measurement of the patient (motion,
+                      ///< probe off, spike, spurious low RR, no signal)
+  /// What the device says of it: unspecified (a monitor's numerics: 0 for
+  /// no signal) or, for devices that flag, no_signal / invalid.
+  models::reading_quality quality = models::reading_quality::unspecified;
 };
 
 /// The labels of one simulated stay: the deterioration episode (if any) and
@@ -27,14 +31,19 @@ struct scenario_labels {
   int64_t end_ms = -1;        ///< recovered
 };
 
-/// A labelled patient stay for model evaluation: personal baselines, slow
-/// drift, realistic sampling (HR/RR/SpO2 every 5 s, temperature every
-/// minute, NIBP every 15 min, CGM every 5 min, charted ACVPU and oxygen
-/// hourly) and real-world artefacts — motion bursts (median 17 s, Görges
-/// 2009), probe-off periods, single-sample spikes, dropped packets and gaps,
-/// and slow sensor drift. Deteriorating stays carry one episode shaped by
-/// the published patterns (../shared/DOMAIN.md) ramping over 1-4 h.
-/// Deterministic for a given seed.
+/// A labelled patient stay for model evaluation, shaped like what bedside
+/// monitors send: personal baselines, slow drift; HR, RR and SpO2 every
+/// `sample_ms` (1 s, 5 s or one-minute numerics, all metrics of a moment
+/// in one frame with one timestamp), temperature every minute, a cuff's
+/// blood pressure every 10-60 min (per patient), CGM every 5 min, charted
+/// ACVPU and oxygen hourly; real-world artefacts — motion bursts (median
+/// 17 s, Görges 2009), probe-off periods, single-sample spikes, spells of
+/// spuriously low impedance respiration rate, ECG leads off, dropped
+/// packets and gaps, slow sensor drift — and "no signal" sent as monitors
+/// send it: 0 (an arterial-pressure channel without a line sends 0 all
+/// day), or, for devices that flag it, a reading_quality. Deteriorating
+/// stays carry one episode shaped by the published patterns
+/// (../shared/DOMAIN.md) ramping over 1-4 h. Deterministic for a seed.
 class scenario_sim {
 public:
   struct settings {
@@ -49,6 +58,19 @@ public:
     /// Share of readings lost; 1-3 min gaps per hour.
     double drop_rate = 0.02;
     double gaps_per_hour = 0.3;
+    /// Continuous signals (HR, RR, SpO2) every this long: 1 s, 5 s or a
+    /// minute (numerics: the value at the minute mark). Default 5 s.
+    int64_t sample_ms = 5000;
+    /// ECG leads off (HR and impedance RR read 0), per hour; 1-20 min.
+    double leads_off_per_hour = 0.15;
+    /// Spells of spuriously low impedance RR (3-9 /min for 2-10 min) per hour.
+    double low_rr_spells_per_hour = 1.0;
+    /// Share of patients whose monitor sends an arterial-pressure channel
+    /// without a line: systolic and diastolic 0 with every frame.
+    double abp_without_line_share = 0.5;
+    /// Share of patients whose devices flag no signal and artefacts with a
+    /// reading_quality instead of sending 0.
+    double flagging_share = 0.3;
   };
 
   scenario_sim(uint64_t seed, settings s);
@@ -71,6 +93,10 @@ private:
 
   std::mt19937_64 rng_;
   settings s_;
+  int64_t cuff_interval_ms_ = 15 * 60'000;
+  double rr_noise_ = 0.7;
+  bool abp_zeros_ = false;
+  bool flags_ = false;
   scenario_labels labels_;
   double hr_, rr_, spo2_, temp_, sbp_, dbp_, glucose_;
   double drift_hr_ = 0, drift_sbp_ = 0, drift_temp_ = 0;

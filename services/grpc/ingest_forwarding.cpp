@@ -79,6 +79,11 @@ struct remote_part {
       }
       origins.push_back({g.group, r.index - g.first_index, r.index});
     }
+    if (d && std::any_of(g.readings.begin(), g.readings.end(), [](const actors::ingest_reading& r) {
+          return r.quality != models::reading_quality::unspecified;
+        }))
+      for (auto& r : g.readings)
+        d->add_quality(static_cast<v1::ReadingQuality>(r.quality));
   }
 
   const v1::IngestRequest& sent() const { return whole ? *whole : request; }
@@ -199,6 +204,10 @@ void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
       out->add_value(x.value);
       out->add_resent(!p.fresh[k]);
     }
+    if (std::any_of(p.readings.begin(), p.readings.end(),
+                    [](const actors::reading& x) { return x.quality != models::reading_quality::unspecified; }))
+      for (auto& x : p.readings)
+        out->add_quality(static_cast<uint32_t>(x.quality));
   }
   auto carrier = std::make_shared<part_carrier>(std::move(r), calls.size(), std::move(done));
   for (auto& [owner, call] : calls) {
@@ -260,7 +269,10 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
       else
         g.readings.push_back({p.sequence(k), p.time_ms(k), *metric, p.value(k),
                               static_cast<uint32_t>(readings + static_cast<size_t>(k)),
-                              k < p.resent_size() && p.resent(k)});
+                              k < p.resent_size() && p.resent(k),
+                              k < p.quality_size() && p.quality(k) < models::reading_quality_count
+                                  ? static_cast<models::reading_quality>(p.quality(k))
+                                  : models::reading_quality::unspecified});
     }
     readings += static_cast<size_t>(n);
   }

@@ -25,6 +25,14 @@ bool same_lengths(const healthtwin::v1::DeviceReadings& d, uint32_t g,
   bool ok = check(d.time_ms_size(), "time_ms");
   ok = check(d.metric_size(), "metric") && ok;
   ok = check(d.value_size(), "value") && ok;
+  if (d.quality_size() != 0)  // optional: empty means every reading unspecified
+    ok = check(d.quality_size(), "quality") && ok;
+  for (int k = 0; k < d.quality_size(); ++k)
+    if (auto q = static_cast<int>(d.quality(k)); q < 0 || q >= models::reading_quality_count) {
+      violations.emplace_back(fmt::format("devices[{}].quality[{}]", g, k),
+                              fmt::format("unknown reading quality {}", q));
+      return false;
+    }
   return ok;
 }
 
@@ -95,12 +103,18 @@ validated_ingest validate_ingest(const healthtwin::v1::IngestRequest& request, i
                fmt::format("unknown or unspecified metric {}", d.metric(k)));
         continue;
       }
+      auto quality = models::reading_quality::unspecified;
+      if (d.quality_size() != 0)  // checked with the lengths
+        quality = static_cast<models::reading_quality>(d.quality(k));
       if (!std::isfinite(v)) {
         reject(index, k, rejection_reason::not_finite, "value", "must be a finite number");
         continue;
       }
       auto range = models::range_of(*m);
-      if (v < range.min || v > range.max || (range.integral && v != std::floor(v))) {
+      // A reading that is no measurement carries any finite value (0, often).
+      bool measured = quality == models::reading_quality::unspecified ||
+                      quality == models::reading_quality::valid;
+      if (measured && (v < range.min || v > range.max || (range.integral && v != std::floor(v)))) {
         reject(index, k, rejection_reason::out_of_range, "value",
                fmt::format("{:g} is outside the plausible range of {} [{:g}, {:g}] {}{}", v,
                            models::to_string(*m), range.min, range.max, models::unit_of(*m),
@@ -118,7 +132,7 @@ validated_ingest validate_ingest(const healthtwin::v1::IngestRequest& request, i
                "before 2000-01-01: check the device clock");
         continue;
       }
-      group.readings.push_back(actors::ingest_reading{seq, t, *m, v, index});
+      group.readings.push_back(actors::ingest_reading{seq, t, *m, v, index, false, quality});
     }
     out.readings += group.readings.size();
     if (!group.readings.empty())

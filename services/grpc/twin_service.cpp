@@ -303,6 +303,10 @@ public:
       for (auto& s : cursor->open_samples)
         if (s.time_ms >= req->start_time_ms() && s.time_ms < req->end_time_ms())
           samples.push_back(s);
+      // Readings that were not measurements are stored, never shown as values.
+      samples.erase(std::remove_if(samples.begin(), samples.end(),
+                                   [](const storage::sample& x) { return storage::is_quality_marker(x.value); }),
+                    samples.end());
       std::stable_sort(samples.begin(), samples.end(),
                        [](const auto& a, const auto& b) { return a.time_ms < b.time_ms; });
       size_t page = req->page_size() == 0 ? default_history_page : static_cast<size_t>(req->page_size());

@@ -473,14 +473,15 @@ TEST_F(ingest_sequencer_test, a_checkpoint_spreads_over_its_spread_time) {
 TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_then_resolves) {
   // Conditions must last their onset delay (data time): SpO2 <= 90 is
   // MEDIUM after 15 s; NEWS2 3 in one parameter is LOW after 30 s.
-  // (The fall comes 200 s after the last reading: no sudden jump to hold back.)
+  // (The fall comes 200 s after the last reading, far from it: without a
+  // recent level it waits for a second, consistent reading, then both count.)
   ingest(monitor_a, {r(1, 1000, metric::spo2, 97)});
   ingest(monitor_a, {r(2, 200000, metric::spo2, 88)});
   ingest(monitor_a, {r(3, 208000, metric::spo2, 88)});  // too short: nothing yet
   EXPECT_TRUE(alerts("h1").empty());
   ingest(monitor_a, {r(4, 215000, metric::spo2, 87)});  // threshold alert
-  ingest(monitor_a, {r(5, 230000, metric::spo2, 87)});  // NEWS2 alert
-  ingest(monitor_a, {r(6, 231000, metric::spo2, 88)});  // same conditions: no new alerts
+  ingest(monitor_a, {r(5, 238000, metric::spo2, 87)});  // NEWS2 alert (30 s after 208 s)
+  ingest(monitor_a, {r(6, 239000, metric::spo2, 88)});  // same conditions: no new alerts
   auto active = alerts("h1");
   ASSERT_EQ(active.size(), 2u);
   auto threshold = active[0].kind == models::alert_kind::threshold ? active[0] : active[1];
@@ -496,12 +497,14 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   EXPECT_EQ(news2.kind, models::alert_kind::news2);
   EXPECT_EQ(news2.level, models::priority::low);
   EXPECT_NE(threshold.name, news2.name);
-  // The sudden recovery is confirmed after 45 s; cleared once normal for
-  // the hold time: 30 s (threshold), 60 s (NEWS2).
-  ingest(monitor_a, {r(7, 238000, metric::spo2, 96)});
-  ingest(monitor_a, {r(8, 283000, metric::spo2, 96)});
-  ingest(monitor_a, {r(9, 313000, metric::spo2, 96)});
-  ingest(monitor_a, {r(10, 343000, metric::spo2, 96)});
+  // The sudden recovery is confirmed by its third reading, 45 s on; then it
+  // counts from its start (240 s): the threshold's 30 s hold has passed and
+  // it clears with the confirming reading, NEWS2 (scored at frames) 60 s
+  // after it.
+  ingest(monitor_a, {r(7, 240000, metric::spo2, 96)});
+  ingest(monitor_a, {r(8, 285000, metric::spo2, 96)});
+  ingest(monitor_a, {r(9, 313000, metric::spo2, 96)});  // confirmed
+  ingest(monitor_a, {r(10, 373000, metric::spo2, 96)});
   // Alert changes are messages from the twin to the hub: let them arrive.
   std::vector<alert_record> all;
   for (int i = 0; i < 200; ++i) {
@@ -514,7 +517,7 @@ TEST_F(ingest_sequencer_test, low_spo2_raises_threshold_and_news2_alerts_once_th
   ASSERT_EQ(all.size(), 2u);
   for (auto& a : all) {
     EXPECT_EQ(a.state, alert_state::resolved);
-    EXPECT_EQ(a.resolve_time_ms, a.kind == models::alert_kind::threshold ? 313000 : 343000);
+    EXPECT_EQ(a.resolve_time_ms, a.kind == models::alert_kind::threshold ? 313000 : 373000);
   }
 }
 

@@ -11,15 +11,19 @@ namespace {
 
 constexpr int64_t s = 1000;  // one second of data time
 
-// Seven healthy NEWS2 inputs at time t.
+// Seven healthy NEWS2 inputs at time t, one frame 5 s earlier confirming
+// the continuous signals (a first reading waits for a second, consistent one).
 void healthy(patient_model& m, int64_t t, std::vector<finding>& out) {
-  m.apply(metric::respiration_rate, 16, t, "mon", out);
-  m.apply(metric::spo2, 97, t, "mon", out);
-  m.apply(metric::oxygen_flow, 0, t, "chart", out);
-  m.apply(metric::systolic_bp, 120, t, "mon", out);
-  m.apply(metric::heart_rate, 72, t, "mon", out);
-  m.apply(metric::consciousness, 0, t, "chart", out);
-  m.apply(metric::temperature, 36.8, t, "mon", out);
+  for (auto at : {t - 5 * s, t})
+    m.apply_frame(at,
+                  {{metric::respiration_rate, 16, reading_quality::valid, "mon"},
+                   {metric::spo2, 97, reading_quality::valid, "mon"},
+                   {metric::oxygen_flow, 0, reading_quality::valid, "chart"},
+                   {metric::systolic_bp, 120, reading_quality::valid, "mon"},
+                   {metric::heart_rate, 72, reading_quality::valid, "mon"},
+                   {metric::consciousness, 0, reading_quality::valid, "chart"},
+                   {metric::temperature, 36.8, reading_quality::valid, "mon"}},
+                  out);
 }
 
 std::vector<finding> of_kind(const std::vector<finding>& all, alert_kind k) {
@@ -35,6 +39,7 @@ std::vector<finding> of_kind(const std::vector<finding>& all, alert_kind k) {
 TEST(patient_model, keeps_latest_vitals_with_time_and_source) {
   patient_model m;
   std::vector<finding> out;
+  m.apply(metric::heart_rate, 81, 0, "tenants/h/devices/mon", out);
   m.apply(metric::heart_rate, 80, 1000, "tenants/h/devices/mon", out);
   auto& v = m.latest(metric::heart_rate);
   EXPECT_TRUE(v.present);
@@ -47,6 +52,7 @@ TEST(patient_model, keeps_latest_vitals_with_time_and_source) {
 TEST(patient_model, older_reading_is_history_only) {
   patient_model m;
   std::vector<finding> out;
+  m.apply(metric::spo2, 97, 1500, "d", out);
   m.apply(metric::spo2, 97, 2000, "d", out);
   m.apply(metric::spo2, 80, 1000, "d", out);
   EXPECT_EQ(m.latest(metric::spo2).value, 97);
@@ -71,15 +77,18 @@ TEST(patient_model, a_threshold_alarm_needs_its_condition_delay) {
   EXPECT_EQ(t[0].device, "mon");
 }
 
-TEST(patient_model, a_sudden_change_is_held_back_until_it_lasts_45_s_then_needs_its_delay) {
+// Held back until it lasted 45 s; then it counts from its start, so its
+// 15 s onset has passed and it alarms at once.
+TEST(patient_model, a_sudden_change_is_held_back_until_it_lasts_45_s_then_alarms_from_its_start) {
   patient_model m;
   std::vector<finding> out;
   healthy(m, 0, out);
-  for (int64_t t = 10; t <= 65; t += 5)
+  for (int64_t t = 10; t <= 50; t += 5)
     m.apply(metric::spo2, 89, t * s, "mon", out);
-  EXPECT_EQ(m.latest(metric::spo2).value, 89);  // confirmed at 55 s
+  EXPECT_EQ(m.latest(metric::spo2).value, 97);  // held
   EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
-  m.apply(metric::spo2, 89, 70 * s, "mon", out);  // 55 s + 15 s
+  m.apply(metric::spo2, 89, 55 * s, "mon", out);  // confirmed: 45 s since 10 s
+  EXPECT_EQ(m.latest(metric::spo2).value, 89);
   auto t = of_kind(out, alert_kind::threshold);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].level, priority::medium);
@@ -94,13 +103,16 @@ TEST(patient_model, a_spike_never_reaches_the_models) {
   EXPECT_EQ(m.news2().total, 0);
   m.apply(metric::heart_rate, 73, 10 * s, "mon", out);
   EXPECT_EQ(m.latest(metric::heart_rate).value, 73);
-  // A second jump starts its own confirmation.
+  EXPECT_TRUE(out.empty());
+  // A second jump starts its own confirmation, and alarms only once confirmed.
   m.apply(metric::heart_rate, 150, 15 * s, "mon", out);
   m.apply(metric::heart_rate, 150, 55 * s, "mon", out);
   EXPECT_EQ(m.latest(metric::heart_rate).value, 73);
+  EXPECT_TRUE(out.empty());
   m.apply(metric::heart_rate, 150, 60 * s, "mon", out);
   EXPECT_EQ(m.latest(metric::heart_rate).value, 150);
-  EXPECT_TRUE(out.empty());
+  ASSERT_FALSE(of_kind(out, alert_kind::threshold).empty());
+  EXPECT_EQ(of_kind(out, alert_kind::threshold)[0].level, priority::high);
 }
 
 TEST(patient_model, a_motion_artefact_shorter_than_the_delay_never_alarms) {
@@ -163,13 +175,18 @@ TEST(patient_model, news2_history_records_changes_and_their_delta) {
   patient_model m;
   std::vector<finding> out;
   healthy(m, 0, out);
+  // After a gap a value needs a second one to confirm it.
   m.apply(metric::heart_rate, 95, 30 * 60 * s, "mon", out);  // +1
+  m.apply(metric::heart_rate, 95, 30 * 60 * s + 5 * s, "mon", out);
   m.apply(metric::heart_rate, 115, 60 * 60 * s, "mon", out);  // 2
+  m.apply(metric::heart_rate, 115, 60 * 60 * s + 5 * s, "mon", out);
   auto h = m.news2_history();
   ASSERT_GE(h.size(), 3u);
   EXPECT_EQ(h.back().total, 2);
-  EXPECT_EQ(m.news2_change(25 * 60 * s), 1);  // from 1 at 30 min
-  EXPECT_EQ(m.news2_change(45 * 60 * s), 2);  // from 0 at 0 min
+  // Against the lowest total within 5 min of the time asked about.
+  EXPECT_EQ(m.news2_change(28 * 60 * s), 1);  // from 1 at 30 min
+  EXPECT_EQ(m.news2_change(60 * 60 * s), 2);  // from 0 at 0 min
+  EXPECT_EQ(m.news2_change(45 * 60 * s), std::nullopt);  // no data around 15 min
   EXPECT_EQ(m.news2_change(90 * 60 * s), std::nullopt);
 }
 
@@ -229,13 +246,14 @@ TEST(patient_model, probe_off_is_a_technical_alarm_and_kept_out_of_the_clinical_
   std::vector<finding> out;
   healthy(m, 0, out);
   for (int64_t t = 5; t <= 30; t += 5)
-    m.apply(metric::spo2, 0, t * s, "ox", out);
+    m.apply(metric::spo2, 25, t * s, "ox", out);
   EXPECT_EQ(m.latest(metric::spo2).value, 97);  // not scored
   EXPECT_TRUE(of_kind(out, alert_kind::threshold).empty());
   EXPECT_TRUE(of_kind(out, alert_kind::news2).empty());
   auto q = of_kind(out, alert_kind::signal_quality);
   ASSERT_EQ(q.size(), 1u);
   EXPECT_EQ(q[0].level, priority::medium);
+  EXPECT_EQ(q[0].index, 0);
   EXPECT_EQ(q[0].device, "ox");
 }
 
@@ -315,7 +333,8 @@ TEST(patient_model, settings_are_validated_naming_the_field) {
 TEST(patient_model, scale_2_setting_rescores) {
   patient_model m;
   std::vector<finding> out;
-  m.apply(metric::spo2, 90, 1000, "d", out);  // first reading: no reference to jump from
+  m.apply(metric::spo2, 90, 1000, "d", out);  // a first reading waits for a second
+  m.apply(metric::spo2, 90, 2000, "d", out);
   EXPECT_EQ(m.news2().part(news2_parameter::spo2).score, 3);
   patient_settings ps;
   ps.spo2_scale2 = true;

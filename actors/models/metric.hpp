@@ -76,7 +76,7 @@ bool device_measures(device_type t, metric m) noexcept;
 inline bool is_patient_metric(metric m) noexcept { return m != metric::battery; }
 
 /// What a device says of one reading. Numbers equal
-/// healthtwin.v1.ReadingQuality (docs/api.md, "Reading quality").
+/// healthtwin.v1.ReadingQuality (docs/api.md, "Frames and reading quality").
 enum class reading_quality : uint8_t {
   /// Not said: a 0 on a channel where monitors send 0 for "no signal" (heart
   /// rate, respiration rate, SpO2, blood pressure) is no signal, anything

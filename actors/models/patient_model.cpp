@@ -134,7 +134,7 @@ void patient_model::rescore() noexcept {
     auto& v = latest(m);
     if (!v.present)
       return std::nullopt;
-    return observation{v.value, v.time_ms};
+    return observation{observed(m), v.time_ms};
   };
   in.respiration_rate = take(metric::respiration_rate);
   in.spo2 = take(metric::spo2);
@@ -244,6 +244,27 @@ bool patient_model::rr_low_corroborated(int64_t t) const noexcept {
   }
   auto& acvpu = latest(metric::consciousness);
   return acvpu.present && acvpu.value >= 1;
+}
+
+double patient_model::observed(metric m) const noexcept {
+  auto& smp = sampling_[static_cast<size_t>(m)];
+  return smp.observed_ms != 0 ? smp.observed : latest(m).value;
+}
+
+// A continuous signal's level over observation_ms; a measurement that
+// stands for itself (intermittent, charted) is observed as it is.
+double patient_model::observe(metric m, double value, int64_t t) noexcept {
+  auto& smp = sampling_[static_cast<size_t>(m)];
+  bool smoothed = m == metric::heart_rate || m == metric::respiration_rate || m == metric::spo2 ||
+                  m == metric::systolic_bp || m == metric::temperature;
+  if (!smoothed || intermittent(m) || smp.observed_ms == 0 || t - smp.observed_ms >= observation_ms) {
+    smp.observed = value;
+  } else {
+    auto weight = static_cast<double>(std::max<int64_t>(t - smp.observed_ms, 1)) / observation_ms;
+    smp.observed += (value - smp.observed) * weight;
+  }
+  smp.observed_ms = t;
+  return smp.observed;
 }
 
 bool patient_model::intermittent(metric m) const noexcept {
@@ -480,7 +501,7 @@ bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<f
 
   if (!is_news2_input(m))
     return false;
-  if (!news2_update(m, value, t))
+  if (!news2_update(m, observe(m, value, t), t))
     rescore();
   return true;
 }
@@ -528,9 +549,26 @@ void patient_model::evaluate_news2(int64_t t, std::vector<finding>& out) {
 
 void patient_model::apply_frame(int64_t t, const std::vector<frame_reading>& frame,
                                 std::vector<finding>& out) {
-  bool news2_input = false;
+  // What bears out a low respiration rate (SpO2, consciousness) and the
+  // oxygen SpO2 is scored with are taken first, so a frame's readings are
+  // judged alike in any order.
+  auto rank = [](metric m) {
+    switch (m) {
+      case metric::consciousness: return 0;
+      case metric::oxygen_flow: return 1;
+      case metric::spo2: return 2;
+      default: return 3 + static_cast<int>(m);
+    }
+  };
+  thread_local std::vector<const frame_reading*> order;
+  order.clear();
   for (auto& r : frame)
-    news2_input = apply_reading(r, t, out) || news2_input;
+    order.push_back(&r);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const frame_reading* a, const frame_reading* b) { return rank(a->m) < rank(b->m); });
+  bool news2_input = false;
+  for (auto* r : order)
+    news2_input = apply_reading(*r, t, out) || news2_input;
   if (news2_input)
     evaluate_news2(t, out);
 }

@@ -73,6 +73,14 @@ inline constexpr int64_t news2_rise_window_ms = 60 * 60'000;
 /// as intermittent, the other metrics as continuous.
 inline constexpr int64_t intermittent_after_ms = 120'000;
 
+/// NEWS2 scores an observation, not a sample: a continuous signal's level
+/// over this long (exponential smoothing, each reading weighing its
+/// interval / observation_ms, at most 1). At one sample every 30 s or
+/// slower — a cuff, a thermometer, minute numerics — that is the reading
+/// itself; at 1 s a second's noise around a score boundary no longer makes
+/// the score, and its alert's onset, flicker.
+inline constexpr int64_t observation_ms = 30'000;
+
 /// A lost signal (no_signal, invalid) raises its technical alarm only if the
 /// metric had a valid reading within this time: a channel never connected
 /// (no arterial line) is not a lost signal.
@@ -115,6 +123,8 @@ public:
 
   const news2_result& news2() const noexcept { return news2_; }
   const latest_vital& latest(metric m) const noexcept { return vitals_[static_cast<size_t>(m)]; }
+  /// The value NEWS2 scores for `m` (the observation; see observation_ms).
+  double observed(metric m) const noexcept;
   /// NEWS2 per 5 minutes over the last 2 h, oldest first.
   std::vector<news2_point> news2_history() const { return news2_history_.buckets(); }
   /// Current total minus the lowest total around `window_ms` before the
@@ -148,6 +158,7 @@ private:
                 finding f, std::vector<finding>& out);
   void rescore() noexcept;
   bool news2_update(metric m, double v, int64_t t) noexcept;
+  double observe(metric m, double value, int64_t t) noexcept;
   bool apply_reading(const frame_reading& r, int64_t t, std::vector<finding>& out);
   bool apply_valid(metric m, double value, int64_t t, std::vector<finding>& out);
   void lost_signal(metric m, bool missing, int64_t t, std::string_view device, std::vector<finding>& out);
@@ -188,6 +199,10 @@ private:
     std::array<float, 3> intervals_ms{};  ///< the last three, newest first; 0: none
     bool seen = false;  ///< a valid reading came
     bool missing_since_valid = false;  ///< no signal reported since the last valid one
+    /// What NEWS2 scores: the signal's level over the last observation_ms
+    /// (each valid reading weighs min(1, its interval / observation_ms)).
+    double observed = 0;
+    int64_t observed_ms = 0;
   };
   std::array<sampling, metric_count + 1> sampling_{};
 };

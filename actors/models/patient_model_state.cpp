@@ -1,5 +1,6 @@
-// The patient model's state in twin snapshots: version 3, and version 2
-// (before frames, quality and two-sided thresholds) read and converted.
+// The patient model's state in twin snapshots: version 4; version 3
+// (before NEWS2 observations) and version 2 (before frames, quality and
+// two-sided thresholds) read and converted.
 #include <algorithm>
 
 #include "actors/models/patient_model.hpp"
@@ -9,8 +10,8 @@ namespace healthtwin::models {
 
 namespace {
 
-constexpr uint8_t state_version = 3;
-constexpr uint8_t previous_version = 2;
+constexpr uint8_t state_version = 4;
+constexpr uint8_t oldest_version = 2;
 
 void put_condition(state_writer& w, const alert_condition& c) {
   auto& s = c.save();
@@ -93,6 +94,8 @@ struct patient_model_codec {
         w.put(x);
       w.put(static_cast<uint8_t>(m.sampling_[n].seen));
       w.put(static_cast<uint8_t>(m.sampling_[n].missing_since_valid));
+      w.put(m.sampling_[n].observed);
+      w.put(m.sampling_[n].observed_ms);
     }
     put_condition(w, m.news2_condition_);
     put_condition(w, m.news2_rising_);
@@ -109,7 +112,7 @@ struct patient_model_codec {
 
   static bool get(state_reader& r, patient_model& m) {
     auto version = r.get<uint8_t>();
-    if (version != state_version && version != previous_version)
+    if (version < oldest_version || version > state_version)
       return false;
     m.newest_ms_ = r.get<int64_t>();
     for (uint8_t n = 1; n <= metric_count; ++n) {
@@ -179,6 +182,10 @@ struct patient_model_codec {
           x = r.get<float>();
         m.sampling_[n].seen = r.get<uint8_t>() != 0;
         m.sampling_[n].missing_since_valid = r.get<uint8_t>() != 0;
+        if (version >= 4) {  // else observed_ms 0: NEWS2 scores the latest value
+          m.sampling_[n].observed = r.get<double>();
+          m.sampling_[n].observed_ms = r.get<int64_t>();
+        }
       } else {
         j.has_reference = j.reference_ms >= 0;  // -1 was "none" in version 2
         (void)r.get<int64_t>();  // the jump's start: held readings are not kept

@@ -35,6 +35,7 @@ struct raised_alert {
   bool artefact = false;  ///< raised on a reading that is an artefact
   metric subject{};
   models::priority level{};
+  uint8_t index = 0;
 };
 
 /// A bedside monitor's factory default alarm limits, adult (docs/alerts.md
@@ -135,7 +136,8 @@ stay_result simulate(uint64_t seed, const bench::scenario_sim::settings& s,
                       (x.artefact && used &&
                        (x.metric == f.subject || (f.kind == alert_kind::news2 && models::is_news2_input(x.metric))));
       }
-      r.model.push_back({t, f.kind, !models::is_clinical(f.kind), on_artefact, f.subject, f.level});
+      r.model.push_back(
+          {t, f.kind, !models::is_clinical(f.kind), on_artefact, f.subject, f.level, f.index});
     }
     (void)artefact;
   }
@@ -307,6 +309,16 @@ int main(int argc, char** argv) {
   }
 
   if (std::getenv("MODEL_EVAL_BREAKDOWN")) {
+    for (auto k : {bench::episode_kind::sepsis, bench::episode_kind::respiratory,
+                   bench::episode_kind::cardiac, bench::episode_kind::hypoglycaemia})
+      for (size_t j = 1; j < sources.size(); ++j) {
+        score one;
+        for (auto& r : stays)
+          if (r.labels.kind == k)
+            one.add(r, r.model, sources[j].second);
+        fmt::print("{} by {}: {}/{}, median lead {:.1f} min\n", episode_name(k), sources[j].first,
+                   one.alerted, one.episodes, median(one.lead_min));
+      }
     for (auto& r : stays) {
       score one;
       one.add(r, r.model, std::nullopt);
@@ -316,9 +328,10 @@ int main(int argc, char** argv) {
                    static_cast<double>(r.labels.threshold_ms - r.labels.onset_ms) / 60'000, [&] {
                      for (auto& a : r.model)
                        if (!a.technical && a.time_ms >= r.labels.onset_ms)
-                         return fmt::format("{:.1f} min after onset ({})",
+                         return fmt::format("{:.1f} min after onset ({} {} p{}{})",
                                             static_cast<double>(a.time_ms - r.labels.onset_ms) / 60'000,
-                                            models::to_string(a.kind));
+                                            models::to_string(a.kind), models::to_string(a.subject),
+                                            static_cast<int>(a.level), a.artefact ? ", on an artefact" : "");
                      return std::string{"none"};
                    }());
     }
@@ -334,15 +347,26 @@ int main(int argc, char** argv) {
   }
   int technical = 0, never = 0;
   double days = 0;
+  std::map<std::string, int> technical_kinds;
   for (auto& r : stays) {
     days += static_cast<double>(r.duration_ms) / 86'400'000;
-    for (auto& a : r.model)
-      technical += a.technical ? 1 : 0;
+    for (auto& a : r.model) {
+      if (!a.technical)
+        continue;
+      ++technical;
+      auto what = a.kind != alert_kind::signal_quality ? std::string{models::to_string(a.kind)}
+                  : a.index == 1                        ? "no signal"
+                  : a.subject == metric::spo2           ? "probe off"
+                                                        : "frozen";
+      ++technical_kinds[fmt::format("{} {}", what, models::to_string(a.subject))];
+    }
     if (r.labels.kind != bench::episode_kind::none && r.labels.threshold_ms < 0)
       ++never;
   }
-  fmt::print("\ntechnical alerts (probe off, frozen signal) / patient-day: {:.2f}\n",
+  fmt::print("\ntechnical alerts (probe off, leads off, frozen signal) / patient-day: {:.2f}\n",
              technical / days);
+  for (auto& [what, n] : technical_kinds)
+    fmt::print("  {}: {:.2f}\n", what, n / days);
   if (never > 0)
     fmt::print("episodes that never reached the clinical threshold (not counted): {}\n", never);
   auto& all = scores[0];

@@ -447,14 +447,15 @@ TEST_F(hostile_input_test, a_news2_alert_says_the_response_of_the_priority_it_ha
     return {};
   };
   // RR 26 alone scores 3 (low-medium band); from 20 s on HR 95 and 38.5 °C
-  // make it 5 (medium band): LOW's onset (30 s) ends before MEDIUM's.
+  // make it 5 (medium band) once NEWS2 observes them (30 s smoothing at 5 s
+  // samples: about 35 s later): LOW's onset (30 s) ends before MEDIUM's.
   for (int64_t s = 0; s <= 35; s += 5)
     frame(t0 + s * 1000, s < 20 ? 88 : 95, s < 20 ? 37.0 : 38.5);
   auto raised = news2_alert();
   ASSERT_EQ(raised.priority(), v1::PRIORITY_LOW) << raised.ShortDebugString();
   EXPECT_EQ(raised.message().find("urgent review"), std::string::npos) << raised.message();
   EXPECT_NE(raised.message().find("low"), std::string::npos) << raised.message();
-  for (int64_t s = 40; s <= 60; s += 5)
+  for (int64_t s = 40; s <= 115; s += 5)
     frame(t0 + s * 1000, 95, 38.5);
   v1::Alert medium;
   for (int i = 0; i < 100 && medium.priority() != v1::PRIORITY_MEDIUM; ++i) {

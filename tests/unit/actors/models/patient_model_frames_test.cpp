@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -78,6 +79,40 @@ TEST(patient_model_frames, news2_is_scored_once_per_frame_whatever_the_order_of_
     runs.push_back(news2_changes(all));
   }
   ASSERT_FALSE(runs[0].empty());
+  for (size_t r = 1; r < runs.size(); ++r)
+    EXPECT_EQ(runs[r], runs[0]) << "order " << r;
+}
+
+// Every alert, not only NEWS2: a low respiration rate is borne out by the
+// SpO2 of its own frame, whichever of the two comes first.
+TEST(patient_model_frames, every_alert_is_the_same_whatever_the_order_of_a_frame) {
+  std::vector<std::vector<frame_reading>> frames;
+  for (int k = 0; k < 120; ++k) {
+    bool low = k >= 30 && k % 30 < 12;  // spells of RR 7 with SpO2 91 in the same frames
+    frames.push_back(low ? frame(96, 7, 91, 37.2) : frame(74, 15, 97, 37.0));
+  }
+  std::mt19937 rng{5};
+  std::vector<std::vector<std::tuple<int64_t, alert_kind, metric, uint8_t, priority>>> runs;
+  for (int order = 0; order < 8; ++order) {
+    patient_model m;
+    runs.emplace_back();
+    for (size_t k = 0; k < frames.size(); ++k) {
+      auto f = frames[k];
+      if (order == 1)
+        std::reverse(f.begin(), f.end());
+      else if (order > 1)
+        std::shuffle(f.begin(), f.end(), rng);
+      std::vector<finding> out;
+      m.apply_frame(static_cast<int64_t>(k) * minute, f, out);
+      for (auto& x : out)
+        runs.back().emplace_back(static_cast<int64_t>(k) * minute, x.kind, x.subject, x.index, x.level);
+    }
+  }
+  auto rr_low = std::count_if(runs[0].begin(), runs[0].end(), [](auto& x) {
+    return std::get<1>(x) == alert_kind::threshold && std::get<2>(x) == metric::respiration_rate &&
+           std::get<3>(x) == 1 && std::get<4>(x) != priority::none;
+  });
+  EXPECT_GT(rr_low, 0) << "RR 7 with SpO2 91 alarms without waiting 15 min";
   for (size_t r = 1; r < runs.size(); ++r)
     EXPECT_EQ(runs[r], runs[0]) << "order " << r;
 }
@@ -297,4 +332,43 @@ TEST(patient_model_frames, state_of_a_frame_survives_encoding) {
   m.apply_frame(90 * minute, frame(140, 30, 88), a);
   copy.apply_frame(90 * minute, frame(140, 30, 88), b);
   EXPECT_EQ(a.size(), b.size());
+}
+
+// At one sample a second a value at a score boundary flickers: RR 24, 26,
+// 24, ... scores 2, 3, 2, ... and no NEWS2 alert's onset could ever run
+// 30 s. NEWS2 scores the observation — the signal's level over 30 s — and
+// a reading every 30 s or slower (minute numerics, a cuff) as it is.
+TEST(patient_model_frames, news2_scores_a_continuous_signal_over_30_s_and_a_slow_one_as_it_is) {
+  patient_model m;
+  std::vector<finding> out, all;
+  int64_t t = 1'000'000;
+  for (int i = 0; i < 180; ++i, t += s) {
+    out.clear();
+    m.apply_frame(t, frame(75, i % 2 ? 26 : 24, 97), out);
+    all.insert(all.end(), out.begin(), out.end());
+  }
+  EXPECT_EQ(m.latest(metric::respiration_rate).value, 26);
+  EXPECT_NEAR(m.observed(metric::respiration_rate), 25, 0.1);
+  EXPECT_EQ(m.news2().part(news2_parameter::respiration_rate).score, 3);
+  auto raised = std::count_if(all.begin(), all.end(), [](const finding& f) {
+    return f.kind == alert_kind::news2 && f.index == 0 && f.what == finding::change::raised &&
+           f.level == priority::low;
+  });
+  EXPECT_EQ(raised, 1) << "a single parameter scoring 3 for 3 min raises one LOW alert";
+
+  // Minute numerics: the reading itself.
+  patient_model slow;
+  t = 1'000'000;
+  for (double rr : {19.0, 19.0, 22.0}) {
+    out.clear();
+    slow.apply_frame(t, frame(75, rr, 97), out);
+    t += minute;
+  }
+  EXPECT_EQ(slow.observed(metric::respiration_rate), 22);
+  EXPECT_EQ(slow.news2().part(news2_parameter::respiration_rate).score, 2);
+
+  // The observation survives a snapshot.
+  patient_model copy;
+  ASSERT_TRUE(copy.decode(m.encode()));
+  EXPECT_EQ(copy.observed(metric::respiration_rate), m.observed(metric::respiration_rate));
 }

@@ -411,7 +411,8 @@ TEST(patient_model, incremental_news2_equals_a_full_rescore_on_a_noisy_stream) {
       news2_inputs in;
       auto take = [&](metric x) -> std::optional<observation> {
         auto& l = m.latest(x);
-        return l.present ? std::optional<observation>{observation{l.value, l.time_ms}} : std::nullopt;
+        return l.present ? std::optional<observation>{observation{m.observed(x), l.time_ms}}
+                         : std::nullopt;
       };
       in.respiration_rate = take(metric::respiration_rate);
       in.spo2 = take(metric::spo2);

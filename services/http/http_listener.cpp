@@ -15,8 +15,9 @@
 #include <boost/beast/ssl.hpp>
 #include <caf/error.hpp>
 #include <caf/sec.hpp>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+
+#include "services/http/server_socket.hpp"
 
 namespace healthtwin::services {
 
@@ -288,40 +289,13 @@ caf::expected<std::unique_ptr<http_listener>> http_listener::start(const setting
   im->s = s;
   im->h = std::move(h);
   if (!s.tls_cert_pem.empty()) {
-    im->tls.emplace(asio::ssl::context::tls_server);
-    beast::error_code ec;
-    im->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                         asio::ssl::context::no_sslv3 | asio::ssl::context::single_dh_use);
-    SSL_CTX_set_min_proto_version(im->tls->native_handle(), TLS1_2_VERSION);
-    im->tls->use_certificate_chain(asio::buffer(s.tls_cert_pem), ec);
-    if (!ec)
-      im->tls->use_private_key(asio::buffer(s.tls_key_pem), asio::ssl::context::pem, ec);
-    if (ec)
-      return fail("the TLS certificate and key do not load (" + ec.message() + ")");
+    std::string why;
+    im->tls = server_tls(s.tls_cert_pem, s.tls_key_pem, why);
+    if (!im->tls)
+      return fail(why);
   }
-  // host:port (the host may be a bracketed IPv6 literal).
-  auto colon = s.listen.rfind(':');
-  if (colon == std::string::npos)
-    return fail("expected host:port");
-  auto host = s.listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[')
-    host = host.substr(1, host.size() - 2);
-  beast::error_code ec;
-  tcp::resolver resolver{im->ioc};
-  auto endpoints = resolver.resolve(host, s.listen.substr(colon + 1),
-                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-  if (ec || endpoints.empty())
-    return fail("the address does not resolve");
-  auto endpoint = endpoints.begin()->endpoint();
-  im->acceptor.open(endpoint.protocol(), ec);
-  if (!ec)
-    im->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec)
-    im->acceptor.bind(endpoint, ec);
-  if (!ec)
-    im->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return fail("the port is taken (" + ec.message() + ")");
+  if (auto why = listen_on(im->acceptor, s.listen); !why.empty())
+    return fail(why);
   accept(*im);
   for (int i = 0; i < std::max(1, s.threads); ++i)
     im->threads.emplace_back([&ioc = im->ioc] { ioc.run(); });

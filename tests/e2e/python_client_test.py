@@ -10,10 +10,7 @@ The node runs on 127.0.0.1 with ports it picks, in a temp dir, and is
 stopped by its PID."""
 
 import argparse
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,30 +19,11 @@ import unittest
 
 import grpc
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import node_fixture
+
 ARGS = None
-
-
-def make_stubs(proto_dir, out_dir):
-    os.makedirs(out_dir)
-    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir)
-              for f in files if f.endswith(".proto") and "internal" not in root]
-    subprocess.run(["protoc", "-I", proto_dir, "--python_out", out_dir, "--grpc_python_out", out_dir,
-                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"] + protos, check=True)
-    sys.path.insert(0, out_dir)
-
-
-def make_pki(d):
-    script = f"""set -e
-cd {d}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=py-ca
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key -out node.csr -subj /CN=localhost
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > node.ext
-openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 1 -extfile node.ext
-"""
-    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
 
 
 class HospitalBackend(unittest.TestCase):
@@ -53,43 +31,19 @@ class HospitalBackend(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-py-")
         d = cls.tmp.name
-        make_stubs(ARGS.proto_dir, os.path.join(d, "stubs"))
-        make_pki(d)
-        cls.signing_key = ec.generate_private_key(ec.SECP256R1())
-        with open(os.path.join(d, "idp.pub"), "wb") as f:
-            f.write(cls.signing_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        port_file = os.path.join(d, "ports.json")
-        cls.log = open(os.path.join(d, "node.log"), "wb")
-        cls.node = subprocess.Popen(
-            [ARGS.node, "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
-             "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
-             "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
-             "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=healthtwin",
-             "--auth-issuer=https://idp.hospital.example"],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while not os.path.exists(port_file):
-            if cls.node.poll() is not None or time.time() > deadline:
-                raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
-            time.sleep(0.05)
-        cls.port = json.load(open(port_file))["grpc"]
-        with open(os.path.join(d, "ca.pem"), "rb") as f:
-            cls.ca = f.read()
+        node_fixture.make_stubs(ARGS.proto_dir, os.path.join(d, "stubs"))
+        node_fixture.make_pki(d)
+        cls.node = node_fixture.Node(ARGS.node, d)
+        cls.port, cls.ca = cls.node.grpc_port, cls.node.ca
 
     @classmethod
     def tearDownClass(cls):
-        cls.node.send_signal(signal.SIGTERM)
-        code = cls.node.wait(timeout=60)
-        cls.log.close()
+        code = cls.node.stop()
         cls.tmp.cleanup()
         assert code == 0, f"node exited with {code}"
 
     def token(self, tenant, roles, subject="ehr-integration"):
-        now = int(time.time())
-        return jwt.encode({"sub": subject, "tenant": tenant, "roles": roles, "aud": "healthtwin",
-                           "iss": "https://idp.hospital.example", "iat": now, "exp": now + 600},
-                          self.signing_key, algorithm="ES256")
+        return self.node.token(tenant, roles, subject)
 
     def channel(self, token):
         creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=self.ca),

@@ -1,0 +1,78 @@
+"""What the Python end-to-end tests share: stubs generated from our .proto
+files, a throwaway PKI made with openssl, an ES256 identity provider, and a
+real node on 127.0.0.1 (ports it picks, reported in a port file) trusting
+it, stopped by its PID."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+import jwt
+
+AUDIENCE = "healthtwin"
+ISSUER = "https://idp.hospital.example"
+
+
+def make_stubs(proto_dir, out_dir):
+    os.makedirs(out_dir)
+    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir)
+              for f in files if f.endswith(".proto") and "internal" not in root]
+    subprocess.run(["protoc", "-I", proto_dir, "--python_out", out_dir, "--grpc_python_out", out_dir,
+                    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin"] + protos, check=True)
+    sys.path.insert(0, out_dir)
+
+
+def make_pki(d):
+    """ca.pem, and node.pem/node.key for 127.0.0.1 and localhost, in d."""
+    script = f"""set -e
+cd {d}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=py-ca
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout node.key -out node.csr -subj /CN=localhost
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > node.ext
+openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 1 -extfile node.ext
+"""
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+
+
+class Node:
+    """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key."""
+
+    def __init__(self, node_bin, d):
+        self.dir = d
+        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+        with open(os.path.join(d, "idp.pub"), "wb") as f:
+            f.write(self.signing_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        port_file = os.path.join(d, "ports.json")
+        self.log = open(os.path.join(d, "node.log"), "wb")
+        self.proc = subprocess.Popen(
+            [node_bin, "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+             "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
+             "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
+             "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=" + AUDIENCE,
+             "--auth-issuer=" + ISSUER],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while not os.path.exists(port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
+            time.sleep(0.05)
+        self.grpc_port = json.load(open(port_file))["grpc"]
+        with open(os.path.join(d, "ca.pem"), "rb") as f:
+            self.ca = f.read()
+
+    def token(self, tenant, roles, subject="ehr-integration"):
+        now = int(time.time())
+        return jwt.encode({"sub": subject, "tenant": tenant, "roles": roles, "aud": AUDIENCE,
+                           "iss": ISSUER, "iat": now, "exp": now + 600}, self.signing_key, algorithm="ES256")
+
+    def stop(self):
+        """SIGTERM by PID; the exit code."""
+        self.proc.terminate()
+        code = self.proc.wait(timeout=60)
+        self.log.close()
+        return code

@@ -16,6 +16,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/ingest/erasure_purger.hpp"
+#include "actors/ingest/ingest_probe.hpp"
+#include "actors/ingest/registry_rules.hpp"
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
@@ -48,114 +51,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 constexpr uint32_t no_entry = UINT32_MAX;
-
-std::string_view reason_label(rejection_reason r) {
-  static constexpr std::array<std::string_view, rejection_reasons> names{
-      "unspecified",    "invalid_name", "unknown_device",   "invalid_metric",
-      "metric_not_supported", "not_finite", "out_of_range",  "future_timestamp",
-      "invalid_timestamp",    "invalid_sequence", "duplicate", "outside_window",
-      "decommissioned", "unavailable"};
-  auto i = static_cast<size_t>(r);
-  return i < names.size() ? names[i] : "unspecified";
-}
-
-/// Prometheus instruments of the ingest path; labels carry no PHI.
-class ingest_probe {
-public:
-  explicit ingest_probe(prometheus::Registry& reg)
-      : accepted_(prometheus::BuildCounter()
-                      .Name("healthtwin_ingest_readings_accepted_total")
-                      .Help("Readings written to the ingest log")
-                      .Register(reg)
-                      .Add({})),
-        rejected_(prometheus::BuildCounter()
-                      .Name("healthtwin_ingest_readings_rejected_total")
-                      .Help("Readings refused one by one, by reason")
-                      .Register(reg)),
-        refused_(prometheus::BuildCounter()
-                     .Name("healthtwin_ingest_requests_refused_total")
-                     .Help("Whole requests refused, by reason")
-                     .Register(reg)),
-        commits_(prometheus::BuildCounter()
-                     .Name("healthtwin_ingest_commits_total")
-                     .Help("Group commits to the ingest log")
-                     .Register(reg)
-                     .Add({})),
-        commit_seconds_(prometheus::BuildHistogram()
-                            .Name("healthtwin_ingest_commit_seconds")
-                            .Help("Time to write one group commit (WAL included)")
-                            .Register(reg)
-                            .Add({}, prometheus::Histogram::BucketBoundaries{
-                                         0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
-                                         0.25, 1})),
-        position_(prometheus::BuildGauge()
-                      .Name("healthtwin_ingest_log_position")
-                      .Help("Last committed ingest log position")
-                      .Register(reg)
-                      .Add({})),
-        checkpoint_(prometheus::BuildGauge()
-                        .Name("healthtwin_ingest_checkpoint_position")
-                        .Help("Log position covered by twin snapshots (log truncated below)")
-                        .Register(reg)
-                        .Add({})),
-        ack_seconds_(prometheus::BuildHistogram()
-                         .Name("healthtwin_ingest_ack_seconds")
-                         .Help("From a request entering the sequencer queue to its ack")
-                         .Register(reg)
-                         .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1})),
-        pending_(prometheus::BuildGauge()
-                     .Name("healthtwin_ingest_pending_work")
-                     .Help("Work handed to twins and not yet applied")
-                     .Register(reg)
-                     .Add({})),
-        uncheckpointed_(prometheus::BuildGauge()
-                            .Name("healthtwin_ingest_log_uncheckpointed_readings")
-                            .Help("Readings in the ingest log after the last checkpoint "
-                                  "(what a crash would replay)")
-                            .Register(reg)
-                            .Add({})),
-        purged_(prometheus::BuildCounter()
-                    .Name("healthtwin_erasure_purges_total")
-                    .Help("Erased patients whose records were compacted out of the data files")
-                    .Register(reg)
-                    .Add({})) {
-    for (uint8_t r = 1; r < rejection_reasons; ++r)
-      rejected_by_reason_[r] =
-          &rejected_.Add({{"reason", std::string{reason_label(static_cast<rejection_reason>(r))}}});
-    for (auto r : {"overloaded", "shutting_down", "storage"})
-      refused_by_reason_.emplace(r, &refused_.Add({{"reason", r}}));
-  }
-
-  void on_rejected(rejection_reason r) { rejected_by_reason_[static_cast<size_t>(r)]->Increment(); }
-  void on_refused(const char* why) { refused_by_reason_.at(why)->Increment(); }
-  void on_commit(uint64_t position, size_t readings, double seconds) {
-    accepted_.Increment(static_cast<double>(readings));
-    commits_.Increment();
-    commit_seconds_.Observe(seconds);
-    position_.Set(static_cast<double>(position));
-  }
-  void on_checkpoint(uint64_t position) { checkpoint_.Set(static_cast<double>(position)); }
-  void on_acked(double seconds) { ack_seconds_.Observe(seconds); }
-  void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
-  void on_purged() { purged_.Increment(); }
-  void set_uncheckpointed(uint64_t n) { uncheckpointed_.Set(static_cast<double>(n)); }
-
-private:
-  prometheus::Counter& accepted_;
-  prometheus::Family<prometheus::Counter>& rejected_;
-  prometheus::Family<prometheus::Counter>& refused_;
-  prometheus::Counter& commits_;
-  prometheus::Histogram& commit_seconds_;
-  prometheus::Gauge& position_;
-  prometheus::Gauge& checkpoint_;
-  prometheus::Histogram& ack_seconds_;
-  prometheus::Gauge& pending_;
-  prometheus::Gauge& uncheckpointed_;
-  prometheus::Counter& purged_;
-  std::array<prometheus::Counter*, rejection_reasons> rejected_by_reason_{};
-  std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
-};
 
 /// What the sequencer knows about a device: registry facts and the
 /// authoritative sequence window (rebuilt from snapshot + log on first use).
@@ -225,82 +120,6 @@ using job = std::variant<ingest_job, registry_job, input_job, shard_job>;
 /// sequencer takes the result (written or failed). Neither step runs on the
 /// sequencer's thread, which goes on committing and acking meanwhile.
 enum class checkpoint_phase : int { idle, running, snapshotted, writing, written, failed };
-
-/// Runs storage::purge_erased for erased patients on its own thread: the
-/// compactions take seconds on a large store and must not hold up ingest.
-/// An empty name stands for every erasure owed from before a restart
-/// (storage::purge_all_erased).
-class erasure_purger {
-public:
-  erasure_purger(storage::store& s, ingest_probe& p) : store_(s), probe_(p) {}
-  ~erasure_purger() { finish(); }
-
-  void add(std::string patient) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (!thread_.joinable())
-      thread_ = std::thread([this] { run(); });
-    queue_.push_back(std::move(patient));
-    cv_.notify_one();
-  }
-
-  /// Purges what is queued, then stops the thread.
-  void finish() {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      stopping_ = true;
-    }
-    cv_.notify_one();
-    if (thread_.joinable())
-      thread_.join();
-  }
-
-private:
-  void run() {
-    std::unique_lock<std::mutex> lock{mtx_};
-    for (;;) {
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty())
-        return;
-      auto patient = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      if (patient.empty()) {
-        purge_all();
-        lock.lock();
-        continue;
-      }
-      // Logs name the patient only by pseudonym.
-      auto r = storage::purge_erased(store_, patient);
-      if (!r) {
-        spdlog::error("erasure purge of patient {} failed: {}", store_.pseudonym(patient),
-                      storage::describe(r.error()));
-      } else {
-        spdlog::info("erasure purge of patient {} done ({} alert events removed)",
-                     store_.pseudonym(patient), r->alert_events);
-        probe_.on_purged();
-      }
-      lock.lock();
-    }
-  }
-
-  void purge_all() {
-    auto r = storage::purge_all_erased(store_);
-    if (!r) {
-      spdlog::error("erasure purge of owed erasures failed: {}", storage::describe(r.error()));
-    } else {
-      spdlog::info("erasure purge of owed erasures done ({} alert events removed)", r->alert_events);
-      probe_.on_purged();
-    }
-  }
-
-  storage::store& store_;
-  ingest_probe& probe_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -895,371 +714,35 @@ struct ingest_sequencer::impl {
   // -- registry ------------------------------------------------------------------
 
   /// Consecutive registry commands commit together: one write batch, one
-  /// fsync. Records written earlier in the group are read from `patients` /
-  /// `devices`; directory updates and twin notifications wait for the write.
-  struct registry_txn {
-    explicit registry_txn(storage::store& s) : batch(s) {}
-    storage::write_batch batch;
-    std::unordered_map<std::string, storage::patient_record> patients;
-    std::unordered_map<std::string, storage::device_record> devices;
-    std::vector<std::string> notify;
-    std::vector<std::string> erased;    // earlier in this group
-    std::vector<std::string> released;  // patients erased elsewhere: purge their name here
-  };
-
-  caf::expected<std::optional<storage::patient_record>> get_patient(registry_txn& t,
-                                                                    const std::string& name) {
-    if (auto i = t.patients.find(name); i != t.patients.end())
-      return std::optional<storage::patient_record>{i->second};
-    return registry.get_patient(name);
-  }
-
-  caf::expected<std::optional<storage::device_record>> get_device(registry_txn& t,
-                                                                  const std::string& name) {
-    if (auto i = t.devices.find(name); i != t.devices.end())
-      return std::optional<storage::device_record>{i->second};
-    return registry.get_device(name);
-  }
-
-  void put(registry_txn& t, const storage::patient_record& p) {
-    registry.put(t.batch, p);
-    t.patients[p.name] = p;
-  }
-
-  void put(registry_txn& t, const storage::device_record& d) {
-    registry.put(t.batch, d);
-    t.devices[d.name] = d;
-  }
-
-  static registry_result failed(caf::error e) {
-    registry_result out;
-    out.error = std::move(e);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, create_patient& c) {
-    if (auto err = closed(c.patient.name))
-      return failed(err);
-    auto existing = get_patient(t, c.patient.name);
-    if (!existing)
-      return failed(existing.error());
-    if (*existing)
-      return failed(caf::make_error(ingest_errc::already_exists));
-    if (std::count(t.erased.begin(), t.erased.end(), c.patient.name) > 0 ||
-        store.patient_erased(c.patient.name))
-      return failed(caf::make_error(ingest_errc::failed_precondition,
-                                    std::string{"this patient id was erased and cannot be reused"}));
-    c.patient.devices.clear();
-    c.patient.create_time_ms = models::wall_clock_ms();
-    c.patient.version = 1;
-    // Its data key commits with the record: no key write later, when the
-    // twin first seals a value.
-    if (auto err = store.add_patient_key(t.batch, c.patient.name))
-      return failed(err);
-    put(t, c.patient);
-    registry_result out;
-    out.patient = std::move(c.patient);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, create_device& c) {
-    if (auto err = closed(c.device.name))
-      return failed(err);
-    auto existing = get_device(t, c.device.name);
-    if (!existing)
-      return failed(existing.error());
-    if (*existing)
-      return failed(caf::make_error(ingest_errc::already_exists));
-    c.device.patient.clear();
-    c.device.create_time_ms = models::wall_clock_ms();
-    put(t, c.device);
-    registry_result out;
-    out.device = std::move(c.device);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, assign_device& c) {
-    if (auto err = closed(c.device))
-      return failed(err);
-    auto dev = get_device(t, c.device);
-    if (!dev)
-      return failed(dev.error());
-    if (!*dev)
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"device"}));
-    auto d = std::move(**dev);
-    registry_result out;
-    if (d.patient == c.patient) {  // idempotent
-      out.device = std::move(d);
-      return out;
-    }
-    if (!c.patient.empty() && d.decommission_time_ms != 0)
-      return failed(caf::make_error(ingest_errc::failed_precondition,
-                                    std::string{"the device was decommissioned"}));
-    if (!c.patient.empty() && !d.patient.empty())
-      return failed(caf::make_error(ingest_errc::failed_precondition,
-                                    std::string{"device is attached to another patient; "
-                                                "unassign it first"}));
-    if (!c.patient.empty() && models::tenant_of(c.patient) != models::tenant_of(c.device))
-      return failed(caf::make_error(ingest_errc::invalid_argument,
-                                    std::string{"device and patient belong to different tenants"}));
-    // The patient gaining (assign) or losing (unassign) the device; when
-    // another member owns it, that member linked or unlinked it already.
-    auto& changed = c.patient.empty() ? d.patient : c.patient;
-    if (c.patient_elsewhere) {
-      d.patient = c.patient;
-      put(t, d);
-      out.device = std::move(d);
-      return out;
-    }
-    if (auto err = closed(changed))
-      return failed(err);
-    auto pat = get_patient(t, changed);
-    if (!pat)
-      return failed(pat.error());
-    if (!*pat && !c.patient.empty())
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
-    if (*pat) {
-      auto& list = (*pat)->devices;
-      if (c.patient.empty())
-        list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
-      else
-        list.push_back(c.device);
-      ++(*pat)->version;
-      put(t, **pat);
-    }
-    t.notify.push_back(changed);
-    d.patient = c.patient;
-    put(t, d);
-    out.device = std::move(d);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, link_device& c) {
-    if (auto err = closed(c.patient))
-      return failed(err);
-    auto pat = get_patient(t, c.patient);
-    if (!pat)
-      return failed(pat.error());
-    if (!*pat)
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
-    if (models::tenant_of(c.patient) != models::tenant_of(c.device))
-      return failed(caf::make_error(ingest_errc::invalid_argument,
-                                    std::string{"device and patient belong to different tenants"}));
-    auto& list = (*pat)->devices;
-    auto listed = std::find(list.begin(), list.end(), c.device) != list.end();
-    registry_result out;
-    if (listed != c.attach) {  // else: already so (a retry)
-      if (c.attach)
-        list.push_back(c.device);
-      else
-        list.erase(std::remove(list.begin(), list.end(), c.device), list.end());
-      ++(*pat)->version;
-      put(t, **pat);
-      t.notify.push_back(c.patient);
-    }
-    out.patient = std::move(**pat);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, update_patient& c) {
-    if (auto err = closed(c.fields.name))
-      return failed(err);
-    auto existing = get_patient(t, c.fields.name);
-    if (!existing)
-      return failed(existing.error());
-    if (!*existing)
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
-    auto p = std::move(**existing);
-    if (c.expected_version != 0 && c.expected_version != p.version)
-      return failed(caf::make_error(ingest_errc::aborted,
-                                    std::string{"the patient changed since it was read (etag)"}));
-    for (auto& field : c.mask) {
-      if (field == "ward")
-        p.ward = c.fields.ward;
-      else if (field == "bed")
-        p.bed = c.fields.bed;
-      else if (field == "home_region")
-        p.home_region = c.fields.home_region;
-      else if (field == "spo2_scale2")
-        p.spo2_scale2 = c.fields.spo2_scale2;
-    }
-    ++p.version;
-    put(t, p);
-    t.notify.push_back(p.name);  // the twin reloads its registry record
-    registry_result out;
-    out.patient = std::move(p);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, decommission_device& c) {
-    if (auto err = closed(c.device))
-      return failed(err);
-    auto dev = get_device(t, c.device);
-    if (!dev)
-      return failed(dev.error());
-    if (!*dev)
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"device"}));
-    if ((*dev)->decommission_time_ms != 0) {  // idempotent
-      registry_result out;
-      out.device = std::move(**dev);
-      return out;
-    }
-    if (!(*dev)->patient.empty()) {  // detach first, as UnassignDevice does
-      assign_device detach{c.device, {}, c.patient_elsewhere};
-      auto r = run(t, detach);
-      if (r.error)
-        return r;
-      *dev = std::move(r.device);
-    }
-    auto d = std::move(**dev);
-    d.decommission_time_ms = models::wall_clock_ms();
-    put(t, d);
-    registry_result out;
-    out.device = std::move(d);
-    return out;
-  }
-
-  // The device of a shadow change: found and in service.
-  caf::expected<storage::device_record> device_in_service(registry_txn& t, const std::string& name) {
-    if (auto err = closed(name))
-      return err;
-    auto dev = get_device(t, name);
-    if (!dev)
-      return dev.error();
-    if (!*dev)
-      return caf::make_error(ingest_errc::not_found, std::string{"device"});
-    if ((*dev)->decommission_time_ms != 0)
-      return caf::make_error(ingest_errc::failed_precondition,
-                             std::string{"the device was decommissioned"});
-    return std::move(**dev);
-  }
-
-  registry_result run(registry_txn& t, update_desired_config& c) {
-    auto d = device_in_service(t, c.device);
-    if (!d)
-      return failed(d.error());
-    if (c.expected_version && *c.expected_version != d->desired.version)
-      return failed(caf::make_error(ingest_errc::aborted,
-                                    std::string{"the desired configuration changed since it was read (version " +
-                                                std::to_string(d->desired.version) + ")"}));
-    auto version = d->desired.version + 1;
-    d->desired = std::move(c.desired);
-    d->desired.version = version;
-    d->desired.update_time_ms = models::wall_clock_ms();
-    put(t, *d);
-    registry_result out;
-    out.device = std::move(*d);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, report_device_state& c) {
-    auto d = device_in_service(t, c.device);
-    if (!d)
-      return failed(d.error());
-    d->reported = std::move(c.reported);
-    d->reported.update_time_ms = models::wall_clock_ms();
-    put(t, *d);
-    registry_result out;
-    out.device = std::move(*d);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, erase_patient& c) {
-    auto existing = get_patient(t, c.patient);
-    if (!existing)
-      return failed(existing.error());
-    if (!*existing)
-      return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
-    if (auto err = closed(c.patient))
-      return failed(err);
-    for (auto& device : (*existing)->devices) {  // its devices here must take the detach
-      auto d = get_device(t, device);
-      if (!d)
-        return failed(d.error());
-      if (*d)
-        if (auto err = closed(device))
-          return failed(err);
-    }
-    // The key first (synced): from here on no value of the patient can be
-    // read or written. Should the commit below fail, a retry finds the
-    // patient still registered and completes the erasure.
-    if (auto err = store.destroy_patient_key(c.patient))
-      return failed(err);
-    for (auto& device : (*existing)->devices) {
-      auto d = get_device(t, device);
-      if (!d)
-        return failed(d.error());
-      if (*d && (*d)->patient == c.patient) {
-        (*d)->patient.clear();
-        put(t, **d);
-      }
-    }
-    registry.erase_patient(t.batch, c.patient);
-    storage::note_purge_owed(t.batch, store, c.patient);
-    t.patients.erase(c.patient);
-    t.erased.push_back(c.patient);
-    registry_result out;
-    out.patient = std::move(**existing);
-    return out;
-  }
-
-  registry_result run(registry_txn& t, release_devices& c) {
-    registry_result out;
-    for (auto& name : c.devices)
-      if (auto err = closed(name))
-        return failed(err);
-    for (auto& name : c.devices) {
-      auto d = get_device(t, name);
-      if (!d)
-        return failed(d.error());
-      if (*d && (*d)->patient == c.patient) {  // else: released before, or moved on
-        (*d)->patient.clear();
-        put(t, **d);
-      }
-    }
-    // Owed until purged, so a crash before the purge still purges at the
-    // next start (purges_owed).
-    storage::note_purge_owed(t.batch, store, c.patient);
-    t.released.push_back(c.patient);
-    return out;
-  }
-
-  // Never reached: process() commits a reset on its own (add_reset).
-  registry_result run(registry_txn&, reset_device_sequence&) {
-    return failed(caf::make_error(ingest_errc::invalid_argument,
-                                  std::string{"a sequence reset is a commit of its own"}));
-  }
-
-  // Runs registry jobs [first, last) as one commit.
+  /// fsync (registry_rules). Directory updates and twin notifications wait
+  /// for the write. Runs registry jobs [first, last) as one commit.
   void run_registry(std::vector<job>& jobs, size_t first, size_t last) {
-    registry_txn t{store};
+    registry_rules t{store, registry, [this](std::string_view name) { return closed(name); }};
     bool committed = false;
     std::vector<registry_result> results;
-    for (auto i = first; i < last; ++i) {
-      auto& rj = std::get<registry_job>(jobs[i]);
-      results.push_back(std::visit([&](auto& cmd) { return run(t, cmd); }, rj.command));
-    }
-    if (t.batch.count() > 0) {
-      if (auto err = store.write(t.batch, true)) {
+    for (auto i = first; i < last; ++i)
+      results.push_back(t.run(std::get<registry_job>(jobs[i]).command));
+    if (t.batch().count() > 0) {
+      if (auto err = store.write(t.batch(), true)) {
         for (auto& r : results)
           if (!r.error)
-            r = failed(err);
+            r = registry_result{err, {}, {}};
       } else {
-        for (auto& [name, d] : t.devices)
+        for (auto& [name, d] : t.devices())
           if (auto it = directory.find(name); it != directory.end()) {
             it->second.patient = d.patient;
             it->second.decommissioned = d.decommission_time_ms != 0;
           }
         // Queries see a created or moved patient as soon as the call returns.
         if (settings.index)
-          for (auto& [name, p] : t.patients)
+          for (auto& [name, p] : t.patients())
             settings.index->set_registry(name, p.ward, p.bed);
-        for (auto& p : t.notify) {
+        for (auto& p : t.notify()) {
           auto s = models::shard_of(p, static_cast<uint32_t>(shards.size()));
           caf::anon_send(shards[s], registry_atom::value, p);
         }
         committed = true;
-        for (auto& p : t.released)
+        for (auto& p : t.released())
           purge_after_checkpoint(p);
       }
     }

@@ -18,6 +18,7 @@
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/ingest/erasure_purger.hpp"
 #include "actors/ingest/ingest_probe.hpp"
+#include "actors/ingest/log_codec.hpp"
 #include "actors/ingest/registry_rules.hpp"
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
@@ -559,38 +560,6 @@ struct ingest_sequencer::impl {
     return lookup_part(g.patient, g.device);
   }
 
-  std::string encode(const committed_batch& b) {
-    internal::LogRecord rec;
-    rec.set_receive_time_ms(b.receive_time_ms);
-    for (auto& e : b.entries) {
-      auto* d = rec.add_devices();
-      d->set_device(e.device);
-      d->set_patient(e.patient);
-      d->set_clinician(e.clinician);
-      d->set_patient_only(e.patient_only);
-      d->set_sequence_reset(e.sequence_reset);
-      if (e.settings)
-        to_record(*e.settings, *d->mutable_settings());
-      auto n = static_cast<int>(e.readings.size());
-      d->mutable_sequence()->Reserve(n);
-      d->mutable_time_ms()->Reserve(n);
-      d->mutable_metric()->Reserve(n);
-      d->mutable_value()->Reserve(n);
-      bool qualified = false;
-      for (auto& r : e.readings) {
-        d->add_sequence(r.sequence);
-        d->add_time_ms(r.time_ms);
-        d->add_metric(static_cast<uint32_t>(r.metric));
-        d->add_value(r.value);
-        qualified = qualified || r.quality != models::reading_quality::unspecified;
-      }
-      if (qualified)  // else left out: the common case, as records before it
-        for (auto& r : e.readings)
-          d->add_quality(static_cast<uint32_t>(r.quality));
-    }
-    return rec.SerializeAsString();
-  }
-
   // Splits a committed batch into the work of each shard it touches and
   // hands it to fn(shard, work).
   template <class Fn>
@@ -671,7 +640,7 @@ struct ingest_sequencer::impl {
       batch->position = position.load() + 1;
       batch->receive_time_ms = models::wall_clock_ms();
       storage::write_batch wb{store};
-      storage::ingest_log::append(wb, batch->position, encode(*batch));
+      storage::ingest_log::append(wb, batch->position, encode_log_record(*batch));
       auto t0 = clock::now();
       if (auto err = store.write(wb, true)) {
         // Nothing was written: forget the windows' changes and fail every
@@ -1185,43 +1154,10 @@ caf::error ingest_sequencer::recover() {
   auto t0 = clock::now();
   internal::LogRecord rec;  // parsed into again and again: its arrays are reused
   auto err = im.log.replay(*cp + 1, [&](uint64_t pos, std::string_view bytes) {
-    if (!rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      failure = caf::make_error(storage::errc::corruption,
-                                "ingest log record at position " + std::to_string(pos) +
-                                    " does not parse");
-      return false;
-    }
     auto b = std::make_shared<committed_batch>();
-    b->position = pos;
-    b->receive_time_ms = rec.receive_time_ms();
-    b->entries.reserve(static_cast<size_t>(rec.devices_size()));
-    for (auto& d : rec.devices()) {
-      device_entry e;
-      e.device = d.device();
-      e.patient = d.patient();
-      e.patient_only = d.patient_only();
-      e.sequence_reset = d.sequence_reset();
-      auto n = d.sequence_size();
-      if (d.clinician()) {
-        e.clinician = true;
-        if (d.has_settings()) {
-          auto settings = std::make_shared<models::patient_settings>();
-          if (auto bad = from_record(d.settings(), *settings)) {
-            failure = caf::make_error(storage::errc::corruption,
-                                      "ingest log record at position " + std::to_string(pos) +
-                                          " has invalid patient settings (" + *bad + ")");
-            return false;
-          }
-          e.settings = std::move(settings);
-        }
-      }
-      if (d.time_ms_size() != n || d.metric_size() != n || d.value_size() != n ||
-          (d.quality_size() != 0 && d.quality_size() != n)) {
-        failure = caf::make_error(storage::errc::corruption,
-                                  "ingest log record at position " + std::to_string(pos) +
-                                      " has arrays of different lengths");
-        return false;
-      }
+    if ((failure = decode_log_record(pos, bytes, rec, *b)))
+      return false;
+    for (auto& e : b->entries) {
       // Windows of shards this node handed over since are not rebuilt (its
       // log still names their devices and patients until a checkpoint).
       bool owned = im.owns(im.shard_of(e.patient_only ? e.patient : e.device));
@@ -1232,28 +1168,19 @@ caf::error ingest_sequencer::recover() {
         failure = entry.error();
         return false;
       }
-      if (*entry)
-        im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device)
-                                            : e.device,
-                             *entry);
-      if (*entry && e.sequence_reset) {  // what came before is forgotten, stored or replayed
+      if (!*entry) {
+        readings += e.readings.size();
+        continue;
+      }
+      im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device) : e.device,
+                           *entry);
+      if (e.sequence_reset) {  // what came before is forgotten, stored or replayed
         (*entry)->window = models::sequence_window{};
         (*entry)->stored_superseded = !(*entry)->loaded;
       }
-      e.readings.reserve(static_cast<size_t>(n));
-      for (int k = 0; k < n; ++k) {
-        auto m = models::metric_from_number(d.metric(k));
-        if (!m)
-          continue;
-        if (*entry)
-          (*entry)->window.admit(d.sequence(k));  // union with the stored window
-        auto q = d.quality_size() == 0 || d.quality(k) >= models::reading_quality_count
-                     ? models::reading_quality::unspecified
-                     : static_cast<models::reading_quality>(d.quality(k));
-        e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k), q});
-      }
+      for (auto& r : e.readings)
+        (*entry)->window.admit(r.sequence);  // union with the stored window
       readings += e.readings.size();
-      b->entries.push_back(std::move(e));
     }
     im.dispatch_replayed(b);
     ++records;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/ingest/device_directory.hpp"
 #include "actors/ingest/erasure_purger.hpp"
 #include "actors/ingest/ingest_probe.hpp"
 #include "actors/ingest/log_codec.hpp"
@@ -51,38 +52,6 @@ std::string to_string(ingest_errc x) {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr uint32_t no_entry = UINT32_MAX;
-
-/// What the sequencer knows about a device: registry facts and the
-/// authoritative sequence window (rebuilt from snapshot + log on first use).
-struct directory_entry {
-  /// The registry facts and the stored window are read. An entry a log
-  /// replay made is not: it holds only the numbers the replay admitted
-  /// until the device's first lookup reads the registry and merges the
-  /// stored window in, or the checkpoint that writes it merges that
-  /// (write_checkpoint).
-  bool loaded = true;
-  /// A replay met a reset of the device's sequence numbers: the stored
-  /// window (older than it) is not merged in; what the replay admitted
-  /// after the reset is the whole window.
-  bool stored_superseded = false;
-  models::device_type type{};
-  bool decommissioned = false;
-  bool window_dirty = false;  // changed since the last checkpoint
-  std::string patient;
-  models::sequence_window window;
-  uint64_t commit_stamp = 0;  // commit that last touched this entry
-  uint32_t entry = no_entry;  // its entry index in that commit
-};
-
-/// A window to write with a checkpoint; `partial`: only what a log replay
-/// admitted (see directory_entry::loaded).
-struct window_copy {
-  std::string name;  // a copy: a hand-off may forget the directory entry meanwhile
-  models::sequence_window window;
-  bool partial = false;
-  bool superseded = false;  // partial, and the stored window is older than a reset
-};
 
 struct ingest_job {
   std::vector<ingest_group> groups;
@@ -128,7 +97,7 @@ struct ingest_sequencer::impl {
   impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
-        probe(metrics), shard_slot(shards.size(), -1), fenced(shards.size(), false),
+        probe(metrics), dir(st, registry), shard_slot(shards.size(), -1), fenced(shards.size(), false),
         purger(st, probe) {}
 
   ingest_settings settings;
@@ -148,10 +117,7 @@ struct ingest_sequencer::impl {
 
   std::atomic<uint64_t> position{0};
   std::atomic<uint64_t> accepted{0};
-  std::unordered_map<std::string, directory_entry> directory;
-  // Entries whose window changed since the last checkpoint (map nodes are
-  // stable: only a hand-off erases entries, and takes theirs out of here).
-  std::vector<std::pair<const std::string*, directory_entry*>> dirty_windows;
+  device_directory dir;
 
   // The commit being assembled (sequencer thread only).
   std::shared_ptr<committed_batch> batch;
@@ -209,88 +175,6 @@ struct ingest_sequencer::impl {
     purges.erase(ready, purges.end());
   }
 
-  // -- directory ---------------------------------------------------------------
-
-  // nullptr: no such device. Loads registry facts and the window from the
-  // device's snapshot on first use.
-  caf::expected<directory_entry*> lookup(const std::string& name) {
-    auto i = directory.find(name);
-    if (i != directory.end() && i->second.loaded)
-      return &i->second;
-    auto rec = registry.get_device(name);
-    if (!rec)
-      return rec.error();
-    if (!*rec)
-      return static_cast<directory_entry*>(nullptr);
-    if (i == directory.end()) {
-      directory_entry e;
-      if (auto err = load_window(name, e.window))
-        return err;
-      i = directory.emplace(name, std::move(e)).first;
-    } else if (!i->second.stored_superseded) {
-      // Made by a replay: merge the stored window in (the union is exact,
-      // see sequence_window::merge).
-      models::sequence_window stored;
-      if (auto err = load_window(name, stored))
-        return err;
-      stored.merge(i->second.window);
-      i->second.window = stored;
-    }
-    auto& e = i->second;
-    e.loaded = true;
-    e.type = (*rec)->type;
-    e.patient = (*rec)->patient;
-    e.decommissioned = (*rec)->decommission_time_ms != 0;
-    return &e;
-  }
-
-  /// A device's entry for a log replay, which reads nothing: the registry
-  /// and the stored window are read on the device's first lookup after it
-  /// (a replay touching a million cold devices spent a fifth of its time
-  /// reading their windows). Every name in the log was registered, and
-  /// devices are never deleted.
-  directory_entry* lookup_for_replay(const std::string& name) {
-    auto i = directory.find(name);
-    if (i == directory.end()) {
-      directory_entry e;
-      e.loaded = false;
-      i = directory.emplace(name, std::move(e)).first;
-    }
-    return &i->second;
-  }
-
-  /// The window of a patient part's readings (patient and device), loaded
-  /// on first use.
-  caf::expected<directory_entry*> lookup_part(const std::string& patient, const std::string& device) {
-    auto name = storage::key_codec::part_window_name(patient, device);
-    auto i = directory.find(name);
-    if (i != directory.end())
-      return &i->second;
-    directory_entry e;
-    e.patient = patient;
-    if (auto err = load_window(name, e.window))
-      return err;
-    return &directory.emplace(std::move(name), std::move(e)).first->second;
-  }
-
-  caf::error load_window(const std::string& name, models::sequence_window& out) {
-    auto shard = storage::key_codec::window_shard(name, store.shards());
-    auto stored = store.get(storage::column::twins, storage::key_codec::window_key(shard, name));
-    if (!stored)
-      return stored.error();
-    if (*stored) {
-      internal::SequenceWindowState w;
-      if (!w.ParseFromString(**stored))
-        return caf::make_error(storage::errc::invalid_record,
-                               std::string{"device sequence window does not parse"});
-      std::array<uint64_t, 4> bits{};
-      for (int k = 0; k < w.seen_size() && k < 4; ++k)
-        bits[static_cast<size_t>(k)] = w.seen(k);
-      out = models::sequence_window::restore(w.highest(), bits);
-    }
-    return caf::none;
-  }
-
   bool owns(uint32_t shard) const { return !settings.owns_shard || settings.owns_shard(shard); }
   uint32_t shard_of(std::string_view name) const {
     return models::shard_of(name, static_cast<uint32_t>(shards.size()));
@@ -311,36 +195,9 @@ struct ingest_sequencer::impl {
                                           : " belongs to another member now"));
   }
 
-  void mark_window_dirty(const std::string& name, directory_entry* e) {
-    if (e->window_dirty)
-      return;
-    e->window_dirty = true;
-    dirty_windows.emplace_back(&directory.find(name)->first, e);
-  }
-
-  // Takes the windows changed since the last checkpoint (copies); only
-  // those of shards `in` marks when it is given.
-  std::vector<window_copy> take_dirty_windows(const std::vector<bool>* in = nullptr) {
-    std::vector<window_copy> taken;
-    taken.reserve(in ? 0 : dirty_windows.size());
-    auto nshards = store.shards();
-    auto kept = std::stable_partition(dirty_windows.begin(), dirty_windows.end(), [&](auto& w) {
-      return in && !(*in)[storage::key_codec::window_shard(*w.first, nshards)];
-    });
-    for (auto i = kept; i != dirty_windows.end(); ++i) {
-      i->second->window_dirty = false;
-      taken.push_back(window_copy{*i->first, i->second->window, !i->second->loaded,
-                                  i->second->stored_superseded});
-    }
-    dirty_windows.erase(kept, dirty_windows.end());
-    return taken;
-  }
-
   // A checkpoint failed: its windows are written with the next one.
   void restore_dirty_windows() {
-    for (auto& w : checkpoint_windows)
-      if (auto i = directory.find(w.name); i != directory.end())  // else: handed over since
-        mark_window_dirty(w.name, &i->second);
+    dir.restore_dirty(checkpoint_windows);
     checkpoint_windows.clear();
   }
 
@@ -360,7 +217,7 @@ struct ingest_sequencer::impl {
         continue;
       auto window = replayed;
       if (partial && !superseded) {
-        if (auto err = load_window(name, window))
+        if (auto err = dir.load_window(name, window))
           return err;
         window.merge(replayed);
       }
@@ -432,7 +289,7 @@ struct ingest_sequencer::impl {
         entries.push_back(nullptr);
         continue;
       }
-      auto e = j.patient_parts ? lookup_part_of_patient(g) : lookup(g.device);
+      auto e = j.patient_parts ? lookup_part_of_patient(g) : dir.lookup(g.device);
       if (!e) {
         j.result.error = e.error();
         commit_jobs.push_back(&j);
@@ -484,7 +341,7 @@ struct ingest_sequencer::impl {
           undo.emplace_back(e, e->window);
           e->commit_stamp = commit_stamp;
           e->entry = no_entry;
-          mark_window_dirty(
+          dir.mark_dirty(
               j.patient_parts ? storage::key_codec::part_window_name(g.patient, g.device) : g.device, e);
         }
         bool fresh = false;
@@ -549,7 +406,7 @@ struct ingest_sequencer::impl {
   // A patient part's window, or nullptr when its patient is not registered
   // here (or was erased).
   caf::expected<directory_entry*> lookup_part_of_patient(const ingest_group& g) {
-    auto known = directory.count(storage::key_codec::part_window_name(g.patient, g.device)) > 0;
+    auto known = dir.find(storage::key_codec::part_window_name(g.patient, g.device)) != nullptr;
     if (!known) {
       auto rec = registry.get_patient(g.patient);
       if (!rec)
@@ -557,7 +414,7 @@ struct ingest_sequencer::impl {
       if (!*rec)
         return static_cast<directory_entry*>(nullptr);
     }
-    return lookup_part(g.patient, g.device);
+    return dir.lookup_part(g.patient, g.device);
   }
 
   // Splits a committed batch into the work of each shard it touches and
@@ -698,9 +555,9 @@ struct ingest_sequencer::impl {
             r = registry_result{err, {}, {}};
       } else {
         for (auto& [name, d] : t.devices())
-          if (auto it = directory.find(name); it != directory.end()) {
-            it->second.patient = d.patient;
-            it->second.decommissioned = d.decommission_time_ms != 0;
+          if (auto* e = dir.find(name)) {
+            e->patient = d.patient;
+            e->decommissioned = d.decommission_time_ms != 0;
           }
         // Queries see a created or moved patient as soon as the call returns.
         if (settings.index)
@@ -777,7 +634,7 @@ struct ingest_sequencer::impl {
   // being assembled (empty before and flushed after, see process).
   void add_reset(const reset_device_sequence& c, registry_callback done) {
     reset_ack ack{std::move(done), {}};
-    auto e = closed(c.device) ? caf::expected<directory_entry*>{closed(c.device)} : lookup(c.device);
+    auto e = closed(c.device) ? caf::expected<directory_entry*>{closed(c.device)} : dir.lookup(c.device);
     if (!e) {
       ack.result.error = e.error();
     } else if (!*e) {
@@ -793,7 +650,7 @@ struct ingest_sequencer::impl {
       entry->commit_stamp = commit_stamp;
       entry->entry = no_entry;
       entry->window = models::sequence_window{};
-      mark_window_dirty(c.device, entry);
+      dir.mark_dirty(c.device, entry);
       auto& reset = batch->entries.emplace_back();
       reset.device = c.device;
       reset.patient = entry->patient;
@@ -850,14 +707,7 @@ struct ingest_sequencer::impl {
   // point into the directory during one).
   void forget_shards(const shard_step& step) {
     auto in = shard_mask(step.shards);
-    auto nshards = store.shards();
-    dirty_windows.erase(std::remove_if(dirty_windows.begin(), dirty_windows.end(),
-                                       [&](auto& w) {
-                                         return in[storage::key_codec::window_shard(*w.first, nshards)];
-                                       }),
-                        dirty_windows.end());
-    for (auto i = directory.begin(); i != directory.end();)
-      i = in[storage::key_codec::window_shard(i->first, nshards)] ? directory.erase(i) : std::next(i);
+    dir.forget_shards(in);
     for (auto s : step.shards) {
       caf::anon_send(shards[s], forget_atom::value);
       if (step.what == shard_step::kind::release)
@@ -948,14 +798,14 @@ struct ingest_sequencer::impl {
       partial_shards = only;
       partial_done = std::move(done);
       auto in = shard_mask(only);
-      checkpoint_windows = take_dirty_windows(&in);
+      checkpoint_windows = dir.take_dirty(&in);
       round->shards_left = static_cast<uint32_t>(only.size());
       for (auto s : only)
         caf::anon_send(shards[s], checkpoint_atom::value, round);
       return;
     }
     // Windows as of the target: a replay of the log tail merges into them.
-    checkpoint_windows = take_dirty_windows();
+    checkpoint_windows = dir.take_dirty();
     round->shards_left = static_cast<uint32_t>(shards.size());
     checkpoint_in_progress = std::move(round);
     shards_asked = 0;
@@ -1162,8 +1012,8 @@ caf::error ingest_sequencer::recover() {
       // log still names their devices and patients until a checkpoint).
       bool owned = im.owns(im.shard_of(e.patient_only ? e.patient : e.device));
       auto entry = e.clinician || !owned ? caf::expected<directory_entry*>{nullptr}
-                   : e.patient_only      ? im.lookup_part(e.patient, e.device)
-                                         : caf::expected<directory_entry*>{im.lookup_for_replay(e.device)};
+                   : e.patient_only      ? im.dir.lookup_part(e.patient, e.device)
+                                         : caf::expected<directory_entry*>{im.dir.lookup_for_replay(e.device)};
       if (!entry) {
         failure = entry.error();
         return false;
@@ -1172,7 +1022,7 @@ caf::error ingest_sequencer::recover() {
         readings += e.readings.size();
         continue;
       }
-      im.mark_window_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device) : e.device,
+      im.dir.mark_dirty(e.patient_only ? storage::key_codec::part_window_name(e.patient, e.device) : e.device,
                            *entry);
       if (e.sequence_reset) {  // what came before is forgotten, stored or replayed
         (*entry)->window = models::sequence_window{};

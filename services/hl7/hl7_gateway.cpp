@@ -1,6 +1,7 @@
 #include "services/hl7/hl7_gateway.hpp"
 
 #include <cstring>
+#include <algorithm>
 #include <map>
 
 #include <openssl/evp.h>
@@ -80,8 +81,18 @@ std::string_view reason_text(v1::RejectionReason r) {
 
 }  // namespace
 
-hl7_gateway::hl7_gateway(gateway_settings s, storage::message_journal& journal, ingest_fn ingest)
-  : s_(std::move(s)), journal_(journal), ingest_(std::move(ingest)) {}
+hl7_gateway::hl7_gateway(gateway_settings s, storage::message_journal& journal, ingest_fn ingest, adt_handler* adt)
+  : s_(std::move(s)), journal_(journal), ingest_(std::move(ingest)), adt_(adt) {}
+
+bool hl7_gateway::claim(const std::string& key) {
+  std::lock_guard<std::mutex> guard{busy_mtx_};
+  return busy_.insert(key).second;
+}
+
+void hl7_gateway::release(const std::string& key) {
+  std::lock_guard<std::mutex> guard{busy_mtx_};
+  busy_.erase(key);
+}
 
 std::string hl7_gateway::ack(const header* h, ack_code code, std::vector<ack_error> errors) {
   switch (code) {
@@ -122,10 +133,22 @@ std::string hl7_gateway::handle(std::string text) {
                {{m->msh().at(11), err_code::unsupported_processing_id,
                  "MSH-11: processing id " + quoted_input(h->processing_id) + " is not taken here (" +
                      s_.processing_ids + ")"}});
+  if (h->message_type == "ADT") {
+    static constexpr std::string_view events[] = {"A01", "A02", "A03", "A08"};
+    if (!adt_)
+      return ack(&*h, ack_code::reject,
+                 {{m->msh().at(9, 1), err_code::unsupported_message_type,
+                   "MSH-9: ADT is not taken by this gateway (started without --bed-map)"}});
+    if (std::find(std::begin(events), std::end(events), h->trigger_event) == std::end(events))
+      return ack(&*h, ack_code::reject,
+                 {{m->msh().at(9, 2), err_code::unsupported_event,
+                   "MSH-9: ADT event " + quoted_input(h->trigger_event) + " is not taken here (A01 A02 A03 A08)"}});
+    return handle_adt(*m, *h);
+  }
   if (h->message_type != "ORU")
     return ack(&*h, ack_code::reject,
                {{m->msh().at(9, 1), err_code::unsupported_message_type,
-                 "MSH-9: message type " + quoted_input(h->message_type) + " is not taken here (ORU^R01)"}});
+                 "MSH-9: message type " + quoted_input(h->message_type) + " is not taken here (ORU^R01, ADT)"}});
   if (h->trigger_event != "R01")
     return ack(&*h, ack_code::reject,
                {{m->msh().at(9, 2), err_code::unsupported_event,
@@ -144,20 +167,14 @@ std::string hl7_gateway::handle_oru(const message& m, const header& h) {
 
   // One message at a time per key: a resend racing its original waits its turn.
   std::string key = h.sending_application + '\0' + h.sending_facility + '\0' + h.control_id;
-  {
-    std::lock_guard<std::mutex> guard{busy_mtx_};
-    if (!busy_.insert(key).second)
-      return ack(&h, ack_code::error,
-                 {{m.msh().at(10), err_code::duplicate_key,
-                   "MSH-10: this message is being taken on another connection; resend after its ACK"}});
-  }
-  struct release {
+  if (!claim(key))
+    return ack(&h, ack_code::error,
+               {{m.msh().at(10), err_code::duplicate_key,
+                 "MSH-10: this message is being taken on another connection; resend after its ACK"}});
+  struct releaser {
     hl7_gateway& g;
     const std::string& key;
-    ~release() {
-      std::lock_guard<std::mutex> guard{g.busy_mtx_};
-      g.busy_.erase(key);
-    }
+    ~releaser() { g.release(key); }
   } released{*this, key};
 
   auto digest = content_digest(obs);
@@ -234,6 +251,43 @@ std::string hl7_gateway::handle_oru(const message& m, const header& h) {
   // Not marked acknowledged: a resend goes to the node again with the same
   // numbers (what was stored comes back DUPLICATE; the rest is tried again).
   return ack(&h, ack_code::error, std::move(errors));
+}
+
+std::string hl7_gateway::handle_adt(const message& m, const header& h) {
+  error why;
+  auto event = read_adt(m, h.trigger_event, why);
+  if (!event)
+    return ack(&h, ack_code::error, {{why.where, err_code::required_field_missing, why.what}});
+  std::string key = h.sending_application + '\0' + h.sending_facility + '\0' + h.control_id;
+  if (!claim(key))
+    return ack(&h, ack_code::error,
+               {{m.msh().at(10), err_code::duplicate_key,
+                 "MSH-10: this message is being taken on another connection; resend after its ACK"}});
+  struct releaser {
+    hl7_gateway& g;
+    const std::string& key;
+    ~releaser() { g.release(key); }
+  } released{*this, key};
+  auto& e = *event;
+  auto digest = e.trigger + '\0' + e.patient_id + '\0' + e.location.key() + '\0' + e.prior.key();
+  auto record = journal_.find(key);
+  if (record) {
+    if (record->digest != digest)
+      return ack(&h, ack_code::error,
+                 {{m.msh().at(10), err_code::duplicate_key,
+                   "MSH-10: " + quoted_input(h.control_id) + " was already used by this sender for another event"}});
+    ++stats_.resent;
+    if (record->acked)
+      return ack(&h, ack_code::accept, {});
+  } else if (auto assigned = journal_.assign(key, digest, {}, models::wall_clock_ms()); !assigned) {
+    return ack(&h, ack_code::error, {{std::nullopt, err_code::internal, "the gateway cannot record the message now; resend"}});
+  }
+  auto errors = adt_->apply(e);
+  if (!errors.empty())
+    return ack(&h, ack_code::error, std::move(errors));  // a resend applies what is missing
+  if (auto err = journal_.mark_acked(key))
+    spdlog::warn("hl7: cannot mark a message acknowledged in the journal: {}", to_string(err));
+  return ack(&h, ack_code::accept, {});
 }
 
 }  // namespace healthtwin::hl7

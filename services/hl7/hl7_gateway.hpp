@@ -12,6 +12,7 @@
 
 #include "healthtwin/v1/ingest.pb.h"
 #include "services/hl7/ack.hpp"
+#include "services/hl7/adt.hpp"
 #include "storage/message_journal.hpp"
 
 namespace healthtwin::hl7 {
@@ -30,7 +31,8 @@ struct gateway_stats {
 
 /// Turns inbound HL7 v2 messages into ingest calls and answers each with
 /// its ACK — AA only after the node stored every reading durably. An
-/// ORU^R01 (IHE PCD-01) is read whole (docs/hl7.md); its readings get
+/// ORU^R01 (IHE PCD-01) is read whole (docs/hl7.md), an ADT A01/A02/A03/A08 moves
+/// patients and their beds' devices; its readings get
 /// sequence numbers from the message journal before they are sent, so a
 /// resend (same sender and MSH-10) carries the same numbers and is never
 /// stored twice; a resend whose content differs is refused. Thread-safe:
@@ -39,7 +41,9 @@ class hl7_gateway {
 public:
   using ingest_fn = std::function<grpc::Status(const v1::IngestRequest&, v1::IngestResponse&)>;
 
-  hl7_gateway(gateway_settings s, storage::message_journal& journal, ingest_fn ingest);
+  /// `adt`: how ADT events change the registry; null: ADT messages are
+  /// refused (AR).
+  hl7_gateway(gateway_settings s, storage::message_journal& journal, ingest_fn ingest, adt_handler* adt = nullptr);
 
   /// The ACK to one message (blocking: the journal's sync and the ingest call).
   std::string handle(std::string text);
@@ -52,10 +56,15 @@ public:
 private:
   std::string ack(const header* h, ack_code code, std::vector<ack_error> errors);
   std::string handle_oru(const message& m, const header& h);
+  std::string handle_adt(const message& m, const header& h);
+  /// Takes the message key for this call (false: being handled elsewhere).
+  bool claim(const std::string& key);
+  void release(const std::string& key);
 
   gateway_settings s_;
   storage::message_journal& journal_;
   ingest_fn ingest_;
+  adt_handler* adt_;
   gateway_stats stats_;
   std::atomic<uint64_t> next_ack_{1};
   std::mutex busy_mtx_;

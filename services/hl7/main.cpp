@@ -20,6 +20,7 @@
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
 #include "healthtwin/v1/ingest.grpc.pb.h"
+#include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 #include "services/hl7/hl7_gateway.hpp"
 #include "services/hl7/mllp_server.hpp"
@@ -44,7 +45,7 @@ bool read_pem(const std::string& path, std::string& out) {
 int main(int argc, char** argv) {
   CLI::App app{"healthtwin-hl7: HL7 v2 (MLLP, IHE PCD-01) gateway into a HealthTwin node"};
   std::string listen = "127.0.0.1:2575", node, tenant, token_file, node_ca, data_dir, tls_cert, tls_key;
-  std::string facility, processing_ids = "P";
+  std::string facility, processing_ids = "P", bed_map_file;
   bool plaintext = false;
   size_t max_bytes = 1 << 20;
   int workers = 4;
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--mllp-tls-cert-file", tls_cert, "PEM certificate chain: MLLP over TLS");
   app.add_option("--mllp-tls-key-file", tls_key, "its private key");
   app.add_option("--facility", facility, "our MSH-4 in ACKs");
+  app.add_option("--bed-map", bed_map_file,
+                 "JSON: \"ward^room^bed\" -> device ids; takes ADT A01/A02/A03/A08 (docs/hl7.md)");
   app.add_option("--processing-ids", processing_ids, "MSH-11 processing ids taken (P; PT for a test feed)");
   app.add_option("--max-message-bytes", max_bytes, "larger messages are refused (AR)")->check(CLI::Range(1024, 64 << 20));
   app.add_option("--workers", workers, "messages handled at once")->check(CLI::Range(1, 64));
@@ -102,6 +105,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "healthtwin-hl7: %s\n", storage::describe(journal.error()).c_str());
     return 2;
   }
+  std::unique_ptr<v1::RegistryService::Stub> registry;
+  std::unique_ptr<hl7::adt_handler> adt;
+  if (!bed_map_file.empty()) {
+    std::string why;
+    auto beds = hl7::bed_map::load(bed_map_file, why);
+    if (!beds) {
+      std::fprintf(stderr, "healthtwin-hl7: --bed-map: %s\n", why.c_str());
+      return 2;
+    }
+    registry = v1::RegistryService::NewStub(channel);
+    adt = std::make_unique<hl7::adt_handler>(tenant, std::move(*beds), *registry,
+                                              std::chrono::seconds(ingest_timeout_s));
+  }
   hl7::gateway_settings gs;
   gs.tenant = tenant;
   gs.us.facility = facility;
@@ -111,7 +127,8 @@ int main(int argc, char** argv) {
                              grpc::ClientContext ctx;
                              ctx.set_deadline(std::chrono::system_clock::now() + timeout);
                              return stub->Ingest(&ctx, req, &resp);
-                           }};
+                           },
+                           adt.get()};
 
   hl7::mllp_server::settings ms;
   ms.listen = listen;

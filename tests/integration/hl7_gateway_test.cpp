@@ -151,7 +151,9 @@ protected:
 
   void start_gateway(const std::vector<std::string>& extra = {}) {
     port_ = free_port();
+    write_text(dir_.path() / "beds.json", R"({"ICU^1^1": ["mon-1"], "ICU^1^2": ["mon-2", "pump-2"]})");
     std::vector<std::string> argv{HEALTHTWIN_HL7_BINARY, "--listen=127.0.0.1:" + std::to_string(port_),
+                                  "--bed-map=" + (dir_.path() / "beds.json").string(),
                                   "--tenant=h1", "--data-dir=" + (dir_.path() / "hl7").string(),
                                   "--max-message-bytes=262144"};
     for (auto& a : node_->client_args(dir_.path() / "service.jwt"))
@@ -250,7 +252,7 @@ TEST_F(hl7_gateway_test, bad_messages_get_ar_or_ae_naming_segment_and_field_and_
   EXPECT_EQ(a.control_id, "B-1");
   EXPECT_NE(a.error.find("OBX-5"), std::string::npos) << a.error;
 
-  ASSERT_TRUE(c.send("MSH|^~\\&|ADT|H||HT|20261206101500||ADT^A01|B-2|P|2.5\rPID|||1\r"));
+  ASSERT_TRUE(c.send("MSH|^~\\&|ADT|H||HT|20261206101500||ADT^A31|B-2|P|2.5\rPID|||1\r"));
   a = read_ack(c.read_frame());
   EXPECT_EQ(a.code, "AR");
   EXPECT_NE(a.error.find("MSH-9"), std::string::npos) << a.error;
@@ -302,4 +304,55 @@ TEST_F(hl7_gateway_test, unterminated_and_slow_senders_are_cut_off_without_block
   slow.send_raw("ORU");
   EXPECT_TRUE(slow.closed_within(5'000));
   EXPECT_TRUE(gateway_->running()) << gateway_log();
+}
+
+TEST_F(hl7_gateway_test, adt_admits_transfers_and_discharges_and_the_beds_devices_follow) {
+  ASSERT_TRUE(client_->create_device("h1", "mon-2", v1::DEVICE_TYPE_BEDSIDE_MONITOR).ok());
+  ASSERT_TRUE(client_->create_device("h1", "pump-2", v1::DEVICE_TYPE_INFUSION_PUMP).ok());
+  auto adt = [](const std::string& event, const std::string& id, const std::string& pv1) {
+    return "MSH|^~\\&|EPIC|HOSP|HEALTHTWIN|HOSP|20261206101500+0000||ADT^" + event + "^ADT_A01|" + id +
+           "|P|2.5\rEVN|" + event + "|20261206101500\rPID|||MRN1001^^^HOSP^MR||Doe^Jane\r" + pv1 + "\r";
+  };
+  auto device_patient = [&](const std::string& d) {
+    return client_->device_twin("tenants/h1/devices/" + d).patient();
+  };
+  mllp_client c{port_};
+  // Admit to ICU 1-1: the patient is created there and mon-1 (assigned to p1
+  // before, whose bed it was) now serves her.
+  ASSERT_TRUE(c.send(adt("A01", "ADT-1", "PV1||I|ICU^1^1")));
+  auto a = read_ack(c.read_frame());
+  ASSERT_EQ(a.code, "AA") << a.error;
+  EXPECT_EQ(device_patient("mon-1"), "tenants/h1/patients/mrn1001");
+  // Resent: nothing changes, AA again.
+  ASSERT_TRUE(c.send(adt("A01", "ADT-1", "PV1||I|ICU^1^1")));
+  EXPECT_EQ(read_ack(c.read_frame()).code, "AA");
+  // Transfer to 1-2: mon-1 freed, mon-2 and pump-2 follow her.
+  ASSERT_TRUE(c.send(adt("A02", "ADT-2", "PV1||I|ICU^1^2|||ICU^1^1")));
+  a = read_ack(c.read_frame());
+  ASSERT_EQ(a.code, "AA") << a.error;
+  EXPECT_EQ(device_patient("mon-1"), "");
+  EXPECT_EQ(device_patient("mon-2"), "tenants/h1/patients/mrn1001");
+  EXPECT_EQ(device_patient("pump-2"), "tenants/h1/patients/mrn1001");
+  auto twin = client_->patient_twin("tenants/h1/patients/mrn1001");
+  EXPECT_EQ(twin.ward(), "ICU");
+  EXPECT_EQ(twin.bed(), "1-2");
+  // Readings of the bed's monitor now reach her twin.
+  ASSERT_TRUE(c.send(oru("T-1", "mon-2", now_ms() - 30'000, 88, 95)));
+  EXPECT_EQ(read_ack(c.read_frame()).code, "AA");
+  auto* hr = find_vital(client_->patient_twin("tenants/h1/patients/mrn1001"), v1::METRIC_HEART_RATE);
+  ASSERT_NE(hr, nullptr);
+  EXPECT_EQ(hr->value(), 88);
+  // Discharge: her devices are free again; she stays registered.
+  ASSERT_TRUE(c.send(adt("A03", "ADT-3", "PV1||I|ICU^1^2")));
+  a = read_ack(c.read_frame());
+  ASSERT_EQ(a.code, "AA") << a.error;
+  EXPECT_EQ(device_patient("mon-2"), "");
+  EXPECT_EQ(device_patient("pump-2"), "");
+  // A bad patient id is refused naming PID-3, and nothing changes.
+  ASSERT_TRUE(c.send(adt("A01", "ADT-4", "PV1||I|ICU^1^2").replace(
+      adt("A01", "ADT-4", "PV1||I|ICU^1^2").find("MRN1001"), 7, "MRN 1001!")));
+  a = read_ack(c.read_frame());
+  EXPECT_EQ(a.code, "AE");
+  EXPECT_NE(a.error.find("PID-3"), std::string::npos) << a.error;
+  EXPECT_EQ(device_patient("mon-2"), "");
 }

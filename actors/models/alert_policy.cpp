@@ -12,6 +12,7 @@ std::string_view to_string(alert_kind k) noexcept {
     case alert_kind::baseline_anomaly: return "baseline_anomaly";
     case alert_kind::device_offline: return "device_offline";
     case alert_kind::battery_low: return "battery_low";
+    case alert_kind::clock_drift: return "clock_drift";
     case alert_kind::signal_quality: return "signal_quality";
     case alert_kind::device_unassigned: return "device_unassigned";
   }

@@ -20,9 +20,10 @@ enum class alert_kind : uint8_t {
   battery_low = 6,        ///< device battery (technical)
   signal_quality = 7,     ///< probe off, frozen signal (technical)
   device_unassigned = 8,  ///< a device streams without a patient (technical)
+  clock_drift = 9,        ///< a device's clock is off the node's (technical)
 };
 
-inline constexpr uint8_t alert_kind_count = 8;
+inline constexpr uint8_t alert_kind_count = 9;
 
 std::string_view to_string(alert_kind k) noexcept;
 

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,9 +15,19 @@ namespace healthtwin::models {
 
 /// Health of the devices attached to one patient: offline (no data for
 /// `device_offline_after_ms`, checked on a wall-clock tick, not only when
-/// the next reading arrives) and battery low. Technical alarms: offline is
-/// MEDIUM (monitoring is lost), battery LOW at the patient's setting and
-/// MEDIUM at 5 %.
+/// the next reading arrives), battery low, and clock drift. Technical
+/// alarms: offline is MEDIUM (monitoring is lost), battery LOW at the
+/// patient's setting and MEDIUM at 5 %, clock drift LOW.
+///
+/// Clock drift: per batch, the node's receive time minus the newest reading
+/// time is the delivery delay plus the clock's error. It is sampled at most
+/// every 15 s (8 samples kept); once 4 samples span 45 s, and only while the
+/// device streams live — its data time advanced as the node's clock did
+/// (within 10 % + 15 s), which a backfill of stored data after a gap does
+/// not — the smallest delay (the promptest delivery) estimates the error; a
+/// clock ahead shows as a negative estimate. Beyond `clock_drift_ms` either
+/// way the alarm is raised; it clears below half of it. Readings keep their
+/// device time.
 ///
 /// Not thread-safe; owned by one patient twin.
 class device_health {
@@ -24,8 +36,12 @@ public:
   /// attached is kept; a newly attached one counts as seen at `now_ms`.
   void set_devices(const std::vector<std::string>& names, int64_t now_ms);
 
-  /// Readings from `device` were committed at node time `receive_ms`.
-  void on_data(std::string_view device, int64_t receive_ms, std::vector<finding>& out);
+  /// Drift beyond which a device's clock alarms (either way). 2 min.
+  static constexpr int64_t clock_drift_ms = 120'000;
+
+  /// Readings from `device` were committed at node time `receive_ms`; the
+  /// newest of them was measured at device time `newest_ms` (0: none).
+  void on_data(std::string_view device, int64_t receive_ms, int64_t newest_ms, std::vector<finding>& out);
 
   /// A battery reading of `device` at data time `t_ms`.
   void on_battery(std::string_view device, double percent, int64_t t_ms,
@@ -49,6 +65,10 @@ public:
     double battery = -1;  ///< -1: unknown
     alert_condition offline;
     alert_condition battery_condition;
+    alert_condition clock_condition;
+    /// Samples of (receive time, newest reading time), oldest first.
+    std::array<std::pair<int64_t, int64_t>, 8> clock_samples{};
+    uint8_t clock_samples_known = 0;
   };
   const std::vector<tracked>& devices() const noexcept { return devices_; }
 

@@ -89,6 +89,9 @@ std::string describe_finding(const models::finding& f, const models::patient_mod
       return fmt::format("device {} sends no data ({:.0f} s)", f.device, f.value);
     case alert_kind::battery_low:
       return fmt::format("device {} battery {:g} %", f.device, f.value);
+    case alert_kind::clock_drift:
+      return fmt::format("device {} clock is {:.0f} s {} the node's: its readings' times are off", f.device,
+                         f.value < 0 ? -f.value : f.value, f.value < 0 ? "ahead of" : "behind");
     case alert_kind::device_unassigned: break;
   }
   return std::string{models::to_string(f.kind)};

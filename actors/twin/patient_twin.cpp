@@ -312,7 +312,10 @@ struct patient_state {
           continue;
         }
         findings.clear();
-        health.on_data(entry.device, batch.receive_time_ms, findings);
+        int64_t newest = 0;
+        for (auto& r : entry.readings)
+          newest = std::max(newest, r.time_ms);
+        health.on_data(entry.device, batch.receive_time_ms, newest, findings);
         for (auto& f : findings)
           on_finding(self, f, batch.receive_time_ms);
         auto& window = window_of(entry.device);
@@ -429,7 +432,8 @@ struct patient_state {
                           [&](const open_alert& a) { return a.id == id->id; });
     if (i == alerts.end())
       return;
-    if (i->kind == alert_kind::device_offline || i->kind == alert_kind::battery_low)
+    if (i->kind == alert_kind::device_offline || i->kind == alert_kind::battery_low ||
+        i->kind == alert_kind::clock_drift)
       health.reset(i->kind, i->device);
     else
       model.reset(i->kind, i->subject, i->index, models::priority::none);

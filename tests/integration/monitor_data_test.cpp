@@ -181,3 +181,27 @@ TEST_F(monitor_data_test, a_quality_array_of_another_length_or_value_is_refused_
   d->add_quality(static_cast<v1::ReadingQuality>(9));
   EXPECT_EQ(client_->send(req, resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
+
+// A monitor whose clock runs 3 minutes behind the node's: its readings are
+// stored at their device times, and once it has streamed live for 45 s a
+// LOW technical alarm names it (issue 22). Takes about 50 s of real time.
+TEST_F(monitor_data_test, a_device_clock_three_minutes_behind_raises_a_low_clock_drift_alarm) {
+  admit("p1");
+  for (int k = 0; k < 4; ++k) {
+    if (k > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(15'500));
+    frame("p1", now_ms() - 180'000, {{v1::METRIC_HEART_RATE, 72}, {v1::METRIC_SPO2, 97}});
+  }
+  std::vector<v1::Alert> drift;
+  for (int attempt = 0; attempt < 50 && drift.empty(); ++attempt) {
+    for (auto& a : alerts_of("p1"))
+      if (a.kind() == v1::ALERT_KIND_CLOCK_DRIFT)
+        drift.push_back(a);
+    if (drift.empty())
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(drift.size(), 1u);
+  EXPECT_EQ(drift[0].priority(), v1::PRIORITY_LOW);
+  EXPECT_NE(drift[0].message().find("behind"), std::string::npos) << drift[0].ShortDebugString();
+  EXPECT_NE(drift[0].message().find("mon-p1"), std::string::npos) << drift[0].ShortDebugString();
+}

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/ingest/batch_dispatch.hpp"
 #include "actors/ingest/device_directory.hpp"
 #include "actors/ingest/erasure_purger.hpp"
 #include "actors/ingest/ingest_probe.hpp"
@@ -97,7 +98,7 @@ struct ingest_sequencer::impl {
   impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
-        probe(metrics), dir(st, registry), shard_slot(shards.size(), -1), fenced(shards.size(), false),
+        probe(metrics), dir(st, registry), dispatcher(shards, flow, s.owns_shard), fenced(shards.size(), false),
         purger(st, probe) {}
 
   ingest_settings settings;
@@ -126,7 +127,7 @@ struct ingest_sequencer::impl {
   std::vector<ingest_job*> commit_jobs;
   std::vector<input_job*> commit_inputs;
   std::vector<reset_ack> commit_resets;
-  std::vector<int32_t> shard_slot;
+  batch_dispatch dispatcher;
   // Devices of this commit whose duplicates go to their (local) patient
   // again, and their patient-only entry in it.
   std::unordered_map<const directory_entry*, uint32_t> redelivered;
@@ -417,77 +418,6 @@ struct ingest_sequencer::impl {
     return dir.lookup_part(g.patient, g.device);
   }
 
-  // Splits a committed batch into the work of each shard it touches and
-  // hands it to fn(shard, work).
-  template <class Fn>
-  void split(const committed_batch_ptr& b, Fn fn) {
-    std::vector<shard_work> works;
-    auto nshards = static_cast<uint32_t>(shards.size());
-    auto slot_of = [&](uint32_t shard) -> shard_work& {
-      auto& s = shard_slot[shard];
-      if (s < 0) {
-        s = static_cast<int32_t>(works.size());
-        works.push_back(shard_work{b, {}, {}});
-      }
-      return works[static_cast<size_t>(s)];
-    };
-    std::vector<uint32_t> touched;
-    for (uint32_t i = 0; i < b->entries.size(); ++i) {
-      auto& e = b->entries[i];
-      if (!e.clinician && !e.patient_only) {
-        auto ds = models::shard_of(e.device, nshards);
-        if (owns(ds)) {  // else: a replayed record of a shard handed over since
-          if (shard_slot[ds] < 0)
-            touched.push_back(ds);
-          slot_of(ds).device_entries.push_back(i);
-        }
-      }
-      if (!e.patient.empty()) {
-        auto ps = models::shard_of(e.patient, nshards);
-        if (!owns(ps))
-          continue;  // its owner, another member, has it as a patient part
-        if (shard_slot[ps] < 0)
-          touched.push_back(ps);
-        slot_of(ps).patient_entries.push_back(i);
-      }
-    }
-    for (auto s : touched) {
-      fn(s, std::move(works[static_cast<size_t>(shard_slot[s])]));
-      shard_slot[s] = -1;
-    }
-  }
-
-  void dispatch(const committed_batch_ptr& b) {
-    split(b, [&](uint32_t shard, shard_work&& w) {
-      flow.pending.fetch_add(1, std::memory_order_relaxed);
-      caf::anon_send(shards[shard], apply_atom::value, std::move(w));
-    });
-  }
-
-  // The log replay's batches go to the shards a group at a time (see
-  // replay_work); send_replayed() sends what is held.
-  static constexpr size_t replay_group_records = 64;
-  std::vector<replay_work> replay_held;
-  size_t replay_held_records = 0;
-
-  void dispatch_replayed(const committed_batch_ptr& b) {
-    if (replay_held.empty())
-      replay_held.resize(shards.size());
-    split(b, [&](uint32_t shard, shard_work&& w) { replay_held[shard].works.push_back(std::move(w)); });
-    if (++replay_held_records == replay_group_records)
-      send_replayed();
-  }
-
-  void send_replayed() {
-    for (size_t s = 0; s < replay_held.size(); ++s)
-      if (!replay_held[s].works.empty()) {
-        flow.pending.fetch_add(1, std::memory_order_relaxed);
-        caf::anon_send(shards[s], apply_atom::value, std::move(replay_held[s]));
-        replay_held[s] = replay_work{};
-      }
-    replay_held_records = 0;
-  }
-
   // Writes the commit being assembled, then acknowledges and dispatches it.
   void flush() {
     if (!batch->entries.empty()) {
@@ -518,7 +448,7 @@ struct ingest_sequencer::impl {
         probe.set_uncheckpointed(accepted.load(std::memory_order_relaxed) - accepted_at_checkpoint);
         probe.on_commit(batch->position, n,
                         std::chrono::duration<double>(clock::now() - t0).count());
-        dispatch(batch);
+        dispatcher.dispatch(batch);
       }
     }
     auto now = clock::now();
@@ -1032,7 +962,7 @@ caf::error ingest_sequencer::recover() {
         (*entry)->window.admit(r.sequence);  // union with the stored window
       readings += e.readings.size();
     }
-    im.dispatch_replayed(b);
+    im.dispatcher.dispatch_replayed(b);
     ++records;
     im.wait_for_twins(im.settings.max_pending_work);
     return true;
@@ -1041,7 +971,7 @@ caf::error ingest_sequencer::recover() {
     return err;
   if (failure)
     return failure;
-  im.send_replayed();
+  im.dispatcher.send_replayed();
   im.position = *last;
   im.probe.on_commit(*last, 0, 0);
   im.wait_for_twins(0);

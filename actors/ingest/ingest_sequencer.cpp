@@ -17,6 +17,7 @@
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/ingest/batch_dispatch.hpp"
+#include "actors/ingest/checkpoint_schedule.hpp"
 #include "actors/ingest/device_directory.hpp"
 #include "actors/ingest/erasure_purger.hpp"
 #include "actors/ingest/ingest_probe.hpp"
@@ -99,6 +100,7 @@ struct ingest_sequencer::impl {
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f),
         probe(metrics), dir(st, registry), dispatcher(shards, flow, s.owns_shard), fenced(shards.size(), false),
+        schedule(s.checkpoint_interval, s.checkpoint_every_readings, s.checkpoint_spread, shards.size()),
         purger(st, probe) {}
 
   ingest_settings settings;
@@ -151,8 +153,7 @@ struct ingest_sequencer::impl {
   // Readings committed (since start) up to the target / the last checkpoint.
   uint64_t accepted_at_target = 0;
   uint64_t accepted_at_checkpoint = 0;
-  clock::time_point next_checkpoint = clock::now();
-  clock::time_point checkpoint_started;
+  checkpoint_schedule schedule;
   clock::time_point checkpoint_snapshotted;
   // The windows changed up to the checkpoint in progress, copied when it
   // started; written with it by the helper thread.
@@ -531,7 +532,7 @@ struct ingest_sequencer::impl {
   // so the log is truncated behind it soon.
   void purge_after_checkpoint(const std::string& patient) {
     purges.push_back({patient, position.load()});
-    next_checkpoint = clock::now();
+    schedule.request_now();
   }
 
   // A clinician's input joins the commit being assembled as an entry of
@@ -723,7 +724,7 @@ struct ingest_sequencer::impl {
       cv.notify_all();
     };
     phase = checkpoint_phase::running;
-    checkpoint_started = clock::now();
+    schedule.started();
     if (!only.empty()) {
       partial_shards = only;
       partial_done = std::move(done);
@@ -747,16 +748,7 @@ struct ingest_sequencer::impl {
   void ask_shards(bool all = false) {
     if (!checkpoint_in_progress)
       return;
-    // At most a quarter of the interval: a short interval (tests) keeps
-    // its checkpoints short.
-    auto spread = std::min(settings.checkpoint_spread, settings.checkpoint_interval / 4).count();
-    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() -
-                                                                         checkpoint_started)
-                       .count();
-    size_t due = all || spread <= 0 || elapsed >= spread
-                     ? shards.size()
-                     : std::max<size_t>(1, shards.size() * static_cast<size_t>(elapsed) /
-                                               static_cast<size_t>(spread));
+    auto due = schedule.shards_due(all);
     for (; shards_asked < due; ++shards_asked)
       caf::anon_send(shards[shards_asked], checkpoint_atom::value, checkpoint_in_progress);
     if (shards_asked == shards.size())
@@ -797,7 +789,7 @@ struct ingest_sequencer::impl {
         } else if (!partial_shards.empty()) {
           spdlog::info("hand-off checkpoint of shards at log position {}: twins snapshotted in "
                        "{:.1f} ms, {} sequence windows written in {:.1f} ms",
-                       checkpoint_target, ms(checkpoint_snapshotted - checkpoint_started),
+                       checkpoint_target, ms(checkpoint_snapshotted - schedule.started_at()),
                        checkpoint_windows.size(), ms(clock::now() - checkpoint_snapshotted));
           checkpoint_windows.clear();
           phase = checkpoint_phase::idle;
@@ -805,7 +797,7 @@ struct ingest_sequencer::impl {
         } else {
           spdlog::info("checkpoint at log position {}: twins snapshotted in {:.1f} ms, {} sequence "
                        "windows written in {:.1f} ms",
-                       checkpoint_target, ms(checkpoint_snapshotted - checkpoint_started),
+                       checkpoint_target, ms(checkpoint_snapshotted - schedule.started_at()),
                        checkpoint_windows.size(), ms(clock::now() - checkpoint_snapshotted));
           checkpoint_windows.clear();
           checkpointed = checkpoint_target;
@@ -838,10 +830,9 @@ struct ingest_sequencer::impl {
     run_waiting_steps();
     if (!purges.empty() && phase == checkpoint_phase::idle)
       hand_over_purges();
-    bool due = clock::now() >= next_checkpoint ||
-               accepted.load() - accepted_at_checkpoint >= settings.checkpoint_every_readings;
+    bool due = schedule.due(accepted.load() - accepted_at_checkpoint);
     if (phase == checkpoint_phase::idle && due && position.load() > checkpointed) {
-      next_checkpoint = clock::now() + settings.checkpoint_interval;
+      schedule.scheduled();
       start_checkpoint();
     }
   }

@@ -555,3 +555,19 @@ TEST_F(node_e2e_test, the_device_shadow_holds_desired_and_reported_state_with_a_
   ASSERT_EQ(twin.delta().settings_size(), 1);
   EXPECT_EQ(twin.delta().settings().at("nibp.interval_min"), "15");
 }
+
+// The standard process metrics an SRE's dashboards expect (issue 23):
+// read from /proc on each scrape.
+TEST_F(node_e2e_test, process_metrics_are_published_for_prometheus) {
+  auto rss = node_->metric("process_resident_memory_bytes");
+  EXPECT_GT(rss, 1e6);
+  EXPECT_GT(node_->metric("process_virtual_memory_bytes"), rss);
+  auto fds = node_->metric("process_open_fds");
+  EXPECT_GT(fds, 3);
+  EXPECT_GE(node_->metric("process_max_fds"), fds);
+  auto start = node_->metric("process_start_time_seconds");
+  auto now_s = static_cast<double>(now_ms()) / 1000;
+  EXPECT_LE(start, now_s + 1);
+  EXPECT_GT(start, now_s - 600);  // started by this test
+  EXPECT_GE(node_->metric("process_cpu_seconds_total"), 0);
+}

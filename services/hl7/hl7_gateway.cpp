@@ -84,14 +84,23 @@ std::string_view reason_text(v1::RejectionReason r) {
 hl7_gateway::hl7_gateway(gateway_settings s, storage::message_journal& journal, ingest_fn ingest, adt_handler* adt)
   : s_(std::move(s)), journal_(journal), ingest_(std::move(ingest)), adt_(adt) {}
 
-bool hl7_gateway::claim(const std::string& key) {
-  std::lock_guard<std::mutex> guard{busy_mtx_};
-  return busy_.insert(key).second;
+hl7_gateway::key_claim::key_claim(hl7_gateway& g, const header& h)
+  : g_(g), key_(h.sending_application + '\0' + h.sending_facility + '\0' + h.control_id) {
+  std::lock_guard<std::mutex> guard{g_.busy_mtx_};
+  held_ = g_.busy_.insert(key_).second;
 }
 
-void hl7_gateway::release(const std::string& key) {
-  std::lock_guard<std::mutex> guard{busy_mtx_};
-  busy_.erase(key);
+hl7_gateway::key_claim::~key_claim() {
+  if (!held_)
+    return;
+  std::lock_guard<std::mutex> guard{g_.busy_mtx_};
+  g_.busy_.erase(key_);
+}
+
+std::string hl7_gateway::busy(const message& m, const header& h) {
+  return ack(&h, ack_code::error,
+             {{m.msh().at(10), err_code::duplicate_key,
+               "MSH-10: this message is being taken on another connection; resend after its ACK"}});
 }
 
 std::string hl7_gateway::ack(const header* h, ack_code code, std::vector<ack_error> errors) {
@@ -165,17 +174,10 @@ std::string hl7_gateway::handle_oru(const message& m, const header& h) {
   if (obs.empty())
     return ack(&h, ack_code::accept, {});
 
-  // One message at a time per key: a resend racing its original waits its turn.
-  std::string key = h.sending_application + '\0' + h.sending_facility + '\0' + h.control_id;
-  if (!claim(key))
-    return ack(&h, ack_code::error,
-               {{m.msh().at(10), err_code::duplicate_key,
-                 "MSH-10: this message is being taken on another connection; resend after its ACK"}});
-  struct releaser {
-    hl7_gateway& g;
-    const std::string& key;
-    ~releaser() { g.release(key); }
-  } released{*this, key};
+  key_claim claim{*this, h};
+  if (!claim.held())
+    return busy(m, h);
+  auto& key = claim.key();
 
   auto digest = content_digest(obs);
   auto record = journal_.find(key);
@@ -258,16 +260,10 @@ std::string hl7_gateway::handle_adt(const message& m, const header& h) {
   auto event = read_adt(m, h.trigger_event, why);
   if (!event)
     return ack(&h, ack_code::error, {{why.where, err_code::required_field_missing, why.what}});
-  std::string key = h.sending_application + '\0' + h.sending_facility + '\0' + h.control_id;
-  if (!claim(key))
-    return ack(&h, ack_code::error,
-               {{m.msh().at(10), err_code::duplicate_key,
-                 "MSH-10: this message is being taken on another connection; resend after its ACK"}});
-  struct releaser {
-    hl7_gateway& g;
-    const std::string& key;
-    ~releaser() { g.release(key); }
-  } released{*this, key};
+  key_claim claim{*this, h};
+  if (!claim.held())
+    return busy(m, h);
+  auto& key = claim.key();
   auto& e = *event;
   auto digest = e.trigger + '\0' + e.patient_id + '\0' + e.location.key() + '\0' + e.prior.key();
   auto record = journal_.find(key);

@@ -57,9 +57,25 @@ private:
   std::string ack(const header* h, ack_code code, std::vector<ack_error> errors);
   std::string handle_oru(const message& m, const header& h);
   std::string handle_adt(const message& m, const header& h);
-  /// Takes the message key for this call (false: being handled elsewhere).
-  bool claim(const std::string& key);
-  void release(const std::string& key);
+  /// The de-duplication key of a message (sender and MSH-10), held while
+  /// the message is handled here: one at a time per key, so a resend racing
+  /// its original waits its turn. Not held: being handled elsewhere.
+  class key_claim {
+  public:
+    key_claim(hl7_gateway& g, const header& h);
+    ~key_claim();
+    key_claim(const key_claim&) = delete;
+    key_claim& operator=(const key_claim&) = delete;
+    bool held() const noexcept { return held_; }
+    const std::string& key() const noexcept { return key_; }
+
+  private:
+    hl7_gateway& g_;
+    std::string key_;
+    bool held_;
+  };
+  /// The AE for a message whose key another connection holds.
+  std::string busy(const message& m, const header& h);
 
   gateway_settings s_;
   storage::message_journal& journal_;

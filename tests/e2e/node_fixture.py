@@ -39,18 +39,21 @@ openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out nod
 
 
 class Node:
-    """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key."""
+    """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key.
+    restart(): the same node again (data, port, key) after stop()."""
 
-    def __init__(self, node_bin, d):
-        self.dir = d
-        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+    def __init__(self, node_bin, d, grpc_port=0, signing_key=None):
+        self.dir, self.bin = d, node_bin
+        self.signing_key = signing_key or ec.generate_private_key(ec.SECP256R1())
         with open(os.path.join(d, "idp.pub"), "wb") as f:
             f.write(self.signing_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         port_file = os.path.join(d, "ports.json")
-        self.log = open(os.path.join(d, "node.log"), "wb")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.log = open(os.path.join(d, "node.log"), "ab")
         self.proc = subprocess.Popen(
-            [node_bin, "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+            [node_bin, f"--grpc-listen=127.0.0.1:{grpc_port}", "--http-listen=127.0.0.1:0",
              "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
              "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
              "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=" + AUDIENCE,
@@ -61,7 +64,8 @@ class Node:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
             time.sleep(0.05)
-        self.grpc_port = json.load(open(port_file))["grpc"]
+        with open(port_file) as f:
+            self.grpc_port = json.load(f)["grpc"]
         with open(os.path.join(d, "ca.pem"), "rb") as f:
             self.ca = f.read()
 
@@ -69,6 +73,10 @@ class Node:
         now = int(time.time())
         return jwt.encode({"sub": subject, "tenant": tenant, "roles": roles, "aud": AUDIENCE,
                            "iss": ISSUER, "iat": now, "exp": now + 600}, self.signing_key, algorithm="ES256")
+
+    def restart(self):
+        """Starts the stopped node again on its port, with its data and key."""
+        return Node(self.bin, self.dir, self.grpc_port, self.signing_key)
 
     def stop(self):
         """SIGTERM by PID; the exit code."""

@@ -1,0 +1,182 @@
+// healthtwin-mqtt: an MQTT bridge. Subscribes (shared, QoS 1, persistent
+// sessions) to healthtwin/{tenant}/devices/+/telemetry on a broker, ingests
+// each message into a HealthTwin node over its public gRPC API (a service
+// token), and acknowledges it to the broker only after the node stored it
+// durably; what cannot be read or stored goes to healthtwin/{tenant}/deadletter
+// with the reason. docs/mqtt.md.
+//
+//   healthtwin-mqtt --broker 127.0.0.1:8883 --broker-ca-file broker-ca.pem
+//       --broker-username bridge --broker-password-file bridge.pw
+//       --target 127.0.0.1:50051 --tls-ca-file ca.pem --token-file service.jwt --tenant h1
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/twin_name.hpp"
+#include "healthtwin/v1/ingest.grpc.pb.h"
+#include "services/grpc/client_channel.hpp"
+#include "services/mqtt/mqtt_connection.hpp"
+#include "services/mqtt/telemetry_bridge.hpp"
+
+using namespace healthtwin;
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0)
+    return "local";
+  return buf;
+}
+
+/// host:port; false when malformed.
+bool split_address(const std::string& address, std::string& host, int& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return false;
+  host = address.substr(0, colon);
+  try {
+    size_t used = 0;
+    port = std::stoi(address.substr(colon + 1), &used);
+    return used == address.size() - colon - 1 && port > 0 && port < 65536;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"healthtwin-mqtt: MQTT telemetry bridge into a HealthTwin node"};
+  std::string broker = "127.0.0.1:1883", mqtt_version = "5", client_id = "healthtwin-bridge-" + host_name();
+  std::string share_group = "healthtwin", password_file, node, token_file, node_ca;
+  std::vector<std::string> tenants;
+  mqtt::broker_settings bs;
+  bool plaintext = false;
+  int connections = 4, ingest_timeout_s = 10;
+  app.add_option("--broker", broker, "the broker's host:port");
+  app.add_option("--mqtt-version", mqtt_version, "5 or 3.1.1")->check(CLI::IsMember({"5", "3.1.1"}));
+  app.add_option("--broker-username", bs.username, "the bridge's user at the broker");
+  app.add_option("--broker-password-file", password_file, "a file holding its password");
+  app.add_option("--broker-ca-file", bs.ca_file, "TLS to the broker: the PEM CA that signed its certificate");
+  app.add_option("--broker-cert-file", bs.cert_file, "TLS client certificate, for brokers that require one");
+  app.add_option("--broker-key-file", bs.key_file, "its private key");
+  app.add_option("--client-id", client_id,
+                 "client id prefix, stable across restarts and unique per bridge (persistent sessions)");
+  app.add_option("--connections", connections, "subscriber connections: messages handled at once")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--share-group", share_group, "shared subscription group of the bridges (empty: not shared)");
+  app.add_option("--session-expiry-s", bs.session_expiry_s,
+                 "MQTT 5: how long the broker keeps unacknowledged messages for a bridge that is away");
+  app.add_option("--tenant", tenants, "tenant whose devices' telemetry this bridge takes (repeatable)")->required();
+  app.add_option("--target", node, "the node's gRPC address host:port")->required();
+  app.add_option("--token-file", token_file, "bearer token with the service role")->required();
+  app.add_option("--tls-ca-file", node_ca, "PEM CA that signed the node's certificate");
+  app.add_flag("--plaintext", plaintext, "reach a node started with --insecure-plaintext");
+  app.add_option("--ingest-timeout-s", ingest_timeout_s, "deadline of an ingest call")->check(CLI::Range(1, 120));
+  CLI11_PARSE(app, argc, argv);
+
+  auto usage = [](const char* what) {
+    std::fprintf(stderr, "healthtwin-mqtt: %s\n", what);
+    return 2;
+  };
+  for (const auto& t : tenants)
+    if (!models::is_valid_id(t))
+      return usage("--tenant must be a tenant id ([a-z0-9-], up to 63)");
+  if (!split_address(broker, bs.host, bs.port))
+    return usage("--broker must be host:port");
+  if (!share_group.empty() && share_group.find_first_of("/+#") != std::string::npos)
+    return usage("--share-group must not contain '/', '+' or '#'");
+  bs.mqtt5 = mqtt_version == "5";
+  if (!password_file.empty()) {
+    bs.password = services::read_token_file(password_file);
+    if (bs.password.empty())
+      return usage("--broker-password-file is empty or unreadable");
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  services::channel_settings cs;
+  cs.target = node;
+  cs.token = services::read_token_file(token_file);
+  cs.plaintext = plaintext;
+  cs.ca_file = node_ca;
+  if (cs.token.empty())
+    return usage("--token-file is empty or unreadable");
+  std::string error;
+  auto channel = services::make_channel(cs, error);
+  if (!channel)
+    return usage(error.c_str());
+  auto stub = v1::IngestService::NewStub(channel);
+
+  std::string why;
+  auto publisher = mqtt::mqtt_connection::publisher(bs, client_id + "-pub", why);
+  if (!publisher)
+    return usage(why.c_str());
+
+  std::mutex stop_mtx;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  mqtt::telemetry_bridge::settings settings;
+  settings.tenants.insert(tenants.begin(), tenants.end());
+  auto timeout = std::chrono::seconds(ingest_timeout_s);
+  mqtt::telemetry_bridge bridge{
+      settings,
+      [&stub, timeout](const v1::IngestRequest& req, v1::IngestResponse& resp) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+        return stub->Ingest(&ctx, req, &resp);
+      },
+      [&publisher](const std::string& topic, const std::string& body) {
+        return publisher->publish(topic, body, false);
+      },
+      [&](std::chrono::milliseconds d) {
+        std::unique_lock lk{stop_mtx};
+        return !stop_cv.wait_for(lk, d, [&] { return stopping; });
+      }};
+
+  std::vector<std::string> filters;
+  for (const auto& t : tenants) {
+    auto topic = "healthtwin/" + t + "/devices/+/telemetry";
+    filters.push_back(share_group.empty() ? topic : "$share/" + share_group + "/" + topic);
+  }
+  std::vector<std::unique_ptr<mqtt::mqtt_connection>> subscribers;
+  for (int i = 0; i < connections; ++i) {
+    auto c = mqtt::mqtt_connection::subscriber(
+        bs, client_id + "-" + std::to_string(i), filters,
+        [&bridge](const mqtt::delivery& d) { return bridge.handle(d) != mqtt::outcome::abandoned; }, why);
+    if (!c)
+      return usage(why.c_str());
+    subscribers.push_back(std::move(c));
+  }
+  spdlog::info("mqtt: bridging {} tenant(s) from {} over MQTT {} with {} connection(s)", tenants.size(), broker,
+               mqtt_version, connections);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  {
+    std::lock_guard lk{stop_mtx};
+    stopping = true;
+  }
+  stop_cv.notify_all();
+  subscribers.clear();  // each finishes (or abandons) the message in hand first
+  publisher.reset();
+  auto& st = bridge.stats();
+  spdlog::info("mqtt: stopped; messages stored {} ({} readings new, {} wholly duplicate), dead-lettered {}, "
+               "retries {}",
+               st.stored.load(), st.readings.load(), st.duplicates.load(), st.dead_lettered.load(),
+               st.retries.load());
+  return 0;
+}

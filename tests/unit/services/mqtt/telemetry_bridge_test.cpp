@@ -1,0 +1,217 @@
+// The bridge's decisions, driven with a fake node and broker: stored,
+// dead-lettered with the reason, retried while the node cannot take it,
+// abandoned (not acknowledged) when stopping. No sleeping: waits are counted.
+#include "services/mqtt/telemetry_bridge.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "healthtwin/v1/telemetry.pb.h"
+
+using namespace healthtwin;
+using namespace healthtwin::mqtt;
+
+namespace {
+
+constexpr const char* topic = "healthtwin/st-mary/devices/wear-001/telemetry";
+
+std::string payload(std::initializer_list<uint64_t> seqs) {
+  v1::TelemetryPayload p;
+  p.set_version(1);
+  for (auto s : seqs) {
+    p.add_sequence(s);
+    p.add_time_ms(1'765'000'000'000);
+    p.add_metric(v1::METRIC_HEART_RATE);
+    p.add_value(80);
+  }
+  return p.SerializeAsString();
+}
+
+/// A node answering from a script, a broker taking dead letters, a clock.
+struct fixture {
+  std::vector<std::function<grpc::Status(const v1::IngestRequest&, v1::IngestResponse&)>> answers;
+  std::vector<v1::IngestRequest> calls;
+  std::vector<std::pair<std::string, nlohmann::json>> dead_letters;
+  int dead_letter_failures = 0;
+  std::vector<std::chrono::milliseconds> waits;
+  bool stopping = false;
+
+  telemetry_bridge make() {
+    telemetry_bridge::settings s;
+    s.tenants = {"st-mary"};
+    return telemetry_bridge{
+        s,
+        [this](const v1::IngestRequest& req, v1::IngestResponse& resp) {
+          calls.push_back(req);
+          auto i = std::min(calls.size(), answers.size()) - 1;
+          return answers.at(i)(req, resp);
+        },
+        [this](const std::string& t, const std::string& body) {
+          if (dead_letter_failures > 0) {
+            --dead_letter_failures;
+            return false;
+          }
+          dead_letters.emplace_back(t, nlohmann::json::parse(body));
+          return true;
+        },
+        [this](std::chrono::milliseconds d) {
+          waits.push_back(d);
+          return !stopping;
+        }};
+  }
+};
+
+grpc::Status accept_all(const v1::IngestRequest& req, v1::IngestResponse& resp) {
+  resp.set_accepted(static_cast<uint32_t>(req.devices(0).sequence_size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status unavailable(const v1::IngestRequest&, v1::IngestResponse&) {
+  return {grpc::StatusCode::UNAVAILABLE, "node down"};
+}
+
+}  // namespace
+
+TEST(TelemetryBridge, StoresAMessageAsOneDevicesReadings) {
+  fixture f;
+  f.answers = {accept_all};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1, 2, 3}), ""}), outcome::stored);
+  ASSERT_EQ(f.calls.size(), 1u);
+  EXPECT_EQ(f.calls[0].devices(0).device(), "tenants/st-mary/devices/wear-001");
+  EXPECT_EQ(b.stats().readings.load(), 3u);
+  EXPECT_TRUE(f.dead_letters.empty());
+}
+
+TEST(TelemetryBridge, ARedeliveryTheNodeCallsDuplicateIsStoredNotDeadLettered) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest&, v1::IngestResponse& resp) {
+    for (uint32_t i = 0; i < 2; ++i) {
+      auto* r = resp.add_rejections();
+      r->set_index(i);
+      r->set_reason(v1::REJECTION_REASON_DUPLICATE);
+    }
+    return grpc::Status::OK;
+  }};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1, 2}), ""}), outcome::stored);
+  EXPECT_EQ(b.stats().duplicates.load(), 1u);
+  EXPECT_TRUE(f.dead_letters.empty());
+}
+
+TEST(TelemetryBridge, RetriesWhileTheNodeIsUnavailableWithGrowingBoundedBackoff) {
+  fixture f;
+  f.answers = std::vector<decltype(f.answers)::value_type>(12, unavailable);
+  f.answers.push_back(accept_all);
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1}), ""}), outcome::stored);
+  EXPECT_EQ(f.calls.size(), 13u);
+  ASSERT_EQ(f.waits.size(), 12u);
+  EXPECT_EQ(f.waits[0], std::chrono::milliseconds(100));
+  EXPECT_EQ(f.waits[1], std::chrono::milliseconds(200));
+  EXPECT_EQ(f.waits.back(), std::chrono::milliseconds(5000));
+  // Every attempt carries the same sequence numbers: a resend is harmless.
+  EXPECT_EQ(f.calls.front().SerializeAsString(), f.calls.back().SerializeAsString());
+}
+
+TEST(TelemetryBridge, ReadingsOfAnUnreachableMemberAreResentWhole) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest&, v1::IngestResponse& resp) {
+                 resp.set_accepted(1);
+                 auto* r = resp.add_rejections();
+                 r->set_index(1);
+                 r->set_reason(v1::REJECTION_REASON_UNAVAILABLE);
+                 return grpc::Status::OK;
+               },
+               accept_all};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1, 2}), ""}), outcome::stored);
+  EXPECT_EQ(f.calls.size(), 2u);
+}
+
+TEST(TelemetryBridge, StoppingAbandonsTheMessageSoItIsNotAcknowledged) {
+  fixture f;
+  f.answers = {unavailable};
+  f.stopping = true;
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1}), ""}), outcome::abandoned);
+  EXPECT_TRUE(f.dead_letters.empty());
+}
+
+TEST(TelemetryBridge, AnUnreadablePayloadIsDeadLetteredWithFieldAndOriginal) {
+  fixture f;
+  f.answers = {accept_all};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, R"({"version": 3})", "application/json"}), outcome::dead_lettered);
+  EXPECT_TRUE(f.calls.empty());
+  ASSERT_EQ(f.dead_letters.size(), 1u);
+  const auto& [t, body] = f.dead_letters[0];
+  EXPECT_EQ(t, "healthtwin/st-mary/deadletter");
+  EXPECT_EQ(body["topic"], topic);
+  EXPECT_EQ(body["errors"][0]["field"], "version");
+  EXPECT_EQ(body["content_type"], "application/json");
+  EXPECT_EQ(body["payload_base64"], "eyJ2ZXJzaW9uIjogM30=");  // {"version": 3}
+}
+
+TEST(TelemetryBridge, RefusedReadingsAreDeadLetteredAndTheRestStored) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest&, v1::IngestResponse& resp) {
+    resp.set_accepted(1);
+    auto* r = resp.add_rejections();
+    r->set_index(1);
+    r->set_field("devices[0].value[1]");
+    r->set_reason(v1::REJECTION_REASON_OUT_OF_RANGE);
+    r->set_description("value 900 is outside 0..300");
+    return grpc::Status::OK;
+  }};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1, 2}), ""}), outcome::dead_lettered);
+  ASSERT_EQ(f.dead_letters.size(), 1u);
+  const auto& errors = f.dead_letters[0].second["errors"];
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0]["field"], "value[1]");
+  EXPECT_EQ(errors[0]["reason"], "REJECTION_REASON_OUT_OF_RANGE");
+  EXPECT_EQ(b.stats().readings.load(), 1u);
+}
+
+TEST(TelemetryBridge, ARequestTheNodeRefusesWholeIsDeadLetteredNotRetried) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest&, v1::IngestResponse&) {
+    return grpc::Status{grpc::StatusCode::INVALID_ARGUMENT, "devices[0].sequence[0]: 0"};
+  }};
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, payload({1}), ""}), outcome::dead_lettered);
+  EXPECT_EQ(f.calls.size(), 1u);
+  EXPECT_TRUE(f.waits.empty());
+}
+
+TEST(TelemetryBridge, ADeadLetterTheBrokerDidNotConfirmIsRetriedBeforeAcknowledging) {
+  fixture f;
+  f.dead_letter_failures = 2;
+  auto b = f.make();
+  EXPECT_EQ(b.handle({topic, "{", ""}), outcome::dead_lettered);
+  EXPECT_EQ(f.waits.size(), 2u);
+  EXPECT_EQ(f.dead_letters.size(), 1u);
+
+  fixture g;
+  g.dead_letter_failures = 1;
+  g.stopping = true;
+  auto c = g.make();
+  EXPECT_EQ(c.handle({topic, "{", ""}), outcome::abandoned);
+}
+
+TEST(TelemetryBridge, AnotherTenantsTopicIsDeadLetteredToTheBridgesOwnTopic) {
+  fixture f;
+  auto b = f.make();
+  EXPECT_EQ(b.handle({"healthtwin/elsewhere/devices/a/telemetry", payload({1}), ""}), outcome::dead_lettered);
+  EXPECT_EQ(f.dead_letters.at(0).first, "healthtwin/deadletter");
+  EXPECT_EQ(b.dead_letter_topic("healthtwin/st-mary/devices/x/telemetry"), "healthtwin/st-mary/deadletter");
+}
+
+TEST(TelemetryBridge, OnlyCallerCausedStatusesAreFinal) {
+  EXPECT_FALSE(retryable(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_TRUE(retryable(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_TRUE(retryable(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_TRUE(retryable(grpc::StatusCode::DEADLINE_EXCEEDED));
+  EXPECT_TRUE(retryable(grpc::StatusCode::PERMISSION_DENIED));
+}

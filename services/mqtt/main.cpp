@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> tenants;
   mqtt::broker_settings bs;
   bool plaintext = false;
-  int connections = 4, ingest_timeout_s = 10;
+  int connections = 1, ingest_timeout_s = 10, receive_maximum = 1000;
   app.add_option("--broker", broker, "the broker's host:port");
   app.add_option("--mqtt-version", mqtt_version, "5 or 3.1.1")->check(CLI::IsMember({"5", "3.1.1"}));
   app.add_option("--broker-username", bs.username, "the bridge's user at the broker");
@@ -71,8 +71,11 @@ int main(int argc, char** argv) {
   app.add_option("--broker-key-file", bs.key_file, "its private key");
   app.add_option("--client-id", client_id,
                  "client id prefix, stable across restarts and unique per bridge (persistent sessions)");
-  app.add_option("--connections", connections, "subscriber connections: messages handled at once")
+  app.add_option("--connections", connections,
+                 "subscriber connections (more: parallel batches, but a device's messages may be taken out of order)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--receive-maximum", receive_maximum, "MQTT 5: messages in flight per connection, the largest batch")
+      ->check(CLI::Range(1, 65535));
   app.add_option("--share-group", share_group, "shared subscription group of the bridges (empty: not shared)");
   app.add_option("--session-expiry-s", bs.session_expiry_s,
                  "MQTT 5: how long the broker keeps unacknowledged messages for a bridge that is away");
@@ -156,7 +159,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < connections; ++i) {
     auto c = mqtt::mqtt_connection::subscriber(
         bs, client_id + "-" + std::to_string(i), filters,
-        [&bridge](const mqtt::delivery& d) { return bridge.handle(d) != mqtt::outcome::abandoned; }, why);
+        [&bridge](std::span<const mqtt::delivery> batch) { return bridge.handle(batch); }, receive_maximum, why);
     if (!c)
       return usage(why.c_str());
     subscribers.push_back(std::move(c));

@@ -1,6 +1,9 @@
 #include "services/mqtt/mqtt_connection.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <mutex>
@@ -36,18 +39,15 @@ struct callbacks {
     c.connected_ = false;
   }
 
-  static void on_message(struct mosquitto* m, void* self, const mosquitto_message* msg,
+  static void on_message(struct mosquitto*, void* self, const mosquitto_message* msg,
                          const mosquitto_property* props) {
     auto& c = *static_cast<mqtt_connection*>(self);
     char* content_type = nullptr;
     mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &content_type, false);
-    delivery d{msg->topic ? std::string_view{msg->topic} : std::string_view{},
-               std::string_view{static_cast<const char*>(msg->payload), static_cast<size_t>(msg->payloadlen)},
-               content_type ? std::string_view{content_type} : std::string_view{}};
-    bool ack = c.handler_(d);
+    c.inbox_.push_back({msg->topic ? msg->topic : "",
+                        std::string{static_cast<const char*>(msg->payload), static_cast<size_t>(msg->payloadlen)},
+                        content_type ? content_type : ""});
     std::free(content_type);
-    if (!ack)  // the PUBACK queued after this callback must never reach the broker
-      ::shutdown(mosquitto_socket(m), SHUT_RDWR);
   }
 
   static void on_publish(struct mosquitto*, void* self, int mid, int reason, const mosquitto_property*) {
@@ -60,14 +60,66 @@ struct callbacks {
 };
 
 std::unique_ptr<mqtt_connection> mqtt_connection::subscriber(const broker_settings& b, std::string client_id,
-                                                             std::vector<std::string> filters,
-                                                             message_fn on_message, std::string& error) {
+                                                             std::vector<std::string> filters, batch_fn on_batch,
+                                                             int receive_maximum, std::string& error) {
   std::unique_ptr<mqtt_connection> c{new mqtt_connection};
   c->filters_ = std::move(filters);
-  c->handler_ = std::move(on_message);
+  c->handler_ = std::move(on_batch);
+  c->max_batch_ = static_cast<size_t>(std::max(1, receive_maximum));
   if (!c->start(b, client_id, false, error))
     return nullptr;
   return c;
+}
+
+void mqtt_connection::handle_inbox() {
+  if (inbox_.empty())
+    return;
+  std::vector<delivery> batch;
+  batch.reserve(inbox_.size());
+  for (const auto& r : inbox_)
+    batch.push_back({r.topic, r.payload, r.content_type});
+  if (!handler_(batch)) {
+    cut_ = true;  // the PUBACKs queued for these messages must never reach the broker
+    if (int fd = mosquitto_socket(m_); fd >= 0)
+      ::shutdown(fd, SHUT_RDWR);
+  }
+  inbox_.clear();
+}
+
+void mqtt_connection::run_subscriber() {
+  unsigned backoff_s = 1;
+  while (!stop_ && !cut_) {
+    if (mosquitto_socket(m_) < 0) {
+      if (int rc = mosquitto_reconnect(m_); rc != MOSQ_ERR_SUCCESS) {
+        spdlog::warn("mqtt: {} cannot reach the broker ({}); retrying in {} s", client_id_, mosquitto_strerror(rc),
+                     backoff_s);
+        for (unsigned i = 0; i < backoff_s * 10 && !stop_; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        backoff_s = std::min(backoff_s * 2, 10u);
+        continue;
+      }
+      backoff_s = 1;
+    }
+    pollfd pfd{mosquitto_socket(m_), static_cast<short>(POLLIN | (mosquitto_want_write(m_) ? POLLOUT : 0)), 0};
+    if (::poll(&pfd, 1, 100) > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP))) {
+      // Everything the broker has sent by now, up to one batch.
+      while (mosquitto_loop_read(m_, 1) == MOSQ_ERR_SUCCESS && inbox_.size() < max_batch_) {
+        pollfd more{mosquitto_socket(m_), POLLIN, 0};
+        if (more.fd < 0 || ::poll(&more, 1, 0) <= 0)
+          break;
+      }
+    }
+    handle_inbox();
+    if (cut_ || mosquitto_socket(m_) < 0)
+      continue;
+    if (mosquitto_want_write(m_))
+      mosquitto_loop_write(m_, 1);  // the batch's PUBACKs, pings, subscriptions
+    mosquitto_loop_misc(m_);
+  }
+  if (!cut_ && mosquitto_socket(m_) >= 0) {
+    mosquitto_disconnect_v5(m_, 0, nullptr);
+    mosquitto_loop_write(m_, 1);
+  }
 }
 
 std::unique_ptr<mqtt_connection> mqtt_connection::publisher(const broker_settings& b, std::string client_id,
@@ -104,6 +156,11 @@ bool mqtt_connection::start(const broker_settings& b, const std::string& client_
       return fail("TLS options", rc);
   }
   mosquitto_reconnect_delay_set(m_, 1, 10, true);
+  if (!clean) {  // a subscriber: its own network loop decides when packets are written
+    mosquitto_threaded_set(m_, true);
+    if (b.mqtt5)
+      mosquitto_int_option(m_, MOSQ_OPT_RECEIVE_MAXIMUM, static_cast<int>(std::min<size_t>(max_batch_, 65535)));
+  }
   mosquitto_connect_v5_callback_set(m_, &callbacks::on_connect);
   mosquitto_disconnect_v5_callback_set(m_, &callbacks::on_disconnect);
   mosquitto_message_v5_callback_set(m_, &callbacks::on_message);
@@ -118,6 +175,10 @@ bool mqtt_connection::start(const broker_settings& b, const std::string& client_
     return fail("connecting to " + b.host + ":" + std::to_string(b.port), rc);
   if (rc != MOSQ_ERR_SUCCESS)
     spdlog::warn("mqtt: {} cannot reach the broker yet ({}); retrying", client_id_, mosquitto_strerror(rc));
+  if (!clean) {
+    loop_ = std::thread{[this] { run_subscriber(); }};
+    return true;
+  }
   if (int err = mosquitto_loop_start(m_))
     return fail("network thread", err);
   return true;
@@ -126,8 +187,13 @@ bool mqtt_connection::start(const broker_settings& b, const std::string& client_
 mqtt_connection::~mqtt_connection() {
   if (!m_)
     return;
-  mosquitto_disconnect_v5(m_, 0, nullptr);
-  mosquitto_loop_stop(m_, false);
+  if (loop_.joinable()) {
+    stop_ = true;
+    loop_.join();
+  } else {
+    mosquitto_disconnect_v5(m_, 0, nullptr);
+    mosquitto_loop_stop(m_, false);
+  }
   mosquitto_destroy(m_);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -8,7 +9,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "services/mqtt/telemetry_bridge.hpp"
@@ -34,21 +37,30 @@ struct broker_settings {
 };
 
 /// One connection to an MQTT broker (libmosquitto), with its own network
-/// thread that reconnects after a drop. A subscriber connection keeps a
-/// persistent session under a fixed client id and hands each message to
-/// its handler on that thread; the QoS 1 acknowledgement goes out only when
-/// the handler has returned (libmosquitto 2.0 queues the PUBACK and this
-/// thread writes it after the callback), so what the handler has not
-/// finished is delivered again after a crash. A handler that must not
-/// acknowledge (stopping) returns false: the connection is cut first.
+/// thread that reconnects after a drop.
+///
+/// A subscriber keeps a persistent session under a fixed client id and runs
+/// its own network loop: it reads what the broker sent (up to the receive
+/// maximum of messages in flight), hands those messages to its handler as
+/// one batch, in order, and writes to the socket only after the handler
+/// returned. libmosquitto queues a QoS 1 message's PUBACK when it reads the
+/// message and, in threaded mode without its own loop thread, writes queued
+/// packets only when asked to (mosquitto_loop_write), so no acknowledgement
+/// leaves before the handler is done with every message it covers, and
+/// what the handler had not finished is delivered again after a crash. A
+/// handler that must not acknowledge (stopping) returns false: the
+/// connection is cut with the acknowledgements unsent.
+///
+/// A publisher uses libmosquitto's own network thread.
 class mqtt_connection {
 public:
-  using message_fn = std::function<bool(const delivery&)>;
+  using batch_fn = std::function<bool(std::span<const delivery>)>;
 
   /// Subscribes to `filters` with QoS 1 (again after every reconnect).
+  /// `receive_maximum`: MQTT 5 messages in flight, the largest batch.
   static std::unique_ptr<mqtt_connection> subscriber(const broker_settings& b, std::string client_id,
-                                                     std::vector<std::string> filters, message_fn on_message,
-                                                     std::string& error);
+                                                     std::vector<std::string> filters, batch_fn on_batch,
+                                                     int receive_maximum, std::string& error);
   /// A connection that publishes (clean session).
   static std::unique_ptr<mqtt_connection> publisher(const broker_settings& b, std::string client_id,
                                                     std::string& error);
@@ -67,13 +79,23 @@ public:
 private:
   mqtt_connection() = default;
   bool start(const broker_settings& b, const std::string& client_id, bool clean, std::string& error);
+  void run_subscriber();
+  void handle_inbox();
 
   friend struct callbacks;  // libmosquitto's, in the .cpp
 
   struct mosquitto* m_ = nullptr;
   std::string client_id_;
   std::vector<std::string> filters_;
-  message_fn handler_;
+  struct received {
+    std::string topic, payload, content_type;
+  };
+  batch_fn handler_;
+  std::vector<received> inbox_;  // read, not yet handled (subscriber thread only)
+  size_t max_batch_ = 1;
+  bool cut_ = false;             // the handler refused: acknowledgements must not leave
+  std::atomic<bool> stop_{false};
+  std::thread loop_;             // subscriber's network loop
   mutable std::mutex mtx_;
   std::condition_variable published_;
   std::map<int, int> acked_;     // mid -> reason code, until its publisher takes it

@@ -120,9 +120,14 @@ v1::IngestRequest to_ingest_request(const telemetry_topic& topic, v1::TelemetryP
 }
 
 std::string payload_field(std::string_view ingest_field) {
-  constexpr std::string_view prefix = "devices[0].";
-  if (ingest_field.starts_with(prefix))
-    ingest_field.remove_prefix(prefix.size());
+  constexpr std::string_view prefix = "devices[";
+  if (ingest_field.starts_with(prefix)) {
+    auto end = ingest_field.find("].", prefix.size());
+    if (end != std::string_view::npos &&
+        ingest_field.substr(prefix.size(), end - prefix.size()).find_first_not_of("0123456789") ==
+            std::string_view::npos)
+      ingest_field.remove_prefix(end + 2);
+  }
   return std::string{ingest_field};
 }
 

@@ -50,8 +50,8 @@ std::optional<v1::TelemetryPayload> decode_payload(std::string_view payload, pay
 /// The ingest request of one decoded message.
 v1::IngestRequest to_ingest_request(const telemetry_topic& topic, v1::TelemetryPayload&& payload, uint64_t batch_id);
 
-/// A rejection's field in the payload's words: "devices[0].value[5]" is
-/// "value[5]".
+/// A rejection's field in the payload's words: "devices[3].value[5]" (the
+/// message's readings being the request's devices[3]) is "value[5]".
 std::string payload_field(std::string_view ingest_field);
 
 }  // namespace healthtwin::mqtt

@@ -1,6 +1,7 @@
 #include "services/mqtt/telemetry_bridge.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -48,16 +49,24 @@ std::string telemetry_bridge::dead_letter_topic(std::string_view topic) const {
   return "healthtwin/deadletter";
 }
 
+struct telemetry_bridge::pending {
+  const delivery* m = nullptr;
+  std::optional<v1::DeviceReadings> readings;  // none: refused before the node
+  std::vector<problem> problems;
+  size_t duplicates = 0;
+  size_t size() const { return readings ? static_cast<size_t>(readings->sequence_size()) : 0; }
+};
+
 bool telemetry_bridge::wait_before_retry(int& attempt, std::string_view why) {
   auto backoff = std::min(s_.max_backoff, s_.first_backoff * (1 << std::min(attempt, 16)));
   if (attempt == 0 || attempt % 10 == 0)
-    spdlog::warn("mqtt: a telemetry message waits for the node ({}); retrying every {} ms", why, backoff.count());
+    spdlog::warn("mqtt: telemetry held ({}); retrying every {} ms", why, backoff.count());
   ++attempt;
   ++stats_.retries;
   return wait_(backoff);
 }
 
-outcome telemetry_bridge::dead_letter(const delivery& m, const std::vector<problem>& problems) {
+bool telemetry_bridge::dead_letter(const delivery& m, const std::vector<problem>& problems) {
   nlohmann::json errors = nlohmann::json::array();
   for (const auto& p : problems)
     errors.push_back({{"field", p.field}, {"reason", p.reason}, {"description", p.description}});
@@ -71,55 +80,113 @@ outcome telemetry_bridge::dead_letter(const delivery& m, const std::vector<probl
   auto topic = dead_letter_topic(m.topic);
   for (int attempt = 0; !publish_dead_letter_(topic, text);)
     if (!wait_before_retry(attempt, "the broker did not confirm a dead letter"))
-      return outcome::abandoned;
+      return false;
   ++stats_.dead_lettered;
-  return outcome::dead_lettered;
+  return true;
 }
 
-outcome telemetry_bridge::handle(const delivery& m) {
-  payload_error why;
-  auto topic = parse_topic(m.topic, s_.tenants, why);
-  auto format = topic ? format_of(m.payload, m.content_type, why) : std::nullopt;
-  auto payload = format ? decode_payload(m.payload, *format, why) : std::nullopt;
-  if (!payload)
-    return dead_letter(m, {{why.field, "INVALID_PAYLOAD", why.reason}});
-
-  auto req = to_ingest_request(*topic, std::move(*payload), next_batch_++);
-  const auto readings = static_cast<uint64_t>(req.devices(0).sequence_size());
+bool telemetry_bridge::ingest(std::vector<pending>& batch, size_t first, size_t last) {
+  v1::IngestRequest req;
+  req.set_batch_id(next_batch_++);
+  std::vector<std::pair<size_t, uint32_t>> starts;  // message, its first reading's index in the request
+  uint32_t offset = 0;
+  for (size_t k = first; k < last; ++k)
+    if (batch[k].readings) {
+      starts.emplace_back(k, offset);
+      *req.add_devices() = *batch[k].readings;
+      offset += static_cast<uint32_t>(batch[k].size());
+    }
   for (int attempt = 0;;) {
     v1::IngestResponse resp;
     auto st = ingest_(req, resp);
     if (!st.ok()) {
-      if (!retryable(st.error_code()))
-        return dead_letter(m, {{"payload", "INVALID_ARGUMENT", st.error_message()}});
-      if (!wait_before_retry(attempt, fmt::format("status {}", static_cast<int>(st.error_code()))))
-        return outcome::abandoned;
-      continue;
+      if (retryable(st.error_code())) {
+        if (!wait_before_retry(attempt, fmt::format("status {}", static_cast<int>(st.error_code()))))
+          return false;
+        continue;
+      }
+      if (starts.size() == 1) {
+        batch[starts[0].first].problems.push_back({"payload", "INVALID_ARGUMENT", st.error_message()});
+        return true;
+      }
+      for (const auto& [k, _] : starts)  // which message was it: each alone
+        if (!ingest(batch, k, k + 1))
+          return false;
+      return true;
     }
-    std::vector<problem> refused;
-    uint64_t duplicates = 0;
-    bool unavailable = false;
-    for (const auto& r : resp.rejections()) {
-      if (r.reason() == v1::REJECTION_REASON_DUPLICATE)
-        ++duplicates;
-      else if (r.reason() == v1::REJECTION_REASON_UNAVAILABLE)
-        unavailable = true;
-      else
-        refused.push_back({payload_field(r.field()), v1::RejectionReason_Name(r.reason()), r.description()});
-    }
+    auto unavailable = std::ranges::any_of(
+        resp.rejections(), [](const auto& r) { return r.reason() == v1::REJECTION_REASON_UNAVAILABLE; });
     if (unavailable) {  // resent whole: what was written meanwhile comes back DUPLICATE
       if (!wait_before_retry(attempt, "a cluster member was unreachable"))
-        return outcome::abandoned;
+        return false;
       continue;
     }
+    for (const auto& r : resp.rejections()) {
+      auto it = std::upper_bound(starts.begin(), starts.end(), r.index(),
+                                 [](uint32_t i, const auto& s) { return i < s.second; });
+      if (it == starts.begin())
+        continue;  // not an index of this request
+      auto& m = batch[std::prev(it)->first];
+      if (r.reason() == v1::REJECTION_REASON_DUPLICATE)
+        ++m.duplicates;
+      else
+        m.problems.push_back({payload_field(r.field()), v1::RejectionReason_Name(r.reason()), r.description()});
+    }
     stats_.readings += resp.accepted();
-    if (duplicates == readings)
-      ++stats_.duplicates;
-    if (!refused.empty())
-      return dead_letter(m, refused);
-    ++stats_.stored;
-    return outcome::stored;
+    return true;
   }
+}
+
+bool telemetry_bridge::run(std::span<const delivery> batch, std::vector<bool>& dead_lettered) {
+  std::vector<pending> p(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& m = batch[i];
+    p[i].m = &m;
+    payload_error why;
+    auto topic = parse_topic(m.topic, s_.tenants, why);
+    auto format = topic ? format_of(m.payload, m.content_type, why) : std::nullopt;
+    auto payload = format ? decode_payload(m.payload, *format, why) : std::nullopt;
+    if (!payload) {
+      p[i].problems.push_back({why.field, "INVALID_PAYLOAD", why.reason});
+      continue;
+    }
+    auto req = to_ingest_request(*topic, std::move(*payload), 0);
+    p[i].readings = std::move(*req.mutable_devices(0));
+  }
+  // Consecutive messages share a request up to the request limit, in order.
+  for (size_t i = 0; i < p.size();) {
+    size_t j = i, n = 0;
+    while (j < p.size() && n + p[j].size() <= max_readings_per_message)
+      n += p[j++].size();
+    if (n > 0 && !ingest(p, i, j))
+      return false;
+    i = j;
+  }
+  dead_lettered.assign(p.size(), false);
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (!p[i].problems.empty()) {
+      if (!dead_letter(*p[i].m, p[i].problems))
+        return false;
+      dead_lettered[i] = true;
+      continue;
+    }
+    ++stats_.stored;
+    if (p[i].duplicates == p[i].size())
+      ++stats_.duplicates;
+  }
+  return true;
+}
+
+bool telemetry_bridge::handle(std::span<const delivery> batch) {
+  std::vector<bool> dead;
+  return run(batch, dead);
+}
+
+outcome telemetry_bridge::handle(const delivery& m) {
+  std::vector<bool> dead;
+  if (!run({&m, 1}, dead))
+    return outcome::abandoned;
+  return dead[0] ? outcome::dead_lettered : outcome::stored;
 }
 
 }  // namespace healthtwin::mqtt

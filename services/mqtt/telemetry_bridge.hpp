@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <grpcpp/support/status.h>
 
@@ -37,6 +39,9 @@ struct bridge_stats {
 /// dead-lettered, or dead-lettered whole when it cannot be read; while the
 /// node cannot take it (unavailable, overloaded, a member unreachable, the
 /// bridge's token refused) it is retried with backoff, never dropped.
+/// Messages taken together (what a connection received at once) go to the
+/// node in as few calls as the request limit allows, in their order, so a
+/// device's messages are stored in the order it sent them.
 /// Blocking; thread-safe (called from each broker connection's thread).
 class telemetry_bridge {
 public:
@@ -56,6 +61,11 @@ public:
 
   outcome handle(const delivery& m);
 
+  /// Handles `batch` in order; true when every message in it is stored or
+  /// dead-lettered (all may be acknowledged), false when the bridge is
+  /// stopping first (none may be).
+  bool handle(std::span<const delivery> batch);
+
   const bridge_stats& stats() const noexcept { return stats_; }
 
   /// healthtwin/{tenant}/deadletter for a topic of a served tenant, else
@@ -66,8 +76,13 @@ private:
   struct problem {
     std::string field, reason, description;
   };
-  outcome dead_letter(const delivery& m, const std::vector<problem>& problems);
+  struct pending;  // a message on its way: its readings and what the node said of them
+  /// handle(batch), saying which messages were dead-lettered.
+  bool run(std::span<const delivery> batch, std::vector<bool>& dead_lettered);
+  bool dead_letter(const delivery& m, const std::vector<problem>& problems);
   bool wait_before_retry(int& attempt, std::string_view why);
+  /// Sends messages [first, last) of `batch` as one request, retrying; false when stopping.
+  bool ingest(std::vector<pending>& batch, size_t first, size_t last);
 
   settings s_;
   ingest_fn ingest_;

@@ -15,7 +15,7 @@ namespace {
 
 constexpr const char* topic = "healthtwin/st-mary/devices/wear-001/telemetry";
 
-std::string payload(std::initializer_list<uint64_t> seqs) {
+std::string payload(std::vector<uint64_t> seqs) {
   v1::TelemetryPayload p;
   p.set_version(1);
   for (auto s : seqs) {
@@ -62,7 +62,10 @@ struct fixture {
 };
 
 grpc::Status accept_all(const v1::IngestRequest& req, v1::IngestResponse& resp) {
-  resp.set_accepted(static_cast<uint32_t>(req.devices(0).sequence_size()));
+  uint32_t n = 0;
+  for (const auto& d : req.devices())
+    n += static_cast<uint32_t>(d.sequence_size());
+  resp.set_accepted(n);
   return grpc::Status::OK;
 }
 
@@ -214,4 +217,84 @@ TEST(TelemetryBridge, OnlyCallerCausedStatusesAreFinal) {
   EXPECT_TRUE(retryable(grpc::StatusCode::RESOURCE_EXHAUSTED));
   EXPECT_TRUE(retryable(grpc::StatusCode::DEADLINE_EXCEEDED));
   EXPECT_TRUE(retryable(grpc::StatusCode::PERMISSION_DENIED));
+}
+
+TEST(TelemetryBridge, ABatchGoesToTheNodeInOneRequestInItsOrder) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest& req, v1::IngestResponse& resp) {
+    resp.set_accepted(4);
+    auto* r = resp.add_rejections();  // reading 0 of the request's second device entry
+    r->set_index(2);
+    r->set_field("devices[1].value[0]");
+    r->set_reason(v1::REJECTION_REASON_OUT_OF_RANGE);
+    EXPECT_EQ(req.devices_size(), 3);
+    return grpc::Status::OK;
+  }};
+  auto b = f.make();
+  auto m1 = payload({1, 2}), m2 = payload({9}), m3 = payload({3, 4});
+  std::vector<delivery> batch = {{topic, m1, ""},
+                                 {"healthtwin/st-mary/devices/wear-002/telemetry", m2, ""},
+                                 {topic, "not a payload", "application/json"},
+                                 {topic, m3, ""}};
+  EXPECT_TRUE(b.handle(batch));
+  ASSERT_EQ(f.calls.size(), 1u);
+  const auto& req = f.calls[0];
+  EXPECT_EQ(req.devices(0).sequence(0), 1u);
+  EXPECT_EQ(req.devices(1).device(), "tenants/st-mary/devices/wear-002");
+  EXPECT_EQ(req.devices(2).sequence(1), 4u);
+  // The unreadable message and the one with the refused reading, in order.
+  ASSERT_EQ(f.dead_letters.size(), 2u);
+  EXPECT_EQ(f.dead_letters[0].second["topic"], "healthtwin/st-mary/devices/wear-002/telemetry");
+  EXPECT_EQ(f.dead_letters[0].second["errors"][0]["field"], "value[0]");
+  EXPECT_EQ(f.dead_letters[1].second["errors"][0]["field"], "payload");
+  EXPECT_EQ(b.stats().stored.load(), 2u);
+}
+
+TEST(TelemetryBridge, ABatchOverTheRequestLimitIsSentInOrderedRequests) {
+  fixture f;
+  f.answers = {accept_all};
+  auto b = f.make();
+  std::vector<std::string> payloads;
+  for (uint64_t m = 0; m < 3; ++m) {
+    std::vector<uint64_t> seqs;
+    for (uint64_t i = 1; i <= 4'000; ++i)
+      seqs.push_back(m * 4'000 + i);
+    payloads.push_back(payload(seqs));
+  }
+  std::vector<delivery> batch;
+  for (const auto& p : payloads)
+    batch.push_back({topic, p, ""});
+  EXPECT_TRUE(b.handle(batch));
+  ASSERT_EQ(f.calls.size(), 2u);  // 8,000 + 4,000 readings
+  EXPECT_EQ(f.calls[0].devices_size(), 2);
+  EXPECT_EQ(f.calls[1].devices(0).sequence(0), 8'001u);
+  EXPECT_EQ(b.stats().readings.load(), 12'000u);
+}
+
+TEST(TelemetryBridge, ARequestRefusedWholeIsRetriedMessageByMessageToFindTheCulprit) {
+  fixture f;
+  f.answers = {[](const v1::IngestRequest& req, v1::IngestResponse& resp) {
+    for (const auto& d : req.devices())
+      if (d.sequence(0) == 7)
+        return grpc::Status{grpc::StatusCode::INVALID_ARGUMENT, "devices[0].sequence: bad"};
+    return accept_all(req, resp);
+  }};
+  auto b = f.make();
+  auto good = payload({1}), bad = payload({7}), also_good = payload({8});
+  std::vector<delivery> batch = {{topic, good, ""}, {topic, bad, ""}, {topic, also_good, ""}};
+  EXPECT_TRUE(b.handle(batch));
+  EXPECT_EQ(f.calls.size(), 4u);  // together, then each alone
+  ASSERT_EQ(f.dead_letters.size(), 1u);
+  EXPECT_EQ(f.dead_letters[0].second["payload_base64"].get<std::string>().empty(), false);
+  EXPECT_EQ(b.stats().stored.load(), 2u);
+}
+
+TEST(TelemetryBridge, StoppingDuringABatchAcknowledgesNoneOfIt) {
+  fixture f;
+  f.answers = {unavailable};
+  f.stopping = true;
+  auto b = f.make();
+  auto m1 = payload({1}), m2 = payload({2});
+  std::vector<delivery> batch = {{topic, m1, ""}, {topic, m2, ""}};
+  EXPECT_FALSE(b.handle(batch));
 }

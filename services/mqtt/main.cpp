@@ -21,8 +21,11 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "healthtwin/v1/ingest.grpc.pb.h"
+#include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "services/mqtt/device_commands.hpp"
 #include "services/mqtt/mqtt_connection.hpp"
 #include "services/mqtt/telemetry_bridge.hpp"
 
@@ -61,7 +64,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> tenants;
   mqtt::broker_settings bs;
   bool plaintext = false;
-  int connections = 1, ingest_timeout_s = 10, receive_maximum = 1000;
+  int connections = 1, ingest_timeout_s = 10, receive_maximum = 1000, desired_poll_s = 10;
   app.add_option("--broker", broker, "the broker's host:port");
   app.add_option("--mqtt-version", mqtt_version, "5 or 3.1.1")->check(CLI::IsMember({"5", "3.1.1"}));
   app.add_option("--broker-username", bs.username, "the bridge's user at the broker");
@@ -85,6 +88,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-ca-file", node_ca, "PEM CA that signed the node's certificate");
   app.add_flag("--plaintext", plaintext, "reach a node started with --insecure-plaintext");
   app.add_option("--ingest-timeout-s", ingest_timeout_s, "deadline of an ingest call")->check(CLI::Range(1, 120));
+  app.add_option("--desired-poll-s", desired_poll_s,
+                 "how often the desired configuration of devices that published lately is read for their "
+                 "commands topic")
+      ->check(CLI::Range(1, 3600));
   CLI11_PARSE(app, argc, argv);
 
   auto usage = [](const char* what) {
@@ -123,6 +130,7 @@ int main(int argc, char** argv) {
   if (!channel)
     return usage(error.c_str());
   auto stub = v1::IngestService::NewStub(channel);
+  auto registry = v1::RegistryService::NewStub(channel);
 
   std::string why;
   auto publisher = mqtt::mqtt_connection::publisher(bs, client_id + "-pub", why);
@@ -150,11 +158,36 @@ int main(int argc, char** argv) {
         return !stop_cv.wait_for(lk, d, [&] { return stopping; });
       }};
 
+  auto deadline = [timeout](grpc::ClientContext& ctx) {
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  };
+  mqtt::device_commands commands{
+      {},
+      [&publisher](const std::string& topic, const std::string& body) {
+        return publisher->publish(topic, body, true);
+      },
+      [&registry, deadline](const std::string& name, v1::Device& out) {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        v1::GetDeviceRequest req;
+        req.set_name(name);
+        return registry->GetDevice(&ctx, req, &out);
+      },
+      [] { return models::wall_clock_ms(); }};
+  bridge.serve_device_state(
+      [&registry, deadline](const v1::ReportDeviceStateRequest& req, v1::Device& out) {
+        grpc::ClientContext ctx;
+        deadline(ctx);
+        return registry->ReportDeviceState(&ctx, req, &out);
+      },
+      &commands);
+
   std::vector<std::string> filters;
-  for (const auto& t : tenants) {
-    auto topic = "healthtwin/" + t + "/devices/+/telemetry";
-    filters.push_back(share_group.empty() ? topic : "$share/" + share_group + "/" + topic);
-  }
+  for (const auto& t : tenants)
+    for (const char* kind : {"telemetry", "reported"}) {
+      auto topic = "healthtwin/" + t + "/devices/+/" + kind;
+      filters.push_back(share_group.empty() ? topic : "$share/" + share_group + "/" + topic);
+    }
   std::vector<std::unique_ptr<mqtt::mqtt_connection>> subscribers;
   for (int i = 0; i < connections; ++i) {
     auto c = mqtt::mqtt_connection::subscriber(
@@ -167,6 +200,16 @@ int main(int argc, char** argv) {
   spdlog::info("mqtt: bridging {} tenant(s) from {} over MQTT {} with {} connection(s)", tenants.size(), broker,
                mqtt_version, connections);
 
+  // Desired configurations changed by operators reach the commands topics.
+  std::thread poller{[&] {
+    std::unique_lock lk{stop_mtx};
+    while (!stop_cv.wait_for(lk, std::chrono::seconds(desired_poll_s), [&] { return stopping; })) {
+      lk.unlock();
+      commands.poll();
+      lk.lock();
+    }
+  }};
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   {
@@ -174,12 +217,13 @@ int main(int argc, char** argv) {
     stopping = true;
   }
   stop_cv.notify_all();
+  poller.join();
   subscribers.clear();  // each finishes (or abandons) the message in hand first
   publisher.reset();
   auto& st = bridge.stats();
-  spdlog::info("mqtt: stopped; messages stored {} ({} readings new, {} wholly duplicate), dead-lettered {}, "
-               "retries {}",
-               st.stored.load(), st.readings.load(), st.duplicates.load(), st.dead_lettered.load(),
+  spdlog::info("mqtt: stopped; messages stored {} ({} readings new, {} wholly duplicate), states reported {}, "
+               "dead-lettered {}, retries {}",
+               st.stored.load(), st.readings.load(), st.duplicates.load(), st.states.load(), st.dead_lettered.load(),
                st.retries.load());
   return 0;
 }

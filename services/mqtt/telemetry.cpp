@@ -35,9 +35,11 @@ bool fail(payload_error& why, std::string field, std::string reason) {
 std::optional<telemetry_topic> parse_topic(std::string_view topic, const std::set<std::string, std::less<>>& tenants,
                                            payload_error& why) {
   std::string_view l[5];
-  if (!split_levels(topic, l) || l[0] != "healthtwin" || l[2] != "devices" || l[4] != "telemetry") {
+  if (!split_levels(topic, l) || l[0] != "healthtwin" || l[2] != "devices" ||
+      (l[4] != "telemetry" && l[4] != "reported")) {
     fail(why, "topic",
-         fmt::format("{} is not healthtwin/{{tenant}}/devices/{{device}}/telemetry", models::quoted_input(topic)));
+         fmt::format("{} is not healthtwin/{{tenant}}/devices/{{device}}/telemetry (or /reported)",
+                     models::quoted_input(topic)));
     return std::nullopt;
   }
   if (!tenants.contains(l[1])) {
@@ -49,7 +51,15 @@ std::optional<telemetry_topic> parse_topic(std::string_view topic, const std::se
          fmt::format("device {} is not a device id ([a-z0-9-], up to 63)", models::quoted_input(l[3])));
     return std::nullopt;
   }
-  return telemetry_topic{std::string{l[1]}, std::string{l[3]}};
+  return telemetry_topic{std::string{l[1]}, std::string{l[3]},
+                         l[4] == "telemetry" ? topic_kind::telemetry : topic_kind::reported};
+}
+
+std::string commands_topic(std::string_view device_name) {
+  auto name = models::parse_twin_name(device_name);
+  if (!name || name->kind != models::twin_kind::device)
+    return {};
+  return fmt::format("healthtwin/{}/devices/{}/commands", name->tenant, name->id);
 }
 
 std::optional<payload_format> format_of(std::string_view payload, std::string_view content_type, payload_error& why) {
@@ -104,6 +114,25 @@ std::optional<v1::TelemetryPayload> decode_payload(std::string_view payload, pay
       (p.quality_size() != 0 && !same(p.quality_size(), "quality")))
     return std::nullopt;
   return p;
+}
+
+std::optional<v1::DeviceConfig> decode_config(std::string_view payload, payload_format format, payload_error& why) {
+  v1::DeviceConfig c;
+  if (format == payload_format::json) {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    auto st = google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece{payload.data(), payload.size()},
+                                                          &c, options);
+    if (!st.ok()) {
+      fail(why, "payload",
+           fmt::format("not a DeviceConfig in JSON: {}", models::quoted_input(std::string(st.message()), 160)));
+      return std::nullopt;
+    }
+  } else if (!c.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    fail(why, "payload", "not a DeviceConfig in protobuf (nor a JSON object)");
+    return std::nullopt;
+  }
+  return c;
 }
 
 v1::IngestRequest to_ingest_request(const telemetry_topic& topic, v1::TelemetryPayload&& payload, uint64_t batch_id) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "healthtwin/v1/common.pb.h"
 #include "healthtwin/v1/ingest.pb.h"
 #include "healthtwin/v1/telemetry.pb.h"
 
@@ -22,15 +23,26 @@ struct payload_error {
 /// The most readings one message may carry (the ingest API's request limit).
 inline constexpr size_t max_readings_per_message = 10'000;
 
-/// healthtwin/{tenant}/devices/{device}/telemetry, for one of `tenants`.
+/// What a device publishes: readings, or the state it runs (the device
+/// shadow's reported side).
+enum class topic_kind { telemetry, reported };
+
+/// healthtwin/{tenant}/devices/{device}/{telemetry|reported}, for one of
+/// `tenants`.
 struct telemetry_topic {
   std::string tenant;
   std::string device;  ///< the device id (a valid twin id)
+  topic_kind kind = topic_kind::telemetry;
   std::string device_name() const { return "tenants/" + tenant + "/devices/" + device; }
 };
 
-/// The topic's tenant and device; nullopt with `why` (field "topic") when
-/// the topic is not a telemetry topic of one of `tenants` or the device
+/// healthtwin/{tenant}/devices/{device}/commands: where a device's desired
+/// configuration is published (retained), from its resource name; empty
+/// when `device_name` is not tenants/{tenant}/devices/{device}.
+std::string commands_topic(std::string_view device_name);
+
+/// The topic's tenant, device and kind; nullopt with `why` (field "topic")
+/// when the topic is not a device topic of one of `tenants` or the device
 /// segment is not a device id.
 std::optional<telemetry_topic> parse_topic(std::string_view topic, const std::set<std::string, std::less<>>& tenants,
                                            payload_error& why);
@@ -46,6 +58,11 @@ std::optional<payload_format> format_of(std::string_view payload, std::string_vi
 /// checked by the node, reading by reading.
 std::optional<v1::TelemetryPayload> decode_payload(std::string_view payload, payload_format format,
                                                    payload_error& why);
+
+/// Decodes a device's reported state: a healthtwin.v1.DeviceConfig in
+/// protobuf or proto3 JSON (its settings and firmware are checked by the
+/// node).
+std::optional<v1::DeviceConfig> decode_config(std::string_view payload, payload_format format, payload_error& why);
 
 /// The ingest request of one decoded message.
 v1::IngestRequest to_ingest_request(const telemetry_topic& topic, v1::TelemetryPayload&& payload, uint64_t batch_id);

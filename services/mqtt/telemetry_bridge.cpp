@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/models/wall_clock.hpp"
+#include "services/mqtt/device_commands.hpp"
 #include "services/mqtt/telemetry.hpp"
 
 namespace healthtwin::mqtt {
@@ -24,6 +25,16 @@ std::string base64(std::string_view bytes) {
 
 }  // namespace
 
+std::string_view grpc_code_name(grpc::StatusCode code) noexcept {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    default: return "REFUSED";
+  }
+}
+
 bool retryable(grpc::StatusCode code) noexcept {
   switch (code) {
     case grpc::StatusCode::INVALID_ARGUMENT:
@@ -39,6 +50,11 @@ telemetry_bridge::telemetry_bridge(settings s, ingest_fn ingest, dead_letter_fn 
     : s_(std::move(s)), ingest_(std::move(ingest)), publish_dead_letter_(std::move(dead_letter)),
       wait_(std::move(wait)) {}
 
+void telemetry_bridge::serve_device_state(report_fn report, device_commands* commands) {
+  report_ = std::move(report);
+  commands_ = commands;
+}
+
 std::string telemetry_bridge::dead_letter_topic(std::string_view topic) const {
   constexpr std::string_view root = "healthtwin/";
   if (topic.starts_with(root)) {
@@ -51,7 +67,8 @@ std::string telemetry_bridge::dead_letter_topic(std::string_view topic) const {
 
 struct telemetry_bridge::pending {
   const delivery* m = nullptr;
-  std::optional<v1::DeviceReadings> readings;  // none: refused before the node
+  std::optional<v1::DeviceReadings> readings;  // none: refused before the node, or a state
+  std::optional<v1::ReportDeviceStateRequest> state;  // a reported state
   std::vector<problem> problems;
   size_t duplicates = 0;
   size_t size() const { return readings ? static_cast<size_t>(readings->sequence_size()) : 0; }
@@ -137,6 +154,27 @@ bool telemetry_bridge::ingest(std::vector<pending>& batch, size_t first, size_t 
   }
 }
 
+bool telemetry_bridge::report(pending& p) {
+  for (int attempt = 0;;) {
+    v1::Device device;
+    auto st = report_(*p.state, device);
+    if (st.ok()) {
+      if (commands_) {
+        commands_->seen(device.name());
+        commands_->offer(device);  // a failed publication is retried by the poll
+      }
+      return true;
+    }
+    if (!retryable(st.error_code()) || st.error_code() == grpc::StatusCode::NOT_FOUND ||
+        st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      p.problems.push_back({"payload", std::string{grpc_code_name(st.error_code())}, st.error_message()});
+      return true;
+    }
+    if (!wait_before_retry(attempt, fmt::format("status {}", static_cast<int>(st.error_code()))))
+      return false;
+  }
+}
+
 bool telemetry_bridge::run(std::span<const delivery> batch, std::vector<bool>& dead_lettered) {
   std::vector<pending> p(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -145,18 +183,40 @@ bool telemetry_bridge::run(std::span<const delivery> batch, std::vector<bool>& d
     payload_error why;
     auto topic = parse_topic(m.topic, s_.tenants, why);
     auto format = topic ? format_of(m.payload, m.content_type, why) : std::nullopt;
+    if (format && topic->kind == topic_kind::reported) {
+      auto config = report_ ? decode_config(m.payload, *format, why) : std::nullopt;
+      if (!report_)
+        why = {"topic", "this bridge does not take reported states"};
+      if (!config) {
+        p[i].problems.push_back({why.field, "INVALID_PAYLOAD", why.reason});
+        continue;
+      }
+      p[i].state.emplace();
+      p[i].state->set_device(topic->device_name());
+      *p[i].state->mutable_reported() = std::move(*config);
+      continue;
+    }
     auto payload = format ? decode_payload(m.payload, *format, why) : std::nullopt;
     if (!payload) {
       p[i].problems.push_back({why.field, "INVALID_PAYLOAD", why.reason});
       continue;
     }
+    if (commands_)
+      commands_->seen(topic->device_name());
     auto req = to_ingest_request(*topic, std::move(*payload), 0);
     p[i].readings = std::move(*req.mutable_devices(0));
   }
-  // Consecutive messages share a request up to the request limit, in order.
+  // Consecutive readings share a request up to the request limit; states
+  // go one by one; all in their order.
   for (size_t i = 0; i < p.size();) {
+    if (p[i].state) {
+      if (!report(p[i]))
+        return false;
+      ++i;
+      continue;
+    }
     size_t j = i, n = 0;
-    while (j < p.size() && n + p[j].size() <= max_readings_per_message)
+    while (j < p.size() && !p[j].state && n + p[j].size() <= max_readings_per_message)
       n += p[j++].size();
     if (n > 0 && !ingest(p, i, j))
       return false;
@@ -168,6 +228,10 @@ bool telemetry_bridge::run(std::span<const delivery> batch, std::vector<bool>& d
       if (!dead_letter(*p[i].m, p[i].problems))
         return false;
       dead_lettered[i] = true;
+      continue;
+    }
+    if (p[i].state) {
+      ++stats_.states;
       continue;
     }
     ++stats_.stored;

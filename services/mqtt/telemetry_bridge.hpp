@@ -13,8 +13,11 @@
 #include <grpcpp/support/status.h>
 
 #include "healthtwin/v1/ingest.pb.h"
+#include "healthtwin/v1/registry.pb.h"
 
 namespace healthtwin::mqtt {
+
+class device_commands;
 
 /// One telemetry message as the broker delivered it.
 struct delivery {
@@ -31,7 +34,7 @@ enum class outcome { stored, dead_lettered, abandoned };
 
 /// Counts by outcome (no patient data).
 struct bridge_stats {
-  std::atomic<uint64_t> stored{0}, readings{0}, duplicates{0}, dead_lettered{0}, retries{0};
+  std::atomic<uint64_t> stored{0}, readings{0}, duplicates{0}, dead_lettered{0}, retries{0}, states{0};
 };
 
 /// Turns MQTT telemetry messages into ingest calls (docs/mqtt.md). A
@@ -59,6 +62,13 @@ public:
 
   telemetry_bridge(settings s, ingest_fn ingest, dead_letter_fn dead_letter, wait_fn wait);
 
+  using report_fn = std::function<grpc::Status(const v1::ReportDeviceStateRequest&, v1::Device&)>;
+  /// Takes devices' reported states (.../reported) to the node's device
+  /// shadow with `report`, and tells `commands` (may be null) what the
+  /// node answered and which devices published. Without it, reported
+  /// states are dead-lettered. Call before handling messages.
+  void serve_device_state(report_fn report, device_commands* commands);
+
   outcome handle(const delivery& m);
 
   /// Handles `batch` in order; true when every message in it is stored or
@@ -83,11 +93,15 @@ private:
   bool wait_before_retry(int& attempt, std::string_view why);
   /// Sends messages [first, last) of `batch` as one request, retrying; false when stopping.
   bool ingest(std::vector<pending>& batch, size_t first, size_t last);
+  /// Sends one reported state, retrying; false when stopping.
+  bool report(pending& p);
 
   settings s_;
   ingest_fn ingest_;
   dead_letter_fn publish_dead_letter_;
   wait_fn wait_;
+  report_fn report_;
+  device_commands* commands_ = nullptr;
   bridge_stats stats_;
   std::atomic<uint64_t> next_batch_{1};
 };
@@ -96,5 +110,8 @@ private:
 /// unchanged (the node was unavailable, overloaded, or refused the bridge's
 /// credentials: an operator's fix, not the message's fault).
 bool retryable(grpc::StatusCode code) noexcept;
+
+/// A final status code's name for a dead letter.
+std::string_view grpc_code_name(grpc::StatusCode code) noexcept;
 
 }  // namespace healthtwin::mqtt

@@ -67,9 +67,13 @@ class Broker:
             subprocess.run(["mosquitto_passwd", "-b", passwd, user, password], check=True)
         with open(acl, "w") as f:
             f.write(f"user healthtwin-bridge\ntopic read healthtwin/{TENANT}/devices/+/telemetry\n"
+                    f"topic read healthtwin/{TENANT}/devices/+/reported\n"
+                    f"topic write healthtwin/{TENANT}/devices/+/commands\n"
                     f"topic write healthtwin/{TENANT}/deadletter\n\n"
                     f"user ops\ntopic read healthtwin/{TENANT}/deadletter\n\n"
-                    f"pattern write healthtwin/{TENANT}/devices/%u/telemetry\n")
+                    f"pattern write healthtwin/{TENANT}/devices/%u/telemetry\n"
+                    f"pattern write healthtwin/{TENANT}/devices/%u/reported\n"
+                    f"pattern read healthtwin/{TENANT}/devices/%u/commands\n")
         with open(conf, "w") as f:
             # Run as root, mosquitto would switch to its own user, which cannot read this temp dir.
             f.write(f"user {getpass.getuser()}\nlistener {self.port} 127.0.0.1\nallow_anonymous false\n"
@@ -175,7 +179,7 @@ class MqttBridge(unittest.TestCase):
         cls.bridge = subprocess.Popen(
             [ARGS.bridge, f"--broker=127.0.0.1:{cls.broker.port}", "--broker-username=healthtwin-bridge",
              "--broker-password-file=" + os.path.join(d, "bridge.pw"), "--client-id=test-bridge",
-             f"--target=127.0.0.1:{node_port or cls.node.grpc_port}",
+             "--desired-poll-s=1", f"--target=127.0.0.1:{node_port or cls.node.grpc_port}",
              "--tls-ca-file=" + os.path.join(d, "ca.pem"), "--token-file=" + os.path.join(d, "service.jwt"),
              f"--tenant={TENANT}"],
             stdout=cls.bridge_log, stderr=subprocess.STDOUT)
@@ -337,6 +341,61 @@ class MqttBridge(unittest.TestCase):
         for info in infos:
             info.wait_for_publish(30)
         self.assertEqual(self.wait_accepted("wear-003", base + 12_000), base + 12_000)
+
+    def commands_of(self, name, mqtt5=True):
+        """Subscribes as device `name` to wear-001's commands topic; the list
+        its messages (parsed JSON) arrive in."""
+        import paho.mqtt.client as mqtt
+        got, subscribed = [], threading.Event()
+        Device.clients += 1
+        c = mqtt.Client(client_id=f"{name}-{Device.clients}", protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311)
+        c.username_pw_set(name, self.passwords[name])
+        c.on_subscribe = lambda *a: subscribed.set()
+        c.on_message = lambda cl, u, m: got.append(json.loads(m.payload))
+        c.connect("127.0.0.1", self.broker.port)
+        c.subscribe(f"healthtwin/{TENANT}/devices/wear-001/commands", qos=1)
+        c.loop_start()
+        self.addCleanup(c.loop_stop)
+        self.assertTrue(subscribed.wait(10))
+        return got
+
+    def test_7_desired_configuration_reaches_the_device_and_its_report_closes_the_loop(self):
+        from healthtwin.v1 import common_pb2, registry_pb2, registry_pb2_grpc, twin_pb2, twin_pb2_grpc
+        self.ensure_bridge_subscribed()
+        dev = self.device("wear-001")
+        dev.publish(topic_of("wear-001"), telemetry([9000], self.t0))  # seen by the bridge
+        registry = registry_pb2_grpc.RegistryServiceStub(self.channel(["service"]))
+        registry.UpdateDesiredConfig(registry_pb2.UpdateDesiredConfigRequest(
+            device=f"tenants/{TENANT}/devices/wear-001",
+            desired=common_pb2.DeviceConfig(firmware="2.0.0", settings={"sample_rate_hz": "2"})), timeout=10)
+        twins = twin_pb2_grpc.TwinServiceStub(self.channel(["service"]))
+        twin = lambda: twins.GetDeviceTwin(twin_pb2.GetDeviceTwinRequest(  # noqa: E731
+            name=f"tenants/{TENANT}/devices/wear-001"), timeout=10)
+        self.assertEqual(twin().delta.firmware, "2.0.0")
+
+        commands = self.commands_of("wear-001")
+        snooper = self.commands_of("wear-002")  # another device may not read them
+        deadline = time.time() + 30
+        while not commands and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertTrue(commands, "no desired configuration on the commands topic")
+        self.assertEqual(commands[-1]["firmware"], "2.0.0")
+        self.assertEqual(commands[-1]["settings"], {"sample_rate_hz": "2"})
+        version = int(commands[-1]["version"])
+
+        # The device applies it and reports (JSON over MQTT 3.1.1): no delta left.
+        reporter = self.device("wear-001", mqtt5=False)
+        reporter.publish(f"healthtwin/{TENANT}/devices/wear-001/reported", json.dumps(
+            {"firmware": "2.0.0", "settings": {"sample_rate_hz": "2"}, "version": "1"}))
+        deadline = time.time() + 30
+        while twin().reported.firmware != "2.0.0" and time.time() < deadline:
+            time.sleep(0.1)
+        t = twin()
+        self.assertEqual(t.reported.firmware, "2.0.0")
+        self.assertEqual(t.delta.firmware, "")
+        self.assertEqual(len(t.delta.settings), 0)
+        self.assertEqual(t.desired.version, version)
+        self.assertEqual(snooper, [])
 
 
 if __name__ == "__main__":

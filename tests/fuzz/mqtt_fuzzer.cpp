@@ -1,9 +1,9 @@
 // libFuzzer target: what the MQTT bridge reads of a message it did not
-// write (issue 22): the topic, the content type and the payload. The input's
-// first byte picks the content type, a newline ends the topic, the rest is
-// the payload. Whatever it holds: no crash, every refusal names a field and
-// stays short, and a payload taken has parallel arrays the ingest request
-// can carry.
+// write (issue 22): the topic, the content type and the payload (readings,
+// or a reported state). The input's first byte picks the content type, a
+// newline ends the topic, the rest is the payload. Whatever it holds: no
+// crash, every refusal names a field and stays short, and a payload taken
+// has parallel arrays the ingest request can carry.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -34,6 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto format = format_of(payload, content_type, why);
   if (!format) {
     refused(why);
+    return 0;
+  }
+  if (t && t->kind == topic_kind::reported) {
+    if (!decode_config(payload, *format, why))
+      refused(why);
     return 0;
   }
   auto p = decode_payload(payload, *format, why);

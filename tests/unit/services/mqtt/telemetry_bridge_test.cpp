@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "healthtwin/v1/telemetry.pb.h"
+#include "services/mqtt/device_commands.hpp"
 
 using namespace healthtwin;
 using namespace healthtwin::mqtt;
@@ -297,4 +298,63 @@ TEST(TelemetryBridge, StoppingDuringABatchAcknowledgesNoneOfIt) {
   auto m1 = payload({1}), m2 = payload({2});
   std::vector<delivery> batch = {{topic, m1, ""}, {topic, m2, ""}};
   EXPECT_FALSE(b.handle(batch));
+}
+
+TEST(TelemetryBridge, ReportedStatesGoToTheShadowInOrderWithReadings) {
+  fixture f;
+  f.answers = {accept_all};
+  auto b = f.make();
+  std::vector<std::string> order;
+  std::vector<std::pair<std::string, std::string>> commands_published;
+  device_commands commands{{},
+                           [&](const std::string& t, const std::string& body) {
+                             commands_published.emplace_back(t, body);
+                             return true;
+                           },
+                           [](const std::string&, v1::Device&) { return grpc::Status::OK; },
+                           [] { return int64_t{0}; }};
+  b.serve_device_state(
+      [&](const v1::ReportDeviceStateRequest& req, v1::Device& out) {
+        order.push_back("report " + req.reported().firmware());
+        out.set_name(req.device());
+        out.mutable_desired()->set_version(2);
+        out.mutable_desired()->set_firmware("2.0.0");
+        return grpc::Status::OK;
+      },
+      &commands);
+  auto m1 = payload({1}), m3 = payload({2});
+  std::string state = R"({"firmware": "1.0.0", "settings": {"sample_rate_hz": "1"}, "version": "7"})";
+  std::vector<delivery> batch = {
+      {topic, m1, ""}, {"healthtwin/st-mary/devices/wear-001/reported", state, ""}, {topic, m3, ""}};
+  EXPECT_TRUE(b.handle(batch));
+  ASSERT_EQ(f.calls.size(), 2u);  // the state splits the readings into two requests, in order
+  EXPECT_EQ(f.calls[0].devices(0).sequence(0), 1u);
+  EXPECT_EQ(f.calls[1].devices(0).sequence(0), 2u);
+  EXPECT_EQ(order, std::vector<std::string>{"report 1.0.0"});
+  ASSERT_EQ(commands_published.size(), 1u);  // the node wants 2.0.0: told at once
+  EXPECT_EQ(commands_published[0].first, "healthtwin/st-mary/devices/wear-001/commands");
+  EXPECT_EQ(b.stats().states.load(), 1u);
+}
+
+TEST(TelemetryBridge, AReportedStateTheNodeRefusesIsDeadLetteredWithTheReason) {
+  fixture f;
+  auto b = f.make();
+  b.serve_device_state(
+      [](const v1::ReportDeviceStateRequest&, v1::Device&) {
+        return grpc::Status{grpc::StatusCode::INVALID_ARGUMENT, "reported.settings: name 'A B' is not allowed"};
+      },
+      nullptr);
+  EXPECT_EQ(b.handle({"healthtwin/st-mary/devices/wear-001/reported", R"({"settings": {"A B": "1"}})", ""}),
+            outcome::dead_lettered);
+  ASSERT_EQ(f.dead_letters.size(), 1u);
+  EXPECT_EQ(f.dead_letters[0].second["errors"][0]["reason"], "INVALID_ARGUMENT");
+  EXPECT_EQ(b.handle({"healthtwin/st-mary/devices/wear-001/reported", "{\"firmwre\": 1}", ""}),
+            outcome::dead_lettered);
+}
+
+TEST(TelemetryBridge, WithoutAShadowReportedStatesAreDeadLettered) {
+  fixture f;
+  auto b = f.make();
+  EXPECT_EQ(b.handle({"healthtwin/st-mary/devices/wear-001/reported", "{}", ""}), outcome::dead_lettered);
+  EXPECT_EQ(f.dead_letters.at(0).second["errors"][0]["field"], "topic");
 }

@@ -9,10 +9,12 @@
 // fail on a signal (the kernel here has no device-mapper error target).
 // Where mounting is not allowed the tests are skipped and say why.
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -101,10 +103,36 @@ public:
   }
   const std::string& why_not() const { return why_; }
   std::filesystem::path path() const { return mount_.path(); }
-  void fail() { ::kill(proc_->pid(), SIGUSR1); }
-  void heal() { ::kill(proc_->pid(), SIGUSR2); }
+  // The helper takes the signal in its own time: each waits until a probe
+  // file shows the change (else a write racing the signal could still pass).
+  void fail() {
+    ::kill(proc_->pid(), SIGUSR1);
+    wait_until_writes(false);
+  }
+  void heal() {
+    ::kill(proc_->pid(), SIGUSR2);
+    wait_until_writes(true);
+  }
 
 private:
+  void wait_until_writes(bool succeed) {
+    auto probe = (mount_.path() / ".probe").string();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int fd = ::open(probe.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+      bool wrote = fd >= 0 && ::write(fd, "x", 1) == 1 && ::fsync(fd) == 0;
+      if (fd >= 0)
+        ::close(fd);
+      if (wrote == succeed) {
+        if (succeed)
+          ::unlink(probe.c_str());
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ADD_FAILURE() << "the failing file system did not " << (succeed ? "heal" : "fail") << " within 10 s";
+  }
+
   temp_dir backing_, mount_, log_;
   std::unique_ptr<child_process> proc_;
   std::string why_;

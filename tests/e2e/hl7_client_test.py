@@ -5,13 +5,18 @@ independent of ours), framed by MLLP over TLS to the real healthtwin-hl7,
 which ingests into a real node (TLS, ES256 tokens minted by PyJWT).
 Checks: ACKs match their messages, twins match what was sent, resends and
 out-of-order messages are never charted twice, invalid observations are not
-charted, bad messages get AE/AR naming the segment and field.
+charted, bad messages get AE/AR naming the segment and field; a 1 MB
+message is taken and a larger one refused on a connection that goes on; an
+unterminated frame charts nothing; a slow sender is cut off without holding
+up others; ADT admits, transfers and discharges move patients between beds
+and the beds' devices follow.
 
 Usage: hl7_client_test.py --node PATH --gateway PATH
 Node and gateway run on 127.0.0.1 with free ports in a temp dir and are
 stopped by their PIDs."""
 
 import argparse
+import json
 import datetime
 import os
 import signal
@@ -77,6 +82,8 @@ class MonitorGateway(unittest.TestCase):
         cls.grpc_port, cls.ca = cls.node.grpc_port, cls.node.ca
         with open(os.path.join(d, "service.jwt"), "w") as f:
             f.write(cls.token("st-mary", ["service"], "acme-hl7-gateway"))
+        with open(os.path.join(d, "beds.json"), "w") as f:
+            json.dump({"ICU^2^1": ["mon-b1"], "ICU^2^2": ["mon-b2", "pump-b2"]}, f)
         cls.mllp_port = free_port()
         cls.gw_log = open(os.path.join(d, "hl7.log"), "wb")
         cls.gateway = subprocess.Popen(
@@ -84,7 +91,8 @@ class MonitorGateway(unittest.TestCase):
              "--tls-ca-file=" + os.path.join(d, "ca.pem"), "--token-file=" + os.path.join(d, "service.jwt"),
              "--tenant=st-mary", "--data-dir=" + os.path.join(d, "hl7"),
              "--mllp-tls-cert-file=" + os.path.join(d, "node.pem"),
-             "--mllp-tls-key-file=" + os.path.join(d, "node.key")],
+             "--mllp-tls-key-file=" + os.path.join(d, "node.key"), "--message-timeout-ms=2000",
+             "--bed-map=" + os.path.join(d, "beds.json")],
             stdout=cls.gw_log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
@@ -107,6 +115,11 @@ class MonitorGateway(unittest.TestCase):
             device=registry_pb2.Device(type=common_pb2.DEVICE_TYPE_BEDSIDE_MONITOR)), timeout=10)
         registry.AssignDevice(registry_pb2.AssignDeviceRequest(
             device=device.name, patient="tenants/st-mary/patients/mrn-2002"), timeout=10)
+        for dev, kind in [("mon-b1", common_pb2.DEVICE_TYPE_BEDSIDE_MONITOR),
+                          ("mon-b2", common_pb2.DEVICE_TYPE_BEDSIDE_MONITOR),
+                          ("pump-b2", common_pb2.DEVICE_TYPE_INFUSION_PUMP)]:
+            registry.CreateDevice(registry_pb2.CreateDeviceRequest(
+                parent="tenants/st-mary", device_id=dev, device=registry_pb2.Device(type=kind)), timeout=10)
 
     @classmethod
     def tearDownClass(cls):
@@ -186,7 +199,7 @@ class MonitorGateway(unittest.TestCase):
         now = int(time.time() * 1000)
         bad_unit = oru("PCD-2001", "ACDE48234567ABCD", now,
                        ["NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.1|80|mg^mg^UCUM|||||F"])
-        adt = "MSH|^~\\&|ADT|Hosp|HEALTHTWIN|Hosp|20261206101500||ADT^A01^ADT_A01|ADT-1|P|2.5\rPID|||1\r"
+        adt = "MSH|^~\\&|ADT|Hosp|HEALTHTWIN|Hosp|20261206101500||ADT^A04^ADT_A01|ADT-1|P|2.5\rPID|||1\r"
         with self.connect() as conn:
             acks = self.exchange(conn, bad_unit, adt)
         self.assertEqual(str(acks[0].segment("MSA")[1]), "AE")
@@ -197,6 +210,95 @@ class MonitorGateway(unittest.TestCase):
         self.assertIn("unit", str(err[8]))
         self.assertEqual(str(acks[1].segment("MSA")[1]), "AR")
         self.assertEqual(str(acks[1].segment("MSA")[2]), "ADT-1")
+
+    def test_3_a_1mb_message_is_taken_and_a_larger_one_refused_on_a_connection_that_goes_on(self):
+        now = int(time.time() * 1000) // 1000 * 1000
+        dev = "ACDE48234567ABCD"
+        big = oru("PCD-3001", dev, now - 240_000, vitals(70, 99, 14))
+        big += "NTE|1||" + "x" * (1_000_000 - len(big) - 10) + "\r"
+        self.assertGreaterEqual(len(big), 999_000)
+        huge = oru("PCD-3002", dev, now - 230_000, vitals(71, 99, 14))
+        huge += "NTE|1||" + "y" * 2_000_000 + "\r"
+        after = oru("PCD-3003", dev, now - 220_000, vitals(72, 99, 14))
+        before = self.accepted()
+        with self.connect() as conn:
+            acks = self.exchange(conn, big, huge, after)
+        self.assertEqual([str(a.segment("MSA")[1]) for a in acks], ["AA", "AR", "AA"])
+        self.assertEqual([str(a.segment("MSA")[2]) for a in acks], ["PCD-3001", "PCD-3002", "PCD-3003"])
+        self.assertIn("1048576", str(acks[1].segment("ERR")[8]))
+        self.assertEqual(self.accepted(), before + 6)
+
+    def test_4_an_unterminated_frame_charts_nothing(self):
+        now = int(time.time() * 1000) // 1000 * 1000
+        before = self.accepted()
+        m = oru("PCD-4001", "ACDE48234567ABCD", now - 200_000, vitals(73, 98, 15))
+        with self.connect() as conn:
+            conn.sendall(SB + m.encode())  # no end block: the sender went away mid-frame
+        time.sleep(0.5)
+        self.assertEqual(self.accepted(), before)
+        with self.connect() as conn:  # sent whole, it is taken
+            self.assertEqual(str(self.exchange(conn, m)[0].segment("MSA")[1]), "AA")
+        self.assertEqual(self.accepted(), before + 3)
+
+    def test_5_a_slow_sender_is_cut_off_without_holding_up_others(self):
+        now = int(time.time() * 1000) // 1000 * 1000
+        slow = self.connect()
+        payload = SB + oru("PCD-5001", "ACDE48234567ABCD", now - 190_000, vitals(74, 98, 15)).encode()
+        slow.sendall(payload[:50])
+        with self.connect() as other:
+            t0 = time.time()
+            ack = self.exchange(other, oru("PCD-5002", "ACDE48234567ABCD", now - 180_000, vitals(75, 98, 15)))
+            self.assertEqual(str(ack[0].segment("MSA")[1]), "AA")
+            self.assertLess(time.time() - t0, 1.5)
+        cut_off, deadline = False, time.time() + 10
+        for i in range(50, len(payload)):  # a byte every 0.2 s: the whole message would take minutes
+            try:
+                slow.sendall(payload[i:i + 1])
+                slow.settimeout(0.2)
+                if slow.recv(1) == b"":
+                    cut_off = True
+                    break
+            except (socket.timeout, ssl.SSLWantReadError):
+                pass
+            except (ConnectionError, ssl.SSLError, OSError):
+                cut_off = True
+                break
+            if time.time() > deadline:
+                break
+        slow.close()
+        self.assertTrue(cut_off, "a sender slower than the message timeout was not cut off")
+
+    def test_6_adt_moves_patients_between_beds_and_their_devices_follow(self):
+        from healthtwin.v1 import twin_pb2, twin_pb2_grpc
+        twins = twin_pb2_grpc.TwinServiceStub(self.channel(self.token("st-mary", ["service"])))
+
+        def patient_of(device):
+            return twins.GetDeviceTwin(twin_pb2.GetDeviceTwinRequest(
+                name=f"tenants/st-mary/devices/{device}"), timeout=10).patient
+
+        def adt(event, control_id, pv1):
+            text = (f"MSH|^~\\&|EPIC|Hosp|HEALTHTWIN|Hosp|20261206101500+0000||ADT^{event}^ADT_A01|{control_id}"
+                    f"|P|2.5\rEVN|{event}|20261206101500\rPID|||MRN3001^^^Hosp^MR||Roe^Ann\r{pv1}\r")
+            hl7.parse(text)
+            return text
+
+        patient = "tenants/st-mary/patients/mrn3001"
+        with self.connect() as conn:
+            acks = self.exchange(conn, adt("A01", "ADT-3001", "PV1||I|ICU^2^1"))
+            self.assertEqual(str(acks[0].segment("MSA")[1]), "AA")
+            self.assertEqual(patient_of("mon-b1"), patient)
+            acks = self.exchange(conn, adt("A01", "ADT-3001", "PV1||I|ICU^2^1"),  # a resend
+                                 adt("A02", "ADT-3002", "PV1||I|ICU^2^2|||ICU^2^1"))
+            self.assertEqual([str(a.segment("MSA")[1]) for a in acks], ["AA", "AA"])
+            self.assertEqual(patient_of("mon-b1"), "")
+            self.assertEqual(patient_of("mon-b2"), patient)
+            self.assertEqual(patient_of("pump-b2"), patient)
+            twin = twins.GetPatientTwin(twin_pb2.GetPatientTwinRequest(name=patient), timeout=10)
+            self.assertEqual((twin.ward, twin.bed), ("ICU", "2-2"))
+            acks = self.exchange(conn, adt("A03", "ADT-3003", "PV1||I|ICU^2^2"))
+            self.assertEqual(str(acks[0].segment("MSA")[1]), "AA")
+            self.assertEqual(patient_of("mon-b2"), "")
+            self.assertEqual(patient_of("pump-b2"), "")
 
 
 if __name__ == "__main__":

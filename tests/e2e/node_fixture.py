@@ -65,7 +65,8 @@ class Node:
                 raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
             time.sleep(0.05)
         with open(port_file) as f:
-            self.grpc_port = json.load(f)["grpc"]
+            ports = json.load(f)
+        self.grpc_port, self.http_port = ports["grpc"], ports["http"]
         with open(os.path.join(d, "ca.pem"), "rb") as f:
             self.ca = f.read()
 

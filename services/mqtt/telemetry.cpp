@@ -30,6 +30,23 @@ bool fail(payload_error& why, std::string field, std::string reason) {
   return false;
 }
 
+/// `payload` as a `what` in `format` (proto3 JSON: unknown fields refused,
+/// so a misspelt field is an error rather than silently nothing).
+bool parse(std::string_view payload, payload_format format, google::protobuf::Message& out, std::string_view what,
+           payload_error& why) {
+  if (format == payload_format::json) {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    auto st = google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece{payload.data(), payload.size()},
+                                                          &out, options);
+    return st.ok() ||
+           fail(why, "payload",
+                fmt::format("not a {} in JSON: {}", what, models::quoted_input(std::string(st.message()), 160)));
+  }
+  return out.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+         fail(why, "payload", fmt::format("not a {} in protobuf (nor a JSON object)", what));
+}
+
 }  // namespace
 
 std::optional<telemetry_topic> parse_topic(std::string_view topic, const std::set<std::string, std::less<>>& tenants,
@@ -79,20 +96,8 @@ std::optional<payload_format> format_of(std::string_view payload, std::string_vi
 std::optional<v1::TelemetryPayload> decode_payload(std::string_view payload, payload_format format,
                                                    payload_error& why) {
   v1::TelemetryPayload p;
-  if (format == payload_format::json) {
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = false;  // a misspelt field is an error, not silently nothing
-    auto st = google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece{payload.data(), payload.size()},
-                                                          &p, options);
-    if (!st.ok()) {
-      fail(why, "payload",
-           fmt::format("not a TelemetryPayload in JSON: {}", models::quoted_input(std::string(st.message()), 160)));
-      return std::nullopt;
-    }
-  } else if (!p.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    fail(why, "payload", "not a TelemetryPayload in protobuf (nor a JSON object)");
+  if (!parse(payload, format, p, "TelemetryPayload", why))
     return std::nullopt;
-  }
   if (p.version() != 1) {
     fail(why, "version", fmt::format("must be 1, is {}", p.version()));
     return std::nullopt;
@@ -118,20 +123,8 @@ std::optional<v1::TelemetryPayload> decode_payload(std::string_view payload, pay
 
 std::optional<v1::DeviceConfig> decode_config(std::string_view payload, payload_format format, payload_error& why) {
   v1::DeviceConfig c;
-  if (format == payload_format::json) {
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = false;
-    auto st = google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece{payload.data(), payload.size()},
-                                                          &c, options);
-    if (!st.ok()) {
-      fail(why, "payload",
-           fmt::format("not a DeviceConfig in JSON: {}", models::quoted_input(std::string(st.message()), 160)));
-      return std::nullopt;
-    }
-  } else if (!c.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    fail(why, "payload", "not a DeviceConfig in protobuf (nor a JSON object)");
+  if (!parse(payload, format, c, "DeviceConfig", why))
     return std::nullopt;
-  }
   return c;
 }
 

@@ -37,12 +37,6 @@ ARGS = None
 SB, EB = b"\x0b", b"\x1c\x0d"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ts(ms):
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y%m%d%H%M%S+0000")
 
@@ -84,7 +78,7 @@ class MonitorGateway(unittest.TestCase):
             f.write(cls.token("st-mary", ["service"], "acme-hl7-gateway"))
         with open(os.path.join(d, "beds.json"), "w") as f:
             json.dump({"ICU^2^1": ["mon-b1"], "ICU^2^2": ["mon-b2", "pump-b2"]}, f)
-        cls.mllp_port = free_port()
+        cls.mllp_port = node_fixture.free_port()
         cls.gw_log = open(os.path.join(d, "hl7.log"), "wb")
         cls.gateway = subprocess.Popen(
             [ARGS.gateway, f"--listen=127.0.0.1:{cls.mllp_port}", f"--target=127.0.0.1:{cls.grpc_port}",

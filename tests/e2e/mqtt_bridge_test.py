@@ -38,12 +38,6 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 DEVICES = ["wear-001", "wear-002", "wear-003", "wear-004"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port, proc, what, log):
     deadline = time.time() + 30
     while True:
@@ -60,7 +54,7 @@ class Broker:
     """mosquitto on 127.0.0.1 with a password per user and the ACL of docs/mqtt.md."""
 
     def __init__(self, d, users):
-        self.port = free_port()
+        self.port = node_fixture.free_port()
         conf, passwd, acl = (os.path.join(d, n) for n in ("mosquitto.conf", "passwd", "acl"))
         open(passwd, "w").close()
         for user, password in users.items():

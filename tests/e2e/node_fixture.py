@@ -5,6 +5,7 @@ it, stopped by its PID."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,13 @@ import jwt
 
 AUDIENCE = "healthtwin"
 ISSUER = "https://idp.hospital.example"
+
+
+def free_port():
+    """A port on 127.0.0.1 no one listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_stubs(proto_dir, out_dir):

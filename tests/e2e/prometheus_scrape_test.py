@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,12 +29,6 @@ import node_fixture
 ARGS = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PrometheusScrape(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -44,7 +37,7 @@ class PrometheusScrape(unittest.TestCase):
         node_fixture.make_stubs(ARGS.proto_dir, os.path.join(d, "stubs"))
         node_fixture.make_pki(d)
         cls.node = node_fixture.Node(ARGS.node, d)
-        cls.prom_port = free_port()
+        cls.prom_port = node_fixture.free_port()
         with open(os.path.join(d, "prometheus.yml"), "w") as f:
             f.write(f"""global:
   scrape_interval: 1s

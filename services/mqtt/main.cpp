@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/models/twin_name.hpp"
@@ -25,6 +26,9 @@
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "services/http/http_server.hpp"
+#include "services/http/process_metrics.hpp"
+#include "services/mqtt/bridge_metrics.hpp"
 #include "services/mqtt/device_commands.hpp"
 #include "services/mqtt/mqtt_connection.hpp"
 #include "services/mqtt/telemetry_bridge.hpp"
@@ -61,6 +65,8 @@ int main(int argc, char** argv) {
   CLI::App app{"healthtwin-mqtt: MQTT telemetry bridge into a HealthTwin node"};
   std::string broker = "127.0.0.1:1883", mqtt_version = "5", client_id = "healthtwin-bridge-" + host_name();
   std::string share_group = "healthtwin", password_file, node, token_file, node_ca;
+  services::http_settings http;
+  http.listen.clear();
   std::vector<std::string> tenants;
   mqtt::broker_settings bs;
   bool plaintext = false;
@@ -92,6 +98,10 @@ int main(int argc, char** argv) {
                  "how often the desired configuration of devices that published lately is read for their "
                  "commands topic")
       ->check(CLI::Range(1, 3600));
+  app.add_option("--http-listen", http.listen,
+                 "host:port of /metrics, /healthz and /readyz (ready: every connection up); empty: none");
+  app.add_option("--http-tls-cert-file", http.tls_cert_file, "serve them over HTTPS with this certificate chain");
+  app.add_option("--http-tls-key-file", http.tls_key_file, "and its key");
   CLI11_PARSE(app, argc, argv);
 
   auto usage = [](const char* what) {
@@ -200,6 +210,31 @@ int main(int argc, char** argv) {
   spdlog::info("mqtt: bridging {} tenant(s) from {} over MQTT {} with {} connection(s)", tenants.size(), broker,
                mqtt_version, connections);
 
+  prometheus::Registry registry_metrics;
+  mqtt::bridge_metrics bridge_gauges{registry_metrics, bridge.stats()};
+  services::process_metrics process_gauges{registry_metrics};
+  std::atomic<bool> ready{false};
+  auto connections_up = [&subscribers] {
+    uint64_t up = 0;
+    for (const auto& c : subscribers)
+      up += c->connected() ? 1 : 0;
+    return up;
+  };
+  std::mutex scrape_mtx;
+  std::unique_ptr<services::http_server> http_server;
+  if (!http.listen.empty()) {
+    auto started = services::http_server::start(http, registry_metrics, ready, [&] {
+      std::lock_guard lk{scrape_mtx};
+      bridge_gauges.refresh(connections_up(), subscribers.size());
+      process_gauges.refresh();
+    });
+    if (!started)
+      return usage(caf::to_string(started.error()).c_str());
+    http_server = std::move(*started);
+    spdlog::info("mqtt: metrics and probes on {}:{}", http.listen.substr(0, http.listen.rfind(':')),
+                 http_server->port());
+  }
+
   // Desired configurations changed by operators reach the commands topics.
   std::thread poller{[&] {
     std::unique_lock lk{stop_mtx};
@@ -210,14 +245,18 @@ int main(int argc, char** argv) {
     }
   }};
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  // Ready while every subscriber connection is up; stop on SIGINT/SIGTERM.
+  timespec second{1, 0};
+  while (sigtimedwait(&stop_signals, nullptr, &second) < 0)
+    ready = connections_up() == subscribers.size();
+  ready = false;
   {
     std::lock_guard lk{stop_mtx};
     stopping = true;
   }
   stop_cv.notify_all();
   poller.join();
+  http_server.reset();
   subscribers.clear();  // each finishes (or abandons) the message in hand first
   publisher.reset();
   auto& st = bridge.stats();

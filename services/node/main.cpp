@@ -37,7 +37,7 @@
 #include "storage/retention.hpp"
 #include "services/node/node_config.hpp"
 #include "services/node/certificate_metrics.hpp"
-#include "services/node/process_metrics.hpp"
+#include "services/http/process_metrics.hpp"
 #include "services/node/storage_metrics.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
@@ -241,7 +241,7 @@ int run(const node::node_config& cfg) {
     node::storage_metrics storage_gauges{metrics, *store};
     if (!cfg.insecure_plaintext)
       node::publish_certificate_expiry(metrics, "serving", cfg.tls_cert_file);
-    node::process_metrics process_gauges{metrics};
+    services::process_metrics process_gauges{metrics};
     auto refresh_storage_metrics = [&] {
       storage_gauges.refresh();
       process_gauges.refresh();

@@ -170,10 +170,11 @@ class MqttBridge(unittest.TestCase):
         if cls.bridge is not None:
             cls.bridge_log.close()
         cls.bridge_log = open(os.path.join(d, "bridge.log"), "ab")
+        cls.bridge_http = node_fixture.free_port()
         cls.bridge = subprocess.Popen(
             [ARGS.bridge, f"--broker=127.0.0.1:{cls.broker.port}", "--broker-username=healthtwin-bridge",
              "--broker-password-file=" + os.path.join(d, "bridge.pw"), "--client-id=test-bridge",
-             "--desired-poll-s=1", f"--target=127.0.0.1:{node_port or cls.node.grpc_port}",
+             "--desired-poll-s=1", f"--http-listen=127.0.0.1:{cls.bridge_http}", f"--target=127.0.0.1:{node_port or cls.node.grpc_port}",
              "--tls-ca-file=" + os.path.join(d, "ca.pem"), "--token-file=" + os.path.join(d, "service.jwt"),
              f"--tenant={TENANT}"],
             stdout=cls.bridge_log, stderr=subprocess.STDOUT)
@@ -390,6 +391,36 @@ class MqttBridge(unittest.TestCase):
         self.assertEqual(len(t.delta.settings), 0)
         self.assertEqual(t.desired.version, version)
         self.assertEqual(snooper, [])
+
+    def test_8_the_bridge_reports_its_counts_and_readiness_for_prometheus(self):
+        import urllib.request
+        self.ensure_bridge_subscribed()
+        base = f"http://127.0.0.1:{self.bridge_http}"
+        deadline = time.time() + 10
+        while True:  # ready once every connection is up (checked each second)
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+            text = r.read()
+        series = {}
+        for line in text.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                series[name] = float(value)
+        self.assertGreaterEqual(series["healthtwin_mqtt_readings_stored_total"], 1)
+        self.assertGreaterEqual(series['healthtwin_mqtt_messages_total{outcome="stored"}'], 1)
+        self.assertEqual(series['healthtwin_mqtt_broker_connections{state="connected"}'], 1)
+        self.assertGreater(series["process_resident_memory_bytes"], 0)
+        self.assertFalse(any("wear-" in name for name in series), "a device named in a label")
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+            self.assertEqual((check.returncode, check.stdout + check.stderr), (0, b""))
 
 
 if __name__ == "__main__":

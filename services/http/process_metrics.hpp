@@ -6,9 +6,9 @@ namespace prometheus {
 class Registry;
 }
 
-namespace healthtwin::node {
+namespace healthtwin::services {
 
-/// The node process as Prometheus's standard process metrics:
+/// This process (node, gateway or bridge) as Prometheus's standard process metrics:
 /// process_cpu_seconds_total, process_resident_memory_bytes,
 /// process_virtual_memory_bytes, process_open_fds, process_max_fds and
 /// process_start_time_seconds, read from /proc/self on refresh() (call it
@@ -25,4 +25,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace healthtwin::node
+}  // namespace healthtwin::services

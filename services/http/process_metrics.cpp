@@ -1,4 +1,4 @@
-#include "services/node/process_metrics.hpp"
+#include "services/http/process_metrics.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,7 +14,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-namespace healthtwin::node {
+namespace healthtwin::services {
 
 namespace {
 
@@ -120,4 +120,4 @@ void process_metrics::refresh() {
     impl_->max_fds.Set(static_cast<double>(lim.rlim_cur));
 }
 
-}  // namespace healthtwin::node
+}  // namespace healthtwin::services

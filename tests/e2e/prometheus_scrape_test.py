@@ -4,14 +4,17 @@ would: the test starts both on 127.0.0.1 with free ports in a temp dir,
 ingests readings over gRPC, and asks Prometheus's query API for the ingest
 counter, the per-method gRPC series, the ack-latency histogram and the
 process metrics; `promtool check metrics` finds nothing to say about what
-the node exposes. Both are stopped by their PIDs.
+the node exposes; every query of the chart's Grafana dashboard runs in
+Prometheus and names only series the node exposes. Both are stopped by
+their PIDs.
 
-Usage: prometheus_scrape_test.py --node PATH --proto-dir DIR
+Usage: prometheus_scrape_test.py --node PATH --proto-dir DIR --dashboard FILE
 Exits 77 (skipped) when prometheus or promtool is missing."""
 
 import argparse
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -71,7 +74,13 @@ scrape_configs:
             grpc.access_token_call_credentials(self.node.token("metro", roles)))
         return grpc.secure_channel(f"127.0.0.1:{self.node.grpc_port}", creds)
 
+    ingested = False
+
     def ingest(self, n):
+        """Registers a monitor and stores n readings over gRPC, once per run."""
+        if PrometheusScrape.ingested:
+            return
+        PrometheusScrape.ingested = True
         from healthtwin.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, registry_pb2, registry_pb2_grpc
         ch = self.channel(["service"])
         registry_pb2_grpc.RegistryServiceStub(ch).CreateDevice(registry_pb2.CreateDeviceRequest(
@@ -121,11 +130,30 @@ scrape_configs:
         self.wait_for("process_resident_memory_bytes", lambda v: v[0] > 1e6)
         self.wait_for("process_open_fds", lambda v: v[0] > 0)
 
-    def test_promtool_finds_nothing_to_say_about_the_exposition(self):
+    def exposition(self):
         ctx = ssl.create_default_context(cadata=self.node.ca.decode())
         with urllib.request.urlopen(f"https://127.0.0.1:{self.node.http_port}/metrics", context=ctx,
                                     timeout=10) as r:
-            text = r.read()
+            return r.read()
+
+    def test_dashboard_queries_run_and_name_only_series_the_node_exposes(self):
+        with open(ARGS.dashboard) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        self.assertGreaterEqual(len(exprs), 10)
+        self.ingest(120)  # the per-method gRPC series exist once a call was made
+        exposed = {line.split("{")[0].split(" ")[0] for line in self.exposition().decode().splitlines()
+                   if line and not line.startswith("#")}
+        self.wait_for('up{job="healthtwin"}', lambda v: v == [1.0])
+        for expr in exprs:
+            names = re.findall(r"\b((?:healthtwin|process)_[a-z0-9_]+)", expr)
+            self.assertTrue(names, expr)
+            for name in names:
+                self.assertIn(name, exposed, f"{expr}: {name} is not a series the node exposes")
+            self.query(expr)  # valid PromQL: the query API says success
+
+    def test_promtool_finds_nothing_to_say_about_the_exposition(self):
+        text = self.exposition()
         self.assertIn(b"healthtwin_ingest_readings_accepted_total", text)
         check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
@@ -136,6 +164,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--node", required=True)
     parser.add_argument("--proto-dir", required=True)
+    parser.add_argument("--dashboard", required=True)
     ARGS, rest = parser.parse_known_args()
     missing = [b for b in ("prometheus", "promtool") if not shutil.which(b)]
     if missing:

@@ -120,6 +120,9 @@ class MonitorGateway(unittest.TestCase):
         cls.gateway.send_signal(signal.SIGTERM)
         codes = [cls.gateway.wait(timeout=60), cls.node.stop()]
         cls.gw_log.close()
+        d = cls.tmp.name
+        node_fixture.assert_no_phi([os.path.join(d, "node.log"), os.path.join(d, "hl7.log")],
+                                   ["mrn-2002", "mrn3001", "MRN3001", "Doe", "Jane", "Roe^Ann"])
         cls.tmp.cleanup()
         assert codes == [0, 0], f"gateway and node exited with {codes}"
 

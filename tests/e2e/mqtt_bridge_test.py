@@ -187,6 +187,8 @@ class MqttBridge(unittest.TestCase):
             codes.append(cls.bridge.wait(timeout=60))
         codes += [cls.node.stop(), cls.broker.stop()]
         cls.bridge_log.close()
+        node_fixture.assert_no_phi([os.path.join(cls.d, "node.log"), os.path.join(cls.d, "bridge.log")],
+                                   [f"mrn-m{i}" for i in range(len(DEVICES))])
         if os.environ.get("KEEP_TEST_DIR"):  # logs for a post-mortem
             shutil.copytree(cls.d, os.environ["KEEP_TEST_DIR"], ignore=shutil.ignore_patterns("db", "stubs"))
         cls.tmp.cleanup()

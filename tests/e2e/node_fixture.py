@@ -25,6 +25,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def assert_no_phi(log_paths, phi):
+    """No patient identifier or name in our processes' logs (docs/security.md)."""
+    for path in log_paths:
+        with open(path, errors="replace") as f:
+            text = f.read()
+        found = [p for p in phi if p in text]
+        assert not found, f"{os.path.basename(path)} names patient data: {found}"
+
+
 def make_stubs(proto_dir, out_dir):
     os.makedirs(out_dir)
     protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir)

@@ -87,18 +87,29 @@ void mqtt_connection::handle_inbox() {
 }
 
 void mqtt_connection::run_subscriber() {
+  // The backoff grows while attempts fail — the broker unreachable, or
+  // reached but refusing the login — and starts over once a session is up.
   unsigned backoff_s = 1;
+  bool in_session = false;  // the broker accepted the last connection
   while (!stop_ && !cut_) {
+    if (connected()) {
+      in_session = true;
+      backoff_s = 1;
+    }
     if (mosquitto_socket(m_) < 0) {
-      if (int rc = mosquitto_reconnect(m_); rc != MOSQ_ERR_SUCCESS) {
-        spdlog::warn("mqtt: {} cannot reach the broker ({}); retrying in {} s", client_id_, mosquitto_strerror(rc),
-                     backoff_s);
+      if (!in_session) {
         for (unsigned i = 0; i < backoff_s * 10 && !stop_; ++i)
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         backoff_s = std::min(backoff_s * 2, 10u);
+      }
+      in_session = false;
+      if (stop_)
+        break;
+      if (int rc = mosquitto_reconnect(m_); rc != MOSQ_ERR_SUCCESS) {
+        spdlog::warn("mqtt: {} cannot reach the broker ({}); retrying in {} s", client_id_, mosquitto_strerror(rc),
+                     backoff_s);
         continue;
       }
-      backoff_s = 1;
     }
     pollfd pfd{mosquitto_socket(m_), static_cast<short>(POLLIN | (mosquitto_want_write(m_) ? POLLOUT : 0)), 0};
     if (::poll(&pfd, 1, 100) > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP))) {

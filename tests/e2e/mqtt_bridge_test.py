@@ -424,6 +424,28 @@ class MqttBridge(unittest.TestCase):
             check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
             self.assertEqual((check.returncode, check.stdout + check.stderr), (0, b""))
 
+    def test_9_a_refused_login_is_retried_with_growing_backoff_and_stops_cleanly(self):
+        d = self.d
+        with open(os.path.join(d, "wrong.pw"), "w") as f:
+            f.write("not-the-password\n")
+        log_path = os.path.join(d, "refused-bridge.log")
+        with open(log_path, "wb") as log:
+            bridge = subprocess.Popen(
+                [ARGS.bridge, f"--broker=127.0.0.1:{self.broker.port}", "--broker-username=healthtwin-bridge",
+                 "--broker-password-file=" + os.path.join(d, "wrong.pw"), "--client-id=refused-bridge",
+                 f"--target=127.0.0.1:{self.node.grpc_port}", "--tls-ca-file=" + os.path.join(d, "ca.pem"),
+                 "--token-file=" + os.path.join(d, "service.jwt"), f"--tenant={TENANT}"],
+                stdout=log, stderr=subprocess.STDOUT)
+            time.sleep(6)
+            bridge.send_signal(signal.SIGTERM)
+            self.assertEqual(bridge.wait(timeout=30), 0)
+        with open(log_path) as f:
+            refusals = f.read().count("refused by the broker")
+        # 1, 2, 4 s apart: a few attempts in 6 s per connection (subscriber
+        # and publisher), not a tight loop (which made tens of thousands).
+        self.assertGreaterEqual(refusals, 2)
+        self.assertLessEqual(refusals, 10)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "hl7load: --mllp or --grpc\n");
     return 2;
   }
-  services::channel_settings cs{target, services::read_token_file(token_file), plaintext, ca, {}, {}, {}};
+  services::channel_settings cs{target, services::read_token_file(token_file), plaintext, ca, {}, {}, {}, {}};
   std::string error;
   auto channel = services::make_channel(cs, error);
   if (!channel) {

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mqttload: --broker host:port, and --devices a multiple of --connections\n");
     return 2;
   }
-  services::channel_settings cs{target, services::read_token_file(token_file), plaintext, ca, {}, {}, {}};
+  services::channel_settings cs{target, services::read_token_file(token_file), plaintext, ca, {}, {}, {}, {}};
   std::string error;
   auto channel = services::make_channel(cs, error);
   if (!channel) {

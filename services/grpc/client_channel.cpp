@@ -18,7 +18,7 @@ namespace exp = grpc::experimental;
 // credentials refuse plaintext channels, which development nodes use.)
 class bearer_interceptor final : public exp::Interceptor {
 public:
-  explicit bearer_interceptor(const std::string& header) : header_(header) {}
+  explicit bearer_interceptor(std::string header) : header_(std::move(header)) {}
   void Intercept(exp::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(exp::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA))
       methods->GetSendInitialMetadata()->insert({"authorization", header_});
@@ -26,18 +26,20 @@ public:
   }
 
 private:
-  const std::string& header_;
+  std::string header_;
 };
 
 class bearer_factory final : public exp::ClientInterceptorFactoryInterface {
 public:
   explicit bearer_factory(std::string token) : header_("Bearer " + std::move(token)) {}
+  explicit bearer_factory(std::shared_ptr<token_file_header> file) : file_(std::move(file)) {}
   exp::Interceptor* CreateClientInterceptor(exp::ClientRpcInfo*) override {
-    return new bearer_interceptor(header_);
+    return new bearer_interceptor(file_ ? file_->header() : header_);
   }
 
 private:
-  std::string header_;  // lives as long as the channel
+  std::string header_;
+  std::shared_ptr<token_file_header> file_;  // lives as long as the channel
 };
 
 }  // namespace
@@ -49,6 +51,30 @@ std::string read_token_file(const std::string& path) {
   auto& t = *text;
   auto first = t.find_first_not_of(" \t\r\n"), last = t.find_last_not_of(" \t\r\n");
   return first == std::string::npos ? std::string{} : t.substr(first, last - first + 1);
+}
+
+token_file_header::token_file_header(std::string path, std::string first_token, std::chrono::milliseconds look_every)
+    : path_(std::move(path)), look_every_(look_every), header_("Bearer " + std::move(first_token)) {
+  std::error_code ec;
+  mtime_ = std::filesystem::last_write_time(path_, ec);
+}
+
+std::string token_file_header::header() {
+  std::lock_guard lk{mtx_};
+  auto now = std::chrono::steady_clock::now();
+  if (now >= next_look_) {
+    next_look_ = now + look_every_;
+    std::error_code ec;
+    auto mtime = std::filesystem::last_write_time(path_, ec);
+    if (!ec && mtime != mtime_) {
+      auto token = read_token_file(path_);
+      if (!token.empty()) {
+        header_ = "Bearer " + token;
+        mtime_ = mtime;
+      }
+    }
+  }
+  return header_;
 }
 
 std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::string& error,
@@ -80,7 +106,10 @@ std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::stri
       args.SetSslTargetNameOverride(s.server_name);
   }
   std::vector<std::unique_ptr<exp::ClientInterceptorFactoryInterface>> interceptors;
-  if (!s.token.empty())
+  if (!s.token_file.empty())
+    interceptors.push_back(std::make_unique<bearer_factory>(std::make_shared<token_file_header>(
+        s.token_file, s.token.empty() ? read_token_file(s.token_file) : s.token)));
+  else if (!s.token.empty())
     interceptors.push_back(std::make_unique<bearer_factory>(s.token));
   return exp::CreateCustomChannelWithInterceptors(s.target, creds, args, std::move(interceptors));
 }

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <chrono>
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <grpcpp/channel.h>
@@ -17,6 +20,9 @@ struct channel_settings {
   std::string cert_file;    ///< client certificate, for nodes that require mTLS
   std::string key_file;     ///< its private key
   std::string server_name;  ///< name to check the node's certificate against (default: target host)
+  /// Set: the token is this file's, read again when the file changes (a
+  /// rotated Kubernetes Secret); `token` is then its first reading.
+  std::string token_file;
 };
 
 /// A channel that sends `token` as "authorization: Bearer ..." on every
@@ -26,5 +32,24 @@ std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::stri
 
 /// Reads a token file (surrounding whitespace dropped); empty if unreadable.
 std::string read_token_file(const std::string& path);
+
+/// A token file's "Bearer ..." header, read again when the file's
+/// modification time changes (looked at most once per `look_every`); while
+/// the new file is empty or unreadable, the last good token stays.
+/// Thread-safe.
+class token_file_header {
+public:
+  token_file_header(std::string path, std::string first_token,
+                    std::chrono::milliseconds look_every = std::chrono::seconds(1));
+  std::string header();
+
+private:
+  std::string path_;
+  std::chrono::milliseconds look_every_;
+  std::mutex mtx_;
+  std::string header_;
+  std::filesystem::file_time_type mtime_{};
+  std::chrono::steady_clock::time_point next_look_{};
+};
 
 }  // namespace healthtwin::services

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   services::channel_settings cs;
   cs.target = node;
   cs.token = services::read_token_file(token_file);
+  cs.token_file = token_file;  // a rotated token is picked up
   cs.plaintext = plaintext;
   cs.ca_file = node_ca;
   if (cs.token.empty())

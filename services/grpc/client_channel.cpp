@@ -106,10 +106,15 @@ std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::stri
       args.SetSslTargetNameOverride(s.server_name);
   }
   std::vector<std::unique_ptr<exp::ClientInterceptorFactoryInterface>> interceptors;
-  if (!s.token_file.empty())
-    interceptors.push_back(std::make_unique<bearer_factory>(std::make_shared<token_file_header>(
-        s.token_file, s.token.empty() ? read_token_file(s.token_file) : s.token)));
-  else if (!s.token.empty())
+  if (!s.token_file.empty()) {
+    auto token = s.token.empty() ? read_token_file(s.token_file) : s.token;
+    if (token.empty()) {
+      error = "the token file " + s.token_file + " is empty or unreadable";
+      return nullptr;
+    }
+    interceptors.push_back(
+        std::make_unique<bearer_factory>(std::make_shared<token_file_header>(s.token_file, std::move(token))));
+  } else if (!s.token.empty())
     interceptors.push_back(std::make_unique<bearer_factory>(s.token));
   return exp::CreateCustomChannelWithInterceptors(s.target, creds, args, std::move(interceptors));
 }

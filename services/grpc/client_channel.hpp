@@ -21,11 +21,12 @@ struct channel_settings {
   std::string key_file;     ///< its private key
   std::string server_name;  ///< name to check the node's certificate against (default: target host)
   /// Set: the token is this file's, read again when the file changes (a
-  /// rotated Kubernetes Secret); `token` is then its first reading.
+  /// rotated Kubernetes Secret); `token`, if set, is its first reading. An
+  /// empty or unreadable file is an error of make_channel.
   std::string token_file;
 };
 
-/// A channel that sends `token` as "authorization: Bearer ..." on every
+/// A channel that sends the token as "authorization: Bearer ..." on every
 /// call; empty with `error` set when a file cannot be read.
 std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::string& error,
                                             grpc::ChannelArguments args = {});

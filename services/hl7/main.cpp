@@ -85,14 +85,9 @@ int main(int argc, char** argv) {
 
   services::channel_settings cs;
   cs.target = node;
-  cs.token = services::read_token_file(token_file);
-  cs.token_file = token_file;  // a rotated token is picked up
+  cs.token_file = token_file;  // read again when rotated
   cs.plaintext = plaintext;
   cs.ca_file = node_ca;
-  if (cs.token.empty()) {
-    std::fprintf(stderr, "healthtwin-hl7: --token-file %s is empty or unreadable\n", token_file.c_str());
-    return 2;
-  }
   std::string error;
   auto channel = services::make_channel(cs, error);
   if (!channel) {

@@ -55,3 +55,16 @@ TEST(TokenFileHeader, TheFileIsLookedAtAtMostOncePerInterval) {
   write(file, "second", t0 + 10s);
   EXPECT_EQ(h.header(), "Bearer first");  // not again within the hour
 }
+
+TEST(TokenFileHeader, AnEmptyTokenFileIsAnErrorOfTheChannel) {
+  healthtwin::testing::temp_dir dir;
+  auto file = dir.path() / "service.jwt";
+  write(file, " \n", std::filesystem::file_time_type::clock::now());
+  services::channel_settings cs;
+  cs.target = "127.0.0.1:1";
+  cs.plaintext = true;
+  cs.token_file = file.string();
+  std::string error;
+  EXPECT_EQ(services::make_channel(cs, error), nullptr);
+  EXPECT_NE(error.find("empty or unreadable"), std::string::npos) << error;
+}

@@ -131,12 +131,17 @@ TEST(limits_test, twice_the_sustainable_load_is_refused_with_bounded_memory_and_
     early = std::max(early, rss[i]);
   for (size_t i = 2 * rss.size() / 3; i < rss.size(); ++i)
     late = std::max(late, rss[i]);
-  std::cout << "offered/committed " << (acked + exhausted * batch) / acked << ", RSS middle third "
+  std::cout << "acked " << acked << ", refused " << exhausted * batch << " readings, offered/committed "
+            << (acked + exhausted * batch) / acked << ", RSS middle third "
             << (early >> 20) << " MiB, last third " << (late >> 20) << " MiB\n";
-  // Queued excess would grow by ~40 B per refused reading (~1.5 GiB here);
-  // memtables (up to 4 x 64 MiB for the log), caches and twins are bounded.
+  // Queued excess would grow by ~40 B per refused reading (several GiB
+  // here: tens of millions are refused); memtables (up to 4 x 64 MiB for the
+  // log), caches, twins and the requests gRPC holds in flight (up to 400
+  // streams x 8,000 readings) are bounded. The level itself depends on the
+  // machine (850-1,000 MiB on the development machine, 1,250-1,550 MiB on
+  // CI's), so the ceiling is well above both and far below queuing.
   EXPECT_LT(late, early * 3 / 2 + (64 << 20)) << "RSS grew from " << early << " to " << late;
-  EXPECT_LT(late, int64_t{3} << 29);
+  EXPECT_LT(late, int64_t{2} << 30);
 
   // Recovery: the node answers at once and takes new readings.
   api_client client{node.channel("load")};

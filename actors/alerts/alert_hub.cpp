@@ -1,6 +1,7 @@
 #include "actors/alerts/alert_hub.hpp"
 
 #include "actors/alerts/alert_codec.hpp"
+#include "actors/alerts/alert_lifecycle.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -111,16 +112,9 @@ struct hub_state {
   std::vector<alert_silence> silences;
   bool flush_scheduled = false;
 
-  int64_t now() const { return settings.clock ? settings.clock() : models::wall_clock_ms(); }
+  alert_lifecycle rules{{}};
 
-  // When a new alert of `a`'s patient and metric is silenced until (0: not).
-  int64_t silenced_until(const alert_record& a, int64_t t) const {
-    int64_t until = 0;
-    for (auto& s : silences)
-      if (s.covers(a, t))
-        until = std::max(until, s.until_ms);
-    return until;
-  }
+  int64_t now() const { return settings.clock ? settings.clock() : models::wall_clock_ms(); }
 
   // An erased owner's alerts vanish without events: an event would carry
   // the patient's data again. The hub is the last actor to hear of an
@@ -297,9 +291,7 @@ struct hub_state {
     auto existing = table->get(owner_of(a), id->id);
     if (existing && *existing)
       return;
-    a.state = alert_state::active;
-    a.notify_time_ms = now();
-    a.silenced_until_ms = silenced_until(a, a.notify_time_ms);
+    rules.raise(a, now(), silences);
     open.emplace(a.name, a);
     publish(alert_event_type::raised, a);
   }
@@ -309,12 +301,7 @@ struct hub_state {
     auto i = open.find(name);
     if (i == open.end())
       return;
-    if (level > i->second.level)
-      i->second.notify_time_ms = now();  // a new priority is a new notification
-    i->second.level = level;
-    i->second.predicted_time_ms = predicted_ms;
-    i->second.value = value;
-    i->second.message = std::move(message);
+    rules.update(i->second, level, value, std::move(message), predicted_ms, now());
     publish(alert_event_type::updated, i->second);
   }
 
@@ -324,7 +311,6 @@ struct hub_state {
   alert_record close(std::unordered_map<std::string, alert_record>::iterator i, Fill fill) {
     auto a = std::move(i->second);
     open.erase(i);
-    a.state = alert_state::resolved;
     fill(a);
     publish(alert_event_type::resolved, a);
     remember_resolved(a);
@@ -335,10 +321,7 @@ struct hub_state {
     auto i = open.find(name);
     if (i == open.end())
       return;
-    close(i, [&](alert_record& a) {
-      a.value = value;
-      a.resolve_time_ms = time_ms;
-    });
+    close(i, [&](alert_record& a) { alert_lifecycle::resolve(a, value, time_ms); });
   }
 
   // Resolves every open alert of `owner` of kind `k` (a device's own
@@ -372,19 +355,13 @@ struct hub_state {
     auto i = open.find(name);
     if (i == open.end())
       return not_open(name);
-    auto a = close(i, [&](alert_record& r) {
-      r.resolved_by = who;
-      r.resolve_note = note;
-      r.resolve_time_ms = now();
-    });
+    auto a = close(i, [&](alert_record& r) { alert_lifecycle::resolve_by_hand(r, who, note, now()); });
     flush();  // durable before the clinician is told it is done
     return a;
   }
 
   caf::expected<std::vector<alert_record>> silence(alert_silence s) {
-    auto t = now();
-    auto duration = s.until_ms - t;
-    if (duration <= 0 || duration > max_silence_ms)
+    if (!alert_lifecycle::silence_allowed(s, now()))
       return caf::make_error(alert_errc::invalid_silence);
     storage::write_batch batch{*store};
     table->put_silence(batch, s.patient, silence_key(s.subject), serialize(s));
@@ -393,13 +370,11 @@ struct hub_state {
       return caf::make_error(alert_errc::persist_failed, storage::describe(err));
     }
     std::vector<alert_record> out;
-    for (auto& [_, a] : open) {
-      if (s.patient != a.patient || !(s.subject == models::metric{} || a.subject == s.subject))
-        continue;
-      a.silenced_until_ms = s.until_ms;
-      publish(alert_event_type::silenced, a);
-      out.push_back(a);
-    }
+    for (auto& [_, a] : open)
+      if (alert_lifecycle::apply_silence(a, s)) {
+        publish(alert_event_type::silenced, a);
+        out.push_back(a);
+      }
     silences.erase(std::remove_if(silences.begin(), silences.end(),
                                   [&](const alert_silence& x) {
                                     return x.patient == s.patient && x.subject == s.subject;
@@ -414,14 +389,9 @@ struct hub_state {
   // notification is older than the escalation time (silenced ones wait).
   void escalate() {
     auto t = now();
-    for (auto& [_, a] : open) {
-      if (a.state != alert_state::active || a.level < settings.escalate_priority ||
-          a.silenced_until_ms > t || t - a.notify_time_ms < settings.escalate_after_ms)
-        continue;
-      ++a.escalation_level;
-      a.notify_time_ms = t;
-      publish(alert_event_type::escalated, a);
-    }
+    for (auto& [_, a] : open)
+      if (rules.escalate(a, t))
+        publish(alert_event_type::escalated, a);
     // Expired silences are forgotten (and deleted from the store).
     auto expired = std::stable_partition(silences.begin(), silences.end(),
                                          [&](const alert_silence& s) { return s.until_ms > t; });
@@ -441,10 +411,7 @@ struct hub_state {
     if (i == open.end())
       return not_open(name);
     auto& a = i->second;
-    a.state = alert_state::acknowledged;
-    a.acknowledged_by = who;
-    a.acknowledge_note = note;
-    a.acknowledge_time_ms = now();
+    rules.acknowledge(a, who, note, now());
     publish(alert_event_type::acknowledged, a);
     flush();  // durable before the clinician is told it is done
     return a;
@@ -482,6 +449,7 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   auto& st = self->state;
   st.store = store;
   st.settings = settings;
+  st.rules = alert_lifecycle{{settings.escalate_after_ms, settings.escalate_priority}};
   st.table = std::make_unique<storage::alert_table>(*store);
   st.probe = std::make_unique<alert_probe>(*metrics);
   if (auto last = st.table->last_event_sequence())

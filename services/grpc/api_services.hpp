@@ -17,6 +17,10 @@ class Status;
 }
 
 
+namespace healthtwin::services {
+class cluster_metrics;
+}
+
 namespace prometheus {
 class Registry;
 }
@@ -104,6 +108,8 @@ struct api_context {
   /// The node's metrics: per-method gRPC series and refusals by reason
   /// (none when null).
   prometheus::Registry* metrics = nullptr;
+  /// Forwarded calls and hand-off phases are counted here (none when null).
+  cluster_metrics* cluster_probe = nullptr;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

@@ -182,7 +182,7 @@ struct parts_call {
 
 /// Sends the patient parts of `r` to their patients' owners, one call each;
 /// `done` gets `r` once all answered, less what was not taken.
-void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
+void carry_patient_parts(owner_forwarding& fwd, cluster_metrics* probe, ingest_result&& r,
                          std::chrono::system_clock::time_point deadline,
                          actors::ingest_sequencer::ingest_callback done) {
   std::vector<std::pair<uint32_t, std::shared_ptr<parts_call>>> calls;
@@ -221,7 +221,9 @@ void carry_patient_parts(owner_forwarding& fwd, ingest_result&& r,
     }
     call->context.set_deadline(deadline);
     stub->async()->ApplyPatientParts(&call->context, &call->request, &call->ack,
-                                     [carrier, call = call, where = where, stub](grpc::Status st) {
+                                     [carrier, call = call, where = where, stub, probe](grpc::Status st) {
+                                       if (probe)
+                                         probe->on_forwarded("patient_parts", st.error_code());
                                        carrier->answered(call->parts, st, call->ack, where);
                                      });
   }
@@ -456,11 +458,11 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
   if (!local.empty()) {
     auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
     ctx.sequencer->submit(std::move(local), local_readings,
-                          [join, &fwd, deadline](ingest_result&& r) {
+                          [join, &fwd, deadline, probe = ctx.cluster_probe](ingest_result&& r) {
                             if (r.patient_parts.empty())
                               join->add(std::move(r));
                             else
-                              carry_patient_parts(fwd, std::move(r), deadline,
+                              carry_patient_parts(fwd, probe, std::move(r), deadline,
                                                   [join](ingest_result&& r) { join->add(std::move(r)); });
                           });
   }
@@ -480,7 +482,9 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
     prepare_forwarded(call, part->context);
     stubs->ingest->async()->Ingest(
         &part->context, &part->sent(), &part->response,
-        [part, join, where, stubs](grpc::Status st) {
+        [part, join, where, stubs, probe = ctx.cluster_probe](grpc::Status st) {
+          if (probe)
+            probe->on_forwarded("ingest", st.error_code());
           if (st.ok())
             join->add(part->answered());
           else

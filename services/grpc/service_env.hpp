@@ -26,6 +26,7 @@
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/field_rules.hpp"
 #include "services/grpc/rate_limiter.hpp"
+#include "services/grpc/cluster_metrics.hpp"
 #include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/shard_handoff.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -105,7 +106,10 @@ struct service_env {
       return r ? r->refusal : std::nullopt;
     grpc::ClientContext out;
     prepare_forwarded(call, out);
-    return owner_answer(invoke(*r->stubs, out), r->where);
+    grpc::Status st = invoke(*r->stubs, out);
+    if (ctx.cluster_probe)
+      ctx.cluster_probe->on_forwarded("unary", st.error_code());
+    return owner_answer(std::move(st), r->where);
   }
 
   /// When another member owns `name`'s shard: opens the same server stream
@@ -142,6 +146,8 @@ struct service_env {
     auto st = reader->Finish();
     done = true;
     watch.join();
+    if (ctx.cluster_probe)
+      ctx.cluster_probe->on_forwarded("stream", st.error_code());
     if (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping)
       return owner_unreachable(r->where, st.error_message());  // the owner went away
     return owner_answer(std::move(st), r->where);

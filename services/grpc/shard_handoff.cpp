@@ -234,7 +234,10 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
   auto fenced_at = clock::now();
   if (auto err = sequence_step({actors::shard_step::kind::fence, shards}, std::chrono::seconds(30)))
     return to_status(err);
+  auto* probe = env_.ctx.cluster_probe;
   auto abort = [&](grpc::Status st) {
+    if (probe)
+      probe->on_handoff(false);
     if (auto err = sequence_step({actors::shard_step::kind::unfence, shards}, std::chrono::seconds(30)))
       spdlog::error("hand-off: lifting the fence of shards {} failed: {}", list(shards),
                     storage::describe(err));
@@ -271,6 +274,12 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
                  req.to(), st.error_message());
   auto unavailable_ms = ms_since(fenced_at);
   on_change(change);  // forgets them here and lifts the fence
+  if (probe) {
+    probe->on_handoff_phase("checkpoint", static_cast<double>(checkpointed_ms) / 1000);
+    probe->on_handoff_phase("stream", static_cast<double>(streamed_ms - checkpointed_ms) / 1000);
+    probe->on_handoff_phase("flip", static_cast<double>(unavailable_ms - streamed_ms) / 1000);
+    probe->on_handoff(true);
+  }
 
   for (auto s : shards)
     if (auto err = storage::drop_shard(*env_.ctx.store, s))

@@ -27,7 +27,9 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "actors/shard/shard.hpp"
 #include "actors/cluster/membership.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/grpc/cluster_metrics.hpp"
 #include "services/grpc/cluster_peers.hpp"
 #include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/read_file.hpp"
@@ -242,9 +244,11 @@ int run(const node::node_config& cfg) {
     if (!cfg.insecure_plaintext)
       node::publish_certificate_expiry(metrics, "serving", cfg.tls_cert_file);
     services::process_metrics process_gauges{metrics};
+    services::cluster_metrics cluster_gauges{metrics, members};
     auto refresh_storage_metrics = [&] {
       storage_gauges.refresh();
       process_gauges.refresh();
+      cluster_gauges.refresh(models::wall_clock_ms());
     };
 
     services::http_settings http_settings;
@@ -298,6 +302,7 @@ int run(const node::node_config& cfg) {
     api_ctx.tokens = tokens.get();
     api_ctx.members = &members;
     api_ctx.metrics = &metrics;
+    api_ctx.cluster_probe = &cluster_gauges;
     // Calls for other members' shards go to their owner's public API, over
     // TLS with the cluster CA and this node's certificate.
     services::owner_forwarding forwarding{members, peer_settings};

@@ -259,6 +259,11 @@ TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member)
     EXPECT_TRUE(st.ok()) << st.error_message();
     EXPECT_EQ(twin.name(), req.name());
     EXPECT_EQ(get_patient(edge, "tenants/h1/patients/nobody").error_code(), grpc::StatusCode::NOT_FOUND);
+    // Its metrics count the calls it sent to their owners.
+    EXPECT_GT(labelled_metric(c.node(i), "healthtwin_cluster_forwarded_calls_total",
+                              {"kind=\"unary\"", "grpc_code=\"OK\""}),
+              0)
+        << "n" << i;
   }
   // Devices likewise, and a shadow change made through one member is seen
   // through the others.
@@ -1210,6 +1215,13 @@ TEST(cluster_test, adding_and_removing_members_under_load_moves_shards_and_loses
   st = change_members(c, 2, {0, 2, 3}, removed);
   ASSERT_TRUE(st.ok()) << st.error_message() << "\n--- n1:\n" << c.node(1).log();
   EXPECT_GT(removed.moves_size(), 8);
+  // The source's metrics show its hand-offs and their phases.
+  EXPECT_GE(labelled_metric(c.node(1), "healthtwin_cluster_handoffs_total", {"outcome=\"done\""}), 1);
+  for (auto* phase : {"checkpoint", "stream", "flip"})
+    EXPECT_GE(labelled_metric(c.node(1), "healthtwin_cluster_handoff_phase_seconds_count",
+                              {std::string{"phase=\""} + phase + "\""}),
+              1)
+        << phase;
   for (auto& m : removed.moves()) {
     EXPECT_EQ(m.from(), "n1") << "shard " << m.shard();
     EXPECT_LT(m.unavailable_ms(), 10'000u) << "shard " << m.shard();
@@ -1479,13 +1491,18 @@ TEST(cluster_test, a_killed_member_shows_down_and_comes_back_up_after_a_restart)
     EXPECT_EQ(s.members(2).shards_owned(), before.members(2).shards_owned());
     for (int shard = 0; shard < 64; ++shard)
       EXPECT_EQ(s.shard_owners(shard), before.shard_owners(shard));
+    // What an SRE's alert reads: the member is down on every survivor.
+    EXPECT_EQ(labelled_metric(c.node(i), "healthtwin_cluster_member_up", {"member=\"n2\""}), 0) << "n" << i;
+    EXPECT_EQ(labelled_metric(c.node(i), "healthtwin_cluster_members", {"state=\"down\""}), 1) << "n" << i;
   }
 
   c.drop(2);
   c.start(2);
   ASSERT_TRUE(c.node(2).wait_ready()) << c.node(2).log();
-  for (int i : {0, 1})
+  for (int i : {0, 1}) {
     EXPECT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_UP)) << "n" << i;
+    EXPECT_EQ(labelled_metric(c.node(i), "healthtwin_cluster_member_up", {"member=\"n2\""}), 1) << "n" << i;
+  }
 
   // Restarted alone with another --cluster-members (a StatefulSet scaled
   // before any change of members): it keeps the cluster it persisted at

@@ -359,28 +359,6 @@ TEST_F(hostile_input_test, pseudonyms_differ_between_unrelated_nodes_and_last_ac
   EXPECT_EQ(other->stop(), 0);
 }
 
-namespace {
-
-/// The sample of `name` whose labels include every one of `labels`
-/// (`key="value"` strings) on the node's /metrics; -1 when absent.
-double labelled_metric(const node_process& node, const std::string& name,
-                       const std::vector<std::string>& labels) {
-  std::istringstream text{run_command(node.curl("/metrics"))};
-  std::string line;
-  while (std::getline(text, line)) {
-    if (line.rfind(name + "{", 0) != 0)
-      continue;
-    auto close = line.find('}');
-    auto set = line.substr(name.size() + 1, close - name.size() - 1);
-    if (std::all_of(labels.begin(), labels.end(),
-                    [&](const std::string& l) { return set.find(l) != std::string::npos; }))
-      return std::atof(line.c_str() + close + 2);
-  }
-  return -1;
-}
-
-}  // namespace
-
 // Class 8: the pending-work gauge was set only while the sequencer waited
 // for twins, so it stayed at the last backlog; refusals were counted for
 // the ingest queue only.

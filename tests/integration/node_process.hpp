@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -307,5 +308,23 @@ private:
   uint16_t grpc_port_ = 0;
   uint16_t http_port_ = 0;
 };
+
+/// The sample of `name` whose labels include every one of `labels`
+/// (`key="value"` strings) on the node's /metrics; -1 when absent.
+inline double labelled_metric(const node_process& node, const std::string& name,
+                              const std::vector<std::string>& labels) {
+  std::istringstream text{run_command(node.curl("/metrics"))};
+  std::string line;
+  while (std::getline(text, line)) {
+    if (line.rfind(name + "{", 0) != 0)
+      continue;
+    auto close = line.find('}');
+    auto set = line.substr(name.size() + 1, close - name.size() - 1);
+    if (std::all_of(labels.begin(), labels.end(),
+                    [&](const std::string& l) { return set.find(l) != std::string::npos; }))
+      return std::atof(line.c_str() + close + 2);
+  }
+  return -1;
+}
 
 }  // namespace healthtwin::testing

@@ -11,46 +11,50 @@ namespace {
 constexpr role device = role::device, service = role::service, clinician = role::clinician,
                ops_admin = role::ops_admin, sre = role::sre;
 
-// Who may call what. docs/security.md shows the same table, and
-// tests/integration/access_control_test walks it against a running node.
-const std::array<std::pair<std::string_view, role_set>, 34> policy{{
-    {"IngestService/Ingest", device | service},
-    {"IngestService/StreamIngest", device | service},
-    {"RegistryService/CreatePatient", service | ops_admin},
-    {"RegistryService/GetPatient", service | clinician | ops_admin},
-    {"RegistryService/UpdatePatient", service | ops_admin},
-    {"RegistryService/CreateDevice", service | ops_admin},
-    {"RegistryService/GetDevice", service | clinician | ops_admin},
-    {"RegistryService/AssignDevice", service | ops_admin},
-    {"RegistryService/UnassignDevice", service | ops_admin},
-    {"RegistryService/DecommissionDevice", service | ops_admin},
-    {"RegistryService/UpdateDesiredConfig", service | ops_admin},
-    {"RegistryService/ReportDeviceState", device | service},
-    {"RegistryService/ResetDeviceSequence", service | ops_admin},
-    {"RegistryService/ErasePatient", static_cast<role_set>(ops_admin)},
-    {"TwinService/GetPatientTwin", service | clinician},
-    {"TwinService/GetDeviceTwin", device | service | clinician},
-    {"TwinService/GetVitalsHistory", service | clinician},
-    {"TwinService/ListPatientTwins", service | clinician},
-    {"TwinService/WatchPatientTwin", service | clinician},
-    {"TwinService/WatchDeviceTwin", device | service | clinician},
-    {"AlertService/StreamAlerts", service | clinician},
-    {"AlertService/ListAlerts", service | clinician},
-    {"AlertService/AcknowledgeAlert", service | clinician},
-    {"AlertService/ResolveAlert", service | clinician},
-    {"AlertService/SilenceAlerts", static_cast<role_set>(clinician)},
-    {"ClinicalService/GetPatientSettings", service | clinician},
-    {"ClinicalService/UpdatePatientSettings", static_cast<role_set>(clinician)},
-    {"ClinicalService/RecordObservations", service | clinician},
-    {"ClusterService/GetNodeStatus", sre | ops_admin},
-    {"ClusterService/GetClusterStatus", sre | ops_admin},
-    {"ClusterService/ChangeMembers", static_cast<role_set>(sre)},
+constexpr auto owner = cluster_route::owner, every = cluster_route::every_member,
+               here = cluster_route::this_member;
+
+// Who may call what, and where a cluster answers it. docs/security.md shows
+// the same table, and tests/integration/access_control_test walks it
+// against a running node.
+const std::vector<rpc_row> table{
+    {"IngestService/Ingest", device | service, true, owner},
+    {"IngestService/StreamIngest", device | service, true, owner},
+    {"RegistryService/CreatePatient", service | ops_admin, true, owner},
+    {"RegistryService/GetPatient", service | clinician | ops_admin, true, owner},
+    {"RegistryService/UpdatePatient", service | ops_admin, true, owner},
+    {"RegistryService/CreateDevice", service | ops_admin, true, owner},
+    {"RegistryService/GetDevice", service | clinician | ops_admin, true, owner},
+    {"RegistryService/AssignDevice", service | ops_admin, true, owner},
+    {"RegistryService/UnassignDevice", service | ops_admin, true, owner},
+    {"RegistryService/DecommissionDevice", service | ops_admin, true, owner},
+    {"RegistryService/UpdateDesiredConfig", service | ops_admin, true, owner},
+    {"RegistryService/ReportDeviceState", device | service, true, owner},
+    {"RegistryService/ResetDeviceSequence", service | ops_admin, true, owner},
+    {"RegistryService/ErasePatient", static_cast<role_set>(ops_admin), true, owner},
+    {"TwinService/GetPatientTwin", service | clinician, true, owner},
+    {"TwinService/GetDeviceTwin", device | service | clinician, true, owner},
+    {"TwinService/GetVitalsHistory", service | clinician, true, owner},
+    {"TwinService/ListPatientTwins", service | clinician, true, every},
+    {"TwinService/WatchPatientTwin", service | clinician, true, owner},
+    {"TwinService/WatchDeviceTwin", device | service | clinician, true, owner},
+    {"AlertService/StreamAlerts", service | clinician, true, every},
+    {"AlertService/ListAlerts", service | clinician, true, every},
+    {"AlertService/AcknowledgeAlert", service | clinician, true, owner},
+    {"AlertService/ResolveAlert", service | clinician, true, owner},
+    {"AlertService/SilenceAlerts", static_cast<role_set>(clinician), true, owner},
+    {"ClinicalService/GetPatientSettings", service | clinician, true, owner},
+    {"ClinicalService/UpdatePatientSettings", static_cast<role_set>(clinician), true, owner},
+    {"ClinicalService/RecordObservations", service | clinician, true, owner},
+    {"ClusterService/GetNodeStatus", sre | ops_admin, false, here},
+    {"ClusterService/GetClusterStatus", sre | ops_admin, false, here},
+    {"ClusterService/ChangeMembers", static_cast<role_set>(sre), false, here},
     // Not RPCs of healthtwin.v1, kept here so the table is complete: health
     // checking and reflection need no token (they reveal no data).
-    {"grpc.health.v1.Health/Check", 0},
-    {"grpc.health.v1.Health/Watch", 0},
-    {"grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", 0},
-}};
+    {"grpc.health.v1.Health/Check", 0, false, here},
+    {"grpc.health.v1.Health/Watch", 0, false, here},
+    {"grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", 0, false, here},
+};
 
 const std::array<std::pair<role, std::string_view>, 5> names{{
     {device, "device"},
@@ -81,12 +85,22 @@ const std::vector<role>& all_roles() {
   return roles;
 }
 
-role_set roles_allowed(std::string_view rpc) {
-  auto it = std::find_if(policy.begin(), policy.end(), [&](auto& p) { return p.first == rpc; });
-  return it == policy.end() ? 0 : it->second;
+const std::vector<rpc_row>& rpc_table() { return table; }
+
+const rpc_row* find_rpc(std::string_view rpc) {
+  auto it = std::find_if(table.begin(), table.end(), [&](auto& r) { return r.rpc == rpc; });
+  return it == table.end() ? nullptr : &*it;
 }
 
-bool tenant_scoped(std::string_view rpc) { return rpc.substr(0, 15) != "ClusterService/"; }
+role_set roles_allowed(std::string_view rpc) {
+  auto* row = find_rpc(rpc);
+  return row ? row->roles : 0;
+}
+
+bool tenant_scoped(std::string_view rpc) {
+  auto* row = find_rpc(rpc);
+  return !row || row->tenant_scoped;
+}
 
 std::string check_access(const principal& who, std::string_view rpc, const call_scope& scope) {
   auto allowed = static_cast<role_set>(roles_allowed(rpc) & who.roles);

@@ -51,6 +51,33 @@ struct call_scope {
   bool touches_nothing = false;
 };
 
+/// Where a call is answered when the node is one of several members
+/// (docs/cluster.md).
+enum class cluster_route : uint8_t {
+  owner,         ///< by the member owning the shard of what it names (forwarded there; ingest: device by device)
+  every_member,  ///< gathered from every member (lists, alert streams)
+  this_member,   ///< by the member asked: its own state, or it coordinates the cluster
+  single_node,   ///< not served by a member of several (it would split twins): FAILED_PRECONDITION
+};
+
+/// One row per RPC the node serves: who may call it, whether its resources
+/// belong to a tenant, where a cluster answers it. The access check,
+/// admission and forwarding all read this one table; the audit log names
+/// the call by `rpc`; docs/security.md shows it and
+/// tests/unit/services/grpc/access_policy_test.cpp fails when a method of
+/// the API has no row or two.
+struct rpc_row {
+  std::string_view rpc;  ///< "Service/Method" (healthtwin.v1 without the package)
+  role_set roles;        ///< 0: no token needed (health checking, reflection: no data)
+  bool tenant_scoped;    ///< the caller's tenant must own what it names
+  cluster_route in_cluster;
+};
+
+/// Every row, in the order of the API.
+const std::vector<rpc_row>& rpc_table();
+/// The row of `rpc`; nullptr for an RPC the node does not know.
+const rpc_row* find_rpc(std::string_view rpc);
+
 /// Which roles may call `rpc` ("Service/Method"); 0 for an unknown RPC.
 role_set roles_allowed(std::string_view rpc);
 

@@ -34,24 +34,9 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
   auto map = ctx.members->map();
   for (uint32_t m = 0; m < map->members().size(); ++m)
     members += map->listed(m) ? 1 : 0;
-  // The calls about one twin that are forwarded to its shard's owner;
-  // ingest, whose readings are forwarded device by device; alert lists and
-  // streams, gathered from every member.
-  static const std::set<std::string_view> forwarded_rpcs{
-      "RegistryService/CreatePatient", "RegistryService/GetPatient", "RegistryService/UpdatePatient",
-      "RegistryService/CreateDevice",  "RegistryService/GetDevice",
-      "RegistryService/UpdateDesiredConfig", "RegistryService/ReportDeviceState",
-      "RegistryService/ResetDeviceSequence",
-      "TwinService/GetPatientTwin",    "TwinService/ListPatientTwins",
-      "TwinService/GetDeviceTwin",     "TwinService/GetVitalsHistory",
-      "ClinicalService/GetPatientSettings", "ClinicalService/UpdatePatientSettings",
-      "ClinicalService/RecordObservations", "IngestService/Ingest", "IngestService/StreamIngest",
-      "RegistryService/AssignDevice", "RegistryService/UnassignDevice",
-      "RegistryService/DecommissionDevice", "RegistryService/ErasePatient", "AlertService/ListAlerts",
-      "AlertService/StreamAlerts", "AlertService/AcknowledgeAlert", "AlertService/ResolveAlert",
-      "AlertService/SilenceAlerts", "TwinService/WatchPatientTwin", "TwinService/WatchDeviceTwin"};
-  if (st.ok() && members > 1 && rc.rpc.substr(0, 15) != "ClusterService/" &&
-      !forwarded_rpcs.count(rc.rpc))
+  // Where a cluster answers the call: the RPC table's row (access_policy).
+  auto* row = find_rpc(rc.rpc);
+  if (st.ok() && members > 1 && (!row || row->in_cluster == cluster_route::single_node))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "this node is one of " + std::to_string(members) +
                             " cluster members, which do not serve " + std::string{rc.rpc} +

@@ -88,10 +88,11 @@ struct service_env {
   grpc::Status authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const;
 
   /// The start of every call: UNAVAILABLE until the node is ready, then
-  /// authenticate(). A member of a cluster of several nodes answers only
-  /// ClusterService and the calls it forwards to their shard's owner
-  /// (forwarded_rpcs); serving any other data call here would split twins
-  /// between nodes, so those get FAILED_PRECONDITION (docs/cluster.md).
+  /// authenticate(). A member of a cluster of several nodes answers a call
+  /// as its row of the RPC table says (access_policy.hpp, cluster_route);
+  /// one not served in a cluster (or not in the table) gets
+  /// FAILED_PRECONDITION: serving it here would split twins between nodes
+  /// (docs/cluster.md).
   grpc::Status admit(const grpc::ServerContextBase* call, rpc_call& rc) const;
 
   /// When another member owns `name`'s shard: the answer of `invoke(stubs,

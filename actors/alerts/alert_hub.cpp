@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
@@ -72,7 +73,14 @@ public:
                          .Name("healthtwin_alerts_subscribers")
                          .Help("Live alert stream subscribers")
                          .Register(reg)
-                         .Add({})) {
+                         .Add({})),
+        latency_(prometheus::BuildHistogram()
+                     .Name("healthtwin_alerts_reading_to_alert_seconds")
+                     .Help("From the commit of the reading that raised an alert to its fan-out, durable, to "
+                           "subscribers")
+                     .Register(reg)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                      0.1, 0.25, 0.5, 1, 2.5, 5, 10})) {
     for (auto t : {"raised", "updated", "acknowledged", "resolved", "escalated", "silenced"})
       event_counters_.push_back(&events_.Add({{"type", t}}));
     for (auto p : {"low", "medium", "high"})
@@ -87,12 +95,14 @@ public:
     active_gauges_[2]->Set(static_cast<double>(c.high));
   }
   void set_subscribers(size_t n) { subscribers_.Set(static_cast<double>(n)); }
+  void on_fanned_out(int64_t latency_ms) { latency_.Observe(static_cast<double>(latency_ms) / 1000); }
 
 private:
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Gauge>& active_;
   prometheus::Counter& persist_failures_;
   prometheus::Gauge& subscribers_;
+  prometheus::Histogram& latency_;
   std::vector<prometheus::Counter*> event_counters_;
   std::vector<prometheus::Gauge*> active_gauges_;
 };
@@ -111,6 +121,9 @@ struct hub_state {
   std::vector<alert_event> unsynced;  // written, awaiting the group's WAL sync
   std::vector<alert_silence> silences;
   bool flush_scheduled = false;
+  // When this hub started (node time): alerts of readings committed before
+  // (a log replay after a restart) do not count in the latency metric.
+  int64_t started_ms = 0;
 
   alert_lifecycle rules{{}};
 
@@ -215,6 +228,10 @@ struct hub_state {
       for (auto& s : sinks)
         if (s->filter.matches(e.alert))
           s->push(e);
+    auto t = now();
+    for (auto& e : unsynced)
+      if (e.type == alert_event_type::raised && e.alert.committed_ms >= started_ms && e.alert.committed_ms <= t)
+        probe->on_fanned_out(t - e.alert.committed_ms);
     unsynced.clear();
   }
 
@@ -450,6 +467,7 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
   st.store = store;
   st.settings = settings;
   st.rules = alert_lifecycle{{settings.escalate_after_ms, settings.escalate_priority}};
+  st.started_ms = st.now();
   st.table = std::make_unique<storage::alert_table>(*store);
   st.probe = std::make_unique<alert_probe>(*metrics);
   if (auto last = st.table->last_event_sequence())

@@ -66,6 +66,10 @@ struct alert_record {
   int64_t silenced_until_ms = 0;  ///< node time; 0: not silenced
   std::string resolved_by;        ///< empty: resolved automatically
   std::string resolve_note;
+  /// Node time the reading that raised it was committed (0: a timer or a
+  /// clinician's input raised it): the reading-to-alert latency metric's
+  /// start. Not stored.
+  int64_t committed_ms = 0;
 };
 
 struct alert_event {

@@ -91,6 +91,7 @@ void device_state::check_assignment(caf::event_based_actor* self, const committe
     a.level = models::priority::medium;
     a.message = "device streams readings but is not assigned to a patient";
     a.raise_time_ms = batch.receive_time_ms;
+    a.committed_ms = batch.receive_time_ms;
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
     unassigned_alert = true;
   } else if (!e.patient.empty() && unassigned_alert) {

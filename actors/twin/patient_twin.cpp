@@ -90,6 +90,9 @@ struct patient_state {
   std::string bed;
   std::vector<std::string> devices;
   uint64_t applied_position = 0;
+  // While a committed batch is applied: its commit time (the alerts it
+  // raises carry it, for the reading-to-alert latency); 0 otherwise.
+  int64_t committing_ms = 0;
   models::patient_model model;
   models::device_health health;
   std::array<series_slot, metric_count + 1> series;
@@ -293,6 +296,7 @@ struct patient_state {
     a.predicted_time_ms = f.predicted_ms;
     a.message = describe_finding(f, model, time_ms);
     a.raise_time_ms = time_ms;
+    a.committed_ms = committing_ms;
     alerts.push_back(open_alert{f.kind, f.subject, f.index, a.device, std::move(id)});
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
   }
@@ -300,6 +304,7 @@ struct patient_state {
   void apply(caf::event_based_actor* self, const twin_work& work) {
     auto& batch = *work.batch;
     if (batch.position > applied_position) {
+      committing_ms = batch.receive_time_ms;
       for (auto idx : work.entries) {
         auto& entry = batch.entries[idx];
         if (entry.clinician) {
@@ -333,6 +338,7 @@ struct patient_state {
         }
       }
       apply_frames(self);
+      committing_ms = 0;
       applied_position = batch.position;
       dirty = true;
       summarise();

@@ -99,6 +99,11 @@ TEST_F(alert_lifecycle_test, raise_escalate_acknowledge_and_resolve_across_resta
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_FALSE(name.empty());
+  // The reading-to-alert latency histogram took it (from the reading's
+  // commit to the alert's durable fan-out; well under a second here).
+  EXPECT_GE(node_->metric("healthtwin_alerts_reading_to_alert_seconds_count"), 1);
+  EXPECT_LT(node_->metric("healthtwin_alerts_reading_to_alert_seconds_sum"),
+            node_->metric("healthtwin_alerts_reading_to_alert_seconds_count"));
 
   // Unacknowledged HIGH: re-notified every second with a higher level.
   auto escalated = await(name, [](const v1::Alert& a) { return a.escalation_level() >= 1; });

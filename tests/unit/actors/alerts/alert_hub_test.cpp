@@ -246,3 +246,28 @@ TEST(alert_filter, selects_by_tenant_ward_priority_patient_and_state) {
   f.tenant = "h2";
   EXPECT_FALSE(f.matches(a));
 }
+
+TEST_F(alert_hub_test, reading_to_alert_latency_counts_alerts_of_readings_committed_by_this_run) {
+  auto histogram = [&]() -> std::pair<uint64_t, double> {
+    sync();
+    for (auto& family : metrics_->Collect())
+      if (family.name == "healthtwin_alerts_reading_to_alert_seconds")
+        return {family.metric.at(0).histogram.sample_count, family.metric.at(0).histogram.sample_sum};
+    return {0, -1};
+  };
+  auto started = clock_ms_.load();
+  auto fresh = make_alert("fresh", metric::heart_rate, priority::high);
+  fresh.committed_ms = started;
+  clock_ms_ = started + 50;
+  raise(fresh);
+  auto [count, sum] = histogram();
+  EXPECT_EQ(count, 1u);
+  EXPECT_DOUBLE_EQ(sum, 0.05);
+  auto replayed = make_alert("replayed", metric::spo2, priority::high);
+  replayed.committed_ms = started - 1;  // committed before this hub started: a log replay
+  raise(replayed);
+  auto timer = make_alert("timer", metric::respiration_rate, priority::medium);  // committed_ms 0
+  raise(timer);
+  EXPECT_EQ(histogram().first, 1u);
+  EXPECT_EQ(events().size(), 3u) << "all three are raised all the same";
+}

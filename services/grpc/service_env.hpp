@@ -15,6 +15,7 @@
 
 #include <caf/all.hpp>
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 #include <grpcpp/impl/codegen/service_type.h>
 
 #include "actors/cluster/membership.hpp"
@@ -27,6 +28,7 @@
 #include "services/grpc/field_rules.hpp"
 #include "services/grpc/rate_limiter.hpp"
 #include "services/grpc/cluster_metrics.hpp"
+#include "services/logging/json_log.hpp"
 #include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/shard_handoff.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -198,6 +200,8 @@ struct service_env {
     if (auto token = md.find("authorization"); token != md.end())
       out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
     out.AddMetadata(forwarded_by_header, ctx.members->self_member().name);
+    if (auto id = current_request_id(); !id.empty())  // the owner's log lines carry it too
+      out.AddMetadata(std::string{request_id_header}, std::string{id});
   }
 
   /// Submits the readings of an ingest request that passed the stateless
@@ -278,16 +282,28 @@ struct service_env {
   template <class Body>
   grpc::Status serve(const grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
     call_guard guard{*this};
+    request_scope request{request_id_of(call)};
     rpc_call rc{rpc, std::nullopt, {}, false};
     auto st = admit(call, rc);
     if (st.ok())
       st = within_rate(*rc.who);
     if (st.ok())
       st = body(rc);
-    return audited(call, rc, std::move(st));
+    st = audited(call, rc, std::move(st));
+    spdlog::debug("{} answered {}", rpc, code_name(st.error_code()));  // names no resource
+    return st;
   }
 
   static int64_t now_ms() { return models::wall_clock_ms(); }
+
+  /// The caller's x-request-id when it is a sane one, else a new id: what
+  /// the lines logged while serving the call carry (services/logging).
+  static std::string request_id_of(const grpc::ServerContextBase* call) {
+    auto& md = call->client_metadata();
+    auto it = md.find(grpc::string_ref{request_id_header.data(), request_id_header.size()});
+    return request_id_or_new(it == md.end() ? std::string_view{}
+                                            : std::string_view{it->second.data(), it->second.size()});
+  }
 
   const caf::actor& shard_for(std::string_view name) const {
     return (*ctx.shards)[models::shard_of(name, static_cast<uint32_t>(ctx.shards->size()))];

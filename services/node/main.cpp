@@ -30,6 +30,7 @@
 #include "actors/models/wall_clock.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/cluster_metrics.hpp"
+#include "services/logging/json_log.hpp"
 #include "services/grpc/cluster_peers.hpp"
 #include "services/grpc/owner_forwarding.hpp"
 #include "services/grpc/read_file.hpp"
@@ -107,6 +108,7 @@ void raise_open_files_limit() {
 int run(const node::node_config& cfg) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("healthtwin"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  services::use_log_format(cfg.log_format);
   raise_open_files_limit();
 
   // Block the stop signals in every thread; main waits for them below.

@@ -222,6 +222,10 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", cfg.log_format,
+                 "text, or json: one JSON object per line (time, level, thread, message, request_id)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   parse_outcome out;

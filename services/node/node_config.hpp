@@ -65,6 +65,7 @@ struct node_config {
   std::chrono::milliseconds cluster_down_after{3'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
+  std::string log_format = "text";  ///< or "json" (services/logging)
 };
 
 /// Result of parsing: either a config to run with, or an exit code (after

@@ -7,6 +7,7 @@
 
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/api_client.hpp"
 #include "tests/integration/node_process.hpp"
@@ -570,4 +571,41 @@ TEST_F(node_e2e_test, process_metrics_are_published_for_prometheus) {
   EXPECT_LE(start, now_s + 1);
   EXPECT_GT(start, now_s - 600);  // started by this test
   EXPECT_GE(node_->metric("process_cpu_seconds_total"), 0);
+}
+
+TEST(node_logs, json_lines_carry_the_callers_request_id_and_no_patient) {
+  temp_dir dir;
+  node_process node{dir.path(), {"--log-format=json", "--log-level=debug"}};
+  ASSERT_TRUE(node.wait_ready()) << node.log();
+  api_client client{node.channel()};
+  ASSERT_TRUE(client.create_patient("h1", "p-secret-7731", "ICU-1").ok());
+  auto stub = v1::RegistryService::NewStub(node.channel());
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  ctx.AddMetadata("x-request-id", "e2e-req-42");
+  v1::GetPatientRequest req;
+  req.set_name("tenants/h1/patients/nobody");
+  v1::Patient out;
+  EXPECT_EQ(stub->GetPatient(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_EQ(node.stop(), 0) << node.log();
+
+  auto log = node.log();
+  std::istringstream in{log};
+  int parsed = 0;
+  bool found = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty())
+      continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not a JSON line: " << line.substr(0, 200);
+    ASSERT_TRUE(j.contains("time") && j.contains("level") && j.contains("message")) << line;
+    ++parsed;
+    if (j.value("request_id", "") == "e2e-req-42") {
+      EXPECT_EQ(j["message"], "RegistryService/GetPatient answered NOT_FOUND");
+      found = true;
+    }
+  }
+  EXPECT_GT(parsed, 5);
+  EXPECT_TRUE(found) << log.substr(0, 4000);
+  EXPECT_EQ(log.find("p-secret-7731"), std::string::npos) << "a patient id in the log";
 }

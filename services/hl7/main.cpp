@@ -24,6 +24,7 @@
 #include "services/grpc/client_channel.hpp"
 #include "services/hl7/hl7_gateway.hpp"
 #include "services/hl7/mllp_server.hpp"
+#include "services/logging/json_log.hpp"
 #include "storage/errc.hpp"
 
 using namespace healthtwin;
@@ -71,7 +72,12 @@ int main(int argc, char** argv) {
   app.add_option("--ingest-timeout-s", ingest_timeout_s, "deadline of an ingest call")->check(CLI::Range(1, 120));
   app.add_option("--message-timeout-ms", message_timeout_ms, "a sender slower than this with one message is cut off")
       ->check(CLI::Range(100, 600'000));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json: one JSON object per line")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  services::use_log_format(log_format);
   if (!models::is_valid_id(tenant)) {
     std::fprintf(stderr, "healthtwin-hl7: --tenant must be a tenant id ([a-z0-9-], up to 63)\n");
     return 2;

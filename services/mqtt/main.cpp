@@ -28,6 +28,7 @@
 #include "services/grpc/client_channel.hpp"
 #include "services/http/http_server.hpp"
 #include "services/http/process_metrics.hpp"
+#include "services/logging/json_log.hpp"
 #include "services/mqtt/bridge_metrics.hpp"
 #include "services/mqtt/device_commands.hpp"
 #include "services/mqtt/mqtt_connection.hpp"
@@ -102,7 +103,12 @@ int main(int argc, char** argv) {
                  "host:port of /metrics, /healthz and /readyz (ready: every connection up); empty: none");
   app.add_option("--http-tls-cert-file", http.tls_cert_file, "serve them over HTTPS with this certificate chain");
   app.add_option("--http-tls-key-file", http.tls_key_file, "and its key");
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json: one JSON object per line")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  services::use_log_format(log_format);
 
   auto usage = [](const char* what) {
     std::fprintf(stderr, "healthtwin-mqtt: %s\n", what);

@@ -86,7 +86,7 @@ class MonitorGateway(unittest.TestCase):
              "--tenant=st-mary", "--data-dir=" + os.path.join(d, "hl7"),
              "--mllp-tls-cert-file=" + os.path.join(d, "node.pem"),
              "--mllp-tls-key-file=" + os.path.join(d, "node.key"), "--message-timeout-ms=2000",
-             "--bed-map=" + os.path.join(d, "beds.json")],
+             "--bed-map=" + os.path.join(d, "beds.json"), "--log-format=json"],
             stdout=cls.gw_log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while True:
@@ -123,6 +123,13 @@ class MonitorGateway(unittest.TestCase):
         d = cls.tmp.name
         node_fixture.assert_no_phi([os.path.join(d, "node.log"), os.path.join(d, "hl7.log")],
                                    ["mrn-2002", "mrn3001", "MRN3001", "Doe", "Jane", "Roe^Ann"])
+        # --log-format=json: every line of the gateway's log is one JSON object.
+        with open(os.path.join(d, "hl7.log"), encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        assert lines, "the gateway logged nothing"
+        for line in lines:
+            entry = json.loads(line)
+            assert {"time", "level", "message"} <= entry.keys(), line
         cls.tmp.cleanup()
         assert codes == [0, 0], f"gateway and node exited with {codes}"
 

@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "bench/support/register_monitor.hpp"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
@@ -152,26 +153,8 @@ int main(int argc, char** argv) {
   for (int c = 0; c < connections; ++c) {
     auto id = fmt::format("load-{}-{}", run % 100000, c);
     devices.push_back(id);
-    grpc::ClientContext p, d, a;
-    v1::CreatePatientRequest cp;
-    cp.set_parent("tenants/" + tenant);
-    cp.set_patient_id("p" + id);
-    cp.mutable_patient()->set_ward("BENCH");
-    v1::Patient patient;
-    auto st = registry->CreatePatient(&p, cp, &patient);
-    v1::CreateDeviceRequest cd;
-    cd.set_parent("tenants/" + tenant);
-    cd.set_device_id(id);
-    cd.mutable_device()->set_type(v1::DEVICE_TYPE_BEDSIDE_MONITOR);
-    v1::Device device;
-    auto st2 = registry->CreateDevice(&d, cd, &device);
-    v1::AssignDeviceRequest ad;
-    ad.set_device("tenants/" + tenant + "/devices/" + id);
-    ad.set_patient("tenants/" + tenant + "/patients/p" + id);
-    auto st3 = registry->AssignDevice(&a, ad, &device);
-    if (!st.ok() || !st2.ok() || !st3.ok()) {
-      std::fprintf(stderr, "hl7load: registering %s failed: %s %s %s\n", id.c_str(), st.error_message().c_str(),
-                   st2.error_message().c_str(), st3.error_message().c_str());
+    if (auto err = bench::register_monitor(*registry, tenant, id); !err.empty()) {
+      std::fprintf(stderr, "hl7load: registering %s failed: %s\n", id.c_str(), err.c_str());
       return 1;
     }
   }

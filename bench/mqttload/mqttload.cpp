@@ -24,6 +24,7 @@
 #include <grpcpp/grpcpp.h>
 #include <mosquitto.h>
 
+#include "bench/support/register_monitor.hpp"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/telemetry.pb.h"
@@ -129,26 +130,8 @@ int main(int argc, char** argv) {
   for (int d = 0; d < devices; ++d) {
     auto id = fmt::format("mq-{}-{}", run, d);
     ids.push_back(id);
-    grpc::ClientContext p, c, a;
-    v1::CreatePatientRequest cp;
-    cp.set_parent("tenants/" + tenant);
-    cp.set_patient_id("p" + id);
-    cp.mutable_patient()->set_ward("BENCH");
-    v1::Patient patient;
-    auto s1 = registry->CreatePatient(&p, cp, &patient);
-    v1::CreateDeviceRequest cd;
-    cd.set_parent("tenants/" + tenant);
-    cd.set_device_id(id);
-    cd.mutable_device()->set_type(v1::DEVICE_TYPE_BEDSIDE_MONITOR);
-    v1::Device device;
-    auto s2 = registry->CreateDevice(&c, cd, &device);
-    v1::AssignDeviceRequest ad;
-    ad.set_device("tenants/" + tenant + "/devices/" + id);
-    ad.set_patient("tenants/" + tenant + "/patients/p" + id);
-    auto s3 = registry->AssignDevice(&a, ad, &device);
-    if (!s1.ok() || !s2.ok() || !s3.ok()) {
-      std::fprintf(stderr, "mqttload: registering a device failed: %s %s %s\n", s1.error_message().c_str(),
-                   s2.error_message().c_str(), s3.error_message().c_str());
+    if (auto err = bench::register_monitor(*registry, tenant, id); !err.empty()) {
+      std::fprintf(stderr, "mqttload: registering a device failed: %s\n", err.c_str());
       return 1;
     }
   }

@@ -261,18 +261,8 @@ class MqttBridge(unittest.TestCase):
         self.assertEqual(self.heart_rate_samples("mrn-m1"), [self.t0 + 10_000])
 
     def test_3_unreadable_and_refused_payloads_reach_the_dead_letter_topic(self):
-        import paho.mqtt.client as mqtt
         self.ensure_bridge_subscribed()
-        letters, subscribed = [], threading.Event()
-        ops = mqtt.Client(client_id="ops-client", protocol=mqtt.MQTTv5)
-        ops.username_pw_set("ops", self.passwords["ops"])
-        ops.on_subscribe = lambda *a: subscribed.set()
-        ops.on_message = lambda c, u, m: letters.append(json.loads(m.payload))
-        ops.connect("127.0.0.1", self.broker.port)
-        ops.subscribe(f"healthtwin/{TENANT}/deadletter", qos=1)
-        ops.loop_start()
-        self.addCleanup(ops.loop_stop)
-        self.assertTrue(subscribed.wait(10))
+        letters = self.subscribe_as("ops", f"healthtwin/{TENANT}/deadletter")
         dev = self.device("wear-003")
         dev.publish(topic_of("wear-003"), b'{"version": 1, "sequense": [1]}')
         dev.publish(topic_of("wear-003"), telemetry([1, 2], self.t0, spo2=140))  # SpO2 over 100 %
@@ -339,9 +329,9 @@ class MqttBridge(unittest.TestCase):
             info.wait_for_publish(30)
         self.assertEqual(self.wait_accepted("wear-003", base + 12_000), base + 12_000)
 
-    def commands_of(self, name, mqtt5=True):
-        """Subscribes as device `name` to wear-001's commands topic; the list
-        its messages (parsed JSON) arrive in."""
+    def subscribe_as(self, name, topic, mqtt5=True):
+        """Subscribes as broker user `name` to `topic` (QoS 1); the list its
+        messages (parsed JSON) arrive in."""
         import paho.mqtt.client as mqtt
         got, subscribed = [], threading.Event()
         Device.clients += 1
@@ -350,11 +340,15 @@ class MqttBridge(unittest.TestCase):
         c.on_subscribe = lambda *a: subscribed.set()
         c.on_message = lambda cl, u, m: got.append(json.loads(m.payload))
         c.connect("127.0.0.1", self.broker.port)
-        c.subscribe(f"healthtwin/{TENANT}/devices/wear-001/commands", qos=1)
+        c.subscribe(topic, qos=1)
         c.loop_start()
         self.addCleanup(c.loop_stop)
         self.assertTrue(subscribed.wait(10))
         return got
+
+    def commands_of(self, name, mqtt5=True):
+        """Subscribes as device `name` to wear-001's commands topic."""
+        return self.subscribe_as(name, f"healthtwin/{TENANT}/devices/wear-001/commands", mqtt5)
 
     def test_7_desired_configuration_reaches_the_device_and_its_report_closes_the_loop(self):
         from healthtwin.v1 import common_pb2, registry_pb2, registry_pb2_grpc, twin_pb2, twin_pb2_grpc

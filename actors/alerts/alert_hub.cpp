@@ -224,14 +224,14 @@ struct hub_state {
                 sinks.end());
     if (sinks.size() != before)
       probe->set_subscribers(sinks.size());
-    for (auto& e : unsynced)
+    auto t = now();
+    for (auto& e : unsynced) {
       for (auto& s : sinks)
         if (s->filter.matches(e.alert))
           s->push(e);
-    auto t = now();
-    for (auto& e : unsynced)
       if (e.type == alert_event_type::raised && e.alert.committed_ms >= started_ms && e.alert.committed_ms <= t)
         probe->on_fanned_out(t - e.alert.committed_ms);
+    }
     unsynced.clear();
   }
 

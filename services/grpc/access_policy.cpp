@@ -103,12 +103,13 @@ bool tenant_scoped(std::string_view rpc) {
 }
 
 std::string check_access(const principal& who, std::string_view rpc, const call_scope& scope) {
-  auto allowed = static_cast<role_set>(roles_allowed(rpc) & who.roles);
+  auto* row = find_rpc(rpc);
+  auto allowed = static_cast<role_set>((row ? row->roles : 0) & who.roles);
   if (allowed == 0)
     return "no role of the caller may call " + std::string{rpc};
   if (scope.touches_nothing)
     return {};
-  if (tenant_scoped(rpc) && scope.tenant != who.tenant)
+  if (row->tenant_scoped && scope.tenant != who.tenant)
     return "the caller's tenant does not own the resource";
   // A device token acts for its own device only.
   if (allowed == static_cast<role_set>(device)) {

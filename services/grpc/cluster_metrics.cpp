@@ -20,10 +20,6 @@ constexpr std::array<const char*, 4> state_names{"unknown", "up", "down", "refus
 
 cluster_metrics::cluster_metrics(prometheus::Registry& registry, const cluster::membership& members)
     : members_(members),
-      members_by_state_(prometheus::BuildGauge()
-                            .Name("healthtwin_cluster_members")
-                            .Help("Members in the member list, by state as this node sees them (itself: up)")
-                            .Register(registry)),
       member_up_(prometheus::BuildGauge()
                      .Name("healthtwin_cluster_member_up")
                      .Help("1 while a listed member answers this node's probes (itself: 1)")
@@ -50,8 +46,12 @@ cluster_metrics::cluster_metrics(prometheus::Registry& registry, const cluster::
                     .Name("healthtwin_cluster_handoffs_total")
                     .Help("Shard hand-offs this node ran as their source, by outcome")
                     .Register(registry)) {
-  for (auto* s : state_names)
-    members_by_state_.Add({{"state", s}});
+  auto& by_state = prometheus::BuildGauge()
+                      .Name("healthtwin_cluster_members")
+                      .Help("Members in the member list, by state as this node sees them (itself: up)")
+                      .Register(registry);
+  for (size_t i = 0; i < state_names.size(); ++i)
+    members_by_state_[i] = &by_state.Add({{"state", state_names[i]}});
   for (auto* o : {"done", "abandoned"})
     handoffs_.Add({{"outcome", o}});
 }
@@ -83,7 +83,7 @@ void cluster_metrics::refresh(int64_t now_ms) {
       member_up_.Remove(gauge);
   up_by_member_ = std::move(still);
   for (size_t i = 0; i < state_names.size(); ++i)
-    members_by_state_.Add({{"state", state_names[i]}}).Set(by_state[i]);
+    members_by_state_[i]->Set(by_state[i]);
   shards_owned_.Set(map->owned_by(self));
   members_version_.Set(static_cast<double>(members_.state().members_version()));
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -59,7 +60,7 @@ public:
 
 private:
   const cluster::membership& members_;
-  prometheus::Family<prometheus::Gauge>& members_by_state_;
+  std::array<prometheus::Gauge*, 4> members_by_state_{};  ///< by cluster::member_state
   prometheus::Family<prometheus::Gauge>& member_up_;
   prometheus::Gauge& shards_owned_;
   prometheus::Gauge& members_version_;

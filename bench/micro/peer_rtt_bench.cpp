@@ -19,7 +19,7 @@
 
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
-#include "services/grpc/cluster_peers.hpp"
+#include "services/peer/cluster_peers.hpp"
 #include "services/grpc/read_file.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_pki.hpp"

@@ -184,7 +184,10 @@ api_services::api_services(api_settings settings, api_context context)
   env.device_reading_rate =
       std::make_unique<rate_limiter>(st.device_readings_per_s, 2 * st.device_readings_per_s);
   if (env.ctx.forwarding) {
-    env.handoff = std::make_unique<shard_handoff>(env);
+    auto& c = env.ctx;
+    env.handoff = std::make_unique<shard_handoff>(handoff_parts{
+        c.sys, c.store, c.sequencer, c.alert_hub, c.index, c.ready, c.members, c.forwarding,
+        c.cluster_probe});
     env.ctx.members->before_gaining(
         [h = env.handoff.get()](const std::vector<uint32_t>& shards) { h->before_gaining(shards); });
   }

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <set>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/cluster/membership.hpp"
@@ -7,6 +8,7 @@
 #include "actors/twin/twin.hpp"
 #include "healthtwin/v1/cluster.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
+#include "services/grpc/field_rules.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
 
@@ -56,13 +58,38 @@ public:
       if (!env_.handoff)
         return Status(grpc::StatusCode::FAILED_PRECONDITION,
                       "this node is not a cluster member (start it with --cluster-members)");
-      auto st = env_.handoff->change_members(*req, resp);
+      member_change change;
+      if (auto st = checked_change(*req, change); !st.ok())
+        return st;
+      auto st = env_.handoff->change_members(change, resp);
       cluster_status(resp->mutable_status());
       return st;
     });
   }
 
 private:
+  // The request's fields checked: unique member names, host:port
+  // addresses, a step of 1..256 shards (16 when unset).
+  static Status checked_change(const v1::ChangeMembersRequest& req, member_change& out) {
+    std::vector<field_violation> bad;
+    std::set<std::string> names;
+    for (int i = 0; i < req.members_size(); ++i) {
+      auto& m = req.members(i);
+      auto field = "members[" + std::to_string(i) + "]";
+      if (!valid_member_name(m.name()) || !names.insert(m.name()).second)
+        bad.push_back({field + ".name", "must be a unique name of 1-253 characters of [a-z0-9.-]"});
+      if (!valid_host_port(m.address()))
+        bad.push_back({field + ".address", "must be host:port of the member's peer listener"});
+      out.target.push_back({m.name(), m.address()});
+    }
+    if (out.target.empty())
+      bad.push_back({"members", "the new member list is empty"});
+    out.shards_per_step = req.shards_per_step() == 0 ? 16u : req.shards_per_step();
+    if (out.shards_per_step > 256)
+      bad.push_back({"shards_per_step", "must be 1..256"});
+    return bad.empty() ? Status::OK : invalid_argument(bad);
+  }
+
   void cluster_status(v1::ClusterStatus* resp) {
     auto& members = *env_.ctx.members;
     auto snapshot = members.map();

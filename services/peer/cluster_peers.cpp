@@ -1,4 +1,4 @@
-#include "services/grpc/cluster_peers.hpp"
+#include "services/peer/cluster_peers.hpp"
 
 #include <algorithm>
 
@@ -10,6 +10,7 @@
 #include "actors/models/wall_clock.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "storage/cluster_records.hpp"
 #include "storage/errc.hpp"
 #include "storage/store.hpp"
 
@@ -20,8 +21,6 @@ namespace healthtwin::services {
 namespace {
 
 using internal::PeerHello;
-
-constexpr std::string_view cluster_state_key = "cluster";
 
 PeerHello hello_of(const peer_settings& s, const cluster::membership& members, bool ready) {
   PeerHello h;
@@ -233,8 +232,17 @@ private:
 
 }  // namespace
 
+cluster::cluster_state state_from_record(const internal::ClusterStateRecord& record, std::string& error) {
+  auto s = cluster::cluster_state::decode(record.SerializeAsString(), error);
+  return s ? std::move(*s) : cluster::cluster_state{};
+}
+
+void state_to_record(const cluster::cluster_state& state, internal::ClusterStateRecord* out) {
+  out->ParseFromString(state.encode());
+}
+
 caf::expected<std::optional<cluster::cluster_state>> load_cluster_state(storage::store& store) {
-  auto bytes = store.get(storage::column::meta, cluster_state_key);
+  auto bytes = storage::load_cluster_record(store);
   if (!bytes)
     return bytes.error();
   if (!*bytes)
@@ -243,15 +251,13 @@ caf::expected<std::optional<cluster::cluster_state>> load_cluster_state(storage:
   auto state = cluster::cluster_state::decode(**bytes, error);
   if (!state)
     return caf::make_error(storage::errc::invalid_record,
-                           "the persisted cluster state (meta/" + std::string{cluster_state_key} +
+                           "the persisted cluster state (meta/" + std::string{storage::cluster_state_key} +
                                ") is not valid: " + error);
   return std::optional<cluster::cluster_state>{std::move(*state)};
 }
 
 std::string persist_cluster_state(storage::store& store, const cluster::cluster_state& state) {
-  storage::write_batch wb{store};
-  wb.put(storage::column::meta, cluster_state_key, state.encode());
-  if (auto err = store.write(wb, true))
+  if (auto err = storage::persist_cluster_record(store, state.encode()))
     return storage::describe(err);
   return {};
 }

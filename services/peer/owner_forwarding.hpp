@@ -15,7 +15,7 @@
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
-#include "services/grpc/cluster_peers.hpp"
+#include "services/peer/cluster_peers.hpp"
 
 namespace healthtwin::cluster {
 class membership;

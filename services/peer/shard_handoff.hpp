@@ -1,24 +1,63 @@
 #pragma once
-// Private to services/grpc: moving shards between the members of a cluster
-// (docs/adr/0014-shard-hand-off.md, docs/cluster.md "Hand-off").
+// Moving shards between the members of a cluster (docs/adr/0014-shard-hand-off.md,
+// docs/cluster.md "Hand-off"). Part of the peer layer: it reaches the
+// node's sequencer, alert hub, twin index and store through handoff_parts,
+// never through the public API's code.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/error.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "actors/cluster/handoff_plan.hpp"
 #include "actors/cluster/membership.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/cluster.pb.h"
 
+namespace caf {
+class actor_system;
+}
+namespace healthtwin::actors {
+class twin_index;
+}
+namespace healthtwin::storage {
+class store;
+}
+
 namespace healthtwin::services {
 
-struct service_env;
+class cluster_metrics;
+class owner_forwarding;
+
+/// What of the node a hand-off works on; all set, but `probe` (no metrics
+/// when null). They outlive the shard_handoff.
+struct handoff_parts {
+  caf::actor_system* sys = nullptr;
+  storage::store* store = nullptr;
+  actors::ingest_sequencer* sequencer = nullptr;
+  caf::actor alert_hub;
+  actors::twin_index* index = nullptr;
+  /// False until recovery finished.
+  const std::atomic<bool>* ready = nullptr;
+  cluster::membership* members = nullptr;
+  owner_forwarding* forwarding = nullptr;
+  cluster_metrics* probe = nullptr;
+};
+
+/// A change of members as ClusterService.ChangeMembers asked for it, its
+/// fields checked by the caller: the new member list (non-empty, unique
+/// names) and the most shards moved in one step (1..256).
+struct member_change {
+  std::vector<cluster::member> target;
+  uint32_t shards_per_step = 16;
+};
 
 /// Settings of shard hand-offs. None can change at run time.
 struct handoff_settings {
@@ -50,7 +89,7 @@ struct handoff_settings {
 /// Thread-safe; one hand-off and one change at a time per member.
 class shard_handoff {
 public:
-  shard_handoff(service_env& env, handoff_settings settings = {});
+  shard_handoff(handoff_parts parts, handoff_settings settings = {});
 
   /// Takes up the shards `change` gave this node and lets go of those it
   /// took (in memory; a hand-off drops the stored copy itself). Blocks
@@ -70,8 +109,9 @@ public:
   /// PeerService.ReceiveShard, on the new owner.
   grpc::Status receive(grpc::ServerContext& call, grpc::ServerReader<internal::ShardChunk>* reader,
                        internal::ShardReceipt* resp);
-  /// ClusterService.ChangeMembers (after the caller's access check).
-  grpc::Status change_members(const v1::ChangeMembersRequest& req, v1::ChangeMembersResponse* resp);
+  /// ClusterService.ChangeMembers (after the caller's access check and
+  /// the request's validation; member_change.cpp).
+  grpc::Status change_members(const member_change& change, v1::ChangeMembersResponse* resp);
 
   /// At start: drops the stored copy of shards handed over by a hand-off
   /// that stopped before its drop (persisted as owed), unless this node
@@ -84,9 +124,13 @@ private:
   grpc::Status stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
                              const std::vector<uint32_t>& shards, uint64_t& records, uint64_t& bytes);
   caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
-  std::string note_drops_owed(const std::vector<uint32_t>& shards);
+  void ask_hub_to(bool take, const std::vector<uint32_t>& shards);
+  /// Merges every other member's state into this one's (first step of a change).
+  void merge_every_state();
+  /// Runs one step of a change; its moves are added to `resp`.
+  grpc::Status run_step(const cluster::handoff_step& step, v1::ChangeMembersResponse* resp);
 
-  service_env& env_;
+  handoff_parts parts_;
   handoff_settings settings_;
   std::mutex handoff_mtx_;  // one HandOffShards at a time
   std::mutex change_mtx_;   // one ChangeMembers at a time

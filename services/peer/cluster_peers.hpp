@@ -32,6 +32,12 @@ caf::expected<std::optional<cluster::cluster_state>> load_cluster_state(storage:
 /// Writes `state` durably (synced); empty, or why it failed.
 std::string persist_cluster_state(storage::store& store, const cluster::cluster_state& state);
 
+/// The cluster state a peer record carries; with `error` naming the field
+/// (and an empty state) when it is not valid.
+cluster::cluster_state state_from_record(const internal::ClusterStateRecord& record, std::string& error);
+/// `state` as a peer record.
+void state_to_record(const cluster::cluster_state& state, internal::ClusterStateRecord* out);
+
 /// How members of a cluster reach each other (ADR 0012): an internal gRPC
 /// service on the peer listener, mutual TLS with the cluster CA.
 struct peer_settings {
@@ -71,7 +77,7 @@ struct peer_handlers {
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceLink&)> link_device;
   std::function<grpc::Status(const grpc::ServerContext&, const internal::DeviceRelease&)>
       release_devices;
-  /// Shard hand-off (services/grpc/shard_handoff.hpp): merge a member's
+  /// Shard hand-off (services/peer/shard_handoff.hpp): merge a member's
   /// state, hand shards to another member, take a shard's records.
   std::function<grpc::Status(const internal::ClusterStateRecord&, internal::ClusterStateRecord*)>
       update_state;

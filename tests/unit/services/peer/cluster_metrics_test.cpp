@@ -4,7 +4,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "actors/cluster/membership.hpp"
-#include "services/grpc/cluster_metrics.hpp"
+#include "services/peer/cluster_metrics.hpp"
 #include "tests/unit/actors/cluster/members.hpp"
 
 using namespace healthtwin;

@@ -1,4 +1,4 @@
-#include "services/grpc/owner_forwarding.hpp"
+#include "services/peer/owner_forwarding.hpp"
 
 #include "actors/cluster/membership.hpp"
 #include "actors/models/twin_name.hpp"

@@ -1,4 +1,4 @@
-#include "services/grpc/cluster_metrics.hpp"
+#include "services/peer/cluster_metrics.hpp"
 
 #include <array>
 

@@ -32,6 +32,7 @@
 #include "services/peer/owner_forwarding.hpp"
 #include "services/peer/shard_handoff.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "services/grpc/stream_watch.hpp"
 #include "storage/registry.hpp"
 #include "storage/audit_log.hpp"
 
@@ -71,6 +72,8 @@ struct service_env {
   std::unique_ptr<rate_limiter> call_rate, reading_rate, device_reading_rate;
   /// Shard hand-offs; set in a cluster (ctx.forwarding).
   std::unique_ptr<shard_handoff> handoff;
+  /// Streams relayed from their owner, ended when their caller goes away.
+  stream_watch relays;
 
   /// OK, or RESOURCE_EXHAUSTED with retry info when `who` is over its rate
   /// of calls (`readings` == 0) or of readings.
@@ -129,16 +132,9 @@ struct service_env {
       return r ? r->refusal : std::nullopt;
     grpc::ClientContext out;
     prepare_forwarded(call, out, true);
-    std::atomic<bool> done{false};
-    std::thread watch([&] {  // the caller went away or the node stops: end it there too
-      while (!done.load()) {
-        if (call->IsCancelled() || stopping) {
-          out.TryCancel();
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    });
+    // The caller went away or the node stops: end it there too.
+    auto watched = relays.watch([call, this] { return call->IsCancelled() || stopping.load(); },
+                                [&out] { out.TryCancel(); });
     auto reader = open(*r->stubs, out);
     Message m;
     while (reader->Read(&m))
@@ -147,8 +143,6 @@ struct service_env {
         break;
       }
     auto st = reader->Finish();
-    done = true;
-    watch.join();
     if (ctx.cluster_probe)
       ctx.cluster_probe->on_forwarded("stream", st.error_code());
     if (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !stopping)

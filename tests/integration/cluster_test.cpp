@@ -324,8 +324,21 @@ TEST(cluster_test, calls_about_one_twin_are_served_by_its_owner_from_any_member)
     ASSERT_TRUE(writer.registry->UpdateDesiredConfig(&ctx, req, &out).ok());
     ASSERT_TRUE(watch->Read(&seen));
     EXPECT_EQ(seen.desired().settings().at("alarm_volume"), "watched");
+    // The caller goes away: the edge ends the owner's stream at once, not at
+    // its deadline (10 s).
+    auto handled = [&] {
+      return labelled_metric(c.node(owner), "healthtwin_grpc_server_handled_total",
+                             {"grpc_method=\"WatchDeviceTwin\""});
+    };
+    auto ended_before = handled();
+    auto cancelled_at = std::chrono::steady_clock::now();
     wctx.TryCancel();
     watch->Finish();
+    while (handled() <= ended_before &&
+           std::chrono::steady_clock::now() - cancelled_at < std::chrono::seconds(5))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_GT(handled(), ended_before) << "the owner's stream outlived its caller";
+    EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, std::chrono::seconds(2));
 
     auto patient = "tenants/h1/patients/" + ids[k];
     auto patient_owner = static_cast<int>(owner_of(patient, c.names()));

@@ -187,7 +187,7 @@ api_services::api_services(api_settings settings, api_context context)
     auto& c = env.ctx;
     env.handoff = std::make_unique<shard_handoff>(handoff_parts{
         c.sys, c.store, c.sequencer, c.alert_hub, c.index, c.ready, c.members, c.forwarding,
-        c.cluster_probe});
+        c.cluster_probe}, env.settings.handoff);
     env.ctx.members->before_gaining(
         [h = env.handoff.get()](const std::vector<uint32_t>& shards) { h->before_gaining(shards); });
   }

@@ -11,6 +11,8 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include "services/peer/handoff_settings.hpp"
+
 namespace grpc {
 class ServerBuilder;
 class Status;
@@ -81,6 +83,8 @@ struct api_settings {
   uint32_t shards = 1024;
   /// --cluster-name; empty for a node without --cluster-members.
   std::string cluster_name;
+  /// How this member hands shards off (in a cluster).
+  handoff_settings handoff;
 };
 
 /// What the services call into. Everything must outlive the services.

@@ -217,6 +217,20 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "a member that has not answered for this long is down")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
       ->capture_default_str();
+  int64_t handoff_checkpoint_ms = cfg.handoff_checkpoint_timeout.count();
+  int64_t handoff_stream_ms = cfg.handoff_stream_timeout.count();
+  app.add_option("--handoff-chunk-bytes", cfg.handoff_chunk_bytes,
+                 "bytes of records per chunk a hand-off streams to a shard's new owner")
+      ->check(CLI::Range(uint64_t{64} << 10, uint64_t{64} << 20))
+      ->capture_default_str();
+  app.add_option("--handoff-checkpoint-timeout-ms", handoff_checkpoint_ms,
+                 "longest wait for the checkpoint that precedes a hand-off")
+      ->check(CLI::Range(int64_t{1'000}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--handoff-stream-timeout-ms", handoff_stream_ms,
+                 "longest time streaming one hand-off step's shards may take")
+      ->check(CLI::Range(int64_t{10'000}, int64_t{86'400'000}))
+      ->capture_default_str();
   app.add_option("--port-file", cfg.port_file,
                  "write {\"grpc\":PORT,\"http\":PORT} here once ready (for tests and tooling)");
   app.add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
@@ -301,6 +315,8 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   }
   cfg.cluster_probe_interval = std::chrono::milliseconds(probe_ms);
   cfg.cluster_down_after = std::chrono::milliseconds(down_after_ms);
+  cfg.handoff_checkpoint_timeout = std::chrono::milliseconds(handoff_checkpoint_ms);
+  cfg.handoff_stream_timeout = std::chrono::milliseconds(handoff_stream_ms);
   cfg.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
   cfg.checkpoint_spread = std::chrono::milliseconds(checkpoint_spread_ms);
   cfg.heartbeat_timeout = std::chrono::milliseconds(heartbeat_ms);

@@ -63,6 +63,12 @@ struct node_config {
   std::string cluster_ca_file; ///< CA of the members' certificates
   std::chrono::milliseconds cluster_probe_interval{1'000};
   std::chrono::milliseconds cluster_down_after{3'000};
+  /// Shard hand-offs (services/peer/shard_handoff.hpp): bytes of records
+  /// per chunk streamed to the new owner, longest wait for the checkpoint
+  /// before one, longest time one step's stream may take.
+  uint64_t handoff_chunk_bytes = uint64_t{1} << 20;
+  std::chrono::milliseconds handoff_checkpoint_timeout{120'000};
+  std::chrono::milliseconds handoff_stream_timeout{600'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready
   std::string log_level = "info";
   std::string log_format = "text";  ///< or "json" (services/logging)

@@ -20,6 +20,7 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/cluster.pb.h"
+#include "services/peer/handoff_settings.hpp"
 
 namespace caf {
 class actor_system;
@@ -57,16 +58,6 @@ struct handoff_parts {
 struct member_change {
   std::vector<cluster::member> target;
   uint32_t shards_per_step = 16;
-};
-
-/// Settings of shard hand-offs. None can change at run time.
-struct handoff_settings {
-  /// Records per chunk streamed to the new owner, bytes. Default 1 MiB.
-  size_t chunk_bytes = size_t{1} << 20;
-  /// Longest wait for the checkpoint that precedes a hand-off. Default 120 s.
-  std::chrono::milliseconds checkpoint_timeout{120'000};
-  /// Longest time one shard's stream may take. Default 10 min.
-  std::chrono::milliseconds stream_timeout{600'000};
 };
 
 /// A member's part in moving shards, whichever role it plays:

@@ -1,0 +1,423 @@
+#include "services/node/node.hpp"
+
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <caf/all.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "actors/cluster/membership.hpp"
+#include "actors/ingest/ingest_sequencer.hpp"
+#include "actors/models/wall_clock.hpp"
+#include "actors/shard/shard.hpp"
+#include "services/grpc/api_services.hpp"
+#include "services/grpc/read_file.hpp"
+#include "services/grpc/token_verifier.hpp"
+#include "services/http/http_server.hpp"
+#include "services/http/process_metrics.hpp"
+#include "services/node/certificate_metrics.hpp"
+#include "services/node/storage_metrics.hpp"
+#include "services/peer/cluster_metrics.hpp"
+#include "services/peer/cluster_peers.hpp"
+#include "services/peer/owner_forwarding.hpp"
+#include "storage/audit_log.hpp"
+#include "storage/errc.hpp"
+#include "storage/retention.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::node {
+
+namespace {
+
+// TLS 1.2+ (gRPC's minimum) with the node's certificate; with a client CA,
+// clients must present a certificate it signed.
+std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node_config& cfg,
+                                                          const std::string& client_ca_file,
+                                                          std::string& error) {
+  if (cfg.insecure_plaintext)
+    return grpc::InsecureServerCredentials();
+  auto cert = services::read_file(cfg.tls_cert_file), key = services::read_file(cfg.tls_key_file);
+  if (!cert || !key) {
+    error = "cannot read --tls-cert-file or --tls-key-file";
+    return nullptr;
+  }
+  grpc::SslServerCredentialsOptions opts;
+  opts.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!client_ca_file.empty()) {
+    auto ca = services::read_file(client_ca_file);
+    if (!ca) {
+      error = "cannot read the client CA file " + client_ca_file;
+      return nullptr;
+    }
+    opts.pem_root_certs = *ca;
+    opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(opts);
+}
+
+void write_port_file(const std::string& path, int grpc_port, int http_port) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << "{\"grpc\":" << grpc_port << ",\"http\":" << http_port << "}\n";
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg, unsigned threads) {
+  // Work sharing: work stealing collapses on bursts to many actors on small
+  // machines (CAF-0.17-COOKBOOK.md section 6).
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("scheduler.max-throughput", 300);
+  storage::register_error_category(cfg);
+  return cfg;
+}
+
+// Descriptors up to the hard limit: connections (gRPC, HTTP, members) and
+// RocksDB's files share them, and a soft limit of 1,024 is easily reached.
+void raise_open_files_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      spdlog::warn("cannot raise the open files limit to {}", lim.rlim_max);
+  }
+}
+
+// A grpc::ServerBuilder whose port another process holds fails to bind
+// rather than share it: gRPC's default SO_REUSEPORT would silently split
+// connections between two nodes (or two members' peer listeners).
+void no_port_sharing(grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+}
+
+}  // namespace
+
+node::node(node_config cfg) : cfg_(std::move(cfg)), settings_(bind_settings(cfg_)) {}
+
+node::~node() {  // also when run() did not return (an exception)
+  stops_.unwind();
+  release_actors();
+}
+
+int node::run() {
+  raise_open_files_limit();
+  // Block the stop signals in every thread (all started after this); run
+  // waits for them below.
+  sigemptyset(&stop_signals_);
+  sigaddset(&stop_signals_, SIGINT);
+  sigaddset(&stop_signals_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals_, nullptr);
+
+  struct phase {
+    const char* name;
+    int (node::*start)();
+  };
+  static constexpr phase phases[] = {
+      {"storage", &node::open_storage},   {"credentials", &node::load_credentials},
+      {"membership", &node::load_membership}, {"http", &node::start_http},
+      {"actors", &node::start_actors},    {"api", &node::start_api},
+      {"cluster", &node::join_cluster},   {"recovery", &node::recover},
+  };
+  for (auto& p : phases) {
+    spdlog::debug("starting: {}", p.name);
+    if (int code = (this->*p.start)(); code != exit_ok) {
+      spdlog::critical("the node did not start ({} phase); stopping", p.name);
+      stops_.unwind();
+      release_actors();
+      return code;
+    }
+  }
+  spdlog::info("ready: {} virtual shards, data in {}", cfg_.shards, cfg_.data_dir);
+
+  int sig = 0;
+  sigwait(&stop_signals_, &sig);
+  spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  stops_.unwind();
+  int code = exit_ok;
+  if (auto failure = store_->write_failure(); !failure.empty()) {
+    // Everything acknowledged is in the log; what the failed disk kept
+    // from being snapshotted is replayed at the next start.
+    spdlog::error("stopped with failed storage writes ({}); the next start replays the log", failure);
+    code = exit_storage_failed;
+  }
+  release_actors();
+  if (code == exit_ok) {
+    // Every actor is gone: nothing writes any more. The WAL is not needed
+    // by a start after a clean stop, and the ingest log is all behind the
+    // last checkpoint: the directory shrinks to its data (docs/storage.md).
+    if (auto err = store_->flush_at_stop())
+      spdlog::warn("flushing at stop failed (the next start replays the WAL): {}",
+                   storage::describe(err));
+    spdlog::info("stopped cleanly");
+  }
+  return code;
+}
+
+void node::release_actors() {
+  prober_.reset();
+  peer_server_.reset();
+  peer_service_.reset();
+  server_.reset();
+  api_.reset();
+  forwarding_.reset();
+  sweeper_.reset();
+  sequencer_.reset();
+  shards_.clear();
+  twins_.alert_hub = caf::actor{};
+  sys_.reset();  // waits for every actor to finish
+}
+
+int node::open_storage() {
+  auto opened = storage::store::open(settings_.store);
+  if (!opened) {
+    spdlog::critical("cannot open the data directory {}: {}", cfg_.data_dir,
+                     storage::describe(opened.error()));
+    return exit_storage;
+  }
+  store_ = std::move(*opened);
+  if (cfg_.encryption_key_file.empty())
+    spdlog::warn("no --encryption-key-file: the data directory is stored in plaintext "
+                 "(development only)");
+  if (!cfg_.sync_wal)
+    spdlog::warn("sync-wal=false: acknowledged readings survive a process crash, not a machine crash");
+  audit_ = std::make_unique<storage::audit_log>(*store_);
+  if (auto err = audit_->open()) {
+    spdlog::critical("cannot open the audit log: {}", storage::describe(err));
+    return exit_storage;
+  }
+  return exit_ok;
+}
+
+int node::load_credentials() {
+  std::string error;
+  tokens_ = services::token_verifier::load(settings_.tokens, error);
+  if (!tokens_) {
+    spdlog::critical("{}", error);
+    return exit_config;
+  }
+  if (!cfg_.auth_hs256_secret_file.empty())
+    spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
+  grpc_creds_ = grpc_credentials(cfg_, cfg_.tls_client_ca_file, error);
+  if (!grpc_creds_) {
+    spdlog::critical("{}", error);
+    return exit_config;
+  }
+  if (cfg_.insecure_plaintext)
+    spdlog::warn("--insecure-plaintext: gRPC and HTTP listeners are NOT encrypted "
+                 "(local development only)");
+  settings_.peer.token_keys = tokens_->fingerprint();
+  settings_.peer.node_key = store_->node_key_id();
+  settings_.peer.pseudonym_key = store_->pseudonym_key_id();
+  return exit_ok;
+}
+
+// The cluster (docs/cluster.md): without --cluster-members this node is its
+// only member and owns every shard. A member keeps the state it persisted
+// (hand-offs change it); a new one founds it from its list, or takes it
+// from the members it reaches (join_cluster).
+int node::load_membership() {
+  auto persisted = services::load_cluster_state(*store_);
+  if (!persisted) {
+    spdlog::critical("{}", storage::describe(persisted.error()));
+    return exit_storage;
+  }
+  if (*persisted && (*persisted)->shards() != cfg_.shards) {
+    spdlog::critical("the persisted cluster state has {} shards, not {}", (*persisted)->shards(),
+                     cfg_.shards);
+    return exit_storage;
+  }
+  auto& list = settings_.founding_members;
+  fresh_ = !*persisted;
+  auto self = *std::find_if(list.begin(), list.end(), [&](auto& m) { return m.name == cfg_.node_name; });
+  members_ = std::make_unique<cluster::membership>(
+      fresh_ ? cluster::cluster_state::found(list, cfg_.shards) : **persisted, self,
+      cfg_.cluster_down_after, [store = store_.get()](const cluster::cluster_state& s) {
+        return services::persist_cluster_state(*store, s);
+      });
+  return exit_ok;
+}
+
+int node::start_http() {
+  storage_gauges_ = std::make_unique<storage_metrics>(metrics_, *store_);
+  if (!cfg_.insecure_plaintext)
+    publish_certificate_expiry(metrics_, "serving", cfg_.tls_cert_file);
+  process_gauges_ = std::make_unique<services::process_metrics>(metrics_);
+  cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
+  auto refresh = [this] {
+    storage_gauges_->refresh();
+    process_gauges_->refresh();
+    cluster_gauges_->refresh(models::wall_clock_ms());
+  };
+  auto problem = [store = store_.get()] {
+    auto failure = store->write_failure();
+    return failure.empty() ? failure : "storage writes fail: " + failure;
+  };
+  auto http = services::http_server::start(settings_.http, metrics_, ready_, refresh, problem);
+  if (!http) {
+    spdlog::critical("{}", caf::to_string(http.error()));
+    return exit_listen;
+  }
+  http_ = std::move(*http);
+  stops_.push("http", [this] { http_.reset(); });
+  return exit_ok;
+}
+
+int node::start_actors() {
+  sys_ = std::make_unique<caf::actor_system>(actor_config(caf_cfg_, settings_.scheduler_threads));
+  twins_.store = store_.get();
+  twins_.index = &index_;
+  twins_.flow = &flow_;
+  twins_.counters = &counters_;
+  twins_.settings = settings_.twins;
+  auto hub = settings_.hub;
+  hub.index = &index_;
+  auto owns = [members = members_.get()](uint32_t shard) { return members->owns(shard); };
+  if (settings_.clustered)  // the alerts of this node's shards
+    hub.owns = owns;
+  twins_.alert_hub = actors::spawn_alert_hub(*sys_, hub, *store_, metrics_);
+  shards_ = actors::spawn_shards(*sys_, cfg_.shards, twins_, metrics_);
+  stops_.push("actors", [this] {
+    for (auto& s : shards_)
+      caf::anon_send(s, actors::shutdown_atom::value);
+    caf::anon_send_exit(twins_.alert_hub, caf::exit_reason::user_shutdown);
+  });
+  auto ingest = settings_.ingest;
+  if (settings_.clustered)  // patient parts of other members' patients go there
+    ingest.owns_shard = owns;
+  ingest.index = &index_;
+  sequencer_ = std::make_unique<actors::ingest_sequencer>(ingest, *store_, shards_, flow_, metrics_);
+  // Commit what was queued, let twins apply it, snapshot, checkpoint.
+  stops_.push("sequencer", [this] {
+    if (sequencer_started_)
+      sequencer_->stop();
+  });
+  sweeper_ = std::make_unique<storage::retention_sweeper>(*store_, settings_.retention,
+                                                          settings_.retention_interval);
+  return exit_ok;
+}
+
+int node::start_api() {
+  services::api_context ctx;
+  ctx.sys = sys_.get();
+  ctx.store = store_.get();
+  ctx.sequencer = sequencer_.get();
+  ctx.shards = &shards_;
+  ctx.alert_hub = twins_.alert_hub;
+  ctx.counters = &counters_;
+  ctx.index = &index_;
+  ctx.ready = &ready_;
+  ctx.audit = audit_.get();
+  ctx.tokens = tokens_.get();
+  ctx.members = members_.get();
+  ctx.metrics = &metrics_;
+  ctx.cluster_probe = cluster_gauges_.get();
+  // Calls for other members' shards go to their owner's public API, over
+  // TLS with the cluster CA and this node's certificate.
+  forwarding_ = std::make_unique<services::owner_forwarding>(*members_, settings_.peer);
+  if (settings_.clustered)
+    ctx.forwarding = forwarding_.get();
+  api_ = std::make_unique<services::api_services>(settings_.api, ctx);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  no_port_sharing(builder);
+  builder.AddListeningPort(cfg_.grpc_listen, grpc_creds_, &grpc_port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(4 * settings_.api.max_request_bytes));
+  api_->register_with(builder);
+  server_ = builder.BuildAndStart();
+  if (!server_ || grpc_port_ == 0) {
+    spdlog::critical("cannot listen for gRPC on {}", cfg_.grpc_listen);
+    return exit_listen;
+  }
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  stops_.push("api", [this] {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+  });
+  return exit_ok;
+}
+
+// The peer listener (mutual TLS with the cluster CA) and the probes; a
+// member that places twins differently keeps this node out.
+int node::join_cluster() {
+  if (!settings_.clustered) {
+    spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg_.node_name,
+                 grpc_port_, http_->port());
+    return exit_ok;
+  }
+  settings_.peer.api_port = static_cast<uint16_t>(grpc_port_);
+  std::string tls_error;
+  auto peer_creds = grpc_credentials(cfg_, cfg_.cluster_ca_file, tls_error);
+  peer_service_ = services::make_peer_service(settings_.peer, *members_, ready_, api_->peer_data());
+  grpc::ServerBuilder builder;
+  no_port_sharing(builder);
+  int peer_port = 0;
+  if (peer_creds)
+    builder.AddListeningPort(cfg_.cluster_listen, peer_creds, &peer_port);
+  builder.RegisterService(peer_service_.get());
+  peer_server_ = builder.BuildAndStart();
+  if (!peer_server_ || peer_port == 0) {
+    spdlog::critical("cannot listen for peers on {} {}", cfg_.cluster_listen, tls_error);
+    return exit_listen;
+  }
+  stops_.push("cluster", [this] {
+    prober_.reset();
+    peer_server_->Shutdown(std::chrono::system_clock::now());
+  });
+  prober_ = std::make_unique<services::cluster_prober>(
+      settings_.peer, *members_, ready_, fresh_,
+      [api = api_.get()](const cluster::ownership_change& change) { api->on_ownership_change(change); });
+  if (auto refused = prober_->join(); !refused.empty()) {
+    spdlog::critical("cluster {}: refusing to join: {}", cfg_.cluster_name, refused);
+    return exit_config;
+  }
+  // A new member keeps the state it founded or took from here on: a later
+  // change of --cluster-members (a StatefulSet scaled) must not place
+  // shards anew over data that lives elsewhere.
+  if (fresh_)
+    if (auto why = services::persist_cluster_state(*store_, members_->state()); !why.empty()) {
+      spdlog::critical("cannot persist the cluster state: {}", why);
+      return exit_storage;
+    }
+  prober_->start();
+  api_->drop_owed_shards();
+  auto map = members_->map();
+  spdlog::info("cluster {}: member {} of {}, owning {} of {} shards (state {}); peers on port {}",
+               cfg_.cluster_name, cfg_.node_name, members_->state().members().size(),
+               map->owned_by(members_->self()), cfg_.shards, members_->digest(), peer_port);
+  spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg_.node_name,
+               grpc_port_, http_->port());
+  return exit_ok;
+}
+
+int node::recover() {
+  if (auto err = sequencer_->recover()) {
+    spdlog::critical("recovery failed, refusing to serve: {}", storage::describe(err));
+    return exit_storage;
+  }
+  sequencer_->start();
+  sequencer_started_ = true;
+  ready_ = true;
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  // Stop taking calls; let in-flight ones (and their acks) finish.
+  stops_.push("serving", [this] {
+    ready_ = false;
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    if (auto left = api_->shutdown(std::chrono::seconds(10)))
+      spdlog::warn("{} calls still in progress after 10 s; cancelling them", left);
+  });
+  if (!cfg_.port_file.empty())
+    write_port_file(cfg_.port_file, grpc_port_, http_->port());
+  return exit_ok;
+}
+
+}  // namespace healthtwin::node

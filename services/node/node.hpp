@@ -1,0 +1,136 @@
+#pragma once
+// A HealthTwin node: starts in named phases, serves until SIGTERM/SIGINT,
+// and stops in the order that keeps every acknowledged reading — each
+// phase pushes what undoes it, and any exit unwinds those last first:
+//   storage      the store (RocksDB) and the audit log
+//   credentials  bearer-token keys and the listeners' TLS
+//   membership   the cluster state this node persisted, or founds
+//   http         metrics, /healthz, /readyz (answering "not ready")
+//   actors       actor system, alert hub, shards, ingest sequencer, retention
+//   api          the public gRPC API
+//   cluster      peer listener, probes, join (a member of a cluster only)
+//   recovery     the ingest log replayed; then ready
+// Stopping: not ready and in-flight calls finished; peers and the API
+// closed; the sequencer drained, snapshotted and checkpointed; the actors
+// stopped; HTTP closed; the store flushed after a clean stop.
+
+#include <signal.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <prometheus/registry.h>
+
+#include "actors/twin/twin.hpp"
+#include "services/node/node_config.hpp"
+#include "services/node/node_settings.hpp"
+#include "services/node/stop_stack.hpp"
+
+namespace grpc {
+class Server;
+class Service;
+class ServerCredentials;
+}  // namespace grpc
+
+namespace healthtwin::storage {
+class audit_log;
+class retention_sweeper;
+class store;
+}  // namespace healthtwin::storage
+
+namespace healthtwin::cluster {
+class membership;
+}
+
+namespace healthtwin::services {
+class api_services;
+class cluster_metrics;
+class cluster_prober;
+class http_server;
+class owner_forwarding;
+class process_metrics;
+class token_verifier;
+}  // namespace healthtwin::services
+
+namespace healthtwin::actors {
+class ingest_sequencer;
+}
+
+namespace healthtwin::node {
+
+class storage_metrics;
+
+/// Exit codes of the `healthtwin` binary.
+enum exit_code : int {
+  exit_ok = 0,
+  exit_config = 2,     ///< configuration, credentials, or a cluster refusing this node
+  exit_storage = 3,    ///< the data directory cannot be opened or recovered
+  exit_listen = 4,     ///< a listener cannot bind
+  exit_storage_failed = 5,  ///< stopped after failed storage writes
+};
+
+class node {
+public:
+  explicit node(node_config cfg);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Starts, serves until SIGTERM or SIGINT, stops; the process's exit code.
+  int run();
+
+private:
+  int open_storage();
+  int load_credentials();
+  int load_membership();
+  int start_http();
+  int start_actors();
+  int start_api();
+  int join_cluster();
+  int recover();
+  /// After the stop actions ran: the actors, then the actor system, go.
+  void release_actors();
+
+  node_config cfg_;
+  node_settings settings_;
+  sigset_t stop_signals_{};
+
+  std::unique_ptr<storage::store> store_;
+  std::unique_ptr<storage::audit_log> audit_;
+  std::unique_ptr<services::token_verifier> tokens_;
+  std::shared_ptr<grpc::ServerCredentials> grpc_creds_;
+  prometheus::Registry metrics_;
+  std::atomic<bool> ready_{false};
+  bool fresh_ = false;  ///< no persisted cluster state (a new data directory)
+  std::unique_ptr<cluster::membership> members_;
+  std::unique_ptr<storage_metrics> storage_gauges_;
+  std::unique_ptr<services::process_metrics> process_gauges_;
+  std::unique_ptr<services::cluster_metrics> cluster_gauges_;
+  std::unique_ptr<services::http_server> http_;
+
+  caf::actor_system_config caf_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  actors::ingest_flow flow_;
+  actors::twin_counters counters_;
+  actors::twin_index index_;  ///< patient summaries for twin queries
+  actors::twin_context twins_;
+  std::vector<caf::actor> shards_;
+  std::unique_ptr<actors::ingest_sequencer> sequencer_;
+  bool sequencer_started_ = false;
+  std::unique_ptr<storage::retention_sweeper> sweeper_;
+
+  std::unique_ptr<services::owner_forwarding> forwarding_;
+  std::unique_ptr<services::api_services> api_;
+  std::unique_ptr<grpc::Server> server_;
+  int grpc_port_ = 0;
+  std::unique_ptr<grpc::Service> peer_service_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  std::unique_ptr<services::cluster_prober> prober_;
+
+  stop_stack stops_;  ///< last member: unwound before any part goes
+};
+
+}  // namespace healthtwin::node

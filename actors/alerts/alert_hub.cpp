@@ -461,7 +461,16 @@ struct hub_state {
   }
 };
 
-caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings settings,
+// A typed reply from what the hub's state answers.
+template <class T>
+caf::result<T> answer(caf::expected<T>&& x) {
+  if (!x)
+    return std::move(x.error());
+  return std::move(*x);
+}
+
+alert_hub_actor::behavior_type alert_hub(alert_hub_actor::stateful_pointer<hub_state> self,
+                                         alert_hub_settings settings,
                         storage::store* store, prometheus::Registry* metrics) {
   auto& st = self->state;
   st.store = store;
@@ -505,23 +514,22 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         self->state.raise(std::move(a));
         schedule_flush();
       },
-      [=](alert_update_atom, const std::string& name, models::priority level, double value,
-          std::string& message, int64_t predicted_ms) {
-        self->state.update(name, level, value, std::move(message), predicted_ms);
+      [=](alert_update_atom, alert_update& u) {
+        self->state.update(u.name, u.level, u.value, std::move(u.message), u.predicted_ms);
         schedule_flush();
       },
-      [=](alert_resolve_atom, const std::string& name, double value, int64_t time_ms) {
-        self->state.resolve(name, value, time_ms);
+      [=](alert_resolve_atom, const alert_resolution& r) {
+        self->state.resolve(r.name, r.value, r.time_ms);
         schedule_flush();
       },
       [=](alert_flush_atom) { self->state.flush(); },
-      [=](alert_resolve_kind_atom, const std::string& owner, models::alert_kind k,
-          int64_t time_ms) {
-        self->state.resolve_kind(owner, k, time_ms);
+      [=](alert_resolve_kind_atom, const alert_kind_resolution& r) {
+        self->state.resolve_kind(r.owner, r.kind, r.time_ms);
         schedule_flush();
       },
-      [=](alert_ack_atom, const std::string& name, const std::string& who,
-          const std::string& note) { return self->state.acknowledge(name, who, note); },
+      [=](alert_ack_atom, const alert_action& a) -> caf::result<alert_record> {
+        return answer(self->state.acknowledge(a.name, a.who, a.note));
+      },
       [=](alert_list_atom, const alert_filter& f, bool include_resolved) {
         return self->state.list(f, include_resolved);
       },
@@ -538,9 +546,12 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         self->state.probe->set_subscribers(sinks.size());
       },
       [=](alert_count_atom) { return self->state.counts(); },
-      [=](alert_resolve_by_atom, const std::string& name, const std::string& who,
-          const std::string& note) { return self->state.resolve_by_hand(name, who, note); },
-      [=](alert_silence_atom, alert_silence& s) { return self->state.silence(std::move(s)); },
+      [=](alert_resolve_by_atom, const alert_action& a) -> caf::result<alert_record> {
+        return answer(self->state.resolve_by_hand(a.name, a.who, a.note));
+      },
+      [=](alert_silence_atom, alert_silence& s) -> caf::result<std::vector<alert_record>> {
+        return answer(self->state.silence(std::move(s)));
+      },
       [=](alert_take_shards_atom, const std::vector<uint32_t>& shards) {
         self->state.load(shards);
         return true;
@@ -549,13 +560,14 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
         self->state.drop(shards);
         return true;
       },
-      [=](alert_erase_atom, const std::string& owner, const erase_completion_ptr&) {
-        self->state.erase_owner(owner);  // the completion runs as the message goes
+      [=](alert_erase_atom, const alert_erasure& e) {
+        self->state.erase_owner(e.owner);  // the completion runs as the message goes
       },
       [=](alert_escalate_atom) {
         self->state.escalate();
         schedule_flush();
-        if (self->current_sender() == self && self->state.settings.escalation_check_ms > 0)
+        if (self->current_sender() == self &&
+            self->state.settings.escalation_check_ms > 0)
           self->delayed_send(self, check_every, alert_escalate_atom::value);
       },
   };
@@ -563,7 +575,7 @@ caf::behavior alert_hub(caf::stateful_actor<hub_state>* self, alert_hub_settings
 
 }  // namespace
 
-caf::actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
+alert_hub_actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
                            storage::store& store, prometheus::Registry& metrics) {
   return sys.spawn(alert_hub, settings, &store, &metrics);
 }

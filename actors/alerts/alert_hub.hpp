@@ -13,6 +13,8 @@
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
@@ -194,9 +196,8 @@ struct erase_completion {
 };
 using erase_completion_ptr = std::shared_ptr<erase_completion>;
 
-/// (al_erase, owner, erase_completion_ptr): the patient (or device) was
-/// erased: forget its alerts and silences and delete their records
-/// (storage/erasure.hpp).
+/// (al_erase, alert_erasure): the patient (or device) was erased: forget
+/// its alerts and silences and delete their records (storage/erasure.hpp).
 using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 /// (al_take, std::vector<uint32_t> shards) -> bool: shards taken over from
 /// another member (their records are in the store): load their active
@@ -206,31 +207,76 @@ using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 using alert_take_shards_atom = caf::atom_constant<caf::atom("al_take")>;
 using alert_drop_shards_atom = caf::atom_constant<caf::atom("al_drop")>;
 
+/// What a twin says changed about one of its open alerts.
+struct alert_update {
+  std::string name;
+  models::priority level{};
+  double value = 0;
+  std::string message;
+  int64_t predicted_ms = 0;  ///< a forecast's crossing time; 0: none
+};
+
+/// A twin's alert whose condition cleared, at `time_ms` (data time).
+struct alert_resolution {
+  std::string name;
+  double value = 0;
+  int64_t time_ms = 0;
+};
+
+/// A device twin's alerts of `kind`, resolved at `time_ms`.
+struct alert_kind_resolution {
+  std::string owner;
+  models::alert_kind kind{};
+  int64_t time_ms = 0;
+};
+
+/// A clinician's action on one alert: acknowledge or resolve by hand.
+struct alert_action {
+  std::string name;
+  std::string who;
+  std::string note;
+};
+
+/// A patient (or device) erased: its alerts and silences go; `done` runs
+/// as the message goes.
+struct alert_erasure {
+  std::string owner;
+  erase_completion_ptr done;
+};
+
+/// The alert hub's protocol: a message it does not handle, or a reply of
+/// another type, fails to compile at the sender.
+using alert_hub_actor = caf::typed_actor<
+    caf::reacts_to<alert_raise_atom, alert_record>,     // from twins; a known name is ignored (replay)
+    caf::reacts_to<alert_update_atom, alert_update>,    // from twins
+    caf::reacts_to<alert_resolve_atom, alert_resolution>,  // from twins
+    caf::reacts_to<alert_resolve_kind_atom, alert_kind_resolution>,  // from device twins
+    caf::replies_to<alert_ack_atom, alert_action>::with<alert_record>,  // NOT_FOUND-like error if unknown
+    /// resolved by hand (patient twins forward it after resetting the condition)
+    caf::replies_to<alert_resolve_by_atom, alert_action>::with<alert_record>,
+    /// the open alerts the silence covers
+    caf::replies_to<alert_silence_atom, alert_silence>::with<std::vector<alert_record>>,
+    caf::reacts_to<alert_escalate_atom>,  // escalates due alerts (also on a timer)
+    caf::reacts_to<alert_flush_atom>,     // internal: group commit
+    caf::replies_to<alert_list_atom, alert_filter, bool>::with<std::vector<alert_record>>,
+    /// the active alerts of a patient
+    caf::replies_to<alert_list_atom, std::string>::with<std::vector<alert_record>>,
+    /// the last event sequence at subscription
+    caf::replies_to<alert_sub_atom, alert_sink_ptr>::with<uint64_t>,
+    caf::reacts_to<alert_unsub_atom, alert_sink_ptr>,
+    caf::replies_to<alert_count_atom>::with<alert_counts>,
+    caf::replies_to<alert_take_shards_atom, std::vector<uint32_t>>::with<bool>,  // shard hand-off
+    caf::replies_to<alert_drop_shards_atom, std::vector<uint32_t>>::with<bool>,
+    caf::reacts_to<alert_erase_atom, alert_erasure>>;
+
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:
 /// raised by patient twins, updated and resolved by them, acknowledged by
 /// clinicians; each change is persisted (record + event) and made durable
 /// before it is fanned out to subscribers (group commit: one WAL sync per
-/// burst of changes).
-///
-/// Messages:
-///  (al_raise, alert_record)                     from twins; a known name is ignored (replay)
-///  (al_update, name, priority, value, message, predicted_ms)  from twins
-///  (al_resolve, name, value, time_ms)           from twins
-///  (al_rskind, owner, alert_kind, time_ms)      from device twins: resolve their alerts of a kind
-///  (al_ack, name, who, note) -> alert_record    NOT_FOUND-like error if unknown
-///  (al_rsby, name, who, note) -> alert_record   resolved by hand (patient twins
-///                                               forward it after resetting the condition)
-///  (al_silence, alert_silence) -> std::vector<alert_record>  the open alerts it silences
-///  (al_escal)                                   escalates due alerts (also on a timer)
-///  (al_list, alert_filter, include_resolved) -> std::vector<alert_record>
-///  (al_list, patient) -> std::vector<alert_record>   active alerts of a patient
-///  (al_sub, alert_sink_ptr) -> uint64_t         last event sequence at subscription
-///  (al_unsub, alert_sink_ptr)
-///  (al_count) -> alert_counts
-///  (al_take, shards) -> bool / (al_drop, shards) -> bool   shard hand-off
+/// burst of changes). Its messages: alert_hub_actor.
 /// `store` and `metrics` must outlive the actor.
-caf::actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
-                           storage::store& store, prometheus::Registry& metrics);
+alert_hub_actor spawn_alert_hub(caf::actor_system& sys, const alert_hub_settings& settings,
+                                storage::store& store, prometheus::Registry& metrics);
 
 /// Errors of the alert hub (category atom "alerts").
 enum class alert_errc : uint8_t {
@@ -257,3 +303,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::erase_completion_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_counts)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<healthtwin::actors::alert_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_update)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_resolution)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_kind_resolution)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_action)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::alert_erasure)

@@ -310,7 +310,7 @@ struct shard_state {
       probe->on_stopped(0, 1);
       ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
     } else if (!slot.erased) {
-      self->send(ctx->alert_hub, alert_erase_atom::value, name, std::move(done));
+      self->send(ctx->alert_hub, alert_erase_atom::value, alert_erasure{name, std::move(done)});
     }
     slot = twin_slot{};
     slot.erased = true;

@@ -95,8 +95,9 @@ void device_state::check_assignment(caf::event_based_actor* self, const committe
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
     unassigned_alert = true;
   } else if (!e.patient.empty() && unassigned_alert) {
-    self->send(ctx->alert_hub, alert_resolve_kind_atom::value, e.device,
-               models::alert_kind::device_unassigned, batch.receive_time_ms);
+    self->send(ctx->alert_hub, alert_resolve_kind_atom::value,
+               alert_kind_resolution{e.device, models::alert_kind::device_unassigned,
+                                     batch.receive_time_ms});
     unassigned_alert = false;
   }
 }

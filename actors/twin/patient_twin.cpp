@@ -273,14 +273,16 @@ struct patient_state {
     using change = models::finding::change;
     if (f.what == change::cleared) {
       if (i != alerts.end()) {
-        self->send(ctx->alert_hub, alert_resolve_atom::value, prefix + i->id, f.value, time_ms);
+        self->send(ctx->alert_hub, alert_resolve_atom::value,
+                   alert_resolution{prefix + i->id, f.value, time_ms});
         alerts.erase(i);
       }
       return;
     }
     if (i != alerts.end()) {
-      self->send(ctx->alert_hub, alert_update_atom::value, prefix + i->id, f.level, f.value,
-                 describe_finding(f, model, time_ms), f.predicted_ms);
+      self->send(ctx->alert_hub, alert_update_atom::value,
+                 alert_update{prefix + i->id, f.level, f.value, describe_finding(f, model, time_ms),
+                              f.predicted_ms});
       return;
     }
     auto id = next_id(f, time_ms);
@@ -503,15 +505,15 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
       [=](registry_atom) { self->state.load_registry(); },
       [=](erase_atom, erase_completion_ptr& done) {
         // After every batch it was sent; the hub deletes the records.
-        self->send(self->state.ctx->alert_hub, alert_erase_atom::value, self->state.twin_name,
-                   std::move(done));
+        self->send(self->state.ctx->alert_hub, alert_erase_atom::value,
+                   alert_erasure{self->state.twin_name, std::move(done)});
         self->quit();
       },
       [=](resolve_atom, const std::string& alert, const std::string& who,
-          const std::string& note) -> caf::result<caf::message> {
+          const std::string& note) -> caf::delegated<alert_record> {
         self->state.reset_condition(self, alert);
-        return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value, alert, who,
-                              note);
+        return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value,
+                              alert_action{alert, who, note});
       },
   };
 }

@@ -14,6 +14,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/alerts/alert_hub.hpp"
 #include "actors/index/twin_index.hpp"
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
@@ -165,7 +166,7 @@ struct twin_settings {
 /// outlive the actor system.
 struct twin_context {
   storage::store* store = nullptr;
-  caf::actor alert_hub;
+  alert_hub_actor alert_hub;
   ingest_flow* flow = nullptr;
   twin_counters* counters = nullptr;
   twin_settings settings;

@@ -197,8 +197,9 @@ public:
           }))
         return *fwd;
       auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
-                                              actors::alert_ack_atom::value, req->name(),
-                                              acknowledged_by, req->note());
+                                              actors::alert_ack_atom::value,
+                                              actors::alert_action{req->name(), acknowledged_by,
+                                                                   req->note()});
       if (!a)
         return to_status(a.error(), "alert");
       to_api(*a, resp);
@@ -223,8 +224,8 @@ public:
       if (name->kind == models::twin_kind::device) {
         // A device's own alert: no condition in a patient twin to reset.
         a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
-                                           actors::alert_resolve_by_atom::value, req->name(),
-                                           resolved_by, req->note());
+                                           actors::alert_resolve_by_atom::value,
+                                           actors::alert_action{req->name(), resolved_by, req->note()});
       } else {
         std::string patient{name->owner};
         if (auto st = check_patient(env_, rc, patient, "name"); !st.ok())

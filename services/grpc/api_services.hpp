@@ -11,6 +11,7 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/alerts/alert_hub.hpp"
 #include "services/peer/handoff_settings.hpp"
 
 namespace grpc {
@@ -93,7 +94,7 @@ struct api_context {
   storage::store* store = nullptr;
   actors::ingest_sequencer* sequencer = nullptr;
   const std::vector<caf::actor>* shards = nullptr;
-  caf::actor alert_hub;
+  actors::alert_hub_actor alert_hub;
   actors::twin_counters* counters = nullptr;
   /// Patient summaries that twin queries filter and order.
   actors::twin_index* index = nullptr;

@@ -344,8 +344,8 @@ struct service_env {
 
   /// Asks an actor from a gRPC thread (one scoped_actor per call: a reused
   /// one would keep late answers of timed-out requests forever).
-  template <class T, class... Ts>
-  caf::expected<T> ask(const caf::actor& dest, std::chrono::milliseconds timeout, Ts&&... xs) {
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask(const Handle& dest, std::chrono::milliseconds timeout, Ts&&... xs) {
     caf::scoped_actor self{*ctx.sys};
     caf::expected<T> out{caf::make_error(caf::sec::request_timeout)};
     self->request(dest, timeout, std::forward<Ts>(xs)...)

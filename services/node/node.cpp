@@ -171,7 +171,7 @@ void node::release_actors() {
   sweeper_.reset();
   sequencer_.reset();
   shards_.clear();
-  twins_.alert_hub = caf::actor{};
+  twins_.alert_hub = nullptr;
   sys_.reset();  // waits for every actor to finish
 }
 

@@ -15,6 +15,7 @@
 #include <caf/error.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "actors/alerts/alert_hub.hpp"
 #include "actors/cluster/handoff_plan.hpp"
 #include "actors/cluster/membership.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
@@ -43,7 +44,7 @@ struct handoff_parts {
   caf::actor_system* sys = nullptr;
   storage::store* store = nullptr;
   actors::ingest_sequencer* sequencer = nullptr;
-  caf::actor alert_hub;
+  actors::alert_hub_actor alert_hub;
   actors::twin_index* index = nullptr;
   /// False until recovery finished.
   const std::atomic<bool>* ready = nullptr;

@@ -117,8 +117,8 @@ TEST_F(alert_hub_test, unacknowledged_high_alerts_escalate_until_acknowledged) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].alert.escalation_level, 2u);
 
-  auto acked = ask<alert_record>(alert_ack_atom::value, patient_a + "/alerts/1",
-                                 std::string{"nurse-1"}, std::string{"on my way"});
+  auto acked = ask<alert_record>(alert_ack_atom::value,
+                                 alert_action{patient_a + "/alerts/1", "nurse-1", "on my way"});
   ASSERT_TRUE(acked);
   EXPECT_EQ(acked->escalation_level, 2u);
   EXPECT_EQ(events().size(), 1u);  // acknowledged
@@ -184,15 +184,15 @@ TEST_F(alert_hub_test, a_silence_out_of_range_is_refused) {
 }
 
 TEST_F(alert_hub_test, resolving_by_hand_records_who_and_is_refused_twice) {
-  EXPECT_EQ((ask<alert_record>(alert_resolve_by_atom::value, patient_a + "/alerts/9",
-                               std::string{"dr-who"}, std::string{}))
+  EXPECT_EQ((ask<alert_record>(alert_resolve_by_atom::value,
+                               alert_action{patient_a + "/alerts/9", "dr-who", ""}))
                 .error(),
             caf::make_error(alert_errc::not_found));
   raise(make_alert("1", metric::heart_rate, priority::high));
   events();
   clock_ms_ = 2'000'000;
-  auto r = ask<alert_record>(alert_resolve_by_atom::value, patient_a + "/alerts/1",
-                             std::string{"dr-who"}, std::string{"artefact"});
+  auto r = ask<alert_record>(alert_resolve_by_atom::value,
+                             alert_action{patient_a + "/alerts/1", "dr-who", "artefact"});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->state, alert_state::resolved);
   EXPECT_EQ(r->resolved_by, "dr-who");
@@ -201,13 +201,13 @@ TEST_F(alert_hub_test, resolving_by_hand_records_who_and_is_refused_twice) {
   auto ev = events();
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].type, alert_event_type::resolved);
-  EXPECT_EQ((ask<alert_record>(alert_resolve_by_atom::value, patient_a + "/alerts/1",
-                               std::string{"dr-who"}, std::string{}))
+  EXPECT_EQ((ask<alert_record>(alert_resolve_by_atom::value,
+                               alert_action{patient_a + "/alerts/1", "dr-who", ""}))
                 .error(),
             caf::make_error(alert_errc::already_resolved));
   // A late update from the twin does not reopen it.
-  caf::anon_send(hub_, alert_update_atom::value, patient_a + "/alerts/1", priority::high, 170.0,
-                 std::string{"x"}, int64_t{0});
+  caf::anon_send(hub_, alert_update_atom::value,
+                 alert_update{patient_a + "/alerts/1", priority::high, 170.0, "x", 0});
   EXPECT_TRUE(events().empty());
   restart();
   auto a = stored(patient_a + "/alerts/1");

@@ -56,7 +56,7 @@ protected:
       caf::anon_send(s, actors::shutdown_atom::value);
     shards_.clear();
     caf::anon_send_exit(hub_, caf::exit_reason::user_shutdown);
-    hub_ = nullptr;
+    hub_ = actors::alert_hub_actor{};
     ctx_.alert_hub = nullptr;
     sys_.reset();
     cfg_.reset();
@@ -167,7 +167,7 @@ protected:
   actors::ingest_flow flow_;
   actors::twin_counters counters_;
   actors::twin_context ctx_;
-  caf::actor hub_;
+  actors::alert_hub_actor hub_;
   std::vector<caf::actor> shards_;
   std::unique_ptr<actors::ingest_sequencer> seq_;
 };

@@ -37,7 +37,7 @@ private:
 /// group of 64 at a time (one message per shard for many batches).
 class batch_dispatch {
 public:
-  batch_dispatch(const std::vector<caf::actor>& shards, ingest_flow& flow, std::function<bool(uint32_t)> owns)
+  batch_dispatch(const std::vector<shard_actor>& shards, ingest_flow& flow, std::function<bool(uint32_t)> owns)
     : shards_(shards), flow_(flow), splitter_(static_cast<uint32_t>(shards.size()), std::move(owns)) {}
 
   void dispatch(const committed_batch_ptr& b);
@@ -47,7 +47,7 @@ public:
 
 private:
   static constexpr size_t replay_group_records = 64;
-  const std::vector<caf::actor>& shards_;
+  const std::vector<shard_actor>& shards_;
   ingest_flow& flow_;
   batch_splitter splitter_;
   std::vector<replay_work> replay_held_;

@@ -40,7 +40,7 @@ std::string to_string(ingest_errc x) {
 using clock = std::chrono::steady_clock;
 
 struct ingest_sequencer::impl {
-  impl(const ingest_settings& s, storage::store& st, std::vector<caf::actor> sh, ingest_flow& f,
+  impl(const ingest_settings& s, storage::store& st, std::vector<shard_actor> sh, ingest_flow& f,
        prometheus::Registry& metrics)
       : settings(s), store(st), log(st), registry(st), shards(std::move(sh)), flow(f), probe(metrics),
         queue(s.max_queued_readings), dir(st, registry),
@@ -59,7 +59,7 @@ struct ingest_sequencer::impl {
   storage::store& store;
   storage::ingest_log log;
   storage::registry registry;
-  std::vector<caf::actor> shards;
+  std::vector<shard_actor> shards;
   ingest_flow& flow;
   ingest_probe probe;
   job_queue queue;
@@ -143,7 +143,8 @@ struct ingest_sequencer::impl {
   void hand_over_erasure(const std::string& patient, registry_callback done, registry_result result) {
     auto completion = std::make_shared<erase_completion>();
     completion->fn = [done = std::move(done), r = std::move(result)]() mutable { done(std::move(r)); };
-    caf::anon_send(shards[fence.shard_of(patient)], erase_atom::value, patient, std::move(completion));
+    caf::anon_send(shards[fence.shard_of(patient)], erase_atom::value,
+                   twin_erasure{patient, std::move(completion)});
     purge_after_checkpoint(patient);
   }
 
@@ -305,7 +306,7 @@ struct ingest_sequencer::impl {
 };
 
 ingest_sequencer::ingest_sequencer(const ingest_settings& settings, storage::store& store,
-                                   std::vector<caf::actor> shards, ingest_flow& flow,
+                                   std::vector<shard_actor> shards, ingest_flow& flow,
                                    prometheus::Registry& metrics)
     : impl_(std::make_unique<impl>(settings, store, std::move(shards), flow, metrics)) {}
 

@@ -13,6 +13,7 @@
 #include <caf/error.hpp>
 
 #include "actors/models/metric.hpp"
+#include "actors/shard/shard.hpp"
 #include "actors/twin/twin.hpp"
 #include "actors/ingest/registry_commands.hpp"
 #include "storage/registry.hpp"
@@ -199,7 +200,7 @@ public:
   using registry_callback = std::function<void(registry_result&&)>;
 
   ingest_sequencer(const ingest_settings& settings, storage::store& store,
-                   std::vector<caf::actor> shards, ingest_flow& flow,
+                   std::vector<shard_actor> shards, ingest_flow& flow,
                    prometheus::Registry& metrics);
   ~ingest_sequencer();
 

@@ -103,7 +103,7 @@ struct shard_state {
   }
 
   // Routes the work to the twins; the number of messages sent to them.
-  int64_t route(caf::event_based_actor* self, const shard_work& w, bool replay) {
+  int64_t route(auto* self, const shard_work& w, bool replay) {
     auto& sys = self->system();
     int64_t sent = 0;
     for (auto idx : w.device_entries) {
@@ -112,12 +112,12 @@ struct shard_state {
         auto [r, fresh] = replayed.try_emplace(name);
         if (fresh)
           r->second.load(name, ctx);
-        r->second.apply(self, *w.batch, idx, ctx);
+        r->second.apply(*w.batch, idx, ctx);
         continue;
       }
       auto& slot = device(sys, name);
       slot.dirty = true;
-      self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
+      caf::unsafe_send_as(self, slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
       ++sent;
     }
     // A patient with several devices in the batch gets one message with all
@@ -136,18 +136,18 @@ struct shard_state {
       if (slot.erased)
         continue;
       slot.dirty = true;
-      self->send(slot.actor, apply_atom::value, std::move(work));
+      caf::unsafe_send_as(self, slot.actor, apply_atom::value, std::move(work));
       ++sent;
     }
     return sent;
   }
 
   // Each message was one unit of pending work; the twins now hold `sent`.
-  void apply(caf::event_based_actor* self, const shard_work& w) {
+  void apply(auto* self, const shard_work& w) {
     ctx->flow->pending.fetch_add(route(self, w, false) - 1, std::memory_order_relaxed);
   }
 
-  void apply(caf::event_based_actor* self, const replay_work& r) {
+  void apply(auto* self, const replay_work& r) {
     int64_t sent = 0;
     for (auto& w : r.works)
       sent += route(self, w, true);
@@ -207,7 +207,7 @@ struct shard_state {
     snapshot_bytes = 0;
   }
 
-  void finish_round(caf::event_based_actor* self) {
+  void finish_round(auto* self) {
     write_snapshots();
     if (round_ok)
       replayed.clear();  // all written: they load from their snapshots now
@@ -224,7 +224,7 @@ struct shard_state {
   // Stops every twin, without a snapshot: the shard's stored state moved
   // (or came) with a hand-off, which checkpointed it first. Snapshots that
   // twins send afterwards are dropped (known() below).
-  void forget(caf::event_based_actor* self) {
+  void forget(auto* self) {
     if (round) {  // its twins still answer it: after it
       forget_after_round = true;
       return;
@@ -242,7 +242,7 @@ struct shard_state {
     return is_patient ? patients.count(name) > 0 : devices.count(name) > 0;
   }
 
-  void stop_twins(caf::event_based_actor* self) {
+  void stop_twins(auto* self) {
     size_t erased = 0;
     for (auto* table : {&devices, &patients})
       for (auto& [_, slot] : *table) {
@@ -258,7 +258,7 @@ struct shard_state {
     patients.clear();
   }
 
-  void checkpoint(caf::event_based_actor* self, checkpoint_round_ptr r) {
+  void checkpoint(auto* self, checkpoint_round_ptr r) {
     round = std::move(r);
     round_ok = true;
     round_waiting = 0;
@@ -269,15 +269,15 @@ struct shard_state {
       for (auto& [name, slot] : *table)
         if ((slot.dirty || all) && !slot.erased) {
           slot.dirty = false;
-          self->send(slot.actor, snapshot_atom::value, name, twin_context_ref{ctx});
+          caf::unsafe_send_as(self, slot.actor, snapshot_atom::value, name, twin_context_ref{ctx});
           ++round_waiting;
         }
     if (round_waiting == 0)
       finish_round(self);
   }
 
-  void snapshot_done(caf::event_based_actor* self, bool ok, bool is_patient,
-                     const std::string& name, const std::string& value) {
+  void snapshot_done(auto* self, const twin_snapshot& s) {
+    auto& [ok, is_patient, name, value] = s;
     if (!ok) {
       round_ok = false;
       snapshot_all_next = true;
@@ -302,11 +302,11 @@ struct shard_state {
 
   // The erased patient's twin (if active) passes the erasure on to the
   // alert hub after what it was already sent; the hub deletes the records.
-  void erase(caf::event_based_actor* self, const std::string& name, erase_completion_ptr done) {
+  void erase(auto* self, const std::string& name, erase_completion_ptr done) {
     write_snapshots();  // before the hub deletes the patient's records
     auto& slot = patients[name];
     if (slot.actor) {
-      self->send(slot.actor, erase_atom::value, std::move(done));
+      caf::unsafe_send_as(self, slot.actor, erase_atom::value, std::move(done));
       probe->on_stopped(0, 1);
       ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
     } else if (!slot.erased) {
@@ -317,22 +317,22 @@ struct shard_state {
   }
 
   // Device health of every patient twin held (see health_tick_atom).
-  void health_tick(caf::event_based_actor* self) {
+  void health_tick(auto* self) {
     for (auto& [_, slot] : patients)
       if (slot.actor)
-        self->send(slot.actor, health_tick_atom::value);
+        caf::unsafe_send_as(self, slot.actor, health_tick_atom::value);
     self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
                        health_tick_atom::value);
   }
 
-  void shutdown(caf::event_based_actor* self) {
+  void shutdown(auto* self) {
     stop_twins(self);
     self->quit();
   }
 };
 
-caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
-                    const twin_context* ctx, std::shared_ptr<shard_probe> probe) {
+shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self, uint32_t index,
+                                 const twin_context* ctx, std::shared_ptr<shard_probe> probe) {
   self->state.index = index;
   self->state.self_addr = self->address();
   self->state.ctx = ctx;
@@ -344,40 +344,42 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
       [=](health_tick_atom) { self->state.health_tick(self); },
       [=](apply_atom, const replay_work& r) { self->state.apply(self, r); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
-      [=](snapshot_done_atom, bool ok, bool is_patient, const std::string& name,
-          const std::string& value) { self->state.snapshot_done(self, ok, is_patient, name, value); },
-      [=](snapshot_save_atom, bool is_patient, const std::string& name, const std::string& value) {
-        self->state.snapshot_save(is_patient, name, value);
+      [=](snapshot_done_atom, const twin_snapshot& s) { self->state.snapshot_done(self, s); },
+      [=](snapshot_save_atom, const twin_snapshot& s) {
+        self->state.snapshot_save(s.is_patient, s.name, s.value);
       },
-      [=](device_view_atom, const std::string& name) -> caf::result<caf::message> {
-        return self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
+      // Queries go on to the twin, which answers the caller (the twins'
+      // own protocol is the shard's business: untyped, from here only).
+      [=](device_view_atom, const std::string& name) -> caf::result<device_view> {
+        self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
+        return caf::delegated<device_view>{};
       },
-      [=](patient_view_atom, const std::string& name) -> caf::result<caf::message> {
+      [=](patient_view_atom, const std::string& name) -> caf::result<patient_view> {
         auto& slot = self->state.patient(self->system(), name);
         if (slot.erased)
           return caf::make_error(storage::errc::erased);
-        return self->delegate(slot.actor, view_atom::value);
+        self->delegate(slot.actor, view_atom::value);
+        return caf::delegated<patient_view>{};
       },
-      [=](series_atom, const std::string& name, uint8_t m) -> caf::result<caf::message> {
-        auto& slot = self->state.patient(self->system(), name);
+      [=](series_atom, const series_query& q) -> caf::result<series_cursor> {
+        auto& slot = self->state.patient(self->system(), q.patient);
         if (slot.erased)
           return caf::make_error(storage::errc::erased);
-        return self->delegate(slot.actor, series_atom::value, m);
+        self->delegate(slot.actor, series_atom::value, q.metric);
+        return caf::delegated<series_cursor>{};
       },
-      [=](resolve_atom, const std::string& patient, const std::string& alert,
-          const std::string& who, const std::string& note) -> caf::result<caf::message> {
-        auto& slot = self->state.patient(self->system(), patient);
+      [=](resolve_atom, const hand_resolution& r) -> caf::result<alert_record> {
+        auto& slot = self->state.patient(self->system(), r.patient);
         if (slot.erased)
           return caf::make_error(storage::errc::erased);
-        return self->delegate(slot.actor, resolve_atom::value, alert, who, note);
+        self->delegate(slot.actor, resolve_atom::value, r.alert, r.who, r.note);
+        return caf::delegated<alert_record>{};
       },
-      [=](erase_atom, const std::string& patient, erase_completion_ptr& done) {
-        self->state.erase(self, patient, std::move(done));
-      },
+      [=](erase_atom, twin_erasure& e) { self->state.erase(self, e.name, std::move(e.done)); },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
         if (i != self->state.patients.end())
-          self->send(i->second.actor, registry_atom::value);
+          caf::unsafe_send_as(self, i->second.actor, registry_atom::value);
       },
       [=](count_atom) {
         auto& p = self->state.patients;
@@ -391,10 +393,10 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, uint32_t index,
 
 }  // namespace
 
-std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
-                                     const twin_context& ctx, prometheus::Registry& metrics) {
+std::vector<shard_actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
+                                      const twin_context& ctx, prometheus::Registry& metrics) {
   auto probe = std::make_shared<shard_probe>(metrics);
-  std::vector<caf::actor> out;
+  std::vector<shard_actor> out;
   out.reserve(shards);
   for (uint32_t i = 0; i < shards; ++i)
     out.push_back(sys.spawn(shard, i, &ctx, probe));

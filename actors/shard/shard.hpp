@@ -1,12 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/twin/twin.hpp"
 
@@ -50,6 +53,48 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 /// replayed devices; twins activate from the store again when asked.
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
+/// (series, series_query) -> series_cursor: a patient's stored series.
+struct series_query {
+  std::string patient;
+  uint8_t metric = 0;  ///< models::metric
+};
+
+/// (resolve, hand_resolution) -> alert_record: a clinician resolves a
+/// patient's alert by hand; the twin resets its condition, the hub records it.
+struct hand_resolution {
+  std::string patient;
+  std::string alert;
+  std::string who;
+  std::string note;
+};
+
+/// (erase, twin_erasure): the patient was erased (its key is already
+/// destroyed); `done` runs once the alert hub deleted its records.
+struct twin_erasure {
+  std::string name;
+  erase_completion_ptr done;
+};
+
+/// A shard's protocol: a message it does not handle, or a reply of another
+/// type, fails to compile at the sender. Twins are the shard's own
+/// business: only it addresses them (and they answer it untyped).
+using shard_actor = caf::typed_actor<
+    caf::reacts_to<apply_atom, shard_work>,   // from the ingest sequencer, in log order
+    caf::reacts_to<apply_atom, replay_work>,  // from its log replay
+    caf::reacts_to<health_tick_atom>,         // its own timer
+    caf::reacts_to<checkpoint_atom, checkpoint_round_ptr>,  // snapshot dirty twins, count down
+    caf::reacts_to<snapshot_done_atom, twin_snapshot>,      // from its twins
+    caf::reacts_to<snapshot_save_atom, twin_snapshot>,
+    caf::replies_to<device_view_atom, std::string>::with<device_view>,
+    caf::replies_to<patient_view_atom, std::string>::with<patient_view>,
+    caf::replies_to<series_atom, series_query>::with<series_cursor>,
+    caf::replies_to<resolve_atom, hand_resolution>::with<alert_record>,
+    caf::reacts_to<erase_atom, twin_erasure>,
+    caf::reacts_to<registry_atom, std::string>,  // a patient's registry record changed: reload
+    caf::replies_to<count_atom>::with<twin_counts>,
+    caf::reacts_to<forget_atom>,     // stop every twin without a snapshot (hand-off)
+    caf::reacts_to<shutdown_atom>>;  // stop every twin, then the shard
+
 /// Spawns the node's shard actors, one per virtual shard (index = position).
 /// A shard owns the twins whose names hash to it: it activates them on first
 /// use (transparently to callers), routes work and queries to them, and
@@ -62,23 +107,15 @@ using forget_atom = caf::atom_constant<caf::atom("forget")>;
 /// actor if one is activated first. Patient twins are activated as always:
 /// their models raise the alerts.
 ///
-/// Messages:
-///  (apply, shard_work)                 from the ingest sequencer, in log order
-///  (apply, replay_work)                from its log replay
-///  (checkpnt, checkpoint_round_ptr)    snapshot dirty twins, then count down the round
-///  (dev_view, name) -> device_view
-///  (pat_view, name) -> patient_view
-///  (series, name, uint8 metric) -> series_cursor
-///  (registry, patient name)            the registry record changed: reload
-///  (count) -> twin_counts
-///  (forget)                            stop every twin without a snapshot (hand-off)
-///  (shutdown)                          stop every twin, then the shard
-/// `ctx` and `metrics` must outlive the actors.
-std::vector<caf::actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
-                                     const twin_context& ctx, prometheus::Registry& metrics);
+/// Messages: shard_actor. `ctx` and `metrics` must outlive the actors.
+std::vector<shard_actor> spawn_shards(caf::actor_system& sys, uint32_t shards,
+                                      const twin_context& ctx, prometheus::Registry& metrics);
 
 }  // namespace healthtwin::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::shard_work)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::replay_work)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_counts)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::series_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::hand_resolution)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_erasure)

@@ -50,8 +50,7 @@ std::string device_state::encode() const {
   return s.SerializeAsString();
 }
 
-void device_state::apply(caf::event_based_actor* self, const committed_batch& batch,
-                         uint32_t entry, const twin_context* ctx) {
+void device_state::apply(const committed_batch& batch, uint32_t entry, const twin_context* ctx) {
   if (batch.position <= applied_position)
     return;
   auto& e = batch.entries[entry];
@@ -61,7 +60,7 @@ void device_state::apply(caf::event_based_actor* self, const committed_batch& ba
     dirty = true;
     return;
   }
-  check_assignment(self, batch, e, ctx);
+  check_assignment(batch, e, ctx);
   for (auto& r : e.readings) {
     // The sequencer admitted each reading exactly once (its window).
     last_sequence = std::max(last_sequence, r.sequence);
@@ -81,8 +80,8 @@ void device_state::apply(caf::event_based_actor* self, const committed_batch& ba
 // A device streaming without a patient: its readings reach no patient
 // twin, so someone may be unmonitored (technical alarm, MEDIUM). The
 // alert id is the log position: replay raises the same alert (ignored).
-void device_state::check_assignment(caf::event_based_actor* self, const committed_batch& batch,
-                                    const device_entry& e, const twin_context* ctx) {
+void device_state::check_assignment(const committed_batch& batch, const device_entry& e,
+                                    const twin_context* ctx) {
   if (e.patient.empty() && !e.readings.empty() && !unassigned_alert) {
     alert_record a;
     a.name = e.device + "/alerts/unassigned-" + std::to_string(batch.position);
@@ -92,12 +91,12 @@ void device_state::check_assignment(caf::event_based_actor* self, const committe
     a.message = "device streams readings but is not assigned to a patient";
     a.raise_time_ms = batch.receive_time_ms;
     a.committed_ms = batch.receive_time_ms;
-    self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
+    caf::anon_send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
     unassigned_alert = true;
   } else if (!e.patient.empty() && unassigned_alert) {
-    self->send(ctx->alert_hub, alert_resolve_kind_atom::value,
-               alert_kind_resolution{e.device, models::alert_kind::device_unassigned,
-                                     batch.receive_time_ms});
+    caf::anon_send(ctx->alert_hub, alert_resolve_kind_atom::value,
+                   alert_kind_resolution{e.device, models::alert_kind::device_unassigned,
+                                         batch.receive_time_ms});
     unassigned_alert = false;
   }
 }
@@ -130,7 +129,7 @@ caf::behavior device_twin(caf::stateful_actor<device_twin_state>* self, const st
   return {
       [=](apply_atom, const twin_work& w) {
         for (auto idx : w.entries)
-          self->state.twin.apply(self, *w.batch, idx, w.ctx);
+          self->state.twin.apply(*w.batch, idx, w.ctx);
         w.ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
       },
       [=](snapshot_atom, const std::string& twin_name, twin_context_ref c) {

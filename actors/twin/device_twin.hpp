@@ -37,16 +37,15 @@ struct device_state {
 
   /// Applies this device's entry of `batch` (a device appears at most once
   /// per batch). Idempotent: a batch at or below applied_position was
-  /// already reflected (replay after a crash). Alert changes go from `self`
-  /// to ctx->alert_hub.
-  void apply(caf::event_based_actor* self, const committed_batch& batch, uint32_t entry,
-             const twin_context* ctx);
+  /// already reflected (replay after a crash). Alert changes go to
+  /// ctx->alert_hub (in the order they arise: one thread enqueues them).
+  void apply(const committed_batch& batch, uint32_t entry, const twin_context* ctx);
 
   device_view view() const;
 
 private:
-  void check_assignment(caf::event_based_actor* self, const committed_batch& batch,
-                        const device_entry& e, const twin_context* ctx);
+  void check_assignment(const committed_batch& batch, const device_entry& e,
+                        const twin_context* ctx);
 };
 
 /// Spawns the twin of a device. It activates on its first message from

@@ -178,11 +178,11 @@ struct twin_context {
 
 // ---- messages ------------------------------------------------------------------
 using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
-/// (snapshot, name, twin_context_ref) -> (snap_done, ok, is_patient, name,
-/// stored value): see answer_snapshot.
+/// (snapshot, name, twin_context_ref) -> (snap_done, twin_snapshot): see
+/// answer_snapshot.
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
-using snapshot_save_atom = caf::atom_constant<caf::atom("snap_save")>;  ///< (snap_save, is_patient, name, value)
+using snapshot_save_atom = caf::atom_constant<caf::atom("snap_save")>;  ///< (snap_save, twin_snapshot)
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
 using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
@@ -199,6 +199,17 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// timer per shard, not one per twin: a timer costs the clock thread a
 /// lock and a wake-up, and 100,000 twins activate at a cold restart).
 using health_tick_atom = caf::atom_constant<caf::atom("pt_tick")>;
+
+/// A twin's snapshot for its shard to write: (snap_done, twin_snapshot)
+/// answers a checkpoint's request (`ok` false: it could not be sealed;
+/// `value` empty: nothing changed since the last one); (snap_save,
+/// twin_snapshot) is state that is not in the log, to write at once.
+struct twin_snapshot {
+  bool ok = true;
+  bool is_patient = false;
+  std::string name;
+  std::string value;
+};
 
 /// spawn_device_twin: see device_twin.hpp.
 
@@ -227,10 +238,9 @@ caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const tw
 /// twin again next time. Since one shard writes them in the order they came,
 /// a later snapshot is never overwritten by an earlier one.
 ///
-/// answer_snapshot answers a checkpoint's request with (snap_done, ok,
-/// is_patient, name, value), the value empty when nothing changed since the
-/// last snapshot; save_snapshot sends state that is not in the log
-/// (snap_save, is_patient, name, value) for the shard to write at once.
+/// answer_snapshot answers a checkpoint's request with (snap_done,
+/// twin_snapshot); save_snapshot sends state that is not in the log
+/// (snap_save, twin_snapshot) for the shard to write at once.
 void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
                      models::twin_kind kind, const std::string& name, bool& dirty,
                      const std::function<std::string()>& encode);
@@ -243,6 +253,7 @@ void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_work)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_context_ref)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::checkpoint_round_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_snapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::device_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::patient_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::series_cursor)

@@ -34,7 +34,7 @@ void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
   auto shard = caf::actor_cast<caf::actor>(self->current_sender());
   bool patient = kind == models::twin_kind::patient;
   auto send = [&](bool ok, std::string value) {
-    self->send(shard, snapshot_done_atom::value, ok, patient, name, std::move(value));
+    self->send(shard, snapshot_done_atom::value, twin_snapshot{ok, patient, name, std::move(value)});
   };
   if (!dirty)
     send(true, {});
@@ -49,7 +49,7 @@ void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
   bool patient = kind == models::twin_kind::patient;
   hand_over(ctx, kind, name, dirty, encode, [&](bool ok, std::string value) {
     if (ok && to)
-      self->send(to, snapshot_save_atom::value, patient, name, std::move(value));
+      self->send(to, snapshot_save_atom::value, twin_snapshot{true, patient, name, std::move(value)});
   });
 }
 

@@ -108,7 +108,7 @@ struct node_core {
   actors::ingest_flow flow;
   actors::twin_counters counters;
   actors::twin_context ctx;
-  std::vector<caf::actor> shards;
+  std::vector<actors::shard_actor> shards;
   std::unique_ptr<actors::ingest_sequencer> seq;
 };
 

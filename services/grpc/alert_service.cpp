@@ -233,8 +233,9 @@ public:
                      ? Status(grpc::StatusCode::NOT_FOUND, "alert not found")
                      : st;
         a = env_.ask<actors::alert_record>(env_.shard_for(patient), env_.timeout(call),
-                                           actors::resolve_atom::value, patient, req->name(),
-                                           resolved_by, req->note());
+                                           actors::resolve_atom::value,
+                                           actors::hand_resolution{patient, req->name(), resolved_by,
+                                                                   req->note()});
       }
       if (!a)
         return to_status(a.error(), "alert");

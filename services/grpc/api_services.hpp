@@ -12,6 +12,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/shard/shard.hpp"
 #include "services/peer/handoff_settings.hpp"
 
 namespace grpc {
@@ -93,7 +94,7 @@ struct api_context {
   caf::actor_system* sys = nullptr;
   storage::store* store = nullptr;
   actors::ingest_sequencer* sequencer = nullptr;
-  const std::vector<caf::actor>* shards = nullptr;
+  const std::vector<actors::shard_actor>* shards = nullptr;
   actors::alert_hub_actor alert_hub;
   actors::twin_counters* counters = nullptr;
   /// Patient summaries that twin queries filter and order.

@@ -299,7 +299,7 @@ struct service_env {
                                             : std::string_view{it->second.data(), it->second.size()});
   }
 
-  const caf::actor& shard_for(std::string_view name) const {
+  const actors::shard_actor& shard_for(std::string_view name) const {
     return (*ctx.shards)[models::shard_of(name, static_cast<uint32_t>(ctx.shards->size()))];
   }
 

@@ -292,7 +292,8 @@ public:
         return st;
       auto cursor = env_.ask<actors::series_cursor>(env_.shard_for(req->patient()),
                                                     env_.timeout(call), actors::series_atom::value,
-                                                    req->patient(), static_cast<uint8_t>(*metric));
+                                                    actors::series_query{req->patient(),
+                                                                         static_cast<uint8_t>(*metric)});
       if (!cursor)
         return to_status(cursor.error());
       std::vector<storage::sample> samples;

@@ -117,7 +117,7 @@ private:
   actors::twin_counters counters_;
   actors::twin_index index_;  ///< patient summaries for twin queries
   actors::twin_context twins_;
-  std::vector<caf::actor> shards_;
+  std::vector<actors::shard_actor> shards_;
   std::unique_ptr<actors::ingest_sequencer> sequencer_;
   bool sequencer_started_ = false;
   std::unique_ptr<storage::retention_sweeper> sweeper_;

@@ -168,7 +168,7 @@ protected:
   actors::twin_counters counters_;
   actors::twin_context ctx_;
   actors::alert_hub_actor hub_;
-  std::vector<caf::actor> shards_;
+  std::vector<actors::shard_actor> shards_;
   std::unique_ptr<actors::ingest_sequencer> seq_;
 };
 

@@ -264,7 +264,8 @@ TEST_F(ingest_sequencer_test, replay_skips_batches_already_in_a_twin_snapshot) {
   caf::scoped_actor self{*sys_};
   series_cursor c;
   self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
-                series_atom::value, patient_a, static_cast<uint8_t>(metric::heart_rate))
+                series_atom::value,
+                series_query{patient_a, static_cast<uint8_t>(metric::heart_rate)})
       .receive([&](series_cursor& x) { c = std::move(x); },
                [&](caf::error& e) { FAIL() << to_string(e); });
   EXPECT_EQ(c.open_samples.size(), 3u);
@@ -554,7 +555,8 @@ TEST_F(ingest_sequencer_test, series_is_persisted_in_chunks_and_open_tail) {
   caf::scoped_actor self{*sys_};
   series_cursor c;
   self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
-                series_atom::value, patient_a, static_cast<uint8_t>(metric::heart_rate))
+                series_atom::value,
+                series_query{patient_a, static_cast<uint8_t>(metric::heart_rate)})
       .receive([&](series_cursor& x) { c = std::move(x); },
                [&](caf::error& e) { FAIL() << to_string(e); });
   EXPECT_EQ(c.closed_chunks, 2u);
@@ -580,8 +582,8 @@ TEST_F(ingest_sequencer_test, resolving_by_hand_restarts_the_condition_which_rai
   {
     caf::scoped_actor self{*sys_};  // gone before restart(): the system waits for it
     self->request(shards_[models::shard_of(patient_a, shards_count())], std::chrono::seconds(5),
-                  resolve_atom::value, patient_a, first.name, std::string{"dr-who"},
-                  std::string{"probe on the wrong finger"})
+                  resolve_atom::value,
+                  hand_resolution{patient_a, first.name, "dr-who", "probe on the wrong finger"})
         .receive([&](alert_record& a) { resolved = std::move(a); },
                  [&](caf::error& e) { FAIL() << to_string(e); });
   }

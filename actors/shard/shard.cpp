@@ -40,11 +40,14 @@ private:
   prometheus::Gauge& patients_;
 };
 
+template <class Handle>
 struct twin_slot {
-  caf::actor actor;  // none for an erased patient
+  Handle actor;  // none for an erased patient
   bool dirty = false;
   bool erased = false;
 };
+using device_slot = twin_slot<device_twin_actor>;
+using patient_slot = twin_slot<patient_twin_actor>;
 
 struct shard_state {
   static constexpr const char* name = "shard";
@@ -53,8 +56,8 @@ struct shard_state {
   const twin_context* ctx = nullptr;
   std::shared_ptr<shard_probe> probe;
   caf::actor_addr self_addr;  // given to patient twins for their snapshots
-  std::unordered_map<std::string, twin_slot> devices;
-  std::unordered_map<std::string, twin_slot> patients;
+  std::unordered_map<std::string, device_slot> devices;
+  std::unordered_map<std::string, patient_slot> patients;
   // Devices a log replay applied to without activating them (no twin in
   // `devices`): written at the next checkpoint, or handed to the twin.
   std::unordered_map<std::string, device_state> replayed;
@@ -71,7 +74,7 @@ struct shard_state {
   size_t snapshot_bytes = 0;
   static constexpr size_t snapshot_batch_bytes = 4 << 20;
 
-  twin_slot& device(caf::actor_system& sys, const std::string& name) {
+  device_slot& device(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = devices.try_emplace(name);
     if (fresh) {
       auto r = replayed.find(name);
@@ -90,7 +93,7 @@ struct shard_state {
 
   // An erased patient never gets a twin again (a log replay may still
   // carry its readings): its slot stays empty and drops its work.
-  twin_slot& patient(caf::actor_system& sys, const std::string& name) {
+  patient_slot& patient(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = patients.try_emplace(name);
     if (fresh && ctx->store->patient_erased(name)) {
       i->second.erased = true;
@@ -117,7 +120,7 @@ struct shard_state {
       }
       auto& slot = device(sys, name);
       slot.dirty = true;
-      caf::unsafe_send_as(self, slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
+      self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
       ++sent;
     }
     // A patient with several devices in the batch gets one message with all
@@ -136,7 +139,7 @@ struct shard_state {
       if (slot.erased)
         continue;
       slot.dirty = true;
-      caf::unsafe_send_as(self, slot.actor, apply_atom::value, std::move(work));
+      self->send(slot.actor, apply_atom::value, std::move(work));
       ++sent;
     }
     return sent;
@@ -244,13 +247,16 @@ struct shard_state {
 
   void stop_twins(auto* self) {
     size_t erased = 0;
-    for (auto* table : {&devices, &patients})
-      for (auto& [_, slot] : *table) {
+    auto stop = [&](auto& table) {
+      for (auto& [_, slot] : table) {
         if (slot.actor)
           self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
         else
           ++erased;
       }
+    };
+    stop(devices);
+    stop(patients);
     probe->on_stopped(devices.size(), patients.size() - erased);
     ctx->counters->devices.fetch_sub(devices.size(), std::memory_order_relaxed);
     ctx->counters->patients.fetch_sub(patients.size() - erased, std::memory_order_relaxed);
@@ -265,13 +271,16 @@ struct shard_state {
     bool all = snapshot_all_next;
     snapshot_all_next = false;
     snapshot_replayed(all);
-    for (auto* table : {&devices, &patients})
-      for (auto& [name, slot] : *table)
+    auto ask = [&](auto& table) {
+      for (auto& [name, slot] : table)
         if ((slot.dirty || all) && !slot.erased) {
           slot.dirty = false;
-          caf::unsafe_send_as(self, slot.actor, snapshot_atom::value, name, twin_context_ref{ctx});
+          self->send(slot.actor, snapshot_atom::value, snapshot_request{name, ctx});
           ++round_waiting;
         }
+    };
+    ask(devices);
+    ask(patients);
     if (round_waiting == 0)
       finish_round(self);
   }
@@ -306,13 +315,13 @@ struct shard_state {
     write_snapshots();  // before the hub deletes the patient's records
     auto& slot = patients[name];
     if (slot.actor) {
-      caf::unsafe_send_as(self, slot.actor, erase_atom::value, std::move(done));
+      self->send(slot.actor, erase_atom::value, std::move(done));
       probe->on_stopped(0, 1);
       ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
     } else if (!slot.erased) {
       self->send(ctx->alert_hub, alert_erase_atom::value, alert_erasure{name, std::move(done)});
     }
-    slot = twin_slot{};
+    slot = patient_slot{};
     slot.erased = true;
   }
 
@@ -320,7 +329,7 @@ struct shard_state {
   void health_tick(auto* self) {
     for (auto& [_, slot] : patients)
       if (slot.actor)
-        caf::unsafe_send_as(self, slot.actor, health_tick_atom::value);
+        self->send(slot.actor, health_tick_atom::value);
     self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
                        health_tick_atom::value);
   }
@@ -372,14 +381,14 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         auto& slot = self->state.patient(self->system(), r.patient);
         if (slot.erased)
           return caf::make_error(storage::errc::erased);
-        self->delegate(slot.actor, resolve_atom::value, r.alert, r.who, r.note);
+        self->delegate(slot.actor, resolve_atom::value, alert_action{r.alert, r.who, r.note});
         return caf::delegated<alert_record>{};
       },
       [=](erase_atom, twin_erasure& e) { self->state.erase(self, e.name, std::move(e.done)); },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
         if (i != self->state.patients.end())
-          caf::unsafe_send_as(self, i->second.actor, registry_atom::value);
+          self->send(i->second.actor, registry_atom::value);
       },
       [=](count_atom) {
         auto& p = self->state.patients;

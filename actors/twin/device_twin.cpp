@@ -119,9 +119,14 @@ struct device_twin_state {
 // bytes: one more field would move every device twin into tcmalloc's next
 // size class.
 static_assert(sizeof(device_twin_state) <= 64, "device_state must stay within 64 bytes");
+// Typing the twin's protocol costs no byte per twin.
+static_assert(sizeof(device_twin_actor::stateful_base<device_twin_state>) <=
+                  sizeof(caf::stateful_actor<device_twin_state>),
+              "a typed device twin must be no larger than an untyped one");
 
-caf::behavior device_twin(caf::stateful_actor<device_twin_state>* self, const std::string& name,
-                          const twin_context* ctx, const std::optional<device_state>& replayed) {
+device_twin_actor::behavior_type device_twin(
+    device_twin_actor::stateful_pointer<device_twin_state> self, const std::string& name,
+    const twin_context* ctx, const std::optional<device_state>& replayed) {
   if (replayed)
     self->state.twin = *replayed;
   else
@@ -132,9 +137,9 @@ caf::behavior device_twin(caf::stateful_actor<device_twin_state>* self, const st
           self->state.twin.apply(*w.batch, idx, w.ctx);
         w.ctx->flow->pending.fetch_sub(1, std::memory_order_relaxed);
       },
-      [=](snapshot_atom, const std::string& twin_name, twin_context_ref c) {
+      [=](snapshot_atom, const snapshot_request& r) {
         auto& st = self->state.twin;
-        answer_snapshot(self, c.ctx, twin_kind::device, twin_name, st.dirty,
+        answer_snapshot(self, r.ctx, twin_kind::device, r.name, st.dirty,
                         [&] { return st.encode(); });
       },
       [=](view_atom) { return self->state.twin.view(); },
@@ -143,8 +148,8 @@ caf::behavior device_twin(caf::stateful_actor<device_twin_state>* self, const st
 
 }  // namespace
 
-caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
-                             std::optional<device_state> replayed) {
+device_twin_actor spawn_device_twin(caf::actor_system& sys, std::string name,
+                                    const twin_context* ctx, std::optional<device_state> replayed) {
   return sys.spawn<caf::lazy_init>(device_twin, std::move(name), ctx, std::move(replayed));
 }
 

@@ -53,7 +53,8 @@ private:
 /// else from its snapshot. Handles apply, (snapshot, name) (replies
 /// snap_done to the sender) and view -> device_view. It keeps no copy of
 /// its name.
-caf::actor spawn_device_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
-                             std::optional<device_state> replayed = std::nullopt);
+device_twin_actor spawn_device_twin(caf::actor_system& sys, std::string name,
+                                    const twin_context* ctx,
+                                    std::optional<device_state> replayed = std::nullopt);
 
 }  // namespace healthtwin::actors

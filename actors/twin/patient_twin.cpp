@@ -192,7 +192,7 @@ struct patient_state {
   }
 
   // State that is not in the log goes to the shard to be written now.
-  void save(caf::event_based_actor* self) {
+  void save(auto* self) {
     save_snapshot(self, shard, ctx, twin_kind::patient, twin_name, dirty, [&] { return encode(); });
   }
 
@@ -267,7 +267,7 @@ struct patient_state {
     return std::to_string(++alerts_raised);
   }
 
-  void on_finding(caf::event_based_actor* self, const models::finding& f, int64_t time_ms) {
+  void on_finding(auto* self, const models::finding& f, int64_t time_ms) {
     auto i = std::find_if(alerts.begin(), alerts.end(), [&](const open_alert& a) { return a.is(f); });
     auto prefix = twin_name + "/alerts/";
     using change = models::finding::change;
@@ -303,7 +303,7 @@ struct patient_state {
     self->send(ctx->alert_hub, alert_raise_atom::value, std::move(a));
   }
 
-  void apply(caf::event_based_actor* self, const twin_work& work) {
+  void apply(auto* self, const twin_work& work) {
     auto& batch = *work.batch;
     if (batch.position > applied_position) {
       committing_ms = batch.receive_time_ms;
@@ -352,7 +352,7 @@ struct patient_state {
   // one observation time together, in time order, so the model scores
   // NEWS2 once per frame whatever the order of its readings. Readings that
   // are not valid are stored as such (a marker in the series), not charted.
-  void apply_frames(caf::event_based_actor* self) {
+  void apply_frames(auto* self) {
     if (pending.empty())
       return;
     std::stable_sort(pending.begin(), pending.end(), [](const pending_reading& a, const pending_reading& b) {
@@ -399,7 +399,7 @@ struct patient_state {
 
   // A clinician's settings (from this log position on) and observations
   // (ACVPU, oxygen: they count in NEWS2 with their own 12 h freshness).
-  void apply_clinician(caf::event_based_actor* self, const device_entry& entry) {
+  void apply_clinician(auto* self, const device_entry& entry) {
     if (entry.settings) {
       settings_logged = true;
       model.configure(*entry.settings);
@@ -417,7 +417,7 @@ struct patient_state {
 
   // Device health on the node clock: a device that stops sending is
   // reported even though no reading arrives to notice it.
-  void tick(caf::event_based_actor* self) {
+  void tick(auto* self) {
     auto t = now();
     findings.clear();
     health.tick(t, active_since_ms, model.settings(), findings);
@@ -432,7 +432,7 @@ struct patient_state {
   // A clinician resolves an alert by hand: forget its condition (it is
   // raised again after its onset delay if still present) and keep that in
   // a snapshot now, since it is not in the log.
-  void reset_condition(caf::event_based_actor* self, std::string_view alert_name) {
+  void reset_condition(auto* self, std::string_view alert_name) {
     auto id = models::parse_alert_name(alert_name);
     if (!id)
       return;
@@ -481,8 +481,9 @@ struct patient_state {
   }
 };
 
-caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string name,
-                           const twin_context* ctx, caf::actor_addr shard) {
+patient_twin_actor::behavior_type patient_twin(
+    patient_twin_actor::stateful_pointer<patient_state> self, std::string name,
+    const twin_context* ctx, caf::actor_addr shard) {
   auto& st = self->state;
   st.ctx = ctx;
   st.shard = std::move(shard);
@@ -495,7 +496,7 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
   return {
       [=](apply_atom, const twin_work& w) { self->state.apply(self, w); },
       [=](health_tick_atom) { self->state.tick(self); },
-      [=](snapshot_atom, const std::string&, twin_context_ref) {
+      [=](snapshot_atom, const snapshot_request&) {
         auto& st = self->state;
         answer_snapshot(self, st.ctx, twin_kind::patient, st.twin_name, st.dirty,
                         [&] { return st.encode(); });
@@ -509,19 +510,17 @@ caf::behavior patient_twin(caf::stateful_actor<patient_state>* self, std::string
                    alert_erasure{self->state.twin_name, std::move(done)});
         self->quit();
       },
-      [=](resolve_atom, const std::string& alert, const std::string& who,
-          const std::string& note) -> caf::delegated<alert_record> {
-        self->state.reset_condition(self, alert);
-        return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value,
-                              alert_action{alert, who, note});
+      [=](resolve_atom, const alert_action& a) -> caf::delegated<alert_record> {
+        self->state.reset_condition(self, a.name);
+        return self->delegate(self->state.ctx->alert_hub, alert_resolve_by_atom::value, a);
       },
   };
 }
 
 }  // namespace
 
-caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
-                              caf::actor_addr shard) {
+patient_twin_actor spawn_patient_twin(caf::actor_system& sys, std::string name,
+                                      const twin_context* ctx, caf::actor_addr shard) {
   return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard));
 }
 

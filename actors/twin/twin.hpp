@@ -13,6 +13,8 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/index/twin_index.hpp"
@@ -79,8 +81,11 @@ struct twin_work {
   const twin_context* ctx = nullptr;
 };
 
-/// The node's twin context as a message element (CAF refuses raw pointers).
-struct twin_context_ref {
+/// (snapshot, snapshot_request): a checkpoint asks a twin for its snapshot
+/// (a device twin keeps neither its name nor the node's twin context: the
+/// shard passes both).
+struct snapshot_request {
+  std::string name;
   const twin_context* ctx = nullptr;
 };
 
@@ -178,21 +183,21 @@ struct twin_context {
 
 // ---- messages ------------------------------------------------------------------
 using apply_atom = caf::atom_constant<caf::atom("apply")>;          ///< (apply, twin_work)
-/// (snapshot, name, twin_context_ref) -> (snap_done, twin_snapshot): see
-/// answer_snapshot.
+/// (snapshot, snapshot_request) -> (snap_done, twin_snapshot) to the shard:
+/// see answer_snapshot.
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using snapshot_done_atom = caf::atom_constant<caf::atom("snap_done")>;
 using snapshot_save_atom = caf::atom_constant<caf::atom("snap_save")>;  ///< (snap_save, twin_snapshot)
 using view_atom = caf::atom_constant<caf::atom("view")>;            ///< (view) -> *_view
 using series_atom = caf::atom_constant<caf::atom("series")>;        ///< (series, metric) -> series_cursor
 using registry_atom = caf::atom_constant<caf::atom("registry")>;    ///< (registry): reload record
-/// (resolve, alert_name, who, note) -> alert_record: a clinician resolves an
-/// alert by hand; the twin resets its condition and forwards to the hub.
+/// (resolve, alert_action) -> alert_record: a clinician resolves an alert by
+/// hand; the patient twin resets its condition and forwards to the hub.
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
-/// (erase, patient, erase_completion_ptr): the patient was erased (its key
-/// is already destroyed). Shard: drops the twin. Patient twin (erase,
-/// erase_completion_ptr): after everything queued before it, passes the
-/// erasure on to the alert hub (which deletes the records) and quits.
+/// The patient was erased (its key is already destroyed). Shard (erase,
+/// twin_erasure): drops the twin. Patient twin (erase, erase_completion_ptr):
+/// after everything queued before it, passes the erasure on to the alert
+/// hub (which deletes the records) and quits.
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// (health_tick): a patient twin checks its devices on the node clock. Its
 /// shard sends it to every patient twin it holds every device_tick_ms (one
@@ -211,6 +216,22 @@ struct twin_snapshot {
   std::string value;
 };
 
+/// The twins' protocols. Only their shard addresses them; a message a twin
+/// does not handle fails to compile at the sender.
+using device_twin_actor = caf::typed_actor<
+    caf::reacts_to<apply_atom, twin_work>,
+    caf::reacts_to<snapshot_atom, snapshot_request>,
+    caf::replies_to<view_atom>::with<device_view>>;
+using patient_twin_actor = caf::typed_actor<
+    caf::reacts_to<apply_atom, twin_work>,
+    caf::reacts_to<health_tick_atom>,
+    caf::reacts_to<snapshot_atom, snapshot_request>,
+    caf::replies_to<view_atom>::with<patient_view>,
+    caf::replies_to<series_atom, uint8_t>::with<series_cursor>,
+    caf::reacts_to<registry_atom>,
+    caf::replies_to<resolve_atom, alert_action>::with<alert_record>,
+    caf::reacts_to<erase_atom, erase_completion_ptr>>;
+
 /// spawn_device_twin: see device_twin.hpp.
 
 /// Adds every registered, not erased patient to `index` with its ward, bed
@@ -227,8 +248,8 @@ caf::error seed_twin_index(storage::store& store, twin_index& index,
 /// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert
 /// changes to ctx->alert_hub; checks its devices on each health_tick;
 /// sends snapshots of state that is not in the log to `shard`.
-caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const twin_context* ctx,
-                              caf::actor_addr shard);
+patient_twin_actor spawn_patient_twin(caf::actor_system& sys, std::string name,
+                                      const twin_context* ctx, caf::actor_addr shard);
 
 /// Snapshots are written by the twin's shard, in a few large batches per
 /// checkpoint: one RocksDB write per twin queued behind the ingest log's
@@ -241,17 +262,17 @@ caf::actor spawn_patient_twin(caf::actor_system& sys, std::string name, const tw
 /// answer_snapshot answers a checkpoint's request with (snap_done,
 /// twin_snapshot); save_snapshot sends state that is not in the log
 /// (snap_save, twin_snapshot) for the shard to write at once.
-void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
+void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
                      models::twin_kind kind, const std::string& name, bool& dirty,
                      const std::function<std::string()>& encode);
-void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
+void save_snapshot(caf::local_actor* self, const caf::actor_addr& shard,
                    const twin_context* ctx, models::twin_kind kind, const std::string& name,
                    bool& dirty, const std::function<std::string()>& encode);
 
 }  // namespace healthtwin::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_work)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_context_ref)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::snapshot_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::checkpoint_round_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_snapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::device_view)

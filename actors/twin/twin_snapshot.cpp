@@ -28,13 +28,14 @@ void hand_over(const twin_context* ctx, models::twin_kind kind, const std::strin
 
 }  // namespace
 
-void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
+void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
                      models::twin_kind kind, const std::string& name, bool& dirty,
                      const std::function<std::string()>& encode) {
   auto shard = caf::actor_cast<caf::actor>(self->current_sender());
   bool patient = kind == models::twin_kind::patient;
   auto send = [&](bool ok, std::string value) {
-    self->send(shard, snapshot_done_atom::value, twin_snapshot{ok, patient, name, std::move(value)});
+    caf::unsafe_send_as(self, shard, snapshot_done_atom::value,
+                        twin_snapshot{ok, patient, name, std::move(value)});
   };
   if (!dirty)
     send(true, {});
@@ -42,14 +43,15 @@ void answer_snapshot(caf::event_based_actor* self, const twin_context* ctx,
     hand_over(ctx, kind, name, dirty, encode, send);
 }
 
-void save_snapshot(caf::event_based_actor* self, const caf::actor_addr& shard,
+void save_snapshot(caf::local_actor* self, const caf::actor_addr& shard,
                    const twin_context* ctx, models::twin_kind kind, const std::string& name,
                    bool& dirty, const std::function<std::string()>& encode) {
   auto to = caf::actor_cast<caf::actor>(shard);
   bool patient = kind == models::twin_kind::patient;
   hand_over(ctx, kind, name, dirty, encode, [&](bool ok, std::string value) {
     if (ok && to)
-      self->send(to, snapshot_save_atom::value, twin_snapshot{true, patient, name, std::move(value)});
+      caf::unsafe_send_as(self, to, snapshot_save_atom::value,
+                          twin_snapshot{true, patient, name, std::move(value)});
   });
 }
 

@@ -1,10 +1,11 @@
-// Compiled by three CTest entries (tests/unit/CMakeLists.txt): with
-// PROTOCOL_RIGHT it must compile; with PROTOCOL_WRONG_HUB or
-// PROTOCOL_WRONG_SHARD it must not. The alert hub's and the shards' typed
-// protocols have no (al_ack, std::string) and no (series, std::string,
-// uint8_t) message — they carry alert_action and series_query — so a
-// message an actor does not handle is a compile error at the sender, not a
-// dropped message at run time.
+// Compiled by four CTest entries (tests/unit/CMakeLists.txt): with
+// PROTOCOL_RIGHT it must compile; with PROTOCOL_WRONG_HUB, _SHARD or _TWIN
+// it must not. The typed protocols of the alert hub, the shards and the
+// twins have no (al_ack, std::string), no (series, std::string, uint8_t)
+// and no (resolve, std::string, std::string, std::string) message — they
+// carry alert_action, series_query and alert_action — so a message an
+// actor does not handle is a compile error at the sender, not a dropped
+// message at run time.
 
 #include <string>
 
@@ -30,6 +31,17 @@ void ask_shard(caf::scoped_actor& self, const shard_actor& shard) {
 #else
   self->request(shard, std::chrono::seconds(1), series_atom::value, series_query{"p", 1})
       .receive([](series_cursor&) {}, [](caf::error&) {});
+#endif
+}
+
+void ask_twin(caf::scoped_actor& self, const patient_twin_actor& twin) {
+#ifdef PROTOCOL_WRONG_TWIN
+  self->request(twin, std::chrono::seconds(1), resolve_atom::value, std::string{"a"},
+                std::string{"nurse"}, std::string{})
+      .receive([](alert_record&) {}, [](caf::error&) {});
+#else
+  self->request(twin, std::chrono::seconds(1), resolve_atom::value, alert_action{"a", "nurse", ""})
+      .receive([](alert_record&) {}, [](caf::error&) {});
 #endif
 }
 

@@ -6,6 +6,7 @@
 
 #include "actors/alerts/alert_hub.hpp"
 #include "healthtwin/v1/alert.grpc.pb.h"
+#include "services/grpc/alert_stream.hpp"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -25,113 +26,15 @@ public:
 
   Status StreamAlerts(ServerContext* call, const v1::StreamAlertsRequest* req,
                       grpc::ServerWriter<v1::AlertEvent>* writer) override {
-    return env_.serve(call, "AlertService/StreamAlerts", [&](rpc_call& rc) -> Status {
-      actors::alert_filter filter;
-      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), req->patient(), filter); !st.ok())
-        return st;
-      if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
-        return st;
-      // In a cluster: a patient's alerts come from its owner; a tenant's are
-      // merged from every member (docs/cluster.md). A forwarded call is
-      // answered from this member alone.
-      std::unique_ptr<member_streams> others;
-      if (env_.ctx.forwarding && !call->client_metadata().count(forwarded_by_header)) {
-        if (!filter.patient.empty() && env_.owned_elsewhere(filter.patient)) {
-          if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-            return st;
-          // Resume tokens are the owner's; ends when the caller or the owner ends it.
-          return *env_.relay(call, filter.patient, writer, [&](owner_stubs& s, grpc::ClientContext& c) {
-            return s.alerts->StreamAlerts(&c, *req);
-          });
-        }
-        if (filter.patient.empty()) {
-          if (req->has_resume_after())
-            return invalid_argument("resume_after",
-                                    "a cluster's members number their events each on their own: "
-                                    "resume a patient's stream, or reconnect without it and catch "
-                                    "up with ListAlerts");
-          others = std::make_unique<member_streams>(env_, call, *req);
-        }
-      }
-      if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-        return st;
-      auto sink = std::make_shared<actors::alert_sink>(filter);
-      auto last = env_.ask<uint64_t>(env_.ctx.alert_hub, env_.settings.call_timeout,
-                                     actors::alert_sub_atom::value, sink);
-      if (!last)
-        return to_status(last.error());
-      auto unsubscribe = [&] {
-        sink->close();
-        caf::anon_send(env_.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
-      };
-      uint64_t sent = req->has_resume_after() ? req->resume_after() : *last;
-      if (req->has_resume_after() && req->resume_after() > *last) {
-        unsubscribe();
-        return invalid_argument("resume_after", "is beyond the newest event of this node");
-      }
-      // Replay what the subscriber missed, from the store, then go live: the
-      // hub pushes only events after *last into the sink.
-      if (req->has_resume_after()) {
-        bool ok = true;
-        storage::alert_table table{*env_.ctx.store};
-        auto err = table.scan_events(req->resume_after(), [&](uint64_t seq, std::string_view bytes) {
-          if (seq > *last)
-            return false;
-          actors::alert_event e;
-          if (!actors::parse(bytes, e))
-            return true;
-          if (filter.matches(e.alert)) {
-            v1::AlertEvent out;
-            to_api(e, &out);
-            ok = writer->Write(out);
-          }
-          sent = seq;
-          return ok;
-        });
-        if (err || !ok) {
-          unsubscribe();
-          return err ? to_status(err) : Status(grpc::StatusCode::CANCELLED, "client went away");
-        }
-      }
-      while (!call->IsCancelled() && !env_.stopping) {
-        if (others) {  // other members' events first, as they came
-          bool ok = true;
-          for (auto& x : others->take())
-            ok = ok && writer->Write(x);
-          if (!ok)
-            break;
-        }
-        auto e = sink->pop(std::chrono::milliseconds(others ? 50 : 200));
-        if (!e) {
-          if (sink->overflowed()) {
-            unsubscribe();
-            return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED, refusal::subscriber_behind,
-                               "subscriber fell behind; reconnect with resume_after=" +
-                                   std::to_string(sent),
-                               std::chrono::milliseconds(100));
-          }
-          continue;
-        }
-        v1::AlertEvent out;
-        to_api(*e, &out);
-        if (!writer->Write(out))
-          break;
-        sent = e->sequence;
-      }
-      unsubscribe();
-      if (env_.stopping)
-        return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shutting_down,
-                           "node is shutting down; reconnect with resume_after=" + std::to_string(sent),
-                           std::chrono::milliseconds(1000));
-      return Status::OK;
-    });
+    return stream_alerts(env_, call, *req, writer);  // alert_stream.cpp
   }
 
   Status ListAlerts(ServerContext* call, const v1::ListAlertsRequest* req,
                     v1::ListAlertsResponse* resp) override {
     return env_.serve(call, "AlertService/ListAlerts", [&](rpc_call& rc) -> Status {
       actors::alert_filter filter;
-      if (auto st = parse_filter(req->parent(), req->ward(), req->min_priority(), req->patient(), filter);
+      if (auto st = parse_alert_filter(req->parent(), req->ward(), req->min_priority(),
+                                       req->patient(), filter);
           !st.ok())
         return st;
       for (auto s : req->states()) {
@@ -290,81 +193,6 @@ public:
   }
 
 private:
-  // A merged StreamAlerts' feed from every other member: one thread per
-  // member keeps a forwarded StreamAlerts open there (reconnecting every
-  // second while it is down, resuming after the last event it had from it,
-  // so a member's restart loses none of its events), and queues its events
-  // for the caller's stream, which alone writes.
-  class member_streams {
-  public:
-    member_streams(service_env& env, const grpc::ServerContextBase* call,
-                   const v1::StreamAlertsRequest& req) {
-      auto& fwd = *env.ctx.forwarding;
-      for (auto m : fwd.others())
-        threads_.emplace_back([this, &env, &fwd, call, req, m] { follow(env, fwd, call, req, m); });
-    }
-
-    ~member_streams() {
-      {
-        std::lock_guard<std::mutex> g{mtx_};
-        stopping_ = true;
-        for (auto* c : open_)
-          c->TryCancel();
-      }
-      wake_.notify_all();
-      for (auto& t : threads_)
-        t.join();
-    }
-
-    std::vector<v1::AlertEvent> take() {
-      std::lock_guard<std::mutex> g{mtx_};
-      std::vector<v1::AlertEvent> out;
-      out.swap(events_);
-      return out;
-    }
-
-  private:
-    void follow(service_env& env, owner_forwarding& fwd, const grpc::ServerContextBase* call,
-                v1::StreamAlertsRequest req, uint32_t m) {
-      for (;;) {
-        auto stubs = fwd.stubs(m);
-        if (stubs) {
-          grpc::ClientContext ctx;
-          env.prepare_forwarded(call, ctx, true);
-          {
-            std::lock_guard<std::mutex> g{mtx_};
-            if (stopping_)
-              return;
-            open_.push_back(&ctx);
-          }
-          auto reader = stubs->alerts->StreamAlerts(&ctx, req);
-          v1::AlertEvent e;
-          while (reader->Read(&e)) {
-            req.set_resume_after(e.resume_token());
-            std::lock_guard<std::mutex> g{mtx_};
-            if (events_.size() < 10'000)  // the caller's stream fell behind: drop
-              events_.push_back(e);
-          }
-          auto st = reader->Finish();
-          if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
-            req.clear_resume_after();  // it lost events it numbered (a wiped member)
-          std::lock_guard<std::mutex> g{mtx_};
-          open_.erase(std::find(open_.begin(), open_.end(), &ctx));
-        }
-        std::unique_lock<std::mutex> lock{mtx_};
-        if (wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; }))
-          return;
-      }
-    }
-
-    std::mutex mtx_;
-    std::condition_variable wake_;
-    bool stopping_ = false;
-    std::vector<grpc::ClientContext*> open_;
-    std::vector<v1::AlertEvent> events_;
-    std::vector<std::thread> threads_;
-  };
-
   // Adds the first `limit` alerts of every other member (ListAlerts made
   // there as forwarded calls, in parallel, within the caller's deadline) to
   // `alerts`, newest first as the hub orders them; names the members that
@@ -433,34 +261,35 @@ private:
     return rc.allow({name->tenant, {}});
   }
 
-  Status parse_filter(const std::string& parent, const std::string& ward, v1::Priority min,
-                      const std::string& patient, actors::alert_filter& out) {
-    std::vector<field_violation> bad;
-    auto tenant = models::parse_tenant_name(parent);
-    if (!tenant)
-      bad.push_back({"parent", "must be tenants/{tenant}"});
-    if (!patient.empty()) {
-      auto p = models::parse_twin_name(patient);
-      if (!p || p->kind != models::twin_kind::patient || (tenant && p->tenant != *tenant))
-        bad.push_back({"patient", "must be a patient of the parent: tenants/{tenant}/patients/{patient}"});
-    }
-    if (!valid_label(ward, 64, true))
-      bad.push_back({"ward", "must be at most 64 characters without control characters"});
-    if (min < v1::PRIORITY_UNSPECIFIED || min > v1::PRIORITY_HIGH)
-      bad.push_back({"min_priority", "must be a known Priority"});
-    if (!bad.empty())
-      return invalid_argument(bad);
-    out.tenant = std::string{*tenant};
-    out.ward = ward;
-    out.min_priority = static_cast<models::priority>(min);
-    out.patient = patient;
-    return Status::OK;
-  }
-
   service_env& env_;
 };
 
 }  // namespace
+
+grpc::Status parse_alert_filter(const std::string& parent, const std::string& ward, v1::Priority min,
+                                const std::string& patient, actors::alert_filter& out) {
+  std::vector<field_violation> bad;
+  auto tenant = models::parse_tenant_name(parent);
+  if (!tenant)
+    bad.push_back({"parent", "must be tenants/{tenant}"});
+  if (!patient.empty()) {
+    auto p = models::parse_twin_name(patient);
+    if (!p || p->kind != models::twin_kind::patient || (tenant && p->tenant != *tenant))
+      bad.push_back({"patient", "must be a patient of the parent: tenants/{tenant}/patients/{patient}"});
+  }
+  if (!valid_label(ward, 64, true))
+    bad.push_back({"ward", "must be at most 64 characters without control characters"});
+  if (min < v1::PRIORITY_UNSPECIFIED || min > v1::PRIORITY_HIGH)
+    bad.push_back({"min_priority", "must be a known Priority"});
+  if (!bad.empty())
+    return invalid_argument(bad);
+  out.tenant = std::string{*tenant};
+  out.ward = ward;
+  out.min_priority = static_cast<models::priority>(min);
+  out.patient = patient;
+  return Status::OK;
+}
+
 
 std::unique_ptr<grpc::Service> make_alert_service(service_env& env) {
   return std::make_unique<alert_service>(env);

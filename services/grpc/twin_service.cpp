@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <google/protobuf/util/field_mask_util.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
@@ -15,6 +14,7 @@
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "services/grpc/twin_reads.hpp"
 #include "storage/registry.hpp"
 #include "storage/series_table.hpp"
 
@@ -33,35 +33,6 @@ constexpr int32_t max_twin_page = 500;
 
 using google::protobuf::FieldMask;
 using google::protobuf::util::FieldMaskUtil;
-
-// Every path of a read mask must name a field of the twin message.
-template <class Twin = v1::PatientTwin>
-std::optional<field_violation> check_read_mask(const FieldMask& mask) {
-  auto bad = check_mask(mask, "read_mask", Twin::descriptor());
-  if (bad.empty())
-    return std::nullopt;
-  return bad.front();
-}
-
-void apply_read_mask(const FieldMask& mask, google::protobuf::Message* twin) {
-  if (mask.paths_size() > 0)
-    FieldMaskUtil::TrimMessage(mask, twin);
-}
-
-// A watch request's read mask and min_interval (1 s by default, 100 ms ..
-// 60 s): the interval, or what is wrong.
-template <class Twin, class Request>
-std::optional<std::chrono::milliseconds> check_watch(const Request& req,
-                                                     std::vector<field_violation>& bad) {
-  if (auto m = check_read_mask<Twin>(req.read_mask()))
-    bad.push_back(*m);
-  auto ms = std::chrono::milliseconds(req.has_min_interval() ? to_ms(req.min_interval()) : 1000);
-  if (ms.count() < 100 || ms.count() > 60'000)
-    bad.push_back({"min_interval", "must be between 100 ms and 60 s"});
-  if (!bad.empty())
-    return std::nullopt;
-  return ms;
-}
 
 // A list page token: the offset into the ordered matches and a fingerprint
 // of the query, so a token is not taken with another filter or order.
@@ -96,7 +67,7 @@ public:
         return *fwd;
       if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
         return st;
-      if (auto st = read_patient_twin(call, req->name(), resp); !st.ok())
+      if (auto st = read_patient_twin(env_, call, req->name(), resp); !st.ok())
         return st;
       apply_read_mask(req->read_mask(), resp);
       return Status::OK;
@@ -160,7 +131,7 @@ public:
         auto fwd = env_.forward(call, name, [&](owner_stubs& s, grpc::ClientContext& c) {
           return s.twins->GetPatientTwin(&c, get, &twin);
         });
-        st = fwd ? *fwd : read_patient_twin(call, name, &twin);
+        st = fwd ? *fwd : read_patient_twin(env_, call, name, &twin);
         if (st.error_code() == grpc::StatusCode::NOT_FOUND)
           continue;  // erased since the summaries were read
         if (owner && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
@@ -182,26 +153,7 @@ public:
 
   Status WatchPatientTwin(ServerContext* call, const v1::WatchPatientTwinRequest* req,
                           grpc::ServerWriter<v1::PatientTwin>* writer) override {
-    return env_.serve(call, "TwinService/WatchPatientTwin", [&](rpc_call& rc) -> Status {
-      std::vector<field_violation> bad;
-      auto interval = check_watch<v1::PatientTwin>(*req, bad);
-      if (!interval)
-        return invalid_argument(bad);
-      if (env_.owned_elsewhere(req->name())) {  // relayed from its owner
-        if (auto st = allow_patient(rc, req->name(), "name"); !st.ok())
-          return st;
-        if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-          return st;
-        return *env_.relay(call, req->name(), writer, [&](owner_stubs& s, grpc::ClientContext& c) {
-          return s.twins->WatchPatientTwin(&c, *req);
-        });
-      }
-      if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
-        return st;
-      return watch(call, rc, writer, *interval, req->read_mask(), [&](v1::PatientTwin* twin) {
-        return read_patient_twin(call, req->name(), twin);
-      });
-    });
+    return watch_patient_twin(env_, call, *req, writer);  // twin_watch.cpp
   }
 
   Status GetDeviceTwin(ServerContext* call, const v1::GetDeviceTwinRequest* req,
@@ -218,7 +170,7 @@ public:
       storage::device_record rec;
       if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
         return st;
-      if (auto st = read_device_twin(call, rec, resp); !st.ok())
+      if (auto st = read_device_twin(env_, call, rec, resp); !st.ok())
         return st;
       apply_read_mask(req->read_mask(), resp);
       return Status::OK;
@@ -227,33 +179,7 @@ public:
 
   Status WatchDeviceTwin(ServerContext* call, const v1::WatchDeviceTwinRequest* req,
                          grpc::ServerWriter<v1::DeviceTwin>* writer) override {
-    return env_.serve(call, "TwinService/WatchDeviceTwin", [&](rpc_call& rc) -> Status {
-      std::vector<field_violation> bad;
-      auto interval = check_watch<v1::DeviceTwin>(*req, bad);
-      if (!interval)
-        return invalid_argument(bad);
-      if (env_.owned_elsewhere(req->name())) {  // relayed from its owner
-        if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
-          return st;
-        if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-          return st;
-        return *env_.relay(call, req->name(), writer, [&](owner_stubs& s, grpc::ClientContext& c) {
-          return s.twins->WatchDeviceTwin(&c, *req);
-        });
-      }
-      storage::device_record rec;
-      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
-        return st;
-      return watch(call, rc, writer, *interval, req->read_mask(), [&](v1::DeviceTwin* twin) {
-        // The registry part (shadow, assignment) can change too.
-        auto now = storage::registry{*env_.ctx.store}.get_device(req->name());
-        if (!now)
-          return to_status(now.error());
-        if (!*now)
-          return Status(grpc::StatusCode::NOT_FOUND, "device not found");
-        return read_device_twin(call, **now, twin);
-      });
-    });
+    return watch_device_twin(env_, call, *req, writer);  // twin_watch.cpp
   }
 
   Status GetVitalsHistory(ServerContext* call, const v1::GetVitalsHistoryRequest* req,
@@ -342,65 +268,6 @@ public:
   }
 
 private:
-  // The twin of one device (access already checked): its view and its
-  // registry record.
-  Status read_device_twin(ServerContext* call, const storage::device_record& rec, v1::DeviceTwin* out) {
-    auto view = env_.ask<actors::device_view>(env_.shard_for(rec.name), env_.timeout(call),
-                                              actors::device_view_atom::value, rec.name);
-    if (!view)
-      return to_status(view.error());
-    bool online = view->last_receive_time_ms != 0 &&
-                  service_env::now_ms() - view->last_receive_time_ms <=
-                      env_.settings.heartbeat_timeout.count();
-    to_api(*view, rec, online, out);
-    return Status::OK;
-  }
-
-  // The frame of a twin watch: its opening on record, then read(twin) every
-  // interval, sent (trimmed by the mask) when it changed, until the caller
-  // cancels (CANCELLED), the node stops (CANCELLED) or the deadline (OK).
-  template <class Twin, class Read>
-  Status watch(ServerContext* call, const rpc_call& rc, grpc::ServerWriter<Twin>* writer,
-               std::chrono::milliseconds interval, const FieldMask& mask, Read read) {
-    if (auto st = env_.audit_stream_opened(call, rc); !st.ok())
-      return st;
-    std::optional<Twin> last;
-    for (;;) {
-      Twin twin;
-      if (auto st = read(&twin); !st.ok())
-        return st;
-      apply_read_mask(mask, &twin);
-      if (!last || !google::protobuf::util::MessageDifferencer::Equals(*last, twin)) {
-        if (!writer->Write(twin))
-          return Status::OK;  // the caller went away
-        last = std::move(twin);
-      }
-      auto next = std::chrono::system_clock::now() + interval;
-      while (std::chrono::system_clock::now() < next) {
-        if (call->IsCancelled() || env_.stopping)
-          return Status(grpc::StatusCode::CANCELLED, "the watch ended");
-        if (call->deadline() <= std::chrono::system_clock::now())
-          return Status::OK;  // watched until the caller's deadline
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-  }
-
-  // The twin of one patient (access already checked): its view and its
-  // open alerts.
-  Status read_patient_twin(ServerContext* call, const std::string& name, v1::PatientTwin* out) {
-    auto view = env_.ask<actors::patient_view>(env_.shard_for(name), env_.timeout(call),
-                                               actors::patient_view_atom::value, name);
-    if (!view)
-      return to_status(view.error());
-    auto alerts = env_.ask<std::vector<actors::alert_record>>(
-        env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, name);
-    if (!alerts)
-      return to_status(alerts.error());
-    to_api(*view, *alerts, out);
-    return Status::OK;
-  }
-
   // Asks every other member for its first `limit` patients matching the
   // query, in parallel, within the call's deadline; adds them to
   // `patients` and returns how many match there. Members that do not

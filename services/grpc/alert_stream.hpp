@@ -1,0 +1,25 @@
+#pragma once
+// Private to services/grpc: AlertService's stream (alert_stream.cpp) and the
+// filter fields it shares with ListAlerts (alert_service.cpp).
+
+#include <string>
+
+#include "actors/alerts/alert_hub.hpp"
+#include "healthtwin/v1/alert.grpc.pb.h"
+#include "services/grpc/service_env.hpp"
+
+namespace healthtwin::services {
+
+/// The alert filter of a request: `parent` a tenant, `patient` (optional)
+/// one of its patients, `ward` a label, `min` a known priority;
+/// INVALID_ARGUMENT naming each bad field otherwise.
+grpc::Status parse_alert_filter(const std::string& parent, const std::string& ward,
+                                v1::Priority min, const std::string& patient,
+                                actors::alert_filter& out);
+
+/// AlertService.StreamAlerts.
+grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
+                           const v1::StreamAlertsRequest& req,
+                           grpc::ServerWriter<v1::AlertEvent>* writer);
+
+}  // namespace healthtwin::services

@@ -150,45 +150,45 @@ public:
   Status SilenceAlerts(ServerContext* call, const v1::SilenceAlertsRequest* req,
                        v1::SilenceAlertsResponse* resp) override {
     return env_.serve(call, "AlertService/SilenceAlerts", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->patient(), "patient"), req->patient(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.alerts->SilenceAlerts(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
-        return st;
-      std::vector<field_violation> bad;
-      if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
-        bad.push_back({"metric", "unknown metric"});
-      auto duration_ms = to_ms(req->duration());
-      if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
-        bad.push_back({"duration", "must be between 1 s and " +
-                                       std::to_string(actors::max_silence_ms / 60'000) +
-                                       " min"});
-      auto silenced_by = acting_as(rc, req->silenced_by());
-      if (!valid_label(silenced_by, 128))
-        bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
-      if (!valid_note(req->reason(), max_note_bytes))
-        bad.push_back({"reason", "must be at most 1000 characters, without control characters other "
-                                 "than line feed and tab"});
-      if (!bad.empty())
-        return invalid_argument(bad);
-      actors::alert_silence s;
-      s.patient = req->patient();
-      s.subject = static_cast<models::metric>(req->metric());
-      s.until_ms = service_env::now_ms() + duration_ms;
-      s.silenced_by = silenced_by;
-      s.reason = req->reason();
-      auto until = s.until_ms;
-      auto alerts = env_.ask<std::vector<actors::alert_record>>(
-          env_.ctx.alert_hub, env_.timeout(call), actors::alert_silence_atom::value, std::move(s));
-      if (!alerts)
-        return to_status(alerts.error(), "silence");
-      set_timestamp(resp->mutable_silenced_until(), until);
-      for (auto& a : *alerts)
-        to_api(a, resp->add_alerts());
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+              return st;
+            std::vector<field_violation> bad;
+            if (req->metric() != v1::METRIC_UNSPECIFIED && !models::metric_from_number(req->metric()))
+              bad.push_back({"metric", "unknown metric"});
+            auto duration_ms = to_ms(req->duration());
+            if (duration_ms < 1000 || duration_ms > actors::max_silence_ms)
+              bad.push_back({"duration", "must be between 1 s and " +
+                                             std::to_string(actors::max_silence_ms / 60'000) +
+                                             " min"});
+            auto silenced_by = acting_as(rc, req->silenced_by());
+            if (!valid_label(silenced_by, 128))
+              bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
+            if (!valid_note(req->reason(), max_note_bytes))
+              bad.push_back({"reason", "must be at most 1000 characters, without control characters other "
+                                       "than line feed and tab"});
+            if (!bad.empty())
+              return invalid_argument(bad);
+            actors::alert_silence s;
+            s.patient = req->patient();
+            s.subject = static_cast<models::metric>(req->metric());
+            s.until_ms = service_env::now_ms() + duration_ms;
+            s.silenced_by = silenced_by;
+            s.reason = req->reason();
+            auto until = s.until_ms;
+            auto alerts = env_.ask<std::vector<actors::alert_record>>(
+                env_.ctx.alert_hub, env_.timeout(call), actors::alert_silence_atom::value, std::move(s));
+            if (!alerts)
+              return to_status(alerts.error(), "silence");
+            set_timestamp(resp->mutable_silenced_until(), until);
+            for (auto& a : *alerts)
+              to_api(a, resp->add_alerts());
+            return Status::OK;
+          });
     });
   }
 

@@ -101,95 +101,95 @@ public:
   Status GetPatientSettings(ServerContext* call, const v1::GetPatientSettingsRequest* req,
                             v1::PatientSettings* resp) override {
     return env_.serve(call, "ClinicalService/GetPatientSettings", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->patient(), "patient"), req->patient(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.clinical->GetPatientSettings(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
-        return st;
-      auto view = env_.ask<actors::patient_view>(env_.shard_for(req->patient()), env_.timeout(call),
-                                                 actors::patient_view_atom::value, req->patient());
-      if (!view)
-        return to_status(view.error());
-      to_api(view->settings, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+              return st;
+            auto view = env_.ask<actors::patient_view>(env_.shard_for(req->patient()), env_.timeout(call),
+                                                       actors::patient_view_atom::value, req->patient());
+            if (!view)
+              return to_status(view.error());
+            to_api(view->settings, resp);
+            return Status::OK;
+          });
     });
   }
 
   Status UpdatePatientSettings(ServerContext* call, const v1::UpdatePatientSettingsRequest* req,
                                v1::PatientSettings* resp) override {
     return env_.serve(call, "ClinicalService/UpdatePatientSettings", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->patient(), "patient"), req->patient(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.clinical->UpdatePatientSettings(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
-        return st;
-      std::vector<field_violation> bad;
-      auto settings = from_api(req->settings(), bad);
-      auto updated_by = acting_as(rc, req->updated_by());
-      if (!valid_label(updated_by, 128))
-        bad.push_back({"updated_by", "must be 1-128 characters without control characters"});
-      if (!bad.empty())
-        return invalid_argument(bad);
-      actors::patient_input in;
-      in.patient = req->patient();
-      in.recorded_by = updated_by;
-      in.settings = std::make_shared<const models::patient_settings>(settings);
-      auto r = env_.sequence(call, std::move(in));
-      if (r.error)
-        return to_status(r.error);
-      to_api(settings, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+              return st;
+            std::vector<field_violation> bad;
+            auto settings = from_api(req->settings(), bad);
+            auto updated_by = acting_as(rc, req->updated_by());
+            if (!valid_label(updated_by, 128))
+              bad.push_back({"updated_by", "must be 1-128 characters without control characters"});
+            if (!bad.empty())
+              return invalid_argument(bad);
+            actors::patient_input in;
+            in.patient = req->patient();
+            in.recorded_by = updated_by;
+            in.settings = std::make_shared<const models::patient_settings>(settings);
+            auto r = env_.sequence(call, std::move(in));
+            if (r.error)
+              return to_status(r.error);
+            to_api(settings, resp);
+            return Status::OK;
+          });
     });
   }
 
   Status RecordObservations(ServerContext* call, const v1::RecordObservationsRequest* req,
                             v1::RecordObservationsResponse* resp) override {
     return env_.serve(call, "ClinicalService/RecordObservations", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->patient(), "patient"), req->patient(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.clinical->RecordObservations(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
-        return st;
-      std::vector<field_violation> bad;
-      if (!req->has_consciousness() && !req->has_oxygen_flow())
-        bad.push_back({"consciousness", "set consciousness and/or oxygen_flow"});
-      if (req->has_consciousness() && req->consciousness() > 4)
-        bad.push_back({"consciousness", "must be an ACVPU code 0-4"});
-      auto o2 = models::range_of(metric::oxygen_flow);
-      if (req->has_oxygen_flow() &&
-          !(std::isfinite(req->oxygen_flow()) && req->oxygen_flow() >= o2.min &&
-            req->oxygen_flow() <= o2.max))
-        bad.push_back({"oxygen_flow", "must be 0-60 L/min"});
-      auto now = service_env::now_ms();
-      auto t = req->has_observe_time() ? to_ms(req->observe_time()) : now;
-      if (t <= 0 || t > now + env_.settings.max_clock_skew.count())
-        bad.push_back({"observe_time", "must not be in the future"});
-      auto recorded_by = acting_as(rc, req->recorded_by());
-      if (!valid_label(recorded_by, 128))
-        bad.push_back({"recorded_by", "must be 1-128 characters without control characters"});
-      if (!bad.empty())
-        return invalid_argument(bad);
-      actors::patient_input in;
-      in.patient = req->patient();
-      in.recorded_by = recorded_by;
-      if (req->has_consciousness())
-        in.observations.push_back({0, t, metric::consciousness, static_cast<double>(req->consciousness())});
-      if (req->has_oxygen_flow())
-        in.observations.push_back({0, t, metric::oxygen_flow, req->oxygen_flow()});
-      auto r = env_.sequence(call, std::move(in));
-      if (r.error)
-        return to_status(r.error);
-      set_timestamp(resp->mutable_observe_time(), t);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+              return st;
+            std::vector<field_violation> bad;
+            if (!req->has_consciousness() && !req->has_oxygen_flow())
+              bad.push_back({"consciousness", "set consciousness and/or oxygen_flow"});
+            if (req->has_consciousness() && req->consciousness() > 4)
+              bad.push_back({"consciousness", "must be an ACVPU code 0-4"});
+            auto o2 = models::range_of(metric::oxygen_flow);
+            if (req->has_oxygen_flow() &&
+                !(std::isfinite(req->oxygen_flow()) && req->oxygen_flow() >= o2.min &&
+                  req->oxygen_flow() <= o2.max))
+              bad.push_back({"oxygen_flow", "must be 0-60 L/min"});
+            auto now = service_env::now_ms();
+            auto t = req->has_observe_time() ? to_ms(req->observe_time()) : now;
+            if (t <= 0 || t > now + env_.settings.max_clock_skew.count())
+              bad.push_back({"observe_time", "must not be in the future"});
+            auto recorded_by = acting_as(rc, req->recorded_by());
+            if (!valid_label(recorded_by, 128))
+              bad.push_back({"recorded_by", "must be 1-128 characters without control characters"});
+            if (!bad.empty())
+              return invalid_argument(bad);
+            actors::patient_input in;
+            in.patient = req->patient();
+            in.recorded_by = recorded_by;
+            if (req->has_consciousness())
+              in.observations.push_back({0, t, metric::consciousness, static_cast<double>(req->consciousness())});
+            if (req->has_oxygen_flow())
+              in.observations.push_back({0, t, metric::oxygen_flow, req->oxygen_flow()});
+            auto r = env_.sequence(call, std::move(in));
+            if (r.error)
+              return to_status(r.error);
+            set_timestamp(resp->mutable_observe_time(), t);
+            return Status::OK;
+          });
     });
   }
 

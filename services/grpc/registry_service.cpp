@@ -39,21 +39,21 @@ public:
       storage::patient_record p;
       p.name = models::patient_name(*tenant, req->patient_id());
       rc.resource = p.name;
-      if (auto st = rc.allow({*tenant, {}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, p.name, [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({*tenant, {}}), p.name,
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->CreatePatient(&c, *req, resp);
-          }))
-        return *fwd;
-      p.ward = req->patient().ward();
-      p.bed = req->patient().bed();
-      p.spo2_scale2 = req->patient().spo2_scale2();
-      p.home_region = req->patient().home_region();
-      auto r = run(call, actors::create_patient{std::move(p)});
-      if (r.error)
-        return to_status(r.error, "patient");
-      to_api(r.patient, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            p.ward = req->patient().ward();
+            p.bed = req->patient().bed();
+            p.spo2_scale2 = req->patient().spo2_scale2();
+            p.home_region = req->patient().home_region();
+            auto r = run(call, actors::create_patient{std::move(p)});
+            if (r.error)
+              return to_status(r.error, "patient");
+            to_api(r.patient, resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -63,19 +63,19 @@ public:
       if (!name || name->kind != models::twin_kind::patient)
         return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
       rc.resource = req->name();
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({name->tenant, {}}), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->GetPatient(&c, *req, resp);
-          }))
-        return *fwd;
-      auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
-      if (!rec)
-        return to_status(rec.error());
-      if (!*rec)
-        return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
-      to_api(**rec, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            auto rec = storage::registry{*env_.ctx.store}.get_patient(req->name());
+            if (!rec)
+              return to_status(rec.error());
+            if (!*rec)
+              return Status(grpc::StatusCode::NOT_FOUND, "patient not found");
+            to_api(**rec, resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -108,22 +108,22 @@ public:
       if (!bad.empty())
         return invalid_argument(bad);
       rc.resource = in.name();
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, in.name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({name->tenant, {}}), in.name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->UpdatePatient(&c, *req, resp);
-          }))
-        return *fwd;
-      cmd.fields.name = in.name();
-      cmd.fields.ward = in.ward();
-      cmd.fields.bed = in.bed();
-      cmd.fields.home_region = in.home_region();
-      cmd.fields.spo2_scale2 = in.spo2_scale2();
-      auto r = run(call, std::move(cmd));
-      if (r.error)
-        return to_status(r.error, "patient");
-      to_api(r.patient, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            cmd.fields.name = in.name();
+            cmd.fields.ward = in.ward();
+            cmd.fields.bed = in.bed();
+            cmd.fields.home_region = in.home_region();
+            cmd.fields.spo2_scale2 = in.spo2_scale2();
+            auto r = run(call, std::move(cmd));
+            if (r.error)
+              return to_status(r.error, "patient");
+            to_api(r.patient, resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -144,34 +144,34 @@ public:
       storage::device_record d;
       d.name = models::device_name(*tenant, req->device_id());
       rc.resource = d.name;
-      if (auto st = rc.allow({*tenant, {}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, d.name, [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({*tenant, {}}), d.name,
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->CreateDevice(&c, *req, resp);
-          }))
-        return *fwd;
-      d.type = *type;
-      auto r = run(call, actors::create_device{std::move(d)});
-      if (r.error)
-        return to_status(r.error, "device");
-      to_api(r.device, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            d.type = *type;
+            auto r = run(call, actors::create_device{std::move(d)});
+            if (r.error)
+              return to_status(r.error, "device");
+            to_api(r.device, resp);
+            return Status::OK;
+          });
     });
   }
 
   Status GetDevice(ServerContext* call, const v1::GetDeviceRequest* req, v1::Device* resp) override {
     return env_.serve(call, "RegistryService/GetDevice", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->name(), "name"), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->GetDevice(&c, *req, resp);
-          }))
-        return *fwd;
-      storage::device_record rec;
-      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
-        return st;
-      to_api(rec, resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            storage::device_record rec;
+            if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
+              return st;
+            to_api(rec, resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -190,111 +190,111 @@ public:
       if (!bad.empty())
         return invalid_argument(bad);
       rc.resource = req->device();
-      if (auto st = rc.allow({dev->tenant, {dev->id}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({dev->tenant, {dev->id}}), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->AssignDevice(&c, *req, resp);
-          }))
-        return *fwd;
-      if (env_.owned_elsewhere(req->patient())) {
-        storage::device_record d;
-        if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
-          return st;
-        return assign_elsewhere(call, d, req->patient(), resp);
-      }
-      return assign(call, req->device(), req->patient(), resp);
+          },
+          [&]() -> Status {
+            if (env_.owned_elsewhere(req->patient())) {
+              storage::device_record d;
+              if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+                return st;
+              return assign_elsewhere(call, d, req->patient(), resp);
+            }
+            return assign(call, req->device(), req->patient(), resp);
+          });
     });
   }
 
   Status UnassignDevice(ServerContext* call, const v1::UnassignDeviceRequest* req,
                         v1::Device* resp) override {
     return env_.serve(call, "RegistryService/UnassignDevice", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->device(), "device"), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->UnassignDevice(&c, *req, resp);
-          }))
-        return *fwd;
-      storage::device_record d;
-      if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
-        return st;
-      if (!d.patient.empty() && env_.owned_elsewhere(d.patient))
-        return assign_elsewhere(call, d, {}, resp);
-      return assign(call, req->device(), {}, resp);
+          },
+          [&]() -> Status {
+            storage::device_record d;
+            if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+              return st;
+            if (!d.patient.empty() && env_.owned_elsewhere(d.patient))
+              return assign_elsewhere(call, d, {}, resp);
+            return assign(call, req->device(), {}, resp);
+          });
     });
   }
 
   Status DecommissionDevice(ServerContext* call, const v1::DecommissionDeviceRequest* req,
                             v1::Device* resp) override {
     return env_.serve(call, "RegistryService/DecommissionDevice", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->device(), "device"), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->DecommissionDevice(&c, *req, resp);
-          }))
-        return *fwd;
-      // In a cluster, a patient on another member has it unlinked there first.
-      storage::device_record d;
-      if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
-        return st;
-      bool elsewhere = !d.patient.empty() && d.decommission_time_ms == 0 &&
-                       env_.owned_elsewhere(d.patient);
-      if (elsewhere)
-        if (auto st = env_.link_elsewhere(call, d.patient, req->device(), false); !st.ok())
-          return st;
-      auto r = run(call, actors::decommission_device{req->device(), elsewhere});
-      if (r.error && elsewhere)  // still attached here: linked there again, as AssignDevice does
-        (void)env_.link_elsewhere(call, d.patient, req->device(), true);
-      return reply(r, resp);
+          },
+          [&]() -> Status {
+            // In a cluster, a patient on another member has it unlinked there first.
+            storage::device_record d;
+            if (auto st = find_device(env_, rc, req->device(), "device", d); !st.ok())
+              return st;
+            bool elsewhere = !d.patient.empty() && d.decommission_time_ms == 0 &&
+                             env_.owned_elsewhere(d.patient);
+            if (elsewhere)
+              if (auto st = env_.link_elsewhere(call, d.patient, req->device(), false); !st.ok())
+                return st;
+            auto r = run(call, actors::decommission_device{req->device(), elsewhere});
+            if (r.error && elsewhere)  // still attached here: linked there again, as AssignDevice does
+              (void)env_.link_elsewhere(call, d.patient, req->device(), true);
+            return reply(r, resp);
+          });
     });
   }
 
   Status UpdateDesiredConfig(ServerContext* call, const v1::UpdateDesiredConfigRequest* req,
                              v1::Device* resp) override {
     return env_.serve(call, "RegistryService/UpdateDesiredConfig", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->device(), "device"), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->UpdateDesiredConfig(&c, *req, resp);
-          }))
-        return *fwd;
-      std::vector<field_violation> bad;
-      actors::update_desired_config cmd{req->device(), from_api(req->desired(), "desired", bad), {}};
-      if (!bad.empty())
-        return invalid_argument(bad);
-      if (req->has_expected_version())
-        cmd.expected_version = req->expected_version();
-      return reply(run(call, std::move(cmd)), resp);
+          },
+          [&]() -> Status {
+            std::vector<field_violation> bad;
+            actors::update_desired_config cmd{req->device(), from_api(req->desired(), "desired", bad), {}};
+            if (!bad.empty())
+              return invalid_argument(bad);
+            if (req->has_expected_version())
+              cmd.expected_version = req->expected_version();
+            return reply(run(call, std::move(cmd)), resp);
+          });
     });
   }
 
   Status ReportDeviceState(ServerContext* call, const v1::ReportDeviceStateRequest* req,
                            v1::Device* resp) override {
     return env_.serve(call, "RegistryService/ReportDeviceState", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->device(), "device"), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->ReportDeviceState(&c, *req, resp);
-          }))
-        return *fwd;
-      std::vector<field_violation> bad;
-      actors::report_device_state cmd{req->device(), from_api(req->reported(), "reported", bad)};
-      if (!bad.empty())
-        return invalid_argument(bad);
-      return reply(run(call, std::move(cmd)), resp);
+          },
+          [&]() -> Status {
+            std::vector<field_violation> bad;
+            actors::report_device_state cmd{req->device(), from_api(req->reported(), "reported", bad)};
+            if (!bad.empty())
+              return invalid_argument(bad);
+            return reply(run(call, std::move(cmd)), resp);
+          });
     });
   }
 
   Status ResetDeviceSequence(ServerContext* call, const v1::ResetDeviceSequenceRequest* req,
                              v1::Device* resp) override {
     return env_.serve(call, "RegistryService/ResetDeviceSequence", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_device(rc, req->device(), "device"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->device(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->device(), "device"), req->device(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->ResetDeviceSequence(&c, *req, resp);
-          }))
-        return *fwd;
-      return reply(run(call, actors::reset_device_sequence{req->device()}), resp);
+          },
+          [&]() -> Status {
+            return reply(run(call, actors::reset_device_sequence{req->device()}), resp);
+          });
     });
   }
 
@@ -306,25 +306,25 @@ public:
         return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
       auto pseudonym = env_.ctx.store->pseudonym(req->name());
       rc.resource = req->name();  // the audit log stores it by pseudonym
-      if (auto st = rc.allow({name->tenant, {}}); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, rc.allow({name->tenant, {}}), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->ErasePatient(&c, *req, resp);
-          }))
-        return *fwd;
-      // Devices other members own are detached there first (and the name
-      // purged from their files); should one be down, nothing is erased.
-      if (auto st = env_.release_elsewhere(call, req->name()); !st.ok())
-        return st;
-      auto r = run(call, actors::erase_patient{req->name()});
-      if (r.error)
-        return to_status(r.error, "patient");
-      resp->set_name(req->name());
-      resp->set_pseudonym(pseudonym);
-      set_timestamp(resp->mutable_erase_time(), service_env::now_ms());
-      for (auto& d : r.patient.devices)
-        resp->add_detached_devices(d);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            // Devices other members own are detached there first (and the name
+            // purged from their files); should one be down, nothing is erased.
+            if (auto st = env_.release_elsewhere(call, req->name()); !st.ok())
+              return st;
+            auto r = run(call, actors::erase_patient{req->name()});
+            if (r.error)
+              return to_status(r.error, "patient");
+            resp->set_name(req->name());
+            resp->set_pseudonym(pseudonym);
+            set_timestamp(resp->mutable_erase_time(), service_env::now_ms());
+            for (auto& d : r.patient.devices)
+              resp->add_detached_devices(d);
+            return Status::OK;
+          });
     });
   }
 

@@ -118,6 +118,20 @@ struct service_env {
     return owner_answer(std::move(st), r->where);
   }
 
+  /// The skeleton of a call about one twin, once its fields are checked:
+  /// `allowed` (the caller's access, decided before anything is looked up)
+  /// when it refuses; else, when another member owns `name`'s shard, that
+  /// member's answer to `remote(stubs, context)`; else `local()` here.
+  template <class Remote, class Local>
+  grpc::Status at_owner(const grpc::ServerContextBase* call, grpc::Status allowed,
+                        std::string_view name, Remote&& remote, Local&& local) {
+    if (!allowed.ok())
+      return allowed;
+    if (auto fwd = forward(call, name, std::forward<Remote>(remote)))
+      return *fwd;
+    return local();
+  }
+
   /// When another member owns `name`'s shard: opens the same server stream
   /// there (`open(stubs, context)` returns its reader, with the caller's
   /// token and deadline) and relays each message to `writer` until the

@@ -59,18 +59,18 @@ public:
     return env_.serve(call, "TwinService/GetPatientTwin", [&](rpc_call& rc) -> Status {
       if (auto bad = check_read_mask(req->read_mask()))
         return invalid_argument(bad->field, bad->description);
-      if (auto st = allow_patient(rc, req->name(), "name"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->name(), "name"), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.twins->GetPatientTwin(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
-        return st;
-      if (auto st = read_patient_twin(env_, call, req->name(), resp); !st.ok())
-        return st;
-      apply_read_mask(req->read_mask(), resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
+              return st;
+            if (auto st = read_patient_twin(env_, call, req->name(), resp); !st.ok())
+              return st;
+            apply_read_mask(req->read_mask(), resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -161,19 +161,19 @@ public:
     return env_.serve(call, "TwinService/GetDeviceTwin", [&](rpc_call& rc) -> Status {
       if (auto bad = check_read_mask<v1::DeviceTwin>(req->read_mask()))
         return invalid_argument(bad->field, bad->description);
-      if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_device(rc, req->name(), "name"), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.twins->GetDeviceTwin(&c, *req, resp);
-          }))
-        return *fwd;
-      storage::device_record rec;
-      if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
-        return st;
-      if (auto st = read_device_twin(env_, call, rec, resp); !st.ok())
-        return st;
-      apply_read_mask(req->read_mask(), resp);
-      return Status::OK;
+          },
+          [&]() -> Status {
+            storage::device_record rec;
+            if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
+              return st;
+            if (auto st = read_device_twin(env_, call, rec, resp); !st.ok())
+              return st;
+            apply_read_mask(req->read_mask(), resp);
+            return Status::OK;
+          });
     });
   }
 
@@ -208,62 +208,62 @@ public:
       }
       if (!bad.empty())
         return invalid_argument(bad);
-      if (auto st = allow_patient(rc, req->patient(), "patient"); !st.ok())
-        return st;
-      if (auto fwd = env_.forward(call, req->patient(), [&](owner_stubs& s, grpc::ClientContext& c) {
+      return env_.at_owner(call, allow_patient(rc, req->patient(), "patient"), req->patient(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.twins->GetVitalsHistory(&c, *req, resp);
-          }))
-        return *fwd;
-      if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
-        return st;
-      auto cursor = env_.ask<actors::series_cursor>(env_.shard_for(req->patient()),
-                                                    env_.timeout(call), actors::series_atom::value,
-                                                    actors::series_query{req->patient(),
-                                                                         static_cast<uint8_t>(*metric)});
-      if (!cursor)
-        return to_status(cursor.error());
-      std::vector<storage::sample> samples;
-      storage::series_table series{*env_.ctx.store};
-      if (auto err = series.read(req->patient(), static_cast<uint8_t>(*metric), req->start_time_ms(),
-                                 req->end_time_ms(), cursor->closed_chunks, samples))
-        return to_status(err);
-      for (auto& s : cursor->open_samples)
-        if (s.time_ms >= req->start_time_ms() && s.time_ms < req->end_time_ms())
-          samples.push_back(s);
-      // Readings that were not measurements are stored, never shown as values.
-      samples.erase(std::remove_if(samples.begin(), samples.end(),
-                                   [](const storage::sample& x) { return storage::is_quality_marker(x.value); }),
-                    samples.end());
-      std::stable_sort(samples.begin(), samples.end(),
-                       [](const auto& a, const auto& b) { return a.time_ms < b.time_ms; });
-      size_t page = req->page_size() == 0 ? default_history_page : static_cast<size_t>(req->page_size());
-      if (step_ms > 0) {
-        auto buckets = storage::downsample(samples, req->start_time_ms(), step_ms);
-        auto first = std::min(offset, buckets.size());
-        auto last = std::min(buckets.size(), first + page);
-        for (auto i = first; i < last; ++i) {
-          auto* b = resp->add_buckets();
-          b->set_start_time_ms(buckets[i].start_ms);
-          b->set_min(buckets[i].min);
-          b->set_max(buckets[i].max);
-          b->set_mean(buckets[i].mean);
-          b->set_count(buckets[i].count);
-        }
-        if (last < buckets.size())
-          resp->set_next_page_token(std::to_string(last));
-        return Status::OK;
-      }
-      auto first = std::min(offset, samples.size());
-      auto last = std::min(samples.size(), first + page);
-      resp->mutable_time_ms()->Reserve(static_cast<int>(last - first));
-      resp->mutable_value()->Reserve(static_cast<int>(last - first));
-      for (auto i = first; i < last; ++i) {
-        resp->add_time_ms(samples[i].time_ms);
-        resp->add_value(samples[i].value);
-      }
-      if (last < samples.size())
-        resp->set_next_page_token(std::to_string(last));
-      return Status::OK;
+          },
+          [&]() -> Status {
+            if (auto st = check_patient(env_, rc, req->patient(), "patient"); !st.ok())
+              return st;
+            auto cursor = env_.ask<actors::series_cursor>(env_.shard_for(req->patient()),
+                                                          env_.timeout(call), actors::series_atom::value,
+                                                          actors::series_query{req->patient(),
+                                                                               static_cast<uint8_t>(*metric)});
+            if (!cursor)
+              return to_status(cursor.error());
+            std::vector<storage::sample> samples;
+            storage::series_table series{*env_.ctx.store};
+            if (auto err = series.read(req->patient(), static_cast<uint8_t>(*metric), req->start_time_ms(),
+                                       req->end_time_ms(), cursor->closed_chunks, samples))
+              return to_status(err);
+            for (auto& s : cursor->open_samples)
+              if (s.time_ms >= req->start_time_ms() && s.time_ms < req->end_time_ms())
+                samples.push_back(s);
+            // Readings that were not measurements are stored, never shown as values.
+            samples.erase(std::remove_if(samples.begin(), samples.end(),
+                                         [](const storage::sample& x) { return storage::is_quality_marker(x.value); }),
+                          samples.end());
+            std::stable_sort(samples.begin(), samples.end(),
+                             [](const auto& a, const auto& b) { return a.time_ms < b.time_ms; });
+            size_t page = req->page_size() == 0 ? default_history_page : static_cast<size_t>(req->page_size());
+            if (step_ms > 0) {
+              auto buckets = storage::downsample(samples, req->start_time_ms(), step_ms);
+              auto first = std::min(offset, buckets.size());
+              auto last = std::min(buckets.size(), first + page);
+              for (auto i = first; i < last; ++i) {
+                auto* b = resp->add_buckets();
+                b->set_start_time_ms(buckets[i].start_ms);
+                b->set_min(buckets[i].min);
+                b->set_max(buckets[i].max);
+                b->set_mean(buckets[i].mean);
+                b->set_count(buckets[i].count);
+              }
+              if (last < buckets.size())
+                resp->set_next_page_token(std::to_string(last));
+              return Status::OK;
+            }
+            auto first = std::min(offset, samples.size());
+            auto last = std::min(samples.size(), first + page);
+            resp->mutable_time_ms()->Reserve(static_cast<int>(last - first));
+            resp->mutable_value()->Reserve(static_cast<int>(last - first));
+            for (auto i = first; i < last; ++i) {
+              resp->add_time_ms(samples[i].time_ms);
+              resp->add_value(samples[i].value);
+            }
+            if (last < samples.size())
+              resp->set_next_page_token(std::to_string(last));
+            return Status::OK;
+          });
     });
   }
 

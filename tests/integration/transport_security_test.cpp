@@ -127,3 +127,26 @@ TEST(transport_security_test, a_port_another_node_holds_is_refused_not_shared) {
   EXPECT_NE(log.find("the node did not start (api phase)"), std::string::npos) << log;
   EXPECT_TRUE(node_status(first.channel()).ok());
 }
+
+// The same for a member's peer listener: it fails after the actors, the API
+// and the HTTP listener started, and the node undoes them and exits 4 —
+// it neither aborts nor hangs.
+TEST(transport_security_test, a_peer_port_another_node_holds_is_refused_and_the_start_undone) {
+  temp_dir dir;
+  node_process first{dir.path() / "first", {"--insecure-plaintext"}};
+  ASSERT_TRUE(first.wait_ready()) << first.log();
+  write_text(dir.path() / "hs256.secret", "0123456789abcdef0123456789abcdef0123456789abcdef");
+  auto held = "127.0.0.1:" + std::to_string(first.grpc_port());
+  child_process member{{HEALTHTWIN_NODE_BINARY, "--insecure-plaintext", "--node-name=b",
+                        "--cluster-members=b=" + held + ",c=127.0.0.1:1", "--cluster-listen=" + held,
+                        "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+                        "--data-dir=" + (dir.path() / "member" / "db").string(),
+                        "--auth-hs256-secret-file=" + (dir.path() / "hs256.secret").string()},
+                       (dir.path() / "member.log").string()};
+  EXPECT_EQ(WEXITSTATUS(member.wait(std::chrono::seconds(30))), 4);
+  auto log = read_file(dir.path() / "member.log");
+  EXPECT_NE(log.find("cannot listen for peers"), std::string::npos) << log;
+  EXPECT_NE(log.find("the node did not start (cluster phase)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("terminate called"), std::string::npos) << log;
+  EXPECT_TRUE(node_status(first.channel()).ok());
+}

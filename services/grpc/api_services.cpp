@@ -26,12 +26,12 @@ grpc::Status rpc_call::allow(const call_scope& scope) {
   return grpc::Status::OK;
 }
 
-grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& rc) const {
+grpc::Status call_frame::admit(const grpc::ServerContextBase* call, rpc_call& rc) const {
   if (!ready())
     return not_ready();
   auto st = authenticate(call, rc);
   size_t members = 0;
-  auto map = ctx.members->map();
+  auto map = state_.ctx.members->map();
   for (uint32_t m = 0; m < map->members().size(); ++m)
     members += map->listed(m) ? 1 : 0;
   // Where a cluster answers the call: the RPC table's row (access_policy).
@@ -44,20 +44,20 @@ grpc::Status service_env::admit(const grpc::ServerContextBase* call, rpc_call& r
   return st;
 }
 
-grpc::Status service_env::owner_unreachable(const std::string& where, const std::string& why) {
+grpc::Status owner_routing::owner_unreachable(const std::string& where, const std::string& why) {
   return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::owner_unreachable,
                      "the owner of " + where + " cannot be reached: " + why,
                      std::chrono::milliseconds(1000));
 }
 
-grpc::Status service_env::not_owner_here(const std::string& field) {
+grpc::Status owner_routing::not_owner_here(const std::string& field) {
   return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shard_moving,
                      field + ": this member does not own its shard (a hand-off in progress, or "
                              "the members' states differ); retry",
                      std::chrono::milliseconds(500));
 }
 
-grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {
+grpc::Status call_frame::authenticate(const grpc::ServerContextBase* call, rpc_call& rc) const {
   auto& md = call->client_metadata();
   auto it = md.find("authorization");
   if (it == md.end())
@@ -68,14 +68,14 @@ grpc::Status service_env::authenticate(const grpc::ServerContextBase* call, rpc_
   if (value.substr(0, scheme.size()) != scheme)
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "metadata authorization: must be \"Bearer <JWT>\"");
-  auto v = ctx.tokens->verify(value.substr(scheme.size()), now_ms() / 1000);
+  auto v = state_.ctx.tokens->verify(value.substr(scheme.size()), now_ms() / 1000);
   if (!v.who)
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bearer token refused: " + v.error);
   rc.who = std::move(v.who);
   return grpc::Status::OK;
 }
 
-storage::audit_entry service_env::audit_entry_for(const grpc::ServerContextBase* call,
+storage::audit_entry call_frame::audit_entry_for(const grpc::ServerContextBase* call,
                                                   const rpc_call& rc,
                                                   const grpc::Status& outcome) const {
   storage::audit_entry e;
@@ -88,27 +88,27 @@ storage::audit_entry service_env::audit_entry_for(const grpc::ServerContextBase*
   return e;
 }
 
-grpc::Status service_env::audited(const grpc::ServerContextBase* call, const rpc_call& rc,
+grpc::Status call_frame::audited(const grpc::ServerContextBase* call, const rpc_call& rc,
                                   grpc::Status outcome) {
   if (outcome.ok() && !rc.access_checked) {
     spdlog::error("{} answered without an access check", rc.rpc);
     outcome = grpc::Status(grpc::StatusCode::INTERNAL, "access was not checked");
   }
-  return audit_outcome(outcome, ctx.audit->append(audit_entry_for(call, rc, outcome)));
+  return audit_outcome(outcome, state_.ctx.audit->append(audit_entry_for(call, rc, outcome)));
 }
 
-grpc::Status service_env::audit_stream_opened(const grpc::ServerContextBase* call,
+grpc::Status call_frame::audit_stream_opened(const grpc::ServerContextBase* call,
                                               const rpc_call& rc) {
   auto opened = audit_entry_for(call, rc, grpc::Status::OK);
   opened.outcome = "OPENED";
-  if (auto err = ctx.audit->append(opened)) {
+  if (auto err = state_.ctx.audit->append(opened)) {
     spdlog::error("audit: recording a stream's opening failed: {}", storage::describe(err));
     return grpc::Status(grpc::StatusCode::INTERNAL, "the stream's audit entry could not be written");
   }
   return grpc::Status::OK;
 }
 
-grpc::Status service_env::within_rate(const principal& who, size_t readings) {
+grpc::Status call_frame::within_rate(const principal& who, size_t readings) {
   bool device = has(who.roles, role::device);
   auto& limiter = readings == 0 ? *call_rate : device ? *device_reading_rate : *reading_rate;
   auto key = who.tenant + "/" + (device ? who.device : who.subject);

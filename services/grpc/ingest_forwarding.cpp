@@ -364,25 +364,25 @@ grpc::Status release_devices(service_env& env, const grpc::ServerContext& call,
   return grpc::Status::OK;
 }
 
-grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
+grpc::Status owner_routing::release_elsewhere(const grpc::ServerContextBase* call,
                                             const std::string& patient) {
-  if (!ctx.forwarding)
+  if (!state_.ctx.forwarding)
     return grpc::Status::OK;
-  auto rec = storage::registry{*ctx.store}.get_patient(patient);
+  auto rec = storage::registry{*state_.ctx.store}.get_patient(patient);
   if (!rec)
     return to_status(rec.error());
   if (!*rec)
     return grpc::Status::OK;  // the erasure answers NOT_FOUND
   std::map<uint32_t, internal::DeviceRelease> by_owner;
   for (auto& d : (*rec)->devices)
-    if (auto owner = ctx.forwarding->remote_owner(d)) {
+    if (auto owner = state_.ctx.forwarding->remote_owner(d)) {
       auto& release = by_owner[*owner];
       release.set_patient(patient);
       release.add_devices(d);
     }
-  auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
+  auto deadline = std::chrono::system_clock::now() + frame_.forward_timeout(call);
   for (auto& [owner, release] : by_owner) {
-    auto where = "member " + ctx.forwarding->member_name(owner) + ", owner of devices of the patient";
+    auto where = "member " + state_.ctx.forwarding->member_name(owner) + ", owner of devices of the patient";
     internal::DeviceReleaseAck ack;
     auto st = call_peer(
         owner, where, deadline,
@@ -396,33 +396,33 @@ grpc::Status service_env::release_elsewhere(const grpc::ServerContextBase* call,
   return grpc::Status::OK;
 }
 
-grpc::Status service_env::link_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
+grpc::Status owner_routing::link_elsewhere(const grpc::ServerContextBase* call, const std::string& patient,
                                          const std::string& device, bool attach) {
-  auto owner = ctx.forwarding ? ctx.forwarding->remote_owner(patient) : std::nullopt;
+  auto owner = state_.ctx.forwarding ? state_.ctx.forwarding->remote_owner(patient) : std::nullopt;
   if (!owner)
     return grpc::Status::OK;
-  auto where = "shard " + std::to_string(ctx.forwarding->shard(patient)) + " (member " +
-               ctx.forwarding->member_name(*owner) + ")";
+  auto where = "shard " + std::to_string(state_.ctx.forwarding->shard(patient)) + " (member " +
+               state_.ctx.forwarding->member_name(*owner) + ")";
   internal::DeviceLink link;
   link.set_patient(patient);
   link.set_device(device);
   link.set_attach(attach);
   internal::DeviceLinkAck ack;
-  return call_peer(*owner, where, std::chrono::system_clock::now() + forward_timeout(call),
+  return call_peer(*owner, where, std::chrono::system_clock::now() + frame_.forward_timeout(call),
                    [&](internal::PeerService::Stub& stub, grpc::ClientContext& c) {
                      return stub.LinkDevice(&c, link, &ack);
                    });
 }
 
-void service_env::submit_ingest(const grpc::ServerContextBase* call,
+void owner_routing::submit_ingest(const grpc::ServerContextBase* call,
                                 std::vector<actors::ingest_group>&& groups, size_t readings,
                                 actors::ingest_sequencer::ingest_callback done,
                                 std::shared_ptr<const v1::IngestRequest> whole) {
-  if (!ctx.forwarding) {  // a single node owns every shard
-    ctx.sequencer->submit(std::move(groups), readings, std::move(done));
+  if (!state_.ctx.forwarding) {  // a single node owns every shard
+    state_.ctx.sequencer->submit(std::move(groups), readings, std::move(done));
     return;
   }
-  auto& fwd = *ctx.forwarding;
+  auto& fwd = *state_.ctx.forwarding;
   std::vector<std::optional<uint32_t>> owners;
   owners.reserve(groups.size());
   for (auto& g : groups)
@@ -456,9 +456,9 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
   }
   auto join = std::make_shared<ingest_join>(parts.size() + (local.empty() ? 0 : 1), std::move(done));
   if (!local.empty()) {
-    auto deadline = std::chrono::system_clock::now() + forward_timeout(call);
-    ctx.sequencer->submit(std::move(local), local_readings,
-                          [join, &fwd, deadline, probe = ctx.cluster_probe](ingest_result&& r) {
+    auto deadline = std::chrono::system_clock::now() + frame_.forward_timeout(call);
+    state_.ctx.sequencer->submit(std::move(local), local_readings,
+                          [join, &fwd, deadline, probe = state_.ctx.cluster_probe](ingest_result&& r) {
                             if (r.patient_parts.empty())
                               join->add(std::move(r));
                             else
@@ -482,7 +482,7 @@ void service_env::submit_ingest(const grpc::ServerContextBase* call,
     prepare_forwarded(call, part->context);
     stubs->ingest->async()->Ingest(
         &part->context, &part->sent(), &part->response,
-        [part, join, where, stubs, probe = ctx.cluster_probe](grpc::Status st) {
+        [part, join, where, stubs, probe = state_.ctx.cluster_probe](grpc::Status st) {
           if (probe)
             probe->on_forwarded("ingest", st.error_code());
           if (st.ok())

@@ -116,12 +116,18 @@ public:
   /// Records the call and returns what the caller gets (audit_outcome).
   grpc::Status audited(const grpc::ServerContextBase* call, const rpc_call& rc, grpc::Status outcome);
 
-  /// The frame of every synchronous RPC: counts the call, refuses it while
-  /// not ready, authenticates, runs `body(rpc_call&)` and audits the outcome.
+  /// The frame of every synchronous RPC: counts the call, answers its
+  /// request id (x-request-id, the caller's or a new one) in the initial
+  /// metadata, refuses it while not ready, authenticates, runs
+  /// `body(rpc_call&)` and audits the outcome.
   template <class Body>
-  grpc::Status serve(const grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
+  grpc::Status serve(grpc::ServerContextBase* call, std::string_view rpc, Body&& body) {
     call_guard guard{*this};
-    request_scope request{request_id_of(call)};
+    auto id = request_id_of(call);
+    // Told back to the caller, who can quote it to an operator: every line
+    // logged while serving the call carries it.
+    call->AddInitialMetadata(std::string{request_id_header}, id);
+    request_scope request{std::move(id)};
     rpc_call rc{rpc, std::nullopt, {}, false};
     auto st = admit(call, rc);
     if (st.ok())

@@ -587,12 +587,25 @@ TEST(node_logs, json_lines_carry_the_callers_request_id_and_no_patient) {
   req.set_name("tenants/h1/patients/nobody");
   v1::Patient out;
   EXPECT_EQ(stub->GetPatient(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  // The caller hears its request id back; a caller that sent none gets the
+  // node's (what the node's log lines for the call carry).
+  auto echoed = ctx.GetServerInitialMetadata().find("x-request-id");
+  ASSERT_NE(echoed, ctx.GetServerInitialMetadata().end());
+  EXPECT_EQ(std::string(echoed->second.data(), echoed->second.size()), "e2e-req-42");
+  grpc::ClientContext plain;
+  api_client::deadline(plain);
+  EXPECT_EQ(stub->GetPatient(&plain, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  auto made = plain.GetServerInitialMetadata().find("x-request-id");
+  ASSERT_NE(made, plain.GetServerInitialMetadata().end());
+  std::string made_id(made->second.data(), made->second.size());
+  EXPECT_EQ(made_id.size(), 16u) << made_id;
+  EXPECT_EQ(made_id.find_first_not_of("0123456789abcdef"), std::string::npos) << made_id;
   ASSERT_EQ(node.stop(), 0) << node.log();
 
   auto log = node.log();
   std::istringstream in{log};
   int parsed = 0;
-  bool found = false;
+  bool found = false, found_made = false;
   for (std::string line; std::getline(in, line);) {
     if (line.empty())
       continue;
@@ -600,6 +613,8 @@ TEST(node_logs, json_lines_carry_the_callers_request_id_and_no_patient) {
     ASSERT_FALSE(j.is_discarded()) << "not a JSON line: " << line.substr(0, 200);
     ASSERT_TRUE(j.contains("time") && j.contains("level") && j.contains("message")) << line;
     ++parsed;
+    if (j.value("request_id", "") == made_id)
+      found_made = true;
     if (j.value("request_id", "") == "e2e-req-42") {
       EXPECT_EQ(j["message"], "RegistryService/GetPatient answered NOT_FOUND");
       found = true;
@@ -607,5 +622,6 @@ TEST(node_logs, json_lines_carry_the_callers_request_id_and_no_patient) {
   }
   EXPECT_GT(parsed, 5);
   EXPECT_TRUE(found) << log.substr(0, 4000);
+  EXPECT_TRUE(found_made) << "no log line carries the id told to the caller";
   EXPECT_EQ(log.find("p-secret-7731"), std::string::npos) << "a patient id in the log";
 }

@@ -103,7 +103,11 @@ bool tenant_scoped(std::string_view rpc) {
 }
 
 std::string check_access(const principal& who, std::string_view rpc, const call_scope& scope) {
-  auto* row = find_rpc(rpc);
+  return check_access(who, find_rpc(rpc), rpc, scope);
+}
+
+std::string check_access(const principal& who, const rpc_row* row, std::string_view rpc,
+                         const call_scope& scope) {
   auto allowed = static_cast<role_set>((row ? row->roles : 0) & who.roles);
   if (allowed == 0)
     return "no role of the caller may call " + std::string{rpc};

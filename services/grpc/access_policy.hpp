@@ -87,5 +87,8 @@ bool tenant_scoped(std::string_view rpc);
 /// Empty when `who` may call `rpc` on `scope`; otherwise why not (for the
 /// PERMISSION_DENIED message; it names no resource of another tenant).
 std::string check_access(const principal& who, std::string_view rpc, const call_scope& scope);
+/// The same with the RPC's row already found (`row` = find_rpc(rpc)).
+std::string check_access(const principal& who, const rpc_row* row, std::string_view rpc,
+                         const call_scope& scope);
 
 }  // namespace healthtwin::services

@@ -20,7 +20,7 @@ grpc::Status rpc_call::allow(const call_scope& scope) {
     resource = scope.tenant.empty() ? std::string{} : "tenants/" + std::string{scope.tenant};
   if (!who)  // serve() authenticates first; defensive
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no verified token");
-  auto why = check_access(*who, rpc, scope);
+  auto why = check_access(*who, row, rpc, scope);
   if (!why.empty())
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
   return grpc::Status::OK;
@@ -35,8 +35,7 @@ grpc::Status call_frame::admit(const grpc::ServerContextBase* call, rpc_call& rc
   for (uint32_t m = 0; m < map->members().size(); ++m)
     members += map->listed(m) ? 1 : 0;
   // Where a cluster answers the call: the RPC table's row (access_policy).
-  auto* row = find_rpc(rc.rpc);
-  if (st.ok() && members > 1 && (!row || row->in_cluster == cluster_route::single_node))
+  if (st.ok() && members > 1 && (!rc.row || rc.row->in_cluster == cluster_route::single_node))
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "this node is one of " + std::to_string(members) +
                             " cluster members, which do not serve " + std::string{rc.rpc} +

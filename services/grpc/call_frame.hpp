@@ -47,7 +47,10 @@ struct drainable {
 
 /// One call as the access policy and the audit log see it.
 struct rpc_call {
+  explicit rpc_call(std::string_view name) : rpc(name), row(find_rpc(name)) {}
+
   std::string_view rpc;                ///< "Service/Method", as in the policy table
+  const rpc_row* row;                  ///< its row of the table, found once; null if unknown
   std::optional<principal> who;        ///< set once the token verified
   std::string resource;                ///< what the audit entry names
   bool access_checked = false;
@@ -128,7 +131,7 @@ public:
     // logged while serving the call carries it.
     call->AddInitialMetadata(std::string{request_id_header}, id);
     request_scope request{std::move(id)};
-    rpc_call rc{rpc, std::nullopt, {}, false};
+    rpc_call rc{rpc};
     auto st = admit(call, rc);
     if (st.ok())
       st = within_rate(*rc.who);

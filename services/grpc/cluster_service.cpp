@@ -28,7 +28,7 @@ public:
                        v1::NodeStatus* resp) override {
     // Answers while recovering too (ready = false): SREs watch recovery.
     service_env::call_guard guard{env_};
-    rpc_call rc{"ClusterService/GetNodeStatus", std::nullopt, {}, false};
+    rpc_call rc{"ClusterService/GetNodeStatus"};
     auto st = env_.authenticate(call, rc);
     if (st.ok())
       st = env_.within_rate(*rc.who);

@@ -313,7 +313,7 @@ private:
 
   service_env& env_;
   grpc::CallbackServerContext* call_;
-  rpc_call rc_{"IngestService/StreamIngest", std::nullopt, {}, false};
+  rpc_call rc_{"IngestService/StreamIngest"};
   std::mutex mtx_;
   std::shared_ptr<request_pool> pool_ = std::make_shared<request_pool>();
   std::unique_ptr<v1::IngestRequest> request_ = pool_->take();
@@ -393,7 +393,7 @@ public:
                                    v1::IngestResponse* resp) override {
     auto* reactor = call->DefaultReactor();
     ++env_.active_calls;  // until the answer is sent
-    auto rc = std::make_shared<rpc_call>(rpc_call{"IngestService/Ingest", std::nullopt, {}, false});
+    auto rc = std::make_shared<rpc_call>("IngestService/Ingest");
     auto* env = &env_;
     // Every answer goes out once its audit entry is durable.
     auto finish = [env, reactor, call, rc](const grpc::Status& st) {

@@ -357,8 +357,8 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
       [=](snapshot_save_atom, const twin_snapshot& s) {
         self->state.snapshot_save(s.is_patient, s.name, s.value);
       },
-      // Queries go on to the twin, which answers the caller (the twins'
-      // own protocol is the shard's business: untyped, from here only).
+      // Queries go on to the twin, which answers the caller (callers never
+      // see a twin's activation; only the shard addresses twins).
       [=](device_view_atom, const std::string& name) -> caf::result<device_view> {
         self->delegate(self->state.device(self->system(), name).actor, view_atom::value);
         return caf::delegated<device_view>{};

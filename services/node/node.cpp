@@ -349,11 +349,8 @@ int node::start_api() {
 // The peer listener (mutual TLS with the cluster CA) and the probes; a
 // member that places twins differently keeps this node out.
 int node::join_cluster() {
-  if (!settings_.clustered) {
-    spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg_.node_name,
-                 grpc_port_, http_->port());
+  if (!settings_.clustered)
     return exit_ok;
-  }
   settings_.peer.api_port = static_cast<uint16_t>(grpc_port_);
   std::string tls_error;
   auto peer_creds = grpc_credentials(cfg_, cfg_.cluster_ca_file, tls_error);
@@ -394,12 +391,12 @@ int node::join_cluster() {
   spdlog::info("cluster {}: member {} of {}, owning {} of {} shards (state {}); peers on port {}",
                cfg_.cluster_name, cfg_.node_name, members_->state().members().size(),
                map->owned_by(members_->self()), cfg_.shards, members_->digest(), peer_port);
-  spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg_.node_name,
-               grpc_port_, http_->port());
   return exit_ok;
 }
 
 int node::recover() {
+  spdlog::info("node {} listening: gRPC on port {}, HTTP on port {}; recovering", cfg_.node_name,
+               grpc_port_, http_->port());
   if (auto err = sequencer_->recover()) {
     spdlog::critical("recovery failed, refusing to serve: {}", storage::describe(err));
     return exit_storage;

@@ -41,11 +41,8 @@ void shard_handoff::merge_every_state() {
     if (!stub->GetClusterState(&cc, {}, &theirs).ok())
       continue;  // a member that owns shards and is down fails its step later
     auto state = state_from_record(theirs, error);
-    if (error.empty() && members.state().incompatible(state).empty()) {
-      auto change = members.merge(state, error);
-      if (change.changed)
-        on_change(change);
-    }
+    if (error.empty() && members.state().incompatible(state).empty())
+      merge_state(state, error);
     error.clear();
   }
 }
@@ -78,11 +75,8 @@ grpc::Status shard_handoff::run_step(const cluster::handoff_step& step,
   // probe (calls for the shards meanwhile get UNAVAILABLE).
   std::string error;
   auto after = state_from_record(report.state(), error);
-  if (error.empty()) {
-    auto change = members.merge(after, error);
-    if (change.changed)
-      on_change(change);
-  }
+  if (error.empty())
+    merge_state(after, error);
   auto now = members.state();
   map = members.map();
   std::vector<std::future<void>> pushes;

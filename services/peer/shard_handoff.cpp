@@ -127,6 +127,12 @@ void shard_handoff::before_gaining(const std::vector<uint32_t>& shards) {
                   storage::describe(err));
 }
 
+void shard_handoff::merge_state(const cluster::cluster_state& theirs, std::string& error) {
+  auto change = parts_.members->merge(theirs, error);  // unchanged when it failed
+  if (change.changed)
+    on_change(change);
+}
+
 grpc::Status shard_handoff::update_state(const internal::ClusterStateRecord& req,
                                          internal::ClusterStateRecord* resp) {
   std::string error;
@@ -136,11 +142,9 @@ grpc::Status shard_handoff::update_state(const internal::ClusterStateRecord& req
   auto mine = parts_.members->state();
   if (auto why = mine.incompatible(theirs); !why.empty())
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "another cluster: " + why);
-  auto change = parts_.members->merge(theirs, error);
+  merge_state(theirs, error);
   if (!error.empty())
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot persist the cluster state: " + error);
-  if (change.changed)
-    on_change(change);
   state_to_record(parts_.members->state(), resp);
   return grpc::Status::OK;
 }

@@ -116,6 +116,9 @@ private:
   grpc::Status stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
                              const std::vector<uint32_t>& shards, uint64_t& records, uint64_t& bytes);
   caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
+  /// Merges `theirs` into this member's state (persisted) and takes up what
+  /// that changed (on_change); `error` says why it could not be persisted.
+  void merge_state(const cluster::cluster_state& theirs, std::string& error);
   void ask_hub_to(bool take, const std::vector<uint32_t>& shards);
   /// Merges every other member's state into this one's (first step of a change).
   void merge_every_state();

@@ -1,5 +1,7 @@
 #include "actors/ingest/erasure_purger.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "storage/erasure.hpp"
@@ -13,6 +15,14 @@ void erasure_purger::add(std::string patient) {
     thread_ = std::thread([this] { run(); });
   queue_.push_back(std::move(patient));
   cv_.notify_one();
+}
+
+void erasure_purger::checkpointed(uint64_t position) {
+  auto ready = std::stable_partition(waiting_.begin(), waiting_.end(),
+                                     [&](auto& p) { return p.second > position; });
+  for (auto i = ready; i != waiting_.end(); ++i)
+    add(std::move(i->first));
+  waiting_.erase(ready, waiting_.end());
 }
 
 void erasure_purger::finish() {

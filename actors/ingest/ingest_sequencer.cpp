@@ -14,8 +14,9 @@
 #include "actors/ingest/ingest_probe.hpp"
 #include "actors/ingest/job_queue.hpp"
 #include "actors/ingest/log_replay.hpp"
-#include "actors/ingest/registry_rules.hpp"
+#include "actors/ingest/registry_commit.hpp"
 #include "actors/ingest/shard_fence.hpp"
+#include "actors/ingest/shard_steps.hpp"
 #include "actors/shard/shard.hpp"
 #include "storage/erasure.hpp"
 #include "storage/ingest_log.hpp"
@@ -53,7 +54,10 @@ struct ingest_sequencer::impl {
                      [this] { queue.wake_up(); }},
                     checkpoint_schedule{s.checkpoint_interval, s.checkpoint_every_readings, s.checkpoint_spread,
                                         shards.size()}),
-        purger(st, probe) {}
+        purger(st, probe),
+        registry_changes(st, registry, dir, fence, shards, s.index,
+                         [this](const std::string& patient) { purge_after_checkpoint(patient); }),
+        steps(fence, dir, commit, checkpoints, shards) {}
 
   ingest_settings settings;
   storage::store& store;
@@ -70,23 +74,9 @@ struct ingest_sequencer::impl {
   batch_dispatch dispatcher;
   group_commit commit;
   checkpointer checkpoints;
-  // A hand-off's checkpoint waits until the checkpoint in progress ended
-  // (one at a time; so no checkpoint after its flip holds a window of its
-  // shards).
-  std::vector<shard_job> waiting_steps;
-
-  // Erasures waiting for a checkpoint at or after their log position (the
-  // log holding the patient's readings is then truncated), then purged.
-  std::vector<std::pair<std::string, uint64_t>> purges;
   erasure_purger purger;
-
-  void hand_over_purges() {
-    auto ready = std::stable_partition(purges.begin(), purges.end(),
-                                       [&](auto& p) { return p.second > checkpoints.checkpointed(); });
-    for (auto i = ready; i != purges.end(); ++i)
-      purger.add(std::move(i->first));
-    purges.erase(ready, purges.end());
-  }
+  registry_commit registry_changes;
+  shard_steps steps;
 
   // Writes the commit being assembled, then acknowledges and dispatches it.
   void flush() {
@@ -94,118 +84,12 @@ struct ingest_sequencer::impl {
     probe.set_uncheckpointed(commit.accepted() - checkpoints.accepted_at_checkpoint());
   }
 
-  // -- registry ------------------------------------------------------------------
-
-  /// Consecutive registry commands commit together: one write batch, one
-  /// fsync (registry_rules). Directory updates and twin notifications wait
-  /// for the write. Runs registry jobs [first, last) as one commit.
-  void run_registry(std::vector<sequencer_job>& jobs, size_t first, size_t last) {
-    registry_rules t{store, registry, [this](std::string_view name) { return fence.closed(name); }};
-    bool committed = false;
-    std::vector<registry_result> results;
-    for (auto i = first; i < last; ++i)
-      results.push_back(t.run(std::get<registry_job>(jobs[i]).command));
-    if (t.batch().count() > 0) {
-      if (auto err = store.write(t.batch(), true)) {
-        for (auto& r : results)
-          if (!r.error)
-            r = registry_result{err, {}, {}};
-      } else {
-        for (auto& [name, d] : t.devices())
-          if (auto* e = dir.find(name)) {
-            e->patient = d.patient;
-            e->decommissioned = d.decommission_time_ms != 0;
-          }
-        // Queries see a created or moved patient as soon as the call returns.
-        if (settings.index)
-          for (auto& [name, p] : t.patients())
-            settings.index->set_registry(name, p.ward, p.bed);
-        for (auto& p : t.notify())
-          caf::anon_send(shards[fence.shard_of(p)], registry_atom::value, p);
-        committed = true;
-        for (auto& p : t.released())
-          purge_after_checkpoint(p);
-      }
-    }
-    for (auto i = first; i < last; ++i) {
-      auto& rj = std::get<registry_job>(jobs[i]);
-      auto& r = results[i - first];
-      if (auto* e = std::get_if<erase_patient>(&rj.command); e && committed && !r.error)
-        hand_over_erasure(e->patient, std::move(rj.done), std::move(r));
-      else
-        rj.done(std::move(r));
-    }
-  }
-
-  // After every batch already dispatched to the shard (one sender, FIFO)
-  // the twin applies them, then deletes its records and tells the alert
-  // hub; the caller hears back once the hub let go of the patient.
-  void hand_over_erasure(const std::string& patient, registry_callback done, registry_result result) {
-    auto completion = std::make_shared<erase_completion>();
-    completion->fn = [done = std::move(done), r = std::move(result)]() mutable { done(std::move(r)); };
-    caf::anon_send(shards[fence.shard_of(patient)], erase_atom::value,
-                   twin_erasure{patient, std::move(completion)});
-    purge_after_checkpoint(patient);
-  }
-
   // Purges the patient's name and values from the files once a checkpoint
   // covers everything committed so far; that checkpoint is asked for now,
   // so the log is truncated behind it soon.
   void purge_after_checkpoint(const std::string& patient) {
-    purges.push_back({patient, commit.position()});
+    purger.after_checkpoint(patient, commit.position());
     checkpoints.request_now();
-  }
-
-  // -- shard hand-offs (shard_step) ---------------------------------------------
-
-  // Runs after everything queued before it committed (process flushes).
-  void run_step(shard_job& j) {
-    switch (j.step.what) {
-      case shard_step::kind::fence:
-        fence.fence(j.step.shards);
-        j.done(caf::none);
-        return;
-      case shard_step::kind::unfence:
-        fence.lift(j.step.shards);
-        j.done(caf::none);
-        return;
-      case shard_step::kind::checkpoint:
-        if (!checkpoints.idle()) {
-          waiting_steps.push_back(std::move(j));
-          checkpoints.hurry();  // a hand-off waits
-          return;
-        }
-        checkpoints.start(commit.position(), commit.accepted(), j.step.shards, std::move(j.done));
-        return;
-      case shard_step::kind::release:
-      case shard_step::kind::adopt:
-        // A checkpoint in progress holds copies of the windows it writes,
-        // none of these shards' (fenced and checkpointed before, or not
-        // this node's).
-        forget_shards(j.step);
-        j.done(caf::none);
-        return;
-    }
-  }
-
-  // Forgets the windows of devices and patient parts in `step.shards` and
-  // has their twins stopped. Between commits (the commit being assembled
-  // points into the directory).
-  void forget_shards(const shard_step& step) {
-    dir.forget_shards(fence.mask(step.shards));
-    for (auto s : step.shards)
-      caf::anon_send(shards[s], forget_atom::value);
-    if (step.what == shard_step::kind::release)
-      fence.lift(step.shards);  // not owned any more: refused as another member's
-  }
-
-  void run_waiting_steps() {
-    if (!checkpoints.idle() || waiting_steps.empty())
-      return;
-    auto steps = std::move(waiting_steps);
-    waiting_steps.clear();
-    for (auto& j : steps)
-      run_step(j);
   }
 
   // -- the loop ---------------------------------------------------------------------
@@ -214,7 +98,7 @@ struct ingest_sequencer::impl {
     for (size_t i = 0; i < jobs.size();) {
       if (auto* sj = std::get_if<shard_job>(&jobs[i])) {
         flush();
-        run_step(*sj);
+        steps.run(*sj);
         ++i;
         continue;
       }
@@ -244,7 +128,7 @@ struct ingest_sequencer::impl {
       while (last < jobs.size() && std::holds_alternative<registry_job>(jobs[last]) &&
              !std::holds_alternative<reset_device_sequence>(std::get<registry_job>(jobs[last]).command))
         ++last;
-      run_registry(jobs, i, last);
+      registry_changes.run(jobs, i, last);
       i = last;
     }
     flush();
@@ -258,9 +142,9 @@ struct ingest_sequencer::impl {
 
   void maybe_checkpoint() {
     checkpoints.advance(commit.accepted());
-    run_waiting_steps();
-    if (!purges.empty() && checkpoints.idle())
-      hand_over_purges();
+    steps.run_waiting();
+    if (purger.waiting() && checkpoints.idle())
+      purger.checkpointed(checkpoints.checkpointed());
     if (checkpoints.due(commit.position(), commit.accepted() - checkpoints.accepted_at_checkpoint()))
       checkpoints.start(commit.position(), commit.accepted());
   }
@@ -344,7 +228,7 @@ caf::error ingest_sequencer::recover() {
   if (*owed > 0) {
     spdlog::warn("recovery: {} erasure purge(s) owed; purging all erased data after the next checkpoint",
                  *owed);
-    im.purges.push_back({std::string{}, im.commit.position()});
+    im.purger.after_checkpoint(std::string{}, im.commit.position());
   }
   return caf::none;
 }
@@ -389,12 +273,10 @@ void ingest_sequencer::stop() {
     im.checkpoints.start(im.commit.position(), im.commit.accepted());
     im.checkpoints.complete(im.commit.accepted());
   }
-  im.hand_over_purges();
+  im.purger.checkpointed(im.checkpoints.checkpointed());
   im.purger.finish();
   // Hand-off steps still waiting: the node stops under them.
-  for (auto& j : im.waiting_steps)
-    j.done(caf::make_error(ingest_errc::shutting_down));
-  im.waiting_steps.clear();
+  im.steps.fail_waiting(caf::make_error(ingest_errc::shutting_down));
   spdlog::info("ingest stopped at log position {}, checkpoint {}", im.commit.position(),
                im.checkpoints.checkpointed());
 }

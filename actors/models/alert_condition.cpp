@@ -2,8 +2,8 @@
 
 namespace healthtwin::models {
 
-std::optional<condition_change> alert_condition::evaluate(priority target, int64_t t,
-                                                          const condition_timing& timing) noexcept {
+std::optional<condition_change> alert_condition::step(priority target, int64_t t,
+                                                      const condition_timing& timing) noexcept {
   // Since when has the evaluated priority been at least p, for each p.
   for (int p = 1; p <= 3; ++p) {
     auto& since = s_.at_least_since[p];

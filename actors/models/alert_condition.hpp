@@ -46,7 +46,17 @@ class alert_condition {
 public:
   /// Feeds the priority the latest value calls for, at data time `t_ms`.
   std::optional<condition_change> evaluate(priority target, int64_t t_ms,
-                                           const condition_timing& timing) noexcept;
+                                           const condition_timing& timing) noexcept {
+    if (target == priority::none && idle())
+      return std::nullopt;  // the common case: nothing called for, nothing pending
+    return step(target, t_ms, timing);
+  }
+
+  /// No level, no onset running and not easing: feeding `none` changes
+  /// nothing.
+  bool idle() const noexcept {
+    return s_.active == priority::none && s_.at_least_since[1] < 0 && s_.easing_since < 0;
+  }
 
   priority level() const noexcept { return s_.active; }
 
@@ -65,6 +75,8 @@ public:
   void restore(const state& s) noexcept { s_ = s; }
 
 private:
+  std::optional<condition_change> step(priority target, int64_t t_ms, const condition_timing& timing) noexcept;
+
   state s_;
 };
 

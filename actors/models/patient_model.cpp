@@ -123,6 +123,33 @@ std::optional<std::string> patient_settings::validate() const {
   return std::nullopt;
 }
 
+patient_model::patient_model(const patient_model& other)
+    : news2_settings_(other.news2_settings_), settings_(other.settings_), newest_ms_(other.newest_ms_),
+      news2_(other.news2_), news2_fresh_until_(other.news2_fresh_until_), news2_history_(other.news2_history_),
+      news2_condition_(other.news2_condition_), news2_rising_(other.news2_rising_),
+      trend_condition_(other.trend_condition_) {
+  for (size_t i = 0; i < metrics_.size(); ++i)
+    if (other.metrics_[i])
+      metrics_[i] = std::make_unique<metric_models>(*other.metrics_[i]);
+}
+
+patient_model& patient_model::operator=(const patient_model& other) {
+  if (this != &other)
+    *this = patient_model{other};
+  return *this;
+}
+
+patient_model::~patient_model() = default;
+
+patient_model::metric_models& patient_model::at(metric m) {
+  auto& p = metrics_[static_cast<size_t>(m)];
+  if (!p)
+    p = std::make_unique<metric_models>();
+  return *p;
+}
+
+const patient_model::metric_models patient_model::no_metric{};
+
 void patient_model::configure(const patient_settings& s) {
   settings_ = s;
   rescore();
@@ -206,28 +233,38 @@ bool patient_model::news2_update(metric m, double v, int64_t t) noexcept {
   return true;
 }
 
-alert_condition* patient_model::condition(alert_kind k, metric m, uint8_t index) noexcept {
+// A metric's conditions exist once it had a reading: before, they read as
+// none (`make`: made now).
+alert_condition* patient_model::condition(alert_kind k, metric m, uint8_t index, bool make) {
   auto i = static_cast<size_t>(m);
   if (i > metric_count)
     return nullptr;
   switch (k) {
-    case alert_kind::threshold: return index == 1 ? &threshold_low_[i] : &threshold_high_[i];
     case alert_kind::news2: return index == 1 ? &news2_rising_ : &news2_condition_;
-    case alert_kind::baseline_anomaly: return &baseline_condition_[i];
     case alert_kind::trend_forecast:
       return index < trend_condition_.size() ? &trend_condition_[index] : nullptr;
-    case alert_kind::signal_quality: return index == 1 ? &no_signal_condition_[i] : &quality_condition_[i];
+    case alert_kind::threshold:
+    case alert_kind::baseline_anomaly:
+    case alert_kind::signal_quality: break;
     default: return nullptr;
+  }
+  if (i == 0 || (!make && !find(m)))
+    return nullptr;
+  auto& mm = at(m);
+  switch (k) {
+    case alert_kind::threshold: return index == 1 ? &mm.threshold_low : &mm.threshold_high;
+    case alert_kind::baseline_anomaly: return &mm.baseline_condition;
+    default: return index == 1 ? &mm.no_signal_condition : &mm.quality_condition;
   }
 }
 
 priority patient_model::level(alert_kind k, metric m, uint8_t index) const noexcept {
-  auto* c = const_cast<patient_model*>(this)->condition(k, m, index);
+  auto* c = const_cast<patient_model*>(this)->condition(k, m, index, false);
   return c ? c->level() : priority::none;
 }
 
-void patient_model::reset(alert_kind k, metric m, uint8_t index, priority level) noexcept {
-  if (auto* c = condition(k, m, index))
+void patient_model::reset(alert_kind k, metric m, uint8_t index, priority level) {
+  if (auto* c = condition(k, m, index, true))
     c->reset(level);
 }
 
@@ -247,14 +284,13 @@ bool patient_model::rr_low_corroborated(int64_t t) const noexcept {
 }
 
 double patient_model::observed(metric m) const noexcept {
-  auto& smp = sampling_[static_cast<size_t>(m)];
-  return smp.observed_ms != 0 ? smp.observed : latest(m).value;
+  auto& mm = get(m);
+  return mm.smp.observed_ms != 0 ? mm.smp.observed : mm.vital.value;
 }
 
 // A continuous signal's level over observation_ms; a measurement that
 // stands for itself (intermittent, charted) is observed as it is.
-double patient_model::observe(metric m, double value, int64_t t) noexcept {
-  auto& smp = sampling_[static_cast<size_t>(m)];
+double patient_model::observe(metric m, sampling& smp, double value, int64_t t) noexcept {
   bool smoothed = m == metric::heart_rate || m == metric::respiration_rate || m == metric::spo2 ||
                   m == metric::systolic_bp || m == metric::temperature;
   if (!smoothed || intermittent(m) || smp.observed_ms == 0 || t - smp.observed_ms >= observation_ms) {
@@ -268,7 +304,7 @@ double patient_model::observe(metric m, double value, int64_t t) noexcept {
 }
 
 bool patient_model::intermittent(metric m) const noexcept {
-  auto& x = sampling_[static_cast<size_t>(m)].intervals_ms;  // newest first, 0: none
+  auto& x = get(m).smp.intervals_ms;  // newest first, 0: none
   if (x[1] == 0)  // fewer than two intervals seen: what the metric usually is
     return m == metric::systolic_bp || m == metric::diastolic_bp || m == metric::temperature ||
            m == metric::glucose;
@@ -278,42 +314,38 @@ bool patient_model::intermittent(metric m) const noexcept {
 }
 
 void patient_model::evaluate(alert_condition& c, priority target, int64_t t,
-                             const condition_timing& timing, finding f,
+                             const condition_timing& timing, const finding& f,
                              std::vector<finding>& out) {
   if (auto change = c.evaluate(target, t, timing)) {
-    f.level = change->level;
-    f.previous = change->previous;
-    f.what = change_of(change->level, change->previous);
-    out.push_back(f);
+    auto& x = out.emplace_back(f);
+    x.level = change->level;
+    x.previous = change->previous;
+    x.what = change_of(change->level, change->previous);
   }
 }
 
 // Probe-off and frozen signals: technical conditions. Returns true when the
 // reading is an artefact to keep out of the clinical models.
-bool patient_model::quality(metric m, double v, int64_t t, const latest_vital& src,
-                            std::vector<finding>& out) {
-  auto i = static_cast<size_t>(m);
+bool patient_model::quality(metric m, metric_models& mm, double v, int64_t t, std::vector<finding>& out) {
   finding f;
   f.kind = alert_kind::signal_quality;
   f.subject = m;
   f.value = v;
-  f.device = src.source_device;
+  f.device = mm.vital.source_device;
   if (m == metric::spo2) {
     bool off = v < probe_off_spo2;
-    evaluate(quality_condition_[i], off ? priority::medium : priority::none, t, probe_off_timing, f,
-             out);
+    evaluate(mm.quality_condition, off ? priority::medium : priority::none, t, probe_off_timing, f, out);
     return off;
   }
   if (has_frozen_check(m)) {
-    auto& fz = frozen_[i];
+    auto& fz = mm.frozen;
     if (fz.since_ms < 0 || v != fz.value) {
       fz = frozen_tracker{v, t, 1};
     } else {
       ++fz.samples;
     }
     bool frozen = fz.samples >= frozen_min_samples && t - fz.since_ms >= frozen_after_ms;
-    evaluate(quality_condition_[i], frozen ? priority::low : priority::none, t, frozen_timing, f,
-             out);
+    evaluate(mm.quality_condition, frozen ? priority::low : priority::none, t, frozen_timing, f, out);
   }
   return false;
 }
@@ -321,20 +353,19 @@ bool patient_model::quality(metric m, double v, int64_t t, const latest_vital& s
 // A signal that was there and is gone (leads off, probe off, line out) is a
 // technical alarm; a channel never connected is not (no arterial line sends
 // 0 all day). `missing`: this reading says no signal; else a valid one.
-void patient_model::lost_signal(metric m, bool missing, int64_t t, std::string_view device,
+void patient_model::lost_signal(metric m, metric_models& mm, bool missing, int64_t t, std::string_view device,
                                 std::vector<finding>& out) {
-  auto i = static_cast<size_t>(m);
-  auto& c = no_signal_condition_[i];
+  auto& c = mm.no_signal_condition;
   auto target = priority::none;
   // A cuff or a thermometer has no signal to lose between measurements
   // (and an arterial channel without a line sends 0 beside the cuff).
   if (missing && !intermittent(m)) {
-    auto& smp = sampling_[i];
+    auto& smp = mm.smp;
     bool was_there = smp.seen && t - smp.last_valid_ms <= signal_lost_within_ms;
     if (was_there || c.level() != priority::none)
       target = lost_signal_priority(m);
   }
-  if (target == priority::none && c.level() == priority::none && c.save().at_least_since[1] < 0)
+  if (target == priority::none && c.idle())
     return;  // nothing pending: no evaluation needed
   finding f;
   f.kind = alert_kind::signal_quality;
@@ -346,7 +377,7 @@ void patient_model::lost_signal(metric m, bool missing, int64_t t, std::string_v
 
 // High and low limits are separate conditions: a falling value never keeps
 // a "high" alert open, and each alert's text follows its own direction.
-void patient_model::threshold(metric m, double value, int64_t t, std::string_view device,
+void patient_model::threshold(metric m, metric_models& mm, double value, int64_t t,
                               std::vector<finding>& out) {
   auto i = static_cast<size_t>(m);
   auto& defaults = population_limits();
@@ -355,12 +386,13 @@ void patient_model::threshold(metric m, double value, int64_t t, std::string_vie
                                                         : nullptr;
   if (!limits)
     return;
+  auto per_sample = intermittent(m) ? per_measurement : threshold_timing;
   for (uint8_t index : {uint8_t{0}, uint8_t{1}}) {
     bool low = index == 1;
-    auto timing = intermittent(m) ? per_measurement : threshold_timing;
+    auto timing = per_sample;
     if (low && m == metric::respiration_rate && !rr_low_corroborated(t))
       timing = slowed(timing, uncorroborated_rr_low_ms);
-    auto& c = low ? threshold_low_[i] : threshold_high_[i];
+    auto& c = low ? mm.threshold_low : mm.threshold_high;
     auto side = [&](double margin) {
       return low ? limits->low_level_of(value, margin) : limits->high_level_of(value, margin);
     };
@@ -371,7 +403,7 @@ void patient_model::threshold(metric m, double value, int64_t t, std::string_vie
     f.kind = alert_kind::threshold;
     f.subject = m;
     f.value = value;
-    f.device = device;
+    f.device = mm.vital.source_device;
     f.index = index;
     evaluate(c, target, t, timing, f, out);
   }
@@ -383,19 +415,21 @@ bool patient_model::apply_reading(const frame_reading& r, int64_t t, std::vector
   auto i = static_cast<size_t>(m);
   if (i == 0 || i > metric_count)
     return false;
-  auto& v = vitals_[i];
-  if (v.present && t < v.time_ms)
+  if (auto& latest = get(m).vital; latest.present && t < latest.time_ms)
     return false;  // older than the latest: history only
   auto q = effective_quality(m, r.value, r.quality);
   if (!charted(q)) {
     if (signal_missing(q)) {
-      sampling_[i].missing_since_valid = true;
-      lost_signal(m, true, t, r.device, out);
+      auto& mm = at(m);
+      mm.smp.missing_since_valid = true;
+      lost_signal(m, mm, true, t, r.device, out);
     }
     return false;
   }
-  lost_signal(m, false, t, r.device, out);
-  auto& smp = sampling_[i];
+  auto& mm = at(m);
+  auto& v = mm.vital;
+  lost_signal(m, mm, false, t, r.device, out);
+  auto& smp = mm.smp;
   bool amid_no_signal = smp.missing_since_valid;
   smp.missing_since_valid = false;
   if (smp.seen && t > smp.last_valid_ms) {
@@ -407,45 +441,44 @@ bool patient_model::apply_reading(const frame_reading& r, int64_t t, std::vector
   smp.seen = true;
   if (v.source_device != r.device)
     v.source_device.assign(r.device);
-  if (quality(m, r.value, t, v, out))
+  if (quality(m, mm, r.value, t, out))
     return false;
   // An intermittently measured metric (spot checks) has no signal to judge
   // a jump by: each measurement stands for itself.
   auto verdict = intermittent(m) ? jump_filter::verdict::pass
-                                 : jumps_[i].admit(m, r.value, t, amid_no_signal);
+                                 : mm.jump.admit(m, r.value, t, amid_no_signal);
   switch (verdict) {
     case jump_filter::verdict::held:
       return false;
     case jump_filter::verdict::confirmed:
       // A step is not a trend: the forecast learns afresh from the new level.
-      forecasts_[i] = holt_forecaster{};
+      mm.forecast = holt_forecaster{};
       // The held readings were real: they count, so the alarm conditions'
       // onsets run from the new level's start.
-      for (auto& h : jumps_[i].held())
+      for (auto& h : mm.jump.held())
         if (h.time_ms > v.time_ms || !v.present)
-          apply_valid(m, h.value, h.time_ms, out);
+          apply_valid(m, mm, h.value, h.time_ms, out);
       break;
     case jump_filter::verdict::pass:
       break;
   }
-  return apply_valid(m, r.value, t, out);
+  return apply_valid(m, mm, r.value, t, out);
 }
 
 // A valid reading that passed the filters: the metric's models.
-bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<finding>& out) {
-  auto i = static_cast<size_t>(m);
-  auto& v = vitals_[i];
+bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64_t t, std::vector<finding>& out) {
+  auto& v = mm.vital;
   v.value = value;
   v.time_ms = t;
   v.present = true;
   newest_ms_ = std::max(newest_ms_, t);
 
-  threshold(m, value, t, v.source_device, out);
+  threshold(m, mm, value, t, out);
 
   // Personal baseline: judged against what was learnt before this reading.
   if (auto floor = baseline_sd_floor(m); floor > 0) {
-    auto& b = baselines_[i];
-    auto& c = baseline_condition_[i];
+    auto& b = mm.baseline;
+    auto& c = mm.baseline_condition;
     auto target = priority::none;
     double z = 0;
     if (b.warmed_up()) {
@@ -474,7 +507,7 @@ bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<f
   for (auto& ft : forecast_targets)
     watched = watched || ft.subject == m;
   if (watched) {
-    auto& fc = forecasts_[i];
+    auto& fc = mm.forecast;
     fc.update(value, t, trend_defaults);
     auto horizon = m == metric::glucose ? settings_.glucose_forecast_horizon_ms
                                         : settings_.forecast_horizon_ms;
@@ -482,10 +515,12 @@ bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<f
       auto& ft = forecast_targets[k];
       if (ft.subject != m)
         continue;
-      auto ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
-      if (std::abs(fc.slope_per_min()) < ft.min_slope_per_min ||
-          std::abs(fc.level() - ft.threshold) > ft.approach)
-        ttc.reset();
+      // Slower than the target's drift or too far from its threshold: no
+      // forecast (checked first, it is cheaper).
+      std::optional<int64_t> ttc;
+      if (!(std::abs(fc.slope_per_min()) < ft.min_slope_per_min) &&
+          !(std::abs(fc.level() - ft.threshold) > ft.approach))
+        ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
       finding f;
       f.kind = alert_kind::trend_forecast;
       f.subject = m;
@@ -501,7 +536,7 @@ bool patient_model::apply_valid(metric m, double value, int64_t t, std::vector<f
 
   if (!is_news2_input(m))
     return false;
-  if (!news2_update(m, observe(m, value, t), t))
+  if (!news2_update(m, observe(m, mm.smp, value, t), t))
     rescore();
   return true;
 }
@@ -564,8 +599,10 @@ void patient_model::apply_frame(int64_t t, const std::vector<frame_reading>& fra
   order.clear();
   for (auto& r : frame)
     order.push_back(&r);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](const frame_reading* a, const frame_reading* b) { return rank(a->m) < rank(b->m); });
+  // Stable insertion sort: a frame holds a few readings, and needs no buffer.
+  for (size_t i = 1; i < order.size(); ++i)
+    for (auto j = i; j > 0 && rank(order[j]->m) < rank(order[j - 1]->m); --j)
+      std::swap(order[j], order[j - 1]);
   bool news2_input = false;
   for (auto* r : order)
     news2_input = apply_reading(*r, t, out) || news2_input;

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,6 +106,11 @@ inline constexpr int64_t signal_lost_within_ms = 10 * 60'000;
 class patient_model {
 public:
   explicit patient_model(news2_settings news2 = {}) : news2_settings_(news2) {}
+  patient_model(const patient_model& other);
+  patient_model& operator=(const patient_model& other);
+  patient_model(patient_model&&) noexcept = default;
+  patient_model& operator=(patient_model&&) noexcept = default;
+  ~patient_model();
 
   /// Applies new settings (from their log position on). Rescores NEWS2;
   /// produces no findings by itself.
@@ -122,7 +128,7 @@ public:
              std::vector<finding>& out, reading_quality quality = reading_quality::unspecified);
 
   const news2_result& news2() const noexcept { return news2_; }
-  const latest_vital& latest(metric m) const noexcept { return vitals_[static_cast<size_t>(m)]; }
+  const latest_vital& latest(metric m) const noexcept { return get(m).vital; }
   /// The value NEWS2 scores for `m` (the observation; see observation_ms).
   double observed(metric m) const noexcept;
   /// NEWS2 per 5 minutes over the last 2 h, oldest first.
@@ -132,15 +138,15 @@ public:
   std::optional<int> news2_change(int64_t window_ms) const {
     return news2_history_.change(newest_ms_, news2_.total, window_ms);
   }
-  const ewma_baseline& baseline(metric m) const noexcept { return baselines_[static_cast<size_t>(m)]; }
-  const holt_forecaster& forecast(metric m) const noexcept { return forecasts_[static_cast<size_t>(m)]; }
+  const ewma_baseline& baseline(metric m) const noexcept { return get(m).baseline; }
+  const holt_forecaster& forecast(metric m) const noexcept { return get(m).forecast; }
   /// Current priority of a condition (index: threshold 0 high / 1 low;
   /// trend: the forecast target; NEWS2: 1 rising; signal quality: 1 no
   /// signal; see finding).
   priority level(alert_kind k, metric m, uint8_t index = 0) const noexcept;
 
   /// Forces a condition's level (a clinician resolved its alert by hand).
-  void reset(alert_kind k, metric m, uint8_t index, priority level) noexcept;
+  void reset(alert_kind k, metric m, uint8_t index, priority level);
 
   /// True when `m` is measured intermittently (samples further apart than
   /// intermittent_after_ms).
@@ -153,18 +159,21 @@ public:
   bool decode(std::string_view bytes);
 
 private:
-  alert_condition* condition(alert_kind k, metric m, uint8_t index) noexcept;
+  alert_condition* condition(alert_kind k, metric m, uint8_t index, bool make);
   void evaluate(alert_condition& c, priority target, int64_t t, const condition_timing& timing,
-                finding f, std::vector<finding>& out);
+                const finding& f, std::vector<finding>& out);
   void rescore() noexcept;
   bool news2_update(metric m, double v, int64_t t) noexcept;
-  double observe(metric m, double value, int64_t t) noexcept;
+  struct metric_models;
+  struct sampling;
+  double observe(metric m, sampling& smp, double value, int64_t t) noexcept;
   bool apply_reading(const frame_reading& r, int64_t t, std::vector<finding>& out);
-  bool apply_valid(metric m, double value, int64_t t, std::vector<finding>& out);
-  void lost_signal(metric m, bool missing, int64_t t, std::string_view device, std::vector<finding>& out);
-  void threshold(metric m, double value, int64_t t, std::string_view device, std::vector<finding>& out);
+  bool apply_valid(metric m, metric_models& mm, double value, int64_t t, std::vector<finding>& out);
+  void lost_signal(metric m, metric_models& mm, bool missing, int64_t t, std::string_view device,
+                   std::vector<finding>& out);
+  void threshold(metric m, metric_models& mm, double value, int64_t t, std::vector<finding>& out);
   void evaluate_news2(int64_t t, std::vector<finding>& out);
-  bool quality(metric m, double v, int64_t t, const latest_vital& src, std::vector<finding>& out);
+  bool quality(metric m, metric_models& mm, double v, int64_t t, std::vector<finding>& out);
   bool rr_low_corroborated(int64_t t) const noexcept;
 
   friend struct patient_model_codec;
@@ -172,27 +181,18 @@ private:
   news2_settings news2_settings_;
   patient_settings settings_;
   int64_t newest_ms_ = 0;
-  std::array<latest_vital, metric_count + 1> vitals_{};
   news2_result news2_{};
   int64_t news2_fresh_until_ = 0;  ///< no input of news2_ turns stale before this
   news2_timeline news2_history_;
-  std::array<ewma_baseline, metric_count + 1> baselines_{};
-  std::array<holt_forecaster, metric_count + 1> forecasts_{};
-  std::array<alert_condition, metric_count + 1> threshold_high_{};
-  std::array<alert_condition, metric_count + 1> threshold_low_{};
   alert_condition news2_condition_;
   alert_condition news2_rising_;
-  std::array<alert_condition, metric_count + 1> baseline_condition_{};
   std::array<alert_condition, 6> trend_condition_{};  // one per forecast target
-  std::array<alert_condition, metric_count + 1> quality_condition_{};
-  std::array<alert_condition, metric_count + 1> no_signal_condition_{};
+
   struct frozen_tracker {
     double value = 0;
     int64_t since_ms = -1;
     uint32_t samples = 0;
   };
-  std::array<frozen_tracker, metric_count + 1> frozen_{};
-  std::array<jump_filter, metric_count + 1> jumps_{};
   /// Per metric: the last valid reading and the smoothed time between them.
   struct sampling {
     int64_t last_valid_ms = 0;
@@ -204,7 +204,37 @@ private:
     double observed = 0;
     int64_t observed_ms = 0;
   };
-  std::array<sampling, metric_count + 1> sampling_{};
+  /// What the model keeps of one metric. Held only for the metrics the
+  /// patient had readings of (a few of metric_count, usually): an absent
+  /// one reads as this default, and its state is made on its first reading.
+  struct metric_models {
+    latest_vital vital;
+    alert_condition threshold_high;
+    alert_condition threshold_low;
+    alert_condition baseline_condition;
+    alert_condition quality_condition;
+    alert_condition no_signal_condition;
+    ewma_baseline baseline;
+    holt_forecaster forecast;
+    frozen_tracker frozen;
+    jump_filter jump;
+    sampling smp;
+  };
+  /// The metric's state, or nullptr before its first reading.
+  const metric_models* find(metric m) const noexcept {
+    auto i = static_cast<size_t>(m);
+    return i < metrics_.size() ? metrics_[i].get() : nullptr;
+  }
+  /// The metric's state, made on first use. `m` in 1..metric_count.
+  metric_models& at(metric m);
+  /// The metric's state, or the default one.
+  const metric_models& get(metric m) const noexcept {
+    auto* p = find(m);
+    return p ? *p : no_metric;
+  }
+  static const metric_models no_metric;
+
+  std::array<std::unique_ptr<metric_models>, metric_count + 1> metrics_{};
 };
 
 /// True when the metric is one of NEWS2's inputs.

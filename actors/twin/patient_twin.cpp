@@ -355,9 +355,9 @@ struct patient_state {
   void apply_frames(auto* self) {
     if (pending.empty())
       return;
-    std::stable_sort(pending.begin(), pending.end(), [](const pending_reading& a, const pending_reading& b) {
-      return a.r.time_ms < b.r.time_ms;
-    });
+    auto by_time = [](const pending_reading& a, const pending_reading& b) { return a.r.time_ms < b.r.time_ms; };
+    if (!std::is_sorted(pending.begin(), pending.end(), by_time))  // most batches come in time order
+      std::stable_sort(pending.begin(), pending.end(), by_time);
     for (size_t i = 0; i < pending.size();) {
       auto t = pending[i].r.time_ms;
       frame.clear();

@@ -32,14 +32,19 @@ void news2_timeline::record(int64_t t, uint8_t total, bool complete) noexcept {
 
 std::optional<int> news2_timeline::change(int64_t now, uint8_t total, int64_t window_ms) const noexcept {
   auto from = now - window_ms - tolerance_ms, to = now - window_ms + tolerance_ms;
-  std::optional<int> lowest;
-  for (size_t i = 0; i < size_; ++i) {
-    auto& p = ring_[(head_ + capacity - 1 - i) % capacity];
-    if (p.time_ms < from)
-      break;  // newest first: older ones are older still
-    if (p.time_ms <= to)
-      lowest = std::min(lowest.value_or(p.total), static_cast<int>(p.total));
+  // Points are in strictly increasing time (record, restore): the first at
+  // or after `from` by bisection, then the few up to `to`.
+  size_t lo = 0, hi = size_;
+  while (lo < hi) {
+    auto mid = (lo + hi) / 2;
+    if (at(mid).time_ms < from)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
+  std::optional<int> lowest;
+  for (auto k = lo; k < size_ && at(k).time_ms <= to; ++k)
+    lowest = std::min(lowest.value_or(at(k).total), static_cast<int>(at(k).total));
   if (!lowest)
     return std::nullopt;
   return static_cast<int>(total) - *lowest;
@@ -48,14 +53,17 @@ std::optional<int> news2_timeline::change(int64_t now, uint8_t total, int64_t wi
 std::vector<news2_point> news2_timeline::points() const {
   std::vector<news2_point> out;
   out.reserve(size_);
-  for (size_t i = size_; i-- > 0;)
-    out.push_back(ring_[(head_ + capacity - 1 - i) % capacity]);
+  for (size_t k = 0; k < size_; ++k)
+    out.push_back(at(k));
   return out;
 }
 
 bool news2_timeline::restore(const std::vector<news2_point>& points) noexcept {
   if (points.size() > capacity)
     return false;
+  for (size_t k = 1; k < points.size(); ++k)
+    if (points[k].time_ms <= points[k - 1].time_ms)
+      return false;  // not as record() keeps them
   *this = news2_timeline{};
   for (auto& p : points) {
     ring_[head_] = p;

@@ -42,10 +42,14 @@ public:
 
   /// The points, oldest first (snapshots).
   std::vector<news2_point> points() const;
-  /// Restores points() output; false when there are too many.
+  /// Restores points() output; false when there are too many or they are
+  /// not in increasing time.
   bool restore(const std::vector<news2_point>& points) noexcept;
 
 private:
+  /// The k-th point, oldest first.
+  const news2_point& at(size_t k) const noexcept { return ring_[(head_ + capacity - size_ + k) % capacity]; }
+
   std::array<news2_point, capacity> ring_{};
   uint8_t size_ = 0;
   uint8_t head_ = 0;  // next slot

@@ -293,7 +293,7 @@ double patient_model::observed(metric m) const noexcept {
 double patient_model::observe(metric m, sampling& smp, double value, int64_t t) noexcept {
   bool smoothed = m == metric::heart_rate || m == metric::respiration_rate || m == metric::spo2 ||
                   m == metric::systolic_bp || m == metric::temperature;
-  if (!smoothed || intermittent(m) || smp.observed_ms == 0 || t - smp.observed_ms >= observation_ms) {
+  if (!smoothed || intermittent(m, smp) || smp.observed_ms == 0 || t - smp.observed_ms >= observation_ms) {
     smp.observed = value;
   } else {
     auto weight = static_cast<double>(std::max<int64_t>(t - smp.observed_ms, 1)) / observation_ms;
@@ -304,7 +304,11 @@ double patient_model::observe(metric m, sampling& smp, double value, int64_t t) 
 }
 
 bool patient_model::intermittent(metric m) const noexcept {
-  auto& x = get(m).smp.intervals_ms;  // newest first, 0: none
+  return intermittent(m, get(m).smp);
+}
+
+inline bool patient_model::intermittent(metric m, const sampling& smp) noexcept {
+  auto& x = smp.intervals_ms;  // newest first, 0: none
   if (x[1] == 0)  // fewer than two intervals seen: what the metric usually is
     return m == metric::systolic_bp || m == metric::diastolic_bp || m == metric::temperature ||
            m == metric::glucose;
@@ -359,7 +363,7 @@ void patient_model::lost_signal(metric m, metric_models& mm, bool missing, int64
   auto target = priority::none;
   // A cuff or a thermometer has no signal to lose between measurements
   // (and an arterial channel without a line sends 0 beside the cuff).
-  if (missing && !intermittent(m)) {
+  if (missing && !intermittent(m, mm.smp)) {
     auto& smp = mm.smp;
     bool was_there = smp.seen && t - smp.last_valid_ms <= signal_lost_within_ms;
     if (was_there || c.level() != priority::none)
@@ -386,7 +390,7 @@ void patient_model::threshold(metric m, metric_models& mm, double value, int64_t
                                                         : nullptr;
   if (!limits)
     return;
-  auto per_sample = intermittent(m) ? per_measurement : threshold_timing;
+  auto per_sample = intermittent(m, mm.smp) ? per_measurement : threshold_timing;
   for (uint8_t index : {uint8_t{0}, uint8_t{1}}) {
     bool low = index == 1;
     auto timing = per_sample;
@@ -445,7 +449,7 @@ bool patient_model::apply_reading(const frame_reading& r, int64_t t, std::vector
     return false;
   // An intermittently measured metric (spot checks) has no signal to judge
   // a jump by: each measurement stands for itself.
-  auto verdict = intermittent(m) ? jump_filter::verdict::pass
+  auto verdict = intermittent(m, smp) ? jump_filter::verdict::pass
                                  : mm.jump.admit(m, r.value, t, amid_no_signal);
   switch (verdict) {
     case jump_filter::verdict::held:

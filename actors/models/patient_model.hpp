@@ -167,6 +167,7 @@ private:
   struct metric_models;
   struct sampling;
   double observe(metric m, sampling& smp, double value, int64_t t) noexcept;
+  static bool intermittent(metric m, const sampling& smp) noexcept;
   bool apply_reading(const frame_reading& r, int64_t t, std::vector<finding>& out);
   bool apply_valid(metric m, metric_models& mm, double value, int64_t t, std::vector<finding>& out);
   void lost_signal(metric m, metric_models& mm, bool missing, int64_t t, std::string_view device,

@@ -58,6 +58,7 @@ struct series_slot {
 struct pending_reading {
   reading r;
   const std::string* device;  // the batch's entry, alive while it is applied
+  uint32_t order;             // position in the batch: ties keep it
 };
 
 /// Scratch of apply_frames, per scheduler thread (a twin applies its work
@@ -336,7 +337,7 @@ struct patient_state {
               on_finding(self, f, r.time_ms);
             continue;
           }
-          pending.push_back(pending_reading{r, &entry.device});
+          pending.push_back(pending_reading{r, &entry.device, static_cast<uint32_t>(pending.size())});
         }
       }
       apply_frames(self);
@@ -355,9 +356,13 @@ struct patient_state {
   void apply_frames(auto* self) {
     if (pending.empty())
       return;
-    auto by_time = [](const pending_reading& a, const pending_reading& b) { return a.r.time_ms < b.r.time_ms; };
+    // In time order, readings of one time in the order they came (a stable
+    // sort without stable_sort's buffer allocation per batch).
+    auto by_time = [](const pending_reading& a, const pending_reading& b) {
+      return a.r.time_ms < b.r.time_ms || (a.r.time_ms == b.r.time_ms && a.order < b.order);
+    };
     if (!std::is_sorted(pending.begin(), pending.end(), by_time))  // most batches come in time order
-      std::stable_sort(pending.begin(), pending.end(), by_time);
+      std::sort(pending.begin(), pending.end(), by_time);
     for (size_t i = 0; i < pending.size();) {
       auto t = pending[i].r.time_ms;
       frame.clear();

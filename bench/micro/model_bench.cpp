@@ -42,6 +42,39 @@ void BM_patient_model_apply(benchmark::State& state) {
 }
 BENCHMARK(BM_patient_model_apply);
 
+// The same models as a busy node runs them: 10,000 patients, each sent a
+// frame of six vitals in turn (what bench/run-benchmarks throughput sends),
+// so a patient's state is out of the cache when its next frame comes.
+void BM_patient_model_many_patients(benchmark::State& state) {
+  constexpr size_t patients = 10'000;
+  std::vector<models::patient_model> models(patients);
+  std::vector<models::finding> findings;
+  const std::string device = "tenants/demo/devices/mon-00001";
+  int64_t t = 1'700'000'000'000;
+  size_t p = 0;
+  uint32_t n = 0;
+  for (auto _ : state) {
+    double w = static_cast<double>(n % 7);
+    std::vector<models::frame_reading> frame{
+        {metric::heart_rate, 70 + w, models::reading_quality::valid, device},
+        {metric::spo2, 96.0 + (w > 3 ? 1 : 0), models::reading_quality::valid, device},
+        {metric::respiration_rate, 15.0 + (w > 4 ? 1 : 0), models::reading_quality::valid, device},
+        {metric::systolic_bp, 120 + w, models::reading_quality::valid, device},
+        {metric::diastolic_bp, 80 + w, models::reading_quality::valid, device},
+        {metric::temperature, 36.8, models::reading_quality::valid, device}};
+    findings.clear();
+    models[p].apply_frame(t, frame, findings);
+    benchmark::DoNotOptimize(findings.data());
+    if (++p == patients) {
+      p = 0;
+      t += 5'000;
+      ++n;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * 6);
+}
+BENCHMARK(BM_patient_model_many_patients);
+
 void BM_series_append(benchmark::State& state) {
   storage::series_chunk_builder b;
   int64_t t = 1'700'000'000'000;

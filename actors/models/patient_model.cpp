@@ -93,8 +93,13 @@ patient_model::metric_models& patient_model::at(metric m) {
 
 const patient_model::metric_models patient_model::no_metric{};
 
+const std::shared_ptr<const patient_settings>& patient_model::defaults() {
+  static const auto none = std::make_shared<const patient_settings>();
+  return none;
+}
+
 void patient_model::configure(const patient_settings& s) {
-  settings_ = s;
+  settings_ = std::make_shared<const patient_settings>(s);
   rescore();
 }
 
@@ -113,7 +118,7 @@ void patient_model::rescore() noexcept {
   in.pulse = take(metric::heart_rate);
   in.consciousness = take(metric::consciousness);
   in.temperature = take(metric::temperature);
-  in.spo2_scale2 = settings_.spo2_scale2;
+  in.spo2_scale2 = settings_->spo2_scale2;
   news2_ = score_news2(in, newest_ms_, news2_settings_);
   news2_fresh_until_ = std::numeric_limits<int64_t>::max();
   for (auto& p : news2_.parts) {
@@ -158,7 +163,7 @@ bool patient_model::news2_update(metric m, double v, int64_t t) noexcept {
     case news2_parameter::spo2: {
       auto& o2 = news2_.part(news2_parameter::air_or_oxygen);
       bool on_oxygen = !o2.missing && !o2.stale && o2.value > 0;
-      part.score = settings_.spo2_scale2 ? score_spo2_scale2(r, on_oxygen) : score_spo2_scale1(r);
+      part.score = settings_->spo2_scale2 ? score_spo2_scale2(r, on_oxygen) : score_spo2_scale1(r);
       break;
     }
     case news2_parameter::systolic_bp: part.score = score_systolic_bp(r); break;
@@ -328,7 +333,7 @@ void patient_model::threshold(metric m, metric_models& mm, double value, int64_t
                               std::vector<finding>& out) {
   auto i = static_cast<size_t>(m);
   auto& defaults = population_limits();
-  const threshold_limits* limits = settings_.limits[i] ? &*settings_.limits[i]
+  const threshold_limits* limits = settings_->limits[i] ? &*settings_->limits[i]
                                    : defaults[i]        ? &*defaults[i]
                                                         : nullptr;
   if (!limits)
@@ -430,12 +435,12 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
     double z = 0;
     if (b.warmed_up()) {
       z = b.z(value, floor);
-      auto limit = c.level() == priority::none ? settings_.baseline_k : settings_.baseline_k - 1;
+      auto limit = c.level() == priority::none ? settings_->baseline_k : settings_->baseline_k - 1;
       if (std::abs(z) > limit)
         target = priority::low;
     }
-    condition_timing timing{{0, settings_.baseline_min_duration_ms, 0, 0},
-                            settings_.baseline_min_duration_ms,
+    condition_timing timing{{0, settings_->baseline_min_duration_ms, 0, 0},
+                            settings_->baseline_min_duration_ms,
                             {0, 3, 0, 0}};
     if (m == metric::respiration_rate && z < 0 && !rr_low_corroborated(t))
       timing = slowed(timing, uncorroborated_rr_low_ms);
@@ -456,8 +461,8 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
   if (watched) {
     auto& fc = mm.forecast;
     fc.update(value, t, trend_defaults);
-    auto horizon = m == metric::glucose ? settings_.glucose_forecast_horizon_ms
-                                        : settings_.forecast_horizon_ms;
+    auto horizon = m == metric::glucose ? settings_->glucose_forecast_horizon_ms
+                                        : settings_->forecast_horizon_ms;
     for (uint8_t k = 0; k < forecast_targets.size(); ++k) {
       auto& ft = forecast_targets[k];
       if (ft.subject != m)

@@ -139,7 +139,7 @@ struct patient_model_codec {
     for (uint8_t n = 1; n <= metric_count; ++n) {
       auto metric_ = static_cast<metric>(n);
       auto mm = std::make_unique<metric_models>();
-      if (!get_metric(r, *mm, metric_, m.settings_, version))
+      if (!get_metric(r, *mm, metric_, *m.settings_, version))
         return false;
       if (!is_default(*mm))
         m.metrics_[n] = std::move(mm);

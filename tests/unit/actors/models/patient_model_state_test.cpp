@@ -63,6 +63,11 @@ TEST(patient_model_state, a_restored_model_equals_the_original_and_copies_are_in
   EXPECT_EQ(m.encode(), bytes);  // the original did not change with its copy
   EXPECT_NE(c.encode(), bytes);
   EXPECT_EQ(c.latest(metric::glucose).value, 100);
+  patient_settings own;
+  own.baseline_k = 5;
+  c.configure(own);  // settings are shared only until one changes them
+  EXPECT_EQ(c.settings().baseline_k, 5);
+  EXPECT_EQ(m.settings().baseline_k, patient_settings{}.baseline_k);
   c = r;  // assigned back
   EXPECT_EQ(c.encode(), bytes);
   EXPECT_FALSE(c.latest(metric::glucose).present);

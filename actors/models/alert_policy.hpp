@@ -52,6 +52,8 @@ struct threshold_limits {
   /// True when the limits are ordered (high below <= medium below < medium
   /// above <= high above) and the hysteresis is >= 0.
   bool consistent() const noexcept;
+
+  bool operator==(const threshold_limits&) const = default;
 };
 
 /// Population default limits (documented in docs/alerts.md); nullopt for

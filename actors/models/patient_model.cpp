@@ -66,26 +66,8 @@ const std::array<std::optional<threshold_limits>, metric_count + 1>& population_
 
 }  // namespace
 
-patient_model::patient_model(const patient_model& other)
-    : news2_settings_(other.news2_settings_), settings_(other.settings_), newest_ms_(other.newest_ms_),
-      news2_(other.news2_), news2_fresh_until_(other.news2_fresh_until_), news2_history_(other.news2_history_),
-      news2_condition_(other.news2_condition_), news2_rising_(other.news2_rising_),
-      trend_condition_(other.trend_condition_) {
-  for (size_t i = 0; i < metrics_.size(); ++i)
-    if (other.metrics_[i])
-      metrics_[i] = std::make_unique<metric_models>(*other.metrics_[i]);
-}
-
-patient_model& patient_model::operator=(const patient_model& other) {
-  if (this != &other)
-    *this = patient_model{other};
-  return *this;
-}
-
-patient_model::~patient_model() = default;
-
 patient_model::metric_models& patient_model::at(metric m) {
-  auto& p = metrics_[static_cast<size_t>(m)];
+  auto& p = metrics_.slots[static_cast<size_t>(m)];
   if (!p)
     p = std::make_unique<metric_models>();
   return *p;
@@ -99,7 +81,11 @@ const std::shared_ptr<const patient_settings>& patient_model::defaults() {
 }
 
 void patient_model::configure(const patient_settings& s) {
-  settings_ = std::make_shared<const patient_settings>(s);
+  configure(s == *defaults() ? defaults() : std::make_shared<const patient_settings>(s));
+}
+
+void patient_model::configure(std::shared_ptr<const patient_settings> s) {
+  settings_ = std::move(s);
   rescore();
 }
 

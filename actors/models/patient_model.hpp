@@ -42,6 +42,8 @@ struct patient_settings {
 
   /// nullopt when valid, else the name of the first invalid field.
   std::optional<std::string> validate() const;
+
+  bool operator==(const patient_settings&) const = default;
 };
 
 /// Latest value of one metric of a patient.
@@ -106,15 +108,13 @@ inline constexpr int64_t signal_lost_within_ms = 10 * 60'000;
 class patient_model {
 public:
   explicit patient_model(news2_settings news2 = {}) : news2_settings_(news2), settings_(defaults()) {}
-  patient_model(const patient_model& other);
-  patient_model& operator=(const patient_model& other);
-  patient_model(patient_model&&) noexcept = default;
-  patient_model& operator=(patient_model&&) noexcept = default;
-  ~patient_model();
 
   /// Applies new settings (from their log position on). Rescores NEWS2;
-  /// produces no findings by itself.
+  /// produces no findings by itself. Settings equal to the defaults share
+  /// the default instance.
   void configure(const patient_settings& s);
+  /// The same with an immutable instance (a log entry's), kept as it is.
+  void configure(std::shared_ptr<const patient_settings> s);
   const patient_settings& settings() const noexcept { return *settings_; }
 
   /// Applies the readings of one observation time `time_ms` and appends
@@ -227,7 +227,7 @@ private:
   /// The metric's state, or nullptr before its first reading.
   const metric_models* find(metric m) const noexcept {
     auto i = static_cast<size_t>(m);
-    return i < metrics_.size() ? metrics_[i].get() : nullptr;
+    return i < metrics_.slots.size() ? metrics_.slots[i].get() : nullptr;
   }
   /// The metric's state, made on first use. `m` in 1..metric_count.
   metric_models& at(metric m);
@@ -238,7 +238,27 @@ private:
   }
   static const metric_models no_metric;
 
-  std::array<std::unique_ptr<metric_models>, metric_count + 1> metrics_{};
+  /// Each metric's state, owned; a copy of the model copies them (the
+  /// model's other members copy as values).
+  struct metric_table {
+    std::array<std::unique_ptr<metric_models>, metric_count + 1> slots{};
+
+    metric_table() = default;
+    metric_table(const metric_table& other) {
+      for (size_t i = 0; i < slots.size(); ++i)
+        if (other.slots[i])
+          slots[i] = std::make_unique<metric_models>(*other.slots[i]);
+    }
+    metric_table& operator=(const metric_table& other) {
+      if (this != &other)
+        *this = metric_table{other};
+      return *this;
+    }
+    metric_table(metric_table&&) noexcept = default;
+    metric_table& operator=(metric_table&&) noexcept = default;
+    ~metric_table() = default;
+  };
+  metric_table metrics_;
 };
 
 /// True when the metric is one of NEWS2's inputs.

@@ -142,7 +142,7 @@ struct patient_model_codec {
       if (!get_metric(r, *mm, metric_, *m.settings_, version))
         return false;
       if (!is_default(*mm))
-        m.metrics_[n] = std::move(mm);
+        m.metrics_.slots[n] = std::move(mm);
     }
     get_condition(r, m.news2_condition_, version);
     get_condition(r, m.news2_rising_, version);

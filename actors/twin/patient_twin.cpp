@@ -407,7 +407,7 @@ struct patient_state {
   void apply_clinician(auto* self, const device_entry& entry) {
     if (entry.settings) {
       settings_logged = true;
-      model.configure(*entry.settings);
+      model.configure(entry.settings);
     }
     auto source = "clinician/" + entry.device;
     for (auto& r : entry.readings) {

@@ -68,6 +68,10 @@ TEST(patient_model_state, a_restored_model_equals_the_original_and_copies_are_in
   c.configure(own);  // settings are shared only until one changes them
   EXPECT_EQ(c.settings().baseline_k, 5);
   EXPECT_EQ(m.settings().baseline_k, patient_settings{}.baseline_k);
+  patient_model fresh, reset;
+  reset.configure(patient_settings{});  // as a snapshot without settings loads
+  EXPECT_EQ(&reset.settings(), &fresh.settings());  // both read the one default instance
+  EXPECT_NE(&c.settings(), &fresh.settings());
   c = r;  // assigned back
   EXPECT_EQ(c.encode(), bytes);
   EXPECT_FALSE(c.latest(metric::glucose).present);

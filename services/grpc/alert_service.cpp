@@ -165,9 +165,7 @@ public:
               bad.push_back({"duration", "must be between 1 s and " +
                                              std::to_string(actors::max_silence_ms / 60'000) +
                                              " min"});
-            auto silenced_by = acting_as(rc, req->silenced_by());
-            if (!valid_label(silenced_by, 128))
-              bad.push_back({"silenced_by", "must be 1-128 characters without control characters"});
+            auto silenced_by = acting_as(rc, req->silenced_by(), "silenced_by", bad);
             if (!valid_note(req->reason(), max_note_bytes))
               bad.push_back({"reason", "must be at most 1000 characters, without control characters other "
                                        "than line feed and tab"});
@@ -249,9 +247,7 @@ private:
     name = models::parse_alert_name(alert);
     if (!name)
       bad.push_back({"name", "must be tenants/{tenant}/{patients|devices}/{id}/alerts/{alert}"});
-    by = acting_as(rc, stated_by);
-    if (!valid_label(by, 128))
-      bad.push_back({by_field, "must be 1-128 characters without control characters"});
+    by = acting_as(rc, stated_by, by_field, bad);
     if (!valid_note(note, max_note_bytes))
       bad.push_back({"note", "must be at most 1000 characters, without control characters other "
                              "than line feed and tab"});

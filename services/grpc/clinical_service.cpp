@@ -130,9 +130,7 @@ public:
               return st;
             std::vector<field_violation> bad;
             auto settings = from_api(req->settings(), bad);
-            auto updated_by = acting_as(rc, req->updated_by());
-            if (!valid_label(updated_by, 128))
-              bad.push_back({"updated_by", "must be 1-128 characters without control characters"});
+            auto updated_by = acting_as(rc, req->updated_by(), "updated_by", bad);
             if (!bad.empty())
               return invalid_argument(bad);
             actors::patient_input in;
@@ -172,9 +170,7 @@ public:
             auto t = req->has_observe_time() ? to_ms(req->observe_time()) : now;
             if (t <= 0 || t > now + env_.settings.max_clock_skew.count())
               bad.push_back({"observe_time", "must not be in the future"});
-            auto recorded_by = acting_as(rc, req->recorded_by());
-            if (!valid_label(recorded_by, 128))
-              bad.push_back({"recorded_by", "must be 1-128 characters without control characters"});
+            auto recorded_by = acting_as(rc, req->recorded_by(), "recorded_by", bad);
             if (!bad.empty())
               return invalid_argument(bad);
             actors::patient_input in;

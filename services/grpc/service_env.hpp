@@ -32,6 +32,16 @@ inline std::string acting_as(const rpc_call& rc, const std::string& stated) {
   return rc.who ? rc.who->subject : stated;
 }
 
+/// acting_as(), checked as every recorded actor is: 1-128 characters
+/// without control characters, else a violation of request field `field`.
+inline std::string acting_as(const rpc_call& rc, const std::string& stated, const char* field,
+                             std::vector<field_violation>& bad) {
+  auto who = acting_as(rc, stated);
+  if (!valid_label(who, 128))
+    bad.push_back({field, "must be 1-128 characters without control characters"});
+  return who;
+}
+
 
 
 /// OK when `name` (request field `field`) names a registered patient the

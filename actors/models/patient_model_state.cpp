@@ -1,6 +1,7 @@
-// The patient model's state in twin snapshots: version 4; version 3
-// (before NEWS2 observations) and version 2 (before frames, quality and
-// two-sided thresholds) read and converted.
+// The patient model's state in twin snapshots: version 5 (only the metrics
+// that hold state, idle alarm conditions in one byte); version 4 (every
+// metric written), version 3 (before NEWS2 observations) and version 2
+// (before frames, quality and two-sided thresholds) read and converted.
 #include <algorithm>
 
 #include "actors/models/patient_model.hpp"
@@ -10,11 +11,28 @@ namespace healthtwin::models {
 
 namespace {
 
-constexpr uint8_t state_version = 4;
+constexpr uint8_t state_version = 5;
 constexpr uint8_t oldest_version = 2;
+
+// Version 5 marks a condition in its initial state (most of them, most of
+// the time) with one byte.
+enum class condition_tag : uint8_t { initial = 0, kept = 1 };
+
+bool initial(const alert_condition::state& s) {
+  alert_condition::state none;
+  return s.active == none.active && s.easing_since == none.easing_since &&
+         std::equal(std::begin(s.at_least_since), std::end(s.at_least_since), std::begin(none.at_least_since)) &&
+         std::equal(std::begin(s.samples_at_least), std::end(s.samples_at_least),
+                    std::begin(none.samples_at_least));
+}
 
 void put_condition(state_writer& w, const alert_condition& c) {
   auto& s = c.save();
+  if (initial(s)) {
+    w.put(condition_tag::initial);
+    return;
+  }
+  w.put(condition_tag::kept);
   w.put(static_cast<uint8_t>(s.active));
   for (auto v : s.at_least_since)
     w.put(v);
@@ -25,6 +43,15 @@ void put_condition(state_writer& w, const alert_condition& c) {
 
 void get_condition(state_reader& r, alert_condition& c, uint8_t version) {
   alert_condition::state s;
+  if (version >= 5) {
+    auto tag = r.get<condition_tag>();
+    if (tag == condition_tag::initial) {
+      c.restore(s);
+      return;
+    }
+    if (tag != condition_tag::kept)
+      r.fail();
+  }
   s.active = static_cast<priority>(std::min<uint8_t>(r.get<uint8_t>(), 3));
   for (auto& v : s.at_least_since)
     v = r.get<int64_t>();
@@ -40,18 +67,24 @@ void get_condition(state_reader& r, alert_condition& c, uint8_t version) {
 
 }  // namespace
 
-/// Reads and writes patient_model's private state. Every metric is written
-/// (an absent one as its default state), so the bytes do not depend on
-/// which metrics hold state; a metric read back as its default state is
-/// not made.
+/// Reads and writes patient_model's private state: the metrics that hold
+/// state (a bit each in a mask, then theirs), then the model's own. Before
+/// version 5 every metric was written (an absent one as its default state);
+/// a metric read back from those as its default state is not made.
 struct patient_model_codec {
   using metric_models = patient_model::metric_models;
 
   static void put(state_writer& w, const patient_model& m) {
     w.put(state_version);
     w.put(m.newest_ms_);
+    uint16_t held = 0;
     for (uint8_t n = 1; n <= metric_count; ++n)
-      put_metric(w, m.get(static_cast<metric>(n)));
+      if (m.metrics_.slots[n])
+        held |= static_cast<uint16_t>(1u << n);
+    w.put(held);
+    for (uint8_t n = 1; n <= metric_count; ++n)
+      if (m.metrics_.slots[n])
+        put_metric(w, *m.metrics_.slots[n]);
     put_condition(w, m.news2_condition_);
     put_condition(w, m.news2_rising_);
     for (auto& c : m.trend_condition_)
@@ -136,12 +169,19 @@ struct patient_model_codec {
     if (version < oldest_version || version > state_version)
       return false;
     m.newest_ms_ = r.get<int64_t>();
+    // Version 5 lists the metrics it holds; before, every one was there.
+    uint16_t all = static_cast<uint16_t>(((1u << metric_count) - 1) << 1);
+    uint16_t held = version >= 5 ? r.get<uint16_t>() : all;
+    if ((held & ~all) != 0)
+      return false;  // a metric this version does not know
     for (uint8_t n = 1; n <= metric_count; ++n) {
+      if ((held & (1u << n)) == 0)
+        continue;
       auto metric_ = static_cast<metric>(n);
       auto mm = std::make_unique<metric_models>();
       if (!get_metric(r, *mm, metric_, *m.settings_, version))
         return false;
-      if (!is_default(*mm))
+      if (version >= 5 || !is_default(*mm))
         m.metrics_.slots[n] = std::move(mm);
     }
     get_condition(r, m.news2_condition_, version);

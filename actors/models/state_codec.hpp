@@ -54,6 +54,11 @@ public:
     in_.remove_prefix(n);
     return s;
   }
+  /// Marks the input as malformed (a value out of its range).
+  void fail() noexcept {
+    ok_ = false;
+    in_ = {};
+  }
   bool ok() const noexcept { return ok_; }
   bool done() const noexcept { return in_.empty(); }
 

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 using namespace healthtwin::models;
 
 namespace {
@@ -39,13 +42,51 @@ patient_model two_metrics() {
 
 }  // namespace
 
-TEST(patient_model_state, the_snapshot_bytes_are_those_of_version_4) {
-  // Fingerprint of the encoding written before the model kept state only
-  // for metrics with readings: the format is unchanged.
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(patient_model_state, the_snapshot_bytes_are_those_of_version_5) {
+  // Fingerprint of version 5 (only metrics with state; idle conditions in
+  // one byte): a change of the bytes is a change of the format.
   auto bytes = two_metrics().encode();
-  EXPECT_EQ(bytes.size(), 6344u);
-  EXPECT_EQ(fingerprint(bytes), 3235768660940576344ull);
-  EXPECT_EQ(fingerprint(patient_model{}.encode()), 9905905623767078575ull);
+  EXPECT_EQ(bytes.size(), 962u);
+  EXPECT_EQ(fingerprint(bytes), 12258535425108404322ull);
+  EXPECT_EQ(patient_model{}.encode().size(), 20u);
+  EXPECT_EQ(fingerprint(patient_model{}.encode()), 11533123623856418918ull);
+}
+
+TEST(patient_model_state, a_version_4_snapshot_reads_back_as_the_same_state) {
+  // Written by the version 4 encoder (every metric, absent ones as their
+  // default state) from two_metrics(): it reads back as that model.
+  auto v4 = read_file(std::string{HEALTHTWIN_MODELS_TEST_DATA} + "/patient_model_v4.bin");
+  ASSERT_EQ(v4.size(), 6344u);
+  ASSERT_EQ(fingerprint(v4), 3235768660940576344ull);
+  patient_model r;
+  ASSERT_TRUE(r.decode(v4));
+  EXPECT_EQ(r.encode(), two_metrics().encode());
+  EXPECT_FALSE(r.latest(metric::glucose).present);
+}
+
+TEST(patient_model_state, a_malformed_version_5_snapshot_is_refused) {
+  auto bytes = two_metrics().encode();
+  patient_model r;
+  // The mask of metrics held follows the version and newest time.
+  auto unknown = bytes;
+  unknown[1 + 8 + 1] = static_cast<char>(0x80);  // bit 15: no such metric
+  EXPECT_FALSE(r.decode(unknown));
+  auto truncated = bytes.substr(0, bytes.size() - 1);
+  EXPECT_FALSE(r.decode(truncated));
+  auto longer = bytes + '\0';
+  EXPECT_FALSE(r.decode(longer));
+  // The empty model's bytes: version, newest, mask, then its conditions'
+  // tags; a tag that is neither initial nor kept is refused.
+  auto empty = patient_model{}.encode();
+  ASSERT_EQ(static_cast<uint8_t>(empty[1 + 8 + 2]), 0u);
+  empty[1 + 8 + 2] = 7;
+  EXPECT_FALSE(r.decode(empty));
+  EXPECT_EQ(r.encode(), patient_model{}.encode());  // a refused decode leaves the model as it was
 }
 
 TEST(patient_model_state, a_restored_model_equals_the_original_and_copies_are_independent) {

@@ -251,11 +251,15 @@ inline bool patient_model::intermittent(metric m, const sampling& smp) noexcept 
   return median > static_cast<float>(intermittent_after_ms);
 }
 
+// A condition's step; `describe` makes the finding, called only when the
+// level changed (rarely: most steps change nothing, and most conditions are
+// idle).
+template <class Describe>
 void patient_model::evaluate(alert_condition& c, priority target, int64_t t,
-                             const condition_timing& timing, const finding& f,
+                             const condition_timing& timing, Describe&& describe,
                              std::vector<finding>& out) {
   if (auto change = c.evaluate(target, t, timing)) {
-    auto& x = out.emplace_back(f);
+    auto& x = out.emplace_back(describe());
     x.level = change->level;
     x.previous = change->previous;
     x.what = change_of(change->level, change->previous);
@@ -265,14 +269,18 @@ void patient_model::evaluate(alert_condition& c, priority target, int64_t t,
 // Probe-off and frozen signals: technical conditions. Returns true when the
 // reading is an artefact to keep out of the clinical models.
 bool patient_model::quality(metric m, metric_models& mm, double v, int64_t t, std::vector<finding>& out) {
-  finding f;
-  f.kind = alert_kind::signal_quality;
-  f.subject = m;
-  f.value = v;
-  f.device = mm.vital.source_device;
+  auto describe = [&] {
+    finding f;
+    f.kind = alert_kind::signal_quality;
+    f.subject = m;
+    f.value = v;
+    f.device = mm.vital.source_device;
+    return f;
+  };
   if (m == metric::spo2) {
     bool off = v < probe_off_spo2;
-    evaluate(mm.quality_condition, off ? priority::medium : priority::none, t, probe_off_timing, f, out);
+    evaluate(mm.quality_condition, off ? priority::medium : priority::none, t, probe_off_timing, describe,
+             out);
     return off;
   }
   if (has_frozen_check(m)) {
@@ -283,7 +291,7 @@ bool patient_model::quality(metric m, metric_models& mm, double v, int64_t t, st
       ++fz.samples;
     }
     bool frozen = fz.samples >= frozen_min_samples && t - fz.since_ms >= frozen_after_ms;
-    evaluate(mm.quality_condition, frozen ? priority::low : priority::none, t, frozen_timing, f, out);
+    evaluate(mm.quality_condition, frozen ? priority::low : priority::none, t, frozen_timing, describe, out);
   }
   return false;
 }
@@ -303,14 +311,14 @@ void patient_model::lost_signal(metric m, metric_models& mm, bool missing, int64
     if (was_there || c.level() != priority::none)
       target = lost_signal_priority(m);
   }
-  if (target == priority::none && c.idle())
-    return;  // nothing pending: no evaluation needed
-  finding f;
-  f.kind = alert_kind::signal_quality;
-  f.subject = m;
-  f.index = 1;
-  f.device = device;
-  evaluate(c, target, t, no_signal_timing, f, out);
+  evaluate(c, target, t, no_signal_timing, [&] {
+    finding f;
+    f.kind = alert_kind::signal_quality;
+    f.subject = m;
+    f.index = 1;
+    f.device = device;
+    return f;
+  }, out);
 }
 
 // High and low limits are separate conditions: a falling value never keeps
@@ -337,13 +345,15 @@ void patient_model::threshold(metric m, metric_models& mm, double value, int64_t
     auto target = side(0);
     if (target < c.level())  // stay while within the hysteresis band
       target = std::max(target, std::min(c.level(), side(limits->hysteresis)));
-    finding f;
-    f.kind = alert_kind::threshold;
-    f.subject = m;
-    f.value = value;
-    f.device = mm.vital.source_device;
-    f.index = index;
-    evaluate(c, target, t, timing, f, out);
+    evaluate(c, target, t, timing, [&] {
+      finding f;
+      f.kind = alert_kind::threshold;
+      f.subject = m;
+      f.value = value;
+      f.device = mm.vital.source_device;
+      f.index = index;
+      return f;
+    }, out);
   }
 }
 
@@ -430,13 +440,15 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
                             {0, 3, 0, 0}};
     if (m == metric::respiration_rate && z < 0 && !rr_low_corroborated(t))
       timing = slowed(timing, uncorroborated_rr_low_ms);
-    finding f;
-    f.kind = alert_kind::baseline_anomaly;
-    f.subject = m;
-    f.value = value;
-    f.detail = z;
-    f.device = v.source_device;
-    evaluate(c, target, t, timing, f, out);
+    evaluate(c, target, t, timing, [&] {
+      finding f;
+      f.kind = alert_kind::baseline_anomaly;
+      f.subject = m;
+      f.value = value;
+      f.detail = z;
+      f.device = v.source_device;
+      return f;
+    }, out);
     b.update(value, t, target != priority::none, baseline_defaults);
   }
 
@@ -459,16 +471,17 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
       if (!(std::abs(fc.slope_per_min()) < ft.min_slope_per_min) &&
           !(std::abs(fc.level() - ft.threshold) > ft.approach))
         ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
-      finding f;
-      f.kind = alert_kind::trend_forecast;
-      f.subject = m;
-      f.value = fc.level();
-      f.detail = fc.slope_per_min();
-      f.predicted_ms = ttc ? t + *ttc : 0;
-      f.device = v.source_device;
-      f.index = k;
-      evaluate(trend_condition_[k], ttc ? priority::medium : priority::none, t, trend_timing, f,
-               out);
+      evaluate(trend_condition_[k], ttc ? priority::medium : priority::none, t, trend_timing, [&] {
+        finding f;
+        f.kind = alert_kind::trend_forecast;
+        f.subject = m;
+        f.value = fc.level();
+        f.detail = fc.slope_per_min();
+        f.predicted_ms = ttc ? t + *ttc : 0;
+        f.device = v.source_device;
+        f.index = k;
+        return f;
+      }, out);
     }
   }
 
@@ -504,20 +517,23 @@ void patient_model::evaluate_news2(int64_t t, std::vector<finding>& out) {
     if (without < target)
       timing = slowed(timing, uncorroborated_rr_low_ms);
   }
-  finding f;
-  f.kind = alert_kind::news2;
-  f.value = news2_.total;
-  evaluate(news2_condition_, target, t, timing, f, out);
+  auto news2_finding = [&](uint8_t index, double detail) {
+    finding f;
+    f.kind = alert_kind::news2;
+    f.value = news2_.total;
+    f.index = index;
+    f.detail = detail;
+    return f;
+  };
+  evaluate(news2_condition_, target, t, timing, [&] { return news2_finding(0, 0); }, out);
 
   // NEWS2 rising: a change over an hour of data, even below the medium band.
   auto change = news2_history_.change(t, news2_.total, news2_rise_window_ms);
   auto rising = change && *change >= (news2_rising_.level() == priority::none ? news2_rise_points
                                                                               : news2_rise_points - 1);
-  f.index = 1;
-  f.detail = change ? *change : 0;
   evaluate(news2_rising_, rising ? priority::low : priority::none, t,
-           rr_low_alone ? slowed(news2_rise_timing, uncorroborated_rr_low_ms) : news2_rise_timing, f,
-           out);
+           rr_low_alone ? slowed(news2_rise_timing, uncorroborated_rr_low_ms) : news2_rise_timing,
+           [&] { return news2_finding(1, change ? *change : 0); }, out);
 }
 
 void patient_model::apply_frame(int64_t t, const std::vector<frame_reading>& frame,

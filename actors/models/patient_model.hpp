@@ -160,8 +160,9 @@ public:
 
 private:
   alert_condition* condition(alert_kind k, metric m, uint8_t index, bool make);
-  void evaluate(alert_condition& c, priority target, int64_t t, const condition_timing& timing,
-                const finding& f, std::vector<finding>& out);
+  template <class Describe>
+  static void evaluate(alert_condition& c, priority target, int64_t t, const condition_timing& timing,
+                       Describe&& describe, std::vector<finding>& out);
   void rescore() noexcept;
   bool news2_update(metric m, double v, int64_t t) noexcept;
   struct metric_models;

@@ -141,7 +141,7 @@ void group_commit::add_readings(ingest_job& j, const ingest_group& g, directory_
         reject(j, g, r, rejection_reason::invalid_sequence, "sequence", "must be >= 1");
         continue;
     }
-    reading logged{r.sequence, r.time_ms, r.metric, r.value, r.quality};
+    reading logged{r.sequence, r.time_ms, r.value, r.metric, r.quality};
     if (part) {  // a duplicate too: its earlier carrying may have failed
       part->readings.push_back(logged);
       part->indexes.push_back(r.index);

@@ -72,9 +72,9 @@ inline std::string reading_field(uint32_t group, std::string_view field, uint32_
 struct ingest_reading {
   uint64_t sequence = 0;
   int64_t time_ms = 0;
-  models::metric metric{};
   double value = 0;
   uint32_t index = 0;  ///< position in the request
+  models::metric metric{};
   /// Patient parts only: the device's owner found it a duplicate (carried
   /// again after a failure). A part it found new is taken even below the
   /// part's window (the device's sequence numbers were reset).
@@ -82,6 +82,7 @@ struct ingest_reading {
   /// As the device said (models::reading_quality).
   models::reading_quality quality = models::reading_quality::unspecified;
 };
+static_assert(sizeof(ingest_reading) == 32, "the small fields share the last word");
 
 /// The readings of one device in a request.
 struct ingest_group {

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include <google/protobuf/arena.h>
+
 #include "actors/twin/patient_settings_record.hpp"
 #include "healthtwin/internal/records.pb.h"
 #include "storage/errc.hpp"
@@ -18,7 +20,14 @@ caf::error corrupt(uint64_t position, const std::string& what) {
 }  // namespace
 
 std::string encode_log_record(const committed_batch& b) {
-  internal::LogRecord rec;
+  // The record's parts (a message, two names and four arrays per device)
+  // come from an arena: a few blocks per batch instead of an allocation
+  // and a free for each.
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 << 10;
+  options.max_block_size = 1 << 20;
+  google::protobuf::Arena arena{options};
+  auto& rec = *google::protobuf::Arena::CreateMessage<internal::LogRecord>(&arena);
   rec.set_receive_time_ms(b.receive_time_ms);
   for (auto& e : b.entries) {
     auto* d = rec.add_devices();
@@ -83,7 +92,7 @@ caf::error decode_log_record(uint64_t pos, std::string_view bytes, internal::Log
       auto q = d.quality_size() == 0 || d.quality(k) >= models::reading_quality_count
                    ? models::reading_quality::unspecified
                    : static_cast<models::reading_quality>(d.quality(k));
-      e.readings.push_back(reading{d.sequence(k), d.time_ms(k), *m, d.value(k), q});
+      e.readings.push_back(reading{d.sequence(k), d.time_ms(k), d.value(k), *m, q});
     }
     out.entries.push_back(std::move(e));
   }

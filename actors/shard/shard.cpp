@@ -1,6 +1,7 @@
 #include "actors/shard/shard.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -73,6 +74,8 @@ struct shard_state {
   std::unique_ptr<storage::write_batch> snapshots;
   size_t snapshot_bytes = 0;
   static constexpr size_t snapshot_batch_bytes = 4 << 20;
+  // Scratch of route: a batch's patient entries by twin.
+  std::vector<std::pair<patient_slot*, uint32_t>> by_slot;
 
   device_slot& device(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = devices.try_emplace(name);
@@ -124,22 +127,25 @@ struct shard_state {
       ++sent;
     }
     // A patient with several devices in the batch gets one message with all
-    // of them, so it applies the batch as a whole (idempotence by position).
+    // of them, so it applies the batch as a whole (idempotence by position):
+    // entries grouped by their twin's slot (integers compared, not names),
+    // each group in batch order.
     auto& entries = w.batch->entries;
-    std::vector<uint32_t> order = w.patient_entries;
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return entries[a].patient < entries[b].patient;
+    by_slot.clear();
+    for (auto idx : w.patient_entries)
+      by_slot.emplace_back(&patient(sys, entries[idx].patient), idx);
+    std::sort(by_slot.begin(), by_slot.end(), [](const auto& a, const auto& b) {
+      return std::less<>{}(a.first, b.first) || (a.first == b.first && a.second < b.second);
     });
-    for (size_t i = 0; i < order.size();) {
-      auto& name = entries[order[i]].patient;
+    for (size_t i = 0; i < by_slot.size();) {
+      auto* slot = by_slot[i].first;
       twin_work work{w.batch, {}, ctx};
-      for (; i < order.size() && entries[order[i]].patient == name; ++i)
-        work.entries.push_back(order[i]);
-      auto& slot = patient(sys, name);
-      if (slot.erased)
+      for (; i < by_slot.size() && by_slot[i].first == slot; ++i)
+        work.entries.push_back(by_slot[i].second);
+      if (slot->erased)
         continue;
-      slot.dirty = true;
-      self->send(slot.actor, apply_atom::value, std::move(work));
+      slot->dirty = true;
+      self->send(slot->actor, apply_atom::value, std::move(work));
       ++sent;
     }
     return sent;

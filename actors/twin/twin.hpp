@@ -16,6 +16,8 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/index/twin_index.hpp"
 #include "actors/models/metric.hpp"
@@ -36,11 +38,13 @@ namespace healthtwin::actors {
 struct reading {
   uint64_t sequence = 0;
   int64_t time_ms = 0;
-  models::metric metric{};
   double value = 0;
+  models::metric metric{};
   /// As the device said (models::effective_quality resolves unspecified).
   models::reading_quality quality = models::reading_quality::unspecified;
 };
+// Batches carry millions of these: the one-byte fields share the last word.
+static_assert(sizeof(reading) == 32);
 
 /// The accepted readings of one device in one batch, attributed to the
 /// patient the device was attached to when they were accepted (may be empty).
@@ -77,7 +81,9 @@ struct twin_context;
 /// Carries the node's twin context so that device twins need not store it.
 struct twin_work {
   committed_batch_ptr batch;
-  std::vector<uint32_t> entries;
+  /// A device twin gets one entry; a patient twin one per device of the
+  /// batch, rarely more than two: held inline, no allocation per message.
+  boost::container::small_vector<uint32_t, 2> entries;
   const twin_context* ctx = nullptr;
 };
 

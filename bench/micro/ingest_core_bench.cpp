@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         g.device = models::device_name("b", fmt::format("mon-{}", next_patient));
         g.first_index = index;
         for (int k = 0; k < 6; ++k)
-          g.readings.push_back({seq_no++, t, vitals[k], base[k], index++});
+          g.readings.push_back({seq_no++, t, base[k], index++, vitals[k]});
         groups.push_back(std::move(g));
         if (++next_patient == patients) {
           next_patient = 0;

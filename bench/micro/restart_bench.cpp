@@ -189,8 +189,8 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
       for (uint64_t k = 0; k < per_device && sent < readings; ++k, ++sent) {
         auto n = round * per_device + k;
         grp.readings.push_back({n + 1, start_time_ms + static_cast<int64_t>(n) * 1000,
-                                models::metric::heart_rate, 60.0 + static_cast<double>(n % 40),
-                                index++});
+                                60.0 + static_cast<double>(n % 40), index++,
+                                models::metric::heart_rate});
       }
       groups.push_back(std::move(grp));
       if (++next_device == devices) {

@@ -177,9 +177,9 @@ public:
             in.patient = req->patient();
             in.recorded_by = recorded_by;
             if (req->has_consciousness())
-              in.observations.push_back({0, t, metric::consciousness, static_cast<double>(req->consciousness())});
+              in.observations.push_back({0, t, static_cast<double>(req->consciousness()), metric::consciousness});
             if (req->has_oxygen_flow())
-              in.observations.push_back({0, t, metric::oxygen_flow, req->oxygen_flow()});
+              in.observations.push_back({0, t, req->oxygen_flow(), metric::oxygen_flow});
             auto r = env_.sequence(call, std::move(in));
             if (r.error)
               return to_status(r.error);

@@ -269,8 +269,8 @@ grpc::Status apply_patient_parts(service_env& env, const grpc::ServerContext& ca
       else if (p.sequence(k) == 0 || !std::isfinite(p.value(k)))
         bad.push_back({field + "[" + std::to_string(k) + "]", "sequence must be >= 1 and value finite"});
       else
-        g.readings.push_back({p.sequence(k), p.time_ms(k), *metric, p.value(k),
-                              static_cast<uint32_t>(readings + static_cast<size_t>(k)),
+        g.readings.push_back({p.sequence(k), p.time_ms(k), p.value(k),
+                              static_cast<uint32_t>(readings + static_cast<size_t>(k)), *metric,
                               k < p.resent_size() && p.resent(k),
                               k < p.quality_size() && p.quality(k) < models::reading_quality_count
                                   ? static_cast<models::reading_quality>(p.quality(k))

@@ -132,7 +132,7 @@ validated_ingest validate_ingest(const healthtwin::v1::IngestRequest& request, i
                "before 2000-01-01: check the device clock");
         continue;
       }
-      group.readings.push_back(actors::ingest_reading{seq, t, *m, v, index, false, quality});
+      group.readings.push_back(actors::ingest_reading{seq, t, v, index, *m, false, quality});
     }
     out.readings += group.readings.size();
     if (!group.readings.empty())

@@ -39,7 +39,7 @@ protected:
       g.group = group++;
       g.first_index = index;
       for (auto s : sequences)
-        g.readings.push_back({s, 1'000 + static_cast<int64_t>(s), m, 70.0, index++});
+        g.readings.push_back({s, 1'000 + static_cast<int64_t>(s), 70.0, index++, m});
       r->job.groups.push_back(std::move(g));
     }
     r->job.done = [p = r.get()](ingest_result&& res) { p->heard = std::move(res); };
@@ -123,7 +123,7 @@ TEST_F(group_commit_test, a_commit_of_nothing_but_rejections_writes_nothing_and_
 }
 
 TEST_F(group_commit_test, a_clinicians_input_joins_the_commit_as_an_entry_of_its_patient) {
-  input_job known{patient_input{p2, "nurse-1", nullptr, {reading{1, 1'000, models::metric::consciousness, 0}}},
+  input_job known{patient_input{p2, "nurse-1", nullptr, {reading{1, 1'000, 0, models::metric::consciousness}}},
                   nullptr, {}};
   std::optional<registry_result> heard_known, heard_unknown;
   known.done = [&](registry_result&& r) { heard_known = std::move(r); };

@@ -25,7 +25,7 @@ const std::string patient_a = "tenants/h1/patients/a";
 const std::string monitor_a = "tenants/h1/devices/mon-a";
 
 ingest_reading r(uint64_t seq, int64_t t, metric m, double v) {
-  return ingest_reading{seq, t, m, v, 0};
+  return ingest_reading{seq, t, v, 0, m};
 }
 
 }  // namespace
@@ -651,7 +651,7 @@ TEST_F(ingest_sequencer_test, clinician_input_is_logged_applied_in_order_and_rep
   in.patient = patient_a;
   in.recorded_by = "dr-who";
   in.settings = settings;
-  in.observations.push_back(reading{0, 2000, metric::consciousness, 2});
+  in.observations.push_back(reading{0, 2000, 2, metric::consciousness});
   ASSERT_FALSE(submit(in).error);
   auto p = patient(patient_a);
   EXPECT_TRUE(p.settings.spo2_scale2);

@@ -20,11 +20,11 @@ committed_batch sample_batch() {
   device_entry monitor;
   monitor.device = "tenants/h1/devices/mon-1";
   monitor.patient = "tenants/h1/patients/p1";
-  monitor.readings = {{1, 1'000, metric::heart_rate, 72, reading_quality::unspecified},
-                      {2, 1'000, metric::spo2, 0, reading_quality::no_signal}};
+  monitor.readings = {{1, 1'000, 72, metric::heart_rate, reading_quality::unspecified},
+                      {2, 1'000, 0, metric::spo2, reading_quality::no_signal}};
   device_entry oximeter;  // no quality at all: written without the array
   oximeter.device = "tenants/h1/devices/oxi-1";
-  oximeter.readings = {{9, 2'000, metric::spo2, 97, reading_quality::unspecified}};
+  oximeter.readings = {{9, 2'000, 97, metric::spo2, reading_quality::unspecified}};
   device_entry nurse;
   nurse.device = "nurse-1";
   nurse.patient = "tenants/h1/patients/p1";
@@ -32,7 +32,7 @@ committed_batch sample_batch() {
   auto settings = std::make_shared<models::patient_settings>();
   settings->spo2_scale2 = true;
   nurse.settings = settings;
-  nurse.readings = {{0, 3'000, metric::consciousness, 1, reading_quality::unspecified}};
+  nurse.readings = {{0, 3'000, 1, metric::consciousness, reading_quality::unspecified}};
   device_entry part;
   part.device = "tenants/h1/devices/mon-2";
   part.patient = "tenants/h1/patients/p2";

@@ -13,6 +13,8 @@ namespace {
 
 constexpr uint8_t state_version = 5;
 constexpr uint8_t oldest_version = 2;
+constexpr unsigned metrics_before_version_5 = 12;  // versions 2-4 wrote each of them
+static_assert(metric_count >= metrics_before_version_5 && metric_count <= 15, "the mask is 16 bits");
 
 // Version 5 marks a condition in its initial state (most of them, most of
 // the time) with one byte.
@@ -169,11 +171,13 @@ struct patient_model_codec {
     if (version < oldest_version || version > state_version)
       return false;
     m.newest_ms_ = r.get<int64_t>();
-    // Version 5 lists the metrics it holds; before, every one was there.
-    uint16_t all = static_cast<uint16_t>(((1u << metric_count) - 1) << 1);
-    uint16_t held = version >= 5 ? r.get<uint16_t>() : all;
-    if ((held & ~all) != 0)
-      return false;  // a metric this version does not know
+    // Version 5 lists the metrics it holds; before, every metric of the
+    // time was there (12: a metric added later is not in them).
+    auto metrics_up_to = [](unsigned n) { return static_cast<uint16_t>(((1u << n) - 1) << 1); };
+    uint16_t known = metrics_up_to(metric_count);
+    uint16_t held = version >= 5 ? r.get<uint16_t>() : metrics_up_to(metrics_before_version_5);
+    if ((held & ~known) != 0)
+      return false;  // a metric this binary does not know
     for (uint8_t n = 1; n <= metric_count; ++n) {
       if ((held & (1u << n)) == 0)
         continue;

@@ -56,8 +56,8 @@ void get_condition(state_reader& r, alert_condition& c, uint8_t version) {
   }
   s.active = static_cast<priority>(std::min<uint8_t>(r.get<uint8_t>(), 3));
   for (auto& v : s.at_least_since)
-    v = r.get<int64_t>();
-  s.easing_since = r.get<int64_t>();
+    v = r.get_time();
+  s.easing_since = r.get_time();
   if (version >= 3)
     for (auto& v : s.samples_at_least)
       v = r.get<uint16_t>();
@@ -170,7 +170,7 @@ struct patient_model_codec {
     auto version = r.get<uint8_t>();
     if (version < oldest_version || version > state_version)
       return false;
-    m.newest_ms_ = r.get<int64_t>();
+    m.newest_ms_ = r.get_time();
     // Version 5 lists the metrics it holds; before, every metric of the
     // time was there (12: a metric added later is not in them).
     auto metrics_up_to = [](unsigned n) { return static_cast<uint16_t>(((1u << n) - 1) << 1); };
@@ -196,7 +196,7 @@ struct patient_model_codec {
     std::vector<news2_point> points;
     for (uint8_t k = 0; k < count; ++k) {
       news2_point p;
-      p.time_ms = r.get<int64_t>();
+      p.time_ms = r.get_time();
       p.total = r.get<uint8_t>();
       p.complete = r.get<uint8_t>() != 0;
       points.push_back(p);
@@ -208,8 +208,8 @@ struct patient_model_codec {
                          uint8_t version) {
     auto& v = mm.vital;
     v.present = r.get<uint8_t>() != 0;
-    v.value = r.get<double>();
-    v.time_ms = r.get<int64_t>();
+    v.value = r.get_finite<double>();
+    v.time_ms = r.get_time();
     v.source_device = r.get_string();
     if (version >= 3) {
       get_condition(r, mm.threshold_high, version);
@@ -224,62 +224,62 @@ struct patient_model_codec {
     if (version >= 3)
       get_condition(r, mm.no_signal_condition, version);
     ewma_baseline::state b;
-    b.mean = r.get<double>();
-    b.var = r.get<double>();
-    b.first_ms = r.get<int64_t>();
-    b.last_ms = r.get<int64_t>();
+    b.mean = r.get_finite<double>();
+    b.var = r.get_finite<double>();
+    b.first_ms = r.get_time();
+    b.last_ms = r.get_time();
     b.n = r.get<uint32_t>();
     if (version >= 3) {
       b.started = r.get<uint8_t>() != 0;
-      b.last_kept_ms = r.get<int64_t>();
+      b.last_kept_ms = r.get_time();
       auto kept = r.get<uint8_t>();
       if (kept > ewma_baseline::warmup_kept)
         return false;
       for (uint8_t k = 0; k < kept; ++k)
-        b.warmup.push_back(r.get<float>());
+        b.warmup.push_back(r.get_finite<float>());
     } else {  // warmed up as version 2 judged it (60 samples, 30 min)
       b.started = b.n >= 60 && b.last_ms - b.first_ms >= 30 * 60'000;
     }
     mm.baseline.restore(std::move(b));
     holt_forecaster::state f;
-    f.level = r.get<double>();
-    f.trend = r.get<double>();
-    f.first_ms = r.get<int64_t>();
-    f.last_ms = r.get<int64_t>();
+    f.level = r.get_finite<double>();
+    f.trend = r.get_finite<double>();
+    f.first_ms = r.get_time();
+    f.last_ms = r.get_time();
     f.n = r.get<uint32_t>();
     if (version >= 3) {
-      f.residual_var = r.get<double>();
-      f.interval_ms = r.get<double>();
+      f.residual_var = r.get_finite<double>();
+      f.interval_ms = r.get_finite<double>();
     }
     mm.forecast.restore(f);
     auto& fz = mm.frozen;
-    fz.value = r.get<double>();
-    fz.since_ms = r.get<int64_t>();
+    fz.value = r.get_finite<double>();
+    fz.since_ms = r.get_time();
     fz.samples = r.get<uint32_t>();
     jump_filter::state j;
-    j.reference = r.get<double>();
-    j.reference_ms = r.get<int64_t>();
+    j.reference = r.get_finite<double>();
+    j.reference_ms = r.get_time();
     auto& smp = mm.smp;
     if (version >= 3) {
       j.has_reference = r.get<uint8_t>() != 0;
-      j.candidate = r.get<double>();
-      j.candidate_since = r.get<int64_t>();
+      j.candidate = r.get_finite<double>();
+      j.candidate_since = r.get_time();
       j.candidate_samples = r.get<uint16_t>();
-      j.first_value = r.get<double>();
-      j.previous.value = r.get<double>();
-      j.previous.time_ms = r.get<int64_t>();
-      smp.last_valid_ms = r.get<int64_t>();
+      j.first_value = r.get_finite<double>();
+      j.previous.value = r.get_finite<double>();
+      j.previous.time_ms = r.get_time();
+      smp.last_valid_ms = r.get_time();
       for (auto& x : smp.intervals_ms)
-        x = r.get<float>();
+        x = r.get_finite<float>();
       smp.seen = r.get<uint8_t>() != 0;
       smp.missing_since_valid = r.get<uint8_t>() != 0;
       if (version >= 4) {  // else observed_ms 0: NEWS2 scores the latest value
-        smp.observed = r.get<double>();
-        smp.observed_ms = r.get<int64_t>();
+        smp.observed = r.get_finite<double>();
+        smp.observed_ms = r.get_time();
       }
     } else {
       j.has_reference = j.reference_ms >= 0;  // -1 was "none" in version 2
-      (void)r.get<int64_t>();  // the jump's start: held readings are not kept
+      (void)r.get_time();  // the jump's start: held readings are not kept
       smp.last_valid_ms = v.time_ms;
       smp.seen = v.present;
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -42,6 +43,26 @@ public:
     std::memcpy(&v, in_.data(), sizeof v);
     in_.remove_prefix(sizeof v);
     return v;
+  }
+  /// A time in ms since the epoch (or -1, "none"): beyond 2^52 ms either
+  /// way (over 100,000 years) marks the input as malformed, so that no
+  /// difference or sum of stored times and durations can overflow.
+  int64_t get_time() {
+    auto t = get<int64_t>();
+    if (t < -max_time_ms || t > max_time_ms)
+      fail();
+    return ok_ ? t : 0;
+  }
+  static constexpr int64_t max_time_ms = int64_t{1} << 52;
+  /// A measured or derived quantity: NaN or infinity marks the input as
+  /// malformed (the model never computes one from valid readings).
+  template <class T>
+  T get_finite() {
+    static_assert(std::is_floating_point_v<T>);
+    auto v = get<T>();
+    if (!std::isfinite(v))
+      fail();
+    return ok_ ? v : T{};
   }
   std::string get_string(size_t max = 4096) {
     auto n = get<uint32_t>();

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -87,6 +89,25 @@ TEST(patient_model_state, a_malformed_version_5_snapshot_is_refused) {
   empty[1 + 8 + 2] = 7;
   EXPECT_FALSE(r.decode(empty));
   EXPECT_EQ(r.encode(), patient_model{}.encode());  // a refused decode leaves the model as it was
+}
+
+TEST(patient_model_state, a_snapshot_with_an_impossible_time_or_number_is_refused) {
+  // Stored times and numbers feed differences, casts and comparisons: a
+  // time past 2^52 ms either way, NaN or infinity would be undefined
+  // behaviour there (found by the model_state fuzzer), so they are refused.
+  auto bytes = two_metrics().encode();
+  patient_model r;
+  auto at = [](std::string b, size_t offset, auto value) {
+    std::memcpy(b.data() + offset, &value, sizeof value);
+    return b;
+  };
+  constexpr size_t newest = 1, first_value = 1 + 8 + 2 + 1;  // version, newest, mask, present
+  EXPECT_TRUE(r.decode(at(bytes, newest, int64_t{1} << 52)));
+  EXPECT_FALSE(r.decode(at(bytes, newest, (int64_t{1} << 52) + 1)));
+  EXPECT_FALSE(r.decode(at(bytes, newest, INT64_MIN)));
+  EXPECT_TRUE(r.decode(at(bytes, first_value, 71.5)));
+  EXPECT_FALSE(r.decode(at(bytes, first_value, std::nan(""))));
+  EXPECT_FALSE(r.decode(at(bytes, first_value, HUGE_VAL)));
 }
 
 TEST(patient_model_state, a_restored_model_equals_the_original_and_copies_are_independent) {

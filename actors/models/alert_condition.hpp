@@ -70,6 +70,8 @@ public:
     int64_t at_least_since[4] = {-1, -1, -1, -1};  ///< index = priority; -1: not now
     int64_t easing_since = -1;                     ///< -1: not easing
     uint16_t samples_at_least[4] = {0, 0, 0, 0};   ///< samples since at_least_since
+
+    bool operator==(const state&) const = default;
   };
   const state& save() const noexcept { return s_; }
   void restore(const state& s) noexcept { s_ = s; }

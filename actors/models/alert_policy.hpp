@@ -74,7 +74,7 @@ struct finding {
   double value = 0;          ///< the value (NEWS2 total, smoothed level) behind it
   double detail = 0;         ///< z-score (baseline), slope per minute (trend)
   int64_t predicted_ms = 0;  ///< trend: when the threshold is predicted to be crossed
-  std::string_view device;   ///< source or subject device (valid until the next apply)
+  std::string_view device{};  ///< source or subject device (valid until the next apply)
   change what = change::raised;
   uint8_t index = 0;         ///< tells apart conditions of one kind and metric (trend direction)
 };

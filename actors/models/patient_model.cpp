@@ -270,12 +270,8 @@ void patient_model::evaluate(alert_condition& c, priority target, int64_t t,
 // reading is an artefact to keep out of the clinical models.
 bool patient_model::quality(metric m, metric_models& mm, double v, int64_t t, std::vector<finding>& out) {
   auto describe = [&] {
-    finding f;
-    f.kind = alert_kind::signal_quality;
-    f.subject = m;
-    f.value = v;
-    f.device = mm.vital.source_device;
-    return f;
+    return finding{.kind = alert_kind::signal_quality, .subject = m, .value = v,
+                   .device = mm.vital.source_device};
   };
   if (m == metric::spo2) {
     bool off = v < probe_off_spo2;
@@ -312,12 +308,7 @@ void patient_model::lost_signal(metric m, metric_models& mm, bool missing, int64
       target = lost_signal_priority(m);
   }
   evaluate(c, target, t, no_signal_timing, [&] {
-    finding f;
-    f.kind = alert_kind::signal_quality;
-    f.subject = m;
-    f.index = 1;
-    f.device = device;
-    return f;
+    return finding{.kind = alert_kind::signal_quality, .subject = m, .device = device, .index = 1};
   }, out);
 }
 
@@ -346,13 +337,8 @@ void patient_model::threshold(metric m, metric_models& mm, double value, int64_t
     if (target < c.level())  // stay while within the hysteresis band
       target = std::max(target, std::min(c.level(), side(limits->hysteresis)));
     evaluate(c, target, t, timing, [&] {
-      finding f;
-      f.kind = alert_kind::threshold;
-      f.subject = m;
-      f.value = value;
-      f.device = mm.vital.source_device;
-      f.index = index;
-      return f;
+      return finding{.kind = alert_kind::threshold, .subject = m, .value = value,
+                     .device = mm.vital.source_device, .index = index};
     }, out);
   }
 }
@@ -441,13 +427,8 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
     if (m == metric::respiration_rate && z < 0 && !rr_low_corroborated(t))
       timing = slowed(timing, uncorroborated_rr_low_ms);
     evaluate(c, target, t, timing, [&] {
-      finding f;
-      f.kind = alert_kind::baseline_anomaly;
-      f.subject = m;
-      f.value = value;
-      f.detail = z;
-      f.device = v.source_device;
-      return f;
+      return finding{.kind = alert_kind::baseline_anomaly, .subject = m, .value = value, .detail = z,
+                     .device = v.source_device};
     }, out);
     b.update(value, t, target != priority::none, baseline_defaults);
   }
@@ -472,15 +453,9 @@ bool patient_model::apply_valid(metric m, metric_models& mm, double value, int64
           !(std::abs(fc.level() - ft.threshold) > ft.approach))
         ttc = fc.time_to_cross(ft.threshold, ft.below, horizon, t, trend_defaults);
       evaluate(trend_condition_[k], ttc ? priority::medium : priority::none, t, trend_timing, [&] {
-        finding f;
-        f.kind = alert_kind::trend_forecast;
-        f.subject = m;
-        f.value = fc.level();
-        f.detail = fc.slope_per_min();
-        f.predicted_ms = ttc ? t + *ttc : 0;
-        f.device = v.source_device;
-        f.index = k;
-        return f;
+        return finding{.kind = alert_kind::trend_forecast, .subject = m, .value = fc.level(),
+                       .detail = fc.slope_per_min(), .predicted_ms = ttc ? t + *ttc : 0,
+                       .device = v.source_device, .index = k};
       }, out);
     }
   }
@@ -517,15 +492,9 @@ void patient_model::evaluate_news2(int64_t t, std::vector<finding>& out) {
     if (without < target)
       timing = slowed(timing, uncorroborated_rr_low_ms);
   }
-  auto news2_finding = [&](uint8_t index, double detail) {
-    finding f;
-    f.kind = alert_kind::news2;
-    f.value = news2_.total;
-    f.index = index;
-    f.detail = detail;
-    return f;
-  };
-  evaluate(news2_condition_, target, t, timing, [&] { return news2_finding(0, 0); }, out);
+  evaluate(news2_condition_, target, t, timing, [&] {
+    return finding{.kind = alert_kind::news2, .value = static_cast<double>(news2_.total)};
+  }, out);
 
   // NEWS2 rising: a change over an hour of data, even below the medium band.
   auto change = news2_history_.change(t, news2_.total, news2_rise_window_ms);
@@ -533,7 +502,10 @@ void patient_model::evaluate_news2(int64_t t, std::vector<finding>& out) {
                                                                               : news2_rise_points - 1);
   evaluate(news2_rising_, rising ? priority::low : priority::none, t,
            rr_low_alone ? slowed(news2_rise_timing, uncorroborated_rr_low_ms) : news2_rise_timing,
-           [&] { return news2_finding(1, change ? *change : 0); }, out);
+           [&] {
+             return finding{.kind = alert_kind::news2, .value = static_cast<double>(news2_.total),
+                            .detail = change ? static_cast<double>(*change) : 0, .index = 1};
+           }, out);
 }
 
 void patient_model::apply_frame(int64_t t, const std::vector<frame_reading>& frame,

@@ -20,17 +20,9 @@ static_assert(metric_count >= metrics_before_version_5 && metric_count <= 15, "t
 // the time) with one byte.
 enum class condition_tag : uint8_t { initial = 0, kept = 1 };
 
-bool initial(const alert_condition::state& s) {
-  alert_condition::state none;
-  return s.active == none.active && s.easing_since == none.easing_since &&
-         std::equal(std::begin(s.at_least_since), std::end(s.at_least_since), std::begin(none.at_least_since)) &&
-         std::equal(std::begin(s.samples_at_least), std::end(s.samples_at_least),
-                    std::begin(none.samples_at_least));
-}
-
 void put_condition(state_writer& w, const alert_condition& c) {
   auto& s = c.save();
-  if (initial(s)) {
+  if (s == alert_condition::state{}) {
     w.put(condition_tag::initial);
     return;
   }

@@ -146,6 +146,11 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
       unsubscribe();
       return invalid_argument("resume_after", "is beyond the newest event of this node");
     }
+    // Subscribed: tell the caller the stream is open before any event
+    // (the JSON gateway answers its HTTP client on this mark, not at the
+    // first alert).
+    call->AddInitialMetadata("healthtwin-stream", "open");
+    writer->SendInitialMetadata();
     // Replay what the subscriber missed, from the store, then go live: the
     // hub pushes only events after *last into the sink.
     if (req.has_resume_after()) {

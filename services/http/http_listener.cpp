@@ -1,6 +1,7 @@
 #include "services/http/http_listener.hpp"
 
 #include <atomic>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -41,7 +42,7 @@ public:
 
 struct http_listener::impl {
   settings s;
-  handler h;
+  async_handler h;
 
   // The connection table (declared before the io_context: sessions still
   // queued in it when it is destroyed unregister here).
@@ -181,6 +182,8 @@ private:
                      [self = this->shared_from_this(), kept_alive](beast::error_code ec, size_t) {
                        if (ec == beast::error::timeout && !kept_alive)
                          ++self->owner_.header_timeouts;
+                       if (ec == http::error::body_limit || ec == http::error::header_limit)
+                         return self->refuse_oversized(ec == http::error::body_limit);
                        if (ec)
                          return self->end(ec);
                        self->answer();
@@ -196,27 +199,198 @@ private:
     for (auto& f : in)
       req.headers.emplace_back(std::string{f.name_string()}, std::string{f.value()});
     req.body = std::move(in.body());
-    http_response r;
+    version_ = in.version();
+    keep_alive_ = in.keep_alive();
+    head_ = req.method == "HEAD";
+    auto r = std::make_shared<responder>(this->shared_from_this());
     try {
-      r = owner_.h(req);
+      owner_.h(std::move(req), r);
     } catch (const std::exception& e) {
-      spdlog::error("http: {} {} failed: {}", req.method, req.target.substr(0, 64), e.what());
-      r = http_response{500, "text/plain", "internal error\n"};
+      spdlog::error("http: a request failed: {}", e.what());
+      r->reply(http_response{500, "text/plain", "internal error\n"});
     }
-    auto out = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), in.version());
+  }
+
+  /// The handler's side of one request: posts its answer to the session's
+  /// strand. Holds the session until it is dropped.
+  class responder final : public http_responder {
+  public:
+    explicit responder(std::shared_ptr<session> s) : s_(std::move(s)) {}
+    ~responder() override {
+      if (state_ == state::pending)
+        reply(http_response{500, "text/plain", "internal error: no answer\n"});
+      else if (state_ == state::streaming)
+        close();
+    }
+
+    void reply(http_response r) override {
+      if (!advance(state::pending, state::replied))
+        return;
+      asio::post(s_->stream_.get_executor(), [s = s_, r = std::move(r)]() mutable { s->send(std::move(r)); });
+    }
+    void open_stream(std::string content_type, std::function<void()> on_gone) override {
+      if (!advance(state::pending, state::streaming))
+        return;
+      asio::post(s_->stream_.get_executor(), [s = s_, ct = std::move(content_type), g = std::move(on_gone)]() mutable {
+        s->start_stream(std::move(ct), std::move(g));
+      });
+    }
+    bool write(std::string chunk) override {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (state_ != state::streaming)
+          return false;
+      }
+      if (s_->stream_gone_.load())
+        return false;
+      auto size = chunk.size();
+      if (s_->backlog_.fetch_add(size) + size > s_->owner_.s.limits.max_stream_backlog) {
+        asio::post(s_->stream_.get_executor(), [s = s_] { s->stream_failed(); });
+        s_->stream_gone_ = true;
+        return false;
+      }
+      asio::post(s_->stream_.get_executor(), [s = s_, c = std::move(chunk)]() mutable { s->push(std::move(c)); });
+      return true;
+    }
+    void close() override {
+      if (!advance(state::streaming, state::closed))
+        return;
+      asio::post(s_->stream_.get_executor(), [s = s_] { s->finish_stream(); });
+    }
+
+  private:
+    enum class state { pending, replied, streaming, closed };
+    bool advance(state from, state to) {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (state_ != from)
+        return false;
+      state_ = to;
+      return true;
+    }
+    std::shared_ptr<session> s_;
+    std::mutex mtx_;
+    state state_ = state::pending;
+  };
+
+  // A request over the size limits: told so, then disconnected (the rest
+  // of it is not read).
+  void refuse_oversized(bool body) {
+    keep_alive_ = false;
+    head_ = false;
+    drain_ = true;
+    send(body ? http_response{413, "text/plain", "request body too large\n"}
+              : http_response{431, "text/plain", "request headers too large\n"});
+  }
+
+  // On the strand: a whole answer.
+  void send(http_response r) {
+    auto out = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
     out->set(http::field::content_type, r.content_type);
     out->set(http::field::cache_control, "no-store");
-    out->keep_alive(in.keep_alive());
+    for (auto& [name, value] : r.headers)
+      out->set(name, value);
+    out->keep_alive(keep_alive_);
     out->body() = std::move(r.body);
     out->prepare_payload();
-    if (req.method == "HEAD")
+    if (head_)
       out->body().clear();  // Content-Length stays that of the GET
     lowest().expires_after(owner_.s.limits.write_timeout);
     http::async_write(stream_, *out, [self = this->shared_from_this(), out](beast::error_code ec, size_t) {
+      if (!ec && self->drain_)
+        return self->drain();
       if (ec || !out->keep_alive())
         return self->end(ec);
       self->read_request(true);
     });
+  }
+
+  // After refusing a request mid-way: stop sending, read and drop what the
+  // client still sends for a moment, then close — closing with its bytes
+  // unread would reset the connection before it read the answer.
+  void drain() {
+    if (drain_buffer_.empty()) {  // the first time: one second in all
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      lowest().expires_after(std::chrono::seconds(1));
+      drain_buffer_.resize(16 << 10);
+    }
+    lowest().async_read_some(asio::buffer(drain_buffer_), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      if (ec)
+        return self->end(ec);
+      self->drain();
+    });
+  }
+
+  // On the strand: a streamed answer's header, chunks and end.
+  void start_stream(std::string content_type, std::function<void()> on_gone) {
+    on_gone_ = std::move(on_gone);
+    stream_head_ = std::make_unique<http::response<http::empty_body>>(http::status::ok, version_);
+    stream_head_->set(http::field::content_type, content_type);
+    stream_head_->set(http::field::cache_control, "no-store");
+    stream_head_->set("X-Content-Type-Options", "nosniff");
+    stream_head_->chunked(true);
+    stream_head_->keep_alive(false);
+    head_writer_ = std::make_unique<http::response_serializer<http::empty_body>>(*stream_head_);
+    writing_ = true;
+    lowest().expires_after(owner_.s.limits.write_timeout);
+    http::async_write_header(stream_, *head_writer_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec)
+        return self->stream_failed();
+      self->pump();
+    });
+  }
+
+  void push(std::string chunk) {
+    queue_.push_back(std::move(chunk));
+    pump();
+  }
+
+  void finish_stream() {
+    closing_ = true;
+    pump();
+  }
+
+  void pump() {
+    if (writing_ || !stream_head_ || ended_)
+      return;
+    if (queue_.empty()) {
+      if (!closing_)
+        return;
+      writing_ = true;
+      lowest().expires_after(owner_.s.limits.write_timeout);
+      asio::async_write(stream_, http::make_chunk_last(), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+        self->writing_ = false;
+        self->ended_ = true;
+        self->stream_gone_ = true;
+        self->end(ec);
+      });
+      return;
+    }
+    auto chunk = std::make_shared<std::string>(std::move(queue_.front()));
+    queue_.pop_front();
+    writing_ = true;
+    lowest().expires_after(owner_.s.limits.write_timeout);
+    asio::async_write(stream_, http::make_chunk(asio::buffer(*chunk)),
+                      [self = this->shared_from_this(), chunk](beast::error_code ec, size_t) {
+                        self->writing_ = false;
+                        self->backlog_ -= chunk->size();
+                        if (ec)
+                          return self->stream_failed();
+                        self->pump();
+                      });
+  }
+
+  // The client went away or is too slow: the handler hears of it once.
+  void stream_failed() {
+    stream_gone_ = true;
+    if (ended_)
+      return;
+    ended_ = true;
+    queue_.clear();
+    if (auto gone = std::exchange(on_gone_, {}))
+      gone();
+    end({});
   }
 
   void end(beast::error_code) {
@@ -230,6 +404,19 @@ private:
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  bool drain_ = false;
+  std::string drain_buffer_;
+  // A streamed answer (on the strand, but for the atomics).
+  std::unique_ptr<http::response<http::empty_body>> stream_head_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> head_writer_;
+  std::deque<std::string> queue_;
+  std::function<void()> on_gone_;
+  bool writing_ = false, closing_ = false, ended_ = false;
+  std::atomic<bool> stream_gone_{false};
+  std::atomic<size_t> backlog_{0};
 };
 
 void accept(http_listener::impl& im) {
@@ -282,6 +469,12 @@ http_listener_stats http_listener::stats() const {
 }
 
 caf::expected<std::unique_ptr<http_listener>> http_listener::start(const settings& s, handler h) {
+  return start_async(s, [h = std::move(h)](http_request req, std::shared_ptr<http_responder> r) {
+    r->reply(h(req));
+  });
+}
+
+caf::expected<std::unique_ptr<http_listener>> http_listener::start_async(const settings& s, async_handler h) {
   auto fail = [&](std::string why) {
     return caf::make_error(caf::sec::cannot_open_port, "cannot listen for HTTP on " + s.listen + ": " + why);
   };

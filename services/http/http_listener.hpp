@@ -34,6 +34,9 @@ struct http_limits {
   uint32_t max_header_bytes = 8192;
   /// Request body bytes. Default 64 KiB.
   uint64_t max_body_bytes = 64 << 10;
+  /// Bytes a streamed answer may have queued, unsent, before its client
+  /// counts as too slow and is disconnected. Default 1 MiB.
+  size_t max_stream_backlog = 1 << 20;
 };
 
 /// A request as the listener's handler sees it.
@@ -49,6 +52,30 @@ struct http_response {
   unsigned status = 200;
   std::string content_type = "text/plain";
   std::string body;
+  /// Further headers (Cache-Control: no-store is always set).
+  std::vector<std::pair<std::string, std::string>> headers = {};
+};
+
+/// Where an asynchronous handler sends its answer, from any thread: once
+/// with reply(), or as a stream — open_stream(), then write() any number
+/// of times, then close(). A responder dropped without an answer answers
+/// 500. Thread-safe.
+class http_responder {
+public:
+  virtual ~http_responder() = default;
+  /// The whole answer; later calls are ignored.
+  virtual void reply(http_response r) = 0;
+  /// Starts a streamed answer (200, chunked, the connection closes after
+  /// it), e.g. server-sent events. `on_gone` runs once when the stream
+  /// ends for a reason other than close(): the client went away, was too
+  /// slow, or the listener stops.
+  virtual void open_stream(std::string content_type, std::function<void()> on_gone) = 0;
+  /// Appends to the open stream; false once it has ended (then `on_gone`
+  /// ran or runs). A client that lets more than
+  /// http_limits::max_stream_backlog bytes queue up is disconnected.
+  virtual bool write(std::string chunk) = 0;
+  /// Ends the stream.
+  virtual void close() = 0;
 };
 
 /// Counts of what the listener refused, for its probe (read any time).
@@ -66,7 +93,10 @@ struct http_listener_stats {
 /// for long). Thread-safe; stops when destroyed.
 class http_listener {
 public:
+  /// Answers at once, on a listener thread.
   using handler = std::function<http_response(const http_request&)>;
+  /// Answers later, through the responder (it must not block either).
+  using async_handler = std::function<void(http_request, std::shared_ptr<http_responder>)>;
 
   struct settings {
     std::string listen;        ///< host:port; port 0 picks a free one
@@ -78,6 +108,9 @@ public:
 
   /// Listens and starts the threads; an error names the address.
   static caf::expected<std::unique_ptr<http_listener>> start(const settings& s, handler h);
+  /// The same with a handler that answers asynchronously. Whoever holds
+  /// responders must drop them before the listener is destroyed.
+  static caf::expected<std::unique_ptr<http_listener>> start_async(const settings& s, async_handler h);
   ~http_listener();
 
   uint16_t port() const noexcept;

@@ -6,7 +6,9 @@
 #include <prometheus/text_serializer.h>
 
 #include "services/grpc/read_file.hpp"
+#include "services/http/dashboard_assets.hpp"
 #include "services/http/http_listener.hpp"
+#include "services/http/json_gateway.hpp"
 
 #include <caf/sec.hpp>
 
@@ -59,12 +61,26 @@ struct http_server::impl {
   std::function<void()> before_scrape;
   std::function<std::string()> health_problem;
   std::unique_ptr<http_probe> probe;
+  std::unique_ptr<json_gateway> gateway;
   std::unique_ptr<http_listener> listener;  // last: stopped first
+
+  ~impl() {
+    if (gateway)
+      gateway->stop();  // drops its responders while the listener exists
+  }
+
+  void route(http_request req, std::shared_ptr<http_responder> out) {
+    if (req.target.starts_with("/api/"))
+      return gateway->handle(std::move(req), std::move(out));
+    out->reply(answer(req));
+  }
 
   http_response answer(const http_request& req) {
     if (req.method != "GET" && req.method != "HEAD")
-      return {405, "text/plain", "method not allowed\n"};
+      return {405, "text/plain", "method not allowed\n", {{"Allow", "GET, HEAD"}}};
     auto path = std::string_view{req.target}.substr(0, req.target.find('?'));
+    if (auto* a = find_dashboard_asset(path))
+      return {200, std::string{a->content_type}, std::string{a->body}, dashboard_headers()};
     if (path == "/metrics") {
       if (before_scrape)
         before_scrape();
@@ -90,6 +106,14 @@ uint16_t http_server::port() const noexcept {
   return impl_->listener->port();
 }
 
+void http_server::attach_api(std::shared_ptr<grpc::Channel> channel) {
+  impl_->gateway->attach(std::move(channel));
+}
+
+void http_server::stop_api() {
+  impl_->gateway->stop();
+}
+
 caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settings& settings,
                                                                prometheus::Registry& metrics,
                                                                const std::atomic<bool>& ready,
@@ -113,8 +137,10 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settin
     ls.tls_cert_pem = std::move(*cert);
     ls.tls_key_pem = std::move(*key);
   }
+  im->gateway = std::make_unique<json_gateway>(settings.gateway);
   auto* raw = im.get();
-  auto listener = http_listener::start(ls, [raw](const http_request& r) { return raw->answer(r); });
+  auto listener = http_listener::start_async(
+      ls, [raw](http_request r, std::shared_ptr<http_responder> out) { raw->route(std::move(r), std::move(out)); });
   if (!listener)
     return listener.error();
   im->listener = std::move(*listener);

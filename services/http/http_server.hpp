@@ -9,9 +9,13 @@
 #include <caf/expected.hpp>
 
 #include "services/http/http_listener.hpp"
+#include "services/http/json_gateway.hpp"
 
 namespace prometheus {
 class Registry;
+}
+namespace grpc {
+class Channel;
 }
 
 namespace healthtwin::services {
@@ -29,9 +33,15 @@ struct http_settings {
   /// Connection limits and deadlines (slow or half-open clients are
   /// disconnected; /healthz keeps answering under them).
   http_limits limits;
+  /// The API as JSON (/api/v1/) and the ward dashboard (/).
+  json_gateway_settings gateway;
 };
 
-/// The node's HTTP(S) endpoints for operators and probes:
+/// The node's HTTP(S) endpoints for people, scripts and probes:
+///   GET /         the ward dashboard (static page; it calls the API below
+///                 with the user's token)
+///   POST /api/v1/{Service}/{Method}  the public API as JSON (json_gateway),
+///                 once attach_api() was called; 503 before
 ///   GET /metrics  Prometheus text format (no per-patient labels)
 ///   GET /healthz  200 while the process serves; 503 naming the problem when
 ///                 it cannot recover without a restart (a failed disk write)
@@ -51,6 +61,12 @@ public:
 
   /// The bound port (useful with port 0).
   uint16_t port() const noexcept;
+
+  /// Serves /api/v1/ through `channel`, the node's API in process.
+  void attach_api(std::shared_ptr<grpc::Channel> channel);
+  /// Ends every call in flight through /api/v1/ and answers 503 from now
+  /// on: before the API's server stops.
+  void stop_api();
 
   struct impl;
 

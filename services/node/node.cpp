@@ -339,7 +339,12 @@ int node::start_api() {
     return exit_listen;
   }
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // The API as JSON and the dashboard over HTTP call this server in process.
+  grpc::ChannelArguments in_process;
+  in_process.SetMaxReceiveMessageSize(64 << 20);
+  http_->attach_api(server_->InProcessChannel(in_process));
   stops_.push("api", [this] {
+    http_->stop_api();
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
   });

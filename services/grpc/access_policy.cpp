@@ -43,6 +43,7 @@ const std::vector<rpc_row> table{
     {"AlertService/AcknowledgeAlert", service | clinician, true, owner},
     {"AlertService/ResolveAlert", service | clinician, true, owner},
     {"AlertService/SilenceAlerts", static_cast<role_set>(clinician), true, owner},
+    {"AlertService/GetAlarmBurden", service | clinician, true, every},
     {"ClinicalService/GetPatientSettings", service | clinician, true, owner},
     {"ClinicalService/UpdatePatientSettings", static_cast<role_set>(clinician), true, owner},
     {"ClinicalService/RecordObservations", service | clinician, true, owner},

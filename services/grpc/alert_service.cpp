@@ -190,6 +190,11 @@ public:
     });
   }
 
+  Status GetAlarmBurden(ServerContext* call, const v1::GetAlarmBurdenRequest* req,
+                        v1::AlarmBurden* resp) override {
+    return get_alarm_burden(env_, call, *req, resp);  // alarm_burden_service.cpp
+  }
+
 private:
   // Adds the first `limit` alerts of every other member (ListAlerts made
   // there as forwarded calls, in parallel, within the caller's deadline) to
@@ -197,39 +202,20 @@ private:
   // did not answer in resp.unreachable_members.
   void gather_alerts(ServerContext* call, const v1::ListAlertsRequest& req, size_t limit,
                      std::vector<v1::Alert>& alerts, v1::ListAlertsResponse* resp) {
-    auto& fwd = *env_.ctx.forwarding;
-    struct answer {
-      uint32_t member;
-      grpc::ClientContext context;
-      v1::ListAlertsRequest request;
-      v1::ListAlertsResponse response;
-      std::promise<grpc::Status> done;
-    };
-    std::vector<std::unique_ptr<answer>> answers;
-    for (auto m : fwd.others()) {
-      auto& a = *answers.emplace_back(std::make_unique<answer>());
-      a.member = m;
-      auto stubs = fwd.stubs(m);
-      if (!stubs) {
-        a.done.set_value(Status(grpc::StatusCode::UNAVAILABLE, "not reached yet"));
-        continue;
-      }
-      a.request = req;
-      a.request.clear_page_token();
-      a.request.set_page_size(static_cast<int32_t>(std::min<size_t>(limit, 1000)));
-      env_.prepare_forwarded(call, a.context);
-      stubs->alerts->async()->ListAlerts(&a.context, &a.request, &a.response,
-                                         [&a](Status st) { a.done.set_value(std::move(st)); });
-    }
-    for (auto& a : answers) {
-      auto st = a->done.get_future().get();  // each call ends by its deadline
-      if (!st.ok()) {
-        resp->add_unreachable_members(fwd.member_name(a->member));
-        continue;
-      }
-      for (auto& x : *a->response.mutable_alerts())
-        alerts.push_back(std::move(x));
-    }
+    auto request = req;
+    request.clear_page_token();
+    request.set_page_size(static_cast<int32_t>(std::min<size_t>(limit, 1000)));
+    env_.ask_every_member<v1::ListAlertsResponse>(
+        call,
+        [&](owner_stubs& stubs, grpc::ClientContext& ctx, v1::ListAlertsResponse& out, auto done) {
+          stubs.alerts->async()->ListAlerts(&ctx, &request, &out, std::move(done));
+        },
+        [&](const std::string& member, const Status& st, v1::ListAlertsResponse& out) {
+          if (!st.ok())
+            return resp->add_unreachable_members(member);
+          for (auto& x : *out.mutable_alerts())
+            alerts.push_back(std::move(x));
+        });
     std::sort(alerts.begin(), alerts.end(), [](const v1::Alert& x, const v1::Alert& y) {
       if (x.raise_time_ms() != y.raise_time_ms())
         return x.raise_time_ms() > y.raise_time_ms();

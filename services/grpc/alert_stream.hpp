@@ -1,6 +1,7 @@
 #pragma once
-// Private to services/grpc: AlertService's stream (alert_stream.cpp) and the
-// filter fields it shares with ListAlerts (alert_service.cpp).
+// Private to services/grpc: AlertService's stream (alert_stream.cpp), its
+// alarm burden report (alarm_burden_service.cpp) and the filter fields they
+// share with ListAlerts (alert_service.cpp).
 
 #include <string>
 
@@ -21,5 +22,9 @@ grpc::Status parse_alert_filter(const std::string& parent, const std::string& wa
 grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
                            const v1::StreamAlertsRequest& req,
                            grpc::ServerWriter<v1::AlertEvent>* writer);
+
+/// AlertService.GetAlarmBurden (alarm_burden_service.cpp).
+grpc::Status get_alarm_burden(service_env& env, grpc::ServerContext* call,
+                              const v1::GetAlarmBurdenRequest& req, v1::AlarmBurden* resp);
 
 }  // namespace healthtwin::services

@@ -4,6 +4,7 @@
 // owner_forwarding) — and the calls made to other members on a caller's
 // behalf: unary, relayed streams, split ingest, device links and releases.
 
+#include <future>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -96,6 +97,39 @@ public:
     if (st.error_code() == grpc::StatusCode::CANCELLED && !call->IsCancelled() && !state_.stopping)
       return owner_unreachable(r->where, st.error_message());  // the owner went away
     return owner_answer(std::move(st), r->where);
+  }
+
+  /// Calls every other member at once (forwarded calls, with the caller's
+  /// token, within its deadline): `start(stubs, context, response, done)`
+  /// starts the async call on one member and calls `done(status)` when it
+  /// ends; then `each(member_name, status, response)` for each member in
+  /// turn, once all have answered or failed (UNAVAILABLE when not reached).
+  /// Only in a cluster (ctx.forwarding).
+  template <class Response, class Start, class Each>
+  void ask_every_member(const grpc::ServerContextBase* call, Start&& start, Each&& each) {
+    struct answer {
+      uint32_t member = 0;
+      grpc::ClientContext context;
+      Response response;
+      std::promise<grpc::Status> done;
+    };
+    auto& fwd = *state_.ctx.forwarding;
+    std::vector<std::unique_ptr<answer>> answers;
+    for (auto m : fwd.others()) {
+      auto& a = *answers.emplace_back(std::make_unique<answer>());
+      a.member = m;
+      auto stubs = fwd.stubs(m);
+      if (!stubs) {
+        a.done.set_value(grpc::Status(grpc::StatusCode::UNAVAILABLE, "not reached yet"));
+        continue;
+      }
+      prepare_forwarded(call, a.context);
+      start(*stubs, a.context, a.response, [&a](grpc::Status st) { a.done.set_value(std::move(st)); });
+    }
+    for (auto& a : answers) {
+      auto st = a->done.get_future().get();  // each call ends by its deadline
+      each(fwd.member_name(a->member), st, a->response);
+    }
   }
 
   /// Where a call about `name` goes when another member owns its shard:

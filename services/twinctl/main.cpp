@@ -40,6 +40,7 @@
 #include <jwt.h>
 #include <nlohmann/json.hpp>
 
+#include "services/twinctl/alert_commands.hpp"
 #include "services/twinctl/cluster_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
@@ -138,7 +139,8 @@ int main(int argc, char** argv) {
   std::string token_file;
   auto connection = [&](CLI::App* cmd) {
     cmd->add_option("--target", node.target, "a member's gRPC address, host:port")->required();
-    cmd->add_option("--token-file", token_file, "bearer token (role sre, or ops-admin for status)")
+    cmd->add_option("--token-file", token_file, "bearer token (cluster: sre, or ops-admin for status; "
+                                                "alerts: clinician or service)")
         ->required()
         ->check(CLI::ExistingFile);
     cmd->add_option("--tls-ca-file", node.ca_file, "CA of the node's certificate")->check(CLI::ExistingFile);
@@ -156,14 +158,31 @@ int main(int argc, char** argv) {
   change->add_option("--shards-per-step", shards_per_step, "shards moved together")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  auto* alerts = app.add_subcommand("alerts", "a running node's alerts (AlertService)")->require_subcommand(1);
+  auto* burden = alerts->add_subcommand("burden", "alarm burden: alerts per patient-day, time to acknowledge, "
+                                                  "the noisiest patients and devices");
+  connection(burden);
+  twinctl::burden_query bq;
+  burden->add_option("--tenant", bq.tenant, "the tenant")->required();
+  burden->add_option("--ward", bq.ward, "one ward only");
+  burden->add_option("--patient", bq.patient, "one patient only (its id)");
+  burden->add_option("--hours", bq.hours, "the window, ending now")
+      ->check(CLI::Range(0.01, 31.0 * 24))
+      ->capture_default_str();
+  burden->add_option("--top", bq.top, "noisiest patients and devices listed")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
   CLI11_PARSE(app, argc, argv);
 
-  if (cluster->parsed()) {
+  if (cluster->parsed() || alerts->parsed()) {
     node.token = services::read_token_file(token_file);
     if (node.token.empty()) {
       std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
       return 2;
     }
+    if (burden->parsed())
+      return twinctl::print_alarm_burden(node, bq);
     if (cluster_status->parsed())
       return twinctl::print_cluster_status(node);
     return twinctl::change_members(node, new_members, shards_per_step);

@@ -4,7 +4,7 @@ chromedriver): a node on 127.0.0.1 with TLS serves it; a clinician opens
 the ward with a token, sees one tile per bed with NEWS2 and vitals; an
 alert raised by ingested readings appears in the page within 1 s; it is
 acknowledged with a click and resolved from the keyboard, and the API shows
-both; a clinician of another tenant sees none of it. Screenshots are kept
+both; the ward's alarm burden counts it; a clinician of another tenant sees none of it. Screenshots are kept
 in --artifacts. Everything is stopped by PID.
 
 Usage: dashboard_test.py --node PATH --artifacts DIR
@@ -160,6 +160,15 @@ class Dashboard(unittest.TestCase):
         alert = self.find_alert(item["name"], include_resolved=True)
         self.assertEqual(alert["state"], "ALERT_STATE_RESOLVED")
         self.assertEqual(alert["resolvedBy"], "nurse-kim")
+
+        # The ward's alarm burden counts it: raised, acknowledged, resolved
+        # after the acknowledgement; bed 2 is the noisiest.
+        b.wait_for("return document.getElementById('burden').innerText.includes('0 of 1')")
+        burden = b.run("return document.getElementById('burden').innerText")
+        self.assertIn("1 (", burden)  # alerts raised, and per patient-day
+        noisy = b.run("return document.getElementById('burden-noisy').innerText")
+        self.assertIn("Bed 2: 1 alert", noisy)
+        self.shot("alarm-burden")
         self.assertEqual(self.problems(), [])
         b.click(b.find("#sign-out"))
 

@@ -252,6 +252,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::SilenceAlertsResponse out;
     return c.alerts->SilenceAlerts(&ctx, r, &out);
   };
+  m["AlertService/GetAlarmBurden"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::GetAlarmBurdenRequest r;
+    r.set_parent("tenants/" + t);
+    v1::AlarmBurden out;
+    return c.alerts->GetAlarmBurden(&ctx, r, &out);
+  };
   m["ClinicalService/GetPatientSettings"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

@@ -984,6 +984,35 @@ TEST(cluster_test, alerts_of_every_member_are_listed_streamed_and_handled_throug
       EXPECT_EQ(a.state(), v1::ALERT_STATE_ACKNOWLEDGED);
     }
   }
+  // The alarm burden through any member adds up every member's part; one
+  // patient's comes from its owner.
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetAlarmBurdenRequest req;
+    req.set_parent("tenants/h1");
+    v1::AlarmBurden burden;
+    auto st = n1.alerts->GetAlarmBurden(&ctx, req, &burden);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(burden.unreachable_members_size(), 0);
+    EXPECT_EQ(burden.total().patients(), w.patients.size());
+    EXPECT_EQ(burden.total().alerts_raised(), w.patients.size());
+    EXPECT_EQ(burden.total().acknowledged(), 1u);
+    EXPECT_TRUE(burden.total().has_time_to_acknowledge_p50());
+    ASSERT_EQ(burden.wards_size(), 1);
+    EXPECT_EQ(burden.wards(0).patients(), w.patients.size());
+    EXPECT_EQ(burden.wards(0).alerts_raised(), w.patients.size());
+    EXPECT_EQ(burden.noisiest_patients_size(), static_cast<int>(w.patients.size()));
+    grpc::ClientContext ctx2;
+    api_client::deadline(ctx2);
+    req.set_patient(w.patients[far]);
+    v1::AlarmBurden one;
+    st = n1.alerts->GetAlarmBurden(&ctx2, req, &one);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(one.total().patients(), 1u);
+    EXPECT_EQ(one.total().alerts_raised(), 1u);
+    EXPECT_EQ(one.total().acknowledged(), 1u);
+  }
 
   merged_reader.join();
   one_reader.join();

@@ -23,6 +23,7 @@ const PRIORITY_RANK = { PRIORITY_HIGH: 3, PRIORITY_MEDIUM: 2, PRIORITY_LOW: 1 };
 const WARD_REFRESH_MS = 5000;
 const HISTORY_REFRESH_MS = 60000;
 const DEVICE_REFRESH_MS = 30000;
+const BURDEN_REFRESH_MS = 60000;
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -107,6 +108,7 @@ async function signIn(token, ward) {
   const generation = ++state.generation;
   followAlerts(generation);
   refreshWardLoop(generation);
+  refreshBurdenLoop(generation);
 }
 
 function signOut() {
@@ -118,6 +120,8 @@ function signOut() {
   state.resumeAfter = null;
   $('beds').replaceChildren();
   $('alerts').replaceChildren();
+  $('burden').replaceChildren();
+  $('burden-noisy').replaceChildren();
   renderedAlerts = '';
   $('ward-view').hidden = true;
   $('sign-out').hidden = true;
@@ -377,6 +381,7 @@ function onAlertEvent(event) {
       (isNew && a.state === 'ALERT_STATE_ACTIVE'))
     cue(a.priority);
   if (a.patient) refreshPatient(a.patient);
+  refreshBurdenSoon();
 }
 
 function bedOf(patient) {
@@ -436,13 +441,56 @@ function renderAlerts() {
   renderedAlerts = signature;
   const focused = document.activeElement && document.activeElement.closest('[data-alert]');
   const keep = focused ? [focused.getAttribute('data-alert'), document.activeElement.textContent] : null;
-  $('alerts').replaceChildren(...open.map(alertItem));
+  $('alerts').replaceChildren(...(open.length ? open.map(alertItem) : [el('li', { class: 'none' }, 'None open.')]));
   $('alert-count').textContent = open.length ? `(${open.length})` : '';
   if (keep) {
     const item = document.querySelector(`[data-alert="${CSS.escape(keep[0])}"]`);
     const buttons = item ? [...item.querySelectorAll('button')] : [];
     const again = buttons.find((x) => x.textContent === keep[1]) || buttons[0];
     if (again) again.focus();
+  }
+}
+
+// ---- alarm burden: the ward's last 24 hours ------------------------------------
+
+const seconds = (d) => (d ? parseFloat(d) : null);
+
+function duration(d) {
+  const s = seconds(d);
+  if (s === null) return '\u2013';
+  if (s < 10) return `${s.toFixed(1)} s`;
+  return s < 120 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`;
+}
+
+async function refreshBurden() {
+  try {
+    const r = await call('AlertService/GetAlarmBurden', { parent: parent(), ward: state.ward, top: 5 });
+    const g = (r.wards || []).find((w) => w.ward === state.ward) || r.total;
+    const figures = [
+      ['Alerts raised', `${g.alertsRaised} (${g.alertsPerPatientDay.toFixed(1)} per patient-day)`],
+      ['Acknowledged', `${g.acknowledged}`],
+      ['Time to acknowledge', `median ${duration(g.timeToAcknowledgeP50)}, 90 % within ${duration(g.timeToAcknowledgeP90)}`],
+      ['Resolved unacknowledged', Number(g.resolved) ? `${g.resolvedUnacknowledged} of ${g.resolved} (${Math.round(100 * g.shareResolvedUnacknowledged)} %)` : '\u2013'],
+      ['Escalated', `${g.escalated}`],
+    ];
+    $('burden').replaceChildren(...figures.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+    $('burden-noisy').replaceChildren(...(r.noisiestPatients || []).map((p) =>
+      el('li', {}, `${bedOf(p.name)}: ${p.alertsRaised} alert${p.alertsRaised === '1' ? '' : 's'}`)));
+  } catch (e) {
+    $('burden').replaceChildren(el('dt', {}, 'Not available'), el('dd', {}, e.message));
+  }
+}
+
+let burdenTimer = null;
+function refreshBurdenSoon() {
+  clearTimeout(burdenTimer);
+  burdenTimer = setTimeout(refreshBurden, 1000);
+}
+
+async function refreshBurdenLoop(generation) {
+  while (generation === state.generation) {
+    await refreshBurden();
+    await sleep(BURDEN_REFRESH_MS);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "healthtwin/v1/alert.grpc.pb.h"
+#include "services/twinctl/api_commands.hpp"
 
 namespace healthtwin::twinctl {
 
@@ -71,10 +72,8 @@ int print_alarm_burden(const services::channel_settings& node, const burden_quer
   grpc::ClientContext ctx;
   ctx.set_deadline(now + std::chrono::seconds(60));
   v1::AlarmBurden r;
-  if (auto st = stub->GetAlarmBurden(&ctx, req, &r); !st.ok()) {
-    std::fprintf(stderr, "twinctl: GetAlarmBurden: %s\n", st.error_message().c_str());
-    return 2;
-  }
+  if (auto st = stub->GetAlarmBurden(&ctx, req, &r); !st.ok())
+    return failed("GetAlarmBurden", st);
   if (q.json) {
     std::string json;
     google::protobuf::util::JsonPrintOptions o;

@@ -19,7 +19,7 @@ struct burden_query {
 
 /// `twinctl alerts burden`: AlertService.GetAlarmBurden, printed as tables
 /// (per ward and in total; kinds and priorities; the noisiest patients and
-/// devices) or as JSON. Exit code: 0, or 2 on a refused or failed call.
+/// devices) or as JSON. Exit codes as api_commands.hpp says.
 int print_alarm_burden(const services::channel_settings& node, const burden_query& q);
 
 }  // namespace healthtwin::twinctl

@@ -29,6 +29,17 @@
 //       replaces the member list (an sre's token): shards move to their new
 //       owners (docs/cluster.md, "Hand-off"). Exit 0: done; 1: stopped part
 //       way (run it again); 2: refused or a usage error.
+//
+//   twinctl twins list|get|watch, alerts list|ack|resolve|silence, call Service/Method
+//       the public API of a running node (--target, --token-file, TLS as
+//       above; --json): services/twinctl/README.md lists them. Exit 0 done,
+//       1 refused by the node, 2 usage error, 3 try again later.
+//
+//   twinctl alerts burden --target HOST:PORT --token-file F [--tls-ca-file CA | --plaintext]
+//                         --tenant T [--ward W] [--patient P] [--hours H] [--top N] [--json]
+//       the alarm burden over the last H hours (default 24): alerts per
+//       patient-day per ward, by kind and priority, time to acknowledge,
+//       share resolved unacknowledged, the noisiest patients and devices.
 #include <cstdio>
 #include <string>
 
@@ -41,6 +52,7 @@
 #include <nlohmann/json.hpp>
 
 #include "services/twinctl/alert_commands.hpp"
+#include "services/twinctl/api_commands.hpp"
 #include "services/twinctl/cluster_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
@@ -158,7 +170,62 @@ int main(int argc, char** argv) {
   change->add_option("--shards-per-step", shards_per_step, "shards moved together")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  twinctl::output out;
+  auto with_json = [&](CLI::App* cmd) {
+    connection(cmd);
+    cmd->add_flag("--json", out.json, "print the answer as JSON (proto3 mapping) instead of a table");
+  };
+  auto* call = app.add_subcommand("call", "call any unary method of healthtwin.v1 with a JSON request");
+  connection(call);
+  std::string method, data;
+  call->add_option("method", method, "Service/Method, e.g. TwinService/GetPatientTwin")->required();
+  call->add_option("--data", data, "the request as JSON (default {})");
+
+  auto* twins = app.add_subcommand("twins", "a running node's twins (TwinService)")->require_subcommand(1);
+  auto* twin_get = twins->add_subcommand("get", "one twin: tenants/T/patients/P or tenants/T/devices/D");
+  with_json(twin_get);
+  std::string twin_name;
+  twin_get->add_option("name", twin_name, "the twin's name")->required();
+  auto* twin_list = twins->add_subcommand("list", "a tenant's patient twins, filtered and ordered");
+  with_json(twin_list);
+  std::string list_tenant, filter, order_by;
+  twin_list->add_option("--tenant", list_tenant, "the tenant")->required();
+  twin_list->add_option("--filter", filter, "e.g. 'ward = \"ICU-3\" AND news2 >= 5' (docs/api.md)");
+  twin_list->add_option("--order-by", order_by, "e.g. 'news2 desc'");
+  auto* twin_watch = twins->add_subcommand("watch", "a patient's twin, a line per change");
+  with_json(twin_watch);
+  int watch_count = 0;
+  twin_watch->add_option("name", twin_name, "tenants/T/patients/P")->required();
+  twin_watch->add_option("--count", watch_count, "stop after this many (0: until interrupted)")
+      ->check(CLI::NonNegativeNumber);
+
   auto* alerts = app.add_subcommand("alerts", "a running node's alerts (AlertService)")->require_subcommand(1);
+  auto* alert_list = alerts->add_subcommand("list", "open alerts (and resolved ones with --include-resolved)");
+  with_json(alert_list);
+  std::string alert_tenant, alert_ward, alert_patient;
+  bool include_resolved = false;
+  alert_list->add_option("--tenant", alert_tenant, "the tenant")->required();
+  alert_list->add_option("--ward", alert_ward, "one ward only");
+  alert_list->add_option("--patient", alert_patient, "one patient only (its id)");
+  alert_list->add_flag("--include-resolved", include_resolved, "resolved alerts the node still holds too");
+  std::string alert_name, note;
+  auto* alert_ack = alerts->add_subcommand("ack", "acknowledge an alert (as the token's subject)");
+  auto* alert_resolve = alerts->add_subcommand("resolve", "resolve an alert by hand");
+  for (auto* cmd : {alert_ack, alert_resolve}) {
+    with_json(cmd);
+    cmd->add_option("name", alert_name, "tenants/T/patients/P/alerts/ID")->required();
+    cmd->add_option("--note", note, "up to 1,000 characters");
+  }
+  auto* alert_silence = alerts->add_subcommand("silence", "silence a patient's alerts for a while");
+  with_json(alert_silence);
+  std::string silence_patient, silence_metric, reason;
+  int minutes = 15;
+  alert_silence->add_option("--patient", silence_patient, "tenants/T/patients/P")->required();
+  alert_silence->add_option("--minutes", minutes, "how long (1 .. 240)")
+      ->check(CLI::Range(1, 240))
+      ->capture_default_str();
+  alert_silence->add_option("--metric", silence_metric, "one metric only (HEART_RATE, SPO2, ...)");
+  alert_silence->add_option("--reason", reason, "why (kept in the audit log)");
   auto* burden = alerts->add_subcommand("burden", "alarm burden: alerts per patient-day, time to acknowledge, "
                                                   "the noisiest patients and devices");
   connection(burden);
@@ -173,9 +240,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : twinctl::usage;  // --help: 0; a usage error: 2
+  }
 
-  if (cluster->parsed() || alerts->parsed()) {
+  if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed()) {
     node.token = services::read_token_file(token_file);
     if (node.token.empty()) {
       std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
@@ -183,6 +254,20 @@ int main(int argc, char** argv) {
     }
     if (burden->parsed())
       return twinctl::print_alarm_burden(node, bq);
+    if (call->parsed())
+      return twinctl::call_method(node, method, data);
+    if (twin_get->parsed())
+      return twinctl::get_twin(node, twin_name, out);
+    if (twin_list->parsed())
+      return twinctl::list_twins(node, list_tenant, filter, order_by, out);
+    if (twin_watch->parsed())
+      return twinctl::watch_twin(node, twin_name, watch_count, out);
+    if (alert_list->parsed())
+      return twinctl::list_alerts(node, alert_tenant, alert_ward, alert_patient, include_resolved, out);
+    if (alert_ack->parsed() || alert_resolve->parsed())
+      return twinctl::act_on_alert(node, alert_ack->parsed() ? "ack" : "resolve", alert_name, note, out);
+    if (alert_silence->parsed())
+      return twinctl::silence_alerts(node, silence_patient, minutes, silence_metric, reason, out);
     if (cluster_status->parsed())
       return twinctl::print_cluster_status(node);
     return twinctl::change_members(node, new_members, shards_per_step);

@@ -1,0 +1,54 @@
+#pragma once
+// twinctl's commands over the public API of a running node: twins, alerts,
+// and any method by name. Exit codes (docs: services/twinctl/README.md):
+//   0  done
+//   1  the node refused (invalid, not found, denied, conflict)
+//   2  a usage error, or the request could not be built
+//   3  try again later (unavailable, deadline, rate limit, unreachable)
+
+#include <string>
+
+#include <grpcpp/support/status.h>
+
+#include "services/grpc/client_channel.hpp"
+
+namespace healthtwin::twinctl {
+
+enum exit_code : int { done = 0, refused = 1, usage = 2, try_later = 3 };
+
+/// How the commands print: tables for people, or JSON (proto3 mapping).
+struct output {
+  bool json = false;
+};
+
+/// `twinctl call Service/Method --data JSON`: any unary method of
+/// healthtwin.v1, the request and the answer in JSON.
+int call_method(const services::channel_settings& node, const std::string& method, const std::string& data);
+
+/// `twinctl twins get NAME`: a patient's or device's twin.
+int get_twin(const services::channel_settings& node, const std::string& name, output out);
+
+/// `twinctl twins list --tenant T [--filter F] [--order-by O]`: every page.
+int list_twins(const services::channel_settings& node, const std::string& tenant, const std::string& filter,
+               const std::string& order_by, output out);
+
+/// `twinctl twins watch NAME [--count N]`: each change of a patient's twin
+/// as a line, until N changes (0: until interrupted or the node ends it).
+int watch_twin(const services::channel_settings& node, const std::string& name, int count, output out);
+
+/// `twinctl alerts list --tenant T [--ward W] [--patient P] [--include-resolved]`.
+int list_alerts(const services::channel_settings& node, const std::string& tenant, const std::string& ward,
+                const std::string& patient, bool include_resolved, output out);
+
+/// `twinctl alerts ack|resolve NAME [--note N]`.
+int act_on_alert(const services::channel_settings& node, const std::string& action, const std::string& name,
+                 const std::string& note, output out);
+
+/// `twinctl alerts silence --patient P --minutes M [--metric METRIC] [--reason R]`.
+int silence_alerts(const services::channel_settings& node, const std::string& patient, int minutes,
+                   const std::string& metric, const std::string& reason, output out);
+
+/// The exit code of a failed call, after printing why on stderr.
+int failed(const char* what, const grpc::Status& st);
+
+}  // namespace healthtwin::twinctl

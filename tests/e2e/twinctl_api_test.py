@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""twinctl against a running node, as ops staff use it: a real node on
+127.0.0.1 (TLS, tokens), one patient whose readings raise an alert; twinctl
+lists and gets twins (tables and JSON), watches one, lists, acknowledges,
+silences and resolves the alert, calls a method by name, and exits 0 when
+done, 1 when the node refuses, 2 on a usage error, 3 when the node cannot
+be reached. Stopped by PID.
+
+Usage: twinctl_api_test.py --node PATH --twinctl PATH"""
+
+import argparse
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import node_fixture
+
+ARGS = None
+TENANT = "st-luke"
+PATIENT = f"tenants/{TENANT}/patients/mrn-4001"
+DEVICE = f"tenants/{TENANT}/devices/oxi-41"
+
+
+class TwinctlApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-twinctl-")
+        d = cls.d = cls.tmp.name
+        node_fixture.make_pki(d)
+        cls.node = node_fixture.Node(ARGS.node, d)
+        cls.tls = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+        service = cls.node.token(TENANT, ["service"])
+        for rpc, body in (
+                ("RegistryService/CreatePatient", {"parent": f"tenants/{TENANT}", "patientId": "mrn-4001",
+                                                   "patient": {"ward": "CCU", "bed": "4"}}),
+                ("RegistryService/CreateDevice", {"parent": f"tenants/{TENANT}", "deviceId": "oxi-41",
+                                                  "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}),
+                ("RegistryService/AssignDevice", {"device": DEVICE, "patient": PATIENT})):
+            cls.api(rpc, body, service)
+        now = int(time.time() * 1000)
+        cls.api("IngestService/Ingest", {"batchId": "1", "devices": [{
+            "device": DEVICE, "sequence": ["1", "2", "3"],
+            "timeMs": [str(now - 200_000), str(now - 8_000), str(now)],
+            "metric": ["METRIC_SPO2"] * 3, "value": [97, 84, 84]}]}, service)
+        cls.nurse_file = os.path.join(d, "nurse.jwt")
+        with open(cls.nurse_file, "w") as f:
+            f.write(cls.node.token(TENANT, ["clinician"], "nurse-lee"))
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.node.stop()
+        cls.tmp.cleanup()
+        assert code == 0, f"node exited with {code}"
+
+    @classmethod
+    def api(cls, rpc, body, token):
+        req = urllib.request.Request(f"https://localhost:{cls.node.http_port}/api/v1/{rpc}",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, context=cls.tls, timeout=15) as r:
+            return json.loads(r.read())
+
+    def twinctl(self, *args, target=None, expect=0):
+        cmd = [ARGS.twinctl, *args, "--target", target or f"localhost:{self.node.grpc_port}",
+               "--tls-ca-file", os.path.join(self.d, "ca.pem"), "--token-file", self.nurse_file]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, expect, f"{args}: {r.stdout}{r.stderr}")
+        return r
+
+    def open_alert(self):
+        for _ in range(100):
+            listed = json.loads(self.twinctl("alerts", "list", "--tenant", TENANT, "--json").stdout)
+            if listed.get("alerts"):
+                return listed["alerts"][0]
+            time.sleep(0.05)
+        self.fail("no alert raised")
+
+    def test_twins_are_listed_got_and_watched(self):
+        table = self.twinctl("twins", "list", "--tenant", TENANT, "--filter", 'ward = "CCU"').stdout
+        self.assertIn(PATIENT, table)
+        self.assertIn("1 patient(s)", table)
+        twin = json.loads(self.twinctl("twins", "get", PATIENT, "--json").stdout)
+        self.assertEqual(twin["bed"], "4")
+        self.assertEqual([v["value"] for v in twin["vitals"] if v["metric"] == "METRIC_SPO2"], [84])
+        self.assertIn("SPO2", self.twinctl("twins", "get", PATIENT).stdout)
+        device = self.twinctl("twins", "get", DEVICE).stdout
+        self.assertIn("PULSE_OXIMETER", device)
+        watched = self.twinctl("twins", "watch", PATIENT, "--count", "1", "--json").stdout.splitlines()
+        self.assertEqual(json.loads(watched[0])["name"], PATIENT)
+        called = json.loads(self.twinctl("call", "RegistryService/GetPatient", "--data",
+                                         json.dumps({"name": PATIENT})).stdout)
+        self.assertEqual(called["ward"], "CCU")
+
+    def test_an_alert_is_listed_acknowledged_silenced_and_resolved(self):
+        alert = self.open_alert()
+        self.assertEqual(alert["priority"], "PRIORITY_HIGH")
+        self.assertIn("HIGH", self.twinctl("alerts", "list", "--tenant", TENANT, "--ward", "CCU").stdout)
+        acked = json.loads(self.twinctl("alerts", "ack", alert["name"], "--note", "seen", "--json").stdout)
+        self.assertEqual(acked["state"], "ALERT_STATE_ACKNOWLEDGED")
+        self.assertEqual(acked["acknowledgedBy"], "nurse-lee")
+        silenced = self.twinctl("alerts", "silence", "--patient", PATIENT, "--minutes", "5", "--metric", "SPO2",
+                                "--reason", "probe repositioned").stdout
+        self.assertIn("silenced until", silenced)
+        resolved = json.loads(self.twinctl("alerts", "resolve", alert["name"], "--json").stdout)
+        self.assertEqual(resolved["state"], "ALERT_STATE_RESOLVED")
+        # Resolving it again is refused by the node: exit 1, the reason on stderr.
+        again = self.twinctl("alerts", "resolve", alert["name"], expect=1)
+        self.assertIn("ResolveAlert", again.stderr)
+
+    def test_exit_codes_say_who_failed(self):
+        self.twinctl("twins", "get", f"tenants/{TENANT}/patients/nobody", expect=1)  # not found
+        self.twinctl("twins", "get", "tenants/other/patients/x", expect=1)  # another tenant: denied
+        self.twinctl("call", "NoService/Nothing", expect=2)
+        self.twinctl("call", "TwinService/GetPatientTwin", "--data", "{bad", expect=2)
+        self.twinctl("alerts", "silence", "--patient", PATIENT, "--minutes", "9999", expect=2)
+        self.twinctl("twins", "get", PATIENT, target=f"localhost:{node_fixture.free_port()}", expect=3)
+        self.assertEqual(subprocess.run([ARGS.twinctl, "twins", "get", "--help"], capture_output=True).returncode, 0)
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--node", required=True)
+    p.add_argument("--twinctl", required=True)
+    ARGS, rest = p.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

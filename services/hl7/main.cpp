@@ -1,7 +1,9 @@
 // healthtwin-hl7: an HL7 v2 gateway. Listens for MLLP (optionally over
 // TLS), reads ORU^R01 per IHE PCD-01, ingests the observations into a
 // HealthTwin node over its public gRPC API (a service token), and ACKs each
-// message only after the node stored it durably. docs/hl7.md.
+// message only after the node stored it durably; with --alarms-to, sends the
+// tenant's alert events out as IHE PCD-04 ORU^R40 to an alarm manager.
+// docs/hl7.md.
 //
 //   healthtwin-hl7 --listen 127.0.0.1:2575 --target 127.0.0.1:50051 --tenant h1
 //       --token-file service.jwt --tls-ca-file ca.pem --data-dir /var/lib/healthtwin-hl7
@@ -22,6 +24,7 @@
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
+#include "services/hl7/alarm_sender.hpp"
 #include "services/hl7/hl7_gateway.hpp"
 #include "services/hl7/mllp_server.hpp"
 #include "services/logging/json_log.hpp"
@@ -71,6 +74,15 @@ int main(int argc, char** argv) {
   app.add_option("--journal-days", journal_days, "days a message's control id is remembered")->check(CLI::Range(1, 365));
   app.add_option("--ingest-timeout-s", ingest_timeout_s, "deadline of an ingest call")->check(CLI::Range(1, 120));
   app.add_option("--message-timeout-ms", message_timeout_ms, "a sender slower than this with one message is cut off")
+      ->check(CLI::Range(100, 600'000));
+  std::string alarms_to, alarms_ward, receiver_app, receiver_facility;
+  int alarms_ack_timeout_ms = 10'000;
+  app.add_option("--alarms-to", alarms_to,
+                 "host:port of an alarm manager's MLLP listener: the tenant's alerts go there as PCD-04 ORU^R40");
+  app.add_option("--alarms-ward", alarms_ward, "only this ward's alerts");
+  app.add_option("--alarms-receiver-app", receiver_app, "MSH-5 of the alarm messages");
+  app.add_option("--alarms-receiver-facility", receiver_facility, "MSH-6 of the alarm messages");
+  app.add_option("--alarms-ack-timeout-ms", alarms_ack_timeout_ms, "wait this long for each ACK, then send again")
       ->check(CLI::Range(100, 600'000));
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text, or json: one JSON object per line")
@@ -148,6 +160,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "healthtwin-hl7: %s\n", to_string(server.error()).c_str());
     return 2;
   }
+  std::unique_ptr<hl7::alarm_sender> alarms;
+  if (!alarms_to.empty()) {
+    hl7::alarm_sender_settings as;
+    as.receiver = alarms_to;
+    as.tenant = tenant;
+    as.ward = alarms_ward;
+    as.state_file = data_dir + "/pcd04-delivered";
+    as.us = {facility, receiver_app, receiver_facility, processing_ids};
+    as.ack_timeout = std::chrono::milliseconds(alarms_ack_timeout_ms);
+    std::string why;
+    alarms = hl7::alarm_sender::start(as, channel, why);
+    if (!alarms) {
+      std::fprintf(stderr, "healthtwin-hl7: %s\n", why.c_str());
+      return 2;
+    }
+    spdlog::info("hl7: sending the alerts of the tenant as PCD-04 to {}", alarms_to);
+  }
   auto colon = listen.rfind(':');
   spdlog::info("hl7: listening for MLLP{} on {}:{}", ms.tls_cert_pem.empty() ? "" : " over TLS",
                listen.substr(0, colon), (*server)->port());
@@ -168,6 +197,11 @@ int main(int argc, char** argv) {
   stopping = true;
   server->reset();
   sweeper.join();
+  if (alarms) {
+    spdlog::info("hl7: alarms delivered {}, resent {}, refused {}", alarms->stats().delivered.load(),
+                 alarms->stats().resent.load(), alarms->stats().refused.load());
+    alarms.reset();
+  }
   auto& st = gateway.stats();
   spdlog::info("hl7: stopped; messages accepted {}, resent {}, errors {}, rejected {}", st.accepted.load(),
                st.resent.load(), st.errors.load(), st.rejected.load());

@@ -7,6 +7,7 @@
 
 #include "services/grpc/read_file.hpp"
 #include "services/http/dashboard_assets.hpp"
+#include "services/http/fhir_endpoint.hpp"
 #include "services/http/http_listener.hpp"
 #include "services/http/json_gateway.hpp"
 
@@ -62,16 +63,21 @@ struct http_server::impl {
   std::function<std::string()> health_problem;
   std::unique_ptr<http_probe> probe;
   std::unique_ptr<json_gateway> gateway;
+  std::unique_ptr<fhir_endpoint> fhir;
   std::unique_ptr<http_listener> listener;  // last: stopped first
 
   ~impl() {
     if (gateway)
       gateway->stop();  // drops its responders while the listener exists
+    if (fhir)
+      fhir->stop();
   }
 
   void route(http_request req, std::shared_ptr<http_responder> out) {
     if (req.target.starts_with("/api/"))
       return gateway->handle(std::move(req), std::move(out));
+    if (req.target.starts_with("/fhir/"))
+      return fhir->handle(req, std::move(out));
     out->reply(answer(req));
   }
 
@@ -107,11 +113,13 @@ uint16_t http_server::port() const noexcept {
 }
 
 void http_server::attach_api(std::shared_ptr<grpc::Channel> channel) {
+  impl_->fhir->attach(channel);
   impl_->gateway->attach(std::move(channel));
 }
 
 void http_server::stop_api() {
   impl_->gateway->stop();
+  impl_->fhir->stop();
 }
 
 caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settings& settings,
@@ -138,6 +146,7 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settin
     ls.tls_key_pem = std::move(*key);
   }
   im->gateway = std::make_unique<json_gateway>(settings.gateway);
+  im->fhir = std::make_unique<fhir_endpoint>();
   auto* raw = im.get();
   auto listener = http_listener::start_async(
       ls, [raw](http_request r, std::shared_ptr<http_responder> out) { raw->route(std::move(r), std::move(out)); });

@@ -1,0 +1,170 @@
+#include "services/http/fhir_endpoint.hpp"
+
+#include <ctime>
+#include <optional>
+#include <thread>
+
+#include "actors/models/twin_name.hpp"
+#include "services/http/fhir_export.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+constexpr int64_t day_ms = 86'400'000;
+constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
+
+http_response outcome(unsigned status, const std::string& code, const std::string& why) {
+  return {status, std::string{fhir_json}, fhir_outcome(code, why)};
+}
+
+std::string bounded(std::string_view s) {
+  return s.size() <= 64 ? std::string{s} : std::string{s.substr(0, 64)} + "...";
+}
+
+// FHIR date or dateTime in UTC (YYYY-MM-DD, or YYYY-MM-DDThh:mm:ss[.fff]Z)
+// as Unix milliseconds.
+std::optional<int64_t> parse_instant(const std::string& text) {
+  std::tm tm{};
+  int ms = 0;
+  char rest[8] = {};
+  int n = 0;
+  if (text.size() == 10 && std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) == 3 &&
+      n == 10) {
+  } else if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                         &tm.tm_hour, &tm.tm_min, &tm.tm_sec, rest) == 7) {
+    std::string r = rest;
+    auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+    if (r.size() == 5 && r[0] == '.' && r[4] == 'Z' && digit(r[1]) && digit(r[2]) && digit(r[3]))
+      ms = std::stoi(r.substr(1, 3));
+    else if (r != "Z")
+      return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60 || tm.tm_year < 1970 || tm.tm_year > 9999)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
+// The value of `key` in the query; nullopt when absent.
+std::optional<std::string> query_value(std::string_view target, std::string_view key) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos)
+    return std::nullopt;
+  auto query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    if (auto eq = pair.find('='); pair.substr(0, eq) == key) {
+      std::string v;
+      auto raw = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+      for (size_t i = 0; i < raw.size(); ++i) {  // percent-decoding
+        if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+          v += static_cast<char>(std::stoi(std::string{raw.substr(i + 1, 2)}, nullptr, 16));
+          i += 2;
+        } else {
+          v += raw[i] == '+' ? ' ' : raw[i];
+        }
+      }
+      return v;
+    }
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::string header(const http_request& req, std::string_view name) {
+  for (auto& [k, v] : req.headers)
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(),
+                   [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+      return v;
+  return {};
+}
+
+}  // namespace
+
+void fhir_endpoint::attach(std::shared_ptr<grpc::Channel> api) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  api_ = std::move(api);
+}
+
+void fhir_endpoint::stop() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  stopping_ = true;
+  idle_.wait(lock, [&] { return running_ == 0; });
+  api_.reset();
+}
+
+void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_responder> out) {
+  if (req.method != "GET")
+    return out->reply(outcome(405, "not-supported", "use GET"));
+  auto path = std::string_view{req.target}.substr(0, req.target.find('?'));
+  // /fhir/{tenant}/Patient/{id}/$everything
+  std::vector<std::string_view> parts;
+  for (auto rest = path.substr(1); !rest.empty();) {
+    auto slash = rest.find('/');
+    parts.push_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos)
+      break;
+    rest.remove_prefix(slash + 1);
+  }
+  if (parts.size() != 5 || parts[0] != "fhir" || parts[2] != "Patient" || parts[4] != "$everything")
+    return out->reply(outcome(404, "not-found", "the path is /fhir/{tenant}/Patient/{id}/$everything, not " +
+                                                    bounded(path)));
+  if (!models::is_valid_id(parts[1]) || !models::is_valid_id(parts[3]))
+    return out->reply(outcome(400, "invalid", "tenant and patient id: 1-63 characters of [a-z0-9-]"));
+  if (auto format = query_value(req.target, "_format");
+      format && *format != "json" && *format != "application/fhir+json" && *format != "application/json")
+    return out->reply(outcome(406, "not-supported", "_format: only json (application/fhir+json)"));
+  fhir_export_request r;
+  r.tenant = std::string{parts[1]};
+  r.patient_id = std::string{parts[3]};
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  r.end_ms = now;
+  for (auto [key, into] : {std::pair{"end", &r.end_ms}, std::pair{"start", &r.start_ms}}) {
+    if (auto v = query_value(req.target, key)) {
+      auto t = parse_instant(*v);
+      if (!t)
+        return out->reply(outcome(400, "invalid", std::string{key} + ": a date (YYYY-MM-DD) or a UTC dateTime "
+                                                                     "(YYYY-MM-DDThh:mm:ss[.fff]Z), not " + bounded(*v)));
+      *into = *t;
+    } else if (into == &r.start_ms) {
+      r.start_ms = r.end_ms - day_ms;
+    }
+  }
+  if (r.start_ms >= r.end_ms || r.end_ms - r.start_ms > 31 * day_ms)
+    return out->reply(outcome(400, "invalid", "start must be before end, at most 31 days apart"));
+  auto auth = header(req, "authorization");
+  r.token = auth.starts_with("Bearer ") ? auth.substr(7) : std::string{};
+  auto host = header(req, "host");
+  r.base_url = "https://" + (host.empty() ? std::string{"localhost"} : bounded(host)) + "/fhir/" + r.tenant;
+  std::shared_ptr<grpc::Channel> api;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_ || !api_)
+      return out->reply(outcome(503, "transient", stopping_ ? "the node is stopping" : "the node is starting"));
+    if (running_ >= max_running_)
+      return out->reply(outcome(429, "throttled", "too many exports at once on this node: try again shortly"));
+    ++running_;
+    api = api_;
+  }
+  std::thread([this, api, r = std::move(r), out = std::move(out)] {
+    auto result = export_patient_fhir(api, r, std::chrono::seconds(60));
+    out->reply({result.http_status, std::string{fhir_json}, std::move(result.json)});
+    std::lock_guard<std::mutex> guard{mtx_};
+    --running_;
+    idle_.notify_all();
+  }).detach();
+}
+
+}  // namespace healthtwin::services

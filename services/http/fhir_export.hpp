@@ -1,0 +1,44 @@
+#pragma once
+// A patient's record for a time range as a FHIR R4 Bundle (docs/fhir.md):
+// Patient, Devices and DeviceMetrics, vital-signs Observations (LOINC,
+// UCUM; blood pressure as the panel with its two components), NEWS2 as an
+// Observation with its parameters as components and derivedFrom links to
+// the vital signs it scored, and open alerts as Flags. Built from the
+// public API (called with the caller's own token), so access, tenant
+// scoping and cluster routing are the API's.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <grpcpp/channel.h>
+
+namespace healthtwin::services {
+
+struct fhir_export_request {
+  std::string tenant;
+  std::string patient_id;
+  int64_t start_ms = 0, end_ms = 0;  ///< vital signs measured in [start, end)
+  std::string token;                 ///< the caller's bearer token, passed on
+  std::string base_url;              ///< e.g. https://node:8080/fhir/st-mary (fullUrl of entries)
+};
+
+/// The answer: a Bundle, or an OperationOutcome with the HTTP status it
+/// goes with.
+struct fhir_export_result {
+  unsigned http_status = 200;
+  std::string json;
+};
+
+/// Observations exported at most (a longer range is refused as too costly).
+inline constexpr size_t max_fhir_observations = 50'000;
+
+/// Exports through `api` (the node's gRPC server in process), within `deadline`.
+fhir_export_result export_patient_fhir(const std::shared_ptr<grpc::Channel>& api, const fhir_export_request& req,
+                                       std::chrono::milliseconds deadline);
+
+/// An OperationOutcome with one issue (FHIR issue-type code, diagnostics).
+std::string fhir_outcome(const std::string& code, const std::string& diagnostics);
+
+}  // namespace healthtwin::services

@@ -47,6 +47,7 @@ const std::vector<rpc_row> table{
     {"ClinicalService/GetPatientSettings", service | clinician, true, owner},
     {"ClinicalService/UpdatePatientSettings", static_cast<role_set>(clinician), true, owner},
     {"ClinicalService/RecordObservations", service | clinician, true, owner},
+    {"FhirService/ExportPatient", service | clinician, true, here},
     {"ClusterService/GetNodeStatus", sre | ops_admin, false, here},
     {"ClusterService/GetClusterStatus", sre | ops_admin, false, here},
     {"ClusterService/ChangeMembers", static_cast<role_set>(sre), false, here},

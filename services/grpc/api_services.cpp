@@ -80,6 +80,18 @@ storage::audit_entry call_frame::audit_entry_for(const grpc::ServerContextBase* 
   storage::audit_entry e;
   // Tenant and subject, or the peer address of a caller that never proved who it is.
   e.principal = rc.who ? rc.who->tenant + "/" + rc.who->subject : "unauthenticated@" + call->peer();
+  // A read made in process on a caller's behalf by a composite export
+  // (FHIR) names it: "h1/nurse via fhir-export". Only calls made inside
+  // this process know its secret (the JSON gateway passes on nothing but
+  // the token).
+  if (auto& md = call->client_metadata(); rc.who)
+    if (auto via = md.find(std::string{composed_by_header}); via != md.end()) {
+      std::string_view v{via->second.data(), via->second.size()};
+      auto& secret = in_process_secret();
+      if (v.size() > secret.size() + 1 && v.size() <= secret.size() + 33 && v.ends_with(secret) &&
+          v[v.size() - secret.size() - 1] == ' ')
+        e.principal += " via " + std::string{v.substr(0, v.size() - secret.size() - 1)};
+    }
   e.resource = rc.resource;
   e.action = std::string{rc.rpc};
   e.outcome = code_name(outcome.error_code());
@@ -195,6 +207,7 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_twin_service(env));
   impl_->services.push_back(make_alert_service(env));
   impl_->services.push_back(make_clinical_service(env));
+  impl_->services.push_back(make_fhir_service(env));
   impl_->services.push_back(make_cluster_service(env));
   if (env.ctx.metrics)
     count_refusals_in(*env.ctx.metrics);

@@ -21,6 +21,10 @@ class Status;
 }
 
 
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
 namespace healthtwin::services {
 class cluster_metrics;
 }
@@ -116,6 +120,9 @@ struct api_context {
   prometheus::Registry* metrics = nullptr;
   /// Forwarded calls and hand-off phases are counted here (none when null).
   cluster_metrics* cluster_probe = nullptr;
+  /// A channel to this node's own API in process (calls made with a
+  /// caller's token, as FhirService composes them); null until it serves.
+  std::function<std::shared_ptr<grpc::Channel>()> self_channel;
 };
 
 /// The healthtwin.v1 services: Registry, Ingest (callback API: acks never

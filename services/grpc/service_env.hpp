@@ -92,5 +92,6 @@ std::unique_ptr<grpc::Service> make_twin_service(service_env& env);
 std::unique_ptr<grpc::Service> make_alert_service(service_env& env);
 std::unique_ptr<grpc::Service> make_cluster_service(service_env& env);
 std::unique_ptr<grpc::Service> make_clinical_service(service_env& env);
+std::unique_ptr<grpc::Service> make_fhir_service(service_env& env);
 
 }  // namespace healthtwin::services

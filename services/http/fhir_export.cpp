@@ -12,6 +12,7 @@
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
+#include "services/logging/json_log.hpp"
 
 namespace healthtwin::services {
 
@@ -80,7 +81,8 @@ fhir_export_result failure(const grpc::Status& st, const char* what) {
     case grpc::StatusCode::DEADLINE_EXCEEDED: m = {503, "transient"}; break;
     default: break;
   }
-  return {m.http, fhir_outcome(m.code, std::string{what} + ": " + st.error_message())};
+  auto why = std::string{what} + ": " + st.error_message();
+  return {m.http, fhir_outcome(m.code, why), why};
 }
 
 class exporter {
@@ -115,10 +117,11 @@ public:
         return failure(st, "the vital signs");
     if (auto st = add_blood_pressure(); !st.ok())
       return failure(st, "the blood pressure");
-    if (observations_ > max_fhir_observations)
-      return {400, fhir_outcome("too-costly", fmt::format("more than {} observations between start and end: "
-                                                          "export a shorter range",
-                                                          max_fhir_observations))};
+    if (observations_ > max_fhir_observations) {
+      auto why = fmt::format("more than {} observations between start and end: export a shorter range",
+                             max_fhir_observations);
+      return {400, fhir_outcome("too-costly", why), why};
+    }
     add_news2(twin);
     for (auto& a : twin.active_alerts())
       add_flag(a);
@@ -129,7 +132,7 @@ public:
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count())},
                 {"entry", std::move(entries_)}};
-    return {200, bundle.dump()};
+    return {200, bundle.dump(), {}};
   }
 
 private:
@@ -137,6 +140,7 @@ private:
     auto c = std::make_unique<grpc::ClientContext>();
     c->set_deadline(deadline_);
     c->AddMetadata("authorization", "Bearer " + req_.token);
+    c->AddMetadata(std::string{composed_by_header}, "fhir-export " + in_process_secret());
     return c;
   }
 

@@ -29,6 +29,7 @@ struct fhir_export_request {
 struct fhir_export_result {
   unsigned http_status = 200;
   std::string json;
+  std::string diagnostics;  ///< why, when it is an OperationOutcome
 };
 
 /// Observations exported at most (a longer range is refused as too costly).

@@ -18,6 +18,7 @@
 #include "healthtwin/v1/alert.pb.h"
 #include "healthtwin/v1/clinical.pb.h"
 #include "healthtwin/v1/cluster.pb.h"
+#include "healthtwin/v1/fhir.pb.h"
 #include "healthtwin/v1/ingest.pb.h"
 #include "healthtwin/v1/registry.pb.h"
 #include "healthtwin/v1/twin.pb.h"
@@ -318,7 +319,8 @@ json_gateway::json_gateway(json_gateway_settings settings) : impl_(std::make_sha
   // message of each so that they are, whoever links the gateway.
   for (auto* d : {v1::IngestRequest::descriptor(), v1::CreatePatientRequest::descriptor(),
                   v1::GetPatientTwinRequest::descriptor(), v1::AcknowledgeAlertRequest::descriptor(),
-                  v1::GetPatientSettingsRequest::descriptor(), v1::GetNodeStatusRequest::descriptor()})
+                  v1::GetPatientSettingsRequest::descriptor(), v1::GetNodeStatusRequest::descriptor(),
+                  v1::ExportPatientRequest::descriptor()})
     (void)d;
   impl_->settings = settings;
   impl_->keepalive = std::thread([im = impl_.get()] { im->run_keepalive(); });

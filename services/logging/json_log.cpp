@@ -88,4 +88,15 @@ std::string request_id_or_new(std::string_view sent) {
   return buf;
 }
 
+const std::string& in_process_secret() {
+  static const std::string secret = [] {
+    std::random_device rd;
+    std::string out;
+    for (int i = 0; i < 4; ++i)
+      out += fmt::format("{:08x}", rd());
+    return out;
+  }();
+  return secret;
+}
+
 }  // namespace healthtwin::services

@@ -48,5 +48,13 @@ private:
 std::string request_id_or_new(std::string_view sent);
 
 inline constexpr std::string_view request_id_header = "x-request-id";
+/// The metadata an in-process composite export (the FHIR export) adds to
+/// the API calls it makes on a caller's behalf: "<what> <in_process_secret()>";
+/// the audit entry names <what>. A value without the secret is ignored.
+inline constexpr std::string_view composed_by_header = "healthtwin-composed-by";
+
+/// 32 random hex digits drawn once per process: what only calls made from
+/// inside this process can know.
+const std::string& in_process_secret();
 
 }  // namespace healthtwin::services

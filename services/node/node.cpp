@@ -324,6 +324,10 @@ int node::start_api() {
   forwarding_ = std::make_unique<services::owner_forwarding>(*members_, settings_.peer);
   if (settings_.clustered)
     ctx.forwarding = forwarding_.get();
+  ctx.self_channel = [this] {
+    std::lock_guard<std::mutex> guard{self_channel_mtx_};
+    return self_channel_;
+  };
   api_ = std::make_unique<services::api_services>(settings_.api, ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -342,11 +346,17 @@ int node::start_api() {
   // The API as JSON and the dashboard over HTTP call this server in process.
   grpc::ChannelArguments in_process;
   in_process.SetMaxReceiveMessageSize(64 << 20);
-  http_->attach_api(server_->InProcessChannel(in_process));
+  {
+    std::lock_guard<std::mutex> guard{self_channel_mtx_};
+    self_channel_ = server_->InProcessChannel(in_process);
+  }
+  http_->attach_api(self_channel_);
   stops_.push("api", [this] {
     http_->stop_api();
     server_->Shutdown(std::chrono::system_clock::now());
     server_->Wait();
+    std::lock_guard<std::mutex> guard{self_channel_mtx_};
+    self_channel_.reset();
   });
   return exit_ok;
 }

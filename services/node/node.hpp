@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -30,6 +31,7 @@
 #include "services/node/stop_stack.hpp"
 
 namespace grpc {
+class Channel;
 class Server;
 class Service;
 class ServerCredentials;
@@ -110,6 +112,8 @@ private:
   std::unique_ptr<services::process_metrics> process_gauges_;
   std::unique_ptr<services::cluster_metrics> cluster_gauges_;
   std::unique_ptr<services::http_server> http_;
+  std::mutex self_channel_mtx_;
+  std::shared_ptr<grpc::Channel> self_channel_;  // the API in process (HTTP, FhirService)
 
   caf::actor_system_config caf_cfg_;
   std::unique_ptr<caf::actor_system> sys_;

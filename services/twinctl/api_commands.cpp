@@ -13,6 +13,7 @@
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/cluster.grpc.pb.h"
+#include "healthtwin/v1/fhir.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
@@ -104,7 +105,8 @@ int call_method(const services::channel_settings& node, const std::string& metho
   // message of each so that they are.
   for (auto* d : {v1::IngestRequest::descriptor(), v1::CreatePatientRequest::descriptor(),
                   v1::GetPatientTwinRequest::descriptor(), v1::AcknowledgeAlertRequest::descriptor(),
-                  v1::GetPatientSettingsRequest::descriptor(), v1::GetNodeStatusRequest::descriptor()})
+                  v1::GetPatientSettingsRequest::descriptor(), v1::GetNodeStatusRequest::descriptor(),
+                  v1::ExportPatientRequest::descriptor()})
     (void)d;
   auto slash = method.find('/');
   auto* svc = pb::DescriptorPool::generated_pool()->FindServiceByName("healthtwin.v1." + method.substr(0, slash));
@@ -364,6 +366,28 @@ int silence_alerts(const services::channel_settings& node, const std::string& pa
               resp.alerts_size());
   for (auto& a : resp.alerts())
     print_alert(a);
+  return done;
+}
+
+int export_fhir(const services::channel_settings& node, const std::string& name, double hours) {
+  auto channel = channel_to(node);
+  if (!channel)
+    return usage;
+  auto stub = v1::FhirService::NewStub(channel);
+  v1::ExportPatientRequest req;
+  req.set_name(name);
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  *req.mutable_end_time() = pb::util::TimeUtil::MillisecondsToTimestamp(now);
+  *req.mutable_start_time() =
+      pb::util::TimeUtil::MillisecondsToTimestamp(now - static_cast<int64_t>(hours * 3'600'000));
+  grpc::ClientContext ctx;
+  deadline(ctx, 120);
+  v1::FhirBundle bundle;
+  if (auto st = stub->ExportPatient(&ctx, req, &bundle); !st.ok())
+    return failed("ExportPatient", st);
+  std::printf("%s\n", bundle.json().c_str());
   return done;
 }
 

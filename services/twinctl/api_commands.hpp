@@ -48,6 +48,10 @@ int act_on_alert(const services::channel_settings& node, const std::string& acti
 int silence_alerts(const services::channel_settings& node, const std::string& patient, int minutes,
                    const std::string& metric, const std::string& reason, output out);
 
+/// `twinctl fhir export NAME [--hours H]`: the patient as a FHIR R4 Bundle
+/// (JSON on stdout) with the vital signs of the last H hours.
+int export_fhir(const services::channel_settings& node, const std::string& name, double hours);
+
 /// The exit code of a failed call, after printing why on stderr.
 int failed(const char* what, const grpc::Status& st);
 

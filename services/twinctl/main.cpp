@@ -30,7 +30,7 @@
 //       owners (docs/cluster.md, "Hand-off"). Exit 0: done; 1: stopped part
 //       way (run it again); 2: refused or a usage error.
 //
-//   twinctl twins list|get|watch, alerts list|ack|resolve|silence, call Service/Method
+//   twinctl twins list|get|watch, alerts list|ack|resolve|silence, fhir export, call Service/Method
 //       the public API of a running node (--target, --token-file, TLS as
 //       above; --json): services/twinctl/README.md lists them. Exit 0 done,
 //       1 refused by the node, 2 usage error, 3 try again later.
@@ -199,6 +199,16 @@ int main(int argc, char** argv) {
   twin_watch->add_option("--count", watch_count, "stop after this many (0: until interrupted)")
       ->check(CLI::NonNegativeNumber);
 
+  auto* fhir = app.add_subcommand("fhir", "FHIR R4 (FhirService)")->require_subcommand(1);
+  auto* fhir_export = fhir->add_subcommand("export", "a patient as a FHIR R4 Bundle (JSON on stdout)");
+  connection(fhir_export);
+  std::string fhir_patient;
+  double fhir_hours = 24;
+  fhir_export->add_option("name", fhir_patient, "tenants/T/patients/P")->required();
+  fhir_export->add_option("--hours", fhir_hours, "vital signs of the last H hours")
+      ->check(CLI::Range(0.01, 31.0 * 24))
+      ->capture_default_str();
+
   auto* alerts = app.add_subcommand("alerts", "a running node's alerts (AlertService)")->require_subcommand(1);
   auto* alert_list = alerts->add_subcommand("list", "open alerts (and resolved ones with --include-resolved)");
   with_json(alert_list);
@@ -246,7 +256,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : twinctl::usage;  // --help: 0; a usage error: 2
   }
 
-  if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed()) {
+  if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed()) {
     node.token = services::read_token_file(token_file);
     if (node.token.empty()) {
       std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
@@ -256,6 +266,8 @@ int main(int argc, char** argv) {
       return twinctl::print_alarm_burden(node, bq);
     if (call->parsed())
       return twinctl::call_method(node, method, data);
+    if (fhir_export->parsed())
+      return twinctl::export_fhir(node, fhir_patient, fhir_hours);
     if (twin_get->parsed())
       return twinctl::get_twin(node, twin_name, out);
     if (twin_list->parsed())

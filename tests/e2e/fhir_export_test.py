@@ -7,10 +7,11 @@ GET /fhir/{tenant}/Patient/{id}/$everything returns a Bundle that the npm
 vital-signs profile (LOINC, UCUM, the blood-pressure panel), NEWS2 with its
 components and derivedFrom links that resolve inside the bundle, the
 devices and the open alert as a Flag; a range selects the observations;
-another tenant, no token and bad parameters get OperationOutcomes.
+another tenant, no token and bad parameters get OperationOutcomes; the
+same bundle comes from FhirService over gRPC and from twinctl.
 Stopped by PID.
 
-Usage: fhir_export_test.py --node PATH --validator tests/fhir/validate.mjs
+Usage: fhir_export_test.py --node PATH --twinctl PATH --validator tests/fhir/validate.mjs
 Exits 77 (skipped) when node or the validator's packages are missing."""
 
 import argparse
@@ -173,6 +174,30 @@ class FhirExport(unittest.TestCase):
               and e["resource"]["code"]["coding"][0]["code"] == "8867-4"]
         self.assertEqual([e["resource"]["valueQuantity"]["value"] for e in hr], [89, 90])
 
+    def test_the_same_bundle_over_grpc_and_from_twinctl(self):
+        nurse = self.node.token(TENANT, ["clinician"], "nurse-1")
+        req = urllib.request.Request(f"https://localhost:{self.node.http_port}/api/v1/FhirService/ExportPatient",
+                                     data=json.dumps({"name": PATIENT}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + nurse})
+        with urllib.request.urlopen(req, context=self.tls, timeout=30) as r:
+            bundle = json.loads(json.loads(r.read())["json"])
+        self.validate(bundle, "grpc")
+        over_http = self.fetch(f"/fhir/{TENANT}/Patient/{PID}/$everything")
+        ids = lambda b: sorted(f'{e["resource"]["resourceType"]}/{e["resource"]["id"]}' for e in b["entry"])
+        self.assertEqual(ids(bundle), ids(over_http))
+        token_file = os.path.join(self.d, "nurse.jwt")
+        with open(token_file, "w") as f:
+            f.write(nurse)
+        out = subprocess.run([ARGS.twinctl, "fhir", "export", PATIENT, "--target", f"localhost:{self.node.grpc_port}",
+                              "--tls-ca-file", os.path.join(self.d, "ca.pem"), "--token-file", token_file],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(ids(json.loads(out.stdout)), ids(over_http))
+        missing = subprocess.run([ARGS.twinctl, "fhir", "export", f"tenants/{TENANT}/patients/nobody", "--target",
+                                  f"localhost:{self.node.grpc_port}", "--tls-ca-file", os.path.join(self.d, "ca.pem"),
+                                  "--token-file", token_file], capture_output=True, text=True, timeout=60)
+        self.assertEqual(missing.returncode, 1)
+
     def test_refusals_are_operation_outcomes(self):
         other = self.node.token("elsewhere", ["clinician"], "nurse-x")
         denied = self.fetch(f"/fhir/{TENANT}/Patient/{PID}/$everything", token=other, expect=403)
@@ -195,6 +220,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--node", required=True)
     p.add_argument("--validator", required=True)
+    p.add_argument("--twinctl", required=True)
     ARGS, rest = p.parse_known_args()
     modules = os.path.join(os.path.dirname(os.path.abspath(ARGS.validator)), "node_modules", "fhir")
     if not shutil.which("node") or not os.path.isdir(modules):

@@ -260,6 +260,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::AlarmBurden out;
     return c.alerts->GetAlarmBurden(&ctx, r, &out);
   };
+  m["FhirService/ExportPatient"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ExportPatientRequest r;
+    r.set_name("tenants/" + t + "/patients/p1");
+    v1::FhirBundle out;
+    return c.fhir->ExportPatient(&ctx, r, &out);
+  };
   m["ClinicalService/GetPatientSettings"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);
@@ -343,7 +351,7 @@ std::set<std::string> rpcs_in_proto() {
   std::set<std::string> out;
   auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (auto svc : {"RegistryService", "IngestService", "TwinService", "AlertService",
-                   "ClinicalService", "ClusterService"}) {
+                   "ClinicalService", "ClusterService", "FhirService"}) {
     auto* d = pool->FindServiceByName(std::string{"healthtwin.v1."} + svc);
     EXPECT_NE(d, nullptr) << svc;
     for (int i = 0; d && i < d->method_count(); ++i)
@@ -426,8 +434,15 @@ TEST(access_control_test, every_rpc_role_and_tenant_gets_exactly_what_docs_secur
   s.shards = 0;
   auto st = storage::store::open(s);
   ASSERT_TRUE(st);
-  size_t entries = 0, denied_entries = 0, unauthenticated = 0;
+  size_t entries = 0, denied_entries = 0, unauthenticated = 0, composed = 0;
   ASSERT_FALSE(storage::audit_log::read(**st, [&](uint64_t, const storage::audit_entry& e) {
+    // The reads the FHIR export makes on its caller's behalf are on record
+    // too, as the caller "via fhir-export".
+    if (e.principal.ends_with(" via fhir-export")) {
+      ++composed;
+      EXPECT_NE(e.action, "FhirService/ExportPatient");
+      return true;
+    }
     ++entries;
     if (e.outcome == "PERMISSION_DENIED") {
       ++denied_entries;
@@ -441,6 +456,7 @@ TEST(access_control_test, every_rpc_role_and_tenant_gets_exactly_what_docs_secur
   }));
   size_t setup_calls = 2 * 3;  // per tenant: create patient, create device, assign
   EXPECT_EQ(entries, audited_calls + setup_calls);
+  EXPECT_GT(composed, 0u);
   EXPECT_EQ(denied_entries, denied);
   EXPECT_EQ(unauthenticated, 3 * calls.size());  // no token, expired, untrusted key
   auto verdict = storage::audit_log::verify(**st);

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "healthtwin/v1/fhir.grpc.pb.h"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/cluster.grpc.pb.h"
@@ -29,7 +30,8 @@ struct api_client {
   explicit api_client(const std::shared_ptr<grpc::Channel>& ch)
       : registry(v1::RegistryService::NewStub(ch)), ingest(v1::IngestService::NewStub(ch)),
         twins(v1::TwinService::NewStub(ch)), alerts(v1::AlertService::NewStub(ch)),
-        cluster(v1::ClusterService::NewStub(ch)), clinical(v1::ClinicalService::NewStub(ch)) {}
+        cluster(v1::ClusterService::NewStub(ch)), clinical(v1::ClinicalService::NewStub(ch)),
+        fhir(v1::FhirService::NewStub(ch)) {}
 
   std::unique_ptr<v1::RegistryService::Stub> registry;
   std::unique_ptr<v1::IngestService::Stub> ingest;
@@ -37,6 +39,7 @@ struct api_client {
   std::unique_ptr<v1::AlertService::Stub> alerts;
   std::unique_ptr<v1::ClusterService::Stub> cluster;
   std::unique_ptr<v1::ClinicalService::Stub> clinical;
+  std::unique_ptr<v1::FhirService::Stub> fhir;
 
   static void deadline(grpc::ClientContext& ctx, int seconds = 10) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));

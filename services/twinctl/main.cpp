@@ -35,6 +35,9 @@
 //       above; --json): services/twinctl/README.md lists them. Exit 0 done,
 //       1 refused by the node, 2 usage error, 3 try again later.
 //
+//   twinctl completion bash
+//       a bash completion script for every command and option.
+//
 //   twinctl alerts burden --target HOST:PORT --token-file F [--tls-ca-file CA | --plaintext]
 //                         --tenant T [--ward W] [--patient P] [--hours H] [--top N] [--json]
 //       the alarm burden over the last H hours (default 24): alerts per
@@ -54,6 +57,7 @@
 #include "services/twinctl/alert_commands.hpp"
 #include "services/twinctl/api_commands.hpp"
 #include "services/twinctl/cluster_commands.hpp"
+#include "services/twinctl/completion.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
 #include "storage/file_scan.hpp"
@@ -250,10 +254,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  auto* completion_bash = completion->add_subcommand("bash", "for bash: source <(twinctl completion bash)");
+  completion->require_subcommand(1);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : twinctl::usage;  // --help: 0; a usage error: 2
+  }
+
+  if (completion_bash->parsed()) {
+    std::printf("%s", twinctl::bash_completion(app, "twinctl").c_str());
+    return 0;
   }
 
   if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed()) {

@@ -113,6 +113,28 @@ class TwinctlApi(unittest.TestCase):
         again = self.twinctl("alerts", "resolve", alert["name"], expect=1)
         self.assertIn("ResolveAlert", again.stderr)
 
+    def test_bash_completes_every_command_and_option(self):
+        script = subprocess.run([ARGS.twinctl, "completion", "bash"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(script.returncode, 0)
+        path = os.path.join(self.d, "twinctl.bash")
+        with open(path, "w") as f:
+            f.write(script.stdout)
+
+        def complete(*words):
+            probe = (f'source {path}; COMP_WORDS=({" ".join(repr(w) for w in words)}); '
+                     'COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _twinctl; printf "%s\\n" "${COMPREPLY[@]}"')
+            r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+            return r.stdout.split()
+
+        self.assertIn("twins", complete("twinctl", ""))
+        self.assertEqual(complete("twinctl", "al"), ["alerts"])
+        self.assertEqual(sorted(complete("twinctl", "alerts", "")),
+                         sorted(["list", "ack", "resolve", "silence", "burden", "--help"]))
+        self.assertIn("--include-resolved", complete("twinctl", "alerts", "list", "--"))
+        self.assertIn(os.path.join(self.d, "ca.pem"),
+                      complete("twinctl", "twins", "get", "--tls-ca-file", os.path.join(self.d, "ca")))
+        self.assertEqual(complete("twinctl", "alerts", "list", "--tenant", ""), [])
+
     def test_exit_codes_say_who_failed(self):
         self.twinctl("twins", "get", f"tenants/{TENANT}/patients/nobody", expect=1)  # not found
         self.twinctl("twins", "get", "tenants/other/patients/x", expect=1)  # another tenant: denied

@@ -80,15 +80,6 @@ std::optional<std::string> query_value(std::string_view target, std::string_view
   return std::nullopt;
 }
 
-std::string header(const http_request& req, std::string_view name) {
-  for (auto& [k, v] : req.headers)
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(),
-                   [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
-      return v;
-  return {};
-}
-
 }  // namespace
 
 void fhir_endpoint::attach(std::shared_ptr<grpc::Channel> api) {
@@ -144,9 +135,9 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
   }
   if (r.start_ms >= r.end_ms || r.end_ms - r.start_ms > 31 * day_ms)
     return out->reply(outcome(400, "invalid", "start must be before end, at most 31 days apart"));
-  auto auth = header(req, "authorization");
+  auto auth = std::string{req.header("authorization")};
   r.token = auth.starts_with("Bearer ") ? auth.substr(7) : std::string{};
-  auto host = header(req, "host");
+  auto host = std::string{req.header("host")};
   r.base_url = "https://" + (host.empty() ? std::string{"localhost"} : bounded(host)) + "/fhir/" + r.tenant;
   std::shared_ptr<grpc::Channel> api;
   {

@@ -1,10 +1,13 @@
 #pragma once
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -45,6 +48,16 @@ struct http_request {
   std::string target;  ///< path and query, as sent
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+
+  /// The first header named `lower_case_name` (names compare without
+  /// case); empty when there is none.
+  std::string_view header(std::string_view lower_case_name) const {
+    for (auto& [k, v] : headers)
+      if (std::equal(k.begin(), k.end(), lower_case_name.begin(), lower_case_name.end(),
+                     [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+        return v;
+    return {};
+  }
 };
 
 /// A handler's answer.

@@ -118,14 +118,6 @@ bool to_json(const grpc::ByteBuffer& buf, const pb::Descriptor* type, std::strin
   return msg->ParseFromString(bytes) && pb::util::MessageToJsonString(*msg, &json, print_options()).ok();
 }
 
-std::string_view header(const http_request& req, std::string_view name) {
-  for (auto& [k, v] : req.headers)
-    if (std::equal(k.begin(), k.end(), name.begin(), name.end(),
-                   [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
-      return v;
-  return {};
-}
-
 bool is_name(std::string_view s) {
   return !s.empty() && s.size() <= 64 &&
          std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
@@ -375,7 +367,7 @@ void json_gateway::handle(http_request req, std::shared_ptr<http_responder> out)
   if (method->client_streaming())
     return out->reply(refuse(grpc::StatusCode::UNIMPLEMENTED, std::string{method->name()} +
                                                                   " streams requests: use gRPC, or its unary form"));
-  auto type = header(req, "content-type");
+  auto type = req.header("content-type");
   if (type.substr(0, type.find(';')) != "application/json")
     return out->reply(http_response{415, "application/json",
                                     error_json(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -392,7 +384,7 @@ void json_gateway::handle(http_request req, std::shared_ptr<http_responder> out)
   auto call = std::make_shared<gateway_call>(impl_, std::move(out), method->server_streaming());
   call->reply_type = method->output_type();
   call->request = to_buffer(msg->SerializeAsString());
-  if (auto token = header(req, "authorization"); !token.empty())
+  if (auto token = req.header("authorization"); !token.empty())
     call->ctx.AddMetadata("authorization", std::string{token});
   auto stub = impl_->admit(call);
   if (!stub)

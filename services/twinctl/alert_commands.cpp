@@ -50,13 +50,9 @@ std::string enum_name(const google::protobuf::EnumDescriptor* d, int v, std::str
 }  // namespace
 
 int print_alarm_burden(const services::channel_settings& node, const burden_query& q) {
-  std::string error;
-  auto channel = services::make_channel(node, error);
-  if (!channel) {
-    std::fprintf(stderr, "twinctl: %s\n", error.c_str());
-    return 2;
-  }
-  auto stub = v1::AlertService::NewStub(channel);
+  auto stub = stub_to<v1::AlertService>(node);
+  if (!stub)
+    return usage;
   v1::GetAlarmBurdenRequest req;
   req.set_parent("tenants/" + q.tenant);
   req.set_ward(q.ward);

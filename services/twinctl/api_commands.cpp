@@ -24,14 +24,6 @@ namespace {
 
 namespace pb = google::protobuf;
 
-std::shared_ptr<grpc::Channel> channel_to(const services::channel_settings& node) {
-  std::string error;
-  auto channel = services::make_channel(node, error);
-  if (!channel)
-    std::fprintf(stderr, "twinctl: %s\n", error.c_str());
-  return channel;
-}
-
 void deadline(grpc::ClientContext& ctx, int seconds = 30) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
 }
@@ -86,6 +78,14 @@ void print_alert(const v1::Alert& a) {
 }
 
 }  // namespace
+
+std::shared_ptr<grpc::Channel> channel_to(const services::channel_settings& node) {
+  std::string error;
+  auto channel = services::make_channel(node, error);
+  if (!channel)
+    std::fprintf(stderr, "twinctl: %s\n", error.c_str());
+  return channel;
+}
 
 int failed(const char* what, const grpc::Status& st) {
   std::fprintf(stderr, "twinctl: %s: %s\n", what, st.error_message().c_str());
@@ -156,10 +156,9 @@ int call_method(const services::channel_settings& node, const std::string& metho
 }
 
 int get_twin(const services::channel_settings& node, const std::string& name, output out) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::TwinService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::TwinService::NewStub(channel);
   grpc::ClientContext ctx;
   deadline(ctx);
   if (name.find("/devices/") != std::string::npos) {
@@ -192,10 +191,9 @@ int get_twin(const services::channel_settings& node, const std::string& name, ou
 
 int list_twins(const services::channel_settings& node, const std::string& tenant, const std::string& filter,
                const std::string& order_by, output out) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::TwinService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::TwinService::NewStub(channel);
   v1::ListPatientTwinsRequest req;
   req.set_parent("tenants/" + tenant);
   req.set_filter(filter);
@@ -236,10 +234,9 @@ int list_twins(const services::channel_settings& node, const std::string& tenant
 }
 
 int watch_twin(const services::channel_settings& node, const std::string& name, int count, output out) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::TwinService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::TwinService::NewStub(channel);
   grpc::ClientContext ctx;
   v1::WatchPatientTwinRequest req;
   req.set_name(name);
@@ -270,10 +267,9 @@ int watch_twin(const services::channel_settings& node, const std::string& name, 
 
 int list_alerts(const services::channel_settings& node, const std::string& tenant, const std::string& ward,
                 const std::string& patient, bool include_resolved, output out) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::AlertService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::AlertService::NewStub(channel);
   v1::ListAlertsRequest req;
   req.set_parent("tenants/" + tenant);
   req.set_ward(ward);
@@ -307,10 +303,9 @@ int list_alerts(const services::channel_settings& node, const std::string& tenan
 
 int act_on_alert(const services::channel_settings& node, const std::string& action, const std::string& name,
                  const std::string& note, output out) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::AlertService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::AlertService::NewStub(channel);
   grpc::ClientContext ctx;
   deadline(ctx);
   v1::Alert a;
@@ -349,10 +344,9 @@ int silence_alerts(const services::channel_settings& node, const std::string& pa
   }
   req.mutable_duration()->set_seconds(int64_t{minutes} * 60);
   req.set_reason(reason);
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::AlertService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::AlertService::NewStub(channel);
   grpc::ClientContext ctx;
   deadline(ctx);
   v1::SilenceAlertsResponse resp;
@@ -370,10 +364,9 @@ int silence_alerts(const services::channel_settings& node, const std::string& pa
 }
 
 int export_fhir(const services::channel_settings& node, const std::string& name, double hours) {
-  auto channel = channel_to(node);
-  if (!channel)
+  auto stub = stub_to<v1::FhirService>(node);
+  if (!stub)
     return usage;
-  auto stub = v1::FhirService::NewStub(channel);
   v1::ExportPatientRequest req;
   req.set_name(name);
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

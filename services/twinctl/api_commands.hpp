@@ -6,8 +6,11 @@
 //   2  a usage error, or the request could not be built
 //   3  try again later (unavailable, deadline, rate limit, unreachable)
 
+#include <cstdio>
+#include <memory>
 #include <string>
 
+#include <grpcpp/channel.h>
 #include <grpcpp/support/status.h>
 
 #include "services/grpc/client_channel.hpp"
@@ -15,6 +18,16 @@
 namespace healthtwin::twinctl {
 
 enum exit_code : int { done = 0, refused = 1, usage = 2, try_later = 3 };
+
+/// A channel to the node; null after saying why on stderr.
+std::shared_ptr<grpc::Channel> channel_to(const services::channel_settings& node);
+
+/// A stub of `Service` on the node; null after saying why on stderr.
+template <class Service>
+std::unique_ptr<typename Service::Stub> stub_to(const services::channel_settings& node) {
+  auto channel = channel_to(node);
+  return channel ? Service::NewStub(channel) : nullptr;
+}
 
 /// How the commands print: tables for people, or JSON (proto3 mapping).
 struct output {

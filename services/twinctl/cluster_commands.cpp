@@ -7,20 +7,11 @@
 
 #include "actors/cluster/shard_map.hpp"
 #include "healthtwin/v1/cluster.grpc.pb.h"
+#include "services/twinctl/api_commands.hpp"
 
 namespace healthtwin::twinctl {
 
 namespace {
-
-std::unique_ptr<v1::ClusterService::Stub> stub_for(const services::channel_settings& node) {
-  std::string error;
-  auto channel = services::make_channel(node, error);
-  if (!channel) {
-    std::fprintf(stderr, "twinctl: %s\n", error.c_str());
-    return nullptr;
-  }
-  return v1::ClusterService::NewStub(channel);
-}
 
 const char* code_name(grpc::StatusCode c) {
   switch (c) {
@@ -57,7 +48,7 @@ void print_status(const v1::ClusterStatus& s) {
 }  // namespace
 
 int print_cluster_status(const services::channel_settings& node) {
-  auto stub = stub_for(node);
+  auto stub = stub_to<v1::ClusterService>(node);
   if (!stub)
     return 2;
   grpc::ClientContext ctx;
@@ -88,7 +79,7 @@ int change_members(const services::channel_settings& node, const std::vector<std
     m->set_address(parsed.members[0].address);
   }
   req.set_shards_per_step(shards_per_step);
-  auto stub = stub_for(node);
+  auto stub = stub_to<v1::ClusterService>(node);
   if (!stub)
     return 2;
   grpc::ClientContext ctx;

@@ -46,6 +46,9 @@ set_target_properties(jwt::jwt PROPERTIES
   IMPORTED_LOCATION "${JWT_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${JWT_INCLUDE_DIR}")
 
+# libcurl (OpenSSL flavour): FHIR subscription notifications to subscribers' HTTPS endpoints.
+find_package(CURL 7.85 REQUIRED)
+
 # Boost.Beast/Asio (header-only; libboost-dev): the HTTP(S) listener.
 find_package(Boost 1.74 REQUIRED)
 

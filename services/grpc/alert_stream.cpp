@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "services/grpc/alert_feed.hpp"
 #include "services/grpc/alert_stream.hpp"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -132,49 +133,19 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
     }
     if (auto st = env.audit_stream_opened(call, rc); !st.ok())
       return st;
-    auto sink = std::make_shared<actors::alert_sink>(filter);
-    auto last = env.ask<uint64_t>(env.ctx.alert_hub, env.settings.call_timeout,
-                                   actors::alert_sub_atom::value, sink);
-    if (!last)
-      return to_status(last.error());
-    auto unsubscribe = [&] {
-      sink->close();
-      caf::anon_send(env.ctx.alert_hub, actors::alert_unsub_atom::value, sink);
-    };
-    uint64_t sent = req.has_resume_after() ? req.resume_after() : *last;
-    if (req.has_resume_after() && req.resume_after() > *last) {
-      unsubscribe();
-      return invalid_argument("resume_after", "is beyond the newest event of this node");
-    }
+    std::unique_ptr<alert_feed> feed;
+    alert_feed_query q{req.parent(), req.ward(), req.patient(), req.min_priority(), std::nullopt};
+    if (req.has_resume_after())
+      q.after = req.resume_after();
+    if (auto st = alert_feed::open(env.ctx, q, feed); !st.ok())
+      return st;
     // Subscribed: tell the caller the stream is open before any event
     // (the JSON gateway answers its HTTP client on this mark, not at the
     // first alert).
     call->AddInitialMetadata("healthtwin-stream", "open");
     writer->SendInitialMetadata();
-    // Replay what the subscriber missed, from the store, then go live: the
-    // hub pushes only events after *last into the sink.
-    if (req.has_resume_after()) {
-      bool ok = true;
-      storage::alert_table table{*env.ctx.store};
-      auto err = table.scan_events(req.resume_after(), [&](uint64_t seq, std::string_view bytes) {
-        if (seq > *last)
-          return false;
-        actors::alert_event e;
-        if (!actors::parse(bytes, e))
-          return true;
-        if (filter.matches(e.alert)) {
-          v1::AlertEvent out;
-          to_api(e, &out);
-          ok = writer->Write(out);
-        }
-        sent = seq;
-        return ok;
-      });
-      if (err || !ok) {
-        unsubscribe();
-        return err ? to_status(err) : Status(grpc::StatusCode::CANCELLED, "client went away");
-      }
-    }
+    // What the subscriber missed comes from the store, then live events;
+    // one that falls behind is caught up from the store (alert_feed).
     while (!call->IsCancelled() && !env.stopping) {
       if (others) {  // other members' events first, as they came
         bool ok = true;
@@ -183,24 +154,17 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
         if (!ok)
           break;
       }
-      auto e = sink->pop(std::chrono::milliseconds(others ? 50 : 200));
+      auto e = feed->next(std::chrono::milliseconds(others ? 50 : 200));
       if (!e) {
-        if (sink->overflowed()) {
-          unsubscribe();
-          return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED, refusal::subscriber_behind,
-                             "subscriber fell behind; reconnect with resume_after=" +
-                                 std::to_string(sent),
-                             std::chrono::milliseconds(100));
-        }
+        if (!feed->error().empty())
+          return grpc::Status(grpc::StatusCode::INTERNAL, feed->error());
         continue;
       }
-      v1::AlertEvent out;
-      to_api(*e, &out);
-      if (!writer->Write(out))
+      if (!writer->Write(*e))
         break;
-      sent = e->sequence;
     }
-    unsubscribe();
+    auto sent = feed->position();
+    feed.reset();
     if (env.stopping)
       return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shutting_down,
                          "node is shutting down; reconnect with resume_after=" + std::to_string(sent),

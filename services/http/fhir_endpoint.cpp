@@ -6,6 +6,7 @@
 
 #include "actors/models/twin_name.hpp"
 #include "services/http/fhir_export.hpp"
+#include "services/http/fhir_subscriptions.hpp"
 
 namespace healthtwin::services {
 
@@ -92,13 +93,35 @@ void fhir_endpoint::stop() {
   stopping_ = true;
   idle_.wait(lock, [&] { return running_ == 0; });
   api_.reset();
+  subs_ = nullptr;
+}
+
+void fhir_endpoint::attach_subscriptions(fhir_subscriptions* subs) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  subs_ = subs;
+}
+
+// Runs `work` on a thread of its own, counted among the running requests.
+template <class Work>
+void fhir_endpoint::off_listener(std::shared_ptr<http_responder> out, Work work) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopping_ || !api_)
+      return out->reply(outcome(503, "transient", stopping_ ? "the node is stopping" : "the node is starting"));
+    if (running_ >= max_running_)
+      return out->reply(outcome(429, "throttled", "too many FHIR requests at once on this node: try again shortly"));
+    ++running_;
+  }
+  std::thread([this, out = std::move(out), work = std::move(work)]() mutable {
+    out->reply(work());
+    std::lock_guard<std::mutex> guard{mtx_};
+    --running_;
+    idle_.notify_all();
+  }).detach();
 }
 
 void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_responder> out) {
-  if (req.method != "GET")
-    return out->reply(outcome(405, "not-supported", "use GET"));
   auto path = std::string_view{req.target}.substr(0, req.target.find('?'));
-  // /fhir/{tenant}/Patient/{id}/$everything
   std::vector<std::string_view> parts;
   for (auto rest = path.substr(1); !rest.empty();) {
     auto slash = rest.find('/');
@@ -107,9 +130,25 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
       break;
     rest.remove_prefix(slash + 1);
   }
+  if (parts.size() >= 3 && parts.size() <= 5 && parts[2] == "Subscription") {
+    fhir_subscriptions* subs = nullptr;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      subs = subs_;
+    }
+    if (!subs)
+      return out->reply(outcome(404, "not-supported", "this node holds no FHIR subscriptions"));
+    std::vector<std::string> segments{parts.begin(), parts.end()};
+    return off_listener(std::move(out), [subs, req, segments = std::move(segments)] {
+      return subs->answer(req, segments);
+    });
+  }
+  if (req.method != "GET")
+    return out->reply(outcome(405, "not-supported", "use GET"));
+  // /fhir/{tenant}/Patient/{id}/$everything
   if (parts.size() != 5 || parts[0] != "fhir" || parts[2] != "Patient" || parts[4] != "$everything")
-    return out->reply(outcome(404, "not-found", "the path is /fhir/{tenant}/Patient/{id}/$everything, not " +
-                                                    bounded(path)));
+    return out->reply(outcome(404, "not-found", "the paths are /fhir/{tenant}/Patient/{id}/$everything and "
+                                                "/fhir/{tenant}/Subscription, not " + bounded(path)));
   if (!models::is_valid_id(parts[1]) || !models::is_valid_id(parts[3]))
     return out->reply(outcome(400, "invalid", "tenant and patient id: 1-63 characters of [a-z0-9-]"));
   if (auto format = query_value(req.target, "_format");
@@ -142,20 +181,12 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
   std::shared_ptr<grpc::Channel> api;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (stopping_ || !api_)
-      return out->reply(outcome(503, "transient", stopping_ ? "the node is stopping" : "the node is starting"));
-    if (running_ >= max_running_)
-      return out->reply(outcome(429, "throttled", "too many exports at once on this node: try again shortly"));
-    ++running_;
     api = api_;
   }
-  std::thread([this, api, r = std::move(r), out = std::move(out)] {
+  off_listener(std::move(out), [api, r = std::move(r)] {
     auto result = export_patient_fhir(api, r, std::chrono::seconds(60));
-    out->reply({result.http_status, std::string{fhir_json}, std::move(result.json)});
-    std::lock_guard<std::mutex> guard{mtx_};
-    --running_;
-    idle_.notify_all();
-  }).detach();
+    return http_response{result.http_status, std::string{fhir_json}, std::move(result.json)};
+  });
 }
 
 }  // namespace healthtwin::services

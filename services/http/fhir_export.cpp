@@ -12,6 +12,7 @@
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
+#include "services/http/fhir_resources.hpp"
 #include "services/logging/json_log.hpp"
 
 namespace healthtwin::services {
@@ -39,14 +40,6 @@ const vital_code vitals[] = {
     {v1::METRIC_TEMPERATURE, "temp", "8310-5", "Body temperature", "Cel"},
 };
 
-std::string instant(int64_t ms) {
-  std::time_t s = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ((ms % 1000) + 1000) % 1000);
-}
-
 std::string short_id(const std::string& name) {
   return name.substr(name.rfind('/') + 1);
 }
@@ -65,26 +58,6 @@ json vital_signs_category() {
                                                  {"display", "Vital Signs"}}})}}});
 }
 
-fhir_export_result failure(const grpc::Status& st, const char* what) {
-  struct mapping {
-    unsigned http;
-    const char* code;
-  };
-  mapping m{500, "exception"};
-  switch (st.error_code()) {
-    case grpc::StatusCode::UNAUTHENTICATED: m = {401, "login"}; break;
-    case grpc::StatusCode::PERMISSION_DENIED: m = {403, "forbidden"}; break;
-    case grpc::StatusCode::NOT_FOUND: m = {404, "not-found"}; break;
-    case grpc::StatusCode::INVALID_ARGUMENT: m = {400, "invalid"}; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: m = {429, "throttled"}; break;
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED: m = {503, "transient"}; break;
-    default: break;
-  }
-  auto why = std::string{what} + ": " + st.error_message();
-  return {m.http, fhir_outcome(m.code, why), why};
-}
-
 class exporter {
 public:
   exporter(const std::shared_ptr<grpc::Channel>& api, const fhir_export_request& req, std::chrono::milliseconds d)
@@ -99,24 +72,24 @@ public:
     gp.set_name(patient_name_);
     v1::Patient patient;
     if (auto st = registry_->GetPatient(context().get(), gp, &patient); !st.ok())
-      return failure(st, "the patient");
+      return fhir_failure(st, "the patient");
     v1::GetPatientTwinRequest gt;
     gt.set_name(patient_name_);
     v1::PatientTwin twin;
     if (auto st = twins_->GetPatientTwin(context().get(), gt, &twin); !st.ok())
-      return failure(st, "the patient's twin");
+      return fhir_failure(st, "the patient's twin");
     add("Patient", req_.patient_id,
         {{"identifier", json::array({{{"system", "urn:healthtwin:" + req_.tenant + ":patient"},
                                       {"value", req_.patient_id}}})},
          {"active", true}});
     for (auto& d : patient.devices())
       if (auto st = add_device(d, twin); !st.ok())
-        return failure(st, "a device of the patient");
+        return fhir_failure(st, "a device of the patient");
     for (auto& v : vitals)
       if (auto st = add_series(v); !st.ok())
-        return failure(st, "the vital signs");
+        return fhir_failure(st, "the vital signs");
     if (auto st = add_blood_pressure(); !st.ok())
-      return failure(st, "the blood pressure");
+      return fhir_failure(st, "the blood pressure");
     if (observations_ > max_fhir_observations) {
       auto why = fmt::format("more than {} observations between start and end: export a shorter range",
                              max_fhir_observations);
@@ -128,7 +101,7 @@ public:
     json bundle{{"resourceType", "Bundle"},
                 {"id", fmt::format("{}-{}-{}", req_.patient_id, req_.start_ms, req_.end_ms)},
                 {"type", "collection"},
-                {"timestamp", instant(std::chrono::duration_cast<std::chrono::milliseconds>(
+                {"timestamp", fhir_instant(std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count())},
                 {"entry", std::move(entries_)}};
@@ -203,7 +176,7 @@ private:
             {"category", vital_signs_category()},
             {"code", code},
             {"subject", {{"reference", patient_ref_}}},
-            {"effectiveDateTime", instant(time_ms)}};
+            {"effectiveDateTime", fhir_instant(time_ms)}};
   }
 
   grpc::Status add_series(const vital_code& c) {
@@ -292,12 +265,9 @@ private:
     json o{{"status", n.complete() ? "final" : "preliminary"},
            {"category", json::array({{{"coding", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/observation-category"},
                                                                {"code", "survey"}}})}}})},
-           {"code", {{"coding", json::array({{{"system", "http://snomed.info/sct"},
-                                              {"code", "1104051000000101"},
-                                              {"display", "Royal College of Physicians NEWS2 (National Early Warning Score 2) total score"}}})},
-                     {"text", "NEWS2"}}},
+           {"code", news2_code()},
            {"subject", {{"reference", patient_ref_}}},
-           {"effectiveDateTime", instant(n.time_ms())},
+           {"effectiveDateTime", fhir_instant(n.time_ms())},
            {"valueInteger", n.total()},
            {"component", std::move(components)}};
     if (!derived.empty())
@@ -306,15 +276,7 @@ private:
   }
 
   void add_flag(const v1::Alert& a) {
-    bool technical = a.kind() >= v1::ALERT_KIND_DEVICE_OFFLINE;
-    json f{{"status", "active"},
-           {"category", json::array({{{"coding", json::array({{{"system", "http://terminology.hl7.org/CodeSystem/flag-category"},
-                                                               {"code", technical ? "safety" : "clinical"}}})}}})},
-           {"code", {{"text", a.message()}}},
-           {"subject", {{"reference", patient_ref_}}}};
-    if (a.raise_time_ms() > 0)
-      f["period"] = {{"start", instant(a.raise_time_ms())}};
-    add("Flag", "alert-" + short_id(a.name()), std::move(f));
+    add(alert_resource_type(a), alert_resource_id(a), alert_resource(a, req_.tenant));
   }
 
   const fhir_export_request& req_;
@@ -328,6 +290,26 @@ private:
 };
 
 }  // namespace
+
+fhir_export_result fhir_failure(const grpc::Status& st, const char* what) {
+  struct mapping {
+    unsigned http;
+    const char* code;
+  };
+  mapping m{500, "exception"};
+  switch (st.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED: m = {401, "login"}; break;
+    case grpc::StatusCode::PERMISSION_DENIED: m = {403, "forbidden"}; break;
+    case grpc::StatusCode::NOT_FOUND: m = {404, "not-found"}; break;
+    case grpc::StatusCode::INVALID_ARGUMENT: m = {400, "invalid"}; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: m = {429, "throttled"}; break;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED: m = {503, "transient"}; break;
+    default: break;
+  }
+  auto why = std::string{what} + ": " + st.error_message();
+  return {m.http, fhir_outcome(m.code, why), why};
+}
 
 std::string fhir_outcome(const std::string& code, const std::string& diagnostics) {
   json o{{"resourceType", "OperationOutcome"},

@@ -13,6 +13,7 @@
 #include <string>
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
 
 namespace healthtwin::services {
 
@@ -38,6 +39,10 @@ inline constexpr size_t max_fhir_observations = 50'000;
 /// Exports through `api` (the node's gRPC server in process), within `deadline`.
 fhir_export_result export_patient_fhir(const std::shared_ptr<grpc::Channel>& api, const fhir_export_request& req,
                                        std::chrono::milliseconds deadline);
+
+/// A refused API call as an OperationOutcome with the HTTP status it goes
+/// with ("{what}: {the status's message}").
+fhir_export_result fhir_failure(const grpc::Status& st, const char* what);
 
 /// An OperationOutcome with one issue (FHIR issue-type code, diagnostics).
 std::string fhir_outcome(const std::string& code, const std::string& diagnostics);

@@ -117,6 +117,10 @@ void http_server::attach_api(std::shared_ptr<grpc::Channel> channel) {
   impl_->gateway->attach(std::move(channel));
 }
 
+void http_server::attach_subscriptions(fhir_subscriptions* subs) {
+  impl_->fhir->attach_subscriptions(subs);
+}
+
 void http_server::stop_api() {
   impl_->gateway->stop();
   impl_->fhir->stop();

@@ -20,6 +20,8 @@ class Channel;
 
 namespace healthtwin::services {
 
+class fhir_subscriptions;
+
 /// Settings of the node's HTTP listener. None can change at run time.
 struct http_settings {
   /// host:port to listen on; port 0 picks a free port. Default 127.0.0.1:8080.
@@ -67,6 +69,8 @@ public:
   /// Ends every call in flight through /api/v1/ and answers 503 from now
   /// on: before the API's server stops.
   void stop_api();
+  /// Serves /fhir/{tenant}/Subscription through `subs` (until stop_api()).
+  void attach_subscriptions(fhir_subscriptions* subs);
 
   struct impl;
 

@@ -17,6 +17,7 @@
 #include "actors/models/wall_clock.hpp"
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_services.hpp"
+#include "services/node/subscription_wiring.hpp"
 #include "services/grpc/read_file.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
@@ -358,6 +359,16 @@ int node::start_api() {
     std::lock_guard<std::mutex> guard{self_channel_mtx_};
     self_channel_.reset();
   });
+  // FHIR subscriptions: kept in the store, each delivered from this node's
+  // alert events (stopped before the API above).
+  subscriptions_ = make_fhir_subscriptions(settings_.fhir_subscriptions, ctx);
+  if (auto err = subscriptions_->start()) {
+    spdlog::critical("{}", *err);
+    return exit_storage;
+  }
+  subscriptions_->attach(self_channel_);
+  http_->attach_subscriptions(subscriptions_.get());
+  stops_.push("fhir subscriptions", [this] { subscriptions_->stop(); });
   return exit_ok;
 }
 

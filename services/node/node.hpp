@@ -114,6 +114,7 @@ private:
   std::unique_ptr<services::http_server> http_;
   std::mutex self_channel_mtx_;
   std::shared_ptr<grpc::Channel> self_channel_;  // the API in process (HTTP, FhirService)
+  std::unique_ptr<services::fhir_subscriptions> subscriptions_;
 
   caf::actor_system_config caf_cfg_;
   std::unique_ptr<caf::actor_system> sys_;

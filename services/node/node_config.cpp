@@ -160,6 +160,10 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "PEM CA certificates: gRPC clients must present a certificate signed by one "
                  "(mutual TLS, e.g. for devices)")
       ->check(CLI::ExistingFile);
+  app.add_option("--fhir-subscription-ca-file", cfg.fhir_subscription_ca_file,
+                 "PEM CA certificates that FHIR subscribers' HTTPS endpoints are verified against "
+                 "(default: the system's)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--insecure-plaintext", cfg.insecure_plaintext,
                "serve without TLS (local development only; a warning is logged)");
   app.add_option("--auth-audience", cfg.auth_audience, "the aud claim bearer tokens must carry")

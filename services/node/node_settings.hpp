@@ -13,6 +13,7 @@
 #include "actors/twin/twin.hpp"
 #include "services/grpc/api_services.hpp"
 #include "services/grpc/token_verifier.hpp"
+#include "services/http/fhir_subscriptions.hpp"
 #include "services/http/http_server.hpp"
 #include "services/node/node_config.hpp"
 #include "services/peer/cluster_peers.hpp"
@@ -31,6 +32,7 @@ struct node_settings {
   actors::alert_hub_settings hub;      ///< index, owns: set at start
   actors::ingest_settings ingest;      ///< index, owns_shard: set at start
   services::http_settings http;
+  services::fhir_subscription_settings fhir_subscriptions;
   services::peer_settings peer;        ///< api_port, key fingerprints: set at start
   services::api_settings api;          ///< hand-off settings included
   /// The members the cluster is founded by: --cluster-members, or this

@@ -74,12 +74,7 @@ class FhirExport(unittest.TestCase):
 
     @classmethod
     def api(cls, rpc, body):
-        req = urllib.request.Request(f"https://localhost:{cls.node.http_port}/api/v1/{rpc}",
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer " + cls.service})
-        with urllib.request.urlopen(req, context=cls.tls, timeout=15) as r:
-            return json.loads(r.read())
+        return cls.node.api(cls.service, rpc, body)
 
     sequence = {}
 

@@ -6,9 +6,11 @@ it, stopped by its PID."""
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -59,8 +61,8 @@ class Node:
     """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key.
     restart(): the same node again (data, port, key) after stop()."""
 
-    def __init__(self, node_bin, d, grpc_port=0, signing_key=None):
-        self.dir, self.bin = d, node_bin
+    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=()):
+        self.dir, self.bin, self.extra_args = d, node_bin, list(extra_args)
         self.signing_key = signing_key or ec.generate_private_key(ec.SECP256R1())
         with open(os.path.join(d, "idp.pub"), "wb") as f:
             f.write(self.signing_key.public_key().public_bytes(
@@ -74,7 +76,7 @@ class Node:
              "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
              "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
              "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=" + AUDIENCE,
-             "--auth-issuer=" + ISSUER],
+             "--auth-issuer=" + ISSUER] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while not os.path.exists(port_file):
@@ -94,7 +96,41 @@ class Node:
 
     def restart(self):
         """Starts the stopped node again on its port, with its data and key."""
-        return Node(self.bin, self.dir, self.grpc_port, self.signing_key)
+        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args)
+
+    def api(self, token, rpc, body):
+        """A unary call through the JSON API over HTTPS (d/ca.pem); the answer's JSON."""
+        tls = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
+        req = urllib.request.Request(f"https://localhost:{self.http_port}/api/v1/{rpc}",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, context=tls, timeout=15) as r:
+            return json.loads(r.read())
+
+    def desaturate(self, token, tenant, pid, sequence):
+        """SpO2 97 then 84 (twice) from the patient's oxi-{pid}, numbered on from sequence[pid];
+        waits for the patient's alert and returns its name."""
+        now = int(time.time() * 1000)
+        first = sequence.get(pid, 1)
+        sequence[pid] = first + 3
+        self.api(token, "IngestService/Ingest", {"batchId": str(first), "devices": [{
+            "device": f"tenants/{tenant}/devices/oxi-{pid}", "sequence": [str(first + i) for i in range(3)],
+            "timeMs": [str(now - 200_000), str(now - 8_000), str(now)], "metric": ["METRIC_SPO2"] * 3,
+            "value": [97, 84, 84]}]})
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            listed = self.api(token, "AlertService/ListAlerts", {"parent": f"tenants/{tenant}",
+                                                                  "patient": f"tenants/{tenant}/patients/{pid}"})
+            if listed.get("alerts"):
+                return listed["alerts"][0]["name"]
+            time.sleep(0.05)
+        raise AssertionError(f"no alert for {pid}")
+
+    def kill(self):
+        """SIGKILL by PID (no clean stop)."""
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        self.log.close()
 
     def stop(self):
         """SIGTERM by PID; the exit code."""

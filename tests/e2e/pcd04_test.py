@@ -11,18 +11,15 @@ phase, state and priority. Everything is stopped by PID.
 Usage: pcd04_test.py --node PATH --gateway PATH"""
 
 import argparse
-import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
-import urllib.request
 
 import node_fixture
 
@@ -120,13 +117,7 @@ class AlarmsOut(unittest.TestCase):
         self.assertEqual(code, 0)
 
     def api(self, rpc, body):
-        tls = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
-        req = urllib.request.Request(f"https://localhost:{self.node.http_port}/api/v1/{rpc}",
-                                     data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer " + self.service})
-        with urllib.request.urlopen(req, context=tls, timeout=15) as r:
-            return json.loads(r.read())
+        return self.node.api(self.service, rpc, body)
 
     def start_gateway(self):
         log_path = os.path.join(self.d, f"hl7-{len(self.gw_logs)}.log")
@@ -153,21 +144,7 @@ class AlarmsOut(unittest.TestCase):
             time.sleep(0.05)
 
     def desaturate(self, pid):
-        now = int(time.time() * 1000)
-        first = self.sequence.get(pid, 1)
-        self.sequence[pid] = first + 3
-        self.api("IngestService/Ingest", {"batchId": str(first), "devices": [{
-            "device": f"tenants/{TENANT}/devices/oxi-{pid}", "sequence": [str(first + i) for i in range(3)],
-            "timeMs": [str(now - 200_000), str(now - 8_000), str(now)], "metric": ["METRIC_SPO2"] * 3,
-            "value": [97, 84, 84]}]})
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            listed = self.api("AlertService/ListAlerts", {"parent": f"tenants/{TENANT}",
-                                                          "patient": f"tenants/{TENANT}/patients/{pid}"})
-            if listed.get("alerts"):
-                return listed["alerts"][0]["name"]
-            time.sleep(0.05)
-        self.fail(f"no alert for {pid}")
+        return self.node.desaturate(self.service, TENANT, pid, self.sequence)
 
     def accepted_count(self):
         with self.receiver.lock:

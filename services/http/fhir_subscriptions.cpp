@@ -1,0 +1,403 @@
+#include "services/http/fhir_subscriptions.hpp"
+
+#include <condition_variable>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/models/quoted.hpp"
+#include "actors/models/twin_name.hpp"
+#include "healthtwin/v1/alert.grpc.pb.h"
+#include "services/http/fhir_export.hpp"
+#include "services/http/fhir_subscription.hpp"
+#include "services/http/webhook_client.hpp"
+#include "services/logging/json_log.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+using json = nlohmann::json;
+constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
+
+http_response outcome(unsigned status, const std::string& code, const std::string& why) {
+  return {status, std::string{fhir_json}, fhir_outcome(code, why)};
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string new_id() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+}  // namespace
+
+struct fhir_subscriptions::delivery {
+  subscription_spec spec;
+  std::mutex mtx;  // guards progress (read by GET while the thread delivers)
+  subscription_progress progress;
+  std::atomic<bool> stopping{false};
+  std::condition_variable wake;
+  std::thread thread;
+
+  std::string key() const { return spec.tenant + "/" + spec.id; }
+  subscription_progress now() {
+    std::lock_guard<std::mutex> g{mtx};
+    return progress;
+  }
+  // Waits `d` unless stopped meanwhile.
+  void pause(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock{mtx};
+    wake.wait_for(lock, d, [&] { return stopping.load(); });
+  }
+};
+
+fhir_subscriptions::fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage,
+                                       follow_alerts follow)
+    : s_(std::move(s)), storage_(std::move(storage)), follow_(std::move(follow)) {
+  webhook_global_init();
+}
+
+fhir_subscriptions::~fhir_subscriptions() {
+  stop();
+}
+
+std::optional<std::string> fhir_subscriptions::start() {
+  std::vector<std::pair<std::string, std::string>> records;
+  if (auto err = storage_.load(records))
+    return "reading the FHIR subscriptions: " + *err;
+  for (auto& [key, bytes] : records) {
+    auto d = std::make_shared<delivery>();
+    std::string why;
+    if (!parse_subscription_record(bytes, d->spec, d->progress, why) || key != d->key()) {
+      spdlog::error("FHIR subscription record {} is not understood ({}); left alone", models::bounded(key, 80), why);
+      continue;
+    }
+    launch(std::move(d), nullptr);
+  }
+  if (!records.empty())
+    spdlog::info("FHIR subscriptions: {} resumed", deliveries_.size());
+  return std::nullopt;
+}
+
+void fhir_subscriptions::attach(std::shared_ptr<grpc::Channel> api) {
+  std::lock_guard<std::mutex> g{mtx_};
+  api_ = std::move(api);
+}
+
+void fhir_subscriptions::stop() {
+  std::map<std::string, std::shared_ptr<delivery>> all;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    stopped_ = true;
+    all.swap(deliveries_);
+    api_.reset();
+  }
+  for (auto& [key, d] : all) {
+    {
+      std::lock_guard<std::mutex> g{d->mtx};
+      d->stopping = true;
+    }
+    d->wake.notify_all();
+  }
+  for (auto& [key, d] : all)
+    if (d->thread.joinable())
+      d->thread.join();
+}
+
+void fhir_subscriptions::launch(std::shared_ptr<delivery> d, std::unique_ptr<alert_follower> feed) {
+  std::lock_guard<std::mutex> g{mtx_};
+  if (stopped_)
+    return;  // it resumes from its record at the next start
+  deliveries_[d->key()] = d;
+  d->thread = std::thread([this, d, feed = std::move(feed)]() mutable {
+    follow_request q{d->spec.tenant, d->spec.ward, d->spec.patient_id, d->spec.min_priority, std::nullopt};
+    while (!d->stopping) {
+      if (!feed) {
+        q.after = d->now().resume_token;
+        std::string error;
+        feed = follow_(q, error);
+        if (!feed) {
+          spdlog::warn("FHIR subscription {}: cannot follow the alert events: {}", d->spec.id, error);
+          d->pause(std::chrono::seconds(1));
+          continue;
+        }
+      }
+      run(*d, *feed);  // returns when the feed failed or the subscription stops
+      feed.reset();
+    }
+  });
+}
+
+bool fhir_subscriptions::persist(delivery& d) {
+  auto bytes = subscription_record(d.spec, d.now());
+  for (auto wait = std::chrono::milliseconds(100); !d.stopping; wait = std::min(wait * 2, s_.retry_at_most)) {
+    auto err = storage_.put(d.key(), bytes);
+    if (!err)
+      return true;
+    spdlog::error("FHIR subscription {}: recording its progress failed: {}", d.spec.id, *err);
+    d.pause(wait);
+  }
+  return false;
+}
+
+void fhir_subscriptions::run(delivery& d, alert_follower& feed) {
+  auto backoff = std::chrono::milliseconds(1000);
+  auto last_sent = std::chrono::steady_clock::now();
+  // Sends `body` until the endpoint accepts it (true), or once when `once`;
+  // false when it did not (or the subscription stops).
+  auto send = [&](const std::string& body, bool once) {
+    for (;;) {
+      if (d.stopping)
+        return false;
+      webhook_post post{d.spec.endpoint, "application/fhir+json", body, d.spec.headers,
+                        std::chrono::seconds(d.spec.timeout_s), s_.ca_file};
+      auto r = post_webhook(post, d.stopping);
+      if (r.accepted()) {
+        last_sent = std::chrono::steady_clock::now();
+        backoff = std::chrono::milliseconds(1000);
+        bool recovered = false;
+        {
+          std::lock_guard<std::mutex> g{d.mtx};
+          if (d.progress.status == "error") {
+            d.progress.status = "active";
+            d.progress.error.clear();
+            recovered = true;
+          }
+        }
+        if (recovered)
+          spdlog::info("FHIR subscription {}: the endpoint accepts notifications again", d.spec.id);
+        return true;
+      }
+      if (d.stopping)
+        return false;
+      bool first = false;
+      {
+        std::lock_guard<std::mutex> g{d.mtx};
+        first = d.progress.error.empty();
+        if (d.progress.status != "requested")
+          d.progress.status = "error";
+        d.progress.error = models::bounded(r.error, 200);
+      }
+      if (first) {
+        spdlog::warn("FHIR subscription {}: the endpoint did not accept a notification ({}); sending it again",
+                     d.spec.id, models::bounded(r.error, 200));
+        persist(d);
+      }
+      if (once)
+        return false;
+      d.pause(backoff);
+      backoff = std::min(backoff * 2, s_.retry_at_most);
+    }
+  };
+  if (d.now().status == "requested") {
+    if (!send(handshake_bundle(d.spec, now_ms()), false))
+      return;
+    {
+      std::lock_guard<std::mutex> g{d.mtx};
+      d.progress.status = "active";
+      d.progress.error.clear();
+    }
+    if (!persist(d))
+      return;
+  }
+  while (!d.stopping) {
+    auto e = feed.next(std::chrono::milliseconds(500));
+    if (!e) {
+      if (auto why = feed.error(); !why.empty()) {
+        spdlog::warn("FHIR subscription {}: the alert feed failed ({}); opening it again", d.spec.id, why);
+        d.pause(std::chrono::seconds(1));
+        return;
+      }
+      if (d.spec.heartbeat_s > 0 &&
+          std::chrono::steady_clock::now() - last_sent >= std::chrono::seconds(d.spec.heartbeat_s)) {
+        send(heartbeat_bundle(d.spec, d.now(), now_ms()), true);
+        last_sent = std::chrono::steady_clock::now();
+      }
+      continue;
+    }
+    if (!notifies(d.spec, *e)) {  // not of the topic: passed over (recorded with the next one)
+      std::lock_guard<std::mutex> g{d.mtx};
+      d.progress.resume_token = e->resume_token();
+      continue;
+    }
+    auto p = d.now();
+    auto number = p.events + 1;
+    if (!send(event_bundle(d.spec, p, number, *e, now_ms()), false))
+      return;  // stopping: sent again, with this number, from the recorded token on
+    {
+      std::lock_guard<std::mutex> g{d.mtx};
+      d.progress.events = number;
+      d.progress.resume_token = e->resume_token();
+    }
+    if (!persist(d))
+      return;
+  }
+}
+
+http_response fhir_subscriptions::answer(const http_request& req, const std::vector<std::string>& parts) {
+  // parts: fhir, {tenant}, Subscription[, {id}[, $status]]
+  auto& tenant = parts[1];
+  if (!models::is_valid_id(tenant))
+    return outcome(400, "invalid", "tenant: 1-63 characters of [a-z0-9-]");
+  if (parts.size() == 3) {
+    if (req.method == "POST")
+      return create(req, tenant);
+    if (req.method != "GET")
+      return outcome(405, "not-supported", "use POST to create a Subscription, GET to list them");
+    if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-list"))
+      return *refused;
+    auto host = std::string{req.header("host")};
+    return list(tenant, "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant);
+  }
+  auto& id = parts[3];
+  if (!models::is_valid_id(id))
+    return outcome(400, "invalid", "the subscription id: 1-63 characters of [a-z0-9-]");
+  bool status_only = parts.size() == 5 && parts[4] == "$status";
+  if (parts.size() > 5 || (parts.size() == 5 && !status_only))
+    return outcome(404, "not-found", "the paths are Subscription, Subscription/{id} and Subscription/{id}/$status");
+  if (req.method == "DELETE" && !status_only) {
+    if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-delete"))
+      return *refused;
+    return remove(tenant, id);
+  }
+  if (req.method != "GET")
+    return outcome(405, "not-supported", status_only ? "use GET" : "use GET or DELETE");
+  if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-read"))
+    return *refused;
+  return read(tenant, id, status_only);
+}
+
+std::optional<http_response> fhir_subscriptions::authorize(const http_request& req, const std::string& tenant,
+                                                           const std::string& ward, const std::string& patient_id,
+                                                           const char* what) {
+  std::shared_ptr<grpc::Channel> api;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    if (stopped_ || !api_)
+      return outcome(503, "transient", stopped_ ? "the node is stopping" : "the node is starting");
+    api = api_;
+  }
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (auto auth = req.header("authorization"); !auth.empty())
+    c.AddMetadata("authorization", std::string{auth});
+  c.AddMetadata(std::string{composed_by_header}, std::string{what} + " " + in_process_secret());
+  v1::ListAlertsRequest r;
+  r.set_parent("tenants/" + tenant);
+  r.set_ward(ward);
+  if (!patient_id.empty())
+    r.set_patient("tenants/" + tenant + "/patients/" + patient_id);
+  r.set_page_size(1);
+  v1::ListAlertsResponse resp;
+  auto st = v1::AlertService::NewStub(api)->ListAlerts(&c, r, &resp);
+  if (st.ok())
+    return std::nullopt;
+  auto f = fhir_failure(st, "reading the tenant's alerts");
+  return http_response{f.http_status, std::string{fhir_json}, std::move(f.json)};
+}
+
+http_response fhir_subscriptions::create(const http_request& req, const std::string& tenant) {
+  auto d = std::make_shared<delivery>();
+  if (auto bad = parse_subscription(req.body, d->spec))
+    return outcome(400, "invalid", *bad);
+  if (auto refused = authorize(req, tenant, d->spec.ward, d->spec.patient_id, "fhir-subscription-create"))
+    return *refused;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    size_t of_tenant = 0;
+    for (auto& [key, x] : deliveries_)
+      of_tenant += x->spec.tenant == tenant;
+    if (of_tenant >= s_.max_per_tenant || deliveries_.size() >= s_.max_total)
+      return outcome(422, "business-rule",
+                     fmt::format("at most {} subscriptions per tenant and {} per node: delete one first",
+                                 s_.max_per_tenant, s_.max_total));
+  }
+  d->spec.tenant = tenant;
+  d->spec.id = new_id();
+  auto host = std::string{req.header("host")};
+  d->spec.base_url = "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
+  std::string error;
+  auto feed = follow_({tenant, d->spec.ward, d->spec.patient_id, d->spec.min_priority, std::nullopt}, error);
+  if (!feed)
+    return outcome(503, "transient", "the alert events cannot be followed: " + error);
+  d->progress.resume_token = feed->position();  // events from now on
+  if (auto err = storage_.put(d->key(), subscription_record(d->spec, d->progress)))
+    return outcome(503, "transient", "the subscription could not be recorded: " + *err);
+  auto body = subscription_resource(d->spec, d->progress);
+  auto location = d->spec.base_url + "/Subscription/" + d->spec.id;
+  spdlog::info("FHIR subscription {} created (topic {})", d->spec.id,
+               d->spec.topic == subscription_topic::news2 ? "news2" : "alerts");
+  launch(std::move(d), std::move(feed));
+  return {201, std::string{fhir_json}, std::move(body), {{"Location", location}}};
+}
+
+http_response fhir_subscriptions::read(const std::string& tenant, const std::string& id, bool status_only) {
+  std::shared_ptr<delivery> d;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    if (auto i = deliveries_.find(tenant + "/" + id); i != deliveries_.end())
+      d = i->second;
+  }
+  if (!d)
+    return outcome(404, "not-found", "no such subscription in this tenant");
+  auto p = d->now();
+  return {200, std::string{fhir_json},
+          status_only ? subscription_status(d->spec, p, now_ms()) : subscription_resource(d->spec, p)};
+}
+
+http_response fhir_subscriptions::list(const std::string& tenant, const std::string& base) {
+  json entries = json::array();
+  std::vector<std::shared_ptr<delivery>> of_tenant;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    for (auto& [key, d] : deliveries_)
+      if (d->spec.tenant == tenant)
+        of_tenant.push_back(d);
+  }
+  for (auto& d : of_tenant)
+    entries.push_back({{"fullUrl", base + "/Subscription/" + d->spec.id},
+                       {"resource", json::parse(subscription_resource(d->spec, d->now()))},
+                       {"search", {{"mode", "match"}}}});
+  json b{{"resourceType", "Bundle"}, {"type", "searchset"}, {"total", of_tenant.size()}, {"entry", std::move(entries)}};
+  return {200, std::string{fhir_json}, b.dump()};
+}
+
+http_response fhir_subscriptions::remove(const std::string& tenant, const std::string& id) {
+  std::shared_ptr<delivery> d;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    auto i = deliveries_.find(tenant + "/" + id);
+    if (i == deliveries_.end())
+      return outcome(404, "not-found", "no such subscription in this tenant");
+    d = std::move(i->second);
+    deliveries_.erase(i);
+  }
+  {
+    std::lock_guard<std::mutex> g{d->mtx};
+    d->stopping = true;
+  }
+  d->wake.notify_all();
+  if (d->thread.joinable())
+    d->thread.join();
+  if (auto err = storage_.drop(d->key())) {  // kept: it goes on as before
+    spdlog::error("FHIR subscription {}: removing its record failed: {}", id, *err);
+    auto again = std::make_shared<delivery>();
+    again->spec = d->spec;
+    again->progress = d->now();
+    launch(std::move(again), nullptr);
+    return outcome(503, "transient", "the subscription's record could not be removed: try again");
+  }
+  spdlog::info("FHIR subscription {} deleted", id);
+  return {204, std::string{fhir_json}, {}};
+}
+
+}  // namespace healthtwin::services

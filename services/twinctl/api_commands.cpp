@@ -28,30 +28,6 @@ void deadline(grpc::ClientContext& ctx, int seconds = 30) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
 }
 
-void print_json(const pb::Message& m, bool one_line = false) {
-  pb::util::JsonPrintOptions o;
-  o.add_whitespace = !one_line;
-  o.always_print_primitive_fields = true;
-  std::string json;
-  (void)pb::util::MessageToJsonString(m, &json, o);
-  std::printf("%s%s", json.c_str(), one_line || json.ends_with('\n') ? "\n" : "");
-  std::fflush(stdout);
-}
-
-// An enum value's name without its type's prefix: PRIORITY_HIGH -> HIGH.
-std::string short_name(const pb::EnumDescriptor* d, int v) {
-  auto* value = d->FindValueByNumber(v);
-  if (!value)
-    return std::to_string(v);
-  std::string name = value->name(), type = d->name();
-  std::string prefix;
-  for (char c : type)  // AlertState -> ALERT_STATE_
-    prefix += std::isupper(static_cast<unsigned char>(c)) && !prefix.empty() ? std::string{"_"} + c
-                                                                             : std::string{static_cast<char>(std::toupper(c))};
-  prefix += "_";
-  return name.starts_with(prefix) ? name.substr(prefix.size()) : name;
-}
-
 std::string time_of(int64_t ms) {
   return ms ? pb::util::TimeUtil::ToString(pb::util::TimeUtil::MillisecondsToTimestamp(ms)).substr(0, 19) : "-";
 }
@@ -78,6 +54,30 @@ void print_alert(const v1::Alert& a) {
 }
 
 }  // namespace
+
+void print_json(const pb::Message& m, bool one_line) {
+  pb::util::JsonPrintOptions o;
+  o.add_whitespace = !one_line;
+  o.always_print_primitive_fields = true;
+  std::string json;
+  (void)pb::util::MessageToJsonString(m, &json, o);
+  std::printf("%s%s", json.c_str(), one_line || json.ends_with('\n') ? "\n" : "");
+  std::fflush(stdout);
+}
+
+// An enum value's name without its type's prefix: PRIORITY_HIGH -> HIGH.
+std::string short_name(const pb::EnumDescriptor* d, int v) {
+  auto* value = d->FindValueByNumber(v);
+  if (!value)
+    return std::to_string(v);
+  std::string name = value->name(), type = d->name();
+  std::string prefix;
+  for (char c : type)  // AlertState -> ALERT_STATE_
+    prefix += std::isupper(static_cast<unsigned char>(c)) && !prefix.empty() ? std::string{"_"} + c
+                                                                             : std::string{static_cast<char>(std::toupper(c))};
+  prefix += "_";
+  return name.starts_with(prefix) ? name.substr(prefix.size()) : name;
+}
 
 std::shared_ptr<grpc::Channel> channel_to(const services::channel_settings& node) {
   std::string error;

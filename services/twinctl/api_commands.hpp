@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/support/status.h>
 
@@ -28,6 +30,12 @@ std::unique_ptr<typename Service::Stub> stub_to(const services::channel_settings
   auto channel = channel_to(node);
   return channel ? Service::NewStub(channel) : nullptr;
 }
+
+/// A message as JSON (proto3 mapping, defaults included) on stdout.
+void print_json(const google::protobuf::Message& m, bool one_line = false);
+
+/// An enum value's name without its type's prefix: PRIORITY_HIGH -> HIGH.
+std::string short_name(const google::protobuf::EnumDescriptor* d, int v);
 
 /// How the commands print: tables for people, or JSON (proto3 mapping).
 struct output {

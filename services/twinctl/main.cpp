@@ -30,7 +30,9 @@
 //       owners (docs/cluster.md, "Hand-off"). Exit 0: done; 1: stopped part
 //       way (run it again); 2: refused or a usage error.
 //
-//   twinctl twins list|get|watch, alerts list|ack|resolve|silence, fhir export, call Service/Method
+//   twinctl twins list|get|watch, alerts list|ack|resolve|silence, fhir export, call Service/Method,
+//           patients create|get|update|chart|erase, devices create|get|assign|unassign|decommission|
+//           reset-sequence, settings get|set
 //       the public API of a running node (--target, --token-file, TLS as
 //       above; --json): services/twinctl/README.md lists them. Exit 0 done,
 //       1 refused by the node, 2 usage error, 3 try again later.
@@ -58,6 +60,8 @@
 #include "services/twinctl/api_commands.hpp"
 #include "services/twinctl/cluster_commands.hpp"
 #include "services/twinctl/completion.hpp"
+#include "services/twinctl/manual.hpp"
+#include "services/twinctl/registry_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
 #include "storage/file_scan.hpp"
@@ -254,9 +258,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
+  twinctl::registry_commands registry{app, with_json};
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   auto* completion_bash = completion->add_subcommand("bash", "for bash: source <(twinctl completion bash)");
   completion->require_subcommand(1);
+  twinctl::add_manual(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -268,12 +274,15 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed()) {
+  if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed() ||
+      registry.parsed()) {
     node.token = services::read_token_file(token_file);
     if (node.token.empty()) {
       std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
       return 2;
     }
+    if (registry.parsed())
+      return registry.run(node, out.json);
     if (burden->parsed())
       return twinctl::print_alarm_burden(node, bq);
     if (call->parsed())

@@ -51,6 +51,9 @@ class TwinctlApi(unittest.TestCase):
         cls.nurse_file = os.path.join(d, "nurse.jwt")
         with open(cls.nurse_file, "w") as f:
             f.write(cls.node.token(TENANT, ["clinician"], "nurse-lee"))
+        cls.admin_file = os.path.join(d, "admin.jwt")
+        with open(cls.admin_file, "w") as f:
+            f.write(cls.node.token(TENANT, ["ops-admin"], "admin-kim"))
 
     @classmethod
     def tearDownClass(cls):
@@ -66,9 +69,9 @@ class TwinctlApi(unittest.TestCase):
         with urllib.request.urlopen(req, context=cls.tls, timeout=15) as r:
             return json.loads(r.read())
 
-    def twinctl(self, *args, target=None, expect=0):
+    def twinctl(self, *args, target=None, expect=0, token_file=None):
         cmd = [ARGS.twinctl, *args, "--target", target or f"localhost:{self.node.grpc_port}",
-               "--tls-ca-file", os.path.join(self.d, "ca.pem"), "--token-file", self.nurse_file]
+               "--tls-ca-file", os.path.join(self.d, "ca.pem"), "--token-file", token_file or self.nurse_file]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, expect, f"{args}: {r.stdout}{r.stderr}")
         return r
@@ -134,6 +137,67 @@ class TwinctlApi(unittest.TestCase):
         self.assertIn(os.path.join(self.d, "ca.pem"),
                       complete("twinctl", "twins", "get", "--tls-ca-file", os.path.join(self.d, "ca")))
         self.assertEqual(complete("twinctl", "alerts", "list", "--tenant", ""), [])
+
+    def test_registry_operations_and_clinical_settings(self):
+        admin = lambda *a, expect=0: self.twinctl(*a, expect=expect, token_file=self.admin_file)
+        patient, device = f"tenants/{TENANT}/patients/mrn-4002", f"tenants/{TENANT}/devices/mon-42"
+        self.assertIn("ward MAU", admin("patients", "create", patient, "--ward", "MAU", "--bed", "7").stdout)
+        moved = json.loads(admin("patients", "update", patient, "--ward", "CCU", "--bed", "9", "--json").stdout)
+        self.assertEqual((moved["ward"], moved["bed"]), ("CCU", "9"))
+        admin("patients", "update", patient, expect=2)  # nothing to change
+        admin("patients", "update", patient, "--ward", "MAU", "--etag", "stale", expect=1)
+        self.assertIn("BEDSIDE_MONITOR", admin("devices", "create", device, "--type", "BEDSIDE_MONITOR").stdout)
+        admin("devices", "create", f"tenants/{TENANT}/devices/x", "--type", "TOASTER", expect=2)
+        self.assertIn("assigned to " + patient, admin("devices", "assign", device, "--patient", patient).stdout)
+        self.assertEqual(json.loads(admin("patients", "get", patient, "--json").stdout)["devices"], [device])
+        self.assertIn("unassigned", admin("devices", "unassign", device).stdout)
+        admin("devices", "decommission", device, expect=2)  # --yes is required
+        self.assertIn("DECOMMISSIONED", admin("devices", "decommission", device, "--yes").stdout)
+        admin("devices", "get", "tenants/x", expect=2)  # not a device name
+
+        # Clinical settings: a clinician's; the fields given replace the current ones.
+        before = json.loads(self.twinctl("settings", "get", patient).stdout)
+        changed = json.loads(self.twinctl("settings", "set", patient, "--data", json.dumps(
+            {"alertLimits": [{"metric": "METRIC_HEART_RATE", "highAtOrAbove": 140}]})).stdout)
+        self.assertEqual([(x["metric"], x["highAtOrAbove"]) for x in changed["alertLimits"]], [("METRIC_HEART_RATE", 140)])
+        self.assertEqual(changed["spo2Scale2"], before["spo2Scale2"])
+        again = json.loads(self.twinctl("settings", "get", patient).stdout)
+        self.assertEqual(again["alertLimits"], changed["alertLimits"])
+        self.twinctl("settings", "set", patient, "--data", "{bad", expect=2)
+        self.twinctl("settings", "set", patient, "--data", '{"batteryLowPercent": 500}', expect=1)
+        admin("settings", "set", patient, "--data", "{}", expect=1)  # ops-admin may not change clinical settings
+        self.assertIn("charted", self.twinctl("patients", "chart", patient, "--acvpu", "V", "--oxygen", "2").stdout)
+        self.twinctl("patients", "chart", patient, "--acvpu", "X", expect=2)
+
+        self.assertIn("erased", admin("patients", "erase", patient, "--yes").stdout)
+        admin("patients", "get", patient, expect=1)
+
+    def test_every_command_has_a_manual_page(self):
+        def subcommands(path):
+            out = subprocess.run([ARGS.twinctl, *path, "--help"], capture_output=True, text=True, timeout=30).stdout
+            names, listing = [], False
+            for line in out.splitlines():
+                if line.startswith("Subcommands:"):
+                    listing = True
+                elif listing and line.startswith("  ") and line.strip():
+                    names.append(line.split()[0])
+                elif listing and not line.strip():
+                    listing = False
+            return names, out
+        pending, leaves = [[]], []
+        while pending:
+            path = pending.pop()
+            names, out = subcommands(path)
+            if not names:
+                leaves.append((path, out))
+            pending += [path + [n] for n in names]
+        self.assertGreaterEqual(len(leaves), 30)
+        for path, out in leaves:
+            for section in ("DESCRIPTION", "EXIT STATUS", "EXAMPLES"):
+                self.assertIn(section, out, f"twinctl {' '.join(path)} --help has no {section}")
+        names = [" ".join(p) for p, _ in leaves]
+        for expected in ("patients create", "devices assign", "settings set", "cluster change", "audit verify", "token"):
+            self.assertIn(expected, names)
 
     def test_exit_codes_say_who_failed(self):
         self.twinctl("twins", "get", f"tenants/{TENANT}/patients/nobody", expect=1)  # not found

@@ -173,4 +173,31 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
   });
 }
 
+grpc::Status follow_alerts(service_env& env, grpc::ServerContext& call, const internal::AlertFollowRequest& req,
+                           grpc::ServerWriter<v1::AlertEvent>* writer) {
+  alert_feed_query q{"tenants/" + req.tenant(), req.ward(), req.patient(), req.min_priority(), std::nullopt};
+  if (req.has_after())
+    q.after = req.after();
+  std::unique_ptr<alert_feed> feed;
+  if (auto st = alert_feed::open(env.ctx, q, feed); !st.ok())
+    return st;
+  call.AddInitialMetadata("healthtwin-stream", "open");
+  call.AddInitialMetadata("healthtwin-position", std::to_string(feed->position()));
+  writer->SendInitialMetadata();
+  while (!call.IsCancelled() && !env.stopping) {
+    auto e = feed->next(std::chrono::milliseconds(200));
+    if (!e) {
+      if (!feed->error().empty())
+        return grpc::Status(grpc::StatusCode::INTERNAL, feed->error());
+      continue;
+    }
+    if (!writer->Write(*e))
+      break;
+  }
+  if (env.stopping)
+    return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shutting_down, "node is shutting down",
+                       std::chrono::milliseconds(1000));
+  return Status::OK;
+}
+
 }  // namespace healthtwin::services

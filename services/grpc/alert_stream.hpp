@@ -6,6 +6,7 @@
 #include <string>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "services/grpc/service_env.hpp"
 
@@ -21,6 +22,11 @@ grpc::Status parse_alert_filter(const std::string& parent, const std::string& wa
 /// AlertService.StreamAlerts.
 grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
                            const v1::StreamAlertsRequest& req,
+                           grpc::ServerWriter<v1::AlertEvent>* writer);
+
+/// PeerService.FollowAlerts: this node's alert events of a tenant from a
+/// position on, until the caller (a member) ends the stream or the node stops.
+grpc::Status follow_alerts(service_env& env, grpc::ServerContext& call, const internal::AlertFollowRequest& req,
                            grpc::ServerWriter<v1::AlertEvent>* writer);
 
 /// AlertService.GetAlarmBurden (alarm_burden_service.cpp).

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "services/grpc/alert_stream.hpp"
 #include "services/grpc/grpc_probe.hpp"
 #include "services/grpc/service_env.hpp"
 #include "actors/cluster/membership.hpp"
@@ -291,6 +292,10 @@ peer_handlers api_services::peer_data() {
       return handoff->receive(call, reader, resp);
     };
   }
+  h.follow_alerts = [env](grpc::ServerContext& call, const internal::AlertFollowRequest& req,
+                          grpc::ServerWriter<v1::AlertEvent>* writer) {
+    return follow_alerts(*env, call, req, writer);  // alert_stream.cpp
+  };
   h.audited = [env](std::string principal, std::string action, std::string resource,
                      grpc::Status outcome) {
     storage::audit_entry e;

@@ -282,7 +282,10 @@ std::string subscription_record(const subscription_spec& s, const subscription_p
          {"base_url", s.base_url},
          {"status", p.status},
          {"events", p.events},
-         {"resume_token", p.resume_token},
+         {"cursors", p.cursors},
+         {"pending", p.pending},
+         {"pending_member", p.pending_member},
+         {"pending_token", p.pending_token},
          {"error", p.error}};
   return r.dump();
 }
@@ -310,7 +313,10 @@ bool parse_subscription_record(const std::string& bytes, subscription_spec& s, s
     s.base_url = r.at("base_url").get<std::string>();
     p.status = r.at("status").get<std::string>();
     p.events = r.at("events").get<uint64_t>();
-    p.resume_token = r.at("resume_token").get<uint64_t>();
+    p.cursors = r.at("cursors").get<std::map<std::string, uint64_t>>();
+    p.pending = r.at("pending").get<bool>();
+    p.pending_member = r.at("pending_member").get<std::string>();
+    p.pending_token = r.at("pending_token").get<uint64_t>();
     p.error = r.at("error").get<std::string>();
     if (!content || !models::is_valid_id(s.tenant) || s.id.empty() || !s.endpoint.starts_with("https://") ||
         !v1::Priority_IsValid(s.min_priority) || s.timeout_s == 0 || s.timeout_s > 60) {

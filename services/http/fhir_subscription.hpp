@@ -8,6 +8,7 @@
 // Pure functions: no I/O.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,13 +45,20 @@ struct subscription_spec {
   std::string base_url;  ///< https://host/fhir/{tenant}: how notifications name resources
 };
 
-/// How far delivery got; kept with the spec, written after every accepted
-/// notification.
+/// How far delivery got; kept with the spec, written before a notification
+/// is first sent (the pending event) and after the endpoint accepted it.
 struct subscription_progress {
   std::string status = "requested";  ///< requested (handshake pending), active, error
   uint64_t events = 0;               ///< notifications of events accepted: the last event number
-  uint64_t resume_token = 0;         ///< the alert event delivered last (or where the subscription began)
-  std::string error;                 ///< why the last attempt failed (status error)
+  /// Per member ("" = the member holding the subscription): the resume
+  /// token in that member's alert log up to which its events are done.
+  std::map<std::string, uint64_t> cursors;
+  /// The event being notified as number events + 1 (a restart sends it
+  /// again with that number): its member and resume token.
+  bool pending = false;
+  std::string pending_member;
+  uint64_t pending_token = 0;
+  std::string error;  ///< why the last attempt failed (status error)
 };
 
 /// Parses a posted Subscription into `out` (tenant, id and base_url are

@@ -40,8 +40,11 @@ std::string new_id() {
 
 }  // namespace
 
+using feed_map = std::map<std::string, std::unique_ptr<alert_follower>>;
+
 struct fhir_subscriptions::delivery {
   subscription_spec spec;
+  feed_map feeds;  // the delivery thread's: each member's events ("" = this node)
   std::mutex mtx;  // guards progress (read by GET while the thread delivers)
   subscription_progress progress;
   std::atomic<bool> stopping{false};
@@ -61,8 +64,8 @@ struct fhir_subscriptions::delivery {
 };
 
 fhir_subscriptions::fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage,
-                                       follow_alerts follow)
-    : s_(std::move(s)), storage_(std::move(storage)), follow_(std::move(follow)) {
+                                       alert_sources sources)
+    : s_(std::move(s)), storage_(std::move(storage)), sources_(std::move(sources)) {
   webhook_global_init();
 }
 
@@ -81,7 +84,7 @@ std::optional<std::string> fhir_subscriptions::start() {
       spdlog::error("FHIR subscription record {} is not understood ({}); left alone", models::bounded(key, 80), why);
       continue;
     }
-    launch(std::move(d), nullptr);
+    launch(std::move(d));
   }
   if (!records.empty())
     spdlog::info("FHIR subscriptions: {} resumed", deliveries_.size());
@@ -113,28 +116,50 @@ void fhir_subscriptions::stop() {
       d->thread.join();
 }
 
-void fhir_subscriptions::launch(std::shared_ptr<delivery> d, std::unique_ptr<alert_follower> feed) {
+void fhir_subscriptions::launch(std::shared_ptr<delivery> d) {
   std::lock_guard<std::mutex> g{mtx_};
   if (stopped_)
     return;  // it resumes from its record at the next start
   deliveries_[d->key()] = d;
-  d->thread = std::thread([this, d, feed = std::move(feed)]() mutable {
-    follow_request q{d->spec.tenant, d->spec.ward, d->spec.patient_id, d->spec.min_priority, std::nullopt};
-    while (!d->stopping) {
-      if (!feed) {
-        q.after = d->now().resume_token;
-        std::string error;
-        feed = follow_(q, error);
-        if (!feed) {
-          spdlog::warn("FHIR subscription {}: cannot follow the alert events: {}", d->spec.id, error);
-          d->pause(std::chrono::seconds(1));
-          continue;
-        }
-      }
-      run(*d, *feed);  // returns when the feed failed or the subscription stops
-      feed.reset();
-    }
+  d->thread = std::thread([this, d] {
+    run(*d);
+    d->feeds.clear();
   });
+}
+
+// Opens the feeds of members that have none (or whose feed failed): from
+// the member's cursor, or — a member never followed — from now on, which
+// becomes its cursor (recorded at once). False when a record failed.
+bool fhir_subscriptions::open_feeds(delivery& d) {
+  std::vector<std::string> members{""};
+  if (sources_.other_members)
+    for (auto& m : sources_.other_members())
+      members.push_back(m);
+  bool opened_new = false;
+  for (auto& m : members) {
+    if (auto f = d.feeds.find(m); f != d.feeds.end()) {
+      if (f->second->error().empty())
+        continue;
+      spdlog::warn("FHIR subscription {}: the alert events of member '{}' stopped ({}); following them again",
+                   d.spec.id, models::bounded(m, 64), models::bounded(f->second->error(), 200));
+      d.feeds.erase(f);
+    }
+    follow_request q{m, d.spec.tenant, d.spec.ward, d.spec.patient_id, d.spec.min_priority, std::nullopt};
+    auto p = d.now();
+    if (auto c = p.cursors.find(m); c != p.cursors.end())
+      q.after = c->second;
+    std::string error;
+    auto feed = sources_.follow(q, error);
+    if (!feed)
+      continue;  // tried again within a second
+    if (!q.after) {
+      std::lock_guard<std::mutex> g{d.mtx};
+      d.progress.cursors[m] = feed->position();
+      opened_new = true;
+    }
+    d.feeds[m] = std::move(feed);
+  }
+  return !opened_new || persist(d);
 }
 
 bool fhir_subscriptions::persist(delivery& d) {
@@ -149,7 +174,7 @@ bool fhir_subscriptions::persist(delivery& d) {
   return false;
 }
 
-void fhir_subscriptions::run(delivery& d, alert_follower& feed) {
+void fhir_subscriptions::run(delivery& d) {
   auto backoff = std::chrono::milliseconds(1000);
   auto last_sent = std::chrono::steady_clock::now();
   // Sends `body` until the endpoint accepts it (true), or once when `once`;
@@ -209,34 +234,67 @@ void fhir_subscriptions::run(delivery& d, alert_follower& feed) {
     if (!persist(d))
       return;
   }
+  auto reopen_at = std::chrono::steady_clock::time_point{};
   while (!d.stopping) {
-    auto e = feed.next(std::chrono::milliseconds(500));
-    if (!e) {
-      if (auto why = feed.error(); !why.empty()) {
-        spdlog::warn("FHIR subscription {}: the alert feed failed ({}); opening it again", d.spec.id, why);
-        d.pause(std::chrono::seconds(1));
+    if (std::chrono::steady_clock::now() >= reopen_at) {
+      reopen_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      if (!open_feeds(d))
         return;
+    }
+    // One event from some member (the pending one's member alone while one
+    // is pending: it is notified before anything else).
+    auto p = d.now();
+    std::optional<v1::AlertEvent> e;
+    std::string member;
+    auto wait = std::chrono::milliseconds(d.feeds.size() > 1 ? 20 : 300);
+    bool polled = false;
+    for (auto& [m, feed] : d.feeds) {
+      if (p.pending && m != p.pending_member)
+        continue;
+      polled = true;
+      if ((e = feed->next(wait))) {
+        member = m;
+        break;
       }
+    }
+    if (!e) {
+      if (!polled)  // no feed yet (or not the pending event's member's)
+        d.pause(std::chrono::milliseconds(200));
       if (d.spec.heartbeat_s > 0 &&
           std::chrono::steady_clock::now() - last_sent >= std::chrono::seconds(d.spec.heartbeat_s)) {
-        send(heartbeat_bundle(d.spec, d.now(), now_ms()), true);
+        send(heartbeat_bundle(d.spec, p, now_ms()), true);
         last_sent = std::chrono::steady_clock::now();
       }
       continue;
     }
-    if (!notifies(d.spec, *e)) {  // not of the topic: passed over (recorded with the next one)
-      std::lock_guard<std::mutex> g{d.mtx};
-      d.progress.resume_token = e->resume_token();
+    auto token = e->resume_token();
+    if (!notifies(d.spec, *e) || (p.pending && token < p.pending_token)) {
+      std::lock_guard<std::mutex> g{d.mtx};  // passed over: recorded with the next write
+      d.progress.cursors[member] = token;
       continue;
     }
-    auto p = d.now();
+    if (p.pending && token > p.pending_token)  // the pending event is gone (its patient erased)
+      spdlog::warn("FHIR subscription {}: the pending event is no longer stored; notifying the next", d.spec.id);
+    if (!p.pending || token != p.pending_token) {  // recorded before it is first sent
+      {
+        std::lock_guard<std::mutex> g{d.mtx};
+        d.progress.pending = true;
+        d.progress.pending_member = member;
+        d.progress.pending_token = token;
+      }
+      if (!persist(d))
+        return;
+    }
     auto number = p.events + 1;
-    if (!send(event_bundle(d.spec, p, number, *e, now_ms()), false))
-      return;  // stopping: sent again, with this number, from the recorded token on
+    if (!send(event_bundle(d.spec, d.now(), number, *e, now_ms()), false))
+      return;  // stopping: the pending event is sent again, with this number, at the next start
     {
       std::lock_guard<std::mutex> g{d.mtx};
       d.progress.events = number;
-      d.progress.resume_token = e->resume_token();
+      d.progress.cursors[member] = token;
+      d.progress.pending = false;
+      d.progress.pending_member.clear();
+      d.progress.pending_token = 0;
     }
     if (!persist(d))
       return;
@@ -325,19 +383,40 @@ http_response fhir_subscriptions::create(const http_request& req, const std::str
   d->spec.id = new_id();
   auto host = std::string{req.header("host")};
   d->spec.base_url = "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
-  std::string error;
-  auto feed = follow_({tenant, d->spec.ward, d->spec.patient_id, d->spec.min_priority, std::nullopt}, error);
-  if (!feed)
-    return outcome(503, "transient", "the alert events cannot be followed: " + error);
-  d->progress.resume_token = feed->position();  // events from now on
+  // Its events start now on every member that can be reached (one that
+  // cannot: from when it can).
+  if (!open_feeds_at_creation(*d))
+    return outcome(503, "transient", "this node's alert events cannot be followed: try again");
   if (auto err = storage_.put(d->key(), subscription_record(d->spec, d->progress)))
     return outcome(503, "transient", "the subscription could not be recorded: " + *err);
   auto body = subscription_resource(d->spec, d->progress);
   auto location = d->spec.base_url + "/Subscription/" + d->spec.id;
   spdlog::info("FHIR subscription {} created (topic {})", d->spec.id,
                d->spec.topic == subscription_topic::news2 ? "news2" : "alerts");
-  launch(std::move(d), std::move(feed));
+  launch(std::move(d));
   return {201, std::string{fhir_json}, std::move(body), {{"Location", location}}};
+}
+
+bool fhir_subscriptions::open_feeds_at_creation(delivery& d) {
+  std::vector<std::string> members{""};
+  if (sources_.other_members)
+    for (auto& m : sources_.other_members())
+      members.push_back(m);
+  for (auto& m : members) {
+    std::string error;
+    auto feed = sources_.follow({m, d.spec.tenant, d.spec.ward, d.spec.patient_id, d.spec.min_priority, std::nullopt},
+                                error);
+    if (!feed) {
+      if (m.empty())
+        return false;
+      spdlog::warn("FHIR subscription {}: member '{}' cannot be followed yet ({})", d.spec.id,
+                   models::bounded(m, 64), models::bounded(error, 200));
+      continue;
+    }
+    d.progress.cursors[m] = feed->position();
+    d.feeds[m] = std::move(feed);
+  }
+  return true;
 }
 
 http_response fhir_subscriptions::read(const std::string& tenant, const std::string& id, bool status_only) {
@@ -393,7 +472,7 @@ http_response fhir_subscriptions::remove(const std::string& tenant, const std::s
     auto again = std::make_shared<delivery>();
     again->spec = d->spec;
     again->progress = d->now();
-    launch(std::move(again), nullptr);
+    launch(std::move(again));
     return outcome(503, "transient", "the subscription's record could not be removed: try again");
   }
   spdlog::info("FHIR subscription {} deleted", id);

@@ -9,8 +9,11 @@
 // endpoint accepts it (2xx) and then recorded (synced) before the next.
 // A restart resumes after the last accepted event, so a subscriber gets
 // every notification; one whose acceptance was not yet recorded when the
-// node died is sent again with the same event number, which the receiver
-// recognises (events-since-subscription-start).
+// node died is sent again with the same event number (the event about to
+// be sent is recorded first), which the receiver recognises
+// (events-since-subscription-start). In a cluster the member holding a
+// subscription follows every member's events (PeerService.FollowAlerts),
+// with a cursor per member, and numbers them in one sequence.
 
 #include <atomic>
 #include <chrono>
@@ -46,13 +49,21 @@ public:
 };
 
 struct follow_request {
+  std::string member;  ///< whose events: "" this node, else another member's name
   std::string tenant, ward, patient_id;
   v1::Priority min_priority = v1::PRIORITY_UNSPECIFIED;
   std::optional<uint64_t> after;  ///< unset: from now on
 };
 
-/// Opens a follower; null with `error` set when it cannot.
-using follow_alerts = std::function<std::unique_ptr<alert_follower>(const follow_request&, std::string& error)>;
+/// Where the events come from: this node and, in a cluster, every other
+/// member (each numbers its own events: a subscription keeps a cursor per
+/// member and notifies them all in one sequence).
+struct alert_sources {
+  /// Opens a follower; null with `error` set when it cannot.
+  std::function<std::unique_ptr<alert_follower>(const follow_request&, std::string& error)> follow;
+  /// The other members' names now (unset or empty: a single node).
+  std::function<std::vector<std::string>()> other_members;
+};
 
 /// Where subscriptions are kept: records by "{tenant}/{id}". Each returns
 /// an error message, or nullopt when it worked.
@@ -71,7 +82,7 @@ struct fhir_subscription_settings {
 
 class fhir_subscriptions {
 public:
-  fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage, follow_alerts follow);
+  fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage, alert_sources sources);
   ~fhir_subscriptions();  ///< stop()
 
   /// Loads the kept subscriptions and starts delivering them; an error
@@ -97,13 +108,15 @@ private:
   std::optional<http_response> authorize(const http_request& req, const std::string& tenant,
                                          const std::string& ward, const std::string& patient_id,
                                          const char* what);
-  void run(delivery& d, alert_follower& feed);
-  void launch(std::shared_ptr<delivery> d, std::unique_ptr<alert_follower> feed);
+  void run(delivery& d);
+  void launch(std::shared_ptr<delivery> d);
+  bool open_feeds(delivery& d);
+  bool open_feeds_at_creation(delivery& d);
   bool persist(delivery& d);
 
   fhir_subscription_settings s_;
   subscription_storage storage_;
-  follow_alerts follow_;
+  alert_sources sources_;
   std::mutex mtx_;
   std::shared_ptr<grpc::Channel> api_;
   std::map<std::string, std::shared_ptr<delivery>> deliveries_;  // by "{tenant}/{id}"

@@ -361,7 +361,8 @@ int node::start_api() {
   });
   // FHIR subscriptions: kept in the store, each delivered from this node's
   // alert events (stopped before the API above).
-  subscriptions_ = make_fhir_subscriptions(settings_.fhir_subscriptions, ctx);
+  subscriptions_ = make_fhir_subscriptions(settings_.fhir_subscriptions, ctx,
+                                           settings_.clustered ? members_.get() : nullptr, settings_.peer);
   if (auto err = subscriptions_->start()) {
     spdlog::critical("{}", *err);
     return exit_storage;

@@ -191,6 +191,19 @@ public:
     return audited(*call, "ReceiveShard", "cluster", handlers_.receive_shard(*call, reader, resp));
   }
 
+  grpc::Status FollowAlerts(grpc::ServerContext* call, const internal::AlertFollowRequest* req,
+                           grpc::ServerWriter<v1::AlertEvent>* writer) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.follow_alerts)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no alert events here"};
+    // Recorded when it opens (a stream may last for months).
+    auto opened = audited(*call, "FollowAlerts", "tenants/" + models::bounded(req->tenant(), 64), grpc::Status::OK);
+    if (!opened.ok())
+      return opened;
+    return handlers_.follow_alerts(*call, *req, writer);
+  }
+
 private:
   // Patient data: only for a caller whose certificate names a member, and
   // only once this node replayed its log.

@@ -87,6 +87,11 @@ struct peer_handlers {
   std::function<grpc::Status(grpc::ServerContext&, grpc::ServerReader<internal::ShardChunk>*,
                              internal::ShardReceipt*)>
       receive_shard;
+  /// A tenant's alert events of this node, from a position on, until the
+  /// caller ends the stream or the node stops (FHIR subscriptions).
+  std::function<grpc::Status(grpc::ServerContext&, const internal::AlertFollowRequest&,
+                             grpc::ServerWriter<v1::AlertEvent>*)>
+      follow_alerts;
   /// Records an admitted call in the audit log — principal ("member:NAME",
   /// the member the caller's certificate names), action, the patient or
   /// tenant it touches — and returns what the caller gets (the answer is

@@ -7,7 +7,9 @@ every alert event of the tenant as a notification Bundle numbered in
 sequence, in order — while it answers 503 or drops connections and while
 the node is SIGKILLed and restarted: every event number arrives, none is
 skipped, and a number seen twice carries the same event (the receiver drops
-it by its number). The notifications match the node's own alert log and
+it by its number). In a cluster of three, a subscription held by one member
+notifies every member's events in one sequence, across SIGKILLs of another
+member and of itself. The notifications match the node's own alert log and
 pass the npm `fhir` validator. The NEWS2 topic, filters, $status, listing,
 deletion, and refusals (bad fields named, no token, another tenant) too.
 Stopped by PID.
@@ -350,6 +352,120 @@ class FhirSubscriptions(unittest.TestCase):
         self.desaturate("p4")
         time.sleep(2)
         self.assertEqual(len(of(ward["id"])), before)
+
+
+class FhirSubscriptionsInACluster(unittest.TestCase):
+    """Three members; the subscription is held by n0 and notifies the events of every member's patients,
+    numbered in one sequence, across a SIGKILL of another member and of n0 itself."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-fhirsub-cluster-")
+        root = self.root = self.tmp.name
+        node_fixture.make_pki(root)
+        self.receiver = Receiver(root)
+        peers = [node_fixture.free_port() for _ in range(3)]
+        members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
+        pseudonym = os.path.join(root, "pseudonym.key")
+        with open(os.open(pseudonym, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex())
+        from cryptography.hazmat.primitives.asymmetric import ec
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.nodes = []
+        for i in range(3):
+            d = os.path.join(root, f"n{i}")
+            os.makedirs(d)
+            for f in ("ca.pem", "node.pem", "node.key"):
+                with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                    dst.write(src.read())
+            self.nodes.append(node_fixture.Node(ARGS.node, d, signing_key=key, extra_args=[
+                f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
+                "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
+                "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym,
+                "--fhir-subscription-ca-file=" + os.path.join(d, "ca.pem")]))
+        self.tls = ssl.create_default_context(cafile=os.path.join(root, "ca.pem"))
+        self.service = self.nodes[0].token(TENANT, ["service"])
+        self.nurse = self.nodes[0].token(TENANT, ["clinician"], "nurse-7")
+        self.sequence = {}
+        self.patients = [f"c{i}" for i in range(9)]
+        for pid in self.patients:
+            self.retry(lambda: self.api("RegistryService/CreatePatient", {
+                "parent": f"tenants/{TENANT}", "patientId": pid, "patient": {"ward": "ICU", "bed": pid}}))
+            self.retry(lambda: self.api("RegistryService/CreateDevice", {
+                "parent": f"tenants/{TENANT}", "deviceId": "oxi-" + pid, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+            self.retry(lambda: self.api("RegistryService/AssignDevice", {
+                "device": f"tenants/{TENANT}/devices/oxi-{pid}", "patient": f"tenants/{TENANT}/patients/{pid}"}))
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.stop()
+        self.receiver.close()
+        self.tmp.cleanup()
+
+    def retry(self, call, timeout=30):
+        """The cluster may still be settling (a member not yet seen up): try again on 503."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return call()
+            except urllib.error.HTTPError as e:
+                if e.code != 503 or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def api(self, rpc, body, token=None):
+        return self.nodes[0].api(token or self.service, rpc, body)
+
+    def notified(self):
+        with self.receiver.lock:
+            accepted = list(self.receiver.accepted)
+        out = {}
+        for b in accepted:
+            st = status_of(b)
+            if st[0] == "event-notification":
+                out.setdefault(st[2], b)
+        return out
+
+    def test_every_members_events_are_notified_in_one_sequence_across_sigkills(self):
+        body = FhirSubscriptions.subscription(self, content="full-resource")
+        req = urllib.request.Request(f"https://localhost:{self.nodes[0].http_port}/fhir/{TENANT}/Subscription",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer " + self.nurse})
+        with urllib.request.urlopen(req, context=self.tls, timeout=30) as r:
+            self.assertEqual(r.status, 201)
+        names = {}
+        for pid in self.patients:
+            names[pid] = self.retry(lambda: self.nodes[0].desaturate(self.service, TENANT, pid, self.sequence))
+        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 9, "a notification per patient", timeout=60)
+
+        # Another member dies and comes back; its patients' acknowledgements are notified too.
+        self.nodes[1].kill()
+        self.nodes[1] = self.nodes[1].restart()
+        for pid in self.patients:
+            self.retry(lambda: self.api("AlertService/AcknowledgeAlert", {"name": names[pid]}, self.nurse))
+        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 18, "the acknowledgements", timeout=90)
+
+        # The member holding the subscription dies; it resumes where it was.
+        self.nodes[0].kill()
+        self.nodes[0] = self.nodes[0].restart()
+        for pid in self.patients:
+            self.retry(lambda: self.api("AlertService/ResolveAlert", {"name": names[pid]}, self.nurse))
+        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 27, "the resolutions", timeout=90)
+        time.sleep(1.5)
+
+        got = self.notified()
+        self.assertEqual(sorted(got), list(range(1, 28)), "numbers skipped or more events than happened")
+        with self.receiver.lock:
+            for b in self.receiver.accepted:  # a number seen again carries the same event
+                st = status_of(b)
+                if st[0] == "event-notification":
+                    self.assertEqual(b["entry"][1:], got[st[2]]["entry"][1:])
+        seen = {}
+        for n in sorted(got):
+            flag = got[n]["entry"][1]["resource"]
+            seen.setdefault(flag["subject"]["reference"], []).append(flag["status"])
+        self.assertEqual(sorted(seen), sorted(f"Patient/{p}" for p in self.patients))
+        for patient, states in seen.items():  # raised, acknowledged, resolved: in that order
+            self.assertEqual(states, ["active", "active", "inactive"], patient)
 
 
 def main():

@@ -142,7 +142,10 @@ TEST(fhir_subscription, the_kept_record_round_trips_and_a_damaged_one_is_refused
   subscription_progress p;
   p.status = "error";
   p.events = 17;
-  p.resume_token = 12345;
+  p.cursors = {{"", 12345}, {"n1", 77}};
+  p.pending = true;
+  p.pending_member = "n1";
+  p.pending_token = 78;
   p.error = "the endpoint answered HTTP 503";
   subscription_spec s2;
   subscription_progress p2;
@@ -152,7 +155,10 @@ TEST(fhir_subscription, the_kept_record_round_trips_and_a_damaged_one_is_refused
   EXPECT_EQ(s2.headers, s.headers);
   EXPECT_EQ(s2.base_url, s.base_url);
   EXPECT_EQ(p2.events, 17u);
-  EXPECT_EQ(p2.resume_token, 12345u);
+  EXPECT_EQ(p2.cursors, p.cursors);
+  EXPECT_TRUE(p2.pending);
+  EXPECT_EQ(p2.pending_member, "n1");
+  EXPECT_EQ(p2.pending_token, 78u);
   EXPECT_EQ(p2.error, p.error);
   auto damaged = json::parse(subscription_record(s, p));
   damaged["endpoint"] = "ftp://x";

@@ -28,6 +28,7 @@ constexpr std::array<metric_info, metric_count + 1> metric_table{{
     {"battery", "%", {0, 100, false}},
     {"consciousness", "{ACVPU}", {0, 4, true}},
     {"oxygen_flow", "L/min", {0, 60, false}},
+    {"mean_arterial_pressure", "mm[Hg]", {0, 300, false}},
 }};
 
 constexpr uint32_t bit(metric m) { return 1u << static_cast<uint8_t>(m); }
@@ -36,17 +37,20 @@ constexpr uint32_t bit(metric m) { return 1u << static_cast<uint8_t>(m); }
 constexpr std::array<uint32_t, device_type_count + 1> device_metrics{{
     0,
     bit(metric::heart_rate) | bit(metric::spo2) | bit(metric::respiration_rate) |
-        bit(metric::temperature) | bit(metric::systolic_bp) | bit(metric::diastolic_bp),
+        bit(metric::temperature) | bit(metric::systolic_bp) | bit(metric::diastolic_bp) |
+        bit(metric::mean_arterial_pressure),
     bit(metric::heart_rate) | bit(metric::respiration_rate),
     bit(metric::spo2) | bit(metric::heart_rate),
     bit(metric::glucose),
     bit(metric::inhaler_actuation),
     bit(metric::infusion_rate),
-    bit(metric::systolic_bp) | bit(metric::diastolic_bp) | bit(metric::heart_rate),
+    bit(metric::systolic_bp) | bit(metric::diastolic_bp) | bit(metric::mean_arterial_pressure) |
+        bit(metric::heart_rate),
     0,
     bit(metric::consciousness) | bit(metric::oxygen_flow) | bit(metric::heart_rate) |
         bit(metric::spo2) | bit(metric::respiration_rate) | bit(metric::temperature) |
-        bit(metric::systolic_bp) | bit(metric::diastolic_bp) | bit(metric::glucose),
+        bit(metric::systolic_bp) | bit(metric::diastolic_bp) | bit(metric::glucose) |
+        bit(metric::mean_arterial_pressure),
 }};
 
 }  // namespace

@@ -21,10 +21,11 @@ enum class metric : uint8_t {
   battery = 10,           ///< %
   consciousness = 11,     ///< ACVPU code 0..4 (see acvpu)
   oxygen_flow = 12,       ///< L/min; 0 = room air
+  mean_arterial_pressure = 13,  ///< mm[Hg]: the cuff's (NIBP) mean
 };
 
 /// Number of the highest metric; metric values are 1..metric_count.
-inline constexpr uint8_t metric_count = 12;
+inline constexpr uint8_t metric_count = 13;
 
 /// ACVPU scale values carried by metric::consciousness.
 enum class acvpu : uint8_t { alert = 0, confusion = 1, voice = 2, pain = 3, unresponsive = 4 };

@@ -244,8 +244,8 @@ bool patient_model::intermittent(metric m) const noexcept {
 inline bool patient_model::intermittent(metric m, const sampling& smp) noexcept {
   auto& x = smp.intervals_ms;  // newest first, 0: none
   if (x[1] == 0)  // fewer than two intervals seen: what the metric usually is
-    return m == metric::systolic_bp || m == metric::diastolic_bp || m == metric::temperature ||
-           m == metric::glucose;
+    return m == metric::systolic_bp || m == metric::diastolic_bp || m == metric::mean_arterial_pressure ||
+           m == metric::temperature || m == metric::glucose;
   float median = x[2] == 0 ? std::min(x[0], x[1])
                            : std::max(std::min(x[0], x[1]), std::min(std::max(x[0], x[1]), x[2]));
   return median > static_cast<float>(intermittent_after_ms);

@@ -26,10 +26,9 @@ struct code_row {
   bool fallback;  ///< taken only when the frame has no primary reading of m
 };
 
-// IEEE 11073-10101 codes (docs/hl7.md). Arterial (invasive) pressures and
-// mean pressures are recognised by senders but not charted here: the
-// twin's blood pressure is the cuff's, and a monitor sends both in one
-// frame.
+// IEEE 11073-10101 codes (docs/hl7.md). Arterial (invasive) pressures are
+// recognised by senders but not charted here: the twin's blood pressure is
+// the cuff's, and a monitor sends both in one frame.
 constexpr code_row codes[] = {
     {"147842", "MDC_ECG_HEART_RATE", metric::heart_rate, false},
     {"", "MDC_ECG_CARDIAC_RATE", metric::heart_rate, false},
@@ -42,6 +41,8 @@ constexpr code_row codes[] = {
     {"", "MDC_PRESS_CUFF_SYS", metric::systolic_bp, false},
     {"150022", "MDC_PRESS_BLD_NONINV_DIA", metric::diastolic_bp, false},
     {"", "MDC_PRESS_CUFF_DIA", metric::diastolic_bp, false},
+    {"150023", "MDC_PRESS_BLD_NONINV_MEAN", metric::mean_arterial_pressure, false},
+    {"", "MDC_PRESS_CUFF_MEAN", metric::mean_arterial_pressure, false},
     {"150364", "MDC_TEMP_BODY", metric::temperature, false},
     {"", "MDC_TEMP", metric::temperature, false},
     {"", "MDC_CONC_GLU_BLOOD", metric::glucose, false},
@@ -80,7 +81,9 @@ constexpr unit_row units[] = {
 };
 
 // Diastolic pressure takes systolic's units.
-metric unit_family(metric m) { return m == metric::diastolic_bp ? metric::systolic_bp : m; }
+metric unit_family(metric m) {
+  return m == metric::diastolic_bp || m == metric::mean_arterial_pressure ? metric::systolic_bp : m;
+}
 
 const unit_row* find_unit(metric m, std::string_view token) {
   for (auto& row : units)

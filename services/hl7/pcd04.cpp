@@ -34,6 +34,7 @@ const measurement* mdc_of(v1::Metric m) {
       rr{"151562^MDC_RESP_RATE^MDC", "264928^MDC_DIM_RESP_PER_MIN^MDC"},
       sys{"150021^MDC_PRESS_BLD_NONINV_SYS^MDC", "266016^MDC_DIM_MMHG^MDC"},
       dia{"150022^MDC_PRESS_BLD_NONINV_DIA^MDC", "266016^MDC_DIM_MMHG^MDC"},
+      map{"150023^MDC_PRESS_BLD_NONINV_MEAN^MDC", "266016^MDC_DIM_MMHG^MDC"},
       temp{"150364^MDC_TEMP_BODY^MDC", "268192^MDC_DIM_DEGC^MDC"};
   switch (m) {
     case v1::METRIC_HEART_RATE: return &hr;
@@ -41,6 +42,7 @@ const measurement* mdc_of(v1::Metric m) {
     case v1::METRIC_RESPIRATION_RATE: return &rr;
     case v1::METRIC_SYSTOLIC_BP: return &sys;
     case v1::METRIC_DIASTOLIC_BP: return &dia;
+    case v1::METRIC_MEAN_ARTERIAL_PRESSURE: return &map;
     case v1::METRIC_TEMPERATURE: return &temp;
     default: return nullptr;
   }

@@ -38,6 +38,7 @@ const vital_code vitals[] = {
     {v1::METRIC_RESPIRATION_RATE, "rr", "9279-1", "Respiratory rate", "/min"},
     {v1::METRIC_SPO2, "spo2", "2708-6", "Oxygen saturation in Arterial blood", "%"},
     {v1::METRIC_TEMPERATURE, "temp", "8310-5", "Body temperature", "Cel"},
+    {v1::METRIC_MEAN_ARTERIAL_PRESSURE, "map", "8478-0", "Mean blood pressure", "mm[Hg]"},
 };
 
 std::string short_id(const std::string& name) {

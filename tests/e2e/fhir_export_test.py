@@ -33,7 +33,7 @@ ARGS = None
 TENANT = "st-clare"
 PID = "mrn-5001"
 PATIENT = f"tenants/{TENANT}/patients/{PID}"
-VITAL_SIGNS = {"8867-4": "/min", "9279-1": "/min", "2708-6": "%", "8310-5": "Cel"}
+VITAL_SIGNS = {"8867-4": "/min", "9279-1": "/min", "2708-6": "%", "8310-5": "Cel", "8478-0": "mm[Hg]"}
 
 
 class FhirExport(unittest.TestCase):

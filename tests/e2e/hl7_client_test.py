@@ -199,6 +199,20 @@ class MonitorGateway(unittest.TestCase):
         self.assertEqual(latest[common_pb2.METRIC_HEART_RATE], 82)
         self.assertEqual(latest[common_pb2.METRIC_SPO2], 96)  # X: cannot be obtained, not charted
 
+    def test_1b_a_cuff_measurement_charts_systolic_diastolic_and_mean(self):
+        from healthtwin.v1 import common_pb2
+        now = int(time.time() * 1000) // 1000 * 1000 + 1000
+        rows = ["NM|150021^MDC_PRESS_BLD_NONINV_SYS^MDC|1.4.1.1|16|kPa^kPa^UCUM|||||F",
+                "NM|150022^MDC_PRESS_BLD_NONINV_DIA^MDC|1.4.1.2|70|266016^MDC_DIM_MMHG^MDC|||||F",
+                "NM|150023^MDC_PRESS_BLD_NONINV_MEAN^MDC|1.4.1.3|87|266016^MDC_DIM_MMHG^MDC|||||F"]
+        with self.connect() as conn:
+            acks = self.exchange(conn, oru("PCD-1101", "ACDE48234567ABCD", now, rows))
+        self.assertEqual(str(acks[0].segment("MSA")[1]), "AA")
+        latest = {v.metric: v.value for v in self.patient_twin().vitals}
+        self.assertAlmostEqual(latest[common_pb2.METRIC_SYSTOLIC_BP], 120.0, delta=0.1)  # 16 kPa
+        self.assertEqual(latest[common_pb2.METRIC_DIASTOLIC_BP], 70)
+        self.assertEqual(latest[common_pb2.METRIC_MEAN_ARTERIAL_PRESSURE], 87)
+
     def test_2_bad_messages_get_ae_or_ar_naming_segment_and_field(self):
         now = int(time.time() * 1000)
         bad_unit = oru("PCD-2001", "ACDE48234567ABCD", now,

@@ -12,6 +12,7 @@ const METRICS = {
   METRIC_TEMPERATURE: ['Temp', '\u00B0C'],
   METRIC_SYSTOLIC_BP: ['SBP', 'mmHg'],
   METRIC_DIASTOLIC_BP: ['DBP', 'mmHg'],
+  METRIC_MEAN_ARTERIAL_PRESSURE: ['MAP', 'mmHg'],
   METRIC_GLUCOSE: ['Glucose', 'mg/dL'],
   METRIC_OXYGEN_FLOW: ['O\u2082', 'L/min'],
   METRIC_CONSCIOUSNESS: ['ACVPU', ''],

@@ -144,3 +144,22 @@ TEST(patient_model_state, a_patient_model_without_readings_is_small) {
   // have a few of the metrics (issue 24: memory per live twin).
   EXPECT_LT(sizeof(patient_model), 4096u);
 }
+
+TEST(patient_model_state, mean_arterial_pressure_is_kept_in_a_snapshot_as_every_metric) {
+  // Metric 13 arrived after versions 2-4 (which write 12): version 5's mask
+  // carries it.
+  patient_model m;
+  std::vector<finding> out;
+  int64_t t = 1'000'000;
+  for (int i = 0; i < 20; ++i, t += 60 * s)
+    m.apply_frame(t,
+                  {{metric::systolic_bp, 118.0 + i % 3, reading_quality::valid, "cuff-1"},
+                   {metric::mean_arterial_pressure, 84.0 + i % 3, reading_quality::valid, "cuff-1"}},
+                  out);
+  patient_model r;
+  ASSERT_TRUE(r.decode(m.encode()));
+  EXPECT_EQ(r.encode(), m.encode());
+  ASSERT_TRUE(r.latest(metric::mean_arterial_pressure).present);
+  EXPECT_EQ(r.latest(metric::mean_arterial_pressure).value, 84.0 + 19 % 3);
+  EXPECT_EQ(r.latest(metric::mean_arterial_pressure).source_device, "cuff-1");
+}

@@ -48,8 +48,8 @@ TEST(pcd01, maps_mdc_codes_and_units_to_metrics_with_the_device_of_the_mds_row) 
                          "OBX|6|NM|150022^MDC_PRESS_BLD_NONINV_DIA^MDC|1.4.1.2|80|mm[Hg]^mm[Hg]^UCUM|||||F|||20261206100900+0000\r"
                          "OBX|7|NM|150023^MDC_PRESS_BLD_NONINV_MEAN^MDC|1.4.1.3|93|266016^MDC_DIM_MMHG^MDC|||||F\r"
                          "OBX|8|NM|150364^MDC_TEMP_BODY^MDC|1.5.1.1|98.6|[degF]^[degF]^UCUM|||||F\r"));
-  ASSERT_EQ(c.observations.size(), 6u);
-  EXPECT_EQ(c.not_mapped, 1u);  // the mean pressure: no metric of ours
+  ASSERT_EQ(c.observations.size(), 7u);
+  EXPECT_EQ(c.not_mapped, 0u);
   for (auto& o : c.observations)
     EXPECT_EQ(o.device, "mon-7");  // OBX-18.1, lower-cased
   EXPECT_EQ(c.observations[0].metric, metric::heart_rate);
@@ -62,8 +62,10 @@ TEST(pcd01, maps_mdc_codes_and_units_to_metrics_with_the_device_of_the_mds_row) 
   EXPECT_EQ(c.observations[3].metric, metric::systolic_bp);
   EXPECT_EQ(c.observations[3].time_ms, 1796552100000 - 6 * 60'000);  // OBX-14, the cuff's own time
   EXPECT_EQ(c.observations[4].metric, metric::diastolic_bp);
-  EXPECT_EQ(c.observations[5].metric, metric::temperature);
-  EXPECT_NEAR(c.observations[5].value, 37.0, 1e-9);
+  EXPECT_EQ(c.observations[5].metric, metric::mean_arterial_pressure);  // the cuff's mean, in mmHg
+  EXPECT_EQ(c.observations[5].value, 93);
+  EXPECT_EQ(c.observations[6].metric, metric::temperature);
+  EXPECT_NEAR(c.observations[6].value, 37.0, 1e-9);
 }
 
 TEST(pcd01, result_status_sets_the_reading_quality) {

@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/models/quoted.hpp"
@@ -63,10 +66,57 @@ struct fhir_subscriptions::delivery {
   }
 };
 
+// Notifications sent by outcome, and subscriptions by status (no labels
+// naming a tenant, subscription or endpoint).
+struct fhir_subscriptions::probe {
+  explicit probe(prometheus::Registry& r)
+      : sent(prometheus::BuildCounter()
+                 .Name("healthtwin_fhir_notifications_total")
+                 .Help("FHIR subscription notifications sent, by outcome: accepted (2xx), refused (another "
+                       "answer), unreachable (no answer); refused and unreachable ones are sent again")
+                 .Register(r)),
+        held(prometheus::BuildGauge()
+                 .Name("healthtwin_fhir_subscriptions")
+                 .Help("FHIR subscriptions this node delivers, by status (error: its endpoint does not accept "
+                       "the notification being sent)")
+                 .Register(r)),
+        accepted(sent.Add({{"outcome", "accepted"}})),
+        refused(sent.Add({{"outcome", "refused"}})),
+        unreachable(sent.Add({{"outcome", "unreachable"}})),
+        requested(held.Add({{"status", "requested"}})),
+        active(held.Add({{"status", "active"}})),
+        error(held.Add({{"status", "error"}})) {}
+
+  prometheus::Family<prometheus::Counter>& sent;
+  prometheus::Family<prometheus::Gauge>& held;
+  prometheus::Counter &accepted, &refused, &unreachable;
+  prometheus::Gauge &requested, &active, &error;
+};
+
 fhir_subscriptions::fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage,
-                                       alert_sources sources)
-    : s_(std::move(s)), storage_(std::move(storage)), sources_(std::move(sources)) {
+                                       alert_sources sources, prometheus::Registry* metrics)
+    : s_(std::move(s)), storage_(std::move(storage)), sources_(std::move(sources)),
+      probe_(metrics ? std::make_unique<probe>(*metrics) : nullptr) {
   webhook_global_init();
+}
+
+void fhir_subscriptions::count_statuses() {
+  if (!probe_)
+    return;
+  std::vector<std::shared_ptr<delivery>> all;
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    for (auto& [key, d] : deliveries_)
+      all.push_back(d);
+  }
+  double requested = 0, active = 0, error = 0;
+  for (auto& d : all) {
+    auto status = d->now().status;
+    (status == "requested" ? requested : status == "error" ? error : active) += 1;
+  }
+  probe_->requested.Set(requested);
+  probe_->active.Set(active);
+  probe_->error.Set(error);
 }
 
 fhir_subscriptions::~fhir_subscriptions() {
@@ -88,6 +138,7 @@ std::optional<std::string> fhir_subscriptions::start() {
   }
   if (!records.empty())
     spdlog::info("FHIR subscriptions: {} resumed", deliveries_.size());
+  count_statuses();
   return std::nullopt;
 }
 
@@ -186,6 +237,8 @@ void fhir_subscriptions::run(delivery& d) {
       webhook_post post{d.spec.endpoint, "application/fhir+json", body, d.spec.headers,
                         std::chrono::seconds(d.spec.timeout_s), s_.ca_file};
       auto r = post_webhook(post, d.stopping);
+      if (probe_)
+        (r.accepted() ? probe_->accepted : r.http_status ? probe_->refused : probe_->unreachable).Increment();
       if (r.accepted()) {
         last_sent = std::chrono::steady_clock::now();
         backoff = std::chrono::milliseconds(1000);
@@ -198,8 +251,10 @@ void fhir_subscriptions::run(delivery& d) {
             recovered = true;
           }
         }
-        if (recovered)
+        if (recovered) {
           spdlog::info("FHIR subscription {}: the endpoint accepts notifications again", d.spec.id);
+          count_statuses();
+        }
         return true;
       }
       if (d.stopping)
@@ -213,6 +268,7 @@ void fhir_subscriptions::run(delivery& d) {
         d.progress.error = models::bounded(r.error, 200);
       }
       if (first) {
+        count_statuses();
         spdlog::warn("FHIR subscription {}: the endpoint did not accept a notification ({}); sending it again",
                      d.spec.id, models::bounded(r.error, 200));
         persist(d);
@@ -231,6 +287,7 @@ void fhir_subscriptions::run(delivery& d) {
       d.progress.status = "active";
       d.progress.error.clear();
     }
+    count_statuses();
     if (!persist(d))
       return;
   }
@@ -394,6 +451,7 @@ http_response fhir_subscriptions::create(const http_request& req, const std::str
   spdlog::info("FHIR subscription {} created (topic {})", d->spec.id,
                d->spec.topic == subscription_topic::news2 ? "news2" : "alerts");
   launch(std::move(d));
+  count_statuses();
   return {201, std::string{fhir_json}, std::move(body), {{"Location", location}}};
 }
 
@@ -476,6 +534,7 @@ http_response fhir_subscriptions::remove(const std::string& tenant, const std::s
     return outcome(503, "transient", "the subscription's record could not be removed: try again");
   }
   spdlog::info("FHIR subscription {} deleted", id);
+  count_statuses();
   return {204, std::string{fhir_json}, {}};
 }
 

@@ -33,6 +33,10 @@
 #include "healthtwin/v1/alert.pb.h"
 #include "services/http/http_listener.hpp"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace healthtwin::services {
 
 /// The node's alert events, read by one delivery thread (the node adapts
@@ -82,7 +86,10 @@ struct fhir_subscription_settings {
 
 class fhir_subscriptions {
 public:
-  fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage, alert_sources sources);
+  /// `metrics` (optional): healthtwin_fhir_notifications_total by outcome
+  /// and healthtwin_fhir_subscriptions by status.
+  fhir_subscriptions(fhir_subscription_settings s, subscription_storage storage, alert_sources sources,
+                     prometheus::Registry* metrics = nullptr);
   ~fhir_subscriptions();  ///< stop()
 
   /// Loads the kept subscriptions and starts delivering them; an error
@@ -100,6 +107,7 @@ public:
 
 private:
   struct delivery;
+  struct probe;
 
   http_response create(const http_request& req, const std::string& tenant);
   http_response read(const std::string& tenant, const std::string& id, bool status_only);
@@ -113,10 +121,12 @@ private:
   bool open_feeds(delivery& d);
   bool open_feeds_at_creation(delivery& d);
   bool persist(delivery& d);
+  void count_statuses();
 
   fhir_subscription_settings s_;
   subscription_storage storage_;
   alert_sources sources_;
+  std::unique_ptr<probe> probe_;
   std::mutex mtx_;
   std::shared_ptr<grpc::Channel> api_;
   std::map<std::string, std::shared_ptr<delivery>> deliveries_;  // by "{tenant}/{id}"

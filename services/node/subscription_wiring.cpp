@@ -185,7 +185,7 @@ std::unique_ptr<services::fhir_subscriptions> make_fhir_subscriptions(
           others.push_back(map->members()[i].name);
       return others;
     };
-  return std::make_unique<services::fhir_subscriptions>(settings, std::move(kept), std::move(sources));
+  return std::make_unique<services::fhir_subscriptions>(settings, std::move(kept), std::move(sources), ctx.metrics);
 }
 
 }  // namespace healthtwin::node

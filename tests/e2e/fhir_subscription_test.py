@@ -136,6 +136,15 @@ class FhirSubscriptions(unittest.TestCase):
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), json.loads(e.read())
 
+    def metric(self, line_start):
+        """The value of the node's /metrics line that starts with `line_start`."""
+        with urllib.request.urlopen(f"https://localhost:{self.node.http_port}/metrics", context=self.tls,
+                                    timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(line_start + " "):
+                    return float(line.split()[-1])
+        self.fail(f"no {line_start} in /metrics")
+
     def subscription(self, topic=ALERTS, criteria=None, content="full-resource", endpoint=None):
         s = {"resourceType": "Subscription", "status": "requested", "reason": "nurse call integration",
              "criteria": topic,
@@ -230,14 +239,21 @@ class FhirSubscriptions(unittest.TestCase):
         code, _, st = self.fhir("GET", f"Subscription/{sid}")
         self.assertEqual((code, st["status"]), (200, "error"), st)
         self.assertIn("503", st["error"])
-        self.receiver.mode = "drop"
-        time.sleep(1.5)
+        self.assertEqual(self.metric('healthtwin_fhir_subscriptions{status="error"}'), 1)
+        self.assertGreater(self.metric('healthtwin_fhir_notifications_total{outcome="refused"}'), 0)
+        with self.receiver.lock:
+            tried = len(self.receiver.received)
+            self.receiver.mode = "drop"
+        self.wait(lambda: len(self.receiver.received) > tried + 1, "a notification dropped")
+        self.assertGreater(self.metric('healthtwin_fhir_notifications_total{outcome="unreachable"}'), 0)
         self.node.kill()
         self.node = self.node.restart()
         time.sleep(1)
         self.receiver.mode = "ok"
         self.wait(lambda: len(self.events()) >= 6, "six notifications", timeout=90)
         time.sleep(1)
+        self.assertEqual(self.metric('healthtwin_fhir_subscriptions{status="active"}'), 1)
+        self.assertEqual(self.metric('healthtwin_fhir_subscriptions{status="error"}'), 0)
 
         got = self.events()
         numbers = sorted(got)

@@ -1,9 +1,6 @@
 #include "services/hl7/alarm_sender.hpp"
 
 #include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,79 +20,7 @@ namespace healthtwin::hl7 {
 
 namespace {
 
-constexpr char start_block = 0x0b, end_block = 0x1c, carriage_return = 0x0d;
-constexpr size_t max_ack_bytes = 64 << 10;
-
 std::mutex stream_mtx;  // guards alarm_sender::stream_ against its context's end
-
-// A TCP connection to host:port within `timeout`; -1 on failure (why in `error`).
-int connect_to(const std::string& address, std::chrono::milliseconds timeout, std::string& error) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    error = "not host:port";
-    return -1;
-  }
-  addrinfo hints{}, *found = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (int rc = getaddrinfo(address.substr(0, colon).c_str(), address.substr(colon + 1).c_str(), &hints, &found);
-      rc != 0) {
-    error = gai_strerror(rc);
-    return -1;
-  }
-  int fd = -1;
-  for (auto* ai = found; ai && fd < 0; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0)
-      continue;
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect() and writes
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      error = std::strerror(errno);
-      ::close(fd);
-      fd = -1;
-    }
-  }
-  freeaddrinfo(found);
-  return fd;
-}
-
-bool send_all(int fd, const std::string& bytes) {
-  for (size_t sent = 0; sent < bytes.size();) {
-    auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0)
-      return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// One MLLP frame's content within `timeout`; nullopt on timeout, close,
-// garbage or `stopping`.
-std::optional<std::string> read_frame(int fd, std::chrono::milliseconds timeout, const std::atomic<bool>& stopping) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string in;
-  char buf[4096];
-  for (;;) {
-    if (auto s = in.find(start_block); s != std::string::npos)
-      if (auto e = in.find(std::string{end_block} + carriage_return, s); e != std::string::npos)
-        return in.substr(s + 1, e - s - 1);
-    if (in.size() > max_ack_bytes)
-      return std::nullopt;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || stopping)
-      return std::nullopt;
-    pollfd p{fd, POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 200)));
-    if (ready < 0)
-      return std::nullopt;
-    if (ready == 0)
-      continue;
-    auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0)
-      return std::nullopt;
-    in.append(buf, static_cast<size_t>(n));
-  }
-}
 
 }  // namespace
 
@@ -130,8 +55,6 @@ alarm_sender::~alarm_sender() {
       ctx->TryCancel();
   }
   thread_.join();
-  if (fd_ >= 0)
-    ::close(fd_);
 }
 
 void alarm_sender::pause(std::chrono::milliseconds d) {
@@ -171,17 +94,15 @@ bool alarm_sender::deliver(const std::string& message, const std::string& contro
       if (stopping_)
         return false;
     }
-    if (fd_ < 0) {
+    if (!conn_) {
       std::string why;
-      fd_ = connect_to(s_.receiver, s_.ack_timeout, why);
-      if (fd_ < 0) {
+      conn_ = mllp_connection::open(s_.receiver, s_.tls, s_.ack_timeout, why);
+      if (!conn_) {
         spdlog::warn("hl7 alarms: cannot reach the receiver {}: {}", s_.receiver, why);
         continue;
       }
     }
-    auto ack = send_all(fd_, std::string{start_block} + message + end_block + carriage_return)
-                   ? read_frame(fd_, s_.ack_timeout, stopping_)
-                   : std::nullopt;
+    auto ack = conn_->send_frame(message) ? conn_->read_frame(s_.ack_timeout, stopping_) : std::nullopt;
     error why;
     auto parsed = ack ? message::parse(*ack, why) : std::nullopt;
     const segment* msa = nullptr;
@@ -191,15 +112,13 @@ bool alarm_sender::deliver(const std::string& message, const std::string& contro
           msa = &seg;
     if (!msa) {  // no answer, a closed connection, or no MSA: start afresh
       spdlog::warn("hl7 alarms: no acknowledgement of {} from {}", control_id, s_.receiver);
-      ::close(fd_);
-      fd_ = -1;
+      conn_.reset();
       continue;
     }
     auto code = parsed->value(*msa, 1);
     if (parsed->value(*msa, 2) != control_id) {
       spdlog::warn("hl7 alarms: the receiver acknowledged another message than {}", control_id);
-      ::close(fd_);
-      fd_ = -1;
+      conn_.reset();
       continue;
     }
     if (code == "AA" || code == "CA")

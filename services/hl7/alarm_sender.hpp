@@ -18,6 +18,7 @@
 
 #include <grpcpp/channel.h>
 
+#include "services/hl7/mllp_client.hpp"
 #include "services/hl7/pcd04.hpp"
 
 namespace grpc {
@@ -28,6 +29,7 @@ namespace healthtwin::hl7 {
 
 struct alarm_sender_settings {
   std::string receiver;    ///< host:port of the alarm manager's MLLP listener
+  mllp_client_tls tls;     ///< TLS to it (plain TCP when its ca_file is empty)
   std::string tenant;      ///< whose alerts
   std::string ward;        ///< only this ward's (empty: all)
   std::string state_file;  ///< the last delivered event's resume token
@@ -69,7 +71,7 @@ private:
   alarm_sender_stats stats_;
   std::atomic<bool> stopping_{false};
   std::atomic<grpc::ClientContext*> stream_{nullptr};
-  int fd_ = -1;  // the receiver connection (the sender thread's)
+  std::unique_ptr<mllp_connection> conn_;  // to the receiver (the sender thread's)
   std::thread thread_;
 };
 

@@ -84,6 +84,19 @@ int main(int argc, char** argv) {
   app.add_option("--alarms-receiver-facility", receiver_facility, "MSH-6 of the alarm messages");
   app.add_option("--alarms-ack-timeout-ms", alarms_ack_timeout_ms, "wait this long for each ACK, then send again")
       ->check(CLI::Range(100, 600'000));
+  hl7::mllp_client_tls alarms_tls;
+  app.add_option("--alarms-tls-ca-file", alarms_tls.ca_file,
+                 "send the alarms over TLS 1.2+: the receiver's certificate must chain to these CAs and name "
+                 "the host of --alarms-to")
+      ->check(CLI::ExistingFile);
+  auto* alarms_cert = app.add_option("--alarms-tls-cert-file", alarms_tls.cert_file,
+                                     "this gateway's certificate chain, for receivers that require mutual TLS")
+                          ->check(CLI::ExistingFile);
+  app.add_option("--alarms-tls-key-file", alarms_tls.key_file, "the private key of --alarms-tls-cert-file")
+      ->check(CLI::ExistingFile)
+      ->needs(alarms_cert);
+  alarms_cert->needs("--alarms-tls-key-file");
+  alarms_cert->needs("--alarms-tls-ca-file");
   std::string log_format = "text";
   app.add_option("--log-format", log_format, "text, or json: one JSON object per line")
       ->check(CLI::IsMember({"text", "json"}))
@@ -169,13 +182,15 @@ int main(int argc, char** argv) {
     as.state_file = data_dir + "/pcd04-delivered";
     as.us = {facility, receiver_app, receiver_facility, processing_ids};
     as.ack_timeout = std::chrono::milliseconds(alarms_ack_timeout_ms);
+    as.tls = alarms_tls;
     std::string why;
     alarms = hl7::alarm_sender::start(as, channel, why);
     if (!alarms) {
       std::fprintf(stderr, "healthtwin-hl7: %s\n", why.c_str());
       return 2;
     }
-    spdlog::info("hl7: sending the alerts of the tenant as PCD-04 to {}", alarms_to);
+    spdlog::info("hl7: sending the alerts of the tenant as PCD-04 to {}{}", alarms_to,
+                 alarms_tls.enabled() ? " over TLS" : " (plain TCP: only on a trusted network)");
   }
   auto colon = listen.rfind(':');
   spdlog::info("hl7: listening for MLLP{} on {}:{}", ms.tls_cert_pem.empty() ? "" : " over TLS",

@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,8 @@ class Receiver:
     answer), else ACK. Keeps every message received and the control ids it
     accepted, in order."""
 
-    def __init__(self, plan):
-        self.plan, self.received, self.accepted = plan, [], []
+    def __init__(self, plan, tls=None):
+        self.plan, self.received, self.accepted, self.tls, self.peers = plan, [], [], tls, []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(4)
@@ -53,6 +54,14 @@ class Receiver:
 
     def talk(self, conn):
         buf = b""
+        if self.tls:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()
+                return  # a client that does not complete the handshake (or has no certificate)
+            with self.lock:
+                self.peers.append((conn.version(), conn.getpeercert()))
         with conn:
             while True:
                 try:
@@ -85,7 +94,9 @@ class Receiver:
         self.sock.close()
 
 
-class AlarmsOut(unittest.TestCase):
+class GatewayFixture(unittest.TestCase):
+    """A node with three patients, a receiver, and the gateway started on demand."""
+
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-pcd04-")
         d = self.d = self.tmp.name
@@ -119,7 +130,7 @@ class AlarmsOut(unittest.TestCase):
     def api(self, rpc, body):
         return self.node.api(self.service, rpc, body)
 
-    def start_gateway(self):
+    def start_gateway(self, extra=()):
         log_path = os.path.join(self.d, f"hl7-{len(self.gw_logs)}.log")
         self.gw_logs.append(log_path)
         log = open(log_path, "wb")
@@ -128,7 +139,7 @@ class AlarmsOut(unittest.TestCase):
              "--tls-ca-file=" + os.path.join(self.d, "ca.pem"), "--token-file=" + os.path.join(self.d, "service.jwt"),
              f"--tenant={TENANT}", "--data-dir=" + os.path.join(self.d, "hl7"),
              f"--alarms-to=127.0.0.1:{self.receiver.port}", "--alarms-receiver-app=NURSECALL",
-             "--alarms-ack-timeout-ms=1000", "--facility=ICU-GW"],
+             "--alarms-ack-timeout-ms=1000", "--facility=ICU-GW", *extra],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         def subscribed():
@@ -150,6 +161,7 @@ class AlarmsOut(unittest.TestCase):
         with self.receiver.lock:
             return len(set(self.receiver.accepted))
 
+class AlarmsOut(GatewayFixture):
     def test_every_event_reaches_the_alarm_manager_once_in_order_across_kills_and_restarts(self):
         self.start_gateway()
         a = self.desaturate("p1")  # event 1: raised
@@ -206,6 +218,50 @@ class AlarmsOut(unittest.TestCase):
             ("p2", "continue", "active", "acknowledged"),
             ("p3", "start", "active", "enabled"),
         ])
+
+
+class AlarmsOverTls(GatewayFixture):
+    def test_alarms_go_over_mutual_tls_and_a_receiver_with_an_untrusted_certificate_gets_none(self):
+        d = self.d
+        tls_args = ["--alarms-tls-ca-file=" + os.path.join(d, "ca.pem"),
+                    "--alarms-tls-cert-file=" + os.path.join(d, "node.pem"),
+                    "--alarms-tls-key-file=" + os.path.join(d, "node.key")]
+        # An imposter: a certificate the gateway's CA did not sign.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", os.path.join(d, "rogue.key"), "-out", os.path.join(d, "rogue.pem"), "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        rogue_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        rogue_tls.load_cert_chain(os.path.join(d, "rogue.pem"), os.path.join(d, "rogue.key"))
+        self.receiver.close()
+        self.receiver = Receiver({}, tls=rogue_tls)
+        self.start_gateway(tls_args)
+        self.desaturate("p1")
+        time.sleep(3)
+        self.assertEqual(self.receiver.received, [], "an alarm went to a receiver the gateway cannot trust")
+        with open(self.gw_logs[-1]) as f:
+            self.assertIn("certificate", f.read())
+        self.gateway.send_signal(signal.SIGTERM)
+        self.assertEqual(self.gateway.wait(timeout=30), 0)
+
+        # The real alarm manager: mutual TLS (it wants the gateway's certificate).
+        good = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        good.load_cert_chain(os.path.join(d, "node.pem"), os.path.join(d, "node.key"))
+        good.verify_mode = ssl.CERT_REQUIRED
+        good.load_verify_locations(os.path.join(d, "ca.pem"))
+        self.receiver.close()
+        self.receiver = Receiver({}, tls=good)
+        self.start_gateway(tls_args)  # it never delivered: it follows from now on
+        self.desaturate("p2")
+        try:
+            self.wait(lambda: self.accepted_count() == 1, "the alarm over TLS")
+        except AssertionError:
+            with open(self.gw_logs[-1]) as f:
+                raise AssertionError("no alarm over TLS; the gateway's log:\n" + f.read()[-3000:])
+        with self.receiver.lock:
+            version, peer = self.receiver.peers[0]
+        self.assertIn(version, ("TLSv1.2", "TLSv1.3"))
+        self.assertTrue(peer, "the gateway presented no certificate")
 
 
 def main():

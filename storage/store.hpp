@@ -102,6 +102,13 @@ public:
   /// to the last level, dropping deleted entries for good.
   caf::error compact_range(column c, std::string_view begin, std::string_view end);
 
+  /// A consistent copy of the whole database in `dir` (which must not
+  /// exist; its parent must): every column family flushed, then its files
+  /// hard-linked (or copied across file systems) — a data directory a node
+  /// opens as it is, with the same node key. Writes go on meanwhile. Its
+  /// size in bytes and number of files.
+  caf::expected<std::pair<uint64_t, uint32_t>> checkpoint(const std::string& dir);
+
   /// Flushes every column family's memtable (so no WAL file still holds
   /// deleted data) and compacts `c` fully.
   caf::error flush_all_and_compact(column c);

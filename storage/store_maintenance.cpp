@@ -1,6 +1,9 @@
 #include <vector>
 
+#include <filesystem>
+
 #include <rocksdb/convenience.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <spdlog/spdlog.h>
 
 #include "storage/store_impl.hpp"
@@ -49,6 +52,25 @@ caf::error store::flush_all_and_compact(column c) {
   if (auto err = to_error(impl_->db->Flush(fo, all), "flush"))
     return err;
   return compact(c);
+}
+
+caf::expected<std::pair<uint64_t, uint32_t>> store::checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  if (auto err = to_error(rocksdb::Checkpoint::Create(impl_->db.get(), &raw), "checkpoint"))
+    return err;
+  std::unique_ptr<rocksdb::Checkpoint> cp{raw};
+  // 0: flush every memtable first, so the copy needs no write-ahead log.
+  if (auto err = to_error(cp->CreateCheckpoint(dir, 0), "checkpoint"))
+    return err;
+  uint64_t bytes = 0;
+  uint32_t files = 0;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec)) {
+      bytes += e.file_size(ec);
+      ++files;
+    }
+  return std::pair{bytes, files};
 }
 
 caf::error store::reclaim(column c, std::string_view begin, std::string_view end) {

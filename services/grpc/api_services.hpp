@@ -89,6 +89,8 @@ struct api_settings {
   uint32_t shards = 1024;
   /// --cluster-name; empty for a node without --cluster-members.
   std::string cluster_name;
+  /// --backup-dir: where ClusterService.BackupNode writes (empty: refused).
+  std::string backup_dir;
   /// How this member hands shards off (in a cluster).
   handoff_settings handoff;
 };

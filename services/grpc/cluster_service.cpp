@@ -1,5 +1,10 @@
 #include <algorithm>
+#include <filesystem>
+#include <mutex>
 #include <set>
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/cluster/membership.hpp"
@@ -11,6 +16,8 @@
 #include "services/grpc/field_rules.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "storage/errc.hpp"
+#include "storage/store.hpp"
 
 namespace healthtwin::services {
 
@@ -67,7 +74,44 @@ public:
     });
   }
 
+  Status BackupNode(ServerContext* call, const v1::BackupNodeRequest* req, v1::Backup* resp) override {
+    return env_.serve(call, "ClusterService/BackupNode", [&](rpc_call& rc) -> Status {
+      rc.resource = "cluster";
+      if (auto st = rc.allow({}); !st.ok())
+        return st;
+      if (!models::is_valid_id(req->name()))
+        return invalid_argument("name", "must be 1-63 characters of [a-z0-9-]");
+      auto& root = env_.settings.backup_dir;
+      if (root.empty())
+        return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "this node takes no backups: start it with --backup-dir");
+      std::unique_lock<std::mutex> one_at_a_time{backup_mtx_, std::try_to_lock};
+      if (!one_at_a_time.owns_lock())
+        return Status(grpc::StatusCode::ABORTED, "another backup of this node is running");
+      auto path = root + "/" + req->name();
+      std::error_code ec;
+      if (std::filesystem::exists(path, ec))
+        return Status(grpc::StatusCode::ALREADY_EXISTS, "a backup named " + req->name() + " exists");
+      auto made = env_.ctx.store->checkpoint(path);
+      if (!made) {
+        std::filesystem::remove_all(path, ec);  // no half backup left behind
+        spdlog::error("backup {} failed: {}", req->name(), storage::describe(made.error()));
+        return Status(grpc::StatusCode::INTERNAL, "the backup failed: " + storage::describe(made.error()));
+      }
+      resp->set_name(req->name());
+      resp->set_node(env_.ctx.members->self_member().name);
+      resp->set_path(path);
+      resp->set_size_bytes(made->first);
+      resp->set_files(made->second);
+      *resp->mutable_create_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(service_env::now_ms());
+      spdlog::info("backup {}: {} files, {} bytes", req->name(), made->second, made->first);
+      return Status::OK;
+    });
+  }
+
 private:
+  std::mutex backup_mtx_;
+
   // The request's fields checked: unique member names, host:port
   // addresses, a step of 1..256 shards (16 when unset).
   static Status checked_change(const v1::ChangeMembersRequest& req, member_change& out) {

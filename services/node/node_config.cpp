@@ -160,6 +160,10 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "PEM CA certificates: gRPC clients must present a certificate signed by one "
                  "(mutual TLS, e.g. for devices)")
       ->check(CLI::ExistingFile);
+  app.add_option("--backup-dir", cfg.backup_dir,
+                 "an existing directory for backups taken with ClusterService.BackupNode (twinctl cluster "
+                 "backup); on the same file system as --data-dir they are hard links, made in seconds")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--fhir-subscription-ca-file", cfg.fhir_subscription_ca_file,
                  "PEM CA certificates that FHIR subscribers' HTTPS endpoints are verified against "
                  "(default: the system's)")

@@ -66,6 +66,7 @@ node_settings bind_settings(const node_config& cfg) {
   s.peer.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
 
   s.api.node_name = cfg.node_name;
+  s.api.backup_dir = cfg.backup_dir;
   if (s.clustered)
     s.api.cluster_name = cfg.cluster_name;
   s.api.shards = cfg.shards;

@@ -106,4 +106,23 @@ int change_members(const services::channel_settings& node, const std::vector<std
   return 0;
 }
 
+int backup_node(const services::channel_settings& node, const std::string& name, bool json) {
+  auto stub = stub_to<v1::ClusterService>(node);
+  if (!stub)
+    return try_later;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+  v1::BackupNodeRequest req;
+  req.set_name(name);
+  v1::Backup out;
+  if (auto st = stub->BackupNode(&ctx, req, &out); !st.ok())
+    return failed("BackupNode", st);
+  if (json)
+    print_json(out);
+  else
+    std::printf("backup %s of %s: %s (%u files, %llu bytes)\n", out.name().c_str(), out.node().c_str(),
+                out.path().c_str(), out.files(), static_cast<unsigned long long>(out.size_bytes()));
+  return done;
+}
+
 }  // namespace healthtwin::twinctl

@@ -21,4 +21,9 @@ int print_cluster_status(const services::channel_settings& node);
 int change_members(const services::channel_settings& node, const std::vector<std::string>& members,
                    uint32_t shards_per_step);
 
+/// `twinctl cluster backup NAME`: ClusterService.BackupNode on the node at
+/// `node`; prints where it wrote the backup, its files and size. Exit
+/// codes as api_commands.hpp says.
+int backup_node(const services::channel_settings& node, const std::string& name, bool json);
+
 }  // namespace healthtwin::twinctl

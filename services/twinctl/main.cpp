@@ -168,6 +168,13 @@ int main(int argc, char** argv) {
   };
   auto* cluster_status = cluster->add_subcommand("status", "members, health and shards");
   connection(cluster_status);
+  auto* backup = cluster->add_subcommand("backup", "a consistent backup of the node's data, made while it serves");
+  connection(backup);
+  std::string backup_name;
+  bool backup_json = false;
+  backup->add_option("name", backup_name, "1-63 characters of [a-z0-9-]: a new directory under the node's --backup-dir")
+      ->required();
+  backup->add_flag("--json", backup_json, "print the Backup message as JSON");
   auto* change = cluster->add_subcommand("change", "replace the member list; shards move");
   connection(change);
   std::vector<std::string> new_members;
@@ -303,6 +310,8 @@ int main(int argc, char** argv) {
       return twinctl::silence_alerts(node, silence_patient, minutes, silence_metric, reason, out);
     if (cluster_status->parsed())
       return twinctl::print_cluster_status(node);
+    if (backup->parsed())
+      return twinctl::backup_node(node, backup_name, backup_json);
     return twinctl::change_members(node, new_members, shards_per_step);
   }
 

@@ -43,6 +43,12 @@ const std::map<std::string, page>& pages() {
                           "0 done; 1 stopped part way (run it again); 2 refused or usage error",
                           "twinctl cluster change --target node-0:50051 --tls-ca-file ca.pem --token-file sre.jwt \\\n"
                           "    --member node-0=node-0:7000 --member node-1=node-1:7000 --member node-2=node-2:7000"}},
+      {"cluster backup", {"A consistent backup of the node's data directory, taken while it serves: every column\n"
+                          "  family flushed, then its files hard-linked into {--backup-dir}/NAME on the node's host.\n"
+                          "  Restore: copy it to an empty data directory and start a node on it with the same keys\n"
+                          "  (docs/operations.md, \"Backup and restore\"). In a cluster, back up each member.",
+                          api_exit, "twinctl cluster backup nightly-2026-12-07 --target node-0:50051 --tls-ca-file ca.pem \\\n"
+                          "    --token-file sre.jwt"}},
       {"call", {"Calls any unary method of healthtwin.v1 with a JSON request (proto3 JSON mapping) and\n"
                 "  prints the answer as JSON.",
                 api_exit, "twinctl call TwinService/GetPatientTwin --data '{\"name\":\"tenants/h1/patients/p7\"}'"}},

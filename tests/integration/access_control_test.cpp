@@ -309,6 +309,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::ChangeMembersResponse out;
     return c.cluster->ChangeMembers(&ctx, {}, &out);  // a single node: FAILED_PRECONDITION
   };
+  m["ClusterService/BackupNode"] = [](api_client& c, const std::string&) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::BackupNodeRequest r;
+    r.set_name("access-check");
+    v1::Backup out;
+    return c.cluster->BackupNode(&ctx, r, &out);  // no --backup-dir: FAILED_PRECONDITION
+  };
   return m;
 }
 

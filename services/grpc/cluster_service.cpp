@@ -90,6 +90,9 @@ public:
         return Status(grpc::StatusCode::ABORTED, "another backup of this node is running");
       auto path = root + "/" + req->name();
       std::error_code ec;
+      if (std::filesystem::create_directory(root, ec); ec)
+        return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "the backup directory cannot be created: " + ec.message());
       if (std::filesystem::exists(path, ec))
         return Status(grpc::StatusCode::ALREADY_EXISTS, "a backup named " + req->name() + " exists");
       auto made = env_.ctx.store->checkpoint(path);

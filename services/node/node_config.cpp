@@ -161,9 +161,9 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "(mutual TLS, e.g. for devices)")
       ->check(CLI::ExistingFile);
   app.add_option("--backup-dir", cfg.backup_dir,
-                 "an existing directory for backups taken with ClusterService.BackupNode (twinctl cluster "
-                 "backup); on the same file system as --data-dir they are hard links, made in seconds")
-      ->check(CLI::ExistingDirectory);
+                 "a directory for backups taken with ClusterService.BackupNode (twinctl cluster backup), "
+                 "created at the first backup (its parent must exist); on the same file system as "
+                 "--data-dir backups are hard links, made in seconds");
   app.add_option("--fhir-subscription-ca-file", cfg.fhir_subscription_ca_file,
                  "PEM CA certificates that FHIR subscribers' HTTPS endpoints are verified against "
                  "(default: the system's)")

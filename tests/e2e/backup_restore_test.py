@@ -35,7 +35,7 @@ class BackupRestore(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-backup-")
         root = self.root = self.tmp.name
         self.d1 = os.path.join(root, "live")
-        os.makedirs(os.path.join(self.d1, "backups"))
+        os.makedirs(self.d1)  # the node creates its backup directory at the first backup
         node_fixture.make_pki(self.d1)
         self.key = os.path.join(root, "node.key.hex")
         with open(os.open(self.key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:

@@ -90,6 +90,8 @@ TEST(helm_config, the_rendered_configuration_runs_a_three_member_cluster) {
     auto member_toml = toml;
     replace_all(member_toml, "/etc/healthtwin/token-keys/public.pem", (dir / "pki" / "token-signing.pub").string());
     replace_all(member_toml, "/var/lib/healthtwin/data", (dir / "db").string());
+    replace_all(member_toml, "/var/lib/healthtwin/backups", (dir / "backups").string());
+    EXPECT_EQ(member_toml.find("/var/lib/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
     write_text(dir / "healthtwin.toml", member_toml);
     // The StatefulSet's flags, with its member names at this test's ports.
     nodes.push_back(std::make_unique<node_process>(

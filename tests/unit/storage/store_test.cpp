@@ -7,6 +7,7 @@
 #include "storage/alert_table.hpp"
 #include "storage/ingest_log.hpp"
 #include "storage/series_table.hpp"
+#include "storage/subscription_records.hpp"
 #include "storage/twin_table.hpp"
 #include "tests/unit/storage/store_fixture.hpp"
 
@@ -215,4 +216,46 @@ TEST_F(store_test, alert_table_tracks_active_alerts_and_events) {
 TEST_F(store_test, empty_alert_log_has_sequence_zero) {
   alert_table alerts{db()};
   EXPECT_EQ(*alerts.last_event_sequence(), 0u);
+}
+
+TEST_F(store_test, a_checkpoint_is_a_data_directory_with_everything_written_before_it) {
+  twin_table reg{db(), column::registry};
+  write_batch batch{db()};
+  reg.put(batch, models::twin_kind::patient, "tenants/h/patients/p", "before");
+  ASSERT_FALSE(db().write(batch, false));  // still in the memtable: the checkpoint flushes it
+  healthtwin::testing::temp_dir backups;
+  auto made = db().checkpoint(backups.str() + "/b1");
+  ASSERT_TRUE(made) << describe(made.error());
+  EXPECT_GT(made->first, 0u);
+  EXPECT_GT(made->second, 0u);
+  write_batch later{db()};
+  reg.put(later, models::twin_kind::patient, "tenants/h/patients/q", "after");
+  ASSERT_FALSE(db().write(later, false));
+  EXPECT_FALSE(db().checkpoint(backups.str() + "/b1"));  // an existing directory is refused
+
+  store_settings s;
+  s.data_dir = backups.str() + "/b1";
+  s.shards = shards_;
+  auto restored = store::open(s);
+  ASSERT_TRUE(restored) << describe(restored.error());
+  twin_table copy{**restored, column::registry};
+  EXPECT_EQ(**copy.get(models::twin_kind::patient, "tenants/h/patients/p"), "before");
+  EXPECT_FALSE(*copy.get(models::twin_kind::patient, "tenants/h/patients/q"));
+  EXPECT_EQ((*restored)->pseudonym_key_id(), db().pseudonym_key_id());
+}
+
+TEST_F(store_test, subscription_records_are_kept_listed_and_dropped) {
+  ASSERT_FALSE(put_subscription_record(db(), "h1/aa", "one"));
+  ASSERT_FALSE(put_subscription_record(db(), "h1/bb", "two"));
+  ASSERT_FALSE(put_subscription_record(db(), "h1/aa", "one again"));
+  reopen();
+  auto all = load_subscription_records(db());
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0], (std::pair<std::string, std::string>{"h1/aa", "one again"}));
+  EXPECT_EQ((*all)[1].first, "h1/bb");
+  ASSERT_FALSE(drop_subscription_record(db(), "h1/aa"));
+  all = load_subscription_records(db());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].first, "h1/bb");
 }

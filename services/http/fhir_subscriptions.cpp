@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -34,6 +35,35 @@ http_response outcome(unsigned status, const std::string& code, const std::strin
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Whether the bearer token in `authorization` carries `role`: read from its
+// claims once the API has verified the token (authorize() first).
+bool token_has_role(std::string_view authorization, std::string_view role) {
+  constexpr std::string_view scheme = "Bearer ";
+  if (!authorization.starts_with(scheme))
+    return false;
+  auto token = authorization.substr(scheme.size());
+  auto a = token.find('.'), b = token.find('.', a + 1);
+  if (a == std::string_view::npos || b == std::string_view::npos || b - a - 1 > 16384)
+    return false;
+  std::string payload{token.substr(a + 1, b - a - 1)};
+  for (auto& c : payload)
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (payload.size() % 4)
+    payload += '=';
+  std::string decoded(payload.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                          reinterpret_cast<const unsigned char*>(payload.data()), static_cast<int>(payload.size()));
+  if (n < 0)
+    return false;
+  auto claims = json::parse(decoded.substr(0, static_cast<size_t>(n)).c_str(), nullptr, false);
+  if (!claims.is_object() || !claims.contains("roles") || !claims["roles"].is_array())
+    return false;
+  for (auto& r : claims["roles"])
+    if (r.is_string() && r.get<std::string>() == role)
+      return true;
+  return false;
 }
 
 std::string new_id() {
@@ -382,6 +412,8 @@ http_response fhir_subscriptions::answer(const http_request& req, const std::vec
   if (req.method == "DELETE" && !status_only) {
     if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-delete"))
       return *refused;
+    if (!token_has_role(req.header("authorization"), "service"))
+      return outcome(403, "forbidden", "only an integration (a token with the service role) deletes subscriptions");
     return remove(tenant, id);
   }
   if (req.method != "GET")
@@ -426,6 +458,10 @@ http_response fhir_subscriptions::create(const http_request& req, const std::str
     return outcome(400, "invalid", *bad);
   if (auto refused = authorize(req, tenant, d->spec.ward, d->spec.patient_id, "fhir-subscription-create"))
     return *refused;
+  // A subscription sends the tenant's alerts to a system outside: only an
+  // integration's account sets one up, not a clinician's.
+  if (!token_has_role(req.header("authorization"), "service"))
+    return outcome(403, "forbidden", "only an integration (a token with the service role) creates subscriptions");
   {
     std::lock_guard<std::mutex> g{mtx_};
     size_t of_tenant = 0;

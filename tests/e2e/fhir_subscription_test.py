@@ -122,10 +122,11 @@ class FhirSubscriptions(unittest.TestCase):
     def api(self, rpc, body):
         return self.node.api(self.service, rpc, body)
 
-    def fhir(self, method, path, body=None, token="nurse"):
+    def fhir(self, method, path, body=None, token="service"):
         headers = {"Content-Type": "application/fhir+json"}
         if token:
-            headers["Authorization"] = "Bearer " + (self.nurse if token == "nurse" else token)
+            named = {"nurse": self.nurse, "service": self.service}
+            headers["Authorization"] = "Bearer " + named.get(token, token)
         req = urllib.request.Request(f"https://localhost:{self.node.http_port}/fhir/{TENANT}/{path}",
                                      data=json.dumps(body).encode() if body is not None else None,
                                      method=method, headers=headers)
@@ -296,7 +297,11 @@ class FhirSubscriptions(unittest.TestCase):
             self.assertEqual(out["resourceType"], "OperationOutcome")
             self.assertTrue(out["issue"][0]["diagnostics"].startswith(field), out)
         self.assertEqual(self.fhir("POST", "Subscription", self.subscription(), token=None)[0], 401)
-        other = self.node.token("st-other", ["clinician"], "nurse-9")
+        # A clinician reads alerts but does not send them out of the node.
+        code, _, out = self.fhir("POST", "Subscription", self.subscription(), token="nurse")
+        self.assertEqual(code, 403, out)
+        self.assertIn("service role", out["issue"][0]["diagnostics"])
+        other = self.node.token("st-other", ["service"], "ehr-9")  # another tenant's integration
         self.assertEqual(self.fhir("POST", "Subscription", self.subscription(), token=other)[0], 403)
 
         # A ward's alerts only, id-only; and NEWS2 of the MAU ward.
@@ -358,7 +363,9 @@ class FhirSubscriptions(unittest.TestCase):
         self.assertEqual(params["status"]["valueCode"], "active")
         self.assertEqual(int(params["events-since-subscription-start"]["valueString"]), len(of(ward["id"])))
 
-        # Deleted: gone, and nothing more is sent for it (also after a restart).
+        # Deleted (by an integration, not a clinician): gone, and nothing more is sent for it (also after a restart).
+        self.assertEqual(self.fhir("GET", f"Subscription/{ward['id']}", token="nurse")[0], 200)
+        self.assertEqual(self.fhir("DELETE", f"Subscription/{ward['id']}", token="nurse")[0], 403)
         self.assertEqual(self.fhir("DELETE", f"Subscription/{ward['id']}")[0], 204)
         self.assertEqual(self.fhir("GET", f"Subscription/{ward['id']}")[0], 404)
         self.node.stop()
@@ -445,7 +452,7 @@ class FhirSubscriptionsInACluster(unittest.TestCase):
         body = FhirSubscriptions.subscription(self, content="full-resource")
         req = urllib.request.Request(f"https://localhost:{self.nodes[0].http_port}/fhir/{TENANT}/Subscription",
                                      data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer " + self.nurse})
+                                     headers={"Content-Type": "application/fhir+json", "Authorization": "Bearer " + self.service})
         with urllib.request.urlopen(req, context=self.tls, timeout=30) as r:
             self.assertEqual(r.status, 201)
         names = {}

@@ -34,22 +34,24 @@ private:
 // again from its cursor.
 class member_follower final : public services::alert_follower {
 public:
+  // The member answers the stream's opening with its position at once; one
+  // that does not within `answer_within` is given up (and asked again later).
   static std::unique_ptr<member_follower> open(std::unique_ptr<internal::PeerService::Stub> stub,
-                                               const internal::AlertFollowRequest& req, std::string& error) {
+                                               const internal::AlertFollowRequest& req, std::string& error,
+                                               std::chrono::milliseconds answer_within = std::chrono::seconds(10)) {
     std::unique_ptr<member_follower> f{new member_follower(std::move(stub))};
     f->reader_ = f->stub_->FollowAlerts(&f->ctx_, req);
-    f->reader_->WaitForInitialMetadata();
-    auto& md = f->ctx_.GetServerInitialMetadata();
-    auto it = md.find("healthtwin-position");
-    uint64_t position = 0;
-    if (it == md.end() ||
-        std::from_chars(it->second.data(), it->second.data() + it->second.size(), position).ec != std::errc{}) {
-      auto st = f->reader_->Finish();
-      error = st.ok() ? std::string{"the member did not open the stream"} : st.error_message();
+    f->thread_ = std::thread([p = f.get()] { p->read(); });
+    std::unique_lock<std::mutex> lock{f->mtx_};
+    if (!f->cv_.wait_for(lock, answer_within, [&] { return f->opened_ || !f->error_.empty(); })) {
+      lock.unlock();
+      error = "the member did not answer within " + std::to_string(answer_within.count()) + " ms";
+      return nullptr;  // the destructor cancels the call and joins the reader
+    }
+    if (!f->opened_) {
+      error = f->error_;
       return nullptr;
     }
-    f->position_ = position;
-    f->thread_ = std::thread([p = f.get()] { p->read(); });
     return f;
   }
 
@@ -81,9 +83,21 @@ private:
   explicit member_follower(std::unique_ptr<internal::PeerService::Stub> stub) : stub_(std::move(stub)) {}
 
   void read() {
+    reader_->WaitForInitialMetadata();
+    auto& md = ctx_.GetServerInitialMetadata();
+    auto it = md.find("healthtwin-position");
+    uint64_t position = 0;
+    bool opened = it != md.end() &&
+                  std::from_chars(it->second.data(), it->second.data() + it->second.size(), position).ec == std::errc{};
+    if (opened) {
+      std::lock_guard<std::mutex> g{mtx_};
+      position_ = position;
+      opened_ = true;
+      cv_.notify_all();
+    }
     v1::AlertEvent e;
     bool overflowed = false;
-    while (reader_->Read(&e)) {
+    while (opened && reader_->Read(&e)) {
       std::lock_guard<std::mutex> g{mtx_};
       if (queue_.size() >= 10'000) {
         overflowed = true;
@@ -95,7 +109,9 @@ private:
     }
     auto st = reader_->Finish();
     std::lock_guard<std::mutex> g{mtx_};
-    error_ = overflowed ? "fell behind the member's events" : st.ok() ? "the member ended the stream" : st.error_message();
+    error_ = overflowed ? "fell behind the member's events"
+             : st.ok()  ? (opened ? "the member ended the stream" : "the member did not open the stream")
+                        : st.error_message();
     if (error_.empty())
       error_ = "the stream ended";
     cv_.notify_all();
@@ -108,6 +124,7 @@ private:
   std::condition_variable cv_;
   std::deque<v1::AlertEvent> queue_;
   uint64_t position_ = 0;
+  bool opened_ = false;
   std::string error_;
   std::thread thread_;
 };

@@ -96,6 +96,16 @@ private:
 };
 
 
+// Waits up to `wait` for the feed's next event and writes it: OK to go on
+// (sent, or none came), CANCELLED when the caller went away, INTERNAL when
+// the store could not be read.
+Status pass_next(alert_feed& feed, grpc::ServerWriter<v1::AlertEvent>* writer, std::chrono::milliseconds wait) {
+  auto e = feed.next(wait);
+  if (!e)
+    return feed.error().empty() ? Status::OK : Status(grpc::StatusCode::INTERNAL, feed.error());
+  return writer->Write(*e) ? Status::OK : Status(grpc::StatusCode::CANCELLED, "the caller went away");
+}
+
 }  // namespace
 
 grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
@@ -154,14 +164,11 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
         if (!ok)
           break;
       }
-      auto e = feed->next(std::chrono::milliseconds(others ? 50 : 200));
-      if (!e) {
-        if (!feed->error().empty())
-          return grpc::Status(grpc::StatusCode::INTERNAL, feed->error());
-        continue;
-      }
-      if (!writer->Write(*e))
+      auto st = pass_next(*feed, writer, std::chrono::milliseconds(others ? 50 : 200));
+      if (st.error_code() == grpc::StatusCode::CANCELLED)
         break;
+      if (!st.ok())
+        return st;
     }
     auto sent = feed->position();
     feed.reset();
@@ -185,14 +192,11 @@ grpc::Status follow_alerts(service_env& env, grpc::ServerContext& call, const in
   call.AddInitialMetadata("healthtwin-position", std::to_string(feed->position()));
   writer->SendInitialMetadata();
   while (!call.IsCancelled() && !env.stopping) {
-    auto e = feed->next(std::chrono::milliseconds(200));
-    if (!e) {
-      if (!feed->error().empty())
-        return grpc::Status(grpc::StatusCode::INTERNAL, feed->error());
-      continue;
-    }
-    if (!writer->Write(*e))
+    auto st = pass_next(*feed, writer, std::chrono::milliseconds(200));
+    if (st.error_code() == grpc::StatusCode::CANCELLED)
       break;
+    if (!st.ok())
+      return st;
   }
   if (env.stopping)
     return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shutting_down, "node is shutting down",

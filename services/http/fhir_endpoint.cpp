@@ -4,7 +4,9 @@
 #include <optional>
 #include <thread>
 
+#include "actors/models/quoted.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "services/http/fhir_export.hpp"
 #include "services/http/fhir_subscriptions.hpp"
 
@@ -20,7 +22,7 @@ http_response outcome(unsigned status, const std::string& code, const std::strin
 }
 
 std::string bounded(std::string_view s) {
-  return s.size() <= 64 ? std::string{s} : std::string{s.substr(0, 64)} + "...";
+  return models::bounded(s, 64);
 }
 
 // FHIR date or dateTime in UTC (YYYY-MM-DD, or YYYY-MM-DDThh:mm:ss[.fff]Z)
@@ -157,9 +159,7 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
   fhir_export_request r;
   r.tenant = std::string{parts[1]};
   r.patient_id = std::string{parts[3]};
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+  auto now = models::wall_clock_ms();
   r.end_ms = now;
   for (auto [key, into] : {std::pair{"end", &r.end_ms}, std::pair{"start", &r.start_ms}}) {
     if (auto v = query_value(req.target, key)) {

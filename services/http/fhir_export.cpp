@@ -12,6 +12,7 @@
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
+#include "actors/models/wall_clock.hpp"
 #include "services/http/fhir_resources.hpp"
 #include "services/logging/json_log.hpp"
 
@@ -102,9 +103,7 @@ public:
     json bundle{{"resourceType", "Bundle"},
                 {"id", fmt::format("{}-{}-{}", req_.patient_id, req_.start_ms, req_.end_ms)},
                 {"type", "collection"},
-                {"timestamp", fhir_instant(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count())},
+                {"timestamp", fhir_instant(models::wall_clock_ms())},
                 {"entry", std::move(entries_)}};
     return {200, bundle.dump(), {}};
   }

@@ -165,7 +165,7 @@ json status_parameters(const subscription_spec& s, const subscription_progress& 
                        const json& event_part) {
   json params = json::array({{{"name", "subscription"}, {"valueReference", reference(s, "Subscription/" + s.id)}},
                              {{"name", "topic"}, {"valueCanonical", topic_url(s.topic)}},
-                             {{"name", "status"}, {"valueCode", p.status == "requested" ? "requested" : p.status}},
+                             {{"name", "status"}, {"valueCode", p.status}},
                              {{"name", "type"}, {"valueCode", type}},
                              {{"name", "events-since-subscription-start"}, {"valueString", std::to_string(p.events)}}});
   if (!event_part.is_null())
@@ -339,8 +339,7 @@ bool notifies(const subscription_spec& s, const v1::AlertEvent& e) {
           e.type() == v1::ALERT_EVENT_TYPE_RESOLVED);
 }
 
-std::string subscription_status(const subscription_spec& s, const subscription_progress& p, int64_t now_ms) {
-  (void)now_ms;
+std::string subscription_status(const subscription_spec& s, const subscription_progress& p) {
   return status_parameters(s, p, "query-status", nullptr).dump();
 }
 

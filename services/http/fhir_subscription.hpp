@@ -82,7 +82,7 @@ bool notifies(const subscription_spec& s, const v1::AlertEvent& e);
 
 /// The SubscriptionStatus Parameters ($status and the first entry of
 /// every notification).
-std::string subscription_status(const subscription_spec& s, const subscription_progress& p, int64_t now_ms);
+std::string subscription_status(const subscription_spec& s, const subscription_progress& p);
 
 /// Notification Bundles (type history). `event_number` is the event's
 /// place in the subscription's sequence (events-since-subscription-start).

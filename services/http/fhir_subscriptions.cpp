@@ -15,6 +15,7 @@
 
 #include "actors/models/quoted.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "services/http/fhir_export.hpp"
 #include "services/http/fhir_subscription.hpp"
@@ -30,11 +31,6 @@ constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
 
 http_response outcome(unsigned status, const std::string& code, const std::string& why) {
   return {status, std::string{fhir_json}, fhir_outcome(code, why)};
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // Whether the bearer token in `authorization` carries `role`: read from its
@@ -64,6 +60,12 @@ bool token_has_role(std::string_view authorization, std::string_view role) {
     if (r.is_string() && r.get<std::string>() == role)
       return true;
   return false;
+}
+
+// How resources of `tenant` are named to a caller who reached us as `req`'s Host.
+std::string base_url(const http_request& req, const std::string& tenant) {
+  auto host = std::string{req.header("host")};
+  return "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
 }
 
 std::string new_id() {
@@ -210,8 +212,9 @@ void fhir_subscriptions::launch(std::shared_ptr<delivery> d) {
 
 // Opens the feeds of members that have none (or whose feed failed): from
 // the member's cursor, or — a member never followed — from now on, which
-// becomes its cursor (recorded at once). False when a record failed.
-bool fhir_subscriptions::open_feeds(delivery& d) {
+// becomes its cursor (recorded at once when `record`). False when a record
+// failed.
+bool fhir_subscriptions::open_feeds(delivery& d, bool record) {
   std::vector<std::string> members{""};
   if (sources_.other_members)
     for (auto& m : sources_.other_members())
@@ -240,7 +243,7 @@ bool fhir_subscriptions::open_feeds(delivery& d) {
     }
     d.feeds[m] = std::move(feed);
   }
-  return !opened_new || persist(d);
+  return !record || !opened_new || persist(d);
 }
 
 bool fhir_subscriptions::persist(delivery& d) {
@@ -310,7 +313,7 @@ void fhir_subscriptions::run(delivery& d) {
     }
   };
   if (d.now().status == "requested") {
-    if (!send(handshake_bundle(d.spec, now_ms()), false))
+    if (!send(handshake_bundle(d.spec, models::wall_clock_ms()), false))
       return;
     {
       std::lock_guard<std::mutex> g{d.mtx};
@@ -325,7 +328,7 @@ void fhir_subscriptions::run(delivery& d) {
   while (!d.stopping) {
     if (std::chrono::steady_clock::now() >= reopen_at) {
       reopen_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      if (!open_feeds(d))
+      if (!open_feeds(d, true))
         return;
     }
     // One event from some member (the pending one's member alone while one
@@ -349,7 +352,7 @@ void fhir_subscriptions::run(delivery& d) {
         d.pause(std::chrono::milliseconds(200));
       if (d.spec.heartbeat_s > 0 &&
           std::chrono::steady_clock::now() - last_sent >= std::chrono::seconds(d.spec.heartbeat_s)) {
-        send(heartbeat_bundle(d.spec, p, now_ms()), true);
+        send(heartbeat_bundle(d.spec, p, models::wall_clock_ms()), true);
         last_sent = std::chrono::steady_clock::now();
       }
       continue;
@@ -373,7 +376,7 @@ void fhir_subscriptions::run(delivery& d) {
         return;
     }
     auto number = p.events + 1;
-    if (!send(event_bundle(d.spec, d.now(), number, *e, now_ms()), false))
+    if (!send(event_bundle(d.spec, d.now(), number, *e, models::wall_clock_ms()), false))
       return;  // stopping: the pending event is sent again, with this number, at the next start
     {
       std::lock_guard<std::mutex> g{d.mtx};
@@ -400,8 +403,7 @@ http_response fhir_subscriptions::answer(const http_request& req, const std::vec
       return outcome(405, "not-supported", "use POST to create a Subscription, GET to list them");
     if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-list"))
       return *refused;
-    auto host = std::string{req.header("host")};
-    return list(tenant, "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant);
+    return list(tenant, base_url(req, tenant));
   }
   auto& id = parts[3];
   if (!models::is_valid_id(id))
@@ -474,11 +476,11 @@ http_response fhir_subscriptions::create(const http_request& req, const std::str
   }
   d->spec.tenant = tenant;
   d->spec.id = new_id();
-  auto host = std::string{req.header("host")};
-  d->spec.base_url = "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
+  d->spec.base_url = base_url(req, tenant);
   // Its events start now on every member that can be reached (one that
   // cannot: from when it can).
-  if (!open_feeds_at_creation(*d))
+  open_feeds(*d, false);  // recorded with the subscription below
+  if (!d->feeds.count(""))
     return outcome(503, "transient", "this node's alert events cannot be followed: try again");
   if (auto err = storage_.put(d->key(), subscription_record(d->spec, d->progress)))
     return outcome(503, "transient", "the subscription could not be recorded: " + *err);
@@ -489,28 +491,6 @@ http_response fhir_subscriptions::create(const http_request& req, const std::str
   launch(std::move(d));
   count_statuses();
   return {201, std::string{fhir_json}, std::move(body), {{"Location", location}}};
-}
-
-bool fhir_subscriptions::open_feeds_at_creation(delivery& d) {
-  std::vector<std::string> members{""};
-  if (sources_.other_members)
-    for (auto& m : sources_.other_members())
-      members.push_back(m);
-  for (auto& m : members) {
-    std::string error;
-    auto feed = sources_.follow({m, d.spec.tenant, d.spec.ward, d.spec.patient_id, d.spec.min_priority, std::nullopt},
-                                error);
-    if (!feed) {
-      if (m.empty())
-        return false;
-      spdlog::warn("FHIR subscription {}: member '{}' cannot be followed yet ({})", d.spec.id,
-                   models::bounded(m, 64), models::bounded(error, 200));
-      continue;
-    }
-    d.progress.cursors[m] = feed->position();
-    d.feeds[m] = std::move(feed);
-  }
-  return true;
 }
 
 http_response fhir_subscriptions::read(const std::string& tenant, const std::string& id, bool status_only) {
@@ -524,7 +504,7 @@ http_response fhir_subscriptions::read(const std::string& tenant, const std::str
     return outcome(404, "not-found", "no such subscription in this tenant");
   auto p = d->now();
   return {200, std::string{fhir_json},
-          status_only ? subscription_status(d->spec, p, now_ms()) : subscription_resource(d->spec, p)};
+          status_only ? subscription_status(d->spec, p) : subscription_resource(d->spec, p)};
 }
 
 http_response fhir_subscriptions::list(const std::string& tenant, const std::string& base) {

@@ -118,8 +118,7 @@ private:
                                          const char* what);
   void run(delivery& d);
   void launch(std::shared_ptr<delivery> d);
-  bool open_feeds(delivery& d);
-  bool open_feeds_at_creation(delivery& d);
+  bool open_feeds(delivery& d, bool record);
   bool persist(delivery& d);
   void count_statuses();
 

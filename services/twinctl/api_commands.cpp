@@ -28,6 +28,24 @@ void deadline(grpc::ClientContext& ctx, int seconds = 30) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
 }
 
+// Calls `call(context, request, &page)` for every page from `req`'s token
+// on, each within the deadline, and hands each page to `take`; the failed
+// call's status otherwise.
+template <class Resp, class Req, class Call, class Take>
+grpc::Status every_page(Req req, Call call, Take take) {
+  for (;;) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    Resp page;
+    if (auto st = call(ctx, req, &page); !st.ok())
+      return st;
+    take(page);
+    if (page.next_page_token().empty())
+      return grpc::Status::OK;
+    req.set_page_token(page.next_page_token());
+  }
+}
+
 std::string time_of(int64_t ms) {
   return ms ? pb::util::TimeUtil::ToString(pb::util::TimeUtil::MillisecondsToTimestamp(ms)).substr(0, 19) : "-";
 }
@@ -203,19 +221,15 @@ int list_twins(const services::channel_settings& node, const std::string& tenant
   for (auto* p : {"ward", "bed", "news2", "active_alerts"})
     req.mutable_read_mask()->add_paths(p);
   v1::ListPatientTwinsResponse all;
-  for (;;) {
-    grpc::ClientContext ctx;
-    deadline(ctx);
-    v1::ListPatientTwinsResponse page;
-    if (auto st = stub->ListPatientTwins(&ctx, req, &page); !st.ok())
-      return failed("ListPatientTwins", st);
-    all.mutable_patient_twins()->MergeFrom(page.patient_twins());
-    all.set_total_size(page.total_size());
-    all.mutable_unreachable_members()->MergeFrom(page.unreachable_members());
-    if (page.next_page_token().empty())
-      break;
-    req.set_page_token(page.next_page_token());
-  }
+  auto st = every_page<v1::ListPatientTwinsResponse>(
+      req, [&](auto& ctx, auto& r, auto* page) { return stub->ListPatientTwins(&ctx, r, page); },
+      [&](auto& page) {
+        all.mutable_patient_twins()->MergeFrom(page.patient_twins());
+        all.set_total_size(page.total_size());
+        all.mutable_unreachable_members()->MergeFrom(page.unreachable_members());
+      });
+  if (!st.ok())
+    return failed("ListPatientTwins", st);
   if (out.json) {
     print_json(all);
     return done;
@@ -278,18 +292,14 @@ int list_alerts(const services::channel_settings& node, const std::string& tenan
   req.set_include_resolved(include_resolved);
   req.set_page_size(1000);
   v1::ListAlertsResponse all;
-  for (;;) {
-    grpc::ClientContext ctx;
-    deadline(ctx);
-    v1::ListAlertsResponse page;
-    if (auto st = stub->ListAlerts(&ctx, req, &page); !st.ok())
-      return failed("ListAlerts", st);
-    all.mutable_alerts()->MergeFrom(page.alerts());
-    all.mutable_unreachable_members()->MergeFrom(page.unreachable_members());
-    if (page.next_page_token().empty())
-      break;
-    req.set_page_token(page.next_page_token());
-  }
+  auto st = every_page<v1::ListAlertsResponse>(
+      req, [&](auto& ctx, auto& r, auto* page) { return stub->ListAlerts(&ctx, r, page); },
+      [&](auto& page) {
+        all.mutable_alerts()->MergeFrom(page.alerts());
+        all.mutable_unreachable_members()->MergeFrom(page.unreachable_members());
+      });
+  if (!st.ok())
+    return failed("ListAlerts", st);
   if (out.json) {
     print_json(all);
     return done;

@@ -103,11 +103,8 @@ class FhirExport(unittest.TestCase):
         return json.loads(body)
 
     def validate(self, resource, name):
-        path = os.path.join(self.d, name + ".json")
-        with open(path, "w") as f:
-            json.dump(resource, f)
-        r = subprocess.run(["node", ARGS.validator, path], capture_output=True, text=True, timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        code, output = node_fixture.fhir_validation(ARGS.validator, self.d, resource, name)
+        self.assertEqual(code, 0, output)
 
     def test_the_bundle_is_valid_r4_with_vital_signs_news2_devices_and_the_alert(self):
         bundle = self.fetch(f"/fhir/{TENANT}/Patient/{PID}/$everything?_format=json")

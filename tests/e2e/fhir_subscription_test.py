@@ -23,7 +23,6 @@ import http.server
 import json
 import os
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -159,13 +158,6 @@ class FhirSubscriptions(unittest.TestCase):
             s["_criteria"] = {"extension": [{"url": BACKPORT + "backport-filter-criteria", "valueString": criteria}]}
         return s
 
-    def wait(self, done, what, timeout=30):
-        deadline = time.time() + timeout
-        while not done():
-            if time.time() > deadline:
-                self.fail(f"timed out waiting for {what}")
-            time.sleep(0.05)
-
     def desaturate(self, pid):
         return self.node.desaturate(self.service, TENANT, pid, self.sequence)
 
@@ -205,11 +197,8 @@ class FhirSubscriptions(unittest.TestCase):
         if not ARGS.validator or not os.path.exists(os.path.join(os.path.dirname(ARGS.validator), "node_modules")):
             print(f"validator not installed: {name} not validated", file=sys.stderr)
             return
-        path = os.path.join(self.d, name + ".json")
-        with open(path, "w") as f:
-            json.dump(resource, f)
-        r = subprocess.run(["node", ARGS.validator, path], capture_output=True, text=True, timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        code, output = node_fixture.fhir_validation(ARGS.validator, self.d, resource, name)
+        self.assertEqual(code, 0, output)
 
     def test_every_alert_event_arrives_numbered_in_order_across_failures_and_sigkills(self):
         status, headers, sub = self.fhir("POST", "Subscription", self.subscription())
@@ -217,25 +206,25 @@ class FhirSubscriptions(unittest.TestCase):
         sid = sub["id"]
         self.assertTrue(headers["Location"].endswith(f"/fhir/{TENANT}/Subscription/{sid}"), headers)
         self.assertEqual(sub["channel"]["header"], ["Authorization: ***"], "a header value was shown")
-        self.wait(lambda: self.events("handshake"), "the handshake")
+        node_fixture.wait_for(lambda: self.events("handshake"), "the handshake")
         self.assertEqual(self.fhir("GET", f"Subscription/{sid}")[2]["status"], "active")
 
         a = self.desaturate("p1")
         self.api("AlertService/AcknowledgeAlert", {"name": a, "acknowledgedBy": "nurse-1"})
         self.api("AlertService/ResolveAlert", {"name": a, "resolvedBy": "nurse-1"})
-        self.wait(lambda: len(self.events()) >= 3, "three notifications")
+        node_fixture.wait_for(lambda: len(self.events()) >= 3, "three notifications")
 
         # SIGKILL; alerts go on after the restart.
         self.node.kill()
         self.node = self.node.restart()
         b = self.desaturate("p2")
         self.api("AlertService/AcknowledgeAlert", {"name": b, "acknowledgedBy": "nurse-2"})
-        self.wait(lambda: len(self.events()) >= 5, "five notifications", timeout=60)
+        node_fixture.wait_for(lambda: len(self.events()) >= 5, "five notifications", timeout=60)
 
         # The receiver refuses, then drops connections; the node is killed meanwhile.
         self.receiver.mode = "fail"
         self.desaturate("p3")
-        self.wait(lambda: any(status_of(x[2])[0] == "event-notification" and status_of(x[2])[2] == 6
+        node_fixture.wait_for(lambda: any(status_of(x[2])[0] == "event-notification" and status_of(x[2])[2] == 6
                               for x in self.receiver.received), "the sixth notification tried")
         code, _, st = self.fhir("GET", f"Subscription/{sid}")
         self.assertEqual((code, st["status"]), (200, "error"), st)
@@ -245,13 +234,13 @@ class FhirSubscriptions(unittest.TestCase):
         with self.receiver.lock:
             tried = len(self.receiver.received)
             self.receiver.mode = "drop"
-        self.wait(lambda: len(self.receiver.received) > tried + 1, "a notification dropped")
+        node_fixture.wait_for(lambda: len(self.receiver.received) > tried + 1, "a notification dropped")
         self.assertGreater(self.metric('healthtwin_fhir_notifications_total{outcome="unreachable"}'), 0)
         self.node.kill()
         self.node = self.node.restart()
         time.sleep(1)
         self.receiver.mode = "ok"
-        self.wait(lambda: len(self.events()) >= 6, "six notifications", timeout=90)
+        node_fixture.wait_for(lambda: len(self.events()) >= 6, "six notifications", timeout=90)
         time.sleep(1)
         self.assertEqual(self.metric('healthtwin_fhir_subscriptions{status="active"}'), 1)
         self.assertEqual(self.metric('healthtwin_fhir_subscriptions{status="error"}'), 0)
@@ -336,8 +325,8 @@ class FhirSubscriptions(unittest.TestCase):
             with self.receiver.lock:
                 return [b for b in self.receiver.accepted if status_of(b)[0] == "event-notification"
                         and b["entry"][0]["resource"]["parameter"][0]["valueReference"]["reference"].endswith("/" + sid)]
-        self.wait(lambda: of(news2["id"]), "a NEWS2 notification")
-        self.wait(lambda: of(ward["id"]), "an alert notification of the ward")
+        node_fixture.wait_for(lambda: of(news2["id"]), "a NEWS2 notification")
+        node_fixture.wait_for(lambda: of(ward["id"]), "an alert notification of the ward")
         time.sleep(1)
         for b in of(ward["id"]):
             self.assertTrue(status_of(b)[3].split("/Flag/")[1].startswith("alert-"))
@@ -458,21 +447,21 @@ class FhirSubscriptionsInACluster(unittest.TestCase):
         names = {}
         for pid in self.patients:
             names[pid] = self.retry(lambda: self.nodes[0].desaturate(self.service, TENANT, pid, self.sequence))
-        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 9, "a notification per patient", timeout=60)
+        node_fixture.wait_for(lambda: len(self.notified()) >= 9, "a notification per patient", timeout=60)
 
         # Another member dies and comes back; its patients' acknowledgements are notified too.
         self.nodes[1].kill()
         self.nodes[1] = self.nodes[1].restart()
         for pid in self.patients:
             self.retry(lambda: self.api("AlertService/AcknowledgeAlert", {"name": names[pid]}, self.nurse))
-        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 18, "the acknowledgements", timeout=90)
+        node_fixture.wait_for(lambda: len(self.notified()) >= 18, "the acknowledgements", timeout=90)
 
         # The member holding the subscription dies; it resumes where it was.
         self.nodes[0].kill()
         self.nodes[0] = self.nodes[0].restart()
         for pid in self.patients:
             self.retry(lambda: self.api("AlertService/ResolveAlert", {"name": names[pid]}, self.nurse))
-        FhirSubscriptions.wait(self, lambda: len(self.notified()) >= 27, "the resolutions", timeout=90)
+        node_fixture.wait_for(lambda: len(self.notified()) >= 27, "the resolutions", timeout=90)
         time.sleep(1.5)
 
         got = self.notified()

@@ -36,6 +36,24 @@ def assert_no_phi(log_paths, phi):
         assert not found, f"{os.path.basename(path)} names patient data: {found}"
 
 
+def wait_for(done, what, timeout=30):
+    """Polls done() every 50 ms; an AssertionError naming `what` after `timeout` s."""
+    deadline = time.time() + timeout
+    while not done():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def fhir_validation(validator, d, resource, name):
+    """The npm fhir validator (tests/fhir/validate.mjs) on `resource`, written to d/name.json: (exit code, output)."""
+    path = os.path.join(d, name + ".json")
+    with open(path, "w") as f:
+        json.dump(resource, f)
+    r = subprocess.run(["node", validator, path], capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
 def make_stubs(proto_dir, out_dir):
     os.makedirs(out_dir)
     protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir)

@@ -145,14 +145,7 @@ class GatewayFixture(unittest.TestCase):
         def subscribed():
             with open(log_path) as f:
                 return "following the alert stream" in f.read()
-        self.wait(subscribed, "the gateway to subscribe")
-
-    def wait(self, done, what, timeout=30):
-        deadline = time.time() + timeout
-        while not done():
-            if time.time() > deadline:
-                self.fail(f"timed out waiting for {what}")
-            time.sleep(0.05)
+        node_fixture.wait_for(subscribed, "the gateway to subscribe")
 
     def desaturate(self, pid):
         return self.node.desaturate(self.service, TENANT, pid, self.sequence)
@@ -167,7 +160,7 @@ class AlarmsOut(GatewayFixture):
         a = self.desaturate("p1")  # event 1: raised
         self.api("AlertService/AcknowledgeAlert", {"name": a, "acknowledgedBy": "nurse-1"})  # 2
         self.api("AlertService/ResolveAlert", {"name": a, "resolvedBy": "nurse-1"})  # 3
-        self.wait(lambda: self.accepted_count() == 3, "three events accepted")
+        node_fixture.wait_for(lambda: self.accepted_count() == 3, "three events accepted")
 
         # The gateway is killed; alerts go on; a restarted gateway resumes.
         self.gateway.send_signal(signal.SIGKILL)
@@ -175,13 +168,13 @@ class AlarmsOut(GatewayFixture):
         b = self.desaturate("p2")  # 4
         self.api("AlertService/AcknowledgeAlert", {"name": b, "acknowledgedBy": "nurse-2"})  # 5
         self.start_gateway()
-        self.wait(lambda: self.accepted_count() == 5, "five events accepted")
+        node_fixture.wait_for(lambda: self.accepted_count() == 5, "five events accepted")
 
         # The node stops and comes back: the gateway follows it again.
         self.node.stop()
         self.node = self.node.restart()
         self.desaturate("p3")  # 6
-        self.wait(lambda: self.accepted_count() == 6, "six events accepted", timeout=60)
+        node_fixture.wait_for(lambda: self.accepted_count() == 6, "six events accepted", timeout=60)
 
         with self.receiver.lock:
             accepted, received = list(self.receiver.accepted), list(self.receiver.received)
@@ -254,7 +247,7 @@ class AlarmsOverTls(GatewayFixture):
         self.start_gateway(tls_args)  # it never delivered: it follows from now on
         self.desaturate("p2")
         try:
-            self.wait(lambda: self.accepted_count() == 1, "the alarm over TLS")
+            node_fixture.wait_for(lambda: self.accepted_count() == 1, "the alarm over TLS")
         except AssertionError:
             with open(self.gw_logs[-1]) as f:
                 raise AssertionError("no alarm over TLS; the gateway's log:\n" + f.read()[-3000:])

@@ -10,6 +10,28 @@ using models::twin_kind;
 
 namespace {
 
+caf::expected<device_record> parse_device(std::string_view bytes) {
+  internal::DeviceRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return caf::make_error(errc::invalid_record, std::string{"device record does not parse"});
+  auto type = models::device_type_from_number(r.type());
+  if (!type)
+    return caf::make_error(errc::invalid_record, std::string{"device record has an unknown type"});
+  device_record d;
+  d.name = r.name();
+  d.type = *type;
+  d.patient = r.patient();
+  d.create_time_ms = r.create_time_ms();
+  d.decommission_time_ms = r.decommission_time_ms();
+  for (auto [from, to] : {std::pair{&r.desired(), &d.desired}, std::pair{&r.reported(), &d.reported}}) {
+    to->settings.insert(from->settings().begin(), from->settings().end());
+    to->firmware = from->firmware();
+    to->version = from->version();
+    to->update_time_ms = from->update_time_ms();
+  }
+  return d;
+}
+
 caf::expected<patient_record> parse_patient(std::string_view bytes) {
   internal::PatientRecord r;
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
@@ -41,26 +63,44 @@ caf::expected<std::optional<patient_record>> registry::get_patient(std::string_v
   return std::optional<patient_record>{std::move(*p)};
 }
 
-caf::error registry::for_each_patient(const std::function<void(const patient_record&)>& fn,
-                                      const std::function<bool(uint32_t shard)>& include) {
+caf::error registry::scan_kind(twin_kind kind, const std::function<bool(uint32_t shard)>& include,
+                               const std::function<caf::error(std::string_view bytes)>& fn) {
   for (uint32_t shard = 0; shard < store_.shards(); ++shard) {
     if (include && !include(shard))
       continue;
-    auto begin = key_codec::twin_key(shard, twin_kind::patient, "");
+    auto begin = key_codec::twin_key(shard, kind, "");
     auto end = begin;
     end.back() = static_cast<char>(end.back() + 1);
     caf::error bad;
     auto err = store_.scan(column::registry, begin, end, [&](std::string_view, std::string_view v) {
-      auto p = parse_patient(v);
-      if (!p)
-        return bad = p.error(), false;
-      fn(*p);
-      return true;
+      bad = fn(v);
+      return !bad;
     });
     if (err || bad)
       return err ? err : bad;
   }
   return caf::none;
+}
+
+caf::error registry::for_each_patient(const std::function<void(const patient_record&)>& fn,
+                                      const std::function<bool(uint32_t shard)>& include) {
+  return scan_kind(twin_kind::patient, include, [&](std::string_view v) -> caf::error {
+    auto p = parse_patient(v);
+    if (!p)
+      return p.error();
+    fn(*p);
+    return caf::none;
+  });
+}
+
+caf::error registry::for_each_device(const std::function<void(const device_record&)>& fn) {
+  return scan_kind(twin_kind::device, {}, [&](std::string_view v) -> caf::error {
+    auto d = parse_device(v);
+    if (!d)
+      return d.error();
+    fn(*d);
+    return caf::none;
+  });
 }
 
 caf::expected<std::optional<device_record>> registry::get_device(std::string_view name) {
@@ -70,25 +110,10 @@ caf::expected<std::optional<device_record>> registry::get_device(std::string_vie
     return bytes.error();
   if (!*bytes)
     return std::optional<device_record>{};
-  internal::DeviceRecord r;
-  if (!r.ParseFromString(**bytes))
-    return caf::make_error(errc::invalid_record, std::string{"device record does not parse"});
-  auto type = models::device_type_from_number(r.type());
-  if (!type)
-    return caf::make_error(errc::invalid_record, std::string{"device record has an unknown type"});
-  device_record d;
-  d.name = r.name();
-  d.type = *type;
-  d.patient = r.patient();
-  d.create_time_ms = r.create_time_ms();
-  d.decommission_time_ms = r.decommission_time_ms();
-  for (auto [from, to] : {std::pair{&r.desired(), &d.desired}, std::pair{&r.reported(), &d.reported}}) {
-    to->settings.insert(from->settings().begin(), from->settings().end());
-    to->firmware = from->firmware();
-    to->version = from->version();
-    to->update_time_ms = from->update_time_ms();
-  }
-  return std::optional<device_record>{std::move(d)};
+  auto d = parse_device(**bytes);
+  if (!d)
+    return d.error();
+  return std::optional<device_record>{std::move(*d)};
 }
 
 void registry::put(write_batch& batch, const patient_record& p) {

@@ -11,6 +11,7 @@
 #include <caf/expected.hpp>
 
 #include "actors/models/metric.hpp"
+#include "actors/models/twin_name.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::storage {
@@ -61,11 +62,17 @@ public:
   caf::error for_each_patient(const std::function<void(const patient_record&)>& fn,
                               const std::function<bool(uint32_t shard)>& include = {});
 
+  /// Visits every device record (firmware rollouts pick theirs by type).
+  caf::error for_each_device(const std::function<void(const device_record&)>& fn);
+
   void put(write_batch& batch, const patient_record& p);
   void put(write_batch& batch, const device_record& d);
   void erase_patient(write_batch& batch, std::string_view name);
 
 private:
+  caf::error scan_kind(models::twin_kind kind, const std::function<bool(uint32_t shard)>& include,
+                       const std::function<caf::error(std::string_view bytes)>& fn);
+
   store& store_;
 };
 

@@ -1,5 +1,6 @@
 #include "actors/models/rollout_plan.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -98,11 +99,16 @@ rollout_decision plan_step(const rollout_spec& s, const std::vector<rollout_devi
       break;
     ++d.wave;
   }
-  if (done >= s.min_finished && done > 0 &&
-      static_cast<double>(bad) / static_cast<double>(done) > s.max_failure_ratio) {
+  // Failures accepted by resuming after a pause count neither as failed
+  // nor as finished any more.
+  size_t accepted = std::min<size_t>(s.accepted_failures, bad);
+  bad -= accepted;
+  size_t counted = done - accepted;
+  if (counted >= s.min_finished && counted > 0 &&
+      static_cast<double>(bad) / static_cast<double>(counted) > s.max_failure_ratio) {
     d.paused = true;
-    d.pause_reason = fmt::format("{} of {} finished devices failed ({:.0f} %), above the limit of {:.0f} %", bad, done,
-                                 100.0 * static_cast<double>(bad) / static_cast<double>(done),
+    d.pause_reason = fmt::format("{} of {} finished devices failed ({:.0f} %), above the limit of {:.0f} %", bad,
+                                 counted, 100.0 * static_cast<double>(bad) / static_cast<double>(counted),
                                  100.0 * s.max_failure_ratio);
     return d;
   }

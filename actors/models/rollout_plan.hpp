@@ -19,6 +19,7 @@ struct rollout_spec {
   std::vector<uint32_t> waves_percent;  ///< cumulative share of the devices per wave, ascending, the last 100
   double max_failure_ratio = 0.1;       ///< pause when failed / finished goes above it ...
   uint32_t min_finished = 5;            ///< ... once at least this many devices finished
+  uint32_t accepted_failures = 0;       ///< failures an operator accepted by resuming: not counted again
 };
 
 /// The fields wrong in `s`, named ("firmware: ..."); nullopt when it is valid.

@@ -4,6 +4,7 @@
 
 #include "services/grpc/alert_stream.hpp"
 #include "services/grpc/grpc_probe.hpp"
+#include "services/grpc/rollout_manager.hpp"
 #include "services/grpc/service_env.hpp"
 #include "actors/cluster/membership.hpp"
 #include "services/grpc/status_mapping.hpp"
@@ -182,6 +183,8 @@ grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name
 struct api_services::impl {
   service_env env;
   std::vector<std::unique_ptr<grpc::Service>> services;
+  std::unique_ptr<rollout_facts> facts;      // (a single node only)
+  std::unique_ptr<rollout_manager> rollouts;     // stopped first
 };
 
 api_services::api_services(api_settings settings, api_context context)
@@ -210,6 +213,15 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_clinical_service(env));
   impl_->services.push_back(make_fhir_service(env));
   impl_->services.push_back(make_cluster_service(env));
+  impl_->services.push_back(make_rollout_service(env));
+  if (!env.ctx.forwarding && env.ctx.store && env.ctx.sequencer) {
+    impl_->facts = make_node_rollout_facts(env);
+    impl_->rollouts = std::make_unique<rollout_manager>(*env.ctx.store, *impl_->facts, st.rollout_step);
+    if (auto err = impl_->rollouts->start(env.ctx.ready))
+      spdlog::error("rollouts: the stored rollouts could not be read ({}); none run", storage::describe(err));
+    else
+      env.rollouts = impl_->rollouts.get();
+  }
   if (env.ctx.metrics)
     count_refusals_in(*env.ctx.metrics);
 }
@@ -237,6 +249,8 @@ void api_services::register_with(grpc::ServerBuilder& builder) {
 int api_services::shutdown(std::chrono::milliseconds grace) {
   auto& env = impl_->env;
   env.stopping = true;
+  if (impl_->rollouts)
+    impl_->rollouts->stop();
   std::vector<std::function<void()>> pending;
   {
     std::lock_guard<std::mutex> guard{env.streams_mtx};

@@ -93,6 +93,8 @@ struct api_settings {
   std::string backup_dir;
   /// How this member hands shards off (in a cluster).
   handoff_settings handoff;
+  /// How often firmware rollouts take their next step. Default 1 s.
+  std::chrono::milliseconds rollout_step{1'000};
 };
 
 /// What the services call into. Everything must outlive the services.

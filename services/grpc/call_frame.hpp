@@ -63,9 +63,13 @@ struct rpc_call {
 
 /// What the API's parts share: its settings, the node's parts it reaches,
 /// and whether the node stops.
+class rollout_manager;
+
 struct api_state {
   api_settings settings;
   api_context ctx;
+  /// The node's firmware rollouts (a single node; null in a cluster).
+  rollout_manager* rollouts = nullptr;
   std::atomic<bool> stopping{false};
 };
 

@@ -93,5 +93,10 @@ std::unique_ptr<grpc::Service> make_alert_service(service_env& env);
 std::unique_ptr<grpc::Service> make_cluster_service(service_env& env);
 std::unique_ptr<grpc::Service> make_clinical_service(service_env& env);
 std::unique_ptr<grpc::Service> make_fhir_service(service_env& env);
+std::unique_ptr<grpc::Service> make_rollout_service(service_env& env);
+
+class rollout_facts;
+/// What firmware rollouts read and change on this node (rollout_facts.cpp).
+std::unique_ptr<rollout_facts> make_node_rollout_facts(service_env& env);
 
 }  // namespace healthtwin::services

@@ -3,6 +3,7 @@
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/shard/shard.hpp"
 #include "services/grpc/api_convert.hpp"
+#include "services/grpc/rollout_manager.hpp"
 #include "services/grpc/status_mapping.hpp"
 
 namespace healthtwin::services {
@@ -19,6 +20,9 @@ grpc::Status read_device_twin(service_env& env, const grpc::ServerContextBase* c
                 service_env::now_ms() - view->last_receive_time_ms <=
                     env.settings.heartbeat_timeout.count();
   to_api(*view, rec, online, out);
+  if (env.rollouts)
+    if (auto r = env.rollouts->of_device(rec.name))
+      *out->mutable_rollout() = std::move(*r);
   return Status::OK;
 }
 

@@ -21,6 +21,7 @@
 #include "healthtwin/v1/fhir.pb.h"
 #include "healthtwin/v1/ingest.pb.h"
 #include "healthtwin/v1/registry.pb.h"
+#include "healthtwin/v1/rollout.pb.h"
 #include "healthtwin/v1/twin.pb.h"
 
 namespace healthtwin::services {
@@ -312,7 +313,7 @@ json_gateway::json_gateway(json_gateway_settings settings) : impl_(std::make_sha
   for (auto* d : {v1::IngestRequest::descriptor(), v1::CreatePatientRequest::descriptor(),
                   v1::GetPatientTwinRequest::descriptor(), v1::AcknowledgeAlertRequest::descriptor(),
                   v1::GetPatientSettingsRequest::descriptor(), v1::GetNodeStatusRequest::descriptor(),
-                  v1::ExportPatientRequest::descriptor()})
+                  v1::ExportPatientRequest::descriptor(), v1::CreateRolloutRequest::descriptor()})
     (void)d;
   impl_->settings = settings;
   impl_->keepalive = std::thread([im = impl_.get()] { im->run_keepalive(); });

@@ -10,11 +10,13 @@
 
 #include "services/grpc/alert_feed.hpp"
 #include "storage/errc.hpp"
-#include "storage/subscription_records.hpp"
+#include "storage/meta_records.hpp"
 
 namespace healthtwin::node {
 
 namespace {
+
+constexpr std::string_view subscription_kind = "fhir-subscription";
 
 // This node's events.
 class feed_follower final : public services::alert_follower {
@@ -143,16 +145,16 @@ std::unique_ptr<services::fhir_subscriptions> make_fhir_subscriptions(
   auto* db = ctx.store;
   services::subscription_storage kept;
   kept.load = [db](std::vector<std::pair<std::string, std::string>>& out) -> std::optional<std::string> {
-    auto records = storage::load_subscription_records(*db);
+    auto records = storage::load_meta_records(*db, subscription_kind);
     if (!records)
       return storage::describe(records.error());
     out = std::move(*records);
     return std::nullopt;
   };
   kept.put = [db](const std::string& key, const std::string& bytes) {
-    return failed(storage::put_subscription_record(*db, key, bytes));
+    return failed(storage::put_meta_record(*db, subscription_kind, key, bytes));
   };
-  kept.drop = [db](const std::string& key) { return failed(storage::drop_subscription_record(*db, key)); };
+  kept.drop = [db](const std::string& key) { return failed(storage::drop_meta_record(*db, subscription_kind, key)); };
 
   services::alert_sources sources;
   sources.follow = [ctx, members, peer](const services::follow_request& r,

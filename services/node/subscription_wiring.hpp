@@ -1,6 +1,6 @@
 #pragma once
 // The node's FHIR subscriptions (services/http/fhir_subscriptions.hpp)
-// wired to its store (storage/subscription_records.hpp), its own alert
+// wired to its store (storage/meta_records.hpp), its own alert
 // events (services/grpc/alert_feed.hpp) and, in a cluster, the other
 // members' (PeerService.FollowAlerts over the peer listener).
 

@@ -394,4 +394,15 @@ int export_fhir(const services::channel_settings& node, const std::string& name,
   return done;
 }
 
+std::optional<std::pair<std::string, std::string>> split_name(const std::string& name, const char* kind) {
+  auto slash = name.find('/', 8);
+  std::string middle = std::string{"/"} + kind + "/";
+  if (!name.starts_with("tenants/") || slash == std::string::npos || name.compare(slash, middle.size(), middle) != 0 ||
+      name.size() == slash + middle.size() || name.find('/', slash + middle.size()) != std::string::npos) {
+    std::fprintf(stderr, "twinctl: %s: must be tenants/T/%s/ID\n", name.c_str(), kind);
+    return std::nullopt;
+  }
+  return std::pair{name.substr(0, slash), name.substr(slash + middle.size())};
+}
+
 }  // namespace healthtwin::twinctl

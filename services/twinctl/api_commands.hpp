@@ -6,13 +6,17 @@
 //   2  a usage error, or the request could not be built
 //   3  try again later (unavailable, deadline, rate limit, unreachable)
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
 #include "services/grpc/client_channel.hpp"
@@ -75,5 +79,23 @@ int export_fhir(const services::channel_settings& node, const std::string& name,
 
 /// The exit code of a failed call, after printing why on stderr.
 int failed(const char* what, const grpc::Status& st);
+
+/// "tenants/T/{kind}/ID" split into its parent and id; nullopt after saying why.
+std::optional<std::pair<std::string, std::string>> split_name(const std::string& name, const char* kind);
+
+/// One unary call (`what` names it in the message of a failure), with a
+/// 30 s deadline: done, or the exit code after saying why.
+template <class Stub, class Req, class Resp>
+int unary(const services::channel_settings& node, const char* what,
+          grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& req, Resp& resp) {
+  auto channel = channel_to(node);
+  if (!channel)
+    return try_later;
+  Stub stub{channel};
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto st = (stub.*method)(&ctx, req, &resp);
+  return st.ok() ? done : failed(what, st);
+}
 
 }  // namespace healthtwin::twinctl

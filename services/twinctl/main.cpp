@@ -62,6 +62,7 @@
 #include "services/twinctl/completion.hpp"
 #include "services/twinctl/manual.hpp"
 #include "services/twinctl/registry_commands.hpp"
+#include "services/twinctl/rollout_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
 #include "storage/file_scan.hpp"
@@ -266,6 +267,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
   twinctl::registry_commands registry{app, with_json};
+  twinctl::rollout_commands rollouts{app, with_json};
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   auto* completion_bash = completion->add_subcommand("bash", "for bash: source <(twinctl completion bash)");
   completion->require_subcommand(1);
@@ -282,7 +284,7 @@ int main(int argc, char** argv) {
   }
 
   if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed() ||
-      registry.parsed()) {
+      registry.parsed() || rollouts.parsed()) {
     node.token = services::read_token_file(token_file);
     if (node.token.empty()) {
       std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
@@ -290,6 +292,8 @@ int main(int argc, char** argv) {
     }
     if (registry.parsed())
       return registry.run(node, out.json);
+    if (rollouts.parsed())
+      return rollouts.run(node, out.json);
     if (burden->parsed())
       return twinctl::print_alarm_burden(node, bq);
     if (call->parsed())

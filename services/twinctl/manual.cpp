@@ -105,6 +105,26 @@ const std::map<std::string, page>& pages() {
                         "  (a JSON merge patch onto what settings get prints); the result is printed.", api_exit,
                         "twinctl settings set tenants/h1/patients/p7 \\\n"
                         "    --data '{\"alertLimits\":[{\"metric\":\"METRIC_HEART_RATE\",\"highAtOrAbove\":140}]}'"}},
+      {"rollouts create", {"Starts a firmware rollout over the devices named with --device (in that order: the first\n"
+                           "  ones form the first wave) or over every device of a --type. Each wave sets its devices'\n"
+                           "  desired firmware; a device its patient's care needs waits (docs/rollouts.md); too many\n"
+                           "  failures pause it.", api_exit,
+                           "twinctl rollouts create tenants/h1/rollouts/oxi-4-2 --firmware 4.2.0 --type PULSE_OXIMETER \\\n"
+                           "    --waves 10,50,100 --max-failure-ratio 0.05"}},
+      {"rollouts get", {"A rollout: its status, wave and counts, and each device's state and the reason it waits\n"
+                        "  or failed.", api_exit, "twinctl rollouts get tenants/h1/rollouts/oxi-4-2"}},
+      {"rollouts list", {"A tenant's rollouts, newest first, with their counts.", api_exit,
+                         "twinctl rollouts list --tenant h1"}},
+      {"rollouts pause", {"Starts no more devices; those installing carry on.", api_exit,
+                          "twinctl rollouts pause tenants/h1/rollouts/oxi-4-2"}},
+      {"rollouts resume", {"Starts devices again after a pause; the failures so far no longer count towards the\n"
+                           "  limit.", api_exit, "twinctl rollouts resume tenants/h1/rollouts/oxi-4-2"}},
+      {"rollouts cancel", {"Ends a rollout for good: devices not started keep their firmware.", api_exit,
+                           "twinctl rollouts cancel tenants/h1/rollouts/oxi-4-2"}},
+      {"rollouts override", {"A clinician lets one device the safety gate holds back update now (its patient is\n"
+                             "  cared for otherwise). Recorded with the reason and audited.", api_exit,
+                             "twinctl rollouts override tenants/h1/rollouts/oxi-4-2 --device tenants/h1/devices/oxi-7 \\\n"
+                             "    --reason 'spot checks by the ward nurse meanwhile'"}},
       {"completion bash", {"Prints a bash completion script for every command and option.", "0 done",
                            "source <(twinctl completion bash)"}},
   };

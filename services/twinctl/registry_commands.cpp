@@ -16,31 +16,6 @@ namespace {
 
 namespace pb = google::protobuf;
 
-// "tenants/T/{kind}/ID" split into its parent and id; nullopt after saying why.
-std::optional<std::pair<std::string, std::string>> split_name(const std::string& name, const char* kind) {
-  auto slash = name.find('/', 8);
-  std::string middle = std::string{"/"} + kind + "/";
-  if (!name.starts_with("tenants/") || slash == std::string::npos || name.compare(slash, middle.size(), middle) != 0 ||
-      name.size() == slash + middle.size() || name.find('/', slash + middle.size()) != std::string::npos) {
-    std::fprintf(stderr, "twinctl: %s: must be tenants/T/%s/ID\n", name.c_str(), kind);
-    return std::nullopt;
-  }
-  return std::pair{name.substr(0, slash), name.substr(slash + middle.size())};
-}
-
-template <class Stub, class Req, class Resp>
-int unary(const services::channel_settings& node, const char* what,
-          grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*), const Req& req, Resp& resp) {
-  auto channel = channel_to(node);
-  if (!channel)
-    return try_later;
-  Stub stub{channel};
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  auto st = (stub.*method)(&ctx, req, &resp);
-  return st.ok() ? done : failed(what, st);
-}
-
 void print_patient(const v1::Patient& p, bool json) {
   if (json)
     return print_json(p);

@@ -268,6 +268,56 @@ std::map<std::string, call_fn> every_rpc() {
     v1::FhirBundle out;
     return c.fhir->ExportPatient(&ctx, r, &out);
   };
+  m["RolloutService/CreateRollout"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::CreateRolloutRequest r;
+    r.set_parent("tenants/" + t);
+    r.set_rollout_id("r1");
+    r.mutable_rollout()->set_firmware("2.0");
+    r.mutable_rollout()->mutable_target()->add_devices("tenants/" + t + "/devices/d1");
+    v1::Rollout out;
+    return c.rollouts->CreateRollout(&ctx, r, &out);
+  };
+  m["RolloutService/GetRollout"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::GetRolloutRequest r;
+    r.set_name("tenants/" + t + "/rollouts/r1");
+    v1::Rollout out;
+    return c.rollouts->GetRollout(&ctx, r, &out);
+  };
+  m["RolloutService/ListRollouts"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ListRolloutsRequest r;
+    r.set_parent("tenants/" + t);
+    v1::ListRolloutsResponse out;
+    return c.rollouts->ListRollouts(&ctx, r, &out);
+  };
+  using rollout_action = grpc::Status (v1::RolloutService::Stub::*)(grpc::ClientContext*,
+                                                                    const v1::RolloutActionRequest&, v1::Rollout*);
+  for (auto [rpc, action] : {std::pair<std::string, rollout_action>{"PauseRollout", &v1::RolloutService::Stub::PauseRollout},
+                             {"ResumeRollout", &v1::RolloutService::Stub::ResumeRollout},
+                             {"CancelRollout", &v1::RolloutService::Stub::CancelRollout}})
+    m["RolloutService/" + rpc] = [action](api_client& c, const std::string& t) {
+      grpc::ClientContext ctx;
+      deadline(ctx);
+      v1::RolloutActionRequest r;
+      r.set_name("tenants/" + t + "/rollouts/r1");
+      v1::Rollout out;
+      return ((*c.rollouts).*action)(&ctx, r, &out);
+    };
+  m["RolloutService/OverrideRolloutGate"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::OverrideRolloutGateRequest r;
+    r.set_name("tenants/" + t + "/rollouts/r1");
+    r.set_device("tenants/" + t + "/devices/d1");
+    r.set_reason("covered by the ward's monitor");
+    v1::Rollout out;
+    return c.rollouts->OverrideRolloutGate(&ctx, r, &out);
+  };
   m["ClinicalService/GetPatientSettings"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);
@@ -359,7 +409,7 @@ std::set<std::string> rpcs_in_proto() {
   std::set<std::string> out;
   auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (auto svc : {"RegistryService", "IngestService", "TwinService", "AlertService",
-                   "ClinicalService", "ClusterService", "FhirService"}) {
+                   "ClinicalService", "ClusterService", "FhirService", "RolloutService"}) {
     auto* d = pool->FindServiceByName(std::string{"healthtwin.v1."} + svc);
     EXPECT_NE(d, nullptr) << svc;
     for (int i = 0; d && i < d->method_count(); ++i)

@@ -13,6 +13,7 @@
 #include "healthtwin/v1/cluster.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
+#include "healthtwin/v1/rollout.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
 
 namespace healthtwin::testing {
@@ -31,7 +32,7 @@ struct api_client {
       : registry(v1::RegistryService::NewStub(ch)), ingest(v1::IngestService::NewStub(ch)),
         twins(v1::TwinService::NewStub(ch)), alerts(v1::AlertService::NewStub(ch)),
         cluster(v1::ClusterService::NewStub(ch)), clinical(v1::ClinicalService::NewStub(ch)),
-        fhir(v1::FhirService::NewStub(ch)) {}
+        fhir(v1::FhirService::NewStub(ch)), rollouts(v1::RolloutService::NewStub(ch)) {}
 
   std::unique_ptr<v1::RegistryService::Stub> registry;
   std::unique_ptr<v1::IngestService::Stub> ingest;
@@ -40,6 +41,7 @@ struct api_client {
   std::unique_ptr<v1::ClusterService::Stub> cluster;
   std::unique_ptr<v1::ClinicalService::Stub> clinical;
   std::unique_ptr<v1::FhirService::Stub> fhir;
+  std::unique_ptr<v1::RolloutService::Stub> rollouts;
 
   static void deadline(grpc::ClientContext& ctx, int seconds = 10) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));

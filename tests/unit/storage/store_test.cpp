@@ -7,7 +7,7 @@
 #include "storage/alert_table.hpp"
 #include "storage/ingest_log.hpp"
 #include "storage/series_table.hpp"
-#include "storage/subscription_records.hpp"
+#include "storage/meta_records.hpp"
 #include "storage/twin_table.hpp"
 #include "tests/unit/storage/store_fixture.hpp"
 
@@ -244,18 +244,23 @@ TEST_F(store_test, a_checkpoint_is_a_data_directory_with_everything_written_befo
   EXPECT_EQ((*restored)->pseudonym_key_id(), db().pseudonym_key_id());
 }
 
-TEST_F(store_test, subscription_records_are_kept_listed_and_dropped) {
-  ASSERT_FALSE(put_subscription_record(db(), "h1/aa", "one"));
-  ASSERT_FALSE(put_subscription_record(db(), "h1/bb", "two"));
-  ASSERT_FALSE(put_subscription_record(db(), "h1/aa", "one again"));
+TEST_F(store_test, meta_records_are_kept_listed_and_dropped_per_kind) {
+  ASSERT_FALSE(put_meta_record(db(), "fhir-subscription", "h1/aa", "one"));
+  ASSERT_FALSE(put_meta_record(db(), "fhir-subscription", "h1/bb", "two"));
+  ASSERT_FALSE(put_meta_record(db(), "fhir-subscription", "h1/aa", "one again"));
+  ASSERT_FALSE(put_meta_record(db(), "rollout", "h1/aa", "other kind"));
   reopen();
-  auto all = load_subscription_records(db());
+  auto all = load_meta_records(db(), "fhir-subscription");
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0], (std::pair<std::string, std::string>{"h1/aa", "one again"}));
   EXPECT_EQ((*all)[1].first, "h1/bb");
-  ASSERT_FALSE(drop_subscription_record(db(), "h1/aa"));
-  all = load_subscription_records(db());
+  ASSERT_FALSE(drop_meta_record(db(), "fhir-subscription", "h1/aa"));
+  all = load_meta_records(db(), "fhir-subscription");
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].first, "h1/bb");
+  auto rollouts = load_meta_records(db(), "rollout");
+  ASSERT_TRUE(rollouts);
+  ASSERT_EQ(rollouts->size(), 1u);
+  EXPECT_EQ((*rollouts)[0].second, "other kind");
 }

@@ -115,3 +115,18 @@ TEST(rollout_plan, too_many_failures_pause_the_rollout_and_say_why) {
   finish(few, {0}, ota_state::failed);  // one failure among the first: not yet a rate
   EXPECT_FALSE(plan_step(spec(), few, 0).paused);
 }
+
+TEST(rollout_plan, failures_accepted_on_resume_do_not_pause_it_again) {
+  auto d = fleet(200);
+  finish(d, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
+  finish(d, {17, 18}, ota_state::failed);
+  auto s = spec();
+  s.accepted_failures = 2;  // the operator resumed after the pause above
+  auto step = plan_step(s, d, 0);
+  EXPECT_FALSE(step.paused);
+  EXPECT_FALSE(step.to_start.empty());
+  finish(d, {19, 20}, ota_state::rolled_back);  // 2 new failures of 19 counted: above 10 % again
+  step = plan_step(s, d, 0);
+  EXPECT_TRUE(step.paused);
+  EXPECT_EQ(step.pause_reason, "2 of 19 finished devices failed (11 %), above the limit of 10 %");
+}

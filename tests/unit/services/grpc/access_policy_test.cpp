@@ -12,6 +12,7 @@
 #include "healthtwin/v1/fhir.pb.h"
 #include "healthtwin/v1/ingest.pb.h"
 #include "healthtwin/v1/registry.pb.h"
+#include "healthtwin/v1/rollout.pb.h"
 #include "healthtwin/v1/twin.pb.h"
 
 using namespace healthtwin::services;
@@ -70,12 +71,13 @@ TEST(access_policy, every_method_of_the_api_has_exactly_one_row_and_every_row_a_
                      healthtwin::v1::StreamAlertsRequest::descriptor()->file(),
                      healthtwin::v1::GetPatientSettingsRequest::descriptor()->file(),
                      healthtwin::v1::GetNodeStatusRequest::descriptor()->file(),
-                     healthtwin::v1::ExportPatientRequest::descriptor()->file()})
+                     healthtwin::v1::ExportPatientRequest::descriptor()->file(),
+                     healthtwin::v1::CreateRolloutRequest::descriptor()->file()})
     ASSERT_NE(file, nullptr);
   auto* pool = google::protobuf::DescriptorPool::generated_pool();
   std::set<std::string> methods;
   for (auto* service : {"IngestService", "RegistryService", "TwinService", "AlertService", "ClinicalService",
-                        "ClusterService", "FhirService"}) {
+                        "ClusterService", "FhirService", "RolloutService"}) {
     auto* d = pool->FindServiceByName(std::string{"healthtwin.v1."} + service);
     ASSERT_NE(d, nullptr) << service;
     for (int i = 0; i < d->method_count(); ++i)

@@ -1,0 +1,156 @@
+// RolloutService: firmware rollouts (rollout_manager.hpp) — names checked,
+// callers' access, then the node's rollout manager.
+
+#include "healthtwin/v1/rollout.grpc.pb.h"
+#include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
+#include "services/grpc/rollout_manager.hpp"
+#include "services/grpc/service_env.hpp"
+
+namespace healthtwin::services {
+
+namespace {
+
+using grpc::ServerContext;
+using grpc::Status;
+
+constexpr std::string_view rollouts_part = "/rollouts/";
+
+// tenants/{tenant}/rollouts/{id}: the tenant, or nullopt.
+std::optional<std::string> tenant_of_rollout(const std::string& name) {
+  auto at = name.find(rollouts_part);
+  if (at == std::string::npos)
+    return std::nullopt;
+  auto tenant = models::parse_tenant_name(std::string_view{name}.substr(0, at));
+  if (!tenant || !models::is_valid_id(std::string_view{name}.substr(at + rollouts_part.size())))
+    return std::nullopt;
+  return std::string{*tenant};
+}
+
+class rollout_service final : public v1::RolloutService::Service {
+public:
+  explicit rollout_service(service_env& env) : env_(env) {}
+
+  Status CreateRollout(ServerContext* call, const v1::CreateRolloutRequest* req, v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/CreateRollout", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto tenant = models::parse_tenant_name(req->parent());
+      if (!tenant)
+        bad.push_back({"parent", "must be tenants/{tenant}"});
+      if (!models::is_valid_id(req->rollout_id()))
+        bad.push_back({"rollout_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      auto name = req->parent() + std::string{rollouts_part} + req->rollout_id();
+      rc.resource = name;
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) {
+        return m.create(std::string{*tenant}, name, req->rollout(), rc.who->subject, models::wall_clock_ms(),
+                        resp);
+      });
+    });
+  }
+
+  Status GetRollout(ServerContext* call, const v1::GetRolloutRequest* req, v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/GetRollout", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_rollout(rc, req->name()); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) { return m.get(req->name(), resp); });
+    });
+  }
+
+  Status ListRollouts(ServerContext* call, const v1::ListRolloutsRequest* req,
+                      v1::ListRolloutsResponse* resp) override {
+    return env_.serve(call, "RolloutService/ListRollouts", [&](rpc_call& rc) -> Status {
+      auto tenant = models::parse_tenant_name(req->parent());
+      if (!tenant)
+        return invalid_argument("parent", "must be tenants/{tenant}");
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) {
+        for (auto& r : m.list(std::string{*tenant}))
+          *resp->add_rollouts() = std::move(r);
+        return Status::OK;
+      });
+    });
+  }
+
+  Status PauseRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/PauseRollout", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_rollout(rc, req->name()); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) {
+        return m.pause(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
+      });
+    });
+  }
+
+  Status ResumeRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/ResumeRollout", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_rollout(rc, req->name()); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) { return m.resume(req->name(), models::wall_clock_ms(), resp); });
+    });
+  }
+
+  Status CancelRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/CancelRollout", [&](rpc_call& rc) -> Status {
+      if (auto st = allow_rollout(rc, req->name()); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) {
+        return m.cancel(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
+      });
+    });
+  }
+
+  Status OverrideRolloutGate(ServerContext* call, const v1::OverrideRolloutGateRequest* req,
+                             v1::Rollout* resp) override {
+    return env_.serve(call, "RolloutService/OverrideRolloutGate", [&](rpc_call& rc) -> Status {
+      std::vector<field_violation> bad;
+      auto tenant = tenant_of_rollout(req->name());
+      if (!tenant)
+        bad.push_back({"name", "must be tenants/{tenant}/rollouts/{rollout}"});
+      auto device = models::parse_twin_name(req->device());
+      if (!device || device->kind != models::twin_kind::device || (tenant && device->tenant != *tenant))
+        bad.push_back({"device", "must be tenants/{tenant}/devices/{device} of the rollout's tenant"});
+      if (!valid_note(req->reason(), 256) || req->reason().empty())
+        bad.push_back({"reason", "must be 1-256 characters without control characters"});
+      if (!bad.empty())
+        return invalid_argument(bad);
+      rc.resource = req->name();
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) {
+        return m.override_gate(req->name(), req->device(), rc.who->subject, req->reason(),
+                               models::wall_clock_ms(), resp);
+      });
+    });
+  }
+
+private:
+  Status allow_rollout(rpc_call& rc, const std::string& name) {
+    auto tenant = tenant_of_rollout(name);
+    if (!tenant)
+      return invalid_argument("name", "must be tenants/{tenant}/rollouts/{rollout}");
+    rc.resource = name;
+    return rc.allow({*tenant, {}});
+  }
+
+  template <class Fn>
+  Status with_manager(Fn&& fn) {
+    if (!env_.rollouts)
+      return Status(grpc::StatusCode::UNAVAILABLE, "firmware rollouts are not running on this node");
+    return fn(*env_.rollouts);
+  }
+
+  service_env& env_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_rollout_service(service_env& env) {
+  return std::make_unique<rollout_service>(env);
+}
+
+}  // namespace healthtwin::services

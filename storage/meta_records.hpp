@@ -1,0 +1,32 @@
+#pragma once
+// Small records a node keeps of what it runs for its tenants, one kind per
+// key prefix in the default column family (meta/"{kind}/{tenant}/{id}"):
+// FHIR subscriptions ("fhir-subscription", services/http) and firmware
+// rollouts ("rollout", services/grpc). Each written synced; the bytes are
+// their owner's, this file knows where they live. Encrypted at rest with
+// the rest of the store.
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace healthtwin::storage {
+
+class store;
+
+/// Every record of `kind`: ("{tenant}/{id}", bytes), in key order.
+caf::expected<std::vector<std::pair<std::string, std::string>>> load_meta_records(store& db,
+                                                                                  std::string_view kind);
+
+/// Writes (or replaces) a record durably.
+caf::error put_meta_record(store& db, std::string_view kind, std::string_view tenant_and_id,
+                           std::string_view bytes);
+
+/// Removes a record durably.
+caf::error drop_meta_record(store& db, std::string_view kind, std::string_view tenant_and_id);
+
+}  // namespace healthtwin::storage

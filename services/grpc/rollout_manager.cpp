@@ -447,7 +447,12 @@ void rollout_manager::apply(v1::Rollout& r, const gathered& g, int64_t now_ms, s
         d.set_state(v1::OTA_STATE_FAILED);
         d.set_reason(rec ? "the device was decommissioned" : "the device is no longer registered");
       } else {
-        models::ota_report report{rec->reported.firmware, setting(*rec, "ota.state"), setting(*rec, "ota.error")};
+        models::ota_report report{rec->reported.firmware, {}, {}};
+        // Progress reported before this rollout started the device is another update's.
+        if (d.has_start_time() && rec->reported.update_time_ms >= to_ms(d.start_time())) {
+          report.state = setting(*rec, "ota.state");
+          report.error = setting(*rec, "ota.error");
+        }
         std::string why;
         auto s = models::device_state(spec, d.has_start_time(), report, why);
         d.set_state(to_api(s));

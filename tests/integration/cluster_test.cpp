@@ -196,6 +196,20 @@ TEST(cluster_test, three_members_agree_on_the_shard_map_and_see_each_other_up) {
     for (uint32_t shard = 0; shard < 64; ++shard)
       EXPECT_EQ(s.shard_owners(shard), expected.owner(shard)) << "shard " << shard << " on n" << i;
   }
+  // Firmware rollouts run on a single node only (docs/rollouts.md): a
+  // member says so rather than start one that sees a third of its devices.
+  api_client edge{c.node(1).channel()};
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx, 5);
+  v1::CreateRolloutRequest req;
+  req.set_parent("tenants/h1");
+  req.set_rollout_id("r1");
+  req.mutable_rollout()->set_firmware("2.0");
+  req.mutable_rollout()->mutable_target()->set_device_type(v1::DEVICE_TYPE_PULSE_OXIMETER);
+  v1::Rollout out;
+  auto st = edge.rollouts->CreateRollout(&ctx, req, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("RolloutService/CreateRollout"), std::string::npos) << st.error_message();
 }
 
 // Patients spread over the members: some on each (64 shards, 3 members).

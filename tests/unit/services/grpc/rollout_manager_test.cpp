@@ -56,7 +56,9 @@ public:
     r.firmware = firmware;
     r.settings["ota.state"] = state;
     r.settings["ota.error"] = error;
+    r.update_time_ms = reported_at;
   }
+  int64_t reported_at = 1'700'000'000'000;
 };
 
 class rollout_manager_test : public healthtwin::testing::store_fixture {
@@ -175,8 +177,19 @@ TEST_F(rollout_manager_test, failures_pause_it_resume_accepts_them_and_cancel_en
   ASSERT_TRUE(m.cancel("tenants/h/rollouts/r1", "ops-b", now, &out).ok());
   EXPECT_EQ(out.status(), v1::ROLLOUT_STATUS_CANCELLED);
   EXPECT_EQ(m.resume("tenants/h/rollouts/r1", now, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  // Its devices are free for another rollout now.
-  EXPECT_TRUE(m.create("h", "tenants/h/rollouts/r2", spec(names), "ops", now, &out).ok());
+  // Its devices are free for another rollout now; what they reported for
+  // the last one does not count for it.
+  auto next = spec(names, {100});
+  next.set_firmware("3.0");
+  ASSERT_TRUE(m.create("h", "tenants/h/rollouts/r2", next, "ops", now + 1000, &out).ok());
+  m.step(now + 1000);
+  r = get(m, "tenants/h/rollouts/r2");
+  EXPECT_EQ(r.devices(1).state(), v1::OTA_STATE_DOWNLOADING);
+  EXPECT_EQ(r.counts().failed() + r.counts().rolled_back(), 0u);
+  facts.reported_at = now + 2000;
+  facts.report(names[1], "1.0", "failed", "flash worn out");
+  m.step(now + 2000);
+  EXPECT_EQ(get(m, "tenants/h/rollouts/r2").devices(1).reason(), "flash worn out");
 }
 
 TEST_F(rollout_manager_test, creation_names_what_is_wrong) {

@@ -31,6 +31,11 @@ struct channel_settings {
 std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::string& error,
                                             grpc::ChannelArguments args = {});
 
+/// The stamps (read_file.hpp, file_stamp) of the CA, certificate and key
+/// files a channel of `s` reads: a long-lived channel is made again when
+/// they change, so that rotated certificates are used without a restart.
+std::string tls_files_stamp(const channel_settings& s);
+
 /// Reads a token file (surrounding whitespace dropped); empty if unreadable.
 std::string read_token_file(const std::string& path);
 

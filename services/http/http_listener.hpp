@@ -116,6 +116,11 @@ public:
     int threads = 2;           ///< I/O threads
     std::string tls_cert_pem;  ///< PEM chain; empty: plaintext
     std::string tls_key_pem;
+    /// Set with tls_reload: the files the PEMs came from, loaded again for
+    /// new connections once they changed (checked on accept, at most every
+    /// tls_reload); files that do not load leave the last good ones in use.
+    std::string tls_cert_file, tls_key_file;
+    std::chrono::seconds tls_reload{0};
     http_limits limits;
   };
 

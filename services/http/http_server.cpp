@@ -148,6 +148,9 @@ caf::expected<std::unique_ptr<http_server>> http_server::start(const http_settin
                                                              ": cannot read the TLS certificate or key");
     ls.tls_cert_pem = std::move(*cert);
     ls.tls_key_pem = std::move(*key);
+    ls.tls_cert_file = settings.tls_cert_file;
+    ls.tls_key_file = settings.tls_key_file;
+    ls.tls_reload = settings.tls_reload;
   }
   im->gateway = std::make_unique<json_gateway>(settings.gateway);
   im->fhir = std::make_unique<fhir_endpoint>();

@@ -32,6 +32,9 @@ struct http_settings {
   /// empty: plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  /// How often those files are checked for a rotated certificate (new
+  /// connections get it); 0: read once at start.
+  std::chrono::seconds tls_reload{0};
   /// Connection limits and deadlines (slow or half-open clients are
   /// disconnected; /healthz keeps answering under them).
   http_limits limits;

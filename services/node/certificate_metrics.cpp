@@ -26,20 +26,29 @@ std::optional<double> certificate_expiry(const std::string& pem) {
   return static_cast<double>(timegm(&tm));
 }
 
-void publish_certificate_expiry(prometheus::Registry& registry, const std::string& certificate,
-                                const std::string& path) {
-  auto pem = services::read_file(path);
-  if (!pem)
+certificate_expiry_gauge::certificate_expiry_gauge(prometheus::Registry& registry, std::string certificate,
+                                                   std::string path)
+    : family_(prometheus::BuildGauge()
+                  .Name("healthtwin_tls_certificate_expiry_timestamp_seconds")
+                  .Help("When a certificate the node serves with expires (Unix seconds)")
+                  .Register(registry)),
+      certificate_(std::move(certificate)),
+      path_(std::move(path)) {
+  refresh();
+}
+
+void certificate_expiry_gauge::refresh() {
+  auto stamp = services::file_stamp(path_);
+  if (stamp == stamp_)
     return;
-  auto expiry = certificate_expiry(*pem);
+  stamp_ = stamp;
+  auto pem = services::read_file(path_);
+  auto expiry = pem ? certificate_expiry(*pem) : std::nullopt;
   if (!expiry)
-    return;
-  prometheus::BuildGauge()
-      .Name("healthtwin_tls_certificate_expiry_timestamp_seconds")
-      .Help("When a certificate the node serves with expires (Unix seconds)")
-      .Register(registry)
-      .Add({{"certificate", certificate}})
-      .Set(*expiry);
+    return;  // half written, say: the next change is read again
+  if (!gauge_)
+    gauge_ = &family_.Add({{"certificate", certificate_}});
+  gauge_->Set(*expiry);
 }
 
 }  // namespace healthtwin::node

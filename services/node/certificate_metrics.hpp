@@ -3,6 +3,9 @@
 #include <optional>
 #include <string>
 
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+
 namespace prometheus {
 class Registry;
 }
@@ -13,11 +16,20 @@ namespace healthtwin::node {
 /// nullopt when it does not parse.
 std::optional<double> certificate_expiry(const std::string& pem);
 
-/// Publishes healthtwin_tls_certificate_expiry_timestamp_seconds{certificate}
-/// for the PEM file at `path` (nothing when it cannot be read), so an alert
-/// rule can warn before it expires. Certificates are read at start: a
-/// rotated certificate is published by the restarted node.
-void publish_certificate_expiry(prometheus::Registry& registry, const std::string& certificate,
-                                const std::string& path);
+/// healthtwin_tls_certificate_expiry_timestamp_seconds{certificate} of the
+/// PEM file at `path`, so that an alert rule can warn before it expires.
+/// refresh() (before each scrape) reads the file again when it changed: a
+/// rotated certificate is published without a restart. Nothing is
+/// published while the file cannot be read or parsed.
+class certificate_expiry_gauge {
+public:
+  certificate_expiry_gauge(prometheus::Registry& registry, std::string certificate, std::string path);
+  void refresh();
+
+private:
+  prometheus::Family<prometheus::Gauge>& family_;
+  prometheus::Gauge* gauge_ = nullptr;
+  std::string certificate_, path_, stamp_;
+};
 
 }  // namespace healthtwin::node

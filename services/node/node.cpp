@@ -19,6 +19,7 @@
 #include "services/grpc/api_services.hpp"
 #include "services/node/subscription_wiring.hpp"
 #include "services/grpc/read_file.hpp"
+#include "services/node/tls_stage.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
 #include "services/http/process_metrics.hpp"
@@ -36,26 +37,33 @@ namespace healthtwin::node {
 
 namespace {
 
-// TLS 1.2+ (gRPC's minimum) with the node's certificate; with a client CA,
-// clients must present a certificate it signed.
-std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const node_config& cfg,
-                                                          const std::string& client_ca_file,
+// TLS 1.2+ (gRPC's minimum) with the node's certificate (its staged copy,
+// tls_stage.hpp); with a CA, clients must present a certificate it signed.
+// With a reload interval gRPC's file watcher reads the copy again at that
+// interval: rotated certificates and CAs serve new connections without a
+// restart.
+std::shared_ptr<grpc::ServerCredentials> grpc_credentials(const tls_files& files, unsigned reload_s,
                                                           std::string& error) {
-  if (cfg.insecure_plaintext)
-    return grpc::InsecureServerCredentials();
-  auto cert = services::read_file(cfg.tls_cert_file), key = services::read_file(cfg.tls_key_file);
-  if (!cert || !key) {
-    error = "cannot read --tls-cert-file or --tls-key-file";
+  if (reload_s > 0) {
+    namespace exp = grpc::experimental;
+    auto watcher = std::make_shared<exp::FileWatcherCertificateProvider>(files.key, files.cert, files.ca, reload_s);
+    exp::TlsServerCredentialsOptions opts{watcher};
+    opts.watch_identity_key_cert_pairs();
+    if (!files.ca.empty()) {
+      opts.watch_root_certs();
+      opts.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    return exp::TlsServerCredentials(opts);
+  }
+  auto cert = services::read_file(files.cert), key = services::read_file(files.key);
+  auto ca = files.ca.empty() ? std::optional<std::string>{""} : services::read_file(files.ca);
+  if (!cert || !key || !ca) {
+    error = "cannot read the staged TLS files";
     return nullptr;
   }
   grpc::SslServerCredentialsOptions opts;
   opts.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!client_ca_file.empty()) {
-    auto ca = services::read_file(client_ca_file);
-    if (!ca) {
-      error = "cannot read the client CA file " + client_ca_file;
-      return nullptr;
-    }
+  if (!files.ca.empty()) {
     opts.pem_root_certs = *ca;
     opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
@@ -206,14 +214,30 @@ int node::load_credentials() {
   }
   if (!cfg_.auth_hs256_secret_file.empty())
     spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
-  grpc_creds_ = grpc_credentials(cfg_, cfg_.tls_client_ca_file, error);
-  if (!grpc_creds_) {
-    spdlog::critical("{}", error);
-    return exit_config;
-  }
-  if (cfg_.insecure_plaintext)
+  if (cfg_.insecure_plaintext) {
+    grpc_creds_ = grpc::InsecureServerCredentials();
     spdlog::warn("--insecure-plaintext: gRPC and HTTP listeners are NOT encrypted "
                  "(local development only)");
+  } else {
+    // Listeners and peer channels read checked copies of the files (rotation, tls_stage.hpp).
+    auto reload = std::chrono::seconds(cfg_.tls_reload_interval_s);
+    api_tls_ = tls_stage::open({cfg_.tls_cert_file, cfg_.tls_key_file, cfg_.tls_client_ca_file}, reload, error);
+    if (api_tls_ && settings_.clustered)
+      peer_tls_ = tls_stage::open({cfg_.tls_cert_file, cfg_.tls_key_file, cfg_.cluster_ca_file}, reload, error);
+    if (api_tls_)
+      grpc_creds_ = grpc_credentials(api_tls_->staged(), cfg_.tls_reload_interval_s, error);
+    if (!grpc_creds_ || (settings_.clustered && !peer_tls_)) {
+      spdlog::critical("{}", error);
+      return exit_config;
+    }
+    settings_.http.tls_cert_file = api_tls_->staged().cert;
+    settings_.http.tls_key_file = api_tls_->staged().key;
+    if (peer_tls_) {
+      settings_.peer.cert_file = peer_tls_->staged().cert;
+      settings_.peer.key_file = peer_tls_->staged().key;
+      settings_.peer.ca_file = peer_tls_->staged().ca;
+    }
+  }
   settings_.peer.token_keys = tokens_->fingerprint();
   settings_.peer.node_key = store_->node_key_id();
   settings_.peer.pseudonym_key = store_->pseudonym_key_id();
@@ -249,11 +273,13 @@ int node::load_membership() {
 int node::start_http() {
   storage_gauges_ = std::make_unique<storage_metrics>(metrics_, *store_);
   if (!cfg_.insecure_plaintext)
-    publish_certificate_expiry(metrics_, "serving", cfg_.tls_cert_file);
+    certificate_gauge_ = std::make_unique<certificate_expiry_gauge>(metrics_, "serving", cfg_.tls_cert_file);
   process_gauges_ = std::make_unique<services::process_metrics>(metrics_);
   cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
   auto refresh = [this] {
     storage_gauges_->refresh();
+    if (certificate_gauge_)
+      certificate_gauge_->refresh();
     process_gauges_->refresh();
     cluster_gauges_->refresh(models::wall_clock_ms());
   };
@@ -380,7 +406,8 @@ int node::join_cluster() {
     return exit_ok;
   settings_.peer.api_port = static_cast<uint16_t>(grpc_port_);
   std::string tls_error;
-  auto peer_creds = grpc_credentials(cfg_, cfg_.cluster_ca_file, tls_error);
+  auto peer_creds = peer_tls_ ? grpc_credentials(peer_tls_->staged(), cfg_.tls_reload_interval_s, tls_error)
+                              : grpc::InsecureServerCredentials();
   peer_service_ = services::make_peer_service(settings_.peer, *members_, ready_, api_->peer_data());
   grpc::ServerBuilder builder;
   no_port_sharing(builder);

@@ -64,6 +64,8 @@ class ingest_sequencer;
 namespace healthtwin::node {
 
 class storage_metrics;
+class certificate_expiry_gauge;
+class tls_stage;
 
 /// Exit codes of the `healthtwin` binary.
 enum exit_code : int {
@@ -109,6 +111,8 @@ private:
   bool fresh_ = false;  ///< no persisted cluster state (a new data directory)
   std::unique_ptr<cluster::membership> members_;
   std::unique_ptr<storage_metrics> storage_gauges_;
+  std::unique_ptr<certificate_expiry_gauge> certificate_gauge_;
+  std::unique_ptr<tls_stage> api_tls_, peer_tls_;  // null with --insecure-plaintext
   std::unique_ptr<services::process_metrics> process_gauges_;
   std::unique_ptr<services::cluster_metrics> cluster_gauges_;
   std::unique_ptr<services::http_server> http_;

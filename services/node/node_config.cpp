@@ -160,6 +160,11 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "PEM CA certificates: gRPC clients must present a certificate signed by one "
                  "(mutual TLS, e.g. for devices)")
       ->check(CLI::ExistingFile);
+  app.add_option("--tls-reload-interval-s", cfg.tls_reload_interval_s,
+                 "how often the certificate, key and CA files are read again, so that rotated ones serve "
+                 "new connections without a restart (docs/operations.md); 0: read once at start")
+      ->check(CLI::Range(0u, 86'400u))
+      ->capture_default_str();
   app.add_option("--backup-dir", cfg.backup_dir,
                  "a directory for backups taken with ClusterService.BackupNode (twinctl cluster backup), "
                  "created at the first backup (its parent must exist); on the same file system as "

@@ -45,8 +45,11 @@ struct node_config {
   std::string tls_cert_file;       ///< PEM certificate chain of this node
   std::string tls_key_file;        ///< PEM private key of that certificate
   std::string tls_client_ca_file;  ///< set: clients must present a certificate it signed (mTLS)
-  std::string fhir_subscription_ca_file;
-  std::string backup_dir;  ///< ClusterService.BackupNode writes here (empty: no backups)  ///< CAs of FHIR subscribers' endpoints (empty: the system's)
+  /// How often the certificate, key and CA files are read again (rotation
+  /// without a restart); 0: read once at start.
+  unsigned tls_reload_interval_s = 60;
+  std::string fhir_subscription_ca_file;  ///< CAs of FHIR subscribers' endpoints (empty: the system's)
+  std::string backup_dir;  ///< ClusterService.BackupNode writes here (empty: no backups)
   bool insecure_plaintext = false; ///< no TLS: local development only
   // Bearer tokens (exactly one key source).
   std::string auth_audience = "healthtwin";

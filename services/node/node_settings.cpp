@@ -50,6 +50,7 @@ node_settings bind_settings(const node_config& cfg) {
   s.http.listen = cfg.http_listen;
   s.http.tls_cert_file = cfg.tls_cert_file;
   s.http.tls_key_file = cfg.tls_key_file;
+  s.http.tls_reload = std::chrono::seconds(cfg.tls_reload_interval_s);
   s.fhir_subscriptions.ca_file = cfg.fhir_subscription_ca_file;
 
   s.clustered = !cfg.cluster_members.empty();

@@ -307,6 +307,7 @@ std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings&
 struct cluster_prober::peer {
   uint32_t index;
   std::string address;
+  std::string files;  // tls_files_stamp when the stub was made
   std::unique_ptr<internal::PeerService::Stub> stub;
   std::string channel_error;
 };
@@ -330,8 +331,9 @@ cluster_prober::~cluster_prober() {
 }
 
 // One stub per listed member but this node, made again when its address
-// changed (a new member list).
+// changed (a new member list) or this node's certificate files did (rotated).
 void cluster_prober::refresh_peers() {
+  auto files = tls_files_stamp(member_channel_settings(settings_, {}));
   auto map = members_.map();
   auto& all = map->members();
   if (peers_.size() < all.size())
@@ -342,11 +344,12 @@ void cluster_prober::refresh_peers() {
       p.reset();
       continue;
     }
-    if (p && p->address == all[m].address)
+    if (p && p->address == all[m].address && p->files == files)
       continue;
     p = std::make_unique<peer>();
     p->index = m;
     p->address = all[m].address;
+    p->files = files;
     p->stub = make_peer_stub(settings_, all[m].address, p->channel_error);
   }
 }

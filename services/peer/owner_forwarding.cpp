@@ -43,11 +43,13 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
   auto address = members_.api_address(m);
   if (address.empty())
     return nullptr;
+  auto files = tls_files_stamp(tls_);
   std::lock_guard<std::mutex> g{mtx_};
   if (slots_.size() <= m)
     slots_.resize(m + 1);
   auto& s = slots_[m];
-  if (!s.stubs || s.address != address) {  // first use, or it came back on another port
+  // First use, it came back on another port, or the certificates were rotated.
+  if (!s.stubs || s.address != address || s.files != files) {
     auto cs = tls_;
     cs.target = address;
     std::string error;
@@ -55,6 +57,7 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
     if (!channel)
       return nullptr;
     s.address = address;
+    s.files = files;
     s.stubs = std::make_shared<owner_stubs>();
     s.stubs->registry = v1::RegistryService::NewStub(channel);
     s.stubs->twins = v1::TwinService::NewStub(channel);
@@ -72,14 +75,16 @@ std::shared_ptr<internal::PeerService::Stub> owner_forwarding::peer(uint32_t m) 
   if (m >= map->members().size() || map->members()[m].address.empty())
     return nullptr;
   auto& address = map->members()[m].address;
+  auto files = tls_files_stamp(tls_);
   std::lock_guard<std::mutex> g{mtx_};
   if (peers_.size() <= m)
     peers_.resize(m + 1);
   auto& p = peers_[m];
-  if (!p.stub || p.address != address) {
+  if (!p.stub || p.address != address || p.files != files) {
     std::string error;
     p.stub = make_peer_stub(settings_, address, error);
     p.address = address;
+    p.files = files;
   }
   return p.stub;
 }

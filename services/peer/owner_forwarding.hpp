@@ -62,12 +62,14 @@ public:
   std::vector<uint32_t> others() const;
 
 private:
+  // A channel is made again when the member's address or this node's
+  // certificate files (tls_files_stamp) changed.
   struct slot {
-    std::string address;
+    std::string address, files;
     std::shared_ptr<owner_stubs> stubs;
   };
   struct peer_slot {
-    std::string address;
+    std::string address, files;
     std::shared_ptr<internal::PeerService::Stub> stub;
   };
   const cluster::membership& members_;

@@ -14,6 +14,7 @@
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
+#include "services/grpc/twin_pages.hpp"
 #include "services/grpc/twin_reads.hpp"
 #include "storage/registry.hpp"
 #include "storage/series_table.hpp"
@@ -33,22 +34,6 @@ constexpr int32_t max_twin_page = 500;
 
 using google::protobuf::FieldMask;
 using google::protobuf::util::FieldMaskUtil;
-
-// A list page token: the offset into the ordered matches and a fingerprint
-// of the query, so a token is not taken with another filter or order.
-std::string page_token(size_t offset, uint64_t query) {
-  return fmt::format("{}.{:016x}", offset, query);
-}
-
-std::optional<size_t> parse_page_token(const std::string& token, uint64_t query) {
-  auto dot = token.find('.');
-  size_t offset = 0;
-  auto [p, ec] = std::from_chars(token.data(), token.data() + dot, offset);
-  if (dot == std::string::npos || ec != std::errc{} || p != token.data() + dot ||
-      token.substr(dot + 1) != fmt::format("{:016x}", query))
-    return std::nullopt;
-  return offset;
-}
 
 class twin_service final : public v1::TwinService::Service {
 public:
@@ -93,13 +78,11 @@ public:
       if (auto m = check_read_mask(req->read_mask()))
         bad.push_back(*m);
       auto query = models::twin_hash(req->filter() + '\n' + req->order_by());
-      size_t offset = 0;
+      std::optional<summary_row> cursor;
       if (!req->page_token().empty()) {
-        auto o = parse_page_token(req->page_token(), query);
-        if (!o)
+        cursor = parse_page_token(req->page_token(), query);
+        if (!cursor)
           bad.push_back({"page_token", "is not a token this service issued for this filter and order_by"});
-        else
-          offset = *o;
       }
       if (!bad.empty())
         return invalid_argument(bad);
@@ -109,17 +92,18 @@ public:
       auto patients = local_patients(env_, *tenant, *filter, *order);
       size_t total = patients.size();
       // In a cluster the other members' patients come from their own
-      // indexes (the first offset + page of each), merged in order.
+      // indexes (the first page + 1 of each after the cursor), merged in order.
       std::set<uint32_t> unreachable;
       if (env_.ctx.forwarding) {
-        total += gather_patients(call, *tenant, *req, offset + page, patients, unreachable);
+        total += gather_patients(call, *tenant, *req, page + 1, cursor, patients, unreachable);
         std::sort(patients.begin(), patients.end(),
                   [&](auto& a, auto& b) { return order->before(a, b); });
       }
+      if (cursor)
+        drop_through(patients, *cursor, *order);
       resp->set_total_size(static_cast<int32_t>(total));
-      auto first = std::min(offset, patients.size());
-      auto end = std::min(patients.size(), first + page);
-      for (auto i = first; i < end; ++i) {
+      auto end = std::min(patients.size(), page);
+      for (size_t i = 0; i < end; ++i) {
         v1::PatientTwin twin;
         auto& name = patients[i].first;
         auto st = Status::OK;
@@ -145,8 +129,8 @@ public:
       }
       for (auto m : unreachable)
         resp->add_unreachable_members(env_.ctx.forwarding->member_name(m));
-      if (end < total)
-        resp->set_next_page_token(page_token(end, query));
+      if (end < patients.size())  // more after the last one listed
+        resp->set_next_page_token(page_token(query, patients[end - 1]));
       return Status::OK;
     });
   }
@@ -274,13 +258,15 @@ private:
   // answer go into `unreachable`.
   size_t gather_patients(const ServerContext* call, std::string_view tenant,
                          const v1::ListPatientTwinsRequest& req, size_t limit,
-                         std::vector<std::pair<std::string, actors::patient_summary>>& patients,
+                         const std::optional<summary_row>& cursor, std::vector<summary_row>& patients,
                          std::set<uint32_t>& unreachable) {
     internal::SummaryQuery q;
     q.set_tenant(std::string{tenant});
     q.set_filter(req.filter());
     q.set_order_by(req.order_by());
     q.set_limit(static_cast<uint32_t>(limit));
+    if (cursor)
+      *q.mutable_after() = to_peer(*cursor);
     auto deadline = std::chrono::system_clock::now() + env_.forward_timeout(call);
     struct answer {
       uint32_t member;
@@ -307,22 +293,9 @@ private:
       }
       total += a.list.total();
       for (auto& p : a.list.patients())
-        patients.emplace_back(p.name(), from_peer(p));
+        patients.push_back(from_peer(p));
     }
     return total;
-  }
-
-  static actors::patient_summary from_peer(const internal::PatientSummary& p) {
-    actors::patient_summary s;
-    s.ward = p.ward();
-    s.bed = p.bed();
-    s.news2_known = p.news2_known();
-    s.news2 = static_cast<uint8_t>(std::min<uint32_t>(p.news2(), 255));
-    s.news2_complete = p.news2_complete();
-    s.news2_band = static_cast<models::news2_band>(std::min<uint32_t>(p.news2_band(), 255));
-    s.alert_priority = static_cast<models::priority>(std::min<uint32_t>(p.alert_priority(), 3));
-    s.open_alerts = p.open_alerts();
-    return s;
   }
 
   service_env& env_;
@@ -366,19 +339,10 @@ grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
     return invalid_argument("order_by", error);
   auto patients = local_patients(env, q.tenant(), *filter, *order);
   out->set_total(static_cast<uint32_t>(patients.size()));
-  for (size_t i = 0; i < patients.size() && i < q.limit(); ++i) {
-    auto& [name, s] = patients[i];
-    auto* p = out->add_patients();
-    p->set_name(name);
-    p->set_ward(s.ward);
-    p->set_bed(s.bed);
-    p->set_news2_known(s.news2_known);
-    p->set_news2(s.news2);
-    p->set_news2_complete(s.news2_complete);
-    p->set_news2_band(static_cast<uint32_t>(s.news2_band));
-    p->set_alert_priority(static_cast<uint32_t>(s.alert_priority));
-    p->set_open_alerts(s.open_alerts);
-  }
+  if (q.has_after())
+    drop_through(patients, from_peer(q.after()), *order);
+  for (size_t i = 0; i < patients.size() && i < q.limit(); ++i)
+    *out->add_patients() = to_peer(patients[i]);
   return grpc::Status::OK;
 }
 

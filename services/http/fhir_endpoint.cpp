@@ -15,11 +15,6 @@ namespace healthtwin::services {
 namespace {
 
 constexpr int64_t day_ms = 86'400'000;
-constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
-
-http_response outcome(unsigned status, const std::string& code, const std::string& why) {
-  return {status, std::string{fhir_json}, fhir_outcome(code, why)};
-}
 
 std::string bounded(std::string_view s) {
   return models::bounded(s, 64);
@@ -109,9 +104,9 @@ void fhir_endpoint::off_listener(std::shared_ptr<http_responder> out, Work work)
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (stopping_ || !api_)
-      return out->reply(outcome(503, "transient", stopping_ ? "the node is stopping" : "the node is starting"));
+      return out->reply(fhir_outcome_response(503, "transient", stopping_ ? "the node is stopping" : "the node is starting"));
     if (running_ >= max_running_)
-      return out->reply(outcome(429, "throttled", "too many FHIR requests at once on this node: try again shortly"));
+      return out->reply(fhir_outcome_response(429, "throttled", "too many FHIR requests at once on this node: try again shortly"));
     ++running_;
   }
   std::thread([this, out = std::move(out), work = std::move(work)]() mutable {
@@ -139,23 +134,23 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
       subs = subs_;
     }
     if (!subs)
-      return out->reply(outcome(404, "not-supported", "this node holds no FHIR subscriptions"));
+      return out->reply(fhir_outcome_response(404, "not-supported", "this node holds no FHIR subscriptions"));
     std::vector<std::string> segments{parts.begin(), parts.end()};
     return off_listener(std::move(out), [subs, req, segments = std::move(segments)] {
       return subs->answer(req, segments);
     });
   }
   if (req.method != "GET")
-    return out->reply(outcome(405, "not-supported", "use GET"));
+    return out->reply(fhir_outcome_response(405, "not-supported", "use GET"));
   // /fhir/{tenant}/Patient/{id}/$everything
   if (parts.size() != 5 || parts[0] != "fhir" || parts[2] != "Patient" || parts[4] != "$everything")
-    return out->reply(outcome(404, "not-found", "the paths are /fhir/{tenant}/Patient/{id}/$everything and "
+    return out->reply(fhir_outcome_response(404, "not-found", "the paths are /fhir/{tenant}/Patient/{id}/$everything and "
                                                 "/fhir/{tenant}/Subscription, not " + bounded(path)));
   if (!models::is_valid_id(parts[1]) || !models::is_valid_id(parts[3]))
-    return out->reply(outcome(400, "invalid", "tenant and patient id: 1-63 characters of [a-z0-9-]"));
+    return out->reply(fhir_outcome_response(400, "invalid", "tenant and patient id: 1-63 characters of [a-z0-9-]"));
   if (auto format = query_value(req.target, "_format");
       format && *format != "json" && *format != "application/fhir+json" && *format != "application/json")
-    return out->reply(outcome(406, "not-supported", "_format: only json (application/fhir+json)"));
+    return out->reply(fhir_outcome_response(406, "not-supported", "_format: only json (application/fhir+json)"));
   fhir_export_request r;
   r.tenant = std::string{parts[1]};
   r.patient_id = std::string{parts[3]};
@@ -165,7 +160,7 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
     if (auto v = query_value(req.target, key)) {
       auto t = parse_instant(*v);
       if (!t)
-        return out->reply(outcome(400, "invalid", std::string{key} + ": a date (YYYY-MM-DD) or a UTC dateTime "
+        return out->reply(fhir_outcome_response(400, "invalid", std::string{key} + ": a date (YYYY-MM-DD) or a UTC dateTime "
                                                                      "(YYYY-MM-DDThh:mm:ss[.fff]Z), not " + bounded(*v)));
       *into = *t;
     } else if (into == &r.start_ms) {
@@ -173,11 +168,10 @@ void fhir_endpoint::handle(const http_request& req, std::shared_ptr<http_respond
     }
   }
   if (r.start_ms >= r.end_ms || r.end_ms - r.start_ms > 31 * day_ms)
-    return out->reply(outcome(400, "invalid", "start must be before end, at most 31 days apart"));
+    return out->reply(fhir_outcome_response(400, "invalid", "start must be before end, at most 31 days apart"));
   auto auth = std::string{req.header("authorization")};
   r.token = auth.starts_with("Bearer ") ? auth.substr(7) : std::string{};
-  auto host = std::string{req.header("host")};
-  r.base_url = "https://" + (host.empty() ? std::string{"localhost"} : bounded(host)) + "/fhir/" + r.tenant;
+  r.base_url = fhir_base_url(req, r.tenant);
   std::shared_ptr<grpc::Channel> api;
   {
     std::lock_guard<std::mutex> guard{mtx_};

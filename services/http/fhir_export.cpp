@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/models/quoted.hpp"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
@@ -309,6 +310,11 @@ fhir_export_result fhir_failure(const grpc::Status& st, const char* what) {
   }
   auto why = std::string{what} + ": " + st.error_message();
   return {m.http, fhir_outcome(m.code, why), why};
+}
+
+std::string fhir_base_url(const http_request& req, const std::string& tenant) {
+  auto host = std::string{req.header("host")};
+  return "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
 }
 
 std::string fhir_outcome(const std::string& code, const std::string& diagnostics) {

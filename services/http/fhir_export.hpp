@@ -11,9 +11,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <grpcpp/channel.h>
 #include <grpcpp/support/status.h>
+
+#include "services/http/http_listener.hpp"
 
 namespace healthtwin::services {
 
@@ -46,5 +49,17 @@ fhir_export_result fhir_failure(const grpc::Status& st, const char* what);
 
 /// An OperationOutcome with one issue (FHIR issue-type code, diagnostics).
 std::string fhir_outcome(const std::string& code, const std::string& diagnostics);
+
+/// The media type of FHIR JSON answers.
+inline constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
+
+/// How resources of `tenant` are named to a caller who reached this node as
+/// `req`'s Host (at most 253 characters of it, a DNS name's limit).
+std::string fhir_base_url(const http_request& req, const std::string& tenant);
+
+/// An HTTP answer of `status` with fhir_outcome(code, why).
+inline http_response fhir_outcome_response(unsigned status, const std::string& code, const std::string& why) {
+  return {status, std::string{fhir_json}, fhir_outcome(code, why)};
+}
 
 }  // namespace healthtwin::services

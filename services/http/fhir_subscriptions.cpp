@@ -27,11 +27,6 @@ namespace healthtwin::services {
 namespace {
 
 using json = nlohmann::json;
-constexpr std::string_view fhir_json = "application/fhir+json; charset=utf-8";
-
-http_response outcome(unsigned status, const std::string& code, const std::string& why) {
-  return {status, std::string{fhir_json}, fhir_outcome(code, why)};
-}
 
 // Whether the bearer token in `authorization` carries `role`: read from its
 // claims once the API has verified the token (authorize() first).
@@ -60,12 +55,6 @@ bool token_has_role(std::string_view authorization, std::string_view role) {
     if (r.is_string() && r.get<std::string>() == role)
       return true;
   return false;
-}
-
-// How resources of `tenant` are named to a caller who reached us as `req`'s Host.
-std::string base_url(const http_request& req, const std::string& tenant) {
-  auto host = std::string{req.header("host")};
-  return "https://" + models::bounded(host.empty() ? "localhost" : host, 253) + "/fhir/" + tenant;
 }
 
 std::string new_id() {
@@ -395,31 +384,31 @@ http_response fhir_subscriptions::answer(const http_request& req, const std::vec
   // parts: fhir, {tenant}, Subscription[, {id}[, $status]]
   auto& tenant = parts[1];
   if (!models::is_valid_id(tenant))
-    return outcome(400, "invalid", "tenant: 1-63 characters of [a-z0-9-]");
+    return fhir_outcome_response(400, "invalid", "tenant: 1-63 characters of [a-z0-9-]");
   if (parts.size() == 3) {
     if (req.method == "POST")
       return create(req, tenant);
     if (req.method != "GET")
-      return outcome(405, "not-supported", "use POST to create a Subscription, GET to list them");
+      return fhir_outcome_response(405, "not-supported", "use POST to create a Subscription, GET to list them");
     if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-list"))
       return *refused;
-    return list(tenant, base_url(req, tenant));
+    return list(tenant, fhir_base_url(req, tenant));
   }
   auto& id = parts[3];
   if (!models::is_valid_id(id))
-    return outcome(400, "invalid", "the subscription id: 1-63 characters of [a-z0-9-]");
+    return fhir_outcome_response(400, "invalid", "the subscription id: 1-63 characters of [a-z0-9-]");
   bool status_only = parts.size() == 5 && parts[4] == "$status";
   if (parts.size() > 5 || (parts.size() == 5 && !status_only))
-    return outcome(404, "not-found", "the paths are Subscription, Subscription/{id} and Subscription/{id}/$status");
+    return fhir_outcome_response(404, "not-found", "the paths are Subscription, Subscription/{id} and Subscription/{id}/$status");
   if (req.method == "DELETE" && !status_only) {
     if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-delete"))
       return *refused;
     if (!token_has_role(req.header("authorization"), "service"))
-      return outcome(403, "forbidden", "only an integration (a token with the service role) deletes subscriptions");
+      return fhir_outcome_response(403, "forbidden", "only an integration (a token with the service role) deletes subscriptions");
     return remove(tenant, id);
   }
   if (req.method != "GET")
-    return outcome(405, "not-supported", status_only ? "use GET" : "use GET or DELETE");
+    return fhir_outcome_response(405, "not-supported", status_only ? "use GET" : "use GET or DELETE");
   if (auto refused = authorize(req, tenant, {}, {}, "fhir-subscription-read"))
     return *refused;
   return read(tenant, id, status_only);
@@ -432,7 +421,7 @@ std::optional<http_response> fhir_subscriptions::authorize(const http_request& r
   {
     std::lock_guard<std::mutex> g{mtx_};
     if (stopped_ || !api_)
-      return outcome(503, "transient", stopped_ ? "the node is stopping" : "the node is starting");
+      return fhir_outcome_response(503, "transient", stopped_ ? "the node is stopping" : "the node is starting");
     api = api_;
   }
   grpc::ClientContext c;
@@ -457,33 +446,33 @@ std::optional<http_response> fhir_subscriptions::authorize(const http_request& r
 http_response fhir_subscriptions::create(const http_request& req, const std::string& tenant) {
   auto d = std::make_shared<delivery>();
   if (auto bad = parse_subscription(req.body, d->spec))
-    return outcome(400, "invalid", *bad);
+    return fhir_outcome_response(400, "invalid", *bad);
   if (auto refused = authorize(req, tenant, d->spec.ward, d->spec.patient_id, "fhir-subscription-create"))
     return *refused;
   // A subscription sends the tenant's alerts to a system outside: only an
   // integration's account sets one up, not a clinician's.
   if (!token_has_role(req.header("authorization"), "service"))
-    return outcome(403, "forbidden", "only an integration (a token with the service role) creates subscriptions");
+    return fhir_outcome_response(403, "forbidden", "only an integration (a token with the service role) creates subscriptions");
   {
     std::lock_guard<std::mutex> g{mtx_};
     size_t of_tenant = 0;
     for (auto& [key, x] : deliveries_)
       of_tenant += x->spec.tenant == tenant;
     if (of_tenant >= s_.max_per_tenant || deliveries_.size() >= s_.max_total)
-      return outcome(422, "business-rule",
+      return fhir_outcome_response(422, "business-rule",
                      fmt::format("at most {} subscriptions per tenant and {} per node: delete one first",
                                  s_.max_per_tenant, s_.max_total));
   }
   d->spec.tenant = tenant;
   d->spec.id = new_id();
-  d->spec.base_url = base_url(req, tenant);
+  d->spec.base_url = fhir_base_url(req, tenant);
   // Its events start now on every member that can be reached (one that
   // cannot: from when it can).
   open_feeds(*d, false);  // recorded with the subscription below
   if (!d->feeds.count(""))
-    return outcome(503, "transient", "this node's alert events cannot be followed: try again");
+    return fhir_outcome_response(503, "transient", "this node's alert events cannot be followed: try again");
   if (auto err = storage_.put(d->key(), subscription_record(d->spec, d->progress)))
-    return outcome(503, "transient", "the subscription could not be recorded: " + *err);
+    return fhir_outcome_response(503, "transient", "the subscription could not be recorded: " + *err);
   auto body = subscription_resource(d->spec, d->progress);
   auto location = d->spec.base_url + "/Subscription/" + d->spec.id;
   spdlog::info("FHIR subscription {} created (topic {})", d->spec.id,
@@ -501,7 +490,7 @@ http_response fhir_subscriptions::read(const std::string& tenant, const std::str
       d = i->second;
   }
   if (!d)
-    return outcome(404, "not-found", "no such subscription in this tenant");
+    return fhir_outcome_response(404, "not-found", "no such subscription in this tenant");
   auto p = d->now();
   return {200, std::string{fhir_json},
           status_only ? subscription_status(d->spec, p) : subscription_resource(d->spec, p)};
@@ -530,7 +519,7 @@ http_response fhir_subscriptions::remove(const std::string& tenant, const std::s
     std::lock_guard<std::mutex> g{mtx_};
     auto i = deliveries_.find(tenant + "/" + id);
     if (i == deliveries_.end())
-      return outcome(404, "not-found", "no such subscription in this tenant");
+      return fhir_outcome_response(404, "not-found", "no such subscription in this tenant");
     d = std::move(i->second);
     deliveries_.erase(i);
   }
@@ -547,7 +536,7 @@ http_response fhir_subscriptions::remove(const std::string& tenant, const std::s
     again->spec = d->spec;
     again->progress = d->now();
     launch(std::move(again));
-    return outcome(503, "transient", "the subscription's record could not be removed: try again");
+    return fhir_outcome_response(503, "transient", "the subscription's record could not be removed: try again");
   }
   spdlog::info("FHIR subscription {} deleted", id);
   count_statuses();

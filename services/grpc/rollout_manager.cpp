@@ -33,6 +33,12 @@ bool finished(v1::OtaState s) {
   return s == v1::OTA_STATE_INSTALLED || s == v1::OTA_STATE_FAILED || s == v1::OTA_STATE_ROLLED_BACK;
 }
 
+// Stepped: running or paused, or cancelled while devices were installing
+// (their outcome is still recorded; nothing starts).
+bool stepped(const v1::Rollout& r) {
+  return active(r) || (r.status() == v1::ROLLOUT_STATUS_CANCELLED && r.counts().downloading() > 0);
+}
+
 v1::OtaState to_api(models::ota_state s) {
   switch (s) {
     case models::ota_state::pending: return v1::OTA_STATE_PENDING;
@@ -79,6 +85,18 @@ std::string key_of(const std::string& name) {
 std::string setting(const storage::device_record& d, const char* name) {
   auto it = d.reported.settings.find(name);
   return it == d.reported.settings.end() ? std::string{} : it->second;
+}
+
+// A device's state from what it reports (started: targeted); progress
+// reported before the rollout started it is another update's.
+models::ota_state observed(const models::rollout_spec& spec, const v1::RolloutDevice& d,
+                           const storage::device_record& rec, std::string& why) {
+  models::ota_report report{rec.reported.firmware, {}, {}};
+  if (d.has_start_time() && rec.reported.update_time_ms >= to_ms(d.start_time())) {
+    report.state = setting(rec, "ota.state");
+    report.error = setting(rec, "ota.error");
+  }
+  return models::device_state(spec, d.has_start_time(), report, why);
 }
 
 void recount(v1::Rollout& r) {
@@ -411,9 +429,10 @@ rollout_manager::gathered rollout_manager::gather(const v1::Rollout& r) {
   g.records.resize(n);
   g.unread.assign(n, false);
   auto open_end = wave_end(r, r.wave());
+  bool cancelled = r.status() == v1::ROLLOUT_STATUS_CANCELLED;
   for (size_t i = 0; i < n; ++i) {
     auto& d = r.devices(static_cast<int>(i));
-    if (finished(d.state())) {
+    if (finished(d.state()) || (cancelled && !d.has_start_time())) {
       g.unread[i] = true;
       continue;
     }
@@ -434,6 +453,20 @@ rollout_manager::gathered rollout_manager::gather(const v1::Rollout& r) {
 }
 
 void rollout_manager::apply(v1::Rollout& r, const gathered& g, int64_t now_ms, std::vector<size_t>& to_start) {
+  if (r.status() == v1::ROLLOUT_STATUS_CANCELLED) {  // only the outcome of devices that were installing
+    for (size_t i = 0; i < g.unread.size(); ++i) {
+      auto& d = *r.mutable_devices(static_cast<int>(i));
+      auto& rec = g.records[i];
+      auto latest = device_index_.find(d.device());  // a later rollout took it: its reports are that one's
+      if (g.unread[i] || finished(d.state()) || !rec || latest == device_index_.end() || latest->second != r.name())
+        continue;
+      std::string why;
+      d.set_state(to_api(observed(spec_of(r), d, *rec, why)));
+      d.set_reason(why);
+    }
+    recount(r);
+    return;
+  }
   auto spec = spec_of(r);
   auto n = static_cast<size_t>(r.devices_size());
   std::vector<models::rollout_device> plan(n);
@@ -447,14 +480,8 @@ void rollout_manager::apply(v1::Rollout& r, const gathered& g, int64_t now_ms, s
         d.set_state(v1::OTA_STATE_FAILED);
         d.set_reason(rec ? "the device was decommissioned" : "the device is no longer registered");
       } else {
-        models::ota_report report{rec->reported.firmware, {}, {}};
-        // Progress reported before this rollout started the device is another update's.
-        if (d.has_start_time() && rec->reported.update_time_ms >= to_ms(d.start_time())) {
-          report.state = setting(*rec, "ota.state");
-          report.error = setting(*rec, "ota.error");
-        }
         std::string why;
-        auto s = models::device_state(spec, d.has_start_time(), report, why);
+        auto s = observed(spec, d, *rec, why);
         d.set_state(to_api(s));
         d.set_reason(why);
         if (s == models::ota_state::downloading && rec->desired.firmware != r.firmware())
@@ -509,7 +536,7 @@ void rollout_manager::step(int64_t now_ms) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& [_, r] : rollouts_)
-      if (active(r))
+      if (stepped(r))
         work.push_back(r);
   }
   for (auto& copy : work) {
@@ -519,8 +546,8 @@ void rollout_manager::step(int64_t now_ms) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
       auto it = rollouts_.find(copy.name());
-      if (it == rollouts_.end() || !active(it->second))
-        continue;  // cancelled meanwhile
+      if (it == rollouts_.end() || !stepped(it->second))
+        continue;  // gone meanwhile
       auto& r = it->second;
       auto before = r.SerializeAsString();
       apply(r, g, now_ms, to_start);

@@ -177,6 +177,13 @@ TEST_F(rollout_manager_test, failures_pause_it_resume_accepts_them_and_cancel_en
   ASSERT_TRUE(m.cancel("tenants/h/rollouts/r1", "ops-b", now, &out).ok());
   EXPECT_EQ(out.status(), v1::ROLLOUT_STATUS_CANCELLED);
   EXPECT_EQ(m.resume("tenants/h/rollouts/r1", now, &out).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // What was installing when it was cancelled still gets its outcome recorded.
+  facts.report(names[3], "2.0");
+  m.step(now);
+  r = get(m);
+  EXPECT_EQ(r.status(), v1::ROLLOUT_STATUS_CANCELLED);
+  EXPECT_EQ(r.devices(3).state(), v1::OTA_STATE_INSTALLED);
+  EXPECT_EQ(r.counts().installed(), 2u);
   // Its devices are free for another rollout now; what they reported for
   // the last one does not count for it.
   auto next = spec(names, {100});
@@ -187,9 +194,10 @@ TEST_F(rollout_manager_test, failures_pause_it_resume_accepts_them_and_cancel_en
   EXPECT_EQ(r.devices(1).state(), v1::OTA_STATE_DOWNLOADING);
   EXPECT_EQ(r.counts().failed() + r.counts().rolled_back(), 0u);
   facts.reported_at = now + 2000;
-  facts.report(names[1], "1.0", "failed", "flash worn out");
+  facts.report(names[5], "1.0", "failed", "flash worn out");
   m.step(now + 2000);
-  EXPECT_EQ(get(m, "tenants/h/rollouts/r2").devices(1).reason(), "flash worn out");
+  EXPECT_EQ(get(m, "tenants/h/rollouts/r2").devices(5).reason(), "flash worn out");
+  EXPECT_EQ(get(m).devices(5).state(), v1::OTA_STATE_DOWNLOADING);  // r2's failure, not r1's
 }
 
 TEST_F(rollout_manager_test, creation_names_what_is_wrong) {

@@ -65,6 +65,12 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "the message journal's directory")->required();
   app.add_option("--mllp-tls-cert-file", tls_cert, "PEM certificate chain: MLLP over TLS");
   app.add_option("--mllp-tls-key-file", tls_key, "its private key");
+  unsigned tls_reload_s = 60;
+  app.add_option("--mllp-tls-reload-interval-s", tls_reload_s,
+                 "how often the MLLP certificate and key files are read again, so that rotated ones serve new "
+                 "connections without a restart; 0: read once at start")
+      ->check(CLI::Range(0u, 86'400u))
+      ->capture_default_str();
   app.add_option("--facility", facility, "our MSH-4 in ACKs");
   app.add_option("--bed-map", bed_map_file,
                  "JSON: \"ward^room^bed\" -> device ids; takes ADT A01/A02/A03/A08 (docs/hl7.md)");
@@ -162,6 +168,9 @@ int main(int argc, char** argv) {
   ms.workers = workers;
   ms.limits.max_message_bytes = max_bytes;
   ms.limits.message_timeout = std::chrono::milliseconds(message_timeout_ms);
+  ms.tls_cert_file = tls_cert;
+  ms.tls_key_file = tls_key;
+  ms.tls_reload = std::chrono::seconds(tls_reload_s);
   if (!tls_cert.empty() && (!read_pem(tls_cert, ms.tls_cert_pem) || !read_pem(tls_key, ms.tls_key_pem))) {
     std::fprintf(stderr, "healthtwin-hl7: --mllp-tls-cert-file or --mllp-tls-key-file is unreadable\n");
     return 2;

@@ -41,7 +41,7 @@ struct mllp_server::impl {
   std::atomic<uint64_t> messages{0}, too_large{0}, unterminated{0}, refused{0}, open{0};
   asio::io_context ioc;
   asio::thread_pool workers;
-  std::optional<asio::ssl::context> tls;
+  std::unique_ptr<services::rotating_tls> tls;  // null: plain TCP
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
 
@@ -212,7 +212,7 @@ void accept(mllp_server::impl& im) {
         socket.close(ec);
       } else if (im.tls) {
         std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
-            im, beast::ssl_stream<beast::tcp_stream>{std::move(socket), *im.tls})
+            im, beast::ssl_stream<beast::tcp_stream>{std::move(socket), im.tls->current()})
             ->start();
       } else {
         std::make_shared<session<beast::tcp_stream>>(im, beast::tcp_stream{std::move(socket)})->start();
@@ -249,7 +249,8 @@ caf::expected<std::unique_ptr<mllp_server>> mllp_server::start(const settings& s
   im->h = std::move(h);
   if (!s.tls_cert_pem.empty()) {
     std::string why;
-    im->tls = services::server_tls(s.tls_cert_pem, s.tls_key_pem, why);
+    im->tls = services::rotating_tls::open(s.tls_cert_pem, s.tls_key_pem, s.tls_cert_file, s.tls_key_file,
+                                           s.tls_reload, "hl7", why);
     if (!im->tls)
       return fail(why);
   }

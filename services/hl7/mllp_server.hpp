@@ -53,6 +53,10 @@ public:
     int workers = 4;           ///< handler threads
     std::string tls_cert_pem;  ///< PEM chain; empty: plain TCP
     std::string tls_key_pem;
+    /// Set with tls_reload: the files the PEMs came from, loaded again for
+    /// new connections once they changed (rotation without a restart).
+    std::string tls_cert_file, tls_key_file;
+    std::chrono::seconds tls_reload{0};
     mllp_limits limits;
   };
 

@@ -19,7 +19,6 @@
 #include <caf/sec.hpp>
 #include <spdlog/spdlog.h>
 
-#include "services/grpc/read_file.hpp"
 #include "services/http/server_socket.hpp"
 
 namespace healthtwin::services {
@@ -61,12 +60,7 @@ struct http_listener::impl {
   std::atomic<uint64_t> evicted{0}, refused{0}, header_timeouts{0};
 
   asio::io_context ioc;
-  // Every TLS context loaded (sessions refer to theirs; rotations are
-  // rare) and the one new connections get; null: plaintext.
-  std::vector<std::unique_ptr<asio::ssl::context>> contexts;
-  asio::ssl::context* tls = nullptr;
-  std::string tls_files;  // stamps of the files `tls` came from
-  std::chrono::steady_clock::time_point tls_checked;
+  std::unique_ptr<rotating_tls> tls;  // null: plaintext
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
 
@@ -79,38 +73,6 @@ struct http_listener::impl {
   }
 
   using slot = std::list<connection>::iterator;
-
-  void use_tls(asio::ssl::context&& c) {
-    contexts.push_back(std::make_unique<asio::ssl::context>(std::move(c)));
-    tls = contexts.back().get();
-  }
-
-  // On accept (one at a time): rotated certificate files serve the
-  // connections accepted from now on.
-  void reload_tls() {
-    if (s.tls_reload.count() == 0 || s.tls_cert_file.empty())
-      return;
-    auto now = std::chrono::steady_clock::now();
-    if (now - tls_checked < s.tls_reload)
-      return;
-    tls_checked = now;
-    auto stamp = file_stamp(s.tls_cert_file) + "|" + file_stamp(s.tls_key_file);
-    if (stamp == tls_files)
-      return;
-    tls_files = stamp;
-    auto cert = read_file(s.tls_cert_file), key = read_file(s.tls_key_file);
-    std::string why = "they cannot be read";
-    std::optional<asio::ssl::context> next;
-    if (cert && key)
-      next = server_tls(*cert, *key, why);
-    if (!next) {
-      spdlog::warn("http: the changed TLS certificate files do not load ({}); the last good certificate stays in use",
-                   why);
-      return;
-    }
-    use_tls(std::move(*next));
-    spdlog::info("http: the changed TLS certificate serves new connections");
-  }
 
   // Admits a connection from `peer`, evicting the oldest waiting one (of
   // that peer at its limit, of anyone at the total limit); nullopt when
@@ -469,9 +431,8 @@ void accept(http_listener::impl& im) {
       if (!slot) {
         socket.close(peer_ec);
       } else if (im.tls) {
-        im.reload_tls();
         auto s = std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
-            im, *slot, beast::ssl_stream<beast::tcp_stream>{std::move(socket), *im.tls});
+            im, *slot, beast::ssl_stream<beast::tcp_stream>{std::move(socket), im.tls->current()});
         s->attach();
         s->start();
       } else {
@@ -523,12 +484,10 @@ caf::expected<std::unique_ptr<http_listener>> http_listener::start_async(const s
   im->h = std::move(h);
   if (!s.tls_cert_pem.empty()) {
     std::string why;
-    auto tls = server_tls(s.tls_cert_pem, s.tls_key_pem, why);
-    if (!tls)
+    im->tls = rotating_tls::open(s.tls_cert_pem, s.tls_key_pem, s.tls_cert_file, s.tls_key_file, s.tls_reload,
+                                 "http", why);
+    if (!im->tls)
       return fail(why);
-    im->use_tls(std::move(*tls));
-    im->tls_files = file_stamp(s.tls_cert_file) + "|" + file_stamp(s.tls_key_file);
-    im->tls_checked = std::chrono::steady_clock::now();
   }
   if (auto why = listen_on(im->acceptor, s.listen); !why.empty())
     return fail(why);

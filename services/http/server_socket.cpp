@@ -1,6 +1,9 @@
 #include "services/http/server_socket.hpp"
 
 #include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include "services/grpc/read_file.hpp"
 
 namespace healthtwin::services {
 
@@ -47,7 +50,52 @@ std::optional<asio::ssl::context> server_tls(const std::string& cert_pem, const 
     why = "the TLS certificate and key do not load (" + ec.message() + ")";
     return std::nullopt;
   }
+  if (SSL_CTX_check_private_key(tls.native_handle()) != 1) {
+    why = "the TLS key does not belong to the certificate";
+    return std::nullopt;
+  }
   return tls;
+}
+
+std::unique_ptr<rotating_tls> rotating_tls::open(const std::string& cert_pem, const std::string& key_pem,
+                                                 std::string cert_file, std::string key_file,
+                                                 std::chrono::seconds reload, std::string name, std::string& why) {
+  auto first = server_tls(cert_pem, key_pem, why);
+  if (!first)
+    return nullptr;
+  std::unique_ptr<rotating_tls> t{new rotating_tls()};
+  t->contexts_.push_back(std::make_unique<asio::ssl::context>(std::move(*first)));
+  t->cert_file_ = std::move(cert_file);
+  t->key_file_ = std::move(key_file);
+  t->reload_ = reload;
+  t->name_ = std::move(name);
+  t->stamp_ = file_stamp(t->cert_file_) + "|" + file_stamp(t->key_file_);
+  t->checked_ = std::chrono::steady_clock::now();
+  return t;
+}
+
+asio::ssl::context& rotating_tls::current() {
+  auto now = std::chrono::steady_clock::now();
+  if (reload_.count() == 0 || cert_file_.empty() || now - checked_ < reload_)
+    return *contexts_.back();
+  checked_ = now;
+  auto stamp = file_stamp(cert_file_) + "|" + file_stamp(key_file_);
+  if (stamp == stamp_)
+    return *contexts_.back();
+  stamp_ = stamp;  // a change that does not load is said once
+  auto cert = read_file(cert_file_), key = read_file(key_file_);
+  std::string why = "they cannot be read";
+  std::optional<asio::ssl::context> next;
+  if (cert && key)
+    next = server_tls(*cert, *key, why);
+  if (!next) {
+    spdlog::warn("{}: the changed TLS certificate files do not load ({}); the last good certificate stays in use",
+                 name_, why);
+    return *contexts_.back();
+  }
+  contexts_.push_back(std::make_unique<asio::ssl::context>(std::move(*next)));
+  spdlog::info("{}: the changed TLS certificate serves new connections", name_);
+  return *contexts_.back();
 }
 
 }  // namespace healthtwin::services

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,5 +21,30 @@ std::string listen_on(boost::asio::ip::tcp::acceptor& acceptor, const std::strin
 /// `key_pem`; nullopt with `why` set when they do not load.
 std::optional<boost::asio::ssl::context> server_tls(const std::string& cert_pem, const std::string& key_pem,
                                                     std::string& why);
+
+/// The TLS context of a listener whose certificate may be rotated.
+/// current(), called on accept (one at a time), gives the context for a new
+/// connection: once the certificate files changed (looked at, at most every
+/// `reload`) and load, a new one, else the last good one. Every context
+/// stays alive, since sessions refer to theirs (rotations are rare).
+class rotating_tls {
+public:
+  /// From the PEMs read at start (nullptr and `why` when they do not
+  /// load); `cert_file`/`key_file` are read again when they change, unless
+  /// `reload` is 0. `name` prefixes the log lines ("http", "hl7").
+  static std::unique_ptr<rotating_tls> open(const std::string& cert_pem, const std::string& key_pem,
+                                            std::string cert_file, std::string key_file,
+                                            std::chrono::seconds reload, std::string name, std::string& why);
+
+  boost::asio::ssl::context& current();
+
+private:
+  rotating_tls() = default;
+
+  std::vector<std::unique_ptr<boost::asio::ssl::context>> contexts_;
+  std::string cert_file_, key_file_, name_, stamp_;
+  std::chrono::seconds reload_{0};
+  std::chrono::steady_clock::time_point checked_;
+};
 
 }  // namespace healthtwin::services

@@ -4,8 +4,8 @@ swaps a mounted secret's files at once through a symlinked directory)
 rotates them: real nodes on 127.0.0.1 started with --tls-reload-interval-s=1,
 stopped by PID.
 
-- One node: after the certificate files change, new TLS handshakes on the
-  gRPC and HTTPS ports present the new certificate; a connection opened
+- One node and an HL7 gateway: after the certificate files change, new TLS
+  handshakes on the gRPC, HTTPS and MLLP ports present the new certificate; a connection opened
   before keeps working; the process never restarts. Files that do not load
   (a half-written certificate) leave the last good one in use.
 - Two members moving to a new cluster CA, in the runbook's three steps
@@ -15,7 +15,7 @@ stopped by PID.
   client certificate for the two to see each other up again and forward
   calls.
 
-Usage: cert_rotation_test.py --node PATH"""
+Usage: cert_rotation_test.py --node PATH --gateway PATH"""
 
 import argparse
 import http.client
@@ -95,6 +95,13 @@ def write_atomically(path, data):
 
 
 class OneNode(unittest.TestCase):
+    @staticmethod
+    def serial_or_none(port):
+        try:
+            return serial(port, "mllp")
+        except OSError:
+            return None
+
     def test_new_handshakes_get_the_new_certificate_and_old_connections_stay(self):
         with tempfile.TemporaryDirectory(prefix="healthtwin-certs-") as d:
             node_fixture.make_pki(d)
@@ -102,10 +109,22 @@ class OneNode(unittest.TestCase):
             switch(d, "v1")
             link_files(d)
             node = node_fixture.Node(ARGS.node, d, extra_args=["--tls-reload-interval-s=1"])
+            mllp = node_fixture.free_port()  # the HL7 gateway's MLLP listener rotates the same way
+            with open(os.path.join(d, "service.jwt"), "w") as f:
+                f.write(node.token(TENANT, ["service"], "hl7-gateway"))
+            with open(os.path.join(d, "hl7.log"), "wb") as log:
+                gateway = subprocess.Popen(
+                    [ARGS.gateway, f"--listen=127.0.0.1:{mllp}", f"--target=localhost:{node.grpc_port}",
+                     "--tls-ca-file=" + os.path.join(d, "ca.pem"), "--token-file=" + os.path.join(d, "service.jwt"),
+                     f"--tenant={TENANT}", "--data-dir=" + os.path.join(d, "hl7"),
+                     "--mllp-tls-cert-file=" + os.path.join(d, "node.pem"),
+                     "--mllp-tls-key-file=" + os.path.join(d, "node.key"), "--mllp-tls-reload-interval-s=1"],
+                    stdout=log, stderr=subprocess.STDOUT)
             try:
                 first = file_serial(os.path.join(d, "tls", "v1", "node.pem"))
                 self.assertEqual(serial(node.grpc_port, "h2"), first)
                 self.assertEqual(serial(node.http_port, "http/1.1"), first)
+                node_fixture.wait_for(lambda: self.serial_or_none(mllp) == first, "the gateway's MLLP listener", 30)
                 kept = http.client.HTTPSConnection("localhost", node.http_port, timeout=10, context=ssl.create_default_context(
                     cafile=os.path.join(d, "ca.pem")))
                 kept.request("GET", "/healthz")
@@ -117,6 +136,7 @@ class OneNode(unittest.TestCase):
                 node_fixture.wait_for(lambda: serial(node.grpc_port, "h2") == second, "the gRPC port's new certificate", 15)
                 node_fixture.wait_for(lambda: serial(node.http_port, "http/1.1") == second,
                                       "the HTTPS port's new certificate", 15)
+                node_fixture.wait_for(lambda: serial(mllp, "mllp") == second, "the MLLP port's new certificate", 15)
                 kept.request("GET", "/healthz")  # the same connection, opened before
                 self.assertEqual(kept.getresponse().read(), b"ok\n")
                 kept.close()
@@ -140,10 +160,16 @@ class OneNode(unittest.TestCase):
                     time.sleep(2.5)
                     self.assertEqual(serial(node.grpc_port, "h2"), second, bad)
                     self.assertEqual(serial(node.http_port, "http/1.1"), second, bad)
+                    self.assertEqual(serial(mllp, "mllp"), second, bad)
                 self.assertIsNone(node.proc.poll(), "the node stopped")
+                self.assertIsNone(gateway.poll(), "the gateway stopped")
             finally:
+                gateway.terminate()
+                gateway_code = gateway.wait(timeout=30)
                 code = node.stop()
-            self.assertEqual(code, 0)
+            self.assertEqual((code, gateway_code), (0, 0))
+            with open(os.path.join(d, "hl7.log")) as f:
+                self.assertEqual(f.read().count("the last good certificate stays in use"), 2)
             with open(os.path.join(d, "node.log")) as f:
                 log = f.read()
             self.assertIn("the key does not belong to the certificate", log)
@@ -232,6 +258,7 @@ def main():
     global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("--node", required=True)
+    p.add_argument("--gateway", required=True)
     ARGS, rest = p.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 

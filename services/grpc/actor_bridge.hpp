@@ -34,12 +34,19 @@ public:
   /// waits (within the call's timeout) until it is durable.
   template <class Command>
   actors::registry_result sequence(const grpc::ServerContextBase* call, Command&& cmd) {
+    return sequence_within(frame_.timeout(call), std::forward<Command>(cmd));
+  }
+
+  /// The same with no call behind it (the node's own work: rollouts), waiting
+  /// at most `timeout`.
+  template <class Command>
+  actors::registry_result sequence_within(std::chrono::milliseconds timeout, Command&& cmd) {
     auto promise = std::make_shared<std::promise<actors::registry_result>>();
     auto future = promise->get_future();
     state_.ctx.sequencer->submit(std::forward<Command>(cmd), [promise](actors::registry_result&& r) {
       promise->set_value(std::move(r));
     });
-    if (future.wait_for(frame_.timeout(call)) != std::future_status::ready) {
+    if (future.wait_for(timeout) != std::future_status::ready) {
       actors::registry_result r;
       r.error = caf::make_error(caf::sec::request_timeout);
       return r;

@@ -4,7 +4,6 @@
 // UpdateDesiredConfig.
 
 #include <algorithm>
-#include <future>
 
 #include "actors/models/wall_clock.hpp"
 #include "services/grpc/rollout_manager.hpp"
@@ -50,14 +49,7 @@ public:
     auto desired = d.desired;
     desired.firmware = firmware;
     actors::update_desired_config cmd{d.name, std::move(desired), d.desired.version};
-    auto promise = std::make_shared<std::promise<actors::registry_result>>();
-    auto future = promise->get_future();
-    env_.ctx.sequencer->submit(std::move(cmd), [promise](actors::registry_result&& r) {
-      promise->set_value(std::move(r));
-    });
-    if (future.wait_for(env_.settings.call_timeout) != std::future_status::ready)
-      return caf::make_error(caf::sec::request_timeout);
-    return future.get().error;
+    return env_.sequence_within(env_.settings.call_timeout, std::move(cmd)).error;
   }
 
   caf::expected<std::vector<std::string>> devices_of_type(const std::string& tenant,

@@ -53,11 +53,8 @@ public:
   }
 
   Status GetRollout(ServerContext* call, const v1::GetRolloutRequest* req, v1::Rollout* resp) override {
-    return env_.serve(call, "RolloutService/GetRollout", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_rollout(rc, req->name()); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) { return m.get(req->name(), resp); });
-    });
+    return about_rollout(call, "RolloutService/GetRollout", req->name(),
+                         [&](rollout_manager& m, rpc_call&) { return m.get(req->name(), resp); });
   }
 
   Status ListRollouts(ServerContext* call, const v1::ListRolloutsRequest* req,
@@ -77,30 +74,20 @@ public:
   }
 
   Status PauseRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return env_.serve(call, "RolloutService/PauseRollout", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_rollout(rc, req->name()); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) {
-        return m.pause(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
-      });
+    return about_rollout(call, "RolloutService/PauseRollout", req->name(), [&](rollout_manager& m, rpc_call& rc) {
+      return m.pause(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
     });
   }
 
   Status ResumeRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return env_.serve(call, "RolloutService/ResumeRollout", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_rollout(rc, req->name()); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) { return m.resume(req->name(), models::wall_clock_ms(), resp); });
+    return about_rollout(call, "RolloutService/ResumeRollout", req->name(), [&](rollout_manager& m, rpc_call&) {
+      return m.resume(req->name(), models::wall_clock_ms(), resp);
     });
   }
 
   Status CancelRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return env_.serve(call, "RolloutService/CancelRollout", [&](rpc_call& rc) -> Status {
-      if (auto st = allow_rollout(rc, req->name()); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) {
-        return m.cancel(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
-      });
+    return about_rollout(call, "RolloutService/CancelRollout", req->name(), [&](rollout_manager& m, rpc_call& rc) {
+      return m.cancel(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
     });
   }
 
@@ -129,12 +116,19 @@ public:
   }
 
 private:
-  Status allow_rollout(rpc_call& rc, const std::string& name) {
-    auto tenant = tenant_of_rollout(name);
-    if (!tenant)
-      return invalid_argument("name", "must be tenants/{tenant}/rollouts/{rollout}");
-    rc.resource = name;
-    return rc.allow({*tenant, {}});
+  // A call about one rollout, `name` (request field "name"): its form and
+  // the caller's access, then `fn(manager, rc)`.
+  template <class Fn>
+  Status about_rollout(ServerContext* call, std::string_view rpc, const std::string& name, Fn&& fn) {
+    return env_.serve(call, rpc, [&](rpc_call& rc) -> Status {
+      auto tenant = tenant_of_rollout(name);
+      if (!tenant)
+        return invalid_argument("name", "must be tenants/{tenant}/rollouts/{rollout}");
+      rc.resource = name;
+      if (auto st = rc.allow({*tenant, {}}); !st.ok())
+        return st;
+      return with_manager([&](rollout_manager& m) { return fn(m, rc); });
+    });
   }
 
   template <class Fn>

@@ -43,8 +43,8 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
   auto address = members_.api_address(m);
   if (address.empty())
     return nullptr;
-  auto files = tls_files_stamp(tls_);
   std::lock_guard<std::mutex> g{mtx_};
+  auto& files = tls_files();
   if (slots_.size() <= m)
     slots_.resize(m + 1);
   auto& s = slots_[m];
@@ -75,8 +75,8 @@ std::shared_ptr<internal::PeerService::Stub> owner_forwarding::peer(uint32_t m) 
   if (m >= map->members().size() || map->members()[m].address.empty())
     return nullptr;
   auto& address = map->members()[m].address;
-  auto files = tls_files_stamp(tls_);
   std::lock_guard<std::mutex> g{mtx_};
+  auto& files = tls_files();
   if (peers_.size() <= m)
     peers_.resize(m + 1);
   auto& p = peers_[m];
@@ -87,6 +87,15 @@ std::shared_ptr<internal::PeerService::Stub> owner_forwarding::peer(uint32_t m) 
     p.files = files;
   }
   return p.stub;
+}
+
+const std::string& owner_forwarding::tls_files() {
+  auto now = std::chrono::steady_clock::now();
+  if (files_checked_ == std::chrono::steady_clock::time_point{} || now - files_checked_ >= std::chrono::seconds(1)) {
+    files_ = tls_files_stamp(tls_);
+    files_checked_ = now;
+  }
+  return files_;
 }
 
 }  // namespace healthtwin::services

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,12 @@ private:
   const cluster::membership& members_;
   peer_settings settings_;
   channel_settings tls_;
+  // The stamp of this node's certificate files, looked at once a second at
+  // most (not on every forwarded call); under mtx_.
+  const std::string& tls_files();
+  std::string files_;
+  std::chrono::steady_clock::time_point files_checked_;
+
   std::mutex mtx_;
   std::vector<slot> slots_;
   std::vector<peer_slot> peers_;

@@ -272,8 +272,8 @@ int node::load_membership() {
 
 int node::start_http() {
   storage_gauges_ = std::make_unique<storage_metrics>(metrics_, *store_);
-  if (!cfg_.insecure_plaintext)
-    certificate_gauge_ = std::make_unique<certificate_expiry_gauge>(metrics_, "serving", cfg_.tls_cert_file);
+  if (api_tls_)  // the checked copy: the certificate served, not one on disk that did not load
+    certificate_gauge_ = std::make_unique<certificate_expiry_gauge>(metrics_, "serving", api_tls_->staged().cert);
   process_gauges_ = std::make_unique<services::process_metrics>(metrics_);
   cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
   auto refresh = [this] {

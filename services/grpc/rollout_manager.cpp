@@ -6,6 +6,8 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <google/protobuf/field_mask.pb.h>
+#include <google/protobuf/util/field_mask_util.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/models/rollout_plan.hpp"
@@ -327,10 +329,16 @@ std::vector<v1::Rollout> rollout_manager::list(const std::string& tenant) const 
   auto prefix = "tenants/" + tenant + "/rollouts/";
   std::vector<v1::Rollout> out;
   std::lock_guard<std::mutex> guard{mtx_};
-  for (auto it = rollouts_.lower_bound(prefix); it != rollouts_.end() && it->first.starts_with(prefix); ++it) {
-    out.push_back(it->second);
-    out.back().clear_devices();
-  }
+  // Every field but the devices (up to 10,000 each): not copied to be dropped.
+  static const auto summary = [] {
+    google::protobuf::FieldMask m;
+    for (int i = 0; i < v1::Rollout::descriptor()->field_count(); ++i)
+      if (auto* f = v1::Rollout::descriptor()->field(i); f->number() != v1::Rollout::kDevicesFieldNumber)
+        m.add_paths(f->name());
+    return m;
+  }();
+  for (auto it = rollouts_.lower_bound(prefix); it != rollouts_.end() && it->first.starts_with(prefix); ++it)
+    google::protobuf::util::FieldMaskUtil::MergeMessageTo(it->second, summary, {}, &out.emplace_back());
   std::stable_sort(out.begin(), out.end(),
                    [](auto& a, auto& b) { return to_ms(a.create_time()) > to_ms(b.create_time()); });
   return out;

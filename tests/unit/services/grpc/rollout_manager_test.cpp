@@ -228,7 +228,12 @@ TEST_F(rollout_manager_test, creation_names_what_is_wrong) {
             grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(m.create("h", "tenants/h/rollouts/again", pumps, "ops", now, &out).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);  // the pump is in a running rollout
-  EXPECT_EQ(m.list("h").size(), 1u);
+  auto listed = m.list("h");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].name(), "tenants/h/rollouts/pumps");
+  EXPECT_EQ(listed[0].firmware(), "2.0");
+  EXPECT_EQ(listed[0].counts().pending(), 1u);
+  EXPECT_EQ(listed[0].devices_size(), 0);  // GetRollout has them
   EXPECT_TRUE(m.list("other").empty());
 }
 

@@ -80,7 +80,7 @@ std::string token_file_header::header() {
 std::string tls_files_stamp(const channel_settings& s) {
   if (s.plaintext)
     return {};
-  return file_stamp(s.ca_file) + "|" + file_stamp(s.cert_file) + "|" + file_stamp(s.key_file);
+  return file_stamps({s.ca_file, s.cert_file, s.key_file});
 }
 
 std::shared_ptr<grpc::Channel> make_channel(const channel_settings& s, std::string& error,

@@ -3,7 +3,9 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include <sys/stat.h>
 
@@ -31,6 +33,14 @@ inline std::string file_stamp(const std::string& path) {
     return {};
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+/// The stamps of several files (a certificate, its key, a CA), in one string.
+inline std::string file_stamps(std::initializer_list<std::string_view> paths) {
+  std::string out;
+  for (auto p : paths)
+    out.append(file_stamp(std::string{p})).push_back('|');
+  return out;
 }
 
 }  // namespace healthtwin::services

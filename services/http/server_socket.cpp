@@ -69,7 +69,7 @@ std::unique_ptr<rotating_tls> rotating_tls::open(const std::string& cert_pem, co
   t->key_file_ = std::move(key_file);
   t->reload_ = reload;
   t->name_ = std::move(name);
-  t->stamp_ = file_stamp(t->cert_file_) + "|" + file_stamp(t->key_file_);
+  t->stamp_ = file_stamps({t->cert_file_, t->key_file_});
   t->checked_ = std::chrono::steady_clock::now();
   return t;
 }
@@ -79,7 +79,7 @@ asio::ssl::context& rotating_tls::current() {
   if (reload_.count() == 0 || cert_file_.empty() || now - checked_ < reload_)
     return *contexts_.back();
   checked_ = now;
-  auto stamp = file_stamp(cert_file_) + "|" + file_stamp(key_file_);
+  auto stamp = file_stamps({cert_file_, key_file_});
   if (stamp == stamp_)
     return *contexts_.back();
   stamp_ = stamp;  // a change that does not load is said once

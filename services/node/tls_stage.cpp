@@ -48,7 +48,7 @@ int certificates_in(const std::string& pem) {
 }
 
 std::string stamp_of(const tls_files& f) {
-  return services::file_stamp(f.cert) + "|" + services::file_stamp(f.key) + "|" + services::file_stamp(f.ca);
+  return services::file_stamps({f.cert, f.key, f.ca});
 }
 
 bool write_private(const fs::path& path, const std::string& bytes) {

@@ -8,9 +8,7 @@ namespace healthtwin::storage {
 
 using models::twin_kind;
 
-namespace {
-
-caf::expected<device_record> parse_device(std::string_view bytes) {
+caf::expected<device_record> decode_device(std::string_view bytes) {
   internal::DeviceRecord r;
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return caf::make_error(errc::invalid_record, std::string{"device record does not parse"});
@@ -31,6 +29,8 @@ caf::expected<device_record> parse_device(std::string_view bytes) {
   }
   return d;
 }
+
+namespace {
 
 caf::expected<patient_record> parse_patient(std::string_view bytes) {
   internal::PatientRecord r;
@@ -95,7 +95,7 @@ caf::error registry::for_each_patient(const std::function<void(const patient_rec
 
 caf::error registry::for_each_device(const std::function<void(const device_record&)>& fn) {
   return scan_kind(twin_kind::device, {}, [&](std::string_view v) -> caf::error {
-    auto d = parse_device(v);
+    auto d = decode_device(v);
     if (!d)
       return d.error();
     fn(*d);
@@ -110,7 +110,7 @@ caf::expected<std::optional<device_record>> registry::get_device(std::string_vie
     return bytes.error();
   if (!*bytes)
     return std::optional<device_record>{};
-  auto d = parse_device(**bytes);
+  auto d = decode_device(**bytes);
   if (!d)
     return d.error();
   return std::optional<device_record>{std::move(*d)};
@@ -131,6 +131,10 @@ void registry::put(write_batch& batch, const patient_record& p) {
 }
 
 void registry::put(write_batch& batch, const device_record& d) {
+  twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, encode_device(d));
+}
+
+std::string encode_device(const device_record& d) {
   internal::DeviceRecord r;
   r.set_name(d.name);
   r.set_type(static_cast<uint32_t>(d.type));
@@ -143,7 +147,7 @@ void registry::put(write_batch& batch, const device_record& d) {
     to->set_version(from->version);
     to->set_update_time_ms(from->update_time_ms);
   }
-  twin_table{store_, column::registry}.put(batch, twin_kind::device, d.name, r.SerializeAsString());
+  return r.SerializeAsString();
 }
 
 void registry::erase_patient(write_batch& batch, std::string_view name) {

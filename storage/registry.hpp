@@ -47,6 +47,11 @@ struct device_record {
   device_config reported;  ///< what the device says it runs
 };
 
+/// A device record as stored (an internal::DeviceRecord), and back:
+/// invalid_record when the bytes do not parse.
+std::string encode_device(const device_record& d);
+caf::expected<device_record> decode_device(std::string_view bytes);
+
 /// Patients and devices (column family `registry`). Reads are safe from any
 /// thread; writes go through a write_batch (the ingest sequencer is the only
 /// writer, so checks and writes do not race).

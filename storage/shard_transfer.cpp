@@ -8,6 +8,7 @@
 #include "healthtwin/internal/records.pb.h"
 #include "storage/errc.hpp"
 #include "storage/key_codec.hpp"
+#include "storage/meta_records.hpp"
 #include "storage/store.hpp"
 
 namespace healthtwin::storage {
@@ -144,6 +145,15 @@ caf::error export_shard(store& s, uint32_t shard, size_t chunk_bytes,
     if (failure)
       return failure;
   }
+  // Last, what else lives in the shard: its firmware rollouts.
+  auto meta = meta_records_of_shard(s, shard);
+  if (!meta)
+    return meta.error();
+  for (auto& e : *meta) {
+    add(column::meta, e.key, e.value);
+    if (!flush(false))
+      return failure;
+  }
   flush(true);
   return failure;
 }
@@ -182,6 +192,12 @@ caf::error import_shard_chunk(store& s, uint32_t shard, std::vector<shard_entry>
     auto& e = chunk[i];
     if (e.col == column::keys)
       continue;
+    if (e.col == column::meta) {
+      if (meta_shard(e.key, s.shards()) != shard)
+        return bad_entry(i, "a record not of shard " + std::to_string(shard));
+      rest.put(e.col, e.key, e.value);
+      continue;
+    }
     if (!in_ranges(ranges, e))
       return bad_entry(i, "key not of shard " + std::to_string(shard));
     bool snapshot = e.col == column::twins && e.key.size() > 3 &&
@@ -216,6 +232,11 @@ caf::error drop_shard(store& s, uint32_t shard) {
   }
   for (auto& r : ranges)
     batch.erase_range(r.col, r.begin, r.end);
+  auto meta = meta_records_of_shard(s, shard);
+  if (!meta)
+    return meta.error();
+  for (auto& e : *meta)
+    batch.erase(column::meta, e.key);
   return s.write(batch, true);
 }
 

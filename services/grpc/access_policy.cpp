@@ -12,7 +12,7 @@ constexpr role device = role::device, service = role::service, clinician = role:
                ops_admin = role::ops_admin, sre = role::sre;
 
 constexpr auto owner = cluster_route::owner, every = cluster_route::every_member,
-               here = cluster_route::this_member, single = cluster_route::single_node;
+               here = cluster_route::this_member;
 
 // Who may call what, and where a cluster answers it. docs/security.md shows
 // the same table, and tests/integration/access_control_test walks it
@@ -48,13 +48,13 @@ const std::vector<rpc_row> table{
     {"ClinicalService/UpdatePatientSettings", static_cast<role_set>(clinician), true, owner},
     {"ClinicalService/RecordObservations", service | clinician, true, owner},
     {"FhirService/ExportPatient", service | clinician, true, here},
-    {"RolloutService/CreateRollout", service | ops_admin, true, single},
-    {"RolloutService/GetRollout", service | clinician | ops_admin, true, single},
-    {"RolloutService/ListRollouts", service | clinician | ops_admin, true, single},
-    {"RolloutService/PauseRollout", service | ops_admin, true, single},
-    {"RolloutService/ResumeRollout", service | ops_admin, true, single},
-    {"RolloutService/CancelRollout", service | ops_admin, true, single},
-    {"RolloutService/OverrideRolloutGate", static_cast<role_set>(clinician), true, single},
+    {"RolloutService/CreateRollout", service | ops_admin, true, owner},
+    {"RolloutService/GetRollout", service | clinician | ops_admin, true, owner},
+    {"RolloutService/ListRollouts", service | clinician | ops_admin, true, every},
+    {"RolloutService/PauseRollout", service | ops_admin, true, owner},
+    {"RolloutService/ResumeRollout", service | ops_admin, true, owner},
+    {"RolloutService/CancelRollout", service | ops_admin, true, owner},
+    {"RolloutService/OverrideRolloutGate", static_cast<role_set>(clinician), true, owner},
     {"ClusterService/GetNodeStatus", sre | ops_admin, false, here},
     {"ClusterService/GetClusterStatus", sre | ops_admin, false, here},
     {"ClusterService/ChangeMembers", static_cast<role_set>(sre), false, here},

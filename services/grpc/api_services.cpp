@@ -183,7 +183,7 @@ grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name
 struct api_services::impl {
   service_env env;
   std::vector<std::unique_ptr<grpc::Service>> services;
-  std::unique_ptr<rollout_facts> facts;      // (a single node only)
+  std::unique_ptr<rollout_facts> facts;
   std::unique_ptr<rollout_manager> rollouts;     // stopped first
 };
 
@@ -214,13 +214,28 @@ api_services::api_services(api_settings settings, api_context context)
   impl_->services.push_back(make_fhir_service(env));
   impl_->services.push_back(make_cluster_service(env));
   impl_->services.push_back(make_rollout_service(env));
-  if (!env.ctx.forwarding && env.ctx.store && env.ctx.sequencer) {
+  if (env.ctx.store && env.ctx.sequencer) {
+    // In a cluster each member holds the rollouts of the shards it owns;
+    // they move with their shard (docs/rollouts.md).
     impl_->facts = make_node_rollout_facts(env);
-    impl_->rollouts = std::make_unique<rollout_manager>(*env.ctx.store, *impl_->facts, st.rollout_step);
+    impl_->rollouts = std::make_unique<rollout_manager>(
+        *env.ctx.store, *impl_->facts, st.rollout_step,
+        [&env](const std::string& name) { return !env.owned_elsewhere(name); });
     if (auto err = impl_->rollouts->start(env.ctx.ready))
       spdlog::error("rollouts: the stored rollouts could not be read ({}); none run", storage::describe(err));
     else
       env.rollouts = impl_->rollouts.get();
+    if (env.handoff && env.rollouts) {
+      auto* m = env.rollouts;
+      env.handoff->set_residents(
+          {[m](const shard_residents::names& in) { m->let_go(in); },
+           [m](const shard_residents::names& in) {
+             if (auto err = m->take_up(in))
+               spdlog::error("rollouts: the rollouts of shards taken up could not be read: {}",
+                             storage::describe(err));
+           },
+           [m](const shard_residents::names& in) { m->gone(in); }});
+    }
   }
   if (env.ctx.metrics)
     count_refusals_in(*env.ctx.metrics);
@@ -306,6 +321,10 @@ peer_handlers api_services::peer_data() {
       return handoff->receive(call, reader, resp);
     };
   }
+  h.rollout_facts = [env](const internal::RolloutFactsRequest& req, internal::RolloutFactsReply* out) {
+    return rollout_facts_here(*env, req, out);
+  };
+  h.target_firmware = [env](const internal::FirmwareTarget& req) { return target_firmware_here(*env, req); };
   h.follow_alerts = [env](grpc::ServerContext& call, const internal::AlertFollowRequest& req,
                           grpc::ServerWriter<v1::AlertEvent>* writer) {
     return follow_alerts(*env, call, req, writer);  // alert_stream.cpp

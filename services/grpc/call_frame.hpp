@@ -68,7 +68,8 @@ class rollout_manager;
 struct api_state {
   api_settings settings;
   api_context ctx;
-  /// The node's firmware rollouts (a single node; null in a cluster).
+  /// The firmware rollouts this node holds (all on a single node; in a
+  /// cluster those named in its shards); null before it starts.
   rollout_manager* rollouts = nullptr;
   std::atomic<bool> stopping{false};
 };

@@ -25,8 +25,6 @@ using grpc::StatusCode;
 
 namespace {
 
-constexpr std::string_view record_kind = "rollout";
-
 bool active(const v1::Rollout& r) {
   return r.status() == v1::ROLLOUT_STATUS_RUNNING || r.status() == v1::ROLLOUT_STATUS_PAUSED;
 }
@@ -75,15 +73,6 @@ models::rollout_spec spec_of(const v1::Rollout& r) {
   return s;
 }
 
-// "tenants/{t}/rollouts/{id}" -> "{t}/{id}", the record's key.
-std::string key_of(const std::string& name) {
-  constexpr std::string_view head = "tenants/";
-  auto rest = std::string_view{name}.substr(head.size());
-  auto slash = rest.find('/');
-  auto id = rest.substr(rest.find('/', slash + 1) + 1);
-  return std::string{rest.substr(0, slash)}.append("/").append(id);
-}
-
 std::string setting(const storage::device_record& d, const char* name) {
   auto it = d.reported.settings.find(name);
   return it == d.reported.settings.end() ? std::string{} : it->second;
@@ -122,6 +111,12 @@ size_t wave_end(const v1::Rollout& r, size_t wave) {
   return static_cast<size_t>(std::ceil(n * r.waves_percent(static_cast<int>(wave)) / 100.0));
 }
 
+Status moving() {
+  return retry_later(StatusCode::UNAVAILABLE, refusal::shard_moving,
+                     "the rollout's shard is moving to another member (a hand-off); retry",
+                     std::chrono::milliseconds(500));
+}
+
 Status ended(const v1::Rollout& r) {
   return Status(StatusCode::FAILED_PRECONDITION,
                 fmt::format("the rollout ended ({})", v1::RolloutStatus_Name(r.status())));
@@ -129,44 +124,27 @@ Status ended(const v1::Rollout& r) {
 
 }  // namespace
 
+// "tenants/{t}/rollouts/{id}" -> "{t}/{id}".
+std::string rollout_manager::key_of(const std::string& name) {
+  constexpr std::string_view head = "tenants/";
+  auto rest = std::string_view{name}.substr(head.size());
+  auto slash = rest.find('/');
+  auto id = rest.substr(rest.find('/', slash + 1) + 1);
+  return std::string{rest.substr(0, slash)}.append("/").append(id);
+}
+
 struct rollout_manager::gathered {
   std::vector<std::optional<storage::device_record>> records;  // per device
   std::vector<bool> unread;  // finished already, or the registry failed: left as it is
   std::unordered_map<std::string, patient_care> care;  // patients whose devices may start now
 };
 
-rollout_manager::rollout_manager(storage::store& db, rollout_facts& facts, std::chrono::milliseconds step)
-    : db_(db), facts_(facts), step_(step) {}
+rollout_manager::rollout_manager(storage::store& db, rollout_facts& facts, std::chrono::milliseconds step,
+                                 rollout_filter holds)
+    : db_(db), facts_(facts), step_(step), holds_(std::move(holds)) {}
 
 rollout_manager::~rollout_manager() {
   stop();
-}
-
-caf::error rollout_manager::start(const std::atomic<bool>* ready) {
-  auto records = storage::load_meta_records(db_, record_kind);
-  if (!records)
-    return records.error();
-  std::vector<v1::Rollout> loaded;
-  for (auto& [key, bytes] : *records) {
-    v1::Rollout r;
-    if (!r.ParseFromString(bytes) || key_of(r.name()) != key || r.waves_percent_size() == 0) {
-      spdlog::error("rollouts: a stored rollout record does not parse; it is left aside");
-      continue;
-    }
-    loaded.push_back(std::move(r));
-  }
-  std::sort(loaded.begin(), loaded.end(),
-            [](auto& a, auto& b) { return to_ms(a.create_time()) < to_ms(b.create_time()); });
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    for (auto& r : loaded) {
-      index(r);
-      auto name = r.name();
-      rollouts_.emplace(std::move(name), std::move(r));
-    }
-  }
-  thread_ = std::thread([this, ready] { run(ready); });
-  return caf::none;
 }
 
 void rollout_manager::stop() {
@@ -192,11 +170,6 @@ void rollout_manager::run(const std::atomic<bool>* ready) {
   }
 }
 
-void rollout_manager::index(const v1::Rollout& r) {
-  for (auto& d : r.devices())
-    device_index_[d.device()] = r.name();
-}
-
 Status rollout_manager::keep(const v1::Rollout& r) {
   if (auto err = storage::put_meta_record(db_, record_kind, key_of(r.name()), r.SerializeAsString())) {
     spdlog::error("rollouts: writing a rollout record failed: {}", storage::describe(err));
@@ -208,7 +181,7 @@ Status rollout_manager::keep(const v1::Rollout& r) {
 Status rollout_manager::find(const std::string& name, v1::Rollout*& out) {
   auto it = rollouts_.find(name);
   if (it == rollouts_.end())
-    return Status(StatusCode::NOT_FOUND, "rollout not found");
+    return moving_ && moving_(name) ? moving() : Status(StatusCode::NOT_FOUND, "rollout not found");
   out = &it->second;
   return Status::OK;
 }
@@ -240,10 +213,8 @@ Status rollout_manager::create(const std::string& tenant, const std::string& nam
     auto type = models::device_type_from_number(static_cast<uint32_t>(target.device_type()));
     if (!type)
       return invalid_argument("rollout.target.device_type", "unknown device type");
-    auto found = facts_.devices_of_type(tenant, *type);
-    if (!found)
-      return to_status(found.error());
-    devices = std::move(*found);
+    if (auto st = facts_.devices_of_type(tenant, *type, devices); !st.ok())
+      return st;
   } else {
     if (static_cast<size_t>(target.devices_size()) > max_devices)
       return invalid_argument("rollout.target.devices", fmt::format("at most {} devices", max_devices));
@@ -256,16 +227,28 @@ Status rollout_manager::create(const std::string& tenant, const std::string& nam
         return invalid_argument(field, "must be tenants/{tenant}/devices/{device} of the rollout's tenant");
       if (!seen.insert(d).second)
         return invalid_argument(field, "listed twice");
-      auto rec = facts_.device(d);
-      if (!rec)
-        return to_status(rec.error());
-      if (!*rec || (*rec)->decommission_time_ms != 0)
-        return Status(StatusCode::FAILED_PRECONDITION, field + ": the device is not registered or decommissioned");
       devices.push_back(d);
+    }
+    auto found = facts_.devices(devices);
+    for (size_t i = 0; i < found.size(); ++i) {
+      if (!found[i].status.ok())
+        return found[i].status;
+      if (!found[i].record || found[i].record->decommission_time_ms != 0)
+        return Status(StatusCode::FAILED_PRECONDITION, fmt::format("rollout.target.devices[{}]", i) +
+                                                           ": the device is not registered or decommissioned");
     }
   }
   if (devices.empty())
     return Status(StatusCode::FAILED_PRECONDITION, "rollout.target: no device in service matches");
+  // Rollouts other members hold (a cluster) take their devices too.
+  std::vector<v1::DeviceRollout> elsewhere;
+  if (auto st = facts_.rollouts_elsewhere(devices, elsewhere); !st.ok())
+    return st;
+  for (auto& x : elsewhere)
+    if (x.status() == v1::ROLLOUT_STATUS_RUNNING || x.status() == v1::ROLLOUT_STATUS_PAUSED)
+      return Status(StatusCode::FAILED_PRECONDITION,
+                    fmt::format("{} is in {}, which has not ended: cancel it or wait", x.device().device(),
+                                x.rollout()));
   if (devices.size() > max_devices)
     return Status(StatusCode::FAILED_PRECONDITION,
                   fmt::format("rollout.target: {} devices match, at most {} per rollout", devices.size(), max_devices));
@@ -284,6 +267,8 @@ Status rollout_manager::create(const std::string& tenant, const std::string& nam
   recount(r);
 
   std::lock_guard<std::mutex> guard{mtx_};
+  if (moving_ && moving_(name))
+    return moving();
   if (rollouts_.count(name))
     return Status(StatusCode::ALREADY_EXISTS, "a rollout of this name exists");
   for (auto& d : devices) {
@@ -320,7 +305,7 @@ Status rollout_manager::get(const std::string& name, v1::Rollout* out) const {
   std::lock_guard<std::mutex> guard{mtx_};
   auto it = rollouts_.find(name);
   if (it == rollouts_.end())
-    return Status(StatusCode::NOT_FOUND, "rollout not found");
+    return moving_ && moving_(name) ? moving() : Status(StatusCode::NOT_FOUND, "rollout not found");
   *out = it->second;
   return Status::OK;
 }
@@ -413,22 +398,32 @@ Status rollout_manager::override_gate(const std::string& name, const std::string
 }
 
 std::optional<v1::DeviceRollout> rollout_manager::of_device(const std::string& device) const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto it = device_index_.find(device);
-  if (it == device_index_.end())
+  auto found = of_devices({device});
+  if (found.empty())
     return std::nullopt;
-  auto& r = rollouts_.at(it->second);
-  for (auto& d : r.devices()) {
-    if (d.device() != device)
+  return std::move(found.front());
+}
+
+std::vector<v1::DeviceRollout> rollout_manager::of_devices(const std::vector<std::string>& devices) const {
+  std::vector<v1::DeviceRollout> out;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& device : devices) {
+    auto it = device_index_.find(device);
+    if (it == device_index_.end())
       continue;
-    v1::DeviceRollout out;
-    out.set_rollout(r.name());
-    out.set_firmware(r.firmware());
-    out.set_status(r.status());
-    *out.mutable_device() = d;
-    return out;
+    auto& r = rollouts_.at(it->second);
+    for (auto& d : r.devices()) {
+      if (d.device() != device)
+        continue;
+      auto& x = out.emplace_back();
+      x.set_rollout(r.name());
+      x.set_firmware(r.firmware());
+      x.set_status(r.status());
+      *x.mutable_device() = d;
+      break;
+    }
   }
-  return std::nullopt;
+  return out;
 }
 
 rollout_manager::gathered rollout_manager::gather(const v1::Rollout& r) {
@@ -438,25 +433,32 @@ rollout_manager::gathered rollout_manager::gather(const v1::Rollout& r) {
   g.unread.assign(n, false);
   auto open_end = wave_end(r, r.wave());
   bool cancelled = r.status() == v1::ROLLOUT_STATUS_CANCELLED;
+  std::vector<std::string> names;
+  std::vector<size_t> at;
   for (size_t i = 0; i < n; ++i) {
     auto& d = r.devices(static_cast<int>(i));
-    if (finished(d.state()) || (cancelled && !d.has_start_time())) {
+    if (finished(d.state()) || (cancelled && !d.has_start_time()))
       g.unread[i] = true;
-      continue;
-    }
-    auto rec = facts_.device(d.device());
-    if (!rec) {
-      g.unread[i] = true;
-      continue;
-    }
-    g.records[i] = std::move(*rec);
-    auto& x = g.records[i];
-    if (x && !x->patient.empty() && !d.has_start_time() && i < open_end && !g.care.count(x->patient)) {
-      auto care = facts_.care(x->patient);
-      if (care)
-        g.care.emplace(x->patient, std::move(*care));
-    }
+    else
+      names.push_back(d.device()), at.push_back(i);
   }
+  auto facts = facts_.devices(names);
+  std::vector<std::string> patients;
+  std::unordered_set<std::string> asked;
+  for (size_t k = 0; k < at.size() && k < facts.size(); ++k) {
+    auto i = at[k];
+    if (!facts[k].status.ok()) {
+      g.unread[i] = true;  // not read this step (its owner not reached)
+      continue;
+    }
+    g.records[i] = std::move(facts[k].record);
+    auto& x = g.records[i];
+    if (x && !x->patient.empty() && !r.devices(static_cast<int>(i)).has_start_time() && i < open_end &&
+        asked.insert(x->patient).second)
+      patients.push_back(x->patient);
+  }
+  if (!patients.empty())
+    g.care = facts_.cares(patients);
   return g;
 }
 
@@ -466,8 +468,9 @@ void rollout_manager::apply(v1::Rollout& r, const gathered& g, int64_t now_ms, s
       auto& d = *r.mutable_devices(static_cast<int>(i));
       auto& rec = g.records[i];
       auto latest = device_index_.find(d.device());  // a later rollout took it: its reports are that one's
-      if (g.unread[i] || finished(d.state()) || !rec || latest == device_index_.end() || latest->second != r.name())
-        continue;
+      if (g.unread[i] || finished(d.state()) || !rec || latest == device_index_.end() ||
+          latest->second != r.name() || rec->desired.firmware != r.firmware())
+        continue;  // (a later update, perhaps another member's rollout, took it)
       std::string why;
       d.set_state(to_api(observed(spec_of(r), d, *rec, why)));
       d.set_reason(why);
@@ -568,8 +571,8 @@ void rollout_manager::step(int64_t now_ms) {
         records.push_back(*g.records[i]);
     }
     for (size_t k = 0; k < records.size(); ++k) {
-      auto err = facts_.target(records[k], copy.firmware());
-      if (!err)
+      auto st = facts_.target(records[k], copy.firmware());
+      if (st.ok())
         continue;
       std::lock_guard<std::mutex> guard{mtx_};
       auto it = rollouts_.find(copy.name());
@@ -580,7 +583,7 @@ void rollout_manager::step(int64_t now_ms) {
         continue;
       d.clear_start_time();
       d.set_state(v1::OTA_STATE_PENDING);
-      d.set_reason("its desired firmware could not be set: " + to_status(err).error_message().substr(0, 200));
+      d.set_reason("its desired firmware could not be set: " + st.error_message().substr(0, 200));
       recount(it->second);
       (void)keep(it->second);
     }

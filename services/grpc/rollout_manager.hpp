@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -48,18 +49,41 @@ public:
   virtual caf::expected<std::optional<storage::device_record>> device(const std::string& name) = 0;
   virtual caf::expected<patient_care> care(const std::string& patient) = 0;
   /// Sets the device's desired firmware (its desired settings stay).
-  virtual caf::error target(const storage::device_record& d, const std::string& firmware) = 0;
-  /// The tenant's devices of `type` in service, by name.
-  virtual caf::expected<std::vector<std::string>> devices_of_type(const std::string& tenant,
-                                                                   models::device_type type) = 0;
+  virtual grpc::Status target(const storage::device_record& d, const std::string& firmware) = 0;
+  /// The tenant's devices of `type` in service, by name, into `out`; in a
+  /// cluster, every member's (UNAVAILABLE when one cannot be asked).
+  virtual grpc::Status devices_of_type(const std::string& tenant, models::device_type type,
+                                       std::vector<std::string>& out) = 0;
+
+  // Batches, in one call per member in a cluster; by default one by one.
+  struct device_fact {
+    grpc::Status status;  ///< not OK: not read now (its owner not reached)
+    std::optional<storage::device_record> record;  ///< nullopt: not registered
+  };
+  /// The records of `names`, in their order.
+  virtual std::vector<device_fact> devices(const std::vector<std::string>& names);
+  /// The care of the patients that could be read.
+  virtual std::unordered_map<std::string, patient_care> cares(const std::vector<std::string>& patients);
+  /// The latest rollout each of `devices` is in among those other members
+  /// hold, into `out` (a cluster; none on a single node); UNAVAILABLE when a
+  /// member could not be asked.
+  virtual grpc::Status rollouts_elsewhere(const std::vector<std::string>& devices,
+                                          std::vector<v1::DeviceRollout>& out);
 };
+
+/// Which rollout names (tenants/{t}/rollouts/{id}) a call is about: those
+/// of some shards.
+using rollout_filter = std::function<bool(const std::string& name)>;
 
 class rollout_manager {
 public:
   static constexpr size_t max_devices = 10'000;
   static constexpr size_t max_kept = 256;  ///< rollouts kept per node (the oldest ended go first)
 
-  rollout_manager(storage::store& db, rollout_facts& facts, std::chrono::milliseconds step);
+  /// Holds the rollouts `holds` accepts (in a cluster, those of the shards
+  /// this member owns; all when unset).
+  rollout_manager(storage::store& db, rollout_facts& facts, std::chrono::milliseconds step,
+                  rollout_filter holds = {});
   ~rollout_manager();
   rollout_manager(const rollout_manager&) = delete;
   rollout_manager& operator=(const rollout_manager&) = delete;
@@ -87,6 +111,20 @@ public:
   /// The device's latest rollout, if it is in one.
   std::optional<v1::DeviceRollout> of_device(const std::string& device) const;
 
+  /// The latest rollout of each of `devices` this node holds.
+  std::vector<v1::DeviceRollout> of_devices(const std::vector<std::string>& devices) const;
+
+  // A hand-off of the shards `in` accepts (services/peer/shard_handoff):
+  /// before their records are streamed away, stops stepping and changing
+  /// their rollouts and forgets them; calls about them answer UNAVAILABLE
+  /// until take_up() or gone().
+  void let_go(const rollout_filter& in);
+  /// Loads their stored rollouts: the shards were gained, or a hand-off of
+  /// them was abandoned.
+  caf::error take_up(const rollout_filter& in);
+  /// They were given away: their calls go to the new holder.
+  void gone(const rollout_filter& in);
+
   /// One step of every running or paused rollout (the thread calls it;
   /// tests call it directly).
   void step(int64_t now_ms);
@@ -98,6 +136,11 @@ private:
   void apply(v1::Rollout& r, const gathered& g, int64_t now_ms, std::vector<size_t>& to_start);
   grpc::Status keep(const v1::Rollout& r);
   void index(const v1::Rollout& r);
+  void reindex();  // device_index_ from every rollout held, oldest first
+  /// The stored rollouts `in` accepts (held here).
+  caf::expected<std::vector<v1::Rollout>> load(const rollout_filter& in);
+  static constexpr std::string_view record_kind = "rollout";
+  static std::string key_of(const std::string& name);  // the record's key
   grpc::Status find(const std::string& name, v1::Rollout*& out);
   template <class Change>
   grpc::Status change(const std::string& name, int64_t now_ms, v1::Rollout* out, Change&& fn);
@@ -105,7 +148,9 @@ private:
   storage::store& db_;
   rollout_facts& facts_;
   std::chrono::milliseconds step_;
+  rollout_filter holds_;
   mutable std::mutex mtx_;
+  rollout_filter moving_;  // the shards of a hand-off in progress
   std::map<std::string, v1::Rollout> rollouts_;                // by name
   std::unordered_map<std::string, std::string> device_index_;  // device -> latest rollout
   std::mutex step_mtx_;                                        // one step at a time

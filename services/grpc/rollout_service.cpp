@@ -4,6 +4,7 @@
 #include "healthtwin/v1/rollout.grpc.pb.h"
 #include "actors/models/twin_name.hpp"
 #include "actors/models/wall_clock.hpp"
+#include "services/grpc/api_convert.hpp"
 #include "services/grpc/rollout_manager.hpp"
 #include "services/grpc/service_env.hpp"
 
@@ -43,18 +44,24 @@ public:
         return invalid_argument(bad);
       auto name = req->parent() + std::string{rollouts_part} + req->rollout_id();
       rc.resource = name;
-      if (auto st = rc.allow({*tenant, {}}); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) {
-        return m.create(std::string{*tenant}, name, req->rollout(), rc.who->subject, models::wall_clock_ms(),
-                        resp);
-      });
+      // In a cluster the member owning the name's shard holds the rollout.
+      return env_.at_owner(
+          call, rc.allow({*tenant, {}}), name,
+          [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->CreateRollout(&cc, *req, resp); },
+          [&] {
+            return with_manager([&](rollout_manager& m) {
+              return m.create(std::string{*tenant}, name, req->rollout(), rc.who->subject,
+                              models::wall_clock_ms(), resp);
+            });
+          });
     });
   }
 
   Status GetRollout(ServerContext* call, const v1::GetRolloutRequest* req, v1::Rollout* resp) override {
-    return about_rollout(call, "RolloutService/GetRollout", req->name(),
-                         [&](rollout_manager& m, rpc_call&) { return m.get(req->name(), resp); });
+    return about_rollout(
+        call, "RolloutService/GetRollout", req->name(),
+        [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->GetRollout(&cc, *req, resp); },
+        [&](rollout_manager& m, rpc_call&) { return m.get(req->name(), resp); });
   }
 
   Status ListRollouts(ServerContext* call, const v1::ListRolloutsRequest* req,
@@ -65,30 +72,54 @@ public:
         return invalid_argument("parent", "must be tenants/{tenant}");
       if (auto st = rc.allow({*tenant, {}}); !st.ok())
         return st;
-      return with_manager([&](rollout_manager& m) {
+      auto st = with_manager([&](rollout_manager& m) {
         for (auto& r : m.list(std::string{*tenant}))
           *resp->add_rollouts() = std::move(r);
         return Status::OK;
       });
+      // In a cluster, every member's own (a forwarded call answers its own).
+      if (!st.ok() || !env_.ctx.forwarding || call->client_metadata().count(forwarded_by_header))
+        return st;
+      env_.ask_every_member<v1::ListRolloutsResponse>(
+          call,
+          [&](owner_stubs& s, grpc::ClientContext& cc, v1::ListRolloutsResponse& out, auto done) {
+            s.rollouts->async()->ListRollouts(&cc, req, &out, std::move(done));
+          },
+          [&](const std::string& member, const Status& answer, v1::ListRolloutsResponse& out) {
+            if (!answer.ok())
+              return resp->add_unreachable_members(member);
+            for (auto& r : *out.mutable_rollouts())
+              *resp->add_rollouts() = std::move(r);
+          });
+      std::stable_sort(resp->mutable_rollouts()->begin(), resp->mutable_rollouts()->end(),
+                       [](auto& a, auto& b) { return to_ms(a.create_time()) > to_ms(b.create_time()); });
+      return st;
     });
   }
 
   Status PauseRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return about_rollout(call, "RolloutService/PauseRollout", req->name(), [&](rollout_manager& m, rpc_call& rc) {
-      return m.pause(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
-    });
+    return about_rollout(
+        call, "RolloutService/PauseRollout", req->name(),
+        [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->PauseRollout(&cc, *req, resp); },
+        [&](rollout_manager& m, rpc_call& rc) {
+          return m.pause(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
+        });
   }
 
   Status ResumeRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return about_rollout(call, "RolloutService/ResumeRollout", req->name(), [&](rollout_manager& m, rpc_call&) {
-      return m.resume(req->name(), models::wall_clock_ms(), resp);
-    });
+    return about_rollout(
+        call, "RolloutService/ResumeRollout", req->name(),
+        [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->ResumeRollout(&cc, *req, resp); },
+        [&](rollout_manager& m, rpc_call&) { return m.resume(req->name(), models::wall_clock_ms(), resp); });
   }
 
   Status CancelRollout(ServerContext* call, const v1::RolloutActionRequest* req, v1::Rollout* resp) override {
-    return about_rollout(call, "RolloutService/CancelRollout", req->name(), [&](rollout_manager& m, rpc_call& rc) {
-      return m.cancel(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
-    });
+    return about_rollout(
+        call, "RolloutService/CancelRollout", req->name(),
+        [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->CancelRollout(&cc, *req, resp); },
+        [&](rollout_manager& m, rpc_call& rc) {
+          return m.cancel(req->name(), rc.who->subject, models::wall_clock_ms(), resp);
+        });
   }
 
   Status OverrideRolloutGate(ServerContext* call, const v1::OverrideRolloutGateRequest* req,
@@ -106,28 +137,32 @@ public:
       if (!bad.empty())
         return invalid_argument(bad);
       rc.resource = req->name();
-      if (auto st = rc.allow({*tenant, {}}); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) {
-        return m.override_gate(req->name(), req->device(), rc.who->subject, req->reason(),
-                               models::wall_clock_ms(), resp);
-      });
+      return env_.at_owner(
+          call, rc.allow({*tenant, {}}), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& cc) { return s.rollouts->OverrideRolloutGate(&cc, *req, resp); },
+          [&] {
+            return with_manager([&](rollout_manager& m) {
+              return m.override_gate(req->name(), req->device(), rc.who->subject, req->reason(),
+                                     models::wall_clock_ms(), resp);
+            });
+          });
     });
   }
 
 private:
   // A call about one rollout, `name` (request field "name"): its form and
-  // the caller's access, then `fn(manager, rc)`.
-  template <class Fn>
-  Status about_rollout(ServerContext* call, std::string_view rpc, const std::string& name, Fn&& fn) {
+  // the caller's access, then `remote(stubs, context)` at the member holding
+  // it (the owner of the name's shard) or `fn(manager, rc)` here.
+  template <class Remote, class Fn>
+  Status about_rollout(ServerContext* call, std::string_view rpc, const std::string& name, Remote&& remote,
+                       Fn&& fn) {
     return env_.serve(call, rpc, [&](rpc_call& rc) -> Status {
       auto tenant = tenant_of_rollout(name);
       if (!tenant)
         return invalid_argument("name", "must be tenants/{tenant}/rollouts/{rollout}");
       rc.resource = name;
-      if (auto st = rc.allow({*tenant, {}}); !st.ok())
-        return st;
-      return with_manager([&](rollout_manager& m) { return fn(m, rc); });
+      return env_.at_owner(call, rc.allow({*tenant, {}}), name, std::forward<Remote>(remote),
+                           [&] { return with_manager([&](rollout_manager& m) { return fn(m, rc); }); });
     });
   }
 

@@ -3,7 +3,10 @@
 // API's state and its three parts: the call frame (call_frame.hpp), owner
 // routing (owner_routing.hpp) and the actor bridge (actor_bridge.hpp).
 
+#include <chrono>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -15,11 +18,28 @@
 
 namespace healthtwin::services {
 
+/// Other members' rollouts of the devices whose twins were read lately (a
+/// cluster; rollout_facts.cpp): a read within `ttl` of the last one that
+/// asked for a device asks no member again (watches poll every 100 ms at
+/// most).
+struct remote_rollout_cache {
+  static constexpr std::chrono::milliseconds ttl{1000};
+  static constexpr size_t max_entries = 10'000;  ///< all forgotten when full
+  struct entry {
+    std::chrono::steady_clock::time_point at;
+    std::vector<v1::DeviceRollout> rollouts;
+  };
+  std::mutex mtx;
+  std::unordered_map<std::string, entry> entries;
+};
+
 struct service_env : api_state, call_frame, owner_routing, actor_bridge {
   service_env()
       : call_frame(static_cast<api_state&>(*this)),
         owner_routing(static_cast<api_state&>(*this), static_cast<const call_frame&>(*this)),
         actor_bridge(static_cast<api_state&>(*this), static_cast<const call_frame&>(*this)) {}
+
+  remote_rollout_cache remote_rollouts;
 };
 
 /// Whom a clinical action (acknowledge, resolve, silence, settings,
@@ -96,7 +116,22 @@ std::unique_ptr<grpc::Service> make_fhir_service(service_env& env);
 std::unique_ptr<grpc::Service> make_rollout_service(service_env& env);
 
 class rollout_facts;
-/// What firmware rollouts read and change on this node (rollout_facts.cpp).
+/// What firmware rollouts read and change (rollout_facts.cpp): on this
+/// node, and in a cluster at the owners of the twins.
 std::unique_ptr<rollout_facts> make_node_rollout_facts(service_env& env);
+/// PeerService.RolloutFacts and TargetFirmware on this member (the caller
+/// holds a rollout).
+grpc::Status rollout_facts_here(service_env& env, const internal::RolloutFactsRequest& req,
+                                internal::RolloutFactsReply* out);
+grpc::Status target_firmware_here(service_env& env, const internal::FirmwareTarget& req);
+/// The latest rollout each of `devices` is in among those the other
+/// members hold (none on a single node), into `out`; UNAVAILABLE when a
+/// member could not be asked within `timeout`.
+grpc::Status ask_rollouts_elsewhere(service_env& env, const std::vector<std::string>& devices,
+                                    std::chrono::milliseconds timeout, std::vector<v1::DeviceRollout>& out);
+/// The same for one device's twin, through env.remote_rollouts; what the
+/// members that answered within `timeout` said.
+std::vector<v1::DeviceRollout> device_rollouts_elsewhere(service_env& env, const std::string& device,
+                                                         std::chrono::milliseconds timeout);
 
 }  // namespace healthtwin::services

@@ -131,6 +131,34 @@ public:
     return audited(*call, "ReleaseDevices", req->patient(), handlers_.release_devices(*call, *req));
   }
 
+  grpc::Status RolloutFacts(grpc::ServerContext* call, const internal::RolloutFactsRequest* req,
+                            internal::RolloutFactsReply* resp) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.rollout_facts)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no firmware rollouts here"};
+    // Which rollouts hold some devices (a device twin's read): no patient
+    // data, asked on every device twin read in a cluster; not recorded.
+    if (req->devices().empty() && req->patients().empty() && req->device_type() == 0)
+      return handlers_.rollout_facts(*req, resp);
+    // Patients' care, devices' records: named by tenant (a batch spans many).
+    auto first = !req->patients().empty() ? req->patients(0)
+                 : !req->devices().empty() ? req->devices(0)
+                 : !req->rollouts_of().empty() ? req->rollouts_of(0)
+                                               : "tenants/" + req->tenant();
+    auto resource = "tenants/" + models::bounded(std::string{models::tenant_of(first)}, 64);
+    return audited(*call, "RolloutFacts", resource, handlers_.rollout_facts(*req, resp));
+  }
+
+  grpc::Status TargetFirmware(grpc::ServerContext* call, const internal::FirmwareTarget* req,
+                              internal::FirmwareTargetAck*) override {
+    if (auto st = admit(*call); !st.ok())
+      return st;
+    if (!handlers_.target_firmware)
+      return {grpc::StatusCode::UNIMPLEMENTED, "no firmware rollouts here"};
+    return audited(*call, "TargetFirmware", models::bounded(req->device(), 256), handlers_.target_firmware(*req));
+  }
+
   grpc::Status Hello(grpc::ServerContext* call, const PeerHello* req, PeerHello* resp) override {
     *resp = hello_of(settings_, members_, ready_.load());
     if (req->node() == members_.self_member().name)

@@ -92,6 +92,10 @@ struct peer_handlers {
   std::function<grpc::Status(grpc::ServerContext&, const internal::AlertFollowRequest&,
                              grpc::ServerWriter<v1::AlertEvent>*)>
       follow_alerts;
+  /// Firmware rollouts held by another member: what they need of this
+  /// node's devices and patients, and setting a device's desired firmware.
+  std::function<grpc::Status(const internal::RolloutFactsRequest&, internal::RolloutFactsReply*)> rollout_facts;
+  std::function<grpc::Status(const internal::FirmwareTarget&)> target_firmware;
   /// Records an admitted call in the audit log — principal ("member:NAME",
   /// the member the caller's certificate names), action, the patient or
   /// tenant it touches — and returns what the caller gets (the answer is

@@ -64,6 +64,7 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
     s.stubs->clinical = v1::ClinicalService::NewStub(channel);
     s.stubs->ingest = v1::IngestService::NewStub(channel);
     s.stubs->alerts = v1::AlertService::NewStub(channel);
+    s.stubs->rollouts = v1::RolloutService::NewStub(channel);
   }
   return s.stubs;
 }

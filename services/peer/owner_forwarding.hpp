@@ -14,6 +14,7 @@
 #include "healthtwin/v1/clinical.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
+#include "healthtwin/v1/rollout.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
 #include "services/grpc/client_channel.hpp"
 #include "services/peer/cluster_peers.hpp"
@@ -31,6 +32,7 @@ struct owner_stubs {
   std::unique_ptr<v1::ClinicalService::Stub> clinical;
   std::unique_ptr<v1::IngestService::Stub> ingest;
   std::unique_ptr<v1::AlertService::Stub> alerts;
+  std::unique_ptr<v1::RolloutService::Stub> rollouts;
 };
 
 /// Calls for a twin whose shard another member owns go to that member's

@@ -49,7 +49,7 @@ int64_t ms_since(clock::time_point t) {
 // Columns a shard's records may come in (storage/shard_transfer.hpp).
 bool shard_column(uint32_t c) {
   using storage::column;
-  for (auto ok : {column::registry, column::twins, column::series, column::alerts, column::keys})
+  for (auto ok : {column::registry, column::twins, column::series, column::alerts, column::keys, column::meta})
     if (c == static_cast<uint32_t>(ok))
       return true;
   return false;
@@ -71,15 +71,17 @@ caf::error shard_handoff::sequence_step(actors::shard_step step, std::chrono::mi
   return future.get();
 }
 
+shard_residents::names shard_handoff::shard_names(const std::vector<uint32_t>& shards) const {
+  auto set = std::make_shared<std::set<uint32_t>>(shards.begin(), shards.end());
+  return [set, n = parts_.store->shards()](const std::string& name) {
+    return set->count(models::shard_of(name, n)) > 0;
+  };
+}
+
 void shard_handoff::on_change(const cluster::ownership_change& change) {
   auto& ctx = parts_;
   bool running = ctx.ready->load();  // before recovery the replay sees the new owners itself
-  auto in = [&](const std::vector<uint32_t>& shards) {
-    auto set = std::make_shared<std::set<uint32_t>>(shards.begin(), shards.end());
-    return [set, n = ctx.store->shards()](const std::string& name) {
-      return set->count(models::shard_of(name, n)) > 0;
-    };
-  };
+  auto in = [&](const std::vector<uint32_t>& shards) { return shard_names(shards); };
   if (!change.lost.empty()) {
     if (running)
       if (auto err = sequence_step({actors::shard_step::kind::release, change.lost},
@@ -88,6 +90,8 @@ void shard_handoff::on_change(const cluster::ownership_change& change) {
                       storage::describe(err));
     ask_hub_to(false, change.lost);
     ctx.index->remove_if(in(change.lost));
+    if (residents_.gone)
+      residents_.gone(in(change.lost));
   }
   if (!change.gained.empty()) {
     ask_hub_to(true, change.gained);
@@ -98,6 +102,8 @@ void shard_handoff::on_change(const cluster::ownership_change& change) {
                                              [&](uint32_t s) { return set.count(s) > 0; }))
         spdlog::error("hand-off: seeding the twin index failed: {}", storage::describe(err));
     }
+    if (residents_.take_up)
+      residents_.take_up(in(change.gained));
   }
   spdlog::info("hand-off: took up {} shard(s), let go of {} (state {})", change.gained.size(),
                change.lost.size(), ctx.members->digest());
@@ -234,9 +240,12 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
   if (auto err = sequence_step({actors::shard_step::kind::fence, shards}, std::chrono::seconds(30)))
     return to_status(err);
   auto* probe = parts_.probe;
+  bool let_go = false;  // the shards' rollouts
   auto abort = [&](grpc::Status st) {
     if (probe)
       probe->on_handoff(false);
+    if (let_go && residents_.take_up)
+      residents_.take_up(shard_names(shards));
     if (auto err = sequence_step({actors::shard_step::kind::unfence, shards}, std::chrono::seconds(30)))
       spdlog::error("hand-off: lifting the fence of shards {} failed: {}", list(shards),
                     storage::describe(err));
@@ -248,6 +257,10 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
                              "the checkpoint before the hand-off failed: " + storage::describe(err),
                              std::chrono::milliseconds(1000)));
   auto checkpointed_ms = ms_since(fenced_at);
+  if (residents_.let_go) {
+    residents_.let_go(shard_names(shards));
+    let_go = true;
+  }
   uint64_t records = 0, bytes = 0;
   if (auto st = stream_shards(*stub, req.to(), shards, records, bytes); !st.ok())
     return abort(st);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -53,6 +54,20 @@ struct handoff_parts {
   cluster_metrics* probe = nullptr;
 };
 
+/// What else lives in a shard besides its twins and must follow it: the
+/// firmware rollouts whose name is in the shard (services/grpc's
+/// rollout_manager). Each gets a filter accepting the names in the shards
+/// concerned. Unset members are skipped.
+struct shard_residents {
+  using names = std::function<bool(const std::string&)>;
+  /// Before the shards' records are streamed away: stop changing them.
+  std::function<void(const names&)> let_go;
+  /// The shards were gained, or a hand-off of them was abandoned: load them.
+  std::function<void(const names&)> take_up;
+  /// The shards were given away.
+  std::function<void(const names&)> gone;
+};
+
 /// A change of members as ClusterService.ChangeMembers asked for it, its
 /// fields checked by the caller: the new member list (non-empty, unique
 /// names) and the most shards moved in one step (1..256).
@@ -82,6 +97,9 @@ struct member_change {
 class shard_handoff {
 public:
   shard_handoff(handoff_parts parts, handoff_settings settings = {});
+
+  /// Set once, before the node serves.
+  void set_residents(shard_residents residents) { residents_ = std::move(residents); }
 
   /// Takes up the shards `change` gave this node and lets go of those it
   /// took (in memory; a hand-off drops the stored copy itself). Blocks
@@ -116,6 +134,8 @@ private:
   grpc::Status stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
                              const std::vector<uint32_t>& shards, uint64_t& records, uint64_t& bytes);
   caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
+  /// Accepts the names in `shards`.
+  shard_residents::names shard_names(const std::vector<uint32_t>& shards) const;
   /// Merges `theirs` into this member's state (persisted) and takes up what
   /// that changed (on_change); `error` says why it could not be persisted.
   void merge_state(const cluster::cluster_state& theirs, std::string& error);
@@ -127,6 +147,7 @@ private:
 
   handoff_parts parts_;
   handoff_settings settings_;
+  shard_residents residents_;
   std::mutex handoff_mtx_;  // one HandOffShards at a time
   std::mutex change_mtx_;   // one ChangeMembers at a time
 };

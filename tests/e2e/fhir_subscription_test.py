@@ -373,27 +373,9 @@ class FhirSubscriptionsInACluster(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-fhirsub-cluster-")
         root = self.root = self.tmp.name
-        node_fixture.make_pki(root)
+        self.nodes, _ = node_fixture.start_cluster(ARGS.node, root, extra_args=lambda i: [
+            "--fhir-subscription-ca-file=" + os.path.join(root, f"n{i}", "ca.pem")])
         self.receiver = Receiver(root)
-        peers = [node_fixture.free_port() for _ in range(3)]
-        members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
-        pseudonym = os.path.join(root, "pseudonym.key")
-        with open(os.open(pseudonym, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(os.urandom(32).hex())
-        from cryptography.hazmat.primitives.asymmetric import ec
-        key = ec.generate_private_key(ec.SECP256R1())
-        self.nodes = []
-        for i in range(3):
-            d = os.path.join(root, f"n{i}")
-            os.makedirs(d)
-            for f in ("ca.pem", "node.pem", "node.key"):
-                with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
-                    dst.write(src.read())
-            self.nodes.append(node_fixture.Node(ARGS.node, d, signing_key=key, extra_args=[
-                f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
-                "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
-                "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym,
-                "--fhir-subscription-ca-file=" + os.path.join(d, "ca.pem")]))
         self.tls = ssl.create_default_context(cafile=os.path.join(root, "ca.pem"))
         self.service = self.nodes[0].token(TENANT, ["service"])
         self.nurse = self.nodes[0].token(TENANT, ["clinician"], "nurse-7")

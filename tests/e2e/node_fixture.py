@@ -156,3 +156,72 @@ class Node:
         code = self.proc.wait(timeout=60)
         self.log.close()
         return code
+
+
+def xxh64(data, seed=0):
+    """XXH64 of bytes (the public algorithm; the node places twins with it,
+    seed 0): lets a test predict which member owns a name's shard."""
+    P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                          0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
+    M = (1 << 64) - 1
+    rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & M
+
+    def round_(acc, lane):
+        return (rotl((acc + lane * P2) & M, 31) * P1) & M
+
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed & M, (seed - P1) & M]
+        while i + 32 <= n:
+            for k in range(4):
+                v[k] = round_(v[k], int.from_bytes(data[i + 8 * k:i + 8 * k + 8], "little"))
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
+        for k in range(4):
+            h = ((h ^ round_(0, v[k])) * P1 + P4) & M
+    else:
+        h = (seed + P5) & M
+    h = (h + n) & M
+    while i + 8 <= n:
+        h = (rotl(h ^ round_(0, int.from_bytes(data[i:i + 8], "little")), 27) * P1 + P4) & M
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ (int.from_bytes(data[i:i + 4], "little") * P1 & M), 23) * P2 + P3) & M
+        i += 4
+    while i < n:
+        h = (rotl(h ^ (data[i] * P5 & M), 11) * P1) & M
+        i += 1
+    h ^= h >> 33
+    h = (h * P2) & M
+    h ^= h >> 29
+    h = (h * P3) & M
+    return h ^ (h >> 32)
+
+
+def shard_of(name, shards):
+    """The shard of a twin or rollout name, as the node computes it."""
+    return xxh64(name.encode()) % shards
+
+
+def start_cluster(node_bin, root, n=3, extra_args=lambda i: []):
+    """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key and a
+    token signing key, probing each other every 200 ms; returns (nodes, peer ports)."""
+    make_pki(root)
+    peers = [free_port() for _ in range(n)]
+    members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
+    pseudonym = os.path.join(root, "pseudonym.key")
+    with open(os.open(pseudonym, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(os.urandom(32).hex())
+    key = ec.generate_private_key(ec.SECP256R1())
+    nodes = []
+    for i in range(n):
+        d = os.path.join(root, f"n{i}")
+        os.makedirs(d)
+        for f in ("ca.pem", "node.pem", "node.key"):
+            with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                dst.write(src.read())
+        nodes.append(Node(node_bin, d, signing_key=key, extra_args=[
+            f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
+            "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
+            "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym] + list(extra_args(i))))
+    return nodes, peers

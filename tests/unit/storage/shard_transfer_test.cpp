@@ -11,6 +11,7 @@
 #include "healthtwin/internal/records.pb.h"
 #include "storage/errc.hpp"
 #include "storage/key_codec.hpp"
+#include "storage/meta_records.hpp"
 #include "storage/registry.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
@@ -220,5 +221,45 @@ TEST_F(shard_transfer_test, erasure_markers_travel_with_every_shard) {
   auto err = storage::import_shard_chunk(*new_owner_, moving_, std::move(bad), 5);
   EXPECT_EQ(err, storage::errc::invalid_record);
   EXPECT_NE(storage::describe(err).find("shard entry 0: a malformed erasure marker"), std::string::npos)
+      << storage::describe(err);
+}
+
+// A firmware rollout lives in the shard of its name and moves with it; the
+// old owner keeps no copy, and a rollout of another shard stays and is
+// refused in the moving shard's stream.
+TEST_F(shard_transfer_test, firmware_rollouts_move_with_the_shard_of_their_name) {
+  auto rollout_in = [](uint32_t shard) {
+    for (int k = 0;; ++k)
+      if (models::shard_of("tenants/h1/rollouts/r" + std::to_string(k), shards) == shard)
+        return "h1/r" + std::to_string(k);
+  };
+  auto moving = rollout_in(moving_), staying = rollout_in(staying_);
+  ASSERT_FALSE(storage::put_meta_record(*old_owner_, "rollout", moving, "moving rollout"));
+  ASSERT_FALSE(storage::put_meta_record(*old_owner_, "rollout", staying, "staying rollout"));
+  ASSERT_FALSE(storage::put_meta_record(*old_owner_, "fhir-subscription", moving, "stays on its node"));
+  EXPECT_EQ(storage::meta_shard("rollout/" + moving, shards), moving_);
+  EXPECT_FALSE(storage::meta_shard("fhir-subscription/" + moving, shards));
+  EXPECT_FALSE(storage::meta_shard("rollout/h1", shards)) << "no id";
+
+  move();
+  ASSERT_FALSE(storage::drop_shard(*old_owner_, moving_));
+  auto on_new = storage::load_meta_records(*new_owner_, "rollout");
+  ASSERT_TRUE(on_new);
+  ASSERT_EQ(on_new->size(), 1u);
+  EXPECT_EQ((*on_new)[0].first, moving);
+  EXPECT_EQ((*on_new)[0].second, "moving rollout");
+  auto on_old = storage::load_meta_records(*old_owner_, "rollout");
+  ASSERT_TRUE(on_old);
+  ASSERT_EQ(on_old->size(), 1u);
+  EXPECT_EQ((*on_old)[0].first, staying);
+  auto subscriptions = storage::load_meta_records(*old_owner_, "fhir-subscription");
+  ASSERT_TRUE(subscriptions);
+  EXPECT_EQ(subscriptions->size(), 1u);
+
+  std::vector<storage::shard_entry> stray;
+  stray.push_back({column::meta, "rollout/" + staying, "x"});
+  auto err = storage::import_shard_chunk(*new_owner_, moving_, std::move(stray), 5);
+  EXPECT_EQ(err, storage::errc::invalid_record);
+  EXPECT_NE(storage::describe(err).find("shard entry 0: a record not of shard 5"), std::string::npos)
       << storage::describe(err);
 }

@@ -27,20 +27,19 @@ public:
     return std::optional<storage::device_record>{it->second};
   }
   caf::expected<patient_care> care(const std::string& patient) override { return care_of[patient]; }
-  caf::error target(const storage::device_record& d, const std::string& firmware) override {
+  grpc::Status target(const storage::device_record& d, const std::string& firmware) override {
     if (refuse_targets)
-      return caf::make_error(caf::sec::request_timeout);
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the twin did not answer in time");
     devices[d.name].desired.firmware = firmware;
     targeted.push_back(d.name);
-    return caf::none;
+    return grpc::Status::OK;
   }
-  caf::expected<std::vector<std::string>> devices_of_type(const std::string& tenant,
-                                                           models::device_type type) override {
-    std::vector<std::string> out;
+  grpc::Status devices_of_type(const std::string& tenant, models::device_type type,
+                               std::vector<std::string>& out) override {
     for (auto& [name, d] : devices)
       if (d.type == type && name.starts_with("tenants/" + tenant + "/"))
         out.push_back(name);
-    return out;
+    return grpc::Status::OK;
   }
 
   std::string add(int i, models::device_type type = models::device_type::pulse_oximeter) {

@@ -1,6 +1,8 @@
 #include "services/grpc/token_verifier.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <jwt.h>
 #include <nlohmann/json.hpp>
@@ -251,28 +253,31 @@ verified_token principal_from_claims(std::string_view claims_json, const token_s
   return out;
 }
 
-std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, std::string& error) {
-  std::map<std::string, key> keys;
+namespace {
+
+// The keys of `s`'s source, or nullopt and `error`.
+std::optional<token_verifier::key_set> load_keys(const token_settings& s, std::string& error) {
+  token_verifier::key_set keys;
   int sources = !s.public_key_file.empty() + !s.jwks_file.empty() + !s.hs256_secret_file.empty();
   if (sources != 1) {
     error = "exactly one of --auth-public-key-file, --auth-jwks-file and --auth-hs256-secret-file must be set";
-    return nullptr;
+    return std::nullopt;
   }
   if (s.audience.empty()) {
     error = "--auth-audience must be set";
-    return nullptr;
+    return std::nullopt;
   }
   if (!s.hs256_secret_file.empty()) {
     auto secret = read_file(s.hs256_secret_file);
     if (!secret) {
       error = "--auth-hs256-secret-file: cannot read " + s.hs256_secret_file;
-      return nullptr;
+      return std::nullopt;
     }
     while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r'))
       secret->pop_back();
     if (secret->size() < 32) {
       error = "--auth-hs256-secret-file: the secret must be at least 32 bytes";
-      return nullptr;
+      return std::nullopt;
     }
     keys[""] = {"HS256", *secret};
   } else if (!s.public_key_file.empty()) {
@@ -284,7 +289,7 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
     if (alg.empty()) {
       error = "--auth-public-key-file: " + s.public_key_file +
               " is not a PEM public key of RSA (2048 bits or more) or EC P-256";
-      return nullptr;
+      return std::nullopt;
     }
     keys[""] = {alg, to_pem(k.get())};
   } else {
@@ -292,14 +297,14 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
     auto doc = text ? json::parse(*text, nullptr, false) : json{};
     if (!doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array() || doc["keys"].empty()) {
       error = "--auth-jwks-file: " + s.jwks_file + " is not a JWKS document with a keys array";
-      return nullptr;
+      return std::nullopt;
     }
     for (size_t i = 0; i < doc["keys"].size(); ++i) {
       auto& jwk = doc["keys"][i];
       auto where = "--auth-jwks-file: keys[" + std::to_string(i) + "]: ";
       if (!jwk.is_object()) {
         error = where + "not an object";
-        return nullptr;
+        return std::nullopt;
       }
       if (jwk.contains("use") && jwk["use"] != "sig")
         continue;  // an encryption key: not for us
@@ -308,30 +313,31 @@ std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, st
       auto alg = k ? alg_of(k.get()) : std::string{};
       if (alg.empty()) {
         error = where + (why.empty() ? "unsupported key (RSA 2048+ or EC P-256)" : why);
-        return nullptr;
+        return std::nullopt;
       }
       if (jwk.contains("alg") && jwk["alg"] != alg) {
         error = where + "member alg does not match the key type (" + alg + ")";
-        return nullptr;
+        return std::nullopt;
       }
       auto kid = jwk.value("kid", "");
       if (keys.count(kid)) {
         error = where + "kid '" + kid + "' appears twice";
-        return nullptr;
+        return std::nullopt;
       }
       keys[kid] = {alg, to_pem(k.get())};
     }
   }
-  return std::unique_ptr<token_verifier>{new token_verifier(s, std::move(keys))};
+  return keys;
 }
 
-std::string token_verifier::fingerprint() const {
-  std::string all = settings_.audience + '\n' + settings_.issuer + '\n';
-  for (auto& [kid, k] : keys_)
-    all += kid + '\n' + k.alg + '\n' + k.material + '\n';
+const std::string& source_file(const token_settings& s) {
+  return !s.jwks_file.empty() ? s.jwks_file : !s.public_key_file.empty() ? s.public_key_file : s.hs256_secret_file;
+}
+
+std::string sha256_hex(const std::string& text) {
   unsigned char digest[32];
   unsigned len = 0;
-  EVP_Digest(all.data(), all.size(), digest, &len, EVP_sha256(), nullptr);
+  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < len; ++i) {
@@ -340,6 +346,60 @@ std::string token_verifier::fingerprint() const {
   }
   return out;
 }
+
+}  // namespace
+
+std::unique_ptr<token_verifier> token_verifier::load(const token_settings& s, std::string& error) {
+  auto stamp = file_stamp(source_file(s));
+  auto keys = load_keys(s, error);
+  if (!keys)
+    return nullptr;
+  return std::unique_ptr<token_verifier>{new token_verifier(s, std::move(*keys), std::move(stamp))};
+}
+
+bool token_verifier::reload(std::string& error) {
+  auto stamp = file_stamp(source_file(settings_));
+  {
+    std::lock_guard<std::mutex> guard{keys_mtx_};
+    if (stamp == stamp_)
+      return false;
+  }
+  auto keys = load_keys(settings_, error);
+  std::lock_guard<std::mutex> guard{keys_mtx_};
+  stamp_ = std::move(stamp);
+  if (!keys)
+    return false;  // the last good keys stay; the file is read again when it changes
+  bool same = keys->size() == keys_->size() &&
+              std::equal(keys->begin(), keys->end(), keys_->begin(), [](auto& a, auto& b) {
+                return a.first == b.first && a.second.alg == b.second.alg && a.second.material == b.second.material;
+              });
+  if (same)
+    return false;
+  keys_ = std::make_shared<const key_set>(std::move(*keys));
+  std::lock_guard<std::mutex> cache{cache_mtx_};
+  cache_.clear();  // verified with the old keys
+  ++generation_;   // and none verified with them is cached after this
+  return true;
+}
+
+std::shared_ptr<const token_verifier::key_set> token_verifier::keys() const {
+  std::lock_guard<std::mutex> guard{keys_mtx_};
+  return keys_;
+}
+
+std::string token_verifier::claims_hash() const {
+  return sha256_hex(settings_.audience + '\n' + settings_.issuer + '\n');
+}
+
+std::vector<std::string> token_verifier::key_hashes() const {
+  std::vector<std::string> out;
+  for (auto& [kid, k] : *keys())
+    out.push_back(sha256_hex(kid + '\n' + k.alg + '\n' + k.material + '\n'));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+
 
 verified_token token_verifier::verify(std::string_view token, int64_t now_s) const {
   // A cryptographic digest as the key: no other token can find this entry.
@@ -356,9 +416,16 @@ verified_token token_verifier::verify(std::string_view token, int64_t now_s) con
       cache_.erase(it);
     }
   }
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> guard{cache_mtx_};
+    generation = generation_;
+  }
   auto v = verify_uncached(token, now_s);
   if (v.who) {
     std::lock_guard<std::mutex> guard{cache_mtx_};
+    if (generation != generation_)
+      return v;  // the keys changed meanwhile: not cached
     if (cache_.size() >= 65'536)
       cache_.erase(cache_.begin());  // bounded; the evicted token is verified again when next seen
     cache_.emplace(std::move(digest), *v.who);
@@ -377,10 +444,11 @@ verified_token token_verifier::verify_uncached(std::string_view token, int64_t n
     out.error = "token: not a compact JWS (header.payload.signature)";
     return out;
   }
-  auto it = keys_.find(header->kid);
-  if (it == keys_.end() && keys_.size() == 1 && header->kid.empty())
-    it = keys_.begin();
-  if (it == keys_.end()) {
+  auto keys = this->keys();
+  auto it = keys->find(header->kid);
+  if (it == keys->end() && keys->size() == 1 && header->kid.empty())
+    it = keys->begin();
+  if (it == keys->end()) {
     out.error = "header kid: no configured key has this id";
     return out;
   }

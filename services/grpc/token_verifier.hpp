@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "services/grpc/access_policy.hpp"
 
@@ -65,25 +66,38 @@ public:
 
   verified_token verify(std::string_view token, int64_t now_s) const;
 
-  /// SHA-256 (hex) of what decides which tokens pass: audience, issuer and
-  /// every key (kid, algorithm, key). Cluster members compare it before
-  /// they join, since a forwarded call's token is verified again by its
-  /// owner. Reveals no key.
-  std::string fingerprint() const;
+  /// Reads the key source again if its file changed (a key rotation: add
+  /// the new key, let the issuer sign with it, drop the old one). A source
+  /// that does not load keeps the keys in use; `error` says why. Tokens
+  /// verified before a change are verified again (a dropped key's tokens
+  /// stop passing at once). True when the keys changed.
+  bool reload(std::string& error);
+
+  /// What decides which tokens pass, as cluster members compare it (a
+  /// forwarded call's token is verified again by its owner): SHA-256 (hex)
+  /// of the audience and issuer, and of each key (kid, algorithm, key),
+  /// sorted. Members must agree on the first and share a key. Reveals no key.
+  std::string claims_hash() const;
+  std::vector<std::string> key_hashes() const;
 
   struct key {
     std::string alg;  // RS256, ES256 or HS256
     std::string material;  // PEM public key, or the HS256 secret
   };
+  using key_set = std::map<std::string, key>;  // by kid ("" for a single PEM or secret)
 
 private:
-  token_verifier(token_settings s, std::map<std::string, key> keys)
-      : settings_(std::move(s)), keys_(std::move(keys)) {}
+  token_verifier(token_settings s, key_set keys, std::string stamp)
+      : settings_(std::move(s)), keys_(std::make_shared<const key_set>(std::move(keys))), stamp_(std::move(stamp)) {}
   verified_token verify_uncached(std::string_view token, int64_t now_s) const;
+  std::shared_ptr<const key_set> keys() const;
 
   token_settings settings_;
-  std::map<std::string, key> keys_;  // by kid ("" for a single PEM or secret)
+  mutable std::mutex keys_mtx_;
+  std::shared_ptr<const key_set> keys_;
+  std::string stamp_;  // of the key source's file, when loaded
   mutable std::mutex cache_mtx_;
+  uint64_t generation_ = 0;  // of the keys, +1 on each change; under cache_mtx_
   mutable std::unordered_map<std::string, principal> cache_;  // SHA-256 of the token -> who
 };
 

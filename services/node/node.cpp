@@ -20,6 +20,7 @@
 #include "services/node/subscription_wiring.hpp"
 #include "services/grpc/read_file.hpp"
 #include "services/node/tls_stage.hpp"
+#include "services/node/token_reload.hpp"
 #include "services/grpc/token_verifier.hpp"
 #include "services/http/http_server.hpp"
 #include "services/http/process_metrics.hpp"
@@ -214,6 +215,8 @@ int node::load_credentials() {
   }
   if (!cfg_.auth_hs256_secret_file.empty())
     spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
+  if (cfg_.auth_reload_interval_s > 0)
+    token_reload_ = std::make_unique<token_reload>(*tokens_, std::chrono::seconds(cfg_.auth_reload_interval_s));
   if (cfg_.insecure_plaintext) {
     grpc_creds_ = grpc::InsecureServerCredentials();
     spdlog::warn("--insecure-plaintext: gRPC and HTTP listeners are NOT encrypted "
@@ -238,7 +241,7 @@ int node::load_credentials() {
       settings_.peer.ca_file = peer_tls_->staged().ca;
     }
   }
-  settings_.peer.token_keys = tokens_->fingerprint();
+  settings_.peer.token_keys = [t = tokens_.get()] { return std::pair{t->claims_hash(), t->key_hashes()}; };
   settings_.peer.node_key = store_->node_key_id();
   settings_.peer.pseudonym_key = store_->pseudonym_key_id();
   return exit_ok;

@@ -187,6 +187,11 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--auth-hs256-secret-file", cfg.auth_hs256_secret_file,
                  "shared HS256 secret (32+ bytes) for bearer tokens: development only")
       ->check(CLI::ExistingFile);
+  app.add_option("--auth-reload-interval-s", cfg.auth_reload_interval_s,
+                 "how often the token key file is read again, so that rotated keys take effect without a "
+                 "restart (docs/operations.md); 0: read once at start")
+      ->check(CLI::Range(0u, 86'400u))
+      ->capture_default_str();
   app.add_option("--rate-limit-calls-per-s", cfg.rate_limit_calls_per_s,
                  "calls per second each principal may make, ingest aside (bursts of twice that)")
       ->check(CLI::Range(0.1, 1e9))

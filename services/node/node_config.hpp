@@ -48,6 +48,7 @@ struct node_config {
   /// How often the certificate, key and CA files are read again (rotation
   /// without a restart); 0: read once at start.
   unsigned tls_reload_interval_s = 60;
+  unsigned auth_reload_interval_s = 60;
   std::string fhir_subscription_ca_file;  ///< CAs of FHIR subscribers' endpoints (empty: the system's)
   std::string backup_dir;  ///< ClusterService.BackupNode writes here (empty: no backups)
   bool insecure_plaintext = false; ///< no TLS: local development only

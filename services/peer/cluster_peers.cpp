@@ -36,7 +36,12 @@ PeerHello hello_of(const peer_settings& s, const cluster::membership& members, b
       h.add_members(map->members()[m].name);
   h.set_ready(ready);
   h.set_api_port(s.api_port);
-  h.set_token_keys(s.token_keys);
+  if (s.token_keys) {
+    auto [claims, keys] = s.token_keys();
+    h.set_token_keys(claims);
+    for (auto& k : keys)
+      h.add_token_key_hashes(k);
+  }
   h.set_node_key(s.node_key);
   h.set_pseudonym_key(s.pseudonym_key);
   h.set_founding(members.founding());
@@ -59,9 +64,14 @@ std::string mismatch(const PeerHello& mine, const PeerHello& theirs) {
   if (theirs.placement_hash() != mine.placement_hash())
     return differs("placement hash", mine.placement_hash(), theirs.placement_hash());
   // Forwarded calls carry the caller's token to the owner, which must
-  // accept the same tokens.
-  if (theirs.token_keys() != mine.token_keys())
-    return differs("bearer-token keys", mine.token_keys().substr(0, 12),
+  // accept it: the same audience and issuer, and a key in common (during a
+  // key rotation the sets differ, but share the key tokens are signed with).
+  auto shared = std::any_of(mine.token_key_hashes().begin(), mine.token_key_hashes().end(), [&](auto& k) {
+    return std::find(theirs.token_key_hashes().begin(), theirs.token_key_hashes().end(), k) !=
+           theirs.token_key_hashes().end();
+  });
+  if (theirs.token_keys() != mine.token_keys() || !shared)
+    return differs("bearer-token keys", mine.token_keys().substr(0, 12) + (shared ? "" : ", no key in common"),
                    theirs.token_keys().substr(0, 12));
   // A hand-off moves sealed values and wrapped patient keys as they are.
   if (theirs.node_key() != mine.node_key())

@@ -48,7 +48,10 @@ struct peer_settings {
   std::string cert_file;   ///< this node's certificate and key (client side too)
   std::string key_file;
   uint16_t api_port = 0;   ///< this node's public gRPC port, told to the members
-  std::string token_keys;  ///< fingerprint of the bearer-token keys (members agree)
+  /// The bearer-token settings' and keys' hashes (token_verifier), read at
+  /// each hello: the keys may be reloaded. Members agree on the first and
+  /// share a key.
+  std::function<std::pair<std::string, std::vector<std::string>>()> token_keys;
   std::string node_key;    ///< storage::store::node_key_id() (members agree)
   std::string pseudonym_key;  ///< storage::store::pseudonym_key_id() (members agree)
   std::chrono::milliseconds probe_interval{1000};

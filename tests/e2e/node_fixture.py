@@ -93,8 +93,9 @@ class Node:
             [node_bin, f"--grpc-listen=127.0.0.1:{grpc_port}", "--http-listen=127.0.0.1:0",
              "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
              "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
-             "--auth-public-key-file=" + os.path.join(d, "idp.pub"), "--auth-audience=" + AUDIENCE,
-             "--auth-issuer=" + ISSUER] + self.extra_args,
+             "--auth-audience=" + AUDIENCE, "--auth-issuer=" + ISSUER]
+            + ([] if any(a.startswith("--auth-jwks-file=") for a in self.extra_args)
+               else ["--auth-public-key-file=" + os.path.join(d, "idp.pub")]) + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while not os.path.exists(port_file):
@@ -107,10 +108,12 @@ class Node:
         with open(os.path.join(d, "ca.pem"), "rb") as f:
             self.ca = f.read()
 
-    def token(self, tenant, roles, subject="ehr-integration"):
+    def token(self, tenant, roles, subject="ehr-integration", key=None, kid=None):
+        """A token signed by `key` (default: this node's signing key), naming `kid` if given."""
         now = int(time.time())
         return jwt.encode({"sub": subject, "tenant": tenant, "roles": roles, "aud": AUDIENCE,
-                           "iss": ISSUER, "iat": now, "exp": now + 600}, self.signing_key, algorithm="ES256")
+                           "iss": ISSUER, "iat": now, "exp": now + 600}, key or self.signing_key, algorithm="ES256",
+                          headers={"kid": kid} if kid else None)
 
     def restart(self):
         """Starts the stopped node again on its port, with its data and key."""
@@ -196,6 +199,21 @@ def xxh64(data, seed=0):
     h ^= h >> 29
     h = (h * P3) & M
     return h ^ (h >> 32)
+
+
+def write_jwks(path, keys):
+    """A JWKS document of EC P-256 public keys {kid: private key}, swapped in by rename (as a
+    mounted secret changes)."""
+    import base64
+
+    def b64(n):
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    doc = {"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+                     "x": b64(k.public_key().public_numbers().x), "y": b64(k.public_key().public_numbers().y)}
+                    for kid, k in keys.items()]}
+    with open(path + ".next", "w") as f:
+        json.dump(doc, f)
+    os.replace(path + ".next", path)
 
 
 def shard_of(name, shards):

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/token_signer.hpp"
 
@@ -139,6 +142,55 @@ TEST_F(token_verifier_test, jwks_keys_are_chosen_by_kid) {
   auto stranger = signing_key::es256("unknown");
   EXPECT_NE(error_of(*v, stranger->sign(token_claims("c", "h1", {"service"}))).find("header kid"),
             std::string::npos);
+}
+
+// A key rotation without a restart: the new key added, then the old one
+// dropped; a dropped key's tokens stop passing at once (even those verified
+// before), and a key file that does not load keeps the keys in use.
+TEST_F(token_verifier_test, reloaded_keys_rotate_without_a_restart) {
+  auto old_key = signing_key::es256("2026-11"), new_key = signing_key::es256("2026-12");
+  auto write_jwks = [&](std::vector<const signing_key*> keys) {
+    nlohmann::json jwks{{"keys", nlohmann::json::array()}};
+    for (auto* k : keys)
+      jwks["keys"].push_back(k->jwk());
+    auto next = file("jwks.next", jwks.dump());
+    std::filesystem::rename(next, dir_.path() / "jwks.json");  // as a secret volume swaps it
+  };
+  write_jwks({old_key.get()});
+  token_settings s;
+  s.jwks_file = (dir_.path() / "jwks.json").string();
+  auto v = verifier_for(s);
+  auto old_token = old_key->sign(token_claims("a", "h1", {"service"}));
+  auto new_token = new_key->sign(token_claims("b", "h1", {"service"}));
+  ASSERT_TRUE(v->verify(old_token, unix_now()).who);
+  EXPECT_FALSE(v->verify(new_token, unix_now()).who);
+  std::string error;
+  EXPECT_FALSE(v->reload(error)) << "unchanged file";
+  auto one_key = v->key_hashes();
+  ASSERT_EQ(one_key.size(), 1u);
+
+  write_jwks({old_key.get(), new_key.get()});
+  EXPECT_TRUE(v->reload(error)) << error;
+  EXPECT_TRUE(v->verify(old_token, unix_now()).who);
+  EXPECT_TRUE(v->verify(new_token, unix_now()).who);
+  auto two_keys = v->key_hashes();
+  ASSERT_EQ(two_keys.size(), 2u);
+  EXPECT_NE(std::find(two_keys.begin(), two_keys.end(), one_key[0]), two_keys.end())
+      << "a key's hash does not change when another is added";
+
+  write_jwks({new_key.get()});
+  EXPECT_TRUE(v->reload(error)) << error;
+  EXPECT_NE(error_of(*v, old_token).find("header kid"), std::string::npos) << "the cached token is verified again";
+  EXPECT_TRUE(v->verify(new_token, unix_now()).who);
+
+  auto next = file("jwks.next", "{\"keys\": [");
+  std::filesystem::rename(next, dir_.path() / "jwks.json");
+  EXPECT_FALSE(v->reload(error));
+  EXPECT_NE(error.find("--auth-jwks-file"), std::string::npos) << error;
+  EXPECT_TRUE(v->verify(new_token, unix_now()).who) << "the keys in use stay";
+  error.clear();
+  EXPECT_FALSE(v->reload(error));
+  EXPECT_EQ(error, "") << "a broken file is reported once, not at every check";
 }
 
 TEST_F(token_verifier_test, hs256_works_for_development_with_a_long_secret) {

@@ -218,6 +218,9 @@ struct hub_state {
     for (auto& e : unsynced)
       owners.insert(owner_of(e.alert));
     summarise(owners);
+    if (settings.changes)  // the twins' watchers read the alerts again
+      for (auto owner : owners)
+        settings.changes->touched(owner);
     auto before = sinks.size();
     sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
                                [](const alert_sink_ptr& s) { return s->closed(); }),

@@ -18,6 +18,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/index/twin_changes.hpp"
 #include "actors/index/twin_index.hpp"
 #include "actors/models/alert_policy.hpp"
 #include "actors/models/metric.hpp"
@@ -164,6 +165,8 @@ struct alert_hub_settings {
   /// In a cluster: whether this node owns a shard. The hub keeps only the
   /// alerts of owners (patients, devices) in its shards; empty: all.
   std::function<bool(uint32_t shard)> owns;
+  /// Told of the owners of every alert published (twin watches).
+  const twin_changes* changes = nullptr;
 };
 
 // ---- messages the hub handles ----------------------------------------------

@@ -55,7 +55,7 @@ struct ingest_sequencer::impl {
                     checkpoint_schedule{s.checkpoint_interval, s.checkpoint_every_readings, s.checkpoint_spread,
                                         shards.size()}),
         purger(st, probe),
-        registry_changes(st, registry, dir, fence, shards, s.index,
+        registry_changes(st, registry, dir, fence, shards, s.index, s.changes,
                          [this](const std::string& patient) { purge_after_checkpoint(patient); }),
         steps(fence, dir, commit, checkpoints, shards) {}
 

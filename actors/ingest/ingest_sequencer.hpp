@@ -168,6 +168,8 @@ struct ingest_settings {
   /// Patient summaries for twin queries: registry changes reach it before
   /// the call that made them returns (none: not kept).
   twin_index* index = nullptr;
+  /// Told of every device a registry commit changed (twin watches).
+  const twin_changes* changes = nullptr;
   /// In a cluster: whether this node owns a shard (it changes with
   /// hand-offs). Patient parts of other members' patients are not delivered
   /// here but returned in ingest_result::patient_parts; readings of another

@@ -10,8 +10,9 @@ namespace healthtwin::actors {
 
 registry_commit::registry_commit(storage::store& store, storage::registry& registry, device_directory& dir,
                                  shard_fence& fence, const std::vector<shard_actor>& shards, twin_index* index,
+                                 const twin_changes* changes,
                                  std::function<void(const std::string& patient)> purge_later)
-    : store_(store), registry_(registry), dir_(dir), fence_(fence), shards_(shards), index_(index),
+    : store_(store), registry_(registry), dir_(dir), fence_(fence), shards_(shards), index_(index), changes_(changes),
       purge_later_(std::move(purge_later)) {}
 
 void registry_commit::run(std::vector<sequencer_job>& jobs, size_t first, size_t last) {
@@ -37,7 +38,10 @@ void registry_commit::run(std::vector<sequencer_job>& jobs, size_t first, size_t
         for (auto& [name, p] : t.patients())
           index_->set_registry(name, p.ward, p.bed);
       for (auto& p : t.notify())
-        caf::anon_send(shards_[fence_.shard_of(p)], registry_atom::value, p);
+        caf::anon_send(shards_[fence_.shard_of(p)], registry_atom::value, p);  // its shard tells watchers
+      if (changes_)
+        for (auto& [name, d] : t.devices())
+          changes_->touched(name);
       committed = true;
       for (auto& p : t.released())
         purge_later_(p);

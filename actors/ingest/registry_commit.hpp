@@ -16,7 +16,8 @@ class shard_fence;
 /// Commits a run of consecutive registry commands between two group commits:
 /// registry_rules fills one write batch, one synced write, then the device
 /// directory and the twin index take the changes, the changed patients'
-/// twins reload their record, and every caller is answered. An erasure's
+/// twins reload their record, watchers of the changed devices are told,
+/// and every caller is answered. An erasure's
 /// caller is answered only once its twin deleted its records (after every
 /// batch already dispatched to it); erased patients' names and values are
 /// purged after the next checkpoint (`purge_later`). A failed write fails
@@ -26,7 +27,7 @@ class registry_commit {
 public:
   registry_commit(storage::store& store, storage::registry& registry, device_directory& dir,
                   shard_fence& fence, const std::vector<shard_actor>& shards, twin_index* index,
-                  std::function<void(const std::string& patient)> purge_later);
+                  const twin_changes* changes, std::function<void(const std::string& patient)> purge_later);
 
   /// Runs the registry jobs [first, last) of `jobs` as one commit.
   void run(std::vector<sequencer_job>& jobs, size_t first, size_t last);
@@ -41,6 +42,7 @@ private:
   shard_fence& fence_;
   const std::vector<shard_actor>& shards_;
   twin_index* index_;
+  const twin_changes* changes_;  // devices changed (watches); may be null
   std::function<void(const std::string&)> purge_later_;
 };
 

@@ -108,6 +108,12 @@ struct shard_state {
     return i->second;
   }
 
+  // Tells `name`'s watchers (after its twin was sent the change).
+  void touched(std::string_view name) const {
+    if (ctx->changes)
+      ctx->changes->touched(name);
+  }
+
   // Routes the work to the twins; the number of messages sent to them.
   int64_t route(auto* self, const shard_work& w, bool replay) {
     auto& sys = self->system();
@@ -124,6 +130,7 @@ struct shard_state {
       auto& slot = device(sys, name);
       slot.dirty = true;
       self->send(slot.actor, apply_atom::value, twin_work{w.batch, {idx}, ctx});
+      touched(name);  // a watcher's view asked through this shard comes after the work
       ++sent;
     }
     // A patient with several devices in the batch gets one message with all
@@ -145,7 +152,9 @@ struct shard_state {
       if (slot->erased)
         continue;
       slot->dirty = true;
+      auto& name = entries[work.entries.front()].patient;
       self->send(slot->actor, apply_atom::value, std::move(work));
+      touched(name);
       ++sent;
     }
     return sent;
@@ -390,11 +399,16 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         self->delegate(slot.actor, resolve_atom::value, alert_action{r.alert, r.who, r.note});
         return caf::delegated<alert_record>{};
       },
-      [=](erase_atom, twin_erasure& e) { self->state.erase(self, e.name, std::move(e.done)); },
+      [=](erase_atom, twin_erasure& e) {
+        auto name = e.name;
+        self->state.erase(self, name, std::move(e.done));
+        self->state.touched(name);
+      },
       [=](registry_atom, const std::string& patient) {
         auto i = self->state.patients.find(patient);
-        if (i != self->state.patients.end())
+        if (i != self->state.patients.end() && i->second.actor)
           self->send(i->second.actor, registry_atom::value);
+        self->state.touched(patient);
       },
       [=](count_atom) {
         auto& p = self->state.patients;

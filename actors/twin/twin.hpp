@@ -19,6 +19,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/index/twin_changes.hpp"
 #include "actors/index/twin_index.hpp"
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
@@ -185,6 +186,8 @@ struct twin_context {
   std::function<int64_t()> clock;
   /// Patient summaries for twin queries (none: not kept).
   twin_index* index = nullptr;
+  /// Told of each change routed to a twin (watches); none: not told.
+  const twin_changes* changes = nullptr;
 };
 
 // ---- messages ------------------------------------------------------------------

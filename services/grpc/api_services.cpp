@@ -237,8 +237,10 @@ api_services::api_services(api_settings settings, api_context context)
            [m](const shard_residents::names& in) { m->gone(in); }});
     }
   }
-  if (env.ctx.metrics)
+  if (env.ctx.metrics) {
     count_refusals_in(*env.ctx.metrics);
+    env.watches.metrics.register_in(*env.ctx.metrics);
+  }
 }
 
 api_services::~api_services() {

@@ -51,6 +51,7 @@ struct ownership_change;
 
 namespace healthtwin::actors {
 class twin_index;
+class twin_changes;
 class ingest_sequencer;
 struct twin_counters;
 }  // namespace healthtwin::actors
@@ -107,6 +108,8 @@ struct api_context {
   actors::twin_counters* counters = nullptr;
   /// Patient summaries that twin queries filter and order.
   actors::twin_index* index = nullptr;
+  /// What watches subscribe to (push-based twin watches).
+  actors::twin_changes* changes = nullptr;
   /// False until recovery finished; calls get UNAVAILABLE meanwhile.
   const std::atomic<bool>* ready = nullptr;
   /// The node's audit log (opened): every call is recorded in it.

@@ -14,6 +14,7 @@
 #include "services/grpc/actor_bridge.hpp"
 #include "services/grpc/call_frame.hpp"
 #include "services/grpc/owner_routing.hpp"
+#include "services/grpc/watch_pump.hpp"
 #include "storage/registry.hpp"
 
 namespace healthtwin::services {
@@ -40,6 +41,8 @@ struct service_env : api_state, call_frame, owner_routing, actor_bridge {
         actor_bridge(static_cast<api_state&>(*this), static_cast<const call_frame&>(*this)) {}
 
   remote_rollout_cache remote_rollouts;
+  /// Reads the twins of every watch when they change (twin_watch.cpp).
+  watch_pump watches;
 };
 
 /// Whom a clinical action (acknowledge, resolve, silence, settings,

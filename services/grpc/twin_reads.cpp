@@ -28,9 +28,9 @@ v1::DeviceRollout* latest_rollout(std::vector<v1::DeviceRollout>& found) {
 
 }  // namespace
 
-grpc::Status read_device_twin(service_env& env, const grpc::ServerContextBase* call,
+grpc::Status read_device_twin(service_env& env, std::chrono::milliseconds timeout,
                               const storage::device_record& rec, v1::DeviceTwin* out) {
-  auto view = env.ask<actors::device_view>(env.shard_for(rec.name), env.timeout(call),
+  auto view = env.ask<actors::device_view>(env.shard_for(rec.name), timeout,
                                            actors::device_view_atom::value, rec.name);
   if (!view)
     return to_status(view.error());
@@ -46,21 +46,21 @@ grpc::Status read_device_twin(service_env& env, const grpc::ServerContextBase* c
     if (auto r = env.rollouts->of_device(rec.name))
       found.push_back(std::move(*r));
   if (env.ctx.forwarding)
-    for (auto& r : device_rollouts_elsewhere(env, rec.name, std::min(env.timeout(call), std::chrono::milliseconds(1000))))
+    for (auto& r : device_rollouts_elsewhere(env, rec.name, std::min(timeout, std::chrono::milliseconds(1000))))
       found.push_back(std::move(r));
   if (auto* latest = latest_rollout(found))
     *out->mutable_rollout() = std::move(*latest);
   return Status::OK;
 }
 
-grpc::Status read_patient_twin(service_env& env, const grpc::ServerContextBase* call,
+grpc::Status read_patient_twin(service_env& env, std::chrono::milliseconds timeout,
                                const std::string& name, v1::PatientTwin* out) {
-  auto view = env.ask<actors::patient_view>(env.shard_for(name), env.timeout(call),
+  auto view = env.ask<actors::patient_view>(env.shard_for(name), timeout,
                                             actors::patient_view_atom::value, name);
   if (!view)
     return to_status(view.error());
   auto alerts = env.ask<std::vector<actors::alert_record>>(
-      env.ctx.alert_hub, env.timeout(call), actors::alert_list_atom::value, name);
+      env.ctx.alert_hub, timeout, actors::alert_list_atom::value, name);
   if (!alerts)
     return to_status(alerts.error());
   to_api(*view, *alerts, out);

@@ -50,21 +50,20 @@ std::optional<std::chrono::milliseconds> check_watch(const Request& req,
 
 /// The twin of one device (access already checked): its view and its
 /// registry record.
-grpc::Status read_device_twin(service_env& env, const grpc::ServerContextBase* call,
+grpc::Status read_device_twin(service_env& env, std::chrono::milliseconds timeout,
                               const storage::device_record& rec, v1::DeviceTwin* out);
 
 /// The twin of one patient (access already checked): its view and its open
 /// alerts.
-grpc::Status read_patient_twin(service_env& env, const grpc::ServerContextBase* call,
+grpc::Status read_patient_twin(service_env& env, std::chrono::milliseconds timeout,
                                const std::string& name, v1::PatientTwin* out);
 
-/// TwinService.WatchPatientTwin and WatchDeviceTwin (twin_watch.cpp): the
-/// twin now, then each change, relayed from the owner in a cluster.
-grpc::Status watch_patient_twin(service_env& env, grpc::ServerContext* call,
-                                const v1::WatchPatientTwinRequest& req,
-                                grpc::ServerWriter<v1::PatientTwin>* writer);
-grpc::Status watch_device_twin(service_env& env, grpc::ServerContext* call,
-                               const v1::WatchDeviceTwinRequest& req,
-                               grpc::ServerWriter<v1::DeviceTwin>* writer);
+/// TwinService.WatchPatientTwin and WatchDeviceTwin (twin_watch.cpp), on
+/// gRPC's callback API: the twin now, then each change its twin reports,
+/// relayed from the owner in a cluster.
+grpc::ServerWriteReactor<v1::PatientTwin>* watch_patient_twin(service_env& env, grpc::CallbackServerContext* call,
+                                                              const v1::WatchPatientTwinRequest* req);
+grpc::ServerWriteReactor<v1::DeviceTwin>* watch_device_twin(service_env& env, grpc::CallbackServerContext* call,
+                                                            const v1::WatchDeviceTwinRequest* req);
 
 }  // namespace healthtwin::services

@@ -35,7 +35,10 @@ constexpr int32_t max_twin_page = 500;
 using google::protobuf::FieldMask;
 using google::protobuf::util::FieldMaskUtil;
 
-class twin_service final : public v1::TwinService::Service {
+// The two watches run on gRPC's callback API (twin_watch.cpp); the other calls are synchronous.
+class twin_service final
+    : public v1::TwinService::WithCallbackMethod_WatchPatientTwin<
+          v1::TwinService::WithCallbackMethod_WatchDeviceTwin<v1::TwinService::Service>> {
 public:
   explicit twin_service(service_env& env) : env_(env) {}
 
@@ -51,7 +54,7 @@ public:
           [&]() -> Status {
             if (auto st = check_patient(env_, rc, req->name(), "name"); !st.ok())
               return st;
-            if (auto st = read_patient_twin(env_, call, req->name(), resp); !st.ok())
+            if (auto st = read_patient_twin(env_, env_.timeout(call), req->name(), resp); !st.ok())
               return st;
             apply_read_mask(req->read_mask(), resp);
             return Status::OK;
@@ -115,7 +118,7 @@ public:
         auto fwd = env_.forward(call, name, [&](owner_stubs& s, grpc::ClientContext& c) {
           return s.twins->GetPatientTwin(&c, get, &twin);
         });
-        st = fwd ? *fwd : read_patient_twin(env_, call, name, &twin);
+        st = fwd ? *fwd : read_patient_twin(env_, env_.timeout(call), name, &twin);
         if (st.error_code() == grpc::StatusCode::NOT_FOUND)
           continue;  // erased since the summaries were read
         if (owner && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
@@ -135,9 +138,9 @@ public:
     });
   }
 
-  Status WatchPatientTwin(ServerContext* call, const v1::WatchPatientTwinRequest* req,
-                          grpc::ServerWriter<v1::PatientTwin>* writer) override {
-    return watch_patient_twin(env_, call, *req, writer);  // twin_watch.cpp
+  grpc::ServerWriteReactor<v1::PatientTwin>* WatchPatientTwin(grpc::CallbackServerContext* call,
+                                                              const v1::WatchPatientTwinRequest* req) override {
+    return watch_patient_twin(env_, call, req);  // twin_watch.cpp
   }
 
   Status GetDeviceTwin(ServerContext* call, const v1::GetDeviceTwinRequest* req,
@@ -153,7 +156,7 @@ public:
             storage::device_record rec;
             if (auto st = find_device(env_, rc, req->name(), "name", rec); !st.ok())
               return st;
-            if (auto st = read_device_twin(env_, call, rec, resp); !st.ok())
+            if (auto st = read_device_twin(env_, env_.timeout(call), rec, resp); !st.ok())
               return st;
             apply_read_mask(req->read_mask(), resp);
             return Status::OK;
@@ -161,9 +164,9 @@ public:
     });
   }
 
-  Status WatchDeviceTwin(ServerContext* call, const v1::WatchDeviceTwinRequest* req,
-                         grpc::ServerWriter<v1::DeviceTwin>* writer) override {
-    return watch_device_twin(env_, call, *req, writer);  // twin_watch.cpp
+  grpc::ServerWriteReactor<v1::DeviceTwin>* WatchDeviceTwin(grpc::CallbackServerContext* call,
+                                                            const v1::WatchDeviceTwinRequest* req) override {
+    return watch_device_twin(env_, call, req);  // twin_watch.cpp
   }
 
   Status GetVitalsHistory(ServerContext* call, const v1::GetVitalsHistoryRequest* req,

@@ -304,11 +304,13 @@ int node::start_actors() {
   sys_ = std::make_unique<caf::actor_system>(actor_config(caf_cfg_, settings_.scheduler_threads));
   twins_.store = store_.get();
   twins_.index = &index_;
+  twins_.changes = &changes_;
   twins_.flow = &flow_;
   twins_.counters = &counters_;
   twins_.settings = settings_.twins;
   auto hub = settings_.hub;
   hub.index = &index_;
+  hub.changes = &changes_;
   auto owns = [members = members_.get()](uint32_t shard) { return members->owns(shard); };
   if (settings_.clustered)  // the alerts of this node's shards
     hub.owns = owns;
@@ -323,6 +325,7 @@ int node::start_actors() {
   if (settings_.clustered)  // patient parts of other members' patients go there
     ingest.owns_shard = owns;
   ingest.index = &index_;
+  ingest.changes = &changes_;
   sequencer_ = std::make_unique<actors::ingest_sequencer>(ingest, *store_, shards_, flow_, metrics_);
   // Commit what was queued, let twins apply it, snapshot, checkpoint.
   stops_.push("sequencer", [this] {
@@ -343,6 +346,7 @@ int node::start_api() {
   ctx.alert_hub = twins_.alert_hub;
   ctx.counters = &counters_;
   ctx.index = &index_;
+  ctx.changes = &changes_;
   ctx.ready = &ready_;
   ctx.audit = audit_.get();
   ctx.tokens = tokens_.get();

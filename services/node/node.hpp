@@ -127,6 +127,7 @@ private:
   actors::ingest_flow flow_;
   actors::twin_counters counters_;
   actors::twin_index index_;  ///< patient summaries for twin queries
+  actors::twin_changes changes_;  ///< who watches which twin (push-based watches)
   actors::twin_context twins_;
   std::vector<actors::shard_actor> shards_;
   std::unique_ptr<actors::ingest_sequencer> sequencer_;

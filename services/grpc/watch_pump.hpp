@@ -1,0 +1,68 @@
+#pragma once
+// The thread that runs every twin watch's reads (twin_watch.cpp): a watch
+// asks to be refreshed at a time — now, after a change, no sooner than its
+// min_interval after its last message, at its caller's deadline, when a
+// device it shows would turn offline — and the pump calls it then. One
+// thread for every watch of the node; it sleeps while nothing is due.
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Registry;
+}  // namespace prometheus
+
+namespace healthtwin::services {
+
+/// The watches' metrics, per kind of twin (0 patient, 1 device): open
+/// watches and twin reads made for them (none while their twins do not
+/// change). Null members: not counted.
+struct watch_metrics {
+  prometheus::Gauge* open[2] = {nullptr, nullptr};
+  prometheus::Counter* reads[2] = {nullptr, nullptr};
+  /// Registers healthtwin_twin_watches and healthtwin_twin_watch_reads_total.
+  void register_in(prometheus::Registry& registry);
+};
+
+/// What the pump refreshes.
+class pumped {
+public:
+  virtual ~pumped() = default;
+  /// Runs on the pump's thread; may block briefly (it reads a twin).
+  virtual void refresh() = 0;
+};
+
+class watch_pump {
+public:
+  using clock = std::chrono::steady_clock;
+
+  watch_pump();
+  ~watch_pump();
+  watch_pump(const watch_pump&) = delete;
+  watch_pump& operator=(const watch_pump&) = delete;
+
+  /// Refreshes `target` at `when` (now if past), unless it is gone by then.
+  void at(clock::time_point when, std::weak_ptr<pumped> target);
+
+  /// Refreshes due now or later.
+  size_t queued() const;
+
+  watch_metrics metrics;
+
+private:
+  void run();
+
+  mutable std::mutex mtx_;
+  std::condition_variable wake_;
+  std::multimap<clock::time_point, std::weak_ptr<pumped>> due_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace healthtwin::services

@@ -1,5 +1,7 @@
 #include "actors/index/twin_index.hpp"
 
+#include <algorithm>
+
 #include "actors/models/twin_name.hpp"
 
 namespace healthtwin::actors {
@@ -68,6 +70,40 @@ std::vector<std::pair<std::string, patient_summary>> twin_index::tenant(
   if (i == by_tenant_.end())
     return {};
   return {i->second.begin(), i->second.end()};
+}
+
+twin_index::selection twin_index::select(std::string_view tenant, const summary_test& keep,
+                                         const summary_test& after, const summary_order& before,
+                                         size_t limit) const {
+  selection out;
+  using entry = std::map<std::string, patient_summary, std::less<>>::const_iterator;
+  // A max-heap of the best `limit` so far (its top: the worst of them).
+  std::vector<entry> best;
+  auto worse = [&](entry a, entry b) { return before(a->first, a->second, b->first, b->second); };
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = by_tenant_.find(std::string{tenant});
+  if (i == by_tenant_.end())
+    return out;
+  for (auto it = i->second.begin(); it != i->second.end(); ++it) {
+    if (!keep(it->first, it->second))
+      continue;
+    ++out.matched;
+    if (limit == 0 || (after && !after(it->first, it->second)))
+      continue;
+    if (best.size() < limit) {
+      best.push_back(it);
+      std::push_heap(best.begin(), best.end(), worse);
+    } else if (worse(it, best.front())) {
+      std::pop_heap(best.begin(), best.end(), worse);
+      best.back() = it;
+      std::push_heap(best.begin(), best.end(), worse);
+    }
+  }
+  std::sort_heap(best.begin(), best.end(), worse);
+  out.first.reserve(best.size());
+  for (auto e : best)
+    out.first.emplace_back(e->first, e->second);
+  return out;
 }
 
 void twin_index::remove_if(const std::function<bool(const std::string& name)>& drop) {

@@ -53,6 +53,20 @@ public:
   /// Copies the summaries of one tenant's patients, ordered by name.
   std::vector<std::pair<std::string, patient_summary>> tenant(std::string_view tenant) const;
 
+  /// One tenant's patients that `keep` accepts: how many (`matched`), and
+  /// the first `limit` in `before` order of those `after` accepts, sorted —
+  /// only they are copied (a query over a million patients copies a page,
+  /// not a million summaries). Under the index's lock.
+  struct selection {
+    size_t matched = 0;
+    std::vector<std::pair<std::string, patient_summary>> first;
+  };
+  using summary_test = std::function<bool(std::string_view name, const patient_summary&)>;
+  using summary_order = std::function<bool(std::string_view, const patient_summary&, std::string_view,
+                                           const patient_summary&)>;
+  selection select(std::string_view tenant, const summary_test& keep, const summary_test& after,
+                   const summary_order& before, size_t limit) const;
+
   /// Runs `seed_all` once per node run (the first query), under no lock.
   void seed_once(const std::function<void()>& seed_all);
   /// Whether seed_once() ran (or is running): patients of shards this node

@@ -500,37 +500,39 @@ std::optional<twin_order> twin_order::parse(std::string_view text, std::string& 
   return out;
 }
 
-bool twin_order::before(const std::pair<std::string, patient_summary>& a,
-                        const std::pair<std::string, patient_summary>& b) const {
+bool twin_order::before(std::string_view a_name, const patient_summary& a, std::string_view b_name,
+                        const patient_summary& b) const {
   for (auto& k : keys_) {
     auto& x = k.descending ? b : a;
     auto& y = k.descending ? a : b;
+    auto xn = k.descending ? b_name : a_name;
+    auto yn = k.descending ? a_name : b_name;
     int c = 0;
     switch (static_cast<field>(k.field)) {
-      case field::name: c = x.first.compare(y.first); break;
-      case field::ward: c = x.second.ward.compare(y.second.ward); break;
-      case field::bed: c = x.second.bed.compare(y.second.bed); break;
+      case field::name: c = xn.compare(yn); break;
+      case field::ward: c = x.ward.compare(y.ward); break;
+      case field::bed: c = x.bed.compare(y.bed); break;
       case field::news2: {
         // Never scored sorts below every score.
-        auto sx = std::make_tuple(x.second.news2_known, x.second.news2);
-        auto sy = std::make_tuple(y.second.news2_known, y.second.news2);
+        auto sx = std::make_tuple(x.news2_known, x.news2);
+        auto sy = std::make_tuple(y.news2_known, y.news2);
         c = sx < sy ? -1 : sy < sx ? 1 : 0;
         break;
       }
       case field::alerts_priority:
-        c = static_cast<int>(x.second.alert_priority) - static_cast<int>(y.second.alert_priority);
+        c = static_cast<int>(x.alert_priority) - static_cast<int>(y.alert_priority);
         break;
       case field::alerts_count:
-        c = x.second.open_alerts < y.second.open_alerts   ? -1
-            : y.second.open_alerts < x.second.open_alerts ? 1
-                                                          : 0;
+        c = x.open_alerts < y.open_alerts   ? -1
+            : y.open_alerts < x.open_alerts ? 1
+                                            : 0;
         break;
       default: break;
     }
     if (c != 0)
       return c < 0;
   }
-  return a.first < b.first;
+  return a_name < b_name;
 }
 
 }  // namespace healthtwin::actors

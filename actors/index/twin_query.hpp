@@ -49,7 +49,12 @@ public:
 
   /// Strict weak order for std::sort.
   bool before(const std::pair<std::string, patient_summary>& a,
-              const std::pair<std::string, patient_summary>& b) const;
+              const std::pair<std::string, patient_summary>& b) const {
+    return before(a.first, a.second, b.first, b.second);
+  }
+  /// The same on a name and summary held elsewhere (the twin index's own).
+  bool before(std::string_view a_name, const patient_summary& a, std::string_view b_name,
+              const patient_summary& b) const;
 
 private:
   struct key {

@@ -240,7 +240,7 @@ grpc::Status get_alarm_burden(service_env& env, grpc::ServerContext* call, const
     std::map<std::string, uint32_t> census;
     std::string unused;
     for (auto& [name, summary] : local_patients(env, scope.tenant, actors::twin_filter{},
-                                                *actors::twin_order::parse("", unused)))
+                                                *actors::twin_order::parse("", unused)).first)
       if (scope.patient.empty() || name == scope.patient)
         ++census[summary.ward];
     size_t top = req.top() == 0 ? 10 : static_cast<size_t>(req.top());

@@ -88,11 +88,14 @@ grpc::Status allow_device(rpc_call& rc, const std::string& name, const char* fie
 grpc::Status find_device(service_env& env, rpc_call& rc, const std::string& name, const char* field,
                          storage::device_record& out);
 
-/// This node's patients of `tenant` that match `filter`, in `order`
-/// (twin_service.cpp; the first query seeds the index from the registry).
-std::vector<std::pair<std::string, actors::patient_summary>> local_patients(
-    service_env& env, std::string_view tenant, const actors::twin_filter& filter,
-    const actors::twin_order& order);
+/// This node's patients of `tenant` that match `filter`: how many, and the
+/// first `limit` in `order` after `after` (when set) — from the twin index,
+/// copying only those (twin_service.cpp; the first query seeds the index
+/// from the registry).
+actors::twin_index::selection local_patients(service_env& env, std::string_view tenant,
+                                             const actors::twin_filter& filter, const actors::twin_order& order,
+                                             size_t limit = SIZE_MAX,
+                                             const std::pair<std::string, actors::patient_summary>* after = nullptr);
 
 /// PeerService.ListPatientSummaries of this node (twin_service.cpp).
 /// PeerService.ApplyPatientParts and LinkDevice on the patient's owner

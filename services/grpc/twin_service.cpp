@@ -92,8 +92,10 @@ public:
       if (auto st = rc.allow({std::string{*tenant}, {}}); !st.ok())
         return st;
       size_t page = req->page_size() == 0 ? default_twin_page : static_cast<size_t>(req->page_size());
-      auto patients = local_patients(env_, *tenant, *filter, *order);
-      size_t total = patients.size();
+      // This node's first page + 1 after the cursor, from its index.
+      auto selected = local_patients(env_, *tenant, *filter, *order, page + 1, cursor ? &*cursor : nullptr);
+      auto& patients = selected.first;
+      size_t total = selected.matched;
       // In a cluster the other members' patients come from their own
       // indexes (the first page + 1 of each after the cursor), merged in order.
       std::set<uint32_t> unreachable;
@@ -319,16 +321,22 @@ static void seed_index(service_env& env) {
   });
 }
 
-std::vector<std::pair<std::string, actors::patient_summary>> local_patients(
-    service_env& env, std::string_view tenant, const actors::twin_filter& filter,
-    const actors::twin_order& order) {
+actors::twin_index::selection local_patients(service_env& env, std::string_view tenant,
+                                             const actors::twin_filter& filter, const actors::twin_order& order,
+                                             size_t limit, const summary_row* after) {
   seed_index(env);
-  auto patients = env.ctx.index->tenant(tenant);
-  patients.erase(std::remove_if(patients.begin(), patients.end(),
-                                [&](auto& p) { return !filter.matches(p.first, p.second); }),
-                 patients.end());
-  std::sort(patients.begin(), patients.end(), [&](auto& a, auto& b) { return order.before(a, b); });
-  return patients;
+  actors::twin_index::summary_test past;
+  if (after)  // strictly after the cursor in `order`
+    past = [&](std::string_view name, const actors::patient_summary& s) {
+      return order.before(after->first, after->second, name, s);
+    };
+  return env.ctx.index->select(
+      tenant, [&](std::string_view name, const actors::patient_summary& s) { return filter.matches(name, s); },
+      past,
+      [&](std::string_view a, const actors::patient_summary& x, std::string_view b, const actors::patient_summary& y) {
+        return order.before(a, x, b, y);
+      },
+      limit);
 }
 
 grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
@@ -340,12 +348,13 @@ grpc::Status local_summaries(service_env& env, const internal::SummaryQuery& q,
   auto order = actors::twin_order::parse(q.order_by(), error);
   if (!order)
     return invalid_argument("order_by", error);
-  auto patients = local_patients(env, q.tenant(), *filter, *order);
-  out->set_total(static_cast<uint32_t>(patients.size()));
+  std::optional<summary_row> after;
   if (q.has_after())
-    drop_through(patients, from_peer(q.after()), *order);
-  for (size_t i = 0; i < patients.size() && i < q.limit(); ++i)
-    *out->add_patients() = to_peer(patients[i]);
+    after = from_peer(q.after());
+  auto selected = local_patients(env, q.tenant(), *filter, *order, q.limit(), after ? &*after : nullptr);
+  out->set_total(static_cast<uint32_t>(selected.matched));
+  for (auto& p : selected.first)
+    *out->add_patients() = to_peer(p);
   return grpc::Status::OK;
 }
 

@@ -206,3 +206,50 @@ TEST(twin_index, only_the_registry_adds_patients_so_an_erased_one_stays_gone) {
   EXPECT_EQ(index.tenant("h1").size(), 1u);
   EXPECT_EQ(index.tenant("h2").size(), 1u);
 }
+
+// A page selected in the index is the same as sorting every match and
+// taking the first after the cursor, whatever the limit; the count is every
+// match, cursor or not.
+TEST(twin_index, select_keeps_the_first_page_after_the_cursor_and_counts_every_match) {
+  actors::twin_index index;
+  std::vector<std::pair<std::string, patient_summary>> all;
+  for (int i = 0; i < 200; ++i) {
+    auto name = "tenants/h1/patients/p" + std::to_string(i);
+    auto s = summary(i % 3 == 0 ? "ICU-1" : "ICU-2", (i * 7) % 13 - 1);  // some never scored
+    index.set_registry(name, s.ward, s.bed);
+    index.set_news2(name, s.news2, true, s.news2_band);
+    if (!s.news2_known)
+      s = summary(s.ward, 0), s.news2_known = true;  // set_news2 scored it
+    all.emplace_back(name, s);
+  }
+  index.set_registry("tenants/h2/patients/p1", "ICU-1", "1");  // another tenant
+  std::string error;
+  auto filter = twin_filter::parse(R"(ward = "ICU-1")", error);
+  auto order = twin_order::parse("news2 desc, name", error);
+  ASSERT_TRUE(filter && order) << error;
+  std::vector<std::pair<std::string, patient_summary>> expected;
+  for (auto& p : all)
+    if (filter->matches(p.first, p.second))
+      expected.push_back(p);
+  std::sort(expected.begin(), expected.end(), [&](auto& a, auto& b) { return order->before(a, b); });
+  auto keep = [&](std::string_view n, const patient_summary& s) { return filter->matches(n, s); };
+  auto before = [&](std::string_view a, const patient_summary& x, std::string_view b, const patient_summary& y) {
+    return order->before(a, x, b, y);
+  };
+  for (size_t limit : {0u, 1u, 7u, 67u, 500u}) {
+    for (size_t from : {size_t{0}, size_t{5}, expected.size() - 1}) {
+      actors::twin_index::summary_test after;
+      if (from > 0)
+        after = [&, cursor = expected[from - 1]](std::string_view n, const patient_summary& s) {
+          return order->before(cursor.first, cursor.second, n, s);
+        };
+      auto page = index.select("h1", keep, after, before, limit);
+      EXPECT_EQ(page.matched, expected.size());
+      auto end = std::min(expected.size(), from + limit);
+      ASSERT_EQ(page.first.size(), end - from) << "limit " << limit << " from " << from;
+      for (size_t i = from; i < end; ++i)
+        EXPECT_EQ(page.first[i - from].first, expected[i].first) << "limit " << limit << " from " << from;
+    }
+  }
+  EXPECT_EQ(index.select("nobody", keep, {}, before, 10).matched, 0u);
+}

@@ -2,12 +2,11 @@
 // as its twin reports it (actors/index/twin_changes), no more often than
 // the watch's min_interval, read on the pump's thread (watch_pump.hpp) and
 // written by gRPC's callback API — no thread and no polling per watch. In
-// a cluster the owner's stream is relayed (a thread per relayed watch,
-// reading the owner's stream).
+// a cluster the owner's stream is relayed, read with gRPC's callback
+// client (no thread either).
 
 #include <atomic>
 #include <optional>
-#include <thread>
 
 #include <google/protobuf/util/message_differencer.h>
 #include <prometheus/counter.h>
@@ -84,7 +83,8 @@ public:
     return Status::OK;
   }
 
-  /// Relays the owner's stream, opened by `open(stubs, context)`.
+  /// Relays the owner's stream: `open(stubs, context, reactor)` starts the
+  /// same watch there with gRPC's callback client.
   template <class Open>
   Status relay(std::string_view name, Open&& open) {
     auto r = env_.route(call_, name);
@@ -96,18 +96,9 @@ public:
       return st;
     opened();
     env_.prepare_forwarded(call_, relay_ctx_, true);
-    std::thread([self = this->shared_from_this(), stubs = r->stubs, where = r->where, open]() mutable {
-      auto reader = open(*stubs, self->relay_ctx_);
-      Twin m;
-      while (reader->Read(&m))
-        self->deliver(m);
-      auto st = reader->Finish();
-      if (st.error_code() == grpc::StatusCode::CANCELLED && !self->ended())
-        st = owner_routing::owner_unreachable(where, st.error_message());  // the owner went away
-      else if (!self->ended())
-        st = owner_routing::owner_answer(std::move(st), where);
-      self->end_after_writes(std::move(st));
-    }).detach();
+    auto* reader = new relay_reader(this->shared_from_this(), r->stubs, r->where);  // deletes itself
+    open(*r->stubs, relay_ctx_, reader);
+    reader->start();
     return Status::OK;
   }
 
@@ -190,6 +181,44 @@ public:
   }
 
 private:
+  // Reads the owner's stream and hands each message on; ends the watch
+  // with the owner's status (UNAVAILABLE when the owner went away).
+  class relay_reader final : public grpc::ClientReadReactor<Twin> {
+  public:
+    relay_reader(std::shared_ptr<twin_watch> watch, std::shared_ptr<owner_stubs> stubs, std::string where)
+        : watch_(std::move(watch)), stubs_(std::move(stubs)), where_(std::move(where)) {}
+    void start() {
+      this->StartRead(&msg_);
+      this->StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok)
+        return;  // OnDone follows
+      watch_->deliver(msg_);
+      this->StartRead(&msg_);
+    }
+    void OnDone(const grpc::Status& done) override {
+      auto st = done;
+      bool ended = watch_->ended();
+      if (st.error_code() == grpc::StatusCode::CANCELLED && !ended)
+        st = owner_routing::owner_unreachable(where_, st.error_message());  // the owner went away
+      else if (!ended)
+        st = owner_routing::owner_answer(std::move(st), where_);
+      watch_->end_after_writes(std::move(st));
+      delete this;
+    }
+
+  private:
+  public:
+    std::unique_ptr<google::protobuf::Message> request;  // valid for the call's life
+
+  private:
+    std::shared_ptr<twin_watch> watch_;
+    std::shared_ptr<owner_stubs> stubs_;  // the channel outlives the call
+    std::string where_;
+    Twin msg_;
+  };
+
   static constexpr int kind() { return std::is_same_v<Twin, v1::PatientTwin> ? 0 : 1; }
 
   // Listed for the node's stop (drain) once opened.
@@ -301,8 +330,10 @@ grpc::ServerWriteReactor<v1::PatientTwin>* watch_patient_twin(service_env& env, 
       if (auto st = allow_patient(rc, req->name(), "name"); !st.ok())
         return st;
       auto forwarded = *req;
-      return w->relay(req->name(), [forwarded](owner_stubs& s, grpc::ClientContext& c) {
-        return s.twins->WatchPatientTwin(&c, forwarded);
+      return w->relay(req->name(), [forwarded](owner_stubs& s, grpc::ClientContext& c, auto* reader) {
+        auto request = std::make_unique<v1::WatchPatientTwinRequest>(forwarded);
+        s.twins->async()->WatchPatientTwin(&c, request.get(), reader);
+        reader->request = std::move(request);
       });
     }
     if (auto st = check_patient(env, rc, req->name(), "name"); !st.ok())
@@ -325,8 +356,10 @@ grpc::ServerWriteReactor<v1::DeviceTwin>* watch_device_twin(service_env& env, gr
       if (auto st = allow_device(rc, req->name(), "name"); !st.ok())
         return st;
       auto forwarded = *req;
-      return w->relay(req->name(), [forwarded](owner_stubs& s, grpc::ClientContext& c) {
-        return s.twins->WatchDeviceTwin(&c, forwarded);
+      return w->relay(req->name(), [forwarded](owner_stubs& s, grpc::ClientContext& c, auto* reader) {
+        auto request = std::make_unique<v1::WatchDeviceTwinRequest>(forwarded);
+        s.twins->async()->WatchDeviceTwin(&c, request.get(), reader);
+        reader->request = std::move(request);
       });
     }
     storage::device_record rec;

@@ -79,6 +79,10 @@ struct api_settings {
   /// Calls per second each principal may make (ingest aside); bursts of
   /// twice that. Default 10,000.
   double principal_calls_per_s = 10'000;
+  /// Open twin watches: per principal (tenant and subject) and per node;
+  /// one more is refused RESOURCE_EXHAUSTED.
+  size_t max_watches_per_principal = 10'000;
+  size_t max_watches = 100'000;
   /// Readings per second each principal may ingest; bursts of twice that.
   /// Default 1,000,000 (about what one node commits).
   double principal_readings_per_s = 1'000'000;

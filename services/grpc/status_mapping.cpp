@@ -65,7 +65,7 @@ std::string_view refusal_name(refusal r) {
       "not_ready",       "shutting_down",     "ingest_queue_full", "rate_limit_calls",
       "rate_limit_readings", "rate_limit_device_readings", "storage_full", "storage_failing",
       "persist_failed",  "subscriber_behind", "shard_moving",      "owner_unreachable",
-      "membership_change"};
+      "membership_change", "watch_limit"};
   auto i = static_cast<size_t>(r);
   return i < names.size() ? names[i] : "unknown";
 }

@@ -51,8 +51,9 @@ enum class refusal : uint8_t {
   shard_moving,                ///< the shard is being handed over
   owner_unreachable,           ///< a cluster member did not answer
   membership_change,           ///< a step of ChangeMembers failed
+  watch_limit,                 ///< too many open twin watches (the caller's, or the node's)
 };
-inline constexpr size_t refusals = 13;
+inline constexpr size_t refusals = 14;
 
 /// "not_ready", "ingest_queue_full", ...
 std::string_view refusal_name(refusal r);

@@ -55,6 +55,8 @@ public:
     if (st.ok())
       st = env_.within_rate(*rc_.who);
     if (st.ok())
+      st = take_slot();
+    if (st.ok())
       st = open(rc_);
     if (!st.ok())
       finish(std::move(st));
@@ -167,6 +169,8 @@ public:
   }
 
   void OnDone() override {
+    if (!slot_.empty())
+      env_.watches.give(slot_);
     if (subscription_)
       env_.ctx.changes->unsubscribe(subscription_);
     if (listed_) {
@@ -218,6 +222,20 @@ private:
     std::string where_;
     Twin msg_;
   };
+
+  // One of the open watches its principal and the node may hold.
+  Status take_slot() {
+    auto principal = rc_.who->tenant + "/" + rc_.who->subject;
+    auto& s = env_.settings;
+    if (!env_.watches.take(principal, s.max_watches_per_principal, s.max_watches))
+      return retry_later(grpc::StatusCode::RESOURCE_EXHAUSTED, refusal::watch_limit,
+                         "too many open twin watches (at most " + std::to_string(s.max_watches_per_principal) +
+                             " per caller and " + std::to_string(s.max_watches) +
+                             " per node): close some, or watch from fewer places",
+                         std::chrono::milliseconds(5000));
+    slot_ = std::move(principal);
+    return Status::OK;
+  }
 
   static constexpr int kind() { return std::is_same_v<Twin, v1::PatientTwin> ? 0 : 1; }
 
@@ -304,6 +322,7 @@ private:
   read_fn read_;
   expiry_fn expiry_;
   uint64_t subscription_ = 0;
+  std::string slot_;  // the principal whose watch slot this holds
   bool listed_ = false;
   grpc::ClientContext relay_ctx_;
 

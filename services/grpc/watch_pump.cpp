@@ -46,6 +46,29 @@ void watch_pump::at(clock::time_point when, std::weak_ptr<pumped> target) {
     wake_.notify_one();
 }
 
+bool watch_pump::take(const std::string& principal, size_t per_principal, size_t total) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& mine = open_[principal];
+  if (mine >= per_principal || open_total_ >= total) {
+    if (mine == 0)
+      open_.erase(principal);
+    return false;
+  }
+  ++mine;
+  ++open_total_;
+  return true;
+}
+
+void watch_pump::give(const std::string& principal) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto it = open_.find(principal);
+  if (it == open_.end())
+    return;
+  --open_total_;
+  if (--it->second == 0)
+    open_.erase(it);
+}
+
 size_t watch_pump::queued() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return due_.size();

@@ -10,7 +10,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <unordered_map>
 
 namespace prometheus {
 class Counter;
@@ -55,12 +57,19 @@ public:
 
   watch_metrics metrics;
 
+  /// Open watches, per principal and in all: take() a slot before a watch
+  /// opens (false: over `per_principal` or `total`), give() it back at its end.
+  bool take(const std::string& principal, size_t per_principal, size_t total);
+  void give(const std::string& principal);
+
 private:
   void run();
 
   mutable std::mutex mtx_;
   std::condition_variable wake_;
   std::multimap<clock::time_point, std::weak_ptr<pumped>> due_;
+  std::unordered_map<std::string, size_t> open_;  // per principal, under mtx_
+  size_t open_total_ = 0;
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -192,6 +192,13 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "restart (docs/operations.md); 0: read once at start")
       ->check(CLI::Range(0u, 86'400u))
       ->capture_default_str();
+  app.add_option("--max-watches-per-principal", cfg.max_watches_per_principal,
+                 "open WatchPatientTwin/WatchDeviceTwin streams one principal (tenant and subject) may hold")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
+      ->capture_default_str();
+  app.add_option("--max-watches", cfg.max_watches, "open twin watches this node serves in all")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
+      ->capture_default_str();
   app.add_option("--rate-limit-calls-per-s", cfg.rate_limit_calls_per_s,
                  "calls per second each principal may make, ingest aside (bursts of twice that)")
       ->check(CLI::Range(0.1, 1e9))

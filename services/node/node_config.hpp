@@ -59,6 +59,8 @@ struct node_config {
   std::string auth_jwks_file;
   std::string auth_hs256_secret_file;
   double rate_limit_calls_per_s = 10'000;           ///< per principal, ingest aside
+  size_t max_watches_per_principal = 10'000;
+  size_t max_watches = 100'000;
   double rate_limit_readings_per_s = 1'000'000;    ///< per principal
   double rate_limit_device_readings_per_s = 100;   ///< per device token
   // Cluster (docs/cluster.md). No members: a single node owning every shard.

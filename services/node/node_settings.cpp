@@ -74,6 +74,8 @@ node_settings bind_settings(const node_config& cfg) {
   s.api.heartbeat_timeout = cfg.heartbeat_timeout;
   s.api.max_clock_skew = cfg.max_clock_skew;
   s.api.principal_calls_per_s = cfg.rate_limit_calls_per_s;
+  s.api.max_watches_per_principal = cfg.max_watches_per_principal;
+  s.api.max_watches = cfg.max_watches;
   s.api.principal_readings_per_s = cfg.rate_limit_readings_per_s;
   s.api.device_readings_per_s = cfg.rate_limit_device_readings_per_s;
   s.api.handoff.chunk_bytes = static_cast<size_t>(cfg.handoff_chunk_bytes);

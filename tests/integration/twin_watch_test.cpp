@@ -183,3 +183,71 @@ TEST_F(twin_watch_test, many_watches_of_one_twin_each_get_its_change_and_the_sto
         << st.error_code() << " " << st.error_message();
   }
 }
+
+// Watches are cheap now, so a caller could open them without end: one
+// principal holds at most --max-watches-per-principal, the node at most
+// --max-watches; the next is refused RESOURCE_EXHAUSTED with retry info,
+// another caller is not affected, and a closed watch frees its slot.
+TEST(twin_watch_limits, a_caller_holds_a_bounded_number_of_watches) {
+  temp_dir dir;
+  node_process node{dir.path(), {"--max-watches-per-principal=3", "--max-watches=5"}};
+  ASSERT_TRUE(node.wait_ready()) << node.log();
+  api_client a{node.channel()};
+  ASSERT_TRUE(a.create_patient("h1", "p1", "ICU-3").ok());
+  struct watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::PatientTwin>> stream;
+    v1::PatientTwin twin;
+  };
+  auto open = [&](api_client& c) {
+    auto w = std::make_unique<watch>();
+    api_client::deadline(w->ctx, 30);
+    v1::WatchPatientTwinRequest req;
+    req.set_name(p1);
+    w->stream = c.twins->WatchPatientTwin(&w->ctx, req);
+    return w;
+  };
+  std::vector<std::unique_ptr<watch>> mine;
+  for (int i = 0; i < 3; ++i) {
+    mine.push_back(open(a));
+    ASSERT_TRUE(mine.back()->stream->Read(&mine.back()->twin));
+  }
+  auto refused = open(a);
+  EXPECT_FALSE(refused->stream->Read(&refused->twin));
+  auto st = refused->stream->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("too many open twin watches"), std::string::npos) << st.error_message();
+
+  // Another caller of the same tenant still may, up to the node's 5.
+  api_client b{node.channel_with(node.token("h1", {"clinician"}, "nurse-2"))};
+  auto other = open(b), other2 = open(b);
+  ASSERT_TRUE(other->stream->Read(&other->twin));
+  ASSERT_TRUE(other2->stream->Read(&other2->twin));
+  auto over_node = open(b);
+  EXPECT_FALSE(over_node->stream->Read(&over_node->twin));
+  EXPECT_EQ(over_node->stream->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // Closing one frees its slot.
+  mine[0]->ctx.TryCancel();
+  while (mine[0]->stream->Read(&mine[0]->twin)) {
+  }
+  mine[0]->stream->Finish();
+  bool opened = false;
+  for (int attempt = 0; attempt < 50 && !opened; ++attempt) {  // the slot is given back at the call's end
+    auto again = open(a);
+    opened = again->stream->Read(&again->twin);
+    if (opened)
+      mine[0] = std::move(again);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(opened) << "a closed watch did not free its slot";
+  for (auto* w : {mine[0].get(), mine[1].get(), mine[2].get(), other.get(), other2.get()})
+    w->ctx.TryCancel();
+  for (auto* w : {mine[0].get(), mine[1].get(), mine[2].get(), other.get(), other2.get()}) {
+    while (w->stream->Read(&w->twin)) {
+    }
+    w->stream->Finish();
+  }
+  EXPECT_EQ(node.stop(), 0) << node.log();
+}

@@ -65,12 +65,6 @@ class node_rollout_facts final : public rollout_facts {
 public:
   explicit node_rollout_facts(service_env& env) : env_(env) {}
 
-  caf::expected<std::optional<storage::device_record>> device(const std::string& name) override {
-    return storage::registry{*env_.ctx.store}.get_device(name);
-  }
-
-  caf::expected<patient_care> care(const std::string& patient) override { return care_here(env_, patient); }
-
   grpc::Status target(const storage::device_record& d, const std::string& firmware) override {
     auto owner = remote_owner(d.name);
     if (!owner)
@@ -224,26 +218,6 @@ grpc::Status check_names(const google::protobuf::RepeatedPtrField<std::string>& 
 }
 
 }  // namespace
-
-std::vector<rollout_facts::device_fact> rollout_facts::devices(const std::vector<std::string>& names) {
-  std::vector<device_fact> out(names.size());
-  for (size_t i = 0; i < names.size(); ++i) {
-    auto rec = device(names[i]);
-    if (rec)
-      out[i].record = std::move(*rec);
-    else
-      out[i].status = to_status(rec.error());
-  }
-  return out;
-}
-
-std::unordered_map<std::string, patient_care> rollout_facts::cares(const std::vector<std::string>& patients) {
-  std::unordered_map<std::string, patient_care> out;
-  for (auto& p : patients)
-    if (auto c = care(p))
-      out.emplace(p, std::move(*c));
-  return out;
-}
 
 grpc::Status rollout_facts::rollouts_elsewhere(const std::vector<std::string>&, std::vector<v1::DeviceRollout>&) {
   return grpc::Status::OK;

@@ -45,28 +45,25 @@ struct patient_care {
 class rollout_facts {
 public:
   virtual ~rollout_facts() = default;
-  /// A device's registry record; nullopt when it is not registered.
-  virtual caf::expected<std::optional<storage::device_record>> device(const std::string& name) = 0;
-  virtual caf::expected<patient_care> care(const std::string& patient) = 0;
+
+  struct device_fact {
+    grpc::Status status;  ///< not OK: not read now (its owner not reached)
+    std::optional<storage::device_record> record;  ///< nullopt: not registered
+  };
+  /// The registry records of `names`, in their order (in a cluster, one
+  /// call per member that owns some).
+  virtual std::vector<device_fact> devices(const std::vector<std::string>& names) = 0;
+  /// The care of the patients that could be read.
+  virtual std::unordered_map<std::string, patient_care> cares(const std::vector<std::string>& patients) = 0;
   /// Sets the device's desired firmware (its desired settings stay).
   virtual grpc::Status target(const storage::device_record& d, const std::string& firmware) = 0;
   /// The tenant's devices of `type` in service, by name, into `out`; in a
   /// cluster, every member's (UNAVAILABLE when one cannot be asked).
   virtual grpc::Status devices_of_type(const std::string& tenant, models::device_type type,
                                        std::vector<std::string>& out) = 0;
-
-  // Batches, in one call per member in a cluster; by default one by one.
-  struct device_fact {
-    grpc::Status status;  ///< not OK: not read now (its owner not reached)
-    std::optional<storage::device_record> record;  ///< nullopt: not registered
-  };
-  /// The records of `names`, in their order.
-  virtual std::vector<device_fact> devices(const std::vector<std::string>& names);
-  /// The care of the patients that could be read.
-  virtual std::unordered_map<std::string, patient_care> cares(const std::vector<std::string>& patients);
   /// The latest rollout each of `devices` is in among those other members
-  /// hold, into `out` (a cluster; none on a single node); UNAVAILABLE when a
-  /// member could not be asked.
+  /// hold, into `out` (none on a single node, the default); UNAVAILABLE when
+  /// a member could not be asked.
   virtual grpc::Status rollouts_elsewhere(const std::vector<std::string>& devices,
                                           std::vector<v1::DeviceRollout>& out);
 };

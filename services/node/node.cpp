@@ -216,7 +216,7 @@ int node::load_credentials() {
   if (!cfg_.auth_hs256_secret_file.empty())
     spdlog::warn("bearer tokens use a shared HS256 secret (development only)");
   if (cfg_.auth_reload_interval_s > 0)
-    token_reload_ = std::make_unique<token_reload>(*tokens_, std::chrono::seconds(cfg_.auth_reload_interval_s));
+    token_reload_ = reload_token_keys_every(*tokens_, std::chrono::seconds(cfg_.auth_reload_interval_s));
   if (cfg_.insecure_plaintext) {
     grpc_creds_ = grpc::InsecureServerCredentials();
     spdlog::warn("--insecure-plaintext: gRPC and HTTP listeners are NOT encrypted "

@@ -66,7 +66,7 @@ namespace healthtwin::node {
 class storage_metrics;
 class certificate_expiry_gauge;
 class tls_stage;
-class token_reload;
+class periodic;
 
 /// Exit codes of the `healthtwin` binary.
 enum exit_code : int {
@@ -106,7 +106,7 @@ private:
   std::unique_ptr<storage::store> store_;
   std::unique_ptr<storage::audit_log> audit_;
   std::unique_ptr<services::token_verifier> tokens_;
-  std::unique_ptr<token_reload> token_reload_;  // stopped before tokens_ goes
+  std::unique_ptr<periodic> token_reload_;  // stopped before tokens_ goes
   std::shared_ptr<grpc::ServerCredentials> grpc_creds_;
   prometheus::Registry metrics_;
   std::atomic<bool> ready_{false};

@@ -114,14 +114,7 @@ std::unique_ptr<tls_stage> tls_stage::open(const tls_files& source, std::chrono:
     return nullptr;
   }
   if (interval.count() > 0)
-    s->thread_ = std::thread([raw = s.get(), interval] {
-      std::unique_lock<std::mutex> lock{raw->mtx_};
-      while (!raw->wake_.wait_for(lock, interval, [raw] { return raw->stopping_; })) {
-        lock.unlock();
-        raw->refresh();
-        lock.lock();
-      }
-    });
+    s->refresher_ = std::make_unique<periodic>(interval, [raw = s.get()] { raw->refresh(); });
   return s;
 }
 
@@ -134,13 +127,7 @@ tls_stage::tls_stage(tls_files source, std::string dir) : source_(std::move(sour
 }
 
 tls_stage::~tls_stage() {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable())
-    thread_.join();
+  refresher_.reset();  // before the directory goes
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }

@@ -8,13 +8,11 @@
 // keeps the last good certificate in use instead, and a swap of the copy's
 // directory link changes the certificate and key at once.
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
+
+#include "services/node/periodic.hpp"
 
 namespace healthtwin::node {
 
@@ -52,10 +50,7 @@ private:
   tls_files source_, staged_;
   std::string dir_, stamp_;
   unsigned generation_ = 0;
-  std::mutex mtx_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::unique_ptr<periodic> refresher_;  // null: read once at start
 };
 
 }  // namespace healthtwin::node

@@ -95,15 +95,7 @@ class ClusterRollout(unittest.TestCase):
 
     @classmethod
     def retry(cls, call, timeout=30):
-        """The cluster may still be settling or moving a shard: try again on 503."""
-        deadline = time.time() + timeout
-        while True:
-            try:
-                return call()
-            except urllib.error.HTTPError as e:
-                if e.code != 503 or time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+        return node_fixture.retry_unavailable(call, timeout)
 
     @classmethod
     def status(cls, node):

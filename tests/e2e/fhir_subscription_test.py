@@ -396,15 +396,7 @@ class FhirSubscriptionsInACluster(unittest.TestCase):
         self.tmp.cleanup()
 
     def retry(self, call, timeout=30):
-        """The cluster may still be settling (a member not yet seen up): try again on 503."""
-        deadline = time.time() + timeout
-        while True:
-            try:
-                return call()
-            except urllib.error.HTTPError as e:
-                if e.code != 503 or time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+        return node_fixture.retry_unavailable(call, timeout)
 
     def api(self, rpc, body, token=None):
         return self.nodes[0].api(token or self.service, rpc, body)

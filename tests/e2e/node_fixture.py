@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from cryptography.hazmat.primitives import serialization
@@ -219,6 +220,18 @@ def write_jwks(path, keys):
 def shard_of(name, shards):
     """The shard of a twin or rollout name, as the node computes it."""
     return xxh64(name.encode()) % shards
+
+
+def retry_unavailable(call, timeout=30):
+    """call(), again while it answers 503 (a cluster settling or moving a shard), up to `timeout` s."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return call()
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or time.time() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def start_cluster(node_bin, root, n=3, extra_args=lambda i: []):

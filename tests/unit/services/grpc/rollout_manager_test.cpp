@@ -15,28 +15,34 @@ namespace {
 // The node as a rollout sees it: devices in a map, targets recorded.
 class fake_facts final : public rollout_facts {
 public:
-  std::map<std::string, storage::device_record> devices;
+  std::map<std::string, storage::device_record> registered;
   std::map<std::string, patient_care> care_of;
   std::vector<std::string> targeted;
   bool refuse_targets = false;
 
-  caf::expected<std::optional<storage::device_record>> device(const std::string& name) override {
-    auto it = devices.find(name);
-    if (it == devices.end())
-      return std::optional<storage::device_record>{};
-    return std::optional<storage::device_record>{it->second};
+  std::vector<device_fact> devices(const std::vector<std::string>& names) override {
+    std::vector<device_fact> out(names.size());
+    for (size_t i = 0; i < names.size(); ++i)
+      if (auto it = registered.find(names[i]); it != registered.end())
+        out[i].record = it->second;
+    return out;
   }
-  caf::expected<patient_care> care(const std::string& patient) override { return care_of[patient]; }
+  std::unordered_map<std::string, patient_care> cares(const std::vector<std::string>& patients) override {
+    std::unordered_map<std::string, patient_care> out;
+    for (auto& p : patients)
+      out.emplace(p, care_of[p]);
+    return out;
+  }
   grpc::Status target(const storage::device_record& d, const std::string& firmware) override {
     if (refuse_targets)
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the twin did not answer in time");
-    devices[d.name].desired.firmware = firmware;
+    registered[d.name].desired.firmware = firmware;
     targeted.push_back(d.name);
     return grpc::Status::OK;
   }
   grpc::Status devices_of_type(const std::string& tenant, models::device_type type,
                                std::vector<std::string>& out) override {
-    for (auto& [name, d] : devices)
+    for (auto& [name, d] : registered)
       if (d.type == type && name.starts_with("tenants/" + tenant + "/"))
         out.push_back(name);
     return grpc::Status::OK;
@@ -44,14 +50,14 @@ public:
 
   std::string add(int i, models::device_type type = models::device_type::pulse_oximeter) {
     auto name = fmt::format("tenants/h/devices/d{:03}", i);
-    devices[name].name = name;
-    devices[name].type = type;
-    devices[name].reported.firmware = "1.0";
+    registered[name].name = name;
+    registered[name].type = type;
+    registered[name].reported.firmware = "1.0";
     return name;
   }
   void report(const std::string& device, const std::string& firmware, const std::string& state = {},
               const std::string& error = {}) {
-    auto& r = devices[device].reported;
+    auto& r = registered[device].reported;
     r.firmware = firmware;
     r.settings["ota.state"] = state;
     r.settings["ota.error"] = error;
@@ -118,11 +124,11 @@ TEST_F(rollout_manager_test, waves_start_in_turn_and_the_rollout_completes) {
 
 TEST_F(rollout_manager_test, the_safety_gate_holds_a_device_until_a_clinician_overrides) {
   auto a = facts.add(1), b = facts.add(2), c = facts.add(3);
-  facts.devices[a].patient = "tenants/h/patients/p1";
+  facts.registered[a].patient = "tenants/h/patients/p1";
   facts.care_of["tenants/h/patients/p1"].open_alert = true;
-  facts.devices[b].patient = "tenants/h/patients/p2";
+  facts.registered[b].patient = "tenants/h/patients/p2";
   facts.care_of["tenants/h/patients/p2"].current_sources = {{models::metric::spo2, b}};
-  facts.devices[c].patient = "tenants/h/patients/p2";  // not the source of anything
+  facts.registered[c].patient = "tenants/h/patients/p2";  // not the source of anything
   rollout_manager m{db(), facts, std::chrono::hours(1)};
   v1::Rollout out;
   ASSERT_TRUE(m.create("h", "tenants/h/rollouts/r1", spec({a, b, c}, {100}), "ops", now, &out).ok());
@@ -247,7 +253,7 @@ TEST_F(rollout_manager_test, a_restart_keeps_rollouts_and_sets_a_firmware_a_cras
     m.step(now);
     ASSERT_EQ(facts.targeted.size(), 4u);
   }
-  facts.devices[names[3]].desired.firmware.clear();  // as if the node died before setting it
+  facts.registered[names[3]].desired.firmware.clear();  // as if the node died before setting it
   facts.targeted.clear();
   reopen();
   rollout_manager m{db(), facts, std::chrono::hours(1)};

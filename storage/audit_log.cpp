@@ -155,13 +155,16 @@ uint64_t audit_log::commits() const {
 }
 
 std::string audit_log::stored_resource(store& s, std::string_view resource) {
-  // tenants/{t}/patients/{p}[/...]
+  // tenants/{t}/patients/{p}[/...] or tenants/{t}/devices/{d}[/...]
   auto tenant_end = resource.find('/', 8);
-  constexpr std::string_view patients{"/patients/"};
-  if (resource.substr(0, 8) != "tenants/" || tenant_end == std::string_view::npos ||
-      resource.substr(tenant_end, patients.size()) != patients)
+  if (resource.substr(0, 8) != "tenants/" || tenant_end == std::string_view::npos)
     return std::string{resource};
-  auto id_start = tenant_end + patients.size();
+  size_t id_start = 0;
+  for (std::string_view kind : {"/patients/", "/devices/"})
+    if (resource.substr(tenant_end, kind.size()) == kind)
+      id_start = tenant_end + kind.size();
+  if (id_start == 0)
+    return std::string{resource};
   auto id_end = std::min(resource.find('/', id_start), resource.size());
   if (id_end == id_start || resource[id_start] == '~')
     return std::string{resource};

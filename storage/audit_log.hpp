@@ -18,7 +18,7 @@ namespace healthtwin::storage {
 
 /// One audited action: who did what to which resource, when, and how it
 /// ended. No patient data beyond the resource name, and that names patients
-/// by pseudonym once written (audit_log::stored_resource).
+/// and devices by pseudonym once written (audit_log::stored_resource).
 struct audit_entry {
   std::string principal;  ///< authenticated caller ("anonymous" before auth)
   std::string resource;   ///< e.g. tenants/h1/patients/p1
@@ -70,10 +70,12 @@ public:
   /// Synced writes so far (each holds one or more entries).
   uint64_t commits() const;
 
-  /// How `resource` is stored: a patient id in it
-  /// (`tenants/T/patients/P/...`) becomes `~` and its keyed pseudonym, so the
-  /// log keeps no identifier of a patient, erased or not; whoever holds the
-  /// node key can still find a patient's entries.
+  /// How `resource` is stored: a patient or device id in it
+  /// (`tenants/T/patients/P/...`, `tenants/T/devices/D/...`) becomes `~`
+  /// and its keyed pseudonym, so the log keeps no identifier of a patient
+  /// or of the devices that measure one, erased or not, nor of a twin homed
+  /// in another region that a call here was about; whoever holds the node
+  /// key can still find a twin's entries.
   static std::string stored_resource(store& s, std::string_view resource);
 
   /// Walks the whole chain.

@@ -212,11 +212,15 @@ grpc::Status get_alarm_burden(service_env& env, grpc::ServerContext* call, const
     if (auto st = rc.allow({scope.tenant, {}}); !st.ok())
       return st;
     // One patient's alerts are kept by its owner.
-    if (!scope.patient.empty())
-      if (auto fwd = env.forward(call, scope.patient, [&](owner_stubs& s, grpc::ClientContext& c) {
-            return s.alerts->GetAlarmBurden(&c, req, resp);
-          }))
+    if (!scope.patient.empty()) {
+      auto remote = [&](owner_stubs& s, grpc::ClientContext& c) {
+        return s.alerts->GetAlarmBurden(&c, req, resp);
+      };
+      if (auto fwd = env.forward(call, scope.patient, remote))
         return *fwd;
+      if (auto home = env.at_home(call, scope.patient, remote))  // homed in another region
+        return *home;
+    }
 
     storage::alert_table table{*env.ctx.store};
     auto after = window_start(table, start);

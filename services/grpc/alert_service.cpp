@@ -56,11 +56,15 @@ public:
           return invalid_argument("page_token", "is not a token this service issued");
       }
       // One patient's alerts live with its twin, on its owner.
-      if (!filter.patient.empty())
-        if (auto fwd = env_.forward(call, filter.patient, [&](owner_stubs& s, grpc::ClientContext& c) {
-              return s.alerts->ListAlerts(&c, *req, resp);
-            }))
+      if (!filter.patient.empty()) {
+        auto remote = [&](owner_stubs& s, grpc::ClientContext& c) {
+          return s.alerts->ListAlerts(&c, *req, resp);
+        };
+        if (auto fwd = env_.forward(call, filter.patient, remote))
           return *fwd;
+        if (auto home = env_.at_home(call, filter.patient, remote))  // homed in another region
+          return *home;
+      }
       auto list = env_.ask<std::vector<actors::alert_record>>(
           env_.ctx.alert_hub, env_.timeout(call), actors::alert_list_atom::value, filter,
           include_resolved);
@@ -95,10 +99,13 @@ public:
                                        req->note(), acknowledged_by, name);
           !st.ok())
         return st;
-      if (auto fwd = env_.forward(call, name->owner, [&](owner_stubs& s, grpc::ClientContext& c) {
-            return s.alerts->AcknowledgeAlert(&c, *req, resp);
-          }))
+      auto remote = [&](owner_stubs& s, grpc::ClientContext& c) {
+        return s.alerts->AcknowledgeAlert(&c, *req, resp);
+      };
+      if (auto fwd = env_.forward(call, name->owner, remote))
         return *fwd;
+      if (auto home = env_.at_home(call, name->owner, remote))  // its patient is homed elsewhere
+        return *home;
       auto a = env_.ask<actors::alert_record>(env_.ctx.alert_hub, env_.timeout(call),
                                               actors::alert_ack_atom::value,
                                               actors::alert_action{req->name(), acknowledged_by,
@@ -119,10 +126,13 @@ public:
                                        resolved_by, name);
           !st.ok())
         return st;
-      if (auto fwd = env_.forward(call, name->owner, [&](owner_stubs& s, grpc::ClientContext& c) {
-            return s.alerts->ResolveAlert(&c, *req, resp);
-          }))
+      auto remote = [&](owner_stubs& s, grpc::ClientContext& c) {
+        return s.alerts->ResolveAlert(&c, *req, resp);
+      };
+      if (auto fwd = env_.forward(call, name->owner, remote))
         return *fwd;
+      if (auto home = env_.at_home(call, name->owner, remote))  // its patient is homed elsewhere
+        return *home;
       caf::expected<actors::alert_record> a{caf::sec::request_timeout};
       if (name->kind == models::twin_kind::device) {
         // A device's own alert: no condition in a patient twin to reset.

@@ -51,6 +51,45 @@ grpc::Status owner_routing::owner_unreachable(const std::string& where, const st
                      std::chrono::milliseconds(1000));
 }
 
+grpc::Status owner_routing::region_unreachable(const std::string& region, const std::string& why) {
+  return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::owner_unreachable,
+                     "region " + region + " cannot be reached: " + why, std::chrono::milliseconds(1000));
+}
+
+bool owner_routing::registered_here(std::string_view name) const {
+  auto parsed = models::parse_twin_name(name);
+  if (!parsed || !state_.ctx.store)
+    return false;
+  storage::registry reg{*state_.ctx.store};
+  std::string n{name};
+  if (parsed->kind == models::twin_kind::patient) {
+    auto rec = reg.get_patient(n);
+    return rec && *rec;
+  }
+  auto rec = reg.get_device(n);
+  return rec && *rec;
+}
+
+std::string owner_routing::twin_kind_of(std::string_view name) {
+  auto parsed = models::parse_twin_name(name);
+  if (!parsed)
+    return {};
+  return parsed->kind == models::twin_kind::patient  ? "patient"
+         : parsed->kind == models::twin_kind::device ? "device"
+                                                     : "";
+}
+
+void owner_routing::prepare_region_forwarded(const grpc::ServerContextBase* call,
+                                             grpc::ClientContext& out) const {
+  out.set_deadline(std::chrono::system_clock::now() + frame_.forward_timeout(call));
+  auto& md = call->client_metadata();
+  if (auto token = md.find("authorization"); token != md.end())
+    out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
+  out.AddMetadata(region_forwarded_header, regions->settings().self);
+  if (auto id = current_request_id(); !id.empty())
+    out.AddMetadata(std::string{request_id_header}, std::string{id});
+}
+
 grpc::Status owner_routing::not_owner_here(const std::string& field) {
   return retry_later(grpc::StatusCode::UNAVAILABLE, refusal::shard_moving,
                      field + ": this member does not own its shard (a hand-off in progress, or "
@@ -206,6 +245,8 @@ api_services::api_services(api_settings settings, api_context context)
     env.ctx.members->before_gaining(
         [h = env.handoff.get()](const std::vector<uint32_t>& shards) { h->before_gaining(shards); });
   }
+  if (!st.regions.self.empty())
+    env.regions = std::make_unique<region_links>(st.regions);
   impl_->services.push_back(make_registry_service(env));
   impl_->services.push_back(make_ingest_service(env));
   impl_->services.push_back(make_twin_service(env));

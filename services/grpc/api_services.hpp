@@ -13,6 +13,7 @@
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/shard/shard.hpp"
+#include "services/grpc/region_settings.hpp"
 #include "services/peer/handoff_settings.hpp"
 
 namespace grpc {
@@ -100,6 +101,8 @@ struct api_settings {
   handoff_settings handoff;
   /// How often firmware rollouts take their next step. Default 1 s.
   std::chrono::milliseconds rollout_step{1'000};
+  /// This node's region and the other regions' endpoints (none by default).
+  region_settings regions;
 };
 
 /// What the services call into. Everything must outlive the services.

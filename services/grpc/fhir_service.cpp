@@ -43,6 +43,12 @@ public:
       rc.resource = req->name();
       if (auto st = rc.allow({std::string{name->tenant}, {}}); !st.ok())
         return st;
+      // Homed in another region: exported there (or redirected), whole.
+      if (!env_.owned_elsewhere(req->name()))
+        if (auto home = env_.at_home(call, req->name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+              return s.fhir->ExportPatient(&c, *req, resp);
+            }))
+          return *home;
       auto api = env_.ctx.self_channel ? env_.ctx.self_channel() : nullptr;
       if (!api)
         return Status(grpc::StatusCode::UNAVAILABLE, "the node is starting");

@@ -15,6 +15,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "services/grpc/call_frame.hpp"
+#include "services/grpc/region_links.hpp"
+#include "services/grpc/status_mapping.hpp"
 #include "services/grpc/stream_watch.hpp"
 #include "services/peer/cluster_metrics.hpp"
 #include "services/peer/owner_forwarding.hpp"
@@ -61,10 +63,88 @@ public:
                         std::string_view name, Remote&& remote, Local&& local) {
     if (!allowed.ok())
       return allowed;
-    if (auto fwd = forward(call, name, std::forward<Remote>(remote)))
+    if (auto fwd = forward(call, name, remote))
       return *fwd;
-    return local();
+    auto st = local();
+    if (st.error_code() == grpc::StatusCode::NOT_FOUND)
+      if (auto home = at_home(call, name, remote))
+        return *home;
+    return st;
   }
+
+  /// Other regions (docs/multi-region.md); null for a node without one.
+  std::unique_ptr<region_links> regions;
+
+  /// For a patient or device `name` not registered here (its call answered
+  /// NOT_FOUND): the answer of its home region to `remote(stubs, context)`
+  /// (forwarding, with the caller's token and deadline) or
+  /// FAILED_PRECONDITION naming that region (redirecting); UNAVAILABLE when
+  /// a region that might have it could not be asked. nullopt when no other
+  /// region has it, regions are off, or the call came from another region.
+  template <class Remote>
+  std::optional<grpc::Status> at_home(const grpc::ServerContextBase* call, std::string_view name,
+                                      Remote&& remote) {
+    if (!regions || call->client_metadata().count(region_forwarded_header))
+      return std::nullopt;
+    auto kind = twin_kind_of(name);
+    if (kind.empty() || registered_here(name))
+      return std::nullopt;  // rollouts live in every region; a sub-resource missing here
+    auto home = find_home(call, std::string{name});
+    if (home.status.error_code() == grpc::StatusCode::NOT_FOUND)
+      return std::nullopt;
+    if (!home.status.ok())
+      return home.status;
+    return to_home(call, name, home.region, std::forward<Remote>(remote));
+  }
+
+  /// The answer of `region` to `remote(stubs, context)` made there on the
+  /// caller's behalf (forwarding regions), or FAILED_PRECONDITION naming it
+  /// (redirecting ones). `name`: the patient or device the call is about.
+  template <class Remote>
+  grpc::Status to_home(const grpc::ServerContextBase* call, std::string_view name,
+                       const std::string& region, Remote&& remote) {
+    if (!regions->settings().forward)
+      return homed_elsewhere("this " + twin_kind_of(name), region, regions->endpoint(region));
+    std::string why;
+    auto stubs = regions->stubs(region, why);
+    if (!stubs)
+      return region_unreachable(region, why);
+    grpc::ClientContext out;
+    prepare_region_forwarded(call, out);
+    auto st = remote(*stubs, out);
+    if (state_.ctx.cluster_probe)
+      state_.ctx.cluster_probe->on_forwarded("region", st.error_code());
+    if (st.error_code() == grpc::StatusCode::NOT_FOUND)
+      regions->forget(name);  // erased there, or moved: asked again next time
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+      return region_unreachable(region, st.error_message());
+    return st;
+  }
+
+  /// Where the patient or device `name`, not registered here, is homed:
+  /// remembered from an earlier answer when this node forwards, else asked
+  /// of every other region with the caller's token (LocateTwin).
+  twin_home find_home(const grpc::ServerContextBase* call, const std::string& name) {
+    if (regions->settings().forward)
+      if (auto r = regions->remembered(name); !r.empty())
+        return {grpc::Status::OK, r};
+    return regions->locate(name, [&](grpc::ClientContext& out) { prepare_region_forwarded(call, out); });
+  }
+
+  /// A call made to another region on the caller's behalf: its token,
+  /// deadline and request id, marked as forwarded from this region.
+  void prepare_region_forwarded(const grpc::ServerContextBase* call, grpc::ClientContext& out) const;
+
+  /// UNAVAILABLE with retry info: `region` could not be reached.
+  static grpc::Status region_unreachable(const std::string& region, const std::string& why);
+
+  /// True when the patient or device `name` is registered on this node
+  /// (its owner); false when it is not, or cannot be read.
+  bool registered_here(std::string_view name) const;
+
+  /// "patient" or "device" for a twin name, empty for anything else.
+  static std::string twin_kind_of(std::string_view name);
 
   /// When another member owns `name`'s shard: opens the same server stream
   /// there (`open(stubs, context)` returns its reader, with the caller's

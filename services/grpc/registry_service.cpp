@@ -4,6 +4,7 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
+#include "services/grpc/region_links.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
 
@@ -39,6 +40,14 @@ public:
       storage::patient_record p;
       p.name = models::patient_name(*tenant, req->patient_id());
       rc.resource = p.name;
+      p.home_region = req->patient().home_region();
+      if (env_.regions) {
+        auto allowed = rc.allow({*tenant, {}});
+        if (!allowed.ok())
+          return allowed;
+        if (auto st = place_new_patient(call, *req, p, resp))
+          return *st;
+      }
       return env_.at_owner(call, rc.allow({*tenant, {}}), p.name,
           [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->CreatePatient(&c, *req, resp);
@@ -47,7 +56,6 @@ public:
             p.ward = req->patient().ward();
             p.bed = req->patient().bed();
             p.spo2_scale2 = req->patient().spo2_scale2();
-            p.home_region = req->patient().home_region();
             auto r = run(call, actors::create_patient{std::move(p)});
             if (r.error)
               return to_status(r.error, "patient");
@@ -94,9 +102,15 @@ public:
           bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
         else if (path == "bed" && !valid_label(in.bed(), max_bed_bytes, true))
           bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
-        else if (path == "home_region")
+        else if (path == "home_region") {
           if (auto v = check_region(in.home_region(), "patient.home_region"))
             bad.push_back(*v);
+          else if (env_.regions && env_.regions->elsewhere(in.home_region()))
+            return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "patient.home_region: a patient's data stays in its home region; "
+                          "UpdatePatient cannot move it to region " + in.home_region() +
+                              " (docs/multi-region.md)");
+        }
         cmd.mask.push_back(path);
       }
       if (!in.etag().empty()) {
@@ -117,6 +131,8 @@ public:
             cmd.fields.ward = in.ward();
             cmd.fields.bed = in.bed();
             cmd.fields.home_region = in.home_region();
+            if (env_.regions && cmd.fields.home_region.empty())
+              cmd.fields.home_region = env_.regions->settings().self;
             cmd.fields.spo2_scale2 = in.spo2_scale2();
             auto r = run(call, std::move(cmd));
             if (r.error)
@@ -328,7 +344,85 @@ public:
     });
   }
 
+  Status LocateTwin(ServerContext* call, const v1::LocateTwinRequest* req,
+                    v1::TwinLocation* resp) override {
+    return env_.serve(call, "RegistryService/LocateTwin", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->name());
+      if (!name || (name->kind != models::twin_kind::patient && name->kind != models::twin_kind::device))
+        return invalid_argument("name", "must be tenants/{tenant}/patients/{patient} or "
+                                        "tenants/{tenant}/devices/{device}");
+      bool device = name->kind == models::twin_kind::device;
+      auto allowed = device ? allow_device(rc, req->name(), "name") : allow_patient(rc, req->name(), "name");
+      if (!allowed.ok())
+        return allowed;
+      auto remote = [&](owner_stubs& s, grpc::ClientContext& c) {
+        return s.registry->LocateTwin(&c, *req, resp);
+      };
+      if (auto fwd = env_.forward(call, req->name(), remote))
+        return *fwd;
+      resp->set_name(req->name());
+      auto self = env_.regions ? env_.regions->settings().self : std::string{};
+      storage::registry reg{*env_.ctx.store};
+      if (device) {
+        auto rec = reg.get_device(req->name());
+        if (!rec)
+          return to_status(rec.error());
+        if (*rec) {  // a device lives where it is registered
+          resp->set_home_region(self);
+          return Status::OK;
+        }
+      } else {
+        auto rec = reg.get_patient(req->name());
+        if (!rec)
+          return to_status(rec.error());
+        if (*rec) {
+          resp->set_home_region((*rec)->home_region.empty() ? self : (*rec)->home_region);
+          return Status::OK;
+        }
+      }
+      Status missing(grpc::StatusCode::NOT_FOUND, device ? "device not found" : "patient not found");
+      if (!env_.regions || call->client_metadata().count(region_forwarded_header))
+        return missing;
+      auto home = env_.find_home(call, req->name());
+      if (!home.status.ok())
+        return home.status.error_code() == grpc::StatusCode::NOT_FOUND ? missing : home.status;
+      resp->set_home_region(home.region);
+      return Status::OK;
+    });
+  }
+
 private:
+  /// On a node with a region, where a new patient goes: nullopt to register
+  /// it here (its home region set to this one when empty); else the answer
+  /// of its home region (created there) or the redirect to it; or
+  /// ALREADY_EXISTS when another region has the id, a call from another
+  /// region naming a third one FAILED_PRECONDITION.
+  std::optional<Status> place_new_patient(ServerContext* call, const v1::CreatePatientRequest& req,
+                                          storage::patient_record& p, v1::Patient* resp) {
+    auto& regions = *env_.regions;
+    bool from_region = call->client_metadata().count(region_forwarded_header) > 0;
+    if (regions.elsewhere(p.home_region)) {
+      if (from_region)
+        return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "patient.home_region: names region " + p.home_region + ", not this one (" +
+                          regions.settings().self + ")");
+      return env_.to_home(call, p.name, p.home_region, [&](owner_stubs& s, grpc::ClientContext& c) {
+        return s.registry->CreatePatient(&c, req, resp);
+      });
+    }
+    if (p.home_region.empty())
+      p.home_region = regions.settings().self;
+    if (from_region)
+      return std::nullopt;
+    // A patient id names one patient in every region: refused when a region
+    // that answers has it (one that cannot be asked does not block admission).
+    auto there = env_.find_home(call, p.name);
+    if (there.status.ok())
+      return Status(grpc::StatusCode::ALREADY_EXISTS,
+                    "patient is already registered, in region " + there.region);
+    return std::nullopt;
+  }
+
   static Status reply(const actors::registry_result& r, v1::Device* resp) {
     if (r.error)
       return to_status(r.error, "device");

@@ -96,6 +96,20 @@ grpc::Status retry_later(grpc::StatusCode code, refusal why, std::string message
   return with_details(code, message, ri);
 }
 
+grpc::Status homed_elsewhere(const std::string& what, const std::string& region,
+                             const std::string& endpoint) {
+  google::rpc::ErrorInfo info;
+  info.set_reason("HOMED_ELSEWHERE");
+  info.set_domain("healthtwin.io");
+  (*info.mutable_metadata())["home_region"] = region;
+  if (!endpoint.empty())
+    (*info.mutable_metadata())["endpoint"] = endpoint;
+  return with_details(grpc::StatusCode::FAILED_PRECONDITION,
+                      what + " is homed in region " + region + "; send its calls there" +
+                          (endpoint.empty() ? "" : " (" + endpoint + ")"),
+                      info);
+}
+
 grpc::Status bounded(const grpc::Status& st) {
   if (st.error_message().size() <= max_message_bytes && st.error_details().size() <= max_details_bytes)
     return st;

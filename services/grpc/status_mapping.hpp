@@ -68,6 +68,13 @@ void count_refusals_in(prometheus::Registry& metrics);
 grpc::Status retry_later(grpc::StatusCode code, refusal why, std::string message,
                          std::chrono::milliseconds delay);
 
+/// FAILED_PRECONDITION for a call about a twin (`what`: "this patient")
+/// homed in another region, which this node does not forward to: names the
+/// region and its endpoint, in the message and in a google.rpc.ErrorInfo
+/// (reason HOMED_ELSEWHERE, metadata home_region and endpoint).
+grpc::Status homed_elsewhere(const std::string& what, const std::string& region,
+                             const std::string& endpoint);
+
 /// Maps any error from storage, the sequencer, the hub or CAF to a status.
 /// `what` names the resource or operation for NOT_FOUND and the like.
 grpc::Status to_status(const caf::error& e, std::string_view what = {});

@@ -6,6 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/models/twin_name.hpp"
+
 namespace healthtwin::node {
 
 std::optional<std::pair<std::string, uint16_t>> split_host_port(const std::string& s) {
@@ -42,6 +44,36 @@ const CLI::Validator listen_address{[](std::string& s) -> std::string {
                                     "HOST:PORT"};
 
 }  // namespace
+
+// --region and --region-endpoints (REGION=HOST:PORT,...) into cfg; why not.
+static std::string parse_regions(const std::string& endpoints, node_config& cfg) {
+  if (!cfg.region.empty() && !models::is_valid_id(cfg.region))
+    return "--region: must be 1-63 characters of [a-z0-9-], starting with a letter or digit";
+  if (endpoints.empty())
+    return {};
+  if (cfg.region.empty())
+    return "--region-endpoints: needs --region (this node's own region)";
+  std::string_view rest = endpoints;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    auto eq = item.find('=');
+    auto quoted = "\"" + std::string{item.substr(0, 64)} + (item.size() > 64 ? "..." : "") + "\"";
+    if (eq == std::string_view::npos)
+      return "--region-endpoints: " + quoted + " is not REGION=HOST:PORT";
+    std::string region{item.substr(0, eq)}, address{item.substr(eq + 1)};
+    if (!models::is_valid_id(region))
+      return "--region-endpoints: " + quoted + ": the region must be 1-63 characters of [a-z0-9-]";
+    if (region == cfg.region)
+      return "--region-endpoints: " + quoted + " names this node's own region";
+    if (!split_host_port(address))
+      return "--region-endpoints: " + quoted + ": the endpoint must be HOST:PORT";
+    if (!cfg.region_endpoints.emplace(region, address).second)
+      return "--region-endpoints: region " + region + " is listed twice";
+  }
+  return {};
+}
 
 parse_outcome parse_node_config(const std::vector<std::string>& args) {
   node_config cfg;
@@ -172,6 +204,20 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--fhir-subscription-ca-file", cfg.fhir_subscription_ca_file,
                  "PEM CA certificates that FHIR subscribers' HTTPS endpoints are verified against "
                  "(default: the system's)")
+      ->check(CLI::ExistingFile);
+  std::string region_endpoints, region_routing = "redirect";
+  app.add_option("--region", cfg.region,
+                 "this node's region (docs/multi-region.md): patients homed here are stored here, "
+                 "calls about others go to their home region; empty: no regions");
+  app.add_option("--region-endpoints", region_endpoints,
+                 "the other regions' API endpoints: REGION=HOST:PORT,... (TLS)");
+  app.add_option("--region-routing", region_routing,
+                 "a call about a twin homed in another region is forwarded there (forward) or "
+                 "refused FAILED_PRECONDITION naming that region (redirect)")
+      ->check(CLI::IsMember({"forward", "redirect"}))
+      ->capture_default_str();
+  app.add_option("--region-ca-file", cfg.region_ca_file,
+                 "PEM CA that signed the other regions' API certificates (default: the system's)")
       ->check(CLI::ExistingFile);
   app.add_flag("--insecure-plaintext", cfg.insecure_plaintext,
                "serve without TLS (local development only; a warning is logged)");
@@ -338,6 +384,9 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
     if (cfg.cluster_name.empty())
       return refuse("--cluster-name: must not be empty");
   }
+  if (auto why = parse_regions(region_endpoints, cfg); !why.empty())
+    return refuse(why);
+  cfg.region_forward = region_routing == "forward";
   cfg.cluster_probe_interval = std::chrono::milliseconds(probe_ms);
   cfg.cluster_down_after = std::chrono::milliseconds(down_after_ms);
   cfg.handoff_checkpoint_timeout = std::chrono::milliseconds(handoff_checkpoint_ms);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ struct node_config {
   unsigned auth_reload_interval_s = 60;
   std::string fhir_subscription_ca_file;  ///< CAs of FHIR subscribers' endpoints (empty: the system's)
   std::string backup_dir;  ///< ClusterService.BackupNode writes here (empty: no backups)
+  // Regions (docs/multi-region.md): this node's, and the others' API
+  // endpoints. No region: every patient is held here.
+  std::string region;
+  std::map<std::string, std::string, std::less<>> region_endpoints;
+  bool region_forward = false;  ///< --region-routing forward (else redirect)
+  std::string region_ca_file;
   bool insecure_plaintext = false; ///< no TLS: local development only
   // Bearer tokens (exactly one key source).
   std::string auth_audience = "healthtwin";

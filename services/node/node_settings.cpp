@@ -78,6 +78,10 @@ node_settings bind_settings(const node_config& cfg) {
   s.api.max_watches = cfg.max_watches;
   s.api.principal_readings_per_s = cfg.rate_limit_readings_per_s;
   s.api.device_readings_per_s = cfg.rate_limit_device_readings_per_s;
+  s.api.regions.self = cfg.region;
+  s.api.regions.endpoints = cfg.region_endpoints;
+  s.api.regions.forward = cfg.region_forward;
+  s.api.regions.ca_file = cfg.region_ca_file;
   s.api.handoff.chunk_bytes = static_cast<size_t>(cfg.handoff_chunk_bytes);
   s.api.handoff.checkpoint_timeout = cfg.handoff_checkpoint_timeout;
   s.api.handoff.stream_timeout = cfg.handoff_stream_timeout;

@@ -5,6 +5,18 @@
 
 namespace healthtwin::services {
 
+std::shared_ptr<owner_stubs> make_owner_stubs(const std::shared_ptr<grpc::Channel>& channel) {
+  auto s = std::make_shared<owner_stubs>();
+  s->registry = v1::RegistryService::NewStub(channel);
+  s->twins = v1::TwinService::NewStub(channel);
+  s->clinical = v1::ClinicalService::NewStub(channel);
+  s->ingest = v1::IngestService::NewStub(channel);
+  s->alerts = v1::AlertService::NewStub(channel);
+  s->rollouts = v1::RolloutService::NewStub(channel);
+  s->fhir = v1::FhirService::NewStub(channel);
+  return s;
+}
+
 owner_forwarding::owner_forwarding(const cluster::membership& members,
                                    const peer_settings& settings)
     : members_(members), settings_(settings), tls_(member_channel_settings(settings, {})) {}
@@ -58,13 +70,7 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
       return nullptr;
     s.address = address;
     s.files = files;
-    s.stubs = std::make_shared<owner_stubs>();
-    s.stubs->registry = v1::RegistryService::NewStub(channel);
-    s.stubs->twins = v1::TwinService::NewStub(channel);
-    s.stubs->clinical = v1::ClinicalService::NewStub(channel);
-    s.stubs->ingest = v1::IngestService::NewStub(channel);
-    s.stubs->alerts = v1::AlertService::NewStub(channel);
-    s.stubs->rollouts = v1::RolloutService::NewStub(channel);
+    s.stubs = make_owner_stubs(channel);
   }
   return s.stubs;
 }

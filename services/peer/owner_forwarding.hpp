@@ -12,6 +12,7 @@
 #include "healthtwin/internal/peer.grpc.pb.h"
 #include "healthtwin/v1/alert.grpc.pb.h"
 #include "healthtwin/v1/clinical.grpc.pb.h"
+#include "healthtwin/v1/fhir.grpc.pb.h"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/rollout.grpc.pb.h"
@@ -33,7 +34,11 @@ struct owner_stubs {
   std::unique_ptr<v1::IngestService::Stub> ingest;
   std::unique_ptr<v1::AlertService::Stub> alerts;
   std::unique_ptr<v1::RolloutService::Stub> rollouts;
+  std::unique_ptr<v1::FhirService::Stub> fhir;
 };
+
+/// Stubs of every public service over `channel`.
+std::shared_ptr<owner_stubs> make_owner_stubs(const std::shared_ptr<grpc::Channel>& channel);
 
 /// Calls for a twin whose shard another member owns go to that member's
 /// public API, with the caller's token (docs/cluster.md, "Forwarding").

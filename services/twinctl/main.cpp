@@ -8,8 +8,9 @@
 //   twinctl audit list --data-dir DIR [--encryption-key-file FILE] [--resource R]
 //       prints the entries (sequence, time, principal, action, resource,
 //       outcome), optionally only those naming resource R or below it.
-//       Patients appear by pseudonym (tenants/T/patients/~HEX); --resource
-//       takes the real name and finds its pseudonym.
+//       Patients and devices appear by pseudonym (tenants/T/patients/~HEX,
+//       tenants/T/devices/~HEX); --resource takes the real name and finds
+//       its pseudonym.
 //
 //   twinctl token --hs256-secret-file F --subject S --tenant T --role R [--role R2]
 //                 [--device D] [--audience A] [--ttl-s N]
@@ -353,7 +354,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (list->parsed()) {
-    // Patients are stored by pseudonym: look for the pseudonym of the one asked for.
+    // Patients and devices are stored by pseudonym: look for that of the one asked for.
     if (!resource_prefix.empty())
       resource_prefix = storage::audit_log::stored_resource(**st, resource_prefix);
     auto err = storage::audit_log::read(**st, [&](uint64_t seq, const storage::audit_entry& e) {

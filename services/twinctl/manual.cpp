@@ -24,7 +24,8 @@ const std::map<std::string, page>& pages() {
                         "0 intact; 1 broken (the entry is named); 2 usage or I/O error",
                         "twinctl audit verify --data-dir /var/lib/healthtwin --encryption-key-file node.key"}},
       {"audit list", {"Prints the audit entries (sequence, time, principal, action, resource, outcome), optionally\n"
-                      "  only those about one resource. Patients appear by pseudonym; --resource takes the real name.",
+                      "  only those about one resource. Patients and devices appear by pseudonym; --resource takes the\n"
+                      "  real name.",
                       "0 done; 2 usage or I/O error",
                       "twinctl audit list --data-dir /var/lib/healthtwin --resource tenants/h1/patients/p7"}},
       {"token", {"Prints a development bearer token signed with a node's HS256 secret (nodes started with\n"

@@ -234,16 +234,17 @@ def retry_unavailable(call, timeout=30):
             time.sleep(0.2)
 
 
-def start_cluster(node_bin, root, n=3, extra_args=lambda i: []):
+def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None, grpc_ports=None):
     """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key and a
-    token signing key, probing each other every 200 ms; returns (nodes, peer ports)."""
+    token signing key (a new one unless given), probing each other every 200 ms, on grpc_ports[i]
+    if given; returns (nodes, peer ports)."""
     make_pki(root)
     peers = [free_port() for _ in range(n)]
     members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
     pseudonym = os.path.join(root, "pseudonym.key")
     with open(os.open(pseudonym, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(os.urandom(32).hex())
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = signing_key or ec.generate_private_key(ec.SECP256R1())
     nodes = []
     for i in range(n):
         d = os.path.join(root, f"n{i}")
@@ -251,7 +252,7 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: []):
         for f in ("ca.pem", "node.pem", "node.key"):
             with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
                 dst.write(src.read())
-        nodes.append(Node(node_bin, d, signing_key=key, extra_args=[
+        nodes.append(Node(node_bin, d, grpc_ports[i] if grpc_ports else 0, signing_key=key, extra_args=[
             f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
             "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym] + list(extra_args(i))))

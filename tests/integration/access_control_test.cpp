@@ -147,6 +147,14 @@ std::map<std::string, call_fn> every_rpc() {
     v1::ErasePatientResponse out;
     return c.registry->ErasePatient(&ctx, r, &out);
   };
+  m["RegistryService/LocateTwin"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::LocateTwinRequest r;
+    r.set_name("tenants/" + t + "/devices/d1");
+    v1::TwinLocation out;
+    return c.registry->LocateTwin(&ctx, r, &out);
+  };
   m["TwinService/GetPatientTwin"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

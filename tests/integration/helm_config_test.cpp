@@ -50,75 +50,110 @@ std::string arg(const std::string& yaml, const std::string& name) {
   return yaml.substr(start, yaml.find('\n', start) - start);
 }
 
+// A cluster of `n` real nodes run from the chart rendered with `values`
+// (extra `helm template` arguments) in root/<dir>: the ConfigMap's
+// healthtwin.toml with the pods' paths mapped to this test's files, `swap`
+// replacing more text (other regions' endpoints and CA), the StatefulSet's
+// pod flags, members on 127.0.0.1 (the API on `grpc_ports` when given). The
+// members share the PKI in root/<dir>/pki and the token key of `signer_dir`.
+struct chart_cluster {
+  std::string rendered, toml, set;
+  std::vector<std::unique_ptr<node_process>> nodes;
+
+  chart_cluster(const std::filesystem::path& root, const std::string& dir, const std::string& values,
+                const std::filesystem::path& signer_dir, std::vector<uint16_t> grpc_ports = {},
+                const std::vector<std::pair<std::string, std::string>>& swap = {}) {
+    rendered = run_command(std::string{HEALTHTWIN_HELM_BINARY} + " template ht " + HEALTHTWIN_CHART_DIR +
+                           " --namespace icu " + values);
+    toml = literal_block(rendered, "healthtwin.toml");
+    set = arg(rendered, "cluster-statefulset");
+    auto pki_dir = root / dir / "pki";
+    test_pki pki{pki_dir};
+    std::filesystem::copy_file(signer_dir / "token-signing.key", pki_dir / "token-signing.key",
+                               std::filesystem::copy_options::overwrite_existing);
+    auto storage_key = write_key_file(pki_dir / "storage.key", random_key_hex());
+    auto shared = toml;
+    replace_all(shared, "/etc/healthtwin/cluster-ca/ca.crt", pki.ca_cert.string());
+    replace_all(shared, "/etc/healthtwin/storage-key/node.key", storage_key);
+    replace_all(shared, "0.0.0.0:", "127.0.0.1:");
+    for (auto& [from, to] : swap)
+      replace_all(shared, from, to);
+    size_t n = grpc_ports.empty() ? 3 : grpc_ports.size();
+    std::vector<std::string> names;
+    std::vector<uint16_t> peer_ports;
+    std::string members;
+    for (size_t i = 0; i < n; ++i) {
+      names.push_back(set + "-" + std::to_string(i));
+      peer_ports.push_back(free_port());
+      members += (i ? "," : "") + names[i] + "=127.0.0.1:" + std::to_string(peer_ports[i]);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      auto member_dir = root / dir / names[i];
+      std::filesystem::create_directories(member_dir);
+      std::filesystem::copy(pki_dir, member_dir / "pki", std::filesystem::copy_options::recursive);
+      auto member_toml = shared;
+      replace_all(member_toml, "/etc/healthtwin/token-keys/public.pem",
+                  (member_dir / "pki" / "token-signing.pub").string());
+      replace_all(member_toml, "/var/lib/healthtwin/data", (member_dir / "db").string());
+      replace_all(member_toml, "/var/lib/healthtwin/backups", (member_dir / "backups").string());
+      EXPECT_EQ(member_toml.find("/var/lib/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
+      EXPECT_EQ(member_toml.find("/etc/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
+      write_text(member_dir / "healthtwin.toml", member_toml);
+      nodes.push_back(std::make_unique<node_process>(
+          member_dir,
+          std::vector<std::string>{"--config=" + (member_dir / "healthtwin.toml").string(),
+                                   "--node-name=" + names[i], "--cluster-members=" + members,
+                                   "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports[i]),
+                                   "--shards=1024"},
+          grpc_ports.empty() ? 0 : grpc_ports[i]));
+    }
+  }
+
+  // Every member ready and seeing every other up.
+  void wait_formed(const std::string& issuer = {}) {
+    for (auto& n : nodes)
+      ASSERT_TRUE(n->wait_ready()) << n->log();
+    for (auto& n : nodes) {
+      api_client c{n->channel_with(token(*n, "h1", issuer))};
+      bool all_up = false;
+      for (int attempt = 0; attempt < 100 && !all_up; ++attempt) {
+        grpc::ClientContext ctx;
+        api_client::deadline(ctx);
+        v1::ClusterStatus status;
+        ASSERT_TRUE(c.cluster->GetClusterStatus(&ctx, {}, &status).ok());
+        all_up = status.members_size() == static_cast<int>(nodes.size()) &&
+                 std::all_of(status.members().begin(), status.members().end(),
+                             [](auto& m) { return m.state() == v1::MEMBER_STATE_UP; });
+        if (!all_up)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      EXPECT_TRUE(all_up) << n->log();
+    }
+  }
+
+  // A token of every user role in `tenant`, naming `issuer` when given.
+  static std::string token(const node_process& n, const std::string& tenant, const std::string& issuer) {
+    auto claims = token_claims("test-client", tenant, all_user_roles());
+    if (!issuer.empty())
+      claims["iss"] = issuer;
+    return n.signer().sign(claims);
+  }
+};
+
 }  // namespace
 
 TEST(helm_config, the_rendered_configuration_runs_a_three_member_cluster) {
   if (!std::filesystem::exists(HEALTHTWIN_HELM_BINARY))
     GTEST_SKIP() << HEALTHTWIN_HELM_BINARY << " is missing: run tests/helm/setup (scripts/test does)";
   temp_dir root;
-  auto rendered = run_command(std::string{HEALTHTWIN_HELM_BINARY} + " template ht " + HEALTHTWIN_CHART_DIR +
-                              " --namespace icu");
-  auto toml = literal_block(rendered, "healthtwin.toml");
-  ASSERT_FALSE(toml.empty()) << rendered;
-  auto set = arg(rendered, "cluster-statefulset");
-  auto replicas = arg(rendered, "cluster-replicas");
-  ASSERT_EQ(set, "ht-healthtwin");
-  ASSERT_EQ(replicas, "3");
-  EXPECT_EQ(arg(rendered, "node-name"), "$(POD_NAME)");
-
-  // The Secrets' files, as the pods would mount them.
-  test_pki pki{root.path() / "pki"};
-  write_text(root.path() / "pki" / "token-signing.key", signing_key::es256()->private_pem);
-  auto storage_key = write_key_file(root.path() / "pki" / "storage.key", random_key_hex());
-  replace_all(toml, "/etc/healthtwin/cluster-ca/ca.crt", pki.ca_cert.string());
-  replace_all(toml, "/etc/healthtwin/storage-key/node.key", storage_key);
-  replace_all(toml, "0.0.0.0:", "127.0.0.1:");
-
-  std::vector<std::string> names;
-  std::vector<uint16_t> peer_ports;
-  std::string members;
-  for (int i = 0; i < 3; ++i) {
-    names.push_back(set + "-" + std::to_string(i));
-    peer_ports.push_back(free_port());
-    members += (i ? "," : "") + names[i] + "=127.0.0.1:" + std::to_string(peer_ports[i]);
-  }
-  std::vector<std::unique_ptr<node_process>> nodes;
-  for (int i = 0; i < 3; ++i) {
-    auto dir = root.path() / names[static_cast<size_t>(i)];
-    std::filesystem::create_directories(dir);
-    std::filesystem::copy(root.path() / "pki", dir / "pki", std::filesystem::copy_options::recursive);
-    auto member_toml = toml;
-    replace_all(member_toml, "/etc/healthtwin/token-keys/public.pem", (dir / "pki" / "token-signing.pub").string());
-    replace_all(member_toml, "/var/lib/healthtwin/data", (dir / "db").string());
-    replace_all(member_toml, "/var/lib/healthtwin/backups", (dir / "backups").string());
-    EXPECT_EQ(member_toml.find("/var/lib/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
-    write_text(dir / "healthtwin.toml", member_toml);
-    // The StatefulSet's flags, with its member names at this test's ports.
-    nodes.push_back(std::make_unique<node_process>(
-        dir, std::vector<std::string>{"--config=" + (dir / "healthtwin.toml").string(),
-                                      "--node-name=" + names[static_cast<size_t>(i)], "--cluster-members=" + members,
-                                      "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports[static_cast<size_t>(i)]),
-                                      "--shards=1024"}));
-  }
-  for (auto& n : nodes)
-    ASSERT_TRUE(n->wait_ready()) << n->log();
-  // Every member sees every other up.
-  for (auto& n : nodes) {
-    api_client c{n->channel()};
-    bool all_up = false;
-    for (int attempt = 0; attempt < 100 && !all_up; ++attempt) {
-      grpc::ClientContext ctx;
-      api_client::deadline(ctx);
-      v1::ClusterStatus status;
-      ASSERT_TRUE(c.cluster->GetClusterStatus(&ctx, {}, &status).ok());
-      all_up = status.members_size() == 3 &&
-               std::all_of(status.members().begin(), status.members().end(),
-                           [](auto& m) { return m.state() == v1::MEMBER_STATE_UP; });
-      if (!all_up)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    EXPECT_TRUE(all_up) << n->log();
-  }
+  write_text(root.path() / "token-signing.key", signing_key::es256()->private_pem);
+  chart_cluster cluster{root.path(), "cluster", "", root.path()};
+  ASSERT_FALSE(cluster.toml.empty()) << cluster.rendered;
+  ASSERT_EQ(cluster.set, "ht-healthtwin");
+  ASSERT_EQ(arg(cluster.rendered, "cluster-replicas"), "3");
+  EXPECT_EQ(arg(cluster.rendered, "node-name"), "$(POD_NAME)");
+  cluster.wait_formed();
+  auto& nodes = cluster.nodes;
   // A patient registered through one member is served by another.
   api_client first{nodes[0]->channel()}, last{nodes[2]->channel()};
   ASSERT_TRUE(first.create_patient("h1", "p1", "ICU-1").ok());
@@ -143,4 +178,104 @@ TEST(helm_config, the_rendered_configuration_runs_a_three_member_cluster) {
   EXPECT_NE(rule.find("healthtwin_tls_certificate_expiry_timestamp_seconds{"), std::string::npos);
   for (auto& n : nodes)
     EXPECT_EQ(n->stop(), 0) << n->log();
+}
+
+// The region files (helm/regions) run two regions of three members each:
+// eu-central forwards, us-east redirects. A patient created through
+// eu-central with home us-east is stored in us-east only — read through
+// eu-central, its data in no file of eu-central — and us-east names
+// eu-central, with its endpoint, for a patient homed there.
+TEST(helm_config, the_region_files_run_two_regions_that_keep_each_patient_home) {
+  if (!std::filesystem::exists(HEALTHTWIN_HELM_BINARY))
+    GTEST_SKIP() << HEALTHTWIN_HELM_BINARY << " is missing: run tests/helm/setup (scripts/test does)";
+  const std::string issuer = "https://idp.hospital.example";  // both region files name it
+  temp_dir root;
+  write_text(root.path() / "token-signing.key", signing_key::es256()->private_pem);
+  std::vector<uint16_t> eu_ports, us_ports;
+  for (int i = 0; i < 3; ++i) {
+    eu_ports.push_back(free_port());
+    us_ports.push_back(free_port());
+  }
+  test_pki eu_pki{root.path() / "eu" / "pki"}, us_pki{root.path() / "us" / "pki"};  // a CA per region
+  auto region_ca = "/etc/healthtwin/region-ca/ca.crt";
+  // The files must be scanned in plain: the storage key becomes the key of
+  // the pseudonyms only (encryption at rest would hide every marker).
+  std::pair<std::string, std::string> plain_files{"encryption-key-file", "pseudonym-key-file"};
+  auto eu_endpoint = "127.0.0.1:" + std::to_string(eu_ports[0]);
+  chart_cluster eu{root.path(), "eu", std::string{"-f "} + HEALTHTWIN_REGIONS_DIR + "/eu-central.yaml",
+                   root.path(), eu_ports,
+                   {{"healthtwin.us-east.hospital.example:50051", "127.0.0.1:" + std::to_string(us_ports[0])},
+                    {region_ca, us_pki.ca_cert.string()}, plain_files}};
+  chart_cluster us{root.path(), "us", std::string{"-f "} + HEALTHTWIN_REGIONS_DIR + "/us-east.yaml",
+                   root.path(), us_ports,
+                   {{"healthtwin.eu-central.hospital.example:50051", eu_endpoint},
+                    {region_ca, eu_pki.ca_cert.string()}, plain_files}};
+  ASSERT_NE(eu.toml.find("region-routing = \"forward\""), std::string::npos) << eu.toml;
+  ASSERT_NE(us.toml.find("region-routing = \"redirect\""), std::string::npos) << us.toml;
+  eu.wait_formed(issuer);
+  us.wait_formed(issuer);
+  auto client = [&](chart_cluster& c, size_t i) {
+    return std::make_unique<api_client>(c.nodes[i]->channel_with(chart_cluster::token(*c.nodes[i], "h1", issuer)));
+  };
+  auto eu1 = client(eu, 1), eu2 = client(eu, 2), us0 = client(us, 0), us2 = client(us, 2);
+
+  // Created through eu-central, homed in us-east: registered there.
+  const std::string ward = "ward-resid-6120", pid = "p-resid-8841", device = "mon-resid-8841";
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::CreatePatientRequest req;
+    req.set_parent("tenants/h1");
+    req.set_patient_id(pid);
+    req.mutable_patient()->set_ward(ward);
+    req.mutable_patient()->set_home_region("us-east");
+    v1::Patient out;
+    auto st = eu1->registry->CreatePatient(&ctx, req, &out);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(out.home_region(), "us-east");
+  }
+  ASSERT_TRUE(us2->create_device("h1", device, v1::DEVICE_TYPE_BEDSIDE_MONITOR, "tenants/h1/patients/" + pid).ok());
+  v1::IngestResponse resp;
+  ASSERT_TRUE(us0->send(api_client::request("tenants/h1/devices/" + device,
+                                            {{1, now_ms() - 1000, v1::METRIC_HEART_RATE, 77}}), resp).ok());
+  EXPECT_EQ(resp.accepted(), 1u);
+  auto twin = eu2->patient_twin("tenants/h1/patients/" + pid);  // forwarded to us-east
+  EXPECT_EQ(twin.ward(), ward);
+  auto* hr = find_vital(twin, v1::METRIC_HEART_RATE);
+  ASSERT_NE(hr, nullptr);
+  EXPECT_EQ(hr->value(), 77);
+
+  // Homed in eu-central: us-east redirects, naming the region and its endpoint.
+  ASSERT_TRUE(eu1->create_patient("h1", "p-eu-1", "W1").ok());
+  {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx);
+    v1::GetPatientRequest req;
+    req.set_name("tenants/h1/patients/p-eu-1");
+    v1::Patient out;
+    auto st = us2->registry->GetPatient(&ctx, req, &out);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_NE(st.error_message().find("region eu-central"), std::string::npos) << st.error_message();
+    EXPECT_NE(st.error_message().find(eu_endpoint), std::string::npos) << st.error_message();
+  }
+
+  // Stopped (every byte in the files): eu-central's files hold nothing of the
+  // us-east patient; us-east's do (the scan can see them).
+  for (auto* c : {&eu, &us})
+    for (auto& n : c->nodes)
+      EXPECT_EQ(n->stop(), 0) << n->log();
+  auto holds = [&](const std::filesystem::path& dir) {
+    std::set<std::string> hits;
+    for (auto& f : std::filesystem::recursive_directory_iterator(dir))
+      if (f.is_regular_file()) {
+        auto data = read_file(f.path());
+        for (auto& marker : {ward, pid, device})
+          if (data.find(marker) != std::string::npos)
+            hits.insert(marker + " in " + f.path().string());
+      }
+    return hits;
+  };
+  EXPECT_EQ(holds(root.path() / "eu"), std::set<std::string>{});
+  EXPECT_FALSE(holds(root.path() / "us").empty())
+      << "the markers are not found in us-east's own files: the scan proves nothing";
 }

@@ -141,12 +141,16 @@ TEST_F(audit_log_test, an_unopened_log_refuses_appends) {
   EXPECT_TRUE(log.append({"svc", "tenants/h1", "RegistryService/CreatePatient", "OK", 1}));
 }
 
-TEST_F(audit_log_test, patients_are_stored_by_pseudonym_and_nothing_else_changes) {
+TEST_F(audit_log_test, patients_and_devices_are_stored_by_pseudonym_and_nothing_else_changes) {
   auto p1 = audit_log::stored_resource(db(), "tenants/h1/patients/p1");
   EXPECT_EQ(p1, "tenants/h1/patients/~" + db().pseudonym("tenants/h1/patients/p1"));
   EXPECT_EQ(audit_log::stored_resource(db(), "tenants/h1/patients/p1/alerts/a7"), p1 + "/alerts/a7");
   EXPECT_NE(audit_log::stored_resource(db(), "tenants/h2/patients/p1"), p1);  // tenant-scoped
-  for (auto kept : {"tenants/h1/devices/d1", "tenants/h1", "", "tenants/h1/patients/", p1.c_str()})
+  auto d1 = audit_log::stored_resource(db(), "tenants/h1/devices/d1");
+  EXPECT_EQ(d1, "tenants/h1/devices/~" + db().pseudonym("tenants/h1/devices/d1"));
+  EXPECT_NE(d1.substr(d1.find('~')), p1.substr(p1.find('~')));
+  for (auto kept : {"tenants/h1", "", "tenants/h1/patients/", "tenants/h1/devices/", "tenants/h1/rollouts/r1",
+                    p1.c_str(), d1.c_str()})
     EXPECT_EQ(audit_log::stored_resource(db(), kept), kept);
   {
     audit_log log{db()};

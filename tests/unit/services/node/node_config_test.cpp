@@ -152,6 +152,39 @@ TEST(node_config, rate_limits_are_positive) {
   EXPECT_NE(parse({"--rate-limit-calls-per-s=-1"}).message.find("--rate-limit-calls-per-s"), std::string::npos);
 }
 
+TEST(node_config, regions_name_this_one_and_the_others_endpoints) {
+  auto out = parse({"--region=eu-central", "--region-endpoints=us-east=ht.us.example:443,ap-south=10.0.0.9:8443",
+                    "--region-routing=forward"});
+  ASSERT_TRUE(out.config) << out.message;
+  EXPECT_EQ(out.config->region, "eu-central");
+  EXPECT_EQ(out.config->region_endpoints.size(), 2u);
+  EXPECT_EQ(out.config->region_endpoints.at("us-east"), "ht.us.example:443");
+  EXPECT_EQ(out.config->region_endpoints.at("ap-south"), "10.0.0.9:8443");
+  EXPECT_TRUE(out.config->region_forward);
+  auto plain = parse({"--region=eu-central"});
+  ASSERT_TRUE(plain.config);
+  EXPECT_FALSE(plain.config->region_forward);  // redirect by default
+  EXPECT_TRUE(plain.config->region_endpoints.empty());
+  EXPECT_TRUE(parse({}).config->region.empty());
+  // Each refusal names the option and quotes at most a bounded prefix.
+  for (auto [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--region=EU_Central"}, "--region:"},
+           {{"--region-endpoints=us-east=h:1"}, "needs --region"},
+           {{"--region=eu", "--region-endpoints=us-east"}, "REGION=HOST:PORT"},
+           {{"--region=eu", "--region-endpoints=eu=h:1"}, "own region"},
+           {{"--region=eu", "--region-endpoints=us=h:1,us=g:2"}, "listed twice"},
+           {{"--region=eu", "--region-endpoints=us=nohost"}, "HOST:PORT"},
+           {{"--region=eu", "--region-endpoints=Us=h:1"}, "1-63 characters"},
+           {{"--region=eu", "--region-routing=sideways"}, "--region-routing"}}) {
+    auto bad = parse(args);
+    EXPECT_FALSE(bad.config) << says;
+    EXPECT_NE(bad.message.find(says), std::string::npos) << bad.message;
+  }
+  auto long_one = parse({"--region=eu", "--region-endpoints=" + std::string(5000, 'x')});
+  EXPECT_FALSE(long_one.config);
+  EXPECT_LT(long_one.message.size(), 200u) << long_one.message;
+}
+
 TEST(node_config, help_lists_the_options_and_exits_0) {
   auto out = parse({"--help"});
   EXPECT_FALSE(out.config);

@@ -29,6 +29,15 @@ node_settings bound(std::vector<std::string> args) {
 
 }  // namespace
 
+TEST(node_settings, the_api_gets_the_regions) {
+  auto s = bound({"--region=eu-central", "--region-endpoints=us-east=ht.us.example:443",
+                  "--region-routing=forward"});
+  EXPECT_EQ(s.api.regions.self, "eu-central");
+  EXPECT_EQ(s.api.regions.endpoints.at("us-east"), "ht.us.example:443");
+  EXPECT_TRUE(s.api.regions.forward);
+  EXPECT_TRUE(bound({}).api.regions.self.empty());
+}
+
 TEST(node_settings, every_module_gets_its_flags) {
   auto s = bound({"--node-name=n1", "--data-dir=/d", "--shards=64", "--sync-wal=false",
                   "--retention-raw-days=7", "--retention-tenant=t1=2:400",

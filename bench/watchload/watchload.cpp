@@ -236,17 +236,24 @@ int main(int argc, char** argv) {
       std::cerr << "ingest: " << st.error_message() << "\n";
       return 1;
     }
+    double worst = 0;
     for (size_t j = 0; j < mine.size(); ++j) {
       auto* w = mine[j];
       std::unique_lock<std::mutex> lock{w->mtx};
       if (w->cv.wait_for(lock, 5s, [&] { return w->applied > before[j]; })) {
         latencies_ms.push_back(std::chrono::duration<double, std::milli>(w->last - sent).count());
         after_ack_ms.push_back(std::max(0.0, std::chrono::duration<double, std::milli>(w->last - acked).count()));
+        worst = std::max(worst, after_ack_ms.back());
       } else {
         latencies_ms.push_back(5000);  // counted as missed
         after_ack_ms.push_back(5000);
       }
     }
+    if (worst > 100)  // when, to line it up with the node's log
+      fmt::print("slow change {}: {:.1f} ms after its acknowledgement, acknowledged after {:.1f} ms, at {}\n", c,
+                 worst, std::chrono::duration<double, std::milli>(acked - sent).count(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count());
     std::this_thread::sleep_for(200ms);
   }
   fmt::print("changes: {} readings, {} deliveries: from sending the reading p50 {:.1f} ms, p99 {:.1f} ms, max "

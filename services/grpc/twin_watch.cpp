@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <optional>
+#include <unordered_map>
 
 #include <google/protobuf/util/message_differencer.h>
 #include <prometheus/counter.h>
@@ -70,6 +71,7 @@ public:
       return st;
     interval_ = interval;
     mask_ = mask;
+    name_ = name;
     read_ = std::move(read);
     expiry_ = std::move(expiry);
     std::weak_ptr<twin_watch> weak = this->shared_from_this();
@@ -81,7 +83,7 @@ public:
     std::lock_guard<std::mutex> guard{mtx_};
     schedule(clock::now());
     if (deadline_ != std::chrono::system_clock::time_point::max())
-      env_.watches.at(steady(deadline_), weak);  // ends it there
+      env_.watches.at(steady(deadline_), weak, watch_pump::urgency::time);  // ends it there
     return Status::OK;
   }
 
@@ -119,9 +121,7 @@ public:
     }
     lock.unlock();
     Twin twin;
-    auto st = read_(&twin);
-    if (auto* c = env_.watches.metrics.reads[kind()])
-      c->Increment();
+    auto st = read_shared(&twin);
     lock.lock();
     if (finished_)
       return;
@@ -130,7 +130,7 @@ public:
     if (expiry_)
       if (auto at = expiry_(twin))
         env_.watches.at(clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, *at - service_env::now_ms())),
-                        this->weak_from_this());
+                        this->weak_from_this(), watch_pump::urgency::time);
     apply_read_mask(mask_, &twin);
     if (last_ && google::protobuf::util::MessageDifferencer::Equals(*last_, twin))
       return;
@@ -298,6 +298,27 @@ private:
     return finished_;
   }
 
+  // read_ once per twin and pump batch: the watches of one twin due
+  // together (a change, or hundreds of alerts raised at once) share a read.
+  Status read_shared(Twin* twin) {
+    thread_local struct {
+      uint64_t batch = ~uint64_t{0};
+      std::unordered_map<std::string, std::pair<Status, Twin>> twins;
+    } reads;  // the pump's thread only
+    if (reads.batch != env_.watches.batch()) {
+      reads.twins.clear();
+      reads.batch = env_.watches.batch();
+    }
+    auto [it, fresh] = reads.twins.try_emplace(name_);
+    if (fresh) {
+      it->second.first = read_(&it->second.second);
+      if (auto* c = env_.watches.metrics.reads[kind()])
+        c->Increment();
+    }
+    *twin = it->second.second;
+    return it->second.first;
+  }
+
   void finish_locked(Status st) {
     if (finished_)
       return;
@@ -319,6 +340,7 @@ private:
   std::shared_ptr<twin_watch> self_;  // until OnDone
   std::chrono::milliseconds interval_{1000};
   FieldMask mask_;
+  std::string name_;  // the twin watched (set before the pump sees it)
   read_fn read_;
   expiry_fn expiry_;
   uint64_t subscription_ = 0;

@@ -35,14 +35,15 @@ watch_pump::~watch_pump() {
   thread_.join();
 }
 
-void watch_pump::at(clock::time_point when, std::weak_ptr<pumped> target) {
-  bool first;
+void watch_pump::at(clock::time_point when, std::weak_ptr<pumped> target, urgency u) {
+  bool earlier;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    first = due_.empty() || when < due_.begin()->first;
-    due_.emplace(when, std::move(target));
+    earlier = (changes_.empty() || when < changes_.begin()->first) &&
+              (timed_.empty() || when < timed_.begin()->first);
+    (u == urgency::change ? changes_ : timed_).emplace(when, std::move(target));
   }
-  if (first)
+  if (earlier)
     wake_.notify_one();
 }
 
@@ -71,27 +72,34 @@ void watch_pump::give(const std::string& principal) {
 
 size_t watch_pump::queued() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  return due_.size();
+  return changes_.size() + timed_.size();
 }
 
 void watch_pump::run() {
   std::vector<std::weak_ptr<pumped>> now_due;
   std::unique_lock<std::mutex> lock{mtx_};
   while (!stopping_) {
-    if (due_.empty()) {
-      wake_.wait(lock);
-      continue;
-    }
-    auto next = due_.begin()->first;
-    if (next > clock::now()) {
-      wake_.wait_until(lock, next);
-      continue;
-    }
-    auto end = due_.upper_bound(clock::now());
-    for (auto it = due_.begin(); it != end; ++it)
+    auto now = clock::now();
+    // Every change due, else a slice of the time-driven refreshes due.
+    for (auto it = changes_.begin(); it != changes_.end() && it->first <= now; it = changes_.erase(it))
       now_due.push_back(std::move(it->second));
-    due_.erase(due_.begin(), end);
+    if (now_due.empty())
+      for (auto it = timed_.begin(); it != timed_.end() && it->first <= now && now_due.size() < time_slice;
+           it = timed_.erase(it))
+        now_due.push_back(std::move(it->second));
+    if (now_due.empty()) {
+      if (changes_.empty() && timed_.empty()) {
+        wake_.wait(lock);
+      } else {
+        auto next = changes_.empty()  ? timed_.begin()->first
+                    : timed_.empty() ? changes_.begin()->first
+                                     : std::min(changes_.begin()->first, timed_.begin()->first);
+        wake_.wait_until(lock, next);
+      }
+      continue;
+    }
     lock.unlock();
+    ++batch_;
     for (auto& w : now_due)
       if (auto target = w.lock())
         target->refresh();

@@ -49,11 +49,23 @@ public:
   watch_pump(const watch_pump&) = delete;
   watch_pump& operator=(const watch_pump&) = delete;
 
+  /// How urgent a refresh is. A change a watch must show comes first; a
+  /// refresh due to time (a device's heartbeat running out, which may
+  /// come for thousands of watches at once) runs in slices between them.
+  enum class urgency : uint8_t { change, time };
+  /// Refreshes of `urgency::time` taken at once before changes are looked
+  /// at again: a change waits behind at most this many reads.
+  static constexpr size_t time_slice = 32;
+
   /// Refreshes `target` at `when` (now if past), unless it is gone by then.
-  void at(clock::time_point when, std::weak_ptr<pumped> target);
+  void at(clock::time_point when, std::weak_ptr<pumped> target, urgency u = urgency::change);
 
   /// Refreshes due now or later.
   size_t queued() const;
+
+  /// The batch of refreshes the pump runs now: refreshes in one batch may
+  /// share what they read. Read on the pump's thread only.
+  uint64_t batch() const { return batch_; }
 
   watch_metrics metrics;
 
@@ -67,10 +79,12 @@ private:
 
   mutable std::mutex mtx_;
   std::condition_variable wake_;
-  std::multimap<clock::time_point, std::weak_ptr<pumped>> due_;
+  using schedule = std::multimap<clock::time_point, std::weak_ptr<pumped>>;
+  schedule changes_, timed_;  // by urgency
   std::unordered_map<std::string, size_t> open_;  // per principal, under mtx_
   size_t open_total_ = 0;
   bool stopping_ = false;
+  uint64_t batch_ = 0;  // the pump's thread only
   std::thread thread_;
 };
 

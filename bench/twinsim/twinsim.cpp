@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "bench/support/process_cpu.hpp"
 #include "actors/cluster/shard_map.hpp"
 #include "actors/models/twin_name.hpp"
 #include "services/grpc/client_channel.hpp"
@@ -85,6 +86,7 @@ struct options {
   bool quiet = false;
   std::string acked_log;
   std::string report_json;
+  int node_pid = 0;  // set: report the node's CPU per million readings acknowledged while measuring
   uint32_t device_twins = 0;  // memory benchmark mode
   std::string device_phase = "both";  // register, activate or both
 };
@@ -773,6 +775,9 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", o.quiet, "no progress lines");
   app.add_option("--acked-log", o.acked_log, "append 'patient metric time_ms value' per acknowledged reading");
   app.add_option("--report-json", o.report_json, "write the final report as JSON here");
+  app.add_option("--node-pid", o.node_pid,
+                 "the node's process id (on this machine): report its CPU per million readings "
+                 "acknowledged after the warm-up");
   app.add_option("--owned-by", o.owned_by, "cluster benchmark: only patients whose twins and devices live on this member");
   app.add_option("--cluster-members", o.cluster_members, "with --owned-by: the member names, as the nodes are given them")->delimiter(',');
   app.add_option("--shards", o.shards, "with --owned-by: the nodes' --shards")->capture_default_str();
@@ -893,14 +898,21 @@ int main(int argc, char** argv) {
 
   // Progress until the workers finish.
   std::atomic<bool> done{false};
+  // The node's CPU and the readings acknowledged from the end of the warm-up.
+  std::atomic<double> cpu_at_warm{o.node_pid ? healthtwin::bench::process_cpu_s(o.node_pid) : 0};
+  std::atomic<uint64_t> acked_at_warm{0};
   std::thread progress([&] {
     uint64_t last_acked = 0, node_accepted = 0;
     auto last = clock_type::now(), node_last = last;
     int tick = 0;
     while (!done) {
       std::this_thread::sleep_for(100ms);
-      if (!st.measuring && clock_type::now() >= warm)
+      if (!st.measuring && clock_type::now() >= warm) {
+        if (o.node_pid)
+          cpu_at_warm = healthtwin::bench::process_cpu_s(o.node_pid);
+        acked_at_warm = st.acked.load();
         st.measuring = true;
+      }
       if (++tick % 10 != 0)
         continue;
       auto now = clock_type::now();
@@ -926,6 +938,15 @@ int main(int argc, char** argv) {
   });
   for (auto& t : threads)
     t.join();
+  double node_cpu_per_m = 0;
+  if (o.node_pid) {
+    auto readings = st.acked.load() - acked_at_warm.load();
+    auto cpu = healthtwin::bench::process_cpu_s(o.node_pid) - cpu_at_warm.load();
+    node_cpu_per_m = readings ? cpu / static_cast<double>(readings) * 1e6 : 0;
+    std::cout << fmt::format("node CPU: {:.2f} s for {} readings acknowledged after the warm-up = {:.3f} CPU-s per "
+                             "million readings\n",
+                             cpu, readings, node_cpu_per_m);
+  }
   auto elapsed = std::chrono::duration<double>(clock_type::now() - begin).count();
   interrupted = true;
   done = true;
@@ -967,10 +988,11 @@ int main(int argc, char** argv) {
         "{{\"mode\":\"{}\",\"patients\":{},\"batch\":{},\"concurrency\":{},\"elapsed_s\":{:.3f},"
         "\"sent\":{},\"acked\":{},\"rejected\":{},\"duplicates\":{},\"retries\":{},\"exhausted\":{},"
         "\"unavailable\":{},\"readings_per_s\":{:.1f},\"p50_ms\":{:.3f},\"p99_ms\":{:.3f},\"p999_ms\":{:.3f},"
-        "\"alerts\":{},\"alert_p50_ms\":{:.3f},\"alert_p99_ms\":{:.3f}}}\n",
+        "\"alerts\":{},\"alert_p50_ms\":{:.3f},\"alert_p99_ms\":{:.3f},\"node_cpu_s_per_m\":{:.4f}}}\n",
         o.mode, o.patients, o.batch, o.concurrency, elapsed, st.sent.load(), acked, st.rejected.load(),
         st.duplicates.load(), st.retries.load(), st.exhausted.load(), st.unavailable.load(), throughput, percentile(lat, 50),
-        percentile(lat, 99), percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99));
+        percentile(lat, 99), percentile(lat, 99.9), alert_lat.size(), percentile(alert_lat, 50), percentile(alert_lat, 99),
+        node_cpu_per_m);
   }
   return st.rejected.load() == 0 ? 0 : 5;
 }

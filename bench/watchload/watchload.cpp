@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "bench/support/process_cpu.hpp"
 #include "healthtwin/v1/ingest.grpc.pb.h"
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "healthtwin/v1/twin.grpc.pb.h"
@@ -43,31 +44,6 @@ struct options {
   int patients = 1000, watches = 10000, idle_s = 20, changes = 200;
   int node_pid = 0;
 };
-
-double node_cpu_s(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(f)), {});
-  auto close = text.rfind(')');
-  std::istringstream rest(text.substr(close + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14)
-      utime = std::stoull(field);
-    if (i == 15)
-      stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double node_rss_mb(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stod(line.substr(6)) / 1024.0;
-  return 0;
-}
 
 // One watch: counts its messages and stamps the latest.
 class watch final : public grpc::ClientReadReactor<v1::PatientTwin> {
@@ -181,7 +157,7 @@ int main(int argc, char** argv) {
     stubs.push_back(v1::TwinService::NewStub(ch));
   std::vector<std::unique_ptr<watch>> watches;
   std::this_thread::sleep_for(2s);
-  auto rss_before = node_rss_mb(o.node_pid);
+  auto rss_before = healthtwin::bench::process_rss_mb(o.node_pid);
   auto opened = clock_type::now();
   for (int i = 0; i < o.watches; ++i)
     watches.push_back(std::make_unique<watch>(*stubs[static_cast<size_t>(i) % stubs.size()], patient(i % o.patients)));
@@ -194,15 +170,15 @@ int main(int argc, char** argv) {
   }
   auto open_s = std::chrono::duration<double>(clock_type::now() - opened).count();
   std::this_thread::sleep_for(2s);
-  auto rss_after = node_rss_mb(o.node_pid);
+  auto rss_after = healthtwin::bench::process_rss_mb(o.node_pid);
   fmt::print("{} watches over {} patients open in {:.1f} s; node RSS {:.0f} -> {:.0f} MB ({:.1f} KB per watch)\n",
              o.watches, o.patients, open_s, rss_before, rss_after, (rss_after - rss_before) * 1024 / o.watches);
 
   std::this_thread::sleep_for(2s);  // settle
-  auto cpu0 = node_cpu_s(o.node_pid);
+  auto cpu0 = healthtwin::bench::process_cpu_s(o.node_pid);
   auto t0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::seconds(o.idle_s));
-  auto cpu = node_cpu_s(o.node_pid) - cpu0;
+  auto cpu = healthtwin::bench::process_cpu_s(o.node_pid) - cpu0;
   auto wall = std::chrono::duration<double>(clock_type::now() - t0).count();
   fmt::print("idle: node CPU {:.3f} s over {:.1f} s = {:.2f} % of one core\n", cpu, wall, 100 * cpu / wall);
 

@@ -119,6 +119,9 @@ grpc::Status stream_alerts(service_env& env, grpc::ServerContext* call,
       return st;
     if (auto st = rc.allow({filter.tenant, {}}); !st.ok())
       return st;
+    if (!filter.patient.empty() && !env.owned_elsewhere(filter.patient))
+      if (auto st = env.stream_elsewhere(call, filter.patient))  // homed in another region
+        return *st;
     // In a cluster: a patient's alerts come from its owner; a tenant's are
     // merged from every member (docs/cluster.md). A forwarded call is
     // answered from this member alone.

@@ -122,6 +122,26 @@ public:
     return st;
   }
 
+  /// For a stream about the patient or device `name` (a watch, a patient's
+  /// alerts) on the node that would serve it: FAILED_PRECONDITION naming
+  /// its home region when it is not registered here and another region has
+  /// it — streams are not carried across regions, the caller opens it
+  /// there — or UNAVAILABLE when a region that might have it cannot be
+  /// asked. nullopt: serve it here.
+  std::optional<grpc::Status> stream_elsewhere(const grpc::ServerContextBase* call, std::string_view name) {
+    if (!regions || call->client_metadata().count(region_forwarded_header))
+      return std::nullopt;
+    auto kind = twin_kind_of(name);
+    if (kind.empty() || registered_here(name))
+      return std::nullopt;
+    auto home = find_home(call, std::string{name});
+    if (home.status.error_code() == grpc::StatusCode::NOT_FOUND)
+      return std::nullopt;
+    if (!home.status.ok())
+      return home.status;
+    return homed_elsewhere("this " + kind, home.region, regions->endpoint(home.region));
+  }
+
   /// Where the patient or device `name`, not registered here, is homed:
   /// remembered from an earlier answer when this node forwards, else asked
   /// of every other region with the caller's token (LocateTwin).

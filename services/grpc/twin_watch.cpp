@@ -378,7 +378,7 @@ grpc::ServerWriteReactor<v1::PatientTwin>* watch_patient_twin(service_env& env, 
       });
     }
     if (auto st = check_patient(env, rc, req->name(), "name"); !st.ok())
-      return st;
+      return st.error_code() == grpc::StatusCode::NOT_FOUND ? env.stream_elsewhere(call, req->name()).value_or(st) : st;
     return w->watch(req->name(), *interval, req->read_mask(), [&env, name = req->name()](v1::PatientTwin* twin) {
       return read_patient_twin(env, env.settings.call_timeout, name, twin);
     });
@@ -405,7 +405,7 @@ grpc::ServerWriteReactor<v1::DeviceTwin>* watch_device_twin(service_env& env, gr
     }
     storage::device_record rec;
     if (auto st = find_device(env, rc, req->name(), "name", rec); !st.ok())
-      return st;
+      return st.error_code() == grpc::StatusCode::NOT_FOUND ? env.stream_elsewhere(call, req->name()).value_or(st) : st;
     auto read = [&env, name = req->name()](v1::DeviceTwin* twin) {
       // The registry part (shadow, assignment) can change too.
       auto now = storage::registry{*env.ctx.store}.get_device(name);

@@ -19,7 +19,10 @@ accept the same tokens.
 - With us-east down, a call about its patient through eu-central is
   UNAVAILABLE naming the region, never answered from local data.
 
-Usage: regions_test.py --node PATH"""
+- Streams (a twin watch, a patient's alert stream) are not carried
+  across regions: both routings answer FAILED_PRECONDITION naming the home.
+
+Usage: regions_test.py --node PATH --proto-dir proto"""
 
 import argparse
 import json
@@ -53,6 +56,7 @@ class Regions(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-regions-")
         root = cls.tmp.name
+        node_fixture.make_stubs(ARGS.proto_dir, os.path.join(root, "stubs"))
         key = ec.generate_private_key(ec.SECP256R1())
         eu_ports, us_port = [node_fixture.free_port() for _ in range(3)], node_fixture.free_port()
         eu_dir, us_dir = os.path.join(root, "eu"), os.path.join(root, "us")
@@ -93,6 +97,18 @@ class Regions(unittest.TestCase):
             node.api(token or self.service, rpc, body)
         return e.exception.code, json.loads(e.exception.read().decode())
 
+    def stream_refusal(self, node, open_stream):
+        """The status a server stream opened at `node` (Python gRPC, TLS) ends with before any message."""
+        import grpc
+        from healthtwin.v1 import alert_pb2_grpc, twin_pb2_grpc
+        creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=node.ca),
+                                                   grpc.access_token_call_credentials(self.service))
+        with grpc.secure_channel(f"localhost:{node.grpc_port}", creds) as ch:
+            stream = open_stream(twin_pb2_grpc.TwinServiceStub(ch), alert_pb2_grpc.AlertServiceStub(ch))
+            with self.assertRaises(grpc.RpcError) as e:
+                next(stream)
+            return e.exception.code(), e.exception.details()
+
     def test_1_a_patient_homed_elsewhere_is_served_by_its_home_region_only(self):
         made = self.call(self.eu[1], "RegistryService/CreatePatient", {
             "parent": f"tenants/{TENANT}", "patientId": PID,
@@ -120,6 +136,13 @@ class Regions(unittest.TestCase):
         self.assertEqual(acked["acknowledgedBy"], "dr-okafor")
         there = self.call(self.us, "AlertService/ListAlerts", {"parent": f"tenants/{TENANT}", "patient": patient(PID)})
         self.assertEqual(there["alerts"][0]["acknowledgedBy"], "dr-okafor")
+        # Streams are not carried across regions: a watch through eu-central names us-east.
+        from healthtwin.v1 import twin_pb2
+        import grpc
+        code, details = self.stream_refusal(self.eu[1], lambda twins, alerts: twins.WatchPatientTwin(
+            twin_pb2.WatchPatientTwinRequest(name=patient(PID)), timeout=10))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, details)
+        self.assertIn("region us-east", details)
         # Its FHIR export is made in us-east, whole, through eu-central.
         bundle = json.loads(self.call(self.eu[0], "FhirService/ExportPatient", {"name": patient(PID)})["json"])
         kinds = sorted({e["resource"]["resourceType"] for e in bundle["entry"]})
@@ -164,6 +187,12 @@ class Regions(unittest.TestCase):
                          "eu-central")
         self.assertEqual(self.call(self.eu[2], "RegistryService/LocateTwin", {"name": patient(pid)})["homeRegion"],
                          "eu-central")
+        from healthtwin.v1 import alert_pb2
+        import grpc
+        code, details = self.stream_refusal(self.us, lambda twins, alerts: alerts.StreamAlerts(
+            alert_pb2.StreamAlertsRequest(parent=f"tenants/{TENANT}", patient=patient(pid)), timeout=10))
+        self.assertEqual(code, grpc.StatusCode.FAILED_PRECONDITION, details)
+        self.assertIn("region eu-central", details)
         # Unknown everywhere: NOT_FOUND from both regions.
         for n in (self.us, self.eu[1]):
             code, body = self.refused(n, "RegistryService/GetPatient", {"name": patient("p-nobody")})
@@ -204,6 +233,7 @@ def main():
     global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("--node", required=True)
+    p.add_argument("--proto-dir", required=True)
     ARGS, rest = p.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 

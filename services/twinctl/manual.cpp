@@ -77,6 +77,9 @@ const std::map<std::string, page>& pages() {
                          api_exit, "twinctl alerts burden --tenant h1 --ward ICU-3 --hours 168"}},
       {"patients create", {"Registers a patient in a ward (and bed; home region; SpO2 scale 2).", api_exit,
                            "twinctl patients create tenants/h1/patients/p7 --ward ICU-3 --bed 4"}},
+      {"locate", {"The region a patient or device is homed in: this node's when it is registered here, else\n"
+                  "  the region (of those the node knows) that has it (docs/multi-region.md).", api_exit,
+                  "twinctl locate tenants/h1/patients/p7"}},
       {"patients get", {"A patient's registration: ward, bed, home region, devices.", api_exit,
                         "twinctl patients get tenants/h1/patients/p7"}},
       {"patients update", {"Moves a patient to another ward or bed, or switches SpO2 scale 2; only the fields given\n"

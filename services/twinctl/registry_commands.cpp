@@ -66,6 +66,10 @@ registry_commands::registry_commands(CLI::App& app, const std::function<void(CLI
   patient_chart_->add_option("--oxygen", oxygen_, "supplemental oxygen, L/min (0: room air)")->check(CLI::Range(0.0, 60.0));
   patient_erase_->add_flag("--yes", yes_, "confirm: the erasure cannot be undone")->required();
 
+  locate_ = app.add_subcommand("locate", "the region a patient or device is homed in (RegistryService.LocateTwin)");
+  connect(locate_);
+  locate_->add_option("name", name_, "tenants/T/patients/P or tenants/T/devices/D")->required();
+
   devices_ = app.add_subcommand("devices", "the device registry (RegistryService)")->require_subcommand(1);
   device_create_ = devices_->add_subcommand("create", "register a device");
   device_get_ = devices_->add_subcommand("get", "a device's registration, patient and configuration");
@@ -96,6 +100,17 @@ registry_commands::registry_commands(CLI::App& app, const std::function<void(CLI
 int registry_commands::run(const services::channel_settings& node, bool json) const {
   using R = v1::RegistryService::Stub;
   using C = v1::ClinicalService::Stub;
+  if (locate_->parsed()) {
+    v1::LocateTwinRequest r;
+    r.set_name(name_);
+    v1::TwinLocation where;
+    auto rc = unary(node, "locating the twin", &R::LocateTwin, r, where);
+    if (rc == done)
+      json ? print_json(where)
+           : (void)std::printf("%s  home %s\n", where.name().c_str(),
+                               where.home_region().empty() ? "(a node without a region)" : where.home_region().c_str());
+    return rc;
+  }
   if (patients_->parsed() || settings_->parsed()) {
     auto name = split_name(name_, "patients");
     if (!name)

@@ -22,12 +22,12 @@ public:
   registry_commands(CLI::App& app, const std::function<void(CLI::App*)>& connect);
 
   /// The top-level commands (for the caller's "needs a node" check).
-  bool parsed() const { return patients_->parsed() || devices_->parsed() || settings_->parsed(); }
+  bool parsed() const { return patients_->parsed() || devices_->parsed() || settings_->parsed() || locate_->parsed(); }
   /// Runs the command given.
   int run(const services::channel_settings& node, bool json) const;
 
 private:
-  CLI::App *patients_, *devices_, *settings_;
+  CLI::App *patients_, *devices_, *settings_, *locate_;
   CLI::App *patient_create_, *patient_get_, *patient_update_, *patient_chart_, *patient_erase_;
   CLI::App *device_create_, *device_get_, *device_assign_, *device_unassign_, *device_decommission_, *device_reset_;
   CLI::App *settings_get_, *settings_set_;

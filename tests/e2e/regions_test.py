@@ -13,7 +13,7 @@ accept the same tokens.
 - us-east redirects: a call about a patient homed in eu-central is
   refused FAILED_PRECONDITION naming the region and its endpoint (and a
   google.rpc.ErrorInfo HOMED_ELSEWHERE).
-- LocateTwin names a twin's home from either region; an id registered in
+- LocateTwin (and `twinctl locate`) names a twin's home from either region; an id registered in
   one region cannot be created in another; UpdatePatient cannot move a
   patient's home; an unknown patient is NOT_FOUND everywhere.
 - With us-east down, a call about its patient through eu-central is
@@ -22,11 +22,12 @@ accept the same tokens.
 - Streams (a twin watch, a patient's alert stream) are not carried
   across regions: both routings answer FAILED_PRECONDITION naming the home.
 
-Usage: regions_test.py --node PATH --proto-dir proto"""
+Usage: regions_test.py --node PATH --proto-dir proto --twinctl PATH"""
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -185,6 +186,14 @@ class Regions(unittest.TestCase):
             self.assertEqual(info[0]["metadata"]["home_region"], "eu-central")
         self.assertEqual(self.call(self.us, "RegistryService/LocateTwin", {"name": patient(pid)})["homeRegion"],
                          "eu-central")
+        token_file = os.path.join(self.tmp.name, "service.jwt")
+        with open(token_file, "w") as f:
+            f.write(self.service)
+        located = subprocess.run([ARGS.twinctl, "locate", patient(pid), "--target", f"localhost:{self.us.grpc_port}",
+                                  "--tls-ca-file", os.path.join(self.us.dir, "ca.pem"), "--token-file", token_file],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertEqual(located.returncode, 0, located.stderr)
+        self.assertEqual(located.stdout.strip(), f"{patient(pid)}  home eu-central")
         self.assertEqual(self.call(self.eu[2], "RegistryService/LocateTwin", {"name": patient(pid)})["homeRegion"],
                          "eu-central")
         from healthtwin.v1 import alert_pb2
@@ -234,6 +243,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--node", required=True)
     p.add_argument("--proto-dir", required=True)
+    p.add_argument("--twinctl", required=True)
     ARGS, rest = p.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 

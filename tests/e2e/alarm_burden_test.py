@@ -11,7 +11,6 @@ as JSON. Stopped by PID.
 
 Usage: alarm_burden_test.py --node PATH --twinctl PATH"""
 
-import argparse
 import json
 import os
 import ssl
@@ -203,11 +202,8 @@ class AlarmBurden(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--twinctl", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "twinctl")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

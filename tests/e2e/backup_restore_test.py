@@ -11,7 +11,6 @@ Stopped by PID.
 
 Usage: backup_restore_test.py --node PATH --twinctl PATH"""
 
-import argparse
 import json
 import os
 import shutil
@@ -137,11 +136,8 @@ class BackupRestore(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--twinctl", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "twinctl")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

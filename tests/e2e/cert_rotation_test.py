@@ -17,7 +17,6 @@ stopped by PID.
 
 Usage: cert_rotation_test.py --node PATH --gateway PATH"""
 
-import argparse
 import http.client
 import json
 import os
@@ -256,11 +255,8 @@ class TwoMembers(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--gateway", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "gateway")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

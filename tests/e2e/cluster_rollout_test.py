@@ -19,7 +19,6 @@ their shadow (GetDevice / ReportDeviceState) through any member.
 
 Usage: cluster_rollout_test.py --node PATH"""
 
-import argparse
 import os
 import sys
 import tempfile
@@ -230,10 +229,8 @@ class ClusterRollout(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

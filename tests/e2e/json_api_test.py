@@ -9,7 +9,6 @@ tenant's clinician sees nothing. Stopped by PID.
 
 Usage: json_api_test.py --node PATH"""
 
-import argparse
 import json
 import os
 import socket
@@ -221,10 +220,8 @@ class JsonApi(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

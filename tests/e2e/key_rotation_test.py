@@ -17,7 +17,6 @@ its keys are fixed.
 
 Usage: key_rotation_test.py --node PATH"""
 
-import argparse
 import os
 import sys
 import tempfile
@@ -133,10 +132,8 @@ class KeyRotation(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

@@ -257,3 +257,19 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
             "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym] + list(extra_args(i))))
     return nodes, peers
+
+
+def parse_args(*required):
+    """The test's required options (e.g. "node", "proto-dir": --node, --proto-dir) and the
+    arguments left for unittest."""
+    import argparse
+    p = argparse.ArgumentParser()
+    for name in required:
+        p.add_argument("--" + name, required=True)
+    return p.parse_known_args()
+
+
+def run_tests(rest):
+    """unittest.main over the test module's cases, verbose, with the arguments parse_args left."""
+    import unittest
+    unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2)

@@ -10,7 +10,6 @@ phase, state and priority. Everything is stopped by PID.
 
 Usage: pcd04_test.py --node PATH --gateway PATH"""
 
-import argparse
 import os
 import signal
 import socket
@@ -259,11 +258,8 @@ class AlarmsOverTls(GatewayFixture):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--gateway", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "gateway")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

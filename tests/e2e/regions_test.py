@@ -24,7 +24,6 @@ accept the same tokens.
 
 Usage: regions_test.py --node PATH --proto-dir proto --twinctl PATH"""
 
-import argparse
 import json
 import os
 import subprocess
@@ -240,12 +239,8 @@ class Regions(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--proto-dir", required=True)
-    p.add_argument("--twinctl", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "proto-dir", "twinctl")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ through their shadow as real ones would: each reads its desired firmware
 
 Usage: rollout_test.py --node PATH --twinctl PATH"""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -225,11 +224,8 @@ class Rollout(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--twinctl", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "twinctl")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

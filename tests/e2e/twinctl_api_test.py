@@ -8,7 +8,6 @@ be reached. Stopped by PID.
 
 Usage: twinctl_api_test.py --node PATH --twinctl PATH"""
 
-import argparse
 import json
 import os
 import ssl
@@ -211,11 +210,8 @@ class TwinctlApi(unittest.TestCase):
 
 def main():
     global ARGS
-    p = argparse.ArgumentParser()
-    p.add_argument("--node", required=True)
-    p.add_argument("--twinctl", required=True)
-    ARGS, rest = p.parse_known_args()
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    ARGS, rest = node_fixture.parse_args("node", "twinctl")
+    node_fixture.run_tests(rest)
 
 
 if __name__ == "__main__":

@@ -415,8 +415,12 @@ private:
     if (from_region)
       return std::nullopt;
     // A patient id names one patient in every region: refused when a region
-    // that answers has it (one that cannot be asked does not block admission).
-    auto there = env_.find_home(call, p.name);
+    // that answers has it. One that cannot be asked does not block
+    // admission, nor hold it up for more than a second.
+    auto there = regions.locate(p.name, [&](grpc::ClientContext& out) {
+      env_.prepare_region_forwarded(call, out);
+      out.set_deadline(std::min(out.deadline(), std::chrono::system_clock::now() + std::chrono::seconds(1)));
+    });
     if (there.status.ok())
       return Status(grpc::StatusCode::ALREADY_EXISTS,
                     "patient is already registered, in region " + there.region);

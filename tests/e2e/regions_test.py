@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.error
 
@@ -235,6 +236,12 @@ class Regions(unittest.TestCase):
             code, body = self.refused(n, "RegistryService/GetPatient", {"name": patient(PID)})
             self.assertEqual(code, 503, body)
             self.assertIn("region us-east", body["message"])
+        # ...and still admits its own patients (the id check skips the region it cannot ask).
+        started = time.monotonic()
+        made = self.call(self.eu[2], "RegistryService/CreatePatient", {
+            "parent": f"tenants/{TENANT}", "patientId": "p-eu-admitted", "patient": {"ward": "W3"}})
+        self.assertEqual(made["homeRegion"], "eu-central")
+        self.assertLess(time.monotonic() - started, 5)
 
 
 def main():

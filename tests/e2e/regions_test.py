@@ -189,7 +189,7 @@ class Regions(unittest.TestCase):
         token_file = os.path.join(self.tmp.name, "service.jwt")
         with open(token_file, "w") as f:
             f.write(self.service)
-        located = subprocess.run([ARGS.twinctl, "locate", patient(pid), "--target", f"localhost:{self.us.grpc_port}",
+        located = subprocess.run([ARGS.twinctl, "locate", patient(pid), "--target", f"127.0.0.1:{self.us.grpc_port}",
                                   "--tls-ca-file", os.path.join(self.us.dir, "ca.pem"), "--token-file", token_file],
                                  capture_output=True, text=True, timeout=60)
         self.assertEqual(located.returncode, 0, located.stderr)

@@ -82,12 +82,7 @@ std::string owner_routing::twin_kind_of(std::string_view name) {
 void owner_routing::prepare_region_forwarded(const grpc::ServerContextBase* call,
                                              grpc::ClientContext& out) const {
   out.set_deadline(std::chrono::system_clock::now() + frame_.forward_timeout(call));
-  auto& md = call->client_metadata();
-  if (auto token = md.find("authorization"); token != md.end())
-    out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
-  out.AddMetadata(region_forwarded_header, regions->settings().self);
-  if (auto id = current_request_id(); !id.empty())
-    out.AddMetadata(std::string{request_id_header}, std::string{id});
+  on_callers_behalf(call, out, region_forwarded_header, regions->settings().self);
 }
 
 grpc::Status owner_routing::not_owner_here(const std::string& field) {

@@ -84,17 +84,10 @@ public:
   template <class Remote>
   std::optional<grpc::Status> at_home(const grpc::ServerContextBase* call, std::string_view name,
                                       Remote&& remote) {
-    if (!regions || call->client_metadata().count(region_forwarded_header))
-      return std::nullopt;
-    auto kind = twin_kind_of(name);
-    if (kind.empty() || registered_here(name))
-      return std::nullopt;  // rollouts live in every region; a sub-resource missing here
-    auto home = find_home(call, std::string{name});
-    if (home.status.error_code() == grpc::StatusCode::NOT_FOUND)
-      return std::nullopt;
-    if (!home.status.ok())
-      return home.status;
-    return to_home(call, name, home.region, std::forward<Remote>(remote));
+    auto home = home_elsewhere(call, name);
+    if (!home || !home->status.ok())
+      return home ? std::optional{home->status} : std::nullopt;
+    return to_home(call, name, home->region, std::forward<Remote>(remote));
   }
 
   /// The answer of `region` to `remote(stubs, context)` made there on the
@@ -129,17 +122,25 @@ public:
   /// there — or UNAVAILABLE when a region that might have it cannot be
   /// asked. nullopt: serve it here.
   std::optional<grpc::Status> stream_elsewhere(const grpc::ServerContextBase* call, std::string_view name) {
+    auto home = home_elsewhere(call, name);
+    if (!home || !home->status.ok())
+      return home ? std::optional{home->status} : std::nullopt;
+    return homed_elsewhere("this " + twin_kind_of(name), home->region, regions->endpoint(home->region));
+  }
+
+  /// Where the patient or device `name` is homed when that is not here:
+  /// nullopt when this node is to answer (no regions, a call from another
+  /// region, not a twin's name, registered here, or no region has it);
+  /// else the home found (status OK) or why it could not be found.
+  std::optional<twin_home> home_elsewhere(const grpc::ServerContextBase* call, std::string_view name) {
     if (!regions || call->client_metadata().count(region_forwarded_header))
       return std::nullopt;
-    auto kind = twin_kind_of(name);
-    if (kind.empty() || registered_here(name))
-      return std::nullopt;
+    if (twin_kind_of(name).empty() || registered_here(name))
+      return std::nullopt;  // rollouts live in every region; a sub-resource missing here
     auto home = find_home(call, std::string{name});
     if (home.status.error_code() == grpc::StatusCode::NOT_FOUND)
       return std::nullopt;
-    if (!home.status.ok())
-      return home.status;
-    return homed_elsewhere("this " + kind, home.region, regions->endpoint(home.region));
+    return home;
   }
 
   /// Where the patient or device `name`, not registered here, is homed:
@@ -272,11 +273,18 @@ public:
       out.set_deadline(std::chrono::system_clock::now() + frame_.forward_timeout(call));
     else if (call->deadline() != std::chrono::system_clock::time_point::max())
       out.set_deadline(call->deadline());
+    on_callers_behalf(call, out, forwarded_by_header, state_.ctx.members->self_member().name);
+  }
+
+  /// The caller's token and request id on `out` (the callee's log lines
+  /// carry it too), and `marker`: who sends the call on.
+  static void on_callers_behalf(const grpc::ServerContextBase* call, grpc::ClientContext& out,
+                                const char* marker, const std::string& by) {
     auto& md = call->client_metadata();
     if (auto token = md.find("authorization"); token != md.end())
       out.AddMetadata("authorization", std::string{token->second.data(), token->second.size()});
-    out.AddMetadata(forwarded_by_header, state_.ctx.members->self_member().name);
-    if (auto id = current_request_id(); !id.empty())  // the owner's log lines carry it too
+    out.AddMetadata(marker, by);
+    if (auto id = current_request_id(); !id.empty())
       out.AddMetadata(std::string{request_id_header}, std::string{id});
   }
 

@@ -41,14 +41,11 @@ public:
       p.name = models::patient_name(*tenant, req->patient_id());
       rc.resource = p.name;
       p.home_region = req->patient().home_region();
-      if (env_.regions) {
-        auto allowed = rc.allow({*tenant, {}});
-        if (!allowed.ok())
-          return allowed;
+      auto allowed = rc.allow({*tenant, {}});
+      if (allowed.ok() && env_.regions)
         if (auto st = place_new_patient(call, *req, p, resp))
           return *st;
-      }
-      return env_.at_owner(call, rc.allow({*tenant, {}}), p.name,
+      return env_.at_owner(call, allowed, p.name,
           [&](owner_stubs& s, grpc::ClientContext& c) {
             return s.registry->CreatePatient(&c, *req, resp);
           },

@@ -20,7 +20,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 import node_fixture  # noqa: E402
 
-import grpc  # noqa: E402
 
 
 def pct(xs, p):
@@ -56,11 +55,7 @@ def main():
             post("RegistryService/CreatePatient", {"parent": "tenants/bench", "patientId": "p-1",
                                                    "patient": {"ward": "W1", "bed": "1"}})
             name = "tenants/bench/patients/p-1"
-            creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=node.ca),
-                                                       grpc.access_token_call_credentials(token))
-            stub = twin_pb2_grpc.TwinServiceStub(
-                grpc.secure_channel(f"localhost:{node.grpc_port}", creds,
-                                    options=[("grpc.ssl_target_name_override", "localhost")]))
+            stub = twin_pb2_grpc.TwinServiceStub(node.grpc_channel(token))
             req = twin_pb2.GetPatientTwinRequest(name=name)
 
             def run_grpc():

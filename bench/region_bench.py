@@ -65,9 +65,7 @@ def main():
             token = us.token("bench", ["service"])
 
             def stubs(node):
-                creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=node.ca),
-                                                           grpc.access_token_call_credentials(token))
-                ch = grpc.secure_channel(f"localhost:{node.grpc_port}", creds)
+                ch = node.grpc_channel(token)
                 return registry_pb2_grpc.RegistryServiceStub(ch), twin_pb2_grpc.TwinServiceStub(ch)
 
             (us_reg, us_twins), (eu_reg, eu_twins) = stubs(us), stubs(eu)

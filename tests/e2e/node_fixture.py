@@ -123,6 +123,13 @@ class Node:
         """Starts the stopped node again on its port, with its data and key."""
         return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args)
 
+    def grpc_channel(self, token):
+        """A gRPC channel (Python grpcio) to this node over TLS (d/ca.pem), every call sending `token`."""
+        import grpc
+        creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=self.ca),
+                                                   grpc.access_token_call_credentials(token))
+        return grpc.secure_channel(f"localhost:{self.grpc_port}", creds)
+
     def api(self, token, rpc, body):
         """A unary call through the JSON API over HTTPS (d/ca.pem); the answer's JSON."""
         tls = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))

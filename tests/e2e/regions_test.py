@@ -102,9 +102,7 @@ class Regions(unittest.TestCase):
         """The status a server stream opened at `node` (Python gRPC, TLS) ends with before any message."""
         import grpc
         from healthtwin.v1 import alert_pb2_grpc, twin_pb2_grpc
-        creds = grpc.composite_channel_credentials(grpc.ssl_channel_credentials(root_certificates=node.ca),
-                                                   grpc.access_token_call_credentials(self.service))
-        with grpc.secure_channel(f"localhost:{node.grpc_port}", creds) as ch:
+        with node.grpc_channel(self.service) as ch:
             stream = open_stream(twin_pb2_grpc.TwinServiceStub(ch), alert_pb2_grpc.AlertServiceStub(ch))
             with self.assertRaises(grpc.RpcError) as e:
                 next(stream)

@@ -358,6 +358,13 @@ std::string store::node_key_id() const {
   return impl_->key ? impl_->key->id() : "none";
 }
 
+std::string store::database_id() const {
+  std::string id;
+  if (!impl_->db->GetDbIdentity(id).ok())
+    return {};
+  return id;
+}
+
 std::string store::pseudonym_key_id() const {
   return short_hex(hmac_sha256(impl_->pseudonym_key, "healthtwin pseudonym key id"));
 }

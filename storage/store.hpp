@@ -150,6 +150,9 @@ public:
   /// plaintext directory: members of a cluster compare it, since a shard's
   /// sealed values and wrapped keys move between them as they are.
   std::string node_key_id() const;
+  /// The database's identity (RocksDB's, made when the directory was
+  /// created; a copy keeps it): a restored or replaced directory has another.
+  std::string database_id() const;
   /// A public fingerprint of the key patients' pseudonyms are keyed with
   /// (16 hex digits): members of a cluster compare it, since erasure
   /// markers name patients by pseudonym.

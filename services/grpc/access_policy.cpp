@@ -60,6 +60,7 @@ const std::vector<rpc_row> table{
     {"ClusterService/GetClusterStatus", sre | ops_admin, false, here},
     {"ClusterService/ChangeMembers", static_cast<role_set>(sre), false, here},
     {"ClusterService/BackupNode", static_cast<role_set>(sre), false, here},
+    {"ClusterService/ReadReplicaCopy", static_cast<role_set>(sre), false, here},
     // Not RPCs of healthtwin.v1, kept here so the table is complete: health
     // checking and reflection need no token (they reveal no data).
     {"grpc.health.v1.Health/Check", 0, false, here},

@@ -14,6 +14,7 @@
 #include "healthtwin/v1/cluster.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/field_rules.hpp"
+#include "services/grpc/replica_copy.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
 #include "storage/errc.hpp"
@@ -87,7 +88,7 @@ public:
                       "this node takes no backups: start it with --backup-dir");
       std::unique_lock<std::mutex> one_at_a_time{backup_mtx_, std::try_to_lock};
       if (!one_at_a_time.owns_lock())
-        return Status(grpc::StatusCode::ABORTED, "another backup of this node is running");
+        return Status(grpc::StatusCode::ABORTED, "a backup or replica copy of this node is being made");
       auto path = root + "/" + req->name();
       std::error_code ec;
       if (std::filesystem::create_directory(root, ec); ec)
@@ -112,8 +113,29 @@ public:
     });
   }
 
+  Status ReadReplicaCopy(ServerContext* call, const v1::ReadReplicaCopyRequest* req,
+                         grpc::ServerWriter<v1::ReplicaCopyChunk>* writer) override {
+    return env_.serve(call, "ClusterService/ReadReplicaCopy", [&](rpc_call& rc) -> Status {
+      rc.resource = "cluster";
+      if (auto st = rc.allow({}); !st.ok())
+        return st;
+      std::map<std::string, uint64_t> holds;
+      if (auto st = replica_holds(*req, holds); !st.ok())
+        return st;
+      if (env_.settings.backup_dir.empty())
+        return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "this node makes no replica copies: start it with --backup-dir");
+      std::unique_lock<std::mutex> one_at_a_time{backup_mtx_, std::try_to_lock};
+      if (!one_at_a_time.owns_lock())
+        return Status(grpc::StatusCode::ABORTED, "a backup or replica copy of this node is being made");
+      replica_source src{*env_.ctx.store, env_.settings.backup_dir, env_.ctx.members->self_member().name,
+                         env_.stopping};
+      return stream_replica_copy(src, holds, call, writer);
+    });
+  }
+
 private:
-  std::mutex backup_mtx_;
+  std::mutex backup_mtx_;  // one backup or replica copy at a time
 
   // The request's fields checked: unique member names, host:port
   // addresses, a step of 1..256 shards (16 when unset).

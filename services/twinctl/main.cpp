@@ -63,6 +63,7 @@
 #include "services/twinctl/completion.hpp"
 #include "services/twinctl/manual.hpp"
 #include "services/twinctl/registry_commands.hpp"
+#include "services/twinctl/replica_commands.hpp"
 #include "services/twinctl/rollout_commands.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
@@ -267,6 +268,31 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   burden->add_flag("--json", bq.json, "the AlarmBurden message as JSON");
+  auto* replica = app.add_subcommand("replica", "a standby copy of a node's data for disaster recovery")
+                      ->require_subcommand(1);
+  auto* replica_follow = replica->add_subcommand("follow", "copy the node's data every interval into --dir");
+  connection(replica_follow);
+  twinctl::follow_options follow;
+  double follow_interval_s = 10;
+  replica_follow->add_option("--dir", follow.dir, "the replica directory (complete copies are copy-NNNNNN)")
+      ->required();
+  replica_follow->add_option("--interval-s", follow_interval_s, "seconds from the start of one copy to the next")
+      ->check(CLI::Range(0.1, 86'400.0))
+      ->capture_default_str();
+  replica_follow->add_option("--keep", follow.keep, "complete copies kept")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  replica_follow->add_flag("--once", follow.once, "one copy, then exit");
+  std::string replica_dir, promote_to;
+  bool replica_json = false;
+  auto* replica_promote = replica->add_subcommand("promote", "move the newest copy to a data directory for a node");
+  replica_promote->add_option("--dir", replica_dir, "the replica directory")->required()->check(CLI::ExistingDirectory);
+  replica_promote->add_option("--data-dir", promote_to, "a new directory: the promoted node's --data-dir")
+      ->required();
+  replica_promote->add_flag("--json", replica_json, "print what was promoted as JSON");
+  auto* replica_show = replica->add_subcommand("status", "the newest complete copy and its age");
+  replica_show->add_option("--dir", replica_dir, "the replica directory")->required()->check(CLI::ExistingDirectory);
+  replica_show->add_flag("--json", replica_json, "as JSON");
   twinctl::registry_commands registry{app, with_json};
   twinctl::rollout_commands rollouts{app, with_json};
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
@@ -282,6 +308,21 @@ int main(int argc, char** argv) {
   if (completion_bash->parsed()) {
     std::printf("%s", twinctl::bash_completion(app, "twinctl").c_str());
     return 0;
+  }
+
+  if (replica_promote->parsed())
+    return twinctl::promote_replica(replica_dir, promote_to, replica_json);
+  if (replica_show->parsed())
+    return twinctl::replica_status(replica_dir, replica_json);
+  if (replica_follow->parsed()) {
+    node.token = services::read_token_file(token_file);
+    node.token_file = token_file;  // read again when rotated
+    follow.interval = std::chrono::milliseconds(static_cast<int64_t>(follow_interval_s * 1000));
+    if (node.token.empty()) {
+      std::fprintf(stderr, "twinctl: --token-file %s is empty or unreadable\n", token_file.c_str());
+      return 2;
+    }
+    return twinctl::follow_replica(node, follow);
   }
 
   if (cluster->parsed() || alerts->parsed() || twins->parsed() || call->parsed() || fhir->parsed() ||

@@ -50,6 +50,20 @@ const std::map<std::string, page>& pages() {
                           "  (docs/operations.md, \"Backup and restore\"). In a cluster, back up each member.",
                           api_exit, "twinctl cluster backup nightly-2026-12-07 --target node-0:50051 --tls-ca-file ca.pem \\\n"
                           "    --token-file sre.jwt"}},
+      {"replica follow", {"Keeps a standby copy of a node's data directory in --dir, for disaster recovery in\n"
+                          "  another region: every interval a consistent copy (ClusterService.ReadReplicaCopy, an sre's\n"
+                          "  token) of which only new table files travel; the newest --keep complete copies stay.\n"
+                          "  The files stay encrypted under the node key. Runs until SIGINT/SIGTERM, or --once.",
+                          api_exit, "twinctl replica follow --dir /srv/dr/node-0 --interval-s 10 --target node-0:50051 \\\n"
+                          "    --tls-ca-file ca.pem --token-file sre.jwt"}},
+      {"replica promote", {"Moves the newest complete copy to a new data directory and prints its recovery point;\n"
+                           "  start a node there with the primary's keys (docs/multi-region.md, \"Disaster recovery\").\n"
+                           "  Refused while a follower holds --dir.",
+                           "0 done; 1 no complete copy or it cannot be moved; 2 usage error or a follower runs",
+                           "twinctl replica promote --dir /srv/dr/node-0 --data-dir /var/lib/healthtwin/data"}},
+      {"replica status", {"The newest complete copy in --dir: which node made it, when, and its age (the\n"
+                          "  recovery point should the primary be lost now).",
+                          "0 done; 1 no complete copy", "twinctl replica status --dir /srv/dr/node-0 --json"}},
       {"call", {"Calls any unary method of healthtwin.v1 with a JSON request (proto3 JSON mapping) and\n"
                 "  prints the answer as JSON.",
                 api_exit, "twinctl call TwinService/GetPatientTwin --data '{\"name\":\"tenants/h1/patients/p7\"}'"}},

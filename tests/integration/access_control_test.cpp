@@ -375,6 +375,15 @@ std::map<std::string, call_fn> every_rpc() {
     v1::Backup out;
     return c.cluster->BackupNode(&ctx, r, &out);  // no --backup-dir: FAILED_PRECONDITION
   };
+  m["ClusterService/ReadReplicaCopy"] = [](api_client& c, const std::string&) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    auto s = c.cluster->ReadReplicaCopy(&ctx, {});  // no --backup-dir: FAILED_PRECONDITION
+    v1::ReplicaCopyChunk chunk;
+    while (s->Read(&chunk)) {
+    }
+    return s->Finish();
+  };
   return m;
 }
 

@@ -242,6 +242,8 @@ TEST_F(store_test, a_checkpoint_is_a_data_directory_with_everything_written_befo
   EXPECT_EQ(**copy.get(models::twin_kind::patient, "tenants/h/patients/p"), "before");
   EXPECT_FALSE(*copy.get(models::twin_kind::patient, "tenants/h/patients/q"));
   EXPECT_EQ((*restored)->pseudonym_key_id(), db().pseudonym_key_id());
+  EXPECT_FALSE(db().database_id().empty());
+  EXPECT_NE((*restored)->database_id(), db().database_id());  // a copy is another database
 }
 
 TEST_F(store_test, meta_records_are_kept_listed_and_dropped_per_kind) {

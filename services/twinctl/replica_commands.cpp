@@ -300,6 +300,8 @@ int promote_replica(const std::string& dir, const std::string& data_dir, bool js
   }
   auto& newest = copies.back();
   auto from = copy_path(dir, newest.number);
+  if (auto parent = fs::path{data_dir}.parent_path(); !parent.empty())
+    fs::create_directories(parent, ec);
   fs::rename(from, data_dir, ec);
   if (ec) {  // another file system: copy, then remove
     ec.clear();

@@ -17,12 +17,9 @@ namespace v1 = healthtwin::v1;
 
 namespace {
 
-// The block of `key: |` in YAML text, unindented.
-std::string literal_block(const std::string& yaml, const std::string& key) {
-  auto at = yaml.find(key + ": |\n");
-  if (at == std::string::npos)
-    return {};
-  std::istringstream in{yaml.substr(at + key.size() + 4)};
+// The indented lines from `from` on, unindented (a YAML literal block).
+std::string block_at(const std::string& yaml, size_t from) {
+  std::istringstream in{yaml.substr(from)};
   std::string line, out;
   size_t indent = std::string::npos;
   while (std::getline(in, line)) {
@@ -36,9 +33,25 @@ std::string literal_block(const std::string& yaml, const std::string& key) {
   return out;
 }
 
+// The block of `key: |` in YAML text, unindented.
+std::string literal_block(const std::string& yaml, const std::string& key) {
+  auto at = yaml.find(key + ": |\n");
+  return at == std::string::npos ? std::string{} : block_at(yaml, at + key.size() + 4);
+}
+
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size())
     s.replace(at, from.size(), to);
+}
+
+// The `- |` script of the container or init container `name` in the
+// rendered objects, unindented.
+std::string script_of(const std::string& yaml, const std::string& name) {
+  auto at = yaml.find("- name: " + name + "\n");
+  if (at == std::string::npos)
+    return {};
+  at = yaml.find("- |\n", at);
+  return at == std::string::npos ? std::string{} : block_at(yaml, at + 4);
 }
 
 // The value of an argument `--name=` in the rendered StatefulSet.
@@ -59,6 +72,9 @@ std::string arg(const std::string& yaml, const std::string& name) {
 struct chart_cluster {
   std::string rendered, toml, set;
   std::vector<std::unique_ptr<node_process>> nodes;
+  std::vector<std::filesystem::path> dirs;        // each member's directory
+  std::vector<std::vector<std::string>> args;     // each member's flags, to start it again
+  std::vector<uint16_t> ports;                    // each member's API port (0: its own choice)
 
   chart_cluster(const std::filesystem::path& root, const std::string& dir, const std::string& values,
                 const std::filesystem::path& signer_dir, std::vector<uint16_t> grpc_ports = {},
@@ -99,13 +115,12 @@ struct chart_cluster {
       EXPECT_EQ(member_toml.find("/var/lib/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
       EXPECT_EQ(member_toml.find("/etc/healthtwin"), std::string::npos) << "a path of the pod left: " << member_toml;
       write_text(member_dir / "healthtwin.toml", member_toml);
-      nodes.push_back(std::make_unique<node_process>(
-          member_dir,
-          std::vector<std::string>{"--config=" + (member_dir / "healthtwin.toml").string(),
-                                   "--node-name=" + names[i], "--cluster-members=" + members,
-                                   "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports[i]),
-                                   "--shards=1024"},
-          grpc_ports.empty() ? 0 : grpc_ports[i]));
+      dirs.push_back(member_dir);
+      args.push_back({"--config=" + (member_dir / "healthtwin.toml").string(), "--node-name=" + names[i],
+                      "--cluster-members=" + members,
+                      "--cluster-listen=127.0.0.1:" + std::to_string(peer_ports[i]), "--shards=1024"});
+      ports.push_back(grpc_ports.empty() ? 0 : grpc_ports[i]);
+      nodes.push_back(std::make_unique<node_process>(member_dir, args.back(), ports.back()));
     }
   }
 
@@ -278,4 +293,85 @@ TEST(helm_config, the_region_files_run_two_regions_that_keep_each_patient_home) 
   EXPECT_EQ(holds(root.path() / "eu"), std::set<std::string>{});
   EXPECT_FALSE(holds(root.path() / "us").empty())
       << "the markers are not found in us-east's own files: the scan proves nothing";
+}
+
+// The standby values (docs/multi-region.md, "Disaster recovery"): the
+// follower the chart renders with standby.follow, run as its pod would run
+// it, keeps copies of a running member; the init container it renders with
+// standby.promote makes the newest copy the member's data directory, and the
+// member, started again with the chart's configuration, has its patient.
+TEST(helm_config, a_standby_release_follows_a_member_and_promotion_starts_it_on_the_copy) {
+  if (!std::filesystem::exists(HEALTHTWIN_HELM_BINARY))
+    GTEST_SKIP() << HEALTHTWIN_HELM_BINARY << " is missing: run tests/helm/setup (scripts/test does)";
+  temp_dir root;
+  write_text(root.path() / "token-signing.key", signing_key::es256()->private_pem);
+  auto port = free_port();
+  chart_cluster primary{root.path(), "primary", "", root.path(), {port}};
+  primary.wait_formed();
+  {
+    api_client c{primary.nodes[0]->channel()};
+    ASSERT_TRUE(c.create_patient("h1", "p1", "ICU-1").ok());
+  }
+  auto helm = std::string{HEALTHTWIN_HELM_BINARY} + " template ht " + HEALTHTWIN_CHART_DIR + " --namespace icu ";
+  auto standby = run_command(helm + "--set standby.follow={127.0.0.1:" + std::to_string(port) +
+                             "} --set standby.tokenSecretName=dr-token --set standby.caSecretName=eu-ca "
+                             "--set standby.intervalSeconds=1 --set metrics.prometheusRule.enabled=true");
+  EXPECT_EQ(standby.find("- name: healthtwin\n"), std::string::npos) << "no node runs in a standby";
+  EXPECT_EQ(standby.find("kind: PrometheusRule"), std::string::npos) << "no member-down alerts for followers";
+  auto follow = script_of(standby, "follower");
+  ASSERT_FALSE(follow.empty()) << standby;
+  auto dr = root.path() / "standby" / "ht-healthtwin-0";  // the member's volume in the standby region
+  std::filesystem::create_directories(dr);
+  auto token = dr.parent_path() / "token";
+  write_text(token, chart_cluster::token(*primary.nodes[0], "h1", ""));
+  replace_all(follow, "/usr/local/bin/twinctl", HEALTHTWIN_TWINCTL_BINARY);
+  replace_all(follow, "/var/lib/healthtwin", dr.string());
+  replace_all(follow, "/etc/healthtwin/standby-token/token", token.string());
+  replace_all(follow, "/etc/healthtwin/standby-ca/ca.crt", (primary.dirs[0] / "pki" / "ca.pem").string());
+  EXPECT_EQ(follow.find("/etc/healthtwin"), std::string::npos) << follow;
+  auto sources = standby.substr(standby.find("name: SOURCES"));
+  sources = sources.substr(sources.find("value: \"") + 8);
+  sources = sources.substr(0, sources.find('"'));
+  EXPECT_EQ(sources, "127.0.0.1:" + std::to_string(port));
+  {
+    child_process follower{{"/usr/bin/env", "POD_NAME=ht-healthtwin-0", "SOURCES=" + sources, "/bin/sh", "-c", follow},
+                           (dr.parent_path() / "follower.log").string()};
+    for (int i = 0; i < 300 && !std::filesystem::exists(dr / "standby" / "copy-000002.json"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(std::filesystem::exists(dr / "standby" / "copy-000002.json"))
+        << read_file(dr.parent_path() / "follower.log");
+    EXPECT_EQ(follower.kill(SIGTERM), 0) << "the follower ends cleanly on SIGTERM";
+  }
+  EXPECT_EQ(primary.nodes[0]->stop(), 0) << primary.nodes[0]->log();
+
+  // The primary region is gone; the standby release is switched to nodes that promote.
+  auto promoted = run_command(helm + "--set standby.promote=true");
+  auto promote = script_of(promoted, "promote-standby");
+  ASSERT_FALSE(promote.empty()) << promoted;
+  replace_all(promote, "/usr/local/bin/twinctl", HEALTHTWIN_TWINCTL_BINARY);
+  replace_all(promote, "/var/lib/healthtwin", dr.string());
+  write_text(dr.parent_path() / "promote.sh", promote);
+  auto said = run_command("/bin/sh " + (dr.parent_path() / "promote.sh").string() + "; echo exit=$?");
+  EXPECT_NE(said.find("exit=0"), std::string::npos) << said;
+  EXPECT_NE(said.find("promoted copy"), std::string::npos) << said;
+  ASSERT_TRUE(std::filesystem::exists(dr / "data" / "CURRENT"));
+  said = run_command("/bin/sh " + (dr.parent_path() / "promote.sh").string() + "; echo exit=$?");
+  EXPECT_NE(said.find("exit=0"), std::string::npos) << "a later start leaves the data alone: " << said;
+  EXPECT_EQ(said.find("promoted"), std::string::npos) << said;
+
+  // The member starts on the promoted copy with the chart's configuration and its keys.
+  std::filesystem::remove_all(primary.dirs[0] / "db");
+  std::filesystem::rename(dr / "data", primary.dirs[0] / "db");
+  primary.nodes[0] = std::make_unique<node_process>(primary.dirs[0], primary.args[0], primary.ports[0]);
+  ASSERT_TRUE(primary.nodes[0]->wait_ready()) << primary.nodes[0]->log();
+  api_client c{primary.nodes[0]->channel()};
+  grpc::ClientContext ctx;
+  api_client::deadline(ctx);
+  v1::GetPatientRequest get;
+  get.set_name("tenants/h1/patients/p1");
+  v1::Patient patient;
+  auto st = c.registry->GetPatient(&ctx, get, &patient);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(patient.ward(), "ICU-1");
+  EXPECT_EQ(primary.nodes[0]->stop(), 0) << primary.nodes[0]->log();
 }

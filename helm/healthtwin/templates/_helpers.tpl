@@ -28,3 +28,21 @@ healthtwin.io/region: {{ . | quote }}
 {{- define "healthtwin.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/* The members' volumes: the node's and the standby follower's StatefulSet claim the same ones. */}}
+{{- define "healthtwin.volumeClaimTemplates" -}}
+volumeClaimTemplates:
+  - metadata:
+      name: data
+      labels:
+        {{- include "healthtwin.selectorLabels" . | nindent 8 }}
+    spec:
+      accessModes:
+        {{- toYaml .Values.persistence.accessModes | nindent 8 }}
+      {{- with .Values.persistence.storageClassName }}
+      storageClassName: {{ . }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ .Values.persistence.size }}
+{{- end }}

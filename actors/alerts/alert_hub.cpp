@@ -251,14 +251,14 @@ struct hub_state {
   }
 
   // Loads the active alerts and silences of `shards` (all when empty) that
-  // this node owns.
-  void load(const std::vector<uint32_t>& shards) {
+  // this node owns; of `only` alone when it is set.
+  void load(const std::vector<uint32_t>& shards, std::string_view only = {}) {
     std::set<std::string> owners;
     auto each = [&](std::optional<uint32_t> shard) {
       auto err = table->scan_active(
           [&](std::string_view bytes) {
             alert_record a;
-            if (parse(bytes, a) && owned(owner_of(a))) {
+            if (parse(bytes, a) && owned(owner_of(a)) && (only.empty() || owner_of(a) == only)) {
               owners.insert(std::string{owner_of(a)});
               open.emplace(a.name, std::move(a));
             }
@@ -269,7 +269,7 @@ struct hub_state {
       err = table->scan_silences(
           [&](std::string_view bytes) {
             alert_silence x;
-            if (parse(bytes, x) && owned(x.patient))
+            if (parse(bytes, x) && owned(x.patient) && (only.empty() || x.patient == only))
               silences.push_back(std::move(x));
           },
           shard);
@@ -557,6 +557,11 @@ alert_hub_actor::behavior_type alert_hub(alert_hub_actor::stateful_pointer<hub_s
       },
       [=](alert_take_shards_atom, const std::vector<uint32_t>& shards) {
         self->state.load(shards);
+        return true;
+      },
+      [=](alert_adopt_atom, const std::string& patient) {
+        auto& st = self->state;
+        st.load({models::shard_of(patient, st.store->shards())}, patient);
         return true;
       },
       [=](alert_drop_shards_atom, const std::vector<uint32_t>& shards) {

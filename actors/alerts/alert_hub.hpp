@@ -209,6 +209,10 @@ using alert_erase_atom = caf::atom_constant<caf::atom("al_erase")>;
 /// records leave with the shard). Both answer once done.
 using alert_take_shards_atom = caf::atom_constant<caf::atom("al_take")>;
 using alert_drop_shards_atom = caf::atom_constant<caf::atom("al_drop")>;
+/// (al_adopt, std::string patient) -> bool: a patient moved here from
+/// another region (its records were just written): load its active alerts
+/// and silences. Answers once done.
+using alert_adopt_atom = caf::atom_constant<caf::atom("al_adopt")>;
 
 /// What a twin says changed about one of its open alerts.
 struct alert_update {
@@ -270,6 +274,7 @@ using alert_hub_actor = caf::typed_actor<
     caf::replies_to<alert_count_atom>::with<alert_counts>,
     caf::replies_to<alert_take_shards_atom, std::vector<uint32_t>>::with<bool>,  // shard hand-off
     caf::replies_to<alert_drop_shards_atom, std::vector<uint32_t>>::with<bool>,
+    caf::replies_to<alert_adopt_atom, std::string>::with<bool>,  // a patient moved in
     caf::reacts_to<alert_erase_atom, alert_erasure>>;
 
 /// Spawns the node's alert hub. It owns the lifecycle of every alert:

@@ -46,6 +46,10 @@ struct link_device {
 /// registered again.
 struct erase_patient {
   std::string patient;
+  /// The end of a move to another region (RegistryService.MovePatientHome):
+  /// the patient's shard is fenced by the move itself, which holds it until
+  /// this erasure is done.
+  bool moved_away = false;
 };
 /// In a cluster, on a device's owner, while another member erases the
 /// device's patient: detaches each of `devices` still attached to `patient`

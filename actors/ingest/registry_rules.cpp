@@ -277,13 +277,18 @@ registry_result registry_rules::run(erase_patient& c) {
     return failed(existing.error());
   if (!*existing)
     return failed(caf::make_error(ingest_errc::not_found, std::string{"patient"}));
-  if (auto err = closed_(c.patient))
-    return failed(err);
+  // A move holds the fence of the patient's shard itself.
+  auto fenced_by_move = [&](const std::string& name) {
+    return c.moved_away && models::shard_of(name, store_.shards()) == models::shard_of(c.patient, store_.shards());
+  };
+  if (!fenced_by_move(c.patient))
+    if (auto err = closed_(c.patient))
+      return failed(err);
   for (auto& device : (*existing)->devices) {  // its devices here must take the detach
     auto d = get_device(device);
     if (!d)
       return failed(d.error());
-    if (*d)
+    if (*d && !fenced_by_move(device))
       if (auto err = closed_(device))
         return failed(err);
   }

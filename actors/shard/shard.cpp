@@ -256,6 +256,20 @@ struct shard_state {
     snapshot_bytes = 0;
   }
 
+  // Stops the twin of `name` (never given work: it was not registered) so
+  // that its next use loads what was just stored.
+  void forget_patient(auto* self, const std::string& name) {
+    auto i = patients.find(name);
+    if (i == patients.end() || i->second.dirty)
+      return;
+    if (i->second.actor) {
+      self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+      probe->on_stopped(0, 1);
+      ctx->counters->patients.fetch_sub(1, std::memory_order_relaxed);
+    }
+    patients.erase(i);
+  }
+
   bool known(bool is_patient, const std::string& name) const {
     return is_patient ? patients.count(name) > 0 : devices.count(name) > 0;
   }
@@ -416,6 +430,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         return twin_counts{self->state.devices.size(), static_cast<size_t>(live)};
       },
       [=](forget_atom) { self->state.forget(self); },
+      [=](forget_patient_atom, const std::string& patient) { self->state.forget_patient(self, patient); },
       [=](shutdown_atom) { self->state.shutdown(self); },
   };
 }

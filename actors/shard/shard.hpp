@@ -52,6 +52,10 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 /// (docs/adr/0014): stop its twins without a snapshot and drop the states of
 /// replayed devices; twins activate from the store again when asked.
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
+/// (forget_p, patient): a patient moved here from another region (its
+/// records were just written): a twin of it activated before (by a query
+/// that found nothing) is stopped, so the next use loads the records.
+using forget_patient_atom = caf::atom_constant<caf::atom("forget_p")>;
 
 /// (series, series_query) -> series_cursor: a patient's stored series.
 struct series_query {
@@ -93,6 +97,7 @@ using shard_actor = caf::typed_actor<
     caf::reacts_to<registry_atom, std::string>,  // a patient's registry record changed: reload
     caf::replies_to<count_atom>::with<twin_counts>,
     caf::reacts_to<forget_atom>,     // stop every twin without a snapshot (hand-off)
+    caf::reacts_to<forget_patient_atom, std::string>,  // a patient moved in: load it afresh
     caf::reacts_to<shutdown_atom>>;  // stop every twin, then the shard
 
 /// Spawns the node's shard actors, one per virtual shard (index = position).

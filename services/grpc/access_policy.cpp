@@ -32,6 +32,8 @@ const std::vector<rpc_row> table{
     {"RegistryService/ReportDeviceState", device | service, true, owner},
     {"RegistryService/ResetDeviceSequence", service | ops_admin, true, owner},
     {"RegistryService/ErasePatient", static_cast<role_set>(ops_admin), true, owner},
+    {"RegistryService/MovePatientHome", static_cast<role_set>(ops_admin), true, owner},
+    {"RegistryService/AcceptPatient", static_cast<role_set>(ops_admin), true, owner},
     {"RegistryService/LocateTwin", device | service | clinician | ops_admin, true, owner},
     {"TwinService/GetPatientTwin", service | clinician, true, owner},
     {"TwinService/GetDeviceTwin", device | service | clinician, true, owner},

@@ -5,6 +5,7 @@
 #include "healthtwin/v1/registry.grpc.pb.h"
 #include "services/grpc/api_convert.hpp"
 #include "services/grpc/region_links.hpp"
+#include "services/grpc/patient_move.hpp"
 #include "services/grpc/service_env.hpp"
 #include "services/grpc/status_mapping.hpp"
 
@@ -341,6 +342,38 @@ public:
     });
   }
 
+  Status MovePatientHome(ServerContext* call, const v1::MovePatientHomeRequest* req,
+                         v1::MovePatientHomeResponse* resp) override {
+    return env_.serve(call, "RegistryService/MovePatientHome", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->name());
+      if (!name || name->kind != models::twin_kind::patient)
+        return invalid_argument("name", "must be tenants/{tenant}/patients/{patient}");
+      rc.resource = req->name();  // the audit log stores it by pseudonym
+      return env_.at_owner(call, rc.allow({name->tenant, {}}), req->name(),
+          [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->MovePatientHome(&c, *req, resp);
+          },
+          [&]() -> Status { return move_patient_home(env_, call, *req, resp); });
+    });
+  }
+
+  Status AcceptPatient(ServerContext* call, const v1::AcceptPatientRequest* req, v1::Patient* resp) override {
+    return env_.serve(call, "RegistryService/AcceptPatient", [&](rpc_call& rc) -> Status {
+      auto name = models::parse_twin_name(req->patient().name());
+      if (!name || name->kind != models::twin_kind::patient)
+        return invalid_argument("patient.name", "must be tenants/{tenant}/patients/{patient}");
+      rc.resource = req->patient().name();
+      auto allowed = rc.allow({name->tenant, {}});
+      if (!allowed.ok())
+        return allowed;
+      if (auto fwd = env_.forward(call, req->patient().name(), [&](owner_stubs& s, grpc::ClientContext& c) {
+            return s.registry->AcceptPatient(&c, *req, resp);
+          }))
+        return *fwd;
+      return accept_patient(env_, arrivals_, *req, resp);
+    });
+  }
+
   Status LocateTwin(ServerContext* call, const v1::LocateTwinRequest* req,
                     v1::TwinLocation* resp) override {
     return env_.serve(call, "RegistryService/LocateTwin", [&](rpc_call& rc) -> Status {
@@ -475,6 +508,7 @@ private:
   }
 
   service_env& env_;
+  patient_arrivals arrivals_;  // AcceptPatient parts, until the last
 };
 
 }  // namespace

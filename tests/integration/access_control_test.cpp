@@ -147,6 +147,23 @@ std::map<std::string, call_fn> every_rpc() {
     v1::ErasePatientResponse out;
     return c.registry->ErasePatient(&ctx, r, &out);
   };
+  m["RegistryService/MovePatientHome"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::MovePatientHomeRequest r;
+    r.set_name("tenants/" + t + "/patients/p-none");
+    r.set_home_region("eu-west");
+    v1::MovePatientHomeResponse out;
+    return c.registry->MovePatientHome(&ctx, r, &out);  // no regions: FAILED_PRECONDITION
+  };
+  m["RegistryService/AcceptPatient"] = [](api_client& c, const std::string& t) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::AcceptPatientRequest r;
+    r.mutable_patient()->set_name("tenants/" + t + "/patients/p-none");
+    v1::Patient out;
+    return c.registry->AcceptPatient(&ctx, r, &out);  // no regions: FAILED_PRECONDITION
+  };
   m["RegistryService/LocateTwin"] = [](api_client& c, const std::string& t) {
     grpc::ClientContext ctx;
     deadline(ctx);

@@ -168,6 +168,12 @@ grpc::Status move_patient_home(service_env& env, grpc::ServerContext* call, cons
   if (!stubs)
     return owner_routing::region_unreachable(target, why);
 
+  // One move at a time per member: a move lifts its shard's fence when it ends.
+  static std::mutex one_at_a_time;
+  std::unique_lock<std::mutex> moving_now{one_at_a_time, std::try_to_lock};
+  if (!moving_now.owns_lock())
+    return retry_later(StatusCode::ABORTED, refusal::shard_moving,
+                       "another patient is moving away from this member; retry", std::chrono::seconds(1));
   // Nothing of the patient changes from here until it is erased: its
   // shard is fenced (calls about its twins are refused UNAVAILABLE, retry)
   // and checkpointed, so the stored records are the whole patient.

@@ -30,7 +30,10 @@ using grpc::Status;
 
 class cluster_service final : public v1::ClusterService::Service {
 public:
-  explicit cluster_service(service_env& env) : env_(env) {}
+  explicit cluster_service(service_env& env) : env_(env) {
+    if (env_.ctx.metrics)
+      replica_metrics_ = std::make_unique<replica_metrics>(*env_.ctx.metrics);
+  }
 
   Status GetNodeStatus(ServerContext* call, const v1::GetNodeStatusRequest*,
                        v1::NodeStatus* resp) override {
@@ -129,13 +132,14 @@ public:
       if (!one_at_a_time.owns_lock())
         return Status(grpc::StatusCode::ABORTED, "a backup or replica copy of this node is being made");
       replica_source src{*env_.ctx.store, env_.settings.backup_dir, env_.ctx.members->self_member().name,
-                         env_.stopping};
+                         env_.stopping, replica_metrics_.get()};
       return stream_replica_copy(src, holds, call, writer);
     });
   }
 
 private:
   std::mutex backup_mtx_;  // one backup or replica copy at a time
+  std::unique_ptr<replica_metrics> replica_metrics_;
 
   // The request's fields checked: unique member names, host:port
   // addresses, a step of 1..256 shards (16 when unset).

@@ -5,6 +5,9 @@
 #include <fstream>
 
 #include <google/protobuf/util/time_util.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/models/wall_clock.hpp"
@@ -36,6 +39,20 @@ grpc::Status internal(const std::string& what) {
 
 }  // namespace
 
+replica_metrics::replica_metrics(prometheus::Registry& registry) {
+  auto& copies = prometheus::BuildCounter()
+                     .Name("healthtwin_replica_copies_total")
+                     .Help("Copies of this node's data streamed to standby replicas (ReadReplicaCopy), by outcome")
+                     .Register(registry);
+  sent = &copies.Add({{"outcome", "sent"}});
+  failed = &copies.Add({{"outcome", "failed"}});
+  last_sent = &prometheus::BuildGauge()
+                   .Name("healthtwin_replica_copy_last_sent_timestamp_seconds")
+                   .Help("When the last copy streamed whole to a standby replica was made (0: never)")
+                   .Register(registry)
+                   .Add({});
+}
+
 grpc::Status replica_holds(const v1::ReadReplicaCopyRequest& req, std::map<std::string, uint64_t>& out) {
   if (static_cast<size_t>(req.have_size()) > max_replica_have)
     return invalid_argument("have", "must list at most " + std::to_string(max_replica_have) + " files");
@@ -50,8 +67,31 @@ grpc::Status replica_holds(const v1::ReadReplicaCopyRequest& req, std::map<std::
   return grpc::Status::OK;
 }
 
+namespace {
+
+grpc::Status stream_copy(const replica_source& src, const std::map<std::string, uint64_t>& holds,
+                         grpc::ServerContext* call, grpc::ServerWriter<v1::ReplicaCopyChunk>* writer,
+                         int64_t& made_at);
+
+}  // namespace
+
 grpc::Status stream_replica_copy(const replica_source& src, const std::map<std::string, uint64_t>& holds,
                                  grpc::ServerContext* call, grpc::ServerWriter<v1::ReplicaCopyChunk>* writer) {
+  int64_t made_at = 0;
+  auto st = stream_copy(src, holds, call, writer, made_at);
+  if (src.metrics) {
+    (st.ok() ? src.metrics->sent : src.metrics->failed)->Increment();
+    if (st.ok())
+      src.metrics->last_sent->Set(static_cast<double>(made_at) / 1000.0);
+  }
+  return st;
+}
+
+namespace {
+
+grpc::Status stream_copy(const replica_source& src, const std::map<std::string, uint64_t>& holds,
+                         grpc::ServerContext* call, grpc::ServerWriter<v1::ReplicaCopyChunk>* writer,
+                         int64_t& made_at) {
   scratch_dir dir{fs::path{src.scratch_root} / ".replica-copy"};
   std::error_code ec;
   fs::create_directories(src.scratch_root, ec);
@@ -59,7 +99,7 @@ grpc::Status stream_replica_copy(const replica_source& src, const std::map<std::
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "the backup directory cannot be created: " + ec.message());
   fs::remove_all(dir.path, ec);  // a copy left by a node that stopped mid-stream
-  auto made_at = models::wall_clock_ms();
+  made_at = models::wall_clock_ms();
   if (auto made = src.store.checkpoint(dir.path.string()); !made)
     return internal(storage::describe(made.error()));
 
@@ -116,5 +156,7 @@ grpc::Status stream_replica_copy(const replica_source& src, const std::map<std::
   spdlog::info("replica copy: {} files, {} bytes sent", files.size(), sent);
   return grpc::Status::OK;
 }
+
+}  // namespace
 
 }  // namespace healthtwin::services

@@ -18,6 +18,12 @@ namespace healthtwin::storage {
 class store;
 }
 
+namespace prometheus {
+class Counter;
+class Gauge;
+class Registry;
+}
+
 namespace healthtwin::services {
 
 /// The largest `have` list a replica may send (a node holds far fewer
@@ -31,12 +37,22 @@ inline constexpr size_t replica_chunk_bytes = 1 << 20;
 /// naming the first bad entry of `have` (quoting a bounded prefix).
 grpc::Status replica_holds(const v1::ReadReplicaCopyRequest& req, std::map<std::string, uint64_t>& out);
 
+/// Copies served to standby replicas, for the SREs' alert on a standby
+/// that stopped following (HealthTwinStandbyBehind).
+struct replica_metrics {
+  explicit replica_metrics(prometheus::Registry& registry);
+  prometheus::Counter* sent;     ///< copies streamed whole
+  prometheus::Counter* failed;   ///< copies that ended early (the replica went away, or an error)
+  prometheus::Gauge* last_sent;  ///< when the last copy streamed whole was made (Unix seconds; 0: never)
+};
+
 /// What the stream needs of the node.
 struct replica_source {
   storage::store& store;
   std::string scratch_root;  ///< --backup-dir: the copy is made (and removed) under it
   std::string node;          ///< this member's name
   const std::atomic<bool>& stopping;
+  replica_metrics* metrics = nullptr;  ///< none when null
 };
 
 /// Makes the copy in `{scratch_root}/.replica-copy` (a leftover of an

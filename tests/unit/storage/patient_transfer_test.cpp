@@ -23,6 +23,7 @@
 #include "storage/twin_table.hpp"
 #include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/unit/storage/store_fixture.hpp"
 
 using namespace healthtwin;
 using healthtwin::testing::temp_dir;
@@ -30,17 +31,6 @@ using storage::column;
 using kind = storage::patient_entry::kind;
 
 namespace {
-
-std::unique_ptr<storage::store> open_store(const temp_dir& dir, const std::string& key_file, uint32_t shards) {
-  storage::store_settings s;
-  s.data_dir = dir.str();
-  s.shards = shards;
-  s.sync_wal = false;
-  s.encryption_key_file = key_file;
-  auto opened = storage::store::open(s);
-  EXPECT_TRUE(opened) << storage::describe(opened.error());
-  return opened ? std::move(*opened) : nullptr;
-}
 
 // A patient's snapshot (log position 77), a series chunk, an active alert
 // and a silence, as the node writes them.
@@ -72,8 +62,9 @@ void populate(storage::store& s, const std::string& patient) {
 class patient_transfer_test : public ::testing::Test {
 protected:
   void SetUp() override {
-    from_ = open_store(from_dir_, healthtwin::testing::write_key_file(keys_.path() / "a.key", std::string(64, 'a')), 16);
-    to_ = open_store(to_dir_, healthtwin::testing::write_key_file(keys_.path() / "b.key", std::string(64, 'b')), 64);
+    using healthtwin::testing::open_store, healthtwin::testing::write_key_file;
+    from_ = open_store(from_dir_, write_key_file(keys_.path() / "a.key", std::string(64, 'a')), 16);
+    to_ = open_store(to_dir_, write_key_file(keys_.path() / "b.key", std::string(64, 'b')), 64);
     ASSERT_TRUE(from_ && to_);
     ASSERT_NO_FATAL_FAILURE(populate(*from_, patient_));
     ASSERT_NO_FATAL_FAILURE(populate(*from_, other_));

@@ -17,6 +17,7 @@
 #include "storage/twin_table.hpp"
 #include "tests/support/key_file.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/unit/storage/store_fixture.hpp"
 
 using namespace healthtwin;
 using healthtwin::testing::temp_dir;
@@ -25,17 +26,6 @@ using storage::column;
 namespace {
 
 constexpr uint32_t shards = 16;
-
-std::unique_ptr<storage::store> open_store(const temp_dir& dir, const std::string& key_file) {
-  storage::store_settings s;
-  s.data_dir = dir.str();
-  s.shards = shards;
-  s.sync_wal = false;
-  s.encryption_key_file = key_file;
-  auto opened = storage::store::open(s);
-  EXPECT_TRUE(opened) << storage::describe(opened.error());
-  return opened ? std::move(*opened) : nullptr;
-}
 
 // The first name `prefix` + k in shard `shard`.
 std::string name_in(const std::string& prefix, uint32_t shard) {
@@ -104,8 +94,8 @@ class shard_transfer_test : public ::testing::Test {
 protected:
   void SetUp() override {
     key_file_ = healthtwin::testing::write_key_file(keys_.path() / "node.key", std::string(64, 'c'));
-    old_owner_ = open_store(old_dir_, key_file_);
-    new_owner_ = open_store(new_dir_, key_file_);
+    old_owner_ = healthtwin::testing::open_store(old_dir_, key_file_, shards);
+    new_owner_ = healthtwin::testing::open_store(new_dir_, key_file_, shards);
     ASSERT_TRUE(old_owner_ && new_owner_);
     ASSERT_NO_FATAL_FAILURE(populate(*old_owner_, moving_, patient_, device_));
     ASSERT_NO_FATAL_FAILURE(populate(*old_owner_, staying_, other_patient_, other_device_));
@@ -182,7 +172,7 @@ TEST_F(shard_transfer_test, the_old_owner_keeps_nothing_of_a_dropped_shard_and_a
   ASSERT_TRUE(other && *other) << "another shard's sealed snapshot still opens";
   // The new owner still has it all after a restart.
   new_owner_.reset();
-  new_owner_ = open_store(new_dir_, key_file_);
+  new_owner_ = healthtwin::testing::open_store(new_dir_, key_file_, shards);
   storage::twin_table moved{*new_owner_, column::twins};
   auto ps = moved.get(models::twin_kind::patient, patient_);
   ASSERT_TRUE(ps && *ps);

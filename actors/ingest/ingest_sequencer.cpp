@@ -1,5 +1,6 @@
 #include "actors/ingest/ingest_sequencer.hpp"
 
+#include <future>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -257,6 +258,15 @@ void ingest_sequencer::submit(patient_input&& input, registry_callback done) {
 
 void ingest_sequencer::submit(shard_step&& step, std::function<void(caf::error)> done) {
   impl_->push(shard_job{std::move(step), std::move(done)});
+}
+
+caf::error ingest_sequencer::run(shard_step&& step, std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<caf::error>>();
+  auto future = promise->get_future();
+  submit(std::move(step), [promise](caf::error e) { promise->set_value(std::move(e)); });
+  if (future.wait_for(timeout) != std::future_status::ready)
+    return caf::make_error(caf::sec::request_timeout);
+  return future.get();
 }
 
 void ingest_sequencer::stop() {

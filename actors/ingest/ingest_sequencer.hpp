@@ -237,6 +237,10 @@ public:
   /// the sequencer thread (must not block), when the step took effect.
   void submit(shard_step&& step, std::function<void(caf::error)> done);
 
+  /// submit(step), waiting at most `timeout` for it to take effect
+  /// (request_timeout after). For threads other than the sequencer's.
+  caf::error run(shard_step&& step, std::chrono::milliseconds timeout);
+
   /// Commits everything queued, refuses new requests, waits until twins
   /// applied all, snapshots every twin and checkpoints the log.
   void stop();

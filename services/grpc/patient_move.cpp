@@ -1,7 +1,5 @@
 #include "services/grpc/patient_move.hpp"
 
-#include <future>
-
 #include <caf/all.hpp>
 #include <google/protobuf/util/time_util.h>
 #include <spdlog/spdlog.h>
@@ -32,13 +30,7 @@ constexpr size_t part_bytes = size_t{4} << 20;  // under the node's request limi
 // One step of the shard fence, waited for.
 caf::error shard_step(service_env& env, actors::shard_step::kind what, uint32_t shard,
                       std::chrono::milliseconds timeout) {
-  auto promise = std::make_shared<std::promise<caf::error>>();
-  auto future = promise->get_future();
-  env.ctx.sequencer->submit(actors::shard_step{what, {shard}},
-                            [promise](caf::error e) { promise->set_value(std::move(e)); });
-  if (future.wait_for(timeout) != std::future_status::ready)
-    return caf::make_error(caf::sec::request_timeout);
-  return future.get();
+  return env.ctx.sequencer->run({what, {shard}}, timeout);
 }
 
 // Lifts the move's fence however the move ends.
@@ -239,10 +231,9 @@ grpc::Status accept_patient(service_env& env, patient_arrivals& arrivals, const 
     bad.push_back({"patient.home_region", "must be this region, " + self});
   if (req.from_region().empty() || req.from_region() == self)
     bad.push_back({"from_region", "must name the region the patient comes from"});
-  if (!valid_label(p.ward(), 64))
-    bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
-  if (!valid_label(p.bed(), 64, true))
-    bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+  for (auto v : {check_ward(p.ward()), check_bed(p.bed())})
+    if (v)
+      bad.push_back(*v);
   if (!bad.empty())
     return invalid_argument(bad);
   std::optional<std::vector<storage::patient_entry>> entries;

@@ -18,7 +18,6 @@
 #include "services/peer/shard_handoff.hpp"
 
 #include <algorithm>
-#include <future>
 #include <set>
 
 #include <caf/all.hpp>
@@ -62,15 +61,6 @@ std::string list(const std::vector<uint32_t>& shards) { return cluster::shard_li
 shard_handoff::shard_handoff(handoff_parts parts, handoff_settings settings)
     : parts_(std::move(parts)), settings_(settings) {}
 
-caf::error shard_handoff::sequence_step(actors::shard_step step, std::chrono::milliseconds timeout) {
-  auto promise = std::make_shared<std::promise<caf::error>>();
-  auto future = promise->get_future();
-  parts_.sequencer->submit(std::move(step), [promise](caf::error e) { promise->set_value(std::move(e)); });
-  if (future.wait_for(timeout) != std::future_status::ready)
-    return caf::make_error(caf::sec::request_timeout);
-  return future.get();
-}
-
 shard_residents::names shard_handoff::shard_names(const std::vector<uint32_t>& shards) const {
   auto set = std::make_shared<std::set<uint32_t>>(shards.begin(), shards.end());
   return [set, n = parts_.store->shards()](const std::string& name) {
@@ -84,7 +74,7 @@ void shard_handoff::on_change(const cluster::ownership_change& change) {
   auto in = [&](const std::vector<uint32_t>& shards) { return shard_names(shards); };
   if (!change.lost.empty()) {
     if (running)
-      if (auto err = sequence_step({actors::shard_step::kind::release, change.lost},
+      if (auto err = parts_.sequencer->run({actors::shard_step::kind::release, change.lost},
                                    std::chrono::seconds(60)))
         spdlog::error("hand-off: releasing shards {} failed: {}", list(change.lost),
                       storage::describe(err));
@@ -128,7 +118,7 @@ void shard_handoff::ask_hub_to(bool take, const std::vector<uint32_t>& shards) {
 void shard_handoff::before_gaining(const std::vector<uint32_t>& shards) {
   if (!parts_.ready->load())
     return;  // before recovery: nothing of them is loaded, and the replay skips them
-  if (auto err = sequence_step({actors::shard_step::kind::adopt, shards}, std::chrono::seconds(60)))
+  if (auto err = parts_.sequencer->run({actors::shard_step::kind::adopt, shards}, std::chrono::seconds(60)))
     spdlog::error("hand-off: clearing shards {} before taking them up failed: {}", list(shards),
                   storage::describe(err));
 }
@@ -237,7 +227,7 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
                        std::chrono::milliseconds(1000));
 
   auto fenced_at = clock::now();
-  if (auto err = sequence_step({actors::shard_step::kind::fence, shards}, std::chrono::seconds(30)))
+  if (auto err = parts_.sequencer->run({actors::shard_step::kind::fence, shards}, std::chrono::seconds(30)))
     return to_status(err);
   auto* probe = parts_.probe;
   bool let_go = false;  // the shards' rollouts
@@ -246,13 +236,13 @@ grpc::Status shard_handoff::hand_off(const internal::HandOffRequest& req,
       probe->on_handoff(false);
     if (let_go && residents_.take_up)
       residents_.take_up(shard_names(shards));
-    if (auto err = sequence_step({actors::shard_step::kind::unfence, shards}, std::chrono::seconds(30)))
+    if (auto err = parts_.sequencer->run({actors::shard_step::kind::unfence, shards}, std::chrono::seconds(30)))
       spdlog::error("hand-off: lifting the fence of shards {} failed: {}", list(shards),
                     storage::describe(err));
     spdlog::warn("hand-off of shards {} to {} abandoned: {}", list(shards), req.to(), st.error_message());
     return st;
   };
-  if (auto err = sequence_step({actors::shard_step::kind::checkpoint, shards}, settings_.checkpoint_timeout))
+  if (auto err = parts_.sequencer->run({actors::shard_step::kind::checkpoint, shards}, settings_.checkpoint_timeout))
     return abort(retry_later(grpc::StatusCode::UNAVAILABLE, refusal::membership_change,
                              "the checkpoint before the hand-off failed: " + storage::describe(err),
                              std::chrono::milliseconds(1000)));

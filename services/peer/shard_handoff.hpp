@@ -133,7 +133,6 @@ private:
                           std::chrono::milliseconds timeout, cluster::cluster_state* theirs = nullptr);
   grpc::Status stream_shards(internal::PeerService::Stub& to, const std::string& to_name,
                              const std::vector<uint32_t>& shards, uint64_t& records, uint64_t& bytes);
-  caf::error sequence_step(actors::shard_step step, std::chrono::milliseconds timeout);
   /// Accepts the names in `shards`.
   shard_residents::names shard_names(const std::vector<uint32_t>& shards) const;
   /// Merges `theirs` into this member's state (persisted) and takes up what

@@ -81,6 +81,18 @@ std::vector<field_violation> check_mask(const google::protobuf::FieldMask& mask,
   return bad;
 }
 
+std::optional<field_violation> check_ward(std::string_view ward) {
+  if (valid_label(ward, max_ward_bytes))
+    return std::nullopt;
+  return field_violation{"patient.ward", "must be 1-64 characters without control characters"};
+}
+
+std::optional<field_violation> check_bed(std::string_view bed) {
+  if (valid_label(bed, max_bed_bytes, true))
+    return std::nullopt;
+  return field_violation{"patient.bed", "must be at most 64 characters without control characters"};
+}
+
 std::optional<field_violation> check_region(std::string_view region, const char* field) {
   if (region.empty() || models::is_valid_id(region))
     return std::nullopt;

@@ -45,6 +45,11 @@ std::vector<field_violation> check_mask(const google::protobuf::FieldMask& mask,
                                         const std::vector<std::string_view>& allowed = {},
                                         bool required = false);
 
+/// A patient's ward (1-64 characters, required) and bed (up to 64,
+/// optional), without control characters, named patient.ward/patient.bed.
+std::optional<field_violation> check_ward(std::string_view ward);
+std::optional<field_violation> check_bed(std::string_view bed);
+
 /// A region id (home_region): empty (the node's own region) or an
 /// identifier (models::is_valid_id).
 std::optional<field_violation> check_region(std::string_view region, const char* field);

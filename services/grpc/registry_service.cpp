@@ -30,10 +30,9 @@ public:
         bad.push_back({"parent", "must be tenants/{tenant}"});
       if (!models::is_valid_id(req->patient_id()))
         bad.push_back({"patient_id", "must be 1-63 characters of [a-z0-9-], starting with a letter or digit"});
-      if (!valid_label(req->patient().ward(), 64))
-        bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
-      if (!valid_label(req->patient().bed(), 64, true))
-        bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+      for (auto v : {check_ward(req->patient().ward()), check_bed(req->patient().bed())})
+        if (v)
+          bad.push_back(*v);
       if (auto v = check_region(req->patient().home_region(), "patient.home_region"))
         bad.push_back(*v);
       if (!bad.empty())
@@ -96,10 +95,9 @@ public:
       auto bad = check_mask(req->update_mask(), "update_mask", nullptr,
                             {"ward", "bed", "home_region", "spo2_scale2"}, true);
       for (auto& path : req->update_mask().paths()) {
-        if (path == "ward" && !valid_label(in.ward(), max_ward_bytes))
-          bad.push_back({"patient.ward", "must be 1-64 characters without control characters"});
-        else if (path == "bed" && !valid_label(in.bed(), max_bed_bytes, true))
-          bad.push_back({"patient.bed", "must be at most 64 characters without control characters"});
+        auto v = path == "ward" ? check_ward(in.ward()) : path == "bed" ? check_bed(in.bed()) : std::nullopt;
+        if (v)
+          bad.push_back(*v);
         else if (path == "home_region") {
           if (auto v = check_region(in.home_region(), "patient.home_region"))
             bad.push_back(*v);
@@ -107,7 +105,7 @@ public:
             return Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "patient.home_region: a patient's data stays in its home region; "
                           "UpdatePatient cannot move it to region " + in.home_region() +
-                              " (docs/multi-region.md)");
+                              "; MovePatientHome moves it with its data (docs/multi-region.md)");
         }
         cmd.mask.push_back(path);
       }

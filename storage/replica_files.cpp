@@ -1,7 +1,5 @@
 #include "storage/replica_files.hpp"
 
-#include <string_view>
-
 namespace healthtwin::storage {
 
 bool valid_data_file_name(const std::string& name) {
@@ -10,8 +8,7 @@ bool valid_data_file_name(const std::string& name) {
 }
 
 bool immutable_data_file(const std::string& name) {
-  constexpr std::string_view tail = ".sst";
-  return name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  return name.size() > 4 && name.ends_with(".sst");
 }
 
 bool replica_lacks(const std::string& name, uint64_t size, const std::map<std::string, uint64_t>& holds) {

@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 
+#include <google/protobuf/util/time_util.h>
 #include <nlohmann/json.hpp>
 
 #include "storage/replica_files.hpp"
@@ -169,13 +169,8 @@ bool write_copy_info(const std::string& dir, const copy_info& c, std::string& er
 }
 
 std::string rfc3339(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char out[80];
-  std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return out;
+  using google::protobuf::util::TimeUtil;
+  return TimeUtil::ToString(TimeUtil::MillisecondsToTimestamp(ms));
 }
 
 }  // namespace healthtwin::twinctl

@@ -61,7 +61,7 @@ bool write_copy_info(const std::string& dir, const copy_info& info, std::string&
 /// Flushes a file or directory to disk; false when it cannot.
 bool sync_path(const std::string& path);
 
-/// Time as RFC 3339 in UTC with milliseconds.
+/// Time as RFC 3339 in UTC (protobuf's form: fractions only when not 0).
 std::string rfc3339(int64_t ms);
 
 }  // namespace healthtwin::twinctl

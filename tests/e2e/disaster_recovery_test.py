@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import shutil
 import ssl
 import signal
 import subprocess
@@ -61,15 +62,10 @@ class DisasterRecovery(unittest.TestCase):
         self.tmp.cleanup()
         self.assertEqual(codes, [0] * len(codes))
 
-    def start_node(self, name, signing_key=None, data_from=None):
+    def start_node(self, name, signing_key=None):
         d = os.path.join(self.root, name)
         os.makedirs(d)
-        if data_from:  # the promoted node: the primary's certificate authority and keys
-            for f in ("ca.pem", "node.pem", "node.key"):
-                with open(os.path.join(data_from, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
-                    dst.write(src.read())
-        else:
-            node_fixture.make_pki(d)
+        node_fixture.make_pki(d)
         n = node_fixture.Node(ARGS.node, d, signing_key=signing_key, extra_args=[
             "--backup-dir=" + os.path.join(d, "backups"), "--encryption-key-file=" + self.key])
         self.nodes.append(n)
@@ -190,8 +186,7 @@ class DisasterRecovery(unittest.TestCase):
         d2 = os.path.join(self.root, "promoted-node")
         os.rename(target, d2)
         for f in ("ca.pem", "node.pem", "node.key"):
-            with open(os.path.join(primary.dir, f), "rb") as src, open(os.path.join(d2, f), "wb") as dst:
-                dst.write(src.read())
+            shutil.copy(os.path.join(primary.dir, f), d2)
         r = node_fixture.Node(ARGS.node, d2, signing_key=primary.signing_key,
                               extra_args=["--encryption-key-file=" + self.key])
         self.nodes.append(r)

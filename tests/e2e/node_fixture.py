@@ -244,6 +244,20 @@ def retry_unavailable(call, timeout=30):
             time.sleep(0.2)
 
 
+class ApiCalls:
+    """JSON API calls for a TestCase whose default token is self.service."""
+
+    def call(self, node, rpc, body, token=None):
+        """The answer of `rpc`, asked again while the node answers 503."""
+        return retry_unavailable(lambda: node.api(token or self.service, rpc, body))
+
+    def refused(self, node, rpc, body, token=None):
+        """The HTTP status and JSON body of a call the node must refuse (the test fails if it answers)."""
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            node.api(token or self.service, rpc, body)
+        return e.exception.code, json.loads(e.exception.read().decode())
+
+
 def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None, grpc_ports=None):
     """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key and a
     token signing key (a new one unless given), probing each other every 200 ms, on grpc_ports[i]

@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import time
 import unittest
-import urllib.error
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -38,7 +37,7 @@ DEVICE_ID = "oxi-bed-77"  # stays in us-east: no marker in it
 DEVICE = f"tenants/{TENANT}/devices/{DEVICE_ID}"
 
 
-class PatientMove(unittest.TestCase):
+class PatientMove(node_fixture.ApiCalls, unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-move-")
         root = self.root = self.tmp.name
@@ -74,14 +73,6 @@ class PatientMove(unittest.TestCase):
             if n.proc.poll() is None:
                 n.stop()
         self.tmp.cleanup()
-
-    def call(self, node, rpc, body, token=None):
-        return node_fixture.retry_unavailable(lambda: node.api(token or self.service, rpc, body))
-
-    def refused(self, node, rpc, body, token=None):
-        with self.assertRaises(urllib.error.HTTPError) as e:
-            node.api(token or self.service, rpc, body)
-        return e.exception.code, json.loads(e.exception.read().decode())
 
     def state(self, node):
         twin = self.call(node, "TwinService/GetPatientTwin", {"name": PATIENT})

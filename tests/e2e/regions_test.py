@@ -27,11 +27,9 @@ Usage: regions_test.py --node PATH --proto-dir proto --twinctl PATH"""
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
-import urllib.error
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -52,7 +50,7 @@ def device(did):
     return f"tenants/{TENANT}/devices/{did}"
 
 
-class Regions(unittest.TestCase):
+class Regions(node_fixture.ApiCalls, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-regions-")
@@ -89,14 +87,6 @@ class Regions(unittest.TestCase):
     def members_up(cls, node):
         status = node.api(cls.sre, "ClusterService/GetClusterStatus", {})
         return all(m.get("state") == "MEMBER_STATE_UP" for m in status["members"])
-
-    def call(self, node, rpc, body, token=None):
-        return node_fixture.retry_unavailable(lambda: node.api(token or self.service, rpc, body))
-
-    def refused(self, node, rpc, body, token=None):
-        with self.assertRaises(urllib.error.HTTPError) as e:
-            node.api(token or self.service, rpc, body)
-        return e.exception.code, json.loads(e.exception.read().decode())
 
     def stream_refusal(self, node, open_stream):
         """The status a server stream opened at `node` (Python gRPC, TLS) ends with before any message."""

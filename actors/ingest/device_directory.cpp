@@ -113,6 +113,31 @@ void device_directory::restore_dirty(const std::vector<window_copy>& windows) {
       mark_dirty(w.name, e);
 }
 
+void device_directory::checkpoint_written(uint64_t stamp, std::chrono::steady_clock::time_point now) {
+  written_.emplace_back(now, stamp);
+}
+
+size_t device_directory::evict_cold(std::chrono::steady_clock::time_point now,
+                                    std::chrono::milliseconds idle, size_t buckets) {
+  while (!written_.empty() && written_.front().first <= now - idle) {
+    cold_before_ = written_.front().second;
+    written_.pop_front();
+  }
+  if (cold_before_ == 0 || entries_.empty())
+    return 0;
+  cold_.clear();
+  auto count = entries_.bucket_count();
+  for (size_t n = 0; n < buckets && n < count; ++n) {
+    sweep_bucket_ = (sweep_bucket_ + 1) % count;
+    for (auto i = entries_.begin(sweep_bucket_); i != entries_.end(sweep_bucket_); ++i)
+      if (!i->second.window_dirty && i->second.commit_stamp < cold_before_)
+        cold_.push_back(i->first);
+  }
+  for (auto& name : cold_)
+    entries_.erase(name);
+  return cold_.size();
+}
+
 void device_directory::forget_shards(const std::vector<bool>& in) {
   auto nshards = store_.shards();
   dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(),

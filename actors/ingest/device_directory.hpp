@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -95,6 +97,20 @@ public:
   /// Forgets the entries of the shards `in` marks (handed over or adopted).
   void forget_shards(const std::vector<bool>& in);
 
+  /// Bounding the directory (docs/adr/0035): a checkpoint was written at
+  /// `now` while commits were numbered up to `stamp`. Every entry whose
+  /// window is not dirty is then stored as it is in memory.
+  void checkpoint_written(uint64_t stamp, std::chrono::steady_clock::time_point now);
+
+  /// Forgets entries no commit touched for `idle` (since the newest
+  /// checkpoint written at least that long ago) whose window is stored; the
+  /// next lookup reads them again. Looks at `buckets` hash buckets from
+  /// where the last call stopped, so that a directory of millions costs the
+  /// sequencer a little at a time. Only while no checkpoint is in flight
+  /// (its windows are taken but not stored yet). The number forgotten.
+  size_t evict_cold(std::chrono::steady_clock::time_point now, std::chrono::milliseconds idle,
+                    size_t buckets);
+
   size_t size() const noexcept { return entries_.size(); }
 
 private:
@@ -104,6 +120,12 @@ private:
   // Entries whose window changed since the last checkpoint (map nodes are
   // stable: only forget_shards erases entries, and takes theirs out of here).
   std::vector<std::pair<const std::string*, directory_entry*>> dirty_;
+  // Checkpoints written (time, commit stamp), oldest first; and where the
+  // eviction sweep goes on.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> written_;
+  uint64_t cold_before_ = 0;  // entries last touched before this commit are cold
+  size_t sweep_bucket_ = 0;
+  std::vector<std::string> cold_;  // scratch of evict_cold
 };
 
 }  // namespace healthtwin::actors

@@ -47,6 +47,8 @@ public:
 
   /// The last committed log position (set by the log replay at start).
   uint64_t position() const { return position_.load(); }
+  /// The number of the commit being assembled (directory_entry::commit_stamp).
+  uint64_t stamp() const { return stamp_; }
   void set_position(uint64_t p) { position_.store(p); }
   /// Readings committed since start.
   uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }

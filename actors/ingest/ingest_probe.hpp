@@ -77,7 +77,17 @@ public:
                     .Name("healthtwin_erasure_purges_total")
                     .Help("Erased patients whose records were compacted out of the data files")
                     .Register(reg)
-                    .Add({})) {
+                    .Add({})),
+        directory_entries_(prometheus::BuildGauge()
+                               .Name("healthtwin_ingest_directory_entries")
+                               .Help("Devices (and patient parts) the ingest sequencer holds in memory")
+                               .Register(reg)
+                               .Add({})),
+        directory_evicted_(prometheus::BuildCounter()
+                               .Name("healthtwin_ingest_directory_evictions_total")
+                               .Help("Idle directory entries dropped (read again on next use)")
+                               .Register(reg)
+                               .Add({})) {
     for (uint8_t r = 1; r < rejection_reasons; ++r)
       rejected_by_reason_[r] =
           &rejected_.Add({{"reason", std::string{reason_label(static_cast<rejection_reason>(r))}}});
@@ -98,6 +108,10 @@ public:
   void set_pending(int64_t n) { pending_.Set(static_cast<double>(n)); }
   void on_purged() { purged_.Increment(); }
   void set_uncheckpointed(uint64_t n) { uncheckpointed_.Set(static_cast<double>(n)); }
+  void on_directory(size_t entries, size_t evicted) {
+    directory_entries_.Set(static_cast<double>(entries));
+    directory_evicted_.Increment(static_cast<double>(evicted));
+  }
 
 private:
   prometheus::Counter& accepted_;
@@ -111,6 +125,8 @@ private:
   prometheus::Gauge& pending_;
   prometheus::Gauge& uncheckpointed_;
   prometheus::Counter& purged_;
+  prometheus::Gauge& directory_entries_;
+  prometheus::Counter& directory_evicted_;
   std::array<prometheus::Counter*, rejection_reasons> rejected_by_reason_{};
   std::unordered_map<std::string, prometheus::Counter*> refused_by_reason_;
 };

@@ -143,12 +143,28 @@ struct ingest_sequencer::impl {
 
   void maybe_checkpoint() {
     checkpoints.advance(commit.accepted());
+    evict_cold_devices();
     steps.run_waiting();
     if (purger.waiting() && checkpoints.idle())
       purger.checkpointed(checkpoints.checkpointed());
     if (checkpoints.due(commit.position(), commit.accepted() - checkpoints.accepted_at_checkpoint()))
       checkpoints.start(commit.position(), commit.accepted());
   }
+
+  // Bounds the directory: entries of devices idle for directory_idle go
+  // once a checkpoint stored their windows (docs/adr/0035). A few thousand
+  // buckets per turn of the loop (at least every 100 ms).
+  void evict_cold_devices() {
+    if (checkpoints.checkpointed() != checkpoint_seen) {
+      checkpoint_seen = checkpoints.checkpointed();
+      dir.checkpoint_written(commit.stamp(), clock::now());
+    }
+    if (settings.directory_idle.count() == 0 || !checkpoints.idle())
+      return;
+    auto evicted = dir.evict_cold(clock::now(), settings.directory_idle, 4096);
+    probe.on_directory(dir.size(), evicted);
+  }
+  uint64_t checkpoint_seen = 0;
 
   // Queues readings (bounded by max_queued_readings) or refuses them.
   void enqueue(std::vector<ingest_group>&& groups, size_t readings, ingest_sequencer::ingest_callback done,

@@ -156,6 +156,10 @@ struct ingest_settings {
   /// How often twins are snapshotted and the log truncated behind them.
   /// Default 30 s.
   std::chrono::milliseconds checkpoint_interval{30'000};
+  /// Directory entries (a device's registry facts and sequence window) that
+  /// no commit touched for this long are dropped once stored, and read
+  /// again on the device's next use (docs/adr/0035). 0: kept. Default 10 min.
+  std::chrono::milliseconds directory_idle{600'000};
   /// ...or as soon as this many readings were committed since the last one,
   /// whichever comes first: bounds the log (and the replay after a crash)
   /// under heavy load. Default 5,000,000 (≈ 100 MB of log).

@@ -128,6 +128,18 @@ void device_health::tick(int64_t now_ms, int64_t not_before_ms, const patient_se
   }
 }
 
+int64_t device_health::next_offline_ms(int64_t not_before_ms,
+                                       const patient_settings& s) const noexcept {
+  int64_t next = 0;
+  for (auto& d : devices_) {
+    if (d.offline.level() != priority::none)
+      continue;
+    auto due = std::max(d.last_receive_ms, not_before_ms) + s.device_offline_after_ms + 1;
+    next = next == 0 ? due : std::min(next, due);
+  }
+  return next;
+}
+
 void device_health::reset(alert_kind k, std::string_view device) noexcept {
   auto* d = find(device);
   if (!d)

@@ -52,6 +52,11 @@ public:
   void tick(int64_t now_ms, int64_t not_before_ms, const patient_settings& s,
             std::vector<finding>& out);
 
+  /// The node time (ms) from which tick would report a device offline if
+  /// no data comes: the earliest of the devices not reported offline yet
+  /// (0: none). A passivated patient's shard wakes its twin then.
+  int64_t next_offline_ms(int64_t not_before_ms, const patient_settings& s) const noexcept;
+
   /// Clears a device condition by hand (a clinician resolved its alert);
   /// it is raised again if it persists.
   void reset(alert_kind k, std::string_view device) noexcept;

@@ -5,12 +5,16 @@
 #include <unordered_map>
 
 #include <caf/all.hpp>
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include "actors/alerts/alert_hub.hpp"
+#include "actors/models/wall_clock.hpp"
+#include "actors/shard/passivation.hpp"
 #include "actors/twin/device_twin.hpp"
 #include "storage/errc.hpp"
+#include "storage/registry.hpp"
 #include "storage/store.hpp"
 #include "storage/twin_table.hpp"
 
@@ -27,9 +31,19 @@ public:
                    .Help("Twin actors in memory, by kind")
                    .Register(reg)),
         devices_(twins_.Add({{"kind", "device"}})),
-        patients_(twins_.Add({{"kind", "patient"}})) {}
+        patients_(twins_.Add({{"kind", "patient"}})),
+        passivated_(prometheus::BuildCounter()
+                        .Name("healthtwin_twins_passivated_total")
+                        .Help("Idle twins whose snapshot was written and actor stopped, by kind")
+                        .Register(reg)),
+        devices_passivated_(passivated_.Add({{"kind", "device"}})),
+        patients_passivated_(passivated_.Add({{"kind", "patient"}})) {}
 
   void on_activated(bool device) { (device ? devices_ : patients_).Increment(); }
+  void on_passivated(bool device) {
+    (device ? devices_ : patients_).Decrement();
+    (device ? devices_passivated_ : patients_passivated_).Increment();
+  }
   void on_stopped(uint64_t devices, uint64_t patients) {
     devices_.Decrement(static_cast<double>(devices));
     patients_.Decrement(static_cast<double>(patients));
@@ -39,11 +53,17 @@ private:
   prometheus::Family<prometheus::Gauge>& twins_;
   prometheus::Gauge& devices_;
   prometheus::Gauge& patients_;
+  prometheus::Family<prometheus::Counter>& passivated_;
+  prometheus::Counter& devices_passivated_;
+  prometheus::Counter& patients_passivated_;
 };
 
 template <class Handle>
 struct twin_slot {
   Handle actor;  // none for an erased patient
+  uint32_t used = 0;       // passivation_clock stamp of its last use
+  uint16_t token = 0;      // of its last (passivate) request
+  bool passivating = false;  // asked to passivate, and unused since
   bool dirty = false;
   bool erased = false;
 };
@@ -62,6 +82,13 @@ struct shard_state {
   // Devices a log replay applied to without activating them (no twin in
   // `devices`): written at the next checkpoint, or handed to the twin.
   std::unordered_map<std::string, device_state> replayed;
+  // Idle twins (docs/adr/0035): when each was last used, and when a
+  // passivated patient must be woken for its devices' offline check.
+  passivation_clock idle{0};
+  wake_table wakes;
+  // Node time from which this shard's twins are live here: no device is
+  // reported offline before the offline time has passed since.
+  int64_t live_since_ms = 0;
 
   // The checkpoint round in progress (at most one per node at a time).
   checkpoint_round_ptr round;
@@ -77,6 +104,16 @@ struct shard_state {
   // Scratch of route: a batch's patient entries by twin.
   std::vector<std::pair<patient_slot*, uint32_t>> by_slot;
 
+  int64_t now_ms() const { return ctx->clock ? ctx->clock() : models::wall_clock_ms(); }
+
+  // Every use of a twin goes through device() or patient(): it is not idle.
+  template <class Slot>
+  Slot& used(Slot& slot) {
+    slot.used = idle.now();
+    slot.passivating = false;
+    return slot;
+  }
+
   device_slot& device(caf::actor_system& sys, const std::string& name) {
     auto [i, fresh] = devices.try_emplace(name);
     if (fresh) {
@@ -91,7 +128,7 @@ struct shard_state {
       probe->on_activated(true);
       ctx->counters->devices.fetch_add(1, std::memory_order_relaxed);
     }
-    return i->second;
+    return used(i->second);
   }
 
   // An erased patient never gets a twin again (a log replay may still
@@ -101,11 +138,11 @@ struct shard_state {
     if (fresh && ctx->store->patient_erased(name)) {
       i->second.erased = true;
     } else if (fresh) {
-      i->second.actor = spawn_patient_twin(sys, name, ctx, self_addr);
+      i->second.actor = spawn_patient_twin(sys, name, ctx, self_addr, live_since_ms);
       probe->on_activated(false);
       ctx->counters->patients.fetch_add(1, std::memory_order_relaxed);
     }
-    return i->second;
+    return used(i->second);
   }
 
   // Tells `name`'s watchers (after its twin was sent the change).
@@ -212,17 +249,22 @@ struct shard_state {
 
   // Writes the batched snapshots (not fsynced: the checkpoint record that
   // follows is, and the log rebuilds them).
-  void write_snapshots() {
+  bool write_snapshots() {
     if (!snapshots || snapshots->count() == 0)
-      return;
+      return true;
+    bool ok = true;
     if (auto err = ctx->store->write(*snapshots, false)) {
       spdlog::error("shard: writing {} twin snapshots failed: {}", snapshots->count(),
                     storage::describe(err));
       round_ok = false;
       snapshot_all_next = true;
+      ok = false;
     }
-    snapshots->clear();
+    // Released, not cleared: a cleared batch keeps its capacity (up to
+    // snapshot_batch_bytes per shard, ~1 KB per twin it ever wrote).
+    snapshots.reset();
     snapshot_bytes = 0;
+    return ok;
   }
 
   void finish_round(auto* self) {
@@ -250,9 +292,10 @@ struct shard_state {
     forget_after_round = false;
     stop_twins(self);
     replayed.clear();
+    wakes.clear();
+    live_since_ms = now_ms();
     snapshot_all_next = false;
-    if (snapshots)
-      snapshots->clear();
+    snapshots.reset();
     snapshot_bytes = 0;
   }
 
@@ -303,6 +346,7 @@ struct shard_state {
     auto ask = [&](auto& table) {
       for (auto& [name, slot] : table)
         if ((slot.dirty || all) && !slot.erased) {
+          slot.passivating = false;  // stays for the round; the next sweep asks again
           slot.dirty = false;
           self->send(slot.actor, snapshot_atom::value, snapshot_request{name, ctx});
           ++round_waiting;
@@ -354,13 +398,85 @@ struct shard_state {
     slot.erased = true;
   }
 
-  // Device health of every patient twin held (see health_tick_atom).
+  // Device health of every patient twin held (see health_tick_atom), and
+  // of the passivated ones whose devices are due: their twins are woken.
+  // A twin asked to passivate is not ticked: a finding of its tick would
+  // come after its passivation; its wake-up time covers the tick instead.
   void health_tick(auto* self) {
     for (auto& [_, slot] : patients)
+      if (slot.actor && !slot.passivating)
+        self->send(slot.actor, health_tick_atom::value);
+    wakes.take_due(now_ms(), [&](const std::string& name) {
+      if (patients.count(name) > 0)
+        return;  // live again: ticked above
+      auto& slot = patient(self->system(), name);
       if (slot.actor)
         self->send(slot.actor, health_tick_atom::value);
+    });
     self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
                        health_tick_atom::value);
+  }
+
+  // Asks the twins unused for the idle time to passivate (docs/adr/0035).
+  void sweep(auto* self) {
+    idle.sweep();
+    auto ask = [&](auto& table, const auto& atom) {
+      for (auto& [name, slot] : table)
+        if (slot.actor && !slot.passivating && idle.idle(slot.used)) {
+          slot.passivating = true;
+          ++slot.token;
+          self->send(slot.actor, atom, snapshot_request{name, ctx, slot.token});
+        }
+    };
+    ask(devices, passivate_atom::value);
+    ask(patients, passivate_atom::value);
+    self->delayed_send(self, idle.sweep_interval(), passivate_sweep_atom::value);
+  }
+
+  // A twin handed over its snapshot. Written now (a twin activated again
+  // reads it); the twin is stopped unless it was used since it was asked,
+  // or the write failed.
+  template <class Table>
+  void passivated(auto* self, Table& table, const passivation& p) {
+    auto i = table.find(p.snapshot.name);
+    if (i == table.end() || i->second.erased)
+      return;  // forgotten (a hand-off) or erased since
+    auto& slot = i->second;
+    bool written = p.snapshot.ok;
+    if (written && !p.snapshot.value.empty()) {
+      add_snapshot(p.snapshot.is_patient, p.snapshot.name, p.snapshot.value);
+      written = write_snapshots();
+    }
+    if (!slot.passivating || slot.token != p.token)
+      return;  // used since: stays
+    slot.passivating = false;
+    if (!written) {
+      slot.dirty = true;  // the next checkpoint asks it again
+      return;
+    }
+    self->send_exit(slot.actor, caf::exit_reason::user_shutdown);
+    probe->on_passivated(!p.snapshot.is_patient);
+    auto& count = p.snapshot.is_patient ? ctx->counters->patients : ctx->counters->devices;
+    count.fetch_sub(1, std::memory_order_relaxed);
+    if (p.wake_ms != 0)
+      wakes.add(p.snapshot.name, p.wake_ms);
+    table.erase(i);
+  }
+
+  // A patient's registry record changed. Its twin reloads it; a patient
+  // without a live twin (passivated, or not used since the start) that has
+  // devices is activated, so that a device attached now is watched for
+  // silence from now on.
+  void registry_changed(auto* self, const std::string& name) {
+    auto i = patients.find(name);
+    if (i != patients.end()) {
+      if (i->second.actor)
+        self->send(used(i->second).actor, registry_atom::value);
+      return;
+    }
+    auto rec = storage::registry{*ctx->store}.get_patient(name);
+    if (rec && *rec && !(*rec)->devices.empty())
+      patient(self->system(), name);  // loads the record as it activates
   }
 
   void shutdown(auto* self) {
@@ -375,11 +491,23 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
   self->state.self_addr = self->address();
   self->state.ctx = ctx;
   self->state.probe = std::move(probe);
+  self->state.idle = passivation_clock{ctx->settings.passivate_after_ms};
+  self->state.live_since_ms = self->state.now_ms();
   self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
                      health_tick_atom::value);
+  if (self->state.idle.enabled())
+    self->delayed_send(self, self->state.idle.sweep_interval(), passivate_sweep_atom::value);
   return {
       [=](apply_atom, const shard_work& w) { self->state.apply(self, w); },
       [=](health_tick_atom) { self->state.health_tick(self); },
+      [=](passivate_sweep_atom) { self->state.sweep(self); },
+      [=](passivated_atom, const passivation& p) {
+        auto& st = self->state;
+        if (p.snapshot.is_patient)
+          st.passivated(self, st.patients, p);
+        else
+          st.passivated(self, st.devices, p);
+      },
       [=](apply_atom, const replay_work& r) { self->state.apply(self, r); },
       [=](checkpoint_atom, checkpoint_round_ptr& r) { self->state.checkpoint(self, std::move(r)); },
       [=](snapshot_done_atom, const twin_snapshot& s) { self->state.snapshot_done(self, s); },
@@ -419,9 +547,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
         self->state.touched(name);
       },
       [=](registry_atom, const std::string& patient) {
-        auto i = self->state.patients.find(patient);
-        if (i != self->state.patients.end() && i->second.actor)
-          self->send(i->second.actor, registry_atom::value);
+        self->state.registry_changed(self, patient);
         self->state.touched(patient);
       },
       [=](count_atom) {

@@ -56,6 +56,8 @@ using forget_atom = caf::atom_constant<caf::atom("forget")>;
 /// records were just written): a twin of it activated before (by a query
 /// that found nothing) is stopped, so the next use loads the records.
 using forget_patient_atom = caf::atom_constant<caf::atom("forget_p")>;
+/// (pv_sweep): the shard's own timer: ask idle twins to passivate.
+using passivate_sweep_atom = caf::atom_constant<caf::atom("pv_sweep")>;
 
 /// (series, series_query) -> series_cursor: a patient's stored series.
 struct series_query {
@@ -86,6 +88,8 @@ using shard_actor = caf::typed_actor<
     caf::reacts_to<apply_atom, shard_work>,   // from the ingest sequencer, in log order
     caf::reacts_to<apply_atom, replay_work>,  // from its log replay
     caf::reacts_to<health_tick_atom>,         // its own timer
+    caf::reacts_to<passivate_sweep_atom>,     // its own timer
+    caf::reacts_to<passivated_atom, passivation>,  // an idle twin's snapshot
     caf::reacts_to<checkpoint_atom, checkpoint_round_ptr>,  // snapshot dirty twins, count down
     caf::reacts_to<snapshot_done_atom, twin_snapshot>,      // from its twins
     caf::reacts_to<snapshot_save_atom, twin_snapshot>,

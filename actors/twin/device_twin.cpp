@@ -142,6 +142,11 @@ device_twin_actor::behavior_type device_twin(
         answer_snapshot(self, r.ctx, twin_kind::device, r.name, st.dirty,
                         [&] { return st.encode(); });
       },
+      [=](passivate_atom, const snapshot_request& r) {
+        auto& st = self->state.twin;
+        answer_passivation(self, r.ctx, twin_kind::device, r, st.dirty,
+                           [&] { return st.encode(); }, 0);
+      },
       [=](view_atom) { return self->state.twin.view(); },
   };
 }

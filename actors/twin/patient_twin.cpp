@@ -103,7 +103,7 @@ struct patient_state {
   std::vector<std::pair<std::string, models::sequence_window>> device_windows;
   uint64_t readings_applied = 0;
   uint64_t alerts_raised = 0;
-  int64_t active_since_ms = 0;  // node time of activation: grace for offline devices
+  int64_t active_since_ms = 0;  // node time its shard became live: grace for offline devices
   bool settings_logged = false;  // settings came from a clinician (else registry defaults)
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
@@ -124,6 +124,14 @@ struct patient_state {
     devices = (*rec)->devices;
     if (ctx->index)
       ctx->index->set_registry(twin_name, ward, bed);
+    // A device attached since the snapshot counts as seen now: that goes
+    // into the next snapshot (a passivation's), or the twin activated again
+    // would watch it from its own activation.
+    auto& tracked = health.devices();
+    if (tracked.size() != devices.size() ||
+        !std::equal(devices.begin(), devices.end(), tracked.begin(),
+                    [](const std::string& n, const auto& d) { return n == d.name; }))
+      dirty = true;
     health.set_devices(devices, now());
     if (!settings_logged && model.settings().spo2_scale2 != (*rec)->spo2_scale2) {
       auto settings = model.settings();  // the model holds the patient's settings
@@ -488,13 +496,13 @@ struct patient_state {
 
 patient_twin_actor::behavior_type patient_twin(
     patient_twin_actor::stateful_pointer<patient_state> self, std::string name,
-    const twin_context* ctx, caf::actor_addr shard) {
+    const twin_context* ctx, caf::actor_addr shard, int64_t grace_from_ms) {
   auto& st = self->state;
   st.ctx = ctx;
   st.shard = std::move(shard);
   st.twin_name = std::move(name);
   st.model = models::patient_model{ctx->settings.news2};
-  st.active_since_ms = st.now();
+  st.active_since_ms = grace_from_ms;
   st.load_snapshot();
   st.load_registry();
   st.summarise();
@@ -505,6 +513,11 @@ patient_twin_actor::behavior_type patient_twin(
         auto& st = self->state;
         answer_snapshot(self, st.ctx, twin_kind::patient, st.twin_name, st.dirty,
                         [&] { return st.encode(); });
+      },
+      [=](passivate_atom, const snapshot_request& r) {
+        auto& st = self->state;
+        answer_passivation(self, st.ctx, twin_kind::patient, r, st.dirty, [&] { return st.encode(); },
+                           st.health.next_offline_ms(st.active_since_ms, st.model.settings()));
       },
       [=](view_atom) { return self->state.view(); },
       [=](series_atom, uint8_t m) { return self->state.cursor(static_cast<metric>(m)); },
@@ -525,8 +538,10 @@ patient_twin_actor::behavior_type patient_twin(
 }  // namespace
 
 patient_twin_actor spawn_patient_twin(caf::actor_system& sys, std::string name,
-                                      const twin_context* ctx, caf::actor_addr shard) {
-  return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard));
+                                      const twin_context* ctx, caf::actor_addr shard,
+                                      int64_t grace_from_ms) {
+  return sys.spawn<caf::lazy_init>(patient_twin, std::move(name), ctx, std::move(shard),
+                                   grace_from_ms);
 }
 
 namespace {

@@ -94,6 +94,9 @@ struct twin_work {
 struct snapshot_request {
   std::string name;
   const twin_context* ctx = nullptr;
+  /// (passivate, snapshot_request) only: given back in the passivation so
+  /// that the shard knows which of its requests is answered.
+  uint32_t token = 0;
 };
 
 /// Counts work handed to shards and twins that is not yet applied; the
@@ -172,6 +175,10 @@ struct twin_settings {
   models::news2_settings news2;
   /// How often patient twins check their devices for silence. Default 10 s.
   int64_t device_tick_ms = 10'000;
+  /// A twin that got no work and no query for this long is passivated: its
+  /// snapshot written, its actor stopped (docs/adr/0035). 0: never.
+  /// Default 10 min.
+  int64_t passivate_after_ms = 600'000;
 };
 
 /// What every twin of a node shares. Owned by the composition root; must
@@ -213,6 +220,11 @@ using erase_atom = caf::atom_constant<caf::atom("erase")>;
 /// timer per shard, not one per twin: a timer costs the clock thread a
 /// lock and a wake-up, and 100,000 twins activate at a cold restart).
 using health_tick_atom = caf::atom_constant<caf::atom("pt_tick")>;
+/// (passivate, snapshot_request): the twin's shard found it idle. It hands
+/// over its snapshot in (passivated, passivation) and keeps running; the
+/// shard stops it if nothing was sent to it since (docs/adr/0035).
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using passivated_atom = caf::atom_constant<caf::atom("passivated")>;
 
 /// A twin's snapshot for its shard to write: (snap_done, twin_snapshot)
 /// answers a checkpoint's request (`ok` false: it could not be sealed;
@@ -225,16 +237,28 @@ struct twin_snapshot {
   std::string value;
 };
 
+/// A twin's answer to (passivate, snapshot_request): its snapshot (`value`
+/// empty: the stored one is current) and when its shard must wake it again
+/// although nothing is sent to it (node clock, ms; 0: never): a device of
+/// the patient that would be reported offline then.
+struct passivation {
+  twin_snapshot snapshot;
+  uint32_t token = 0;
+  int64_t wake_ms = 0;
+};
+
 /// The twins' protocols. Only their shard addresses them; a message a twin
 /// does not handle fails to compile at the sender.
 using device_twin_actor = caf::typed_actor<
     caf::reacts_to<apply_atom, twin_work>,
     caf::reacts_to<snapshot_atom, snapshot_request>,
+    caf::reacts_to<passivate_atom, snapshot_request>,
     caf::replies_to<view_atom>::with<device_view>>;
 using patient_twin_actor = caf::typed_actor<
     caf::reacts_to<apply_atom, twin_work>,
     caf::reacts_to<health_tick_atom>,
     caf::reacts_to<snapshot_atom, snapshot_request>,
+    caf::reacts_to<passivate_atom, snapshot_request>,
     caf::replies_to<view_atom>::with<patient_view>,
     caf::replies_to<series_atom, uint8_t>::with<series_cursor>,
     caf::reacts_to<registry_atom>,
@@ -253,12 +277,17 @@ caf::error seed_twin_index(storage::store& store, twin_index& index,
                            const std::function<bool(uint32_t shard)>& include = {});
 
 /// Spawns the twin of a patient. It activates from the registry and its
-/// snapshot on its first message. Handles apply, snapshot, view ->
-/// patient_view, series -> series_cursor, registry, resolve, erase. Sends alert
-/// changes to ctx->alert_hub; checks its devices on each health_tick;
+/// snapshot on its first message. Handles apply, snapshot, passivate, view
+/// -> patient_view, series -> series_cursor, registry, resolve, erase.
+/// Sends alert changes to ctx->alert_hub; checks its devices on each
+/// health_tick, reporting none offline before `grace_from_ms` + the offline
+/// time (node clock: when its shard became live here, so that a restart or
+/// a hand-off does not report devices that could not send meanwhile, and a
+/// twin activated again after passivation keeps its offline alerts);
 /// sends snapshots of state that is not in the log to `shard`.
 patient_twin_actor spawn_patient_twin(caf::actor_system& sys, std::string name,
-                                      const twin_context* ctx, caf::actor_addr shard);
+                                      const twin_context* ctx, caf::actor_addr shard,
+                                      int64_t grace_from_ms);
 
 /// Snapshots are written by the twin's shard, in a few large batches per
 /// checkpoint: one RocksDB write per twin queued behind the ingest log's
@@ -277,6 +306,12 @@ void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
 void save_snapshot(caf::local_actor* self, const caf::actor_addr& shard,
                    const twin_context* ctx, models::twin_kind kind, const std::string& name,
                    bool& dirty, const std::function<std::string()>& encode);
+/// Answers (passivate, request) with (passivated, passivation): the
+/// snapshot as answer_snapshot hands it over, the request's token and
+/// `wake_ms`.
+void answer_passivation(caf::local_actor* self, const twin_context* ctx,
+                        models::twin_kind kind, const snapshot_request& request, bool& dirty,
+                        const std::function<std::string()>& encode, int64_t wake_ms);
 
 }  // namespace healthtwin::actors
 
@@ -284,6 +319,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_work)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::snapshot_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::checkpoint_round_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::twin_snapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::passivation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::device_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::patient_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(healthtwin::actors::series_cursor)

@@ -43,6 +43,22 @@ void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
     hand_over(ctx, kind, name, dirty, encode, send);
 }
 
+void answer_passivation(caf::local_actor* self, const twin_context* ctx,
+                        models::twin_kind kind, const snapshot_request& request, bool& dirty,
+                        const std::function<std::string()>& encode, int64_t wake_ms) {
+  auto shard = caf::actor_cast<caf::actor>(self->current_sender());
+  bool patient = kind == models::twin_kind::patient;
+  auto send = [&](bool ok, std::string value) {
+    caf::unsafe_send_as(
+        self, shard, passivated_atom::value,
+        passivation{twin_snapshot{ok, patient, request.name, std::move(value)}, request.token, wake_ms});
+  };
+  if (!dirty)
+    send(true, {});
+  else
+    hand_over(ctx, kind, request.name, dirty, encode, send);
+}
+
 void save_snapshot(caf::local_actor* self, const caf::actor_addr& shard,
                    const twin_context* ctx, models::twin_kind kind, const std::string& name,
                    bool& dirty, const std::function<std::string()>& encode) {

@@ -49,8 +49,11 @@
 #include "storage/errc.hpp"
 #include "storage/ingest_log.hpp"
 #include "storage/store.hpp"
+#include "bench/support/node_core.hpp"
 
 using namespace healthtwin;
+using bench::node_core;
+using bench::open_store;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
@@ -74,56 +77,6 @@ std::string device_of(uint64_t i) {
   return models::device_name("r", fmt::format("mon-{}", i));
 }
 
-// The actor core of a node on an open store, as services/node/main.cpp
-// builds it.
-struct node_core {
-  explicit node_core(storage::store& store) : store_(store) {
-    cfg.set("scheduler.policy", caf::atom("sharing"));
-    cfg.set("scheduler.max-threads", 2);
-    cfg.set("scheduler.max-throughput", 300);
-    sys = std::make_unique<caf::actor_system>(cfg);
-    ctx.store = &store;
-    ctx.flow = &flow;
-    ctx.counters = &counters;
-    ctx.alert_hub = actors::spawn_alert_hub(*sys, {}, store, metrics);
-    shards = actors::spawn_shards(*sys, store.shards(), ctx, metrics);
-    actors::ingest_settings is;
-    is.checkpoint_interval = std::chrono::seconds(30);
-    seq = std::make_unique<actors::ingest_sequencer>(is, store, shards, flow, metrics);
-  }
-
-  ~node_core() {
-    seq->stop();
-    seq.reset();
-    for (auto& s : shards)
-      caf::anon_send(s, actors::shutdown_atom::value);
-    caf::anon_send_exit(ctx.alert_hub, caf::exit_reason::user_shutdown);
-    sys.reset();
-  }
-
-  storage::store& store_;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  prometheus::Registry metrics;
-  actors::ingest_flow flow;
-  actors::twin_counters counters;
-  actors::twin_context ctx;
-  std::vector<actors::shard_actor> shards;
-  std::unique_ptr<actors::ingest_sequencer> seq;
-};
-
-std::unique_ptr<storage::store> open_store(const std::string& dir) {
-  storage::store_settings ss;
-  ss.data_dir = dir;
-  ss.sync_wal = false;
-  auto s = storage::store::open(ss);
-  if (!s) {
-    std::cerr << "cannot open " << dir << ": " << storage::describe(s.error()) << "\n";
-    std::exit(1);
-  }
-  return std::move(*s);
-}
-
 int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
   auto store = open_store(dir);
   node_core core{*store};
@@ -133,28 +86,8 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
   }
   core.seq->start();
   auto t0 = clock_type::now();
-  std::mutex mtx;
-  std::condition_variable cv;
-  uint64_t outstanding = 0, failed = 0;
-  auto done = [&](const caf::error& err) {
-    std::lock_guard<std::mutex> g{mtx};
-    if (err)
-      ++failed;
-    --outstanding;
-    cv.notify_all();
-  };
-  auto wait_below = [&](uint64_t n) {
-    std::unique_lock<std::mutex> lock{mtx};
-    cv.wait(lock, [&] { return outstanding < n; });
-  };
-  auto reg = [&](actors::registry_command cmd) {
-    wait_below(20'000);
-    {
-      std::lock_guard<std::mutex> g{mtx};
-      ++outstanding;
-    }
-    core.seq->submit(std::move(cmd), [&](actors::registry_result&& r) { done(r.error); });
-  };
+  bench::submitter submit{*core.seq};
+  auto reg = [&](actors::registry_command cmd) { submit.registry(std::move(cmd)); };
   for (uint64_t p = 0; p < devices / devices_per_patient; ++p) {
     storage::patient_record rec;
     rec.name = models::patient_name("r", fmt::format("p-{}", p));
@@ -167,11 +100,11 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
     reg(actors::create_device{d});
     reg(actors::assign_device{d.name, models::patient_name("r", fmt::format("p-{}", i / devices_per_patient))});
   }
-  wait_below(1);
+  submit.wait_below(1);
   std::cout << fmt::format("registered {} devices on {} patients in {:.1f} s ({} failed)\n", devices,
-                           devices / devices_per_patient, since(t0), failed)
+                           devices / devices_per_patient, since(t0), submit.failed())
             << std::flush;
-  if (failed)
+  if (submit.failed())
     return 1;
 
   // Batches of 1,000 readings: 10 devices x 100 s of 1 Hz heart rate each,
@@ -198,22 +131,17 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
         ++round;
       }
     }
-    wait_below(64);
-    {
-      std::lock_guard<std::mutex> g{mtx};
-      ++outstanding;
-    }
-    core.seq->submit(std::move(groups), index, [&](actors::ingest_result&& r) { done(r.error); });
+    submit.ingest(std::move(groups), index);
     if (sent % 10'000'000 == 0)
       std::cout << fmt::format("  {} readings in {:.0f} s\n", sent, since(t1)) << std::flush;
   }
-  wait_below(1);
+  submit.wait_below(1);
   std::cout << fmt::format("ingested {} readings in {:.1f} s ({} batches failed)\n", readings,
-                           since(t1), failed);
+                           since(t1), submit.failed());
   auto t2 = clock_type::now();
   core.seq->stop();  // snapshots every twin, checkpoints the log
   std::cout << fmt::format("clean stop (every twin snapshotted) in {:.1f} s\n", since(t2));
-  return failed ? 1 : 0;
+  return submit.failed() ? 1 : 0;
 }
 
 // Opens and recovers; prints how long until ready and the replayed count.

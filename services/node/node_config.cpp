@@ -90,6 +90,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   int64_t skew_ms = cfg.max_clock_skew.count();
   int64_t escalate_ms = cfg.alert_escalate_after.count();
   int64_t device_check_ms = cfg.device_check_interval.count();
+  int64_t passivate_ms = cfg.passivate_after.count();
 
   app.add_option("--node-name", cfg.node_name, "name of this node (default: host name)");
   app.add_option("--grpc-listen", cfg.grpc_listen, "gRPC API address (port 0: any free port)")
@@ -153,6 +154,11 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--device-check-interval-ms", device_check_ms,
                  "how often patient twins look for devices that stopped sending")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
+      ->capture_default_str();
+  app.add_option("--passivate-after-ms", passivate_ms,
+                 "a device or patient twin unused for this long is written and stopped; the "
+                 "next reading or query activates it again (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}))
       ->capture_default_str();
   int64_t retention_interval_ms = cfg.retention_interval.count();
   app.add_option("--retention-raw-days", cfg.retention_raw_days,
@@ -397,6 +403,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   cfg.max_clock_skew = std::chrono::milliseconds(skew_ms);
   cfg.alert_escalate_after = std::chrono::milliseconds(escalate_ms);
   cfg.device_check_interval = std::chrono::milliseconds(device_check_ms);
+  cfg.passivate_after = std::chrono::milliseconds(passivate_ms);
   cfg.retention_interval = std::chrono::milliseconds(retention_interval_ms);
   out.config = std::move(cfg);
   return out;

@@ -36,6 +36,9 @@ struct node_config {
   std::chrono::milliseconds alert_escalate_after{120'000};
   /// How often patient twins check their devices for silence.
   std::chrono::milliseconds device_check_interval{10'000};
+  /// Twins unused for this long are passivated (snapshot written, actor
+  /// stopped; docs/adr/0035); 0: never.
+  std::chrono::milliseconds passivate_after{600'000};
   /// Retention (issue 4): raw readings and resolved alerts / alert events.
   int64_t retention_raw_days = 30;
   int64_t retention_alert_days = 6 * 365 + 2;

@@ -42,8 +42,10 @@ node_settings bind_settings(const node_config& cfg) {
 
   s.scheduler_threads = cfg.scheduler_threads;
   s.twins.device_tick_ms = cfg.device_check_interval.count();
+  s.twins.passivate_after_ms = cfg.passivate_after.count();
   s.hub.escalate_after_ms = cfg.alert_escalate_after.count();
   s.ingest.checkpoint_interval = cfg.checkpoint_interval;
+  s.ingest.directory_idle = cfg.passivate_after;
   s.ingest.checkpoint_every_readings = cfg.checkpoint_every_readings;
   s.ingest.checkpoint_spread = cfg.checkpoint_spread;
 

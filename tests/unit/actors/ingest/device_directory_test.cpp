@@ -123,3 +123,50 @@ TEST_F(device_directory_test, forgetting_shards_drops_their_entries_and_pending_
   EXPECT_TRUE(dir_->take_dirty().empty());
   EXPECT_EQ(dir_->size(), 0u);
 }
+
+// Bounding the directory: an entry goes only once it is clean (its window
+// stored by a checkpoint) and untouched since a checkpoint written at
+// least the idle time ago; a dirty one stays however old.
+TEST_F(device_directory_test, cold_clean_entries_are_evicted_after_a_checkpoint_and_read_again) {
+  using namespace std::chrono;
+  const std::string d2 = "tenants/h1/devices/d2";
+  storage::device_record d;
+  d.name = d2;
+  d.type = models::device_type::bedside_monitor;
+  storage::write_batch wb{db()};
+  registry_->put(wb, d);
+  ASSERT_FALSE(db().write(wb, true));
+  store_window(d1, {1, 2, 3});
+  auto t0 = steady_clock::now();
+  auto e1 = dir_->lookup(d1);
+  auto e2 = dir_->lookup(d2);
+  ASSERT_TRUE(e1 && *e1 && e2 && *e2);
+  (*e1)->commit_stamp = 1;
+  (*e2)->commit_stamp = 1;
+  (*e2)->window.admit(7);
+  dir_->mark_dirty(d2, *e2);  // changed, not stored yet
+  EXPECT_EQ(dir_->evict_cold(t0 + hours(1), minutes(10), 1'000'000), 0u);  // no checkpoint yet
+
+  dir_->checkpoint_written(2, t0);  // commits up to 1 are stored (d2 is still dirty)
+  EXPECT_EQ(dir_->evict_cold(t0 + minutes(5), minutes(10), 1'000'000), 0u);  // not idle long enough
+  EXPECT_EQ(dir_->evict_cold(t0 + minutes(11), minutes(10), 1'000'000), 1u);
+  EXPECT_EQ(dir_->size(), 1u);
+  EXPECT_EQ(dir_->find(d1), nullptr);
+  EXPECT_NE(dir_->find(d2), nullptr);  // dirty: kept
+
+  auto again = dir_->lookup(d1);  // read again: registry facts and the stored window
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->patient, p1);
+  EXPECT_EQ((*again)->window.admit(3), verdict::duplicate);
+  EXPECT_EQ((*again)->window.admit(4), verdict::accept);
+
+  // Once taken by a checkpoint that was written, d2 goes too; d1, just
+  // touched again (stamp 3), stays.
+  (*again)->commit_stamp = 3;
+  auto taken = dir_->take_dirty();
+  ASSERT_EQ(taken.size(), 1u);
+  dir_->checkpoint_written(3, t0 + minutes(12));
+  EXPECT_EQ(dir_->evict_cold(t0 + minutes(23), minutes(10), 1'000'000), 1u);
+  EXPECT_EQ(dir_->find(d2), nullptr);
+  EXPECT_NE(dir_->find(d1), nullptr);
+}

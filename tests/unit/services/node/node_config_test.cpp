@@ -52,11 +52,13 @@ TEST(node_config, flags_set_every_option) {
                     "--log-level=debug", "--alert-escalate-after-ms=3000",
                     "--device-check-interval-ms=500", "--retention-raw-days=7",
                     "--retention-alert-days=100", "--retention-tenant=h2=90:2192",
-                    "--retention-interval-ms=1000"});
+                    "--retention-interval-ms=1000", "--passivate-after-ms=0"});
   ASSERT_TRUE(out.config) << out.message;
   auto& c = *out.config;
   EXPECT_EQ(c.alert_escalate_after.count(), 3000);
   EXPECT_EQ(c.device_check_interval.count(), 500);
+  EXPECT_EQ(c.passivate_after.count(), 0);
+  EXPECT_EQ(parse({}).config->passivate_after.count(), 600'000);
   EXPECT_EQ(c.retention_raw_days, 7);
   EXPECT_EQ(c.retention_alert_days, 100);
   ASSERT_EQ(c.retention_tenants.size(), 1u);
@@ -101,6 +103,8 @@ TEST(node_config, errors_name_the_option_and_exit_with_2) {
   check(parse({"--checkpoint-interval-ms=5"}), "--checkpoint-interval-ms");
   check(parse({"--alert-escalate-after-ms=10"}), "--alert-escalate-after-ms");
   check(parse({"--device-check-interval-ms=0"}), "--device-check-interval-ms");
+  check(parse({"--passivate-after-ms=-1"}), "--passivate-after-ms");
+  check(parse({"--passivate-after-ms=86400001"}), "--passivate-after-ms");
   check(parse({"--retention-raw-days=0"}), "--retention-raw-days");
   check(parse({"--retention-tenant=h2"}), "--retention-tenant");
   check(parse({"--retention-tenant=h2=x:5"}), "--retention-tenant");

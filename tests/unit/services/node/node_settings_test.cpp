@@ -43,8 +43,11 @@ TEST(node_settings, every_module_gets_its_flags) {
                   "--retention-raw-days=7", "--retention-tenant=t1=2:400",
                   "--alert-escalate-after-ms=30000", "--device-check-interval-ms=500",
                   "--checkpoint-spread-ms=100", "--http-listen=127.0.0.1:0",
-                  "--rate-limit-device-readings-per-s=5", "--max-clock-skew-ms=1000"});
+                  "--rate-limit-device-readings-per-s=5", "--max-clock-skew-ms=1000",
+                  "--passivate-after-ms=120000"});
   EXPECT_EQ(s.store.data_dir, "/d");
+  EXPECT_EQ(s.twins.passivate_after_ms, 120'000);
+  EXPECT_EQ(s.ingest.directory_idle, std::chrono::milliseconds(120'000));
   EXPECT_EQ(s.store.shards, 64u);
   EXPECT_FALSE(s.store.sync_wal);
   EXPECT_EQ(s.retention.defaults.raw_readings_ms, 7 * 86'400'000LL);

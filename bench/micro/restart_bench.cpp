@@ -3,14 +3,21 @@
 // no snapshot covers. Runs the node's actor core in-process (sequencer,
 // shards, twins, alert hub) on a data directory kept between phases:
 //
-//   restart_bench populate DIR [devices=1000000] [readings=100000000]
+//   restart_bench populate DIR [devices=1000000] [readings=100000000] [per_device=100]
 //       registers `devices` monitors on devices/10 patients and ingests
-//       `readings` heart rates through the sequencer, then stops cleanly
-//       (every twin snapshotted, log checkpointed). Slow: run once.
+//       `readings` heart rates through the sequencer (`per_device` of a
+//       device in a row), then stops cleanly
+//       (every twin snapshotted, log checkpointed). Slow: run once. Twins
+//       and directory entries idle for 10 s are passivated meanwhile (ADR
+//       0035), so that 10,000,000 devices fit in memory.
 //   restart_bench restart DIR
 //       opens the store and recovers: the time until the node would answer
 //       (readiness). Twins activate lazily, so this is store open + replay
 //       of an empty tail.
+//   restart_bench serve DIR [step=10] [rounds=3]
+//       restarts, then every `step`-th device (10: a tenth of them streams)
+//       sends one reading per round: how fast a restarted node takes them
+//       with every twin cold.
 //   restart_bench seed DIR
 //       what the first twin query after a restart pays: every patient into
 //       the twin index with the NEWS2 of its snapshot.
@@ -39,6 +46,7 @@
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "actors/alerts/alert_hub.hpp"
 #include "actors/ingest/ingest_sequencer.hpp"
@@ -77,9 +85,13 @@ std::string device_of(uint64_t i) {
   return models::device_name("r", fmt::format("mon-{}", i));
 }
 
-int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
+int populate(const std::string& dir, uint64_t devices, uint64_t readings, uint64_t per_device) {
   auto store = open_store(dir);
-  node_core core{*store};
+  actors::twin_settings twins;
+  twins.passivate_after_ms = 10'000;
+  auto ingest = node_core::default_ingest();
+  ingest.directory_idle = std::chrono::milliseconds(10'000);
+  node_core core{*store, twins, ingest};
   if (auto err = core.seq->recover()) {
     std::cerr << storage::describe(err) << "\n";
     return 1;
@@ -107,15 +119,16 @@ int populate(const std::string& dir, uint64_t devices, uint64_t readings) {
   if (submit.failed())
     return 1;
 
-  // Batches of 1,000 readings: 10 devices x 100 s of 1 Hz heart rate each,
-  // as a gateway batches its devices; every device in turn.
-  constexpr uint64_t per_device = 100;
+  // Batches of 1,000 readings: 1000 / per_device devices x per_device s of
+  // 1 Hz heart rate each (default 10 x 100 s), as a gateway batches its
+  // devices; every device in turn.
+  const uint64_t groups_per_batch = std::max<uint64_t>(1, 1000 / per_device);
   auto t1 = clock_type::now();
   uint64_t sent = 0, next_device = 0, round = 0;
   while (sent < readings) {
     std::vector<actors::ingest_group> groups;
     uint32_t index = 0;
-    for (int g = 0; g < 10 && sent < readings; ++g) {
+    for (uint64_t g = 0; g < groups_per_batch && sent < readings; ++g) {
       actors::ingest_group grp;
       grp.device = device_of(next_device);
       grp.first_index = index;
@@ -200,6 +213,74 @@ int seed(const std::string& dir) {
   return 0;
 }
 
+uint64_t registered_devices(storage::store& store) {
+  uint64_t devices = 0;
+  if (auto err = store.scan(storage::column::registry, {}, {},
+                            [&](std::string_view key, std::string_view) {
+                              devices += key.size() > 2 && key[2] == 'd';
+                              return true;
+                            }))
+    return 0;
+  return devices;
+}
+
+// Restarts and serves: every `step`-th device sends one reading per round
+// (new sequence numbers), in batches of 1,000 devices; each round's rate
+// until acknowledged and until every twin applied it (cold twins activate
+// from their snapshots).
+int serve(const std::string& dir, uint64_t step, int rounds) {
+  auto t0 = clock_type::now();
+  auto store = open_store(dir);
+  auto devices = registered_devices(*store);
+  auto t_count = since(t0);
+  t0 = clock_type::now();
+  node_core core{*store};
+  if (auto err = core.seq->recover()) {
+    std::cerr << storage::describe(err) << "\n";
+    return 1;
+  }
+  core.seq->start();
+  std::cout << fmt::format("{} devices registered (counted in {:.1f} s, not part of the start); "
+                           "store open and recovery: ready after {:.3f} s\n",
+                           devices, t_count, since(t0))
+            << std::flush;
+  bench::submitter submit{*core.seq};
+  for (int round = 0; round < rounds; ++round) {
+    auto t1 = clock_type::now();
+    uint64_t sent = 0;
+    uint32_t index = 0;
+    std::vector<actors::ingest_group> groups;
+    for (uint64_t d = 0; d < devices; d += step) {
+      actors::ingest_group g;
+      g.device = device_of(d);
+      g.first_index = index;
+      g.readings.push_back({2'000'000'000ULL + static_cast<uint64_t>(round),
+                            start_time_ms + 10 * 86'400'000LL + round * 1000, 72, index++,
+                            models::metric::heart_rate});
+      groups.push_back(std::move(g));
+      ++sent;
+      if (groups.size() == 1000) {
+        submit.ingest(std::move(groups), index);
+        groups = {};
+        index = 0;
+      }
+    }
+    if (!groups.empty())
+      submit.ingest(std::move(groups), index);
+    submit.wait_below(1);
+    auto acked = since(t1);
+    while (core.flow.pending.load() > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::cout << fmt::format("round {}: {} devices, one reading each: acknowledged in {:.2f} s "
+                             "({:.0f} readings/s), applied by every twin after {:.2f} s; live twins: "
+                             "{} devices, {} patients\n",
+                             round + 1, sent, acked, static_cast<double>(sent) / acked, since(t1),
+                             core.counters.devices.load(), core.counters.patients.load())
+              << std::flush;
+  }
+  return submit.failed() ? 1 : 0;
+}
+
 // Appends `readings` beyond the checkpoint, as committed but never
 // checkpointed before a crash.
 int append_tail(const std::string& dir, uint64_t readings, uint64_t per_entry) {
@@ -212,12 +293,8 @@ int append_tail(const std::string& dir, uint64_t readings, uint64_t per_entry) {
   }
   // The tail uses sequence numbers and times above anything populate sent;
   // the device count comes from the registry.
-  uint64_t devices = 0;
-  if (auto err = store->scan(storage::column::registry, {}, {},
-                             [&](std::string_view key, std::string_view) {
-                               devices += key.size() > 2 && key[2] == 'd';
-                               return true;
-                             }))
+  auto devices = registered_devices(*store);
+  if (devices == 0)
     return 1;
   uint64_t pos = *last, sent = 0, next_device = 0, round = 0;
   while (sent < readings) {
@@ -258,18 +335,21 @@ int append_tail(const std::string& dir, uint64_t readings, uint64_t per_entry) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: restart_bench populate|restart|seed|replay DIR [args]\n";
+    std::cerr << "usage: restart_bench populate|restart|serve|seed|replay DIR [args]\n";
     return 2;
   }
   std::string what = argv[1];
   std::string dir = argv[2];
   if (what == "populate")
     return populate(dir, argc > 3 ? std::stoull(argv[3]) : 1'000'000,
-                    argc > 4 ? std::stoull(argv[4]) : 100'000'000);
+                    argc > 4 ? std::stoull(argv[4]) : 100'000'000,
+                    argc > 5 ? std::clamp<uint64_t>(std::stoull(argv[5]), 1, 1000) : 100);
   if (what == "restart")
     return restart(dir, "restart after a clean stop", 0);
   if (what == "seed")
     return seed(dir);
+  if (what == "serve")
+    return serve(dir, argc > 3 ? std::stoull(argv[3]) : 10, argc > 4 ? std::stoi(argv[4]) : 3);
   if (what == "replay") {
     uint64_t n = argc > 3 ? std::stoull(argv[3]) : 10'000'000;
     uint64_t per_entry = argc > 4 ? std::stoull(argv[4]) : 10;

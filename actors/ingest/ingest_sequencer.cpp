@@ -155,11 +155,13 @@ struct ingest_sequencer::impl {
   // once a checkpoint stored their windows (docs/adr/0035). A few thousand
   // buckets per turn of the loop (at least every 100 ms).
   void evict_cold_devices() {
+    if (settings.directory_idle.count() == 0)
+      return;
     if (checkpoints.checkpointed() != checkpoint_seen) {
       checkpoint_seen = checkpoints.checkpointed();
       dir.checkpoint_written(commit.stamp(), clock::now());
     }
-    if (settings.directory_idle.count() == 0 || !checkpoints.idle())
+    if (!checkpoints.idle())
       return;
     auto evicted = dir.evict_cold(clock::now(), settings.directory_idle, 4096);
     probe.on_directory(dir.size(), evicted);

@@ -46,6 +46,19 @@ def now_ms():
     return time.time() * 1000
 
 
+def stop_all(procs, timeout=20):
+    """SIGTERM to each process still running (by PID), SIGKILL to any that does not end."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
@@ -100,15 +113,7 @@ class RaftGroup:
         return None
 
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(self.procs)
 
 
 def wait_until(cond, what, timeout=30):
@@ -208,15 +213,7 @@ class EtcdCluster:
                 stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(self.procs)
 
 
 def etcd_spike(args):

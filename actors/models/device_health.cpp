@@ -35,6 +35,13 @@ void report(alert_condition& c, priority target, int64_t t, finding f, std::vect
 
 }  // namespace
 
+// The node time from which `d` counts as offline: silent for longer than
+// the offline time since its last data (or since `not_before_ms`, a grace).
+int64_t device_health::offline_due_ms(const tracked& d, int64_t not_before_ms,
+                                      const patient_settings& s) noexcept {
+  return std::max(d.last_receive_ms, not_before_ms) + s.device_offline_after_ms + 1;
+}
+
 device_health::tracked* device_health::find(std::string_view name) noexcept {
   for (auto& d : devices_)
     if (d.name == name)
@@ -119,8 +126,7 @@ void device_health::on_battery(std::string_view device, double percent, int64_t 
 void device_health::tick(int64_t now_ms, int64_t not_before_ms, const patient_settings& s,
                          std::vector<finding>& out) {
   for (auto& d : devices_) {
-    auto since = std::max(d.last_receive_ms, not_before_ms);
-    bool offline = now_ms - since > s.device_offline_after_ms;
+    bool offline = now_ms >= offline_due_ms(d, not_before_ms, s);
     report(d.offline, offline ? priority::medium : priority::none, now_ms,
            device_finding(alert_kind::device_offline, d.name,
                           static_cast<double>(now_ms - d.last_receive_ms) / 1000.0),
@@ -134,7 +140,7 @@ int64_t device_health::next_offline_ms(int64_t not_before_ms,
   for (auto& d : devices_) {
     if (d.offline.level() != priority::none)
       continue;
-    auto due = std::max(d.last_receive_ms, not_before_ms) + s.device_offline_after_ms + 1;
+    auto due = offline_due_ms(d, not_before_ms, s);
     next = next == 0 ? due : std::min(next, due);
   }
   return next;

@@ -78,6 +78,8 @@ public:
   const std::vector<tracked>& devices() const noexcept { return devices_; }
 
 private:
+  static int64_t offline_due_ms(const tracked& d, int64_t not_before_ms,
+                                const patient_settings& s) noexcept;
   tracked* find(std::string_view name) noexcept;
   std::vector<tracked> devices_;
 };

@@ -10,7 +10,6 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include "actors/alerts/alert_hub.hpp"
-#include "actors/models/wall_clock.hpp"
 #include "actors/shard/passivation.hpp"
 #include "actors/twin/device_twin.hpp"
 #include "storage/errc.hpp"
@@ -103,8 +102,6 @@ struct shard_state {
   static constexpr size_t snapshot_batch_bytes = 4 << 20;
   // Scratch of route: a batch's patient entries by twin.
   std::vector<std::pair<patient_slot*, uint32_t>> by_slot;
-
-  int64_t now_ms() const { return ctx->clock ? ctx->clock() : models::wall_clock_ms(); }
 
   // Every use of a twin goes through device() or patient(): it is not idle.
   template <class Slot>
@@ -293,7 +290,7 @@ struct shard_state {
     stop_twins(self);
     replayed.clear();
     wakes.clear();
-    live_since_ms = now_ms();
+    live_since_ms = ctx->now_ms();
     snapshot_all_next = false;
     snapshots.reset();
     snapshot_bytes = 0;
@@ -406,7 +403,7 @@ struct shard_state {
     for (auto& [_, slot] : patients)
       if (slot.actor && !slot.passivating)
         self->send(slot.actor, health_tick_atom::value);
-    wakes.take_due(now_ms(), [&](const std::string& name) {
+    wakes.take_due(ctx->now_ms(), [&](const std::string& name) {
       if (patients.count(name) > 0)
         return;  // live again: ticked above
       auto& slot = patient(self->system(), name);
@@ -492,7 +489,7 @@ shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self
   self->state.ctx = ctx;
   self->state.probe = std::move(probe);
   self->state.idle = passivation_clock{ctx->settings.passivate_after_ms};
-  self->state.live_since_ms = self->state.now_ms();
+  self->state.live_since_ms = ctx->now_ms();
   self->delayed_send(self, std::chrono::milliseconds{ctx->settings.device_tick_ms},
                      health_tick_atom::value);
   if (self->state.idle.enabled())

@@ -11,7 +11,6 @@
 #include "actors/models/patient_model.hpp"
 #include "actors/models/sequence_window.hpp"
 #include "actors/models/twin_name.hpp"
-#include "actors/models/wall_clock.hpp"
 #include "actors/twin/alert_text.hpp"
 #include "actors/twin/patient_settings_record.hpp"
 #include "actors/twin/twin.hpp"
@@ -108,8 +107,6 @@ struct patient_state {
   bool dirty = false;
   std::vector<models::finding> findings;  // scratch, reused
 
-  int64_t now() const { return ctx->clock ? ctx->clock() : models::wall_clock_ms(); }
-
   void load_registry() {
     storage::registry reg{*ctx->store};
     auto rec = reg.get_patient(twin_name);
@@ -132,7 +129,7 @@ struct patient_state {
         !std::equal(devices.begin(), devices.end(), tracked.begin(),
                     [](const std::string& n, const auto& d) { return n == d.name; }))
       dirty = true;
-    health.set_devices(devices, now());
+    health.set_devices(devices, ctx->now_ms());
     if (!settings_logged && model.settings().spo2_scale2 != (*rec)->spo2_scale2) {
       auto settings = model.settings();  // the model holds the patient's settings
       settings.spo2_scale2 = (*rec)->spo2_scale2;
@@ -431,7 +428,7 @@ struct patient_state {
   // Device health on the node clock: a device that stops sending is
   // reported even though no reading arrives to notice it.
   void tick(auto* self) {
-    auto t = now();
+    auto t = ctx->now_ms();
     findings.clear();
     health.tick(t, active_since_ms, model.settings(), findings);
     for (auto& f : findings)

@@ -24,6 +24,7 @@
 #include "actors/models/metric.hpp"
 #include "actors/models/news2_score.hpp"
 #include "actors/models/twin_name.hpp"
+#include "actors/models/wall_clock.hpp"
 #include "actors/models/patient_model.hpp"
 #include "storage/series_codec.hpp"
 
@@ -191,6 +192,8 @@ struct twin_context {
   twin_settings settings;
   /// Node clock (ms since the epoch) for device health; tests inject one.
   std::function<int64_t()> clock;
+  /// `clock`'s time, or the wall clock's when none is injected.
+  int64_t now_ms() const { return clock ? clock() : models::wall_clock_ms(); }
   /// Patient summaries for twin queries (none: not kept).
   twin_index* index = nullptr;
   /// Told of each change routed to a twin (watches); none: not told.

@@ -56,8 +56,6 @@ public:
   /// Drops every entry (the shard's twins were handed to another member).
   void clear() { heap_ = {}; }
 
-  size_t size() const noexcept { return heap_.size(); }
-
 private:
   using entry = std::pair<int64_t, std::string>;
   std::priority_queue<entry, std::vector<entry>, std::greater<>> heap_;

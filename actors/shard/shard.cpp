@@ -417,16 +417,16 @@ struct shard_state {
   // Asks the twins unused for the idle time to passivate (docs/adr/0035).
   void sweep(auto* self) {
     idle.sweep();
-    auto ask = [&](auto& table, const auto& atom) {
+    auto ask = [&](auto& table) {
       for (auto& [name, slot] : table)
         if (slot.actor && !slot.passivating && idle.idle(slot.used)) {
           slot.passivating = true;
           ++slot.token;
-          self->send(slot.actor, atom, snapshot_request{name, ctx, slot.token});
+          self->send(slot.actor, passivate_atom::value, snapshot_request{name, ctx, slot.token});
         }
     };
-    ask(devices, passivate_atom::value);
-    ask(patients, passivate_atom::value);
+    ask(devices);
+    ask(patients);
     self->delayed_send(self, idle.sweep_interval(), passivate_sweep_atom::value);
   }
 

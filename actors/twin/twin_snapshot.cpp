@@ -26,16 +26,16 @@ void hand_over(const twin_context* ctx, models::twin_kind kind, const std::strin
   send(true, std::move(*value));
 }
 
-}  // namespace
-
-void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
-                     models::twin_kind kind, const std::string& name, bool& dirty,
-                     const std::function<std::string()>& encode) {
+// Answers the shard that asked (the current sender): `message(snapshot)`
+// with the snapshot hand_over makes, or an empty one when nothing changed.
+template <class Message>
+void answer(caf::local_actor* self, const twin_context* ctx, models::twin_kind kind,
+            const std::string& name, bool& dirty, const std::function<std::string()>& encode,
+            Message message) {
   auto shard = caf::actor_cast<caf::actor>(self->current_sender());
   bool patient = kind == models::twin_kind::patient;
   auto send = [&](bool ok, std::string value) {
-    caf::unsafe_send_as(self, shard, snapshot_done_atom::value,
-                        twin_snapshot{ok, patient, name, std::move(value)});
+    message(shard, twin_snapshot{ok, patient, name, std::move(value)});
   };
   if (!dirty)
     send(true, {});
@@ -43,20 +43,23 @@ void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
     hand_over(ctx, kind, name, dirty, encode, send);
 }
 
+}  // namespace
+
+void answer_snapshot(caf::local_actor* self, const twin_context* ctx,
+                     models::twin_kind kind, const std::string& name, bool& dirty,
+                     const std::function<std::string()>& encode) {
+  answer(self, ctx, kind, name, dirty, encode, [&](const caf::actor& shard, twin_snapshot s) {
+    caf::unsafe_send_as(self, shard, snapshot_done_atom::value, std::move(s));
+  });
+}
+
 void answer_passivation(caf::local_actor* self, const twin_context* ctx,
                         models::twin_kind kind, const snapshot_request& request, bool& dirty,
                         const std::function<std::string()>& encode, int64_t wake_ms) {
-  auto shard = caf::actor_cast<caf::actor>(self->current_sender());
-  bool patient = kind == models::twin_kind::patient;
-  auto send = [&](bool ok, std::string value) {
-    caf::unsafe_send_as(
-        self, shard, passivated_atom::value,
-        passivation{twin_snapshot{ok, patient, request.name, std::move(value)}, request.token, wake_ms});
-  };
-  if (!dirty)
-    send(true, {});
-  else
-    hand_over(ctx, kind, request.name, dirty, encode, send);
+  answer(self, ctx, kind, request.name, dirty, encode, [&](const caf::actor& shard, twin_snapshot s) {
+    caf::unsafe_send_as(self, shard, passivated_atom::value,
+                        passivation{std::move(s), request.token, wake_ms});
+  });
 }
 
 void save_snapshot(caf::local_actor* self, const caf::actor_addr& shard,

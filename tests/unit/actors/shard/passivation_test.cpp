@@ -3,6 +3,8 @@
 // the same state; timers of a passivated patient (its devices' offline
 // check) still run; nothing is lost across passivations and restarts.
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include <prometheus/registry.h>
@@ -65,16 +67,21 @@ protected:
     return false;
   }
 
-  // healthtwin_twins_passivated_total{kind}.
-  double passivated(const std::string& kind) {
+  // The value of counter or gauge `name` (with label kind=`kind` when
+  // given); -1 when there is none.
+  double metric(const std::string& name, const std::string& kind = {}) {
     for (auto& family : metrics_->Collect())
-      if (family.name == "healthtwin_twins_passivated_total")
+      if (family.name == name)
         for (auto& m : family.metric)
-          for (auto& label : m.label)
-            if (label.name == "kind" && label.value == kind)
-              return m.counter.value;
+          if (kind.empty() || std::any_of(m.label.begin(), m.label.end(), [&](auto& label) {
+                return label.name == "kind" && label.value == kind;
+              }))
+            return family.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
     return -1;
   }
+
+  // healthtwin_twins_passivated_total{kind}.
+  double passivated(const std::string& kind) { return metric("healthtwin_twins_passivated_total", kind); }
 
   std::vector<alert_record> of_kind(models::alert_kind k) {
     std::vector<alert_record> out;
@@ -284,17 +291,10 @@ TEST_F(passivation_test, an_evicted_directory_entry_still_refuses_resent_reading
   restart();
   ingest(monitor_a, {r(1, 1000, metric::heart_rate, 70), r(2, 2000, metric::heart_rate, 71),
                      r(3, 3000, metric::heart_rate, 72)});
-  auto value = [&](const std::string& name) {
-    for (auto& family : metrics_->Collect())
-      if (family.name == name && !family.metric.empty())
-        return family.type == prometheus::MetricType::Counter ? family.metric[0].counter.value
-                                                              : family.metric[0].gauge.value;
-    return -1.0;
-  };
-  for (int i = 0; i < 2000 && value("healthtwin_ingest_directory_evictions_total") < 1; ++i)
+  for (int i = 0; i < 2000 && metric("healthtwin_ingest_directory_evictions_total") < 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_GE(value("healthtwin_ingest_directory_evictions_total"), 1);
-  EXPECT_EQ(value("healthtwin_ingest_directory_entries"), 0);
+  EXPECT_GE(metric("healthtwin_ingest_directory_evictions_total"), 1);
+  EXPECT_EQ(metric("healthtwin_ingest_directory_entries"), 0);
 
   auto resent = ingest(monitor_a, {r(2, 2000, metric::heart_rate, 71), r(3, 3000, metric::heart_rate, 72)});
   EXPECT_EQ(resent.accepted, 0u);

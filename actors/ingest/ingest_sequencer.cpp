@@ -153,20 +153,24 @@ struct ingest_sequencer::impl {
 
   // Bounds the directory: entries of devices idle for directory_idle go
   // once a checkpoint stored their windows (docs/adr/0035). A few thousand
-  // buckets per turn of the loop (at least every 100 ms).
+  // buckets every 100 ms: the loop turns once per group commit under load,
+  // and the sweep must not ride on every one of them.
   void evict_cold_devices() {
     if (settings.directory_idle.count() == 0)
       return;
+    auto now = clock::now();
     if (checkpoints.checkpointed() != checkpoint_seen) {
       checkpoint_seen = checkpoints.checkpointed();
-      dir.checkpoint_written(commit.stamp(), clock::now());
+      dir.checkpoint_written(commit.stamp(), now);
     }
-    if (!checkpoints.idle())
+    if (!checkpoints.idle() || now < next_eviction)
       return;
-    auto evicted = dir.evict_cold(clock::now(), settings.directory_idle, 4096);
+    next_eviction = now + std::chrono::milliseconds(100);
+    auto evicted = dir.evict_cold(now, settings.directory_idle, 4096);
     probe.on_directory(dir.size(), evicted);
   }
   uint64_t checkpoint_seen = 0;
+  clock::time_point next_eviction{};
 
   // Queues readings (bounded by max_queued_readings) or refuses them.
   void enqueue(std::vector<ingest_group>&& groups, size_t readings, ingest_sequencer::ingest_callback done,

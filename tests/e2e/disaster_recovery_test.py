@@ -21,14 +21,12 @@ import os
 import random
 import re
 import shutil
-import ssl
 import signal
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
-import urllib.request
 
 import node_fixture
 
@@ -237,9 +235,7 @@ class DisasterRecovery(unittest.TestCase):
         first = self.twinctl(*self.replica_cmd(a, sre, "--once")[1:])
         self.assertEqual(first.returncode, 0, first.stderr)
         # The node counts the copies it served; the chart's HealthTwinStandbyBehind reads when the last was made.
-        tls = ssl.create_default_context(cafile=os.path.join(a.dir, "ca.pem"))
-        with urllib.request.urlopen(f"https://localhost:{a.http_port}/metrics", context=tls, timeout=15) as r:
-            metrics = r.read().decode()
+        metrics = a.metrics()
         last = re.search(r"^healthtwin_replica_copy_last_sent_timestamp_seconds ([0-9.e+]+)$", metrics, re.M)
         self.assertTrue(last, metrics[:2000])
         self.assertGreater(float(last.group(1)), time.time() - 120)

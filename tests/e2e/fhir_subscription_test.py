@@ -138,11 +138,9 @@ class FhirSubscriptions(unittest.TestCase):
 
     def metric(self, line_start):
         """The value of the node's /metrics line that starts with `line_start`."""
-        with urllib.request.urlopen(f"https://localhost:{self.node.http_port}/metrics", context=self.tls,
-                                    timeout=10) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith(line_start + " "):
-                    return float(line.split()[-1])
+        for line in self.node.metrics().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.split()[-1])
         self.fail(f"no {line_start} in /metrics")
 
     def subscription(self, topic=ALERTS, criteria=None, content="full-resource", endpoint=None):

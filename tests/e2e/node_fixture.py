@@ -139,6 +139,12 @@ class Node:
         with urllib.request.urlopen(req, context=tls, timeout=15) as r:
             return json.loads(r.read())
 
+    def metrics(self):
+        """The node's /metrics text, over HTTPS (d/ca.pem)."""
+        tls = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
+        with urllib.request.urlopen(f"https://localhost:{self.http_port}/metrics", context=tls, timeout=15) as r:
+            return r.read().decode()
+
     def desaturate(self, token, tenant, pid, sequence):
         """SpO2 97 then 84 (twice) from the patient's oxi-{pid}, numbered on from sequence[pid];
         waits for the patient's alert and returns its name."""

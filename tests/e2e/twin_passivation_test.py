@@ -14,11 +14,9 @@ Usage: twin_passivation_test.py --node PATH"""
 
 import os
 import re
-import ssl
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import node_fixture
 
@@ -46,10 +44,7 @@ class Passivation(unittest.TestCase):
         self.assertEqual(code, 0)
 
     def metric(self, pattern):
-        tls = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
-        with urllib.request.urlopen(f"https://localhost:{self.node.http_port}/metrics", context=tls,
-                                    timeout=15) as r:
-            found = re.search("^" + pattern + r" ([0-9.e+]+)$", r.read().decode(), re.M)
+        found = re.search("^" + pattern + r" ([0-9.e+]+)$", self.node.metrics(), re.M)
         return float(found.group(1)) if found else None
 
     def await_passivated(self, at_least):

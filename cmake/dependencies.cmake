@@ -55,3 +55,8 @@ find_package(Boost 1.74 REQUIRED)
 # tcmalloc (gperftools): the node allocates per message and per batch on
 # several threads; see docs/adr/0005-tcmalloc.md. Not with sanitizers.
 find_library(TCMALLOC_LIBRARY NAMES tcmalloc_minimal REQUIRED)
+
+# C-Raft (libraft-dev, with its libuv backend; libuv1-dev): the replicated
+# shards' log (docs/adr/0036, 0037).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(RAFT REQUIRED IMPORTED_TARGET raft libuv)

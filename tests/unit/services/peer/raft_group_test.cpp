@@ -1,0 +1,402 @@
+// Raft groups of three members in one process, each member with its own
+// mutual-TLS tunnels on 127.0.0.1 and its own log directory: commits reach
+// every member in order, a stopped leader is replaced and catches up, a
+// member far behind is restored from a snapshot, nothing commits without a
+// majority, and tunnels refuse certificates that do not name their member.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "services/peer/raft_group.hpp"
+#include "services/peer/raft_tunnels.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_pki.hpp"
+
+namespace healthtwin::services {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in{p};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The applied entries, as a list of strings; its snapshot is the list.
+class memory_log : public raft_state_machine {
+public:
+  void apply(uint64_t index, std::string_view entry) override {
+    std::lock_guard lock{mutex_};
+    EXPECT_GT(index, last_index_);
+    last_index_ = index;
+    entries_.emplace_back(entry);
+  }
+  std::string snapshot() override {
+    std::lock_guard lock{mutex_};
+    std::string out;
+    for (auto& e : entries_)
+      out += e + '\n';
+    ++snapshots_;
+    return out;
+  }
+  bool restore(std::string_view s) override {
+    std::lock_guard lock{mutex_};
+    entries_.clear();
+    for (size_t at = 0; at < s.size();) {
+      auto end = s.find('\n', at);
+      if (end == std::string_view::npos)
+        return false;
+      entries_.emplace_back(s.substr(at, end - at));
+      at = end + 1;
+    }
+    ++restores_;
+    return true;
+  }
+  std::vector<std::string> entries() const {
+    std::lock_guard lock{mutex_};
+    return entries_;
+  }
+  int snapshots() const {
+    std::lock_guard lock{mutex_};
+    return snapshots_;
+  }
+  int restores() const {
+    std::lock_guard lock{mutex_};
+    return restores_;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> entries_;
+  uint64_t last_index_ = 0;
+  int snapshots_ = 0, restores_ = 0;
+};
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds within) {
+  auto until = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred())
+      return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+std::vector<std::string> numbered(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i)
+    out.push_back("entry-" + std::to_string(i));
+  return out;
+}
+
+class raft_group_test : public ::testing::Test {
+protected:
+  static constexpr uint64_t group_id = 42;
+
+  void SetUp() override {
+    testing::test_pki pki{dir_.path() / "pki"};
+    tls_ = {slurp(pki.node_cert), slurp(pki.node_key), slurp(pki.ca_cert)};
+    for (int i = 0; i < 3; ++i) {
+      auto& m = members_.emplace_back();
+      std::string why;
+      m.tunnels = raft_tunnels::open("n" + std::to_string(i + 1), "127.0.0.1:0", tls_, why);
+      ASSERT_TRUE(m.tunnels) << why;
+      peers_.push_back({m.tunnels->self(), "127.0.0.1:" + std::to_string(m.tunnels->port())});
+    }
+  }
+
+  void TearDown() override {
+    for (auto& m : members_)
+      m.group.reset();
+  }
+
+  struct member {
+    std::unique_ptr<raft_tunnels> tunnels;
+    std::unique_ptr<memory_log> log = std::make_unique<memory_log>();
+    std::unique_ptr<raft_group> group;
+  };
+
+  // Starts (or restarts, with a fresh state machine) member i.
+  void start(int i) {
+    raft_group_settings s;
+    s.group = group_id;
+    s.members = peers_;
+    s.dir = (dir_.path() / ("n" + std::to_string(i + 1))).string();
+    s.election_timeout = 300ms;
+    s.heartbeat = 50ms;
+    s.snapshot_threshold = snapshot_threshold_;
+    s.snapshot_trailing = snapshot_threshold_ / 4;
+    auto& m = members_[i];
+    m.group.reset();
+    m.log = std::make_unique<memory_log>();
+    std::string why;
+    m.group = raft_group::start(s, *m.tunnels, *m.log, why);
+    ASSERT_TRUE(m.group) << why;
+  }
+
+  void start_all() {
+    for (int i = 0; i < 3; ++i)
+      start(i);
+  }
+
+  void stop(int i) { members_[i].group.reset(); }
+
+  // The member that leads, once one does (-1 if none within `within`).
+  int leader(std::chrono::milliseconds within = 10s) {
+    int found = -1;
+    eventually(
+        [&] {
+          for (int i = 0; i < 3; ++i)
+            if (members_[i].group && members_[i].group->status().leading)
+              return (found = i) >= 0;
+          return false;
+        },
+        within);
+    return found;
+  }
+
+  raft_commit propose(int i, const std::string& entry, std::chrono::milliseconds within = 5s) {
+    auto answer = std::make_shared<std::promise<raft_commit>>();
+    auto f = answer->get_future();
+    members_[i].group->propose(entry, [answer](const raft_commit& c) { answer->set_value(c); });
+    if (f.wait_for(within) != std::future_status::ready)
+      return {0, 0, "no answer within the test's deadline"};
+    return f.get();
+  }
+
+  // Proposes the entries at the leader, resending to a new leader what
+  // failed; every one must commit.
+  void commit_all(const std::vector<std::string>& entries) {
+    for (auto& e : entries) {
+      raft_commit c{0, 0, "not proposed"};
+      for (int attempt = 0; attempt < 20 && !c.committed(); ++attempt) {
+        int l = leader();
+        ASSERT_GE(l, 0) << "no leader";
+        c = propose(l, e);
+      }
+      ASSERT_TRUE(c.committed()) << e << ": " << c.error;
+    }
+  }
+
+  ::testing::AssertionResult holds(int i, const std::vector<std::string>& expected,
+                                   std::chrono::milliseconds within = 10s) {
+    if (eventually([&] { return members_[i].log->entries() == expected; }, within))
+      return ::testing::AssertionSuccess();
+    auto got = members_[i].log->entries();
+    auto r = ::testing::AssertionFailure() << "n" << i + 1 << " holds " << got.size() << " entries:";
+    for (size_t k = 0; k < got.size() && k < 5; ++k)
+      r << " " << got[k];
+    return r;
+  }
+
+  testing::temp_dir dir_;
+  tunnel_credentials tls_;
+  std::vector<member> members_;
+  std::vector<raft_peer> peers_;
+  unsigned snapshot_threshold_ = 4096;
+};
+
+TEST_F(raft_group_test, commits_reach_every_member_in_log_order) {
+  start_all();
+  int l = leader();
+  ASSERT_GE(l, 0);
+  // Pipelined: 200 proposals in flight at once.
+  std::mutex m;
+  std::vector<raft_commit> commits;
+  std::condition_variable cv;
+  auto entries = numbered(0, 200);
+  for (auto& e : entries)
+    members_[l].group->propose(e, [&](const raft_commit& c) {
+      std::lock_guard lock{m};
+      commits.push_back(c);
+      cv.notify_one();
+    });
+  std::unique_lock lock{m};
+  ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return commits.size() == entries.size(); }));
+  for (size_t i = 0; i < commits.size(); ++i) {
+    ASSERT_TRUE(commits[i].committed()) << commits[i].error;
+    if (i > 0) {
+      EXPECT_EQ(commits[i].index, commits[i - 1].index + 1);
+    }
+    EXPECT_EQ(commits[i].term, members_[l].group->status().term);
+  }
+  lock.unlock();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(holds(i, entries)) << "member n" << i + 1;
+}
+
+TEST_F(raft_group_test, a_follower_refuses_proposals_and_names_the_leader) {
+  start_all();
+  int l = leader();
+  ASSERT_GE(l, 0);
+  int follower = (l + 1) % 3;
+  ASSERT_TRUE(eventually([&] { return !members_[follower].group->status().leader.empty(); }, 5s));
+  auto c = propose(follower, "refused");
+  EXPECT_FALSE(c.committed());
+  EXPECT_NE(c.error.find("not the leader (" + peers_[l].name + " leads)"), std::string::npos) << c.error;
+  commit_all({"kept"});
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(holds(i, {"kept"}));
+}
+
+TEST_F(raft_group_test, a_stopped_leader_is_replaced_and_catches_up_when_it_returns) {
+  start_all();
+  auto first = numbered(0, 50);
+  commit_all(first);
+  int old = leader();
+  ASSERT_GE(old, 0);
+  auto term = members_[old].group->status().term;
+  stop(old);
+  auto t0 = std::chrono::steady_clock::now();
+  int next = leader();
+  ASSERT_GE(next, 0);
+  ASSERT_NE(next, old);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_GT(members_[next].group->status().term, term);
+  auto second = numbered(50, 100);
+  commit_all(second);
+  auto all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  start(old);  // from its own directory, with an empty state machine
+  EXPECT_TRUE(holds(old, all)) << "the returning member replays its log and catches up";
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(holds(i, all));
+}
+
+TEST_F(raft_group_test, a_member_far_behind_is_restored_from_a_snapshot) {
+  snapshot_threshold_ = 32;
+  start_all();
+  int l = leader();
+  ASSERT_GE(l, 0);
+  int behind = (l + 1) % 3;
+  stop(behind);
+  auto entries = numbered(0, 200);
+  commit_all(entries);
+  EXPECT_GT(members_[leader()].log->snapshots(), 0);
+  start(behind);
+  EXPECT_TRUE(holds(behind, entries));
+  EXPECT_GT(members_[behind].log->restores(), 0) << "the log before the snapshot was truncated";
+}
+
+TEST_F(raft_group_test, nothing_commits_without_a_majority) {
+  start_all();
+  commit_all({"before"});
+  int l = leader();
+  ASSERT_GE(l, 0);
+  int a = (l + 1) % 3, b = (l + 2) % 3;
+  stop(a);
+  stop(b);
+  // The lone leader may take the proposal, but it cannot commit it; it
+  // steps down once it misses a majority's heartbeats.
+  auto c = propose(l, "alone", 3s);
+  EXPECT_FALSE(c.committed());
+  EXPECT_TRUE(eventually([&] { return !members_[l].group->status().leading; }, 5s));
+  EXPECT_EQ(members_[l].log->entries(), std::vector<std::string>{"before"});
+  start(a);
+  commit_all({"after"});
+  // "alone" may have been committed by the next leader (it was in the old
+  // leader's log); it never counted as committed when it was proposed.
+  std::vector<std::string> held;
+  EXPECT_TRUE(eventually(
+      [&] {
+        held = members_[a].log->entries();
+        return held.size() >= 2 && held.back() == "after";
+      },
+      10s));
+  ASSERT_FALSE(held.empty());
+  EXPECT_EQ(held.front(), "before");
+  EXPECT_LE(held.size(), 3u);
+}
+
+// ---- the tunnels alone ----
+
+class raft_tunnels_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    testing::test_pki pki{dir_.path() / "pki"};
+    node_ = {slurp(pki.node_cert), slurp(pki.node_key), slurp(pki.ca_cert)};
+    foreign_ = {slurp(pki.other_client_cert), slurp(pki.other_client_key), slurp(pki.ca_cert)};
+    std::string why;
+    listener_ = raft_tunnels::open("n1", "127.0.0.1:0", node_, why);
+    ASSERT_TRUE(listener_) << why;
+  }
+
+  raft_peer listener_peer() const { return {"n1", "127.0.0.1:" + std::to_string(listener_->port())}; }
+
+  // Dials the listener as `tunnels` for group 7; the connect's outcome.
+  std::string dial(raft_tunnels& tunnels) {
+    std::promise<std::string> outcome;
+    tunnels.connect(7, listener_peer(), [&](int fd, const std::string& error) {
+      if (fd >= 0)
+        ::close(fd);
+      outcome.set_value(fd >= 0 ? "connected" : error);
+    });
+    return outcome.get_future().get();
+  }
+
+  testing::temp_dir dir_;
+  tunnel_credentials node_, foreign_;
+  std::unique_ptr<raft_tunnels> listener_;
+};
+
+TEST_F(raft_tunnels_test, a_member_whose_certificate_names_it_is_accepted_others_are_refused) {
+  std::mutex m;
+  std::vector<std::string> accepted;
+  // "node" is the test certificate's common name; "n9"'s address is a host
+  // the certificate does not name.
+  listener_->serve(7, {{"node", "127.0.0.9:1"}, {"n9", "10.9.9.9:1"}}, [&](const std::string& peer, int fd) {
+    ::close(fd);
+    std::lock_guard lock{m};
+    accepted.push_back(peer);
+  });
+  std::string why;
+  auto named = raft_tunnels::open("node", "127.0.0.1:0", node_, why);
+  auto unnamed = raft_tunnels::open("n9", "127.0.0.1:0", node_, why);
+  auto stranger = raft_tunnels::open("n5", "127.0.0.1:0", node_, why);
+  ASSERT_TRUE(named && unnamed && stranger) << why;
+  EXPECT_EQ(dial(*named), "connected");
+  EXPECT_EQ(dial(*unnamed), "connected");   // refused after its preamble
+  EXPECT_EQ(dial(*stranger), "connected");  // not a member of group 7
+  ASSERT_TRUE(eventually([&] { return listener_->refused() == 2; }, 5s)) << listener_->refused();
+  std::lock_guard lock{m};
+  EXPECT_EQ(accepted, std::vector<std::string>{"node"});
+}
+
+TEST_F(raft_tunnels_test, a_certificate_of_another_ca_fails_the_handshake) {
+  listener_->serve(7, {{"other-client", "127.0.0.1:1"}}, [](const std::string&, int fd) { ::close(fd); });
+  std::string why;
+  auto foreign = raft_tunnels::open("other-client", "127.0.0.1:0", foreign_, why);
+  ASSERT_TRUE(foreign) << why;
+  auto outcome = dial(*foreign);
+  // The client may learn of the refusal at its handshake or only when it
+  // next reads; the listener refuses either way and accepts nothing.
+  EXPECT_TRUE(eventually([&] { return listener_->refused() == 1; }, 5s));
+  (void)outcome;
+}
+
+TEST_F(raft_tunnels_test, an_unserved_group_is_refused) {
+  std::string why;
+  auto dialler = raft_tunnels::open("node", "127.0.0.1:0", node_, why);
+  ASSERT_TRUE(dialler) << why;
+  dial(*dialler);
+  EXPECT_TRUE(eventually([&] { return listener_->refused() == 1; }, 5s));
+}
+
+TEST(raft_id_of, is_stable_and_never_zero) {
+  EXPECT_EQ(raft_id_of("healthtwin-0"), raft_id_of("healthtwin-0"));
+  EXPECT_NE(raft_id_of("healthtwin-0"), raft_id_of("healthtwin-1"));
+  EXPECT_NE(raft_id_of(""), 0u);
+}
+
+}  // namespace
+}  // namespace healthtwin::services

@@ -14,6 +14,7 @@ std::string to_string(errc x) {
     case errc::invalid_record: return "invalid_record";
     case errc::invalid_settings: return "invalid_settings";
     case errc::erased: return "erased";
+    case errc::no_quorum: return "no_quorum";
   }
   return "unknown";
 }

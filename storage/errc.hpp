@@ -19,6 +19,7 @@ enum class errc : uint8_t {
   invalid_record,      ///< a stored record does not parse
   invalid_settings,    ///< bad store_settings (field named in the context)
   erased,              ///< the patient was erased; its data is gone for good
+  no_quorum,           ///< a replicated write did not commit (no majority, or this replica does not lead); resend
 };
 
 std::string to_string(errc x);

@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "storage/aead.hpp"
 #include "storage/store_impl.hpp"
 
 #include "storage/errc.hpp"
@@ -19,64 +20,9 @@ namespace {
 
 constexpr uint8_t sealed_format = 1;
 constexpr size_t ref_len = 8;
-constexpr size_t nonce_len = 12;
-constexpr size_t tag_len = 16;
+constexpr size_t nonce_len = aead::nonce_len;
+constexpr size_t tag_len = aead::tag_len;
 constexpr size_t sealed_overhead = 1 + ref_len + nonce_len + tag_len;
-
-struct ctx_free {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-
-// AES-256-GCM: appends ciphertext and tag of `plain` to `out`.
-bool gcm_seal(const uint8_t* key, const uint8_t* nonce, std::string_view aad,
-              std::string_view plain, std::string& out) {
-  std::unique_ptr<EVP_CIPHER_CTX, ctx_free> ctx{EVP_CIPHER_CTX_new()};
-  int n = 0;
-  auto at = out.size();
-  out.resize(at + plain.size() + tag_len);
-  auto* dst = reinterpret_cast<unsigned char*>(out.data() + at);
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &n,
-                              reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), dst, &n,
-                              reinterpret_cast<const unsigned char*>(plain.data()),
-                              static_cast<int>(plain.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), dst + n, &n) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, tag_len,
-                                dst + plain.size()) == 1;
-  if (!ok)
-    out.resize(at);
-  return ok;
-}
-
-// AES-256-GCM: the plaintext of `sealed` (ciphertext followed by the tag),
-// or nullopt when it or the authenticated data was altered.
-std::optional<std::string> gcm_open(const uint8_t* key, const uint8_t* nonce,
-                                    std::string_view aad, std::string_view sealed) {
-  if (sealed.size() < tag_len)
-    return std::nullopt;
-  auto body = sealed.substr(0, sealed.size() - tag_len);
-  std::string tag{sealed.substr(body.size())};
-  std::string plain(body.size(), '\0');
-  std::unique_ptr<EVP_CIPHER_CTX, ctx_free> ctx{EVP_CIPHER_CTX_new()};
-  int n = 0;
-  auto* dst = reinterpret_cast<unsigned char*>(plain.data());
-  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key, nonce) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), nullptr, &n,
-                              reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), dst, &n,
-                              reinterpret_cast<const unsigned char*>(body.data()),
-                              static_cast<int>(body.size())) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, tag_len, tag.data()) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(), dst + n, &n) == 1;
-  if (!ok) {
-    OPENSSL_cleanse(plain.data(), plain.size());
-    return std::nullopt;
-  }
-  return plain;
-}
 
 // Keys of the `keys` column family.
 std::string ref_key(std::string_view patient) {
@@ -153,7 +99,7 @@ caf::expected<std::optional<patient_keys::key_bytes>> patient_keys::find_key(con
   std::string_view w = **v;
   if (w.size() != nonce_len + 32 + tag_len)
     return caf::make_error(errc::invalid_record, std::string{"wrapped patient key"});
-  auto plain = gcm_open(wrap_key_.data(), reinterpret_cast<const uint8_t*>(w.data()), ref_s,
+  auto plain = aead::open(wrap_key_.data(), reinterpret_cast<const uint8_t*>(w.data()), ref_s,
                         w.substr(nonce_len));
   if (!plain || plain->size() != 32)
     return caf::make_error(errc::invalid_record,
@@ -174,7 +120,7 @@ caf::error patient_keys::new_key(write_batch& batch, std::string_view patient, k
     return caf::make_error(errc::io_error, std::string{"no random bytes for a patient key"});
   std::string wrapped{reinterpret_cast<const char*>(nonce), nonce_len};
   std::string ref_s{as_view(ref)};
-  if (!gcm_seal(wrap_key_.data(), nonce, ref_s,
+  if (!aead::seal(wrap_key_.data(), nonce, ref_s,
                 std::string_view{reinterpret_cast<const char*>(key.data()), key.size()}, wrapped))
     return caf::make_error(errc::io_error, std::string{"wrapping a patient key failed"});
   batch.put(column::keys, wrapped_key(ref_s), wrapped);
@@ -240,7 +186,7 @@ caf::expected<std::string> patient_keys::seal(std::string_view patient, std::str
   if (RAND_bytes(nonce, nonce_len) != 1)
     return caf::make_error(errc::io_error, std::string{"no random bytes for a nonce"});
   out.append(reinterpret_cast<const char*>(nonce), nonce_len);
-  if (!gcm_seal((*key)->data(), nonce, as_view(**ref), plain, out))
+  if (!aead::seal((*key)->data(), nonce, as_view(**ref), plain, out))
     return caf::make_error(errc::io_error, std::string{"sealing a value failed"});
   return out;
 }
@@ -258,7 +204,7 @@ caf::expected<std::string> patient_keys::unseal(std::string_view sealed) {
   if (!*key)
     return caf::make_error(errc::erased, std::string{"the patient's key was destroyed"});
   auto nonce = reinterpret_cast<const uint8_t*>(sealed.data() + 1 + ref_len);
-  auto plain = gcm_open((*key)->data(), nonce, as_view(ref), sealed.substr(1 + ref_len + nonce_len));
+  auto plain = aead::open((*key)->data(), nonce, as_view(ref), sealed.substr(1 + ref_len + nonce_len));
   if (!plain)
     return caf::make_error(errc::invalid_record,
                            std::string{"sealed patient value fails its authentication tag"});

@@ -250,6 +250,8 @@ caf::expected<std::unique_ptr<store>> store::open(const store_settings& settings
     return err;
   if (auto err = load_pseudonym_key(*im, fresh))
     return err;
+  if (auto err = load_replicated_index(*im))
+    return err;
   auto* raw_im = im.get();
   std::unique_ptr<store> out{new store(std::move(im))};
   raw_im->patients = std::make_unique<patient_keys>(*out, raw_im->key, raw_im->pseudonym_key);
@@ -300,6 +302,10 @@ std::string store::write_failure() const {
 }
 
 caf::error store::write(write_batch& batch, bool sync) {
+  if (auto* r = impl_->replicator.load(std::memory_order_acquire)) {
+    auto& data = batch.internals().batch.Data();
+    return r->replicate(std::string_view{data.data(), data.size()});
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync && impl_->settings.sync_wal;
   impl_->resume_after_failure();

@@ -53,6 +53,19 @@ struct store_settings {
 class write_batch;
 enum class column : uint8_t;
 
+/// Where a store's writes go when the store is one replica of a Raft group
+/// (docs/adr/0038): every batch is proposed to the group and applied, in
+/// the group's order, by apply_replicated on every replica — this one too.
+class write_replicator {
+public:
+  virtual ~write_replicator() = default;
+  /// Returns once `batch` (a write batch's bytes) is committed — durable on
+  /// a majority — and applied here, or with errc::no_quorum when it was not
+  /// (it may still be committed later: resent batches must be harmless, as
+  /// the ingest log's sequence windows make them).
+  virtual caf::error replicate(std::string_view batch) = 0;
+};
+
 /// The node's RocksDB: one database, one column family per purpose (log,
 /// registry, twins, series, alerts, audit, keys). Thread-safe; owned by the
 /// composition root and shared by reference with the tables below.
@@ -72,6 +85,20 @@ public:
   /// Applies a batch atomically. With `sync` the WAL is fsynced first when
   /// settings().sync_wal is on.
   caf::error write(write_batch& batch, bool sync);
+
+  /// From now on write() hands every batch to `r` (nullptr: straight to
+  /// RocksDB again). Set before the store is shared.
+  void replicate_through(write_replicator* r) noexcept;
+
+  /// Applies a batch its Raft group committed at `index` (the group's state
+  /// machine; one thread): its writes and the index, atomically, unsynced
+  /// (the group's log holds it durably until sync_wal() before a snapshot).
+  /// A batch at or below replicated_index() was applied before a restart
+  /// and is skipped. errc::corruption when the bytes are not a batch.
+  caf::error apply_replicated(uint64_t index, std::string_view batch);
+
+  /// The index of the last replicated batch applied (0: none).
+  uint64_t replicated_index() const noexcept;
 
   /// Makes every write so far durable (fsyncs the WAL when
   /// settings().sync_wal is on). Other writers are not blocked meanwhile.

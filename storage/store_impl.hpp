@@ -37,6 +37,9 @@ struct store::impl {
   std::atomic<int64_t> next_resume_ms{0};
   std::mutex failure_mtx;
   std::string failure;  // the failed write's error, for /healthz
+  // A replica of a Raft group: writes go through the group (store_replication.cpp).
+  std::atomic<write_replicator*> replicator{nullptr};
+  std::atomic<uint64_t> replicated_index{0};  // read at open
 
   rocksdb::ColumnFamilyHandle* cf(column c) const { return columns[static_cast<size_t>(c)]; }
   rocksdb::Status checked_write(const rocksdb::Status& st);
@@ -48,6 +51,9 @@ struct write_batch::impl {
   store::impl* owner;
   rocksdb::WriteBatch batch;
 };
+
+/// Reads the index of the last replicated batch applied (at open).
+caf::error load_replicated_index(store::impl& im);
 
 /// Converts a RocksDB status to a storage error naming the operation.
 caf::error to_error(const rocksdb::Status& st, std::string_view what);

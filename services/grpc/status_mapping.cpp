@@ -192,6 +192,9 @@ grpc::Status to_status(const caf::error& e, std::string_view what) {
                            std::chrono::milliseconds(5000));
       case storage::errc::erased:
         return grpc::Status(StatusCode::NOT_FOUND, "the patient was erased");
+      case storage::errc::no_quorum:
+        return retry_later(StatusCode::UNAVAILABLE, refusal::storage_failing,
+                           "the replicas have no quorum; nothing was acknowledged, resend", std::chrono::milliseconds(500));
       default:
         return retry_later(StatusCode::UNAVAILABLE, refusal::storage_failing, "node storage is failing",
                            std::chrono::milliseconds(1000));

@@ -1,5 +1,7 @@
 #include "services/peer/raft_group.hpp"
 
+#include "storage/aead.hpp"
+
 #include <algorithm>
 #include <csignal>
 #include <cstring>
@@ -68,29 +70,38 @@ private:
 
 // C-Raft's wire format pads every entry to a multiple of 8 bytes but sends
 // its length unpadded (the receiver then misreads the entries after it):
-// an entry is therefore framed as its length (8 bytes, little endian), the
-// bytes, and zeros up to a multiple of 8.
-struct raft_buffer framed(std::string_view entry) {
+// an entry is therefore framed as its length (4 bytes, little endian), its
+// format (1 byte: sealed or plain) and 3 zero bytes, then the bytes and
+// zeros up to a multiple of 8.
+enum class entry_format : uint8_t { plain = 0, sealed = 1 };
+
+struct raft_buffer framed(std::string_view entry, entry_format format) {
   struct raft_buffer buf;
   buf.len = 8 + (entry.size() + 7) / 8 * 8;
   buf.base = raft_calloc(1, buf.len);
   auto* p = static_cast<unsigned char*>(buf.base);
-  for (int i = 0; i < 8; ++i)
+  for (int i = 0; i < 4; ++i)
     p[i] = static_cast<unsigned char>((uint64_t{entry.size()} >> (8 * i)) & 0xff);
+  p[4] = static_cast<unsigned char>(format);
   std::memcpy(p + 8, entry.data(), entry.size());
   return buf;
 }
 
-std::optional<std::string_view> unframed(const struct raft_buffer& buf) {
+struct unframed_entry {
+  std::string_view bytes;
+  entry_format format;
+};
+
+std::optional<unframed_entry> unframed(const struct raft_buffer& buf) {
   if (buf.len < 8 || buf.len % 8 != 0)
     return std::nullopt;
   auto* p = static_cast<const unsigned char*>(buf.base);
   uint64_t size = 0;
-  for (int i = 0; i < 8; ++i)
+  for (int i = 0; i < 4; ++i)
     size |= uint64_t{p[i]} << (8 * i);
-  if (size > buf.len - 8 || buf.len - 8 - size >= 8)
+  if (size > buf.len - 8 || buf.len - 8 - size >= 8 || p[4] > 1 || p[5] || p[6] || p[7])
     return std::nullopt;
-  return std::string_view{reinterpret_cast<const char*>(p + 8), size};
+  return unframed_entry{{reinterpret_cast<const char*>(p + 8), size}, static_cast<entry_format>(p[4])};
 }
 
 }  // namespace
@@ -111,6 +122,7 @@ struct raft_group::impl {
   struct raft raft {};
   raft_uv_accept_cb accepted = nullptr;
   std::set<raft_uv_connect*> connecting;
+  bool apply_failed = false;  // an entry did not open: logged once
   bool stopping = false;  // raft_close was called: no more proposals
   bool closing = false;   // the transport is closed: no more tunnels
   std::thread thread;
@@ -207,16 +219,60 @@ struct raft_group::impl {
     cb(t);
   }
 
+  // ---- sealing: entries and snapshots leave the process sealed ----
+
+  std::string aad(char kind) const {
+    std::string a{"HTraft"};
+    a += kind;
+    for (int i = 0; i < 8; ++i)
+      a += static_cast<char>((settings.group >> (8 * i)) & 0xff);
+    return a;
+  }
+
+  std::optional<std::string> seal(std::string_view plain, char kind) const {
+    if (!settings.entry_key)
+      return std::string{plain};
+    std::array<uint8_t, storage::aead::nonce_len> nonce;
+    if (!storage::aead::random_nonce(nonce))
+      return std::nullopt;
+    std::string out{reinterpret_cast<const char*>(nonce.data()), nonce.size()};
+    if (!storage::aead::seal(settings.entry_key->data(), nonce.data(), aad(kind), plain, out))
+      return std::nullopt;
+    return out;
+  }
+
+  entry_format format() const { return settings.entry_key ? entry_format::sealed : entry_format::plain; }
+
+  // The plaintext of an entry or snapshot; nullopt when it was sealed under
+  // another key, altered, or its format is not this member's (a member with
+  // a key never takes plaintext, one without cannot open sealed bytes).
+  std::optional<std::string> open(std::string_view bytes, entry_format f, char kind) const {
+    if (f != format())
+      return std::nullopt;
+    if (!settings.entry_key)
+      return std::string{bytes};
+    if (bytes.size() < storage::aead::nonce_len)
+      return std::nullopt;
+    return storage::aead::open(settings.entry_key->data(), reinterpret_cast<const uint8_t*>(bytes.data()),
+                               aad(kind), bytes.substr(storage::aead::nonce_len));
+  }
+
   // ---- the state machine ----
 
   static impl* of(struct raft_fsm* f) { return static_cast<impl*>(f->data); }
 
   static int fsm_apply(struct raft_fsm* f, const struct raft_buffer* buf, void** result) {
     auto* self = of(f);
-    auto entry = unframed(*buf);
+    auto framed_entry = unframed(*buf);
+    auto entry = framed_entry ? self->open(framed_entry->bytes, framed_entry->format, 'e') : std::nullopt;
     if (!entry) {
-      spdlog::critical("replication: group {}: an entry of {} bytes is not framed as ours", self->settings.group,
-                       buf->len);
+      // Raft retries the apply at every commit: said once.
+      if (!std::exchange(self->apply_failed, true))
+        spdlog::critical("replication: group {}: an entry of {} bytes {}; this member applies nothing more",
+                         self->settings.group, buf->len,
+                         framed_entry ? "does not open (sealed under another key, or the members disagree on "
+                                        "whether entries are sealed)"
+                                      : "is not framed as ours");
       return RAFT_MALFORMED;
     }
     self->machine.apply(raft_last_applied(&self->raft) + 1, *entry);
@@ -225,24 +281,35 @@ struct raft_group::impl {
   }
 
   static int fsm_snapshot(struct raft_fsm* f, struct raft_buffer* bufs[], unsigned* n) {
-    auto state = of(f)->machine.snapshot();
+    auto sealed = of(f)->seal(of(f)->machine.snapshot(), 's');
+    if (!sealed)
+      return RAFT_NOMEM;
+    auto state = std::optional<std::string>{std::string(1, static_cast<char>(of(f)->format())) + *sealed};
     *bufs = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
     if (!*bufs)
       return RAFT_NOMEM;
-    (*bufs)[0].len = state.size();
-    (*bufs)[0].base = raft_malloc(std::max<size_t>(state.size(), 1));
+    (*bufs)[0].len = state->size();
+    (*bufs)[0].base = raft_malloc(std::max<size_t>(state->size(), 1));
     if (!(*bufs)[0].base) {
       raft_free(*bufs);
       return RAFT_NOMEM;
     }
-    std::memcpy((*bufs)[0].base, state.data(), state.size());
+    std::memcpy((*bufs)[0].base, state->data(), state->size());
     *n = 1;
     return 0;
   }
 
   static int fsm_restore(struct raft_fsm* f, struct raft_buffer* buf) {
-    if (!of(f)->machine.restore(std::string_view{static_cast<const char*>(buf->base), buf->len}))
+    auto* self = of(f);
+    std::string_view bytes{static_cast<const char*>(buf->base), buf->len};
+    auto state = bytes.empty() || static_cast<uint8_t>(bytes[0]) > 1
+                     ? std::nullopt
+                     : self->open(bytes.substr(1), static_cast<entry_format>(bytes[0]), 's');
+    if (!state || !self->machine.restore(*state)) {
+      spdlog::critical("replication: group {}: a snapshot of {} bytes {}", self->settings.group, buf->len,
+                       state ? "was not restored by the state machine" : "does not open under this member's key");
       return RAFT_MALFORMED;
+    }
     raft_free(buf->base);  // ours once restored
     return 0;
   }
@@ -261,7 +328,12 @@ struct raft_group::impl {
       done({0, 0, leader ? "not the leader (" + std::string{leader} + " leads)" : "no leader"});
       return;
     }
-    auto buf = framed(entry);
+    auto sealed = seal(entry, 'e');
+    if (!sealed) {
+      done({0, 0, "the entry could not be sealed"});
+      return;
+    }
+    auto buf = framed(*sealed, format());
     auto* p = new proposal;
     p->req.data = p;
     p->done = std::move(done);

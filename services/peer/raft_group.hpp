@@ -12,10 +12,12 @@
 // state machine must treat a resent entry as the same entry (the ingest
 // log's sequence windows do).
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,9 +48,16 @@ struct raft_group_settings {
   /// slightly behind).
   unsigned snapshot_threshold = 4096;
   unsigned snapshot_trailing = 1024;
+  /// The key that seals every entry and snapshot (AES-256-GCM, the group id
+  /// authenticated) before raft stores or sends it: derived from the node
+  /// key, equal on every member. Without one (a plaintext data directory,
+  /// development only) entries are stored as they are.
+  std::optional<std::array<uint8_t, 32>> entry_key;
 };
 
-/// What a group replicates into. Called on the group's thread only.
+/// What a group replicates into. Called on the group's thread only. An
+/// entry that does not open (altered, or sealed under another key) is never
+/// applied: the group stops applying and logs why.
 class raft_state_machine {
 public:
   virtual ~raft_state_machine() = default;

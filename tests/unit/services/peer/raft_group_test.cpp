@@ -18,18 +18,15 @@
 #include "services/peer/raft_tunnels.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_pki.hpp"
+#include "tests/unit/services/peer/raft_test_support.hpp"
 
 namespace healthtwin::services {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in{p};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::eventually;
+using testing::slurp;
 
 // The applied entries, as a list of strings; its snapshot is the list.
 class memory_log : public raft_state_machine {
@@ -81,17 +78,6 @@ private:
   int snapshots_ = 0, restores_ = 0;
 };
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds within) {
-  auto until = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred())
-      return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 std::vector<std::string> numbered(int from, int to) {
   std::vector<std::string> out;
   for (int i = from; i < to; ++i)
@@ -104,15 +90,8 @@ protected:
   static constexpr uint64_t group_id = 42;
 
   void SetUp() override {
-    testing::test_pki pki{dir_.path() / "pki"};
-    tls_ = {slurp(pki.node_cert), slurp(pki.node_key), slurp(pki.ca_cert)};
-    for (int i = 0; i < 3; ++i) {
-      auto& m = members_.emplace_back();
-      std::string why;
-      m.tunnels = raft_tunnels::open("n" + std::to_string(i + 1), "127.0.0.1:0", tls_, why);
-      ASSERT_TRUE(m.tunnels) << why;
-      peers_.push_back({m.tunnels->self(), "127.0.0.1:" + std::to_string(m.tunnels->port())});
-    }
+    for (auto& t : net_.tunnels)
+      members_.emplace_back().tunnels = t.get();
   }
 
   void TearDown() override {
@@ -121,7 +100,7 @@ protected:
   }
 
   struct member {
-    std::unique_ptr<raft_tunnels> tunnels;
+    raft_tunnels* tunnels = nullptr;
     std::unique_ptr<memory_log> log = std::make_unique<memory_log>();
     std::unique_ptr<raft_group> group;
   };
@@ -130,12 +109,13 @@ protected:
   void start(int i) {
     raft_group_settings s;
     s.group = group_id;
-    s.members = peers_;
+    s.members = net_.peers;
     s.dir = (dir_.path() / ("n" + std::to_string(i + 1))).string();
     s.election_timeout = 300ms;
     s.heartbeat = 50ms;
     s.snapshot_threshold = snapshot_threshold_;
     s.snapshot_trailing = snapshot_threshold_ / 4;
+    s.entry_key = keys_[i];
     auto& m = members_[i];
     m.group.reset();
     m.log = std::make_unique<memory_log>();
@@ -200,10 +180,24 @@ protected:
   }
 
   testing::temp_dir dir_;
-  tunnel_credentials tls_;
+  testing::three_tunnels net_{dir_.path() / "pki"};
   std::vector<member> members_;
-  std::vector<raft_peer> peers_;
   unsigned snapshot_threshold_ = 4096;
+  std::array<std::optional<std::array<uint8_t, 32>>, 3> keys_{key(1), key(1), key(1)};
+
+  static std::array<uint8_t, 32> key(uint8_t fill) {
+    std::array<uint8_t, 32> k;
+    k.fill(fill);
+    return k;
+  }
+
+  // Whether any file under member i's directory holds `text`.
+  bool on_disk(int i, const std::string& text) {
+    for (auto& f : std::filesystem::recursive_directory_iterator(dir_.path() / ("n" + std::to_string(i + 1))))
+      if (f.is_regular_file() && slurp(f.path()).find(text) != std::string::npos)
+        return true;
+    return false;
+  }
 };
 
 TEST_F(raft_group_test, commits_reach_every_member_in_log_order) {
@@ -243,7 +237,7 @@ TEST_F(raft_group_test, a_follower_refuses_proposals_and_names_the_leader) {
   ASSERT_TRUE(eventually([&] { return !members_[follower].group->status().leader.empty(); }, 5s));
   auto c = propose(follower, "refused");
   EXPECT_FALSE(c.committed());
-  EXPECT_NE(c.error.find("not the leader (" + peers_[l].name + " leads)"), std::string::npos) << c.error;
+  EXPECT_NE(c.error.find("not the leader (" + net_.peers[l].name + " leads)"), std::string::npos) << c.error;
   commit_all({"kept"});
   for (int i = 0; i < 3; ++i)
     EXPECT_TRUE(holds(i, {"kept"}));
@@ -316,6 +310,52 @@ TEST_F(raft_group_test, nothing_commits_without_a_majority) {
   ASSERT_FALSE(held.empty());
   EXPECT_EQ(held.front(), "before");
   EXPECT_LE(held.size(), 3u);
+}
+
+TEST_F(raft_group_test, entries_and_snapshots_are_sealed_on_disk) {
+  snapshot_threshold_ = 16;
+  start_all();
+  std::vector<std::string> entries;
+  for (int i = 0; i < 40; ++i)
+    entries.push_back("patient-7f3a heart rate 188 #" + std::to_string(i));
+  commit_all(entries);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(holds(i, entries));
+    EXPECT_FALSE(on_disk(i, "patient-7f3a")) << "n" << i + 1 << " stored an entry in the clear";
+  }
+  EXPECT_GT(members_[0].log->snapshots(), 0);
+}
+
+TEST_F(raft_group_test, without_a_key_entries_are_stored_as_they_are) {
+  keys_ = {std::nullopt, std::nullopt, std::nullopt};
+  start_all();
+  commit_all({"patient-7f3a heart rate 188"});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(holds(i, {"patient-7f3a heart rate 188"}));
+    EXPECT_TRUE(on_disk(i, "patient-7f3a")) << "the scan of the sealed test would find the clear text";
+  }
+}
+
+TEST_F(raft_group_test, a_member_with_another_key_or_none_applies_nothing) {
+  for (auto other : {std::optional{key(2)}, std::optional<std::array<uint8_t, 32>>{}}) {
+    keys_[2] = other;
+    // n3 joins once n1 or n2 leads (a stable leader keeps it from leading).
+    start(0);
+    start(1);
+    ASSERT_GE(leader(), 0);
+    start(2);
+    auto entries = numbered(0, 20);
+    commit_all(entries);
+    EXPECT_TRUE(holds(0, entries));
+    EXPECT_TRUE(holds(1, entries));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_TRUE(members_[2].log->entries().empty()) << (other ? "another key" : "no key");
+    for (int i = 0; i < 3; ++i)
+      stop(i);
+    std::filesystem::remove_all(dir_.path() / "n1");
+    std::filesystem::remove_all(dir_.path() / "n2");
+    std::filesystem::remove_all(dir_.path() / "n3");
+  }
 }
 
 // ---- the tunnels alone ----

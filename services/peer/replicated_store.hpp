@@ -1,0 +1,49 @@
+#pragma once
+// A store replicated by a Raft group (docs/adr/0038): the store's write
+// batches are the group's entries. On the leader, store::write proposes the
+// batch and returns once it is durable on a majority and applied; every
+// replica (the leader too) applies committed batches in the group's order.
+
+#include <chrono>
+#include <mutex>
+#include <string>
+
+#include "services/peer/raft_group.hpp"
+#include "storage/store.hpp"
+
+namespace healthtwin::services {
+
+class replicated_store final : public raft_state_machine, public storage::write_replicator {
+public:
+  /// `commit_timeout`: how long a write waits for its commit before it
+  /// fails with storage::errc::no_quorum (it may still commit later).
+  replicated_store(storage::store& store, std::chrono::milliseconds commit_timeout);
+
+  /// The group writes are proposed to (before the store's first write).
+  void attach(raft_group* group) { group_ = group; }
+
+  /// store::write's path (any thread but the group's).
+  caf::error replicate(std::string_view batch) override;
+
+  void apply(uint64_t index, std::string_view entry) override;
+  /// The store's WAL synced, then the index applied (8 bytes): everything up
+  /// to it is durable in RocksDB, so raft may drop its log behind it.
+  std::string snapshot() override;
+  /// Succeeds when this store already holds the snapshot's index. A replica
+  /// further behind needs the leader's files (a checkpoint transfer, not
+  /// built yet): it refuses, and says so.
+  bool restore(std::string_view snapshot) override;
+
+  /// The first failure to apply a committed batch (empty while none): the
+  /// replica no longer matches its group, and the node must stop.
+  std::string apply_failure() const;
+
+private:
+  storage::store& store_;
+  std::chrono::milliseconds commit_timeout_;
+  raft_group* group_ = nullptr;
+  mutable std::mutex mutex_;
+  std::string apply_failure_;
+};
+
+}  // namespace healthtwin::services

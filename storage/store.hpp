@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -99,6 +101,10 @@ public:
 
   /// The index of the last replicated batch applied (0: none).
   uint64_t replicated_index() const noexcept;
+
+  /// A key derived from the node key for one purpose (node_key::derive);
+  /// nullopt in a plaintext directory.
+  std::optional<std::array<uint8_t, 32>> derive_key(std::string_view label) const;
 
   /// Makes every write so far durable (fsyncs the WAL when
   /// settings().sync_wal is on). Other writers are not blocked meanwhile.

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "storage/errc.hpp"
+#include "storage/key_codec.hpp"
 #include "storage/store_impl.hpp"
 
 namespace healthtwin::storage {
@@ -14,12 +15,6 @@ namespace {
 // In the meta column, beside the node meta record.
 constexpr std::string_view replicated_index_key = "replicated-index";
 
-std::string encode_index(uint64_t index) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i)
-    out[i] = static_cast<char>((index >> (8 * i)) & 0xff);
-  return out;
-}
 
 }  // namespace
 
@@ -33,16 +28,19 @@ caf::error load_replicated_index(store::impl& im) {
     return to_error(st, "read the replicated index");
   if (value.size() != 8)
     return caf::make_error(errc::corruption, std::string{"the replicated index record is not 8 bytes"});
-  uint64_t index = 0;
-  for (int i = 0; i < 8; ++i)
-    index |= uint64_t{static_cast<uint8_t>(value[i])} << (8 * i);
-  im.replicated_index.store(index);
+  im.replicated_index.store(key_codec::get_u64(value));
   return caf::none;
 }
 
 void store::replicate_through(write_replicator* r) noexcept { impl_->replicator.store(r, std::memory_order_release); }
 
 uint64_t store::replicated_index() const noexcept { return impl_->replicated_index.load(); }
+
+std::optional<std::array<uint8_t, 32>> store::derive_key(std::string_view label) const {
+  if (!impl_->key)
+    return std::nullopt;
+  return impl_->key->derive(label);
+}
 
 caf::error store::apply_replicated(uint64_t index, std::string_view batch) {
   if (index <= impl_->replicated_index.load())
@@ -53,7 +51,8 @@ caf::error store::apply_replicated(uint64_t index, std::string_view batch) {
     return caf::make_error(errc::corruption, "replicated batch " + std::to_string(index) + " has " +
                                                  std::to_string(batch.size()) + " bytes");
   rocksdb::WriteBatch wb{std::string{batch}};
-  auto idx = encode_index(index);
+  std::string idx;
+  key_codec::put_u64(idx, index);
   auto st = wb.Put(impl_->cf(column::meta), rocksdb::Slice{replicated_index_key.data(), replicated_index_key.size()},
                    rocksdb::Slice{idx.data(), idx.size()});
   if (!st.ok())

@@ -28,6 +28,7 @@
 #include "services/node/storage_metrics.hpp"
 #include "services/peer/cluster_metrics.hpp"
 #include "services/peer/cluster_peers.hpp"
+#include "services/node/replication_stage.hpp"
 #include "services/peer/owner_forwarding.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
@@ -132,6 +133,7 @@ int node::run() {
   };
   static constexpr phase phases[] = {
       {"storage", &node::open_storage},   {"credentials", &node::load_credentials},
+      {"replication", &node::start_replication},
       {"membership", &node::load_membership}, {"http", &node::start_http},
       {"actors", &node::start_actors},    {"api", &node::start_api},
       {"cluster", &node::join_cluster},   {"recovery", &node::recover},
@@ -143,6 +145,11 @@ int node::run() {
       stops_.unwind();
       release_actors();
       return code;
+    }
+    if (stop_before_serving_) {
+      stops_.unwind();
+      release_actors();
+      return exit_ok;
     }
   }
   spdlog::info("ready: {} virtual shards, data in {}", cfg_.shards, cfg_.data_dir);
@@ -244,6 +251,50 @@ int node::load_credentials() {
   settings_.peer.token_keys = [t = tokens_.get()] { return std::pair{t->claims_hash(), t->key_hashes()}; };
   settings_.peer.node_key = store_->node_key_id();
   settings_.peer.pseudonym_key = store_->pseudonym_key_id();
+  return exit_ok;
+}
+
+// Replicated stores (ADR 0038): from here on every write of the store goes
+// through this member's Raft group; the node reads its store only once it
+// leads the group and has applied everything committed before.
+int node::start_replication() {
+  if (cfg_.replication_factor <= 1)
+    return exit_ok;
+  replication_settings rs;
+  rs.self = cfg_.node_name;
+  rs.factor = cfg_.replication_factor;
+  rs.members = cfg_.replication_members;
+  rs.listen = cfg_.replication_listen;
+  rs.cert_file = peer_tls_->staged().cert;
+  rs.key_file = peer_tls_->staged().key;
+  rs.ca_file = peer_tls_->staged().ca;
+  rs.data_dir = cfg_.data_dir;
+  rs.store = settings_.store;
+  rs.election_timeout = cfg_.replication_election_timeout;
+  rs.commit_timeout = cfg_.replication_commit_timeout;
+  std::string why;
+  replication_ = replication_stage::start(rs, *store_, why);
+  if (!replication_) {
+    spdlog::critical("replication: {}", why);
+    return exit_config;
+  }
+  // Waits as long as it takes (or until a stop signal): without a majority
+  // of its group this member cannot serve, and its replicas keep serving
+  // the others' groups meanwhile.
+  auto since = std::chrono::steady_clock::now();
+  while (!replication_->wait_until_leading(std::chrono::seconds(1))) {
+    sigset_t pending;
+    sigpending(&pending);
+    if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+      spdlog::info("replication: stopping before this member led its store");
+      stop_before_serving_ = true;
+      return exit_ok;
+    }
+    if (std::chrono::steady_clock::now() - since > std::chrono::seconds(60)) {
+      spdlog::warn("replication: this member has not led its store for 60 s (no majority of its group?)");
+      since = std::chrono::steady_clock::now();
+    }
+  }
   return exit_ok;
 }
 

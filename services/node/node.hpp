@@ -4,6 +4,8 @@
 // phase pushes what undoes it, and any exit unwinds those last first:
 //   storage      the store (RocksDB) and the audit log
 //   credentials  bearer-token keys and the listeners' TLS
+//   replication  with --replication-factor > 1: the replicated stores; waits
+//                until this member leads its own (ADR 0038)
 //   membership   the cluster state this node persisted, or founds
 //   http         metrics, /healthz, /readyz (answering "not ready")
 //   actors       actor system, alert hub, shards, ingest sequencer, retention
@@ -67,6 +69,7 @@ class storage_metrics;
 class certificate_expiry_gauge;
 class tls_stage;
 class periodic;
+class replication_stage;
 
 /// Exit codes of the `healthtwin` binary.
 enum exit_code : int {
@@ -75,6 +78,7 @@ enum exit_code : int {
   exit_storage = 3,    ///< the data directory cannot be opened or recovered
   exit_listen = 4,     ///< a listener cannot bind
   exit_storage_failed = 5,  ///< stopped after failed storage writes
+  exit_write_in_doubt = 6,  ///< a replicated write may have committed after it failed: restart (ADR 0038)
 };
 
 class node {
@@ -90,6 +94,7 @@ public:
 private:
   int open_storage();
   int load_credentials();
+  int start_replication();
   int load_membership();
   int start_http();
   int start_actors();
@@ -104,6 +109,7 @@ private:
   sigset_t stop_signals_{};
 
   std::unique_ptr<storage::store> store_;
+  std::unique_ptr<replication_stage> replication_;  // after the audit log's writer, before the store
   std::unique_ptr<storage::audit_log> audit_;
   std::unique_ptr<services::token_verifier> tokens_;
   std::unique_ptr<periodic> token_reload_;  // stopped before tokens_ goes
@@ -111,6 +117,7 @@ private:
   prometheus::Registry metrics_;
   std::atomic<bool> ready_{false};
   bool fresh_ = false;  ///< no persisted cluster state (a new data directory)
+  bool stop_before_serving_ = false;  ///< a stop signal came while a phase waited
   std::unique_ptr<cluster::membership> members_;
   std::unique_ptr<storage_metrics> storage_gauges_;
   std::unique_ptr<certificate_expiry_gauge> certificate_gauge_;

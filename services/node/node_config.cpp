@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include <CLI/CLI.hpp>
@@ -44,6 +45,52 @@ const CLI::Validator listen_address{[](std::string& s) -> std::string {
                                     "HOST:PORT"};
 
 }  // namespace
+
+// --replication-*: the factor fits the cluster, and every member has a
+// replication listener (listed, or its host at --replication-listen's
+// port); why not.
+static std::string check_replication(const std::string& members, node_config& cfg) {
+  if (cfg.replication_factor == 1)
+    return members.empty() ? std::string{} : "--replication-members: needs --replication-factor above 1";
+  if (cfg.cluster_members.empty())
+    return "--replication-factor: replicates a member's store on other members; a single node has none";
+  if (cfg.replication_factor % 2 == 0)
+    return "--replication-factor: must be odd (" + std::to_string(cfg.replication_factor) +
+           " members tolerate no more failures than " + std::to_string(cfg.replication_factor - 1) + ")";
+  if (cfg.replication_factor > cfg.cluster_members.size())
+    return "--replication-factor: " + std::to_string(cfg.replication_factor) + " is more than the " +
+           std::to_string(cfg.cluster_members.size()) + " members";
+  if (cfg.insecure_plaintext)
+    return "--replication-factor: replication runs over mutual TLS; not with --insecure-plaintext";
+  if (cfg.encryption_key_file.empty())
+    return "--replication-factor: needs --encryption-key-file (the members' shared node key seals the "
+           "replicated batches)";
+  auto listen = split_host_port(cfg.replication_listen);
+  if (!listen)
+    return "--replication-listen: a replicated member needs a replication listener (host:port)";
+  if (members.empty()) {
+    for (auto& m : cfg.cluster_members) {
+      auto peer = split_host_port(m.address);
+      cfg.replication_members.push_back({m.name, (peer ? peer->first : m.address) + ":" +
+                                                     std::to_string(listen->second)});
+    }
+    return {};
+  }
+  auto parsed = cluster::parse_members(members);
+  if (!parsed.error.empty())
+    return "--replication-members: " + parsed.error;
+  auto names = [](const std::vector<cluster::member>& ms) {
+    std::vector<std::string> out;
+    for (auto& m : ms)
+      out.push_back(m.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  if (names(parsed.members) != names(cfg.cluster_members))
+    return "--replication-members: must name the same members as --cluster-members";
+  cfg.replication_members = std::move(parsed.members);
+  return {};
+}
 
 // --region and --region-endpoints (REGION=HOST:PORT,...) into cfg; why not.
 static std::string parse_regions(const std::string& endpoints, node_config& cfg) {
@@ -294,6 +341,28 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "a member that has not answered for this long is down")
       ->check(CLI::Range(int64_t{100}, int64_t{600'000}))
       ->capture_default_str();
+  std::string replication_members;
+  int64_t election_ms = cfg.replication_election_timeout.count();
+  int64_t commit_timeout_ms = cfg.replication_commit_timeout.count();
+  app.add_option("--replication-factor", cfg.replication_factor,
+                 "members holding each member's store (a Raft group); 1: not replicated")
+      ->check(CLI::Range(1u, 7u))
+      ->capture_default_str();
+  app.add_option("--replication-listen", cfg.replication_listen,
+                 "replication listener host:port (mutual TLS with the cluster CA)")
+      ->check(listen_address);
+  app.add_option("--replication-members", replication_members,
+                 "every member's replication listener: NAME=HOST:PORT,... (default: the members' hosts at "
+                 "the --replication-listen port)");
+  app.add_option("--replication-election-ms", election_ms,
+                 "a replicated store's leader silent this long is replaced (the failover time)")
+      ->check(CLI::Range(int64_t{100}, int64_t{60'000}))
+      ->capture_default_str();
+  app.add_option("--replication-commit-timeout-ms", commit_timeout_ms,
+                 "a write not committed by a majority within this is refused (and, if it may still "
+                 "commit, the member restarts)")
+      ->check(CLI::Range(int64_t{100}, int64_t{60'000}))
+      ->capture_default_str();
   int64_t handoff_checkpoint_ms = cfg.handoff_checkpoint_timeout.count();
   int64_t handoff_stream_ms = cfg.handoff_stream_timeout.count();
   app.add_option("--handoff-chunk-bytes", cfg.handoff_chunk_bytes,
@@ -390,6 +459,8 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
     if (cfg.cluster_name.empty())
       return refuse("--cluster-name: must not be empty");
   }
+  if (auto why = check_replication(replication_members, cfg); !why.empty())
+    return refuse(why);
   if (auto why = parse_regions(region_endpoints, cfg); !why.empty())
     return refuse(why);
   cfg.region_forward = region_routing == "forward";
@@ -404,6 +475,8 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   cfg.alert_escalate_after = std::chrono::milliseconds(escalate_ms);
   cfg.device_check_interval = std::chrono::milliseconds(device_check_ms);
   cfg.passivate_after = std::chrono::milliseconds(passivate_ms);
+  cfg.replication_election_timeout = std::chrono::milliseconds(election_ms);
+  cfg.replication_commit_timeout = std::chrono::milliseconds(commit_timeout_ms);
   cfg.retention_interval = std::chrono::milliseconds(retention_interval_ms);
   out.config = std::move(cfg);
   return out;

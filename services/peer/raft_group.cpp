@@ -123,6 +123,10 @@ struct raft_group::impl {
   raft_uv_accept_cb accepted = nullptr;
   std::set<raft_uv_connect*> connecting;
   bool apply_failed = false;  // an entry did not open: logged once
+  uv_timer_t home_timer{};
+  struct raft_transfer transfer {};
+  bool transferring = false;
+  uint64_t barrier_term = 0;  // the term whose barrier a non-home leader appended
   bool stopping = false;  // raft_close was called: no more proposals
   bool closing = false;   // the transport is closed: no more tunnels
   std::thread thread;
@@ -340,7 +344,8 @@ struct raft_group::impl {
     p->term = raft.current_term;
     auto rv = raft_apply(&raft, &p->req, &buf, 1, [](struct raft_apply* req, int status, void*) {
       auto* p = static_cast<proposal*>(req->data);
-      p->done(status == 0 ? raft_commit{req->index, p->term, {}} : raft_commit{0, p->term, raft_strerror(status)});
+      p->done(status == 0 ? raft_commit{req->index, p->term, {}, false}
+                          : raft_commit{0, p->term, raft_strerror(status), true});
       delete p;
     });
     if (rv != 0) {
@@ -348,6 +353,53 @@ struct raft_group::impl {
       p->done({0, p->term, raft_strerror(rv)});
       delete p;
     }
+  }
+
+  void barrier(committed_fn done) {
+    if (stopping || raft_state(&raft) != RAFT_LEADER) {
+      done({0, 0, "not the leader"});
+      return;
+    }
+    struct pending {
+      struct raft_barrier req;
+      committed_fn done;
+      uint64_t term;
+    };
+    auto* p = new pending{{}, std::move(done), raft.current_term};
+    p->req.data = p;
+    auto rv = raft_barrier(&raft, &p->req, [](struct raft_barrier* req, int status) {
+      auto* p = static_cast<pending*>(req->data);
+      p->done(status == 0 ? raft_commit{req->index, p->term, {}, false}
+                          : raft_commit{0, p->term, raft_strerror(status), true});
+      delete p;
+    });
+    if (rv != 0) {
+      p->done({0, p->term, raft_strerror(rv)});
+      delete p;
+    }
+  }
+
+  // Every half second: a leader that is not the group's home hands
+  // leadership to it (raft refuses while the home is behind or away). It
+  // first commits an entry of its own term: the home may hold entries of an
+  // earlier term that were never committed (it led, then crashed), and
+  // raft hands over only to a member whose log ends where the leader's does
+  // — the barrier replaces those entries.
+  void offer_leadership() {
+    if (stopping || transferring || settings.home.empty() || raft_state(&raft) != RAFT_LEADER ||
+        settings.home == tunnels.self() || !member(settings.home))
+      return;
+    if (barrier_term != raft.current_term) {
+      barrier_term = raft.current_term;
+      barrier([](const raft_commit&) {});
+      return;
+    }
+    transferring = true;
+    transfer.data = this;
+    if (raft_transfer(&raft, &transfer, raft_id_of(settings.home), [](struct raft_transfer* t) {
+          static_cast<impl*>(t->data)->transferring = false;
+        }) != 0)
+      transferring = false;
   }
 
   raft_status status() {
@@ -368,6 +420,7 @@ struct raft_group::impl {
     if (stopping)
       return;
     stopping = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&home_timer), nullptr);
     raft_close(&raft, [](struct raft* r) {
       auto* self = static_cast<impl*>(r->fsm->data);
       raft_uv_close(&self->io);
@@ -451,6 +504,9 @@ std::unique_ptr<raft_group> raft_group::start(const raft_group_settings& s, raft
     why = "raft bootstrap in " + s.dir + ": " + raft_errmsg(&g.raft);
   else if (rv = raft_start(&g.raft); rv != 0)
     why = "raft start in " + s.dir + ": " + raft_errmsg(&g.raft);
+  uv_timer_init(&g.loop, &g.home_timer);
+  g.home_timer.data = &g;
+  uv_timer_start(&g.home_timer, [](uv_timer_t* t) { static_cast<impl*>(t->data)->offer_leadership(); }, 500, 500);
   g.thread = std::thread{[&g] { uv_run(&g.loop, UV_RUN_DEFAULT); }};
   if (!why.empty())
     return nullptr;  // the destructor closes what was opened
@@ -471,6 +527,13 @@ void raft_group::propose(std::string entry, committed_fn done) {
   auto* i = impl_.get();
   auto shared = std::make_shared<committed_fn>(std::move(done));
   if (!i->box->post([i, e = std::move(entry), shared]() mutable { i->propose(std::move(e), std::move(*shared)); }))
+    (*shared)({0, 0, "the group is stopping"});
+}
+
+void raft_group::barrier(committed_fn done) {
+  auto* i = impl_.get();
+  auto shared = std::make_shared<committed_fn>(std::move(done));
+  if (!i->box->post([i, shared]() mutable { i->barrier(std::move(*shared)); }))
     (*shared)({0, 0, "the group is stopping"});
 }
 

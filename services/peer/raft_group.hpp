@@ -48,6 +48,9 @@ struct raft_group_settings {
   /// slightly behind).
   unsigned snapshot_threshold = 4096;
   unsigned snapshot_trailing = 1024;
+  /// The member that should lead (the store's own member): another leader
+  /// hands leadership to it whenever it is up and caught up. Empty: any.
+  std::string home;
   /// The key that seals every entry and snapshot (AES-256-GCM, the group id
   /// authenticated) before raft stores or sends it: derived from the node
   /// key, equal on every member. Without one (a plaintext data directory,
@@ -77,6 +80,9 @@ struct raft_commit {
   uint64_t index = 0;
   uint64_t term = 0;
   std::string error;
+  /// Failed after raft took it (a deposed leader, a stop): another leader
+  /// may still commit it. A refusal before (not the leader) is not in doubt.
+  bool in_doubt = false;
   bool committed() const { return error.empty(); }
 };
 
@@ -106,6 +112,9 @@ public:
   /// it is committed and applied, or failed: at once when this member does
   /// not lead.
   void propose(std::string entry, committed_fn done);
+  /// `done` once every entry committed before it is applied here (a
+  /// leader's first act; fails when this member does not lead).
+  void barrier(committed_fn done);
   /// The group's state (any thread but the group's own: it asks the loop).
   raft_status status() const;
 

@@ -194,6 +194,21 @@ struct raft_tunnels::impl {
     return w;
   }
 
+  // Joins a set-up TLS stream to a new local socket pair: `hand` gets the
+  // caller's end, then the tunnel pumps. False when the system has no
+  // descriptors left.
+  template <class Hand>
+  bool join(tls_stream s, Hand&& hand) {
+    std::optional<local_socket> pumped;
+    int fd = local_pair(io, pumped);
+    if (fd < 0)
+      return false;
+    auto t = std::make_shared<tunnel>(std::move(s), std::move(*pumped));
+    hand(fd);
+    t->pump();
+    return true;
+  }
+
   asio::awaitable<void> accept_loop() {
     for (;;) {
       error_code ec;
@@ -249,15 +264,8 @@ struct raft_tunnels::impl {
       refuse("the certificate does not name member " + m->name);
       co_return;
     }
-    std::optional<local_socket> pumped;
-    int fd = local_pair(io, pumped);
-    if (fd < 0) {
+    if (!join(std::move(s), [&](int fd) { reg->accepted(m->name, fd); }))
       refuse("no local socket pair");
-      co_return;
-    }
-    auto t = std::make_shared<tunnel>(std::move(s), std::move(*pumped));
-    reg->accepted(m->name, fd);
-    t->pump();
   }
 
   asio::awaitable<void> dial(uint64_t group_id, raft_peer peer, connected_fn done) {
@@ -300,15 +308,8 @@ struct raft_tunnels::impl {
       fail(ec.message());
       co_return;
     }
-    std::optional<local_socket> pumped;
-    int fd = local_pair(io, pumped);
-    if (fd < 0) {
+    if (!join(std::move(s), [&](int fd) { done(fd, {}); }))
       fail("no local socket pair");
-      co_return;
-    }
-    auto t = std::make_shared<tunnel>(std::move(s), std::move(*pumped));
-    done(fd, {});
-    t->pump();
   }
 };
 

@@ -4,7 +4,9 @@
 // batch and returns once it is durable on a majority and applied; every
 // replica (the leader too) applies committed batches in the group's order.
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -19,8 +21,15 @@ public:
   /// fails with storage::errc::no_quorum (it may still commit later).
   replicated_store(storage::store& store, std::chrono::milliseconds commit_timeout);
 
-  /// The group writes are proposed to (before the store's first write).
-  void attach(raft_group* group) { group_ = group; }
+  /// The group writes are proposed to (before the store's first write);
+  /// nullptr: writes are refused from now on (before the group stops).
+  void attach(raft_group* group);
+
+  /// Called (on the writing thread) when a write failed but may still be
+  /// committed — its proposal timed out, or its leader was deposed. The
+  /// member's memory no longer matches what its store will hold: the node
+  /// restarts (ADR 0038).
+  void on_in_doubt(std::function<void(const std::string& why)> f) { in_doubt_ = std::move(f); }
 
   /// store::write's path (any thread but the group's).
   caf::error replicate(std::string_view batch) override;
@@ -41,7 +50,8 @@ public:
 private:
   storage::store& store_;
   std::chrono::milliseconds commit_timeout_;
-  raft_group* group_ = nullptr;
+  std::atomic<raft_group*> group_{nullptr};
+  std::function<void(const std::string&)> in_doubt_;
   mutable std::mutex mutex_;
   std::string apply_failure_;
 };

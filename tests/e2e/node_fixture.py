@@ -83,13 +83,14 @@ class Node:
     """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key.
     restart(): the same node again (data, port, key) after stop()."""
 
-    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=()):
+    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=(), wait=True):
+        """Starts the node; with wait (the default) returns once it is ready, else call wait_ready()."""
         self.dir, self.bin, self.extra_args = d, node_bin, list(extra_args)
         self.signing_key = signing_key or ec.generate_private_key(ec.SECP256R1())
         with open(os.path.join(d, "idp.pub"), "wb") as f:
             f.write(self.signing_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        port_file = os.path.join(d, "ports.json")
+        port_file = self.port_file = os.path.join(d, "ports.json")
         if os.path.exists(port_file):
             os.remove(port_file)
         self.log = open(os.path.join(d, "node.log"), "ab")
@@ -101,16 +102,23 @@ class Node:
             + ([] if any(a.startswith("--auth-jwks-file=") for a in self.extra_args)
                else ["--auth-public-key-file=" + os.path.join(d, "idp.pub")]) + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while not os.path.exists(port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("node did not start: " + open(os.path.join(d, "node.log")).read())
-            time.sleep(0.05)
-        with open(port_file) as f:
-            ports = json.load(f)
-        self.grpc_port, self.http_port = ports["grpc"], ports["http"]
+        self.grpc_port = grpc_port
         with open(os.path.join(d, "ca.pem"), "rb") as f:
             self.ca = f.read()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        """Waits until the node wrote its port file (it is ready)."""
+        deadline = time.time() + timeout
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("node did not start: " + open(os.path.join(self.dir, "node.log")).read())
+            time.sleep(0.05)
+        with open(self.port_file) as f:
+            ports = json.load(f)
+        self.grpc_port, self.http_port = ports["grpc"], ports["http"]
+        return self
 
     def token(self, tenant, roles, subject="ehr-integration", key=None, kid=None):
         """A token signed by `key` (default: this node's signing key), naming `kid` if given."""
@@ -119,9 +127,9 @@ class Node:
                            "iss": ISSUER, "iat": now, "exp": now + 600}, key or self.signing_key, algorithm="ES256",
                           headers={"kid": kid} if kid else None)
 
-    def restart(self):
+    def restart(self, wait=True):
         """Starts the stopped node again on its port, with its data and key."""
-        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args)
+        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args, wait)
 
     def grpc_channel(self, token):
         """A gRPC channel (Python grpcio) to this node over TLS (d/ca.pem), every call sending `token`."""
@@ -264,10 +272,13 @@ class ApiCalls:
         return e.exception.code, json.loads(e.exception.read().decode())
 
 
-def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None, grpc_ports=None):
-    """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key and a
-    token signing key (a new one unless given), probing each other every 200 ms, on grpc_ports[i]
-    if given; returns (nodes, peer ports)."""
+def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None, grpc_ports=None, wait=True,
+                  node_key=None):
+    """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key (or,
+    given node_key, that node key file: encrypted stores) and a token signing key (a new one unless
+    given), probing each other every 200 ms, on grpc_ports[i] if given; returns (nodes, peer ports).
+    Without wait, every node is started before any is waited for (members that need each other to
+    start); a node that does not start stops the others (by PID)."""
     make_pki(root)
     peers = [free_port() for _ in range(n)]
     members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
@@ -285,7 +296,17 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None
         nodes.append(Node(node_bin, d, grpc_ports[i] if grpc_ports else 0, signing_key=key, extra_args=[
             f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
-            "--cluster-down-after-ms=1500", "--pseudonym-key-file=" + pseudonym] + list(extra_args(i))))
+            "--cluster-down-after-ms=1500",
+            "--encryption-key-file=" + node_key if node_key else "--pseudonym-key-file=" + pseudonym]
+            + list(extra_args(i)), wait=wait))
+    try:
+        for node in nodes:
+            node.wait_ready()
+    except Exception:
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.kill()
+        raise
     return nodes, peers
 
 

@@ -219,6 +219,10 @@ TEST_F(passivation_test, a_passivated_patients_silent_device_is_still_reported_o
   ASSERT_EQ(offline.size(), 1u);
   EXPECT_EQ(offline[0].state, alert_state::active);
 
+  // The sequencer stamps a reading's arrival with the wall clock: the twins'
+  // clock returns to it, or a health tick (every 20 ms) would find the
+  // device silent since its arrival, 599 test seconds ago.
+  clock_ = wall_ms();
   ingest(monitor_a, {r(2, 2000, metric::heart_rate, 70)});
   offline = await_alerts(models::alert_kind::device_offline, [](auto& v) {
     return v.size() == 1 && v[0].state == alert_state::resolved;

@@ -241,3 +241,44 @@ TEST(node_config, cluster_members_come_from_a_list_or_a_statefulset) {
   EXPECT_FALSE(tls.config);
   EXPECT_NE(tls.message.find("--cluster-ca-file"), std::string::npos) << tls.message;
 }
+
+TEST(node_config, replication_fits_the_cluster_and_runs_over_tls_with_a_node_key) {
+  auto f = some_file();
+  auto secure = [&](std::vector<std::string> args) {
+    for (std::string a : std::vector<std::string>{"--tls-cert-file=" + f, "--tls-key-file=" + f, "--auth-hs256-secret-file=" + f,
+                   "--cluster-ca-file=" + f, "--cluster-listen=0.0.0.0:7000", "--node-name=b",
+                   std::string{"--cluster-members=a=10.0.0.1:7000,b=10.0.0.2:7000,c=10.0.0.3:7000"}})
+      args.push_back(a);
+    return parse(args, true);
+  };
+  auto out = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7100", "--encryption-key-file=" + f,
+                     "--replication-election-ms=500", "--replication-commit-timeout-ms=3000"});
+  ASSERT_TRUE(out.config) << out.message;
+  auto& c = *out.config;
+  EXPECT_EQ(c.replication_factor, 3u);
+  ASSERT_EQ(c.replication_members.size(), 3u);
+  EXPECT_EQ(c.replication_members[1].name, "b");
+  EXPECT_EQ(c.replication_members[1].address, "10.0.0.2:7100") << "the member's host at the listen port";
+  EXPECT_EQ(c.replication_election_timeout.count(), 500);
+  EXPECT_EQ(c.replication_commit_timeout.count(), 3000);
+  auto listed = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7100", "--encryption-key-file=" + f,
+                        "--replication-members=c=h3:9,a=h1:9,b=h2:9"});
+  ASSERT_TRUE(listed.config) << listed.message;
+  EXPECT_EQ(listed.config->replication_members[0].address, "h3:9");
+  EXPECT_EQ(parse({}).config->replication_factor, 1u);
+
+  auto refused = [](parse_outcome o, const std::string& says) {
+    EXPECT_FALSE(o.config);
+    EXPECT_NE(o.message.find(says), std::string::npos) << o.message;
+  };
+  auto key = "--encryption-key-file=" + f;
+  refused(parse({"--replication-factor=3"}), "a single node has none");
+  refused(secure({"--replication-factor=2", "--replication-listen=0.0.0.0:1", key}), "must be odd");
+  refused(secure({"--replication-factor=5", "--replication-listen=0.0.0.0:1", key}), "more than the 3 members");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1"}), "--encryption-key-file");
+  refused(secure({"--replication-factor=3", key}), "--replication-listen");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key, "--replication-members=a=h:1,b=h:2"}),
+          "must name the same members");
+  refused(secure({"--replication-members=a=h:1"}), "needs --replication-factor above 1");
+  refused(parse({"--replication-factor=9"}), "--replication-factor");
+}

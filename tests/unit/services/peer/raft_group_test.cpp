@@ -116,6 +116,7 @@ protected:
     s.snapshot_threshold = snapshot_threshold_;
     s.snapshot_trailing = snapshot_threshold_ / 4;
     s.entry_key = keys_[i];
+    s.home = home_;
     auto& m = members_[i];
     m.group.reset();
     m.log = std::make_unique<memory_log>();
@@ -183,6 +184,7 @@ protected:
   testing::three_tunnels net_{dir_.path() / "pki"};
   std::vector<member> members_;
   unsigned snapshot_threshold_ = 4096;
+  std::string home_;
   std::array<std::optional<std::array<uint8_t, 32>>, 3> keys_{key(1), key(1), key(1)};
 
   static std::array<uint8_t, 32> key(uint8_t fill) {
@@ -310,6 +312,62 @@ TEST_F(raft_group_test, nothing_commits_without_a_majority) {
   ASSERT_FALSE(held.empty());
   EXPECT_EQ(held.front(), "before");
   EXPECT_LE(held.size(), 3u);
+}
+
+TEST_F(raft_group_test, leadership_goes_to_the_home_member_whenever_it_can_lead) {
+  home_ = "n2";
+  start_all();
+  auto n2_leads = [&] { return members_[1].group->status().leading; };
+  EXPECT_TRUE(testing::eventually(n2_leads, 10s));
+  commit_all({"a"});
+  stop(1);
+  int other = leader();
+  ASSERT_GE(other, 0);
+  EXPECT_NE(other, 1);
+  commit_all({"b"});
+  start(1);
+  EXPECT_TRUE(testing::eventually(n2_leads, 10s)) << "the returning home member leads again";
+  commit_all({"c"});
+  EXPECT_TRUE(holds(1, {"a", "b", "c"}));
+}
+
+// The home led, took an entry it could not commit (its majority was gone)
+// and stopped; the others elected a leader meanwhile. The home's log ends
+// in that entry: the leader must replace it before it can hand over.
+TEST_F(raft_group_test, a_home_member_holding_an_uncommitted_entry_leads_again) {
+  home_ = "n1";
+  start_all();
+  ASSERT_TRUE(testing::eventually([&] { return members_[0].group->status().leading; }, 10s));
+  commit_all({"a"});
+  stop(1);
+  stop(2);
+  auto c = propose(0, "never committed", 2s);
+  EXPECT_FALSE(c.committed());
+  stop(0);
+  start(1);
+  start(2);
+  int other = leader();
+  ASSERT_GE(other, 1);
+  start(0);
+  EXPECT_TRUE(testing::eventually([&] { return members_[0].group->status().leading; }, 15s))
+      << "the home leads again";
+  commit_all({"b"});
+  EXPECT_TRUE(holds(0, {"a", "b"}));
+}
+
+TEST_F(raft_group_test, a_barrier_applies_what_was_committed_before_it) {
+  start_all();
+  int l = leader();
+  ASSERT_GE(l, 0);
+  commit_all(numbered(0, 30));
+  std::promise<raft_commit> done;
+  members_[l].group->barrier([&](const raft_commit& c) { done.set_value(c); });
+  auto c = done.get_future().get();
+  EXPECT_TRUE(c.committed()) << c.error;
+  EXPECT_EQ(members_[l].log->entries(), numbered(0, 30));
+  std::promise<raft_commit> refused;
+  members_[(l + 1) % 3].group->barrier([&](const raft_commit& c) { refused.set_value(c); });
+  EXPECT_FALSE(refused.get_future().get().committed());
 }
 
 TEST_F(raft_group_test, entries_and_snapshots_are_sealed_on_disk) {

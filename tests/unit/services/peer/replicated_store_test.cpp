@@ -83,6 +83,20 @@ protected:
     return found;
   }
 
+  // All three started, "before" written and on follower f (index
+  // `applied`), then f stopped.
+  void stop_a_follower_that_has(int& f, uint64_t& applied) {
+    for (int i = 0; i < 3; ++i)
+      start(i);
+    int l = leader();
+    ASSERT_GE(l, 0);
+    f = (l + 1) % 3;
+    ASSERT_FALSE(put(l, "before", "1"));
+    ASSERT_TRUE(holds(f, "before", "1"));
+    applied = replicas_[f].store->replicated_index();
+    stop(f);
+  }
+
   caf::error put(int i, const std::string& key, const std::string& value) {
     storage::write_batch wb{*replicas_[i].store};
     wb.put(column::registry, key, value);
@@ -138,15 +152,9 @@ TEST_F(replicated_store_test, a_follower_refuses_writes_at_once) {
 }
 
 TEST_F(replicated_store_test, a_restarted_replica_skips_what_it_applied_and_catches_up) {
-  for (int i = 0; i < 3; ++i)
-    start(i);
-  int l = leader();
-  ASSERT_GE(l, 0);
-  int f = (l + 1) % 3;
-  ASSERT_FALSE(put(l, "before", "1"));
-  ASSERT_TRUE(holds(f, "before", "1"));
-  auto applied = replicas_[f].store->replicated_index();
-  stop(f);
+  int f = -1;
+  uint64_t applied = 0;
+  ASSERT_NO_FATAL_FAILURE(stop_a_follower_that_has(f, applied));
   // Fewer than the log keeps behind a snapshot (16 here).
   for (int k = 0; k < 10; ++k)
     ASSERT_FALSE(put(leader(), "while-away-" + std::to_string(k), "2"));
@@ -160,15 +168,9 @@ TEST_F(replicated_store_test, a_restarted_replica_skips_what_it_applied_and_catc
 // Not built yet: fetching the leader's files. A replica that missed more
 // than the log keeps must not pretend to be current.
 TEST_F(replicated_store_test, a_replica_behind_the_leaders_snapshot_applies_nothing_out_of_order) {
-  for (int i = 0; i < 3; ++i)
-    start(i);
-  int l = leader();
-  ASSERT_GE(l, 0);
-  int f = (l + 1) % 3;
-  ASSERT_FALSE(put(l, "before", "1"));
-  ASSERT_TRUE(holds(f, "before", "1"));
-  auto applied = replicas_[f].store->replicated_index();
-  stop(f);
+  int f = -1;
+  uint64_t applied = 0;
+  ASSERT_NO_FATAL_FAILURE(stop_a_follower_that_has(f, applied));
   for (int k = 0; k < 150; ++k)
     ASSERT_FALSE(put(leader(), "while-away-" + std::to_string(k), "2"));
   start(f);

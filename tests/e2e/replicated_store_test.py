@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Replicated stores (issue 20, ADR 0038) with real processes: three members
+on 127.0.0.1 with --replication-factor=3 (TLS, tokens, one shared node key),
+so every member's store is a Raft group of all three. Readings are sent
+through every member with their own sequence numbers, and whatever is not
+acknowledged is resent until it is:
+  - with all three up, every reading is acknowledged, and each member holds
+    a replica of the two others' stores;
+  - one member SIGKILLed: the two others still acknowledge their own
+    devices' readings (their groups keep a majority);
+  - a second one SIGKILLed: the last member acknowledges nothing (its group
+    has no majority) — it refuses within the caller's deadline, or, when a
+    write of its was in flight as the majority went, exits with code 6 to
+    rebuild from its store;
+  - all three back: every reading ever acknowledged is in its device's twin
+    exactly once (readingsAccepted and lastSequence equal what was sent).
+Stopped by PID.
+
+Usage: replicated_store_test.py --node PATH"""
+
+import os
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+
+import node_fixture
+
+ARGS = None
+TENANT = "st-mary"
+DEVICES = [f"oxi-{i}" for i in range(8)]
+
+
+def device(d):
+    return f"tenants/{TENANT}/devices/{d}"
+
+
+class ReplicatedStores(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-replicated-")
+        root = self.tmp.name
+        key = os.path.join(root, "node.key.hex")
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex())
+        rports = [node_fixture.free_port() for _ in range(3)]
+        rmembers = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(rports))
+        self.nodes, _ = node_fixture.start_cluster(ARGS.node, root, 3, wait=False, node_key=key, extra_args=lambda i: [
+            "--replication-factor=3", f"--replication-listen=127.0.0.1:{rports[i]}",
+            "--replication-members=" + rmembers, "--replication-election-ms=500"])
+        self.service = self.nodes[0].token(TENANT, ["service"])
+        self.sent = {d: 0 for d in DEVICES}  # highest sequence number sent per device
+
+    def tearDown(self):
+        for n in self.nodes:
+            if n.proc.poll() is None:
+                n.stop()
+        self.tmp.cleanup()
+
+    def call(self, node, rpc, body, timeout=15):
+        return node.api(self.service, rpc, body)
+
+    def owner_table(self, node):
+        sre = node.token(TENANT, ["sre"], "sre-1")
+        s = node.api(sre, "ClusterService/GetClusterStatus", {})
+        names = [m["name"] for m in s["members"]]
+        return [names[o] for o in s.get("shardOwners", [])]
+
+    def ingest(self, node, d, first, count):
+        """Readings first..first+count-1 of device d through node: True once all are acknowledged
+        (accepted, or refused as duplicates of acknowledged ones)."""
+        now = int(time.time() * 1000)
+        try:
+            r = node.api(self.service, "IngestService/Ingest", {"batchId": str(first), "devices": [{
+                "device": device(d), "sequence": [str(first + i) for i in range(count)],
+                "timeMs": [str(now - (count - i) * 100) for i in range(count)],
+                "metric": ["METRIC_SPO2"] * count, "value": [97] * count}]})
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+        refused = [x for x in r.get("rejections", []) if x.get("reason") != "REJECTION_REASON_DUPLICATE"]
+        return not refused and r.get("accepted", 0) + len(r.get("rejections", [])) == count
+
+    def send_round(self, edges, count, within):
+        """Sends `count` new readings per device through `edges` in turn, resending what is not
+        acknowledged until `within` seconds passed; the devices whose readings were acknowledged."""
+        acked = set()
+        deadline = time.time() + within
+        firsts = {d: self.sent[d] + 1 for d in DEVICES}
+        for d in DEVICES:
+            self.sent[d] += count
+        while len(acked) < len(DEVICES) and time.time() < deadline:
+            for k, d in enumerate(DEVICES):
+                if d not in acked and self.ingest(edges[k % len(edges)], d, firsts[d], count):
+                    acked.add(d)
+            time.sleep(0.1)
+        return acked, firsts
+
+    def test_acknowledged_readings_survive_losing_members_and_nothing_is_acknowledged_without_a_majority(self):
+        n0, n1, n2 = self.nodes
+        for d in DEVICES:  # (503 while the members first see each other)
+            node_fixture.retry_unavailable(lambda: self.call(n0, "RegistryService/CreateDevice", {
+                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+        acked, _ = self.send_round(self.nodes, 20, 30)
+        self.assertEqual(acked, set(DEVICES), "every reading is acknowledged with all members up")
+        for i, n in enumerate(self.nodes):
+            for j in range(3):
+                replica = os.path.join(n.dir, "db", "replicas", f"n{j}", "CURRENT")
+                self.assertEqual(os.path.exists(replica), i != j, f"n{i} holds a replica of n{j}'s store")
+                self.assertTrue(os.path.isdir(os.path.join(n.dir, "db", "raft", f"n{j}")))
+
+        owners = self.owner_table(n0)
+        on_n2 = {d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n2"}
+        self.assertLess(len(on_n2), len(DEVICES))
+        n2.kill()
+        acked, _ = self.send_round([n0, n1], 10, 20)
+        # The devices n0 and n1 own are acknowledged; n2's wait for n2 (no failover yet).
+        self.assertEqual(acked, set(DEVICES) - on_n2, "two of three keep acknowledging their devices")
+
+        n1.kill()
+        # n0 alone: nothing is acknowledged, and it answers (or goes) within the deadline.
+        t0 = time.time()
+        alone, firsts = set(), {}
+        for d in DEVICES:
+            firsts[d] = self.sent[d] + 1
+            self.sent[d] += 1
+            if self.ingest(n0, d, firsts[d], 1):
+                alone.add(d)
+            self.assertLess(time.time() - t0, 60)
+        self.assertEqual(alone, set(), "no reading is acknowledged without a majority")
+        if n0.proc.poll() is not None:
+            self.assertEqual(n0.proc.returncode, 6, "a member whose writes are in doubt exits with code 6")
+            n0.log.close()
+
+        # All back: the members start together (each needs a majority of its group).
+        self.nodes = [n.restart(wait=False) if n.proc.poll() is not None else n for n in self.nodes]
+        try:
+            for n in self.nodes:
+                n.wait_ready()
+        except RuntimeError:
+            for i, n in enumerate(self.nodes):
+                with open(os.path.join(n.dir, "node.log")) as f:
+                    print(f"--- n{i}:", "".join(f.readlines()[-12:]), file=sys.stderr)
+            raise
+        n0, n1, n2 = self.nodes
+        # Resend everything from 21 on: acknowledged readings come back as duplicates.
+        deadline = time.time() + 60
+        pending = set(DEVICES)
+        while pending and time.time() < deadline:
+            for k, d in enumerate(sorted(pending)):
+                if self.ingest(self.nodes[k % 3], d, 21, self.sent[d] - 20):
+                    pending.discard(d)
+            time.sleep(0.1)
+        self.assertEqual(pending, set(), "every reading is acknowledged once all members are back")
+        for d in DEVICES:
+            twin = self.call(n0, "TwinService/GetDeviceTwin", {"name": device(d)})
+            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
+            self.assertEqual(int(twin["lastSequence"]), self.sent[d])
+
+
+if __name__ == "__main__":
+    ARGS, rest = node_fixture.parse_args("node")
+    node_fixture.run_tests(rest)

@@ -330,8 +330,12 @@ int node::start_http() {
     certificate_gauge_ = std::make_unique<certificate_expiry_gauge>(metrics_, "serving", api_tls_->staged().cert);
   process_gauges_ = std::make_unique<services::process_metrics>(metrics_);
   cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
+  if (replication_)
+    replication_->expose(metrics_);
   auto refresh = [this] {
     storage_gauges_->refresh();
+    if (replication_)
+      replication_->refresh();
     if (certificate_gauge_)
       certificate_gauge_->refresh();
     process_gauges_->refresh();

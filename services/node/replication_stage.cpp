@@ -4,8 +4,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <thread>
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
@@ -123,6 +127,61 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
   spdlog::info("replication: member {} of {} groups (factor {}), listening on port {}", s.self,
                stage->replicas_.size(), s.factor, stage->tunnels_->port());
   return stage;
+}
+
+struct replication_stage::gauges {
+  prometheus::Family<prometheus::Gauge>* leading;
+  prometheus::Family<prometheus::Gauge>* term;
+  prometheus::Family<prometheus::Gauge>* applied;
+  prometheus::Family<prometheus::Counter>* writes;
+  prometheus::Counter* commit_seconds;
+  std::mutex mutex;  // refresh() may run for two scrapes at once
+  services::replicated_store::write_counts seen;
+};
+
+void replication_stage::expose(prometheus::Registry& registry) {
+  gauges_ = std::make_unique<gauges>();
+  gauges_->leading = &prometheus::BuildGauge()
+                          .Name("healthtwin_replication_leading")
+                          .Help("1 while this member leads the group of the store (member name) it holds")
+                          .Register(registry);
+  gauges_->term = &prometheus::BuildGauge()
+                       .Name("healthtwin_replication_term")
+                       .Help("the Raft term of each store's group as this member sees it")
+                       .Register(registry);
+  gauges_->applied = &prometheus::BuildGauge()
+                          .Name("healthtwin_replication_applied_index")
+                          .Help("the last batch of each store's group applied here")
+                          .Register(registry);
+  gauges_->writes = &prometheus::BuildCounter()
+                         .Name("healthtwin_replication_writes_total")
+                         .Help("writes of this member's store through its group, by outcome "
+                               "(committed, refused, in_doubt)")
+                         .Register(registry);
+  gauges_->commit_seconds = &prometheus::BuildCounter()
+                                 .Name("healthtwin_replication_commit_seconds_total")
+                                 .Help("seconds the committed writes waited for a majority")
+                                 .Register(registry)
+                                 .Add({});
+}
+
+void replication_stage::refresh() {
+  if (!gauges_)
+    return;
+  std::lock_guard lock{gauges_->mutex};
+  for (auto& r : replicas_) {
+    auto st = r->group->status();
+    gauges_->leading->Add({{"store", r->member}}).Set(st.leading ? 1 : 0);
+    gauges_->term->Add({{"store", r->member}}).Set(static_cast<double>(st.term));
+    gauges_->applied->Add({{"store", r->member}}).Set(static_cast<double>(st.applied_index));
+  }
+  auto now = replicas_.front()->machine->counts();
+  auto& seen = gauges_->seen;
+  gauges_->writes->Add({{"outcome", "committed"}}).Increment(static_cast<double>(now.committed - seen.committed));
+  gauges_->writes->Add({{"outcome", "refused"}}).Increment(static_cast<double>(now.refused - seen.refused));
+  gauges_->writes->Add({{"outcome", "in_doubt"}}).Increment(static_cast<double>(now.in_doubt - seen.in_doubt));
+  gauges_->commit_seconds->Increment(now.commit_seconds - seen.commit_seconds);
+  seen = now;
 }
 
 replication_stage::~replication_stage() {

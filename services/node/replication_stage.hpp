@@ -13,6 +13,10 @@
 #include "actors/cluster/shard_map.hpp"
 #include "storage/store.hpp"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace healthtwin::services {
 class raft_group;
 class raft_tunnels;
@@ -54,6 +58,13 @@ public:
   /// Says every 5 s what it waits for; false after `timeout`.
   bool wait_until_leading(std::chrono::milliseconds timeout);
 
+  /// healthtwin_replication_* (labels: member names only): per store this
+  /// member holds, whether it leads its group, the term and the index
+  /// applied; the own store's writes by outcome and their commit seconds.
+  /// Registered on `registry`; refresh() before each scrape.
+  void expose(prometheus::Registry& registry);
+  void refresh();
+
 private:
   replication_stage() = default;
   struct replica;
@@ -62,6 +73,8 @@ private:
   std::chrono::steady_clock::time_point next_note_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   std::unique_ptr<services::raft_tunnels> tunnels_;
   std::vector<std::unique_ptr<replica>> replicas_;  // the own group first
+  struct gauges;
+  std::unique_ptr<gauges> gauges_;
 };
 
 }  // namespace healthtwin::node

@@ -15,15 +15,24 @@ replicated_store::replicated_store(storage::store& store, std::chrono::milliseco
 void replicated_store::attach(raft_group* group) { group_.store(group); }
 
 caf::error replicated_store::replicate(std::string_view batch) {
+  auto count = [&](uint64_t write_counts::*outcome, double seconds = 0) {
+    std::lock_guard lock{mutex_};
+    ++(counts_.*outcome);
+    counts_.commit_seconds += seconds;
+  };
   auto* group = group_.load();
-  if (!group)
+  if (!group) {
+    count(&write_counts::refused);
     return caf::make_error(storage::errc::no_quorum, std::string{"the store's group is not running"});
+  }
   if (auto failure = apply_failure(); !failure.empty())
     return caf::make_error(storage::errc::io_error, "this replica stopped applying: " + failure);
+  auto t0 = std::chrono::steady_clock::now();
   auto answer = std::make_shared<std::promise<raft_commit>>();
   auto committed = answer->get_future();
   group->propose(std::string{batch}, [answer](const raft_commit& c) { answer->set_value(c); });
   auto doubt = [&](const std::string& why) {
+    count(&write_counts::in_doubt);
     if (in_doubt_)
       in_doubt_(why);
     return caf::make_error(storage::errc::no_quorum, why);
@@ -31,8 +40,13 @@ caf::error replicated_store::replicate(std::string_view batch) {
   if (committed.wait_for(commit_timeout_) != std::future_status::ready)
     return doubt("not committed within " + std::to_string(commit_timeout_.count()) + " ms");
   auto c = committed.get();
-  if (!c.committed())
-    return c.in_doubt ? doubt(c.error) : caf::make_error(storage::errc::no_quorum, c.error);
+  if (!c.committed()) {
+    if (c.in_doubt)
+      return doubt(c.error);
+    count(&write_counts::refused);
+    return caf::make_error(storage::errc::no_quorum, c.error);
+  }
+  count(&write_counts::committed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (auto failure = apply_failure(); !failure.empty())
     return caf::make_error(storage::errc::io_error, "committed but not applied here: " + failure);
   return caf::none;
@@ -67,6 +81,11 @@ bool replicated_store::restore(std::string_view snapshot) {
                 "leader's files, which a replica cannot fetch yet",
                 store_.replicated_index(), index);
   return false;
+}
+
+replicated_store::write_counts replicated_store::counts() const {
+  std::lock_guard lock{mutex_};
+  return counts_;
 }
 
 std::string replicated_store::apply_failure() const {

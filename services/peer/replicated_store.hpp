@@ -47,6 +47,14 @@ public:
   /// replica no longer matches its group, and the node must stop.
   std::string apply_failure() const;
 
+  /// Writes through replicate() since start, by outcome, and the seconds
+  /// the committed ones waited (for the node's metrics).
+  struct write_counts {
+    uint64_t committed = 0, refused = 0, in_doubt = 0;
+    double commit_seconds = 0;
+  };
+  write_counts counts() const;
+
 private:
   storage::store& store_;
   std::chrono::milliseconds commit_timeout_;
@@ -54,6 +62,7 @@ private:
   std::function<void(const std::string&)> in_doubt_;
   mutable std::mutex mutex_;
   std::string apply_failure_;
+  write_counts counts_;
 };
 
 }  // namespace healthtwin::services

@@ -108,6 +108,12 @@ class ReplicatedStores(unittest.TestCase):
                 self.assertEqual(os.path.exists(replica), i != j, f"n{i} holds a replica of n{j}'s store")
                 self.assertTrue(os.path.isdir(os.path.join(n.dir, "db", "raft", f"n{j}")))
 
+        metrics = n0.metrics()
+        self.assertIn('healthtwin_replication_leading{store="n0"} 1', metrics)
+        self.assertIn('healthtwin_replication_leading{store="n1"} 0', metrics)
+        committed = [l for l in metrics.splitlines() if l.startswith('healthtwin_replication_writes_total{outcome="committed"}')]
+        self.assertTrue(committed and float(committed[0].split()[-1]) > 0, committed)
+
         owners = self.owner_table(n0)
         on_n2 = {d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n2"}
         self.assertLess(len(on_n2), len(DEVICES))

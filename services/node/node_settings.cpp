@@ -87,6 +87,7 @@ node_settings bind_settings(const node_config& cfg) {
   s.api.handoff.chunk_bytes = static_cast<size_t>(cfg.handoff_chunk_bytes);
   s.api.handoff.checkpoint_timeout = cfg.handoff_checkpoint_timeout;
   s.api.handoff.stream_timeout = cfg.handoff_stream_timeout;
+  s.api.handoff.replicated = cfg.replication_factor > 1;
   return s;
 }
 

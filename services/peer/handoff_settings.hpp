@@ -13,6 +13,10 @@ struct handoff_settings {
   std::chrono::milliseconds checkpoint_timeout{120'000};
   /// Longest time one step's stream may take. Default 10 min.
   std::chrono::milliseconds stream_timeout{600'000};
+  /// The members' stores are replicated (--replication-factor > 1): their
+  /// Raft groups' voters do not follow a change of the member list yet, so
+  /// a change is refused. Default false.
+  bool replicated = false;
 };
 
 }  // namespace healthtwin::services

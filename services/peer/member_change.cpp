@@ -105,6 +105,10 @@ grpc::Status shard_handoff::run_step(const cluster::handoff_step& step,
 
 grpc::Status shard_handoff::change_members(const member_change& change,
                                            v1::ChangeMembersResponse* resp) {
+  if (settings_.replicated)
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "the members' stores are replicated (--replication-factor): changing the members is not supported yet, "
+            "as the replication groups would not follow (docs/cluster.md, Replication)"};
   std::unique_lock<std::mutex> one{change_mtx_, std::try_to_lock};
   if (!one.owns_lock())
     return grpc::Status(grpc::StatusCode::ABORTED, "a change of members runs on this member; retry");

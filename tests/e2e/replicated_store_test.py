@@ -114,6 +114,13 @@ class ReplicatedStores(unittest.TestCase):
         committed = [l for l in metrics.splitlines() if l.startswith('healthtwin_replication_writes_total{outcome="committed"}')]
         self.assertTrue(committed and float(committed[0].split()[-1]) > 0, committed)
 
+        # The groups' voters do not follow a change of members yet: refused, nothing moves.
+        sre = n0.token(TENANT, ["sre"], "sre-1")
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            n0.api(sre, "ClusterService/ChangeMembers", {"members": [
+                {"name": "n0", "address": "127.0.0.1:1"}, {"name": "n1", "address": "127.0.0.1:2"}]})
+        self.assertIn("replicated", refused.exception.read().decode())
+
         owners = self.owner_table(n0)
         on_n2 = {d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n2"}
         self.assertLess(len(on_n2), len(DEVICES))

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iostream>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -781,9 +782,19 @@ TEST(cluster_test, erasing_a_patient_through_any_member_leaves_nothing_of_it_on_
     ASSERT_TRUE(c.wait_state(i, 2, v1::MEMBER_STATE_UP));
   n2 = api_client{c.node(2).channel()};
 
-  grpc::ClientContext ctx;
-  api_client::deadline(ctx, 30);
-  auto st = n0.registry->ErasePatient(&ctx, req, &resp);
+  // A member may still dial n2's old API port until its forwarding channel
+  // is remade: that answers UNAVAILABLE, nothing erased, and a client
+  // retries (as the message says).
+  grpc::Status st;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    grpc::ClientContext ctx;
+    api_client::deadline(ctx, 30);
+    resp.Clear();
+    st = n0.registry->ErasePatient(&ctx, req, &resp);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   ASSERT_TRUE(st.ok()) << st.error_message();
   auto detached = std::vector<std::string>{resp.detached_devices().begin(), resp.detached_devices().end()};
   std::sort(detached.begin(), detached.end());

@@ -77,10 +77,18 @@ bool replicated_store::restore(std::string_view snapshot) {
   auto index = storage::key_codec::get_u64(snapshot);
   if (store_.replicated_index() >= index)
     return true;
-  spdlog::error("replication: this replica holds batches up to {}, the group's snapshot is at {}: it needs the "
-                "leader's files, which a replica cannot fetch yet",
-                store_.replicated_index(), index);
-  return false;
+  // Raft gives no way to say "not yet": a refused snapshot is offered again
+  // and again (and libraft 0.15 leaks its buffer array on each refusal).
+  // Taken, it marks this replica as stopped, so nothing after it is applied
+  // out of order.
+  auto why = "this replica holds batches up to " + std::to_string(store_.replicated_index()) +
+             " and the group's snapshot is at " + std::to_string(index) +
+             ": it needs a copy of the leader's store, which a replica cannot fetch yet";
+  spdlog::error("replication: {}", why);
+  std::lock_guard lock{mutex_};
+  if (apply_failure_.empty())
+    apply_failure_ = why;
+  return true;
 }
 
 replicated_store::write_counts replicated_store::counts() const {

@@ -38,9 +38,9 @@ public:
   /// The store's WAL synced, then the index applied (8 bytes): everything up
   /// to it is durable in RocksDB, so raft may drop its log behind it.
   std::string snapshot() override;
-  /// Succeeds when this store already holds the snapshot's index. A replica
-  /// further behind needs the leader's files (a checkpoint transfer, not
-  /// built yet): it refuses, and says so.
+  /// Nothing to do when this store already holds the snapshot's index. A
+  /// replica further behind needs the leader's files (a store copy, not
+  /// built yet): it stops applying (apply_failure() says why).
   bool restore(std::string_view snapshot) override;
 
   /// The first failure to apply a committed batch (empty while none): the

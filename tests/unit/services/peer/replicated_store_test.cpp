@@ -177,6 +177,8 @@ TEST_F(replicated_store_test, a_replica_behind_the_leaders_snapshot_applies_noth
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(replicas_[f].store->replicated_index(), applied);
   EXPECT_EQ(get(f, "while-away-149"), std::nullopt);
+  EXPECT_NE(replicas_[f].machine->apply_failure().find("needs a copy of the leader's store"), std::string::npos)
+      << replicas_[f].machine->apply_failure();
   // The two others still form a majority and commit.
   EXPECT_FALSE(put(leader(), "after", "3"));
 }

@@ -288,17 +288,17 @@ struct raft_group::impl {
     auto sealed = of(f)->seal(of(f)->machine.snapshot(), 's');
     if (!sealed)
       return RAFT_NOMEM;
-    auto state = std::optional<std::string>{std::string(1, static_cast<char>(of(f)->format())) + *sealed};
+    auto state = std::string(1, static_cast<char>(of(f)->format())) + *sealed;
     *bufs = static_cast<struct raft_buffer*>(raft_malloc(sizeof(struct raft_buffer)));
     if (!*bufs)
       return RAFT_NOMEM;
-    (*bufs)[0].len = state->size();
-    (*bufs)[0].base = raft_malloc(std::max<size_t>(state->size(), 1));
+    (*bufs)[0].len = state.size();
+    (*bufs)[0].base = raft_malloc(std::max<size_t>(state.size(), 1));
     if (!(*bufs)[0].base) {
       raft_free(*bufs);
       return RAFT_NOMEM;
     }
-    std::memcpy((*bufs)[0].base, state->data(), state->size());
+    std::memcpy((*bufs)[0].base, state.data(), state.size());
     *n = 1;
     return 0;
   }
@@ -326,10 +326,8 @@ struct raft_group::impl {
       return;
     }
     if (raft_state(&raft) != RAFT_LEADER) {
-      raft_id id = 0;
-      const char* leader = nullptr;
-      raft_leader(&raft, &id, &leader);
-      done({0, 0, leader ? "not the leader (" + std::string{leader} + " leads)" : "no leader"});
+      auto leader = leader_name();
+      done({0, 0, leader.empty() ? "no leader" : "not the leader (" + leader + " leads)"});
       return;
     }
     auto sealed = seal(entry, 'e');
@@ -344,8 +342,7 @@ struct raft_group::impl {
     p->term = raft.current_term;
     auto rv = raft_apply(&raft, &p->req, &buf, 1, [](struct raft_apply* req, int status, void*) {
       auto* p = static_cast<proposal*>(req->data);
-      p->done(status == 0 ? raft_commit{req->index, p->term, {}, false}
-                          : raft_commit{0, p->term, raft_strerror(status), true});
+      p->done(outcome(status, req->index, p->term));
       delete p;
     });
     if (rv != 0) {
@@ -369,8 +366,7 @@ struct raft_group::impl {
     p->req.data = p;
     auto rv = raft_barrier(&raft, &p->req, [](struct raft_barrier* req, int status) {
       auto* p = static_cast<pending*>(req->data);
-      p->done(status == 0 ? raft_commit{req->index, p->term, {}, false}
-                          : raft_commit{0, p->term, raft_strerror(status), true});
+      p->done(outcome(status, req->index, p->term));
       delete p;
     });
     if (rv != 0) {
@@ -402,15 +398,25 @@ struct raft_group::impl {
       transferring = false;
   }
 
+  // The leader this member knows of; empty when none.
+  std::string leader_name() {
+    raft_id id = 0;
+    const char* leader = nullptr;
+    raft_leader(&raft, &id, &leader);
+    return leader ? leader : "";
+  }
+
+  // A request's outcome: committed at `index`, or failed after raft took it
+  // (in doubt).
+  static raft_commit outcome(int status, uint64_t index, uint64_t term) {
+    return status == 0 ? raft_commit{index, term, {}, false} : raft_commit{0, term, raft_strerror(status), true};
+  }
+
   raft_status status() {
     raft_status s;
     s.leading = raft_state(&raft) == RAFT_LEADER;
     s.term = raft.current_term;
-    raft_id id = 0;
-    const char* leader = nullptr;
-    raft_leader(&raft, &id, &leader);
-    if (leader)
-      s.leader = leader;
+    s.leader = leader_name();
     s.commit_index = raft.commit_index;
     s.applied_index = raft_last_applied(&raft);
     return s;

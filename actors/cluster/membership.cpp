@@ -117,15 +117,16 @@ ownership_change membership::adopt(const cluster_state& other, std::string& erro
   return update([&](cluster_state& s) { s = other; }, error);
 }
 
-void membership::answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port) {
+void membership::answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port, std::string via) {
   std::lock_guard<std::mutex> g{mtx_};
   auto& r = records_[m];
-  if (r.state != member_state::up || (now_ms - r.last_seen_ms > down_after_.count()))
-    spdlog::info("cluster: member {} is up", known_[m].name);
+  if (r.state != member_state::up || (now_ms - r.last_seen_ms > down_after_.count()) || r.serving_address != via)
+    spdlog::info("cluster: member {} is up{}", known_[m].name, via.empty() ? "" : " (served by a standby at " + via + ")");
   r.state = member_state::up;
   r.ready = ready;
   r.last_seen_ms = now_ms;
   r.error.clear();
+  r.serving_address = std::move(via);
   if (api_port != 0)
     r.api_port = api_port;
 }
@@ -135,8 +136,15 @@ std::string membership::api_address(uint32_t m) const {
   auto port = records_[m].api_port;
   if (port == 0)
     return {};
-  auto& peer = known_[m].address;
+  auto& peer = records_[m].serving_address.empty() ? known_[m].address : records_[m].serving_address;
   return peer.substr(0, peer.rfind(':')) + ":" + std::to_string(port);
+}
+
+std::string membership::peer_address(uint32_t m) const {
+  std::lock_guard<std::mutex> g{mtx_};
+  if (m >= known_.size())
+    return {};
+  return records_[m].serving_address.empty() ? known_[m].address : records_[m].serving_address;
 }
 
 void membership::failed(uint32_t m, std::string error) {

@@ -28,6 +28,9 @@ struct member_health {
   int64_t last_seen_ms = 0; ///< wall clock of its last answer; 0: never
   std::string error;        ///< why it is down or refused
   uint16_t api_port = 0;    ///< its public gRPC port, from its answers; 0: unknown
+  /// The peer address its last answer came from: its own, or a standby's
+  /// that serves it (ADR 0039); empty: its listed address.
+  std::string serving_address;
 };
 
 /// The shards a change of the cluster state gave this node or took from it.
@@ -93,8 +96,9 @@ public:
   void before_gaining(std::function<void(const std::vector<uint32_t>& shards)> fn);
 
   /// Member `m` answered a probe at `now_ms`, serving its public API on
-  /// `api_port` of its peer host.
-  void answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port = 0);
+  /// `api_port` of its peer host: the peer address `via` (a standby's), or
+  /// its listed one when empty.
+  void answered(uint32_t m, bool ready, int64_t now_ms, uint16_t api_port = 0, std::string via = {});
   /// A probe of member `m` failed (unreachable, timeout).
   void failed(uint32_t m, std::string error);
   /// Member `m` places twins differently: never treated as up.
@@ -103,9 +107,12 @@ public:
   /// Every known member's health as of `now_ms` (this node: up), by number.
   std::vector<member_health> health(int64_t now_ms) const;
 
-  /// host:port of member `m`'s public API (its peer host), once it answered;
-  /// empty before.
+  /// host:port of member `m`'s public API (the host it last answered
+  /// from), once it answered; empty before.
   std::string api_address(uint32_t m) const;
+  /// The peer address member `m` last answered from (its listed one until
+  /// a standby answered for it); empty for a member without an address.
+  std::string peer_address(uint32_t m) const;
 
 private:
   // Builds the map of `s` (learning new members) and the owned flags;

@@ -44,9 +44,9 @@ uint32_t shard_map::owned_by(uint32_t index) const noexcept {
   return static_cast<uint32_t>(std::count(owners_.begin(), owners_.end(), index));
 }
 
-parsed_members parse_members(std::string_view list) {
+parsed_members parse_members(std::string_view list, bool names_repeat) {
   parsed_members out;
-  std::set<std::string, std::less<>> names;
+  std::set<std::string, std::less<>> names, addresses;
   size_t pos = 0;
   while (pos <= list.size()) {
     auto end = std::min(list.find(',', pos), list.size());
@@ -55,12 +55,16 @@ parsed_members parse_members(std::string_view list) {
     auto colon = item.rfind(':');
     if (eq == std::string_view::npos || eq == 0 || colon == std::string_view::npos ||
         colon < eq + 2 || colon + 1 == item.size()) {
-      out.error = "member \"" + std::string{item} + "\" is not name=host:port";
+      out.error = "member \"" + std::string{item.substr(0, 128)} + "\" is not name=host:port";
       return out;
     }
     member m{std::string{item.substr(0, eq)}, std::string{item.substr(eq + 1)}};
-    if (!names.insert(m.name).second) {
-      out.error = "member name \"" + m.name + "\" appears twice";
+    if (!names.insert(m.name).second && !names_repeat) {
+      out.error = "member name \"" + m.name.substr(0, 128) + "\" appears twice";
+      return out;
+    }
+    if (!addresses.insert(m.address).second) {
+      out.error = "address \"" + m.address.substr(0, 128) + "\" appears twice";
       return out;
     }
     out.members.push_back(std::move(m));

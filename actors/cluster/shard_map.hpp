@@ -61,12 +61,13 @@ private:
 };
 
 /// Parses "name=host:port,name=host:port,..." (the --cluster-members flag).
-/// The error names the bad item; names must be unique.
+/// The error names the bad item; names must be unique unless
+/// `names_repeat` (several standbys of one member), addresses always.
 struct parsed_members {
   std::vector<member> members;
   std::string error;  ///< empty when parsed
 };
-parsed_members parse_members(std::string_view list);
+parsed_members parse_members(std::string_view list, bool names_repeat = false);
 
 /// The members of a Kubernetes StatefulSet `set` with `replicas` pods behind
 /// the headless Service `service`: `set-0` at `set-0.service:port`, ...

@@ -1,6 +1,10 @@
 // The `healthtwin` node binary: parses its configuration and runs a node
 // (services/node/node.hpp: the phases it starts in and the order it stops in).
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -20,6 +24,14 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("healthtwin"));
   spdlog::set_level(spdlog::level::from_str(parsed.config->log_level));
   services::use_log_format(parsed.config->log_format);
-  node::node n{std::move(*parsed.config)};
-  return n.run();
+  int code = node::node{std::move(*parsed.config)}.run();
+  if (code == node::exit_deposed) {
+    // A voter of a replicated store that another voter leads now starts
+    // again, as the same process (ADR 0039): it waits to lead the store.
+    spdlog::info("starting again to wait for the store");
+    spdlog::shutdown();
+    ::execv("/proc/self/exe", argv);
+    std::cerr << "cannot start again: " << std::strerror(errno) << "\n";
+  }
+  return code;
 }

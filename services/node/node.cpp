@@ -154,12 +154,16 @@ int node::run() {
   }
   spdlog::info("ready: {} virtual shards, data in {}", cfg_.shards, cfg_.data_dir);
 
-  int sig = 0;
-  sigwait(&stop_signals_, &sig);
-  spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  bool deposed = false;
+  if (int sig = wait_for_stop(deposed); sig != 0)
+    spdlog::info("received {}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   stops_.unwind();
   int code = exit_ok;
-  if (auto failure = store_->write_failure(); !failure.empty()) {
+  if (deposed) {
+    // Another voter leads the store: what this process holds in memory is
+    // no longer the store's (ADR 0039). It starts again and waits to lead.
+    code = exit_deposed;
+  } else if (auto failure = store_->write_failure(); !failure.empty()) {
     // Everything acknowledged is in the log; what the failed disk kept
     // from being snapshotted is replayed at the next start.
     spdlog::error("stopped with failed storage writes ({}); the next start replays the log", failure);
@@ -176,6 +180,26 @@ int node::run() {
     spdlog::info("stopped cleanly");
   }
   return code;
+}
+
+// Until SIGTERM or SIGINT (returned), or, with a replicated store, until
+// this process no longer leads it (`deposed`; 0 returned): a deposed voter
+// must stop serving within the group's election timeout, since another one
+// serves the member (ADR 0039).
+int node::wait_for_stop(bool& deposed) {
+  timespec tick{0, 100'000'000};
+  while (true) {
+    int sig = sigtimedwait(&stop_signals_, nullptr, replication_ ? &tick : nullptr);
+    if (sig > 0)
+      return sig;
+    if (replication_ && !replication_->leading()) {
+      spdlog::warn("replication: {} no longer leads member {}'s store (term {} served); stopping to serve it "
+                   "again only once it leads",
+                   cfg_.replication_self, cfg_.node_name, replication_->term_served());
+      deposed = true;
+      return 0;
+    }
+  }
 }
 
 void node::release_actors() {
@@ -261,15 +285,14 @@ int node::start_replication() {
   if (cfg_.replication_factor <= 1)
     return exit_ok;
   replication_settings rs;
-  rs.self = cfg_.node_name;
-  rs.factor = cfg_.replication_factor;
-  rs.members = cfg_.replication_members;
+  rs.member = cfg_.node_name;
+  rs.self = cfg_.replication_self;
+  rs.voters = cfg_.replication_members;
   rs.listen = cfg_.replication_listen;
   rs.cert_file = peer_tls_->staged().cert;
   rs.key_file = peer_tls_->staged().key;
   rs.ca_file = peer_tls_->staged().ca;
   rs.data_dir = cfg_.data_dir;
-  rs.store = settings_.store;
   rs.election_timeout = cfg_.replication_election_timeout;
   rs.commit_timeout = cfg_.replication_commit_timeout;
   std::string why;
@@ -279,22 +302,25 @@ int node::start_replication() {
     return exit_config;
   }
   // Waits as long as it takes (or until a stop signal): without a majority
-  // of its group this member cannot serve, and its replicas keep serving
-  // the others' groups meanwhile.
+  // of its group this member cannot serve; a standby waits until the member
+  // is gone (ADR 0039).
+  bool standby = cfg_.replication_self != cfg_.node_name;
   auto since = std::chrono::steady_clock::now();
   while (!replication_->wait_until_leading(std::chrono::seconds(1))) {
     sigset_t pending;
     sigpending(&pending);
     if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
-      spdlog::info("replication: stopping before this member led its store");
+      spdlog::info("replication: stopping before this process led the store");
       stop_before_serving_ = true;
       return exit_ok;
     }
-    if (std::chrono::steady_clock::now() - since > std::chrono::seconds(60)) {
+    if (!standby && std::chrono::steady_clock::now() - since > std::chrono::seconds(60)) {
       spdlog::warn("replication: this member has not led its store for 60 s (no majority of its group?)");
       since = std::chrono::steady_clock::now();
     }
   }
+  if (standby)
+    spdlog::warn("replication: standby {} serves member {} (failover)", cfg_.replication_self, cfg_.node_name);
   return exit_ok;
 }
 
@@ -528,8 +554,15 @@ int node::recover() {
     if (auto left = api_->shutdown(std::chrono::seconds(10)))
       spdlog::warn("{} calls still in progress after 10 s; cancelling them", left);
   });
-  if (!cfg_.port_file.empty())
+  if (!cfg_.port_file.empty()) {
     write_port_file(cfg_.port_file, grpc_port_, http_->port());
+    // The file says "serving here": a stopped node (a deposed standby
+    // that starts again, ADR 0039) does not.
+    stops_.push("port file", [path = cfg_.port_file] {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    });
+  }
   return exit_ok;
 }
 

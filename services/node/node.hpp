@@ -4,8 +4,8 @@
 // phase pushes what undoes it, and any exit unwinds those last first:
 //   storage      the store (RocksDB) and the audit log
 //   credentials  bearer-token keys and the listeners' TLS
-//   replication  with --replication-factor > 1: the replicated stores; waits
-//                until this member leads its own (ADR 0038)
+//   replication  with --replication-factor > 1: the replicated store; waits
+//                until this process leads it (ADR 0038, 0039)
 //   membership   the cluster state this node persisted, or founds
 //   http         metrics, /healthz, /readyz (answering "not ready")
 //   actors       actor system, alert hub, shards, ingest sequencer, retention
@@ -79,6 +79,7 @@ enum exit_code : int {
   exit_listen = 4,     ///< a listener cannot bind
   exit_storage_failed = 5,  ///< stopped after failed storage writes
   exit_write_in_doubt = 6,  ///< a replicated write may have committed after it failed: restart (ADR 0038)
+  exit_deposed = 7,  ///< another voter leads the replicated store: main starts the process again (ADR 0039)
 };
 
 class node {
@@ -101,6 +102,7 @@ private:
   int start_api();
   int join_cluster();
   int recover();
+  int wait_for_stop(bool& deposed);
   /// After the stop actions ran: the actors, then the actor system, go.
   void release_actors();
 

@@ -46,48 +46,64 @@ const CLI::Validator listen_address{[](std::string& s) -> std::string {
 
 }  // namespace
 
-// --replication-*: the factor fits the cluster, and every member has a
-// replication listener (listed, or its host at --replication-listen's
-// port); why not.
-static std::string check_replication(const std::string& members, node_config& cfg) {
-  if (cfg.replication_factor == 1)
-    return members.empty() ? std::string{} : "--replication-members: needs --replication-factor above 1";
+// --replication-*: this member's store is a group of `factor` voters
+// (ADR 0039): the member itself (its home) and its standbys, each with its
+// replication listener in --replication-members; this process is the voter
+// --replication-self (default: the member). --cluster-standbys says where
+// members' standbys serve when they lead. Why not, or empty.
+static std::string check_replication(const std::string& members, const std::string& standbys, node_config& cfg) {
+  if (!standbys.empty()) {
+    auto parsed = cluster::parse_members(standbys, true);
+    if (!parsed.error.empty())
+      return "--cluster-standbys: " + parsed.error;
+    for (auto& s : parsed.members)
+      if (std::none_of(cfg.cluster_members.begin(), cfg.cluster_members.end(),
+                       [&](auto& m) { return m.name == s.name; }))
+        return "--cluster-standbys: \"" + s.name + "\" is not among --cluster-members";
+    cfg.cluster_standbys = std::move(parsed.members);
+  }
+  if (cfg.replication_self.empty())
+    cfg.replication_self = cfg.node_name;
+  if (cfg.replication_factor == 1) {
+    if (!members.empty())
+      return "--replication-members: needs --replication-factor above 1";
+    if (cfg.replication_self != cfg.node_name)
+      return "--replication-self: a standby needs --replication-factor above 1";
+    return {};
+  }
   if (cfg.cluster_members.empty())
     return "--replication-factor: replicates a member's store on other members; a single node has none";
   if (cfg.replication_factor % 2 == 0)
     return "--replication-factor: must be odd (" + std::to_string(cfg.replication_factor) +
-           " members tolerate no more failures than " + std::to_string(cfg.replication_factor - 1) + ")";
-  if (cfg.replication_factor > cfg.cluster_members.size())
-    return "--replication-factor: " + std::to_string(cfg.replication_factor) + " is more than the " +
-           std::to_string(cfg.cluster_members.size()) + " members";
+           " voters tolerate no more failures than " + std::to_string(cfg.replication_factor - 1) + ")";
   if (cfg.insecure_plaintext)
     return "--replication-factor: replication runs over mutual TLS; not with --insecure-plaintext";
   if (cfg.encryption_key_file.empty())
     return "--replication-factor: needs --encryption-key-file (the members' shared node key seals the "
            "replicated batches)";
-  auto listen = split_host_port(cfg.replication_listen);
-  if (!listen)
+  if (!split_host_port(cfg.replication_listen))
     return "--replication-listen: a replicated member needs a replication listener (host:port)";
-  if (members.empty()) {
-    for (auto& m : cfg.cluster_members) {
-      auto peer = split_host_port(m.address);
-      cfg.replication_members.push_back({m.name, (peer ? peer->first : m.address) + ":" +
-                                                     std::to_string(listen->second)});
-    }
-    return {};
-  }
+  if (members.empty())
+    return "--replication-members: name the " + std::to_string(cfg.replication_factor) +
+           " voters of this member's store (the member and its standbys): NAME=HOST:PORT,...";
   auto parsed = cluster::parse_members(members);
   if (!parsed.error.empty())
     return "--replication-members: " + parsed.error;
-  auto names = [](const std::vector<cluster::member>& ms) {
-    std::vector<std::string> out;
-    for (auto& m : ms)
-      out.push_back(m.name);
-    std::sort(out.begin(), out.end());
-    return out;
+  if (parsed.members.size() != cfg.replication_factor)
+    return "--replication-members: " + std::to_string(parsed.members.size()) + " voters listed, not the " +
+           std::to_string(cfg.replication_factor) + " of --replication-factor";
+  auto listed = [&](const std::string& name) {
+    return std::any_of(parsed.members.begin(), parsed.members.end(), [&](auto& m) { return m.name == name; });
   };
-  if (names(parsed.members) != names(cfg.cluster_members))
-    return "--replication-members: must name the same members as --cluster-members";
+  if (!listed(cfg.node_name))
+    return "--replication-members: must list the member \"" + cfg.node_name + "\" itself (its home voter)";
+  if (!listed(cfg.replication_self))
+    return "--replication-members: must list --replication-self \"" + cfg.replication_self + "\"";
+  for (auto& v : parsed.members)
+    if (v.name != cfg.node_name && std::any_of(cfg.cluster_members.begin(), cfg.cluster_members.end(),
+                                               [&](auto& m) { return m.name == v.name; }))
+      return "--replication-members: \"" + v.name +
+             "\" is another member; a member's standbys are processes of their own (ADR 0039)";
   cfg.replication_members = std::move(parsed.members);
   return {};
 }
@@ -352,8 +368,15 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
                  "replication listener host:port (mutual TLS with the cluster CA)")
       ->check(listen_address);
   app.add_option("--replication-members", replication_members,
-                 "every member's replication listener: NAME=HOST:PORT,... (default: the members' hosts at "
-                 "the --replication-listen port)");
+                 "the voters of this member's store: the member and its standbys, NAME=HOST:PORT,... "
+                 "(their replication listeners)");
+  app.add_option("--replication-self", cfg.replication_self,
+                 "the voter this process is (default: --node-name; another name: a standby that serves "
+                 "the member while it leads the member's store)");
+  std::string cluster_standbys;
+  app.add_option("--cluster-standbys", cluster_standbys,
+                 "where members' standbys serve while they lead: MEMBER=HOST:PORT,... (peer listeners; a "
+                 "member may repeat)");
   app.add_option("--replication-election-ms", election_ms,
                  "a replicated store's leader silent this long is replaced (the failover time)")
       ->check(CLI::Range(int64_t{100}, int64_t{60'000}))
@@ -459,7 +482,7 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
     if (cfg.cluster_name.empty())
       return refuse("--cluster-name: must not be empty");
   }
-  if (auto why = check_replication(replication_members, cfg); !why.empty())
+  if (auto why = check_replication(replication_members, cluster_standbys, cfg); !why.empty())
     return refuse(why);
   if (auto why = parse_regions(region_endpoints, cfg); !why.empty())
     return refuse(why);

@@ -87,14 +87,18 @@ struct node_config {
   uint64_t handoff_chunk_bytes = uint64_t{1} << 20;
   std::chrono::milliseconds handoff_checkpoint_timeout{120'000};
   std::chrono::milliseconds handoff_stream_timeout{600'000};
-  /// Replicated stores (docs/cluster.md "Replication", ADR 0038): each
-  /// member's store is a Raft group of this many members (1: not
-  /// replicated), whose listeners are `replication_members`
-  /// (--replication-members, or the StatefulSet's pods at the
-  /// --replication-listen port).
+  /// Replicated stores (docs/cluster.md "Replication", ADR 0038, 0039):
+  /// each member's store is a Raft group of this many voters (1: not
+  /// replicated): the member and its standbys, with their replication
+  /// listeners in `replication_members`; this process is the voter
+  /// `replication_self` (the member's name, or a standby's).
   uint32_t replication_factor = 1;
   std::string replication_listen;
   std::vector<cluster::member> replication_members;
+  std::string replication_self;
+  /// Peer listeners where members' standbys serve while they lead (a name
+  /// may repeat): probed when the member's own address does not answer.
+  std::vector<cluster::member> cluster_standbys;
   std::chrono::milliseconds replication_election_timeout{1'000};
   std::chrono::milliseconds replication_commit_timeout{2'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready

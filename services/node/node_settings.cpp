@@ -65,6 +65,7 @@ node_settings bind_settings(const node_config& cfg) {
   s.peer.ca_file = cfg.cluster_ca_file;
   s.peer.cert_file = cfg.tls_cert_file;
   s.peer.key_file = cfg.tls_key_file;
+  s.peer.standbys = cfg.cluster_standbys;
   s.peer.probe_interval = cfg.cluster_probe_interval;
   s.peer.probe_timeout = std::min(cfg.cluster_probe_interval, std::chrono::milliseconds(1000));
 

@@ -21,42 +21,11 @@
 
 namespace healthtwin::node {
 
-std::vector<std::string> groups_of(const std::vector<cluster::member>& members, const std::string& self,
-                                   uint32_t factor) {
-  std::vector<std::string> ring;
-  for (auto& m : members)
-    ring.push_back(m.name);
-  std::sort(ring.begin(), ring.end());
-  auto n = ring.size();
-  auto at = std::find(ring.begin(), ring.end(), self) - ring.begin();
-  std::vector<std::string> out;
-  // Member i's voters are i .. i+factor-1: self votes in the groups of
-  // itself and its factor-1 predecessors.
-  for (uint32_t k = 0; k < factor && k < n; ++k)
-    out.push_back(ring[(at + n - k) % n]);
-  return out;
-}
-
-struct replication_stage::replica {
-  std::string member;
-  std::unique_ptr<storage::store> store;  // a replica's own; null for the own group
-  std::unique_ptr<services::replicated_store> machine;
-  std::unique_ptr<services::raft_group> group;
-};
-
 namespace {
 
 uint64_t group_id(const std::string& member) {
   std::string key = "healthtwin-store:" + member;
   return XXH64(key.data(), key.size(), 0);
-}
-
-std::vector<services::raft_peer> voters_of(const replication_settings& s, const std::string& member) {
-  std::vector<services::raft_peer> out;
-  for (auto& m : s.members)
-    if (auto g = groups_of(s.members, m.name, s.factor); std::find(g.begin(), g.end(), member) != g.end())
-      out.push_back({m.name, m.address});
-  return out;
 }
 
 }  // namespace
@@ -66,66 +35,43 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
   std::unique_ptr<replication_stage> stage{new replication_stage()};
   stage->settings_ = s;
   stage->own_ = &own;
-  services::tunnel_credentials tls;
   auto cert = services::read_file(s.cert_file), key = services::read_file(s.key_file),
        ca = services::read_file(s.ca_file);
   if (!cert || !key || !ca) {
     why = "cannot read the certificate, key or cluster CA for the replication listener";
     return nullptr;
   }
-  tls = {*cert, *key, *ca};
-  stage->tunnels_ = services::raft_tunnels::open(s.self, s.listen, tls, why);
+  stage->tunnels_ = services::raft_tunnels::open(s.self, s.listen, {*cert, *key, *ca}, why);
   if (!stage->tunnels_)
     return nullptr;
-  auto entry_key = own.derive_key("healthtwin raft entries v1");
-  for (auto& member : groups_of(s.members, s.self, s.factor)) {
-    auto r = std::make_unique<replica>();
-    r->member = member;
-    storage::store* store = &own;
-    if (member != s.self) {
-      auto settings = s.store;
-      settings.data_dir = (std::filesystem::path{s.data_dir} / "replicas" / member).string();
-      std::error_code ec;
-      std::filesystem::create_directories(settings.data_dir, ec);
-      auto opened = storage::store::open(settings);
-      if (!opened) {
-        why = "cannot open the replica of " + member + ": " + storage::describe(opened.error());
-        return nullptr;
-      }
-      r->store = std::move(*opened);
-      store = r->store.get();
-    }
-    r->machine = std::make_unique<services::replicated_store>(*store, s.commit_timeout);
-    services::raft_group_settings gs;
-    gs.group = group_id(member);
-    gs.members = voters_of(s, member);
-    gs.home = member;
-    gs.dir = (std::filesystem::path{s.data_dir} / "raft" / member).string();
-    gs.election_timeout = s.election_timeout;
-    gs.heartbeat = std::max(s.election_timeout / 10, std::chrono::milliseconds{20});
-    gs.entry_key = entry_key;
-    r->group = services::raft_group::start(gs, *stage->tunnels_, *r->machine, why);
-    if (!r->group) {
-      why = "replicated store of " + member + ": " + why;
-      return nullptr;
-    }
-    r->machine->attach(r->group.get());
-    if (member == s.self) {
-      // A write whose fate is unknown: this member's memory may no longer
-      // match its store. It exits, and its restart reads the store (ADR 0038).
-      r->machine->on_in_doubt([](const std::string& reason) {
-        spdlog::critical("replication: a write of this member's store is in doubt ({}); restarting to "
-                         "rebuild from the store",
-                         reason);
-        spdlog::shutdown();
-        std::_Exit(exit_write_in_doubt);
-      });
-      own.replicate_through(r->machine.get());
-    }
-    stage->replicas_.push_back(std::move(r));
+  stage->machine_ = std::make_unique<services::replicated_store>(own, s.commit_timeout);
+  services::raft_group_settings gs;
+  gs.group = group_id(s.member);
+  for (auto& v : s.voters)
+    gs.members.push_back({v.name, v.address});
+  gs.home = s.member;
+  gs.dir = (std::filesystem::path{s.data_dir} / "raft").string();
+  gs.election_timeout = s.election_timeout;
+  gs.heartbeat = std::max(s.election_timeout / 10, std::chrono::milliseconds{20});
+  gs.entry_key = own.derive_key("healthtwin raft entries v1");
+  stage->group_ = services::raft_group::start(gs, *stage->tunnels_, *stage->machine_, why);
+  if (!stage->group_) {
+    why = "replicated store of " + s.member + ": " + why;
+    return nullptr;
   }
-  spdlog::info("replication: member {} of {} groups (factor {}), listening on port {}", s.self,
-               stage->replicas_.size(), s.factor, stage->tunnels_->port());
+  stage->machine_->attach(stage->group_.get());
+  // A write whose fate is unknown: this process's memory may no longer
+  // match its store. It exits, and its restart reads the store (ADR 0038).
+  stage->machine_->on_in_doubt([](const std::string& reason) {
+    spdlog::critical("replication: a write of this member's store is in doubt ({}); restarting to "
+                     "rebuild from the store",
+                     reason);
+    spdlog::shutdown();
+    std::_Exit(exit_write_in_doubt);
+  });
+  own.replicate_through(stage->machine_.get());
+  spdlog::info("replication: voter {} of member {}'s store ({} voters), listening on port {}", s.self, s.member,
+               s.voters.size(), stage->tunnels_->port());
   return stage;
 }
 
@@ -169,13 +115,11 @@ void replication_stage::refresh() {
   if (!gauges_)
     return;
   std::lock_guard lock{gauges_->mutex};
-  for (auto& r : replicas_) {
-    auto st = r->group->status();
-    gauges_->leading->Add({{"store", r->member}}).Set(st.leading ? 1 : 0);
-    gauges_->term->Add({{"store", r->member}}).Set(static_cast<double>(st.term));
-    gauges_->applied->Add({{"store", r->member}}).Set(static_cast<double>(st.applied_index));
-  }
-  auto now = replicas_.front()->machine->counts();
+  auto st = group_->status();
+  gauges_->leading->Add({{"store", settings_.member}}).Set(st.leading ? 1 : 0);
+  gauges_->term->Add({{"store", settings_.member}}).Set(static_cast<double>(st.term));
+  gauges_->applied->Add({{"store", settings_.member}}).Set(static_cast<double>(st.applied_index));
+  auto now = machine_->counts();
   auto& seen = gauges_->seen;
   gauges_->writes->Add({{"outcome", "committed"}}).Increment(static_cast<double>(now.committed - seen.committed));
   gauges_->writes->Add({{"outcome", "refused"}}).Increment(static_cast<double>(now.refused - seen.refused));
@@ -185,35 +129,47 @@ void replication_stage::refresh() {
 }
 
 replication_stage::~replication_stage() {
-  for (auto& r : replicas_)
-    r->machine->attach(nullptr);
-  for (auto& r : replicas_)
-    r->group.reset();
+  if (machine_)
+    machine_->attach(nullptr);
+  group_.reset();
   if (own_)
     own_->replicate_through(nullptr);
 }
 
+bool replication_stage::leading() const {
+  return group_->status().leading;
+}
+
 bool replication_stage::wait_until_leading(std::chrono::milliseconds timeout) {
-  auto& own = *replicas_.front();
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    auto st = own.group->status();
-    if (st.leading) {
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto until = now() + timeout;
+  bool standby = settings_.self != settings_.member;
+  while (now() < until) {
+    auto st = group_->status();
+    if (st.leading && (!standby || (st.term == led_term_ && now() - led_since_ >= settings_.election_timeout))) {
       std::promise<services::raft_commit> done;
-      own.group->barrier([&](const services::raft_commit& c) { done.set_value(c); });
+      group_->barrier([&](const services::raft_commit& c) { done.set_value(c); });
       auto c = done.get_future().get();
       if (c.committed()) {
-        spdlog::info("replication: leading this member's store (term {}, applied {})", c.term,
+        term_ = c.term;
+        spdlog::info("replication: {} member {}'s store (term {}, applied {})",
+                     standby ? "standby " + settings_.self + " leads" : "leading", settings_.member, c.term,
                      own_->replicated_index());
         return true;
       }
-    } else if (std::chrono::steady_clock::now() > next_note_) {
-      spdlog::info("replication: waiting to lead this member's store ({}; term {}, commit {}, applied {})",
-                   st.leader.empty() ? "no leader yet" : st.leader + " leads and hands over once it can", st.term,
-                   st.commit_index, st.applied_index);
-      next_note_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    } else if (st.leading && st.term != led_term_) {
+      // A standby leads: it offers leadership to the member (raft_group's
+      // home) and serves only if the member did not take it in time.
+      led_term_ = st.term;
+      led_since_ = now();
+    } else if (now() > next_note_) {
+      spdlog::info("replication: {} waiting to lead member {}'s store ({}; term {}, commit {}, applied {})",
+                   settings_.self, settings_.member,
+                   st.leader.empty() ? "no leader yet" : st.leader + " leads", st.term, st.commit_index,
+                   st.applied_index);
+      next_note_ = now() + std::chrono::seconds(5);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
 }

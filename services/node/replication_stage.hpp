@@ -1,9 +1,10 @@
 #pragma once
-// The node's replicated stores (docs/cluster.md "Replication", ADR 0038):
-// the replication listener, this member's own group — its store's writes go
-// through it — and a replica of every member whose group it belongs to
-// (its R-1 predecessors in the ring of member names), each in
-// <data dir>/replicas/<member> with its Raft log in <data dir>/raft/<member>.
+// The node's replicated store (docs/cluster.md "Replication", ADR 0038,
+// 0039): the replication listener and the member's group — its store's
+// writes go through it, its Raft log is in <data dir>/raft. This process is
+// one voter of the group: the member itself (its home) or a standby, a
+// process of its own that holds a replica of the member's store and serves
+// the member while it leads the group.
 
 #include <chrono>
 #include <memory>
@@ -26,22 +27,16 @@ class replicated_store;
 namespace healthtwin::node {
 
 struct replication_settings {
-  std::string self;
-  uint32_t factor = 1;
-  /// Every member's replication listener (the same names as the cluster's).
-  std::vector<cluster::member> members;
+  std::string member;  ///< whose store this is (--node-name)
+  std::string self;    ///< the voter this process is (--replication-self)
+  /// The group's voters and their replication listeners.
+  std::vector<cluster::member> voters;
   std::string listen;
   std::string cert_file, key_file, ca_file;  ///< PEM files (the peer listener's)
   std::string data_dir;
-  storage::store_settings store;  ///< the own store's settings; replicas differ in data_dir
   std::chrono::milliseconds election_timeout{1'000};
   std::chrono::milliseconds commit_timeout{2'000};
 };
-
-/// The members whose groups `self` is a voter of, its own first: member i's
-/// voters are members i, i+1, ..., i+factor-1 of the list sorted by name.
-std::vector<std::string> groups_of(const std::vector<cluster::member>& members, const std::string& self,
-                                   uint32_t factor);
 
 class replication_stage {
 public:
@@ -53,26 +48,37 @@ public:
   /// Stops every group (own writes are refused from the first moment).
   ~replication_stage();
 
-  /// Waits until this member leads its own group and everything committed
+  /// Waits until this process leads the group and everything committed
   /// before is applied to its store (then the node may read it and serve).
-  /// Says every 5 s what it waits for; false after `timeout`.
+  /// A standby also waits until it led for an election timeout: meanwhile
+  /// it offers leadership to the member (ADR 0039), which takes it if it is
+  /// up and has the log. Says every 5 s what it waits for; false after
+  /// `timeout`.
   bool wait_until_leading(std::chrono::milliseconds timeout);
+  /// Whether this process leads the group (after wait_until_leading: it
+  /// still may serve; once false it must stop serving).
+  bool leading() const;
+  /// The term this process led in when wait_until_leading returned.
+  uint64_t term_served() const { return term_; }
 
-  /// healthtwin_replication_* (labels: member names only): per store this
-  /// member holds, whether it leads its group, the term and the index
-  /// applied; the own store's writes by outcome and their commit seconds.
+  /// healthtwin_replication_* (labels: member names only): whether this
+  /// process leads the store's group, the term and the index applied; the
+  /// writes by outcome and their commit seconds.
   /// Registered on `registry`; refresh() before each scrape.
   void expose(prometheus::Registry& registry);
   void refresh();
 
 private:
   replication_stage() = default;
-  struct replica;
   replication_settings settings_;
   storage::store* own_ = nullptr;
   std::chrono::steady_clock::time_point next_note_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  uint64_t term_ = 0;
+  uint64_t led_term_ = 0;  // a standby: the term it was first seen leading, since when
+  std::chrono::steady_clock::time_point led_since_;
   std::unique_ptr<services::raft_tunnels> tunnels_;
-  std::vector<std::unique_ptr<replica>> replicas_;  // the own group first
+  std::unique_ptr<services::replicated_store> machine_;
+  std::unique_ptr<services::raft_group> group_;
   struct gauges;
   std::unique_ptr<gauges> gauges_;
 };

@@ -99,6 +99,15 @@ bool certificate_names(const grpc::AuthContext& auth, const cluster::member& m) 
   return false;
 }
 
+// ... or the host of one of its standbys' addresses (ADR 0039): a standby
+// that serves the member speaks for it with its own host's certificate.
+bool certificate_names(const grpc::AuthContext& auth, const cluster::member& m,
+                       const std::vector<cluster::member>& standbys) {
+  return certificate_names(auth, m) || std::any_of(standbys.begin(), standbys.end(), [&](auto& s) {
+           return s.name == m.name && certificate_names(auth, s);
+         });
+}
+
 class peer_service final : public internal::PeerService::Service {
 public:
   peer_service(const peer_settings& s, cluster::membership& members, const std::atomic<bool>& ready,
@@ -180,7 +189,7 @@ public:
     // node joining the cluster takes its state from the members first.
     auto claimed = m && !map->members()[*m].address.empty() ? map->members()[*m]
                                                             : cluster::member{req->node(), req->address()};
-    if (!settings_.plaintext && !certificate_names(*call->auth_context(), claimed))
+    if (!settings_.plaintext && !certificate_names(*call->auth_context(), claimed, settings_.standbys))
       return {grpc::StatusCode::PERMISSION_DENIED,
               "the caller's certificate does not name member " + models::bounded(req->node(), 253)};
     if (auto why = mismatch(*resp, *req); !why.empty()) {
@@ -250,7 +259,8 @@ private:
       bool member = false;
       auto map = members_.map();
       for (uint32_t m = 0; m < map->members().size(); ++m)
-        member = member || (map->listed(m) && certificate_names(*call.auth_context(), map->members()[m]));
+        member = member || (map->listed(m) &&
+                            certificate_names(*call.auth_context(), map->members()[m], settings_.standbys));
       if (!member)
         return {grpc::StatusCode::PERMISSION_DENIED, "the caller's certificate names no member"};
     }
@@ -269,7 +279,7 @@ private:
       who = "member@" + call.peer();
     auto map = members_.map();
     for (auto& m : map->members())
-      if (!settings_.plaintext && certificate_names(*call.auth_context(), m))
+      if (!settings_.plaintext && certificate_names(*call.auth_context(), m, settings_.standbys))
         who += (who.empty() ? "member:" : "|") + m.name;
     return handlers_.audited(std::move(who), std::string{"PeerService/"} + rpc, std::move(resource),
                              std::move(outcome));
@@ -342,12 +352,19 @@ std::unique_ptr<internal::PeerService::Stub> make_peer_stub(const peer_settings&
   return channel ? internal::PeerService::NewStub(channel) : nullptr;
 }
 
+// A member's peer listener, and those of its standbys (ADR 0039): when
+// the one that answered last does not, the others are tried in turn.
 struct cluster_prober::peer {
   uint32_t index;
-  std::string address;
-  std::string files;  // tls_files_stamp when the stub was made
-  std::unique_ptr<internal::PeerService::Stub> stub;
-  std::string channel_error;
+  std::string files;  // tls_files_stamp when the stubs were made
+  struct address {
+    std::string at;  // host:port
+    bool standby = false;
+    std::unique_ptr<internal::PeerService::Stub> stub;
+    std::string channel_error;
+  };
+  std::vector<address> addresses;  // the member's own first
+  size_t current = 0;
 };
 
 cluster_prober::cluster_prober(const peer_settings& settings, cluster::membership& members,
@@ -382,13 +399,17 @@ void cluster_prober::refresh_peers() {
       p.reset();
       continue;
     }
-    if (p && p->address == all[m].address && p->files == files)
+    if (p && p->addresses.front().at == all[m].address && p->files == files)
       continue;
     p = std::make_unique<peer>();
     p->index = m;
-    p->address = all[m].address;
     p->files = files;
-    p->stub = make_peer_stub(settings_, all[m].address, p->channel_error);
+    p->addresses.push_back({all[m].address, false, nullptr, {}});
+    for (auto& s : settings_.standbys)
+      if (s.name == all[m].name)
+        p->addresses.push_back({s.address, true, nullptr, {}});
+    for (auto& a : p->addresses)
+      a.stub = make_peer_stub(settings_, a.at, a.channel_error);
   }
 }
 
@@ -399,7 +420,7 @@ std::string cluster_prober::take_state(peer& p, const std::string& name, bool jo
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + settings_.probe_timeout);
   internal::ClusterStateRecord record;
-  auto st = p.stub->GetClusterState(&ctx, {}, &record);
+  auto st = p.addresses[p.current].stub->GetClusterState(&ctx, {}, &record);
   if (!st.ok())
     return {};  // asked again at the next probe
   std::string error;
@@ -436,35 +457,65 @@ std::string cluster_prober::take_state(peer& p, const std::string& name, bool jo
   return {};
 }
 
-// One hello; returns why the member refuses us (empty otherwise).
+// One hello, at the address that answered last and then at the member's
+// others until one answers ready (a standby serves the member only while
+// it leads its store); returns why the member refuses us (empty otherwise).
 std::string cluster_prober::probe(peer& p, bool joining) {
   auto name = members_.map()->members()[p.index].name;
-  if (!p.stub) {
-    members_.failed(p.index, "no channel: " + p.channel_error);
-    return {};
-  }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + settings_.probe_timeout);
   auto mine = hello_of(settings_, members_, ready_.load());
-  PeerHello theirs;
-  auto st = p.stub->Hello(&ctx, mine, &theirs);
-  if (st.ok()) {
-    if (auto why = mismatch(mine, theirs); !why.empty()) {
-      members_.refused(p.index, why, models::wall_clock_ms());
-      return "member " + name + ": " + why;
+  std::string failure;
+  std::optional<size_t> answered_at;
+  PeerHello answer;
+  for (size_t k = 0; k < p.addresses.size(); ++k) {
+    auto at = (p.current + k) % p.addresses.size();
+    auto& a = p.addresses[at];
+    if (!a.stub) {
+      failure = failure.empty() ? "no channel: " + a.channel_error : failure;
+      continue;
     }
-    members_.answered(p.index, theirs.ready(), models::wall_clock_ms(),
-                      static_cast<uint16_t>(std::min<uint32_t>(theirs.api_port(), 65535)));
-    if (theirs.state_digest() != mine.state_digest())
-      return take_state(p, name, joining);
-    fresh_ = false;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + settings_.probe_timeout);
+    PeerHello theirs;
+    auto st = a.stub->Hello(&ctx, mine, &theirs);
+    if (st.ok() && theirs.node() != name) {  // a standby of another member, misconfigured
+      failure = failure.empty() ? a.at + " answers as \"" + models::bounded(theirs.node(), 253) + "\"" : failure;
+      continue;
+    }
+    if (st.ok()) {
+      if (auto why = mismatch(mine, theirs); !why.empty()) {
+        members_.refused(p.index, why, models::wall_clock_ms());
+        return "member " + name + ": " + why;
+      }
+      if (!answered_at) {
+        answered_at = at;
+        answer = theirs;
+      }
+      if (theirs.ready()) {
+        answered_at = at;
+        answer = theirs;
+        break;
+      }
+      continue;
+    }
+    if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !a.standby) {
+      members_.refused(p.index, st.error_message(), models::wall_clock_ms());
+      return "member " + name + ": " + st.error_message();
+    }
+    if (failure.empty())
+      failure = st.error_message();
+  }
+  if (!answered_at) {
+    members_.failed(p.index, failure);
     return {};
   }
-  if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-    members_.refused(p.index, st.error_message(), models::wall_clock_ms());
-    return "member " + name + ": " + st.error_message();
-  }
-  members_.failed(p.index, st.error_message());
+  p.current = *answered_at;
+  auto& a = p.addresses[*answered_at];
+  members_.answered(p.index, answer.ready(), models::wall_clock_ms(),
+                    static_cast<uint16_t>(std::min<uint32_t>(answer.api_port(), 65535)),
+                    a.standby ? a.at : std::string{});
+  if (answer.state_digest() != mine.state_digest())
+    return take_state(p, name, joining);
+  fresh_ = false;
   return {};
 }
 

@@ -54,6 +54,10 @@ struct peer_settings {
   std::function<std::pair<std::string, std::vector<std::string>>()> token_keys;
   std::string node_key;    ///< storage::store::node_key_id() (members agree)
   std::string pseudonym_key;  ///< storage::store::pseudonym_key_id() (members agree)
+  /// Where members' standbys serve while they lead (a name may repeat):
+  /// probed when a member's own address does not answer, and their hosts'
+  /// certificates speak for the member (ADR 0039).
+  std::vector<cluster::member> standbys;
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{500};
 };

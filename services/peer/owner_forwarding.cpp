@@ -78,10 +78,9 @@ std::shared_ptr<owner_stubs> owner_forwarding::stubs(uint32_t m) {
 std::shared_ptr<internal::PeerService::Stub> owner_forwarding::peer(uint32_t m) {
   if (m == members_.self())
     return nullptr;
-  auto map = members_.map();
-  if (m >= map->members().size() || map->members()[m].address.empty())
+  auto address = members_.peer_address(m);
+  if (address.empty())
     return nullptr;
-  auto& address = map->members()[m].address;
   std::lock_guard<std::mutex> g{mtx_};
   auto& files = tls_files();
   if (peers_.size() <= m)

@@ -310,6 +310,57 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None
     return nodes, peers
 
 
+def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_ms=500, extra_args=lambda voter: []):
+    """n members n0.. on 127.0.0.1 whose stores are each a Raft group of `factor` voters (ADR 0039):
+    the member and its standbys n{i}@n{j} (j: the factor-1 members after it), each standby a process
+    of its own in root/n{i}@n{j} that serves member n{i}, on ports of its own, while it leads n{i}'s
+    store. Everything starts before anything is waited for (a member needs a majority of its voters);
+    a node that does not start stops the others (by PID). Returns (members, {i: [its standbys]})."""
+    make_pki(root)
+    peers = [free_port() for _ in range(n)]
+    members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
+    voters = {i: [f"n{i}"] + [f"n{i}@n{(i + k) % n}" for k in range(1, factor)] for i in range(n)}
+    rport = {v: free_port() for i in range(n) for v in voters[i]}
+    speer = {v: free_port() for i in range(n) for v in voters[i][1:]}
+    standbys_flag = ",".join(f"n{i}=127.0.0.1:{speer[v]}" for i in range(n) for v in voters[i][1:])
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def start(i, voter):
+        d = os.path.join(root, voter)
+        os.makedirs(d)
+        for f in ("ca.pem", "node.pem", "node.key"):
+            with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                dst.write(src.read())
+        peer = peers[i] if voter == f"n{i}" else speer[voter]
+        return Node(node_bin, d, 0, signing_key=key, wait=False, extra_args=[
+            f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer}",
+            "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
+            "--cluster-down-after-ms=1500", "--encryption-key-file=" + node_key,
+            f"--replication-factor={factor}", f"--replication-listen=127.0.0.1:{rport[voter]}",
+            "--replication-members=" + ",".join(f"{v}=127.0.0.1:{rport[v]}" for v in voters[i]),
+            f"--replication-self={voter}", f"--replication-election-ms={election_ms}",
+            "--cluster-standbys=" + standbys_flag] + list(extra_args(voter)))
+
+    everyone = []
+    try:
+        standbys = {}
+        for i in range(n):
+            standbys[i] = [start(i, v) for v in voters[i][1:]]
+            everyone += standbys[i]
+        nodes = []
+        for i in range(n):
+            nodes.append(start(i, f"n{i}"))
+            everyone.append(nodes[-1])
+        for node in nodes:
+            node.wait_ready()
+    except Exception:
+        for node in everyone:
+            if node.proc.poll() is None:
+                node.kill()
+        raise
+    return nodes, standbys
+
+
 def parse_args(*required):
     """The test's required options (e.g. "node", "proto-dir": --node, --proto-dir) and the
     arguments left for unittest."""

@@ -108,5 +108,32 @@ TEST(membership_test, members_go_down_when_a_probe_fails_or_they_fall_silent) {
   EXPECT_EQ(ms.health(6'000)[2].state, member_state::up);
 }
 
+TEST(membership_test, a_member_served_by_a_standby_is_reached_where_the_standby_answered) {
+  std::vector<member> all{{"n1", "10.0.0.1:7000"}, {"n2", "10.0.0.2:7000"}};
+  membership ms{cluster_state::found(all, 16), all[0], std::chrono::milliseconds(3000)};
+  EXPECT_EQ(ms.api_address(1), "") << "no port known before it answered";
+  ms.answered(1, true, 1'000, 8443);
+  EXPECT_EQ(ms.api_address(1), "10.0.0.2:8443");
+  EXPECT_EQ(ms.peer_address(1), "10.0.0.2:7000");
+  ms.failed(1, "connection refused");
+  ms.answered(1, true, 2'000, 9443, "10.0.0.3:7011");  // its standby on another host
+  EXPECT_EQ(ms.api_address(1), "10.0.0.3:9443");
+  EXPECT_EQ(ms.peer_address(1), "10.0.0.3:7011");
+  EXPECT_EQ(ms.health(2'000)[1].serving_address, "10.0.0.3:7011");
+  ms.answered(1, true, 3'000, 8443);  // the member itself again
+  EXPECT_EQ(ms.api_address(1), "10.0.0.2:8443");
+  EXPECT_EQ(ms.peer_address(1), "10.0.0.2:7000");
+}
+
+TEST(parse_members, names_repeat_only_where_allowed_and_addresses_never) {
+  EXPECT_EQ(parse_members("a=h:1,a=h:2").error, "member name \"a\" appears twice");
+  auto standbys = parse_members("a=h:1,a=h:2,b=h:3", true);
+  EXPECT_EQ(standbys.error, "");
+  EXPECT_EQ(standbys.members.size(), 3u);
+  EXPECT_EQ(parse_members("a=h:1,b=h:1").error, "address \"h:1\" appears twice");
+  EXPECT_EQ(parse_members(std::string(300, 'x')).error.size(), std::string("member \"\" is not name=host:port").size() + 128)
+      << "the bad item is quoted up to 128 characters";
+}
+
 }  // namespace
 }  // namespace healthtwin::cluster

@@ -242,7 +242,7 @@ TEST(node_config, cluster_members_come_from_a_list_or_a_statefulset) {
   EXPECT_NE(tls.message.find("--cluster-ca-file"), std::string::npos) << tls.message;
 }
 
-TEST(node_config, replication_fits_the_cluster_and_runs_over_tls_with_a_node_key) {
+TEST(node_config, a_replicated_store_lists_its_voters_the_member_and_its_standbys) {
   auto f = some_file();
   auto secure = [&](std::vector<std::string> args) {
     for (std::string a : std::vector<std::string>{"--tls-cert-file=" + f, "--tls-key-file=" + f, "--auth-hs256-secret-file=" + f,
@@ -251,34 +251,56 @@ TEST(node_config, replication_fits_the_cluster_and_runs_over_tls_with_a_node_key
       args.push_back(a);
     return parse(args, true);
   };
-  auto out = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7100", "--encryption-key-file=" + f,
-                     "--replication-election-ms=500", "--replication-commit-timeout-ms=3000"});
+  auto key = "--encryption-key-file=" + f;
+  std::string voters = "--replication-members=b=10.0.0.2:7100,b@c=10.0.0.3:7101,b@a=10.0.0.1:7101";
+  auto out = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7100", key, voters,
+                     "--replication-election-ms=500", "--replication-commit-timeout-ms=3000",
+                     "--cluster-standbys=a=10.0.0.2:7001,a=10.0.0.3:7002,b=10.0.0.3:7001"});
   ASSERT_TRUE(out.config) << out.message;
   auto& c = *out.config;
   EXPECT_EQ(c.replication_factor, 3u);
   ASSERT_EQ(c.replication_members.size(), 3u);
-  EXPECT_EQ(c.replication_members[1].name, "b");
-  EXPECT_EQ(c.replication_members[1].address, "10.0.0.2:7100") << "the member's host at the listen port";
+  EXPECT_EQ(c.replication_members[1].name, "b@c");
+  EXPECT_EQ(c.replication_members[1].address, "10.0.0.3:7101");
+  EXPECT_EQ(c.replication_self, "b") << "the member itself by default";
+  ASSERT_EQ(c.cluster_standbys.size(), 3u) << "a member may have several standbys";
+  EXPECT_EQ(c.cluster_standbys[1].name, "a");
+  EXPECT_EQ(c.cluster_standbys[1].address, "10.0.0.3:7002");
   EXPECT_EQ(c.replication_election_timeout.count(), 500);
   EXPECT_EQ(c.replication_commit_timeout.count(), 3000);
-  auto listed = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7100", "--encryption-key-file=" + f,
-                        "--replication-members=c=h3:9,a=h1:9,b=h2:9"});
-  ASSERT_TRUE(listed.config) << listed.message;
-  EXPECT_EQ(listed.config->replication_members[0].address, "h3:9");
+  auto standby = secure({"--replication-factor=3", "--replication-listen=0.0.0.0:7101", key, voters,
+                         "--replication-self=b@c"});
+  ASSERT_TRUE(standby.config) << standby.message;
+  EXPECT_EQ(standby.config->replication_self, "b@c");
+  EXPECT_EQ(standby.config->node_name, "b") << "a standby serves as the member";
   EXPECT_EQ(parse({}).config->replication_factor, 1u);
 
   auto refused = [](parse_outcome o, const std::string& says) {
     EXPECT_FALSE(o.config);
     EXPECT_NE(o.message.find(says), std::string::npos) << o.message;
   };
-  auto key = "--encryption-key-file=" + f;
   refused(parse({"--replication-factor=3"}), "a single node has none");
   refused(secure({"--replication-factor=2", "--replication-listen=0.0.0.0:1", key}), "must be odd");
-  refused(secure({"--replication-factor=5", "--replication-listen=0.0.0.0:1", key}), "more than the 3 members");
-  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1"}), "--encryption-key-file");
-  refused(secure({"--replication-factor=3", key}), "--replication-listen");
-  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key, "--replication-members=a=h:1,b=h:2"}),
-          "must name the same members");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", voters}), "--encryption-key-file");
+  refused(secure({"--replication-factor=3", key, voters}), "--replication-listen");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key}), "name the 3 voters");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key,
+                  "--replication-members=b=h:1,b@c=h:2"}),
+          "2 voters listed, not the 3");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key,
+                  "--replication-members=x=h:1,y=h:2,z=h:3"}),
+          "must list the member \"b\"");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key, voters, "--replication-self=b@x"}),
+          "must list --replication-self \"b@x\"");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key,
+                  "--replication-members=b=h:1,c=h:2,b@a=h:3"}),
+          "\"c\" is another member");
+  refused(secure({"--replication-factor=3", "--replication-listen=0.0.0.0:1", key,
+                  "--replication-members=b=h:1,b@c=h:1,b@a=h:3"}),
+          "address \"h:1\" appears twice");
+  refused(secure({"--replication-self=b@c"}), "a standby needs --replication-factor above 1");
+  refused(secure({"--cluster-standbys=d=h:1"}), "\"d\" is not among --cluster-members");
+  refused(secure({"--cluster-standbys=a"}), "--cluster-standbys: member \"a\" is not name=host:port");
   refused(secure({"--replication-members=a=h:1"}), "needs --replication-factor above 1");
   refused(parse({"--replication-factor=9"}), "--replication-factor");
 }

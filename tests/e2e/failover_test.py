@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""Failover (issue 20, ADR 0039) with real processes: three members on
+127.0.0.1, each store a Raft group of the member and two standbys (nine
+processes, TLS, tokens, one shared node key). Readings are sent through the
+surviving members with their own sequence numbers and resent until
+acknowledged. A member is SIGKILLed several times (the one holding a
+patient's acknowledged alert first, then at random), and each time:
+  - one of its standbys leads its store and serves it: the first reading
+    of the dead member's devices is acknowledged through a surviving member
+    within the design's bound (the failover time of each kill is printed);
+  - the patient's alert is still open, with the same name, still
+    acknowledged, and the dead member's devices keep their counts;
+  - the member, restarted, takes its store back: it serves again and the
+    standby stops serving (it starts again as the same process and waits).
+At the end every device twin holds every reading exactly once
+(readingsAccepted and lastSequence equal what was sent). Stopped by PID.
+
+FAILOVER_KILLS (default 3) sets the number of kills; FAILOVER_SEED the
+random choice of members after the first; FAILOVER_LOGS=1 prints the end
+of every process's log.
+
+Usage: failover_test.py --node PATH"""
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+
+import node_fixture
+
+ARGS = None
+TENANT = "st-mary"
+DEVICES = [f"oxi-{i}" for i in range(12)]
+# The design's bound from SIGKILL to the first acknowledged reading: the election (500-1000 ms
+# here), the standby's hand-over offer (one election timeout), its start (the store is opened
+# already; twins rebuild lazily) and the edges' next probe (200 ms). The issue's target for p99
+# is 5 s; a test run on a loaded 2-core machine asserts twice that.
+BOUND_S = 10.0
+
+
+def device(d):
+    return f"tenants/{TENANT}/devices/{d}"
+
+
+class Failover(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-failover-")
+        root = self.tmp.name
+        key = os.path.join(root, "node.key.hex")
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex())
+        self.nodes, self.standbys = node_fixture.start_replicated_cluster(ARGS.node, root, key)
+        self.service = self.nodes[0].token(TENANT, ["service"])
+        self.sent = {d: 0 for d in DEVICES}
+
+    def tearDown(self):
+        everyone = self.nodes + [s for group in self.standbys.values() for s in group]
+        for n in everyone:
+            if n.proc.poll() is None:
+                n.stop()
+        if os.environ.get("FAILOVER_LOGS"):
+            for n in everyone:
+                with open(os.path.join(n.dir, "node.log"), errors="replace") as f:
+                    print(f"--- {os.path.basename(n.dir)}:", "".join(f.readlines()[-15:]), file=sys.stderr)
+        self.tmp.cleanup()
+
+    def owner_table(self, node):
+        sre = node.token(TENANT, ["sre"], "sre-1")
+        s = node.api(sre, "ClusterService/GetClusterStatus", {})
+        names = [m["name"] for m in s["members"]]
+        return [names[o] for o in s.get("shardOwners", [])]
+
+    def ingest(self, node, d, first, count):
+        """Readings first..first+count-1 of device d through node: True once all are acknowledged
+        (accepted, or refused as duplicates of acknowledged ones)."""
+        now = int(time.time() * 1000)
+        try:
+            r = node.api(self.service, "IngestService/Ingest", {"batchId": str(first * 100 + DEVICES.index(d)), "devices": [{
+                "device": device(d), "sequence": [str(first + i) for i in range(count)],
+                "timeMs": [str(now - (count - i) * 100) for i in range(count)],
+                "metric": ["METRIC_SPO2"] * count, "value": [97] * count}]})
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+        refused = [x for x in r.get("rejections", []) if x.get("reason") != "REJECTION_REASON_DUPLICATE"]
+        return not refused and r.get("accepted", 0) + len(r.get("rejections", [])) == count
+
+    def send_round(self, edges, count, within):
+        """`count` new readings per device through `edges` in turn, resent until acknowledged or
+        `within` seconds passed; the devices whose readings were all acknowledged."""
+        acked = set()
+        deadline = time.time() + within
+        firsts = {d: self.sent[d] + 1 for d in DEVICES}
+        for d in DEVICES:
+            self.sent[d] += count
+        while len(acked) < len(DEVICES) and time.time() < deadline:
+            for k, d in enumerate(DEVICES):
+                if d not in acked and self.ingest(edges[k % len(edges)], d, firsts[d], count):
+                    acked.add(d)
+            time.sleep(0.05)
+        return acked
+
+    def alert(self, edge, name):
+        listed = node_fixture.retry_unavailable(lambda: edge.api(self.service, "AlertService/ListAlerts", {
+            "parent": f"tenants/{TENANT}"}))
+        found = [a for a in listed.get("alerts", []) if a["name"] == name]
+        return found[0] if found else None
+
+    def test_a_killed_members_store_is_served_by_a_standby_until_the_member_takes_it_back(self):
+        n0 = self.nodes[0]
+        for d in DEVICES:  # (503 while the members first see each other)
+            node_fixture.retry_unavailable(lambda: n0.api(self.service, "RegistryService/CreateDevice", {
+                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+        self.assertEqual(self.send_round(self.nodes, 5, 30), set(DEVICES))
+        owners = self.owner_table(n0)
+        owner = lambda name: int(owners[node_fixture.shard_of(name, 16)][1:])
+
+        # A patient whose twin and device live on one member, with an open, acknowledged alert.
+        pid = next(f"p{i}" for i in range(1000)
+                   if owner(f"tenants/{TENANT}/patients/p{i}") == owner(device(f"oxi-p{i}")))
+        first_victim = owner(device(f"oxi-{pid}"))
+        n0.api(self.service, "RegistryService/CreatePatient", {"parent": f"tenants/{TENANT}", "patientId": pid,
+                                                               "patient": {"ward": "HDU", "bed": "4"}})
+        n0.api(self.service, "RegistryService/CreateDevice", {"parent": f"tenants/{TENANT}", "deviceId": f"oxi-{pid}",
+                                                              "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}})
+        n0.api(self.service, "RegistryService/AssignDevice", {"device": device(f"oxi-{pid}"),
+                                                              "patient": f"tenants/{TENANT}/patients/{pid}"})
+        raised = n0.desaturate(self.service, TENANT, pid, {})
+        nurse = n0.token(TENANT, ["clinician"], "nurse-ann")
+        n0.api(nurse, "AlertService/AcknowledgeAlert", {"name": raised})
+        before = self.alert(n0, raised)
+        self.assertEqual(before["state"], "ALERT_STATE_ACKNOWLEDGED")
+
+        kills = int(os.environ.get("FAILOVER_KILLS", "3"))
+        seed = int(os.environ.get("FAILOVER_SEED", str(int(time.time()))))
+        print(f"failover: {kills} kills, seed {seed}", file=sys.stderr)
+        rng = random.Random(seed)
+        times = []
+        for k in range(kills):
+            v = first_victim if k == 0 else rng.choice(sorted({owner(device(d)) for d in DEVICES}))
+            victims = [d for d in DEVICES if owner(device(d)) == v]
+            edges = [n for i, n in enumerate(self.nodes) if i != v]
+            self.assertTrue(victims)
+            self.nodes[v].kill()
+            t0 = time.time()
+            d, first = victims[0], self.sent[victims[0]] + 1
+            self.sent[d] += 1
+            while not self.ingest(edges[0], d, first, 1):
+                self.assertLess(time.time() - t0, 30, f"kill {k}: n{v}'s devices are never acknowledged again")
+                time.sleep(0.02)
+            times.append(time.time() - t0)
+            serving = [s for s in self.standbys[v] if os.path.exists(s.port_file)]
+            self.assertEqual(len(serving), 1, f"kill {k}: one standby of n{v} serves it")
+            self.assertEqual(self.send_round(edges, 2, 30), set(DEVICES), f"kill {k}: every device acknowledged")
+            if k == 0:
+                after = self.alert(edges[0], raised)
+                self.assertIsNotNone(after, "the open alert survives its member")
+                self.assertEqual(after["state"], "ALERT_STATE_ACKNOWLEDGED")
+                self.assertEqual(after.get("acknowledgedBy"), before.get("acknowledgedBy"))
+
+            # The member comes back and takes its store back from the standby.
+            self.nodes[v] = self.nodes[v].restart(wait=False)
+            self.nodes[v].wait_ready(timeout=60)
+            standby = serving[0]
+            node_fixture.wait_for(lambda: not os.path.exists(standby.port_file), "the standby to stop serving")
+            self.assertIsNone(standby.proc.poll(), "a deposed standby starts again as the same process")
+            self.assertEqual(self.send_round(self.nodes, 2, 30), set(DEVICES), f"after kill {k}: all acknowledged")
+
+        ordered = sorted(times)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        print("failover seconds: " + ", ".join(f"{t:.2f}" for t in times)
+              + f"; p50 {statistics.median(times):.2f}, p99 {p99:.2f}, max {max(times):.2f}", file=sys.stderr)
+        self.assertLessEqual(max(times), BOUND_S)
+        for d in DEVICES:
+            twin = node_fixture.retry_unavailable(lambda: self.nodes[1].api(
+                self.service, "TwinService/GetDeviceTwin", {"name": device(d)}))
+            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
+            self.assertEqual(int(twin["lastSequence"]), self.sent[d])
+        self.assertEqual(self.alert(self.nodes[0], raised)["state"], "ALERT_STATE_ACKNOWLEDGED")
+
+
+if __name__ == "__main__":
+    ARGS, rest = node_fixture.parse_args("node")
+    node_fixture.run_tests(rest)

@@ -390,12 +390,27 @@ struct raft_group::impl {
       barrier([](const raft_commit&) {});
       return;
     }
+    // Only to a home whose log ends where this leader's does: raft refuses
+    // new entries while a transfer is under way, so an offer to a home that
+    // is away or cut off (it never catches up) would stall every write for
+    // an election timeout, twice a second.
+    if (!home_caught_up())
+      return;
     transferring = true;
     transfer.data = this;
     if (raft_transfer(&raft, &transfer, raft_id_of(settings.home), [](struct raft_transfer* t) {
           static_cast<impl*>(t->data)->transferring = false;
         }) != 0)
       transferring = false;
+  }
+
+  bool home_caught_up() {
+    auto home = raft_id_of(settings.home);
+    for (unsigned i = 0; i < raft.configuration.n; ++i)
+      if (raft.configuration.servers[i].id == home)
+        return raft.leader_state.progress[i].match_index == raft_last_index(&raft) &&
+               raft.leader_state.progress[i].recent_recv;
+    return false;
   }
 
   // The leader this member knows of; empty when none.

@@ -83,9 +83,10 @@ class Node:
     """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key.
     restart(): the same node again (data, port, key) after stop()."""
 
-    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=(), wait=True):
-        """Starts the node; with wait (the default) returns once it is ready, else call wait_ready()."""
-        self.dir, self.bin, self.extra_args = d, node_bin, list(extra_args)
+    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=(), wait=True, user=None):
+        """Starts the node (as uid `user` if given); with wait (the default) returns once it is ready,
+        else call wait_ready()."""
+        self.dir, self.bin, self.extra_args, self.user = d, node_bin, list(extra_args), user
         self.signing_key = signing_key or ec.generate_private_key(ec.SECP256R1())
         with open(os.path.join(d, "idp.pub"), "wb") as f:
             f.write(self.signing_key.public_key().public_bytes(
@@ -101,7 +102,7 @@ class Node:
              "--auth-audience=" + AUDIENCE, "--auth-issuer=" + ISSUER]
             + ([] if any(a.startswith("--auth-jwks-file=") for a in self.extra_args)
                else ["--auth-public-key-file=" + os.path.join(d, "idp.pub")]) + self.extra_args,
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, user=user)
         self.grpc_port = grpc_port
         with open(os.path.join(d, "ca.pem"), "rb") as f:
             self.ca = f.read()
@@ -115,10 +116,23 @@ class Node:
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("node did not start: " + open(os.path.join(self.dir, "node.log")).read())
             time.sleep(0.05)
+        self._read_ports()
+        return self
+
+    def _read_ports(self):
         with open(self.port_file) as f:
             ports = json.load(f)
         self.grpc_port, self.http_port = ports["grpc"], ports["http"]
-        return self
+        self.ports_read = os.stat(self.port_file).st_mtime_ns
+
+    def sync_ports(self):
+        """Reads the port file again if the node wrote a new one (a replicated node that stopped
+        serving and started again, ADR 0039, serves HTTP on a new port)."""
+        try:
+            if os.stat(self.port_file).st_mtime_ns != getattr(self, "ports_read", None):
+                self._read_ports()
+        except (OSError, ValueError, KeyError):
+            pass
 
     def token(self, tenant, roles, subject="ehr-integration", key=None, kid=None):
         """A token signed by `key` (default: this node's signing key), naming `kid` if given."""
@@ -129,7 +143,7 @@ class Node:
 
     def restart(self, wait=True):
         """Starts the stopped node again on its port, with its data and key."""
-        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args, wait)
+        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args, wait, self.user)
 
     def grpc_channel(self, token):
         """A gRPC channel (Python grpcio) to this node over TLS (d/ca.pem), every call sending `token`."""
@@ -140,6 +154,7 @@ class Node:
 
     def api(self, token, rpc, body):
         """A unary call through the JSON API over HTTPS (d/ca.pem); the answer's JSON."""
+        self.sync_ports()
         tls = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
         req = urllib.request.Request(f"https://localhost:{self.http_port}/api/v1/{rpc}",
                                      data=json.dumps(body).encode(), method="POST",
@@ -149,6 +164,7 @@ class Node:
 
     def metrics(self):
         """The node's /metrics text, over HTTPS (d/ca.pem)."""
+        self.sync_ports()
         tls = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
         with urllib.request.urlopen(f"https://localhost:{self.http_port}/metrics", context=tls, timeout=15) as r:
             return r.read().decode()
@@ -246,8 +262,10 @@ def shard_of(name, shards):
     return xxh64(name.encode()) % shards
 
 
-def retry_unavailable(call, timeout=30):
-    """call(), again while it answers 503 (a cluster settling or moving a shard), up to `timeout` s."""
+def retry_unavailable(call, timeout=30, unreachable_too=False):
+    """call(), again while it answers 503 (a cluster settling or moving a shard) — or, with
+    unreachable_too, while its node does not answer at all (one that starts again) — up to
+    `timeout` s."""
     deadline = time.time() + timeout
     while True:
         try:
@@ -255,7 +273,10 @@ def retry_unavailable(call, timeout=30):
         except urllib.error.HTTPError as e:
             if e.code != 503 or time.time() > deadline:
                 raise
-            time.sleep(0.2)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            if not unreachable_too or time.time() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 class ApiCalls:
@@ -310,12 +331,15 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None
     return nodes, peers
 
 
-def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_ms=500, extra_args=lambda voter: []):
+def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_ms=500, extra_args=lambda voter: [],
+                             uid_of=None):
     """n members n0.. on 127.0.0.1 whose stores are each a Raft group of `factor` voters (ADR 0039):
     the member and its standbys n{i}@n{j} (j: the factor-1 members after it), each standby a process
     of its own in root/n{i}@n{j} that serves member n{i}, on ports of its own, while it leads n{i}'s
     store. Everything starts before anything is waited for (a member needs a majority of its voters);
-    a node that does not start stops the others (by PID). Returns (members, {i: [its standbys]})."""
+    a node that does not start stops the others (by PID). Every voter's gRPC port is fixed (a
+    process that starts again keeps it). With uid_of (voter name -> uid), each voter runs as that
+    user with its own directory and copy of the node key. Returns (members, {i: [its standbys]})."""
     make_pki(root)
     peers = [free_port() for _ in range(n)]
     members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
@@ -332,10 +356,16 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
             with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
                 dst.write(src.read())
         peer = peers[i] if voter == f"n{i}" else speer[voter]
-        return Node(node_bin, d, 0, signing_key=key, wait=False, extra_args=[
+        uid, voter_key = (uid_of(voter), os.path.join(d, "node.key.hex")) if uid_of else (None, node_key)
+        if uid is not None:
+            with open(node_key) as src, open(os.open(voter_key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as dst:
+                dst.write(src.read())
+            for path in [d] + [os.path.join(d, f) for f in os.listdir(d)]:
+                os.chown(path, uid, -1)
+        return Node(node_bin, d, free_port(), signing_key=key, wait=False, user=uid, extra_args=[
             f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer}",
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
-            "--cluster-down-after-ms=1500", "--encryption-key-file=" + node_key,
+            "--cluster-down-after-ms=1500", "--encryption-key-file=" + voter_key,
             f"--replication-factor={factor}", f"--replication-listen=127.0.0.1:{rport[voter]}",
             "--replication-members=" + ",".join(f"{v}=127.0.0.1:{rport[v]}" for v in voters[i]),
             f"--replication-self={voter}", f"--replication-election-ms={election_ms}",
@@ -359,6 +389,24 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
                 node.kill()
         raise
     return nodes, standbys
+
+
+def supervise(members, standbys, leave=()):
+    """What a supervisor (a StatefulSet, systemd) does for a replicated cluster's processes: every
+    one that exited (a write in doubt exits with code 6) is started again, but those in `leave`
+    (killed on purpose). `members` (a list) and `standbys` ({i: [standbys]}) are updated in place."""
+    def again(n):
+        print(f"supervisor: {os.path.basename(n.dir)} exited with code {n.proc.returncode}; starting it again",
+              file=sys.stderr)
+        n.log.close()
+        return n.restart(wait=False)
+    for i, n in enumerate(members):
+        if n.proc.poll() is not None and n not in leave:
+            members[i] = again(n)
+    for group in standbys.values():
+        for k, n in enumerate(group):
+            if n.proc.poll() is not None and n not in leave:
+                group[k] = again(n)
 
 
 def parse_args(*required):

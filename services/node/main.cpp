@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     // A voter of a replicated store that another voter leads now starts
     // again, as the same process (ADR 0039): it waits to lead the store.
     spdlog::info("starting again to wait for the store");
-    spdlog::shutdown();
+    spdlog::default_logger_raw()->flush();
     ::execv("/proc/self/exe", argv);
     std::cerr << "cannot start again: " << std::strerror(errno) << "\n";
   }

@@ -66,7 +66,9 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
     spdlog::critical("replication: a write of this member's store is in doubt ({}); restarting to "
                      "rebuild from the store",
                      reason);
-    spdlog::shutdown();
+    // Flushed, not shut down: other threads may still log until _Exit, and
+    // spdlog's functions dereference the default logger that shutdown drops.
+    spdlog::default_logger_raw()->flush();
     std::_Exit(exit_write_in_doubt);
   });
   own.replicate_through(stage->machine_.get());

@@ -30,6 +30,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n distinct ports on 127.0.0.1 no one listens on now (all held until every one is picked)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def assert_no_phi(log_paths, phi):
     """No patient identifier or name in our processes' logs (docs/security.md)."""
     for path in log_paths:
@@ -341,11 +355,14 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
     process that starts again keeps it). With uid_of (voter name -> uid), each voter runs as that
     user with its own directory and copy of the node key. Returns (members, {i: [its standbys]})."""
     make_pki(root)
-    peers = [free_port() for _ in range(n)]
-    members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
     voters = {i: [f"n{i}"] + [f"n{i}@n{(i + k) % n}" for k in range(1, factor)] for i in range(n)}
-    rport = {v: free_port() for i in range(n) for v in voters[i]}
-    speer = {v: free_port() for i in range(n) for v in voters[i][1:]}
+    all_voters = [v for i in range(n) for v in voters[i]]
+    ports = iter(free_ports(n + 3 * len(all_voters)))  # distinct: peer, replication and gRPC listeners
+    peers = [next(ports) for _ in range(n)]
+    members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
+    rport = {v: next(ports) for v in all_voters}
+    speer = {v: next(ports) for i in range(n) for v in voters[i][1:]}
+    gport = {v: next(ports) for v in all_voters}
     standbys_flag = ",".join(f"n{i}=127.0.0.1:{speer[v]}" for i in range(n) for v in voters[i][1:])
     key = ec.generate_private_key(ec.SECP256R1())
 
@@ -362,7 +379,7 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
                 dst.write(src.read())
             for path in [d] + [os.path.join(d, f) for f in os.listdir(d)]:
                 os.chown(path, uid, -1)
-        return Node(node_bin, d, free_port(), signing_key=key, wait=False, user=uid, extra_args=[
+        return Node(node_bin, d, gport[voter], signing_key=key, wait=False, user=uid, extra_args=[
             f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer}",
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
             "--cluster-down-after-ms=1500", "--encryption-key-file=" + voter_key,

@@ -62,7 +62,8 @@ class Partition(unittest.TestCase):
 
     def tearDown(self):
         subprocess.run(["nft", "delete", "table", "inet", "healthtwin_partition"], capture_output=True)
-        for n in self.nodes + [s for group in self.standbys.values() for s in group]:
+        # Standbys first: members stopped first would hand their stores to them.
+        for n in [s for group in self.standbys.values() for s in group] + self.nodes:
             if n.proc.poll() is None:
                 n.stop()
         self.tmp.cleanup()

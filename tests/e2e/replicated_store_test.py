@@ -48,7 +48,8 @@ class ReplicatedStores(unittest.TestCase):
         self.sent = {d: 0 for d in DEVICES}  # highest sequence number sent per device
 
     def tearDown(self):
-        for n in self.nodes + [s for group in self.standbys.values() for s in group]:
+        # Standbys first: members stopped first would hand their stores to them.
+        for n in [s for group in self.standbys.values() for s in group] + self.nodes:
             if n.proc.poll() is None:
                 n.stop()
         self.tmp.cleanup()

@@ -46,12 +46,69 @@ const CLI::Validator listen_address{[](std::string& s) -> std::string {
 
 }  // namespace
 
+namespace {
+
+struct statefulset_layout {
+  std::string set, service;
+  uint32_t replicas = 0, rank = 0, step = 100;
+};
+
+// Pods SET-0..N-1 (ADR 0039): pod p runs member SET-p on the chart's ports
+// and, for K = 1..factor-1, the standby of member SET-(p-K) on those ports
+// + K x step; this process is pod `cfg.node_name`'s rank `l.rank`, its
+// peer listener on `listen_port`. Sets the members, and with a factor
+// above 1 the voters, the standbys and which of them this process is.
+std::string statefulset_standby(const statefulset_layout& l, uint16_t listen_port, node_config& cfg) {
+  auto base = static_cast<int64_t>(listen_port) - int64_t{l.rank} * l.step;
+  if (base <= 0)
+    return "--replication-standby-rank: --cluster-listen's port is below the rank's step";
+  cfg.cluster_members = cluster::statefulset_members(l.set, l.service, l.replicas, static_cast<uint16_t>(base));
+  auto prefix = l.set + "-";
+  auto pod = cfg.node_name;
+  uint32_t p = 0;
+  auto [end, ec] = std::from_chars(pod.data() + std::min(prefix.size(), pod.size()), pod.data() + pod.size(), p);
+  if (pod.rfind(prefix, 0) != 0 || ec != std::errc{} || end != pod.data() + pod.size() || p >= l.replicas)
+    return "--node-name: \"" + pod.substr(0, 128) + "\" is not a pod of StatefulSet " + l.set;
+  auto factor = cfg.replication_factor;
+  if (l.rank >= factor && l.rank != 0)
+    return "--replication-standby-rank: " + std::to_string(l.rank) + " is not below --replication-factor " +
+           std::to_string(factor);
+  if (factor <= 1)
+    return {};
+  if (factor > l.replicas)
+    return "--replication-factor: " + std::to_string(factor) + " voters need as many pods (" +
+           std::to_string(l.replicas) + ")";
+  auto rlisten = split_host_port(cfg.replication_listen);
+  if (!rlisten)
+    return "--replication-listen: a replicated member needs a replication listener (host:port)";
+  auto rbase = static_cast<int64_t>(rlisten->second) - int64_t{l.rank} * l.step;
+  auto name = [&](uint32_t i) { return prefix + std::to_string(i); };
+  auto host = [&](uint32_t i) { return name(i) + "." + l.service + ":"; };
+  uint32_t m = (p + l.replicas - l.rank) % l.replicas;
+  cfg.node_name = name(m);
+  cfg.replication_self = l.rank == 0 ? name(m) : name(m) + "@" + pod;
+  cfg.replication_members = {{name(m), host(m) + std::to_string(rbase)}};
+  for (uint32_t k = 1; k < factor; ++k) {
+    auto j = (m + k) % l.replicas;
+    cfg.replication_members.push_back({name(m) + "@" + name(j), host(j) + std::to_string(rbase + k * l.step)});
+  }
+  cfg.cluster_standbys.clear();
+  for (uint32_t i = 0; i < l.replicas; ++i)
+    for (uint32_t k = 1; k < factor; ++k)
+      cfg.cluster_standbys.push_back({name(i), host((i + k) % l.replicas) + std::to_string(base + k * l.step)});
+  return {};
+}
+
+}  // namespace
+
 // --replication-*: this member's store is a group of `factor` voters
 // (ADR 0039): the member itself (its home) and its standbys, each with its
 // replication listener in --replication-members; this process is the voter
 // --replication-self (default: the member). --cluster-standbys says where
 // members' standbys serve when they lead. Why not, or empty.
 static std::string check_replication(const std::string& members, const std::string& standbys, node_config& cfg) {
+  if (!standbys.empty() && !cfg.cluster_standbys.empty())
+    return "--cluster-standbys: the StatefulSet's layout names them";
   if (!standbys.empty()) {
     auto parsed = cluster::parse_members(standbys, true);
     if (!parsed.error.empty())
@@ -83,6 +140,8 @@ static std::string check_replication(const std::string& members, const std::stri
            "replicated batches)";
   if (!split_host_port(cfg.replication_listen))
     return "--replication-listen: a replicated member needs a replication listener (host:port)";
+  if (!cfg.replication_members.empty())  // a StatefulSet's layout
+    return members.empty() ? std::string{} : "--replication-members: the StatefulSet's layout names them";
   if (members.empty())
     return "--replication-members: name the " + std::to_string(cfg.replication_factor) +
            " voters of this member's store (the member and its standbys): NAME=HOST:PORT,...";
@@ -373,6 +432,16 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--replication-self", cfg.replication_self,
                  "the voter this process is (default: --node-name; another name: a standby that serves "
                  "the member while it leads the member's store)");
+  uint32_t standby_rank = 0, port_step = 100;
+  app.add_option("--replication-standby-rank", standby_rank,
+                 "with --cluster-statefulset: 0 for the pod's member; K for the standby of the member K "
+                 "pods before it, on the member's ports + K x --replication-port-step (ADR 0039)")
+      ->check(CLI::Range(0u, 6u))
+      ->capture_default_str();
+  app.add_option("--replication-port-step", port_step,
+                 "with --cluster-statefulset: how far apart the ports of a pod's member and its standbys are")
+      ->check(CLI::Range(1u, 10'000u))
+      ->capture_default_str();
   std::string cluster_standbys;
   app.add_option("--cluster-standbys", cluster_standbys,
                  "where members' standbys serve while they lead: MEMBER=HOST:PORT,... (peer listeners; a "
@@ -460,8 +529,13 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
     auto listen = split_host_port(cfg.cluster_listen);
     if (!listen)
       return refuse("--cluster-statefulset: needs --cluster-listen (its port is the members' port)");
-    cfg.cluster_members =
-        cluster::statefulset_members(cluster_statefulset, cluster_service, cluster_replicas, listen->second);
+    if (auto why = statefulset_standby({cluster_statefulset, cluster_service, cluster_replicas, standby_rank, port_step},
+                                       listen->second, cfg);
+        !why.empty())
+      return refuse(why);
+  } else if (standby_rank != 0) {
+    return refuse("--replication-standby-rank: only with --cluster-statefulset (else name the voters: "
+                  "--replication-self, --replication-members)");
   } else if (!cluster_members.empty()) {
     auto parsed = cluster::parse_members(cluster_members);
     if (!parsed.error.empty())

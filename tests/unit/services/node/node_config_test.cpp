@@ -242,6 +242,58 @@ TEST(node_config, cluster_members_come_from_a_list_or_a_statefulset) {
   EXPECT_NE(tls.message.find("--cluster-ca-file"), std::string::npos) << tls.message;
 }
 
+TEST(node_config, a_statefulsets_pods_run_each_member_and_the_standbys_of_the_members_before_it) {
+  auto f = some_file();
+  auto pod = [&](const std::string& name, uint32_t rank, std::vector<std::string> extra = {}) {
+    auto step = 100 * rank;
+    std::vector<std::string> args{"--tls-cert-file=" + f, "--tls-key-file=" + f, "--auth-hs256-secret-file=" + f,
+                                  "--cluster-ca-file=" + f, "--encryption-key-file=" + f, "--node-name=" + name,
+                                  "--cluster-statefulset=ht", "--cluster-service=ht-peers", "--cluster-replicas=3",
+                                  "--cluster-listen=0.0.0.0:" + std::to_string(50052 + step),
+                                  "--replication-factor=3",
+                                  "--replication-listen=0.0.0.0:" + std::to_string(50053 + step),
+                                  "--replication-standby-rank=" + std::to_string(rank)};
+    for (auto& e : extra)
+      args.push_back(e);
+    return parse(args, true);
+  };
+  auto member = pod("ht-1", 0);
+  ASSERT_TRUE(member.config) << member.message;
+  auto& c = *member.config;
+  EXPECT_EQ(c.node_name, "ht-1");
+  EXPECT_EQ(c.replication_self, "ht-1");
+  ASSERT_EQ(c.replication_members.size(), 3u);
+  EXPECT_EQ(c.replication_members[0].address, "ht-1.ht-peers:50053");
+  EXPECT_EQ(c.replication_members[1].name, "ht-1@ht-2");
+  EXPECT_EQ(c.replication_members[1].address, "ht-2.ht-peers:50153");
+  EXPECT_EQ(c.replication_members[2].name, "ht-1@ht-0");
+  EXPECT_EQ(c.replication_members[2].address, "ht-0.ht-peers:50253");
+  EXPECT_EQ(c.cluster_members[0].address, "ht-0.ht-peers:50052");
+  ASSERT_EQ(c.cluster_standbys.size(), 6u);
+  EXPECT_EQ(c.cluster_standbys[0].name, "ht-0");
+  EXPECT_EQ(c.cluster_standbys[0].address, "ht-1.ht-peers:50152");
+  EXPECT_EQ(c.cluster_standbys[5].name, "ht-2");
+  EXPECT_EQ(c.cluster_standbys[5].address, "ht-1.ht-peers:50252");
+
+  // Pod ht-0's rank-2 container is the standby of ht-1 (two pods before, around the ring).
+  auto standby = pod("ht-0", 2);
+  ASSERT_TRUE(standby.config) << standby.message;
+  EXPECT_EQ(standby.config->node_name, "ht-1");
+  EXPECT_EQ(standby.config->replication_self, "ht-1@ht-0");
+  EXPECT_EQ(standby.config->replication_members[2].address, "ht-0.ht-peers:50253") << "its own listener";
+  EXPECT_EQ(standby.config->cluster_members[1].address, "ht-1.ht-peers:50052") << "the members' own ports";
+
+  auto refused = [](parse_outcome o, const std::string& says) {
+    EXPECT_FALSE(o.config);
+    EXPECT_NE(o.message.find(says), std::string::npos) << o.message;
+  };
+  refused(pod("ht-7", 0), "is not a pod of StatefulSet ht");
+  refused(pod("other-1", 0), "is not a pod of StatefulSet ht");
+  refused(pod("ht-1", 3), "is not below --replication-factor 3");
+  refused(pod("ht-1", 0, {"--replication-members=a=h:1"}), "the StatefulSet's layout names them");
+  refused(parse({"--replication-standby-rank=1"}), "only with --cluster-statefulset");
+}
+
 TEST(node_config, a_replicated_store_lists_its_voters_the_member_and_its_standbys) {
   auto f = some_file();
   auto secure = [&](std::vector<std::string> args) {

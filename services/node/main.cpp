@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(parsed.config->log_level));
   services::use_log_format(parsed.config->log_format);
   int code = node::node{std::move(*parsed.config)}.run();
-  if (code == node::exit_deposed) {
+  if (code == node::exit_deposed || code == node::exit_install_copy) {
     // A voter of a replicated store that another voter leads now starts
     // again, as the same process (ADR 0039): it waits to lead the store.
     spdlog::info("starting again to wait for the store");

@@ -30,6 +30,7 @@
 #include "services/peer/cluster_peers.hpp"
 #include "services/node/replication_stage.hpp"
 #include "services/peer/owner_forwarding.hpp"
+#include "services/peer/store_copy.hpp"
 #include "storage/audit_log.hpp"
 #include "storage/errc.hpp"
 #include "storage/retention.hpp"
@@ -149,7 +150,7 @@ int node::run() {
     if (stop_before_serving_) {
       stops_.unwind();
       release_actors();
-      return exit_ok;
+      return copy_staged_ ? exit_install_copy : exit_ok;
     }
   }
   spdlog::info("ready: {} virtual shards, data in {}", cfg_.shards, cfg_.data_dir);
@@ -217,6 +218,15 @@ void node::release_actors() {
 }
 
 int node::open_storage() {
+  // A copy of the leader's store staged by a voter that fell behind its
+  // group's snapshot (ADR 0040) becomes the data directory first.
+  bool installed = false;
+  if (auto why = services::install_staged_copy(cfg_.data_dir, installed); !why.empty()) {
+    spdlog::critical("cannot install the staged copy of the store: {}", why);
+    return exit_storage;
+  }
+  if (installed)
+    spdlog::warn("installed the copy of the store that the group's leader sent; its Raft state kept");
   auto opened = storage::store::open(settings_.store);
   if (!opened) {
     spdlog::critical("cannot open the data directory {}: {}", cfg_.data_dir,
@@ -293,6 +303,7 @@ int node::start_replication() {
   rs.key_file = peer_tls_->staged().key;
   rs.ca_file = peer_tls_->staged().ca;
   rs.data_dir = cfg_.data_dir;
+  rs.snapshot_entries = cfg_.replication_snapshot_entries;
   rs.election_timeout = cfg_.replication_election_timeout;
   rs.commit_timeout = cfg_.replication_commit_timeout;
   std::string why;
@@ -312,6 +323,11 @@ int node::start_replication() {
     if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
       spdlog::info("replication: stopping before this process led the store");
       stop_before_serving_ = true;
+      return exit_ok;
+    }
+    if (replication_->copy_staged()) {
+      stop_before_serving_ = true;
+      copy_staged_ = true;
       return exit_ok;
     }
     if (!standby && std::chrono::steady_clock::now() - since > std::chrono::seconds(60)) {

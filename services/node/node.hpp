@@ -80,6 +80,7 @@ enum exit_code : int {
   exit_storage_failed = 5,  ///< stopped after failed storage writes
   exit_write_in_doubt = 6,  ///< a replicated write may have committed after it failed: restart (ADR 0038)
   exit_deposed = 7,  ///< another voter leads the replicated store: main starts the process again (ADR 0039)
+  exit_install_copy = 8,  ///< a copy of the leader's store is staged: main starts the process again (ADR 0040)
 };
 
 class node {
@@ -120,6 +121,7 @@ private:
   std::atomic<bool> ready_{false};
   bool fresh_ = false;  ///< no persisted cluster state (a new data directory)
   bool stop_before_serving_ = false;  ///< a stop signal came while a phase waited
+  bool copy_staged_ = false;  ///< ... or a copy of the store to install at the next start
   std::unique_ptr<cluster::membership> members_;
   std::unique_ptr<storage_metrics> storage_gauges_;
   std::unique_ptr<certificate_expiry_gauge> certificate_gauge_;

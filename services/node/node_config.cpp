@@ -432,6 +432,11 @@ parse_outcome parse_node_config(const std::vector<std::string>& args) {
   app.add_option("--replication-self", cfg.replication_self,
                  "the voter this process is (default: --node-name; another name: a standby that serves "
                  "the member while it leads the member's store)");
+  app.add_option("--replication-snapshot-entries", cfg.replication_snapshot_entries,
+                 "a store's Raft log is truncated behind a snapshot every this many entries (a quarter kept "
+                 "for voters that lag; one further behind gets a copy of the store)")
+      ->check(CLI::Range(16u, 1'000'000u))
+      ->capture_default_str();
   uint32_t standby_rank = 0, port_step = 100;
   app.add_option("--replication-standby-rank", standby_rank,
                  "with --cluster-statefulset: 0 for the pod's member; K for the standby of the member K "

@@ -99,6 +99,9 @@ struct node_config {
   /// Peer listeners where members' standbys serve while they lead (a name
   /// may repeat): probed when the member's own address does not answer.
   std::vector<cluster::member> cluster_standbys;
+  /// Raft snapshots every this many entries, keeping a quarter of them for
+  /// followers; a voter further behind needs a copy of the store.
+  uint32_t replication_snapshot_entries = 4096;
   std::chrono::milliseconds replication_election_timeout{1'000};
   std::chrono::milliseconds replication_commit_timeout{2'000};
   std::string port_file;  ///< if set: JSON {"grpc":p,"http":p} written once ready

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -18,6 +20,7 @@
 #include "services/peer/raft_group.hpp"
 #include "services/peer/raft_tunnels.hpp"
 #include "services/peer/replicated_store.hpp"
+#include "services/peer/store_copy.hpp"
 
 namespace healthtwin::node {
 
@@ -54,6 +57,8 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
   gs.election_timeout = s.election_timeout;
   gs.heartbeat = std::max(s.election_timeout / 10, std::chrono::milliseconds{20});
   gs.entry_key = own.derive_key("healthtwin raft entries v1");
+  gs.snapshot_threshold = s.snapshot_entries;
+  gs.snapshot_trailing = std::max(s.snapshot_entries / 4, 4u);
   stage->group_ = services::raft_group::start(gs, *stage->tunnels_, *stage->machine_, why);
   if (!stage->group_) {
     why = "replicated store of " + s.member + ": " + why;
@@ -72,6 +77,21 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
     std::_Exit(exit_write_in_doubt);
   });
   own.replicate_through(stage->machine_.get());
+  // A voter behind the group's snapshot asks the leader for its store.
+  stage->tunnels_->serve_copies(gs.group, [raw = stage.get()](const std::string& peer, int fd) {
+    std::lock_guard lock{raw->copies_mutex_};
+    auto scratch = raw->settings_.data_dir + ".copy-out-" + std::to_string(++raw->copies_sent_);
+    raw->copies_.emplace_back([raw, peer, fd, scratch] {
+      if (raw->machine_->needs_copy() != 0 || !raw->machine_->apply_failure().empty()) {
+        spdlog::warn("replication: {} asked for a copy of the store, which this voter does not hold whole", peer);
+      } else if (auto why = services::send_store_copy(*raw->own_, scratch, fd); !why.empty()) {
+        spdlog::error("replication: sending a copy of the store to {} failed: {}", peer, why);
+      } else {
+        spdlog::info("replication: sent a copy of the store to {}", peer);
+      }
+      ::close(fd);
+    });
+  });
   spdlog::info("replication: voter {} of member {}'s store ({} voters), listening on port {}", s.self, s.member,
                s.voters.size(), stage->tunnels_->port());
   return stage;
@@ -134,8 +154,59 @@ replication_stage::~replication_stage() {
   if (machine_)
     machine_->attach(nullptr);
   group_.reset();
+  tunnels_.reset();  // copies in flight see their stream close
+  {
+    std::lock_guard lock{copies_mutex_};
+    for (auto& t : copies_)
+      t.join();
+  }
   if (own_)
     own_->replicate_through(nullptr);
+}
+
+// Behind the group's snapshot: asks the leader for a copy of its store
+// (at most one at a time, again 5 s after a failure) and stages it.
+void replication_stage::fetch_copy_if_needed() {
+  auto needed = machine_->needs_copy();
+  if (needed == 0 || copy_staged_ || fetching_ || std::chrono::steady_clock::now() < next_fetch_)
+    return;
+  auto leader = group_->status().leader;
+  auto voter = std::find_if(settings_.voters.begin(), settings_.voters.end(),
+                            [&](auto& v) { return v.name == leader; });
+  if (leader.empty() || leader == settings_.self || voter == settings_.voters.end())
+    return;
+  fetching_ = true;
+  next_fetch_ = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  spdlog::info("replication: asking {} for a copy of member {}'s store (this voter is behind snapshot {})", leader,
+               settings_.member, needed);
+  auto group = group_id(settings_.member);
+  tunnels_->request_copy(group, {voter->name, voter->address}, [this, needed, leader](int fd, const std::string& error) {
+    if (fd < 0) {
+      spdlog::warn("replication: no copy of the store: {}", error);
+      fetching_ = false;
+      return;
+    }
+    std::lock_guard lock{copies_mutex_};
+    copies_.emplace_back([this, fd, needed, leader] {
+      uint64_t index = 0;
+      auto staged = services::staged_path(settings_.data_dir);
+      auto why = services::receive_store_copy(fd, staged, index);
+      ::close(fd);
+      if (why.empty() && index < needed)
+        why = "it holds batches up to " + std::to_string(index) + ", not " + std::to_string(needed);
+      if (why.empty()) {
+        spdlog::warn("replication: staged a copy of member {}'s store from {} (batches up to {}); starting again "
+                     "to install it",
+                     settings_.member, leader, index);
+        copy_staged_ = true;
+      } else {
+        spdlog::error("replication: the copy of the store from {} failed: {}", leader, why);
+        std::error_code ec;
+        std::filesystem::remove_all(staged, ec);
+      }
+      fetching_ = false;
+    });
+  });
 }
 
 bool replication_stage::leading() const {
@@ -147,6 +218,9 @@ bool replication_stage::wait_until_leading(std::chrono::milliseconds timeout) {
   auto until = now() + timeout;
   bool standby = settings_.self != settings_.member;
   while (now() < until) {
+    fetch_copy_if_needed();
+    if (copy_staged_)
+      return false;
     auto st = group_->status();
     if (st.leading && (!standby || (st.term == led_term_ && now() - led_since_ >= settings_.election_timeout))) {
       std::promise<services::raft_commit> done;

@@ -6,8 +6,11 @@
 // process of its own that holds a replica of the member's store and serves
 // the member while it leads the group.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,7 @@ struct replication_settings {
   std::string listen;
   std::string cert_file, key_file, ca_file;  ///< PEM files (the peer listener's)
   std::string data_dir;
+  uint32_t snapshot_entries = 4096;
   std::chrono::milliseconds election_timeout{1'000};
   std::chrono::milliseconds commit_timeout{2'000};
 };
@@ -58,6 +62,10 @@ public:
   /// Whether this process leads the group (after wait_until_leading: it
   /// still may serve; once false it must stop serving).
   bool leading() const;
+  /// A copy of the leader's store is staged beside the data directory
+  /// (this replica was behind the group's snapshot, ADR 0040): the process
+  /// must start again, and installs it before it opens the store.
+  bool copy_staged() const { return copy_staged_.load(); }
   /// The term this process led in when wait_until_leading returned.
   uint64_t term_served() const { return term_; }
 
@@ -76,6 +84,14 @@ private:
   uint64_t term_ = 0;
   uint64_t led_term_ = 0;  // a standby: the term it was first seen leading, since when
   std::chrono::steady_clock::time_point led_since_;
+  // Copies: sent to voters behind the snapshot, or fetched from the leader.
+  void fetch_copy_if_needed();
+  std::mutex copies_mutex_;
+  std::vector<std::thread> copies_;
+  uint64_t copies_sent_ = 0;
+  std::atomic<bool> fetching_{false}, copy_staged_{false};
+  std::chrono::steady_clock::time_point next_fetch_{};
+
   std::unique_ptr<services::raft_tunnels> tunnels_;
   std::unique_ptr<services::replicated_store> machine_;
   std::unique_ptr<services::raft_group> group_;

@@ -34,7 +34,8 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr std::array<char, 4> magic{'H', 'T', 'R', '1'};
+constexpr std::array<char, 4> magic{'H', 'T', 'R', '1'};       // a Raft tunnel
+constexpr std::array<char, 4> copy_magic{'H', 'T', 'C', '1'};  // a request for a copy of the store
 constexpr size_t max_name = 253;
 constexpr auto setup_deadline = std::chrono::seconds{5};
 constexpr size_t pump_chunk = 64 * 1024;
@@ -146,6 +147,7 @@ struct raft_tunnels::impl {
   struct registration {
     std::vector<raft_peer> members;
     accepted_fn accepted;
+    accepted_fn copy_requested;  // empty: copies are not served
   };
 
   std::string self;
@@ -231,7 +233,8 @@ struct raft_tunnels::impl {
     }
     std::array<unsigned char, 14> head{};
     co_await asio::async_read(s, asio::buffer(head), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || std::memcmp(head.data(), magic.data(), magic.size()) != 0) {
+    bool copy = !ec && std::memcmp(head.data(), copy_magic.data(), copy_magic.size()) == 0;
+    if (ec || (!copy && std::memcmp(head.data(), magic.data(), magic.size()) != 0)) {
       refuse(ec ? "preamble: " + ec.message() : "preamble: not a HealthTwin replication tunnel");
       co_return;
     }
@@ -264,11 +267,16 @@ struct raft_tunnels::impl {
       refuse("the certificate does not name member " + m->name);
       co_return;
     }
-    if (!join(std::move(s), [&](int fd) { reg->accepted(m->name, fd); }))
+    auto& to = copy ? reg->copy_requested : reg->accepted;
+    if (!to) {
+      refuse("copies of group " + std::to_string(group_id) + "'s store are not served here", true);
+      co_return;
+    }
+    if (!join(std::move(s), [&](int fd) { to(m->name, fd); }))
       refuse("no local socket pair");
   }
 
-  asio::awaitable<void> dial(uint64_t group_id, raft_peer peer, connected_fn done) {
+  asio::awaitable<void> dial(uint64_t group_id, raft_peer peer, connected_fn done, bool copy) {
     auto fail = [&](const std::string& why) { done(-1, "tunnel to " + peer.name + ": " + why); };
     error_code ec;
     auto colon = peer.address.rfind(':');
@@ -296,7 +304,7 @@ struct raft_tunnels::impl {
       fail("its certificate does not name it");
       co_return;
     }
-    std::string preamble{magic.data(), magic.size()};
+    std::string preamble = copy ? std::string{copy_magic.data(), copy_magic.size()} : std::string{magic.data(), magic.size()};
     for (int i = 0; i < 8; ++i)
       preamble += static_cast<char>((group_id >> (8 * i)) & 0xff);
     preamble += static_cast<char>(self.size() & 0xff);
@@ -354,9 +362,19 @@ const std::string& raft_tunnels::self() const { return impl_->self; }
 uint64_t raft_tunnels::refused() const { return impl_->refused.load(); }
 
 void raft_tunnels::serve(uint64_t group, std::vector<raft_peer> members, accepted_fn accepted) {
-  auto reg = std::make_shared<impl::registration>(impl::registration{std::move(members), std::move(accepted)});
   std::lock_guard lock{impl_->mutex};
-  impl_->groups[group] = std::move(reg);
+  auto& reg = impl_->groups[group];
+  auto copies = reg ? reg->copy_requested : accepted_fn{};
+  reg = std::make_shared<impl::registration>(
+      impl::registration{std::move(members), std::move(accepted), std::move(copies)});
+}
+
+void raft_tunnels::serve_copies(uint64_t group, accepted_fn requested) {
+  std::lock_guard lock{impl_->mutex};
+  auto& reg = impl_->groups[group];
+  if (!reg)
+    return;
+  reg = std::make_shared<impl::registration>(impl::registration{reg->members, reg->accepted, std::move(requested)});
 }
 
 void raft_tunnels::unserve(uint64_t group) {
@@ -365,7 +383,11 @@ void raft_tunnels::unserve(uint64_t group) {
 }
 
 void raft_tunnels::connect(uint64_t group, const raft_peer& peer, connected_fn done) {
-  asio::co_spawn(impl_->io, impl_->dial(group, peer, std::move(done)), asio::detached);
+  asio::co_spawn(impl_->io, impl_->dial(group, peer, std::move(done), false), asio::detached);
+}
+
+void raft_tunnels::request_copy(uint64_t group, const raft_peer& peer, connected_fn done) {
+  asio::co_spawn(impl_->io, impl_->dial(group, peer, std::move(done), true), asio::detached);
 }
 
 }  // namespace healthtwin::services

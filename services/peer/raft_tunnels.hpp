@@ -69,6 +69,15 @@ public:
   /// Dials `peer` for `group`; `done` is called once, within about 5 s.
   void connect(uint64_t group, const raft_peer& peer, connected_fn done);
 
+  /// Requests for a copy of `group`'s store (from one of the group's
+  /// members, on the same listener and checks) go to `requested`, which
+  /// writes the copy to the local end it gets (and owns). A group must be
+  /// served first; its later serve() keeps this.
+  void serve_copies(uint64_t group, accepted_fn requested);
+  /// Dials `peer` to ask for a copy of `group`'s store: `done` gets the
+  /// local end to read it from.
+  void request_copy(uint64_t group, const raft_peer& peer, connected_fn done);
+
   /// Tunnels refused since start (handshake, preamble or certificate).
   uint64_t refused() const;
 

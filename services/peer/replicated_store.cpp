@@ -82,13 +82,18 @@ bool replicated_store::restore(std::string_view snapshot) {
   // Taken, it marks this replica as stopped, so nothing after it is applied
   // out of order.
   auto why = "this replica holds batches up to " + std::to_string(store_.replicated_index()) +
-             " and the group's snapshot is at " + std::to_string(index) +
-             ": it needs a copy of the leader's store, which a replica cannot fetch yet";
-  spdlog::error("replication: {}", why);
+             " and the group's snapshot is at " + std::to_string(index) + ": it needs a copy of the leader's store";
+  spdlog::warn("replication: {}", why);
   std::lock_guard lock{mutex_};
   if (apply_failure_.empty())
     apply_failure_ = why;
+  needs_copy_ = std::max(needs_copy_, index);
   return true;
+}
+
+uint64_t replicated_store::needs_copy() const {
+  std::lock_guard lock{mutex_};
+  return needs_copy_;
 }
 
 replicated_store::write_counts replicated_store::counts() const {

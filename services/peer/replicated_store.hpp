@@ -46,6 +46,9 @@ public:
   /// The first failure to apply a committed batch (empty while none): the
   /// replica no longer matches its group, and the node must stop.
   std::string apply_failure() const;
+  /// The group's snapshot index this replica is behind (it needs a copy of
+  /// a store that holds it, store_copy.hpp); 0 when it is not.
+  uint64_t needs_copy() const;
 
   /// Writes through replicate() since start, by outcome, and the seconds
   /// the committed ones waited (for the node's metrics).
@@ -62,6 +65,7 @@ private:
   std::function<void(const std::string&)> in_doubt_;
   mutable std::mutex mutex_;
   std::string apply_failure_;
+  uint64_t needs_copy_ = 0;
   write_counts counts_;
 };
 

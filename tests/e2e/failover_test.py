@@ -19,6 +19,12 @@ patient's acknowledged alert first, then at random), and each time:
 At the end every device twin holds every reading exactly once
 (readingsAccepted and lastSequence equal what was sent). Stopped by PID.
 
+A second test deletes a member's data directory (its store and Raft log)
+while it is down, has its standby commit many times the snapshot interval
+meanwhile, and restarts it empty: it gets a copy of the serving standby's
+store (ADR 0040), takes its store back and serves every reading exactly
+once.
+
 FAILOVER_KILLS (default 3) sets the number of kills; FAILOVER_SEED the
 random choice of members after the first; FAILOVER_LOGS=1 prints the end
 of every process's log.
@@ -29,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import ssl
 import statistics
 import sys
@@ -48,6 +55,7 @@ DEVICES = [f"oxi-{i}" for i in range(12)]
 # is 5 s; a test run on a loaded 2-core machine asserts twice that.
 BOUND_S = 10.0
 ESCALATE_MS = 6000  # unacknowledged HIGH alerts escalate after this long
+SNAPSHOT_ENTRIES = 32  # Raft logs truncated behind a snapshot this often (a voter further behind gets a copy)
 
 
 def device(d):
@@ -62,7 +70,8 @@ class Failover(unittest.TestCase):
         with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(os.urandom(32).hex())
         self.nodes, self.standbys = node_fixture.start_replicated_cluster(
-            ARGS.node, root, key, extra_args=lambda voter: [f"--alert-escalate-after-ms={ESCALATE_MS}"])
+            ARGS.node, root, key, extra_args=lambda voter: [f"--alert-escalate-after-ms={ESCALATE_MS}",
+                                                            f"--replication-snapshot-entries={SNAPSHOT_ENTRIES}"])
         self.service = self.nodes[0].token(TENANT, ["service"])
         self.sent = {d: 0 for d in DEVICES}
         self.away = []  # processes killed on purpose, not to be started again by the supervisor
@@ -251,6 +260,36 @@ class Failover(unittest.TestCase):
             self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
             self.assertEqual(int(twin["lastSequence"]), self.sent[d])
         self.assertEqual(self.alert(self.nodes[0], raised)["state"], "ALERT_STATE_ACKNOWLEDGED")
+
+    def test_a_member_whose_data_directory_was_deleted_is_rebuilt_from_its_standbys(self):
+        n0 = self.nodes[0]
+        for d in DEVICES:
+            node_fixture.retry_unavailable(lambda: n0.api(self.service, "RegistryService/CreateDevice", {
+                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+        self.assertEqual(self.send_round([0, 1, 2], 5, 30), set(DEVICES))
+        owners = self.owner_table(n0)
+        mine = [d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n0"]
+        self.assertTrue(mine)
+
+        self.away = [n0]
+        n0.kill()
+        shutil.rmtree(os.path.join(n0.dir, "db"))  # its store and its Raft log: the disk is lost
+        # The standby serving n0 commits far more entries than its log keeps behind a snapshot.
+        for _ in range(3 * SNAPSHOT_ENTRIES // len(mine) + 2):
+            self.assertEqual(self.send_round([1, 2], 1, 30), set(DEVICES))
+
+        self.away = []
+        self.nodes[0] = n0 = n0.restart(wait=False)
+        n0.wait_ready(timeout=90)  # a copy fetched, installed, caught up, leadership handed back
+        with open(os.path.join(n0.dir, "node.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("staged a copy of member n0's store", log)
+        self.assertIn("installed the copy of the store", log)
+        self.assertEqual(self.send_round([0, 1, 2], 2, 30), set(DEVICES))
+        for d in DEVICES:  # read through n0: its own devices from its rebuilt store
+            twin = node_fixture.retry_unavailable(lambda: n0.api(
+                self.service, "TwinService/GetDeviceTwin", {"name": device(d)}), unreachable_too=True)
+            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ store (ADR 0040), takes its store back and serves every reading exactly
 once.
 
 FAILOVER_KILLS (default 3) sets the number of kills; FAILOVER_SEED the
-random choice of members after the first; FAILOVER_LOGS=1 prints the end
+random choice of members after the first; REPLICATED_LOGS=1 prints the end
 of every process's log.
 
 Usage: failover_test.py --node PATH"""
@@ -39,15 +39,12 @@ import shutil
 import ssl
 import statistics
 import sys
-import tempfile
 import time
-import unittest
-import urllib.error
 
 import node_fixture
+import replicated_case
+from replicated_case import TENANT, device
 
-ARGS = None
-TENANT = "st-mary"
 DEVICES = [f"oxi-{i}" for i in range(12)]
 # The design's bound from SIGKILL to the first acknowledged reading: the election (500-1000 ms
 # here), the standby's hand-over offer (one election timeout), its start (the store is opened
@@ -58,72 +55,12 @@ ESCALATE_MS = 6000  # unacknowledged HIGH alerts escalate after this long
 SNAPSHOT_ENTRIES = 32  # Raft logs truncated behind a snapshot this often (a voter further behind gets a copy)
 
 
-def device(d):
-    return f"tenants/{TENANT}/devices/{d}"
+class Failover(replicated_case.ReplicatedCase):
+    DEVICES = DEVICES
+    PREFIX = "healthtwin-failover-"
 
-
-class Failover(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-failover-")
-        root = self.tmp.name
-        key = os.path.join(root, "node.key.hex")
-        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(os.urandom(32).hex())
-        self.nodes, self.standbys = node_fixture.start_replicated_cluster(
-            ARGS.node, root, key, extra_args=lambda voter: [f"--alert-escalate-after-ms={ESCALATE_MS}",
-                                                            f"--replication-snapshot-entries={SNAPSHOT_ENTRIES}"])
-        self.service = self.nodes[0].token(TENANT, ["service"])
-        self.sent = {d: 0 for d in DEVICES}
-        self.away = []  # processes killed on purpose, not to be started again by the supervisor
-
-    def tearDown(self):
-        # Standbys first: members stopped first would hand their stores to them.
-        everyone = [s for group in self.standbys.values() for s in group] + self.nodes
-        for n in everyone:
-            if n.proc.poll() is None:
-                n.stop()
-        if os.environ.get("FAILOVER_LOGS"):
-            for n in everyone:
-                with open(os.path.join(n.dir, "node.log"), errors="replace") as f:
-                    print(f"--- {os.path.basename(n.dir)}:", "".join(f.readlines()[-15:]), file=sys.stderr)
-        self.tmp.cleanup()
-
-    def owner_table(self, node):
-        sre = node.token(TENANT, ["sre"], "sre-1")
-        s = node.api(sre, "ClusterService/GetClusterStatus", {})
-        names = [m["name"] for m in s["members"]]
-        return [names[o] for o in s.get("shardOwners", [])]
-
-    def ingest(self, node, d, first, count):
-        """Readings first..first+count-1 of device d through node: True once all are acknowledged
-        (accepted, or refused as duplicates of acknowledged ones)."""
-        now = int(time.time() * 1000)
-        try:
-            r = node.api(self.service, "IngestService/Ingest", {"batchId": str(first * 100 + DEVICES.index(d)), "devices": [{
-                "device": device(d), "sequence": [str(first + i) for i in range(count)],
-                "timeMs": [str(now - (count - i) * 100) for i in range(count)],
-                "metric": ["METRIC_SPO2"] * count, "value": [97] * count}]})
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
-        refused = [x for x in r.get("rejections", []) if x.get("reason") != "REJECTION_REASON_DUPLICATE"]
-        return not refused and r.get("accepted", 0) + len(r.get("rejections", [])) == count
-
-    def send_round(self, edges, count, within):
-        """`count` new readings per device through members `edges` (indices) in turn, resent until
-        acknowledged or `within` seconds passed; the devices whose readings were all acknowledged.
-        Processes that exit meanwhile (but those away on purpose) are started again."""
-        acked = set()
-        deadline = time.time() + within
-        firsts = {d: self.sent[d] + 1 for d in DEVICES}
-        for d in DEVICES:
-            self.sent[d] += count
-        while len(acked) < len(DEVICES) and time.time() < deadline:
-            node_fixture.supervise(self.nodes, self.standbys, leave=self.away)
-            for k, d in enumerate(DEVICES):
-                if d not in acked and self.ingest(self.nodes[edges[k % len(edges)]], d, firsts[d], count):
-                    acked.add(d)
-            time.sleep(0.05)
-        return acked
+    def node_args(self, voter):
+        return [f"--alert-escalate-after-ms={ESCALATE_MS}", f"--replication-snapshot-entries={SNAPSHOT_ENTRIES}"]
 
     def alert(self, edge, name):
         listed = node_fixture.retry_unavailable(lambda: edge.api(self.service, "AlertService/ListAlerts", {
@@ -168,9 +105,7 @@ class Failover(unittest.TestCase):
 
     def test_a_killed_members_store_is_served_by_a_standby_until_the_member_takes_it_back(self):
         n0 = self.nodes[0]
-        for d in DEVICES:  # (503 while the members first see each other)
-            node_fixture.retry_unavailable(lambda: n0.api(self.service, "RegistryService/CreateDevice", {
-                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+        self.create_devices()
         self.assertEqual(self.send_round([0, 1, 2], 5, 30), set(DEVICES))
         owners = self.owner_table(n0)
         owner = lambda name: int(owners[node_fixture.shard_of(name, 16)][1:])
@@ -254,18 +189,11 @@ class Failover(unittest.TestCase):
         print("failover seconds: " + ", ".join(f"{t:.2f}" for t in times)
               + f"; p50 {statistics.median(times):.2f}, p99 {p99:.2f}, max {max(times):.2f}", file=sys.stderr)
         self.assertLessEqual(max(times), BOUND_S)
-        for d in DEVICES:
-            twin = node_fixture.retry_unavailable(lambda: self.nodes[1].api(
-                self.service, "TwinService/GetDeviceTwin", {"name": device(d)}), unreachable_too=True)
-            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
-            self.assertEqual(int(twin["lastSequence"]), self.sent[d])
-        self.assertEqual(self.alert(self.nodes[0], raised)["state"], "ALERT_STATE_ACKNOWLEDGED")
+        self.assert_each_reading_once(1)
 
     def test_a_member_whose_data_directory_was_deleted_is_rebuilt_from_its_standbys(self):
         n0 = self.nodes[0]
-        for d in DEVICES:
-            node_fixture.retry_unavailable(lambda: n0.api(self.service, "RegistryService/CreateDevice", {
-                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
+        self.create_devices()
         self.assertEqual(self.send_round([0, 1, 2], 5, 30), set(DEVICES))
         owners = self.owner_table(n0)
         mine = [d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n0"]
@@ -286,12 +214,8 @@ class Failover(unittest.TestCase):
         self.assertIn("staged a copy of member n0's store", log)
         self.assertIn("installed the copy of the store", log)
         self.assertEqual(self.send_round([0, 1, 2], 2, 30), set(DEVICES))
-        for d in DEVICES:  # read through n0: its own devices from its rebuilt store
-            twin = node_fixture.retry_unavailable(lambda: n0.api(
-                self.service, "TwinService/GetDeviceTwin", {"name": device(d)}), unreachable_too=True)
-            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
+        self.assert_each_reading_once(0)  # through n0: its own devices from its rebuilt store
 
 
 if __name__ == "__main__":
-    ARGS, rest = node_fixture.parse_args("node")
-    node_fixture.run_tests(rest)
+    replicated_case.main(Failover)

@@ -20,85 +20,24 @@ Usage: replicated_store_test.py --node PATH"""
 
 import os
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
 
 import node_fixture
+import replicated_case
+from replicated_case import TENANT, device
 
-ARGS = None
-TENANT = "st-mary"
 DEVICES = [f"oxi-{i}" for i in range(8)]
 
 
-def device(d):
-    return f"tenants/{TENANT}/devices/{d}"
-
-
-class ReplicatedStores(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="healthtwin-replicated-")
-        root = self.tmp.name
-        key = os.path.join(root, "node.key.hex")
-        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(os.urandom(32).hex())
-        self.nodes, self.standbys = node_fixture.start_replicated_cluster(ARGS.node, root, key)
-        self.service = self.nodes[0].token(TENANT, ["service"])
-        self.sent = {d: 0 for d in DEVICES}  # highest sequence number sent per device
-
-    def tearDown(self):
-        # Standbys first: members stopped first would hand their stores to them.
-        for n in [s for group in self.standbys.values() for s in group] + self.nodes:
-            if n.proc.poll() is None:
-                n.stop()
-        self.tmp.cleanup()
-
-    def call(self, node, rpc, body, timeout=15):
-        return node.api(self.service, rpc, body)
-
-    def owner_table(self, node):
-        sre = node.token(TENANT, ["sre"], "sre-1")
-        s = node.api(sre, "ClusterService/GetClusterStatus", {})
-        names = [m["name"] for m in s["members"]]
-        return [names[o] for o in s.get("shardOwners", [])]
-
-    def ingest(self, node, d, first, count):
-        """Readings first..first+count-1 of device d through node: True once all are acknowledged
-        (accepted, or refused as duplicates of acknowledged ones)."""
-        now = int(time.time() * 1000)
-        try:
-            r = node.api(self.service, "IngestService/Ingest", {"batchId": str(first), "devices": [{
-                "device": device(d), "sequence": [str(first + i) for i in range(count)],
-                "timeMs": [str(now - (count - i) * 100) for i in range(count)],
-                "metric": ["METRIC_SPO2"] * count, "value": [97] * count}]})
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
-        refused = [x for x in r.get("rejections", []) if x.get("reason") != "REJECTION_REASON_DUPLICATE"]
-        return not refused and r.get("accepted", 0) + len(r.get("rejections", [])) == count
-
-    def send_round(self, edges, count, within):
-        """Sends `count` new readings per device through `edges` in turn, resending what is not
-        acknowledged until `within` seconds passed; the devices whose readings were acknowledged."""
-        acked = set()
-        deadline = time.time() + within
-        firsts = {d: self.sent[d] + 1 for d in DEVICES}
-        for d in DEVICES:
-            self.sent[d] += count
-        while len(acked) < len(DEVICES) and time.time() < deadline:
-            for k, d in enumerate(DEVICES):
-                if d not in acked and self.ingest(edges[k % len(edges)], d, firsts[d], count):
-                    acked.add(d)
-            time.sleep(0.1)
-        return acked, firsts
+class ReplicatedStores(replicated_case.ReplicatedCase):
+    DEVICES = DEVICES
 
     def test_acknowledged_readings_survive_losing_voters_and_nothing_is_acknowledged_without_a_majority(self):
         n0, n1, n2 = self.nodes
-        for d in DEVICES:  # (503 while the members first see each other)
-            node_fixture.retry_unavailable(lambda: self.call(n0, "RegistryService/CreateDevice", {
-                "parent": f"tenants/{TENANT}", "deviceId": d, "device": {"type": "DEVICE_TYPE_PULSE_OXIMETER"}}))
-        acked, _ = self.send_round(self.nodes, 20, 30)
-        self.assertEqual(acked, set(DEVICES), "every reading is acknowledged with all members up")
+        self.create_devices()
+        self.assertEqual(self.send_round([0, 1, 2], 20, 30), set(DEVICES), "every reading acknowledged with all up")
         for i, n in enumerate(self.nodes):
             self.assertTrue(os.path.isdir(os.path.join(n.dir, "db", "raft")))
             for standby in self.standbys[i]:
@@ -122,17 +61,19 @@ class ReplicatedStores(unittest.TestCase):
         owners = self.owner_table(n0)
         on_n0 = {d for d in DEVICES if owners[node_fixture.shard_of(device(d), 16)] == "n0"}
         self.assertTrue(0 < len(on_n0) < len(DEVICES))
+        self.away = list(self.standbys[0])
         for standby in self.standbys[0]:
             standby.kill()
         # n0's store has no majority: nothing of n0's is acknowledged, within the deadline; the others'
         # stores keep theirs (edges: n1 and n2, which forward n0's devices to n0).
         t0 = time.time()
-        acked, _ = self.send_round([n1, n2], 1, 8)
+        acked = self.send_round([1, 2], 1, 8)
         self.assertEqual(acked, set(DEVICES) - on_n0, "no reading is acknowledged without a majority")
         self.assertLess(time.time() - t0, 60)
         if n0.proc.poll() is not None:
             self.assertEqual(n0.proc.returncode, 6, "a member whose writes are in doubt exits with code 6")
             n0.log.close()
+        self.away = []
 
         # All back (a member needs a majority of its voters to start).
         self.standbys[0] = [s.restart(wait=False) for s in self.standbys[0]]
@@ -155,12 +96,8 @@ class ReplicatedStores(unittest.TestCase):
                     pending.discard(d)
             time.sleep(0.1)
         self.assertEqual(pending, set(), "every reading is acknowledged once all members are back")
-        for d in DEVICES:
-            twin = self.call(n0, "TwinService/GetDeviceTwin", {"name": device(d)})
-            self.assertEqual(int(twin["readingsAccepted"]), self.sent[d], f"{d}: each reading exactly once")
-            self.assertEqual(int(twin["lastSequence"]), self.sent[d])
+        self.assert_each_reading_once(0)
 
 
 if __name__ == "__main__":
-    ARGS, rest = node_fixture.parse_args("node")
-    node_fixture.run_tests(rest)
+    replicated_case.main(ReplicatedStores)

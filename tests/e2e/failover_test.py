@@ -60,7 +60,12 @@ class Failover(replicated_case.ReplicatedCase):
     PREFIX = "healthtwin-failover-"
 
     def node_args(self, voter):
-        return [f"--alert-escalate-after-ms={ESCALATE_MS}", f"--replication-snapshot-entries={SNAPSHOT_ENTRIES}"]
+        args = [f"--alert-escalate-after-ms={ESCALATE_MS}"]
+        # Few entries behind a snapshot only where a copy of the store is the point: elsewhere a
+        # standby lagging for a moment would need one too, and its restart delays the failover.
+        if "data_directory" in self._testMethodName:
+            args.append(f"--replication-snapshot-entries={SNAPSHOT_ENTRIES}")
+        return args
 
     def alert(self, edge, name):
         listed = node_fixture.retry_unavailable(lambda: edge.api(self.service, "AlertService/ListAlerts", {
@@ -149,6 +154,8 @@ class Failover(replicated_case.ReplicatedCase):
                 node_fixture.supervise(self.nodes, self.standbys, leave=self.away)
                 time.sleep(0.02)
             times.append(time.time() - t0)
+            print(f"kill {k}: n{v} at {time.strftime('%H:%M:%S', time.gmtime(t0))}.{int(t0 * 1000) % 1000:03d} UTC, "
+                  f"its devices acknowledged again after {times[-1]:.2f} s", file=sys.stderr)
             serving = [s for s in self.standbys[v] if os.path.exists(s.port_file) and s.proc.poll() is None]
             self.assertEqual(len(serving), 1, f"kill {k}: one standby of n{v} serves it")
             self.assertEqual(self.send_round(edges, 2, 30), set(DEVICES), f"kill {k}: every device acknowledged")

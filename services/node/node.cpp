@@ -134,8 +134,8 @@ int node::run() {
   };
   static constexpr phase phases[] = {
       {"storage", &node::open_storage},   {"credentials", &node::load_credentials},
-      {"replication", &node::start_replication},
-      {"membership", &node::load_membership}, {"http", &node::start_http},
+      {"http", &node::start_http},        {"replication", &node::start_replication},
+      {"membership", &node::load_membership},
       {"actors", &node::start_actors},    {"api", &node::start_api},
       {"cluster", &node::join_cluster},   {"recovery", &node::recover},
   };
@@ -312,6 +312,8 @@ int node::start_replication() {
     spdlog::critical("replication: {}", why);
     return exit_config;
   }
+  replication_->expose(metrics_);
+  replication_gauges_ = replication_.get();
   // Waits as long as it takes (or until a stop signal): without a majority
   // of its group this member cannot serve; a standby waits until the member
   // is gone (ADR 0039).
@@ -363,6 +365,8 @@ int node::load_membership() {
       cfg_.cluster_down_after, [store = store_.get()](const cluster::cluster_state& s) {
         return services::persist_cluster_state(*store, s);
       });
+  cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
+  cluster_gauges_ready_ = cluster_gauges_.get();
   return exit_ok;
 }
 
@@ -371,17 +375,17 @@ int node::start_http() {
   if (api_tls_)  // the checked copy: the certificate served, not one on disk that did not load
     certificate_gauge_ = std::make_unique<certificate_expiry_gauge>(metrics_, "serving", api_tls_->staged().cert);
   process_gauges_ = std::make_unique<services::process_metrics>(metrics_);
-  cluster_gauges_ = std::make_unique<services::cluster_metrics>(metrics_, *members_);
-  if (replication_)
-    replication_->expose(metrics_);
+  // Served from here on — /healthz, /metrics (a standby's replication
+  // gauges too) — while later phases may wait; their gauges join when made.
   auto refresh = [this] {
     storage_gauges_->refresh();
-    if (replication_)
-      replication_->refresh();
+    if (auto* r = replication_gauges_.load())
+      r->refresh();
     if (certificate_gauge_)
       certificate_gauge_->refresh();
     process_gauges_->refresh();
-    cluster_gauges_->refresh(models::wall_clock_ms());
+    if (auto* c = cluster_gauges_ready_.load())
+      c->refresh(models::wall_clock_ms());
   };
   auto problem = [store = store_.get()] {
     auto failure = store->write_failure();

@@ -4,10 +4,10 @@
 // phase pushes what undoes it, and any exit unwinds those last first:
 //   storage      the store (RocksDB) and the audit log
 //   credentials  bearer-token keys and the listeners' TLS
+//   http         metrics, /healthz, /readyz (answering "not ready")
 //   replication  with --replication-factor > 1: the replicated store; waits
 //                until this process leads it (ADR 0038, 0039)
 //   membership   the cluster state this node persisted, or founds
-//   http         metrics, /healthz, /readyz (answering "not ready")
 //   actors       actor system, alert hub, shards, ingest sequencer, retention
 //   api          the public gRPC API
 //   cluster      peer listener, probes, join (a member of a cluster only)
@@ -128,6 +128,9 @@ private:
   std::unique_ptr<tls_stage> api_tls_, peer_tls_;  // null with --insecure-plaintext
   std::unique_ptr<services::process_metrics> process_gauges_;
   std::unique_ptr<services::cluster_metrics> cluster_gauges_;
+  // What /metrics refreshes once made (HTTP serves before they are).
+  std::atomic<services::cluster_metrics*> cluster_gauges_ready_{nullptr};
+  std::atomic<replication_stage*> replication_gauges_{nullptr};
   std::unique_ptr<services::http_server> http_;
   std::mutex self_channel_mtx_;
   std::shared_ptr<grpc::Channel> self_channel_;  // the API in process (HTTP, FhirService)

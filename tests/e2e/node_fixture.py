@@ -97,10 +97,11 @@ class Node:
     """A node with TLS (d/node.pem) trusting tokens signed by self.signing_key.
     restart(): the same node again (data, port, key) after stop()."""
 
-    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=(), wait=True, user=None):
-        """Starts the node (as uid `user` if given); with wait (the default) returns once it is ready,
-        else call wait_ready()."""
+    def __init__(self, node_bin, d, grpc_port=0, signing_key=None, extra_args=(), wait=True, user=None, http_port=0):
+        """Starts the node (as uid `user` if given; HTTP on `http_port` if given, else one it picks);
+        with wait (the default) returns once it is ready, else call wait_ready()."""
         self.dir, self.bin, self.extra_args, self.user = d, node_bin, list(extra_args), user
+        self.fixed_http_port = self.http_port = http_port
         self.signing_key = signing_key or ec.generate_private_key(ec.SECP256R1())
         with open(os.path.join(d, "idp.pub"), "wb") as f:
             f.write(self.signing_key.public_key().public_bytes(
@@ -110,7 +111,7 @@ class Node:
             os.remove(port_file)
         self.log = open(os.path.join(d, "node.log"), "ab")
         self.proc = subprocess.Popen(
-            [node_bin, f"--grpc-listen=127.0.0.1:{grpc_port}", "--http-listen=127.0.0.1:0",
+            [node_bin, f"--grpc-listen=127.0.0.1:{grpc_port}", f"--http-listen=127.0.0.1:{http_port}",
              "--data-dir=" + os.path.join(d, "db"), "--shards=16", "--port-file=" + port_file,
              "--tls-cert-file=" + os.path.join(d, "node.pem"), "--tls-key-file=" + os.path.join(d, "node.key"),
              "--auth-audience=" + AUDIENCE, "--auth-issuer=" + ISSUER]
@@ -157,7 +158,8 @@ class Node:
 
     def restart(self, wait=True):
         """Starts the stopped node again on its port, with its data and key."""
-        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args, wait, self.user)
+        return Node(self.bin, self.dir, self.grpc_port, self.signing_key, self.extra_args, wait, self.user,
+                    self.fixed_http_port)
 
     def grpc_channel(self, token):
         """A gRPC channel (Python grpcio) to this node over TLS (d/ca.pem), every call sending `token`."""
@@ -214,6 +216,16 @@ class Node:
         code = self.proc.wait(timeout=60)
         self.log.close()
         return code
+
+
+def https_status(node, path):
+    """The HTTP status of GET `path` on the node's HTTPS listener (d/ca.pem)."""
+    tls = ssl.create_default_context(cafile=os.path.join(node.dir, "ca.pem"))
+    try:
+        with urllib.request.urlopen(f"https://localhost:{node.http_port}{path}", context=tls, timeout=15) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def xxh64(data, seed=0):
@@ -351,18 +363,19 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
     the member and its standbys n{i}@n{j} (j: the factor-1 members after it), each standby a process
     of its own in root/n{i}@n{j} that serves member n{i}, on ports of its own, while it leads n{i}'s
     store. Everything starts before anything is waited for (a member needs a majority of its voters);
-    a node that does not start stops the others (by PID). Every voter's gRPC port is fixed (a
-    process that starts again keeps it). With uid_of (voter name -> uid), each voter runs as that
+    a node that does not start stops the others (by PID). Every voter's gRPC and HTTP ports are
+    fixed (a process that starts again keeps them; a waiting standby serves /healthz and /metrics). With uid_of (voter name -> uid), each voter runs as that
     user with its own directory and copy of the node key. Returns (members, {i: [its standbys]})."""
     make_pki(root)
     voters = {i: [f"n{i}"] + [f"n{i}@n{(i + k) % n}" for k in range(1, factor)] for i in range(n)}
     all_voters = [v for i in range(n) for v in voters[i]]
-    ports = iter(free_ports(n + 3 * len(all_voters)))  # distinct: peer, replication and gRPC listeners
+    ports = iter(free_ports(n + 4 * len(all_voters)))  # distinct: peer, replication, gRPC, HTTP listeners
     peers = [next(ports) for _ in range(n)]
     members = ",".join(f"n{i}=127.0.0.1:{p}" for i, p in enumerate(peers))
     rport = {v: next(ports) for v in all_voters}
     speer = {v: next(ports) for i in range(n) for v in voters[i][1:]}
     gport = {v: next(ports) for v in all_voters}
+    hport = {v: next(ports) for v in all_voters}
     standbys_flag = ",".join(f"n{i}=127.0.0.1:{speer[v]}" for i in range(n) for v in voters[i][1:])
     key = ec.generate_private_key(ec.SECP256R1())
 
@@ -379,7 +392,7 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
                 dst.write(src.read())
             for path in [d] + [os.path.join(d, f) for f in os.listdir(d)]:
                 os.chown(path, uid, -1)
-        return Node(node_bin, d, gport[voter], signing_key=key, wait=False, user=uid, extra_args=[
+        return Node(node_bin, d, gport[voter], signing_key=key, wait=False, user=uid, http_port=hport[voter], extra_args=[
             f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer}",
             "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
             "--cluster-down-after-ms=1500", "--encryption-key-file=" + voter_key,

@@ -45,6 +45,14 @@ class ReplicatedStores(replicated_case.ReplicatedCase):
                                 f"{standby.dir} holds a replica of n{i}'s store")
                 self.assertFalse(os.path.exists(standby.port_file), "a standby serves only while it leads")
                 self.assertIsNone(standby.proc.poll())
+                # While it waits it answers /healthz and shows how far it has applied the store.
+                metrics = standby.metrics()
+                self.assertIn(f'healthtwin_replication_leading{{store="n{i}"}} 0', metrics)
+                applied = [l for l in metrics.splitlines()
+                           if l.startswith(f'healthtwin_replication_applied_index{{store="n{i}"}}')]
+                self.assertTrue(applied and float(applied[0].split()[-1]) > 0, applied)
+                self.assertEqual(node_fixture.https_status(standby, "/healthz"), 200)
+                self.assertEqual(node_fixture.https_status(standby, "/readyz"), 503, "not ready: it does not serve")
 
         metrics = n0.metrics()
         self.assertIn('healthtwin_replication_leading{store="n0"} 1', metrics)

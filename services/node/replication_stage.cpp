@@ -222,11 +222,25 @@ bool replication_stage::wait_until_leading(std::chrono::milliseconds timeout) {
     if (copy_staged_)
       return false;
     auto st = group_->status();
+    if (machine_->needs_copy() != 0 || !machine_->apply_failure().empty()) {
+      // Raft counts the snapshot this voter took as its own, so it may be
+      // handed leadership; its store lacks what the snapshot stands for:
+      // it must neither serve nor keep the group from a leader that can.
+      if (st.leading)
+        group_->hand_over();
+      if (now() > next_note_) {
+        spdlog::info("replication: {} cannot lead member {}'s store before it has a copy of it ({})", settings_.self,
+                     settings_.member, machine_->apply_failure());
+        next_note_ = now() + std::chrono::seconds(5);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
     if (st.leading && (!standby || (st.term == led_term_ && now() - led_since_ >= settings_.election_timeout))) {
       std::promise<services::raft_commit> done;
       group_->barrier([&](const services::raft_commit& c) { done.set_value(c); });
       auto c = done.get_future().get();
-      if (c.committed()) {
+      if (c.committed() && machine_->needs_copy() == 0 && machine_->apply_failure().empty()) {
         term_ = c.term;
         spdlog::info("replication: {} member {}'s store (term {}, applied {})",
                      standby ? "standby " + settings_.self + " leads" : "leading", settings_.member, c.term,

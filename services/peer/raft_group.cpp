@@ -551,6 +551,20 @@ void raft_group::propose(std::string entry, committed_fn done) {
     (*shared)({0, 0, "the group is stopping"});
 }
 
+void raft_group::hand_over() {
+  auto* i = impl_.get();
+  i->box->post([i] {
+    if (i->stopping || i->transferring || raft_state(&i->raft) != RAFT_LEADER)
+      return;
+    i->transferring = true;
+    i->transfer.data = i;
+    if (raft_transfer(&i->raft, &i->transfer, 0, [](struct raft_transfer* t) {
+          static_cast<impl*>(t->data)->transferring = false;
+        }) != 0)
+      i->transferring = false;
+  });
+}
+
 void raft_group::barrier(committed_fn done) {
   auto* i = impl_.get();
   auto shared = std::make_shared<committed_fn>(std::move(done));

@@ -115,6 +115,9 @@ public:
   /// `done` once every entry committed before it is applied here (a
   /// leader's first act; fails when this member does not lead).
   void barrier(committed_fn done);
+  /// When this member leads: hands leadership to the most up-to-date other
+  /// voter (one that cannot serve, e.g. whose store needs a copy).
+  void hand_over();
   /// The group's state (any thread but the group's own: it asks the loop).
   raft_status status() const;
 

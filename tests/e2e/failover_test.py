@@ -209,6 +209,7 @@ class Failover(replicated_case.ReplicatedCase):
         self.away = [n0]
         n0.kill()
         shutil.rmtree(os.path.join(n0.dir, "db"))  # its store and its Raft log: the disk is lost
+        logged_before = os.path.getsize(os.path.join(n0.dir, "node.log"))
         # The standby serving n0 commits far more entries than its log keeps behind a snapshot.
         for _ in range(3 * SNAPSHOT_ENTRIES // len(mine) + 2):
             self.assertEqual(self.send_round([1, 2], 1, 30), set(DEVICES))
@@ -217,9 +218,15 @@ class Failover(replicated_case.ReplicatedCase):
         self.nodes[0] = n0 = n0.restart(wait=False)
         n0.wait_ready(timeout=90)  # a copy fetched, installed, caught up, leadership handed back
         with open(os.path.join(n0.dir, "node.log"), errors="replace") as f:
+            f.seek(logged_before)
             log = f.read()
         self.assertIn("staged a copy of member n0's store", log)
-        self.assertIn("installed the copy of the store", log)
+        installed = log.find("installed the copy of the store")
+        self.assertGreaterEqual(installed, 0, log[-3000:])
+        # Raft may hand it leadership before it has the copy (it took the snapshot); it must not
+        # lead, let alone serve, until the copy is installed.
+        self.assertGreater(log.find("leading member n0's store"), installed, log[-3000:])
+        self.assertNotIn("did not start", log)
         self.assertEqual(self.send_round([0, 1, 2], 2, 30), set(DEVICES))
         self.assert_each_reading_once(0)  # through n0: its own devices from its rebuilt store
 

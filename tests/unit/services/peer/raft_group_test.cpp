@@ -245,6 +245,24 @@ TEST_F(raft_group_test, a_follower_refuses_proposals_and_names_the_leader) {
     EXPECT_TRUE(holds(i, {"kept"}));
 }
 
+TEST_F(raft_group_test, a_leader_that_hands_over_is_replaced_by_another_member) {
+  start_all();
+  commit_all({"before"});
+  int old = leader();
+  ASSERT_GE(old, 0);
+  members_[old].group->hand_over();
+  ASSERT_TRUE(eventually([&] {
+    for (int i = 0; i < 3; ++i)
+      if (i != old && members_[i].group->status().leading)
+        return true;
+    return false;
+  }, 5s)) << "another member leads";
+  EXPECT_FALSE(members_[old].group->status().leading);
+  commit_all({"after"});
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(holds(i, {"before", "after"}));
+}
+
 TEST_F(raft_group_test, a_stopped_leader_is_replaced_and_catches_up_when_it_returns) {
   start_all();
   auto first = numbered(0, 50);

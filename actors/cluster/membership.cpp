@@ -136,14 +136,16 @@ std::string membership::api_address(uint32_t m) const {
   auto port = records_[m].api_port;
   if (port == 0)
     return {};
-  auto& peer = records_[m].serving_address.empty() ? known_[m].address : records_[m].serving_address;
+  auto& peer = serving(m);
   return peer.substr(0, peer.rfind(':')) + ":" + std::to_string(port);
 }
 
 std::string membership::peer_address(uint32_t m) const {
   std::lock_guard<std::mutex> g{mtx_};
-  if (m >= known_.size())
-    return {};
+  return m < known_.size() ? serving(m) : std::string{};
+}
+
+const std::string& membership::serving(uint32_t m) const {
   return records_[m].serving_address.empty() ? known_[m].address : records_[m].serving_address;
 }
 

@@ -118,6 +118,9 @@ private:
   // Builds the map of `s` (learning new members) and the owned flags;
   // returns what this node gained and lost. Holds mtx_.
   ownership_change publish(cluster_state s);
+  // The peer address member `m` answers at: a standby's, or its listed one.
+  // Holds mtx_.
+  const std::string& serving(uint32_t m) const;
 
   uint32_t shards_;
   member self_member_;

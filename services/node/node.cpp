@@ -150,7 +150,7 @@ int node::run() {
     if (stop_before_serving_) {
       stops_.unwind();
       release_actors();
-      return copy_staged_ ? exit_install_copy : exit_ok;
+      return replication_ && replication_->copy_staged() ? exit_install_copy : exit_ok;
     }
   }
   spdlog::info("ready: {} virtual shards, data in {}", cfg_.shards, cfg_.data_dir);
@@ -327,9 +327,8 @@ int node::start_replication() {
       stop_before_serving_ = true;
       return exit_ok;
     }
-    if (replication_->copy_staged()) {
+    if (replication_->copy_staged()) {  // run() starts the process again to install it
       stop_before_serving_ = true;
-      copy_staged_ = true;
       return exit_ok;
     }
     if (!standby && std::chrono::steady_clock::now() - since > std::chrono::seconds(60)) {

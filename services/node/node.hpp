@@ -120,8 +120,7 @@ private:
   prometheus::Registry metrics_;
   std::atomic<bool> ready_{false};
   bool fresh_ = false;  ///< no persisted cluster state (a new data directory)
-  bool stop_before_serving_ = false;  ///< a stop signal came while a phase waited
-  bool copy_staged_ = false;  ///< ... or a copy of the store to install at the next start
+  bool stop_before_serving_ = false;  ///< a stop signal (or a staged store copy) came while a phase waited
   std::unique_ptr<cluster::membership> members_;
   std::unique_ptr<storage_metrics> storage_gauges_;
   std::unique_ptr<certificate_expiry_gauge> certificate_gauge_;

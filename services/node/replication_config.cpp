@@ -9,6 +9,14 @@
 
 namespace healthtwin::node {
 
+namespace {
+
+bool named(const std::vector<cluster::member>& list, const std::string& name) {
+  return std::any_of(list.begin(), list.end(), [&](auto& m) { return m.name == name; });
+}
+
+}  // namespace
+
 // Pods SET-0..N-1 (ADR 0039): pod p runs member SET-p on the chart's ports
 // and, for K = 1..factor-1, the standby of member SET-(p-K) on those ports
 // + K x step; this process is pod `cfg.node_name`'s rank `l.rank`, its
@@ -55,7 +63,6 @@ std::string statefulset_standby(const statefulset_layout& l, uint16_t listen_por
   return {};
 }
 
-
 // --replication-*: this member's store is a group of `factor` voters
 // (ADR 0039): the member itself (its home) and its standbys, each with its
 // replication listener in --replication-members; this process is the voter
@@ -69,8 +76,7 @@ std::string check_replication(const std::string& members, const std::string& sta
     if (!parsed.error.empty())
       return "--cluster-standbys: " + parsed.error;
     for (auto& s : parsed.members)
-      if (std::none_of(cfg.cluster_members.begin(), cfg.cluster_members.end(),
-                       [&](auto& m) { return m.name == s.name; }))
+      if (!named(cfg.cluster_members, s.name))
         return "--cluster-standbys: \"" + s.name + "\" is not among --cluster-members";
     cfg.cluster_standbys = std::move(parsed.members);
   }
@@ -106,16 +112,12 @@ std::string check_replication(const std::string& members, const std::string& sta
   if (parsed.members.size() != cfg.replication_factor)
     return "--replication-members: " + std::to_string(parsed.members.size()) + " voters listed, not the " +
            std::to_string(cfg.replication_factor) + " of --replication-factor";
-  auto listed = [&](const std::string& name) {
-    return std::any_of(parsed.members.begin(), parsed.members.end(), [&](auto& m) { return m.name == name; });
-  };
-  if (!listed(cfg.node_name))
+  if (!named(parsed.members, cfg.node_name))
     return "--replication-members: must list the member \"" + cfg.node_name + "\" itself (its home voter)";
-  if (!listed(cfg.replication_self))
+  if (!named(parsed.members, cfg.replication_self))
     return "--replication-members: must list --replication-self \"" + cfg.replication_self + "\"";
   for (auto& v : parsed.members)
-    if (v.name != cfg.node_name && std::any_of(cfg.cluster_members.begin(), cfg.cluster_members.end(),
-                                               [&](auto& m) { return m.name == v.name; }))
+    if (v.name != cfg.node_name && named(cfg.cluster_members, v.name))
       return "--replication-members: \"" + v.name +
              "\" is another member; a member's standbys are processes of their own (ADR 0039)";
   cfg.replication_members = std::move(parsed.members);

@@ -82,7 +82,7 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
     std::lock_guard lock{raw->copies_mutex_};
     auto scratch = raw->settings_.data_dir + ".copy-out-" + std::to_string(++raw->copies_sent_);
     raw->copies_.emplace_back([raw, peer, fd, scratch] {
-      if (raw->machine_->needs_copy() != 0 || !raw->machine_->apply_failure().empty()) {
+      if (!raw->machine_->apply_failure().empty()) {  // behind a snapshot, or an apply failed
         spdlog::warn("replication: {} asked for a copy of the store, which this voter does not hold whole", peer);
       } else if (auto why = services::send_store_copy(*raw->own_, scratch, fd); !why.empty()) {
         spdlog::error("replication: sending a copy of the store to {} failed: {}", peer, why);
@@ -111,19 +111,19 @@ void replication_stage::expose(prometheus::Registry& registry) {
   gauges_ = std::make_unique<gauges>();
   gauges_->leading = &prometheus::BuildGauge()
                           .Name("healthtwin_replication_leading")
-                          .Help("1 while this member leads the group of the store (member name) it holds")
+                          .Help("1 while this process leads the group of the store it holds (label: the member)")
                           .Register(registry);
   gauges_->term = &prometheus::BuildGauge()
                        .Name("healthtwin_replication_term")
-                       .Help("the Raft term of each store's group as this member sees it")
+                       .Help("the Raft term of the store's group as this process sees it")
                        .Register(registry);
   gauges_->applied = &prometheus::BuildGauge()
                           .Name("healthtwin_replication_applied_index")
-                          .Help("the last batch of each store's group applied here")
+                          .Help("the last batch of the store's group applied here")
                           .Register(registry);
   gauges_->writes = &prometheus::BuildCounter()
                          .Name("healthtwin_replication_writes_total")
-                         .Help("writes of this member's store through its group, by outcome "
+                         .Help("writes of the store through its group from this process, by outcome "
                                "(committed, refused, in_doubt)")
                          .Register(registry);
   gauges_->commit_seconds = &prometheus::BuildCounter()
@@ -222,7 +222,7 @@ bool replication_stage::wait_until_leading(std::chrono::milliseconds timeout) {
     if (copy_staged_)
       return false;
     auto st = group_->status();
-    if (machine_->needs_copy() != 0 || !machine_->apply_failure().empty()) {
+    if (!machine_->apply_failure().empty()) {  // it needs a copy (behind a snapshot), or an apply failed
       // Raft counts the snapshot this voter took as its own, so it may be
       // handed leadership; its store lacks what the snapshot stands for:
       // it must neither serve nor keep the group from a leader that can.
@@ -240,7 +240,7 @@ bool replication_stage::wait_until_leading(std::chrono::milliseconds timeout) {
       std::promise<services::raft_commit> done;
       group_->barrier([&](const services::raft_commit& c) { done.set_value(c); });
       auto c = done.get_future().get();
-      if (c.committed() && machine_->needs_copy() == 0 && machine_->apply_failure().empty()) {
+      if (c.committed() && machine_->apply_failure().empty()) {
         term_ = c.term;
         spdlog::info("replication: {} member {}'s store (term {}, applied {})",
                      standby ? "standby " + settings_.self + " leads" : "leading", settings_.member, c.term,

@@ -486,15 +486,12 @@ std::string cluster_prober::probe(peer& p, bool joining) {
         members_.refused(p.index, why, models::wall_clock_ms());
         return "member " + name + ": " + why;
       }
-      if (!answered_at) {
+      if (!answered_at || theirs.ready()) {  // the first answer, unless one is ready
         answered_at = at;
         answer = theirs;
       }
-      if (theirs.ready()) {
-        answered_at = at;
-        answer = theirs;
+      if (theirs.ready())
         break;
-      }
       continue;
     }
     if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !a.standby) {

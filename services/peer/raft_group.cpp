@@ -394,11 +394,18 @@ struct raft_group::impl {
     // new entries while a transfer is under way, so an offer to a home that
     // is away or cut off (it never catches up) would stall every write for
     // an election timeout, twice a second.
-    if (!home_caught_up())
+    if (home_caught_up())
+      transfer_to(raft_id_of(settings.home));
+  }
+
+  // Hands leadership to voter `id` (0: the most up-to-date one), one
+  // hand-over at a time.
+  void transfer_to(raft_id id) {
+    if (stopping || transferring || raft_state(&raft) != RAFT_LEADER)
       return;
     transferring = true;
     transfer.data = this;
-    if (raft_transfer(&raft, &transfer, raft_id_of(settings.home), [](struct raft_transfer* t) {
+    if (raft_transfer(&raft, &transfer, id, [](struct raft_transfer* t) {
           static_cast<impl*>(t->data)->transferring = false;
         }) != 0)
       transferring = false;
@@ -553,16 +560,7 @@ void raft_group::propose(std::string entry, committed_fn done) {
 
 void raft_group::hand_over() {
   auto* i = impl_.get();
-  i->box->post([i] {
-    if (i->stopping || i->transferring || raft_state(&i->raft) != RAFT_LEADER)
-      return;
-    i->transferring = true;
-    i->transfer.data = i;
-    if (raft_transfer(&i->raft, &i->transfer, 0, [](struct raft_transfer* t) {
-          static_cast<impl*>(t->data)->transferring = false;
-        }) != 0)
-      i->transferring = false;
-  });
+  i->box->post([i] { i->transfer_to(0); });
 }
 
 void raft_group::barrier(committed_fn done) {

@@ -47,7 +47,8 @@ public:
   /// replica no longer matches its group, and the node must stop.
   std::string apply_failure() const;
   /// The group's snapshot index this replica is behind (it needs a copy of
-  /// a store that holds it, store_copy.hpp); 0 when it is not.
+  /// a store that holds it, store_copy.hpp; apply_failure() says so too);
+  /// 0 when it is not.
   uint64_t needs_copy() const;
 
   /// Writes through replicate() since start, by outcome, and the seconds

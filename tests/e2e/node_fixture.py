@@ -319,6 +319,31 @@ class ApiCalls:
         return e.exception.code, json.loads(e.exception.read().decode())
 
 
+def kill_running(nodes):
+    """SIGKILLs (by PID) those of `nodes` still running: a cluster that did not start."""
+    for node in nodes:
+        if node.proc.poll() is None:
+            node.kill()
+
+
+def node_dir(root, name):
+    """root/name, made, holding a copy of root's PKI (make_pki): one member's (or standby's) files."""
+    d = os.path.join(root, name)
+    os.makedirs(d)
+    for f in ("ca.pem", "node.pem", "node.key"):
+        with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+            dst.write(src.read())
+    return d
+
+
+def member_args(name, members, peer_port, d):
+    """The flags of cluster member `name` (of `members`, NAME=HOST:PORT,...) listening for peers on
+    peer_port, with the CA in d, probing every 200 ms."""
+    return [f"--node-name={name}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer_port}",
+            "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
+            "--cluster-down-after-ms=1500"]
+
+
 def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None, grpc_ports=None, wait=True,
                   node_key=None):
     """n members n0.. on 127.0.0.1 in root/n{i}, sharing root's PKI (make_pki), a pseudonym key (or,
@@ -335,24 +360,16 @@ def start_cluster(node_bin, root, n=3, extra_args=lambda i: [], signing_key=None
     key = signing_key or ec.generate_private_key(ec.SECP256R1())
     nodes = []
     for i in range(n):
-        d = os.path.join(root, f"n{i}")
-        os.makedirs(d)
-        for f in ("ca.pem", "node.pem", "node.key"):
-            with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
-                dst.write(src.read())
-        nodes.append(Node(node_bin, d, grpc_ports[i] if grpc_ports else 0, signing_key=key, extra_args=[
-            f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peers[i]}",
-            "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
-            "--cluster-down-after-ms=1500",
+        d = node_dir(root, f"n{i}")
+        nodes.append(Node(node_bin, d, grpc_ports[i] if grpc_ports else 0, signing_key=key, extra_args=member_args(
+            f"n{i}", members, peers[i], d) + [
             "--encryption-key-file=" + node_key if node_key else "--pseudonym-key-file=" + pseudonym]
             + list(extra_args(i)), wait=wait))
     try:
         for node in nodes:
             node.wait_ready()
     except Exception:
-        for node in nodes:
-            if node.proc.poll() is None:
-                node.kill()
+        kill_running(nodes)
         raise
     return nodes, peers
 
@@ -364,8 +381,9 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
     of its own in root/n{i}@n{j} that serves member n{i}, on ports of its own, while it leads n{i}'s
     store. Everything starts before anything is waited for (a member needs a majority of its voters);
     a node that does not start stops the others (by PID). Every voter's gRPC and HTTP ports are
-    fixed (a process that starts again keeps them; a waiting standby serves /healthz and /metrics). With uid_of (voter name -> uid), each voter runs as that
-    user with its own directory and copy of the node key. Returns (members, {i: [its standbys]})."""
+    fixed (a process that starts again keeps them; a waiting standby serves /healthz and /metrics).
+    With uid_of (voter name -> uid), each voter runs as that user with its own directory and copy
+    of the node key. Returns (members, {i: [its standbys]})."""
     make_pki(root)
     voters = {i: [f"n{i}"] + [f"n{i}@n{(i + k) % n}" for k in range(1, factor)] for i in range(n)}
     all_voters = [v for i in range(n) for v in voters[i]]
@@ -380,11 +398,7 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
     key = ec.generate_private_key(ec.SECP256R1())
 
     def start(i, voter):
-        d = os.path.join(root, voter)
-        os.makedirs(d)
-        for f in ("ca.pem", "node.pem", "node.key"):
-            with open(os.path.join(root, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
-                dst.write(src.read())
+        d = node_dir(root, voter)
         peer = peers[i] if voter == f"n{i}" else speer[voter]
         uid, voter_key = (uid_of(voter), os.path.join(d, "node.key.hex")) if uid_of else (None, node_key)
         if uid is not None:
@@ -392,10 +406,8 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
                 dst.write(src.read())
             for path in [d] + [os.path.join(d, f) for f in os.listdir(d)]:
                 os.chown(path, uid, -1)
-        return Node(node_bin, d, gport[voter], signing_key=key, wait=False, user=uid, http_port=hport[voter], extra_args=[
-            f"--node-name=n{i}", f"--cluster-members={members}", f"--cluster-listen=127.0.0.1:{peer}",
-            "--cluster-ca-file=" + os.path.join(d, "ca.pem"), "--cluster-probe-interval-ms=200",
-            "--cluster-down-after-ms=1500", "--encryption-key-file=" + voter_key,
+        return Node(node_bin, d, gport[voter], signing_key=key, wait=False, user=uid, http_port=hport[voter], extra_args=member_args(
+            f"n{i}", members, peer, d) + ["--encryption-key-file=" + voter_key,
             f"--replication-factor={factor}", f"--replication-listen=127.0.0.1:{rport[voter]}",
             "--replication-members=" + ",".join(f"{v}=127.0.0.1:{rport[v]}" for v in voters[i]),
             f"--replication-self={voter}", f"--replication-election-ms={election_ms}",
@@ -414,9 +426,7 @@ def start_replicated_cluster(node_bin, root, node_key, n=3, factor=3, election_m
         for node in nodes:
             node.wait_ready()
     except Exception:
-        for node in everyone:
-            if node.proc.poll() is None:
-                node.kill()
+        kill_running(everyone)
         raise
     return nodes, standbys
 

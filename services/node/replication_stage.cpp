@@ -79,9 +79,8 @@ std::unique_ptr<replication_stage> replication_stage::start(const replication_se
   own.replicate_through(stage->machine_.get());
   // A voter behind the group's snapshot asks the leader for its store.
   stage->tunnels_->serve_copies(gs.group, [raw = stage.get()](const std::string& peer, int fd) {
-    std::lock_guard lock{raw->copies_mutex_};
     auto scratch = raw->settings_.data_dir + ".copy-out-" + std::to_string(++raw->copies_sent_);
-    raw->copies_.emplace_back([raw, peer, fd, scratch] {
+    raw->run_copy([raw, peer, fd, scratch] {
       if (!raw->machine_->apply_failure().empty()) {  // behind a snapshot, or an apply failed
         spdlog::warn("replication: {} asked for a copy of the store, which this voter does not hold whole", peer);
       } else if (auto why = services::send_store_copy(*raw->own_, scratch, fd); !why.empty()) {
@@ -157,8 +156,8 @@ replication_stage::~replication_stage() {
   tunnels_.reset();  // copies in flight see their stream close
   {
     std::lock_guard lock{copies_mutex_};
-    for (auto& t : copies_)
-      t.join();
+    for (auto& c : copies_)
+      c.thread.join();
   }
   if (own_)
     own_->replicate_through(nullptr);
@@ -186,8 +185,7 @@ void replication_stage::fetch_copy_if_needed() {
       fetching_ = false;
       return;
     }
-    std::lock_guard lock{copies_mutex_};
-    copies_.emplace_back([this, fd, needed, leader] {
+    run_copy([this, fd, needed, leader] {
       uint64_t index = 0;
       auto staged = services::staged_path(settings_.data_dir);
       auto why = services::receive_store_copy(fd, staged, index);
@@ -207,6 +205,24 @@ void replication_stage::fetch_copy_if_needed() {
       fetching_ = false;
     });
   });
+}
+
+void replication_stage::run_copy(std::function<void()> work) {
+  std::lock_guard lock{copies_mutex_};
+  for (auto it = copies_.begin(); it != copies_.end();) {
+    if (!it->done->load()) {
+      ++it;
+      continue;
+    }
+    it->thread.join();
+    it = copies_.erase(it);
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  copies_.push_back({std::thread{[work = std::move(work), done] {
+                       work();
+                       *done = true;
+                     }},
+                     done});
 }
 
 bool replication_stage::leading() const {

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -86,9 +88,15 @@ private:
   std::chrono::steady_clock::time_point led_since_;
   // Copies: sent to voters behind the snapshot, or fetched from the leader.
   void fetch_copy_if_needed();
+  // Runs `work` on a thread of its own, joining those that finished.
+  void run_copy(std::function<void()> work);
+  struct copy_job {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
   std::mutex copies_mutex_;
-  std::vector<std::thread> copies_;
-  uint64_t copies_sent_ = 0;
+  std::list<copy_job> copies_;
+  std::atomic<uint64_t> copies_sent_{0};
   std::atomic<bool> fetching_{false}, copy_staged_{false};
   std::chrono::steady_clock::time_point next_fetch_{};
 
